@@ -1,0 +1,1 @@
+//! xDS client and control-plane server (not built yet).

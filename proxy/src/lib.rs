@@ -1,0 +1,1 @@
+//! The data path (not built yet).

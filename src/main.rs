@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", outrigger_config::DESCRIPTORS.len());
+}
