@@ -6,6 +6,7 @@
 //! comments from it to keep the binary small.
 
 use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,9 +15,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let package_dir = envoy_types_dir()?;
     let source = package_dir.join("src/generated/types.bin");
     println!("cargo:rerun-if-changed={}", source.display());
-    let mut set = prost_types::FileDescriptorSet::decode(std::fs::read(&source)?.as_slice())?;
-    for file in &mut set.file {
-        file.source_code_info = None;
+    // A dynamic message keeps the custom options (`validate.rules` and friends) as unknown fields; decoding
+    // into `prost_types` would drop them.
+    let set_descriptor = DescriptorPool::global()
+        .get_message_by_name("google.protobuf.FileDescriptorSet")
+        .ok_or("no FileDescriptorSet descriptor")?;
+    let mut set = DynamicMessage::decode(set_descriptor, std::fs::read(&source)?.as_slice())?;
+    if let Some(Value::List(files)) = set.get_field_by_name_mut("file") {
+        for file in files {
+            if let Value::Message(file) = file {
+                file.clear_field_by_name("source_code_info");
+            }
+        }
     }
     let out = PathBuf::from(std::env::var("OUT_DIR")?).join("envoy_descriptors.bin");
     std::fs::write(out, set.encode_to_vec())?;

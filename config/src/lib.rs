@@ -1,2 +1,26 @@
-//! placeholder
-pub const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+//! Outrigger's configuration: Envoy v3 bootstrap files (YAML or JSON) and xDS resources, turned into one
+//! validated, immutable [`Snapshot`].
+//!
+//! ```text
+//! YAML/JSON --(proto3 JSON mapping, by reflection)--> DynamicMessage --(field rules, support table)--\
+//!                                                                                                   +--> protos --> Snapshot
+//! xDS Any -----------------------------------------> DynamicMessage --(field rules, support table)--/
+//! ```
+//! Every problem is reported with the path of the field that caused it, all at once.
+
+#![forbid(unsafe_code)]
+
+mod convert;
+mod descriptors;
+mod diagnostic;
+mod load;
+pub mod model;
+mod pgv;
+mod source;
+mod support;
+mod walk;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Path, Severity};
+pub use load::{Loaded, load_bytes, load_file};
+pub use model::Snapshot;
+pub use source::{Format, MAX_INPUT_BYTES};

@@ -1,0 +1,159 @@
+//! The HTTP connection manager and its HTTP filters.
+
+use super::{Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, route, timeout_or, type_name, u32_or};
+use crate::diagnostic::Path;
+use crate::model::http::{
+    CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager, HttpFilter, LocalRateLimit, Router,
+    RouteSource, TokenBucket,
+};
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as ratelimit;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3 as router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as pb;
+use std::time::Duration;
+
+pub const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
+pub const LOCAL_RATE_LIMIT: &str = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Out) -> Option<HttpConnectionManager> {
+    use pb::http_connection_manager::{CodecType as C, ForwardClientCertDetails as F, RouteSpecifier};
+    let codec_type = match C::try_from(h.codec_type) {
+        Ok(C::Auto) => CodecType::Auto,
+        Ok(C::Http1) => CodecType::Http1,
+        Ok(C::Http2) => CodecType::Http2,
+        _ => {
+            out.error(&at.field("codec_type"), "HTTP/3 is not supported; use AUTO, HTTP1 or HTTP2");
+            return None;
+        }
+    };
+    let routes = match &h.route_specifier {
+        Some(RouteSpecifier::RouteConfig(config)) => {
+            RouteSource::Static(route::route_config(config, true, &at.field("route_config"), out)?)
+        }
+        Some(RouteSpecifier::Rds(rds)) => RouteSource::Rds {
+            route_config_name: rds.route_config_name.clone(),
+            config_source: config_source(&rds.config_source, &at.field("rds").field("config_source"), out)?,
+        },
+        _ => {
+            out.error(at, "the connection manager needs `route_config` or `rds`");
+            return None;
+        }
+    };
+    let http_filters = http_filters(&h.http_filters, &at.field("http_filters"), out);
+    let common = h.common_http_protocol_options.clone().unwrap_or_default();
+    let forward_client_cert_details = match F::try_from(h.forward_client_cert_details) {
+        Ok(F::ForwardOnly) => ForwardClientCertDetails::ForwardOnly,
+        Ok(F::AppendForward) => ForwardClientCertDetails::AppendForward,
+        Ok(F::SanitizeSet) => ForwardClientCertDetails::SanitizeSet,
+        Ok(F::AlwaysForwardOnly) => ForwardClientCertDetails::AlwaysForwardOnly,
+        _ => ForwardClientCertDetails::Sanitize,
+    };
+    Some(HttpConnectionManager {
+        stat_prefix: h.stat_prefix.clone(),
+        codec_type,
+        routes,
+        http_filters,
+        server_name: if h.server_name.is_empty() { "outrigger".to_string() } else { h.server_name.clone() },
+        stream_idle_timeout: timeout_or(&h.stream_idle_timeout, Some(Duration::from_secs(300))),
+        request_timeout: timeout_or(&h.request_timeout, None),
+        request_headers_timeout: timeout_or(&h.request_headers_timeout, None),
+        drain_timeout: duration_or(&h.drain_timeout, Duration::from_secs(5)),
+        idle_timeout: timeout_or(&common.idle_timeout, Some(Duration::from_secs(3600))),
+        max_connection_duration: timeout_or(&common.max_connection_duration, None),
+        max_request_headers_kb: u32_or(&h.max_request_headers_kb, 60),
+        generate_request_id: bool_or(&h.generate_request_id, true),
+        use_remote_address: bool_or(&h.use_remote_address, false),
+        xff_num_trusted_hops: h.xff_num_trusted_hops,
+        skip_xff_append: h.skip_xff_append,
+        upgrade_types: h
+            .upgrade_configs
+            .iter()
+            .filter(|u| bool_or(&u.enabled, true))
+            .map(|u| u.upgrade_type.to_ascii_lowercase())
+            .collect(),
+        normalize_path: bool_or(&h.normalize_path, false),
+        merge_slashes: h.merge_slashes,
+        http2: http2_options(h.http2_protocol_options.as_ref()),
+        forward_client_cert_details,
+    })
+}
+
+pub fn http2_options(o: Option<&core::Http2ProtocolOptions>) -> Http2Options {
+    let defaults = Http2Options::default();
+    let Some(o) = o else { return defaults };
+    Http2Options {
+        max_concurrent_streams: u32_or(&o.max_concurrent_streams, defaults.max_concurrent_streams),
+        initial_stream_window_size: u32_or(&o.initial_stream_window_size, defaults.initial_stream_window_size),
+        initial_connection_window_size: u32_or(
+            &o.initial_connection_window_size,
+            defaults.initial_connection_window_size,
+        ),
+    }
+}
+
+fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<HttpFilter> {
+    use pb::http_filter::ConfigType;
+    let mut result = Vec::new();
+    for (i, f) in filters.iter().enumerate() {
+        let at = at.index(i);
+        let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
+            out.error(&at, format!("HTTP filter {:?} needs a typed_config", f.name));
+            continue;
+        };
+        let at_config = at.field("typed_config");
+        let filter = match type_name(any) {
+            ROUTER => decode_any::<router::Router>(any, &at_config, out)
+                .map(|r| HttpFilter::Router(Router { suppress_envoy_headers: r.suppress_envoy_headers })),
+            LOCAL_RATE_LIMIT => decode_any(any, &at_config, out)
+                .and_then(|r| local_rate_limit(&r, &at_config, out))
+                .map(HttpFilter::LocalRateLimit),
+            other => {
+                out.error(
+                    &at_config,
+                    format!(
+                        "HTTP filter {other} is not supported; supported: envoy.filters.http.local_ratelimit, \
+                         envoy.filters.http.router"
+                    ),
+                );
+                None
+            }
+        };
+        let is_router = matches!(filter, Some(HttpFilter::Router(_)));
+        let is_last = i + 1 == filters.len();
+        if is_router && !is_last {
+            out.error(&at, format!("terminal filter {} must be the last filter in an HTTP filter chain", f.name));
+        }
+        if !is_router && is_last && filter.is_some() {
+            out.error(&at, format!("non-terminal filter {} is the last filter in an HTTP filter chain; end it with envoy.filters.http.router", f.name));
+        }
+        result.extend(filter);
+    }
+    result
+}
+
+pub fn local_rate_limit(r: &ratelimit::LocalRateLimit, at: &Path, out: &mut Out) -> Option<LocalRateLimit> {
+    let token_bucket = r.token_bucket.as_ref().map(|b| TokenBucket {
+        max_tokens: b.max_tokens,
+        tokens_per_fill: u32_or(&b.tokens_per_fill, 1),
+        fill_interval: b.fill_interval.as_ref().map(super::duration).unwrap_or_default(),
+    });
+    if let Some(bucket) = &token_bucket
+        && bucket.fill_interval < Duration::from_millis(50)
+    {
+        out.error(&at.field("token_bucket").field("fill_interval"), "must be at least 50ms (as in Envoy)");
+    }
+    let status = r.status.as_ref().map(|s| s.code).unwrap_or(429);
+    let Ok(status) = u16::try_from(status) else {
+        out.error(&at.field("status"), "not an HTTP status code");
+        return None;
+    };
+    Some(LocalRateLimit {
+        stat_prefix: r.stat_prefix.clone(),
+        token_bucket,
+        filter_enabled: fraction(&r.filter_enabled.as_ref().and_then(|f| f.default_value)),
+        filter_enforced: fraction(&r.filter_enforced.as_ref().and_then(|f| f.default_value)),
+        status,
+        response_headers_to_add: headers_to_add(&r.response_headers_to_add, &at.field("response_headers_to_add")),
+        local_rate_limit_per_downstream_connection: r.local_rate_limit_per_downstream_connection,
+    })
+}

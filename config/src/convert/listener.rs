@@ -1,0 +1,216 @@
+//! Listeners, listener filters, filter chains and network filters.
+
+use super::{Out, decode_any, http, ip_address, timeout_or, tls, type_name};
+use crate::diagnostic::Path;
+use crate::model::listener::{
+    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter, SourceType, TcpProxy, TcpTarget,
+    TrafficDirection,
+};
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::config::listener::v3 as pb;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const HCM: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+
+pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
+    let address = ip_address(&l.address, &at.field("address"), out)?;
+    // Envoy names an unnamed listener with a random UUID; a name derived from the address is as unique and
+    // stays the same across restarts.
+    let name = if l.name.is_empty() { format!("listener_{address}") } else { l.name.clone() };
+    let traffic_direction = match core::TrafficDirection::try_from(l.traffic_direction) {
+        Ok(core::TrafficDirection::Inbound) => TrafficDirection::Inbound,
+        Ok(core::TrafficDirection::Outbound) => TrafficDirection::Outbound,
+        _ => TrafficDirection::Unspecified,
+    };
+    let listener_filters = l
+        .listener_filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| listener_filter(f, &at.field("listener_filters").index(i), out))
+        .collect();
+    let filter_chains: Vec<FilterChain> = l
+        .filter_chains
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| filter_chain(c, &at.field("filter_chains").index(i), out))
+        .collect();
+    let default_filter_chain =
+        l.default_filter_chain.as_ref().and_then(|c| filter_chain(c, &at.field("default_filter_chain"), out));
+    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
+        out.error(&at.field("filter_chains"), "no filter chains specified; a listener needs at least one");
+    }
+    check_unique_matches(&filter_chains, &at.field("filter_chains"), out);
+    Some(Listener {
+        name,
+        address,
+        traffic_direction,
+        bind_to_port: super::bool_or(&l.bind_to_port, true),
+        use_original_dst: super::bool_or(&l.use_original_dst, false),
+        listener_filters,
+        listener_filters_timeout: timeout_or(&l.listener_filters_timeout, Some(Duration::from_secs(15))),
+        continue_on_listener_filters_timeout: l.continue_on_listener_filters_timeout,
+        filter_chains,
+        default_filter_chain,
+    })
+}
+
+/// Envoy refuses two chains that match the same connections, since one of them could never be chosen.
+fn check_unique_matches(chains: &[FilterChain], at: &Path, out: &mut Out) {
+    for (i, chain) in chains.iter().enumerate() {
+        if let Some(j) = chains[..i].iter().position(|other| other.matcher == chain.matcher) {
+            out.error(
+                &at.index(i),
+                format!(
+                    "filter chain {:?} has the same filter_chain_match as filter chain {:?} (index {j}); make them \
+                     differ, or merge them",
+                    chain.name, chains[j].name
+                ),
+            );
+        }
+    }
+}
+
+fn listener_filter(f: &pb::ListenerFilter, at: &Path, out: &mut Out) -> Option<ListenerFilter> {
+    use pb::listener_filter::ConfigType;
+    // The type of `typed_config` decides; without one, the well-known name does (as in Envoy).
+    let kind = match &f.config_type {
+        Some(ConfigType::TypedConfig(any)) => type_name(any).to_string(),
+        _ => f.name.clone(),
+    };
+    match kind.as_str() {
+        "envoy.extensions.filters.listener.original_dst.v3.OriginalDst" | "envoy.filters.listener.original_dst" => {
+            Some(ListenerFilter::OriginalDst)
+        }
+        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" | "envoy.filters.listener.tls_inspector" => {
+            Some(ListenerFilter::TlsInspector)
+        }
+        "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
+        | "envoy.filters.listener.http_inspector" => Some(ListenerFilter::HttpInspector),
+        other => {
+            out.error(
+                at,
+                format!(
+                    "listener filter {other} is not supported; supported: envoy.filters.listener.original_dst, \
+                     envoy.filters.listener.tls_inspector, envoy.filters.listener.http_inspector"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn filter_chain(c: &pb::FilterChain, at: &Path, out: &mut Out) -> Option<FilterChain> {
+    let matcher = c
+        .filter_chain_match
+        .as_ref()
+        .map(|m| filter_chain_match(m, &at.field("filter_chain_match"), out))
+        .unwrap_or_default();
+    let at_filters = at.field("filters");
+    let mut filters = Vec::new();
+    for (i, f) in c.filters.iter().enumerate() {
+        let at = at_filters.index(i);
+        let filter = network_filter(f, &at, out)?;
+        // Both filters we implement are terminal: each must be the last of its chain.
+        if i + 1 < c.filters.len() {
+            out.error(
+                &at,
+                format!("terminal filter {} must be the last filter in a network filter chain", f.name),
+            );
+        }
+        filters.push(filter);
+    }
+    let tls = c.transport_socket.as_ref().and_then(|t| tls::downstream(t, &at.field("transport_socket"), out)).flatten();
+    Some(FilterChain { name: c.name.clone(), matcher, filters, tls })
+}
+
+fn filter_chain_match(m: &pb::FilterChainMatch, at: &Path, out: &mut Out) -> FilterChainMatch {
+    use pb::filter_chain_match::ConnectionSourceType as S;
+    let port = m.destination_port.as_ref().and_then(|p| u16::try_from(p.value).ok());
+    let source_ports = m.source_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
+    FilterChainMatch {
+        destination_port: port,
+        prefix_ranges: cidrs(&m.prefix_ranges, &at.field("prefix_ranges"), out),
+        server_names: m.server_names.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        transport_protocol: Some(m.transport_protocol.clone()).filter(|t| !t.is_empty()),
+        application_protocols: m.application_protocols.clone(),
+        direct_source_prefix_ranges: cidrs(&m.direct_source_prefix_ranges, &at.field("direct_source_prefix_ranges"), out),
+        source_type: match S::try_from(m.source_type) {
+            Ok(S::SameIpOrLoopback) => SourceType::SameIpOrLoopback,
+            Ok(S::External) => SourceType::External,
+            _ => SourceType::Any,
+        },
+        source_prefix_ranges: cidrs(&m.source_prefix_ranges, &at.field("source_prefix_ranges"), out),
+        source_ports,
+    }
+}
+
+fn cidrs(ranges: &[core::CidrRange], at: &Path, out: &mut Out) -> Vec<Cidr> {
+    ranges
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let at = at.index(i);
+            let Ok(address) = r.address_prefix.parse::<IpAddr>() else {
+                out.error(&at.field("address_prefix"), format!("malformed IP address {:?}", r.address_prefix));
+                return None;
+            };
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let prefix_len = r.prefix_len.as_ref().map(|p| p.value).unwrap_or(0);
+            if prefix_len > max {
+                out.error(&at.field("prefix_len"), format!("must be at most {max} for {address}"));
+                return None;
+            }
+            Some(Cidr { address, prefix_len: prefix_len as u8 })
+        })
+        .collect()
+}
+
+fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFilter> {
+    use pb::filter::ConfigType;
+    let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
+        out.error(at, format!("network filter {:?} needs a typed_config", f.name));
+        return None;
+    };
+    let at_config = at.field("typed_config");
+    match type_name(any) {
+        HCM => {
+            let hcm = decode_any(any, &at_config, out)?;
+            http::connection_manager(&hcm, &at_config, out).map(|h| NetworkFilter::HttpConnectionManager(Box::new(h)))
+        }
+        TCP_PROXY => tcp_proxy(&decode_any(any, &at_config, out)?, &at_config, out).map(NetworkFilter::TcpProxy),
+        other => {
+            out.error(
+                &at_config,
+                format!(
+                    "network filter {other} is not supported; supported: envoy.filters.network.http_connection_manager, \
+                     envoy.filters.network.tcp_proxy"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn tcp_proxy(t: &tcp::TcpProxy, at: &Path, out: &mut Out) -> Option<TcpProxy> {
+    use tcp::tcp_proxy::ClusterSpecifier;
+    let target = match &t.cluster_specifier {
+        Some(ClusterSpecifier::Cluster(name)) => TcpTarget::Cluster(name.clone()),
+        Some(ClusterSpecifier::WeightedClusters(w)) => {
+            TcpTarget::WeightedClusters(w.clusters.iter().map(|c| (c.name.clone(), c.weight)).collect())
+        }
+        _ => {
+            out.error(at, "tcp_proxy needs `cluster` or `weighted_clusters`");
+            return None;
+        }
+    };
+    Some(TcpProxy {
+        stat_prefix: t.stat_prefix.clone(),
+        target,
+        idle_timeout: timeout_or(&t.idle_timeout, Some(Duration::from_secs(3600))),
+        max_connect_attempts: super::u32_or(&t.max_connect_attempts, 1),
+    })
+}
+

@@ -1,0 +1,139 @@
+//! TLS transport sockets, upstream and downstream.
+
+use super::{Out, data_source, decode_any, string_matcher, type_name};
+use crate::diagnostic::Path;
+use crate::model::tls::{CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, TlsVersion, UpstreamTls, Validation};
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket::ConfigType};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
+
+const UPSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+const DOWNSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+/// `Some(None)` is plaintext (raw_buffer); `None` is an error already reported.
+pub fn upstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<UpstreamTls>> {
+    let at_config = at.field("typed_config");
+    let Some(ConfigType::TypedConfig(any)) = &t.config_type else {
+        out.error(at, "a transport socket needs a typed_config");
+        return None;
+    };
+    match type_name(any) {
+        RAW_BUFFER => Some(None),
+        UPSTREAM => {
+            let ctx: pb::UpstreamTlsContext = decode_any(any, &at_config, out)?;
+            let common = common(ctx.common_tls_context.as_ref(), &at_config.field("common_tls_context"), out)?;
+            Some(Some(UpstreamTls { common, sni: Some(ctx.sni).filter(|s| !s.is_empty()) }))
+        }
+        other => {
+            out.error(&at_config, format!("upstream transport socket {other} is not supported; use UpstreamTlsContext or RawBuffer"));
+            None
+        }
+    }
+}
+
+pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<DownstreamTls>> {
+    let at_config = at.field("typed_config");
+    let Some(ConfigType::TypedConfig(any)) = &t.config_type else {
+        out.error(at, "a transport socket needs a typed_config");
+        return None;
+    };
+    match type_name(any) {
+        RAW_BUFFER => Some(None),
+        DOWNSTREAM => {
+            let ctx: pb::DownstreamTlsContext = decode_any(any, &at_config, out)?;
+            let at_common = at_config.field("common_tls_context");
+            let common = common(ctx.common_tls_context.as_ref(), &at_common, out)?;
+            if common.certificates.is_empty() {
+                out.error(&at_common.field("tls_certificates"), "a server-side TLS context needs a certificate");
+            }
+            let require_client_certificate = ctx.require_client_certificate.as_ref().is_some_and(|v| v.value);
+            if require_client_certificate && common.validation.as_ref().and_then(|v| v.trusted_ca.as_ref()).is_none() {
+                out.error(
+                    &at_common.field("validation_context"),
+                    "require_client_certificate needs a trusted_ca to verify client certificates against",
+                );
+            }
+            Some(Some(DownstreamTls { common, require_client_certificate }))
+        }
+        other => {
+            out.error(&at_config, format!("downstream transport socket {other} is not supported; use DownstreamTlsContext or RawBuffer"));
+            None
+        }
+    }
+}
+
+fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<CommonTls> {
+    use pb::common_tls_context::ValidationContextType as V;
+    use pb::tls_parameters::TlsProtocol as P;
+    let Some(c) = c else { return Some(CommonTls { max_version: TlsVersion::V1_3, ..CommonTls::default() }) };
+    let version = |v: i32, default: TlsVersion, at: &Path, out: &mut Out| match P::try_from(v) {
+        Ok(P::TlsAuto) => Some(default),
+        Ok(P::TlSv12) => Some(TlsVersion::V1_2),
+        Ok(P::TlSv13) => Some(TlsVersion::V1_3),
+        _ => {
+            out.error(at, "TLS 1.0 and 1.1 are not supported; use TLSv1_2 or TLSv1_3");
+            None
+        }
+    };
+    let params = c.tls_params.clone().unwrap_or_default();
+    let at_params = at.field("tls_params");
+    let min_version = version(params.tls_minimum_protocol_version, TlsVersion::V1_2, &at_params.field("tls_minimum_protocol_version"), out)?;
+    let max_version = version(params.tls_maximum_protocol_version, TlsVersion::V1_3, &at_params.field("tls_maximum_protocol_version"), out)?;
+    if max_version < min_version {
+        out.error(&at_params, "tls_maximum_protocol_version is below tls_minimum_protocol_version");
+    }
+    let certificates = c
+        .tls_certificates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cert)| {
+            let at = at.field("tls_certificates").index(i);
+            Some(CertificateSource {
+                certificate_chain: data_source(&cert.certificate_chain, &at.field("certificate_chain"), out)?,
+                private_key: data_source(&cert.private_key, &at.field("private_key"), out)?,
+            })
+        })
+        .collect();
+    let validation = match &c.validation_context_type {
+        None => None,
+        Some(V::ValidationContext(v)) => Some(validation(v, &at.field("validation_context"), out)?),
+        Some(_) => {
+            out.error(at, "only an inline `validation_context` is supported (no SDS or combined contexts yet)");
+            return None;
+        }
+    };
+    Some(CommonTls { min_version, max_version, certificates, validation, alpn_protocols: c.alpn_protocols.clone() })
+}
+
+fn validation(v: &pb::CertificateValidationContext, at: &Path, out: &mut Out) -> Option<Validation> {
+    use pb::subject_alt_name_matcher::SanType as S;
+    let trusted_ca = match &v.trusted_ca {
+        Some(_) => Some(data_source(&v.trusted_ca, &at.field("trusted_ca"), out)?),
+        None => None,
+    };
+    let match_typed_subject_alt_names = v
+        .match_typed_subject_alt_names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let at = at.field("match_typed_subject_alt_names").index(i);
+            let san_type = match S::try_from(m.san_type) {
+                Ok(S::Email) => SanType::Email,
+                Ok(S::Dns) => SanType::Dns,
+                Ok(S::Uri) => SanType::Uri,
+                Ok(S::IpAddress) => SanType::IpAddress,
+                Ok(S::OtherName) => SanType::OtherName,
+                _ => {
+                    out.error(&at.field("san_type"), "set a SAN type: URI, DNS, EMAIL or IP_ADDRESS");
+                    return None;
+                }
+            };
+            let matcher = string_matcher(m.matcher.as_ref()?, &at.field("matcher"), out)?;
+            Some(SanMatcher { san_type, matcher })
+        })
+        .collect::<Vec<_>>();
+    if trusted_ca.is_none() && !match_typed_subject_alt_names.is_empty() {
+        out.error(at, "matching subject alt names needs a trusted_ca to verify the certificate first");
+    }
+    Some(Validation { trusted_ca, match_typed_subject_alt_names })
+}

@@ -1,0 +1,71 @@
+//! The configuration Outrigger runs on: Envoy's v3 concepts after validation, with every default applied.
+//!
+//! Each default sits next to its field with Envoy's value; where ours differs, the comment says why. The model is
+//! immutable once built and serialisable, so `/config_dump` and `outrigger validate --dump` show exactly what
+//! runs.
+
+pub mod cluster;
+pub mod core;
+pub mod http;
+pub mod listener;
+pub mod route;
+pub mod tls;
+
+pub use cluster::Cluster;
+pub use listener::Listener;
+pub use route::RouteConfig;
+
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// Everything a proxy process needs: the bootstrap's static resources and where dynamic ones come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub node: Node,
+    pub admin: Option<Admin>,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+    pub dynamic_resources: Option<DynamicResources>,
+}
+
+impl Snapshot {
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// Who this proxy is, as told to the control plane.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub cluster: String,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Admin {
+    pub address: SocketAddr,
+}
+
+/// `dynamic_resources`: an aggregated (ADS) gRPC source for listeners and clusters.
+#[derive(Clone, Debug, Serialize)]
+pub struct DynamicResources {
+    pub ads: Option<AdsConfig>,
+    pub lds: Option<core::ConfigSource>,
+    pub cds: Option<core::ConfigSource>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AdsConfig {
+    /// Incremental (delta) xDS or state of the world.
+    pub delta: bool,
+    /// The static cluster that reaches the control plane (`grpc_services[0].envoy_grpc.cluster_name`).
+    pub cluster: String,
+    /// Envoy's default: false (send the node on every request).
+    pub set_node_on_first_message_only: bool,
+}

@@ -1,0 +1,145 @@
+//! The HTTP connection manager and its HTTP filters.
+
+use super::core::{ConfigSource, Fraction, HeaderToAdd, duration, optional_duration};
+use super::route::RouteConfig;
+use serde::Serialize;
+use std::time::Duration;
+
+/// `envoy.filters.network.http_connection_manager`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpConnectionManager {
+    pub stat_prefix: String,
+    pub codec_type: CodecType,
+    pub routes: RouteSource,
+    /// In order; the router is always last.
+    pub http_filters: Vec<HttpFilter>,
+    /// The `server` header on responses. Envoy's default: "envoy"; ours names us.
+    pub server_name: String,
+    /// Envoy's default: 5m.
+    #[serde(serialize_with = "optional_duration")]
+    pub stream_idle_timeout: Option<Duration>,
+    /// Envoy's default: disabled.
+    #[serde(serialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+    /// Envoy's default: disabled.
+    #[serde(serialize_with = "optional_duration")]
+    pub request_headers_timeout: Option<Duration>,
+    /// Envoy's default: 5s (between the first GOAWAY and closing the connection while draining).
+    #[serde(serialize_with = "duration")]
+    pub drain_timeout: Duration,
+    /// `common_http_protocol_options.idle_timeout`. Envoy's default: 1h.
+    #[serde(serialize_with = "optional_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_connection_duration`. Envoy's default: disabled.
+    #[serde(serialize_with = "optional_duration")]
+    pub max_connection_duration: Option<Duration>,
+    /// Envoy's default: 60.
+    pub max_request_headers_kb: u32,
+    /// Envoy's default: true.
+    pub generate_request_id: bool,
+    /// Envoy's default: false.
+    pub use_remote_address: bool,
+    /// Envoy's default: 0.
+    pub xff_num_trusted_hops: u32,
+    /// Envoy's default: false.
+    pub skip_xff_append: bool,
+    /// Upgrade types allowed (`websocket`, ...), lower case.
+    pub upgrade_types: Vec<String>,
+    /// Envoy's default: false.
+    pub normalize_path: bool,
+    /// Envoy's default: false.
+    pub merge_slashes: bool,
+    pub http2: Http2Options,
+    pub forward_client_cert_details: ForwardClientCertDetails,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CodecType {
+    /// HTTP/1.1 or h2, chosen per connection by ALPN or the h2 preface. Envoy's default.
+    Auto,
+    Http1,
+    Http2,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteSource {
+    /// `route_config`, inline.
+    Static(RouteConfig),
+    /// `rds`: a route configuration named `route_config_name`, from a control plane.
+    Rds { route_config_name: String, config_source: ConfigSource },
+}
+
+/// HTTP/2 settings (`http2_protocol_options`), for either side of the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Http2Options {
+    /// Envoy's default: 2147483647.
+    pub max_concurrent_streams: u32,
+    /// Envoy's default: 268435456.
+    pub initial_stream_window_size: u32,
+    /// Envoy's default: 268435456.
+    pub initial_connection_window_size: u32,
+}
+
+impl Default for Http2Options {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 2_147_483_647,
+            initial_stream_window_size: 268_435_456,
+            initial_connection_window_size: 268_435_456,
+        }
+    }
+}
+
+/// What to do with `x-forwarded-client-cert`. Envoy's default: SANITIZE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ForwardClientCertDetails {
+    #[default]
+    Sanitize,
+    ForwardOnly,
+    AppendForward,
+    SanitizeSet,
+    AlwaysForwardOnly,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpFilter {
+    LocalRateLimit(LocalRateLimit),
+    Router(Router),
+}
+
+/// `envoy.filters.http.router`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Router {
+    /// Envoy's default: false (the router adds `x-envoy-*` headers).
+    pub suppress_envoy_headers: bool,
+}
+
+/// `envoy.filters.http.local_ratelimit`: a token bucket, per listener or per route.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LocalRateLimit {
+    pub stat_prefix: String,
+    /// Absent on a filter that only routes configure.
+    pub token_bucket: Option<TokenBucket>,
+    /// Share of requests the filter looks at. Envoy's default: 0 (off) when `filter_enabled` is absent.
+    pub filter_enabled: Fraction,
+    /// Share of limited requests actually refused. Envoy's default: 0 (count only) when absent.
+    pub filter_enforced: Fraction,
+    /// Envoy's default: 429.
+    pub status: u16,
+    pub response_headers_to_add: Vec<HeaderToAdd>,
+    /// Envoy's default: false (one bucket for the whole listener).
+    pub local_rate_limit_per_downstream_connection: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenBucket {
+    pub max_tokens: u32,
+    /// Envoy's default: 1.
+    pub tokens_per_fill: u32,
+    #[serde(serialize_with = "duration")]
+    pub fill_interval: Duration,
+}

@@ -1,0 +1,244 @@
+//! Route tables: virtual hosts, route matches and actions.
+
+use super::core::{HeaderMutations, Pattern, StringMatcher, duration, optional_duration};
+use super::http::LocalRateLimit;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Refuse routes to clusters that do not exist. Envoy's default: true for inline route tables, false for RDS.
+    pub validate_clusters: bool,
+    pub virtual_hosts: Vec<VirtualHost>,
+    #[serde(skip_serializing_if = "HeaderMutations::is_empty")]
+    pub headers: HeaderMutations,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VirtualHost {
+    pub name: String,
+    /// Exact hosts, `*.suffix`, `prefix.*` or `*`, lower case.
+    pub domains: Vec<String>,
+    pub routes: Vec<Route>,
+    #[serde(skip_serializing_if = "HeaderMutations::is_empty")]
+    pub headers: HeaderMutations,
+    /// Applies to routes that have none of their own.
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    #[serde(skip_serializing_if = "HeaderMutations::is_empty")]
+    pub headers: HeaderMutations,
+    /// `typed_per_filter_config` for `envoy.filters.http.local_ratelimit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_rate_limit: Option<LocalRateLimit>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// Envoy's default: true.
+    pub case_sensitive: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+    /// Only gRPC requests (`content-type: application/grpc...`).
+    pub grpc: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    Prefix(String),
+    Path(String),
+    SafeRegex(Pattern),
+    /// Matches the prefix only at a `/` boundary: `/api` takes `/api` and `/api/x`, not `/apix`.
+    PathSeparatedPrefix(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HeaderMatcher {
+    pub name: String,
+    pub rule: HeaderRule,
+    /// Envoy's default: false.
+    pub invert_match: bool,
+    /// Envoy's default: false.
+    pub treat_missing_header_as_empty: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderRule {
+    Present(bool),
+    Matches(StringMatcher),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    /// `None`: the parameter must be present.
+    pub string_match: Option<StringMatcher>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteAction {
+    Route(Box<Forward>),
+    Redirect(Redirect),
+    DirectResponse(DirectResponse),
+}
+
+/// `route`: send the request upstream.
+#[derive(Clone, Debug, Serialize)]
+pub struct Forward {
+    pub target: ClusterTarget,
+    pub prefix_rewrite: Option<String>,
+    pub regex_rewrite: Option<RegexRewrite>,
+    pub host_rewrite: HostRewrite,
+    /// Envoy's default: 15s; `0s` disables it.
+    #[serde(serialize_with = "optional_duration")]
+    pub timeout: Option<Duration>,
+    /// Envoy's default: none (the connection manager's stream idle timeout applies).
+    #[serde(serialize_with = "optional_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// The route's own policy, or else its virtual host's.
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterTarget {
+    Cluster(String),
+    WeightedClusters(Vec<WeightedCluster>),
+    /// The cluster named by this request header.
+    ClusterHeader(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightedCluster {
+    pub name: String,
+    pub weight: u32,
+    #[serde(skip_serializing_if = "HeaderMutations::is_empty")]
+    pub headers: HeaderMutations,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RegexRewrite {
+    pub pattern: Pattern,
+    pub substitution: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRewrite {
+    #[default]
+    Keep,
+    Literal(String),
+    /// `auto_host_rewrite`: the upstream host's name (DNS clusters only; otherwise kept).
+    Auto,
+}
+
+/// Envoy's `RetryPolicy` with its defaults.
+#[derive(Clone, Debug, Serialize)]
+pub struct RetryPolicy {
+    pub retry_on: Vec<RetryOn>,
+    /// Envoy's default: 1.
+    pub num_retries: u32,
+    #[serde(serialize_with = "optional_duration")]
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy's default: 25ms.
+    #[serde(serialize_with = "duration")]
+    pub back_off_base: Duration,
+    /// Envoy's default: 10 times the base.
+    #[serde(serialize_with = "duration")]
+    pub back_off_max: Duration,
+    pub retriable_status_codes: Vec<u16>,
+    /// `retry_host_predicate` `envoy.retry_host_predicates.previous_hosts`: try a different host each time.
+    pub avoid_previous_hosts: bool,
+    /// Envoy's default: 1.
+    pub host_selection_retry_max_attempts: i64,
+}
+
+/// The conditions of `retry_on`, HTTP and gRPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOn {
+    #[serde(rename = "5xx")]
+    FiveXx,
+    GatewayError,
+    Reset,
+    ResetBeforeRequest,
+    ConnectFailure,
+    EnvoyRatelimited,
+    Retriable4xx,
+    RefusedStream,
+    RetriableStatusCodes,
+    RetriableHeaders,
+    Http3PostConnectFailure,
+    Cancelled,
+    DeadlineExceeded,
+    Internal,
+    ResourceExhausted,
+    Unavailable,
+}
+
+impl RetryOn {
+    pub const ALL: &[(&'static str, RetryOn)] = &[
+        ("5xx", RetryOn::FiveXx),
+        ("gateway-error", RetryOn::GatewayError),
+        ("reset", RetryOn::Reset),
+        ("reset-before-request", RetryOn::ResetBeforeRequest),
+        ("connect-failure", RetryOn::ConnectFailure),
+        ("envoy-ratelimited", RetryOn::EnvoyRatelimited),
+        ("retriable-4xx", RetryOn::Retriable4xx),
+        ("refused-stream", RetryOn::RefusedStream),
+        ("retriable-status-codes", RetryOn::RetriableStatusCodes),
+        ("retriable-headers", RetryOn::RetriableHeaders),
+        ("http3-post-connect-failure", RetryOn::Http3PostConnectFailure),
+        ("cancelled", RetryOn::Cancelled),
+        ("deadline-exceeded", RetryOn::DeadlineExceeded),
+        ("internal", RetryOn::Internal),
+        ("resource-exhausted", RetryOn::ResourceExhausted),
+        ("unavailable", RetryOn::Unavailable),
+    ];
+
+    pub fn parse(name: &str) -> Option<RetryOn> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Redirect {
+    /// `https_redirect: true` is written here as `https`.
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub path: RedirectPath,
+    /// Envoy's default: 301.
+    pub response_code: u16,
+    /// Envoy's default: false.
+    pub strip_query: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectPath {
+    Keep,
+    Path(String),
+    PrefixRewrite(String),
+    RegexRewrite(RegexRewrite),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: Option<String>,
+}
+

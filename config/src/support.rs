@@ -1,0 +1,306 @@
+//! What Outrigger implements of Envoy's API, field by field.
+//!
+//! Envoy refuses fields it does not know; we also refuse fields it knows and we do not implement, so a config
+//! never silently behaves differently from Envoy. A field we can ignore without changing behaviour (an access
+//! log, for instance) is accepted with a warning. Any message not listed here has no supported fields.
+
+/// One message: the fields the converter reads, and the ones it ignores (with the reason a user sees).
+pub struct MessageSupport {
+    pub message: &'static str,
+    /// Space-separated field names.
+    pub fields: &'static str,
+    pub ignored: &'static [(&'static str, &'static str)],
+}
+
+const ACCESS_LOG: &str = "access logs are not written yet; traffic is unaffected";
+const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffected";
+const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
+
+const fn msg(message: &'static str, fields: &'static str) -> MessageSupport {
+    MessageSupport { message, fields, ignored: &[] }
+}
+
+const fn msg_ignoring(
+    message: &'static str,
+    fields: &'static str,
+    ignored: &'static [(&'static str, &'static str)],
+) -> MessageSupport {
+    MessageSupport { message, fields, ignored }
+}
+
+/// `typed_config` types we implement. Anything else in an `Any` is refused, naming the type.
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    "envoy.extensions.filters.http.router.v3.Router",
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+    "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+];
+
+pub const MESSAGES: &[MessageSupport] = &[
+    // Bootstrap and core.
+    msg_ignoring(
+        "envoy.config.bootstrap.v3.Bootstrap",
+        "node static_resources dynamic_resources admin",
+        &[
+            ("layered_runtime", "runtime layers are not read; every runtime key takes its default"),
+            ("stats_config", "stats tags are fixed to Envoy's defaults"),
+            ("stats_flush_interval", "statistics are computed on scrape"),
+            ("watchdogs", "Outrigger has no watchdog"),
+        ],
+    ),
+    msg("envoy.config.bootstrap.v3.Bootstrap.StaticResources", "listeners clusters"),
+    msg("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "lds_config cds_config ads_config"),
+    msg_ignoring(
+        "envoy.config.bootstrap.v3.Admin",
+        "address",
+        &[("access_log", ACCESS_LOG), ("access_log_path", ACCESS_LOG), ("profile_path", "Outrigger has no CPU profiler")],
+    ),
+    msg("envoy.config.core.v3.Node", "id cluster metadata locality user_agent_name"),
+    msg("envoy.config.core.v3.Locality", "region zone sub_zone"),
+    msg("envoy.config.core.v3.Address", "socket_address"),
+    msg("envoy.config.core.v3.SocketAddress", "protocol address port_value ipv4_compat"),
+    msg("envoy.config.core.v3.ConfigSource", "ads resource_api_version initial_fetch_timeout"),
+    msg("envoy.config.core.v3.ApiConfigSource", "api_type transport_api_version grpc_services set_node_on_first_message_only"),
+    msg("envoy.config.core.v3.GrpcService", "envoy_grpc timeout"),
+    msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name authority"),
+    msg("envoy.config.core.v3.TransportSocket", "name typed_config"),
+    msg("envoy.config.core.v3.HeaderValueOption", "header append append_action keep_empty_value"),
+    msg("envoy.config.core.v3.HeaderValue", "key value"),
+    msg("envoy.config.core.v3.DataSource", "filename inline_bytes inline_string environment_variable"),
+    // `runtime_key` is accepted: with no runtime layers (see Bootstrap) it always yields `default_value`.
+    msg("envoy.config.core.v3.RuntimeFractionalPercent", "default_value runtime_key"),
+    msg("envoy.type.v3.FractionalPercent", "numerator denominator"),
+    msg("envoy.type.v3.Percent", "value"),
+    msg("envoy.type.v3.TokenBucket", "max_tokens tokens_per_fill fill_interval"),
+    msg("envoy.config.core.v3.Metadata", "filter_metadata"),
+    msg("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout max_connection_duration"),
+    msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams initial_stream_window_size initial_connection_window_size"),
+    msg("envoy.config.core.v3.CidrRange", "address_prefix prefix_len"),
+    // Matchers.
+    msg("envoy.type.matcher.v3.StringMatcher", "exact prefix suffix safe_regex contains ignore_case"),
+    msg_ignoring("envoy.type.matcher.v3.RegexMatcher", "regex", &[("google_re2", "RE2 is the only regex engine")]),
+    msg("envoy.type.matcher.v3.RegexMatchAndSubstitute", "pattern substitution"),
+    // Listeners.
+    msg_ignoring(
+        "envoy.config.listener.v3.Listener",
+        "name address traffic_direction bind_to_port use_original_dst listener_filters listener_filters_timeout \
+         continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix",
+        &[
+            ("access_log", ACCESS_LOG),
+            ("per_connection_buffer_limit_bytes", TUNING),
+            ("tcp_backlog_size", TUNING),
+            ("enable_reuse_port", TUNING),
+            ("metadata", METADATA),
+        ],
+    ),
+    msg("envoy.config.listener.v3.ListenerFilter", "name typed_config"),
+    msg_ignoring("envoy.config.listener.v3.FilterChain", "filter_chain_match filters transport_socket name", &[("metadata", METADATA)]),
+    msg(
+        "envoy.config.listener.v3.FilterChainMatch",
+        "destination_port prefix_ranges direct_source_prefix_ranges source_type source_prefix_ranges source_ports \
+         server_names transport_protocol application_protocols",
+    ),
+    msg("envoy.config.listener.v3.Filter", "name typed_config"),
+    // HTTP connection manager and HTTP filters.
+    msg_ignoring(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "codec_type stat_prefix rds route_config http_filters common_http_protocol_options http2_protocol_options \
+         server_name stream_idle_timeout request_timeout request_headers_timeout drain_timeout max_request_headers_kb \
+         generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append upgrade_configs normalize_path \
+         merge_slashes forward_client_cert_details",
+        &[
+            ("access_log", ACCESS_LOG),
+            ("tracing", "spans are not exported yet; trace headers are still forwarded"),
+        ],
+    ),
+    msg("envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source route_config_name"),
+    msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "name typed_config"),
+    msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", "upgrade_type enabled"),
+    msg("envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers"),
+    msg(
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix status token_bucket filter_enabled filter_enforced response_headers_to_add \
+         local_rate_limit_per_downstream_connection",
+    ),
+    msg("envoy.type.v3.HttpStatus", "code"),
+    // Routes.
+    msg(
+        "envoy.config.route.v3.RouteConfiguration",
+        "name virtual_hosts request_headers_to_add request_headers_to_remove response_headers_to_add \
+         response_headers_to_remove validate_clusters",
+    ),
+    msg(
+        "envoy.config.route.v3.VirtualHost",
+        "name domains routes request_headers_to_add request_headers_to_remove response_headers_to_add \
+         response_headers_to_remove retry_policy",
+    ),
+    msg_ignoring(
+        "envoy.config.route.v3.Route",
+        "name match route redirect direct_response request_headers_to_add request_headers_to_remove \
+         response_headers_to_add response_headers_to_remove typed_per_filter_config",
+        &[("metadata", METADATA), ("decorator", "spans are not exported yet")],
+    ),
+    msg("envoy.config.route.v3.RouteMatch", "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc"),
+    msg("envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", ""),
+    msg(
+        "envoy.config.route.v3.HeaderMatcher",
+        "name exact_match safe_regex_match present_match prefix_match suffix_match contains_match string_match \
+         invert_match treat_missing_header_as_empty",
+    ),
+    msg("envoy.config.route.v3.QueryParameterMatcher", "name string_match present_match"),
+    msg_ignoring(
+        "envoy.config.route.v3.RouteAction",
+        "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
+         timeout idle_timeout retry_policy",
+        &[("hash_policy", "only consistent-hash load balancers read it, and Outrigger has none")],
+    ),
+    msg_ignoring(
+        "envoy.config.route.v3.WeightedCluster",
+        "clusters total_weight",
+        &[("runtime_key_prefix", "runtime layers are not read; the configured weights apply")],
+    ),
+    msg(
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight",
+        "name weight request_headers_to_add request_headers_to_remove response_headers_to_add response_headers_to_remove",
+    ),
+    msg(
+        "envoy.config.route.v3.RetryPolicy",
+        "retry_on num_retries per_try_timeout retry_back_off retriable_status_codes retry_host_predicate \
+         host_selection_retry_max_attempts",
+    ),
+    msg("envoy.config.route.v3.RetryPolicy.RetryBackOff", "base_interval max_interval"),
+    msg("envoy.config.route.v3.RetryPolicy.RetryHostPredicate", "name typed_config"),
+    msg(
+        "envoy.config.route.v3.RedirectAction",
+        "scheme_redirect https_redirect host_redirect port_redirect path_redirect prefix_rewrite regex_rewrite \
+         response_code strip_query",
+    ),
+    msg("envoy.config.route.v3.DirectResponseAction", "status body"),
+    // TCP proxy.
+    msg_ignoring(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix cluster weighted_clusters idle_timeout max_connect_attempts",
+        &[("access_log", ACCESS_LOG), ("access_log_options", ACCESS_LOG)],
+    ),
+    msg("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", "clusters"),
+    msg("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", "name weight"),
+    // Clusters and endpoints.
+    msg_ignoring(
+        "envoy.config.cluster.v3.Cluster",
+        "name type connect_timeout lb_policy load_assignment eds_cluster_config circuit_breakers outlier_detection \
+         typed_extension_protocol_options transport_socket transport_socket_matches dns_lookup_family \
+         dns_refresh_rate respect_dns_ttl http2_protocol_options http_protocol_options \
+         common_http_protocol_options least_request_lb_config",
+        &[
+            ("per_connection_buffer_limit_bytes", TUNING),
+            ("alt_stat_name", "statistics use the cluster name"),
+            ("metadata", METADATA),
+        ],
+    ),
+    msg("envoy.config.cluster.v3.Cluster.EdsClusterConfig", "eds_config service_name"),
+    msg("envoy.config.cluster.v3.Cluster.TransportSocketMatch", "name match transport_socket"),
+    msg("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", "choice_count"),
+    msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name endpoints"),
+    msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "locality lb_endpoints load_balancing_weight priority"),
+    msg("envoy.config.endpoint.v3.LbEndpoint", "endpoint health_status metadata load_balancing_weight"),
+    msg("envoy.config.endpoint.v3.Endpoint", "address hostname"),
+    msg("envoy.config.cluster.v3.CircuitBreakers", "thresholds"),
+    msg(
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
+        "priority max_connections max_pending_requests max_requests max_retries retry_budget track_remaining",
+    ),
+    msg("envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget", "budget_percent min_retry_concurrency"),
+    msg(
+        "envoy.config.cluster.v3.OutlierDetection",
+        "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx \
+         enforcing_success_rate success_rate_minimum_hosts success_rate_request_volume success_rate_stdev_factor \
+         consecutive_gateway_failure enforcing_consecutive_gateway_failure split_external_local_origin_errors \
+         consecutive_local_origin_failure enforcing_consecutive_local_origin_failure failure_percentage_threshold \
+         enforcing_failure_percentage failure_percentage_minimum_hosts failure_percentage_request_volume \
+         max_ejection_time",
+    ),
+    msg(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options explicit_http_config use_downstream_protocol_config auto_config",
+    ),
+    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", "http_protocol_options http2_protocol_options"),
+    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", "http_protocol_options http2_protocol_options"),
+    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", "http_protocol_options http2_protocol_options"),
+    // TLS.
+    msg("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context sni"),
+    msg("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "common_tls_context require_client_certificate"),
+    msg("envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", "tls_params tls_certificates validation_context alpn_protocols"),
+    msg("envoy.extensions.transport_sockets.tls.v3.TlsParameters", "tls_minimum_protocol_version tls_maximum_protocol_version"),
+    msg("envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "certificate_chain private_key"),
+    msg("envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "trusted_ca match_typed_subject_alt_names"),
+    msg("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", "san_type matcher"),
+];
+
+/// What to do with a set field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FieldSupport {
+    Supported,
+    Ignored(&'static str),
+    Unsupported,
+}
+
+pub fn field_support(message: &str, field: &str) -> FieldSupport {
+    // Protobuf's own types (durations, wrappers, Struct) are plain values.
+    if message.starts_with("google.protobuf.") {
+        return FieldSupport::Supported;
+    }
+    let Some(entry) = MESSAGES.iter().find(|m| m.message == message) else {
+        return FieldSupport::Unsupported;
+    };
+    if entry.fields.split_whitespace().any(|f| f == field) {
+        return FieldSupport::Supported;
+    }
+    match entry.ignored.iter().find(|(f, _)| *f == field) {
+        Some((_, why)) => FieldSupport::Ignored(why),
+        None => FieldSupport::Unsupported,
+    }
+}
+
+pub fn type_supported(full_name: &str) -> bool {
+    SUPPORTED_TYPES.contains(&full_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptors;
+
+    /// A typo in the table would silently refuse a field we implement (or accept one we do not).
+    #[test]
+    fn every_listed_message_and_field_exists() {
+        let pool = descriptors::pool().unwrap();
+        for entry in MESSAGES {
+            let message = pool
+                .get_message_by_name(entry.message)
+                .unwrap_or_else(|| panic!("no message {}", entry.message));
+            let names = entry.fields.split_whitespace().chain(entry.ignored.iter().map(|(f, _)| *f));
+            for field in names {
+                assert!(message.get_field_by_name(field).is_some(), "{} has no field {field}", entry.message);
+            }
+        }
+        for name in SUPPORTED_TYPES {
+            assert!(pool.get_message_by_name(name).is_some(), "no message {name}");
+        }
+    }
+
+    #[test]
+    fn unknown_messages_support_nothing() {
+        assert_eq!(field_support("envoy.config.cluster.v3.Cluster", "health_checks"), FieldSupport::Unsupported);
+        assert_eq!(field_support("envoy.config.cluster.v3.Cluster", "name"), FieldSupport::Supported);
+        assert!(matches!(field_support("envoy.config.listener.v3.Listener", "access_log"), FieldSupport::Ignored(_)));
+        assert_eq!(field_support("envoy.extensions.filters.http.lua.v3.Lua", "default_source_code"), FieldSupport::Unsupported);
+    }
+}
