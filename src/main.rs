@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod run;
 mod validate;
 
 #[derive(Parser)]
@@ -24,11 +25,21 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
+    /// Run the sidecar: the embedded transparent-sidecar default, or the Envoy v3 bootstrap given with -c.
+    Run {
+        /// An Envoy v3 bootstrap file (YAML or JSON). Without it, the embedded default runs.
+        #[arg(short = 'c', long = "config-path")]
+        config: Option<PathBuf>,
+        /// Print the embedded default configuration (Envoy YAML) and exit.
+        #[arg(long)]
+        print_default_config: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files, dump } => validate::run(&files, dump),
+        Command::Run { config, print_default_config } => run::run(config.as_deref(), print_default_config),
     }
 }

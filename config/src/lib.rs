@@ -13,6 +13,7 @@
 mod convert;
 mod descriptors;
 mod diagnostic;
+mod lenient;
 mod load;
 pub mod model;
 mod pgv;
@@ -24,3 +25,12 @@ pub use diagnostic::{Diagnostic, Diagnostics, Path, Severity};
 pub use load::{Loaded, load_bytes, load_file};
 pub use model::Snapshot;
 pub use source::{Format, MAX_INPUT_BYTES};
+
+/// The embedded default: a transparent sidecar (outbound capture on 15001, inbound on 15006, admin on
+/// 127.0.0.1:15000, Prometheus on 15090, readiness on 15021), written as an Envoy v3 bootstrap.
+pub const DEFAULT_CONFIG: &str = include_str!("../default.yaml");
+
+/// Loads [`DEFAULT_CONFIG`].
+pub fn load_default() -> Result<Loaded, Diagnostics> {
+    load_bytes(DEFAULT_CONFIG.as_bytes(), Format::Yaml)
+}

@@ -1,7 +1,7 @@
 //! Text in, protobuf out: YAML or JSON -> proto3 JSON mapping (through reflection, so `typed_config` with
 //! `"@type"` works) -> a dynamic message -> the `envoy-types` struct.
 
-use crate::descriptors;
+use crate::{descriptors, lenient};
 use crate::diagnostic::{Diagnostics, Path};
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage};
@@ -45,7 +45,7 @@ pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result
             return Err(diagnostics);
         }
     };
-    let value = match parse_text(text, format) {
+    let mut value = match parse_text(text, format) {
         Ok(value) => value,
         Err(message) => {
             diagnostics.error(&top, message);
@@ -63,6 +63,7 @@ pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result
         );
         return Err(diagnostics);
     }
+    lenient::normalize(&mut value, &descriptor);
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
     match DynamicMessage::deserialize_with_options(descriptor, deserializer, &DeserializeOptions::new()) {
@@ -81,16 +82,21 @@ pub fn to_struct<T: Message + Default>(message: &DynamicMessage) -> Result<T, St
     T::decode(message.encode_to_vec().as_slice()).map_err(|e| format!("internal protobuf conversion failed: {e}"))
 }
 
+/// JSON goes through the YAML reader too: JSON is YAML's flow style, and that reader is as forgiving as Envoy's
+/// (trailing commas, single quotes, unquoted keys).
 fn parse_text(text: &str, format: Format) -> Result<serde_json::Value, String> {
-    match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
-        Format::Yaml => {
-            if text.trim().is_empty() {
-                return Err("the file is empty: it holds no YAML document".to_string());
-            }
-            serde_yaml_ng::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
-        }
+    let kind = match format {
+        Format::Json => "JSON",
+        Format::Yaml => "YAML",
+    };
+    let has_content = text.lines().any(|l| {
+        let l = l.trim();
+        !l.is_empty() && !l.starts_with('#') && l != "---"
+    });
+    if !has_content {
+        return Err(format!("the file is empty: it holds no {kind} document"));
     }
+    serde_yaml_ng::from_str(text).map_err(|e| format!("invalid {kind}: {e}"))
 }
 
 /// Rewords prost-reflect's serde messages into what a user of Envoy configs needs to act on.

@@ -81,7 +81,7 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg("envoy.type.v3.Percent", "value"),
     msg("envoy.type.v3.TokenBucket", "max_tokens tokens_per_fill fill_interval"),
     msg("envoy.config.core.v3.Metadata", "filter_metadata"),
-    msg("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout max_connection_duration"),
+    msg("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout max_connection_duration max_headers_count"),
     msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams initial_stream_window_size initial_connection_window_size"),
     msg("envoy.config.core.v3.CidrRange", "address_prefix prefix_len"),
     // Matchers.
@@ -115,11 +115,15 @@ pub const MESSAGES: &[MessageSupport] = &[
         "codec_type stat_prefix rds route_config http_filters common_http_protocol_options http2_protocol_options \
          server_name stream_idle_timeout request_timeout request_headers_timeout drain_timeout max_request_headers_kb \
          generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append upgrade_configs normalize_path \
-         merge_slashes forward_client_cert_details",
+         merge_slashes forward_client_cert_details set_current_client_cert_details",
         &[
             ("access_log", ACCESS_LOG),
             ("tracing", "spans are not exported yet; trace headers are still forwarded"),
         ],
+    ),
+    msg(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
+        "subject cert chain dns uri",
     ),
     msg("envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source route_config_name"),
     msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "name typed_config"),

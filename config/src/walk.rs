@@ -17,6 +17,10 @@ fn walk(rules: &Rules, message: &DynamicMessage, at: &Path, out: &mut Diagnostic
         walk_any(rules, message, at, out);
         return;
     }
+    if descriptor.full_name() == "google.protobuf.Duration" {
+        check_duration(message, at, out);
+        return;
+    }
     rules.check_message(message, at, out);
     for (field, value) in message.fields() {
         let path = at.field(field.name());
@@ -85,5 +89,17 @@ fn walk_any(rules: &Rules, any: &DynamicMessage, at: &Path, out: &mut Diagnostic
     match DynamicMessage::decode(descriptor, bytes) {
         Ok(inner) => walk(rules, &inner, at, out),
         Err(e) => out.error(at, format!("the {type_name} payload cannot be decoded: {e}")),
+    }
+}
+
+/// Envoy refuses negative durations everywhere, whatever the field's own rules say.
+fn check_duration(duration: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+    let negative = duration.fields().any(|(_, v)| match v {
+        Value::I64(n) => *n < 0,
+        Value::I32(n) => *n < 0,
+        _ => false,
+    });
+    if negative {
+        out.error(at, "durations cannot be negative; write 0s or more");
     }
 }

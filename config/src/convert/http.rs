@@ -3,7 +3,7 @@
 use super::{Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, route, timeout_or, type_name, u32_or};
 use crate::diagnostic::Path;
 use crate::model::http::{
-    CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager, HttpFilter, LocalRateLimit, Router,
+    ClientCertDetails, CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager, HttpFilter, LocalRateLimit, Router,
     RouteSource, TokenBucket,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -61,6 +61,7 @@ pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Ou
         idle_timeout: timeout_or(&common.idle_timeout, Some(Duration::from_secs(3600))),
         max_connection_duration: timeout_or(&common.max_connection_duration, None),
         max_request_headers_kb: u32_or(&h.max_request_headers_kb, 60),
+        max_headers_count: u32_or(&common.max_headers_count, 100),
         generate_request_id: bool_or(&h.generate_request_id, true),
         use_remote_address: bool_or(&h.use_remote_address, false),
         xff_num_trusted_hops: h.xff_num_trusted_hops,
@@ -75,6 +76,17 @@ pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Ou
         merge_slashes: h.merge_slashes,
         http2: http2_options(h.http2_protocol_options.as_ref()),
         forward_client_cert_details,
+        set_current_client_cert_details: h
+            .set_current_client_cert_details
+            .as_ref()
+            .map(|d| ClientCertDetails {
+                subject: bool_or(&d.subject, false),
+                cert: d.cert,
+                chain: d.chain,
+                dns: d.dns,
+                uri: d.uri,
+            })
+            .unwrap_or_default(),
     })
 }
 

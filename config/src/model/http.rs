@@ -35,6 +35,8 @@ pub struct HttpConnectionManager {
     pub max_connection_duration: Option<Duration>,
     /// Envoy's default: 60.
     pub max_request_headers_kb: u32,
+    /// `common_http_protocol_options.max_headers_count`. Envoy's default: 100.
+    pub max_headers_count: u32,
     /// Envoy's default: true.
     pub generate_request_id: bool,
     /// Envoy's default: false.
@@ -51,6 +53,18 @@ pub struct HttpConnectionManager {
     pub merge_slashes: bool,
     pub http2: Http2Options,
     pub forward_client_cert_details: ForwardClientCertDetails,
+    /// What `x-forwarded-client-cert` carries about the client certificate (with APPEND_FORWARD/SANITIZE_SET).
+    pub set_current_client_cert_details: ClientCertDetails,
+}
+
+/// `set_current_client_cert_details`. Envoy adds `By` and `Hash` always; these add more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientCertDetails {
+    pub subject: bool,
+    pub cert: bool,
+    pub chain: bool,
+    pub dns: bool,
+    pub uri: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,0 +1,48 @@
+//! Shared helpers for the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root: tests run from here, since the corpus refers to certificates by relative path.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `outrigger` binary built for this test run.
+pub fn outrigger() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outrigger"));
+    command.current_dir(repo_root());
+    command
+}
+
+/// True under CI, where a missing peer is a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A third-party program the test needs (`envoy`, `curl`, ...), found on PATH or through `$<NAME>_BIN`.
+/// Outside CI a missing one returns `None` so the caller can say what it skipped; under CI it fails the test.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let override_var = format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"));
+    let found = std::env::var_os(&override_var).map(PathBuf::from).or_else(|| find_on_path(name));
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is required under CI=true but was not found on PATH (or in ${override_var}); .ci/run installs it"
+        );
+        eprintln!("note: {name} not found; the parts of this test that need it are not run (they are in CI)");
+    }
+    found
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
