@@ -40,7 +40,14 @@ fn envoy_types_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
     let target = std::env::var("TARGET")?;
     let metadata = |offline: bool| {
         let mut cmd = Command::new(&cargo);
-        cmd.args(["metadata", "--format-version", "1", "--filter-platform", &target, "--manifest-path"]);
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &target,
+            "--manifest-path",
+        ]);
         cmd.arg(&manifest);
         if offline {
             cmd.arg("--offline");
@@ -54,14 +61,24 @@ fn envoy_types_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
         output = metadata(false)?;
     }
     if !output.status.success() {
-        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
     }
     let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let packages = meta["packages"].as_array().ok_or("cargo metadata: no packages")?;
+    let packages = meta["packages"]
+        .as_array()
+        .ok_or("cargo metadata: no packages")?;
     for package in packages {
         if package["name"] == "envoy-types" {
-            let manifest_path = package["manifest_path"].as_str().ok_or("envoy-types: no manifest_path")?;
-            let dir = Path::new(manifest_path).parent().ok_or("envoy-types: bad manifest_path")?;
+            let manifest_path = package["manifest_path"]
+                .as_str()
+                .ok_or("envoy-types: no manifest_path")?;
+            let dir = Path::new(manifest_path)
+                .parent()
+                .ok_or("envoy-types: bad manifest_path")?;
             return Ok(dir.to_path_buf());
         }
     }

@@ -8,7 +8,11 @@ mod run;
 mod validate;
 
 #[derive(Parser)]
-#[command(name = "outrigger", version, about = "A small, fast service-mesh sidecar that speaks Envoy v3 configuration")]
+#[command(
+    name = "outrigger",
+    version,
+    about = "A small, fast service-mesh sidecar that speaks Envoy v3 configuration"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +44,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files, dump } => validate::run(&files, dump),
-        Command::Run { config, print_default_config } => run::run(config.as_deref(), print_default_config),
+        Command::Run {
+            config,
+            print_default_config,
+        } => run::run(config.as_deref(), print_default_config),
     }
 }

@@ -12,8 +12,14 @@ pub fn run(config: Option<&Path>, print_default_config: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let (source, loaded) = match config {
-        Some(path) => (path.display().to_string(), outrigger_config::load_file(path)),
-        None => ("the embedded default".to_string(), outrigger_config::load_default()),
+        Some(path) => (
+            path.display().to_string(),
+            outrigger_config::load_file(path),
+        ),
+        None => (
+            "the embedded default".to_string(),
+            outrigger_config::load_default(),
+        ),
     };
     let loaded = match loaded {
         Ok(loaded) => loaded,
@@ -33,6 +39,8 @@ pub fn run(config: Option<&Path>, print_default_config: bool) -> ExitCode {
         snapshot.listeners.len(),
         snapshot.clusters.len()
     );
-    eprintln!("outrigger: the data path is not built yet, so nothing is served; see the README's status section");
+    eprintln!(
+        "outrigger: the data path is not built yet, so nothing is served; see the README's status section"
+    );
     ExitCode::from(2)
 }

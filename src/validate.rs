@@ -18,10 +18,13 @@ pub fn run(files: &[PathBuf], dump: bool) -> ExitCode {
                 if dump {
                     match serde_yaml_ng::to_string(&loaded.snapshot) {
                         Ok(yaml) => {
-                            let _ = writeln!(stdout, "# effective configuration of {shown}\n{yaml}");
+                            let _ =
+                                writeln!(stdout, "# effective configuration of {shown}\n{yaml}");
                         }
                         Err(e) => {
-                            eprintln!("{shown}: error: cannot print the effective configuration: {e}");
+                            eprintln!(
+                                "{shown}: error: cannot print the effective configuration: {e}"
+                            );
                             failed = true;
                         }
                     }
@@ -37,5 +40,9 @@ pub fn run(files: &[PathBuf], dump: bool) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

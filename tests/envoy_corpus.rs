@@ -2,6 +2,8 @@
 //! `valid/`, both must reject `invalid/`, and `unsupported/` holds what Envoy accepts and we deliberately
 //! refuse (each file's first line gives the reason), where our error must name the feature.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +19,11 @@ enum Expect {
 
 fn corpus() -> Vec<(PathBuf, Expect)> {
     let mut files = Vec::new();
-    for (dir, expect) in [("valid", Expect::Valid), ("invalid", Expect::Invalid), ("unsupported", Expect::Unsupported)] {
+    for (dir, expect) in [
+        ("valid", Expect::Valid),
+        ("invalid", Expect::Invalid),
+        ("unsupported", Expect::Unsupported),
+    ] {
         let dir = repo_root().join("tests/configs").join(dir);
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
@@ -33,37 +39,70 @@ fn corpus() -> Vec<(PathBuf, Expect)> {
 }
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(repo_root()).unwrap_or(path).display().to_string()
+    path.strip_prefix(repo_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// Exit status and stderr of `outrigger validate FILE`.
 fn outrigger_validate(file: &Path) -> (bool, String) {
-    let output = outrigger().args(["validate", &relative(file)]).output().expect("run outrigger");
-    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = outrigger()
+        .args(["validate", &relative(file)])
+        .output()
+        .expect("run outrigger");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn envoy_accepts(envoy: &Path, file: &Path) -> (bool, String) {
     let output = Command::new(envoy)
         .current_dir(repo_root())
-        .args(["--mode", "validate", "--disable-hot-restart", "--concurrency", "1", "-l", "critical", "-c"])
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "critical",
+            "-c",
+        ])
         .arg(relative(file))
         .output()
         .expect("run envoy");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 
 #[test]
 fn corpus_is_large_enough_and_labelled() {
     let files = corpus();
-    assert!(files.len() >= 40, "the corpus needs at least 40 configs, has {}", files.len());
+    assert!(
+        files.len() >= 40,
+        "the corpus needs at least 40 configs, has {}",
+        files.len()
+    );
     for expect in [Expect::Valid, Expect::Invalid, Expect::Unsupported] {
-        assert!(files.iter().filter(|(_, e)| *e == expect).count() >= 6, "too few {expect:?} configs");
+        assert!(
+            files.iter().filter(|(_, e)| *e == expect).count() >= 6,
+            "too few {expect:?} configs"
+        );
     }
     for (file, expect) in &files {
         if *expect == Expect::Unsupported {
             let text = std::fs::read_to_string(file).unwrap();
-            assert!(text.starts_with("# unsupported: "), "{} must start with `# unsupported: <reason>`", relative(file));
+            assert!(
+                text.starts_with("# unsupported: "),
+                "{} must start with `# unsupported: <reason>`",
+                relative(file)
+            );
         }
     }
 }
@@ -75,17 +114,29 @@ fn outrigger_agrees_with_the_labels() {
         let (accepted, stderr) = outrigger_validate(&file);
         let name = relative(&file);
         match expect {
-            Expect::Valid if !accepted => wrong.push(format!("{name}: refused a valid config:\n{stderr}")),
-            Expect::Invalid | Expect::Unsupported if accepted => wrong.push(format!("{name}: accepted it")),
+            Expect::Valid if !accepted => {
+                wrong.push(format!("{name}: refused a valid config:\n{stderr}"))
+            }
+            Expect::Invalid | Expect::Unsupported if accepted => {
+                wrong.push(format!("{name}: accepted it"))
+            }
             Expect::Invalid | Expect::Unsupported => {
                 // Every problem line names the file, a severity and a place.
                 for line in stderr.lines() {
-                    if !line.starts_with(&format!("{name}: error: ")) && !line.starts_with(&format!("{name}: warning: ")) {
+                    if !line.starts_with(&format!("{name}: error: "))
+                        && !line.starts_with(&format!("{name}: warning: "))
+                    {
                         wrong.push(format!("{name}: malformed problem line {line:?}"));
                     }
                 }
-                if expect == Expect::Unsupported && !(stderr.contains("not implement") || stderr.contains("not supported") || stderr.contains("duplicate")) {
-                    wrong.push(format!("{name}: the error does not name the unsupported feature:\n{stderr}"));
+                if expect == Expect::Unsupported
+                    && !(stderr.contains("not implement")
+                        || stderr.contains("not supported")
+                        || stderr.contains("duplicate"))
+                {
+                    wrong.push(format!(
+                        "{name}: the error does not name the unsupported feature:\n{stderr}"
+                    ));
                 }
             }
             Expect::Valid => {}
@@ -115,7 +166,10 @@ fn envoy_and_outrigger_agree() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("envoy thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("envoy thread"))
+            .collect()
     });
     let mut disagreements = Vec::new();
     for (file, expect, envoy_ok, envoy_text) in results {
@@ -123,11 +177,18 @@ fn envoy_and_outrigger_agree() {
         let name = relative(&file);
         let envoy_should = expect != Expect::Invalid;
         if envoy_ok != envoy_should {
-            disagreements.push(format!("{name}: Envoy {} it, but it is in {expect:?}:\n{envoy_text}", verdict(envoy_ok)));
+            disagreements.push(format!(
+                "{name}: Envoy {} it, but it is in {expect:?}:\n{envoy_text}",
+                verdict(envoy_ok)
+            ));
         }
         let ours_should = expect == Expect::Valid;
         if ours_ok != ours_should {
-            disagreements.push(format!("{name}: Outrigger {} it (Envoy {}):\n{ours_text}", verdict(ours_ok), verdict(envoy_ok)));
+            disagreements.push(format!(
+                "{name}: Outrigger {} it (Envoy {}):\n{ours_text}",
+                verdict(ours_ok),
+                verdict(envoy_ok)
+            ));
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));

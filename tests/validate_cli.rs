@@ -1,5 +1,7 @@
 //! `outrigger validate` as a user runs it: exit codes, one line per problem, and `--dump`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::outrigger;
@@ -7,18 +9,34 @@ use support::outrigger;
 #[test]
 fn exit_zero_when_every_file_loads() {
     let output = outrigger()
-        .args(["validate", "tests/configs/valid/03-tcp-proxy-single-cluster.yaml", "config/default.yaml"])
+        .args([
+            "validate",
+            "tests/configs/valid/03-tcp-proxy-single-cluster.yaml",
+            "config/default.yaml",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().filter(|l| l.ends_with(": OK")).count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(": OK")).count(),
+        2,
+        "{stdout}"
+    );
 }
 
 #[test]
 fn exit_one_with_file_path_and_reason_per_problem() {
     let output = outrigger()
-        .args(["validate", "tests/configs/valid/03-tcp-proxy-single-cluster.yaml", "tests/configs/invalid/08-unknown-lb-policy.yaml"])
+        .args([
+            "validate",
+            "tests/configs/valid/03-tcp-proxy-single-cluster.yaml",
+            "tests/configs/invalid/08-unknown-lb-policy.yaml",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -31,16 +49,26 @@ fn exit_one_with_file_path_and_reason_per_problem() {
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
-    let output = outrigger().args(["validate", "no/such/file.yaml"]).output().unwrap();
+    let output = outrigger()
+        .args(["validate", "no/such/file.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no/such/file.yaml: error:") && stderr.contains("cannot read the file"), "{stderr}");
+    assert!(
+        stderr.contains("no/such/file.yaml: error:") && stderr.contains("cannot read the file"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn dump_prints_the_effective_config_with_defaults() {
     let output = outrigger()
-        .args(["validate", "--dump", "tests/configs/valid/03-tcp-proxy-single-cluster.yaml"])
+        .args([
+            "validate",
+            "--dump",
+            "tests/configs/valid/03-tcp-proxy-single-cluster.yaml",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -50,13 +78,23 @@ fn dump_prints_the_effective_config_with_defaults() {
     // Defaults the file does not write.
     assert_eq!(cluster["connect_timeout"].as_str(), Some("2s"), "{yaml}");
     assert_eq!(cluster["lb_policy"].as_str(), Some("ROUND_ROBIN"), "{yaml}");
-    assert_eq!(cluster["circuit_breakers"]["default"]["max_pending_requests"].as_u64(), Some(1024), "{yaml}");
+    assert_eq!(
+        cluster["circuit_breakers"]["default"]["max_pending_requests"].as_u64(),
+        Some(1024),
+        "{yaml}"
+    );
 }
 
 #[test]
 fn run_prints_the_embedded_default() {
-    let output = outrigger().args(["run", "--print-default-config"]).output().unwrap();
+    let output = outrigger()
+        .args(["run", "--print-default-config"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("virtualOutbound") && text.contains("15001"), "{text}");
+    assert!(
+        text.contains("virtualOutbound") && text.contains("15001"),
+        "{text}"
+    );
 }

@@ -15,8 +15,8 @@ pub mod tls;
 
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::core::{
-    AppendAction, ConfigSource, DataSource, Fraction, HeaderMutations, HeaderToAdd, Host, Pattern, StringMatch,
-    StringMatcher,
+    AppendAction, ConfigSource, DataSource, Fraction, HeaderMutations, HeaderToAdd, Host, Pattern,
+    StringMatch, StringMatcher,
 };
 use envoy_types::pb;
 use pb::google::protobuf as wkt;
@@ -58,11 +58,18 @@ pub(crate) fn type_name(any: &wkt::Any) -> &str {
     any.type_url.rsplit('/').next().unwrap_or_default()
 }
 
-pub(crate) fn decode_any<T: Message + Default>(any: &wkt::Any, at: &Path, out: &mut Out) -> Option<T> {
+pub(crate) fn decode_any<T: Message + Default>(
+    any: &wkt::Any,
+    at: &Path,
+    out: &mut Out,
+) -> Option<T> {
     match T::decode(any.value.as_slice()) {
         Ok(message) => Some(message),
         Err(e) => {
-            out.error(at, format!("the {} payload cannot be decoded: {e}", type_name(any)));
+            out.error(
+                at,
+                format!("the {} payload cannot be decoded: {e}", type_name(any)),
+            );
             None
         }
     }
@@ -77,13 +84,21 @@ pub(crate) fn socket_address(
     out: &mut Out,
 ) -> Option<(Host, u16)> {
     use pb::envoy::config::core::v3::{address, socket_address};
-    let Some(address::Address::SocketAddress(socket)) = address.as_ref().and_then(|a| a.address.as_ref()) else {
-        out.error(at, "an address is required here: write `socket_address: {address: IP, port_value: PORT}`");
+    let Some(address::Address::SocketAddress(socket)) =
+        address.as_ref().and_then(|a| a.address.as_ref())
+    else {
+        out.error(
+            at,
+            "an address is required here: write `socket_address: {address: IP, port_value: PORT}`",
+        );
         return None;
     };
     let at = at.field("socket_address");
     if socket.protocol != socket_address::Protocol::Tcp as i32 {
-        out.error(&at.field("protocol"), "only TCP is supported; UDP listeners and clusters are not implemented yet");
+        out.error(
+            &at.field("protocol"),
+            "only TCP is supported; UDP listeners and clusters are not implemented yet",
+        );
         return None;
     }
     let port = match socket.port_specifier {
@@ -96,9 +111,17 @@ pub(crate) fn socket_address(
     };
     let host = match socket.address.parse::<IpAddr>() {
         Ok(ip) => Host::Ip(ip),
-        Err(_) if names && is_dns_name(&socket.address) => Host::Name(socket.address.to_ascii_lowercase()),
+        Err(_) if names && is_dns_name(&socket.address) => {
+            Host::Name(socket.address.to_ascii_lowercase())
+        }
         Err(_) if names => {
-            out.error(&at.field("address"), format!("{:?} is neither an IP address nor a DNS name", socket.address));
+            out.error(
+                &at.field("address"),
+                format!(
+                    "{:?} is neither an IP address nor a DNS name",
+                    socket.address
+                ),
+            );
             return None;
         }
         Err(_) => {
@@ -122,7 +145,9 @@ fn is_dns_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -138,7 +163,10 @@ pub(crate) fn ip_address(
     }
 }
 
-pub(crate) fn headers_to_add(list: &[pb::envoy::config::core::v3::HeaderValueOption], at: &Path) -> Vec<HeaderToAdd> {
+pub(crate) fn headers_to_add(
+    list: &[pb::envoy::config::core::v3::HeaderValueOption],
+    at: &Path,
+) -> Vec<HeaderToAdd> {
     use pb::envoy::config::core::v3::header_value_option::HeaderAppendAction as A;
     let _ = at;
     list.iter()
@@ -211,13 +239,23 @@ pub(crate) fn string_matcher(
         P::Prefix(s) => StringMatch::Prefix(s.clone()),
         P::Suffix(s) => StringMatch::Suffix(s.clone()),
         P::Contains(s) => StringMatch::Contains(s.clone()),
-        P::SafeRegex(r) => StringMatch::SafeRegex(pattern(&r.regex, &at.field("safe_regex").field("regex"), out)?),
+        P::SafeRegex(r) => StringMatch::SafeRegex(pattern(
+            &r.regex,
+            &at.field("safe_regex").field("regex"),
+            out,
+        )?),
         P::Custom(_) => {
-            out.error(&at.field("custom"), "custom string matchers are not supported");
+            out.error(
+                &at.field("custom"),
+                "custom string matchers are not supported",
+            );
             return None;
         }
     };
-    Some(StringMatcher { pattern, ignore_case: m.ignore_case })
+    Some(StringMatcher {
+        pattern,
+        ignore_case: m.ignore_case,
+    })
 }
 
 pub(crate) fn fraction(p: &Option<pb::envoy::r#type::v3::FractionalPercent>) -> Fraction {
@@ -243,10 +281,16 @@ pub(crate) fn config_source(
     };
     match &source.config_source_specifier {
         Some(S::Ads(_)) => Some(ConfigSource::Ads {
-            initial_fetch_timeout: timeout_or(&source.initial_fetch_timeout, Some(Duration::from_secs(15))),
+            initial_fetch_timeout: timeout_or(
+                &source.initial_fetch_timeout,
+                Some(Duration::from_secs(15)),
+            ),
         }),
         _ => {
-            out.error(at, "only `ads: {}` config sources are supported (one aggregated xDS stream)");
+            out.error(
+                at,
+                "only `ads: {}` config sources are supported (one aggregated xDS stream)",
+            );
             None
         }
     }
@@ -264,7 +308,10 @@ pub(crate) fn data_source(
         Some(S::InlineBytes(b)) => Some(DataSource::InlineBytes(b.clone())),
         Some(S::EnvironmentVariable(v)) => Some(DataSource::EnvironmentVariable(v.clone())),
         None => {
-            out.error(at, "a data source is required here: `filename`, `inline_string` or `inline_bytes`");
+            out.error(
+                at,
+                "a data source is required here: `filename`, `inline_string` or `inline_bytes`",
+            );
             None
         }
     }
@@ -272,18 +319,25 @@ pub(crate) fn data_source(
 
 /// `google.protobuf.Struct` as JSON.
 pub(crate) fn struct_to_json(s: &wkt::Struct) -> serde_json::Map<String, serde_json::Value> {
-    s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_to_json(v)))
+        .collect()
 }
 
 fn value_to_json(v: &wkt::Value) -> serde_json::Value {
     use wkt::value::Kind;
     match &v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or_default(),
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map(serde_json::Value::Number)
+            .unwrap_or_default(),
         Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
         Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
-        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(value_to_json).collect()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+        }
     }
 }
 
@@ -291,10 +345,17 @@ fn value_to_json(v: &wkt::Value) -> serde_json::Value {
 pub(crate) fn filter_metadata(
     metadata: &Option<pb::envoy::config::core::v3::Metadata>,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let Some(metadata) = metadata else { return Default::default() };
+    let Some(metadata) = metadata else {
+        return Default::default();
+    };
     let mut keys: Vec<_> = metadata.filter_metadata.keys().collect();
     keys.sort();
     keys.into_iter()
-        .map(|k| (k.clone(), serde_json::Value::Object(struct_to_json(&metadata.filter_metadata[k]))))
+        .map(|k| {
+            (
+                k.clone(),
+                serde_json::Value::Object(struct_to_json(&metadata.filter_metadata[k])),
+            )
+        })
         .collect()
 }

@@ -11,7 +11,8 @@ const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_de
 pub fn pool() -> Result<&'static DescriptorPool, String> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTOR_SET).map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
+        DescriptorPool::decode(DESCRIPTOR_SET)
+            .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
     })
     .as_ref()
     .map_err(Clone::clone)

@@ -44,7 +44,11 @@ impl Path {
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() { f.write_str("(top level)") } else { f.write_str(&self.0) }
+        if self.0.is_empty() {
+            f.write_str("(top level)")
+        } else {
+            f.write_str(&self.0)
+        }
     }
 }
 
@@ -91,7 +95,11 @@ impl Diagnostics {
     }
 
     fn push(&mut self, severity: Severity, path: &Path, message: String) {
-        let diagnostic = Diagnostic { severity, path: path.clone(), message };
+        let diagnostic = Diagnostic {
+            severity,
+            path: path.clone(),
+            message,
+        };
         // The same problem can be reached twice (for example a shared default); say it once.
         if !self.items.contains(&diagnostic) {
             self.items.push(diagnostic);
@@ -107,7 +115,9 @@ impl Diagnostics {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items.iter().filter(|d| d.severity == Severity::Warning)
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {

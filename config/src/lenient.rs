@@ -11,7 +11,11 @@ use serde_json::Value;
 pub fn normalize(value: &mut Value, message: &MessageDescriptor) {
     let Value::Object(map) = value else { return };
     if message.full_name() == "google.protobuf.Any" {
-        let type_name = map.get("@type").and_then(Value::as_str).and_then(|t| t.rsplit('/').next()).map(str::to_string);
+        let type_name = map
+            .get("@type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.rsplit('/').next())
+            .map(str::to_string);
         if let Some(inner) = type_name.and_then(|t| message.parent_pool().get_message_by_name(&t)) {
             normalize_fields(map, &inner);
         }
@@ -22,7 +26,9 @@ pub fn normalize(value: &mut Value, message: &MessageDescriptor) {
 
 fn normalize_fields(map: &mut serde_json::Map<String, Value>, message: &MessageDescriptor) {
     for (key, item) in map.iter_mut() {
-        let field = message.get_field_by_name(key).or_else(|| message.get_field_by_json_name(key));
+        let field = message
+            .get_field_by_name(key)
+            .or_else(|| message.get_field_by_json_name(key));
         if let Some(field) = field {
             normalize_field(item, &field);
         }
@@ -87,8 +93,16 @@ fn normalize_single(value: &mut Value, kind: &Kind) {
                 *name = v.name().to_string();
             }
         }
-        Kind::Int32 | Kind::Int64 | Kind::Uint32 | Kind::Uint64 | Kind::Sint32 | Kind::Sint64 | Kind::Fixed32
-        | Kind::Fixed64 | Kind::Sfixed32 | Kind::Sfixed64 => {
+        Kind::Int32
+        | Kind::Int64
+        | Kind::Uint32
+        | Kind::Uint64
+        | Kind::Sint32
+        | Kind::Sint64
+        | Kind::Fixed32
+        | Kind::Fixed64
+        | Kind::Sfixed32
+        | Kind::Sfixed64 => {
             if let Value::Number(n) = value
                 && !n.is_i64()
                 && !n.is_u64()
@@ -105,7 +119,9 @@ fn normalize_single(value: &mut Value, kind: &Kind) {
 
 fn is_wrapper(message: &MessageDescriptor) -> bool {
     let name = message.full_name();
-    name.starts_with("google.protobuf.") && name.ends_with("Value") && name != "google.protobuf.Value"
+    name.starts_with("google.protobuf.")
+        && name.ends_with("Value")
+        && name != "google.protobuf.Value"
 }
 
 #[cfg(test)]
@@ -124,14 +140,23 @@ mod tests {
             "envoy.config.cluster.v3.Cluster",
             serde_json::json!({"lb_policy": "round_robin", "per_connection_buffer_limit_bytes": {"value": 1024.0}}),
         );
-        assert_eq!(v, serde_json::json!({"lb_policy": "ROUND_ROBIN", "per_connection_buffer_limit_bytes": 1024}));
-        let v = normalized("envoy.config.route.v3.VirtualHost", serde_json::json!({"domains": "*"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"lb_policy": "ROUND_ROBIN", "per_connection_buffer_limit_bytes": 1024})
+        );
+        let v = normalized(
+            "envoy.config.route.v3.VirtualHost",
+            serde_json::json!({"domains": "*"}),
+        );
         assert_eq!(v, serde_json::json!({"domains": ["*"]}));
     }
 
     #[test]
     fn a_string_for_a_list_of_messages_stays_an_error() {
-        let v = normalized("envoy.config.route.v3.RouteConfiguration", serde_json::json!({"virtual_hosts": "web"}));
+        let v = normalized(
+            "envoy.config.route.v3.RouteConfiguration",
+            serde_json::json!({"virtual_hosts": "web"}),
+        );
         assert_eq!(v, serde_json::json!({"virtual_hosts": "web"}));
     }
 }

@@ -44,5 +44,8 @@ pub fn load_bytes(bytes: &[u8], format: Format) -> Result<Loaded, Diagnostics> {
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    Ok(Loaded { snapshot, warnings: diagnostics })
+    Ok(Loaded {
+        snapshot,
+        warnings: diagnostics,
+    })
 }

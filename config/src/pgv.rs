@@ -6,7 +6,8 @@
 
 use crate::diagnostic::{Diagnostics, Path};
 use prost_reflect::{
-    DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
+    Value,
 };
 use std::borrow::Cow;
 
@@ -35,11 +36,14 @@ impl Rules {
         if let Some(required) = &self.oneof_required {
             for oneof in descriptor.oneofs() {
                 let options = oneof.options();
-                let is_required =
-                    options.has_extension(required) && matches!(*options.get_extension(required), Value::Bool(true));
+                let is_required = options.has_extension(required)
+                    && matches!(*options.get_extension(required), Value::Bool(true));
                 if is_required && !oneof.fields().any(|f| message.has_field(&f)) {
                     let names: Vec<String> = oneof.fields().map(|f| f.name().to_string()).collect();
-                    out.error(at, format!("one of these fields is required: {}", names.join(", ")));
+                    out.error(
+                        at,
+                        format!("one of these fields is required: {}", names.join(", ")),
+                    );
                 }
             }
         }
@@ -50,19 +54,29 @@ impl Rules {
                 continue;
             }
             let rules = options.get_extension(rules_ext);
-            let Value::Message(rules) = rules.as_ref() else { continue };
+            let Value::Message(rules) = rules.as_ref() else {
+                continue;
+            };
             check_field(message, &field, rules, &at.field(field.name()), out);
         }
     }
 
     fn is_disabled(&self, descriptor: &MessageDescriptor) -> bool {
-        let Some(ext) = &self.message_disabled else { return false };
+        let Some(ext) = &self.message_disabled else {
+            return false;
+        };
         let options = descriptor.options();
         options.has_extension(ext) && matches!(*options.get_extension(ext), Value::Bool(true))
     }
 }
 
-fn check_field(message: &DynamicMessage, field: &FieldDescriptor, rules: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+fn check_field(
+    message: &DynamicMessage,
+    field: &FieldDescriptor,
+    rules: &DynamicMessage,
+    at: &Path,
+    out: &mut Diagnostics,
+) {
     let present = message.has_field(field);
     // A oneof member's rules apply only when that member is the one set.
     if field.containing_oneof().is_some() && !present {
@@ -76,7 +90,9 @@ fn check_field(message: &DynamicMessage, field: &FieldDescriptor, rules: &Dynami
         out.error(at, "this field is required");
         return;
     }
-    let Some((kind, type_rules)) = type_rules(rules) else { return };
+    let Some((kind, type_rules)) = type_rules(rules) else {
+        return;
+    };
     let value = message.get_field(field);
     if field.is_list() {
         if kind == "repeated" {
@@ -103,17 +119,46 @@ fn check_field(message: &DynamicMessage, field: &FieldDescriptor, rules: &Dynami
 /// The `type` oneof of `FieldRules`: which kind of rule is set, and its message.
 fn type_rules(rules: &DynamicMessage) -> Option<(&'static str, DynamicMessage)> {
     const KINDS: &[&str] = &[
-        "float", "double", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
-        "sfixed32", "sfixed64", "bool", "string", "bytes", "enum", "repeated", "map", "any", "duration",
+        "float",
+        "double",
+        "int32",
+        "int64",
+        "uint32",
+        "uint64",
+        "sint32",
+        "sint64",
+        "fixed32",
+        "fixed64",
+        "sfixed32",
+        "sfixed64",
+        "bool",
+        "string",
+        "bytes",
+        "enum",
+        "repeated",
+        "map",
+        "any",
+        "duration",
         "timestamp",
     ];
-    KINDS.iter().find_map(|kind| sub(rules, kind).map(|m| (*kind, m)))
+    KINDS
+        .iter()
+        .find_map(|kind| sub(rules, kind).map(|m| (*kind, m)))
 }
 
-fn check_value(value: &Value, field_kind: Kind, kind: &str, rules: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+fn check_value(
+    value: &Value,
+    field_kind: Kind,
+    kind: &str,
+    rules: &DynamicMessage,
+    at: &Path,
+    out: &mut Diagnostics,
+) {
     // A wrapper (`google.protobuf.UInt32Value`) carries scalar rules for its inner `value`.
     let value = match (value, &field_kind) {
-        (Value::Message(m), Kind::Message(d)) if is_wrapper(d) && !matches!(kind, "any" | "duration" | "timestamp") => {
+        (Value::Message(m), Kind::Message(d))
+            if is_wrapper(d) && !matches!(kind, "any" | "duration" | "timestamp") =>
+        {
             match d.get_field_by_name("value") {
                 Some(inner) => Cow::Owned(m.get_field(&inner).into_owned()),
                 None => return,
@@ -144,7 +189,18 @@ fn check_value(value: &Value, field_kind: Kind, kind: &str, rules: &DynamicMessa
             if let Value::Message(m) = value.as_ref()
                 && let Some(nanos) = duration_nanos(m)
             {
-                check_bounds(nanos as f64, rules, at, out, |r| sub(rules, r).and_then(|d| duration_nanos(&d)).map(|n| n as f64), format_nanos);
+                check_bounds(
+                    nanos as f64,
+                    rules,
+                    at,
+                    out,
+                    |r| {
+                        sub(rules, r)
+                            .and_then(|d| duration_nanos(&d))
+                            .map(|n| n as f64)
+                    },
+                    format_nanos,
+                );
             }
         }
         "any" => {
@@ -152,14 +208,27 @@ fn check_value(value: &Value, field_kind: Kind, kind: &str, rules: &DynamicMessa
                 let type_url = string_field(m, "type_url");
                 let allowed = strings(rules, "in");
                 if !allowed.is_empty() && !allowed.contains(&type_url) {
-                    out.error(at, format!("type {type_url} is not allowed here; allowed: {}", allowed.join(", ")));
+                    out.error(
+                        at,
+                        format!(
+                            "type {type_url} is not allowed here; allowed: {}",
+                            allowed.join(", ")
+                        ),
+                    );
                 }
             }
         }
         "repeated" | "map" | "timestamp" | "bool" => {}
         _ => {
             if let Some(number) = as_f64(value.as_ref()) {
-                check_bounds(number, rules, at, out, |r| get_number(rules, r), format_number);
+                check_bounds(
+                    number,
+                    rules,
+                    at,
+                    out,
+                    |r| get_number(rules, r),
+                    format_number,
+                );
                 check_in_lists(value.as_ref(), rules, at, out);
             }
         }
@@ -171,11 +240,22 @@ fn check_repeated(value: &Value, rules: &DynamicMessage, at: &Path, out: &mut Di
     if flag(rules, "ignore_empty") && items.is_empty() {
         return;
     }
-    check_length(items.len(), "items", rules, "min_items", "max_items", at, out);
+    check_length(
+        items.len(),
+        "items",
+        rules,
+        "min_items",
+        "max_items",
+        at,
+        out,
+    );
     if flag(rules, "unique") {
         for (i, item) in items.iter().enumerate() {
             if items[..i].contains(item) {
-                out.error(&at.index(i), "duplicate entry: the entries of this list must be unique");
+                out.error(
+                    &at.index(i),
+                    "duplicate entry: the entries of this list must be unique",
+                );
             }
         }
     }
@@ -197,7 +277,15 @@ fn check_map(value: &Value, rules: &DynamicMessage, at: &Path, out: &mut Diagnos
     if flag(rules, "ignore_empty") && entries.is_empty() {
         return;
     }
-    check_length(entries.len(), "entries", rules, "min_pairs", "max_pairs", at, out);
+    check_length(
+        entries.len(),
+        "entries",
+        rules,
+        "min_pairs",
+        "max_pairs",
+        at,
+        out,
+    );
     if let Some(key_rules) = sub(rules, "keys")
         && let Some(("string", string_rules)) = type_rules(&key_rules)
     {
@@ -213,7 +301,15 @@ fn check_string(s: &str, rules: &DynamicMessage, at: &Path, out: &mut Diagnostic
     if flag(rules, "ignore_empty") && s.is_empty() {
         return;
     }
-    check_length(s.chars().count(), "characters", rules, "min_len", "max_len", at, out);
+    check_length(
+        s.chars().count(),
+        "characters",
+        rules,
+        "min_len",
+        "max_len",
+        at,
+        out,
+    );
     check_length(s.len(), "bytes", rules, "min_bytes", "max_bytes", at, out);
     if let Some(len) = get_number(rules, "len")
         && s.chars().count() as f64 != len
@@ -243,34 +339,63 @@ fn check_string(s: &str, rules: &DynamicMessage, at: &Path, out: &mut Diagnostic
     }
     let allowed = strings(rules, "in");
     if !allowed.is_empty() && !allowed.iter().any(|a| a == s) {
-        out.error(at, format!("{s:?} is not allowed; allowed: {}", allowed.join(", ")));
+        out.error(
+            at,
+            format!("{s:?} is not allowed; allowed: {}", allowed.join(", ")),
+        );
     }
     if strings(rules, "not_in").iter().any(|a| a == s) {
         out.error(at, format!("{s:?} is not allowed here"));
     }
-    if let Some(Value::EnumNumber(n)) = rules.get_field_by_name("well_known_regex").map(Cow::into_owned) {
+    if let Some(Value::EnumNumber(n)) = rules
+        .get_field_by_name("well_known_regex")
+        .map(Cow::into_owned)
+    {
         // HTTP_HEADER_NAME (1) and HTTP_HEADER_VALUE (2). Never NUL, CR or LF; in strict mode (the default) a
         // name is also a non-empty token, optionally after one `:` (pseudo-headers).
-        let strict = rules.get_field_by_name("strict").is_none_or(|v| matches!(*v, Value::Bool(true)));
+        let strict = rules
+            .get_field_by_name("strict")
+            .is_none_or(|v| matches!(*v, Value::Bool(true)));
         let has_control = s.bytes().any(|b| b == 0 || b == b'\r' || b == b'\n');
-        let token = |name: &str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_|~`".contains(&b));
+        let token = |name: &str| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_|~`".contains(&b))
+        };
         let bad = match n {
             1 if strict => !token(s.strip_prefix(':').unwrap_or(s)),
             1 | 2 => has_control,
             _ => false,
         };
         if bad {
-            let what = if n == 1 { "an HTTP header name" } else { "an HTTP header value" };
+            let what = if n == 1 {
+                "an HTTP header name"
+            } else {
+                "an HTTP header value"
+            };
             out.error(at, format!("{s:?} is not {what}"));
         }
     }
 }
 
-fn check_length(len: usize, unit: &str, rules: &DynamicMessage, min: &str, max: &str, at: &Path, out: &mut Diagnostics) {
+fn check_length(
+    len: usize,
+    unit: &str,
+    rules: &DynamicMessage,
+    min: &str,
+    max: &str,
+    at: &Path,
+    out: &mut Diagnostics,
+) {
     if let Some(min) = get_number(rules, min)
         && (len as f64) < min
     {
-        let noun = if unit == "characters" || unit == "bytes" { "long" } else { "" };
+        let noun = if unit == "characters" || unit == "bytes" {
+            "long"
+        } else {
+            ""
+        };
         let message = if unit == "items" || unit == "entries" {
             format!("must have at least {min} {unit}")
         } else {
@@ -300,20 +425,35 @@ fn check_bounds(
     {
         out.error(at, format!("must be {}", show(c)));
     }
-    let lower = bound("gt").map(|v| (v, false)).or_else(|| bound("gte").map(|v| (v, true)));
-    let upper = bound("lt").map(|v| (v, false)).or_else(|| bound("lte").map(|v| (v, true)));
+    let lower = bound("gt")
+        .map(|v| (v, false))
+        .or_else(|| bound("gte").map(|v| (v, true)));
+    let upper = bound("lt")
+        .map(|v| (v, false))
+        .or_else(|| bound("lte").map(|v| (v, true)));
     let above = |(b, inclusive): (f64, bool)| if inclusive { value >= b } else { value > b };
     let below = |(b, inclusive): (f64, bool)| if inclusive { value <= b } else { value < b };
     let describe_lower = |(b, inclusive): (f64, bool)| {
-        if inclusive { format!("at least {}", show(b)) } else { format!("greater than {}", show(b)) }
+        if inclusive {
+            format!("at least {}", show(b))
+        } else {
+            format!("greater than {}", show(b))
+        }
     };
     let describe_upper = |(b, inclusive): (f64, bool)| {
-        if inclusive { format!("at most {}", show(b)) } else { format!("less than {}", show(b)) }
+        if inclusive {
+            format!("at most {}", show(b))
+        } else {
+            format!("less than {}", show(b))
+        }
     };
     match (lower, upper) {
         (Some(l), Some(u)) if l.0 > u.0 => {
             if !(above(l) || below(u)) {
-                out.error(at, format!("must be {} or {}", describe_upper(u), describe_lower(l)));
+                out.error(
+                    at,
+                    format!("must be {} or {}", describe_upper(u), describe_lower(l)),
+                );
             }
         }
         (l, u) => {
@@ -350,7 +490,9 @@ fn check_in_lists(value: &Value, rules: &DynamicMessage, at: &Path, out: &mut Di
 
 fn is_wrapper(descriptor: &MessageDescriptor) -> bool {
     let name = descriptor.full_name();
-    name.starts_with("google.protobuf.") && name.ends_with("Value") && name != "google.protobuf.Value"
+    name.starts_with("google.protobuf.")
+        && name.ends_with("Value")
+        && name != "google.protobuf.Value"
 }
 
 fn duration_nanos(message: &DynamicMessage) -> Option<i128> {
@@ -399,7 +541,10 @@ fn sub(rules: &DynamicMessage, name: &str) -> Option<DynamicMessage> {
 }
 
 fn flag(rules: &DynamicMessage, name: &str) -> bool {
-    matches!(rules.get_field_by_name(name).as_deref(), Some(Value::Bool(true)))
+    matches!(
+        rules.get_field_by_name(name).as_deref(),
+        Some(Value::Bool(true))
+    )
 }
 
 /// A numeric rule that is set (rules use proto2 `optional`, so presence is known).
@@ -441,4 +586,3 @@ fn string_field(message: &DynamicMessage, name: &str) -> String {
         _ => String::new(),
     }
 }
-

@@ -1,8 +1,8 @@
 //! Text in, protobuf out: YAML or JSON -> proto3 JSON mapping (through reflection, so `typed_config` with
 //! `"@type"` works) -> a dynamic message -> the `envoy-types` struct.
 
-use crate::{descriptors, lenient};
 use crate::diagnostic::{Diagnostics, Path};
+use crate::{descriptors, lenient};
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage};
 
@@ -20,18 +20,29 @@ pub enum Format {
 
 impl Format {
     pub fn from_file_name(name: &str) -> Self {
-        if name.to_ascii_lowercase().ends_with(".json") { Format::Json } else { Format::Yaml }
+        if name.to_ascii_lowercase().ends_with(".json") {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
     }
 }
 
 /// Parses bytes into the dynamic message `message_name`, reporting the first problem with its path.
-pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result<DynamicMessage, Diagnostics> {
+pub fn parse_dynamic(
+    bytes: &[u8],
+    format: Format,
+    message_name: &str,
+) -> Result<DynamicMessage, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     let top = Path::root();
     if bytes.len() > MAX_INPUT_BYTES {
         diagnostics.error(
             &top,
-            format!("the input is {} bytes; the limit is {MAX_INPUT_BYTES} bytes", bytes.len()),
+            format!(
+                "the input is {} bytes; the limit is {MAX_INPUT_BYTES} bytes",
+                bytes.len()
+            ),
         );
         return Err(diagnostics);
     }
@@ -40,7 +51,10 @@ pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result
         Err(e) => {
             diagnostics.error(
                 &top,
-                format!("the input is not UTF-8 text (invalid byte at offset {}); save it as UTF-8", e.valid_up_to()),
+                format!(
+                    "the input is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+                    e.valid_up_to()
+                ),
             );
             return Err(diagnostics);
         }
@@ -59,17 +73,26 @@ pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result
     if !value.is_object() {
         diagnostics.error(
             &top,
-            format!("expected a map of {} fields, found {}", short_name(message_name), json_kind(&value)),
+            format!(
+                "expected a map of {} fields, found {}",
+                short_name(message_name),
+                json_kind(&value)
+            ),
         );
         return Err(diagnostics);
     }
     lenient::normalize(&mut value, &descriptor);
     let mut track = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
-    match DynamicMessage::deserialize_with_options(descriptor, deserializer, &DeserializeOptions::new()) {
+    match DynamicMessage::deserialize_with_options(
+        descriptor,
+        deserializer,
+        &DeserializeOptions::new(),
+    ) {
         Ok(message) => Ok(message),
         Err(e) => {
-            let path = Path::from_label(track.path().to_string().trim_start_matches('.').to_string());
+            let path =
+                Path::from_label(track.path().to_string().trim_start_matches('.').to_string());
             let path = if path.as_str() == "?" { top } else { path };
             diagnostics.error(&path, explain_deserialize_error(&e.to_string()));
             Err(diagnostics)
@@ -79,7 +102,8 @@ pub fn parse_dynamic(bytes: &[u8], format: Format, message_name: &str) -> Result
 
 /// Converts a dynamic message into the generated `envoy-types` struct.
 pub fn to_struct<T: Message + Default>(message: &DynamicMessage) -> Result<T, String> {
-    T::decode(message.encode_to_vec().as_slice()).map_err(|e| format!("internal protobuf conversion failed: {e}"))
+    T::decode(message.encode_to_vec().as_slice())
+        .map_err(|e| format!("internal protobuf conversion failed: {e}"))
 }
 
 /// JSON goes through the YAML reader too: JSON is YAML's flow style, and that reader is as forgiving as Envoy's
@@ -102,13 +126,17 @@ fn parse_text(text: &str, format: Format) -> Result<serde_json::Value, String> {
 /// Rewords prost-reflect's serde messages into what a user of Envoy configs needs to act on.
 fn explain_deserialize_error(message: &str) -> String {
     if let Some(field) = message.strip_prefix("unrecognized field name ") {
-        return format!("unknown field {field}; check the spelling against the Envoy v3 API for this message");
+        return format!(
+            "unknown field {field}; check the spelling against the Envoy v3 API for this message"
+        );
     }
     if message.contains("failed to parse duration") {
         return "invalid duration: write it as seconds with an `s` suffix, like \"5s\" or \"0.25s\"".to_string();
     }
     if let Some(value) = message.strip_prefix("unrecognized enum value ") {
-        return format!("unknown enum value {value}; use one of the names the Envoy v3 API defines for this field");
+        return format!(
+            "unknown enum value {value}; use one of the names the Envoy v3 API defines for this field"
+        );
     }
     message.to_string()
 }

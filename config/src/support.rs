@@ -17,7 +17,11 @@ const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffecte
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
 
 const fn msg(message: &'static str, fields: &'static str) -> MessageSupport {
-    MessageSupport { message, fields, ignored: &[] }
+    MessageSupport {
+        message,
+        fields,
+        ignored: &[],
+    }
 }
 
 const fn msg_ignoring(
@@ -25,7 +29,11 @@ const fn msg_ignoring(
     fields: &'static str,
     ignored: &'static [(&'static str, &'static str)],
 ) -> MessageSupport {
-    MessageSupport { message, fields, ignored }
+    MessageSupport {
+        message,
+        fields,
+        ignored,
+    }
 }
 
 /// `typed_config` types we implement. Anything else in an `Any` is refused, naming the type.
@@ -50,44 +58,103 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.bootstrap.v3.Bootstrap",
         "node static_resources dynamic_resources admin",
         &[
-            ("layered_runtime", "runtime layers are not read; every runtime key takes its default"),
+            (
+                "layered_runtime",
+                "runtime layers are not read; every runtime key takes its default",
+            ),
             ("stats_config", "stats tags are fixed to Envoy's defaults"),
             ("stats_flush_interval", "statistics are computed on scrape"),
             ("watchdogs", "Outrigger has no watchdog"),
         ],
     ),
-    msg("envoy.config.bootstrap.v3.Bootstrap.StaticResources", "listeners clusters"),
-    msg("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "lds_config cds_config ads_config"),
+    msg(
+        "envoy.config.bootstrap.v3.Bootstrap.StaticResources",
+        "listeners clusters",
+    ),
+    msg(
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",
+        "lds_config cds_config ads_config",
+    ),
     msg_ignoring(
         "envoy.config.bootstrap.v3.Admin",
         "address",
-        &[("access_log", ACCESS_LOG), ("access_log_path", ACCESS_LOG), ("profile_path", "Outrigger has no CPU profiler")],
+        &[
+            ("access_log", ACCESS_LOG),
+            ("access_log_path", ACCESS_LOG),
+            ("profile_path", "Outrigger has no CPU profiler"),
+        ],
     ),
-    msg("envoy.config.core.v3.Node", "id cluster metadata locality user_agent_name"),
+    msg(
+        "envoy.config.core.v3.Node",
+        "id cluster metadata locality user_agent_name",
+    ),
     msg("envoy.config.core.v3.Locality", "region zone sub_zone"),
     msg("envoy.config.core.v3.Address", "socket_address"),
-    msg("envoy.config.core.v3.SocketAddress", "protocol address port_value ipv4_compat"),
-    msg("envoy.config.core.v3.ConfigSource", "ads resource_api_version initial_fetch_timeout"),
-    msg("envoy.config.core.v3.ApiConfigSource", "api_type transport_api_version grpc_services set_node_on_first_message_only"),
+    msg(
+        "envoy.config.core.v3.SocketAddress",
+        "protocol address port_value ipv4_compat",
+    ),
+    msg(
+        "envoy.config.core.v3.ConfigSource",
+        "ads resource_api_version initial_fetch_timeout",
+    ),
+    msg(
+        "envoy.config.core.v3.ApiConfigSource",
+        "api_type transport_api_version grpc_services set_node_on_first_message_only",
+    ),
     msg("envoy.config.core.v3.GrpcService", "envoy_grpc timeout"),
-    msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name authority"),
+    msg(
+        "envoy.config.core.v3.GrpcService.EnvoyGrpc",
+        "cluster_name authority",
+    ),
     msg("envoy.config.core.v3.TransportSocket", "name typed_config"),
-    msg("envoy.config.core.v3.HeaderValueOption", "header append append_action keep_empty_value"),
+    msg(
+        "envoy.config.core.v3.HeaderValueOption",
+        "header append append_action keep_empty_value",
+    ),
     msg("envoy.config.core.v3.HeaderValue", "key value"),
-    msg("envoy.config.core.v3.DataSource", "filename inline_bytes inline_string environment_variable"),
+    msg(
+        "envoy.config.core.v3.DataSource",
+        "filename inline_bytes inline_string environment_variable",
+    ),
     // `runtime_key` is accepted: with no runtime layers (see Bootstrap) it always yields `default_value`.
-    msg("envoy.config.core.v3.RuntimeFractionalPercent", "default_value runtime_key"),
+    msg(
+        "envoy.config.core.v3.RuntimeFractionalPercent",
+        "default_value runtime_key",
+    ),
     msg("envoy.type.v3.FractionalPercent", "numerator denominator"),
     msg("envoy.type.v3.Percent", "value"),
-    msg("envoy.type.v3.TokenBucket", "max_tokens tokens_per_fill fill_interval"),
+    msg(
+        "envoy.type.v3.TokenBucket",
+        "max_tokens tokens_per_fill fill_interval",
+    ),
     msg("envoy.config.core.v3.Metadata", "filter_metadata"),
-    msg("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout max_connection_duration max_headers_count"),
-    msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams initial_stream_window_size initial_connection_window_size"),
-    msg("envoy.config.core.v3.CidrRange", "address_prefix prefix_len"),
+    msg(
+        "envoy.config.core.v3.HttpProtocolOptions",
+        "idle_timeout max_connection_duration max_headers_count",
+    ),
+    msg(
+        "envoy.config.core.v3.Http2ProtocolOptions",
+        "max_concurrent_streams initial_stream_window_size initial_connection_window_size",
+    ),
+    msg(
+        "envoy.config.core.v3.CidrRange",
+        "address_prefix prefix_len",
+    ),
     // Matchers.
-    msg("envoy.type.matcher.v3.StringMatcher", "exact prefix suffix safe_regex contains ignore_case"),
-    msg_ignoring("envoy.type.matcher.v3.RegexMatcher", "regex", &[("google_re2", "RE2 is the only regex engine")]),
-    msg("envoy.type.matcher.v3.RegexMatchAndSubstitute", "pattern substitution"),
+    msg(
+        "envoy.type.matcher.v3.StringMatcher",
+        "exact prefix suffix safe_regex contains ignore_case",
+    ),
+    msg_ignoring(
+        "envoy.type.matcher.v3.RegexMatcher",
+        "regex",
+        &[("google_re2", "RE2 is the only regex engine")],
+    ),
+    msg(
+        "envoy.type.matcher.v3.RegexMatchAndSubstitute",
+        "pattern substitution",
+    ),
     // Listeners.
     msg_ignoring(
         "envoy.config.listener.v3.Listener",
@@ -101,8 +168,15 @@ pub const MESSAGES: &[MessageSupport] = &[
             ("metadata", METADATA),
         ],
     ),
-    msg("envoy.config.listener.v3.ListenerFilter", "name typed_config"),
-    msg_ignoring("envoy.config.listener.v3.FilterChain", "filter_chain_match filters transport_socket name", &[("metadata", METADATA)]),
+    msg(
+        "envoy.config.listener.v3.ListenerFilter",
+        "name typed_config",
+    ),
+    msg_ignoring(
+        "envoy.config.listener.v3.FilterChain",
+        "filter_chain_match filters transport_socket name",
+        &[("metadata", METADATA)],
+    ),
     msg(
         "envoy.config.listener.v3.FilterChainMatch",
         "destination_port prefix_ranges direct_source_prefix_ranges source_type source_prefix_ranges source_ports \
@@ -118,17 +192,32 @@ pub const MESSAGES: &[MessageSupport] = &[
          merge_slashes forward_client_cert_details set_current_client_cert_details",
         &[
             ("access_log", ACCESS_LOG),
-            ("tracing", "spans are not exported yet; trace headers are still forwarded"),
+            (
+                "tracing",
+                "spans are not exported yet; trace headers are still forwarded",
+            ),
         ],
     ),
     msg(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
         "subject cert chain dns uri",
     ),
-    msg("envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source route_config_name"),
-    msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "name typed_config"),
-    msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", "upgrade_type enabled"),
-    msg("envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers"),
+    msg(
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds",
+        "config_source route_config_name",
+    ),
+    msg(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
+        "name typed_config",
+    ),
+    msg(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
+        "upgrade_type enabled",
+    ),
+    msg(
+        "envoy.extensions.filters.http.router.v3.Router",
+        "suppress_envoy_headers",
+    ),
     msg(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "stat_prefix status token_bucket filter_enabled filter_enforced response_headers_to_add \
@@ -150,26 +239,41 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.Route",
         "name match route redirect direct_response request_headers_to_add request_headers_to_remove \
          response_headers_to_add response_headers_to_remove typed_per_filter_config",
-        &[("metadata", METADATA), ("decorator", "spans are not exported yet")],
+        &[
+            ("metadata", METADATA),
+            ("decorator", "spans are not exported yet"),
+        ],
     ),
-    msg("envoy.config.route.v3.RouteMatch", "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc"),
+    msg(
+        "envoy.config.route.v3.RouteMatch",
+        "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc",
+    ),
     msg("envoy.config.route.v3.RouteMatch.GrpcRouteMatchOptions", ""),
     msg(
         "envoy.config.route.v3.HeaderMatcher",
         "name exact_match safe_regex_match present_match prefix_match suffix_match contains_match string_match \
          invert_match treat_missing_header_as_empty",
     ),
-    msg("envoy.config.route.v3.QueryParameterMatcher", "name string_match present_match"),
+    msg(
+        "envoy.config.route.v3.QueryParameterMatcher",
+        "name string_match present_match",
+    ),
     msg_ignoring(
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
          timeout idle_timeout retry_policy",
-        &[("hash_policy", "only consistent-hash load balancers read it, and Outrigger has none")],
+        &[(
+            "hash_policy",
+            "only consistent-hash load balancers read it, and Outrigger has none",
+        )],
     ),
     msg_ignoring(
         "envoy.config.route.v3.WeightedCluster",
         "clusters total_weight",
-        &[("runtime_key_prefix", "runtime layers are not read; the configured weights apply")],
+        &[(
+            "runtime_key_prefix",
+            "runtime layers are not read; the configured weights apply",
+        )],
     ),
     msg(
         "envoy.config.route.v3.WeightedCluster.ClusterWeight",
@@ -180,8 +284,14 @@ pub const MESSAGES: &[MessageSupport] = &[
         "retry_on num_retries per_try_timeout retry_back_off retriable_status_codes retry_host_predicate \
          host_selection_retry_max_attempts",
     ),
-    msg("envoy.config.route.v3.RetryPolicy.RetryBackOff", "base_interval max_interval"),
-    msg("envoy.config.route.v3.RetryPolicy.RetryHostPredicate", "name typed_config"),
+    msg(
+        "envoy.config.route.v3.RetryPolicy.RetryBackOff",
+        "base_interval max_interval",
+    ),
+    msg(
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate",
+        "name typed_config",
+    ),
     msg(
         "envoy.config.route.v3.RedirectAction",
         "scheme_redirect https_redirect host_redirect port_redirect path_redirect prefix_rewrite regex_rewrite \
@@ -192,10 +302,19 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "stat_prefix cluster weighted_clusters idle_timeout max_connect_attempts",
-        &[("access_log", ACCESS_LOG), ("access_log_options", ACCESS_LOG)],
+        &[
+            ("access_log", ACCESS_LOG),
+            ("access_log_options", ACCESS_LOG),
+        ],
     ),
-    msg("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster", "clusters"),
-    msg("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight", "name weight"),
+    msg(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster",
+        "clusters",
+    ),
+    msg(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight",
+        "name weight",
+    ),
     // Clusters and endpoints.
     msg_ignoring(
         "envoy.config.cluster.v3.Cluster",
@@ -209,19 +328,40 @@ pub const MESSAGES: &[MessageSupport] = &[
             ("metadata", METADATA),
         ],
     ),
-    msg("envoy.config.cluster.v3.Cluster.EdsClusterConfig", "eds_config service_name"),
-    msg("envoy.config.cluster.v3.Cluster.TransportSocketMatch", "name match transport_socket"),
-    msg("envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", "choice_count"),
-    msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name endpoints"),
-    msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "locality lb_endpoints load_balancing_weight priority"),
-    msg("envoy.config.endpoint.v3.LbEndpoint", "endpoint health_status metadata load_balancing_weight"),
+    msg(
+        "envoy.config.cluster.v3.Cluster.EdsClusterConfig",
+        "eds_config service_name",
+    ),
+    msg(
+        "envoy.config.cluster.v3.Cluster.TransportSocketMatch",
+        "name match transport_socket",
+    ),
+    msg(
+        "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig",
+        "choice_count",
+    ),
+    msg(
+        "envoy.config.endpoint.v3.ClusterLoadAssignment",
+        "cluster_name endpoints",
+    ),
+    msg(
+        "envoy.config.endpoint.v3.LocalityLbEndpoints",
+        "locality lb_endpoints load_balancing_weight priority",
+    ),
+    msg(
+        "envoy.config.endpoint.v3.LbEndpoint",
+        "endpoint health_status metadata load_balancing_weight",
+    ),
     msg("envoy.config.endpoint.v3.Endpoint", "address hostname"),
     msg("envoy.config.cluster.v3.CircuitBreakers", "thresholds"),
     msg(
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
         "priority max_connections max_pending_requests max_requests max_retries retry_budget track_remaining",
     ),
-    msg("envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget", "budget_percent min_retry_concurrency"),
+    msg(
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget",
+        "budget_percent min_retry_concurrency",
+    ),
     msg(
         "envoy.config.cluster.v3.OutlierDetection",
         "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx \
@@ -235,17 +375,47 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         "common_http_protocol_options explicit_http_config use_downstream_protocol_config auto_config",
     ),
-    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", "http_protocol_options http2_protocol_options"),
-    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", "http_protocol_options http2_protocol_options"),
-    msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", "http_protocol_options http2_protocol_options"),
+    msg(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
+        "http_protocol_options http2_protocol_options",
+    ),
+    msg(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
+        "http_protocol_options http2_protocol_options",
+    ),
+    msg(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
+        "http_protocol_options http2_protocol_options",
+    ),
     // TLS.
-    msg("envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "common_tls_context sni"),
-    msg("envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "common_tls_context require_client_certificate"),
-    msg("envoy.extensions.transport_sockets.tls.v3.CommonTlsContext", "tls_params tls_certificates validation_context alpn_protocols"),
-    msg("envoy.extensions.transport_sockets.tls.v3.TlsParameters", "tls_minimum_protocol_version tls_maximum_protocol_version"),
-    msg("envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "certificate_chain private_key"),
-    msg("envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext", "trusted_ca match_typed_subject_alt_names"),
-    msg("envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher", "san_type matcher"),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context sni",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context require_client_certificate",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+        "tls_params tls_certificates validation_context alpn_protocols",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+        "tls_minimum_protocol_version tls_maximum_protocol_version",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
+        "certificate_chain private_key",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+        "trusted_ca match_typed_subject_alt_names",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher",
+        "san_type matcher",
+    ),
 ];
 
 /// What to do with a set field.
@@ -290,21 +460,46 @@ mod tests {
             let message = pool
                 .get_message_by_name(entry.message)
                 .unwrap_or_else(|| panic!("no message {}", entry.message));
-            let names = entry.fields.split_whitespace().chain(entry.ignored.iter().map(|(f, _)| *f));
+            let names = entry
+                .fields
+                .split_whitespace()
+                .chain(entry.ignored.iter().map(|(f, _)| *f));
             for field in names {
-                assert!(message.get_field_by_name(field).is_some(), "{} has no field {field}", entry.message);
+                assert!(
+                    message.get_field_by_name(field).is_some(),
+                    "{} has no field {field}",
+                    entry.message
+                );
             }
         }
         for name in SUPPORTED_TYPES {
-            assert!(pool.get_message_by_name(name).is_some(), "no message {name}");
+            assert!(
+                pool.get_message_by_name(name).is_some(),
+                "no message {name}"
+            );
         }
     }
 
     #[test]
     fn unknown_messages_support_nothing() {
-        assert_eq!(field_support("envoy.config.cluster.v3.Cluster", "health_checks"), FieldSupport::Unsupported);
-        assert_eq!(field_support("envoy.config.cluster.v3.Cluster", "name"), FieldSupport::Supported);
-        assert!(matches!(field_support("envoy.config.listener.v3.Listener", "access_log"), FieldSupport::Ignored(_)));
-        assert_eq!(field_support("envoy.extensions.filters.http.lua.v3.Lua", "default_source_code"), FieldSupport::Unsupported);
+        assert_eq!(
+            field_support("envoy.config.cluster.v3.Cluster", "health_checks"),
+            FieldSupport::Unsupported
+        );
+        assert_eq!(
+            field_support("envoy.config.cluster.v3.Cluster", "name"),
+            FieldSupport::Supported
+        );
+        assert!(matches!(
+            field_support("envoy.config.listener.v3.Listener", "access_log"),
+            FieldSupport::Ignored(_)
+        ));
+        assert_eq!(
+            field_support(
+                "envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code"
+            ),
+            FieldSupport::Unsupported
+        );
     }
 }

@@ -82,13 +82,20 @@ fn walk_any(rules: &Rules, any: &DynamicMessage, at: &Path, out: &mut Diagnostic
         );
         return;
     }
-    let Some(descriptor) = any.descriptor().parent_pool().get_message_by_name(type_name) else {
+    let Some(descriptor) = any
+        .descriptor()
+        .parent_pool()
+        .get_message_by_name(type_name)
+    else {
         out.error(at, format!("unknown type {type_url}"));
         return;
     };
     match DynamicMessage::decode(descriptor, bytes) {
         Ok(inner) => walk(rules, &inner, at, out),
-        Err(e) => out.error(at, format!("the {type_name} payload cannot be decoded: {e}")),
+        Err(e) => out.error(
+            at,
+            format!("the {type_name} payload cannot be decoded: {e}"),
+        ),
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the loader reports and fills in: paths, several problems at once, warnings, Envoy's defaults.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outrigger_config::model::cluster::{Discovery, LbPolicy, UpstreamProtocol};
 use outrigger_config::model::http::RouteSource;
 use outrigger_config::model::listener::NetworkFilter;
@@ -8,8 +10,12 @@ use outrigger_config::{Format, Severity, load_bytes, load_default};
 use std::time::Duration;
 
 fn errors_of(yaml: &str) -> Vec<String> {
-    let problems = load_bytes(yaml.as_bytes(), Format::Yaml).expect_err("expected the config to be refused");
-    problems.errors().map(|d| format!("{}: {}", d.path, d.message)).collect()
+    let problems =
+        load_bytes(yaml.as_bytes(), Format::Yaml).expect_err("expected the config to be refused");
+    problems
+        .errors()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect()
 }
 
 const HTTP_LISTENER: &str = r#"
@@ -51,21 +57,36 @@ fn defaults_are_envoys() {
     assert_eq!(cluster.circuit_breakers.default.max_requests, 1024);
     assert_eq!(cluster.circuit_breakers.default.max_retries, 3);
     let listener = &loaded.snapshot.listeners[0];
-    assert_eq!(listener.listener_filters_timeout, Some(Duration::from_secs(15)));
-    let NetworkFilter::HttpConnectionManager(hcm) = &listener.filter_chains[0].filters[0] else { panic!() };
+    assert_eq!(
+        listener.listener_filters_timeout,
+        Some(Duration::from_secs(15))
+    );
+    let NetworkFilter::HttpConnectionManager(hcm) = &listener.filter_chains[0].filters[0] else {
+        panic!()
+    };
     assert_eq!(hcm.stream_idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(hcm.max_request_headers_kb, 60);
     assert!(hcm.generate_request_id);
-    let RouteSource::Static(routes) = &hcm.routes else { panic!() };
-    let RouteAction::Route(forward) = &routes.virtual_hosts[0].routes[0].action else { panic!() };
+    let RouteSource::Static(routes) = &hcm.routes else {
+        panic!()
+    };
+    let RouteAction::Route(forward) = &routes.virtual_hosts[0].routes[0].action else {
+        panic!()
+    };
     assert_eq!(forward.timeout, Some(Duration::from_secs(15)));
 }
 
 #[test]
 fn every_problem_is_reported_with_its_path() {
     let yaml = HTTP_LISTENER
-        .replace("route: {cluster: backend}", "route: {cluster: missing, timeout: -1s}")
-        .replace("- name: backend\n", "- name: backend\n    connect_timeout: 0s\n");
+        .replace(
+            "route: {cluster: backend}",
+            "route: {cluster: missing, timeout: -1s}",
+        )
+        .replace(
+            "- name: backend\n",
+            "- name: backend\n    connect_timeout: 0s\n",
+        );
     let errors = errors_of(&yaml);
     assert!(
         errors.iter().any(|e| e.starts_with(
@@ -73,16 +94,32 @@ fn every_problem_is_reported_with_its_path() {
         )),
         "{errors:#?}"
     );
-    assert!(errors.iter().any(|e| e.starts_with("static_resources.clusters[0].connect_timeout:")), "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("static_resources.clusters[0].connect_timeout:")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
 fn dangling_and_duplicate_names_are_refused() {
-    let errors = errors_of(&HTTP_LISTENER.replace("route: {cluster: backend}", "route: {cluster: nowhere}"));
-    assert!(errors.iter().any(|e| e.contains("unknown cluster \"nowhere\"")), "{errors:#?}");
+    let errors =
+        errors_of(&HTTP_LISTENER.replace("route: {cluster: backend}", "route: {cluster: nowhere}"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown cluster \"nowhere\"")),
+        "{errors:#?}"
+    );
     let doubled = HTTP_LISTENER.replace("  clusters:\n", "  clusters:\n  - {name: backend}\n");
     let errors = errors_of(&doubled);
-    assert!(errors.iter().any(|e| e.contains("duplicate cluster \"backend\"")), "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("duplicate cluster \"backend\"")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -92,20 +129,34 @@ fn unsupported_fields_name_themselves_and_ignorable_ones_warn() {
         "- name: backend\n    health_checks: [{timeout: 1s, interval: 5s, tcp_health_check: {}}]\n",
     );
     let errors = errors_of(&with_health_checks);
-    assert!(errors.iter().any(|e| e.starts_with("static_resources.clusters[0].health_checks:") && e.contains("does not implement")));
+    assert!(errors.iter().any(
+        |e| e.starts_with("static_resources.clusters[0].health_checks:")
+            && e.contains("does not implement")
+    ));
 
     let with_access_log = HTTP_LISTENER.replace("    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}\n",
         "    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}\n    access_log: [{name: a, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}]\n");
     let loaded = load_bytes(with_access_log.as_bytes(), Format::Yaml).unwrap();
     let warning = loaded.warnings.iter().next().unwrap();
     assert_eq!(warning.severity, Severity::Warning);
-    assert_eq!(warning.path.as_str(), "static_resources.listeners[0].access_log");
+    assert_eq!(
+        warning.path.as_str(),
+        "static_resources.listeners[0].access_log"
+    );
 }
 
 #[test]
 fn field_rules_from_envoys_protos_apply() {
-    let errors = errors_of(&HTTP_LISTENER.replace("stat_prefix: web", "stat_prefix: web\n          max_request_headers_kb: 9000"));
-    assert!(errors.iter().any(|e| e.contains("max_request_headers_kb") && e.contains("at most 8192")), "{errors:#?}");
+    let errors = errors_of(&HTTP_LISTENER.replace(
+        "stat_prefix: web",
+        "stat_prefix: web\n          max_request_headers_kb: 9000",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("max_request_headers_kb") && e.contains("at most 8192")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -114,10 +165,23 @@ fn the_embedded_default_is_a_transparent_sidecar() {
     let snapshot = &loaded.snapshot;
     let outbound = snapshot.listener("virtualOutbound").unwrap();
     assert_eq!(outbound.address.port(), 15001);
-    assert_eq!(snapshot.listener("virtualInbound").unwrap().address.port(), 15006);
-    assert_eq!(snapshot.admin.as_ref().unwrap().address.to_string(), "127.0.0.1:15000");
-    assert_eq!(snapshot.cluster("PassthroughCluster").unwrap().discovery, Discovery::OriginalDst);
+    assert_eq!(
+        snapshot.listener("virtualInbound").unwrap().address.port(),
+        15006
+    );
+    assert_eq!(
+        snapshot.admin.as_ref().unwrap().address.to_string(),
+        "127.0.0.1:15000"
+    );
+    assert_eq!(
+        snapshot.cluster("PassthroughCluster").unwrap().discovery,
+        Discovery::OriginalDst
+    );
     // Server-speaks-first ports go straight to TCP.
-    let mysql = outbound.filter_chains.iter().find(|c| c.matcher.destination_port == Some(3306)).unwrap();
+    let mysql = outbound
+        .filter_chains
+        .iter()
+        .find(|c| c.matcher.destination_port == Some(3306))
+        .unwrap();
     assert!(matches!(mysql.filters[0], NetworkFilter::TcpProxy(_)));
 }

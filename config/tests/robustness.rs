@@ -1,6 +1,8 @@
 //! Bad input never panics: it is answered with diagnostics. Random bytes, random YAML, and mutations of real
 //! configs all go through the loader.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outrigger_config::{Format, load_bytes};
 use proptest::prelude::*;
 
@@ -60,7 +62,10 @@ proptest! {
 fn empty_and_comment_only_files_are_refused() {
     for text in ["", "   \n", "# only a comment\n"] {
         let problems = load_bytes(text.as_bytes(), Format::Yaml).unwrap_err();
-        assert!(problems.iter().any(|p| p.message.contains("empty")), "{text:?}: {problems:?}");
+        assert!(
+            problems.iter().any(|p| p.message.contains("empty")),
+            "{text:?}: {problems:?}"
+        );
     }
 }
 
@@ -74,14 +79,24 @@ fn an_empty_object_is_an_empty_bootstrap() {
 fn non_utf8_is_refused_with_the_offset() {
     let problems = load_bytes(b"admin: {}\n\xff\xfe", Format::Yaml).unwrap_err();
     let message = &problems.errors().next().unwrap().message;
-    assert!(message.contains("UTF-8") && message.contains("offset 10"), "{message}");
+    assert!(
+        message.contains("UTF-8") && message.contains("offset 10"),
+        "{message}"
+    );
 }
 
 #[test]
 fn deep_nesting_is_refused() {
     let text = format!("admin: {}{}", "[".repeat(10_000), "]".repeat(10_000));
     let problems = load_bytes(text.as_bytes(), Format::Yaml).unwrap_err();
-    assert!(problems.errors().next().unwrap().message.contains("recursion limit"));
+    assert!(
+        problems
+            .errors()
+            .next()
+            .unwrap()
+            .message
+            .contains("recursion limit")
+    );
 }
 
 #[test]
@@ -89,10 +104,20 @@ fn alias_bombs_are_refused() {
     let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let p = i - 1;
-        text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        text.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     let problems = load_bytes(text.as_bytes(), Format::Yaml).unwrap_err();
-    assert!(problems.errors().next().unwrap().message.contains("repetition limit"), "{problems:?}");
+    assert!(
+        problems
+            .errors()
+            .next()
+            .unwrap()
+            .message
+            .contains("repetition limit"),
+        "{problems:?}"
+    );
 }
 
 #[test]

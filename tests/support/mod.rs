@@ -26,23 +26,30 @@ pub fn in_ci() -> bool {
 /// Outside CI a missing one returns `None` so the caller can say what it skipped; under CI it fails the test.
 pub fn peer(name: &str) -> Option<PathBuf> {
     let override_var = format!("{}_BIN", name.to_ascii_uppercase().replace('-', "_"));
-    let found = std::env::var_os(&override_var).map(PathBuf::from).or_else(|| find_on_path(name));
+    let found = std::env::var_os(&override_var)
+        .map(PathBuf::from)
+        .or_else(|| find_on_path(name));
     if found.is_none() {
         assert!(
             !in_ci(),
             "{name} is required under CI=true but was not found on PATH (or in ${override_var}); .ci/run installs it"
         );
-        eprintln!("note: {name} not found; the parts of this test that need it are not run (they are in CI)");
+        eprintln!(
+            "note: {name} not found; the parts of this test that need it are not run (they are in CI)"
+        );
     }
     found
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

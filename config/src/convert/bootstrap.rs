@@ -2,9 +2,11 @@
 
 use super::{Out, cluster, ip_address, listener, struct_to_json};
 use crate::diagnostic::Path;
-use crate::model::{AdsConfig, Admin, DynamicResources, Node, Snapshot};
+use crate::model::{Admin, AdsConfig, DynamicResources, Node, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
-use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, api_config_source, grpc_service};
+use envoy_types::pb::envoy::config::core::v3::{
+    ApiConfigSource, ApiVersion, api_config_source, grpc_service,
+};
 
 pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
     let top = Path::root();
@@ -37,14 +39,33 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         .dynamic_resources
         .as_ref()
         .map(|d| dynamic_resources(d, &top.field("dynamic_resources"), out));
-    Snapshot { node: node.unwrap_or_default(), admin, listeners, clusters, dynamic_resources }
+    Snapshot {
+        node: node.unwrap_or_default(),
+        admin,
+        listeners,
+        clusters,
+        dynamic_resources,
+    }
 }
 
-fn dynamic_resources(d: &bootstrap::DynamicResources, at: &Path, out: &mut Out) -> DynamicResources {
-    let lds = d.lds_config.as_ref().map(|_| super::config_source(&d.lds_config, &at.field("lds_config"), out));
-    let cds = d.cds_config.as_ref().map(|_| super::config_source(&d.cds_config, &at.field("cds_config"), out));
+fn dynamic_resources(
+    d: &bootstrap::DynamicResources,
+    at: &Path,
+    out: &mut Out,
+) -> DynamicResources {
+    let lds = d
+        .lds_config
+        .as_ref()
+        .map(|_| super::config_source(&d.lds_config, &at.field("lds_config"), out));
+    let cds = d
+        .cds_config
+        .as_ref()
+        .map(|_| super::config_source(&d.cds_config, &at.field("cds_config"), out));
     DynamicResources {
-        ads: d.ads_config.as_ref().and_then(|a| ads_config(a, &at.field("ads_config"), out)),
+        ads: d
+            .ads_config
+            .as_ref()
+            .and_then(|a| ads_config(a, &at.field("ads_config"), out)),
         lds: lds.flatten(),
         cds: cds.flatten(),
     }
@@ -71,12 +92,18 @@ fn ads_config(a: &ApiConfigSource, at: &Path, out: &mut Out) -> Option<AdsConfig
         [service] => match &service.target_specifier {
             Some(grpc_service::TargetSpecifier::EnvoyGrpc(g)) => g.cluster_name.clone(),
             _ => {
-                out.error(&at_services.index(0), "only `envoy_grpc: {cluster_name: ...}` is supported");
+                out.error(
+                    &at_services.index(0),
+                    "only `envoy_grpc: {cluster_name: ...}` is supported",
+                );
                 return None;
             }
         },
         [] => {
-            out.error(&at_services, "ADS needs one gRPC service: `grpc_services: [{envoy_grpc: {cluster_name: ...}}]`");
+            out.error(
+                &at_services,
+                "ADS needs one gRPC service: `grpc_services: [{envoy_grpc: {cluster_name: ...}}]`",
+            );
             return None;
         }
         _ => {
@@ -84,6 +111,9 @@ fn ads_config(a: &ApiConfigSource, at: &Path, out: &mut Out) -> Option<AdsConfig
             return None;
         }
     };
-    Some(AdsConfig { delta, cluster, set_node_on_first_message_only: a.set_node_on_first_message_only })
+    Some(AdsConfig {
+        delta,
+        cluster,
+        set_node_on_first_message_only: a.set_node_on_first_message_only,
+    })
 }
-

@@ -1,10 +1,14 @@
 //! Clusters: discovery type, endpoints, load balancing, limits, protocol and TLS.
 
-use super::{Out, config_source, decode_any, duration, duration_or, filter_metadata, http, socket_address, timeout_or, tls, type_name, u32_or};
+use super::{
+    Out, config_source, decode_any, duration, duration_or, filter_metadata, http, socket_address,
+    timeout_or, tls, type_name, u32_or,
+};
 use crate::diagnostic::Path;
 use crate::model::cluster::{
-    CircuitBreakers, Cluster, Discovery, DnsLookupFamily, DnsOptions, Endpoint, HealthStatus, LbPolicy, Locality,
-    LocalityEndpoints, OutlierDetection, RetryBudget, Thresholds, TransportSocketMatch, UpstreamProtocol,
+    CircuitBreakers, Cluster, Discovery, DnsLookupFamily, DnsOptions, Endpoint, HealthStatus,
+    LbPolicy, Locality, LocalityEndpoints, OutlierDetection, RetryBudget, Thresholds,
+    TransportSocketMatch, UpstreamProtocol,
 };
 use crate::model::http::Http2Options;
 use envoy_types::pb::envoy::config::cluster::v3 as pb;
@@ -27,11 +31,18 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             Ok(D::Eds) => {
                 let at = at.field("eds_cluster_config");
                 let Some(eds) = &c.eds_cluster_config else {
-                    out.error(&at, "an EDS cluster needs `eds_cluster_config: {eds_config: {ads: {}}}`");
+                    out.error(
+                        &at,
+                        "an EDS cluster needs `eds_cluster_config: {eds_config: {ads: {}}}`",
+                    );
                     return None;
                 };
                 Discovery::Eds {
-                    service_name: if eds.service_name.is_empty() { c.name.clone() } else { eds.service_name.clone() },
+                    service_name: if eds.service_name.is_empty() {
+                        c.name.clone()
+                    } else {
+                        eds.service_name.clone()
+                    },
                     config_source: config_source(&eds.eds_config, &at.field("eds_config"), out)?,
                 }
             }
@@ -41,7 +52,10 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             }
         },
         Some(ClusterDiscoveryType::ClusterType(custom)) => {
-            out.error(&at.field("cluster_type"), format!("custom cluster type {:?} is not supported", custom.name));
+            out.error(
+                &at.field("cluster_type"),
+                format!("custom cluster type {:?} is not supported", custom.name),
+            );
             return None;
         }
     };
@@ -52,7 +66,9 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
                 .lb_config
                 .as_ref()
                 .and_then(|cfg| match cfg {
-                    pb::cluster::LbConfig::LeastRequestLbConfig(l) => l.choice_count.as_ref().map(|v| v.value),
+                    pb::cluster::LbConfig::LeastRequestLbConfig(l) => {
+                        l.choice_count.as_ref().map(|v| v.value)
+                    }
                     _ => None,
                 })
                 .unwrap_or(2),
@@ -81,20 +97,24 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             &at.field("lb_policy"),
             "an ORIGINAL_DST cluster picks its endpoint itself: set `lb_policy: CLUSTER_PROVIDED`",
         ),
-        (_, LbPolicy::ClusterProvided) => {
-            out.error(&at.field("lb_policy"), "CLUSTER_PROVIDED is only valid with `type: ORIGINAL_DST`")
-        }
+        (_, LbPolicy::ClusterProvided) => out.error(
+            &at.field("lb_policy"),
+            "CLUSTER_PROVIDED is only valid with `type: ORIGINAL_DST`",
+        ),
         _ => {}
     }
     let localities = match &c.load_assignment {
-        Some(assignment) => load_assignment(assignment, &discovery, &at.field("load_assignment"), out),
+        Some(assignment) => {
+            load_assignment(assignment, &discovery, &at.field("load_assignment"), out)
+        }
         None => Vec::new(),
     };
     let endpoint_count: usize = localities.iter().map(|l| l.endpoints.len()).sum();
     match discovery {
-        Discovery::OriginalDst if endpoint_count > 0 => {
-            out.error(&at.field("load_assignment"), "an ORIGINAL_DST cluster must have no endpoints")
-        }
+        Discovery::OriginalDst if endpoint_count > 0 => out.error(
+            &at.field("load_assignment"),
+            "an ORIGINAL_DST cluster must have no endpoints",
+        ),
         Discovery::LogicalDns if endpoint_count != 1 => out.error(
             &at.field("load_assignment"),
             "a LOGICAL_DNS cluster needs exactly one endpoint (a single name to resolve)",
@@ -102,7 +122,11 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         _ => {}
     }
     let (protocol, http2, idle_timeout) = protocol_options(c, at, out);
-    let tls = c.transport_socket.as_ref().and_then(|t| tls::upstream(t, &at.field("transport_socket"), out)).flatten();
+    let tls = c
+        .transport_socket
+        .as_ref()
+        .and_then(|t| tls::upstream(t, &at.field("transport_socket"), out))
+        .flatten();
     let transport_socket_matches = c
         .transport_socket_matches
         .iter()
@@ -111,8 +135,16 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             let at = at.field("transport_socket_matches").index(i);
             TransportSocketMatch {
                 name: m.name.clone(),
-                criteria: m.r#match.as_ref().map(super::struct_to_json).unwrap_or_default(),
-                tls: m.transport_socket.as_ref().and_then(|t| tls::upstream(t, &at.field("transport_socket"), out)).flatten(),
+                criteria: m
+                    .r#match
+                    .as_ref()
+                    .map(super::struct_to_json)
+                    .unwrap_or_default(),
+                tls: m
+                    .transport_socket
+                    .as_ref()
+                    .and_then(|t| tls::upstream(t, &at.field("transport_socket"), out))
+                    .flatten(),
             }
         })
         .collect();
@@ -149,7 +181,9 @@ fn load_assignment(
                 .lb_endpoints
                 .iter()
                 .enumerate()
-                .filter_map(|(j, lb)| lb_endpoint(lb, names_allowed, &at.field("lb_endpoints").index(j), out))
+                .filter_map(|(j, lb)| {
+                    lb_endpoint(lb, names_allowed, &at.field("lb_endpoints").index(j), out)
+                })
                 .collect();
             LocalityEndpoints {
                 locality: group.locality.as_ref().map(|l| Locality {
@@ -165,13 +199,23 @@ fn load_assignment(
         .collect()
 }
 
-fn lb_endpoint(lb: &endpoint::LbEndpoint, names: bool, at: &Path, out: &mut Out) -> Option<Endpoint> {
+fn lb_endpoint(
+    lb: &endpoint::LbEndpoint,
+    names: bool,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Endpoint> {
     use endpoint::lb_endpoint::HostIdentifier;
     let Some(HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
         out.error(at, "an lb_endpoint needs `endpoint: {address: ...}`");
         return None;
     };
-    let (host, port) = socket_address(&e.address, names, &at.field("endpoint").field("address"), out)?;
+    let (host, port) = socket_address(
+        &e.address,
+        names,
+        &at.field("endpoint").field("address"),
+        out,
+    )?;
     let health_status = match core::HealthStatus::try_from(lb.health_status) {
         Ok(core::HealthStatus::Healthy) => HealthStatus::Healthy,
         Ok(core::HealthStatus::Unhealthy) => HealthStatus::Unhealthy,
@@ -190,20 +234,38 @@ fn lb_endpoint(lb: &endpoint::LbEndpoint, names: bool, at: &Path, out: &mut Out)
 }
 
 /// The upstream HTTP version, from `typed_extension_protocol_options` or the legacy cluster fields.
-fn protocol_options(c: &pb::Cluster, at: &Path, out: &mut Out) -> (UpstreamProtocol, Http2Options, Option<Duration>) {
-    use upstream_http::http_protocol_options::{UpstreamProtocolOptions as U, explicit_http_config::ProtocolConfig};
-    let mut protocol = if c.http2_protocol_options.is_some() { UpstreamProtocol::Http2 } else { UpstreamProtocol::Http1 };
+fn protocol_options(
+    c: &pb::Cluster,
+    at: &Path,
+    out: &mut Out,
+) -> (UpstreamProtocol, Http2Options, Option<Duration>) {
+    use upstream_http::http_protocol_options::{
+        UpstreamProtocolOptions as U, explicit_http_config::ProtocolConfig,
+    };
+    let mut protocol = if c.http2_protocol_options.is_some() {
+        UpstreamProtocol::Http2
+    } else {
+        UpstreamProtocol::Http1
+    };
     let mut http2 = http::http2_options(c.http2_protocol_options.as_ref());
-    let mut common = c.common_http_protocol_options.clone();
+    let mut common = c.common_http_protocol_options;
     for (key, any) in &c.typed_extension_protocol_options {
         let at = at.field("typed_extension_protocol_options").key(key);
         if type_name(any) != HTTP_PROTOCOL_OPTIONS {
-            out.error(&at, format!("protocol options of type {} are not supported", type_name(any)));
+            out.error(
+                &at,
+                format!(
+                    "protocol options of type {} are not supported",
+                    type_name(any)
+                ),
+            );
             continue;
         }
-        let Some(options) = decode_any::<upstream_http::HttpProtocolOptions>(any, &at, out) else { continue };
+        let Some(options) = decode_any::<upstream_http::HttpProtocolOptions>(any, &at, out) else {
+            continue;
+        };
         if options.common_http_protocol_options.is_some() {
-            common = options.common_http_protocol_options.clone();
+            common = options.common_http_protocol_options;
         }
         match &options.upstream_protocol_options {
             Some(U::ExplicitHttpConfig(e)) => match &e.protocol_config {
@@ -212,10 +274,14 @@ fn protocol_options(c: &pb::Cluster, at: &Path, out: &mut Out) -> (UpstreamProto
                     http2 = http::http2_options(Some(o));
                 }
                 Some(ProtocolConfig::HttpProtocolOptions(_)) => protocol = UpstreamProtocol::Http1,
-                Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
-                    out.error(&at.field("explicit_http_config"), "HTTP/3 upstreams are not supported")
-                }
-                None => out.error(&at.field("explicit_http_config"), "name the protocol: http_protocol_options or http2_protocol_options"),
+                Some(ProtocolConfig::Http3ProtocolOptions(_)) => out.error(
+                    &at.field("explicit_http_config"),
+                    "HTTP/3 upstreams are not supported",
+                ),
+                None => out.error(
+                    &at.field("explicit_http_config"),
+                    "name the protocol: http_protocol_options or http2_protocol_options",
+                ),
             },
             Some(U::UseDownstreamProtocolConfig(d)) => {
                 protocol = UpstreamProtocol::UseDownstream;
@@ -228,7 +294,10 @@ fn protocol_options(c: &pb::Cluster, at: &Path, out: &mut Out) -> (UpstreamProto
             None => {}
         }
     }
-    let idle_timeout = timeout_or(&common.and_then(|c| c.idle_timeout), Some(Duration::from_secs(3600)));
+    let idle_timeout = timeout_or(
+        &common.and_then(|c| c.idle_timeout),
+        Some(Duration::from_secs(3600)),
+    );
     (protocol, http2, idle_timeout)
 }
 
@@ -248,7 +317,10 @@ fn dns_options(c: &pb::Cluster) -> DnsOptions {
 }
 
 fn circuit_breakers(c: Option<&pb::CircuitBreakers>) -> CircuitBreakers {
-    let mut result = CircuitBreakers { default: Thresholds::default(), high: Thresholds::default() };
+    let mut result = CircuitBreakers {
+        default: Thresholds::default(),
+        high: Thresholds::default(),
+    };
     for t in c.map(|c| c.thresholds.as_slice()).unwrap_or_default() {
         let defaults = Thresholds::default();
         let thresholds = Thresholds {
@@ -279,12 +351,19 @@ fn outlier_detection(o: &pb::OutlierDetection) -> OutlierDetection {
         consecutive_gateway_failure: u32_or(&o.consecutive_gateway_failure, 5),
         enforcing_consecutive_gateway_failure: u32_or(&o.enforcing_consecutive_gateway_failure, 0),
         consecutive_local_origin_failure: u32_or(&o.consecutive_local_origin_failure, 5),
-        enforcing_consecutive_local_origin_failure: u32_or(&o.enforcing_consecutive_local_origin_failure, 100),
+        enforcing_consecutive_local_origin_failure: u32_or(
+            &o.enforcing_consecutive_local_origin_failure,
+            100,
+        ),
         split_external_local_origin_errors: o.split_external_local_origin_errors,
         interval: duration_or(&o.interval, Duration::from_secs(10)),
         base_ejection_time,
         // Envoy: the larger of 300s and the base ejection time.
-        max_ejection_time: o.max_ejection_time.as_ref().map(duration).unwrap_or(base_ejection_time.max(Duration::from_secs(300))),
+        max_ejection_time: o
+            .max_ejection_time
+            .as_ref()
+            .map(duration)
+            .unwrap_or(base_ejection_time.max(Duration::from_secs(300))),
         max_ejection_percent: u32_or(&o.max_ejection_percent, 10),
         enforcing_success_rate: u32_or(&o.enforcing_success_rate, 100),
         success_rate_minimum_hosts: u32_or(&o.success_rate_minimum_hosts, 5),
@@ -296,4 +375,3 @@ fn outlier_detection(o: &pb::OutlierDetection) -> OutlierDetection {
         failure_percentage_request_volume: u32_or(&o.failure_percentage_request_volume, 50),
     }
 }
-

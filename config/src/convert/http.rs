@@ -1,10 +1,13 @@
 //! The HTTP connection manager and its HTTP filters.
 
-use super::{Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, route, timeout_or, type_name, u32_or};
+use super::{
+    Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, route,
+    timeout_or, type_name, u32_or,
+};
 use crate::diagnostic::Path;
 use crate::model::http::{
-    ClientCertDetails, CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager, HttpFilter, LocalRateLimit, Router,
-    RouteSource, TokenBucket,
+    ClientCertDetails, CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager,
+    HttpFilter, LocalRateLimit, RouteSource, Router, TokenBucket,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as ratelimit;
@@ -13,26 +16,43 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use std::time::Duration;
 
 pub const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
-pub const LOCAL_RATE_LIMIT: &str = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+pub const LOCAL_RATE_LIMIT: &str =
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
-pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Out) -> Option<HttpConnectionManager> {
-    use pb::http_connection_manager::{CodecType as C, ForwardClientCertDetails as F, RouteSpecifier};
+pub fn connection_manager(
+    h: &pb::HttpConnectionManager,
+    at: &Path,
+    out: &mut Out,
+) -> Option<HttpConnectionManager> {
+    use pb::http_connection_manager::{
+        CodecType as C, ForwardClientCertDetails as F, RouteSpecifier,
+    };
     let codec_type = match C::try_from(h.codec_type) {
         Ok(C::Auto) => CodecType::Auto,
         Ok(C::Http1) => CodecType::Http1,
         Ok(C::Http2) => CodecType::Http2,
         _ => {
-            out.error(&at.field("codec_type"), "HTTP/3 is not supported; use AUTO, HTTP1 or HTTP2");
+            out.error(
+                &at.field("codec_type"),
+                "HTTP/3 is not supported; use AUTO, HTTP1 or HTTP2",
+            );
             return None;
         }
     };
     let routes = match &h.route_specifier {
-        Some(RouteSpecifier::RouteConfig(config)) => {
-            RouteSource::Static(route::route_config(config, true, &at.field("route_config"), out)?)
-        }
+        Some(RouteSpecifier::RouteConfig(config)) => RouteSource::Static(route::route_config(
+            config,
+            true,
+            &at.field("route_config"),
+            out,
+        )?),
         Some(RouteSpecifier::Rds(rds)) => RouteSource::Rds {
             route_config_name: rds.route_config_name.clone(),
-            config_source: config_source(&rds.config_source, &at.field("rds").field("config_source"), out)?,
+            config_source: config_source(
+                &rds.config_source,
+                &at.field("rds").field("config_source"),
+                out,
+            )?,
         },
         _ => {
             out.error(at, "the connection manager needs `route_config` or `rds`");
@@ -40,7 +60,7 @@ pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Ou
         }
     };
     let http_filters = http_filters(&h.http_filters, &at.field("http_filters"), out);
-    let common = h.common_http_protocol_options.clone().unwrap_or_default();
+    let common = h.common_http_protocol_options.unwrap_or_default();
     let forward_client_cert_details = match F::try_from(h.forward_client_cert_details) {
         Ok(F::ForwardOnly) => ForwardClientCertDetails::ForwardOnly,
         Ok(F::AppendForward) => ForwardClientCertDetails::AppendForward,
@@ -53,7 +73,11 @@ pub fn connection_manager(h: &pb::HttpConnectionManager, at: &Path, out: &mut Ou
         codec_type,
         routes,
         http_filters,
-        server_name: if h.server_name.is_empty() { "outrigger".to_string() } else { h.server_name.clone() },
+        server_name: if h.server_name.is_empty() {
+            "outrigger".to_string()
+        } else {
+            h.server_name.clone()
+        },
         stream_idle_timeout: timeout_or(&h.stream_idle_timeout, Some(Duration::from_secs(300))),
         request_timeout: timeout_or(&h.request_timeout, None),
         request_headers_timeout: timeout_or(&h.request_headers_timeout, None),
@@ -95,7 +119,10 @@ pub fn http2_options(o: Option<&core::Http2ProtocolOptions>) -> Http2Options {
     let Some(o) = o else { return defaults };
     Http2Options {
         max_concurrent_streams: u32_or(&o.max_concurrent_streams, defaults.max_concurrent_streams),
-        initial_stream_window_size: u32_or(&o.initial_stream_window_size, defaults.initial_stream_window_size),
+        initial_stream_window_size: u32_or(
+            &o.initial_stream_window_size,
+            defaults.initial_stream_window_size,
+        ),
         initial_connection_window_size: u32_or(
             &o.initial_connection_window_size,
             defaults.initial_connection_window_size,
@@ -109,13 +136,19 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
     for (i, f) in filters.iter().enumerate() {
         let at = at.index(i);
         let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
-            out.error(&at, format!("HTTP filter {:?} needs a typed_config", f.name));
+            out.error(
+                &at,
+                format!("HTTP filter {:?} needs a typed_config", f.name),
+            );
             continue;
         };
         let at_config = at.field("typed_config");
         let filter = match type_name(any) {
-            ROUTER => decode_any::<router::Router>(any, &at_config, out)
-                .map(|r| HttpFilter::Router(Router { suppress_envoy_headers: r.suppress_envoy_headers })),
+            ROUTER => decode_any::<router::Router>(any, &at_config, out).map(|r| {
+                HttpFilter::Router(Router {
+                    suppress_envoy_headers: r.suppress_envoy_headers,
+                })
+            }),
             LOCAL_RATE_LIMIT => decode_any(any, &at_config, out)
                 .and_then(|r| local_rate_limit(&r, &at_config, out))
                 .map(HttpFilter::LocalRateLimit),
@@ -133,7 +166,13 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
         let is_router = matches!(filter, Some(HttpFilter::Router(_)));
         let is_last = i + 1 == filters.len();
         if is_router && !is_last {
-            out.error(&at, format!("terminal filter {} must be the last filter in an HTTP filter chain", f.name));
+            out.error(
+                &at,
+                format!(
+                    "terminal filter {} must be the last filter in an HTTP filter chain",
+                    f.name
+                ),
+            );
         }
         if !is_router && is_last && filter.is_some() {
             out.error(&at, format!("non-terminal filter {} is the last filter in an HTTP filter chain; end it with envoy.filters.http.router", f.name));
@@ -143,16 +182,27 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
     result
 }
 
-pub fn local_rate_limit(r: &ratelimit::LocalRateLimit, at: &Path, out: &mut Out) -> Option<LocalRateLimit> {
+pub fn local_rate_limit(
+    r: &ratelimit::LocalRateLimit,
+    at: &Path,
+    out: &mut Out,
+) -> Option<LocalRateLimit> {
     let token_bucket = r.token_bucket.as_ref().map(|b| TokenBucket {
         max_tokens: b.max_tokens,
         tokens_per_fill: u32_or(&b.tokens_per_fill, 1),
-        fill_interval: b.fill_interval.as_ref().map(super::duration).unwrap_or_default(),
+        fill_interval: b
+            .fill_interval
+            .as_ref()
+            .map(super::duration)
+            .unwrap_or_default(),
     });
     if let Some(bucket) = &token_bucket
         && bucket.fill_interval < Duration::from_millis(50)
     {
-        out.error(&at.field("token_bucket").field("fill_interval"), "must be at least 50ms (as in Envoy)");
+        out.error(
+            &at.field("token_bucket").field("fill_interval"),
+            "must be at least 50ms (as in Envoy)",
+        );
     }
     let status = r.status.as_ref().map(|s| s.code).unwrap_or(429);
     let Ok(status) = u16::try_from(status) else {
@@ -165,7 +215,10 @@ pub fn local_rate_limit(r: &ratelimit::LocalRateLimit, at: &Path, out: &mut Out)
         filter_enabled: fraction(&r.filter_enabled.as_ref().and_then(|f| f.default_value)),
         filter_enforced: fraction(&r.filter_enforced.as_ref().and_then(|f| f.default_value)),
         status,
-        response_headers_to_add: headers_to_add(&r.response_headers_to_add, &at.field("response_headers_to_add")),
+        response_headers_to_add: headers_to_add(
+            &r.response_headers_to_add,
+            &at.field("response_headers_to_add"),
+        ),
         local_rate_limit_per_downstream_connection: r.local_rate_limit_per_downstream_connection,
     })
 }

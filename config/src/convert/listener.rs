@@ -3,8 +3,8 @@
 use super::{Out, decode_any, http, ip_address, timeout_or, tls, type_name};
 use crate::diagnostic::Path;
 use crate::model::listener::{
-    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter, SourceType, TcpProxy, TcpTarget,
-    TrafficDirection,
+    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter, SourceType,
+    TcpProxy, TcpTarget, TrafficDirection,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3 as pb;
@@ -12,14 +12,19 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
 use std::net::IpAddr;
 use std::time::Duration;
 
-const HCM: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
 pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
     let address = ip_address(&l.address, &at.field("address"), out)?;
     // Envoy names an unnamed listener with a random UUID; a name derived from the address is as unique and
     // stays the same across restarts.
-    let name = if l.name.is_empty() { format!("listener_{address}") } else { l.name.clone() };
+    let name = if l.name.is_empty() {
+        format!("listener_{address}")
+    } else {
+        l.name.clone()
+    };
     let traffic_direction = match core::TrafficDirection::try_from(l.traffic_direction) {
         Ok(core::TrafficDirection::Inbound) => TrafficDirection::Inbound,
         Ok(core::TrafficDirection::Outbound) => TrafficDirection::Outbound,
@@ -37,10 +42,15 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
         .enumerate()
         .filter_map(|(i, c)| filter_chain(c, &at.field("filter_chains").index(i), out))
         .collect();
-    let default_filter_chain =
-        l.default_filter_chain.as_ref().and_then(|c| filter_chain(c, &at.field("default_filter_chain"), out));
+    let default_filter_chain = l
+        .default_filter_chain
+        .as_ref()
+        .and_then(|c| filter_chain(c, &at.field("default_filter_chain"), out));
     if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
-        out.error(&at.field("filter_chains"), "no filter chains specified; a listener needs at least one");
+        out.error(
+            &at.field("filter_chains"),
+            "no filter chains specified; a listener needs at least one",
+        );
     }
     check_unique_matches(&filter_chains, &at.field("filter_chains"), out);
     Some(Listener {
@@ -50,7 +60,10 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
         bind_to_port: super::bool_or(&l.bind_to_port, true),
         use_original_dst: super::bool_or(&l.use_original_dst, false),
         listener_filters,
-        listener_filters_timeout: timeout_or(&l.listener_filters_timeout, Some(Duration::from_secs(15))),
+        listener_filters_timeout: timeout_or(
+            &l.listener_filters_timeout,
+            Some(Duration::from_secs(15)),
+        ),
         continue_on_listener_filters_timeout: l.continue_on_listener_filters_timeout,
         filter_chains,
         default_filter_chain,
@@ -60,7 +73,10 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
 /// Envoy refuses two chains that match the same connections, since one of them could never be chosen.
 fn check_unique_matches(chains: &[FilterChain], at: &Path, out: &mut Out) {
     for (i, chain) in chains.iter().enumerate() {
-        if let Some(j) = chains[..i].iter().position(|other| other.matcher == chain.matcher) {
+        if let Some(j) = chains[..i]
+            .iter()
+            .position(|other| other.matcher == chain.matcher)
+        {
             out.error(
                 &at.index(i),
                 format!(
@@ -81,12 +97,10 @@ fn listener_filter(f: &pb::ListenerFilter, at: &Path, out: &mut Out) -> Option<L
         _ => f.name.clone(),
     };
     match kind.as_str() {
-        "envoy.extensions.filters.listener.original_dst.v3.OriginalDst" | "envoy.filters.listener.original_dst" => {
-            Some(ListenerFilter::OriginalDst)
-        }
-        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector" | "envoy.filters.listener.tls_inspector" => {
-            Some(ListenerFilter::TlsInspector)
-        }
+        "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+        | "envoy.filters.listener.original_dst" => Some(ListenerFilter::OriginalDst),
+        "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+        | "envoy.filters.listener.tls_inspector" => Some(ListenerFilter::TlsInspector),
         "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
         | "envoy.filters.listener.http_inspector" => Some(ListenerFilter::HttpInspector),
         other => {
@@ -117,32 +131,63 @@ fn filter_chain(c: &pb::FilterChain, at: &Path, out: &mut Out) -> Option<FilterC
         if i + 1 < c.filters.len() {
             out.error(
                 &at,
-                format!("terminal filter {} must be the last filter in a network filter chain", f.name),
+                format!(
+                    "terminal filter {} must be the last filter in a network filter chain",
+                    f.name
+                ),
             );
         }
         filters.push(filter);
     }
-    let tls = c.transport_socket.as_ref().and_then(|t| tls::downstream(t, &at.field("transport_socket"), out)).flatten();
-    Some(FilterChain { name: c.name.clone(), matcher, filters, tls })
+    let tls = c
+        .transport_socket
+        .as_ref()
+        .and_then(|t| tls::downstream(t, &at.field("transport_socket"), out))
+        .flatten();
+    Some(FilterChain {
+        name: c.name.clone(),
+        matcher,
+        filters,
+        tls,
+    })
 }
 
 fn filter_chain_match(m: &pb::FilterChainMatch, at: &Path, out: &mut Out) -> FilterChainMatch {
     use pb::filter_chain_match::ConnectionSourceType as S;
-    let port = m.destination_port.as_ref().and_then(|p| u16::try_from(p.value).ok());
-    let source_ports = m.source_ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect();
+    let port = m
+        .destination_port
+        .as_ref()
+        .and_then(|p| u16::try_from(p.value).ok());
+    let source_ports = m
+        .source_ports
+        .iter()
+        .filter_map(|p| u16::try_from(*p).ok())
+        .collect();
     FilterChainMatch {
         destination_port: port,
         prefix_ranges: cidrs(&m.prefix_ranges, &at.field("prefix_ranges"), out),
-        server_names: m.server_names.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        server_names: m
+            .server_names
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
         transport_protocol: Some(m.transport_protocol.clone()).filter(|t| !t.is_empty()),
         application_protocols: m.application_protocols.clone(),
-        direct_source_prefix_ranges: cidrs(&m.direct_source_prefix_ranges, &at.field("direct_source_prefix_ranges"), out),
+        direct_source_prefix_ranges: cidrs(
+            &m.direct_source_prefix_ranges,
+            &at.field("direct_source_prefix_ranges"),
+            out,
+        ),
         source_type: match S::try_from(m.source_type) {
             Ok(S::SameIpOrLoopback) => SourceType::SameIpOrLoopback,
             Ok(S::External) => SourceType::External,
             _ => SourceType::Any,
         },
-        source_prefix_ranges: cidrs(&m.source_prefix_ranges, &at.field("source_prefix_ranges"), out),
+        source_prefix_ranges: cidrs(
+            &m.source_prefix_ranges,
+            &at.field("source_prefix_ranges"),
+            out,
+        ),
         source_ports,
     }
 }
@@ -154,16 +199,25 @@ fn cidrs(ranges: &[core::CidrRange], at: &Path, out: &mut Out) -> Vec<Cidr> {
         .filter_map(|(i, r)| {
             let at = at.index(i);
             let Ok(address) = r.address_prefix.parse::<IpAddr>() else {
-                out.error(&at.field("address_prefix"), format!("malformed IP address {:?}", r.address_prefix));
+                out.error(
+                    &at.field("address_prefix"),
+                    format!("malformed IP address {:?}", r.address_prefix),
+                );
                 return None;
             };
             let max = if address.is_ipv4() { 32 } else { 128 };
             let prefix_len = r.prefix_len.as_ref().map(|p| p.value).unwrap_or(0);
             if prefix_len > max {
-                out.error(&at.field("prefix_len"), format!("must be at most {max} for {address}"));
+                out.error(
+                    &at.field("prefix_len"),
+                    format!("must be at most {max} for {address}"),
+                );
                 return None;
             }
-            Some(Cidr { address, prefix_len: prefix_len as u8 })
+            Some(Cidr {
+                address,
+                prefix_len: prefix_len as u8,
+            })
         })
         .collect()
 }
@@ -171,16 +225,21 @@ fn cidrs(ranges: &[core::CidrRange], at: &Path, out: &mut Out) -> Vec<Cidr> {
 fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFilter> {
     use pb::filter::ConfigType;
     let Some(ConfigType::TypedConfig(any)) = &f.config_type else {
-        out.error(at, format!("network filter {:?} needs a typed_config", f.name));
+        out.error(
+            at,
+            format!("network filter {:?} needs a typed_config", f.name),
+        );
         return None;
     };
     let at_config = at.field("typed_config");
     match type_name(any) {
         HCM => {
             let hcm = decode_any(any, &at_config, out)?;
-            http::connection_manager(&hcm, &at_config, out).map(|h| NetworkFilter::HttpConnectionManager(Box::new(h)))
+            http::connection_manager(&hcm, &at_config, out)
+                .map(|h| NetworkFilter::HttpConnectionManager(Box::new(h)))
         }
-        TCP_PROXY => tcp_proxy(&decode_any(any, &at_config, out)?, &at_config, out).map(NetworkFilter::TcpProxy),
+        TCP_PROXY => tcp_proxy(&decode_any(any, &at_config, out)?, &at_config, out)
+            .map(NetworkFilter::TcpProxy),
         other => {
             out.error(
                 &at_config,
@@ -198,9 +257,12 @@ fn tcp_proxy(t: &tcp::TcpProxy, at: &Path, out: &mut Out) -> Option<TcpProxy> {
     use tcp::tcp_proxy::ClusterSpecifier;
     let target = match &t.cluster_specifier {
         Some(ClusterSpecifier::Cluster(name)) => TcpTarget::Cluster(name.clone()),
-        Some(ClusterSpecifier::WeightedClusters(w)) => {
-            TcpTarget::WeightedClusters(w.clusters.iter().map(|c| (c.name.clone(), c.weight)).collect())
-        }
+        Some(ClusterSpecifier::WeightedClusters(w)) => TcpTarget::WeightedClusters(
+            w.clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.weight))
+                .collect(),
+        ),
         _ => {
             out.error(at, "tcp_proxy needs `cluster` or `weighted_clusters`");
             return None;
@@ -213,4 +275,3 @@ fn tcp_proxy(t: &tcp::TcpProxy, at: &Path, out: &mut Out) -> Option<TcpProxy> {
         max_connect_attempts: super::u32_or(&t.max_connect_attempts, 1),
     })
 }
-

@@ -18,7 +18,10 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
             clusters.insert(&cluster.name, first);
             out.error(
                 &at_clusters.index(i).field("name"),
-                format!("duplicate cluster {:?} (also clusters[{first}]); cluster names must be unique", cluster.name),
+                format!(
+                    "duplicate cluster {:?} (also clusters[{first}]); cluster names must be unique",
+                    cluster.name
+                ),
             );
         }
     }
@@ -58,16 +61,29 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
         }
     }
 
-    if let Some(ads) = snapshot.dynamic_resources.as_ref().and_then(|d| d.ads.as_ref()) {
+    if let Some(ads) = snapshot
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads.as_ref())
+    {
         let at = Path::root().field("dynamic_resources").field("ads_config");
         if !clusters.contains_key(ads.cluster.as_str()) {
             out.error(
-                &at.field("grpc_services").index(0).field("envoy_grpc").field("cluster_name"),
-                format!("unknown gRPC client cluster {:?}; define it in static_resources.clusters", ads.cluster),
+                &at.field("grpc_services")
+                    .index(0)
+                    .field("envoy_grpc")
+                    .field("cluster_name"),
+                format!(
+                    "unknown gRPC client cluster {:?}; define it in static_resources.clusters",
+                    ads.cluster
+                ),
             );
         }
         if snapshot.node.id.is_empty() || snapshot.node.cluster.is_empty() {
-            out.error(&Path::root().field("node"), "xDS needs the node's `id` and `cluster` to identify this proxy");
+            out.error(
+                &Path::root().field("node"),
+                "xDS needs the node's `id` and `cluster` to identify this proxy",
+            );
         }
     }
 }
@@ -76,8 +92,12 @@ fn listener_chains<'a>(
     listener: &'a crate::model::Listener,
     at: &Path,
 ) -> Vec<(Path, &'a crate::model::listener::FilterChain)> {
-    let mut chains: Vec<_> =
-        listener.filter_chains.iter().enumerate().map(|(i, c)| (at.field("filter_chains").index(i), c)).collect();
+    let mut chains: Vec<_> = listener
+        .filter_chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (at.field("filter_chains").index(i), c))
+        .collect();
     if let Some(chain) = &listener.default_filter_chain {
         chains.push((at.field("default_filter_chain"), chain));
     }
@@ -87,7 +107,9 @@ fn listener_chains<'a>(
 fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usize>, out: &mut Out) {
     match filter {
         NetworkFilter::HttpConnectionManager(hcm) => {
-            let RouteSource::Static(config) = &hcm.routes else { return };
+            let RouteSource::Static(config) = &hcm.routes else {
+                return;
+            };
             if !config.validate_clusters {
                 return;
             }

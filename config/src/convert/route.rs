@@ -1,11 +1,14 @@
 //! Route configurations: virtual hosts, matches, actions, retries.
 
-use super::{Out, decode_any, header_mutations, http, pattern, regex_matcher, string_matcher, timeout_or, type_name, u32_or};
+use super::{
+    Out, decode_any, header_mutations, http, pattern, regex_matcher, string_matcher, timeout_or,
+    type_name, u32_or,
+};
 use crate::diagnostic::Path;
 use crate::model::route::{
-    ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite, PathMatch, QueryParameterMatcher,
-    Redirect, RedirectPath, RegexRewrite, RetryOn, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
-    VirtualHost, WeightedCluster,
+    ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite, PathMatch,
+    QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite, RetryOn, RetryPolicy, Route,
+    RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -14,7 +17,12 @@ use std::time::Duration;
 const PREVIOUS_HOSTS: &str = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 
 /// `inline`: part of a listener (not from RDS), which changes the default of `validate_clusters`.
-pub fn route_config(r: &pb::RouteConfiguration, inline: bool, at: &Path, out: &mut Out) -> Option<RouteConfig> {
+pub fn route_config(
+    r: &pb::RouteConfiguration,
+    inline: bool,
+    at: &Path,
+    out: &mut Out,
+) -> Option<RouteConfig> {
     let virtual_hosts = r
         .virtual_hosts
         .iter()
@@ -65,7 +73,10 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
             );
         }
     }
-    let retry_policy = v.retry_policy.as_ref().and_then(|r| retry_policy(r, &at.field("retry_policy"), out));
+    let retry_policy = v
+        .retry_policy
+        .as_ref()
+        .and_then(|r| retry_policy(r, &at.field("retry_policy"), out));
     let routes = v
         .routes
         .iter()
@@ -87,17 +98,29 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
     })
 }
 
-fn route(r: &pb::Route, host_retry: Option<&RetryPolicy>, at: &Path, out: &mut Out) -> Option<Route> {
+fn route(
+    r: &pb::Route,
+    host_retry: Option<&RetryPolicy>,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Route> {
     use pb::route::Action;
     let matcher = route_match(r.r#match.as_ref()?, &at.field("match"), out)?;
     let action = match &r.action {
-        Some(Action::Route(a)) => RouteAction::Route(Box::new(forward(a, host_retry, &at.field("route"), out)?)),
-        Some(Action::Redirect(a)) => RouteAction::Redirect(redirect(a, &at.field("redirect"), out)?),
+        Some(Action::Route(a)) => {
+            RouteAction::Route(Box::new(forward(a, host_retry, &at.field("route"), out)?))
+        }
+        Some(Action::Redirect(a)) => {
+            RouteAction::Redirect(redirect(a, &at.field("redirect"), out)?)
+        }
         Some(Action::DirectResponse(a)) => {
             RouteAction::DirectResponse(direct_response(a, &at.field("direct_response"), out)?)
         }
         _ => {
-            out.error(at, "a route needs an action: `route`, `redirect` or `direct_response`");
+            out.error(
+                at,
+                "a route needs an action: `route`, `redirect` or `direct_response`",
+            );
             return None;
         }
     };
@@ -105,9 +128,13 @@ fn route(r: &pb::Route, host_retry: Option<&RetryPolicy>, at: &Path, out: &mut O
     for (name, any) in &r.typed_per_filter_config {
         let at = at.field("typed_per_filter_config").key(name);
         if type_name(any) == http::LOCAL_RATE_LIMIT {
-            local_rate_limit = decode_any(any, &at, out).and_then(|c| http::local_rate_limit(&c, &at, out));
+            local_rate_limit =
+                decode_any(any, &at, out).and_then(|c| http::local_rate_limit(&c, &at, out));
         } else {
-            out.error(&at, format!("per-route config of {} is not supported", type_name(any)));
+            out.error(
+                &at,
+                format!("per-route config of {} is not supported", type_name(any)),
+            );
         }
     }
     Some(Route {
@@ -130,10 +157,17 @@ fn route_match(m: &pb::RouteMatch, at: &Path, out: &mut Out) -> Option<RouteMatc
     let path = match &m.path_specifier {
         Some(P::Prefix(p)) => PathMatch::Prefix(p.clone()),
         Some(P::Path(p)) => PathMatch::Path(p.clone()),
-        Some(P::SafeRegex(r)) => PathMatch::SafeRegex(pattern(&r.regex, &at.field("safe_regex").field("regex"), out)?),
+        Some(P::SafeRegex(r)) => PathMatch::SafeRegex(pattern(
+            &r.regex,
+            &at.field("safe_regex").field("regex"),
+            out,
+        )?),
         Some(P::PathSeparatedPrefix(p)) => {
             if p.contains(['?', '#']) || (p.len() > 1 && p.ends_with('/')) {
-                out.error(&at.field("path_separated_prefix"), "must not contain `?` or `#`, nor end with `/`");
+                out.error(
+                    &at.field("path_separated_prefix"),
+                    "must not contain `?` or `#`, nor end with `/`",
+                );
             }
             PathMatch::PathSeparatedPrefix(p.clone())
         }
@@ -142,7 +176,10 @@ fn route_match(m: &pb::RouteMatch, at: &Path, out: &mut Out) -> Option<RouteMatc
             return None;
         }
         None => {
-            out.error(at, "a route match needs one of prefix, path, safe_regex or path_separated_prefix");
+            out.error(
+                at,
+                "a route match needs one of prefix, path, safe_regex or path_separated_prefix",
+            );
             return None;
         }
     };
@@ -163,7 +200,10 @@ fn route_match(m: &pb::RouteMatch, at: &Path, out: &mut Out) -> Option<RouteMatc
                 Some(Q::StringMatch(s)) => Some(string_matcher(s, &at.field("string_match"), out)?),
                 _ => None,
             };
-            Some(QueryParameterMatcher { name: q.name.clone(), string_match })
+            Some(QueryParameterMatcher {
+                name: q.name.clone(),
+                string_match,
+            })
         })
         .collect();
     Some(RouteMatch {
@@ -178,7 +218,12 @@ fn route_match(m: &pb::RouteMatch, at: &Path, out: &mut Out) -> Option<RouteMatc
 fn header_matcher(h: &pb::HeaderMatcher, at: &Path, out: &mut Out) -> Option<HeaderMatcher> {
     use crate::model::core::{StringMatch, StringMatcher};
     use pb::header_matcher::HeaderMatchSpecifier as H;
-    let exact = |pattern| HeaderRule::Matches(StringMatcher { pattern, ignore_case: false });
+    let exact = |pattern| {
+        HeaderRule::Matches(StringMatcher {
+            pattern,
+            ignore_case: false,
+        })
+    };
     let rule = match &h.header_match_specifier {
         None => HeaderRule::Present(true),
         Some(H::PresentMatch(p)) => HeaderRule::Present(*p),
@@ -186,12 +231,19 @@ fn header_matcher(h: &pb::HeaderMatcher, at: &Path, out: &mut Out) -> Option<Hea
         Some(H::PrefixMatch(s)) => exact(StringMatch::Prefix(s.clone())),
         Some(H::SuffixMatch(s)) => exact(StringMatch::Suffix(s.clone())),
         Some(H::ContainsMatch(s)) => exact(StringMatch::Contains(s.clone())),
-        Some(H::SafeRegexMatch(r)) => {
-            exact(StringMatch::SafeRegex(regex_matcher(&Some(r.clone()), &at.field("safe_regex_match"), out)?))
+        Some(H::SafeRegexMatch(r)) => exact(StringMatch::SafeRegex(regex_matcher(
+            &Some(r.clone()),
+            &at.field("safe_regex_match"),
+            out,
+        )?)),
+        Some(H::StringMatch(s)) => {
+            HeaderRule::Matches(string_matcher(s, &at.field("string_match"), out)?)
         }
-        Some(H::StringMatch(s)) => HeaderRule::Matches(string_matcher(s, &at.field("string_match"), out)?),
         Some(H::RangeMatch(_)) => {
-            out.error(&at.field("range_match"), "range matches on headers are not supported");
+            out.error(
+                &at.field("range_match"),
+                "range matches on headers are not supported",
+            );
             return None;
         }
     };
@@ -203,7 +255,12 @@ fn header_matcher(h: &pb::HeaderMatcher, at: &Path, out: &mut Out) -> Option<Hea
     })
 }
 
-fn forward(a: &pb::RouteAction, host_retry: Option<&RetryPolicy>, at: &Path, out: &mut Out) -> Option<Forward> {
+fn forward(
+    a: &pb::RouteAction,
+    host_retry: Option<&RetryPolicy>,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Forward> {
     use pb::route_action::{ClusterSpecifier as C, HostRewriteSpecifier as H};
     let target = match &a.cluster_specifier {
         Some(C::Cluster(name)) => ClusterTarget::Cluster(name.clone()),
@@ -228,20 +285,29 @@ fn forward(a: &pb::RouteAction, host_retry: Option<&RetryPolicy>, at: &Path, out
                 .collect();
             let total: u64 = clusters.iter().map(|c| u64::from(c.weight)).sum();
             if total == 0 {
-                out.error(&at.field("clusters"), "the weights add up to 0; give at least one cluster a weight");
+                out.error(
+                    &at.field("clusters"),
+                    "the weights add up to 0; give at least one cluster a weight",
+                );
             }
             if let Some(declared) = &w.total_weight
                 && u64::from(declared.value) != total
             {
                 out.error(
                     &at.field("total_weight"),
-                    format!("is {} but the cluster weights add up to {total}", declared.value),
+                    format!(
+                        "is {} but the cluster weights add up to {total}",
+                        declared.value
+                    ),
                 );
             }
             ClusterTarget::WeightedClusters(clusters)
         }
         _ => {
-            out.error(at, "a route needs `cluster`, `weighted_clusters` or `cluster_header`");
+            out.error(
+                at,
+                "a route needs `cluster`, `weighted_clusters` or `cluster_header`",
+            );
             return None;
         }
     };
@@ -250,12 +316,18 @@ fn forward(a: &pb::RouteAction, host_retry: Option<&RetryPolicy>, at: &Path, out
         Some(H::AutoHostRewrite(flag)) if flag.value => HostRewrite::Auto,
         None | Some(H::AutoHostRewrite(_)) => HostRewrite::Keep,
         Some(_) => {
-            out.error(at, "only host_rewrite_literal and auto_host_rewrite are supported for host rewrites");
+            out.error(
+                at,
+                "only host_rewrite_literal and auto_host_rewrite are supported for host rewrites",
+            );
             return None;
         }
     };
     let prefix_rewrite = Some(a.prefix_rewrite.clone()).filter(|p| !p.is_empty());
-    let regex_rewrite = a.regex_rewrite.as_ref().and_then(|r| regex_rewrite(r, &at.field("regex_rewrite"), out));
+    let regex_rewrite = a
+        .regex_rewrite
+        .as_ref()
+        .and_then(|r| regex_rewrite(r, &at.field("regex_rewrite"), out));
     if prefix_rewrite.is_some() && regex_rewrite.is_some() {
         out.error(at, "prefix_rewrite and regex_rewrite cannot both be set");
     }
@@ -283,22 +355,40 @@ fn regex_rewrite(r: &RegexMatchAndSubstitute, at: &Path, out: &mut Out) -> Optio
 
 fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Option<RetryPolicy> {
     let mut retry_on = Vec::new();
-    for name in r.retry_on.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+    for name in r
+        .retry_on
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         match RetryOn::parse(name) {
             Some(condition) => retry_on.push(condition),
             None => {
                 let known: Vec<&str> = RetryOn::ALL.iter().map(|(n, _)| *n).collect();
-                out.error(&at.field("retry_on"), format!("unknown retry condition {name:?}; known: {}", known.join(", ")));
+                out.error(
+                    &at.field("retry_on"),
+                    format!(
+                        "unknown retry condition {name:?}; known: {}",
+                        known.join(", ")
+                    ),
+                );
             }
         }
     }
     let back_off = r.retry_back_off.as_ref();
-    let back_off_base =
-        back_off.and_then(|b| b.base_interval.as_ref()).map(super::duration).unwrap_or(Duration::from_millis(25));
-    let back_off_max =
-        back_off.and_then(|b| b.max_interval.as_ref()).map(super::duration).unwrap_or(back_off_base * 10);
+    let back_off_base = back_off
+        .and_then(|b| b.base_interval.as_ref())
+        .map(super::duration)
+        .unwrap_or(Duration::from_millis(25));
+    let back_off_max = back_off
+        .and_then(|b| b.max_interval.as_ref())
+        .map(super::duration)
+        .unwrap_or(back_off_base * 10);
     if back_off_max < back_off_base {
-        out.error(&at.field("retry_back_off").field("max_interval"), "must not be less than base_interval");
+        out.error(
+            &at.field("retry_back_off").field("max_interval"),
+            "must not be less than base_interval",
+        );
     }
     let mut avoid_previous_hosts = false;
     for (i, predicate) in r.retry_host_predicate.iter().enumerate() {
@@ -320,7 +410,10 @@ fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Option<RetryPo
     for (i, code) in r.retriable_status_codes.iter().enumerate() {
         match u16::try_from(*code) {
             Ok(code) if (100..=599).contains(&code) => retriable_status_codes.push(code),
-            _ => out.error(&at.field("retriable_status_codes").index(i), format!("{code} is not an HTTP status code")),
+            _ => out.error(
+                &at.field("retriable_status_codes").index(i),
+                format!("{code} is not an HTTP status code"),
+            ),
         }
     }
     Some(RetryPolicy {
@@ -340,7 +433,9 @@ fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Option<RetryPo
 }
 
 fn redirect(r: &pb::RedirectAction, at: &Path, out: &mut Out) -> Option<Redirect> {
-    use pb::redirect_action::{PathRewriteSpecifier as P, RedirectResponseCode as Code, SchemeRewriteSpecifier as S};
+    use pb::redirect_action::{
+        PathRewriteSpecifier as P, RedirectResponseCode as Code, SchemeRewriteSpecifier as S,
+    };
     let scheme = match &r.scheme_rewrite_specifier {
         Some(S::HttpsRedirect(true)) => Some("https".to_string()),
         Some(S::SchemeRedirect(s)) => Some(s.to_ascii_lowercase()),
@@ -350,9 +445,14 @@ fn redirect(r: &pb::RedirectAction, at: &Path, out: &mut Out) -> Option<Redirect
         None => RedirectPath::Keep,
         Some(P::PathRedirect(p)) => RedirectPath::Path(p.clone()),
         Some(P::PrefixRewrite(p)) => RedirectPath::PrefixRewrite(p.clone()),
-        Some(P::RegexRewrite(re)) => RedirectPath::RegexRewrite(regex_rewrite(re, &at.field("regex_rewrite"), out)?),
+        Some(P::RegexRewrite(re)) => {
+            RedirectPath::RegexRewrite(regex_rewrite(re, &at.field("regex_rewrite"), out)?)
+        }
         Some(P::PathRewrite(_)) => {
-            out.error(&at.field("path_rewrite"), "path_rewrite is not supported; use path_redirect or prefix_rewrite");
+            out.error(
+                &at.field("path_rewrite"),
+                "path_rewrite is not supported; use path_redirect or prefix_rewrite",
+            );
             return None;
         }
     };
@@ -381,13 +481,21 @@ fn redirect(r: &pb::RedirectAction, at: &Path, out: &mut Out) -> Option<Redirect
     })
 }
 
-fn direct_response(d: &pb::DirectResponseAction, at: &Path, out: &mut Out) -> Option<DirectResponse> {
+fn direct_response(
+    d: &pb::DirectResponseAction,
+    at: &Path,
+    out: &mut Out,
+) -> Option<DirectResponse> {
     use crate::model::core::DataSource;
     let Ok(status) = u16::try_from(d.status) else {
         out.error(&at.field("status"), "not an HTTP status code");
         return None;
     };
-    let body = match d.body.as_ref().map(|_| super::data_source(&d.body, &at.field("body"), out)) {
+    let body = match d
+        .body
+        .as_ref()
+        .map(|_| super::data_source(&d.body, &at.field("body"), out))
+    {
         None => None,
         Some(None) => return None,
         Some(Some(DataSource::InlineString(s))) => Some(s),
@@ -395,14 +503,20 @@ fn direct_response(d: &pb::DirectResponseAction, at: &Path, out: &mut Out) -> Op
         Some(Some(DataSource::Filename(f))) => match std::fs::read_to_string(&f) {
             Ok(s) => Some(s),
             Err(e) => {
-                out.error(&at.field("body").field("filename"), format!("cannot read {f}: {e}"));
+                out.error(
+                    &at.field("body").field("filename"),
+                    format!("cannot read {f}: {e}"),
+                );
                 return None;
             }
         },
         Some(Some(DataSource::EnvironmentVariable(v))) => match std::env::var(&v) {
             Ok(s) => Some(s),
             Err(_) => {
-                out.error(&at.field("body").field("environment_variable"), format!("environment variable {v} is not set"));
+                out.error(
+                    &at.field("body").field("environment_variable"),
+                    format!("environment variable {v} is not set"),
+                );
                 return None;
             }
         },
@@ -415,13 +529,26 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
     let mut names = Vec::new();
     for (i, host) in config.virtual_hosts.iter().enumerate() {
         for (j, route) in host.routes.iter().enumerate() {
-            let at = top.field("virtual_hosts").index(i).field("routes").index(j).field("route");
+            let at = top
+                .field("virtual_hosts")
+                .index(i)
+                .field("routes")
+                .index(j)
+                .field("route");
             if let RouteAction::Route(forward) = &route.action {
                 match &forward.target {
-                    ClusterTarget::Cluster(name) => names.push((at.field("cluster"), name.as_str())),
+                    ClusterTarget::Cluster(name) => {
+                        names.push((at.field("cluster"), name.as_str()))
+                    }
                     ClusterTarget::WeightedClusters(list) => {
                         for (k, c) in list.iter().enumerate() {
-                            names.push((at.field("weighted_clusters").field("clusters").index(k).field("name"), c.name.as_str()));
+                            names.push((
+                                at.field("weighted_clusters")
+                                    .field("clusters")
+                                    .index(k)
+                                    .field("name"),
+                                c.name.as_str(),
+                            ));
                         }
                     }
                     ClusterTarget::ClusterHeader(_) => {}
@@ -431,4 +558,3 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
     }
     names
 }
-

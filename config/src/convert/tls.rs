@@ -2,7 +2,10 @@
 
 use super::{Out, data_source, decode_any, string_matcher, type_name};
 use crate::diagnostic::Path;
-use crate::model::tls::{CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, TlsVersion, UpstreamTls, Validation};
+use crate::model::tls::{
+    CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, TlsVersion, UpstreamTls,
+    Validation,
+};
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket::ConfigType};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
 
@@ -21,8 +24,15 @@ pub fn upstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<
         RAW_BUFFER => Some(None),
         UPSTREAM => {
             let ctx: pb::UpstreamTlsContext = decode_any(any, &at_config, out)?;
-            let common = common(ctx.common_tls_context.as_ref(), &at_config.field("common_tls_context"), out)?;
-            Some(Some(UpstreamTls { common, sni: Some(ctx.sni).filter(|s| !s.is_empty()) }))
+            let common = common(
+                ctx.common_tls_context.as_ref(),
+                &at_config.field("common_tls_context"),
+                out,
+            )?;
+            Some(Some(UpstreamTls {
+                common,
+                sni: Some(ctx.sni).filter(|s| !s.is_empty()),
+            }))
         }
         other => {
             out.error(&at_config, format!("upstream transport socket {other} is not supported; use UpstreamTlsContext or RawBuffer"));
@@ -44,16 +54,31 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
             let at_common = at_config.field("common_tls_context");
             let common = common(ctx.common_tls_context.as_ref(), &at_common, out)?;
             if common.certificates.is_empty() {
-                out.error(&at_common.field("tls_certificates"), "a server-side TLS context needs a certificate");
+                out.error(
+                    &at_common.field("tls_certificates"),
+                    "a server-side TLS context needs a certificate",
+                );
             }
-            let require_client_certificate = ctx.require_client_certificate.as_ref().is_some_and(|v| v.value);
-            if require_client_certificate && common.validation.as_ref().and_then(|v| v.trusted_ca.as_ref()).is_none() {
+            let require_client_certificate = ctx
+                .require_client_certificate
+                .as_ref()
+                .is_some_and(|v| v.value);
+            if require_client_certificate
+                && common
+                    .validation
+                    .as_ref()
+                    .and_then(|v| v.trusted_ca.as_ref())
+                    .is_none()
+            {
                 out.error(
                     &at_common.field("validation_context"),
                     "require_client_certificate needs a trusted_ca to verify client certificates against",
                 );
             }
-            Some(Some(DownstreamTls { common, require_client_certificate }))
+            Some(Some(DownstreamTls {
+                common,
+                require_client_certificate,
+            }))
         }
         other => {
             out.error(&at_config, format!("downstream transport socket {other} is not supported; use DownstreamTlsContext or RawBuffer"));
@@ -65,22 +90,43 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
 fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<CommonTls> {
     use pb::common_tls_context::ValidationContextType as V;
     use pb::tls_parameters::TlsProtocol as P;
-    let Some(c) = c else { return Some(CommonTls { max_version: TlsVersion::V1_3, ..CommonTls::default() }) };
+    let Some(c) = c else {
+        return Some(CommonTls {
+            max_version: TlsVersion::V1_3,
+            ..CommonTls::default()
+        });
+    };
     let version = |v: i32, default: TlsVersion, at: &Path, out: &mut Out| match P::try_from(v) {
         Ok(P::TlsAuto) => Some(default),
         Ok(P::TlSv12) => Some(TlsVersion::V1_2),
         Ok(P::TlSv13) => Some(TlsVersion::V1_3),
         _ => {
-            out.error(at, "TLS 1.0 and 1.1 are not supported; use TLSv1_2 or TLSv1_3");
+            out.error(
+                at,
+                "TLS 1.0 and 1.1 are not supported; use TLSv1_2 or TLSv1_3",
+            );
             None
         }
     };
     let params = c.tls_params.clone().unwrap_or_default();
     let at_params = at.field("tls_params");
-    let min_version = version(params.tls_minimum_protocol_version, TlsVersion::V1_2, &at_params.field("tls_minimum_protocol_version"), out)?;
-    let max_version = version(params.tls_maximum_protocol_version, TlsVersion::V1_3, &at_params.field("tls_maximum_protocol_version"), out)?;
+    let min_version = version(
+        params.tls_minimum_protocol_version,
+        TlsVersion::V1_2,
+        &at_params.field("tls_minimum_protocol_version"),
+        out,
+    )?;
+    let max_version = version(
+        params.tls_maximum_protocol_version,
+        TlsVersion::V1_3,
+        &at_params.field("tls_maximum_protocol_version"),
+        out,
+    )?;
     if max_version < min_version {
-        out.error(&at_params, "tls_maximum_protocol_version is below tls_minimum_protocol_version");
+        out.error(
+            &at_params,
+            "tls_maximum_protocol_version is below tls_minimum_protocol_version",
+        );
     }
     let certificates = c
         .tls_certificates
@@ -89,7 +135,11 @@ fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<
         .filter_map(|(i, cert)| {
             let at = at.field("tls_certificates").index(i);
             Some(CertificateSource {
-                certificate_chain: data_source(&cert.certificate_chain, &at.field("certificate_chain"), out)?,
+                certificate_chain: data_source(
+                    &cert.certificate_chain,
+                    &at.field("certificate_chain"),
+                    out,
+                )?,
                 private_key: data_source(&cert.private_key, &at.field("private_key"), out)?,
             })
         })
@@ -102,10 +152,20 @@ fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<
             return None;
         }
     };
-    Some(CommonTls { min_version, max_version, certificates, validation, alpn_protocols: c.alpn_protocols.clone() })
+    Some(CommonTls {
+        min_version,
+        max_version,
+        certificates,
+        validation,
+        alpn_protocols: c.alpn_protocols.clone(),
+    })
 }
 
-fn validation(v: &pb::CertificateValidationContext, at: &Path, out: &mut Out) -> Option<Validation> {
+fn validation(
+    v: &pb::CertificateValidationContext,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Validation> {
     use pb::subject_alt_name_matcher::SanType as S;
     let trusted_ca = match &v.trusted_ca {
         Some(_) => Some(data_source(&v.trusted_ca, &at.field("trusted_ca"), out)?),
@@ -124,7 +184,10 @@ fn validation(v: &pb::CertificateValidationContext, at: &Path, out: &mut Out) ->
                 Ok(S::IpAddress) => SanType::IpAddress,
                 Ok(S::OtherName) => SanType::OtherName,
                 _ => {
-                    out.error(&at.field("san_type"), "set a SAN type: URI, DNS, EMAIL or IP_ADDRESS");
+                    out.error(
+                        &at.field("san_type"),
+                        "set a SAN type: URI, DNS, EMAIL or IP_ADDRESS",
+                    );
                     return None;
                 }
             };
@@ -133,7 +196,13 @@ fn validation(v: &pb::CertificateValidationContext, at: &Path, out: &mut Out) ->
         })
         .collect::<Vec<_>>();
     if trusted_ca.is_none() && !match_typed_subject_alt_names.is_empty() {
-        out.error(at, "matching subject alt names needs a trusted_ca to verify the certificate first");
+        out.error(
+            at,
+            "matching subject alt names needs a trusted_ca to verify the certificate first",
+        );
     }
-    Some(Validation { trusted_ca, match_typed_subject_alt_names })
+    Some(Validation {
+        trusted_ca,
+        match_typed_subject_alt_names,
+    })
 }

@@ -55,7 +55,9 @@ pub enum LbPolicy {
     /// Envoy's default.
     RoundRobin,
     /// Power of two choices: the less loaded of two random endpoints.
-    LeastRequest { choice_count: u32 },
+    LeastRequest {
+        choice_count: u32,
+    },
     Random,
     /// The cluster picks the endpoint itself (ORIGINAL_DST).
     ClusterProvided,
@@ -104,7 +106,10 @@ pub enum HealthStatus {
 impl HealthStatus {
     /// Envoy sends traffic to UNKNOWN, HEALTHY and DEGRADED hosts.
     pub fn receives_traffic(self) -> bool {
-        matches!(self, HealthStatus::Unknown | HealthStatus::Healthy | HealthStatus::Degraded)
+        matches!(
+            self,
+            HealthStatus::Unknown | HealthStatus::Healthy | HealthStatus::Degraded
+        )
     }
 }
 

@@ -99,7 +99,11 @@ impl Pattern {
     pub fn new(source: &str) -> Result<Self, regex::Error> {
         let full = regex::Regex::new(&format!("^(?:{source})$"))?;
         let any = regex::Regex::new(source)?;
-        Ok(Self { source: source.to_string(), full, any })
+        Ok(Self {
+            source: source.to_string(),
+            full,
+            any,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -114,7 +118,9 @@ impl Pattern {
     /// Every match replaced by `substitution` (`\1` style group references, as in Envoy's `regex_rewrite`).
     pub fn replace_all(&self, value: &str, substitution: &str) -> String {
         let substitution = regex_substitution(substitution);
-        self.any.replace_all(value, substitution.as_str()).into_owned()
+        self.any
+            .replace_all(value, substitution.as_str())
+            .into_owned()
     }
 }
 
@@ -174,7 +180,13 @@ pub struct StringMatcher {
 
 impl StringMatcher {
     pub fn matches(&self, value: &str) -> bool {
-        let fold = |s: &str| if self.ignore_case { s.to_ascii_lowercase() } else { s.to_string() };
+        let fold = |s: &str| {
+            if self.ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
         match &self.pattern {
             StringMatch::Exact(p) => fold(value) == fold(p),
             StringMatch::Prefix(p) => fold(value).starts_with(&fold(p)),
@@ -225,14 +237,23 @@ mod tests {
         let p = Pattern::new("/api/v(\\d+)/(.*)").unwrap();
         assert!(p.matches("/api/v2/users"));
         assert!(!p.matches("/x/api/v2/users"));
-        assert_eq!(p.replace_all("/api/v2/users", "/\\2?version=\\1"), "/users?version=2");
+        assert_eq!(
+            p.replace_all("/api/v2/users", "/\\2?version=\\1"),
+            "/users?version=2"
+        );
     }
 
     #[test]
     fn string_matchers_honour_ignore_case() {
-        let m = StringMatcher { pattern: StringMatch::Prefix("Bear".into()), ignore_case: true };
+        let m = StringMatcher {
+            pattern: StringMatch::Prefix("Bear".into()),
+            ignore_case: true,
+        };
         assert!(m.matches("bearer xyz"));
-        let m = StringMatcher { pattern: StringMatch::Prefix("Bear".into()), ignore_case: false };
+        let m = StringMatcher {
+            pattern: StringMatch::Prefix("Bear".into()),
+            ignore_case: false,
+        };
         assert!(!m.matches("bearer xyz"));
     }
 }

@@ -82,7 +82,10 @@ pub enum RouteSource {
     /// `route_config`, inline.
     Static(RouteConfig),
     /// `rds`: a route configuration named `route_config_name`, from a control plane.
-    Rds { route_config_name: String, config_source: ConfigSource },
+    Rds {
+        route_config_name: String,
+        config_source: ConfigSource,
+    },
 }
 
 /// HTTP/2 settings (`http2_protocol_options`), for either side of the proxy.

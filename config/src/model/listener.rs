@@ -97,11 +97,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -150,12 +154,21 @@ mod tests {
 
     #[test]
     fn cidr_contains_by_prefix() {
-        let net = Cidr { address: "198.18.0.0".parse().unwrap(), prefix_len: 15 };
+        let net = Cidr {
+            address: "198.18.0.0".parse().unwrap(),
+            prefix_len: 15,
+        };
         assert!(net.contains("198.19.255.1".parse().unwrap()));
         assert!(!net.contains("198.20.0.1".parse().unwrap()));
-        let all = Cidr { address: "0.0.0.0".parse().unwrap(), prefix_len: 0 };
+        let all = Cidr {
+            address: "0.0.0.0".parse().unwrap(),
+            prefix_len: 0,
+        };
         assert!(all.contains("10.1.2.3".parse().unwrap()));
-        let v6 = Cidr { address: "fd00::".parse().unwrap(), prefix_len: 8 };
+        let v6 = Cidr {
+            address: "fd00::".parse().unwrap(),
+            prefix_len: 8,
+        };
         assert!(v6.contains("fd12::1".parse().unwrap()));
         assert!(!v6.contains("198.18.0.1".parse().unwrap()));
     }

@@ -201,7 +201,10 @@ impl RetryOn {
         ("refused-stream", RetryOn::RefusedStream),
         ("retriable-status-codes", RetryOn::RetriableStatusCodes),
         ("retriable-headers", RetryOn::RetriableHeaders),
-        ("http3-post-connect-failure", RetryOn::Http3PostConnectFailure),
+        (
+            "http3-post-connect-failure",
+            RetryOn::Http3PostConnectFailure,
+        ),
         ("cancelled", RetryOn::Cancelled),
         ("deadline-exceeded", RetryOn::DeadlineExceeded),
         ("internal", RetryOn::Internal),
@@ -241,4 +244,3 @@ pub struct DirectResponse {
     pub status: u16,
     pub body: Option<String>,
 }
-
