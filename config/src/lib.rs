@@ -17,6 +17,7 @@ mod lenient;
 mod load;
 pub mod model;
 mod pgv;
+pub mod resource;
 mod source;
 mod support;
 mod walk;

@@ -1,0 +1,164 @@
+//! Single resources as they arrive over xDS (listeners, clusters, route configurations): the same checks and
+//! the same conversion as the bootstrap file, one resource at a time.
+
+use crate::convert;
+use crate::diagnostic::{Diagnostics, Path};
+use crate::model::{Cluster, Listener, RouteConfig};
+use crate::{descriptors, walk};
+use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
+use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
+use envoy_types::pb::envoy::config::route::v3 as route_pb;
+use prost::Message;
+use prost_reflect::DynamicMessage;
+
+/// A resource converted, with the warnings about what it carries that Outrigger ignores.
+#[derive(Debug)]
+pub struct Converted<T> {
+    pub value: T,
+    pub warnings: Diagnostics,
+}
+
+/// A model type that an xDS resource converts into.
+pub trait Resource: Sized {
+    type Proto: Message + Default;
+    /// The protobuf message name (the xDS type URL without its `type.googleapis.com/` prefix).
+    const PROTO_NAME: &'static str;
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self>;
+}
+
+impl Resource for Listener {
+    type Proto = listener_pb::Listener;
+    const PROTO_NAME: &'static str = "envoy.config.listener.v3.Listener";
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        convert::listener::listener(proto, at, out)
+    }
+}
+
+impl Resource for Cluster {
+    type Proto = cluster_pb::Cluster;
+    const PROTO_NAME: &'static str = "envoy.config.cluster.v3.Cluster";
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        convert::cluster::cluster(proto, at, out)
+    }
+}
+
+impl Resource for RouteConfig {
+    type Proto = route_pb::RouteConfiguration;
+    const PROTO_NAME: &'static str = "envoy.config.route.v3.RouteConfiguration";
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        // From RDS: `validate_clusters` defaults to false, as in Envoy.
+        convert::route::route_config(proto, false, at, out)
+    }
+}
+
+/// Checks and converts one resource. Paths in problems start at the resource (`Cluster "backend"`).
+pub fn from_proto<R: Resource>(proto: &R::Proto) -> Result<Converted<R>, Diagnostics> {
+    from_bytes::<R>(&proto.encode_to_vec())
+}
+
+/// The same from the bytes of an xDS `Any.value`.
+pub fn from_bytes<R: Resource>(bytes: &[u8]) -> Result<Converted<R>, Diagnostics> {
+    let mut out = Diagnostics::default();
+    let short_name = R::PROTO_NAME.rsplit('.').next().unwrap_or(R::PROTO_NAME);
+    let descriptor = descriptors::message(R::PROTO_NAME).map_err(|e| {
+        out.error(&Path::root(), e);
+        out.clone()
+    })?;
+    let dynamic = DynamicMessage::decode(descriptor, bytes).map_err(|e| {
+        out.error(
+            &Path::from_label(short_name),
+            format!("cannot decode the resource: {e}"),
+        );
+        out.clone()
+    })?;
+    let proto = R::Proto::decode(bytes).map_err(|e| {
+        out.error(
+            &Path::from_label(short_name),
+            format!("cannot decode the resource: {e}"),
+        );
+        out.clone()
+    })?;
+    let name = match dynamic.get_field_by_name("name").as_deref() {
+        Some(prost_reflect::Value::String(name)) => name.clone(),
+        _ => String::new(),
+    };
+    let at = Path::from_label(format!("{short_name} {name:?}"));
+    walk::check(&dynamic, &at, &mut out);
+    if out.has_errors() {
+        return Err(out);
+    }
+    match R::convert(&proto, &at, &mut out) {
+        Some(value) if !out.has_errors() => Ok(Converted {
+            value,
+            warnings: out,
+        }),
+        _ => Err(out),
+    }
+}
+
+impl TryFrom<&cluster_pb::Cluster> for Cluster {
+    type Error = Diagnostics;
+    fn try_from(proto: &cluster_pb::Cluster) -> Result<Self, Diagnostics> {
+        from_proto::<Cluster>(proto).map(|c| c.value)
+    }
+}
+
+impl TryFrom<&listener_pb::Listener> for Listener {
+    type Error = Diagnostics;
+    fn try_from(proto: &listener_pb::Listener) -> Result<Self, Diagnostics> {
+        from_proto::<Listener>(proto).map(|c| c.value)
+    }
+}
+
+impl TryFrom<&route_pb::RouteConfiguration> for RouteConfig {
+    type Error = Diagnostics;
+    fn try_from(proto: &route_pb::RouteConfiguration) -> Result<Self, Diagnostics> {
+        from_proto::<RouteConfig>(proto).map(|c| c.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType, LbPolicy,
+    };
+
+    #[test]
+    fn an_xds_cluster_converts_like_a_static_one() {
+        let proto = cluster_pb::Cluster {
+            name: "reviews".into(),
+            cluster_discovery_type: Some(ClusterDiscoveryType::Type(
+                DiscoveryType::OriginalDst as i32,
+            )),
+            lb_policy: LbPolicy::ClusterProvided as i32,
+            ..Default::default()
+        };
+        let cluster = Cluster::try_from(&proto).unwrap();
+        assert_eq!(cluster.name, "reviews");
+        assert_eq!(cluster.connect_timeout, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_xds_resource_is_checked_with_the_same_rules() {
+        let proto = cluster_pb::Cluster {
+            name: String::new(),
+            ..Default::default()
+        };
+        let problems = Cluster::try_from(&proto).unwrap_err();
+        let first = problems.errors().next().unwrap();
+        assert_eq!(first.path.as_str(), "Cluster \"\".name");
+        let proto = cluster_pb::Cluster {
+            name: "x".into(),
+            lb_policy: LbPolicy::Maglev as i32,
+            ..Default::default()
+        };
+        let problems = Cluster::try_from(&proto).unwrap_err();
+        assert!(
+            problems
+                .errors()
+                .any(|d| d.message.contains("MAGLEV is not supported")),
+            "{problems:?}"
+        );
+    }
+}
