@@ -40,7 +40,11 @@ pub fn load_bytes(bytes: &[u8], format: Format) -> Result<Loaded, Diagnostics> {
         d
     })?;
     let snapshot = convert::bootstrap::snapshot(&bootstrap, &mut diagnostics);
-    convert::references::check(&snapshot, &mut diagnostics);
+    // A resource that failed to convert is missing from the snapshot; checking references then would only
+    // repeat that failure as "unknown cluster".
+    if !diagnostics.has_errors() {
+        convert::references::check(&snapshot, &mut diagnostics);
+    }
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
