@@ -37,6 +37,15 @@ enum Command {
         /// Print the embedded default configuration (Envoy YAML) and exit.
         #[arg(long)]
         print_default_config: bool,
+        /// After SIGTERM (or POST /drain_listeners), exit once no connection is open, or after this many seconds.
+        #[arg(long = "drain-time-s", default_value_t = 5)]
+        drain_time_s: u64,
+        /// Worker threads for the data path. Default: the CPUs this process may use (cgroup quota included).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Log level: trace, debug, info, warn, error (or a tracing filter such as `outrigger_proxy=debug`).
+        #[arg(short = 'l', long = "log-level", default_value = "info")]
+        log_level: String,
     },
 }
 
@@ -47,6 +56,15 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             print_default_config,
-        } => run::run(config.as_deref(), print_default_config),
+            drain_time_s,
+            concurrency,
+            log_level,
+        } => run::run(run::Args {
+            config,
+            print_default_config,
+            drain_time: std::time::Duration::from_secs(drain_time_s),
+            concurrency,
+            log_level,
+        }),
     }
 }

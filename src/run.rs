@@ -1,17 +1,26 @@
-//! `outrigger run`: load the configuration, then serve it.
-//!
-//! The data path (listeners, forwarding, admin) is not built yet; until it is, `run` loads and checks the
-//! configuration exactly as it will, says so, and exits with status 2 rather than pretending to proxy.
+//! `outrigger run`: load the configuration, bind everything, serve until SIGTERM/SIGINT or
+//! `POST /drain_listeners`, then drain and exit.
 
-use std::path::Path;
+use outrigger_proxy::{Proxy, StartError};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-pub fn run(config: Option<&Path>, print_default_config: bool) -> ExitCode {
-    if print_default_config {
+pub struct Args {
+    pub config: Option<PathBuf>,
+    pub print_default_config: bool,
+    pub drain_time: Duration,
+    pub concurrency: Option<usize>,
+    pub log_level: String,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if args.print_default_config {
         print!("{}", outrigger_config::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
-    let (source, loaded) = match config {
+    init_logging(&args.log_level);
+    let (source, loaded) = match &args.config {
         Some(path) => (
             path.display().to_string(),
             outrigger_config::load_file(path),
@@ -31,16 +40,80 @@ pub fn run(config: Option<&Path>, print_default_config: bool) -> ExitCode {
         }
     };
     for warning in loaded.warnings.iter() {
-        eprintln!("{source}: {warning}");
+        tracing::warn!("{source}: {warning}");
     }
-    let snapshot = &loaded.snapshot;
-    eprintln!(
-        "outrigger: {source} is valid: {} listeners, {} clusters",
-        snapshot.listeners.len(),
-        snapshot.clusters.len()
-    );
-    eprintln!(
-        "outrigger: the data path is not built yet, so nothing is served; see the README's status section"
-    );
-    ExitCode::from(2)
+    let workers = args
+        .concurrency
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(2)
+        .max(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("outrigger: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(loaded.snapshot, &source, args.drain_time, workers))
+}
+
+async fn serve(
+    snapshot: outrigger_config::Snapshot,
+    source: &str,
+    drain_time: Duration,
+    workers: usize,
+) -> ExitCode {
+    let proxy = match Proxy::start(snapshot).await {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            eprintln!("outrigger: {e}");
+            return match e {
+                StartError::Bind(_) | StartError::Admin { .. } => ExitCode::FAILURE,
+            };
+        }
+    };
+    for (name, address) in &proxy.addresses {
+        tracing::info!(listener = %name, %address, "listening");
+    }
+    if let Some(admin) = proxy.admin_address {
+        tracing::info!(%admin, "admin API listening");
+    }
+    tracing::info!(config = %source, workers, "outrigger is ready");
+    let drain = proxy.inputs.drain.clone();
+    tokio::select! {
+        () = signal() => tracing::info!("signal received; draining"),
+        () = drain.started() => tracing::info!("drain requested through the admin API"),
+    }
+    proxy.drain(drain_time).await;
+    tracing::info!("drained; exiting");
+    ExitCode::SUCCESS
+}
+
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop the proxy through POST /quitquitquit");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

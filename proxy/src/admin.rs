@@ -1,0 +1,147 @@
+//! The admin API on Envoy's paths, served from its own thread and runtime so that a saturated data path still
+//! answers `/ready` and scrapes.
+
+use crate::Inputs;
+use crate::http::local_reply::{self, ResponseBody};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Binds now (so a taken port fails at startup) and serves on a dedicated thread.
+pub fn start(address: SocketAddr, inputs: Arc<Inputs>) -> std::io::Result<SocketAddr> {
+    let socket = std::net::TcpListener::bind(address)?;
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(socket) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener failed");
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let inputs = inputs.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            let inputs = inputs.clone();
+                            async move { Ok::<_, Infallible>(handle(request, &inputs)) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        })?;
+    Ok(local)
+}
+
+fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody> {
+    let path = request.uri().path();
+    let post = request.method() == Method::POST;
+    match path {
+        "/ready" => {
+            if inputs.drain.is_draining() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
+            } else {
+                text(StatusCode::OK, "LIVE\n")
+            }
+        }
+        "/server_info" => json(&serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "state": if inputs.drain.is_draining() { "DRAINING" } else { "LIVE" },
+            "uptime_current_epoch": format!("{}s", inputs.started.elapsed().as_secs()),
+            "node": inputs.snapshot.node,
+        })),
+        "/config_dump" => match serde_json::to_value(&*inputs.snapshot) {
+            Ok(value) => json(&value),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot encode the configuration: {e}\n"),
+            ),
+        },
+        "/listeners" => {
+            let mut body = String::new();
+            for listener in &inputs.snapshot.listeners {
+                let _ = writeln!(body, "{}::{}", listener.name, listener.address);
+            }
+            text(StatusCode::OK, &body)
+        }
+        "/clusters" => {
+            let mut body = String::new();
+            let mut clusters: Vec<_> = inputs.clusters.iter().collect();
+            clusters.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+            for cluster in clusters {
+                for target in cluster.targets().iter() {
+                    let _ = writeln!(
+                        body,
+                        "{}::{}::weight::{}",
+                        cluster.config.name, target.address, target.weight
+                    );
+                    let _ = writeln!(
+                        body,
+                        "{}::{}::health_flags::healthy",
+                        cluster.config.name, target.address
+                    );
+                }
+            }
+            text(StatusCode::OK, &body)
+        }
+        "/stats/prometheus" => {
+            let mut response = text(StatusCode::OK, &inputs.metrics.encode());
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        "/drain_listeners" | "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok" if !post => {
+            text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This endpoint requires POST\n",
+            )
+        }
+        "/drain_listeners" | "/quitquitquit" => {
+            inputs.drain.start();
+            text(StatusCode::OK, "OK\n")
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /ready, /server_info, /config_dump, /listeners, /clusters, /stats/prometheus\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(local_reply::text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+fn json(value: &serde_json::Value) -> Response<ResponseBody> {
+    let body = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut response = Response::new(local_reply::text(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,228 @@
+//! Header work around the router: hop-by-hop removal, request id, forwarding headers, mutations, redirects.
+
+use super::Connection;
+use super::local_reply::{self, ResponseBody};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use outrigger_config::model::core::{AppendAction, HeaderMutations, HeaderToAdd};
+use outrigger_config::model::route::{PathMatch, Redirect, RedirectPath, Route};
+
+/// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+pub fn size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+/// The request's host, from the URI (h2 `:authority`) or the `Host` header.
+pub fn authority(parts: &Parts) -> Option<String> {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
+    remove_hop_by_hop(&mut parts.headers);
+    let hcm = &connection.hcm;
+    if hcm.generate_request_id
+        && !parts.headers.contains_key("x-request-id")
+        && let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
+        parts.headers.insert("x-request-id", id);
+    }
+    if !parts.headers.contains_key("x-forwarded-proto") {
+        parts
+            .headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    if hcm.use_remote_address && !hcm.skip_xff_append {
+        let peer = connection.peer.ip().to_string();
+        let value = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(existing) => format!("{existing}, {peer}"),
+            None => peer,
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            parts.headers.insert("x-forwarded-for", value);
+        }
+    }
+}
+
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+    // `TE` may only say `trailers` (gRPC needs that).
+    let keep_te = headers
+        .get(http::header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("trailers"));
+    headers.remove(http::header::TE);
+    if keep_te {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+pub fn mutate_request(headers: &mut HeaderMap, mutations: &HeaderMutations) {
+    for name in &mutations.request_headers_to_remove {
+        headers.remove(name.as_str());
+    }
+    add(headers, &mutations.request_headers_to_add);
+}
+
+pub fn mutate_response(headers: &mut HeaderMap, mutations: &HeaderMutations) {
+    for name in &mutations.response_headers_to_remove {
+        headers.remove(name.as_str());
+    }
+    add(headers, &mutations.response_headers_to_add);
+}
+
+fn add(headers: &mut HeaderMap, list: &[HeaderToAdd]) {
+    for header in list {
+        if header.value.is_empty() && !header.keep_empty_value {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_str(&header.value),
+        ) else {
+            continue;
+        };
+        match header.append_action {
+            AppendAction::AppendIfExistsOrAdd => {
+                headers.append(name, value);
+            }
+            AppendAction::AddIfAbsent => {
+                if !headers.contains_key(&name) {
+                    headers.insert(name, value);
+                }
+            }
+            AppendAction::OverwriteIfExistsOrAdd => {
+                headers.insert(name, value);
+            }
+            AppendAction::OverwriteIfExists => {
+                if headers.contains_key(&name) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+    }
+}
+
+/// The path after `prefix_rewrite` or `regex_rewrite`, query kept.
+pub fn rewrite_path(
+    path_and_query: &str,
+    route: &Route,
+    prefix: Option<&str>,
+    regex: Option<(&outrigger_config::model::core::Pattern, &str)>,
+) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let mut new_path = path.to_string();
+    if let Some(replacement) = prefix {
+        let matched_len = match &route.matcher.path {
+            PathMatch::Prefix(p) | PathMatch::PathSeparatedPrefix(p) => p.len().min(path.len()),
+            _ => 0,
+        };
+        new_path = format!("{replacement}{}", &path[matched_len..]);
+    } else if let Some((pattern, substitution)) = regex {
+        new_path = pattern.replace_all(path, substitution);
+    }
+    match query {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    }
+}
+
+pub fn redirect(parts: &Parts, redirect: &Redirect, route: &Route) -> Response<ResponseBody> {
+    let current_host = authority(parts).unwrap_or_default();
+    let (current_name, current_port) = match current_host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => {
+            (name.to_string(), Some(port.to_string()))
+        }
+        _ => (current_host.clone(), None),
+    };
+    let scheme = redirect
+        .scheme
+        .clone()
+        .unwrap_or_else(|| parts.uri.scheme_str().unwrap_or("http").to_string());
+    let host = redirect.host.clone().unwrap_or(current_name);
+    let port = match (redirect.port, &redirect.scheme) {
+        (Some(port), _) => Some(port.to_string()),
+        // A scheme change drops the old port, as in Envoy.
+        (None, Some(_)) => None,
+        (None, None) => current_port,
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut path = match &redirect.path {
+        RedirectPath::Keep => path_and_query.to_string(),
+        RedirectPath::Path(p) => match path_and_query.split_once('?') {
+            Some((_, q)) if !p.contains('?') => format!("{p}?{q}"),
+            _ => p.clone(),
+        },
+        RedirectPath::PrefixRewrite(p) => rewrite_path(path_and_query, route, Some(p), None),
+        RedirectPath::RegexRewrite(r) => rewrite_path(
+            path_and_query,
+            route,
+            None,
+            Some((&r.pattern, &r.substitution)),
+        ),
+    };
+    if redirect.strip_query
+        && let Some((p, _)) = path.split_once('?')
+    {
+        path = p.to_string();
+    }
+    let location = match port {
+        Some(port) => format!("{scheme}://{host}:{port}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    };
+    let mut response = Response::new(local_reply::empty());
+    *response.status_mut() =
+        StatusCode::from_u16(redirect.response_code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    response
+}

@@ -1,0 +1,74 @@
+//! Responses the proxy makes itself, worded and flagged as Envoy does.
+
+use crate::upstream::BoxError;
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+
+pub type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// Envoy's response flags, for logs and the `x-outrigger-response-flags` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// No route matched.
+    NoRoute,
+    /// No healthy upstream host.
+    NoHealthyUpstream,
+    /// The upstream connection failed.
+    UpstreamConnectionFailure,
+    /// The upstream timed out.
+    UpstreamRequestTimeout,
+    /// The upstream reset the stream.
+    UpstreamRemoteReset,
+    /// The route named a cluster that does not exist.
+    NoClusterFound,
+    /// Rate limited locally.
+    RateLimited,
+}
+
+impl Flag {
+    pub fn code(self) -> &'static str {
+        match self {
+            Flag::NoRoute => "NR",
+            Flag::NoHealthyUpstream => "UH",
+            Flag::UpstreamConnectionFailure => "UF",
+            Flag::UpstreamRequestTimeout => "UT",
+            Flag::UpstreamRemoteReset => "UR",
+            Flag::NoClusterFound => "NC",
+            Flag::RateLimited => "RL",
+        }
+    }
+}
+
+pub fn empty() -> ResponseBody {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn text(body: impl Into<Bytes>) -> ResponseBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn reply(status: StatusCode, flag: Flag, message: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(if message.is_empty() {
+        empty()
+    } else {
+        text(message.to_string())
+    });
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if !message.is_empty() {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        );
+    }
+    headers.insert(
+        "x-outrigger-response-flags",
+        http::HeaderValue::from_static(flag.code()),
+    );
+    response
+}

@@ -1,0 +1,108 @@
+//! Route tables at request time: virtual host by domain, then the first route whose match holds.
+
+use http::request::Parts;
+use outrigger_config::model::route::{
+    HeaderMatcher, HeaderRule, PathMatch, QueryParameterMatcher, Route, RouteConfig, RouteMatch,
+    VirtualHost,
+};
+
+/// Envoy's order: exact domain, longest `*.suffix`, longest `prefix.*`, then `*`.
+pub fn virtual_host<'a>(config: &'a RouteConfig, host: &str) -> Option<&'a VirtualHost> {
+    let host = host.to_ascii_lowercase();
+    let mut best: Option<(u8, usize, &VirtualHost)> = None;
+    for vhost in &config.virtual_hosts {
+        for domain in &vhost.domains {
+            let rank = if *domain == host {
+                Some((3, domain.len()))
+            } else if domain == "*" {
+                Some((0, 0))
+            } else if let Some(suffix) = domain.strip_prefix('*') {
+                (host.len() > suffix.len() && host.ends_with(suffix)).then_some((2, suffix.len()))
+            } else if let Some(prefix) = domain.strip_suffix('*') {
+                (host.len() > prefix.len() && host.starts_with(prefix)).then_some((1, prefix.len()))
+            } else {
+                None
+            };
+            if let Some((kind, len)) = rank
+                && best.is_none_or(|(k, l, _)| (kind, len) > (k, l))
+            {
+                best = Some((kind, len, vhost));
+            }
+        }
+    }
+    best.map(|(_, _, vhost)| vhost)
+}
+
+pub fn route<'a>(vhost: &'a VirtualHost, request: &Parts) -> Option<&'a Route> {
+    vhost
+        .routes
+        .iter()
+        .find(|route| matches(&route.matcher, request))
+}
+
+fn matches(m: &RouteMatch, request: &Parts) -> bool {
+    let path = request.uri.path();
+    let fold = |s: &str| {
+        if m.case_sensitive {
+            s.to_string()
+        } else {
+            s.to_ascii_lowercase()
+        }
+    };
+    let path_ok = match &m.path {
+        PathMatch::Prefix(prefix) => fold(path).starts_with(&fold(prefix)),
+        PathMatch::Path(exact) => fold(path) == fold(exact),
+        PathMatch::SafeRegex(pattern) => pattern.matches(path),
+        PathMatch::PathSeparatedPrefix(prefix) => {
+            let (path, prefix) = (fold(path), fold(prefix));
+            path == prefix
+                || path
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    };
+    path_ok
+        && m.headers.iter().all(|h| header_matches(h, request))
+        && m.query_parameters
+            .iter()
+            .all(|q| query_matches(q, request.uri.query().unwrap_or("")))
+        && (!m.grpc || is_grpc(request))
+}
+
+pub fn is_grpc(request: &Parts) -> bool {
+    request
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn header_matches(m: &HeaderMatcher, request: &Parts) -> bool {
+    let values: Vec<&str> = request
+        .headers
+        .get_all(m.name.as_str())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = (!values.is_empty()).then(|| values.join(","));
+    let value = joined.or_else(|| m.treat_missing_header_as_empty.then(String::new));
+    let result = match (&m.rule, value) {
+        (HeaderRule::Present(want), value) => value.is_some() == *want,
+        (HeaderRule::Matches(matcher), Some(value)) => matcher.matches(&value),
+        // A value rule never matches an absent header, inverted or not (as in Envoy).
+        (HeaderRule::Matches(_), None) => return false,
+    };
+    result != m.invert_match
+}
+
+fn query_matches(m: &QueryParameterMatcher, query: &str) -> bool {
+    let value = query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == m.name).then_some(value)
+    });
+    match (&m.string_match, value) {
+        (None, value) => value.is_some(),
+        (Some(matcher), Some(value)) => matcher.matches(value),
+        (Some(_), None) => false,
+    }
+}

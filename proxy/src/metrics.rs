@@ -1,0 +1,150 @@
+//! Statistics, named as Envoy names them so existing dashboards work (`envoy_cluster_upstream_rq_total`,
+//! `envoy_http_downstream_rq_xx`, ...). OpenMetrics requires counters to end in `_total`, so a counter whose
+//! Envoy name does not (`envoy_cluster_upstream_cx_connect_fail`) gains that suffix.
+
+use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+pub struct Metrics {
+    registry: Registry,
+    pub listener_cx: Family<Labels, Counter>,
+    pub listener_cx_active: Family<Labels, Gauge>,
+    pub http_rq: Family<Labels, Counter>,
+    pub http_rq_xx: Family<Labels, Counter>,
+    pub http_rq_active: Family<Labels, Gauge>,
+    pub cluster_rq: Family<Labels, Counter>,
+    pub cluster_rq_xx: Family<Labels, Counter>,
+    pub cluster_rq_timeout: Family<Labels, Counter>,
+    pub cluster_rq_retry: Family<Labels, Counter>,
+    pub cluster_cx_connect_fail: Family<Labels, Counter>,
+    pub cluster_cx: Family<Labels, Counter>,
+    pub tcp_cx: Family<Labels, Counter>,
+    pub tcp_tx_bytes: Family<Labels, Counter>,
+    pub tcp_rx_bytes: Family<Labels, Counter>,
+    pub server_live: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Metrics::default();
+        let r = &mut m.registry;
+        r.register(
+            "envoy_listener_downstream_cx",
+            "Connections accepted",
+            m.listener_cx.clone(),
+        );
+        r.register(
+            "envoy_listener_downstream_cx_active",
+            "Connections open",
+            m.listener_cx_active.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_rq",
+            "HTTP requests received",
+            m.http_rq.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_rq_xx",
+            "HTTP responses sent, by class",
+            m.http_rq_xx.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_rq_active",
+            "HTTP requests in progress",
+            m.http_rq_active.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_rq",
+            "Requests sent upstream",
+            m.cluster_rq.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_rq_xx",
+            "Upstream responses, by class",
+            m.cluster_rq_xx.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_rq_timeout",
+            "Upstream requests timed out",
+            m.cluster_rq_timeout.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_rq_retry",
+            "Upstream requests retried",
+            m.cluster_rq_retry.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_cx_connect_fail",
+            "Upstream connections that failed",
+            m.cluster_cx_connect_fail.clone(),
+        );
+        r.register(
+            "envoy_cluster_upstream_cx",
+            "Upstream TCP connections opened",
+            m.cluster_cx.clone(),
+        );
+        r.register(
+            "envoy_tcp_downstream_cx",
+            "TCP proxy connections",
+            m.tcp_cx.clone(),
+        );
+        r.register(
+            "envoy_tcp_downstream_cx_tx_bytes",
+            "TCP proxy bytes sent downstream",
+            m.tcp_tx_bytes.clone(),
+        );
+        r.register(
+            "envoy_tcp_downstream_cx_rx_bytes",
+            "TCP proxy bytes received downstream",
+            m.tcp_rx_bytes.clone(),
+        );
+        r.register(
+            "envoy_server_live",
+            "1 while the server is live, 0 while draining",
+            m.server_live.clone(),
+        );
+        m.server_live.set(1);
+        m
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if encode_registry(&mut text, &self.registry).is_err() {
+            text.push_str("# statistics could not be encoded\n");
+        }
+        text
+    }
+}
+
+pub fn listener(address: std::net::SocketAddr) -> Labels {
+    // Envoy's tag value: `0.0.0.0_15001`.
+    vec![(
+        "envoy_listener_address",
+        format!("{}_{}", address.ip(), address.port()),
+    )]
+}
+
+pub fn connection_manager(prefix: &str) -> Labels {
+    vec![("envoy_http_conn_manager_prefix", prefix.to_string())]
+}
+
+pub fn cluster(name: &str) -> Labels {
+    vec![("envoy_cluster_name", name.to_string())]
+}
+
+pub fn tcp(prefix: &str) -> Labels {
+    vec![("envoy_tcp_prefix", prefix.to_string())]
+}
+
+/// The same labels plus the response class (`2`, `4`, `5`, ...).
+pub fn with_class(mut labels: Labels, status: u16) -> Labels {
+    labels.insert(0, ("envoy_response_code_class", (status / 100).to_string()));
+    labels
+}

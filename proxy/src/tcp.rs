@@ -1,0 +1,155 @@
+//! `tcp_proxy`: connect to the cluster, then copy both ways with half-close and an idle timeout.
+
+use crate::Inputs;
+use crate::metrics;
+use outrigger_config::model::listener::{TcpProxy, TcpTarget};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub async fn proxy(
+    mut downstream: TcpStream,
+    config: &TcpProxy,
+    destination: SocketAddr,
+    inputs: &Arc<Inputs>,
+) {
+    let labels = metrics::tcp(&config.stat_prefix);
+    inputs.metrics.tcp_cx.get_or_create(&labels).inc();
+    let cluster_name = pick_cluster(&config.target);
+    let Some(cluster) = inputs.clusters.get(cluster_name) else {
+        tracing::warn!(
+            cluster = cluster_name,
+            "tcp_proxy: unknown cluster; closing the connection"
+        );
+        return;
+    };
+    let Ok(local) = downstream.local_addr() else {
+        return;
+    };
+    let own = inputs.own_addresses(local);
+    let mut upstream = None;
+    for attempt in 1..=config.max_connect_attempts.max(1) {
+        let address = match cluster.pick(Some(destination), &own) {
+            Ok(address) => address,
+            Err(e) => {
+                tracing::warn!(cluster = cluster_name, error = %e, "tcp_proxy: no upstream");
+                return;
+            }
+        };
+        inputs
+            .metrics
+            .cluster_cx
+            .get_or_create(&metrics::cluster(cluster_name))
+            .inc();
+        match tokio::time::timeout(cluster.config.connect_timeout, TcpStream::connect(address))
+            .await
+        {
+            Ok(Ok(stream)) => {
+                upstream = Some(stream);
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
+            }
+            Err(_) => tracing::debug!(%address, attempt, "tcp_proxy: connect timed out"),
+        }
+        inputs
+            .metrics
+            .cluster_cx_connect_fail
+            .get_or_create(&metrics::cluster(cluster_name))
+            .inc();
+    }
+    let Some(mut upstream) = upstream else { return };
+    let _ = upstream.set_nodelay(true);
+    let _ = downstream.set_nodelay(true);
+    let (sent, received) =
+        copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
+    inputs
+        .metrics
+        .tcp_tx_bytes
+        .get_or_create(&labels)
+        .inc_by(sent);
+    inputs
+        .metrics
+        .tcp_rx_bytes
+        .get_or_create(&labels)
+        .inc_by(received);
+}
+
+fn pick_cluster(target: &TcpTarget) -> &str {
+    match target {
+        TcpTarget::Cluster(name) => name,
+        TcpTarget::WeightedClusters(list) => {
+            let total: u64 = list.iter().map(|(_, w)| u64::from(*w)).sum();
+            let mut point = fastrand::u64(..total.max(1));
+            for (name, weight) in list {
+                if point < u64::from(*weight) {
+                    return name;
+                }
+                point -= u64::from(*weight);
+            }
+            list.first().map(|(n, _)| n.as_str()).unwrap_or_default()
+        }
+    }
+}
+
+/// Copies until both sides are done, passing each side's EOF on as a half-close. Returns (bytes sent to the
+/// downstream, bytes received from it). With `idle`, a connection quiet that long in both directions is closed.
+pub async fn copy_both_ways(
+    downstream: &mut TcpStream,
+    upstream: &mut TcpStream,
+    idle: Option<Duration>,
+) -> (u64, u64) {
+    let activity = AtomicU64::new(0);
+    let (mut down_read, mut down_write) = downstream.split();
+    let (mut up_read, mut up_write) = upstream.split();
+    let copies = async {
+        tokio::join!(
+            pipe(&mut down_read, &mut up_write, &activity),
+            pipe(&mut up_read, &mut down_write, &activity)
+        )
+    };
+    let watchdog = async {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        let mut seen = u64::MAX;
+        loop {
+            tokio::time::sleep(idle).await;
+            let now = activity.load(Ordering::Relaxed);
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    };
+    tokio::select! {
+        (received, sent) = copies => (sent, received),
+        () = watchdog => (0, 0),
+    }
+}
+
+async fn pipe<R, W>(reader: &mut R, writer: &mut W, activity: &AtomicU64) -> u64
+where
+    R: AsyncReadExt + Unpin,
+    W: AsyncWriteExt + Unpin,
+{
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if writer.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        activity.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = writer.shutdown().await;
+    total
+}
