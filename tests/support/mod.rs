@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod proxy;
+pub mod tcp;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,366 @@
+//! The HTTP connection manager on loopback: real backends, the proxy in-process, hyper and curl as clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use support::backend::Backend;
+use support::proxy::{address, fill, start};
+
+const CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: api
+              domains: ["api.example.com"]
+              routes: [{match: {prefix: /}, direct_response: {status: 201, body: {inline_string: "api host"}}}]
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {path: /direct}, direct_response: {status: 200, body: {inline_string: hello}}}
+              - {match: {prefix: /redirect}, redirect: {https_redirect: true, host_redirect: example.com}}
+              - {match: {prefix: /api/}, route: {cluster: a, prefix_rewrite: /v2/}}
+              - match: {safe_regex: {regex: "/users/([0-9]+)"}}
+                route: {cluster: a, regex_rewrite: {pattern: {regex: "^/users/([0-9]+)$"}, substitution: "/u/\\1"}}
+              - {match: {prefix: /header, headers: [{name: x-canary, string_match: {exact: "yes"}}]}, route: {cluster: b}}
+              - {match: {prefix: /header}, route: {cluster: a}}
+              - {match: {prefix: /query, query_parameters: [{name: debug, present_match: true}]}, route: {cluster: b}}
+              - {match: {prefix: /query}, route: {cluster: a}}
+              - {match: {prefix: /dead}, route: {cluster: dead}}
+              - {match: {prefix: /slow}, route: {cluster: a, timeout: 0.2s}}
+              - {match: {prefix: /rr}, route: {cluster: ab}}
+              - {match: {prefix: /dns}, route: {cluster: dns}}
+              - {match: {prefix: /retry}, route: {cluster: half_dead, retry_policy: {retry_on: connect-failure, num_retries: 3}}}
+              - match: {prefix: /mutate}
+                request_headers_to_add: [{header: {key: x-added, value: "1"}}]
+                request_headers_to_remove: [x-remove-me]
+                response_headers_to_add: [{header: {key: x-resp, value: "yes"}}]
+                route: {cluster: a, host_rewrite_literal: rewritten.local}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - {name: a, load_assignment: {cluster_name: a, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}}]}]}}
+  - {name: b, load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {b}}}}}]}]}}
+  - name: ab
+    load_assignment: {cluster_name: ab, endpoints: [{lb_endpoints: [
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}},
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {b}}}}}]}]}
+  - {name: dead, connect_timeout: 1s, load_assignment: {cluster_name: dead, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {dead}}}}}]}]}}
+  - name: half_dead
+    connect_timeout: 1s
+    load_assignment: {cluster_name: half_dead, endpoints: [{lb_endpoints: [
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {dead}}}}},
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}}]}]}
+  - {name: dns, type: STRICT_DNS, dns_lookup_family: V4_ONLY, load_assignment: {cluster_name: dns, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: localhost, port_value: {a}}}}}]}]}}
+"#;
+
+struct Setup {
+    proxy: outrigger_proxy::Proxy,
+    url: String,
+    _a: Backend,
+    _b: Backend,
+}
+
+/// A port nothing listens on: bound, then released.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn setup() -> Setup {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let config = fill(
+        CONFIG,
+        &[
+            ("a", a.address.port().to_string()),
+            ("b", b.address.port().to_string()),
+            ("dead", closed_port().to_string()),
+        ],
+    );
+    let proxy = start(&config).await;
+    let url = format!("http://{}", address(&proxy, "http"));
+    Setup {
+        proxy,
+        url,
+        _a: a,
+        _b: b,
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut request = http::Request::get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = client
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_match_and_act_like_envoy() {
+    let s = setup().await;
+    let r = get(&format!("{}/direct", s.url), &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "hello"));
+
+    let r = get(&format!("{}/redirect/x?q=1", s.url), &[]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.headers["location"], "https://example.com/redirect/x?q=1");
+
+    let r = get(&format!("{}/api/items?page=2", s.url), &[]).await;
+    assert_eq!(r.json()["path"], "/v2/items?page=2");
+
+    let r = get(&format!("{}/users/42", s.url), &[]).await;
+    assert_eq!(r.json()["path"], "/u/42");
+
+    assert_eq!(
+        get(&format!("{}/header", s.url), &[("x-canary", "yes")])
+            .await
+            .json()["backend"],
+        "b"
+    );
+    assert_eq!(
+        get(&format!("{}/header", s.url), &[("x-canary", "no")])
+            .await
+            .json()["backend"],
+        "a"
+    );
+    assert_eq!(
+        get(&format!("{}/query?debug", s.url), &[]).await.json()["backend"],
+        "b"
+    );
+    assert_eq!(
+        get(&format!("{}/query?x=1", s.url), &[]).await.json()["backend"],
+        "a"
+    );
+
+    let r = get(
+        &format!("{}/anything", s.url),
+        &[("host", "api.example.com")],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (201, "api host"));
+    let r = get(&format!("{}/dns", s.url), &[]).await;
+    assert_eq!(r.json()["backend"], "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_mutated_and_request_ids_added() {
+    let s = setup().await;
+    let r = get(
+        &format!("{}/mutate", s.url),
+        &[
+            ("x-remove-me", "1"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+        ],
+    )
+    .await;
+    let seen = &r.json()["headers"];
+    assert_eq!(seen["x-added"], "1");
+    assert_eq!(seen["host"], "rewritten.local");
+    assert!(seen.get("x-remove-me").is_none(), "{seen}");
+    assert!(
+        seen.get("x-hop").is_none(),
+        "headers named in Connection are hop-by-hop: {seen}"
+    );
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-request-id"].as_str().unwrap().len(), 36);
+    assert_eq!(r.headers["x-resp"], "yes");
+    assert_eq!(r.headers["server"], "outrigger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_errors_answer_like_envoy_and_the_proxy_keeps_serving() {
+    let s = setup().await;
+    let r = get(&format!("{}/nowhere", s.url), &[]).await;
+    assert_eq!(
+        (
+            r.status,
+            r.headers["x-outrigger-response-flags"].to_str().unwrap()
+        ),
+        (404, "NR")
+    );
+    // No virtual host for the request's host at all.
+    let only_api = start(CONFIG_NO_ROUTE).await;
+    let r = get(&format!("http://{}/x", address(&only_api, "http")), &[]).await;
+    assert_eq!(
+        (
+            r.status,
+            r.headers["x-outrigger-response-flags"].to_str().unwrap()
+        ),
+        (404, "NR")
+    );
+
+    let r = get(&format!("{}/dead", s.url), &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["x-outrigger-response-flags"], "UF");
+    assert!(r.body.contains("connection failure"), "{}", r.body);
+
+    let r = get(&format!("{}/slow/2000", s.url), &[]).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.headers["x-outrigger-response-flags"], "UT");
+    assert_eq!(r.body, "upstream request timeout");
+
+    // Still serving.
+    assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
+    let metrics = get(
+        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
+        &[],
+    )
+    .await
+    .body;
+    assert!(
+        metrics.contains(
+            "envoy_cluster_upstream_cx_connect_fail_total{envoy_cluster_name=\"dead\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("envoy_cluster_upstream_rq_timeout_total{envoy_cluster_name=\"a\"} 1"),
+        "{metrics}"
+    );
+}
+
+const CONFIG_NO_ROUTE: &str = r#"
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: only_api
+          route_config: {virtual_hosts: [{name: api, domains: ["api.example.com"], routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
+          http_filters: [{name: router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_alternates_and_retries_skip_dead_endpoints() {
+    let s = setup().await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(
+            get(&format!("{}/rr", s.url), &[]).await.json()["backend"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen.iter().filter(|b| *b == "a").count(), 2, "{seen:?}");
+    assert_eq!(seen.iter().filter(|b| *b == "b").count(), 2, "{seen:?}");
+
+    // Round robin puts every first attempt on the dead endpoint, so each of the 6 requests is retried once.
+    for _ in 0..6 {
+        let r = get(&format!("{}/retry", s.url), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let metrics = get(
+        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
+        &[],
+    )
+    .await
+    .body;
+    assert!(
+        metrics
+            .contains("envoy_cluster_upstream_rq_retry_total{envoy_cluster_name=\"half_dead\"} 6"),
+        "{metrics}"
+    );
+}
+
+fn curl(args: &[&str]) -> Option<String> {
+    let curl = support::peer("curl")?;
+    let output = std::process::Command::new(curl)
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8(output.stdout).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_over_http1_and_h2c_prior_knowledge() {
+    let s = setup().await;
+    let url = format!("{}/api/x", s.url);
+    let Some(h1) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || curl(&[&url])
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let h1: serde_json::Value = serde_json::from_str(&h1).unwrap();
+    assert_eq!(h1["path"], "/v2/x");
+    let h2 = tokio::task::spawn_blocking(move || {
+        curl(&["--http2-prior-knowledge", "-w", "\n%{http_version}", &url])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (body, version) = h2.rsplit_once('\n').unwrap();
+    assert_eq!(version, "2", "curl spoke h2 to the proxy");
+    let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(seen["path"], "/v2/x");
+    assert_eq!(
+        seen["version"], "HTTP/1.1",
+        "the cluster speaks HTTP/1.1 upstream"
+    );
+}

@@ -1,0 +1,132 @@
+//! TCP proxying and protocol detection on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+use support::proxy::{address, fill, start};
+use support::tcp::{echo, free_port, speaks_first};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONFIG: &str = r#"
+static_resources:
+  listeners:
+  - name: edge
+    address: {socket_address: {address: 127.0.0.1, port_value: {edge}}}
+    listener_filters:
+    - {name: envoy.filters.listener.http_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}}
+    - {name: envoy.filters.listener.tls_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}}
+    listener_filters_timeout: {detect_timeout}
+    continue_on_listener_filters_timeout: true
+    filter_chains:
+    - name: http
+      filter_chain_match: {application_protocols: ["http/1.1", "h2c"]}
+      filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: edge_http
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: "seen as HTTP"}}}]}]}
+          http_filters: [{name: router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+    default_filter_chain:
+      name: opaque
+      filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: edge_tcp, cluster: {default_cluster}}
+  - name: mysql_port
+    address: {socket_address: {address: 127.0.0.1, port_value: {mysql}}}
+    listener_filters:
+    - {name: envoy.filters.listener.http_inspector, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}}
+    listener_filters_timeout: 30s
+    filter_chains:
+    - filter_chain_match: {destination_port: {mysql}}
+      filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: mysql, cluster: greeter}
+    - filter_chain_match: {application_protocols: ["http/1.1"]}
+      filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: unused, cluster: echo}
+  clusters:
+  - {name: echo, load_assignment: {cluster_name: echo, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {echo}}}}}]}]}}
+  - {name: greeter, load_assignment: {cluster_name: greeter, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {greeter}}}}}]}]}}
+"#;
+
+async fn setup(
+    detect_timeout: &str,
+    default_cluster: &str,
+) -> (outrigger_proxy::Proxy, Vec<support::tcp::Server>) {
+    let echo = echo().await;
+    let greeter = speaks_first(b"220 ready\r\n").await;
+    let config = fill(
+        CONFIG,
+        &[
+            ("edge", free_port().to_string()),
+            ("mysql", free_port().to_string()),
+            ("detect_timeout", detect_timeout.to_string()),
+            ("default_cluster", default_cluster.to_string()),
+            ("echo", echo.address.port().to_string()),
+            ("greeter", greeter.address.port().to_string()),
+        ],
+    );
+    (start(&config).await, vec![echo, greeter])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_bytes_are_copied_both_ways_with_half_close() {
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    client.write_all(&payload).await.unwrap();
+    client.shutdown().await.unwrap(); // half-close: the echo continues, then closes its side
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.len(), payload.len());
+    assert!(back == payload);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_is_detected_and_served_by_the_connection_manager() {
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("seen as HTTP"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_falls_back_to_opaque_tcp_after_the_detection_timeout() {
+    let (proxy, _servers) = setup("0.3s", "greeter").await;
+    let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    let mut greeting = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&greeting, b"220 ready\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_matched_chain_skips_detection_so_server_first_protocols_never_wait() {
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let mut client = TcpStream::connect(address(&proxy, "mysql_port"))
+        .await
+        .unwrap();
+    let mut greeting = [0u8; 11];
+    // The listener would wait 30 s for HTTP bytes; the port match makes it not wait at all.
+    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&greeting, b"220 ready\r\n");
+}

@@ -1,0 +1,93 @@
+//! A test origin server: answers every request with a JSON description of what it received, so tests can see
+//! what the proxy forwarded. `/slow/<ms>` waits first; `/status/<code>` answers with that status.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Backend {
+    pub address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    /// Serves HTTP/1.1 and h2 (prior knowledge) on a free loopback port.
+    pub async fn start(name: &'static str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| answer(name, request));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Backend { address, task }
+    }
+}
+
+async fn answer(
+    name: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|c| c.parse().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok());
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
+            )
+        })
+        .collect();
+    let description = serde_json::json!({
+        "backend": name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "authority": parts.uri.authority().map(|a| a.as_str()),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_bytes": body.len(),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(description.to_string())));
+    *response.status_mut() = status.unwrap_or(StatusCode::OK);
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+        .headers_mut()
+        .insert("x-backend", name.parse().unwrap());
+    Ok(response)
+}
