@@ -5,7 +5,7 @@ mod balancer;
 mod client;
 
 pub use balancer::Balancer;
-pub use client::{BoxError, UpstreamBody, UpstreamClient};
+pub use client::{BoxError, SendError, UpstreamBody, UpstreamClient};
 
 use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::{Discovery, Endpoint};

@@ -1,8 +1,10 @@
 //! A test origin server: answers every request with a JSON description of what it received, so tests can see
-//! what the proxy forwarded. `/slow/<ms>` waits first; `/status/<code>` answers with that status.
+//! what the proxy forwarded. `/slow/<ms>` waits first; `/status/<code>` answers with that status; a gRPC
+//! request (`content-type: application/grpc`) gets its description followed by `grpc-status: 0` trailers.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -44,10 +46,9 @@ impl Backend {
     }
 }
 
-async fn answer(
-    name: &str,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+type Body = BoxBody<Bytes, Infallible>;
+
+async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
@@ -81,7 +82,21 @@ async fn answer(
         "headers": headers,
         "body_bytes": body.len(),
     });
-    let mut response = Response::new(Full::new(Bytes::from(description.to_string())));
+    let grpc = parts
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let full = Full::new(Bytes::from(description.to_string()));
+    let body: Body = if grpc {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        trailers.insert("grpc-message", "done".parse().unwrap());
+        full.with_trailers(async move { Some(Ok(trailers)) })
+            .boxed()
+    } else {
+        full.boxed()
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status.unwrap_or(StatusCode::OK);
     response
         .headers_mut()

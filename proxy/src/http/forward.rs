@@ -5,10 +5,10 @@ use super::Connection;
 use super::headers;
 use super::local_reply::{Flag, ResponseBody, reply};
 use crate::metrics;
-use crate::upstream::{BoxError, ClusterState, PickError, UpstreamBody};
+use crate::upstream::{BoxError, ClusterState, PickError, SendError, UpstreamBody};
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -149,15 +149,13 @@ async fn attempt_once(
         .pick(Some(connection.destination), &connection.own_addresses)
         .map_err(Failure::NoUpstream)?;
     let _active = cluster.balancer().start(endpoint);
-    let uri: Uri = format!("http://{endpoint}{path}")
-        .parse()
-        .map_err(|e| Failure::Reset(format!("bad upstream URI: {e}")))?;
     let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
+    *request.uri_mut() = path
+        .parse()
+        .map_err(|e| Failure::Reset(format!("bad path {path:?}: {e}")))?;
     *request.headers_mut() = parts.headers.clone();
-    let client = cluster.http.for_request(parts.version);
-    let send = client.request(request);
+    let send = cluster.http.send(endpoint, request, parts.version);
     let limit = [
         deadline.map(|d| d.saturating_duration_since(Instant::now())),
         per_try,
@@ -180,30 +178,18 @@ async fn attempt_once(
         },
         None => send.await,
     };
-    result.map_err(|e| {
-        if e.is_connect() {
+    result.map_err(|e| match e {
+        SendError::Connect(detail) => {
             connection
                 .inputs
                 .metrics
                 .cluster_cx_connect_fail
                 .get_or_create(&metrics::cluster(&cluster.config.name))
                 .inc();
-            Failure::Connect(error_chain(&e))
-        } else {
-            Failure::Reset(error_chain(&e))
+            Failure::Connect(detail)
         }
+        SendError::Reset(detail) => Failure::Reset(detail),
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn should_retry(policy: &RetryPolicy, result: &Result<Response<Incoming>, Failure>) -> bool {
