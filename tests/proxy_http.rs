@@ -23,6 +23,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress
+          upgrade_configs: [{upgrade_type: websocket}]
           route_config:
             virtual_hosts:
             - name: api
@@ -363,4 +364,40 @@ async fn curl_over_http1_and_h2c_prior_knowledge() {
         seen["version"], "HTTP/1.1",
         "the cluster speaks HTTP/1.1 upstream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrades_are_tunnelled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let mut client = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    client
+        .write_all(
+            b"GET /api/ws HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    client.write_all(b"ping over the tunnel").await.unwrap();
+    let mut echoed = [0u8; 20];
+    client.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping over the tunnel");
+
+    // Without `upgrade_configs` for it, an upgrade is forwarded as a plain request.
+    let r = get(
+        &format!("{}/api/x", s.url),
+        &[("connection", "upgrade"), ("upgrade", "h2c")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -104,9 +104,14 @@ async fn handle(request: Request<Incoming>, connection: &Connection) -> Response
 }
 
 async fn route_and_forward(
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     connection: &Connection,
 ) -> Response<ResponseBody> {
+    // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers.
+    let upgrade = headers::upgrade_type(request.headers()).filter(|kind| {
+        request.version() == http::Version::HTTP_11 && connection.hcm.upgrade_types.contains(kind)
+    });
+    let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     if headers::size(&parts.headers) > connection.hcm.max_request_headers_kb as usize * 1024 {
         let mut response = Response::new(local_reply::empty());
@@ -148,7 +153,10 @@ async fn route_and_forward(
             for level in levels {
                 headers::mutate_request(&mut parts.headers, level);
             }
-            forward::forward(parts, body, forward, matched, connection).await
+            if let Some(kind) = &upgrade {
+                headers::restore_upgrade(&mut parts.headers, kind);
+            }
+            forward::forward(parts, body, forward, matched, connection, on_upgrade).await
         }
     };
     for level in levels {

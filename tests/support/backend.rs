@@ -37,7 +37,7 @@ impl Backend {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| answer(name, request));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 });
             }
@@ -49,6 +49,10 @@ impl Backend {
 type Body = BoxBody<Bytes, Infallible>;
 
 async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let mut request = request;
+    if request.headers().get("upgrade").is_some() {
+        return Ok(upgrade_echo(&mut request));
+    }
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
@@ -105,4 +109,25 @@ async fn answer(name: &str, request: Request<Incoming>) -> Result<Response<Body>
         .headers_mut()
         .insert("x-backend", name.parse().unwrap());
     Ok(response)
+}
+
+/// Switches protocols, then echoes raw bytes on the upgraded connection.
+fn upgrade_echo(request: &mut Request<Incoming>) -> Response<Body> {
+    let kind = request.headers()["upgrade"].clone();
+    let on_upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let (mut read, mut write) = tokio::io::split(&mut io);
+        let _ = tokio::io::copy(&mut read, &mut write).await;
+    });
+    let mut response = Response::new(Full::new(Bytes::new()).boxed());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    response
+        .headers_mut()
+        .insert("connection", "upgrade".parse().unwrap());
+    response.headers_mut().insert("upgrade", kind);
+    response
 }

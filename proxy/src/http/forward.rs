@@ -26,12 +26,15 @@ enum Failure {
     Reset(String),
 }
 
+/// `upgrade`: the downstream side of an allowed protocol upgrade (WebSocket), to join with the upstream's when
+/// it answers 101.
 pub async fn forward(
     mut parts: Parts,
     body: Incoming,
     forward: &Forward,
     route: &Route,
     connection: &Connection,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ResponseBody> {
     let Some(cluster_name) = cluster_name(forward, &parts) else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
@@ -99,7 +102,7 @@ pub async fn forward(
             .inc();
         let retry = attempt < retries && policy.is_some_and(|p| should_retry(p, &result));
         if !retry {
-            return finish(result, &cluster, connection);
+            return finish(result, &cluster, connection, upgrade);
         }
         attempt += 1;
         connection
@@ -247,6 +250,7 @@ fn finish(
     result: Result<Response<Incoming>, Failure>,
     cluster: &ClusterState,
     connection: &Connection,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ResponseBody> {
     match result {
         Ok(response) => {
@@ -258,6 +262,18 @@ fn finish(
                 .cluster_rq_xx
                 .get_or_create(&labels)
                 .inc();
+            if let (StatusCode::SWITCHING_PROTOCOLS, Some(downstream)) =
+                (response.status(), upgrade)
+            {
+                let mut response = response;
+                tunnel(downstream, hyper::upgrade::on(&mut response));
+                let (parts, body) = response.into_parts();
+                // `Connection: upgrade` and `Upgrade` are the point of a 101: keep them.
+                return Response::from_parts(
+                    parts,
+                    body.map_err(|e| Box::new(e) as BoxError).boxed(),
+                );
+            }
             let (mut parts, body) = response.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
@@ -292,4 +308,17 @@ fn finish(
             )
         }
     }
+}
+
+/// Joins the two upgraded connections once both sides have switched, and copies until either closes.
+fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(downstream), Ok(upstream)) = (downstream.await, upstream.await) else {
+            tracing::debug!("an upgrade did not complete on both sides");
+            return;
+        };
+        let mut downstream = hyper_util::rt::TokioIo::new(downstream);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+    });
 }

@@ -70,6 +70,34 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     }
 }
 
+/// The lower-cased `Upgrade` of a request whose `Connection` asks for an upgrade.
+pub fn upgrade_type(headers: &HeaderMap) -> Option<String> {
+    let asks = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+    let kind = headers
+        .get(http::header::UPGRADE)?
+        .to_str()
+        .ok()?
+        .to_ascii_lowercase();
+    asks.then_some(kind)
+}
+
+pub fn restore_upgrade(headers: &mut HeaderMap, kind: &str) {
+    headers.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("upgrade"),
+    );
+    if let Ok(value) = HeaderValue::from_str(kind) {
+        headers.insert(http::header::UPGRADE, value);
+    }
+}
+
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<String> = headers
