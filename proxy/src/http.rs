@@ -140,6 +140,24 @@ async fn route_and_forward(
                 .unwrap_or_else(local_reply::empty);
             let mut response = Response::new(body);
             *response.status_mut() = status;
+            // Like Envoy: a direct 201 or 3xx points `Location` at the request itself.
+            if status == StatusCode::CREATED || status.is_redirection() {
+                let location = format!(
+                    "{}://{}{}",
+                    parts.uri.scheme_str().unwrap_or("http"),
+                    host,
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                );
+                if let Ok(location) = http::HeaderValue::from_str(&location) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::LOCATION, location);
+                }
+            }
             if direct.body.is_some() {
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,

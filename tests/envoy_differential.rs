@@ -1,0 +1,360 @@
+//! The same route tables in real Envoy 1.40 and in Outrigger, the same requests to both: status codes, the
+//! chosen upstream, the rewritten path and headers, and redirect locations must agree.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::backend::Backend;
+use support::tcp::free_port;
+
+/// A request to send to both proxies: host, path and extra headers.
+type Probe = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// One route table (the `virtual_hosts` of a `route_config`) and the requests to compare on it.
+struct Table {
+    virtual_hosts: &'static str,
+    requests: &'static [Probe],
+}
+
+const TABLES: &[Table] = &[
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /b/}, route: {cluster: b}},
+          {match: {prefix: /}, route: {cluster: a}}]}]"#,
+        requests: &[("x", "/", &[]), ("x", "/b/1", &[]), ("x", "/bb", &[])],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {path: /exact}, route: {cluster: b}},
+          {match: {prefix: /ex}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("x", "/exact", &[]),
+            ("x", "/exact/more", &[]),
+            ("x", "/ex", &[]),
+            ("x", "/other", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {safe_regex: {regex: "/items/[0-9]+"}}, route: {cluster: b}},
+          {match: {prefix: /items}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("x", "/items/42", &[]),
+            ("x", "/items/x42", &[]),
+            ("x", "/items/42/sub", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /, headers: [{name: x-canary, string_match: {exact: "true"}}]}, route: {cluster: b}},
+          {match: {prefix: /, headers: [{name: x-user, string_match: {prefix: "adm"}}]}, route: {cluster: b}},
+          {match: {prefix: /, headers: [{name: x-debug, present_match: true}]}, direct_response: {status: 418}},
+          {match: {prefix: /, headers: [{name: x-region, string_match: {exact: "eu"}, invert_match: true}]}, direct_response: {status: 451}},
+          {match: {prefix: /}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("x", "/", &[("x-canary", "true")]),
+            ("x", "/", &[("x-canary", "false"), ("x-region", "eu")]),
+            ("x", "/", &[("x-user", "admin"), ("x-region", "eu")]),
+            ("x", "/", &[("x-debug", ""), ("x-region", "eu")]),
+            ("x", "/", &[("x-region", "us")]),
+            ("x", "/", &[("x-region", "eu")]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /, query_parameters: [{name: v, string_match: {exact: "2"}}]}, route: {cluster: b}},
+          {match: {prefix: /, query_parameters: [{name: debug, present_match: true}]}, direct_response: {status: 202}},
+          {match: {prefix: /}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("x", "/?v=2", &[]),
+            ("x", "/?v=3", &[]),
+            ("x", "/?debug=1&v=1", &[]),
+            ("x", "/", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /api/v1/}, route: {cluster: a, prefix_rewrite: /v1/}},
+          {match: {prefix: /old}, route: {cluster: b, prefix_rewrite: /new}}]}]"#,
+        requests: &[
+            ("x", "/api/v1/users?id=3", &[]),
+            ("x", "/old/path", &[]),
+            ("x", "/oldish", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {safe_regex: {regex: "/user/([a-z]+)/profile"}},
+           route: {cluster: a, regex_rewrite: {pattern: {regex: "^/user/([a-z]+)/profile$"}, substitution: "/profiles/\\1"}}},
+          {match: {prefix: /}, route: {cluster: b, regex_rewrite: {pattern: {regex: "o"}, substitution: "0"}}}]}]"#,
+        requests: &[
+            ("x", "/user/ann/profile", &[]),
+            ("x", "/foo/boo", &[]),
+            ("x", "/user/ann/profile?x=1", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[
+          {name: exact, domains: ["api.example.com"], routes: [{match: {prefix: /}, direct_response: {status: 201}}]},
+          {name: suffix, domains: ["*.example.com"], routes: [{match: {prefix: /}, direct_response: {status: 202}}]},
+          {name: prefix, domains: ["shop.*"], routes: [{match: {prefix: /}, direct_response: {status: 203}}]},
+          {name: with_port, domains: ["ported.local:8080"], routes: [{match: {prefix: /}, direct_response: {status: 205}}]},
+          {name: any, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("api.example.com", "/", &[]),
+            ("www.example.com", "/", &[]),
+            ("shop.local", "/", &[]),
+            ("ported.local:8080", "/", &[]),
+            ("ported.local", "/", &[]),
+            ("other.net", "/", &[]),
+            ("API.EXAMPLE.COM", "/", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /secure}, redirect: {https_redirect: true}},
+          {match: {prefix: /moved}, redirect: {host_redirect: new.example.com, response_code: PERMANENT_REDIRECT}},
+          {match: {prefix: /page}, redirect: {path_redirect: /landing, strip_query: true, response_code: FOUND}},
+          {match: {prefix: /docs/}, redirect: {prefix_rewrite: /documentation/, response_code: TEMPORARY_REDIRECT}},
+          {match: {prefix: /port}, redirect: {port_redirect: 8443, response_code: SEE_OTHER}}]}]"#,
+        requests: &[
+            ("site.test", "/secure/x?y=1", &[]),
+            ("site.test", "/moved/a", &[]),
+            ("site.test", "/page?q=1", &[]),
+            ("site.test", "/docs/intro", &[]),
+            ("site.test", "/port/z", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"],
+          request_headers_to_add: [{header: {key: x-vhost, value: "1"}}],
+          routes: [
+          {match: {prefix: /hello}, direct_response: {status: 200, body: {inline_string: "hi"}}},
+          {match: {prefix: /}, route: {cluster: a},
+           request_headers_to_add: [{header: {key: x-added, value: "yes"}}, {header: {key: x-replace, value: new}, append_action: OVERWRITE_IF_EXISTS_OR_ADD}],
+           request_headers_to_remove: [x-remove-me],
+           response_headers_to_add: [{header: {key: x-resp, value: "route"}}]}]}]"#,
+        requests: &[
+            ("x", "/hello", &[]),
+            ("x", "/", &[("x-remove-me", "1"), ("x-replace", "old")]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
+          {match: {prefix: /w}, route: {weighted_clusters: {clusters: [{name: a, weight: 0}, {name: b, weight: 100}]}}},
+          {match: {prefix: /API, case_sensitive: false}, route: {cluster: b}},
+          {match: {path_separated_prefix: /svc}, route: {cluster: b}},
+          {match: {prefix: /}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("x", "/w", &[]),
+            ("x", "/api/x", &[]),
+            ("x", "/svc", &[]),
+            ("x", "/svc/1", &[]),
+            ("x", "/svcx", &[]),
+        ],
+    },
+    Table {
+        virtual_hosts: r#"[{name: only, domains: ["known.test"], routes: [
+          {match: {prefix: /dead}, route: {cluster: dead}},
+          {match: {path: /x}, route: {cluster: a}}]}]"#,
+        requests: &[
+            ("known.test", "/dead", &[]),
+            ("known.test", "/nothing", &[]),
+            ("unknown.test", "/x", &[]),
+        ],
+    },
+];
+
+/// `dead` is a port nothing listens on, for connect failures.
+fn bootstrap(ports: &[u16], admin: u16, a: u16, b: u16, dead: u16) -> String {
+    let mut yaml = format!(
+        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}\nstatic_resources:\n  listeners:\n"
+    );
+    for (i, (table, port)) in TABLES.iter().zip(ports).enumerate() {
+        yaml.push_str(&format!(
+            r#"  - name: t{i}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: t{i}
+          route_config:
+            virtual_hosts: {}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+"#,
+            table.virtual_hosts.replace('\n', "\n              ")
+        ));
+    }
+    yaml.push_str("  clusters:\n");
+    for (name, port) in [("a", a), ("b", b), ("dead", dead)] {
+        yaml.push_str(&format!(
+            "  - {{name: {name}, load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: \
+             {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]}}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// What must agree between the two proxies for one request.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    status: u16,
+    backend: Option<String>,
+    upstream_path: Option<String>,
+    upstream_headers: Vec<(String, Option<String>)>,
+    location: Option<String>,
+    response_header: Option<String>,
+}
+
+async fn send(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut request =
+        http::Request::get(format!("http://127.0.0.1:{port}{path}")).header("host", host);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = client
+        .request(request.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (backend, location, response_header) =
+        (header("x-backend"), header("location"), header("x-resp"));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let seen: Option<serde_json::Value> = backend
+        .as_ref()
+        .map(|_| serde_json::from_slice(&body).unwrap());
+    let upstream_headers = ["x-added", "x-replace", "x-remove-me", "x-vhost"]
+        .iter()
+        .map(|name| {
+            let value = seen
+                .as_ref()
+                .and_then(|s| s["headers"][*name].as_str().map(str::to_string));
+            (name.to_string(), value)
+        })
+        .collect();
+    Outcome {
+        status,
+        backend,
+        upstream_path: seen
+            .as_ref()
+            .map(|s| s["path"].as_str().unwrap().to_string()),
+        upstream_headers,
+        location,
+        response_header,
+    }
+}
+
+async fn wait_until_serving(port: u16, what: &str) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not start listening on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_and_outrigger_route_alike() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    assert!(TABLES.len() >= 10);
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let (a_port, b_port, dead) = (a.address.port(), b.address.port(), free_port());
+    let envoy_ports: Vec<u16> = TABLES.iter().map(|_| free_port()).collect();
+    let ours_ports: Vec<u16> = TABLES.iter().map(|_| free_port()).collect();
+
+    let dir = std::env::temp_dir().join(format!("outrigger-differential-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let envoy_config = dir.join("envoy.yaml");
+    std::fs::write(
+        &envoy_config,
+        bootstrap(&envoy_ports, free_port(), a_port, b_port, dead),
+    )
+    .unwrap();
+    let envoy_log = dir.join("envoy.log");
+    let child = std::process::Command::new(envoy)
+        .args([
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "error",
+            "-c",
+        ])
+        .arg(&envoy_config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&envoy_log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut envoy = KillOnDrop(child);
+
+    let ours = support::proxy::start(&bootstrap(&ours_ports, 0, a_port, b_port, dead)).await;
+    for port in &envoy_ports {
+        if let Some(status) = envoy.0.try_wait().unwrap() {
+            let log = std::fs::read_to_string(&envoy_log).unwrap_or_default();
+            panic!(
+                "Envoy exited ({status}) before serving:\n{}",
+                &log[..log.len().min(3000)]
+            );
+        }
+        wait_until_serving(*port, "Envoy").await;
+    }
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (i, table) in TABLES.iter().enumerate() {
+        for (host, path, headers) in table.requests {
+            let theirs = send(envoy_ports[i], host, path, headers).await;
+            let mine = send(ours_ports[i], host, path, headers).await;
+            compared += 1;
+            if theirs != mine {
+                differences.push(format!("table {i}, {host}{path} {headers:?}:\n  envoy:     {theirs:?}\n  outrigger: {mine:?}"));
+            }
+        }
+    }
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} requests differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
