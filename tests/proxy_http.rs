@@ -401,3 +401,51 @@ async fn websocket_upgrades_are_tunnelled() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_the_prometheus_endpoint() {
+    let s = setup().await;
+    for path in ["/direct", "/nowhere", "/api/x", "/dead"] {
+        get(&format!("{}{path}", s.url), &[]).await;
+    }
+    let metrics = get(
+        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
+        &[],
+    )
+    .await
+    .body;
+    assert!(
+        metrics.contains(
+            "envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"ingress\"} 4"
+        ),
+        "{metrics}"
+    );
+    let Some(promtool) = support::peer("promtool") else {
+        return;
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -113,13 +113,13 @@ impl Metrics {
         m
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (format 0.0.4, as Envoy serves it on `/stats/prometheus`).
     pub fn encode(&self) -> String {
         let mut text = String::new();
         if encode_registry(&mut text, &self.registry).is_err() {
             text.push_str("# statistics could not be encoded\n");
         }
-        text
+        name_counters_like_their_samples(&text)
     }
 }
 
@@ -147,4 +147,55 @@ pub fn tcp(prefix: &str) -> Labels {
 pub fn with_class(mut labels: Labels, status: u16) -> Labels {
     labels.insert(0, ("envoy_response_code_class", (status / 100).to_string()));
     labels
+}
+
+/// OpenMetrics names a counter family `x` and its samples `x_total`; the Prometheus text format (and Envoy)
+/// name both `x_total`, and `promtool check metrics` expects that.
+fn name_counters_like_their_samples(openmetrics: &str) -> String {
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let counters: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in lines {
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(line.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_families_are_named_like_their_samples() {
+        let metrics = Metrics::new();
+        metrics.cluster_rq.get_or_create(&cluster("backend")).inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains("# TYPE envoy_cluster_upstream_rq_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP envoy_cluster_upstream_rq_total Requests sent upstream."),
+            "{text}"
+        );
+        assert!(
+            text.contains("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE envoy_server_live gauge"), "{text}");
+    }
 }
