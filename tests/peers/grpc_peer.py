@@ -1,0 +1,67 @@
+"""A real gRPC peer (Python grpcio) for the proxy tests.
+
+    grpc_peer.py serve            serves grpc.health.v1.Health on a free loopback port; prints the port, then
+                                  runs until stdin closes
+    grpc_peer.py call ADDRESS     through ADDRESS: one unary Check, and a server-streaming Watch that must
+                                  deliver three updates; prints a JSON summary
+"""
+
+import json
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+
+def serve():
+    servicer = health.HealthServicer()
+    servicer.set("stable", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("outrigger.test", health_pb2.HealthCheckResponse.SERVING)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+
+    def flap():
+        # Watchers of "outrigger.test" see it flip every 0.2 s, for at most 12 s.
+        states = [health_pb2.HealthCheckResponse.NOT_SERVING, health_pb2.HealthCheckResponse.SERVING]
+        for i in range(60):
+            time.sleep(0.2)
+            servicer.set("outrigger.test", states[i % 2])
+
+    threading.Thread(target=flap, daemon=True).start()
+    print(port, flush=True)
+    sys.stdin.read()  # the test closes stdin to stop us
+    server.stop(0)
+
+
+def call(address):
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        unary = stub.Check(health_pb2.HealthCheckRequest(service="stable"), timeout=10)
+        try:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.service"), timeout=10)
+            missing = "OK"
+        except grpc.RpcError as error:
+            missing = error.code().name
+        updates = []
+        stream = stub.Watch(health_pb2.HealthCheckRequest(service="outrigger.test"), timeout=20)
+        for update in stream:
+            updates.append(health_pb2.HealthCheckResponse.ServingStatus.Name(update.status))
+            if len(updates) == 3:
+                stream.cancel()
+                break
+    print(json.dumps({"unary": health_pb2.HealthCheckResponse.ServingStatus.Name(unary.status),
+                      "missing": missing, "stream": updates}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve()
+    elif sys.argv[1:2] == ["call"] and len(sys.argv) == 3:
+        call(sys.argv[2])
+    else:
+        sys.exit(__doc__)
