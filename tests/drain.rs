@@ -5,10 +5,6 @@
 
 mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use support::backend::Backend;
@@ -47,19 +43,9 @@ static_resources:
 }
 
 async fn get(url: &str) -> Result<(u16, String), String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let response = client
-        .get(url.parse().unwrap())
+    support::client::try_get(url, &[])
         .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        .map(|r| (r.status, r.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,6 @@
 
 mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::backend::Backend;
@@ -222,29 +218,11 @@ struct Outcome {
 }
 
 async fn send(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let mut request =
-        http::Request::get(format!("http://127.0.0.1:{port}{path}")).header("host", host);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = client
-        .request(request.body(Empty::new()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let (backend, location, response_header) =
-        (header("x-backend"), header("location"), header("x-resp"));
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let seen: Option<serde_json::Value> = backend
-        .as_ref()
-        .map(|_| serde_json::from_slice(&body).unwrap());
+    let mut all = vec![("host", host)];
+    all.extend_from_slice(headers);
+    let reply = support::client::get(&format!("http://127.0.0.1:{port}{path}"), &all).await;
+    let backend = reply.header("x-backend");
+    let seen = backend.as_ref().map(|_| reply.json());
     let upstream_headers = ["x-added", "x-replace", "x-remove-me", "x-vhost"]
         .iter()
         .map(|name| {
@@ -255,14 +233,14 @@ async fn send(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> Ou
         })
         .collect();
     Outcome {
-        status,
-        backend,
+        status: reply.status,
         upstream_path: seen
             .as_ref()
             .map(|s| s["path"].as_str().unwrap().to_string()),
+        backend,
         upstream_headers,
-        location,
-        response_header,
+        location: reply.header("location"),
+        response_header: reply.header("x-resp"),
     }
 }
 

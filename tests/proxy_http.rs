@@ -4,11 +4,8 @@
 
 mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use support::backend::Backend;
+use support::client::get;
 use support::proxy::{address, fill, start};
 
 const CONFIG: &str = r#"
@@ -107,45 +104,14 @@ async fn setup() -> Setup {
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let mut request = http::Request::get(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = client
-        .request(request.body(Empty::new()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
+/// The proxy's Prometheus text, from its admin API.
+async fn stats(s: &Setup) -> String {
+    get(
+        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
+        &[],
     )
-    .unwrap();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    .await
+    .body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,12 +221,7 @@ async fn local_errors_answer_like_envoy_and_the_proxy_keeps_serving() {
 
     // Still serving.
     assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
-    let metrics = get(
-        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
-        &[],
-    )
-    .await
-    .body;
+    let metrics = stats(&s).await;
     assert!(
         metrics.contains(
             "envoy_cluster_upstream_cx_connect_fail_total{envoy_cluster_name=\"dead\"} 1"
@@ -308,12 +269,7 @@ async fn round_robin_alternates_and_retries_skip_dead_endpoints() {
         let r = get(&format!("{}/retry", s.url), &[]).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let metrics = get(
-        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
-        &[],
-    )
-    .await
-    .body;
+    let metrics = stats(&s).await;
     assert!(
         metrics
             .contains("envoy_cluster_upstream_rq_retry_total{envoy_cluster_name=\"half_dead\"} 6"),
@@ -408,12 +364,7 @@ async fn promtool_accepts_the_prometheus_endpoint() {
     for path in ["/direct", "/nowhere", "/api/x", "/dead"] {
         get(&format!("{}{path}", s.url), &[]).await;
     }
-    let metrics = get(
-        &format!("http://{}/stats/prometheus", s.proxy.admin_address.unwrap()),
-        &[],
-    )
-    .await
-    .body;
+    let metrics = stats(&s).await;
     assert!(
         metrics.contains(
             "envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"ingress\"} 4"
@@ -448,4 +399,30 @@ async fn promtool_accepts_the_prometheus_endpoint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431_and_malformed_requests_get_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let big = "x".repeat(70 * 1024);
+    let r = support::client::try_get(&format!("{}/direct", s.url), &[("x-big", &big)]).await;
+    assert_eq!(
+        r.map(|r| r.status),
+        Ok(431),
+        "over max_request_headers_kb (60 KiB by default)"
+    );
+
+    let mut raw = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    raw.write_all(b"GET /direct HTTP/1.1\r\nhost x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    let _ = raw.read_to_string(&mut reply).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+
+    // The proxy keeps serving.
+    assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod client;
 pub mod proxy;
 pub mod tcp;
 
