@@ -19,7 +19,7 @@ pub fn run(args: Args) -> ExitCode {
         print!("{}", outrigger_config::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
-    init_logging(&args.log_level);
+    let log_control = init_logging(&args.log_level);
     let (source, loaded) = match &args.config {
         Some(path) => (
             path.display().to_string(),
@@ -58,7 +58,13 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(loaded.snapshot, &source, args.drain_time, workers))
+    runtime.block_on(serve(
+        loaded.snapshot,
+        &source,
+        args.drain_time,
+        workers,
+        log_control,
+    ))
 }
 
 async fn serve(
@@ -66,6 +72,7 @@ async fn serve(
     source: &str,
     drain_time: Duration,
     workers: usize,
+    log_control: Option<outrigger_proxy::LogControl>,
 ) -> ExitCode {
     let proxy = match Proxy::start(snapshot).await {
         Ok(proxy) => proxy,
@@ -76,6 +83,9 @@ async fn serve(
             };
         }
     };
+    if let Some(control) = log_control {
+        let _ = proxy.inputs.log_control.set(control);
+    }
     for (name, address) in &proxy.addresses {
         tracing::info!(listener = %name, %address, "listening");
     }
@@ -108,12 +118,24 @@ async fn signal() {
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs to stderr at `level`; the returned control changes the level at run time (`POST /logging?level=`).
+fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .ok()?;
+    Some(Box::new(move |level: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| format!("{level:?} is not a log level or filter: {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

@@ -74,6 +74,10 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    let level =
+        support::client::post(&format!("http://127.0.0.1:{admin}/logging?level=debug")).await;
+    assert_eq!(level.status, 200, "{}", level.body);
+
     let slow =
         tokio::spawn(async move { get(&format!("http://127.0.0.1:{listen}/slow/1500")).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

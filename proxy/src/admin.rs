@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Binds now (so a taken port fails at startup) and serves on a dedicated thread.
 pub fn start(address: SocketAddr, inputs: Arc<Inputs>) -> std::io::Result<SocketAddr> {
@@ -57,10 +58,13 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
         "/ready" => {
             if inputs.drain.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
+            } else if inputs.health_check_failed.load(Ordering::Relaxed) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "HEALTH CHECK FAILED\n")
             } else {
                 text(StatusCode::OK, "LIVE\n")
             }
         }
+        "/stats" => text(StatusCode::OK, &inputs.metrics.envoy_stats()),
         "/server_info" => json(&serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "state": if inputs.drain.is_draining() { "DRAINING" } else { "LIVE" },
@@ -109,11 +113,38 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
             );
             response
         }
-        "/drain_listeners" | "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok" if !post => {
+        "/drain_listeners" | "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok"
+        | "/logging"
+            if !post =>
+        {
             text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "This endpoint requires POST\n",
             )
+        }
+        "/healthcheck/fail" | "/healthcheck/ok" => {
+            inputs
+                .health_check_failed
+                .store(path == "/healthcheck/fail", Ordering::Relaxed);
+            text(StatusCode::OK, "OK\n")
+        }
+        "/logging" => {
+            let query = request.uri().query().unwrap_or("");
+            let level = query.split('&').find_map(|p| p.strip_prefix("level="));
+            match (level, inputs.log_control.get()) {
+                (None, _) => text(
+                    StatusCode::BAD_REQUEST,
+                    "usage: POST /logging?level=trace|debug|info|warn|error\n",
+                ),
+                (Some(_), None) => text(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "this process has no adjustable logger\n",
+                ),
+                (Some(level), Some(set)) => match set(level) {
+                    Ok(()) => text(StatusCode::OK, &format!("log level: {level}\n")),
+                    Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                },
+            }
         }
         "/drain_listeners" | "/quitquitquit" => {
             inputs.drain.start();
@@ -121,7 +152,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /ready, /server_info, /config_dump, /listeners, /clusters, /stats/prometheus\n",
+            "not found; try /ready, /server_info, /config_dump, /listeners, /clusters, /stats, /stats/prometheus\n",
         ),
     }
 }

@@ -16,7 +16,8 @@ pub mod upstream;
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Everything the data path shares, in one place.
@@ -30,7 +31,14 @@ pub struct Inputs {
     pub listener_addresses: Vec<SocketAddr>,
     /// Listeners that only receive connections handed over by `use_original_dst`.
     handoff: Vec<Arc<ListenerConfig>>,
+    /// Set by `POST /healthcheck/fail`, cleared by `POST /healthcheck/ok`: `/ready` then answers 503.
+    pub health_check_failed: AtomicBool,
+    /// Changes the log level (`POST /logging?level=`); installed by whoever set up logging.
+    pub log_control: OnceLock<LogControl>,
 }
+
+/// Sets the log filter from a level or filter string, or says why it cannot.
+pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 impl Inputs {
     pub fn own_addresses(&self, connection_local: SocketAddr) -> Vec<SocketAddr> {
@@ -103,6 +111,8 @@ impl Proxy {
             started: Instant::now(),
             listener_addresses: addresses.iter().map(|(_, a)| *a).collect(),
             handoff,
+            health_check_failed: AtomicBool::new(false),
+            log_control: OnceLock::new(),
         });
         let admin_address =
             match &snapshot.admin {

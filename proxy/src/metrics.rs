@@ -149,6 +149,58 @@ pub fn with_class(mut labels: Labels, status: u16) -> Labels {
     labels
 }
 
+impl Metrics {
+    /// Envoy's `/stats` text: `cluster.backend.upstream_rq_total: 3`, one statistic a line, sorted.
+    pub fn envoy_stats(&self) -> String {
+        let mut lines: Vec<String> = self.encode().lines().filter_map(envoy_stat_line).collect();
+        lines.sort();
+        lines.join("\n") + "\n"
+    }
+}
+
+/// `envoy_cluster_upstream_rq_xx_total{envoy_response_code_class="2",envoy_cluster_name="a"} 3`
+/// becomes `cluster.a.upstream_rq_2xx: 3`.
+fn envoy_stat_line(sample: &str) -> Option<String> {
+    if sample.starts_with('#') {
+        return None;
+    }
+    let (series, value) = sample.rsplit_once(' ')?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, labels)) => (name, labels.trim_end_matches('}')),
+        None => (series, ""),
+    };
+    let labels: Vec<(&str, &str)> = labels
+        .split("\",")
+        .filter_map(|pair| pair.split_once("=\""))
+        .map(|(k, v)| (k, v.trim_end_matches('"')))
+        .collect();
+    let label = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let scopes = [
+        ("envoy_cluster_", "cluster", "envoy_cluster_name"),
+        ("envoy_http_", "http", "envoy_http_conn_manager_prefix"),
+        ("envoy_listener_", "listener", "envoy_listener_address"),
+        ("envoy_tcp_", "tcp", "envoy_tcp_prefix"),
+    ];
+    let mut stat = match scopes
+        .iter()
+        .find(|(prefix, _, _)| name.starts_with(prefix))
+    {
+        Some((prefix, scope, key)) => format!("{scope}.{}.{}", label(key)?, &name[prefix.len()..]),
+        None => name.strip_prefix("envoy_")?.replacen('_', ".", 1),
+    };
+    // Our counters all end in `_total`; Envoy's only where the statistic is a total of connections,
+    // requests or bytes.
+    if let Some(base) = stat.strip_suffix("_total")
+        && !(base.ends_with("_cx") || base.ends_with("_rq") || base.ends_with("_bytes"))
+    {
+        stat = base.to_string();
+    }
+    if let Some(class) = label("envoy_response_code_class") {
+        stat = stat.replace("_xx", &format!("_{class}xx"));
+    }
+    Some(format!("{stat}: {value}"))
+}
+
 /// OpenMetrics names a counter family `x` and its samples `x_total`; the Prometheus text format (and Envoy)
 /// name both `x_total`, and `promtool check metrics` expects that.
 fn name_counters_like_their_samples(openmetrics: &str) -> String {
@@ -197,5 +249,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE envoy_server_live gauge"), "{text}");
+    }
+
+    #[test]
+    fn envoy_stats_use_envoys_names() {
+        let metrics = Metrics::new();
+        let a = cluster("a");
+        metrics.cluster_rq.get_or_create(&a).inc();
+        metrics
+            .cluster_rq_xx
+            .get_or_create(&with_class(a.clone(), 503))
+            .inc();
+        metrics.cluster_cx_connect_fail.get_or_create(&a).inc();
+        metrics
+            .http_rq_active
+            .get_or_create(&connection_manager("ingress"))
+            .set(2);
+        metrics
+            .listener_cx
+            .get_or_create(&listener("0.0.0.0:15001".parse().unwrap()))
+            .inc();
+        let stats = metrics.envoy_stats();
+        for line in [
+            "cluster.a.upstream_rq_total: 1",
+            "cluster.a.upstream_rq_5xx: 1",
+            "cluster.a.upstream_cx_connect_fail: 1",
+            "http.ingress.downstream_rq_active: 2",
+            "listener.0.0.0.0_15001.downstream_cx_total: 1",
+            "server.live: 1",
+        ] {
+            assert!(
+                stats.lines().any(|l| l == line),
+                "{line} missing from:\n{stats}"
+            );
+        }
     }
 }

@@ -54,3 +54,21 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
+
+/// POST with an empty body.
+pub async fn post(url: &str) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = http::Request::post(url).body(Empty::new()).unwrap();
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}

@@ -183,9 +183,11 @@ pub fn rewrite_path(
     };
     let mut new_path = path.to_string();
     if let Some(replacement) = prefix {
+        // The matched prefix is replaced; with an exact `path` match, the whole path is.
         let matched_len = match &route.matcher.path {
             PathMatch::Prefix(p) | PathMatch::PathSeparatedPrefix(p) => p.len().min(path.len()),
-            _ => 0,
+            PathMatch::Path(_) => path.len(),
+            PathMatch::SafeRegex(_) => 0,
         };
         new_path = format!("{replacement}{}", &path[matched_len..]);
     } else if let Some((pattern, substitution)) = regex {

@@ -1,0 +1,85 @@
+//! The admin API on Envoy's paths.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::client::{get, post};
+use support::proxy::start;
+
+const CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+node: {id: sidecar-1, cluster: reviews}
+static_resources:
+  listeners:
+  - name: web
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: web
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: backend}}]}]}
+          http_filters: [{name: router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+  clusters:
+  - {name: backend, load_assignment: {cluster_name: backend, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_answer_like_envoy() {
+    let proxy = start(CONFIG).await;
+    let admin = format!("http://{}", proxy.admin_address.unwrap());
+    let web = format!("http://{}", support::proxy::address(&proxy, "web"));
+
+    let r = get(&format!("{admin}/ready"), &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "LIVE\n"));
+
+    let info = get(&format!("{admin}/server_info"), &[]).await.json();
+    assert_eq!(info["state"], "LIVE");
+    assert_eq!(info["node"]["id"], "sidecar-1");
+
+    let dump = get(&format!("{admin}/config_dump"), &[]).await.json();
+    assert_eq!(dump["listeners"][0]["name"], "web");
+    assert_eq!(
+        dump["clusters"][0]["connect_timeout"], "5s",
+        "defaults are in the dump"
+    );
+
+    let listeners = get(&format!("{admin}/listeners"), &[]).await.body;
+    assert!(listeners.starts_with("web::127.0.0.1:0"), "{listeners}");
+    let clusters = get(&format!("{admin}/clusters"), &[]).await.body;
+    assert!(
+        clusters.contains("backend::127.0.0.1:1::weight::1"),
+        "{clusters}"
+    );
+
+    assert_eq!(get(&format!("{web}/"), &[]).await.status, 503);
+    let stats = get(&format!("{admin}/stats"), &[]).await.body;
+    for line in [
+        "cluster.backend.upstream_rq_total: 1",
+        "http.web.downstream_rq_5xx: 1",
+        "cluster.backend.upstream_cx_connect_fail: 1",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "{line} missing:\n{stats}");
+    }
+
+    // Mutations need POST.
+    assert_eq!(
+        get(&format!("{admin}/healthcheck/fail"), &[]).await.status,
+        405
+    );
+    assert_eq!(post(&format!("{admin}/healthcheck/fail")).await.status, 200);
+    assert_eq!(get(&format!("{admin}/ready"), &[]).await.status, 503);
+    assert_eq!(post(&format!("{admin}/healthcheck/ok")).await.status, 200);
+    assert_eq!(get(&format!("{admin}/ready"), &[]).await.status, 200);
+    // No logger was installed in-process; the binary installs one (see drain.rs).
+    assert_eq!(
+        post(&format!("{admin}/logging?level=debug")).await.status,
+        501
+    );
+
+    assert_eq!(post(&format!("{admin}/drain_listeners")).await.status, 200);
+    let r = get(&format!("{admin}/ready"), &[]).await;
+    assert_eq!((r.status, r.body.as_str()), (503, "DRAINING\n"));
+}
