@@ -21,6 +21,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: ingress
           upgrade_configs: [{upgrade_type: websocket}]
+          request_headers_timeout: 1s
           route_config:
             virtual_hosts:
             - name: api
@@ -42,6 +43,12 @@ static_resources:
               - {match: {prefix: /slow}, route: {cluster: a, timeout: 0.2s}}
               - {match: {prefix: /rr}, route: {cluster: ab}}
               - {match: {prefix: /dns}, route: {cluster: dns}}
+              - {match: {prefix: /auto-host}, route: {cluster: dns, auto_host_rewrite: true}}
+              - {match: {prefix: /by-header}, route: {cluster_header: x-target-cluster}}
+              - {match: {prefix: /lr}, route: {cluster: lr}}
+              - {match: {prefix: /random}, route: {cluster: random}}
+              - {match: {prefix: /logical}, route: {cluster: logical}}
+              - {match: {prefix: /reset}, route: {cluster: reset}}
               - {match: {prefix: /retry}, route: {cluster: half_dead, retry_policy: {retry_on: connect-failure, num_retries: 3}}}
               - match: {prefix: /mutate}
                 request_headers_to_add: [{header: {key: x-added, value: "1"}}]
@@ -64,6 +71,18 @@ static_resources:
     load_assignment: {cluster_name: half_dead, endpoints: [{lb_endpoints: [
       {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {dead}}}}},
       {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}}]}]}
+  - name: lr
+    lb_policy: LEAST_REQUEST
+    load_assignment: {cluster_name: lr, endpoints: [{lb_endpoints: [
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}},
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {b}}}}}]}]}
+  - name: random
+    lb_policy: RANDOM
+    load_assignment: {cluster_name: random, endpoints: [{lb_endpoints: [
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {a}}}}, load_balancing_weight: 1},
+      {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {b}}}}, load_balancing_weight: 3}]}]}
+  - {name: logical, type: LOGICAL_DNS, dns_lookup_family: V4_ONLY, load_assignment: {cluster_name: logical, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: localhost, port_value: {b}}}}}]}]}}
+  - {name: reset, load_assignment: {cluster_name: reset, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {reset}}}}}]}]}}
   - {name: dns, type: STRICT_DNS, dns_lookup_family: V4_ONLY, load_assignment: {cluster_name: dns, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: localhost, port_value: {a}}}}}]}]}}
 "#;
 
@@ -72,6 +91,7 @@ struct Setup {
     url: String,
     _a: Backend,
     _b: Backend,
+    _reset: support::tcp::Server,
 }
 
 /// A port nothing listens on: bound, then released.
@@ -86,12 +106,14 @@ fn closed_port() -> u16 {
 async fn setup() -> Setup {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
+    let reset = support::tcp::closes_at_once().await;
     let config = fill(
         CONFIG,
         &[
             ("a", a.address.port().to_string()),
             ("b", b.address.port().to_string()),
             ("dead", closed_port().to_string()),
+            ("reset", reset.address.port().to_string()),
         ],
     );
     let proxy = start(&config).await;
@@ -101,6 +123,7 @@ async fn setup() -> Setup {
         url,
         _a: a,
         _b: b,
+        _reset: reset,
     }
 }
 
@@ -424,5 +447,93 @@ async fn oversized_headers_get_431_and_malformed_requests_get_400() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
 
     // The proxy keeps serving.
+    assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cluster_type_and_balancer_serves() {
+    let s = setup().await;
+    let backend = |r: support::client::Reply| r.json()["backend"].as_str().unwrap().to_string();
+    // cluster_header picks the cluster per request.
+    assert_eq!(
+        backend(
+            get(
+                &format!("{}/by-header", s.url),
+                &[("x-target-cluster", "b")]
+            )
+            .await
+        ),
+        "b"
+    );
+    assert_eq!(
+        backend(
+            get(
+                &format!("{}/by-header", s.url),
+                &[("x-target-cluster", "a")]
+            )
+            .await
+        ),
+        "a"
+    );
+    let r = get(
+        &format!("{}/by-header", s.url),
+        &[("x-target-cluster", "nope")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("x-outrigger-response-flags").as_deref()),
+        (503, Some("NC"))
+    );
+    // LOGICAL_DNS resolves its one name; auto_host_rewrite sends that name as Host.
+    assert_eq!(backend(get(&format!("{}/logical", s.url), &[]).await), "b");
+    let r = get(
+        &format!("{}/auto-host", s.url),
+        &[("host", "original.test")],
+    )
+    .await;
+    assert_eq!(r.json()["headers"]["host"], "localhost");
+    // LEAST_REQUEST and RANDOM both spread sequential requests over both endpoints.
+    for (path, requests) in [("lr", 40), ("random", 60)] {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..requests {
+            seen.insert(backend(get(&format!("{}/{path}", s.url), &[]).await));
+        }
+        assert_eq!(seen.len(), 2, "{path}: {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let r = get(&format!("{}/reset", s.url), &[]).await;
+    assert_eq!(
+        (r.status, r.header("x-outrigger-response-flags").as_deref()),
+        (503, Some("UR"))
+    );
+
+    // request_headers_timeout is 1s here: a client that never finishes its headers is cut off.
+    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /direct HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the connection stayed open past request_headers_timeout"
+    );
+    let reply = String::from_utf8_lossy(&rest);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
+
     assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
 }

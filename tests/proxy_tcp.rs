@@ -21,6 +21,11 @@ static_resources:
     listener_filters_timeout: {detect_timeout}
     continue_on_listener_filters_timeout: true
     filter_chains:
+    - name: tls-api
+      filter_chain_match: {server_names: ["api.svc.cluster.local"], transport_protocol: tls}
+      filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: tls_api, cluster: echo}
     - name: http
       filter_chain_match: {application_protocols: ["http/1.1", "h2c"]}
       filters:
@@ -129,4 +134,79 @@ async fn a_port_matched_chain_skips_detection_so_server_first_protocols_never_wa
         .unwrap()
         .unwrap();
     assert_eq!(&greeting, b"220 ready\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_routed_by_sni_without_being_terminated() {
+    use outrigger_proxy::detect::client_hello::encode;
+    let (proxy, _servers) = setup("1s", "greeter").await;
+    // SNI matches the TLS chain: its tcp_proxy reaches the echo server, which sends the ClientHello back.
+    let hello = encode("api.svc.cluster.local", &["h2"]);
+    let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    client.write_all(&hello).await.unwrap();
+    let mut back = vec![0u8; hello.len()];
+    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, hello, "the ClientHello passed through untouched");
+    // Another name falls to the default chain (the greeter).
+    let mut other = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    other
+        .write_all(&encode("web.svc.cluster.local", &["h2"]))
+        .await
+        .unwrap();
+    let mut greeting = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(10), other.read_exact(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&greeting, b"220 ready\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_prior_knowledge_is_detected_with_curl_and_nghttp() {
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let url = format!("http://{}/", address(&proxy, "edge"));
+    let outputs = tokio::task::spawn_blocking(move || {
+        let curl = support::peer("curl")?;
+        let nghttp = support::peer("nghttp")?;
+        let run = |program: &std::path::Path, args: &[&str]| {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        Some((
+            run(
+                &curl,
+                &[
+                    "-sS",
+                    "--max-time",
+                    "10",
+                    "--http2-prior-knowledge",
+                    "-w",
+                    " %{http_version}",
+                    &url,
+                ],
+            ),
+            // nghttp speaks h2 with prior knowledge to http:// URLs; -v shows the frames.
+            run(&nghttp, &["-v", "-t", "10", &url]),
+        ))
+    })
+    .await
+    .unwrap();
+    let Some((curl, nghttp)) = outputs else {
+        return;
+    };
+    assert_eq!(curl, "seen as HTTP 2");
+    assert!(nghttp.contains(":status: 200"), "{nghttp}");
+    assert!(nghttp.contains("seen as HTTP"), "{nghttp}");
 }

@@ -1,7 +1,7 @@
 //! Protocol detection by peeking at a connection's first bytes, without consuming them: a TLS ClientHello (SNI
 //! and ALPN, as `tls_inspector`), the h2 preface or an HTTP/1 request line (as `http_inspector`).
 
-mod client_hello;
+pub mod client_hello;
 
 use std::time::Duration;
 use tokio::net::TcpStream;

@@ -19,6 +19,8 @@ use std::sync::{Arc, RwLock};
 pub struct Target {
     pub address: SocketAddr,
     pub weight: u32,
+    /// The DNS name it was resolved from (DNS clusters), for `auto_host_rewrite`.
+    pub hostname: Option<String>,
 }
 
 /// A cluster's live state.
@@ -92,6 +94,14 @@ impl ClusterState {
             .ok_or(PickError::NoHealthyUpstream)
     }
 
+    /// The DNS name behind a resolved endpoint, if it came from one.
+    pub fn hostname_of(&self, address: SocketAddr) -> Option<String> {
+        self.targets()
+            .iter()
+            .find(|t| t.address == address)
+            .and_then(|t| t.hostname.clone())
+    }
+
     pub fn balancer(&self) -> &Balancer {
         &self.balancer
     }
@@ -111,6 +121,7 @@ fn static_targets(config: &Cluster) -> Vec<Target> {
         .filter(|e| e.health_status.receives_traffic())
         .filter_map(|e| match e.host {
             Host::Ip(ip) => Some(Target {
+                hostname: None,
                 address: SocketAddr::new(ip, e.port),
                 weight: e.weight.max(1),
             }),
@@ -176,7 +187,12 @@ async fn resolve(cluster: &ClusterState) {
     {
         let addresses = lookup(endpoint).await;
         let take = if logical { 1 } else { addresses.len() };
+        let hostname = match &endpoint.host {
+            Host::Name(name) => Some(name.clone()),
+            Host::Ip(_) => None,
+        };
         targets.extend(addresses.into_iter().take(take).map(|address| Target {
+            hostname: hostname.clone(),
             address,
             weight: endpoint.weight.max(1),
         }));

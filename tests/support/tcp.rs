@@ -61,3 +61,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Accepts connections and closes them at once, before any response (an upstream reset).
+pub async fn closes_at_once() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let mut first = [0u8; 1];
+            let _ = stream.read(&mut first).await;
+            drop(stream);
+        }
+    });
+    Server { address, task }
+}

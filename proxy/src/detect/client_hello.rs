@@ -118,50 +118,49 @@ fn hello(r: &mut Reader<'_>) -> Option<Parsed> {
     Some(Parsed::Hello { server_name, alpn })
 }
 
+/// A minimal ClientHello naming `server_name` and offering `alpn`: what a TLS client sends first. For tests
+/// and benchmarks of detection; it is not enough to complete a handshake.
+pub fn encode(server_name: &str, alpn: &[&str]) -> Vec<u8> {
+    let with_len16 = |body: Vec<u8>| {
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    };
+    let mut name = vec![0];
+    name.extend(with_len16(server_name.as_bytes().to_vec()));
+    let sni = with_len16(name);
+    let mut protocols = Vec::new();
+    for p in alpn {
+        protocols.push(p.len() as u8);
+        protocols.extend_from_slice(p.as_bytes());
+    }
+    let alpn = with_len16(protocols);
+    let mut extensions = Vec::new();
+    for (kind, data) in [(0u16, sni), (16u16, alpn)] {
+        extensions.extend_from_slice(&kind.to_be_bytes());
+        extensions.extend(with_len16(data));
+    }
+    let mut body = vec![0x03, 0x03];
+    body.extend([7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
+    body.extend_from_slice(&[1, 0]); // null compression
+    body.extend(with_len16(extensions));
+    let mut handshake = vec![1];
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend(with_len16(handshake));
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A ClientHello built by hand: SNI `api.svc.cluster.local`, ALPN `h2`, `http/1.1`.
-    fn hello_bytes() -> Vec<u8> {
-        let name = b"api.svc.cluster.local";
-        let mut sni = vec![];
-        sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-        sni.push(0);
-        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        sni.extend_from_slice(name);
-        let mut alpn_list = vec![];
-        for p in [&b"h2"[..], b"http/1.1"] {
-            alpn_list.push(p.len() as u8);
-            alpn_list.extend_from_slice(p);
-        }
-        let mut alpn = (alpn_list.len() as u16).to_be_bytes().to_vec();
-        alpn.extend(alpn_list);
-        let mut extensions = vec![];
-        for (kind, data) in [(0u16, sni), (16u16, alpn)] {
-            extensions.extend_from_slice(&kind.to_be_bytes());
-            extensions.extend_from_slice(&(data.len() as u16).to_be_bytes());
-            extensions.extend(data);
-        }
-        let mut body = vec![0x03, 0x03];
-        body.extend([7u8; 32]);
-        body.push(0); // session id
-        body.extend_from_slice(&[0, 2, 0x13, 0x01]); // one cipher suite
-        body.extend_from_slice(&[1, 0]); // null compression
-        body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
-        body.extend(extensions);
-        let mut handshake = vec![1];
-        handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        handshake.extend(body);
-        let mut record = vec![0x16, 0x03, 0x01];
-        record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
-        record.extend(handshake);
-        record
-    }
-
     #[test]
     fn reads_sni_and_alpn() {
-        let parsed = parse(&hello_bytes());
+        let parsed = parse(&encode("api.svc.cluster.local", &["h2", "http/1.1"]));
         assert_eq!(
             parsed,
             Parsed::Hello {
@@ -173,7 +172,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_incomplete_and_garbage_is_not_tls() {
-        let bytes = hello_bytes();
+        let bytes = encode("api.svc.cluster.local", &["h2", "http/1.1"]);
         for n in 0..bytes.len() {
             assert_eq!(parse(&bytes[..n]), Parsed::Incomplete, "at {n}");
         }

@@ -83,17 +83,16 @@ pub async fn forward(
                 .map_err(|never| match never {})
                 .boxed(),
         };
-        let per_try = policy.and_then(|p| p.per_try_timeout);
-        let result = attempt_once(
-            &parts,
-            &path,
-            upstream_body,
-            &cluster,
+        let try_once = Attempt {
+            parts: &parts,
+            path: &path,
+            cluster: &cluster,
             connection,
             deadline,
-            per_try,
-        )
-        .await;
+            per_try: policy.and_then(|p| p.per_try_timeout),
+            auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
+        };
+        let result = try_once.send(upstream_body).await;
         connection
             .inputs
             .metrics
@@ -139,60 +138,82 @@ fn cluster_name(forward: &Forward, parts: &Parts) -> Option<String> {
     }
 }
 
-async fn attempt_once(
-    parts: &Parts,
-    path: &str,
-    body: UpstreamBody,
-    cluster: &Arc<ClusterState>,
-    connection: &Connection,
+/// One try at the upstream: everything it needs besides the body.
+struct Attempt<'a> {
+    parts: &'a Parts,
+    path: &'a str,
+    cluster: &'a Arc<ClusterState>,
+    connection: &'a Connection,
+    /// The route's overall deadline.
     deadline: Option<Instant>,
     per_try: Option<Duration>,
-) -> Result<Response<Incoming>, Failure> {
-    let endpoint = cluster
-        .pick(Some(connection.destination), &connection.own_addresses)
-        .map_err(Failure::NoUpstream)?;
-    let _active = cluster.balancer().start(endpoint);
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = path
-        .parse()
-        .map_err(|e| Failure::Reset(format!("bad path {path:?}: {e}")))?;
-    *request.headers_mut() = parts.headers.clone();
-    let send = cluster.http.send(endpoint, request, parts.version);
-    let limit = [
-        deadline.map(|d| d.saturating_duration_since(Instant::now())),
-        per_try,
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    let result = match limit {
-        Some(limit) => match tokio::time::timeout(limit, send).await {
-            Ok(result) => result,
-            Err(_) => {
+    /// `auto_host_rewrite`: send the DNS name of the chosen endpoint as `Host`.
+    auto_host: bool,
+}
+
+impl Attempt<'_> {
+    async fn send(&self, body: UpstreamBody) -> Result<Response<Incoming>, Failure> {
+        let Attempt {
+            parts,
+            path,
+            cluster,
+            connection,
+            deadline,
+            per_try,
+            auto_host,
+        } = *self;
+        let endpoint = cluster
+            .pick(Some(connection.destination), &connection.own_addresses)
+            .map_err(Failure::NoUpstream)?;
+        let _active = cluster.balancer().start(endpoint);
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = path
+            .parse()
+            .map_err(|e| Failure::Reset(format!("bad path {path:?}: {e}")))?;
+        *request.headers_mut() = parts.headers.clone();
+        if auto_host
+            && let Some(name) = cluster.hostname_of(endpoint)
+            && let Ok(host) = HeaderValue::from_str(&name)
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+        let send = cluster.http.send(endpoint, request, parts.version);
+        let limit = [
+            deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            per_try,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, send).await {
+                Ok(result) => result,
+                Err(_) => {
+                    connection
+                        .inputs
+                        .metrics
+                        .cluster_rq_timeout
+                        .get_or_create(&metrics::cluster(&cluster.config.name))
+                        .inc();
+                    return Err(Failure::Timeout);
+                }
+            },
+            None => send.await,
+        };
+        result.map_err(|e| match e {
+            SendError::Connect(detail) => {
                 connection
                     .inputs
                     .metrics
-                    .cluster_rq_timeout
+                    .cluster_cx_connect_fail
                     .get_or_create(&metrics::cluster(&cluster.config.name))
                     .inc();
-                return Err(Failure::Timeout);
+                Failure::Connect(detail)
             }
-        },
-        None => send.await,
-    };
-    result.map_err(|e| match e {
-        SendError::Connect(detail) => {
-            connection
-                .inputs
-                .metrics
-                .cluster_cx_connect_fail
-                .get_or_create(&metrics::cluster(&cluster.config.name))
-                .inc();
-            Failure::Connect(detail)
-        }
-        SendError::Reset(detail) => Failure::Reset(detail),
-    })
+            SendError::Reset(detail) => Failure::Reset(detail),
+        })
+    }
 }
 
 fn should_retry(policy: &RetryPolicy, result: &Result<Response<Incoming>, Failure>) -> bool {

@@ -138,6 +138,7 @@ mod tests {
             .map(|(i, w)| Target {
                 address: format!("198.18.0.{}:80", i + 1).parse().unwrap(),
                 weight: *w,
+                hostname: None,
             })
             .collect()
     }
