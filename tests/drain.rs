@@ -78,8 +78,9 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
         support::client::post(&format!("http://127.0.0.1:{admin}/logging?level=debug")).await;
     assert_eq!(level.status, 200, "{}", level.body);
 
-    let slow =
-        tokio::spawn(async move { get(&format!("http://127.0.0.1:{listen}/slow/1500")).await });
+    let slow = tokio::spawn(async move {
+        support::client::try_get(&format!("http://127.0.0.1:{listen}/slow/1500"), &[]).await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = running.0.id().to_string();
     assert!(
@@ -97,11 +98,13 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
         "a new connection was accepted while draining"
     );
 
-    let (status, body) = slow
+    let reply = slow
         .await
         .unwrap()
         .expect("the in-flight request completes");
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // HTTP/1: the response that finishes during the drain tells the client to close.
+    assert_eq!(reply.header("connection").as_deref(), Some("close"));
 
     let exited = Instant::now();
     loop {

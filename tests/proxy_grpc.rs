@@ -150,3 +150,69 @@ async fn grpcio_unary_and_streaming_calls_through_the_proxy() {
     assert_eq!(summary["missing"], "NOT_FOUND");
     assert_eq!(summary["stream"].as_array().unwrap().len(), 3, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_unary_and_streaming_calls_through_the_proxy() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("outrigger.test", tonic_health::ServingStatus::Serving)
+        .await;
+    let port = support::tcp::free_port();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve(([127, 0, 0, 1], port).into()),
+    );
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the tonic server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let proxy = start(&fill(CONFIG, &[("port", port.to_string())])).await;
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://{}", address(&proxy, "grpc")))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut client = HealthClient::new(channel);
+
+    let request = || HealthCheckRequest {
+        service: "outrigger.test".into(),
+    };
+    let unary = client.check(request()).await.unwrap().into_inner();
+    assert_eq!(unary.status, ServingStatus::Serving as i32);
+    let missing = client
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code(),
+        tonic::Code::NotFound,
+        "the status travels in trailers"
+    );
+
+    let mut watch = client.watch(request()).await.unwrap().into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    reporter
+        .set_service_status("outrigger.test", tonic_health::ServingStatus::NotServing)
+        .await;
+    let second = watch.message().await.unwrap().unwrap();
+    assert_eq!(
+        second.status,
+        ServingStatus::NotServing as i32,
+        "a later stream message arrives"
+    );
+    server.abort();
+}

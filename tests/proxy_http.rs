@@ -22,6 +22,7 @@ static_resources:
           stat_prefix: ingress
           upgrade_configs: [{upgrade_type: websocket}]
           request_headers_timeout: 1s
+          use_remote_address: true
           route_config:
             virtual_hosts:
             - name: api
@@ -205,6 +206,10 @@ async fn headers_are_mutated_and_request_ids_added() {
         "headers named in Connection are hop-by-hop: {seen}"
     );
     assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(
+        seen["x-forwarded-for"], "127.0.0.1",
+        "use_remote_address appends the peer"
+    );
     assert_eq!(seen["x-request-id"].as_str().unwrap().len(), 36);
     assert_eq!(r.headers["x-resp"], "yes");
     assert_eq!(r.headers["server"], "outrigger");

@@ -40,6 +40,12 @@ static_resources:
       filters:
       - name: tcp
         typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: edge_tcp, cluster: {default_cluster}}
+  - name: idle
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: idle, cluster: echo, idle_timeout: 0.3s}
   - name: mysql_port
     address: {socket_address: {address: 127.0.0.1, port_value: {mysql}}}
     listener_filters:
@@ -209,4 +215,17 @@ async fn h2c_prior_knowledge_is_detected_with_curl_and_nghttp() {
     assert_eq!(curl, "seen as HTTP 2");
     assert!(nghttp.contains(":status: 200"), "{nghttp}");
     assert!(nghttp.contains("seen as HTTP"), "{nghttp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tcp_connections_are_closed_after_idle_timeout() {
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let mut client = TcpStream::connect(address(&proxy, "idle")).await.unwrap();
+    client.write_all(b"still there?").await.unwrap();
+    let mut echoed = [0u8; 12];
+    client.read_exact(&mut echoed).await.unwrap();
+    // Then silence: the proxy closes the connection (0.3s idle timeout), well before the test gives up.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection was not closed");
 }
