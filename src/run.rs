@@ -79,7 +79,9 @@ async fn serve(
         Err(e) => {
             eprintln!("outrigger: {e}");
             return match e {
-                StartError::Bind(_) | StartError::Admin { .. } => ExitCode::FAILURE,
+                StartError::Bind(_) | StartError::Admin { .. } | StartError::NotYet(_) => {
+                    ExitCode::FAILURE
+                }
             };
         }
     };

@@ -98,3 +98,25 @@ fn run_prints_the_embedded_default() {
         "{text}"
     );
 }
+
+#[test]
+fn run_refuses_tls_it_cannot_serve_yet_instead_of_serving_plaintext() {
+    let output = outrigger()
+        .args(["run", "-c", "tests/configs/valid/27-downstream-mtls.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TLS termination is not implemented yet"),
+        "{stderr}"
+    );
+    let output = outrigger()
+        .args(["run", "-c", "tests/configs/valid/26-upstream-tls.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("upstream TLS is not implemented yet")
+    );
+}

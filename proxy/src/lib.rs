@@ -10,6 +10,7 @@ pub mod drain;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod not_yet;
 pub mod tcp;
 pub mod upstream;
 
@@ -61,6 +62,8 @@ impl Inputs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("refusing to serve this configuration:\n  {}", .0.join("\n  "))]
+    NotYet(Vec<String>),
     #[error(transparent)]
     Bind(#[from] listener::BindError),
     #[error("cannot start the admin server on {address}: {source}")]
@@ -87,6 +90,13 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
     pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
+        let findings = not_yet::check(&snapshot);
+        if !findings.refusals.is_empty() {
+            return Err(StartError::NotYet(findings.refusals));
+        }
+        for warning in &findings.warnings {
+            tracing::warn!("{warning}");
+        }
         let snapshot = Arc::new(snapshot);
         let mut bound = Vec::new();
         for config in snapshot.listeners.iter().filter(|l| l.bind_to_port) {
