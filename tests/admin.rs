@@ -83,3 +83,46 @@ async fn admin_endpoints_answer_like_envoy() {
     let r = get(&format!("{admin}/ready"), &[]).await;
     assert_eq!((r.status, r.body.as_str()), (503, "DRAINING\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_sends_goaway_to_h2_clients() {
+    use http_body_util::{BodyExt, Empty};
+    let backend = support::backend::Backend::start("h2").await;
+    let config = CONFIG.replace(
+        "port_value: 1}",
+        &format!("port_value: {}}}", backend.address.port()),
+    );
+    let proxy = start(&config).await;
+    let stream = tokio::net::TcpStream::connect(support::proxy::address(&proxy, "web"))
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = || {
+        http::Request::get("http://web.test/")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let response = sender.send_request(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = response.into_body().collect().await;
+
+    let admin = format!("http://{}", proxy.admin_address.unwrap());
+    assert_eq!(post(&format!("{admin}/drain_listeners")).await.status, 200);
+    // GOAWAY ends the connection cleanly once its streams are done.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), connection).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the h2 connection did not end cleanly: {ended:?}"
+    );
+    assert!(
+        sender.send_request(request()).await.is_err(),
+        "no new streams after GOAWAY"
+    );
+}
