@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod iptables;
 mod run;
 mod validate;
 
@@ -29,6 +30,19 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
+    /// Redirect the pod's traffic to the sidecar with iptables (the init step), or undo it, or show the rules.
+    Iptables {
+        #[arg(value_enum)]
+        action: iptables::Action,
+        #[command(flatten)]
+        capture: iptables::Capture,
+        /// iptables backend: auto (follow existing rules), nft or legacy.
+        #[arg(long = "iptables-mode", value_enum, default_value = "auto")]
+        mode: iptables::Mode,
+        /// Also install the rules for IPv6 (ip6tables).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        ipv6: bool,
+    },
     /// Run the sidecar: the embedded transparent-sidecar default, or the Envoy v3 bootstrap given with -c.
     Run {
         /// An Envoy v3 bootstrap file (YAML or JSON). Without it, the embedded default runs.
@@ -53,6 +67,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files, dump } => validate::run(&files, dump),
+        Command::Iptables {
+            action,
+            capture,
+            mode,
+            ipv6,
+        } => iptables::run(action, &capture, mode, ipv6),
         Command::Run {
             config,
             print_default_config,

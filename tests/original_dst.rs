@@ -7,8 +7,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use support::netns::{Namespace, can_run, run};
 
 const APP_IP: &str = "198.18.0.10";
 
@@ -40,104 +39,6 @@ static_resources:
   - {name: PassthroughCluster, type: ORIGINAL_DST, lb_policy: CLUSTER_PROVIDED}
 "#;
 
-/// The namespace and everything started in it; dropping it stops the processes and deletes the namespace
-/// (which takes its addresses and iptables rules with it), also when the test fails.
-struct Namespace {
-    name: String,
-    children: Vec<Child>,
-}
-
-impl Namespace {
-    fn create(name: String) -> Namespace {
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        run(&["ip", "netns", "add", &name]);
-        let ns = Namespace {
-            name,
-            children: Vec::new(),
-        };
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns.exec(&["ip", "addr", "add", &format!("{APP_IP}/32"), "dev", "lo"]);
-        ns
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).args(args);
-        command
-    }
-
-    fn exec(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn spawn(&mut self, args: &[&str]) {
-        let child = self
-            .command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-    }
-
-    /// Polls `curl` inside the namespace until it answers.
-    fn wait_for(&self, url: &str) {
-        let started = Instant::now();
-        while !self
-            .command(&["curl", "-sf", "--max-time", "1", url])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{url} never answered"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?} failed");
-}
-
-/// Root, `ip`, `iptables` and `curl`: required under CI, a skip with a note elsewhere.
-fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
-        assert!(!support::in_ci(), "namespace tests need root under CI=true");
-        eprintln!("note: not root; the namespace test is not run (it is in CI)");
-        return false;
-    }
-    ["ip", "iptables", "curl", "python3"]
-        .iter()
-        .all(|tool| support::peer(tool).is_some())
-}
-
 #[test]
 fn original_destination_passthrough_through_a_real_redirect() {
     if !can_run() {
@@ -151,6 +52,7 @@ fn original_destination_passthrough_through_a_real_redirect() {
     run(&["chmod", "-R", "a+rX", dir.to_str().unwrap()]);
 
     let mut ns = Namespace::create(format!("orig-dst-{}", std::process::id()));
+    ns.exec(&["ip", "addr", "add", &format!("{APP_IP}/32"), "dev", "lo"]);
     let www = dir.join("www");
     ns.spawn(&[
         "python3",
