@@ -43,16 +43,39 @@ pub fn run(action: Action, capture: &Capture, mode: Mode, ipv6: bool) -> ExitCod
         }
         return ExitCode::SUCCESS;
     }
-    for family in families {
+    for (done, family) in families.iter().enumerate() {
         let result = match action {
             Action::Install => apply::install(capture, *family, mode),
             Action::Uninstall => apply::uninstall(*family, mode),
             Action::Print => Ok(()),
         };
         if let Err(e) = result {
-            eprintln!("outrigger iptables: {e}");
+            eprintln!(
+                "outrigger iptables: {} ({}): {e}",
+                action_name(action),
+                family.name()
+            );
+            // No half-installed state: take back what the other family already got.
+            if action == Action::Install {
+                for installed in &families[..done] {
+                    if let Err(undo) = apply::uninstall(*installed, mode) {
+                        eprintln!(
+                            "outrigger iptables: could not undo the {} rules: {undo}",
+                            installed.name()
+                        );
+                    }
+                }
+            }
             return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Install => "install",
+        Action::Uninstall => "uninstall",
+        Action::Print => "print",
+    }
 }

@@ -127,3 +127,29 @@ fn without_net_admin_nothing_is_changed_and_the_error_says_why() {
     );
     assert!(ours(&ns).is_empty());
 }
+
+#[test]
+fn the_legacy_backend_works_and_auto_follows_it() {
+    if !can_run() {
+        return;
+    }
+    let ns = Namespace::create(format!("ipt-legacy-{}", std::process::id()));
+    let binary = outrigger_path();
+    ns.exec(&[&binary, "iptables", "install", "--iptables-mode", "legacy"]);
+    let count = |save: &str| {
+        ns.exec(&[save, "-t", "nat"])
+            .lines()
+            .filter(|l| l.contains("OUTRIGGER_"))
+            .count()
+    };
+    let legacy = count("iptables-legacy-save");
+    assert!(legacy > 0);
+    // A plain install finds the legacy rules and keeps using that backend (no second set in nft).
+    ns.exec(&[&binary, "iptables", "install"]);
+    assert_eq!(
+        (count("iptables-legacy-save"), count("iptables-nft-save")),
+        (legacy, 0)
+    );
+    ns.exec(&[&binary, "iptables", "uninstall"]);
+    assert_eq!(count("iptables-legacy-save"), 0);
+}

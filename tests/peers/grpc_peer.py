@@ -2,6 +2,7 @@
 
     grpc_peer.py serve            serves grpc.health.v1.Health on a free loopback port; prints the port, then
                                   runs until stdin closes
+    grpc_peer.py serve ADDRESS    the same on ADDRESS (such as 0.0.0.0:9000), until killed
     grpc_peer.py call ADDRESS     through ADDRESS: one unary Check, and a server-streaming Watch that must
                                   deliver three updates; prints a JSON summary
 """
@@ -16,13 +17,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
-def serve():
+def serve(address=None):
     servicer = health.HealthServicer()
     servicer.set("stable", health_pb2.HealthCheckResponse.SERVING)
     servicer.set("outrigger.test", health_pb2.HealthCheckResponse.SERVING)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(address or "127.0.0.1:0")
     server.start()
 
     def flap():
@@ -34,8 +35,11 @@ def serve():
 
     threading.Thread(target=flap, daemon=True).start()
     print(port, flush=True)
-    sys.stdin.read()  # the test closes stdin to stop us
-    server.stop(0)
+    if address:
+        server.wait_for_termination()
+    else:
+        sys.stdin.read()  # the test closes stdin to stop us
+        server.stop(0)
 
 
 def call(address):
@@ -60,7 +64,7 @@ def call(address):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve()
+        serve(*sys.argv[2:3])
     elif sys.argv[1:2] == ["call"] and len(sys.argv) == 3:
         call(sys.argv[2])
     else:

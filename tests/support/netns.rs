@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// (which takes its addresses and iptables rules with it), also when the test fails.
 pub struct Namespace {
     pub name: String,
-    children: Vec<Child>,
+    pub children: Vec<Child>,
 }
 
 impl Namespace {
@@ -72,12 +72,19 @@ impl Namespace {
     }
 }
 
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        for child in &mut self.children {
+impl Namespace {
+    /// Stops every process started in the namespace.
+    pub fn stop_all(&mut self) {
+        for mut child in self.children.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        self.stop_all();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
