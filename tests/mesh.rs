@@ -210,6 +210,16 @@ fn apps_talk_through_both_sidecars_without_knowing() {
         before
     );
 
+    // A connection straight to the capture port has the proxy itself as destination: refused, not recursed.
+    let code = mesh.curl_from_a(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://127.0.0.1:15001/",
+    ]);
+    assert_eq!(code, "503");
+
     // A restarted sidecar takes the traffic again (pod A runs nothing but its sidecar).
     mesh.a.stop_all();
     mesh.start_sidecar(true);
