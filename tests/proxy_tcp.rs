@@ -65,6 +65,16 @@ static_resources:
   - {name: greeter, load_assignment: {cluster_name: greeter, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {greeter}}}}}]}]}}
 "#;
 
+/// Reads exactly `n` bytes, failing the test if they take more than 10 s.
+async fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buffer = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    buffer
+}
+
 async fn setup(
     detect_timeout: &str,
     default_cluster: &str,
@@ -119,12 +129,7 @@ async fn http_is_detected_and_served_by_the_connection_manager() {
 async fn a_silent_client_falls_back_to_opaque_tcp_after_the_detection_timeout() {
     let (proxy, _servers) = setup("0.3s", "greeter").await;
     let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
-    let mut greeting = [0u8; 11];
-    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut greeting))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&greeting, b"220 ready\r\n");
+    assert_eq!(read_exactly(&mut client, 11).await, b"220 ready\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,13 +138,8 @@ async fn a_port_matched_chain_skips_detection_so_server_first_protocols_never_wa
     let mut client = TcpStream::connect(address(&proxy, "mysql_port"))
         .await
         .unwrap();
-    let mut greeting = [0u8; 11];
     // The listener would wait 30 s for HTTP bytes; the port match makes it not wait at all.
-    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut greeting))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&greeting, b"220 ready\r\n");
+    assert_eq!(read_exactly(&mut client, 11).await, b"220 ready\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,24 +150,18 @@ async fn tls_is_routed_by_sni_without_being_terminated() {
     let hello = encode("api.svc.cluster.local", &["h2"]);
     let mut client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
     client.write_all(&hello).await.unwrap();
-    let mut back = vec![0u8; hello.len()];
-    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut back))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(back, hello, "the ClientHello passed through untouched");
+    assert_eq!(
+        read_exactly(&mut client, hello.len()).await,
+        hello,
+        "the ClientHello passed through untouched"
+    );
     // Another name falls to the default chain (the greeter).
     let mut other = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
     other
         .write_all(&encode("web.svc.cluster.local", &["h2"]))
         .await
         .unwrap();
-    let mut greeting = [0u8; 11];
-    tokio::time::timeout(Duration::from_secs(10), other.read_exact(&mut greeting))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&greeting, b"220 ready\r\n");
+    assert_eq!(read_exactly(&mut other, 11).await, b"220 ready\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,24 +21,7 @@ pub struct ConnectionFacts {
 
 /// The chain for this connection: the best match, else the listener's default chain.
 pub fn select<'a>(listener: &'a Listener, facts: &ConnectionFacts) -> Option<&'a FilterChain> {
-    let mut candidates: Vec<&FilterChain> = listener.filter_chains.iter().collect();
-    for criterion in CRITERIA {
-        let scores: Vec<Option<u32>> = candidates
-            .iter()
-            .map(|c| criterion(&c.matcher, facts))
-            .collect();
-        let Some(best) = scores.iter().flatten().max().copied() else {
-            candidates.clear();
-            break;
-        };
-        candidates = candidates
-            .into_iter()
-            .zip(scores)
-            .filter(|(_, s)| *s == Some(best))
-            .map(|(c, _)| c)
-            .collect();
-    }
-    candidates
+    narrow(listener, &CRITERIA, facts)
         .first()
         .copied()
         .or(listener.default_filter_chain.as_ref())
@@ -52,14 +35,28 @@ pub fn needs_detection(listener: &Listener, destination: Option<SocketAddr>) -> 
         destination,
         ..ConnectionFacts::default()
     };
+    // Destination port and address are known before detection; narrow by them only.
+    narrow(listener, &CRITERIA[..2], &facts).iter().any(|c| {
+        !c.matcher.server_names.is_empty()
+            || c.matcher.transport_protocol.is_some()
+            || !c.matcher.application_protocols.is_empty()
+    })
+}
+
+/// The chains that survive `criteria` in order, each keeping only its best-scoring candidates.
+fn narrow<'a>(
+    listener: &'a Listener,
+    criteria: &[Criterion],
+    facts: &ConnectionFacts,
+) -> Vec<&'a FilterChain> {
     let mut candidates: Vec<&FilterChain> = listener.filter_chains.iter().collect();
-    for criterion in &CRITERIA[..2] {
+    for criterion in criteria {
         let scores: Vec<Option<u32>> = candidates
             .iter()
-            .map(|c| criterion(&c.matcher, &facts))
+            .map(|c| criterion(&c.matcher, facts))
             .collect();
         let Some(best) = scores.iter().flatten().max().copied() else {
-            return false;
+            return Vec::new();
         };
         candidates = candidates
             .into_iter()
@@ -68,11 +65,7 @@ pub fn needs_detection(listener: &Listener, destination: Option<SocketAddr>) -> 
             .map(|(c, _)| c)
             .collect();
     }
-    candidates.iter().any(|c| {
-        !c.matcher.server_names.is_empty()
-            || c.matcher.transport_protocol.is_some()
-            || !c.matcher.application_protocols.is_empty()
-    })
+    candidates
 }
 
 type Criterion = fn(&FilterChainMatch, &ConnectionFacts) -> Option<u32>;

@@ -159,7 +159,7 @@ async fn serve_connection(
         }
         Some(NetworkFilter::HttpConnectionManager(hcm)) => {
             let connection = http::Connection {
-                hcm: Arc::new((**hcm).clone()),
+                hcm: hcm.clone(),
                 inputs: inputs.clone(),
                 peer,
                 destination,

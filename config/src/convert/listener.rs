@@ -236,7 +236,7 @@ fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFil
         HCM => {
             let hcm = decode_any(any, &at_config, out)?;
             http::connection_manager(&hcm, &at_config, out)
-                .map(|h| NetworkFilter::HttpConnectionManager(Box::new(h)))
+                .map(|h| NetworkFilter::HttpConnectionManager(std::sync::Arc::new(h)))
         }
         TCP_PROXY => tcp_proxy(&decode_any(any, &at_config, out)?, &at_config, out)
             .map(NetworkFilter::TcpProxy),

@@ -116,7 +116,8 @@ impl Cidr {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkFilter {
-    HttpConnectionManager(Box<HttpConnectionManager>),
+    /// Shared: every connection the chain serves holds it.
+    HttpConnectionManager(std::sync::Arc<HttpConnectionManager>),
     TcpProxy(TcpProxy),
 }
 
