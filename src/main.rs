@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ca;
 mod iptables;
 mod run;
 mod validate;
@@ -30,6 +31,9 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
+    /// A development CA for SPIFFE identities (`init`, `issue`).
+    #[command(subcommand)]
+    Ca(ca::Command),
     /// Redirect the pod's traffic to the sidecar with iptables (the init step), or undo it, or show the rules.
     Iptables {
         #[arg(value_enum)]
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { files, dump } => validate::run(&files, dump),
+        Command::Ca(command) => ca::run(command),
         Command::Iptables {
             action,
             capture,
