@@ -166,6 +166,7 @@ fn apps_talk_through_both_sidecars_without_knowing() {
     );
 
     // gRPC unary and server streaming, from a grpcio client in A.
+    let http_before = (mesh.stat(true, OUT_HTTP), mesh.stat(false, IN_HTTP));
     let grpc = mesh.grpc.clone();
     let summary = mesh
         .a
@@ -173,6 +174,11 @@ fn apps_talk_through_both_sidecars_without_knowing() {
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["unary"], "SERVING");
     assert_eq!(summary["stream"].as_array().unwrap().len(), 3, "{summary}");
+    let http_after = (mesh.stat(true, OUT_HTTP), mesh.stat(false, IN_HTTP));
+    assert!(
+        http_after.0 > http_before.0 && http_after.1 > http_before.1,
+        "gRPC went through both sidecars"
+    );
 
     // Opaque TCP, and a server-speaks-first protocol on a port the default config keeps opaque.
     let apps = mesh.apps.clone();

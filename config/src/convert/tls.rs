@@ -13,13 +13,24 @@ const UPSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsCon
 const DOWNSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 
+/// A transport socket's `typed_config`, and its path.
+fn typed_config<'a>(
+    t: &'a TransportSocket,
+    at: &Path,
+    out: &mut Out,
+) -> Option<(&'a envoy_types::pb::google::protobuf::Any, Path)> {
+    match &t.config_type {
+        Some(ConfigType::TypedConfig(any)) => Some((any, at.field("typed_config"))),
+        _ => {
+            out.error(at, "a transport socket needs a typed_config");
+            None
+        }
+    }
+}
+
 /// `Some(None)` is plaintext (raw_buffer); `None` is an error already reported.
 pub fn upstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<UpstreamTls>> {
-    let at_config = at.field("typed_config");
-    let Some(ConfigType::TypedConfig(any)) = &t.config_type else {
-        out.error(at, "a transport socket needs a typed_config");
-        return None;
-    };
+    let (any, at_config) = typed_config(t, at, out)?;
     match type_name(any) {
         RAW_BUFFER => Some(None),
         UPSTREAM => {
@@ -42,11 +53,7 @@ pub fn upstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<
 }
 
 pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<DownstreamTls>> {
-    let at_config = at.field("typed_config");
-    let Some(ConfigType::TypedConfig(any)) = &t.config_type else {
-        out.error(at, "a transport socket needs a typed_config");
-        return None;
-    };
+    let (any, at_config) = typed_config(t, at, out)?;
     match type_name(any) {
         RAW_BUFFER => Some(None),
         DOWNSTREAM => {
