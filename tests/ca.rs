@@ -6,8 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 use support::tcp::free_port;
 
 fn ca(args: &[&str]) -> std::process::Output {
@@ -146,32 +145,8 @@ fn dev_ca_certificates_work_with_openssl_and_envoy() {
     let (port, admin) = (free_port(), free_port());
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, envoy_mtls_config(&dir, port, admin)).unwrap();
-    let mut child = Command::new(envoy)
-        .args([
-            "--disable-hot-restart",
-            "--concurrency",
-            "1",
-            "-l",
-            "error",
-            "-c",
-        ])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "Envoy refused the certificates and exited"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "Envoy did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut envoy = support::envoy::Envoy::start(&envoy, &config);
+    envoy.wait_for_port(port);
     let call = |identity: &str| {
         Command::new(&curl)
             .args(["-sS", "--max-time", "10", "-k", "--tlsv1.3"])
@@ -185,8 +160,7 @@ fn dev_ca_certificates_work_with_openssl_and_envoy() {
     };
     let allowed = call("client");
     let refused = call("intruder");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         String::from_utf8_lossy(&allowed.stdout),

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 use support::backend::Backend;
 use support::tcp::free_port;
 
@@ -244,20 +242,6 @@ async fn send(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> Ou
     }
 }
 
-async fn wait_until_serving(port: u16, what: &str) {
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not start listening on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_and_outrigger_route_alike() {
     let Some(envoy) = support::peer("envoy") else {
@@ -278,33 +262,10 @@ async fn envoy_and_outrigger_route_alike() {
         bootstrap(&envoy_ports, free_port(), a_port, b_port, dead),
     )
     .unwrap();
-    let envoy_log = dir.join("envoy.log");
-    let child = std::process::Command::new(envoy)
-        .args([
-            "--disable-hot-restart",
-            "--concurrency",
-            "1",
-            "-l",
-            "error",
-            "-c",
-        ])
-        .arg(&envoy_config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&envoy_log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut envoy = KillOnDrop(child);
-
+    let mut envoy = support::envoy::Envoy::start(&envoy, &envoy_config);
     let ours = support::proxy::start(&bootstrap(&ours_ports, 0, a_port, b_port, dead)).await;
     for port in &envoy_ports {
-        if let Some(status) = envoy.0.try_wait().unwrap() {
-            let log = std::fs::read_to_string(&envoy_log).unwrap_or_default();
-            panic!(
-                "Envoy exited ({status}) before serving:\n{}",
-                &log[..log.len().min(3000)]
-            );
-        }
-        wait_until_serving(*port, "Envoy").await;
+        envoy.wait_for_port(*port);
     }
     let mut differences = Vec::new();
     let mut compared = 0;
@@ -326,13 +287,4 @@ async fn envoy_and_outrigger_route_alike() {
         differences.len(),
         differences.join("\n")
     );
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod envoy;
 pub mod netns;
 pub mod proxy;
 pub mod tcp;

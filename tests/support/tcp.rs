@@ -1,8 +1,9 @@
-//! Plain TCP test servers: an echo server, and a server that speaks first (like MySQL or SMTP).
+//! Plain TCP test servers: an echo server, a server that speaks first (like MySQL or SMTP), and one that resets.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 pub struct Server {
     pub address: SocketAddr,
@@ -15,42 +16,52 @@ impl Drop for Server {
     }
 }
 
-/// Echoes everything back, then closes its side once the client has closed its own.
-pub async fn echo() -> Server {
+/// Serves every connection on a free loopback port with `handle`, until dropped.
+async fn serve<F, Fut>(handle: F) -> Server
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-                let _ = write.shutdown().await;
-            });
+            tokio::spawn(handle(stream));
         }
     });
     Server { address, task }
 }
 
+/// Echoes everything back, then closes its side once the client has closed its own.
+pub async fn echo() -> Server {
+    serve(|mut stream| async move {
+        let (mut read, mut write) = stream.split();
+        let _ = tokio::io::copy(&mut read, &mut write).await;
+        let _ = write.shutdown().await;
+    })
+    .await
+}
+
 /// Greets every connection with `greeting` before reading anything.
 pub async fn speaks_first(greeting: &'static [u8]) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let _ = stream.write_all(greeting).await;
-                let mut sink = [0u8; 64];
-                let _ = stream.read(&mut sink).await;
-            });
-        }
-    });
-    Server { address, task }
+    serve(move |mut stream| async move {
+        let _ = stream.write_all(greeting).await;
+        let mut sink = [0u8; 64];
+        let _ = stream.read(&mut sink).await;
+    })
+    .await
+}
+
+/// Accepts connections and closes them at once, before any response (an upstream reset).
+pub async fn closes_at_once() -> Server {
+    serve(|mut stream| async move {
+        let mut first = [0u8; 1];
+        let _ = stream.read(&mut first).await;
+    })
+    .await
 }
 
 /// A loopback port nothing listens on now.
@@ -60,21 +71,4 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Accepts connections and closes them at once, before any response (an upstream reset).
-pub async fn closes_at_once() -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let mut first = [0u8; 1];
-            let _ = stream.read(&mut first).await;
-            drop(stream);
-        }
-    });
-    Server { address, task }
 }
