@@ -79,9 +79,10 @@ async fn serve(
         Err(e) => {
             eprintln!("outrigger: {e}");
             return match e {
-                StartError::Bind(_) | StartError::Admin { .. } | StartError::NotYet(_) => {
-                    ExitCode::FAILURE
-                }
+                StartError::Bind(_)
+                | StartError::Admin { .. }
+                | StartError::NotYet(_)
+                | StartError::Tls(_) => ExitCode::FAILURE,
             };
         }
     };

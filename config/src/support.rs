@@ -40,6 +40,7 @@ const fn msg_ignoring(
 pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+    "envoy.extensions.filters.network.rbac.v3.RBAC",
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
@@ -387,6 +388,26 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
         "http_protocol_options http2_protocol_options",
     ),
+    // Network RBAC.
+    msg(
+        "envoy.extensions.filters.network.rbac.v3.RBAC",
+        "rules stat_prefix",
+    ),
+    msg("envoy.config.rbac.v3.RBAC", "action policies"),
+    msg("envoy.config.rbac.v3.Policy", "permissions principals"),
+    msg(
+        "envoy.config.rbac.v3.Permission",
+        "any and_rules or_rules not_rule destination_ip destination_port destination_port_range \
+         requested_server_name",
+    ),
+    msg("envoy.config.rbac.v3.Permission.Set", "rules"),
+    msg(
+        "envoy.config.rbac.v3.Principal",
+        "any and_ids or_ids not_id authenticated direct_remote_ip remote_ip",
+    ),
+    msg("envoy.config.rbac.v3.Principal.Set", "ids"),
+    msg("envoy.config.rbac.v3.Principal.Authenticated", "principal_name"),
+    msg("envoy.type.v3.Int32Range", "start end"),
     // TLS.
     msg(
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",

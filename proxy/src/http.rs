@@ -1,6 +1,7 @@
 //! The HTTP connection manager: hyper serves HTTP/1.1 and h2 on the connection, and every request goes
 //! through the route table to the router.
 
+mod client_cert;
 mod forward;
 mod headers;
 pub mod local_reply;
@@ -18,7 +19,6 @@ use outrigger_config::model::route::RouteAction;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 /// What a request handler knows about its connection.
 pub struct Connection {
@@ -29,9 +29,11 @@ pub struct Connection {
     pub destination: SocketAddr,
     pub own_addresses: Vec<SocketAddr>,
     pub labels: Labels,
+    /// Set when the connection arrived over TLS.
+    pub tls: Option<crate::tls::Session>,
 }
 
-pub async fn serve(stream: TcpStream, connection: Connection, _guard: ConnectionGuard) {
+pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: ConnectionGuard) {
     let connection = Arc::new(connection);
     let hcm = connection.hcm.clone();
     let drain = connection.inputs.drain.clone();

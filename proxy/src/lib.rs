@@ -8,10 +8,13 @@ pub mod chain;
 pub mod detect;
 pub mod drain;
 pub mod http;
+pub mod io;
 pub mod listener;
 pub mod metrics;
 pub mod not_yet;
+pub mod rbac;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 
 use outrigger_config::Snapshot;
@@ -25,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct Inputs {
     pub snapshot: Arc<Snapshot>,
     pub clusters: upstream::Clusters,
+    /// Server-side TLS contexts (the clusters hold their client-side ones).
+    pub tls: tls::Contexts,
     pub metrics: metrics::Metrics,
     pub drain: drain::Drain,
     pub started: Instant,
@@ -66,6 +71,8 @@ pub enum StartError {
     NotYet(Vec<String>),
     #[error(transparent)]
     Bind(#[from] listener::BindError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot start the admin server on {address}: {source}")]
     Admin {
         address: SocketAddr,
@@ -112,11 +119,19 @@ impl Proxy {
             .iter()
             .filter_map(|l| l.local_addr().map(|a| (l.name().to_string(), a)))
             .collect();
-        let clusters = upstream::Clusters::new(&snapshot.clusters);
+        let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
+        let metrics = metrics::Metrics::new();
+        let clusters = upstream::Clusters::new(
+            &snapshot.clusters,
+            &tls,
+            &metrics.upstream_tls_counters(),
+        );
+        tls.watch(tls::RELOAD_INTERVAL);
         let inputs = Arc::new(Inputs {
             snapshot: snapshot.clone(),
             clusters: clusters.clone(),
-            metrics: metrics::Metrics::new(),
+            tls,
+            metrics,
             drain: drain::Drain::default(),
             started: Instant::now(),
             listener_addresses: addresses.iter().map(|(_, a)| *a).collect(),

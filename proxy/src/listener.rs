@@ -4,8 +4,9 @@
 mod original_dst;
 
 use crate::chain::{self, ConnectionFacts};
-use crate::detect;
-use crate::{Inputs, http, metrics, tcp};
+use crate::io::Stream;
+use crate::metrics::Labels;
+use crate::{Inputs, detect, http, metrics, rbac, tcp, tls};
 use outrigger_config::model::Listener as ListenerConfig;
 use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
 use std::net::SocketAddr;
@@ -79,7 +80,7 @@ impl Listener {
                     .get_or_create(&labels)
                     .clone();
                 active.inc();
-                serve_connection(stream, peer, config, &inputs).await;
+                serve_connection(stream, peer, config, &inputs, &labels).await;
                 active.dec();
             });
         }
@@ -91,6 +92,7 @@ async fn serve_connection(
     peer: SocketAddr,
     accepting: Arc<ListenerConfig>,
     inputs: &Arc<Inputs>,
+    labels: &Labels,
 ) {
     let guard = inputs.drain.connection();
     let Ok(local) = stream.local_addr() else {
@@ -149,25 +151,121 @@ async fn serve_connection(
         }
     }
     let Some(chain) = chain::select(&listener, &facts) else {
-        tracing::debug!(listener = %listener.name, %peer, %destination, "no filter chain matches; closing");
+        refuse_unmatched(&stream, &listener, &facts, inputs, labels).await;
         return;
     };
-    let own_addresses = inputs.own_addresses(local);
-    match chain.filters.first() {
-        Some(NetworkFilter::TcpProxy(config)) => {
-            tcp::proxy(stream, config, destination, inputs).await
-        }
-        Some(NetworkFilter::HttpConnectionManager(hcm)) => {
-            let connection = http::Connection {
-                hcm: hcm.clone(),
-                inputs: inputs.clone(),
-                peer,
-                destination,
-                own_addresses,
-                labels: metrics::connection_manager(&hcm.stat_prefix),
+    let (stream, session) = match &chain.tls {
+        None => (Stream::Plain(stream), None),
+        Some(config) => {
+            let Some(context) = inputs.tls.server(config) else {
+                return;
             };
-            http::serve(stream, connection, guard).await;
+            match tls::accept(&context, stream, TLS_HANDSHAKE_TIMEOUT).await {
+                Ok((stream, session)) => {
+                    inputs.metrics.listener_ssl_handshake.get_or_create(labels).inc();
+                    (Stream::from(stream), Some(session))
+                }
+                Err(e) => {
+                    let reason = tls::verify::failure_reason(&e);
+                    inputs.metrics.tls_failure(labels, reason);
+                    tracing::warn!(
+                        listener = %listener.name, %peer, reason, error = %e,
+                        "inbound TLS handshake failed; connection closed"
+                    );
+                    return;
+                }
+            }
         }
-        None => {}
+    };
+    let peer_identity = session.as_ref().and_then(|s| s.peer.clone());
+    let own_addresses = inputs.own_addresses(local);
+    for filter in &chain.filters {
+        match filter {
+            NetworkFilter::Rbac(config) => {
+                let subject = rbac::Subject {
+                    source: peer,
+                    destination,
+                    server_name: facts.server_name.as_deref(),
+                    peer: peer_identity.as_deref(),
+                };
+                let rbac_labels = metrics::rbac(&config.stat_prefix);
+                match rbac::decide(config, &subject) {
+                    rbac::Decision::Allowed(_) => {
+                        inputs.metrics.rbac_allowed.get_or_create(&rbac_labels).inc();
+                    }
+                    rbac::Decision::Denied(policy) => {
+                        inputs.metrics.rbac_denied.get_or_create(&rbac_labels).inc();
+                        let principal = peer_identity
+                            .as_deref()
+                            .map(tls::Identity::name)
+                            .unwrap_or("none (no client certificate)");
+                        tracing::warn!(
+                            listener = %listener.name, %peer, %destination, principal,
+                            policy = policy.as_deref().unwrap_or("no ALLOW policy matched"),
+                            "RBAC denied the connection; closed"
+                        );
+                        return;
+                    }
+                }
+            }
+            NetworkFilter::TcpProxy(config) => {
+                return tcp::proxy(stream, config, destination, inputs).await;
+            }
+            NetworkFilter::HttpConnectionManager(hcm) => {
+                let connection = http::Connection {
+                    hcm: hcm.clone(),
+                    inputs: inputs.clone(),
+                    peer,
+                    destination,
+                    own_addresses,
+                    labels: metrics::connection_manager(&hcm.stat_prefix),
+                    tls: session,
+                };
+                return http::serve(stream, connection, guard).await;
+            }
+        }
+    }
+}
+
+/// How long a client gets to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// No filter chain takes the connection: count it, and when the listener only serves TLS (mTLS STRICT) and the
+/// client did not speak it, say so.
+async fn refuse_unmatched(
+    stream: &TcpStream,
+    listener: &ListenerConfig,
+    facts: &ConnectionFacts,
+    inputs: &Inputs,
+    labels: &Labels,
+) {
+    inputs
+        .metrics
+        .listener_no_filter_chain_match
+        .get_or_create(labels)
+        .inc();
+    let tls_only = listener
+        .filter_chains
+        .iter()
+        .any(|c| c.matcher.transport_protocol.as_deref() == Some("tls"))
+        && listener.default_filter_chain.is_none();
+    if tls_only && facts.transport_protocol != "tls" {
+        let mut first = [0u8; 1];
+        let reason = match stream.peek(&mut first).await {
+            // A TLS handshake record whose ClientHello could not be read.
+            Ok(1) if first[0] == 0x16 => "protocol",
+            _ => "plaintext",
+        };
+        inputs.metrics.tls_failure(labels, reason);
+        tracing::warn!(
+            listener = %listener.name, peer = ?facts.source, reason,
+            "refused a connection that is not TLS: this listener only serves mutual TLS (STRICT); the client must \
+             connect through its sidecar or present a certificate"
+        );
+    } else {
+        tracing::debug!(
+            listener = %listener.name, peer = ?facts.source, destination = ?facts.destination,
+            "no filter chain matches; closing"
+        );
     }
 }

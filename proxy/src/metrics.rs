@@ -27,6 +27,13 @@ pub struct Metrics {
     pub tcp_cx: Family<Labels, Counter>,
     pub tcp_tx_bytes: Family<Labels, Counter>,
     pub tcp_rx_bytes: Family<Labels, Counter>,
+    pub listener_ssl_handshake: Family<Labels, Counter>,
+    pub listener_no_filter_chain_match: Family<Labels, Counter>,
+    pub cluster_ssl_handshake: Family<Labels, Counter>,
+    /// Handshake failures, by listener (inbound) or cluster (outbound) and `reason`.
+    pub tls_handshake_failure: Family<Labels, Counter>,
+    pub rbac_allowed: Family<Labels, Counter>,
+    pub rbac_denied: Family<Labels, Counter>,
     pub server_live: Gauge,
 }
 
@@ -105,12 +112,56 @@ impl Metrics {
             m.tcp_rx_bytes.clone(),
         );
         r.register(
+            "envoy_listener_ssl_handshake",
+            "Inbound TLS handshakes completed",
+            m.listener_ssl_handshake.clone(),
+        );
+        r.register(
+            "envoy_listener_no_filter_chain_match",
+            "Connections no filter chain took (closed)",
+            m.listener_no_filter_chain_match.clone(),
+        );
+        r.register(
+            "envoy_cluster_ssl_handshake",
+            "Upstream TLS handshakes completed",
+            m.cluster_ssl_handshake.clone(),
+        );
+        r.register(
+            "outrigger_tls_handshake_failure",
+            "TLS handshakes that failed, by listener or cluster and reason (expired, unknown_ca, san_mismatch, \
+             no_client_certificate, plaintext, protocol, peer_alert, timeout, ...)",
+            m.tls_handshake_failure.clone(),
+        );
+        r.register(
+            "envoy_rbac_allowed",
+            "Connections the network RBAC filter allowed",
+            m.rbac_allowed.clone(),
+        );
+        r.register(
+            "envoy_rbac_denied",
+            "Connections the network RBAC filter denied (closed)",
+            m.rbac_denied.clone(),
+        );
+        r.register(
             "envoy_server_live",
             "1 while the server is live, 0 while draining",
             m.server_live.clone(),
         );
         m.server_live.set(1);
         m
+    }
+
+    /// Counts a failed handshake; `labels` name the listener or the cluster.
+    pub fn tls_failure(&self, labels: &Labels, reason: &'static str) {
+        self.upstream_tls_counters().failure(labels, reason);
+    }
+
+    /// The counters upstream handshakes update (they happen where `Metrics` is not at hand).
+    pub fn upstream_tls_counters(&self) -> TlsCounters {
+        TlsCounters {
+            handshakes: self.cluster_ssl_handshake.clone(),
+            failures: self.tls_handshake_failure.clone(),
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4, as Envoy serves it on `/stats/prometheus`).
@@ -120,6 +171,21 @@ impl Metrics {
             text.push_str("# statistics could not be encoded\n");
         }
         name_counters_like_their_samples(&text)
+    }
+}
+
+/// Handshake counters, shared (a `Family` is a handle to its series).
+#[derive(Clone, Default)]
+pub struct TlsCounters {
+    pub handshakes: Family<Labels, Counter>,
+    pub failures: Family<Labels, Counter>,
+}
+
+impl TlsCounters {
+    pub fn failure(&self, labels: &Labels, reason: &'static str) {
+        let mut labels = labels.clone();
+        labels.push(("reason", reason.to_string()));
+        self.failures.get_or_create(&labels).inc();
     }
 }
 
@@ -137,6 +203,10 @@ pub fn connection_manager(prefix: &str) -> Labels {
 
 pub fn cluster(name: &str) -> Labels {
     vec![("envoy_cluster_name", name.to_string())]
+}
+
+pub fn rbac(prefix: &str) -> Labels {
+    vec![("envoy_rbac_prefix", prefix.to_string())]
 }
 
 pub fn tcp(prefix: &str) -> Labels {

@@ -30,13 +30,6 @@ pub fn check(snapshot: &Snapshot) -> Findings {
             .iter()
             .chain(listener.default_filter_chain.iter());
         for chain in chains {
-            if chain.tls.is_some() {
-                f.refusals.push(format!(
-                    "listener {:?}, filter chain {:?}: TLS termination is not implemented yet, and serving this \
-                     chain in plaintext would be unsafe; remove its transport_socket or wait for mTLS support",
-                    listener.name, chain.name
-                ));
-            }
             for filter in &chain.filters {
                 let NetworkFilter::HttpConnectionManager(hcm) = filter else {
                     continue;
@@ -76,17 +69,6 @@ pub fn check(snapshot: &Snapshot) -> Findings {
     }
     for cluster in &snapshot.clusters {
         let name = &cluster.name;
-        if cluster.tls.is_some()
-            || cluster
-                .transport_socket_matches
-                .iter()
-                .any(|m| m.tls.is_some())
-        {
-            f.refusals.push(format!(
-                "cluster {name:?}: upstream TLS is not implemented yet, and connecting in plaintext instead would be \
-                 unsafe; remove its transport_socket or wait for mTLS support"
-            ));
-        }
         if matches!(cluster.discovery, Discovery::Eds { .. }) {
             f.warnings.push(format!(
                 "cluster {name:?}: EDS is not implemented yet; it has no endpoints (503)"

@@ -1,7 +1,9 @@
 //! `tcp_proxy`: connect to the cluster, then copy both ways with half-close and an idle timeout.
 
 use crate::Inputs;
+use crate::io::Stream;
 use crate::metrics;
+use crate::tls::Alpn;
 use outrigger_config::model::listener::{TcpProxy, TcpTarget};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub async fn proxy(
-    mut downstream: TcpStream,
+    mut downstream: Stream,
     config: &TcpProxy,
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
@@ -26,14 +28,14 @@ pub async fn proxy(
         );
         return;
     };
-    let Ok(local) = downstream.local_addr() else {
+    let Ok(local) = downstream.tcp().local_addr() else {
         return;
     };
     let own = inputs.own_addresses(local);
     let mut upstream = None;
     for attempt in 1..=config.max_connect_attempts.max(1) {
-        let address = match cluster.pick(Some(destination), &own) {
-            Ok(address) => address,
+        let picked = match cluster.pick(Some(destination), &own) {
+            Ok(picked) => picked,
             Err(e) => {
                 tracing::warn!(cluster = cluster_name, error = %e, "tcp_proxy: no upstream");
                 return;
@@ -44,12 +46,28 @@ pub async fn proxy(
             .cluster_cx
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
+        let address = picked.address;
         match tokio::time::timeout(cluster.config.connect_timeout, TcpStream::connect(address))
             .await
         {
             Ok(Ok(stream)) => {
-                upstream = Some(stream);
-                break;
+                let _ = stream.set_nodelay(true);
+                match cluster.transport(picked.transport) {
+                    None => {
+                        upstream = Some(Stream::Plain(stream));
+                        break;
+                    }
+                    Some(tls) => {
+                        // The handshake logs and counts its own failure.
+                        if let Ok(stream) = tls
+                            .connect(stream, Alpn::Configured, cluster.config.connect_timeout)
+                            .await
+                        {
+                            upstream = Some(Stream::from(stream));
+                            break;
+                        }
+                    }
+                }
             }
             Ok(Err(e)) => {
                 tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
@@ -63,8 +81,7 @@ pub async fn proxy(
             .inc();
     }
     let Some(mut upstream) = upstream else { return };
-    let _ = upstream.set_nodelay(true);
-    let _ = downstream.set_nodelay(true);
+    let _ = downstream.tcp().set_nodelay(true);
     let (sent, received) =
         copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
     inputs
@@ -99,13 +116,39 @@ fn pick_cluster(target: &TcpTarget) -> &str {
 /// Copies until both sides are done, passing each side's EOF on as a half-close. Returns (bytes sent to the
 /// downstream, bytes received from it). With `idle`, a connection quiet that long in both directions is closed.
 pub async fn copy_both_ways(
-    downstream: &mut TcpStream,
-    upstream: &mut TcpStream,
+    downstream: &mut Stream,
+    upstream: &mut Stream,
     idle: Option<Duration>,
 ) -> (u64, u64) {
+    // Plain TCP splits without a lock; TLS needs tokio's shared split.
+    match (downstream, upstream) {
+        (Stream::Plain(down), Stream::Plain(up)) => {
+            let (down_read, down_write) = down.split();
+            let (up_read, up_write) = up.split();
+            copy_halves(down_read, down_write, up_read, up_write, idle).await
+        }
+        (down, up) => {
+            let (down_read, down_write) = tokio::io::split(down);
+            let (up_read, up_write) = tokio::io::split(up);
+            copy_halves(down_read, down_write, up_read, up_write, idle).await
+        }
+    }
+}
+
+async fn copy_halves<DR, DW, UR, UW>(
+    mut down_read: DR,
+    mut down_write: DW,
+    mut up_read: UR,
+    mut up_write: UW,
+    idle: Option<Duration>,
+) -> (u64, u64)
+where
+    DR: AsyncReadExt + Unpin,
+    DW: AsyncWriteExt + Unpin,
+    UR: AsyncReadExt + Unpin,
+    UW: AsyncWriteExt + Unpin,
+{
     let activity = AtomicU64::new(0);
-    let (mut down_read, mut down_write) = downstream.split();
-    let (mut up_read, mut up_write) = upstream.split();
     let copies = async {
         tokio::join!(
             pipe(&mut down_read, &mut up_write, &activity),

@@ -3,10 +3,13 @@
 
 mod balancer;
 mod client;
+mod tls_handle;
 
 pub use balancer::Balancer;
 pub use client::{BoxError, SendError, UpstreamBody, UpstreamClient};
+pub use tls_handle::UpstreamTls;
 
+use crate::{metrics, tls};
 use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::{Discovery, Endpoint};
 use outrigger_config::model::core::Host;
@@ -21,6 +24,16 @@ pub struct Target {
     pub weight: u32,
     /// The DNS name it was resolved from (DNS clusters), for `auto_host_rewrite`.
     pub hostname: Option<String>,
+    /// Which of the cluster's transports reaches it (see `ClusterState::transport`).
+    pub transport: usize,
+}
+
+/// Where the next request or connection goes, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Picked {
+    pub address: SocketAddr,
+    /// Index into the cluster's transports: 0 is its `transport_socket`, then its `transport_socket_matches`.
+    pub transport: usize,
 }
 
 /// A cluster's live state.
@@ -29,6 +42,8 @@ pub struct ClusterState {
     targets: RwLock<Arc<Vec<Target>>>,
     balancer: Balancer,
     pub http: UpstreamClient,
+    /// `None` is plaintext. Index 0: the cluster's `transport_socket`; then one per `transport_socket_matches`.
+    transports: Vec<Option<UpstreamTls>>,
 }
 
 /// Why no endpoint could be chosen.
@@ -45,16 +60,39 @@ pub enum PickError {
 }
 
 impl ClusterState {
-    pub fn new(config: Cluster) -> Arc<Self> {
+    pub fn new(config: Cluster, tls: &tls::Contexts, counters: &metrics::TlsCounters) -> Arc<Self> {
+        let labels = metrics::cluster(&config.name);
+        let handle = |context: Option<&outrigger_config::model::tls::UpstreamTls>| {
+            context.and_then(|c| tls.client(c)).map(|context| UpstreamTls {
+                context,
+                counters: counters.clone(),
+                labels: labels.clone(),
+                cluster: config.name.clone(),
+            })
+        };
+        let transports: Vec<Option<UpstreamTls>> = std::iter::once(handle(config.tls.as_ref()))
+            .chain(
+                config
+                    .transport_socket_matches
+                    .iter()
+                    .map(|m| handle(m.tls.as_ref())),
+            )
+            .collect();
         let targets = static_targets(&config);
-        let http = UpstreamClient::new(&config);
+        let http = UpstreamClient::new(&config, &transports);
         let balancer = Balancer::new(config.lb_policy);
         Arc::new(Self {
             config,
             targets: RwLock::new(Arc::new(targets)),
             balancer,
             http,
+            transports,
         })
+    }
+
+    /// The TLS a transport uses; `None` is plaintext.
+    pub fn transport(&self, index: usize) -> Option<&UpstreamTls> {
+        self.transports.get(index).and_then(Option::as_ref)
     }
 
     pub fn targets(&self) -> Arc<Vec<Target>> {
@@ -77,7 +115,7 @@ impl ClusterState {
         &self,
         original_destination: Option<SocketAddr>,
         own_listeners: &[SocketAddr],
-    ) -> Result<SocketAddr, PickError> {
+    ) -> Result<Picked, PickError> {
         if self.config.discovery == Discovery::OriginalDst {
             let destination = original_destination.ok_or(PickError::NoOriginalDestination)?;
             if own_listeners
@@ -86,12 +124,27 @@ impl ClusterState {
             {
                 return Err(PickError::Loop(destination));
             }
-            return Ok(destination);
+            // No endpoint metadata to match: the cluster's own transport socket.
+            return Ok(Picked {
+                address: destination,
+                transport: 0,
+            });
         }
         let targets = self.targets();
-        self.balancer
+        let address = self
+            .balancer
             .pick(&targets)
-            .ok_or(PickError::NoHealthyUpstream)
+            .ok_or(PickError::NoHealthyUpstream)?;
+        let transport = if self.transports.len() > 1 {
+            targets
+                .iter()
+                .find(|t| t.address == address)
+                .map(|t| t.transport)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        Ok(Picked { address, transport })
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -124,10 +177,31 @@ fn static_targets(config: &Cluster) -> Vec<Target> {
                 hostname: None,
                 address: SocketAddr::new(ip, e.port),
                 weight: e.weight.max(1),
+                transport: transport_index(config, e),
             }),
             Host::Name(_) => None,
         })
         .collect()
+}
+
+/// Envoy's rule: the first `transport_socket_matches` entry whose `match` is contained in the endpoint's
+/// `envoy.transport_socket_match` metadata wins (an empty `match` takes every endpoint); else the cluster's
+/// `transport_socket`.
+fn transport_index(config: &Cluster, endpoint: &Endpoint) -> usize {
+    let metadata = endpoint
+        .metadata
+        .get("envoy.transport_socket_match")
+        .and_then(|m| m.as_object());
+    config
+        .transport_socket_matches
+        .iter()
+        .position(|m| {
+            m.criteria
+                .iter()
+                .all(|(key, value)| metadata.and_then(|md| md.get(key)) == Some(value))
+        })
+        .map(|i| i + 1)
+        .unwrap_or(0)
 }
 
 /// Every cluster by name.
@@ -137,10 +211,10 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    pub fn new(clusters: &[Cluster]) -> Self {
+    pub fn new(clusters: &[Cluster], tls: &tls::Contexts, counters: &metrics::TlsCounters) -> Self {
         let by_name = clusters
             .iter()
-            .map(|c| (c.name.clone(), ClusterState::new(c.clone())))
+            .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, counters)))
             .collect();
         Self {
             by_name: Arc::new(by_name),
@@ -191,10 +265,12 @@ async fn resolve(cluster: &ClusterState) {
             Host::Name(name) => Some(name.clone()),
             Host::Ip(_) => None,
         };
+        let transport = transport_index(&cluster.config, endpoint);
         targets.extend(addresses.into_iter().take(take).map(|address| Target {
             hostname: hostname.clone(),
             address,
             weight: endpoint.weight.max(1),
+            transport,
         }));
     }
     if targets.is_empty() {

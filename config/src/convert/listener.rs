@@ -15,6 +15,7 @@ use std::time::Duration;
 const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const RBAC: &str = "envoy.extensions.filters.network.rbac.v3.RBAC";
 
 pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
     let address = ip_address(&l.address, &at.field("address"), out)?;
@@ -127,8 +128,18 @@ fn filter_chain(c: &pb::FilterChain, at: &Path, out: &mut Out) -> Option<FilterC
     for (i, f) in c.filters.iter().enumerate() {
         let at = at_filters.index(i);
         let filter = network_filter(f, &at, out)?;
-        // Both filters we implement are terminal: each must be the last of its chain.
-        if i + 1 < c.filters.len() {
+        // Connection managers and TCP proxies are terminal: each must be the last of its chain; RBAC must not.
+        let terminal = !matches!(filter, NetworkFilter::Rbac(_));
+        if !terminal && i + 1 == c.filters.len() {
+            out.error(
+                &at,
+                format!(
+                    "{} is not a terminal filter: a chain must end with http_connection_manager or tcp_proxy",
+                    f.name
+                ),
+            );
+        }
+        if terminal && i + 1 < c.filters.len() {
             out.error(
                 &at,
                 format!(
@@ -196,30 +207,31 @@ fn cidrs(ranges: &[core::CidrRange], at: &Path, out: &mut Out) -> Vec<Cidr> {
     ranges
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| {
-            let at = at.index(i);
-            let Ok(address) = r.address_prefix.parse::<IpAddr>() else {
-                out.error(
-                    &at.field("address_prefix"),
-                    format!("malformed IP address {:?}", r.address_prefix),
-                );
-                return None;
-            };
-            let max = if address.is_ipv4() { 32 } else { 128 };
-            let prefix_len = r.prefix_len.as_ref().map(|p| p.value).unwrap_or(0);
-            if prefix_len > max {
-                out.error(
-                    &at.field("prefix_len"),
-                    format!("must be at most {max} for {address}"),
-                );
-                return None;
-            }
-            Some(Cidr {
-                address,
-                prefix_len: prefix_len as u8,
-            })
-        })
+        .filter_map(|(i, r)| cidr(r, &at.index(i), out))
         .collect()
+}
+
+pub(crate) fn cidr(r: &core::CidrRange, at: &Path, out: &mut Out) -> Option<Cidr> {
+    let Ok(address) = r.address_prefix.parse::<IpAddr>() else {
+        out.error(
+            &at.field("address_prefix"),
+            format!("malformed IP address {:?}", r.address_prefix),
+        );
+        return None;
+    };
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix_len = r.prefix_len.as_ref().map(|p| p.value).unwrap_or(0);
+    if prefix_len > max {
+        out.error(
+            &at.field("prefix_len"),
+            format!("must be at most {max} for {address}"),
+        );
+        return None;
+    }
+    Some(Cidr {
+        address,
+        prefix_len: prefix_len as u8,
+    })
 }
 
 fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFilter> {
@@ -240,12 +252,14 @@ fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFil
         }
         TCP_PROXY => tcp_proxy(&decode_any(any, &at_config, out)?, &at_config, out)
             .map(NetworkFilter::TcpProxy),
+        RBAC => super::rbac::network(&decode_any(any, &at_config, out)?, &at_config, out)
+            .map(NetworkFilter::Rbac),
         other => {
             out.error(
                 &at_config,
                 format!(
                     "network filter {other} is not supported; supported: envoy.filters.network.http_connection_manager, \
-                     envoy.filters.network.tcp_proxy"
+                     envoy.filters.network.tcp_proxy, envoy.filters.network.rbac"
                 ),
             );
             None

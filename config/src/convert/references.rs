@@ -130,5 +130,6 @@ fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usiz
                 }
             }
         }
+        NetworkFilter::Rbac(_) => {}
     }
 }

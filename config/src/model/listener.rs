@@ -119,6 +119,8 @@ pub enum NetworkFilter {
     /// Shared: every connection the chain serves holds it.
     HttpConnectionManager(std::sync::Arc<HttpConnectionManager>),
     TcpProxy(TcpProxy),
+    /// Runs before the terminal filter.
+    Rbac(super::rbac::Rbac),
 }
 
 /// `envoy.filters.network.tcp_proxy`.

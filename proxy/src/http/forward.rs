@@ -165,7 +165,7 @@ impl Attempt<'_> {
         let endpoint = cluster
             .pick(Some(connection.destination), &connection.own_addresses)
             .map_err(Failure::NoUpstream)?;
-        let _active = cluster.balancer().start(endpoint);
+        let _active = cluster.balancer().start(endpoint.address);
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = path
@@ -173,7 +173,7 @@ impl Attempt<'_> {
             .map_err(|e| Failure::Reset(format!("bad path {path:?}: {e}")))?;
         *request.headers_mut() = parts.headers.clone();
         if auto_host
-            && let Some(name) = cluster.hostname_of(endpoint)
+            && let Some(name) = cluster.hostname_of(endpoint.address)
             && let Ok(host) = HeaderValue::from_str(&name)
         {
             request.headers_mut().insert(http::header::HOST, host);

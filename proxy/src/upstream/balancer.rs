@@ -139,6 +139,7 @@ mod tests {
                 address: format!("198.18.0.{}:80", i + 1).parse().unwrap(),
                 weight: *w,
                 hostname: None,
+                transport: 0,
             })
             .collect()
     }

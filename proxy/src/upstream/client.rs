@@ -1,6 +1,8 @@
 //! Sending requests to a cluster's endpoints. HTTP/1.1 goes through hyper's pooled client (the request's
 //! `Host` header carries the authority); h2 keeps one multiplexed connection per endpoint, so the `:authority`
-//! the upstream sees is the request's, not the endpoint address.
+//! the upstream sees is the request's, not the endpoint address. Each transport (plaintext, or one TLS context
+//! with the peer identity it verifies) has its own pools: a connection verified for one identity never serves
+//! a request meant for another.
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -13,9 +15,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::UpstreamProtocol;
 use outrigger_config::model::http::Http2Options;
+use super::{Picked, UpstreamTls};
+use crate::io::Stream;
+use crate::tls::Alpn;
+use hyper_util::client::legacy::connect::Connection;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,26 +43,47 @@ pub struct UpstreamClient {
     protocol: UpstreamProtocol,
     connect_timeout: Duration,
     http2_options: Http2Options,
-    http1: Client<HttpConnector, UpstreamBody>,
+    /// By transport index (see `ClusterState::transport`).
+    transports: Vec<Transport>,
+}
+
+/// The pools of one transport.
+struct Transport {
+    tls: Option<UpstreamTls>,
+    http1: Client<Connector, UpstreamBody>,
     http2: Mutex<HashMap<SocketAddr, SendRequest<UpstreamBody>>>,
 }
 
 impl UpstreamClient {
-    pub fn new(cluster: &Cluster) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cluster.connect_timeout));
-        connector.set_nodelay(true);
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cluster.idle_timeout)
-            .build(connector);
+    pub fn new(cluster: &Cluster, transports: &[Option<UpstreamTls>]) -> Self {
+        let transports = transports
+            .iter()
+            .map(|tls| {
+                let mut tcp = HttpConnector::new();
+                tcp.set_connect_timeout(Some(cluster.connect_timeout));
+                tcp.set_nodelay(true);
+                let connector = Connector {
+                    tcp,
+                    tls: tls.clone(),
+                    timeout: cluster.connect_timeout,
+                };
+                let http1 = Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(cluster.idle_timeout)
+                    .build(connector);
+                Transport {
+                    tls: tls.clone(),
+                    http1,
+                    http2: Mutex::default(),
+                }
+            })
+            .collect();
         Self {
             protocol: cluster.protocol,
             connect_timeout: cluster.connect_timeout,
             http2_options: cluster.http2,
-            http1,
-            http2: Mutex::default(),
+            transports,
         }
     }
 
@@ -61,10 +91,17 @@ impl UpstreamClient {
     /// request that arrived over `downstream`.
     pub async fn send(
         &self,
-        endpoint: SocketAddr,
+        picked: Picked,
         mut request: Request<UpstreamBody>,
         downstream: http::Version,
     ) -> Result<Response<Incoming>, SendError> {
+        let endpoint = picked.address;
+        let Some(transport) = self.transports.get(picked.transport) else {
+            return Err(SendError::Connect(format!(
+                "no transport {} for {endpoint}",
+                picked.transport
+            )));
+        };
         let path = request
             .uri()
             .path_and_query()
@@ -73,7 +110,8 @@ impl UpstreamClient {
         let h2 = match self.protocol {
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::UseDownstream => downstream == http::Version::HTTP_2,
-            // Without TLS there is no ALPN to negotiate h2, so AUTO speaks HTTP/1.1 in plaintext.
+            // AUTO speaks HTTP/1.1: in plaintext there is no ALPN to negotiate h2, and over TLS it offers
+            // `http/1.1` (documented difference: Envoy would offer both and follow the server's choice).
             UpstreamProtocol::Http1 | UpstreamProtocol::Auto => false,
         };
         if h2 {
@@ -84,11 +122,11 @@ impl UpstreamClient {
                 .unwrap_or_else(|| endpoint.to_string());
             *request.uri_mut() = uri(&authority, &path)?;
             *request.version_mut() = http::Version::HTTP_2;
-            self.send_h2(endpoint, request).await
+            self.send_h2(transport, endpoint, request).await
         } else {
             *request.uri_mut() = uri(&endpoint.to_string(), &path)?;
             *request.version_mut() = http::Version::HTTP_11;
-            self.http1.request(request).await.map_err(|e| {
+            transport.http1.request(request).await.map_err(|e| {
                 if e.is_connect() {
                     SendError::Connect(error_chain(&e))
                 } else {
@@ -100,10 +138,11 @@ impl UpstreamClient {
 
     async fn send_h2(
         &self,
+        transport: &Transport,
         endpoint: SocketAddr,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let pooled = self
+        let pooled = transport
             .http2
             .lock()
             .ok()
@@ -111,8 +150,8 @@ impl UpstreamClient {
         let mut sender = match pooled {
             Some(sender) if !sender.is_closed() => sender,
             _ => {
-                let sender = self.connect_h2(endpoint).await?;
-                if let Ok(mut pool) = self.http2.lock() {
+                let sender = self.connect_h2(transport, endpoint).await?;
+                if let Ok(mut pool) = transport.http2.lock() {
                     pool.insert(endpoint, sender.clone());
                 }
                 sender
@@ -130,6 +169,7 @@ impl UpstreamClient {
 
     async fn connect_h2(
         &self,
+        transport: &Transport,
         endpoint: SocketAddr,
     ) -> Result<SendRequest<UpstreamBody>, SendError> {
         let stream = tokio::time::timeout(
@@ -140,6 +180,14 @@ impl UpstreamClient {
         .map_err(|_| SendError::Connect(format!("connecting to {endpoint} timed out")))?
         .map_err(|e| SendError::Connect(format!("connecting to {endpoint}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        let stream = match &transport.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => Stream::from(
+                tls.connect(stream, Alpn::Http2, self.connect_timeout)
+                    .await
+                    .map_err(|e| SendError::Connect(e.to_string()))?,
+            ),
+        };
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .initial_stream_window_size(self.http2_options.initial_stream_window_size)
@@ -155,6 +203,94 @@ impl UpstreamClient {
             }
         });
         Ok(sender)
+    }
+}
+
+/// Opens HTTP/1.1 connections for hyper's pool: TCP, then TLS when the transport has it.
+#[derive(Clone)]
+struct Connector {
+    tcp: HttpConnector,
+    tls: Option<UpstreamTls>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Connected;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connected, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.tcp.call(uri);
+        let tls = self.tls.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let tcp = connecting.await?.into_inner();
+            let stream = match tls {
+                None => Stream::Plain(tcp),
+                Some(tls) => Stream::from(tls.connect(tcp, Alpn::Http1, timeout).await?),
+            };
+            Ok(Connected {
+                io: TokioIo::new(stream),
+            })
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A pooled HTTP/1.1 connection, plaintext or TLS.
+    struct Connected {
+        #[pin]
+        io: TokioIo<Stream>,
+    }
+}
+
+impl Connection for Connected {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Connected {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Connected {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
     }
 }
 

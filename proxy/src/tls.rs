@@ -1,0 +1,153 @@
+//! TLS on both sides of the proxy (rustls): contexts from the configuration, kept current as their files
+//! rotate; handshakes; peer identities; and why a handshake failed.
+
+mod context;
+pub mod identity;
+mod source;
+pub mod verify;
+
+pub use context::{Alpn, ClientTls, ServerState, ServerTls, Watched};
+pub use identity::Identity;
+
+use outrigger_config::Snapshot;
+use outrigger_config::model::tls::{DownstreamTls, UpstreamTls};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How often certificate files are reread.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every TLS context of a snapshot, each built once however many chains or clusters share it.
+#[derive(Default)]
+pub struct Contexts {
+    servers: Vec<Arc<ServerTls>>,
+    clients: Vec<Arc<ClientTls>>,
+}
+
+impl Contexts {
+    /// Reads every certificate, key and trust bundle now, so a wrong path fails at startup, naming its place.
+    pub fn new(snapshot: &Snapshot) -> Result<Self, String> {
+        let mut contexts = Contexts::default();
+        for listener in &snapshot.listeners {
+            let chains = listener
+                .filter_chains
+                .iter()
+                .chain(listener.default_filter_chain.iter());
+            for chain in chains {
+                let Some(tls) = &chain.tls else { continue };
+                if contexts.server(tls).is_none() {
+                    let context = ServerTls::new(tls).map_err(|e| {
+                        format!(
+                            "listener {:?}, filter chain {:?}, transport_socket: {e}",
+                            listener.name, chain.name
+                        )
+                    })?;
+                    contexts.servers.push(Arc::new(context));
+                }
+            }
+        }
+        for cluster in &snapshot.clusters {
+            let configs = cluster.tls.iter().map(|t| (t, "transport_socket".to_string()));
+            let matches = cluster
+                .transport_socket_matches
+                .iter()
+                .filter_map(|m| m.tls.as_ref().map(|t| (t, format!("transport_socket_matches {:?}", m.name))));
+            for (tls, place) in configs.chain(matches) {
+                if contexts.client(tls).is_none() {
+                    let context = ClientTls::new(tls)
+                        .map_err(|e| format!("cluster {:?}, {place}: {e}", cluster.name))?;
+                    contexts.clients.push(Arc::new(context));
+                }
+            }
+        }
+        Ok(contexts)
+    }
+
+    pub fn server(&self, config: &DownstreamTls) -> Option<Arc<ServerTls>> {
+        self.servers.iter().find(|s| s.config == *config).cloned()
+    }
+
+    pub fn client(&self, config: &UpstreamTls) -> Option<Arc<ClientTls>> {
+        self.clients.iter().find(|c| c.config == *config).cloned()
+    }
+
+    /// Rereads certificate files every `interval`, for as long as the runtime runs.
+    pub fn watch(&self, interval: Duration) {
+        let watched: Vec<Arc<dyn Watched>> = self
+            .servers
+            .iter()
+            .map(|s| s.clone() as Arc<dyn Watched>)
+            .chain(self.clients.iter().map(|c| c.clone() as Arc<dyn Watched>))
+            .filter(|w| w.watches_files())
+            .collect();
+        if watched.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for context in &watched {
+                    // File reads are small and rare; a blocking read here costs less than a thread hop.
+                    context.reload();
+                }
+            }
+        });
+    }
+}
+
+/// What a terminated TLS connection tells about its two ends.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    /// The client's certificate, when it presented one.
+    pub peer: Option<Arc<Identity>>,
+    /// This side's SPIFFE ID (URI SAN), when its certificate has one.
+    pub local_uri: Option<String>,
+}
+
+/// Terminates TLS on an accepted connection.
+pub async fn accept(
+    context: &ServerTls,
+    stream: TcpStream,
+    timeout: Duration,
+) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, Session)> {
+    let state = context.current();
+    let acceptor = tokio_rustls::TlsAcceptor::from(state.config.clone());
+    let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(Identity::from_chain)
+        .map(Arc::new);
+    Ok((
+        stream,
+        Session {
+            peer,
+            local_uri: state.local_uri.clone(),
+        },
+    ))
+}
+
+/// Starts TLS on a connection to an upstream.
+pub async fn connect(
+    context: &ClientTls,
+    alpn: Alpn,
+    stream: TcpStream,
+    timeout: Duration,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let Ok(address) = stream.peer_addr() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the upstream connection closed before the TLS handshake",
+        ));
+    };
+    let connector = tokio_rustls::TlsConnector::from(context.current(alpn));
+    tokio::time::timeout(timeout, connector.connect(context.server_name(address), stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}

@@ -1,0 +1,343 @@
+//! TLS contexts built from the configuration, and rebuilt when their files change: a rotated certificate serves
+//! the next handshake, while connections already established keep the session they negotiated.
+
+use super::identity::Identity;
+use super::source;
+use super::verify::{DownstreamVerifier, UpstreamVerifier};
+use outrigger_config::model::core::DataSource;
+use outrigger_config::model::tls::{CommonTls, DownstreamTls, TlsVersion, UpstreamTls};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The files (or inline values) one context is made of, read once.
+struct Material {
+    chain: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    roots: Option<Arc<RootCertStore>>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The sources of a context, in a fixed order: certificate chain, private key, trusted CA.
+fn sources(common: &CommonTls) -> Vec<DataSource> {
+    let mut list = Vec::new();
+    if let Some(first) = common.certificates.first() {
+        list.push(first.certificate_chain.clone());
+        list.push(first.private_key.clone());
+    }
+    if let Some(ca) = common.validation.as_ref().and_then(|v| v.trusted_ca.clone()) {
+        list.push(ca);
+    }
+    list
+}
+
+fn material(common: &CommonTls, bytes: &[Vec<u8>]) -> Result<Material, String> {
+    let mut next = bytes.iter();
+    let mut take = || next.next().map(Vec::as_slice).unwrap_or_default();
+    let chain = match common.certificates.first() {
+        Some(first) => {
+            let chain = source::certificates(take(), &source::describe(&first.certificate_chain))?;
+            let key = source::private_key(take(), &source::describe(&first.private_key))?;
+            // A certificate and key that do not belong together (say, half-way through a rotation) must not be
+            // served: the handshake would fail for every peer.
+            let certified = rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider())
+                .map_err(|e| {
+                    format!(
+                        "{} and {} do not form a usable certificate and key: {e}",
+                        source::describe(&first.certificate_chain),
+                        source::describe(&first.private_key)
+                    )
+                })?;
+            drop(certified);
+            Some((chain, key))
+        }
+        None => None,
+    };
+    let roots = match common.validation.as_ref().and_then(|v| v.trusted_ca.as_ref()) {
+        Some(ca) => Some(Arc::new(source::roots(take(), &source::describe(ca))?)),
+        None => None,
+    };
+    Ok(Material { chain, roots })
+}
+
+fn versions(common: &CommonTls) -> Vec<&'static SupportedProtocolVersion> {
+    let mut list = Vec::new();
+    if common.min_version <= TlsVersion::V1_3 && common.max_version >= TlsVersion::V1_3 {
+        list.push(&rustls::version::TLS13);
+    }
+    if common.min_version <= TlsVersion::V1_2 && common.max_version >= TlsVersion::V1_2 {
+        list.push(&rustls::version::TLS12);
+    }
+    list
+}
+
+fn alpn(protocols: &[String]) -> Vec<Vec<u8>> {
+    protocols.iter().map(|p| p.as_bytes().to_vec()).collect()
+}
+
+/// A server-side context (a filter chain's `DownstreamTlsContext`).
+pub struct ServerTls {
+    pub config: DownstreamTls,
+    current: Reloadable<ServerState>,
+}
+
+/// What a handshake uses, and what it tells about this side.
+pub struct ServerState {
+    pub config: Arc<ServerConfig>,
+    /// The URI SAN of the certificate served (`By` in `x-forwarded-client-cert`).
+    pub local_uri: Option<String>,
+}
+
+impl ServerTls {
+    pub fn new(config: &DownstreamTls) -> Result<Self, String> {
+        let ctx = config.clone();
+        let build = move |bytes: &[Vec<u8>]| server_config(&ctx, bytes);
+        Ok(Self {
+            config: config.clone(),
+            current: Reloadable::new(sources(&config.common), Box::new(build))?,
+        })
+    }
+
+    /// The configuration for the next handshake.
+    pub fn current(&self) -> Arc<ServerState> {
+        self.current.get()
+    }
+}
+
+fn server_config(ctx: &DownstreamTls, bytes: &[Vec<u8>]) -> Result<ServerState, String> {
+    let material = material(&ctx.common, bytes)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&versions(&ctx.common))
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = match (&ctx.common.validation, &material.roots) {
+        (Some(validation), Some(roots)) => {
+            let mut chain = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider());
+            if !ctx.require_client_certificate {
+                chain = chain.allow_unauthenticated();
+            }
+            let chain = chain
+                .build()
+                .map_err(|e| format!("trusted_ca cannot verify client certificates: {e}"))?;
+            builder.with_client_cert_verifier(Arc::new(DownstreamVerifier {
+                chain,
+                sans: validation.match_typed_subject_alt_names.clone(),
+            }))
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let (chain, key) = material
+        .chain
+        .ok_or("a server-side TLS context needs a certificate")?;
+    let local_uri = Identity::from_chain(&chain).and_then(|i| i.uris.first().cloned());
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate: {e}"))?;
+    config.alpn_protocols = alpn(&ctx.common.alpn_protocols);
+    Ok(ServerState {
+        config: Arc::new(config),
+        local_uri,
+    })
+}
+
+/// Which application protocol an upstream connection will speak, when the context leaves ALPN to us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Alpn {
+    /// The configured `alpn_protocols` (maybe none): TCP proxying.
+    Configured,
+    Http1,
+    Http2,
+}
+
+/// Client-side configurations of one `UpstreamTlsContext`, by ALPN.
+struct ClientConfigs {
+    configured: Arc<ClientConfig>,
+    http1: Arc<ClientConfig>,
+    http2: Arc<ClientConfig>,
+}
+
+/// A client-side context (a cluster's `UpstreamTlsContext`).
+pub struct ClientTls {
+    pub config: UpstreamTls,
+    current: Reloadable<ClientConfigs>,
+}
+
+impl ClientTls {
+    pub fn new(config: &UpstreamTls) -> Result<Self, String> {
+        let ctx = config.clone();
+        let build = move |bytes: &[Vec<u8>]| client_configs(&ctx, bytes);
+        Ok(Self {
+            config: config.clone(),
+            current: Reloadable::new(sources(&config.common), Box::new(build))?,
+        })
+    }
+
+    /// The configuration for the next handshake. HTTP offers `h2` or `http/1.1` by ALPN when the context
+    /// configures no protocols, as Envoy does.
+    pub fn current(&self, alpn: Alpn) -> Arc<ClientConfig> {
+        let configs = self.current.get();
+        match alpn {
+            Alpn::Configured => configs.configured.clone(),
+            Alpn::Http1 => configs.http1.clone(),
+            Alpn::Http2 => configs.http2.clone(),
+        }
+    }
+
+    /// The name to put in the ClientHello. Without `sni`, none is sent (rustls does not send an IP address).
+    pub fn server_name(&self, address: std::net::SocketAddr) -> ServerName<'static> {
+        self.config
+            .sni
+            .as_ref()
+            .and_then(|sni| ServerName::try_from(sni.clone()).ok())
+            .unwrap_or_else(|| ServerName::IpAddress(address.ip().into()))
+    }
+}
+
+fn client_configs(ctx: &UpstreamTls, bytes: &[Vec<u8>]) -> Result<ClientConfigs, String> {
+    let material = material(&ctx.common, bytes)?;
+    let provider = provider();
+    let verifier = Arc::new(UpstreamVerifier {
+        roots: material.roots.clone(),
+        sans: ctx
+            .common
+            .validation
+            .as_ref()
+            .map(|v| v.match_typed_subject_alt_names.clone())
+            .unwrap_or_default(),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let build = |protocols: Vec<Vec<u8>>| -> Result<Arc<ClientConfig>, String> {
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions(&ctx.common))
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone());
+        let mut config = match &material.chain {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| format!("client certificate: {e}"))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = protocols;
+        // Envoy sends no SNI unless `sni` is set.
+        config.enable_sni = ctx.sni.is_some();
+        Ok(Arc::new(config))
+    };
+    let configured = alpn(&ctx.common.alpn_protocols);
+    let or = |default: &str| {
+        if configured.is_empty() {
+            vec![default.as_bytes().to_vec()]
+        } else {
+            configured.clone()
+        }
+    };
+    Ok(ClientConfigs {
+        configured: build(configured.clone())?,
+        http1: build(or("http/1.1"))?,
+        http2: build(or("h2"))?,
+    })
+}
+
+/// The bytes the current value was built from, and the last bytes that failed to build.
+type Seen = (Vec<Vec<u8>>, Option<Vec<Vec<u8>>>);
+
+type Build<T> = Box<dyn Fn(&[Vec<u8>]) -> Result<T, String> + Send + Sync>;
+
+/// A value built from some sources, rebuilt by `reload` when their bytes change. A rebuild that fails (a
+/// certificate written before its key, a truncated file) keeps the previous value and says why, once.
+pub struct Reloadable<T> {
+    sources: Vec<DataSource>,
+    build: Build<T>,
+    current: RwLock<Arc<T>>,
+    seen: Mutex<Seen>,
+}
+
+impl<T> Reloadable<T> {
+    fn new(sources: Vec<DataSource>, build: Build<T>) -> Result<Self, String> {
+        let bytes = read_all(&sources)?;
+        let value = build(&bytes)?;
+        Ok(Self {
+            sources,
+            build,
+            current: RwLock::new(Arc::new(value)),
+            seen: Mutex::new((bytes, None)),
+        })
+    }
+
+    fn get(&self) -> Arc<T> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// True when any source is a file (inline values and environment variables do not change).
+    fn watches_files(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|s| matches!(s, DataSource::Filename(_)))
+    }
+
+    /// Rereads the sources; rebuilds when they changed. Returns true when a new value took over.
+    fn reload(&self, what: &str) -> bool {
+        let Ok(bytes) = read_all(&self.sources) else {
+            // A file missing for a moment during a rotation: try again on the next tick.
+            return false;
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        if seen.0 == bytes || seen.1.as_ref() == Some(&bytes) {
+            return false;
+        }
+        match (self.build)(&bytes) {
+            Ok(value) => {
+                match self.current.write() {
+                    Ok(mut current) => *current = Arc::new(value),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(value),
+                }
+                *seen = (bytes, None);
+                tracing::info!("{what}: certificates reloaded; new handshakes use them");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{what}: changed certificate files are not usable yet, so the previous ones stay in use: {e}"
+                );
+                seen.1 = Some(bytes);
+                false
+            }
+        }
+    }
+}
+
+fn read_all(sources: &[DataSource]) -> Result<Vec<Vec<u8>>, String> {
+    sources.iter().map(source::read).collect()
+}
+
+/// Something that can reread its files.
+pub trait Watched: Send + Sync {
+    fn reload(&self) -> bool;
+    fn watches_files(&self) -> bool;
+}
+
+impl Watched for ServerTls {
+    fn reload(&self) -> bool {
+        self.current.reload("server TLS context")
+    }
+    fn watches_files(&self) -> bool {
+        self.current.watches_files()
+    }
+}
+
+impl Watched for ClientTls {
+    fn reload(&self) -> bool {
+        self.current.reload("upstream TLS context")
+    }
+    fn watches_files(&self) -> bool {
+        self.current.watches_files()
+    }
+}

@@ -1,0 +1,58 @@
+//! Starting TLS to one cluster's endpoints, counting and logging every handshake.
+
+use crate::metrics::{Labels, TlsCounters};
+use crate::tls::{self, Alpn, ClientTls};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// A cluster's TLS context, with what its handshakes are counted under.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub context: Arc<ClientTls>,
+    pub counters: TlsCounters,
+    pub labels: Labels,
+    pub cluster: String,
+}
+
+/// A handshake that failed, with its metric label.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS handshake with {address} failed ({reason}): {error}")]
+pub struct HandshakeError {
+    pub address: SocketAddr,
+    pub reason: &'static str,
+    pub error: std::io::Error,
+}
+
+impl UpstreamTls {
+    pub async fn connect(
+        &self,
+        stream: TcpStream,
+        alpn: Alpn,
+        timeout: Duration,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, HandshakeError> {
+        let address = stream
+            .peer_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        match tls::connect(&self.context, alpn, stream, timeout).await {
+            Ok(stream) => {
+                self.counters.handshakes.get_or_create(&self.labels).inc();
+                Ok(stream)
+            }
+            Err(error) => {
+                let reason = tls::verify::failure_reason(&error);
+                self.counters.failure(&self.labels, reason);
+                tracing::warn!(
+                    cluster = %self.cluster, upstream = %address, reason, error = %error,
+                    "upstream TLS handshake failed"
+                );
+                Err(HandshakeError {
+                    address,
+                    reason,
+                    error,
+                })
+            }
+        }
+    }
+}
