@@ -128,8 +128,11 @@ fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    use std::io::IsTerminal;
+    // Colours only on a terminal: a log file or a collector gets plain text.
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     tracing_subscriber::registry()
         .with(filter)

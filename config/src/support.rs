@@ -406,7 +406,10 @@ pub const MESSAGES: &[MessageSupport] = &[
         "any and_ids or_ids not_id authenticated direct_remote_ip remote_ip",
     ),
     msg("envoy.config.rbac.v3.Principal.Set", "ids"),
-    msg("envoy.config.rbac.v3.Principal.Authenticated", "principal_name"),
+    msg(
+        "envoy.config.rbac.v3.Principal.Authenticated",
+        "principal_name",
+    ),
     msg("envoy.type.v3.Int32Range", "start end"),
     // TLS.
     msg(

@@ -121,11 +121,8 @@ impl Proxy {
             .collect();
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
         let metrics = metrics::Metrics::new();
-        let clusters = upstream::Clusters::new(
-            &snapshot.clusters,
-            &tls,
-            &metrics.upstream_tls_counters(),
-        );
+        let clusters =
+            upstream::Clusters::new(&snapshot.clusters, &tls, &metrics.upstream_counters());
         tls.watch(tls::RELOAD_INTERVAL);
         let inputs = Arc::new(Inputs {
             snapshot: snapshot.clone(),

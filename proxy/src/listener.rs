@@ -162,7 +162,11 @@ async fn serve_connection(
             };
             match tls::accept(&context, stream, TLS_HANDSHAKE_TIMEOUT).await {
                 Ok((stream, session)) => {
-                    inputs.metrics.listener_ssl_handshake.get_or_create(labels).inc();
+                    inputs
+                        .metrics
+                        .listener_ssl_handshake
+                        .get_or_create(labels)
+                        .inc();
                     (Stream::from(stream), Some(session))
                 }
                 Err(e) => {
@@ -191,7 +195,11 @@ async fn serve_connection(
                 let rbac_labels = metrics::rbac(&config.stat_prefix);
                 match rbac::decide(config, &subject) {
                     rbac::Decision::Allowed(_) => {
-                        inputs.metrics.rbac_allowed.get_or_create(&rbac_labels).inc();
+                        inputs
+                            .metrics
+                            .rbac_allowed
+                            .get_or_create(&rbac_labels)
+                            .inc();
                     }
                     rbac::Decision::Denied(policy) => {
                         inputs.metrics.rbac_denied.get_or_create(&rbac_labels).inc();

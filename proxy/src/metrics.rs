@@ -153,12 +153,13 @@ impl Metrics {
 
     /// Counts a failed handshake; `labels` name the listener or the cluster.
     pub fn tls_failure(&self, labels: &Labels, reason: &'static str) {
-        self.upstream_tls_counters().failure(labels, reason);
+        self.upstream_counters().failure(labels, reason);
     }
 
-    /// The counters upstream handshakes update (they happen where `Metrics` is not at hand).
-    pub fn upstream_tls_counters(&self) -> TlsCounters {
-        TlsCounters {
+    /// The counters upstream connections update (they are made where `Metrics` is not at hand).
+    pub fn upstream_counters(&self) -> UpstreamCounters {
+        UpstreamCounters {
+            connections: self.cluster_cx.clone(),
             handshakes: self.cluster_ssl_handshake.clone(),
             failures: self.tls_handshake_failure.clone(),
         }
@@ -174,14 +175,15 @@ impl Metrics {
     }
 }
 
-/// Handshake counters, shared (a `Family` is a handle to its series).
+/// Upstream connection and handshake counters, shared (a `Family` is a handle to its series).
 #[derive(Clone, Default)]
-pub struct TlsCounters {
+pub struct UpstreamCounters {
+    pub connections: Family<Labels, Counter>,
     pub handshakes: Family<Labels, Counter>,
     pub failures: Family<Labels, Counter>,
 }
 
-impl TlsCounters {
+impl UpstreamCounters {
     pub fn failure(&self, labels: &Labels, reason: &'static str) {
         let mut labels = labels.clone();
         labels.push(("reason", reason.to_string()));

@@ -48,11 +48,15 @@ impl Contexts {
             }
         }
         for cluster in &snapshot.clusters {
-            let configs = cluster.tls.iter().map(|t| (t, "transport_socket".to_string()));
-            let matches = cluster
-                .transport_socket_matches
+            let configs = cluster
+                .tls
                 .iter()
-                .filter_map(|m| m.tls.as_ref().map(|t| (t, format!("transport_socket_matches {:?}", m.name))));
+                .map(|t| (t, "transport_socket".to_string()));
+            let matches = cluster.transport_socket_matches.iter().filter_map(|m| {
+                m.tls
+                    .as_ref()
+                    .map(|t| (t, format!("transport_socket_matches {:?}", m.name)))
+            });
             for (tls, place) in configs.chain(matches) {
                 if contexts.client(tls).is_none() {
                     let context = ClientTls::new(tls)
@@ -117,7 +121,9 @@ pub async fn accept(
     let acceptor = tokio_rustls::TlsAcceptor::from(state.config.clone());
     let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+        })??;
     let peer = stream
         .get_ref()
         .1
@@ -147,7 +153,10 @@ pub async fn connect(
         ));
     };
     let connector = tokio_rustls::TlsConnector::from(context.current(alpn));
-    tokio::time::timeout(timeout, connector.connect(context.server_name(address), stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+    tokio::time::timeout(
+        timeout,
+        connector.connect(context.server_name(address), stream),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
 }

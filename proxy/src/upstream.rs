@@ -60,15 +60,21 @@ pub enum PickError {
 }
 
 impl ClusterState {
-    pub fn new(config: Cluster, tls: &tls::Contexts, counters: &metrics::TlsCounters) -> Arc<Self> {
+    pub fn new(
+        config: Cluster,
+        tls: &tls::Contexts,
+        counters: &metrics::UpstreamCounters,
+    ) -> Arc<Self> {
         let labels = metrics::cluster(&config.name);
         let handle = |context: Option<&outrigger_config::model::tls::UpstreamTls>| {
-            context.and_then(|c| tls.client(c)).map(|context| UpstreamTls {
-                context,
-                counters: counters.clone(),
-                labels: labels.clone(),
-                cluster: config.name.clone(),
-            })
+            context
+                .and_then(|c| tls.client(c))
+                .map(|context| UpstreamTls {
+                    context,
+                    counters: counters.clone(),
+                    labels: labels.clone(),
+                    cluster: config.name.clone(),
+                })
         };
         let transports: Vec<Option<UpstreamTls>> = std::iter::once(handle(config.tls.as_ref()))
             .chain(
@@ -79,7 +85,8 @@ impl ClusterState {
             )
             .collect();
         let targets = static_targets(&config);
-        let http = UpstreamClient::new(&config, &transports);
+        let connections = counters.connections.get_or_create(&labels).clone();
+        let http = UpstreamClient::new(&config, &transports, connections);
         let balancer = Balancer::new(config.lb_policy);
         Arc::new(Self {
             config,
@@ -211,7 +218,11 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    pub fn new(clusters: &[Cluster], tls: &tls::Contexts, counters: &metrics::TlsCounters) -> Self {
+    pub fn new(
+        clusters: &[Cluster],
+        tls: &tls::Contexts,
+        counters: &metrics::UpstreamCounters,
+    ) -> Self {
         let by_name = clusters
             .iter()
             .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, counters)))

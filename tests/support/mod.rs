@@ -6,7 +6,9 @@ pub mod backend;
 pub mod client;
 pub mod envoy;
 pub mod netns;
+pub mod pki;
 pub mod proxy;
+pub mod sidecar;
 pub mod tcp;
 
 use std::path::{Path, PathBuf};

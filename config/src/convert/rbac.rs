@@ -47,10 +47,13 @@ fn rules(r: &pb::Rbac, at: &Path, out: &mut Out) -> Option<RbacRules> {
             .enumerate()
             .map(|(i, p)| principal(p, &at.field("principals").index(i), out))
             .collect::<Option<Vec<_>>>()?;
-        policies.push((name.clone(), Policy {
-            permissions,
-            principals,
-        }));
+        policies.push((
+            name.clone(),
+            Policy {
+                permissions,
+                principals,
+            },
+        ));
     }
     Some(RbacRules { action, policies })
 }
@@ -82,7 +85,8 @@ fn permission(p: &pb::Permission, at: &Path, out: &mut Out) -> Option<Permission
             }
         },
         Some(R::DestinationPortRange(range)) => {
-            let (Ok(start), Ok(end)) = (u16::try_from(range.start), u32::try_from(range.end)) else {
+            let (Ok(start), Ok(end)) = (u16::try_from(range.start), u32::try_from(range.end))
+            else {
                 out.error(
                     &at.field("destination_port_range"),
                     "start and end must be ports (0-65535, end exclusive)",

@@ -75,8 +75,7 @@ fn element(session: &Session, peer: &Identity, details: ClientCertDetails) -> St
 
 /// Envoy always quotes `Subject`, `Cert` and `Chain`; other values only when they hold a separator.
 fn quote(key: &str, value: &str) -> String {
-    let needs = matches!(key, "Subject" | "Cert" | "Chain")
-        || value.contains([',', ';', '=', '"']);
+    let needs = matches!(key, "Subject" | "Cert" | "Chain") || value.contains([',', ';', '=', '"']);
     if needs {
         format!("\"{}\"", value.replace('"', "\\\""))
     } else {

@@ -29,7 +29,11 @@ fn sources(common: &CommonTls) -> Vec<DataSource> {
         list.push(first.certificate_chain.clone());
         list.push(first.private_key.clone());
     }
-    if let Some(ca) = common.validation.as_ref().and_then(|v| v.trusted_ca.clone()) {
+    if let Some(ca) = common
+        .validation
+        .as_ref()
+        .and_then(|v| v.trusted_ca.clone())
+    {
         list.push(ca);
     }
     list
@@ -44,8 +48,9 @@ fn material(common: &CommonTls, bytes: &[Vec<u8>]) -> Result<Material, String> {
             let key = source::private_key(take(), &source::describe(&first.private_key))?;
             // A certificate and key that do not belong together (say, half-way through a rotation) must not be
             // served: the handshake would fail for every peer.
-            let certified = rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider())
-                .map_err(|e| {
+            let certified =
+                rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider())
+                    .map_err(|e| {
                     format!(
                         "{} and {} do not form a usable certificate and key: {e}",
                         source::describe(&first.certificate_chain),
@@ -57,7 +62,11 @@ fn material(common: &CommonTls, bytes: &[Vec<u8>]) -> Result<Material, String> {
         }
         None => None,
     };
-    let roots = match common.validation.as_ref().and_then(|v| v.trusted_ca.as_ref()) {
+    let roots = match common
+        .validation
+        .as_ref()
+        .and_then(|v| v.trusted_ca.as_ref())
+    {
         Some(ca) => Some(Arc::new(source::roots(take(), &source::describe(ca))?)),
         None => None,
     };

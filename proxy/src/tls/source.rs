@@ -48,9 +48,9 @@ pub fn private_key(pem: &[u8], from: &str) -> Result<PrivateKeyDer<'static>, Str
 pub fn roots(pem: &[u8], from: &str) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
     for certificate in certificates(pem, from)? {
-        store
-            .add(certificate)
-            .map_err(|e| format!("{from}: a CA certificate is not usable as a trust anchor: {e}"))?;
+        store.add(certificate).map_err(|e| {
+            format!("{from}: a CA certificate is not usable as a trust anchor: {e}")
+        })?;
     }
     Ok(store)
 }

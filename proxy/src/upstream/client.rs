@@ -4,21 +4,22 @@
 //! with the peer identity it verifies) has its own pools: a connection verified for one identity never serves
 //! a request meant for another.
 
+use super::{Picked, UpstreamTls};
+use crate::io::Stream;
+use crate::tls::Alpn;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::Connection;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::UpstreamProtocol;
 use outrigger_config::model::http::Http2Options;
-use super::{Picked, UpstreamTls};
-use crate::io::Stream;
-use crate::tls::Alpn;
-use hyper_util::client::legacy::connect::Connection;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub struct UpstreamClient {
     http2_options: Http2Options,
     /// By transport index (see `ClusterState::transport`).
     transports: Vec<Transport>,
+    connections: Counter,
 }
 
 /// The pools of one transport.
@@ -55,7 +57,12 @@ struct Transport {
 }
 
 impl UpstreamClient {
-    pub fn new(cluster: &Cluster, transports: &[Option<UpstreamTls>]) -> Self {
+    /// `connections` counts the connections opened (`upstream_cx_total`).
+    pub fn new(
+        cluster: &Cluster,
+        transports: &[Option<UpstreamTls>],
+        connections: Counter,
+    ) -> Self {
         let transports = transports
             .iter()
             .map(|tls| {
@@ -66,6 +73,7 @@ impl UpstreamClient {
                     tcp,
                     tls: tls.clone(),
                     timeout: cluster.connect_timeout,
+                    connections: connections.clone(),
                 };
                 let http1 = Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
@@ -84,6 +92,7 @@ impl UpstreamClient {
             connect_timeout: cluster.connect_timeout,
             http2_options: cluster.http2,
             transports,
+            connections,
         }
     }
 
@@ -180,6 +189,7 @@ impl UpstreamClient {
         .map_err(|_| SendError::Connect(format!("connecting to {endpoint} timed out")))?
         .map_err(|e| SendError::Connect(format!("connecting to {endpoint}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        self.connections.inc();
         let stream = match &transport.tls {
             None => Stream::Plain(stream),
             Some(tls) => Stream::from(
@@ -212,6 +222,7 @@ struct Connector {
     tcp: HttpConnector,
     tls: Option<UpstreamTls>,
     timeout: Duration,
+    connections: Counter,
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -227,8 +238,10 @@ impl tower_service::Service<Uri> for Connector {
         let connecting = self.tcp.call(uri);
         let tls = self.tls.clone();
         let timeout = self.timeout;
+        let connections = self.connections.clone();
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
+            connections.inc();
             let stream = match tls {
                 None => Stream::Plain(tcp),
                 Some(tls) => Stream::from(tls.connect(tcp, Alpn::Http1, timeout).await?),

@@ -1,6 +1,6 @@
 //! Starting TLS to one cluster's endpoints, counting and logging every handshake.
 
-use crate::metrics::{Labels, TlsCounters};
+use crate::metrics::{Labels, UpstreamCounters};
 use crate::tls::{self, Alpn, ClientTls};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 #[derive(Clone)]
 pub struct UpstreamTls {
     pub context: Arc<ClientTls>,
-    pub counters: TlsCounters,
+    pub counters: UpstreamCounters,
     pub labels: Labels,
     pub cluster: String,
 }
