@@ -1,6 +1,8 @@
 //! Two "pods" as network namespaces joined by a veth pair (198.18.0.1 and 198.18.0.2), each with plain apps,
-//! an `outrigger run` sidecar on its embedded default config (as UID 1337), and the rules of the real
-//! `outrigger iptables install`. The apps are not told about the sidecars: the kernel redirects their traffic.
+//! an `outrigger run` sidecar (as UID 1337) and the rules of the real `outrigger iptables install`. The apps are
+//! not told about the sidecars: the kernel redirects their traffic. Between the sidecars every connection is
+//! mutual TLS with SPIFFE identities (tests/configs/mesh/sidecar-mtls.yaml, certificates from `outrigger ca`);
+//! each pod's inbound side is STRICT and lets only the other pod's identity in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::netns::{Namespace, can_run};
+use support::pki::{Pki, spiffe};
 
 const A: &str = "198.18.0.1";
 const B: &str = "198.18.0.2";
@@ -36,12 +39,42 @@ struct Mesh {
     apps: String,
     grpc: String,
     h2c_config: std::path::PathBuf,
+    /// Certificates and the sidecars' configs (removed when dropped).
+    pki: Pki,
 }
 
 impl Drop for Mesh {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.h2c_config);
     }
+}
+
+/// Pod A's sidecar is `sa/pod-a`, pod B's `sa/pod-b`; each one's config names the other.
+fn sidecar_config(pki: &Pki, a: bool) -> std::path::PathBuf {
+    let (me, peer) = if a {
+        ("pod-a", "pod-b")
+    } else {
+        ("pod-b", "pod-a")
+    };
+    let identity = pki.issue(me, &spiffe(me));
+    // The sidecar runs as UID 1337; its key is private to it.
+    support::netns::run(&["chown", "-R", "1337:1337", identity.to_str().unwrap()]);
+    let template =
+        std::fs::read_to_string(support::repo_root().join("tests/configs/mesh/sidecar-mtls.yaml"))
+            .unwrap();
+    let config = support::proxy::fill(
+        &template,
+        &[
+            ("identity", identity.display().to_string()),
+            ("mesh_net", "198.18.0.0".to_string()),
+            ("mesh_len", "24".to_string()),
+            ("peer_id", spiffe(peer)),
+            ("allowed_id", spiffe(peer)),
+        ],
+    );
+    let path = pki.dir.join(format!("{me}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    path
 }
 
 impl Mesh {
@@ -65,7 +98,11 @@ impl Mesh {
             apps: root.join("tests/peers/pod_apps.py").display().to_string(),
             grpc: root.join("tests/peers/grpc_peer.py").display().to_string(),
             h2c_config: std::env::temp_dir().join(format!("outrigger-mesh-h2c-{id}.yaml")),
+            pki: Pki::new("mesh"),
         };
+        for a in [true, false] {
+            sidecar_config(&mesh.pki, a);
+        }
         // Pod B's apps: HTTP, TCP echo, a server-speaks-first protocol on MySQL's port, gRPC.
         let apps = mesh.apps.clone();
         mesh.b.spawn(&["python3", &apps, "http", "8080"]);
@@ -103,6 +140,10 @@ impl Mesh {
 
     fn start_sidecar(&mut self, a: bool) {
         let binary = self.binary.clone();
+        let config = self
+            .pki
+            .dir
+            .join(if a { "pod-a.yaml" } else { "pod-b.yaml" });
         let pod = if a { &mut self.a } else { &mut self.b };
         pod.spawn(&[
             "setpriv",
@@ -111,6 +152,8 @@ impl Mesh {
             "--clear-groups",
             &binary,
             "run",
+            "-c",
+            config.to_str().unwrap(),
         ]);
         pod.wait_for("http://127.0.0.1:15000/ready");
     }
@@ -140,8 +183,10 @@ impl Mesh {
 
 const OUT_HTTP: &str = "http.outbound_http.downstream_rq_total";
 const IN_HTTP: &str = "http.inbound_http.downstream_rq_total";
-const OUT_TCP: &str = "tcp.PassthroughCluster.downstream_cx_total";
-const IN_TCP: &str = "tcp.InboundPassthroughCluster.downstream_cx_total";
+const OUT_TCP: &str = "tcp.outbound_mesh_tcp.downstream_cx_total";
+const IN_TCP: &str = "tcp.inbound_mesh_tcp.downstream_cx_total";
+/// mTLS handshakes B's inbound listener completed.
+const IN_TLS: &str = "listener.0.0.0.0_15006.ssl_handshake";
 
 #[test]
 fn apps_talk_through_both_sidecars_without_knowing() {
@@ -151,8 +196,18 @@ fn apps_talk_through_both_sidecars_without_knowing() {
     let mut mesh = Mesh::start();
     let url = format!("http://{B}:8080/hello");
 
-    // HTTP/1.1 and h2c from the app in A; the sidecars in A (outbound) and B (inbound) both see them.
+    // HTTP/1.1 and h2c from the app in A; the sidecars in A (outbound) and B (inbound) both see them, and
+    // carry them over mTLS: B's app learns A's SPIFFE ID.
     assert_eq!(mesh.curl_from_a(&[&url]), "pod-b says hi: /hello\n");
+    let whoami = mesh.curl_from_a(&[&format!("http://{B}:8080/whoami")]);
+    assert!(
+        whoami.starts_with(&format!("By={};Hash=", spiffe("pod-b")))
+            && whoami
+                .trim_end()
+                .ends_with(&format!("URI={}", spiffe("pod-a"))),
+        "{whoami}"
+    );
+    assert!(mesh.stat(false, IN_TLS) >= 1, "B's sidecar terminated mTLS");
     let h2c_url = format!("http://{B}:8081/");
     let h2 = mesh.curl_from_a(&["--http2-prior-knowledge", "-w", "%{http_version}", &h2c_url]);
     assert_eq!(h2, "pod-b h2c app\n2");
@@ -194,6 +249,29 @@ fn apps_talk_through_both_sidecars_without_knowing() {
         "the server-first protocol waited for detection"
     );
     assert!(mesh.stat(true, OUT_TCP) >= 2 && mesh.stat(false, IN_TCP) >= 2);
+
+    // STRICT: a plaintext connection to B's app that bypasses A's sidecar (UID 1337 is not redirected) is
+    // refused by B's sidecar; B's inbound counts it.
+    let bypass = mesh
+        .a
+        .command(&[
+            "setpriv",
+            "--reuid=1337",
+            "--regid=1337",
+            "--clear-groups",
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!bypass.status.success(), "plaintext reached a STRICT pod");
+    assert_eq!(
+        mesh.stat(false, "listener.0.0.0.0_15006.no_filter_chain_match"),
+        1
+    );
 
     // Not captured: app to app over localhost, and the excluded port.
     let before = (mesh.stat(true, OUT_HTTP), mesh.stat(false, IN_HTTP));

@@ -1,6 +1,7 @@
 """Plain apps for the two-pod namespace test: they know nothing about the mesh.
 
-    pod_apps.py http PORT     HTTP/1.1 server answering "pod-b says hi: <path>"
+    pod_apps.py http PORT     HTTP/1.1 server answering "pod-b says hi: <path>" (on /whoami: the caller's
+                              identity from x-forwarded-client-cert, as the inbound sidecar passed it)
     pod_apps.py echo PORT     TCP echo server
     pod_apps.py greet PORT    server that speaks first ("220 pod-b ready\\r\\n"), like SMTP or MySQL
     pod_apps.py ask HOST PORT client for `greet`: prints the greeting it receives
@@ -19,7 +20,10 @@ class Hello(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        body = f"pod-b says hi: {self.path}\n".encode()
+        if self.path == "/whoami":
+            body = f"{self.headers.get('x-forwarded-client-cert')}\n".encode()
+        else:
+            body = f"pod-b says hi: {self.path}\n".encode()
         self.send_response(200)
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
