@@ -81,7 +81,6 @@ async fn serve(
             return match e {
                 StartError::Bind(_)
                 | StartError::Admin { .. }
-                | StartError::NotYet(_)
                 | StartError::Tls(_) => ExitCode::FAILURE,
             };
         }

@@ -67,8 +67,6 @@ impl Inputs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("refusing to serve this configuration:\n  {}", .0.join("\n  "))]
-    NotYet(Vec<String>),
     #[error(transparent)]
     Bind(#[from] listener::BindError),
     #[error("TLS: {0}")]
@@ -97,11 +95,7 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
     pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
-        let findings = not_yet::check(&snapshot);
-        if !findings.refusals.is_empty() {
-            return Err(StartError::NotYet(findings.refusals));
-        }
-        for warning in &findings.warnings {
+        for warning in not_yet::check(&snapshot) {
             tracing::warn!("{warning}");
         }
         let snapshot = Arc::new(snapshot);

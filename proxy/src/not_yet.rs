@@ -1,6 +1,6 @@
 //! What the configuration may say that this data path does not do yet. Loading accepts it (it is valid Envoy
-//! configuration and the model keeps it); serving refuses what would be unsafe to ignore and warns about the
-//! rest, so nobody believes they have a protection they do not.
+//! configuration and the model keeps it); serving warns about each, so nobody believes they have a protection
+//! they do not.
 
 use outrigger_config::Snapshot;
 use outrigger_config::model::cluster::{Discovery, Thresholds};
@@ -8,18 +8,11 @@ use outrigger_config::model::http::{HttpFilter, RouteSource};
 use outrigger_config::model::listener::NetworkFilter;
 use outrigger_config::model::route::RouteAction;
 
-#[derive(Debug, Default)]
-pub struct Findings {
-    /// Serving would be unsafe: refuse to start.
-    pub refusals: Vec<String>,
-    /// Served, but without this feature.
-    pub warnings: Vec<String>,
-}
-
-pub fn check(snapshot: &Snapshot) -> Findings {
-    let mut f = Findings::default();
+/// One warning per feature that is configured but not enforced.
+pub fn check(snapshot: &Snapshot) -> Vec<String> {
+    let mut warnings = Vec::new();
     if snapshot.dynamic_resources.is_some() {
-        f.warnings.push(
+        warnings.push(
             "dynamic_resources: xDS is not implemented yet; only static_resources are served"
                 .into(),
         );
@@ -39,13 +32,13 @@ pub fn check(snapshot: &Snapshot) -> Findings {
                     .iter()
                     .any(|h| matches!(h, HttpFilter::LocalRateLimit(_)))
                 {
-                    f.warnings.push(format!(
+                    warnings.push(format!(
                         "listener {:?}: local_ratelimit is not enforced yet; requests are not rate limited",
                         listener.name
                     ));
                 }
                 match &hcm.routes {
-                    RouteSource::Rds { route_config_name, .. } => f.warnings.push(format!(
+                    RouteSource::Rds { route_config_name, .. } => warnings.push(format!(
                         "listener {:?}: routes come from RDS ({route_config_name:?}), which is not implemented \
                          yet; its requests get 404",
                         listener.name
@@ -57,7 +50,7 @@ pub fn check(snapshot: &Snapshot) -> Findings {
                             .flat_map(|v| v.routes.iter())
                             .any(|r| r.local_rate_limit.is_some() && matches!(r.action, RouteAction::Route(_)));
                         if per_route {
-                            f.warnings.push(format!(
+                            warnings.push(format!(
                                 "listener {:?}: per-route local_ratelimit is not enforced yet",
                                 listener.name
                             ));
@@ -70,7 +63,7 @@ pub fn check(snapshot: &Snapshot) -> Findings {
     for cluster in &snapshot.clusters {
         let name = &cluster.name;
         if matches!(cluster.discovery, Discovery::Eds { .. }) {
-            f.warnings.push(format!(
+            warnings.push(format!(
                 "cluster {name:?}: EDS is not implemented yet; it has no endpoints (503)"
             ));
         }
@@ -87,15 +80,15 @@ pub fn check(snapshot: &Snapshot) -> Findings {
                 || t.retry_budget.is_some()
         });
         if custom {
-            f.warnings.push(format!(
+            warnings.push(format!(
                 "cluster {name:?}: circuit_breakers are not enforced yet"
             ));
         }
         if cluster.outlier_detection.is_some() {
-            f.warnings.push(format!(
+            warnings.push(format!(
                 "cluster {name:?}: outlier_detection is not enforced yet"
             ));
         }
     }
-    f
+    warnings
 }
