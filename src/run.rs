@@ -79,9 +79,9 @@ async fn serve(
         Err(e) => {
             eprintln!("outrigger: {e}");
             return match e {
-                StartError::Bind(_)
-                | StartError::Admin { .. }
-                | StartError::Tls(_) => ExitCode::FAILURE,
+                StartError::Bind(_) | StartError::Admin { .. } | StartError::Tls(_) => {
+                    ExitCode::FAILURE
+                }
             };
         }
     };

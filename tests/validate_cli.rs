@@ -100,23 +100,29 @@ fn run_prints_the_embedded_default() {
 }
 
 #[test]
-fn run_refuses_tls_it_cannot_serve_yet_instead_of_serving_plaintext() {
-    let output = outrigger()
-        .args(["run", "-c", "tests/configs/valid/27-downstream-mtls.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+fn run_names_the_tls_file_it_cannot_use() {
+    let corpus = std::fs::read_to_string("tests/configs/valid/27-downstream-mtls.yaml").unwrap();
+    let dir = std::env::temp_dir().join(format!("outrigger-run-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |config: &str| {
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let output = outrigger().args(["run", "-c"]).arg(&path).output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // A certificate that is not there.
+    let stderr = run(&corpus.replace("certs/app.pem", "certs/missing.pem"));
     assert!(
-        stderr.contains("TLS termination is not implemented yet"),
+        stderr.contains("listener \"inbound-mtls\", filter chain \"mtls-http\"")
+            && stderr.contains("cannot read tests/configs/certs/missing.pem"),
         "{stderr}"
     );
-    let output = outrigger()
-        .args(["run", "-c", "tests/configs/valid/26-upstream-tls.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    // A certificate with another certificate's key.
+    let stderr = run(&corpus.replace("certs/app-key.pem", "certs/ca-key.pem"));
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("upstream TLS is not implemented yet")
+        stderr.contains("do not form a usable certificate and key"),
+        "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,10 +5,11 @@ mod original_dst;
 
 use crate::chain::{self, ConnectionFacts};
 use crate::io::Stream;
-use crate::metrics::Labels;
+use crate::metrics::{Labels, SecurityPolicy};
 use crate::{Inputs, detect, http, metrics, rbac, tcp, tls};
 use outrigger_config::model::Listener as ListenerConfig;
 use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
+use outrigger_config::model::tls::DownstreamTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -171,7 +172,7 @@ async fn serve_connection(
                 }
                 Err(e) => {
                     let reason = tls::verify::failure_reason(&e);
-                    inputs.metrics.tls_failure(labels, reason);
+                    inputs.metrics.tls_failure(labels, reason, policy(config));
                     tracing::warn!(
                         listener = %listener.name, %peer, reason, error = %e,
                         "inbound TLS handshake failed; connection closed"
@@ -235,6 +236,14 @@ async fn serve_connection(
     }
 }
 
+fn policy(config: &DownstreamTls) -> SecurityPolicy {
+    if config.require_client_certificate {
+        SecurityPolicy::MutualTls
+    } else {
+        SecurityPolicy::Tls
+    }
+}
+
 /// How long a client gets to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -252,11 +261,12 @@ async fn refuse_unmatched(
         .listener_no_filter_chain_match
         .get_or_create(labels)
         .inc();
-    let tls_only = listener
+    let tls_chains: Vec<_> = listener
         .filter_chains
         .iter()
-        .any(|c| c.matcher.transport_protocol.as_deref() == Some("tls"))
-        && listener.default_filter_chain.is_none();
+        .filter(|c| c.matcher.transport_protocol.as_deref() == Some("tls"))
+        .collect();
+    let tls_only = !tls_chains.is_empty() && listener.default_filter_chain.is_none();
     if tls_only && facts.transport_protocol != "tls" {
         let mut first = [0u8; 1];
         let reason = match stream.peek(&mut first).await {
@@ -264,7 +274,16 @@ async fn refuse_unmatched(
             Ok(1) if first[0] == 0x16 => "protocol",
             _ => "plaintext",
         };
-        inputs.metrics.tls_failure(labels, reason);
+        let mutual = tls_chains
+            .iter()
+            .filter_map(|c| c.tls.as_ref())
+            .any(|t| t.require_client_certificate);
+        let demanded = if mutual {
+            SecurityPolicy::MutualTls
+        } else {
+            SecurityPolicy::Tls
+        };
+        inputs.metrics.tls_failure(labels, reason, demanded);
         tracing::warn!(
             listener = %listener.name, peer = ?facts.source, reason,
             "refused a connection that is not TLS: this listener only serves mutual TLS (STRICT); the client must \

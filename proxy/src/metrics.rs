@@ -152,8 +152,8 @@ impl Metrics {
     }
 
     /// Counts a failed handshake; `labels` name the listener or the cluster.
-    pub fn tls_failure(&self, labels: &Labels, reason: &'static str) {
-        self.upstream_counters().failure(labels, reason);
+    pub fn tls_failure(&self, labels: &Labels, reason: &'static str, policy: SecurityPolicy) {
+        self.upstream_counters().failure(labels, reason, policy);
     }
 
     /// The counters upstream connections update (they are made where `Metrics` is not at hand).
@@ -184,10 +184,29 @@ pub struct UpstreamCounters {
 }
 
 impl UpstreamCounters {
-    pub fn failure(&self, labels: &Labels, reason: &'static str) {
+    pub fn failure(&self, labels: &Labels, reason: &'static str, policy: SecurityPolicy) {
         let mut labels = labels.clone();
         labels.push(("reason", reason.to_string()));
+        labels.push(("connection_security_policy", policy.label().to_string()));
         self.failures.get_or_create(&labels).inc();
+    }
+}
+
+/// What the failed connection was meant to be, as Istio's `connection_security_policy` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityPolicy {
+    /// Both sides present certificates.
+    MutualTls,
+    /// Only the server does.
+    Tls,
+}
+
+impl SecurityPolicy {
+    pub fn label(self) -> &'static str {
+        match self {
+            SecurityPolicy::MutualTls => "mutual_tls",
+            SecurityPolicy::Tls => "tls",
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Starting TLS to one cluster's endpoints, counting and logging every handshake.
 
-use crate::metrics::{Labels, UpstreamCounters};
+use crate::metrics::{Labels, SecurityPolicy, UpstreamCounters};
 use crate::tls::{self, Alpn, ClientTls};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +42,12 @@ impl UpstreamTls {
             }
             Err(error) => {
                 let reason = tls::verify::failure_reason(&error);
-                self.counters.failure(&self.labels, reason);
+                let policy = if self.context.config.common.certificates.is_empty() {
+                    SecurityPolicy::Tls
+                } else {
+                    SecurityPolicy::MutualTls
+                };
+                self.counters.failure(&self.labels, reason, policy);
                 tracing::warn!(
                     cluster = %self.cluster, upstream = %address, reason, error = %error,
                     "upstream TLS handshake failed"
