@@ -175,6 +175,7 @@ async fn serve_connection(
                     inputs.metrics.tls_failure(labels, reason, policy(config));
                     tracing::warn!(
                         listener = %listener.name, %peer, reason, error = %e,
+                        hint = tls::verify::hint(reason),
                         "inbound TLS handshake failed; connection closed"
                     );
                     return;

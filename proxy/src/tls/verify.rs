@@ -169,6 +169,28 @@ impl ClientCertVerifier for DownstreamVerifier {
     }
 }
 
+/// What to check, for a failure `reason`.
+pub fn hint(reason: &str) -> &'static str {
+    match reason {
+        "expired" | "not_yet_valid" => {
+            "the peer's certificate is outside its validity period: renew it (outrigger ca issue), or check clocks"
+        }
+        "unknown_ca" => {
+            "the peer's certificate is not signed by this side's trusted_ca: another CA or trust domain?"
+        }
+        "san_mismatch" => {
+            "the peer is not an identity match_typed_subject_alt_names accepts: check the SPIFFE ID expected"
+        }
+        "no_client_certificate" => {
+            "this side requires a client certificate: is the client calling through its sidecar?"
+        }
+        "peer_alert" => "the peer refused this side's certificate or parameters: see the peer's log",
+        "timeout" => "the peer did not complete the handshake in time",
+        "connection_closed" => "the peer closed the connection during the handshake",
+        _ => "the peer does not speak TLS as expected (plaintext, or a protocol error)",
+    }
+}
+
 /// Why a handshake failed, as a short metric label; the log line carries the full error.
 pub fn failure_reason(error: &std::io::Error) -> &'static str {
     let Some(tls) = error

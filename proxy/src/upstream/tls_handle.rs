@@ -50,6 +50,7 @@ impl UpstreamTls {
                 self.counters.failure(&self.labels, reason, policy);
                 tracing::warn!(
                     cluster = %self.cluster, upstream = %address, reason, error = %error,
+                    hint = tls::verify::hint(reason),
                     "upstream TLS handshake failed"
                 );
                 Err(HandshakeError {
