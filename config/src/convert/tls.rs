@@ -151,6 +151,13 @@ fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<
             })
         })
         .collect();
+    if c.tls_certificates.len() > 1 {
+        out.error(
+            &at.field("tls_certificates").index(1),
+            "several certificates per TLS context are not supported yet (Envoy picks one by the peer's \
+             signature algorithms); keep one",
+        );
+    }
     let validation = match &c.validation_context_type {
         None => None,
         Some(V::ValidationContext(v)) => Some(validation(v, &at.field("validation_context"), out)?),
