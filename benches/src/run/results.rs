@@ -1,0 +1,495 @@
+//! Figures gathered over repeats, their min/median/max, the ratios of Outrigger to Envoy and haproxy, the
+//! targets of issue 6, and the two outputs: a Markdown table and `results.json`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Direct,
+    Outrigger,
+    Envoy,
+    Haproxy,
+    Nginx,
+}
+
+impl Target {
+    pub const ALL: [Target; 5] = [
+        Target::Direct,
+        Target::Outrigger,
+        Target::Envoy,
+        Target::Haproxy,
+        Target::Nginx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Outrigger => "outrigger",
+            Target::Envoy => "envoy",
+            Target::Haproxy => "haproxy",
+            Target::Nginx => "nginx",
+        }
+    }
+}
+
+/// What is measured, and how it is shown.
+#[derive(Debug)]
+pub struct Metric {
+    pub scenario: &'static str,
+    pub key: &'static str,
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub decimals: usize,
+}
+
+macro_rules! metric {
+    ($name:ident, $scenario:literal, $key:literal, $label:literal, $unit:literal, $decimals:literal) => {
+        pub const $name: Metric = Metric {
+            scenario: $scenario,
+            key: $key,
+            label: $label,
+            unit: $unit,
+            decimals: $decimals,
+        };
+    };
+}
+
+metric!(
+    H1_RPS,
+    "a",
+    "h1_rps",
+    "(a) HTTP/1.1 keep-alive, 32 conns, 1 KiB: throughput",
+    "req/s",
+    0
+);
+metric!(
+    H1_P50,
+    "b",
+    "h1_fixed_p50",
+    "(b) HTTP/1.1 at 1000 req/s: p50",
+    "ms",
+    3
+);
+metric!(
+    H1_P90,
+    "b",
+    "h1_fixed_p90",
+    "(b) HTTP/1.1 at 1000 req/s: p90",
+    "ms",
+    3
+);
+metric!(
+    H1_P99,
+    "b",
+    "h1_fixed_p99",
+    "(b) HTTP/1.1 at 1000 req/s: p99",
+    "ms",
+    3
+);
+metric!(
+    H1_P999,
+    "b",
+    "h1_fixed_p999",
+    "(b) HTTP/1.1 at 1000 req/s: p99.9",
+    "ms",
+    3
+);
+metric!(
+    H2_RPS,
+    "d",
+    "h2c_rps",
+    "(d) h2c, 4 conns x 8 streams: throughput",
+    "req/s",
+    0
+);
+metric!(
+    GRPC_RPS,
+    "d",
+    "grpc_rps",
+    "(d) gRPC unary, 4 conns x 8 streams: throughput",
+    "req/s",
+    0
+);
+metric!(
+    TCP_MIBS,
+    "e",
+    "tcp_mib_s",
+    "(e) opaque TCP echo, 8 conns: throughput",
+    "MiB/s",
+    0
+);
+metric!(
+    CPU_PER_1K,
+    "f",
+    "cpu_s_per_1000_req",
+    "(f) CPU time per 1000 requests (during a)",
+    "s",
+    4
+);
+metric!(
+    PEAK_RSS,
+    "f",
+    "peak_rss",
+    "(f) peak RSS (VmHWM after a)",
+    "MiB",
+    1
+);
+metric!(
+    IDLE_RSS,
+    "f",
+    "idle_rss",
+    "(f) idle RSS after ready",
+    "MiB",
+    1
+);
+metric!(
+    START,
+    "f",
+    "start_to_ready",
+    "(f) start to first proxied 200",
+    "ms",
+    1
+);
+metric!(
+    MESH_P50,
+    "c",
+    "mesh_p50",
+    "(c) two sidecars, mTLS, 1000 req/s: p50",
+    "ms",
+    3
+);
+metric!(
+    MESH_P99,
+    "c",
+    "mesh_p99",
+    "(c) two sidecars, mTLS, 1000 req/s: p99",
+    "ms",
+    3
+);
+metric!(
+    MESH_P999,
+    "c",
+    "mesh_p999",
+    "(c) two sidecars, mTLS, 1000 req/s: p99.9",
+    "ms",
+    3
+);
+metric!(
+    MESH_ADDED_P50,
+    "c",
+    "mesh_added_p50",
+    "(c) added over direct: p50",
+    "ms",
+    3
+);
+metric!(
+    MESH_ADDED_P99,
+    "c",
+    "mesh_added_p99",
+    "(c) added over direct: p99",
+    "ms",
+    3
+);
+
+/// The table of scenarios (a), (b), (d), (e), (f), in order.
+pub const MAIN: [&Metric; 12] = [
+    &H1_RPS,
+    &H1_P50,
+    &H1_P90,
+    &H1_P99,
+    &H1_P999,
+    &H2_RPS,
+    &GRPC_RPS,
+    &TCP_MIBS,
+    &CPU_PER_1K,
+    &PEAK_RSS,
+    &IDLE_RSS,
+    &START,
+];
+pub const MESH: [&Metric; 5] = [
+    &MESH_P50,
+    &MESH_P99,
+    &MESH_P999,
+    &MESH_ADDED_P50,
+    &MESH_ADDED_P99,
+];
+
+#[derive(Debug)]
+pub struct Figure {
+    pub metric: &'static Metric,
+    pub target: Target,
+    pub values: Vec<f64>,
+    pub errors: u64,
+    pub unavailable: Option<String>,
+}
+
+impl Figure {
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn median(&self) -> Option<f64> {
+        let v = self.sorted();
+        match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[n / 2]),
+            n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    }
+
+    fn min(&self) -> Option<f64> {
+        self.sorted().first().copied()
+    }
+
+    fn max(&self) -> Option<f64> {
+        self.sorted().last().copied()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub figures: Vec<Figure>,
+}
+
+impl Results {
+    fn entry(&mut self, metric: &'static Metric, target: Target) -> &mut Figure {
+        let at = self
+            .figures
+            .iter()
+            .position(|f| f.metric.key == metric.key && f.target == target);
+        let at = at.unwrap_or_else(|| {
+            self.figures.push(Figure {
+                metric,
+                target,
+                values: Vec::new(),
+                errors: 0,
+                unavailable: None,
+            });
+            self.figures.len() - 1
+        });
+        &mut self.figures[at]
+    }
+
+    pub fn add(&mut self, metric: &'static Metric, target: Target, value: f64, errors: u64) {
+        let figure = self.entry(metric, target);
+        figure.values.push(value);
+        figure.errors += errors;
+    }
+
+    /// Marks a figure as not measurable, keeping the first reason given.
+    pub fn unavailable(&mut self, metric: &'static Metric, target: Target, reason: &str) {
+        let figure = self.entry(metric, target);
+        if figure.unavailable.is_none() {
+            figure.unavailable = Some(reason.to_string());
+        }
+    }
+
+    pub fn get(&self, metric: &Metric, target: Target) -> Option<&Figure> {
+        self.figures
+            .iter()
+            .find(|f| f.metric.key == metric.key && f.target == target)
+    }
+
+    pub fn median(&self, metric: &Metric, target: Target) -> Option<f64> {
+        self.get(metric, target)?.median()
+    }
+
+    /// Outrigger's median over `other`'s.
+    pub fn ratio(&self, metric: &Metric, other: Target) -> Option<f64> {
+        let ours = self.median(metric, Target::Outrigger)?;
+        let theirs = self.median(metric, other)?;
+        (theirs != 0.0).then(|| ours / theirs)
+    }
+
+    /// The targets of issue 6: (name, measured, met).
+    pub fn targets(&self) -> Vec<(&'static str, Option<String>, Option<bool>)> {
+        let ratio = |metric: &Metric, other, limit: f64, at_most: bool| {
+            let r = self.ratio(metric, other);
+            let met = r.map(|r| if at_most { r <= limit } else { r >= limit });
+            (r.map(|r| format!("{r:.2}x")), met)
+        };
+        let (throughput, throughput_met) = ratio(&H1_RPS, Target::Haproxy, 1.0, false);
+        let (p99, p99_met) = ratio(&H1_P99, Target::Haproxy, 1.0, true);
+        let (cpu, cpu_met) = ratio(&CPU_PER_1K, Target::Envoy, 0.25, true);
+        let (rss, rss_met) = ratio(&PEAK_RSS, Target::Envoy, 0.2, true);
+        let added = self.median(&MESH_ADDED_P99, Target::Outrigger);
+        vec![
+            (
+                "throughput (a) >= haproxy's (ratio >= 1)",
+                throughput,
+                throughput_met,
+            ),
+            (
+                "p99 at 1000 req/s (b) <= haproxy's (ratio <= 1)",
+                p99,
+                p99_met,
+            ),
+            (
+                "CPU per 1000 requests <= 1/4 of Envoy's (ratio <= 0.25)",
+                cpu,
+                cpu_met,
+            ),
+            ("peak RSS <= 1/5 of Envoy's (ratio <= 0.20)", rss, rss_met),
+            (
+                "two-sidecar added p99 <= 0.3 ms (c)",
+                added.map(|a| format!("{a:.3} ms")),
+                added.map(|a| a <= 0.3),
+            ),
+        ]
+    }
+}
+
+fn number(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
+}
+
+/// `median (min–max)`, `n/a [k]` with a footnote, plus a warning when requests failed.
+fn cell(figure: Option<&Figure>, notes: &mut Vec<String>) -> String {
+    let Some(figure) = figure else {
+        return "-".into();
+    };
+    let mut text = match (figure.median(), figure.min(), figure.max()) {
+        (Some(median), Some(min), Some(max)) => {
+            let d = figure.metric.decimals;
+            if figure.values.len() > 1 {
+                format!(
+                    "{} ({}–{})",
+                    number(median, d),
+                    number(min, d),
+                    number(max, d)
+                )
+            } else {
+                number(median, d)
+            }
+        }
+        _ => {
+            let reason = figure
+                .unavailable
+                .clone()
+                .unwrap_or_else(|| "not measured".into());
+            let at = notes.iter().position(|n| *n == reason).unwrap_or_else(|| {
+                notes.push(reason);
+                notes.len() - 1
+            });
+            return format!("n/a [{}]", at + 1);
+        }
+    };
+    if figure.errors > 0 {
+        let _ = write!(text, " ⚠{} errors", figure.errors);
+    }
+    text
+}
+
+fn ratio_cell(results: &Results, metric: &Metric, other: Target) -> String {
+    results
+        .ratio(metric, other)
+        .map(|r| format!("{r:.2}x"))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn markdown(results: &Results, header: &str) -> String {
+    let mut notes = Vec::new();
+    let mut out = format!("{header}\n\n");
+    out.push_str("| scenario: figure | unit | direct | outrigger | envoy | haproxy | nginx | outrigger/envoy | outrigger/haproxy |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for metric in MAIN {
+        let cells: Vec<String> = Target::ALL
+            .iter()
+            .map(|t| cell(results.get(metric, *t), &mut notes))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            metric.label,
+            metric.unit,
+            cells.join(" | "),
+            ratio_cell(results, metric, Target::Envoy),
+            ratio_cell(results, metric, Target::Haproxy)
+        );
+    }
+    out.push_str("\n| scenario: figure | unit | direct | outrigger | envoy | outrigger/envoy |\n|---|---|---|---|---|---|\n");
+    for metric in MESH {
+        let cells: Vec<String> = [Target::Direct, Target::Outrigger, Target::Envoy]
+            .iter()
+            .map(|t| cell(results.get(metric, *t), &mut notes))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            metric.label,
+            metric.unit,
+            cells.join(" | "),
+            ratio_cell(results, metric, Target::Envoy)
+        );
+    }
+    out.push_str("\n| target (issue 6) | measured | met |\n|---|---|---|\n");
+    for (name, measured, met) in results.targets() {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**MISSED**",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {met} |",
+            measured.as_deref().unwrap_or("n/a")
+        );
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for (i, note) in notes.iter().enumerate() {
+            let _ = writeln!(out, "[{}] {}", i + 1, note.replace('\n', " "));
+        }
+    }
+    out
+}
+
+pub fn json(results: &Results, about: Value) -> Value {
+    let figures: Vec<Value> = results
+        .figures
+        .iter()
+        .map(|f| {
+            json!({
+                "scenario": f.metric.scenario,
+                "metric": f.metric.key,
+                "label": f.metric.label,
+                "unit": f.metric.unit,
+                "target": f.target,
+                "values": f.values,
+                "min": f.min(),
+                "median": f.median(),
+                "max": f.max(),
+                "errors": f.errors,
+                "unavailable": f.unavailable,
+            })
+        })
+        .collect();
+    let ratios: Vec<Value> = MAIN
+        .iter()
+        .chain(MESH.iter())
+        .map(|m| {
+            json!({
+                "metric": m.key,
+                "unit": m.unit,
+                "outrigger_over_envoy": results.ratio(m, Target::Envoy),
+                "outrigger_over_haproxy": results.ratio(m, Target::Haproxy),
+            })
+        })
+        .collect();
+    let targets: Vec<Value> = results
+        .targets()
+        .into_iter()
+        .map(|(name, measured, met)| json!({"target": name, "measured": measured, "met": met}))
+        .collect();
+    json!({
+        "about": about,
+        "figures": figures,
+        "ratios": ratios,
+        "targets": targets,
+    })
+}

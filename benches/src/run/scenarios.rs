@@ -1,0 +1,231 @@
+//! Scenarios (a), (b), (d), (e) against every target at once, and (f): start-up and memory.
+
+use super::configs::Ports;
+use super::process::Process;
+use super::results::{self, Target};
+use super::{
+    FIXED_RATE, H1_CONNECTIONS, H2_CONNECTIONS, H2_STREAMS, MAIN_METRICS, Proxy, Run, SETTLE,
+    TCP_CONNECTIONS, local, short_reason,
+};
+
+impl Run {
+    /// (f): start to ready and idle RSS, over fresh starts.
+    pub(super) fn startup(&mut self, proxies: &[Proxy]) {
+        for r in 0..self.settings.repeats {
+            for proxy in proxies {
+                let target = proxy.target;
+                match self.start(proxy, &format!("{}-start", target.name())) {
+                    Ok((process, ready)) => {
+                        std::thread::sleep(SETTLE);
+                        let ms = ready.as_secs_f64() * 1000.0;
+                        self.results.add(&results::START, target, ms, 0);
+                        match process.memory_bytes("VmRSS") {
+                            Ok(rss) => {
+                                self.results
+                                    .add(&results::IDLE_RSS, target, rss / 1048576.0, 0)
+                            }
+                            Err(e) => self.results.unavailable(
+                                &results::IDLE_RSS,
+                                target,
+                                &format!("{e:#}"),
+                            ),
+                        }
+                        self.say(&format!(
+                            "(f) {} start {}: ready in {ms:.1} ms",
+                            target.name(),
+                            r + 1
+                        ));
+                    }
+                    Err(e) => {
+                        let reason = short_reason(&e);
+                        self.say(&format!("(f) {} did not start: {e:#}", target.name()));
+                        self.results.unavailable(&results::START, target, &reason);
+                        self.results
+                            .unavailable(&results::IDLE_RSS, target, &reason);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn main_scenarios(&mut self, proxies: &[Proxy]) {
+        let mut running: Vec<(Target, Ports, Option<Process>)> = vec![(
+            Target::Direct,
+            Ports {
+                h1: self.backend.http.port(),
+                h2: self.backend.http.port(),
+                tcp: self.backend.tcp.port(),
+                admin: 0,
+            },
+            None,
+        )];
+        for proxy in proxies {
+            match self.start(proxy, proxy.target.name()) {
+                Ok((process, _)) => running.push((proxy.target, proxy.ports, Some(process))),
+                Err(e) => {
+                    let reason = short_reason(&e);
+                    self.say(&format!("{} did not start: {e:#}", proxy.target.name()));
+                    for metric in MAIN_METRICS {
+                        self.results.unavailable(metric, proxy.target, &reason);
+                    }
+                }
+            }
+        }
+        if self.settings.nginx_stream_module.is_none() {
+            self.results.unavailable(
+                &results::TCP_MIBS,
+                Target::Nginx,
+                "nginx stream module not installed",
+            );
+        }
+        let ticks = self.settings.clock_ticks;
+        let repeats = self.settings.repeats;
+        let h1 = |p: &Ports| -> Vec<String> {
+            let mut a: Vec<String> = ["http", "--protocol", "h1", "--connections"]
+                .map(String::from)
+                .to_vec();
+            a.push(H1_CONNECTIONS.to_string());
+            a.extend(["--target".into(), local(p.h1).to_string()]);
+            a
+        };
+        if self.wants('a') {
+            for r in 0..repeats {
+                for (target, ports, process) in Self::order(&running, r) {
+                    let before = process.as_ref().and_then(|p| p.cpu_seconds(ticks).ok());
+                    let Some(report) = self.http_run(&results::H1_RPS, *target, h1(ports)) else {
+                        continue;
+                    };
+                    let after = process.as_ref().and_then(|p| p.cpu_seconds(ticks).ok());
+                    let rps = report["rps"].as_f64().unwrap_or(0.0);
+                    let requests = report["requests_all"].as_f64().unwrap_or(0.0);
+                    let errors = report["errors"].as_u64().unwrap_or(0);
+                    self.results.add(&results::H1_RPS, *target, rps, errors);
+                    if let (Some(b), Some(a)) = (before, after)
+                        && requests > 0.0
+                    {
+                        self.results.add(
+                            &results::CPU_PER_1K,
+                            *target,
+                            (a - b) / requests * 1000.0,
+                            0,
+                        );
+                    }
+                    self.say(&format!(
+                        "(a) {} {}/{repeats}: {rps:.0} req/s",
+                        target.name(),
+                        r + 1
+                    ));
+                }
+            }
+            for (target, _, process) in &running {
+                if let Some(process) = process {
+                    match process.memory_bytes("VmHWM") {
+                        Ok(hwm) => {
+                            self.results
+                                .add(&results::PEAK_RSS, *target, hwm / 1048576.0, 0)
+                        }
+                        Err(e) => {
+                            self.results
+                                .unavailable(&results::PEAK_RSS, *target, &format!("{e:#}"))
+                        }
+                    }
+                }
+            }
+        }
+        if self.wants('b') {
+            for r in 0..repeats {
+                for (target, ports, _) in Self::order(&running, r) {
+                    let mut args = h1(ports);
+                    args.extend(["--rate".into(), FIXED_RATE.to_string()]);
+                    let Some(report) = self.http_run(&results::H1_P99, *target, args) else {
+                        continue;
+                    };
+                    let errors = report["errors"].as_u64().unwrap_or(0);
+                    let latency = &report["latency"];
+                    for (metric, key) in [
+                        (&results::H1_P50, "p50_us"),
+                        (&results::H1_P90, "p90_us"),
+                        (&results::H1_P99, "p99_us"),
+                        (&results::H1_P999, "p999_us"),
+                    ] {
+                        let ms = latency[key].as_f64().unwrap_or(0.0) / 1000.0;
+                        self.results.add(metric, *target, ms, errors);
+                    }
+                    self.say(&format!(
+                        "(b) {} {}/{repeats}: p50 {:.3} ms, p99 {:.3} ms",
+                        target.name(),
+                        r + 1,
+                        latency["p50_us"].as_f64().unwrap_or(0.0) / 1000.0,
+                        latency["p99_us"].as_f64().unwrap_or(0.0) / 1000.0
+                    ));
+                }
+            }
+        }
+        if self.wants('d') {
+            for (metric, protocol) in [(&results::H2_RPS, "h2"), (&results::GRPC_RPS, "grpc")] {
+                for r in 0..repeats {
+                    for (target, ports, _) in Self::order(&running, r) {
+                        let args: Vec<String> = vec![
+                            "http".into(),
+                            "--protocol".into(),
+                            protocol.into(),
+                            "--connections".into(),
+                            H2_CONNECTIONS.to_string(),
+                            "--streams".into(),
+                            H2_STREAMS.to_string(),
+                            "--target".into(),
+                            local(ports.h2).to_string(),
+                        ];
+                        let Some(report) = self.http_run(metric, *target, args) else {
+                            continue;
+                        };
+                        let rps = report["rps"].as_f64().unwrap_or(0.0);
+                        self.results.add(
+                            metric,
+                            *target,
+                            rps,
+                            report["errors"].as_u64().unwrap_or(0),
+                        );
+                        self.say(&format!(
+                            "(d) {protocol} {} {}/{repeats}: {rps:.0} req/s",
+                            target.name(),
+                            r + 1
+                        ));
+                    }
+                }
+            }
+        }
+        if self.wants('e') {
+            for r in 0..repeats {
+                for (target, ports, _) in Self::order(&running, r) {
+                    if *target == Target::Nginx && self.settings.nginx_stream_module.is_none() {
+                        continue;
+                    }
+                    let args: Vec<String> = vec![
+                        "tcp".into(),
+                        "--connections".into(),
+                        TCP_CONNECTIONS.to_string(),
+                        "--target".into(),
+                        local(ports.tcp).to_string(),
+                    ];
+                    let Some(report) = self.http_run(&results::TCP_MIBS, *target, args) else {
+                        continue;
+                    };
+                    let mibs = report["mib_per_s"].as_f64().unwrap_or(0.0);
+                    self.results.add(
+                        &results::TCP_MIBS,
+                        *target,
+                        mibs,
+                        report["errors"].as_u64().unwrap_or(0),
+                    );
+                    self.say(&format!(
+                        "(e) {} {}/{repeats}: {mibs:.0} MiB/s",
+                        target.name(),
+                        r + 1
+                    ));
+                }
+            }
+        }
+        // The processes are dropped (killed) here.
+    }
+}
