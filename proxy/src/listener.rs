@@ -70,6 +70,8 @@ impl Listener {
                     continue;
                 }
             };
+            // Small writes (h2 frames, TLS records) go out at once instead of waiting on delayed ACKs.
+            let _ = stream.set_nodelay(true);
             inputs.metrics.listener_cx.get_or_create(&labels).inc();
             let config = self.config.clone();
             let inputs = inputs.clone();

@@ -81,7 +81,6 @@ pub async fn proxy(
             .inc();
     }
     let Some(mut upstream) = upstream else { return };
-    let _ = downstream.tcp().set_nodelay(true);
     let (sent, received) =
         copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
     inputs

@@ -42,23 +42,15 @@ pub fn route<'a>(vhost: &'a VirtualHost, request: &Parts) -> Option<&'a Route> {
 
 fn matches(m: &RouteMatch, request: &Parts) -> bool {
     let path = request.uri.path();
-    let fold = |s: &str| {
-        if m.case_sensitive {
-            s.to_string()
-        } else {
-            s.to_ascii_lowercase()
-        }
-    };
+    // Compared in place: no per-route allocation on the hot path.
+    let case = m.case_sensitive;
     let path_ok = match &m.path {
-        PathMatch::Prefix(prefix) => fold(path).starts_with(&fold(prefix)),
-        PathMatch::Path(exact) => fold(path) == fold(exact),
+        PathMatch::Prefix(prefix) => starts_with(path, prefix, case),
+        PathMatch::Path(exact) => same(path.as_bytes(), exact.as_bytes(), case),
         PathMatch::SafeRegex(pattern) => pattern.matches(path),
         PathMatch::PathSeparatedPrefix(prefix) => {
-            let (path, prefix) = (fold(path), fold(prefix));
-            path == prefix
-                || path
-                    .strip_prefix(&prefix)
-                    .is_some_and(|rest| rest.starts_with('/'))
+            starts_with(path, prefix, case)
+                && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
         }
     };
     path_ok
@@ -67,6 +59,23 @@ fn matches(m: &RouteMatch, request: &Parts) -> bool {
             .iter()
             .all(|q| query_matches(q, request.uri.query().unwrap_or("")))
         && (!m.grpc || is_grpc(request))
+}
+
+fn same(a: &[u8], b: &[u8], case_sensitive: bool) -> bool {
+    if case_sensitive {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
+fn starts_with(text: &str, prefix: &str, case_sensitive: bool) -> bool {
+    text.len() >= prefix.len()
+        && same(
+            &text.as_bytes()[..prefix.len()],
+            prefix.as_bytes(),
+            case_sensitive,
+        )
 }
 
 pub fn is_grpc(request: &Parts) -> bool {
@@ -104,5 +113,21 @@ fn query_matches(m: &QueryParameterMatcher, query: &str) -> bool {
         (None, value) => value.is_some(),
         (Some(matcher), Some(value)) => matcher.matches(value),
         (Some(_), None) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_compare_in_place_with_or_without_case() {
+        assert!(starts_with("/API/v1", "/api", false));
+        assert!(!starts_with("/API/v1", "/api", true));
+        assert!(starts_with("/api", "/api", true));
+        assert!(!starts_with("/ap", "/api", true));
+        // Multi-byte text is compared as bytes, never sliced inside a character.
+        assert!(!starts_with("/é", "/e", false));
+        assert!(same(b"/Path", b"/path", false) && !same(b"/Path", b"/path", true));
     }
 }

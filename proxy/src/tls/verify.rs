@@ -184,7 +184,9 @@ pub fn hint(reason: &str) -> &'static str {
         "no_client_certificate" => {
             "this side requires a client certificate: is the client calling through its sidecar?"
         }
-        "peer_alert" => "the peer refused this side's certificate or parameters: see the peer's log",
+        "peer_alert" => {
+            "the peer refused this side's certificate or parameters: see the peer's log"
+        }
         "timeout" => "the peer did not complete the handshake in time",
         "connection_closed" => "the peer closed the connection during the handshake",
         _ => "the peer does not speak TLS as expected (plaintext, or a protocol error)",
