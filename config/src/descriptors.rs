@@ -1,21 +1,16 @@
 //! The protobuf descriptors of Envoy's v3 API, for reflection over YAML, JSON and `Any` payloads.
 
 use prost_reflect::{DescriptorPool, MessageDescriptor};
-use std::sync::OnceLock;
 
 /// Descriptors of every Envoy API file the `envoy-types` crate was generated from (see `build.rs`).
 const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
 
-/// The shared pool. The bytes were produced by our own build script, so a decode failure is a build defect,
-/// reported as an error rather than a panic.
-pub fn pool() -> Result<&'static DescriptorPool, String> {
-    static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTOR_SET)
-            .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+/// The pool, decoded anew: decoded it takes about 16 MB, which a running proxy should not keep once its
+/// configuration is loaded, so it lives only as long as the descriptors taken from it. The bytes were produced
+/// by our own build script, so a decode failure is a build defect, reported as an error rather than a panic.
+pub fn pool() -> Result<DescriptorPool, String> {
+    DescriptorPool::decode(DESCRIPTOR_SET)
+        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
 }
 
 /// The descriptor of a message by its full protobuf name (`envoy.config.cluster.v3.Cluster`).

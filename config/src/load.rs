@@ -16,6 +16,22 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
+/// YAML or JSON to the typed bootstrap, with Envoy's field rules checked on the way.
+fn reflect(bytes: &[u8], format: Format) -> Result<(Bootstrap, Diagnostics), Diagnostics> {
+    let message = source::parse_dynamic(bytes, format, BOOTSTRAP)?;
+    let mut diagnostics = Diagnostics::default();
+    walk::check(&message, &Path::root(), &mut diagnostics);
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    let bootstrap: Bootstrap = source::to_struct(&message).map_err(|e| {
+        let mut d = diagnostics.clone();
+        d.error(&Path::root(), e);
+        d
+    })?;
+    Ok((bootstrap, diagnostics))
+}
+
 /// Loads a bootstrap file; the format follows the extension (`.json`, else YAML), as in Envoy.
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -28,16 +44,14 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
 
 /// Loads a bootstrap from bytes. On error, every problem found is returned, warnings included.
 pub fn load_bytes(bytes: &[u8], format: Format) -> Result<Loaded, Diagnostics> {
-    let message = source::parse_dynamic(bytes, format, BOOTSTRAP)?;
-    let mut diagnostics = Diagnostics::default();
-    walk::check(&message, &Path::root(), &mut diagnostics);
-    if diagnostics.has_errors() {
-        return Err(diagnostics);
-    }
-    let bootstrap: Bootstrap = source::to_struct(&message).map_err(|e| {
-        let mut d = diagnostics.clone();
-        d.error(&Path::root(), e);
-        d
+    // Reflection (the Envoy descriptors, about 16 MB decoded, and the dynamic message) runs on a thread of its
+    // own: its allocations stay in that thread's malloc arena and are given back together once freed, instead
+    // of fragmenting the heap the proxy then serves from. Only the typed bootstrap crosses over.
+    let reflected = std::thread::scope(|scope| scope.spawn(|| reflect(bytes, format)).join());
+    let (bootstrap, mut diagnostics) = reflected.unwrap_or_else(|_| {
+        let mut d = Diagnostics::default();
+        d.error(&Path::root(), "reading the configuration failed unexpectedly (a bug: please report it)");
+        Err(d)
     })?;
     let snapshot = convert::bootstrap::snapshot(&bootstrap, &mut diagnostics);
     // A resource that failed to convert is missing from the snapshot; checking references then would only
