@@ -50,7 +50,10 @@ pub fn load_bytes(bytes: &[u8], format: Format) -> Result<Loaded, Diagnostics> {
     let reflected = std::thread::scope(|scope| scope.spawn(|| reflect(bytes, format)).join());
     let (bootstrap, mut diagnostics) = reflected.unwrap_or_else(|_| {
         let mut d = Diagnostics::default();
-        d.error(&Path::root(), "reading the configuration failed unexpectedly (a bug: please report it)");
+        d.error(
+            &Path::root(),
+            "reading the configuration failed unexpectedly (a bug: please report it)",
+        );
         Err(d)
     })?;
     let snapshot = convert::bootstrap::snapshot(&bootstrap, &mut diagnostics);
