@@ -151,10 +151,7 @@ impl Run {
         let file = write("outrigger.yaml", configs::envoy(p, self.backend))?;
         proxies.push(Proxy {
             target: Target::Outrigger,
-            line: CommandLine::new(
-                &s.outrigger,
-                &["run", "--concurrency", "1", "-c", &file, "-l", "error"],
-            ),
+            line: CommandLine::outrigger(&s.outrigger, &file),
             ports: p,
         });
         match &s.envoy {
@@ -163,18 +160,7 @@ impl Run {
                 let file = write("envoy.yaml", configs::envoy(p, self.backend))?;
                 proxies.push(Proxy {
                     target: Target::Envoy,
-                    line: CommandLine::new(
-                        envoy,
-                        &[
-                            "-c",
-                            &file,
-                            "--concurrency",
-                            "1",
-                            "-l",
-                            "error",
-                            "--disable-hot-restart",
-                        ],
-                    ),
+                    line: CommandLine::envoy(envoy, &file),
                     ports: p,
                 });
             }

@@ -72,22 +72,8 @@ impl Run {
                 std::fs::write(&file, text)?;
                 let file = file.display().to_string();
                 let line = match target {
-                    Target::Envoy => CommandLine::new(
-                        &binary,
-                        &[
-                            "-c",
-                            &file,
-                            "--concurrency",
-                            "1",
-                            "-l",
-                            "error",
-                            "--disable-hot-restart",
-                        ],
-                    ),
-                    _ => CommandLine::new(
-                        &binary,
-                        &["run", "--concurrency", "1", "-c", &file, "-l", "error"],
-                    ),
+                    Target::Envoy => CommandLine::envoy(&binary, &file),
+                    _ => CommandLine::outrigger(&binary, &file),
                 };
                 let log = self.work.join(format!("{}-mesh-{side}.log", target.name()));
                 let name = format!("{} sidecar {side}", target.name());

@@ -17,6 +17,30 @@ pub struct CommandLine {
 }
 
 impl CommandLine {
+    /// Outrigger serving `config` with one worker, as every scenario runs it.
+    pub fn outrigger(binary: impl Into<PathBuf>, config: &str) -> Self {
+        Self::new(
+            binary,
+            &["run", "--concurrency", "1", "-c", config, "-l", "error"],
+        )
+    }
+
+    /// Envoy serving `config` with one worker, as every scenario runs it.
+    pub fn envoy(binary: impl Into<PathBuf>, config: &str) -> Self {
+        Self::new(
+            binary,
+            &[
+                "-c",
+                config,
+                "--concurrency",
+                "1",
+                "-l",
+                "error",
+                "--disable-hot-restart",
+            ],
+        )
+    }
+
     pub fn new(program: impl Into<PathBuf>, args: &[&str]) -> Self {
         Self {
             program: program.into(),
