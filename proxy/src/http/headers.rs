@@ -40,12 +40,18 @@ pub fn authority(parts: &Parts) -> Option<String> {
         })
 }
 
+/// A version 4 UUID from the thread's fast generator: a request id needs to be unique, not unguessable, and the
+/// system's secure source would cost a `getrandom` system call per request.
+fn request_id() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
+}
+
 pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     remove_hop_by_hop(&mut parts.headers);
     let hcm = &connection.hcm;
     if hcm.generate_request_id
         && !parts.headers.contains_key("x-request-id")
-        && let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        && let Ok(id) = HeaderValue::from_str(&request_id().to_string())
     {
         parts.headers.insert("x-request-id", id);
     }
@@ -266,4 +272,17 @@ pub fn redirect(parts: &Parts, redirect: &Redirect, route: &Route) -> Response<R
             .insert(http::header::LOCATION, location);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(a.to_string().len(), 36);
+    }
 }
