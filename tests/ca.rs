@@ -31,38 +31,6 @@ fn issue(dir: &Path, name: &str, spiffe_id: &str) {
     );
 }
 
-fn envoy_mtls_config(dir: &Path, port: u16, admin: u16) -> String {
-    let d = dir.display();
-    format!(
-        r#"
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
-static_resources:
-  listeners:
-  - name: mtls
-    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            tls_params: {{tls_minimum_protocol_version: TLSv1_3}}
-            tls_certificates: [{{certificate_chain: {{filename: {d}/server/cert.pem}}, private_key: {{filename: {d}/server/key.pem}}}}]
-            validation_context:
-              trusted_ca: {{filename: {d}/server/ca.pem}}
-              match_typed_subject_alt_names: [{{san_type: URI, matcher: {{exact: "spiffe://cluster.local/ns/default/sa/client"}}}}]
-      filters:
-      - name: hcm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: mtls
-          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, direct_response: {{status: 200, body: {{inline_string: "hello over mTLS"}}}}}}]}}]}}
-          http_filters: [{{name: router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
-"#
-    )
-}
-
 #[test]
 fn dev_ca_certificates_work_with_openssl_and_envoy() {
     let dir = std::env::temp_dir().join(format!("outrigger-ca-{}", std::process::id()));
@@ -144,7 +112,17 @@ fn dev_ca_certificates_work_with_openssl_and_envoy() {
     };
     let (port, admin) = (free_port(), free_port());
     let config = dir.join("envoy.yaml");
-    std::fs::write(&config, envoy_mtls_config(&dir, port, admin)).unwrap();
+    std::fs::write(
+        &config,
+        support::envoy::mtls_server_config(
+            &dir.join("server"),
+            "spiffe://cluster.local/ns/default/sa/client",
+            port,
+            admin,
+            "hello over mTLS",
+        ),
+    )
+    .unwrap();
     let mut envoy = support::envoy::Envoy::start(&envoy, &config);
     envoy.wait_for_port(port);
     let call = |identity: &str| {

@@ -408,39 +408,12 @@ fn outbound_mtls_to_envoy() {
     let envoy_identity = pki.issue("envoy", &spiffe("envoy"));
     let client = pki.issue("client", &spiffe("client"));
     let (envoy_port, envoy_admin) = (free_port(), free_port());
-    let envoy_config = fill(
-        r#"
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
-static_resources:
-  listeners:
-  - name: mtls
-    address: {socket_address: {address: 127.0.0.1, port_value: {port}}}
-    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            tls_certificates: [{certificate_chain: {filename: "{dir}/cert.pem"}, private_key: {filename: "{dir}/key.pem"}}]
-            validation_context:
-              trusted_ca: {filename: "{dir}/ca.pem"}
-              match_typed_subject_alt_names: [{san_type: URI, matcher: {exact: "{client_id}"}}]
-      filters:
-      - name: hcm
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: mtls
-          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: "hello from envoy over mTLS"}}}]}]}
-          {router}
-"#,
-        &[
-            ("admin", envoy_admin.to_string()),
-            ("port", envoy_port.to_string()),
-            ("dir", text(&envoy_identity)),
-            ("client_id", spiffe("client")),
-            ("router", ROUTER.to_string()),
-        ],
+    let envoy_config = support::envoy::mtls_server_config(
+        &envoy_identity,
+        &spiffe("client"),
+        envoy_port,
+        envoy_admin,
+        "hello from envoy over mTLS",
     );
     let envoy_config_path = pki.dir.join("envoy-server.yaml");
     std::fs::write(&envoy_config_path, envoy_config).unwrap();
@@ -453,16 +426,7 @@ static_resources:
 admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
 static_resources:
   listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: {front}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /wrong}, route: {cluster: impostor}}, {match: {prefix: /}, route: {cluster: envoy}}]}]}
-          {router}
+{front_listener}
   - name: front_tcp
     address: {socket_address: {address: 127.0.0.1, port_value: {front_tcp}}}
     filter_chains:
@@ -479,7 +443,10 @@ static_resources:
 "#,
         &[
             ("admin", admin.to_string()),
-            ("front", front.to_string()),
+            (
+                "front_listener",
+                front_listener(front, "wrong", "impostor", "envoy"),
+            ),
             ("front_tcp", front_tcp.to_string()),
             ("envoy", envoy_port.to_string()),
             ("right", client_tls(&client, &spiffe("envoy"))),
@@ -534,6 +501,29 @@ static_resources:
     );
 }
 
+/// A plaintext HTTP listener `front` on `port`: `/{prefix}...` goes to cluster `special`, the rest to `default`.
+fn front_listener(port: u16, prefix: &str, special: &str, default: &str) -> String {
+    fill(
+        r#"  - name: front
+    address: {socket_address: {address: 127.0.0.1, port_value: {port}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /{prefix}}, route: {cluster: {special}}}, {match: {prefix: /}, route: {cluster: {default}}}]}]}
+          {router}"#,
+        &[
+            ("port", port.to_string()),
+            ("prefix", prefix.to_string()),
+            ("special", special.to_string()),
+            ("default", default.to_string()),
+            ("router", ROUTER.to_string()),
+        ],
+    )
+}
+
 /// One process, both ends: `front` (plaintext) -> cluster over mTLS -> `mesh_in` (mTLS) -> backend.
 fn loop_config(pki: &Pki, admin: u16, front: u16, mesh_in: u16, backend: u16) -> String {
     let server = pki.dir.join("server");
@@ -543,16 +533,7 @@ fn loop_config(pki: &Pki, admin: u16, front: u16, mesh_in: u16, backend: u16) ->
 admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
 static_resources:
   listeners:
-  - name: front
-    address: {socket_address: {address: 127.0.0.1, port_value: {front}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: front
-          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /mixed}, route: {cluster: mixed}}, {match: {prefix: /}, route: {cluster: mesh}}]}]}
-          {router}
+{front_listener}
   - name: mesh_in
     address: {socket_address: {address: 127.0.0.1, port_value: {mesh_in}}}
     filter_chains:
@@ -591,7 +572,10 @@ static_resources:
 "#,
         &[
             ("admin", admin.to_string()),
-            ("front", front.to_string()),
+            (
+                "front_listener",
+                front_listener(front, "mixed", "mixed", "mesh"),
+            ),
             ("mesh_in", mesh_in.to_string()),
             ("backend", backend.to_string()),
             ("server_tls", server_tls(&server)),

@@ -18,10 +18,6 @@ impl Stream {
             Stream::Tls(s) => s.get_ref().0,
         }
     }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
 }
 
 impl From<tokio_rustls::server::TlsStream<TcpStream>> for Stream {

@@ -153,7 +153,7 @@ impl Metrics {
 
     /// Counts a failed handshake; `labels` name the listener or the cluster.
     pub fn tls_failure(&self, labels: &Labels, reason: &'static str, policy: SecurityPolicy) {
-        self.upstream_counters().failure(labels, reason, policy);
+        count_tls_failure(&self.tls_handshake_failure, labels, reason, policy);
     }
 
     /// The counters upstream connections update (they are made where `Metrics` is not at hand).
@@ -185,11 +185,20 @@ pub struct UpstreamCounters {
 
 impl UpstreamCounters {
     pub fn failure(&self, labels: &Labels, reason: &'static str, policy: SecurityPolicy) {
-        let mut labels = labels.clone();
-        labels.push(("reason", reason.to_string()));
-        labels.push(("connection_security_policy", policy.label().to_string()));
-        self.failures.get_or_create(&labels).inc();
+        count_tls_failure(&self.failures, labels, reason, policy);
     }
+}
+
+fn count_tls_failure(
+    family: &Family<Labels, Counter>,
+    labels: &Labels,
+    reason: &'static str,
+    policy: SecurityPolicy,
+) {
+    let mut labels = labels.clone();
+    labels.push(("reason", reason.to_string()));
+    labels.push(("connection_security_policy", policy.label().to_string()));
+    family.get_or_create(&labels).inc();
 }
 
 /// What the failed connection was meant to be, as Istio's `connection_security_policy` label says it.
