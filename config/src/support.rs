@@ -160,10 +160,10 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.config.listener.v3.Listener",
         "name address traffic_direction bind_to_port use_original_dst listener_filters listener_filters_timeout \
-         continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix",
+         continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix \
+         per_connection_buffer_limit_bytes",
         &[
             ("access_log", ACCESS_LOG),
-            ("per_connection_buffer_limit_bytes", TUNING),
             ("tcp_backlog_size", TUNING),
             ("enable_reuse_port", TUNING),
             ("metadata", METADATA),

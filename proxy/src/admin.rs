@@ -96,9 +96,15 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                         "{}::{}::weight::{}",
                         cluster.config.name, target.address, target.weight
                     );
+                    // Envoy's flags: `healthy`, or `/failed_outlier_check` while outlier detection ejects the host.
+                    let flags = if cluster.is_ejected(target.address) {
+                        "/failed_outlier_check"
+                    } else {
+                        "healthy"
+                    };
                     let _ = writeln!(
                         body,
-                        "{}::{}::health_flags::healthy",
+                        "{}::{}::health_flags::{flags}",
                         cluster.config.name, target.address
                     );
                 }

@@ -1,24 +1,35 @@
-//! The HTTP connection manager: hyper serves HTTP/1.1 and h2 on the connection, and every request goes
-//! through the route table to the router.
+//! The HTTP connection manager: hyper serves HTTP/1.1 and h2 on the connection, and every request goes through
+//! a tower stack: `downstream_stats` -> `connection_manager` (headers, route lookup) -> `local_rate_limit` ->
+//! `router` -> the matched route's upstream stack (`route_stack`: `route_timeout` -> `retry` -> `attempt`).
 
+mod attempt;
+pub use attempt::PreviousHosts;
 mod client_cert;
-mod forward;
+pub mod connection_manager;
+mod downstream_stats;
+mod failure;
 mod headers;
+mod local_rate_limit;
 pub mod local_reply;
+mod replay_body;
+mod retry;
 pub mod route;
+mod route_stack;
+mod route_timeout;
+mod router;
 
-use crate::metrics::{self, Labels};
+use crate::metrics::Labels;
 use crate::{Inputs, drain::ConnectionGuard};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use connection_manager::{ConnectionManager, Decode};
+use downstream_stats::DownstreamStats;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use local_reply::{Flag, ResponseBody, reply};
-use outrigger_config::model::http::{CodecType, HttpConnectionManager, RouteSource};
-use outrigger_config::model::route::RouteAction;
-use std::convert::Infallible;
+use local_rate_limit::LocalRateLimitFilter;
+use outrigger_config::model::http::{CodecType, HttpConnectionManager};
+use router::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 /// What a request handler knows about its connection.
 pub struct Connection {
@@ -27,10 +38,46 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// The original destination (or the local address when there was no redirect).
     pub destination: SocketAddr,
-    pub own_addresses: Vec<SocketAddr>,
+    pub own_addresses: Arc<[SocketAddr]>,
     pub labels: Labels,
     /// Set when the connection arrived over TLS.
     pub tls: Option<crate::tls::Session>,
+    /// How much of a request body is kept for retries: the listener's `per_connection_buffer_limit_bytes`.
+    pub buffer_limit: usize,
+}
+
+/// Every HCM config of a snapshot at run time, keyed by the config's address (each is one `Arc` in the
+/// snapshot, which outlives this map).
+#[derive(Default)]
+pub struct Managers {
+    by_config: std::collections::HashMap<usize, Arc<ConnectionManager>>,
+}
+
+impl Managers {
+    pub fn new(snapshot: &outrigger_config::Snapshot, metrics: &crate::metrics::Metrics) -> Self {
+        let mut by_config = std::collections::HashMap::new();
+        for listener in &snapshot.listeners {
+            let chains = listener
+                .filter_chains
+                .iter()
+                .chain(listener.default_filter_chain.iter());
+            for filter in chains.flat_map(|c| c.filters.iter()) {
+                if let outrigger_config::model::listener::NetworkFilter::HttpConnectionManager(
+                    hcm,
+                ) = filter
+                {
+                    by_config
+                        .entry(Arc::as_ptr(hcm) as usize)
+                        .or_insert_with(|| Arc::new(ConnectionManager::new(hcm.clone(), metrics)));
+                }
+            }
+        }
+        Self { by_config }
+    }
+
+    pub fn get(&self, hcm: &Arc<HttpConnectionManager>) -> Option<Arc<ConnectionManager>> {
+        self.by_config.get(&(Arc::as_ptr(hcm) as usize)).cloned()
+    }
 }
 
 pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: ConnectionGuard) {
@@ -41,8 +88,12 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     builder
         .http1()
         .timer(TokioTimer::new())
-        .max_buf_size((hcm.max_request_headers_kb as usize * 1024).max(8192))
-        .header_read_timeout(hcm.request_headers_timeout);
+        .max_buf_size((hcm.max_request_headers_kb as usize * 1024).max(8192));
+    // Without `request_headers_timeout`, hyper's own 30 s limit on reading the headers stays on: passing `None`
+    // would switch it off and let a client trickle headers for ever.
+    if let Some(timeout) = hcm.request_headers_timeout {
+        builder.http1().header_read_timeout(timeout);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -54,10 +105,27 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         CodecType::Http1 => builder.http1_only(),
         CodecType::Http2 => builder.http2_only(),
     };
-    let service = hyper::service::service_fn(move |request| {
-        let connection = connection.clone();
-        async move { Ok::<_, Infallible>(handle(request, &connection).await) }
-    });
+    let manager = match connection.inputs.http.get(&hcm) {
+        Some(manager) => manager,
+        None => Arc::new(ConnectionManager::new(
+            hcm.clone(),
+            &connection.inputs.metrics,
+        )),
+    };
+    // The HTTP stack, outer to inner: statistics, the connection manager's own work (headers, route lookup),
+    // the local rate limit filter, the router (which calls the matched route's upstream stack).
+    let router = Router {
+        connection: connection.clone(),
+        manager: manager.clone(),
+    };
+    let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.inputs.clone());
+    let decode = Decode {
+        connection: connection.clone(),
+        manager,
+        filters,
+    };
+    let stack = DownstreamStats::new(decode, connection.clone());
+    let service = hyper::service::service_fn(move |request| stack.clone().oneshot(request));
     let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(served);
     tokio::select! {
@@ -76,111 +144,4 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         served,
     )
     .await;
-}
-
-async fn handle(request: Request<Incoming>, connection: &Connection) -> Response<ResponseBody> {
-    let metrics = &connection.inputs.metrics;
-    metrics.http_rq.get_or_create(&connection.labels).inc();
-    let active = metrics
-        .http_rq_active
-        .get_or_create(&connection.labels)
-        .clone();
-    active.inc();
-    let mut response = route_and_forward(request, connection).await;
-    active.dec();
-    if connection.inputs.drain.is_draining() && response.version() != http::Version::HTTP_2 {
-        response.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
-    if let Ok(server) = http::HeaderValue::from_str(&connection.hcm.server_name) {
-        response.headers_mut().insert(http::header::SERVER, server);
-    }
-    let status = response.status().as_u16();
-    metrics
-        .http_rq_xx
-        .get_or_create(&metrics::with_class(connection.labels.clone(), status))
-        .inc();
-    response
-}
-
-async fn route_and_forward(
-    mut request: Request<Incoming>,
-    connection: &Connection,
-) -> Response<ResponseBody> {
-    // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers.
-    let upgrade = headers::upgrade_type(request.headers()).filter(|kind| {
-        request.version() == http::Version::HTTP_11 && connection.hcm.upgrade_types.contains(kind)
-    });
-    let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-    let (mut parts, body) = request.into_parts();
-    if headers::size(&parts.headers) > connection.hcm.max_request_headers_kb as usize * 1024 {
-        let mut response = Response::new(local_reply::empty());
-        *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return response;
-    }
-    headers::prepare_request(&mut parts, connection);
-    let RouteSource::Static(config) = &connection.hcm.routes else {
-        return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
-    };
-    let host = headers::authority(&parts).unwrap_or_default();
-    let Some(vhost) = route::virtual_host(config, &host) else {
-        return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
-    };
-    let Some(matched) = route::route(vhost, &parts) else {
-        return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
-    };
-    let levels = [&matched.headers, &vhost.headers, &config.headers];
-    let mut response = match &matched.action {
-        RouteAction::DirectResponse(direct) => {
-            let status = StatusCode::from_u16(direct.status).unwrap_or(StatusCode::OK);
-            let body = direct
-                .body
-                .clone()
-                .map(local_reply::text)
-                .unwrap_or_else(local_reply::empty);
-            let mut response = Response::new(body);
-            *response.status_mut() = status;
-            // Like Envoy: a direct 201 or 3xx points `Location` at the request itself.
-            if status == StatusCode::CREATED || status.is_redirection() {
-                let location = format!(
-                    "{}://{}{}",
-                    parts.uri.scheme_str().unwrap_or("http"),
-                    host,
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/")
-                );
-                if let Ok(location) = http::HeaderValue::from_str(&location) {
-                    response
-                        .headers_mut()
-                        .insert(http::header::LOCATION, location);
-                }
-            }
-            if direct.body.is_some() {
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain"),
-                );
-            }
-            response
-        }
-        RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, matched),
-        RouteAction::Route(forward) => {
-            for level in levels {
-                headers::mutate_request(&mut parts.headers, level);
-            }
-            if let Some(kind) = &upgrade {
-                headers::restore_upgrade(&mut parts.headers, kind);
-            }
-            forward::forward(parts, body, forward, matched, connection, on_upgrade).await
-        }
-    };
-    for level in levels {
-        headers::mutate_response(response.headers_mut(), level);
-    }
-    response
 }

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct Inputs {
     pub snapshot: Arc<Snapshot>,
     pub clusters: upstream::Clusters,
+    /// Each HTTP connection manager's route stacks and rate limiters, built once.
+    pub http: http::Managers,
     /// Server-side TLS contexts (the clusters hold their client-side ones).
     pub tls: tls::Contexts,
     pub metrics: metrics::Metrics,
@@ -115,12 +117,13 @@ impl Proxy {
             .collect();
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
         let metrics = metrics::Metrics::new();
-        let clusters =
-            upstream::Clusters::new(&snapshot.clusters, &tls, &metrics.upstream_counters());
+        let clusters = upstream::Clusters::new(&snapshot.clusters, &tls, &metrics);
+        let http = http::Managers::new(&snapshot, &metrics);
         tls.watch(tls::RELOAD_INTERVAL);
         let inputs = Arc::new(Inputs {
             snapshot: snapshot.clone(),
             clusters: clusters.clone(),
+            http,
             tls,
             metrics,
             drain: drain::Drain::default(),

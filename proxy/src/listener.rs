@@ -229,9 +229,10 @@ async fn serve_connection(
                     inputs: inputs.clone(),
                     peer,
                     destination,
-                    own_addresses,
+                    own_addresses: own_addresses.into(),
                     labels: metrics::connection_manager(&hcm.stat_prefix),
                     tls: session,
+                    buffer_limit: listener.per_connection_buffer_limit_bytes as usize,
                 };
                 return http::serve(stream, connection, guard).await;
             }

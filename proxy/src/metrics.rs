@@ -8,6 +8,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+mod resilience;
+pub use resilience::{ClusterStats, OutlierStats, RateLimitStats};
+
 pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Default)]
@@ -35,6 +38,8 @@ pub struct Metrics {
     pub rbac_allowed: Family<Labels, Counter>,
     pub rbac_denied: Family<Labels, Counter>,
     pub server_live: Gauge,
+    /// Retries, circuit breakers, outlier detection and local rate limits.
+    pub resilience: resilience::Families,
 }
 
 impl Metrics {
@@ -148,6 +153,7 @@ impl Metrics {
             m.server_live.clone(),
         );
         m.server_live.set(1);
+        m.resilience = resilience::Families::register(&mut m.registry);
         m
     }
 

@@ -3,10 +3,9 @@
 //! they do not.
 
 use outrigger_config::Snapshot;
-use outrigger_config::model::cluster::{Discovery, Thresholds};
-use outrigger_config::model::http::{HttpFilter, RouteSource};
+use outrigger_config::model::cluster::Discovery;
+use outrigger_config::model::http::RouteSource;
 use outrigger_config::model::listener::NetworkFilter;
-use outrigger_config::model::route::RouteAction;
 
 /// One warning per feature that is configured but not enforced.
 pub fn check(snapshot: &Snapshot) -> Vec<String> {
@@ -27,35 +26,15 @@ pub fn check(snapshot: &Snapshot) -> Vec<String> {
                 let NetworkFilter::HttpConnectionManager(hcm) = filter else {
                     continue;
                 };
-                if hcm
-                    .http_filters
-                    .iter()
-                    .any(|h| matches!(h, HttpFilter::LocalRateLimit(_)))
+                if let RouteSource::Rds {
+                    route_config_name, ..
+                } = &hcm.routes
                 {
                     warnings.push(format!(
-                        "listener {:?}: local_ratelimit is not enforced yet; requests are not rate limited",
-                        listener.name
-                    ));
-                }
-                match &hcm.routes {
-                    RouteSource::Rds { route_config_name, .. } => warnings.push(format!(
                         "listener {:?}: routes come from RDS ({route_config_name:?}), which is not implemented \
                          yet; its requests get 404",
                         listener.name
-                    )),
-                    RouteSource::Static(config) => {
-                        let per_route = config
-                            .virtual_hosts
-                            .iter()
-                            .flat_map(|v| v.routes.iter())
-                            .any(|r| r.local_rate_limit.is_some() && matches!(r.action, RouteAction::Route(_)));
-                        if per_route {
-                            warnings.push(format!(
-                                "listener {:?}: per-route local_ratelimit is not enforced yet",
-                                listener.name
-                            ));
-                        }
-                    }
+                    ));
                 }
             }
         }
@@ -65,28 +44,6 @@ pub fn check(snapshot: &Snapshot) -> Vec<String> {
         if matches!(cluster.discovery, Discovery::Eds { .. }) {
             warnings.push(format!(
                 "cluster {name:?}: EDS is not implemented yet; it has no endpoints (503)"
-            ));
-        }
-        let default = Thresholds::default();
-        let limits = [
-            &cluster.circuit_breakers.default,
-            &cluster.circuit_breakers.high,
-        ];
-        let custom = limits.iter().any(|t| {
-            t.max_connections != default.max_connections
-                || t.max_pending_requests != default.max_pending_requests
-                || t.max_requests != default.max_requests
-                || t.max_retries != default.max_retries
-                || t.retry_budget.is_some()
-        });
-        if custom {
-            warnings.push(format!(
-                "cluster {name:?}: circuit_breakers are not enforced yet"
-            ));
-        }
-        if cluster.outlier_detection.is_some() {
-            warnings.push(format!(
-                "cluster {name:?}: outlier_detection is not enforced yet"
             ));
         }
     }

@@ -4,6 +4,7 @@ use crate::Inputs;
 use crate::io::Stream;
 use crate::metrics;
 use crate::tls::Alpn;
+use crate::upstream::Outcome;
 use outrigger_config::model::listener::{TcpProxy, TcpTarget};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,11 +33,21 @@ pub async fn proxy(
         return;
     };
     let own = inputs.own_addresses(local);
+    // The cluster's `max_connections` circuit breaker: Envoy's TCP proxy closes a connection over it at once.
+    let Ok(_permit) = cluster.breaker.connection() else {
+        cluster.stats.cx_overflow.inc();
+        tracing::debug!(
+            cluster = cluster_name,
+            "tcp_proxy: max_connections reached (upstream_cx_overflow); closing"
+        );
+        return;
+    };
     let mut upstream = None;
     for attempt in 1..=config.max_connect_attempts.max(1) {
         let picked = match cluster.pick(Some(destination), &own) {
             Ok(picked) => picked,
             Err(e) => {
+                cluster.stats.none_healthy.inc();
                 tracing::warn!(cluster = cluster_name, error = %e, "tcp_proxy: no upstream");
                 return;
             }
@@ -52,6 +63,7 @@ pub async fn proxy(
         {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                cluster.report(address, Outcome::LocalSuccess);
                 match cluster.transport(picked.transport) {
                     None => {
                         upstream = Some(Stream::Plain(stream));
@@ -70,9 +82,13 @@ pub async fn proxy(
                 }
             }
             Ok(Err(e)) => {
+                cluster.report(address, Outcome::ConnectFailed);
                 tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
             }
-            Err(_) => tracing::debug!(%address, attempt, "tcp_proxy: connect timed out"),
+            Err(_) => {
+                cluster.report(address, Outcome::Timeout);
+                tracing::debug!(%address, attempt, "tcp_proxy: connect timed out")
+            }
         }
         inputs
             .metrics

@@ -2,17 +2,25 @@
 //! pooled HTTP clients that reach them.
 
 mod balancer;
+pub mod breaker;
 mod client;
+mod ejections;
+mod outlier;
 mod tls_handle;
 
 pub use balancer::Balancer;
 pub use client::{BoxError, SendError, UpstreamBody, UpstreamClient};
+pub use outlier::Outcome;
 pub use tls_handle::UpstreamTls;
 
-use crate::{metrics, tls};
+use crate::metrics::{self, ClusterStats, Metrics};
+use crate::tls;
+use breaker::Breaker;
+use ejections::Ejections;
 use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::{Discovery, Endpoint};
 use outrigger_config::model::core::Host;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -44,6 +52,51 @@ pub struct ClusterState {
     pub http: UpstreamClient,
     /// `None` is plaintext. Index 0: the cluster's `transport_socket`; then one per `transport_socket_matches`.
     transports: Vec<Option<UpstreamTls>>,
+    pub breaker: Arc<Breaker>,
+    /// Outlier detection, when configured.
+    ejections: Option<Arc<Ejections>>,
+    pub stats: ClusterStats,
+    pub counters: ClusterCounters,
+}
+
+/// The cluster's request counters, resolved once.
+pub struct ClusterCounters {
+    pub rq_total: Counter,
+    pub rq_timeout: Counter,
+    pub cx_connect_fail: Counter,
+    /// `upstream_rq_xx` by class, 1xx to 5xx.
+    rq_class: [Counter; 5],
+}
+
+impl ClusterCounters {
+    fn new(metrics: &Metrics, name: &str) -> Self {
+        let labels = metrics::cluster(name);
+        let class = |c: u16| {
+            metrics
+                .cluster_rq_xx
+                .get_or_create(&metrics::with_class(labels.clone(), c * 100))
+                .clone()
+        };
+        Self {
+            rq_total: metrics.cluster_rq.get_or_create(&labels).clone(),
+            rq_timeout: metrics.cluster_rq_timeout.get_or_create(&labels).clone(),
+            cx_connect_fail: metrics
+                .cluster_cx_connect_fail
+                .get_or_create(&labels)
+                .clone(),
+            rq_class: [class(1), class(2), class(3), class(4), class(5)],
+        }
+    }
+
+    /// Counts a response in its class (`upstream_rq_2xx`, ...).
+    pub fn count_class(&self, status: u16) {
+        if let Some(counter) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.rq_class.get(i))
+        {
+            counter.inc();
+        }
+    }
 }
 
 /// Why no endpoint could be chosen.
@@ -60,11 +113,8 @@ pub enum PickError {
 }
 
 impl ClusterState {
-    pub fn new(
-        config: Cluster,
-        tls: &tls::Contexts,
-        counters: &metrics::UpstreamCounters,
-    ) -> Arc<Self> {
+    pub fn new(config: Cluster, tls: &tls::Contexts, metrics: &Metrics) -> Arc<Self> {
+        let counters = &metrics.upstream_counters();
         let labels = metrics::cluster(&config.name);
         let handle = |context: Option<&outrigger_config::model::tls::UpstreamTls>| {
             context
@@ -86,15 +136,50 @@ impl ClusterState {
             .collect();
         let targets = static_targets(&config);
         let connections = counters.connections.get_or_create(&labels).clone();
-        let http = UpstreamClient::new(&config, &transports, connections);
         let balancer = Balancer::new(config.lb_policy);
-        Arc::new(Self {
+        let stats = metrics.resilience.cluster(&config.name);
+        let breaker = Breaker::new(config.circuit_breakers.default.clone(), stats.clone());
+        let http = UpstreamClient::new(&config, &transports, connections, breaker.clone());
+        let ejections = config
+            .outlier_detection
+            .as_ref()
+            .map(|o| Ejections::new(o, stats.clone()));
+        if let Some(ejections) = &ejections {
+            let hosts: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
+            ejections.set_hosts(&hosts);
+        }
+        let cluster = Arc::new(Self {
+            counters: ClusterCounters::new(metrics, &config.name),
             config,
             targets: RwLock::new(Arc::new(targets)),
             balancer,
             http,
             transports,
-        })
+            breaker,
+            ejections,
+            stats,
+        });
+        if let Some(ejections) = &cluster.ejections {
+            let weak = Arc::downgrade(&cluster);
+            ejections.start(move || {
+                weak.upgrade()
+                    .map(|c| c.targets().iter().map(|t| t.address).collect())
+                    .unwrap_or_default()
+            });
+        }
+        cluster
+    }
+
+    /// Tells outlier detection how a request or connection to `host` went.
+    pub fn report(&self, host: SocketAddr, outcome: Outcome) {
+        if let Some(ejections) = &self.ejections {
+            ejections.report(host, outcome);
+        }
+    }
+
+    /// Whether outlier detection has ejected `host` (`failed_outlier_check` on `/clusters`).
+    pub fn is_ejected(&self, host: SocketAddr) -> bool {
+        self.ejections.as_ref().is_some_and(|e| e.is_ejected(host))
     }
 
     /// The TLS a transport uses; `None` is plaintext.
@@ -110,6 +195,10 @@ impl ClusterState {
     }
 
     fn set_targets(&self, targets: Vec<Target>) {
+        if let Some(ejections) = &self.ejections {
+            let hosts: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
+            ejections.set_hosts(&hosts);
+        }
         match self.targets.write() {
             Ok(mut t) => *t = Arc::new(targets),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(targets),
@@ -122,6 +211,17 @@ impl ClusterState {
         &self,
         original_destination: Option<SocketAddr>,
         own_listeners: &[SocketAddr],
+    ) -> Result<Picked, PickError> {
+        self.pick_avoiding(original_destination, own_listeners, None)
+    }
+
+    /// Like `pick`, redrawing (up to `avoid.max_redraws` times) a host that an earlier attempt of the same
+    /// request already tried; after that, the last draw is kept (Envoy's `host_selection_retry_max_attempts`).
+    pub fn pick_avoiding(
+        &self,
+        original_destination: Option<SocketAddr>,
+        own_listeners: &[SocketAddr],
+        avoid: Option<&crate::http::PreviousHosts>,
     ) -> Result<Picked, PickError> {
         if self.config.discovery == Discovery::OriginalDst {
             let destination = original_destination.ok_or(PickError::NoOriginalDestination)?;
@@ -137,11 +237,22 @@ impl ClusterState {
                 transport: 0,
             });
         }
-        let targets = self.targets();
-        let address = self
+        let targets = self.healthy_targets();
+        let mut address = self
             .balancer
             .pick(&targets)
             .ok_or(PickError::NoHealthyUpstream)?;
+        if let Some(avoid) = avoid.filter(|a| !a.hosts.is_empty()) {
+            for _ in 0..avoid.max_redraws {
+                if !avoid.hosts.contains(&address) {
+                    break;
+                }
+                address = self
+                    .balancer
+                    .pick(&targets)
+                    .ok_or(PickError::NoHealthyUpstream)?;
+            }
+        }
         let transport = if self.transports.len() > 1 {
             targets
                 .iter()
@@ -152,6 +263,25 @@ impl ClusterState {
             0
         };
         Ok(Picked { address, transport })
+    }
+
+    /// The endpoints to balance over: all of them, less those outlier detection ejected, unless so few are left
+    /// that Envoy's panic threshold (50 % healthy, `healthy_panic_threshold`'s default) says to use them all.
+    fn healthy_targets(&self) -> Arc<Vec<Target>> {
+        let targets = self.targets();
+        let Some(ejections) = self.ejections.as_ref().filter(|e| e.ejected_count() > 0) else {
+            return targets;
+        };
+        let healthy: Vec<Target> = targets
+            .iter()
+            .filter(|t| !ejections.is_ejected(t.address))
+            .cloned()
+            .collect();
+        if healthy.len() * 100 < targets.len() * PANIC_THRESHOLD_PERCENT {
+            self.stats.healthy_panic.inc();
+            return targets;
+        }
+        Arc::new(healthy)
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -166,6 +296,9 @@ impl ClusterState {
         &self.balancer
     }
 }
+
+/// Envoy's default `common_lb_config.healthy_panic_threshold` (the field itself is not accepted yet).
+const PANIC_THRESHOLD_PERCENT: usize = 50;
 
 /// `own` is a listener address (maybe the wildcard 0.0.0.0:15001) or the local address a connection arrived
 /// on; a destination matching it is the proxy itself.
@@ -218,14 +351,10 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    pub fn new(
-        clusters: &[Cluster],
-        tls: &tls::Contexts,
-        counters: &metrics::UpstreamCounters,
-    ) -> Self {
+    pub fn new(clusters: &[Cluster], tls: &tls::Contexts, metrics: &Metrics) -> Self {
         let by_name = clusters
             .iter()
-            .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, counters)))
+            .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, metrics)))
             .collect();
         Self {
             by_name: Arc::new(by_name),

@@ -66,6 +66,10 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
             Some(Duration::from_secs(15)),
         ),
         continue_on_listener_filters_timeout: l.continue_on_listener_filters_timeout,
+        per_connection_buffer_limit_bytes: l
+            .per_connection_buffer_limit_bytes
+            .map(|v| v.value)
+            .unwrap_or(1024 * 1024),
         filter_chains,
         default_filter_chain,
     })

@@ -23,6 +23,8 @@ pub struct Listener {
     pub listener_filters_timeout: Option<Duration>,
     /// Envoy's default: false (the connection is closed when the listener filters time out).
     pub continue_on_listener_filters_timeout: bool,
+    /// How much of a request body the router keeps to retry it. Envoy's default: 1 MiB.
+    pub per_connection_buffer_limit_bytes: u32,
     pub filter_chains: Vec<FilterChain>,
     pub default_filter_chain: Option<FilterChain>,
 }

@@ -155,7 +155,7 @@ pub fn mutate_response(headers: &mut HeaderMap, mutations: &HeaderMutations) {
     add(headers, &mutations.response_headers_to_add);
 }
 
-fn add(headers: &mut HeaderMap, list: &[HeaderToAdd]) {
+pub fn add(headers: &mut HeaderMap, list: &[HeaderToAdd]) {
     for header in list {
         if header.value.is_empty() && !header.keep_empty_value {
             continue;

@@ -24,6 +24,10 @@ pub enum Flag {
     NoClusterFound,
     /// Rate limited locally.
     RateLimited,
+    /// A circuit breaker was full.
+    UpstreamOverflow,
+    /// Retries were exhausted; the last attempt's response went to the client.
+    UpstreamRetryLimitExceeded,
 }
 
 impl Flag {
@@ -36,6 +40,8 @@ impl Flag {
             Flag::UpstreamRemoteReset => "UR",
             Flag::NoClusterFound => "NC",
             Flag::RateLimited => "RL",
+            Flag::UpstreamOverflow => "UO",
+            Flag::UpstreamRetryLimitExceeded => "URX",
         }
     }
 }
@@ -71,4 +77,14 @@ pub fn reply(status: StatusCode, flag: Flag, message: &str) -> Response<Response
         http::HeaderValue::from_static(flag.code()),
     );
     response
+}
+
+/// Adds a flag to a response (an upstream one that a layer marked, such as `URX`): in its extensions for the
+/// layers outside, and in `x-outrigger-response-flags` for the client.
+pub fn add_flag<B>(response: &mut Response<B>, flag: Flag) {
+    response.extensions_mut().insert(flag);
+    response.headers_mut().insert(
+        "x-outrigger-response-flags",
+        http::HeaderValue::from_static(flag.code()),
+    );
 }

@@ -8,9 +8,14 @@ use outrigger_config::model::route::{
 
 /// Envoy's order: exact domain, longest `*.suffix`, longest `prefix.*`, then `*`.
 pub fn virtual_host<'a>(config: &'a RouteConfig, host: &str) -> Option<&'a VirtualHost> {
+    virtual_host_index(config, host).and_then(|i| config.virtual_hosts.get(i))
+}
+
+/// The position of the virtual host for `host` in the table.
+pub fn virtual_host_index(config: &RouteConfig, host: &str) -> Option<usize> {
     let host = host.to_ascii_lowercase();
-    let mut best: Option<(u8, usize, &VirtualHost)> = None;
-    for vhost in &config.virtual_hosts {
+    let mut best: Option<(u8, usize, usize)> = None;
+    for (index, vhost) in config.virtual_hosts.iter().enumerate() {
         for domain in &vhost.domains {
             let rank = if *domain == host {
                 Some((3, domain.len()))
@@ -26,18 +31,23 @@ pub fn virtual_host<'a>(config: &'a RouteConfig, host: &str) -> Option<&'a Virtu
             if let Some((kind, len)) = rank
                 && best.is_none_or(|(k, l, _)| (kind, len) > (k, l))
             {
-                best = Some((kind, len, vhost));
+                best = Some((kind, len, index));
             }
         }
     }
-    best.map(|(_, _, vhost)| vhost)
+    best.map(|(_, _, index)| index)
 }
 
 pub fn route<'a>(vhost: &'a VirtualHost, request: &Parts) -> Option<&'a Route> {
+    route_index(vhost, request).and_then(|i| vhost.routes.get(i))
+}
+
+/// The position of the first route of `vhost` whose match holds.
+pub fn route_index(vhost: &VirtualHost, request: &Parts) -> Option<usize> {
     vhost
         .routes
         .iter()
-        .find(|route| matches(&route.matcher, request))
+        .position(|route| matches(&route.matcher, request))
 }
 
 fn matches(m: &RouteMatch, request: &Parts) -> bool {

@@ -5,15 +5,15 @@ use super::Target;
 use outrigger_config::model::cluster::LbPolicy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct Balancer {
     policy: LbPolicy,
     /// Smooth weighted round robin state: the current weight of each endpoint.
     round_robin: Mutex<HashMap<SocketAddr, i64>>,
     /// Requests in flight per endpoint, for least request.
-    active: Mutex<HashMap<SocketAddr, usize>>,
+    active: Arc<Mutex<HashMap<SocketAddr, usize>>>,
     next: AtomicUsize,
 }
 
@@ -22,7 +22,7 @@ impl Balancer {
         Self {
             policy,
             round_robin: Mutex::default(),
-            active: Mutex::default(),
+            active: Arc::default(),
             next: AtomicUsize::new(0),
         }
     }
@@ -42,12 +42,12 @@ impl Balancer {
     }
 
     /// Marks a request as started on `address`; the guard marks it done.
-    pub fn start(&self, address: SocketAddr) -> ActiveRequest<'_> {
+    pub fn start(&self, address: SocketAddr) -> ActiveRequest {
         if let Ok(mut active) = self.active.lock() {
             *active.entry(address).or_default() += 1;
         }
         ActiveRequest {
-            balancer: self,
+            active: self.active.clone(),
             address,
         }
     }
@@ -112,14 +112,14 @@ fn weighted_random(targets: &[Target]) -> SocketAddr {
     targets[0].address
 }
 
-pub struct ActiveRequest<'a> {
-    balancer: &'a Balancer,
+pub struct ActiveRequest {
+    active: Arc<Mutex<HashMap<SocketAddr, usize>>>,
     address: SocketAddr,
 }
 
-impl Drop for ActiveRequest<'_> {
+impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        if let Ok(mut active) = self.balancer.active.lock()
+        if let Ok(mut active) = self.active.lock()
             && let Some(count) = active.get_mut(&self.address)
         {
             *count = count.saturating_sub(1);

@@ -4,6 +4,7 @@
 //! with the peer identity it verifies) has its own pools: a connection verified for one identity never serves
 //! a request meant for another.
 
+use super::breaker::{Breaker, Permit};
 use super::{Picked, UpstreamTls};
 use crate::io::Stream;
 use crate::tls::Alpn;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 pub enum SendError {
     #[error("connection failure: {0}")]
     Connect(String),
+    /// The circuit breaker refused to queue the request for a connection (`max_pending_requests`).
+    #[error("too many requests waiting for a connection")]
+    Overflow,
     #[error("{0}")]
     Reset(String),
 }
@@ -47,6 +51,7 @@ pub struct UpstreamClient {
     /// By transport index (see `ClusterState::transport`).
     transports: Vec<Transport>,
     connections: Counter,
+    breaker: Arc<Breaker>,
 }
 
 /// The pools of one transport.
@@ -62,6 +67,7 @@ impl UpstreamClient {
         cluster: &Cluster,
         transports: &[Option<UpstreamTls>],
         connections: Counter,
+        breaker: Arc<Breaker>,
     ) -> Self {
         let transports = transports
             .iter()
@@ -74,6 +80,7 @@ impl UpstreamClient {
                     tls: tls.clone(),
                     timeout: cluster.connect_timeout,
                     connections: connections.clone(),
+                    breaker: breaker.clone(),
                 };
                 let http1 = Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
@@ -93,6 +100,7 @@ impl UpstreamClient {
             http2_options: cluster.http2,
             transports,
             connections,
+            breaker,
         }
     }
 
@@ -136,7 +144,9 @@ impl UpstreamClient {
             *request.uri_mut() = uri(&endpoint.to_string(), &path)?;
             *request.version_mut() = http::Version::HTTP_11;
             transport.http1.request(request).await.map_err(|e| {
-                if e.is_connect() {
+                if is_overflow(&e) {
+                    SendError::Overflow
+                } else if e.is_connect() {
                     SendError::Connect(error_chain(&e))
                 } else {
                     SendError::Reset(error_chain(&e))
@@ -181,6 +191,11 @@ impl UpstreamClient {
         transport: &Transport,
         endpoint: SocketAddr,
     ) -> Result<SendRequest<UpstreamBody>, SendError> {
+        let permit = self
+            .breaker
+            .new_connection()
+            .await
+            .map_err(|_| SendError::Overflow)?;
         let stream = tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect(endpoint),
@@ -211,6 +226,7 @@ impl UpstreamClient {
             if let Err(e) = connection.await {
                 tracing::debug!(%endpoint, error = %e, "upstream h2 connection ended");
             }
+            drop(permit);
         });
         Ok(sender)
     }
@@ -223,6 +239,23 @@ struct Connector {
     tls: Option<UpstreamTls>,
     timeout: Duration,
     connections: Counter,
+    breaker: Arc<Breaker>,
+}
+
+/// The connector's error when the circuit breaker refused to queue the request.
+#[derive(Debug, thiserror::Error)]
+#[error("too many requests waiting for a connection")]
+struct PendingOverflow;
+
+fn is_overflow(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.is::<PendingOverflow>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -239,7 +272,12 @@ impl tower_service::Service<Uri> for Connector {
         let tls = self.tls.clone();
         let timeout = self.timeout;
         let connections = self.connections.clone();
+        let breaker = self.breaker.clone();
         Box::pin(async move {
+            let permit = breaker
+                .new_connection()
+                .await
+                .map_err(|_| Box::new(PendingOverflow) as BoxError)?;
             let tcp = connecting.await?.into_inner();
             connections.inc();
             let stream = match tls {
@@ -248,6 +286,7 @@ impl tower_service::Service<Uri> for Connector {
             };
             Ok(Connected {
                 io: TokioIo::new(stream),
+                _permit: permit,
             })
         })
     }
@@ -258,6 +297,8 @@ pin_project_lite::pin_project! {
     struct Connected {
         #[pin]
         io: TokioIo<Stream>,
+        // The connection's place under `max_connections`, given back when it closes.
+        _permit: Permit,
     }
 }
 

@@ -1,0 +1,181 @@
+//! One attempt at the upstream, the innermost service of a route's stack: the cluster's circuit breaker, the
+//! load balancer (which skips hosts that outlier detection ejected, and hosts a retry must avoid), the pooled
+//! connection, and the result reported back to outlier detection.
+//!
+//! The per-try timeout lives here rather than in a layer of its own: Envoy's starts once the attempt has a host,
+//! and the host is what outlier detection charges the timeout to.
+
+use super::failure::Failure;
+use super::local_reply::ResponseBody;
+use super::replay_body::RequestBody;
+use crate::upstream::{ClusterState, Outcome, SendError};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Where a request goes; set by the router in the request's extensions.
+#[derive(Clone)]
+pub struct Target {
+    pub cluster: Arc<ClusterState>,
+    /// The connection's original destination (for ORIGINAL_DST clusters).
+    pub destination: SocketAddr,
+    /// The proxy's own addresses, never a destination.
+    pub own_addresses: Arc<[SocketAddr]>,
+    pub downstream_version: http::Version,
+    /// `auto_host_rewrite`: `Host` becomes the DNS name of the chosen endpoint.
+    pub auto_host: bool,
+}
+
+/// Hosts earlier attempts went to, which the retry policy asks the next attempt to avoid
+/// (`envoy.retry_host_predicates.previous_hosts`).
+#[derive(Clone, Debug, Default)]
+pub struct PreviousHosts {
+    pub hosts: Vec<SocketAddr>,
+    /// `host_selection_retry_max_attempts`: how many times a pick may be redrawn.
+    pub max_redraws: u32,
+}
+
+/// The upstream host that answered, in the response's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamHost(pub SocketAddr);
+
+#[derive(Clone)]
+pub struct Attempt {
+    pub per_try_timeout: Option<Duration>,
+}
+
+impl tower_service::Service<Request<RequestBody>> for Attempt {
+    type Response = Response<ResponseBody>;
+    type Error = Failure;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Failure>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        let per_try = self.per_try_timeout;
+        Box::pin(send(request, per_try))
+    }
+}
+
+async fn send(
+    mut request: Request<RequestBody>,
+    per_try: Option<Duration>,
+) -> Result<Response<ResponseBody>, Failure> {
+    let Some(target) = request.extensions_mut().remove::<Target>() else {
+        return Err(Failure::NoHealthyUpstream(
+            "the router set no target".into(),
+        ));
+    };
+    let avoid = request.extensions_mut().remove::<PreviousHosts>();
+    let cluster = &target.cluster;
+    let permit = cluster.breaker.request().map_err(|_| {
+        cluster.stats.pending_overflow.inc();
+        Failure::Overflow
+    })?;
+    let picked = cluster
+        .pick_avoiding(
+            Some(target.destination),
+            &target.own_addresses,
+            avoid.as_ref(),
+        )
+        .map_err(|e| {
+            cluster.stats.none_healthy.inc();
+            Failure::NoHealthyUpstream(e.to_string())
+        })?;
+    let host = picked.address;
+    let active = cluster.balancer().start(host);
+    if target.auto_host
+        && let Some(name) = cluster.hostname_of(host)
+        && let Ok(value) = HeaderValue::from_str(&name)
+    {
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+    cluster.counters.rq_total.inc();
+    let request = request.map(|body| body.boxed());
+    let sending = cluster
+        .http
+        .send(picked, request, target.downstream_version);
+    let result = match per_try {
+        Some(limit) => match tokio::time::timeout(limit, sending).await {
+            Ok(result) => result,
+            Err(_) => {
+                cluster.stats.per_try_timeout.inc();
+                cluster.counters.rq_timeout.inc();
+                cluster.report(host, Outcome::Timeout);
+                return Err(Failure::PerTryTimeout { host });
+            }
+        },
+        None => sending.await,
+    };
+    match result {
+        Ok(response) => {
+            cluster.report(host, Outcome::Status(response.status().as_u16()));
+            let (mut parts, body) = response.into_parts();
+            parts.extensions.insert(UpstreamHost(host));
+            let body = Guarded {
+                inner: body,
+                _guards: Box::new((permit, active)),
+            };
+            Ok(Response::from_parts(parts, body.boxed()))
+        }
+        // Never reported to outlier detection (Envoy: an overflow says nothing about the host).
+        Err(SendError::Overflow) => Err(Failure::Overflow),
+        Err(SendError::Connect(detail)) => {
+            cluster.counters.cx_connect_fail.inc();
+            cluster.report(host, Outcome::ConnectFailed);
+            Err(Failure::Connect { host, detail })
+        }
+        Err(SendError::Reset(detail)) => {
+            cluster.report(host, Outcome::Reset);
+            let refused_stream = detail.contains("refused stream");
+            Err(Failure::Reset {
+                host,
+                detail,
+                refused_stream,
+            })
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, holding the request's circuit-breaker permit and its load-balancer count until the
+    /// response is over: Envoy counts a request active until its stream ends.
+    struct Guarded<B> {
+        #[pin]
+        inner: B,
+        _guards: Box<dyn Send + Sync>,
+    }
+}
+
+impl<B> Body for Guarded<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<crate::upstream::BoxError>,
+{
+    type Data = Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.project().inner.poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,84 @@
+//! The outermost HTTP layer: the connection manager's request statistics (`downstream_rq_total`, `_active`,
+//! `_xx`), and what every response carries on its way out (`server`, `Connection: close` while draining).
+//! The active-request gauge is given back by a guard, so a client that resets mid-request does not leak it.
+
+use super::Connection;
+use super::local_reply::ResponseBody;
+use crate::metrics;
+use http::{HeaderValue, Request, Response};
+use prometheus_client::metrics::gauge::Gauge;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+#[derive(Clone)]
+pub struct DownstreamStats<S> {
+    inner: S,
+    connection: Arc<Connection>,
+    server: Option<HeaderValue>,
+}
+
+impl<S> DownstreamStats<S> {
+    pub fn new(inner: S, connection: Arc<Connection>) -> Self {
+        let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
+        Self {
+            inner,
+            connection,
+            server,
+        }
+    }
+}
+
+struct Active(Gauge);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl<S, B> tower_service::Service<Request<B>> for DownstreamStats<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let connection = self.connection.clone();
+        let m = &connection.inputs.metrics;
+        m.http_rq.get_or_create(&connection.labels).inc();
+        let gauge = m.http_rq_active.get_or_create(&connection.labels).clone();
+        gauge.inc();
+        let active = Active(gauge);
+        let server = self.server.clone();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let Ok(mut response) = future.await;
+            drop(active);
+            if connection.inputs.drain.is_draining() && response.version() != http::Version::HTTP_2
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            if let Some(server) = server {
+                response.headers_mut().insert(http::header::SERVER, server);
+            }
+            let status = response.status().as_u16();
+            let m = &connection.inputs.metrics;
+            m.http_rq_xx
+                .get_or_create(&metrics::with_class(connection.labels.clone(), status))
+                .inc();
+            Ok(response)
+        })
+    }
+}

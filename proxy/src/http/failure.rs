@@ -1,0 +1,91 @@
+//! Why an upstream request got no response, and the local reply Envoy sends for each reason.
+
+use super::local_reply::{Flag, ResponseBody, reply};
+use http::{HeaderValue, Response, StatusCode};
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No host to send to (none healthy, no original destination, or the destination is the proxy itself).
+    #[error("no healthy upstream: {0}")]
+    NoHealthyUpstream(String),
+    /// A circuit breaker was full.
+    #[error("circuit breaker overflow")]
+    Overflow,
+    /// The connection (TCP or TLS) to `host` failed.
+    #[error("connecting to {host}: {detail}")]
+    Connect { host: SocketAddr, detail: String },
+    /// The upstream reset the stream or closed the connection before the response headers.
+    #[error("{host} reset the request: {detail}")]
+    Reset {
+        host: SocketAddr,
+        detail: String,
+        /// An h2 `REFUSED_STREAM`: the upstream did not process the request.
+        refused_stream: bool,
+    },
+    /// The per-try timeout fired before the response headers.
+    #[error("per-try timeout waiting for {host}")]
+    PerTryTimeout { host: SocketAddr },
+    /// The route's timeout fired (all attempts and back-offs included).
+    #[error("route timeout")]
+    RouteTimeout,
+}
+
+impl Failure {
+    /// The host this failure happened on, if one was chosen.
+    pub fn host(&self) -> Option<SocketAddr> {
+        match self {
+            Failure::Connect { host, .. }
+            | Failure::Reset { host, .. }
+            | Failure::PerTryTimeout { host } => Some(*host),
+            Failure::NoHealthyUpstream(_) | Failure::Overflow | Failure::RouteTimeout => None,
+        }
+    }
+
+    /// Envoy's local reply: status, flag and body.
+    pub fn into_response(self, cluster: &str) -> Response<ResponseBody> {
+        match self {
+            Failure::NoHealthyUpstream(why) => {
+                tracing::debug!(cluster, reason = %why, "no upstream for the request");
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Flag::NoHealthyUpstream,
+                    "no healthy upstream",
+                )
+            }
+            Failure::Overflow => {
+                tracing::debug!(cluster, "circuit breaker full; request refused");
+                let mut response = reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Flag::UpstreamOverflow,
+                    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                );
+                response
+                    .headers_mut()
+                    .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+                response
+            }
+            Failure::Connect { host, detail } => {
+                tracing::debug!(cluster, %host, %detail, "upstream connect failure");
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Flag::UpstreamConnectionFailure,
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                )
+            }
+            Failure::Reset { host, detail, .. } => {
+                tracing::debug!(cluster, %host, %detail, "upstream reset");
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Flag::UpstreamRemoteReset,
+                    "upstream connect error or disconnect/reset before headers. reset reason: remote reset",
+                )
+            }
+            Failure::PerTryTimeout { .. } | Failure::RouteTimeout => reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                Flag::UpstreamRequestTimeout,
+                "upstream request timeout",
+            ),
+        }
+    }
+}

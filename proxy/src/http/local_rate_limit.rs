@@ -1,0 +1,178 @@
+//! `envoy.filters.http.local_ratelimit`: a token bucket in front of the router. As in Envoy: one bucket per
+//! filter config shared by every worker (or one per connection with `local_rate_limit_per_downstream_connection`);
+//! a route's `typed_per_filter_config` replaces the listener's config as a whole, with its own bucket;
+//! `filter_enabled` and `filter_enforced` default to 0 %, so a config without them counts nothing and refuses
+//! nothing. A refused request gets `status` (429) with the body `local_rate_limited`, flag `RL`, and
+//! `response_headers_to_add`.
+
+mod token_bucket;
+
+use super::connection_manager::{ConnectionManager, Matched};
+use super::headers;
+use super::local_reply::{Flag, ResponseBody, add_flag, text};
+use crate::metrics::{Metrics, RateLimitStats};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use outrigger_config::model::http::LocalRateLimit;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use token_bucket::TokenBucket;
+
+/// One filter config at run time: its bucket (if it has one) and its statistics.
+pub struct Limiter {
+    config: LocalRateLimit,
+    bucket: Option<TokenBucket>,
+    stats: RateLimitStats,
+}
+
+impl Limiter {
+    fn new(config: &LocalRateLimit, stats: RateLimitStats) -> Self {
+        Self {
+            bucket: config
+                .token_bucket
+                .as_ref()
+                .map(|b| TokenBucket::new(b, Instant::now())),
+            config: config.clone(),
+            stats,
+        }
+    }
+
+    /// The limiter every connection shares, or `None` when each connection gets its own.
+    pub fn shared(config: &LocalRateLimit, metrics: &Metrics) -> Option<Arc<Self>> {
+        (!config.local_rate_limit_per_downstream_connection).then(|| {
+            Arc::new(Self::new(
+                config,
+                metrics.resilience.local_rate_limit(&config.stat_prefix),
+            ))
+        })
+    }
+
+    /// `None`: let the request through. `Some`: the local reply that refuses it.
+    fn check(&self) -> Option<Response<ResponseBody>> {
+        let bucket = self.bucket.as_ref()?;
+        if !roll(self.config.filter_enabled.0) {
+            return None;
+        }
+        self.stats.enabled.inc();
+        if bucket.take(Instant::now()) {
+            self.stats.ok.inc();
+            return None;
+        }
+        self.stats.rate_limited.inc();
+        if !roll(self.config.filter_enforced.0) {
+            return None;
+        }
+        self.stats.enforced.inc();
+        let mut response = Response::new(text("local_rate_limited"));
+        *response.status_mut() =
+            StatusCode::from_u16(self.config.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        headers::add(response.headers_mut(), &self.config.response_headers_to_add);
+        add_flag(&mut response, Flag::RateLimited);
+        Some(response)
+    }
+}
+
+/// True with probability `fraction`.
+fn roll(fraction: f64) -> bool {
+    fraction >= 1.0 || (fraction > 0.0 && fastrand::f64() < fraction)
+}
+
+/// The filter on one connection: the shared limiters, and the connection's own where configured so.
+#[derive(Clone)]
+pub struct LocalRateLimitFilter<S> {
+    inner: S,
+    manager: Arc<ConnectionManager>,
+    own: Arc<Mutex<HashMap<Option<Matched>, Arc<Limiter>>>>,
+    inputs: Arc<crate::Inputs>,
+}
+
+impl<S> LocalRateLimitFilter<S> {
+    pub fn new(inner: S, manager: Arc<ConnectionManager>, inputs: Arc<crate::Inputs>) -> Self {
+        Self {
+            inner,
+            manager,
+            own: Arc::default(),
+            inputs,
+        }
+    }
+
+    /// The limiter for this request: the route's config if it has one, else the connection manager's.
+    fn limiter(&self, matched: Option<Matched>) -> Option<Arc<Limiter>> {
+        let route_config = matched.and_then(|m| {
+            self.manager
+                .route(m)
+                .and_then(|(_, _, route)| route.local_rate_limit.as_ref())
+                .map(|config| (Some(m), config))
+        });
+        let (key, config) = route_config.or_else(|| {
+            self.manager
+                .config
+                .http_filters
+                .iter()
+                .find_map(|f| match f {
+                    outrigger_config::model::http::HttpFilter::LocalRateLimit(l) => Some(l),
+                    _ => None,
+                })
+                .map(|config| (None, config))
+        })?;
+        if !config.local_rate_limit_per_downstream_connection {
+            return match key {
+                Some(m) => self
+                    .manager
+                    .route_limits
+                    .get(m.vhost)?
+                    .get(m.route)?
+                    .clone(),
+                None => self.manager.rate_limit.clone(),
+            };
+        }
+        let mut own = self.own.lock().ok()?;
+        let limiter = own.entry(key).or_insert_with(|| {
+            Arc::new(Limiter::new(
+                config,
+                self.inputs
+                    .metrics
+                    .resilience
+                    .local_rate_limit(&config.stat_prefix),
+            ))
+        });
+        Some(limiter.clone())
+    }
+}
+
+impl<S> tower_service::Service<Request<Incoming>> for LocalRateLimitFilter<S>
+where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = Response<ResponseBody>,
+            Error = Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let matched = request.extensions().get::<Matched>().copied();
+        if let Some(limiter) = self.limiter(matched)
+            && let Some(refusal) = limiter.check()
+        {
+            return Box::pin(async move { Ok(refusal) });
+        }
+        Box::pin(self.inner.call(request))
+    }
+}

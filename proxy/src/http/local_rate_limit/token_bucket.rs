@@ -1,0 +1,100 @@
+//! Envoy's local token bucket since 1.31: it starts full and refills continuously, `tokens_per_fill` every
+//! `fill_interval` spread evenly over the interval, up to `max_tokens`; a request takes one token.
+//!
+//! Not tower's `RateLimit`: that one makes callers *wait* for the next window, while Envoy refuses at once with
+//! 429; and its state is per service instance, while Envoy's bucket is shared by every worker.
+
+use outrigger_config::model::http::TokenBucket as Config;
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub struct TokenBucket {
+    max: f64,
+    /// Tokens per second.
+    rate: f64,
+    state: Mutex<State>,
+}
+
+struct State {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(config: &Config, now: Instant) -> Self {
+        let max = f64::from(config.max_tokens);
+        let seconds = config.fill_interval.as_secs_f64().max(f64::EPSILON);
+        Self {
+            max,
+            rate: f64::from(config.tokens_per_fill) / seconds,
+            state: Mutex::new(State {
+                tokens: max,
+                updated: now,
+            }),
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub fn take(&self, now: Instant) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return true;
+        };
+        let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * self.rate).min(self.max);
+        state.updated = now;
+        if state.tokens >= 1.0 {
+            state.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn bucket(max: u32, per_fill: u32, interval_ms: u64, now: Instant) -> TokenBucket {
+        TokenBucket::new(
+            &Config {
+                max_tokens: max,
+                tokens_per_fill: per_fill,
+                fill_interval: Duration::from_millis(interval_ms),
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn starts_full_and_empties() {
+        let now = Instant::now();
+        let b = bucket(3, 1, 1000, now);
+        assert!((0..3).all(|_| b.take(now)));
+        assert!(!b.take(now));
+    }
+
+    #[test]
+    fn refills_continuously_not_in_steps() {
+        let start = Instant::now();
+        let b = bucket(10, 10, 1000, start);
+        (0..10).for_each(|_| assert!(b.take(start)));
+        // 10 tokens a second: one every 100 ms, not 10 at once after a second.
+        assert!(!b.take(start + Duration::from_millis(50)));
+        assert!(b.take(start + Duration::from_millis(101)));
+        assert!(!b.take(start + Duration::from_millis(150)));
+        assert!(b.take(start + Duration::from_millis(350)));
+        assert!(b.take(start + Duration::from_millis(350)));
+    }
+
+    #[test]
+    fn never_holds_more_than_max() {
+        let start = Instant::now();
+        let b = bucket(2, 5, 100, start);
+        let later = start + Duration::from_secs(60);
+        assert!(b.take(later));
+        assert!(b.take(later));
+        assert!(!b.take(later));
+    }
+}

@@ -1,0 +1,177 @@
+//! Whether and when to retry: Envoy's `retry_policy` as a tower retry `Policy`. tower's `Retry` service does
+//! the machinery (keep a copy of the request, call again after the policy's back-off); this file only decides.
+//!
+//! Envoy's order for a failed attempt: is it retriable under `retry_on`? are retries left (`num_retries`, else
+//! `upstream_rq_retry_limit_exceeded` and flag `URX`)? is the body still buffered (else
+//! `retry_or_shadow_abandoned`)? does the cluster's retry circuit breaker or budget allow one more (else
+//! `upstream_rq_retry_overflow` and flag `UO`)? Then the back-off, and the next attempt avoids the hosts
+//! already tried when `previous_hosts` is configured. tower's own budget (`TpsBudget`) is a time window of
+//! deposits and withdrawals; Envoy's is a share of the requests in flight, so ours is in the circuit breaker.
+
+mod backoff;
+
+use super::attempt::{PreviousHosts, Target, UpstreamHost};
+use super::failure::Failure;
+use super::local_reply::{Flag, ResponseBody, add_flag};
+use super::replay_body::RequestBody;
+use crate::upstream::breaker::Permit;
+use http::{Request, Response};
+use outrigger_config::model::route::{RetryOn, RetryPolicy};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Policy {
+    config: Arc<RetryPolicy>,
+    /// Retries made for this request so far.
+    retries: u32,
+    /// The retry circuit breaker's permit for the retry in flight.
+    permit: Option<Arc<Permit>>,
+}
+
+impl Policy {
+    pub fn new(config: Arc<RetryPolicy>) -> Self {
+        Self {
+            config,
+            retries: 0,
+            permit: None,
+        }
+    }
+}
+
+type Outcome = Result<Response<ResponseBody>, Failure>;
+
+impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure> for Policy {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut Request<RequestBody>,
+        result: &mut Outcome,
+    ) -> Option<Self::Future> {
+        // The attempt that just ended no longer holds a retry slot.
+        self.permit = None;
+        let cluster = request.extensions().get::<Target>()?.cluster.clone();
+        let stats = &cluster.stats;
+        if !retriable(&self.config, result) {
+            if self.retries > 0 {
+                stats.retry_success.inc();
+            }
+            return None;
+        }
+        if self.retries >= self.config.num_retries {
+            stats.retry_limit_exceeded.inc();
+            if let Ok(response) = result {
+                add_flag(response, Flag::UpstreamRetryLimitExceeded);
+            }
+            return None;
+        }
+        if request.body().is_abandoned() {
+            stats.retry_or_shadow_abandoned.inc();
+            return None;
+        }
+        match cluster.breaker.retry() {
+            Ok(permit) => self.permit = Some(Arc::new(permit)),
+            Err(_) => {
+                stats.retry_overflow.inc();
+                if let Ok(response) = result {
+                    add_flag(response, Flag::UpstreamOverflow);
+                }
+                return None;
+            }
+        }
+        self.retries += 1;
+        stats.retry.inc();
+        stats.retry_backoff_exponential.inc();
+        if self.config.avoid_previous_hosts {
+            let host = match result {
+                Ok(response) => response.extensions().get::<UpstreamHost>().map(|h| h.0),
+                Err(failure) => failure.host(),
+            };
+            let max_redraws = u32::try_from(self.config.host_selection_retry_max_attempts.max(0))
+                .unwrap_or(u32::MAX);
+            let previous = request
+                .extensions_mut()
+                .get_or_insert_with(|| PreviousHosts {
+                    hosts: Vec::new(),
+                    max_redraws,
+                });
+            previous.hosts.extend(host);
+        }
+        let wait = backoff::wait(
+            self.config.back_off_base,
+            self.config.back_off_max,
+            self.retries,
+            |n| fastrand::u64(..n),
+        );
+        Some(tokio::time::sleep(wait))
+    }
+
+    fn clone_request(&mut self, request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+        let body = request.body().try_clone()?;
+        let mut copy = Request::new(body);
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        if let Some(target) = request.extensions().get::<Target>() {
+            copy.extensions_mut().insert(target.clone());
+        }
+        if let Some(previous) = request.extensions().get::<PreviousHosts>() {
+            copy.extensions_mut().insert(previous.clone());
+        }
+        Some(copy)
+    }
+}
+
+/// Whether `retry_on` asks for a retry after this outcome.
+pub fn retriable(policy: &RetryPolicy, result: &Outcome) -> bool {
+    let on = |c: RetryOn| policy.retry_on.contains(&c);
+    let any_reset = on(RetryOn::FiveXx) || on(RetryOn::GatewayError) || on(RetryOn::Reset);
+    match result {
+        // A full circuit breaker, no healthy host, or the route's deadline: never retried.
+        Err(Failure::Overflow | Failure::NoHealthyUpstream(_) | Failure::RouteTimeout) => false,
+        Err(Failure::Connect { .. }) => {
+            any_reset || on(RetryOn::ConnectFailure) || on(RetryOn::ResetBeforeRequest)
+        }
+        Err(Failure::Reset { refused_stream, .. }) => {
+            any_reset
+                || (*refused_stream
+                    && (on(RetryOn::RefusedStream) || on(RetryOn::ResetBeforeRequest)))
+        }
+        Err(Failure::PerTryTimeout { .. }) => any_reset,
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (on(RetryOn::FiveXx) && status >= 500)
+                || (on(RetryOn::GatewayError) && matches!(status, 502..=504))
+                || (on(RetryOn::Retriable4xx) && status == 409)
+                || (on(RetryOn::RetriableStatusCodes)
+                    && policy.retriable_status_codes.contains(&status))
+                || (on(RetryOn::EnvoyRatelimited)
+                    && response.headers().contains_key("x-envoy-ratelimited"))
+                || grpc_retriable(policy, response)
+        }
+    }
+}
+
+/// gRPC conditions read `grpc-status` from a trailers-only response (the status in the headers).
+fn grpc_retriable(policy: &RetryPolicy, response: &Response<ResponseBody>) -> bool {
+    let Some(code) = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let condition = match code {
+        "1" => RetryOn::Cancelled,
+        "4" => RetryOn::DeadlineExceeded,
+        "8" => RetryOn::ResourceExhausted,
+        "13" => RetryOn::Internal,
+        "14" => RetryOn::Unavailable,
+        _ => return false,
+    };
+    policy.retry_on.contains(&condition)
+}
+
+#[cfg(test)]
+mod tests;

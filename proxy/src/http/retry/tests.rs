@@ -1,0 +1,286 @@
+//! The retry policy under tower's `Retry`, with a mock upstream and paused time.
+
+use super::*;
+use crate::http::attempt::Target;
+use crate::http::local_reply::{self, ResponseBody};
+use crate::upstream::ClusterState;
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use outrigger_config::model::route::RetryPolicy;
+use std::time::Duration;
+use tower::ServiceExt;
+use tower_test::mock;
+
+const CLUSTER: &str = r#"
+static_resources:
+  clusters:
+  - name: backend
+    connect_timeout: 1s
+    circuit_breakers: {thresholds: [{max_retries: MAX_RETRIES}]}
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [
+        {endpoint: {address: {socket_address: {address: 198.18.0.1, port_value: 80}}}},
+        {endpoint: {address: {socket_address: {address: 198.18.0.2, port_value: 80}}}}]}]
+"#;
+
+fn cluster(max_retries: u32) -> Arc<ClusterState> {
+    let yaml = CLUSTER.replace("MAX_RETRIES", &max_retries.to_string());
+    let loaded = outrigger_config::load_bytes(yaml.as_bytes(), outrigger_config::Format::Yaml)
+        .expect("the test cluster loads");
+    ClusterState::new(
+        loaded.snapshot.clusters[0].clone(),
+        &crate::tls::Contexts::default(),
+        &crate::metrics::Metrics::new(),
+    )
+}
+
+fn policy(retry_on: &[RetryOn], num_retries: u32) -> RetryPolicy {
+    RetryPolicy {
+        retry_on: retry_on.to_vec(),
+        num_retries,
+        per_try_timeout: None,
+        back_off_base: Duration::from_millis(25),
+        back_off_max: Duration::from_millis(250),
+        retriable_status_codes: vec![],
+        avoid_previous_hosts: false,
+        host_selection_retry_max_attempts: 1,
+    }
+}
+
+fn request(cluster: &Arc<ClusterState>, body: &'static str) -> Request<RequestBody> {
+    let body = Full::new(Bytes::from_static(body.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut request = Request::new(RequestBody::replayable(body, 1024));
+    request.extensions_mut().insert(Target {
+        cluster: cluster.clone(),
+        destination: "198.18.0.9:80".parse().unwrap(),
+        own_addresses: Arc::from(Vec::new()),
+        downstream_version: http::Version::HTTP_11,
+        auto_host: false,
+    });
+    request
+}
+
+fn response(status: u16, host: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(local_reply::empty());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+        .extensions_mut()
+        .insert(UpstreamHost(host.parse().unwrap()));
+    response
+}
+
+type Mock = mock::Mock<Request<RequestBody>, Response<ResponseBody>>;
+type Handle = mock::Handle<Request<RequestBody>, Response<ResponseBody>>;
+
+/// tower's `Retry` over a mock upstream whose errors are `Failure`s.
+fn retrying(
+    config: RetryPolicy,
+) -> (
+    impl tower_service::Service<
+        Request<RequestBody>,
+        Response = Response<ResponseBody>,
+        Error = Failure,
+        Future: Send,
+    > + Clone,
+    Handle,
+) {
+    let (service, handle): (Mock, Handle) = mock::pair();
+    let service = service.map_err(|e| match e.downcast::<Failure>() {
+        Ok(failure) => *failure,
+        Err(other) => Failure::NoHealthyUpstream(other.to_string()),
+    });
+    (
+        tower::retry::Retry::new(Policy::new(Arc::new(config)), service),
+        handle,
+    )
+}
+
+async fn body_of(request: Request<RequestBody>) -> String {
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_503_is_retried_with_the_same_body_and_counted() {
+    let cluster = cluster(3);
+    let (service, mut handle) = retrying(policy(&[RetryOn::FiveXx], 2));
+    let call = tokio::spawn(service.oneshot(request(&cluster, "payload")));
+    let (first, respond) = handle.next_request().await.unwrap();
+    assert_eq!(body_of(first).await, "payload");
+    respond.send_response(response(503, "198.18.0.1:80"));
+    let (second, respond) = handle.next_request().await.unwrap();
+    assert_eq!(body_of(second).await, "payload");
+    respond.send_response(response(200, "198.18.0.2:80"));
+    let answer = call.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    let s = &cluster.stats;
+    assert_eq!(s.retry.get(), 1);
+    assert_eq!(s.retry_success.get(), 1);
+    assert_eq!(s.retry_backoff_exponential.get(), 1);
+    assert_eq!(s.retry_limit_exceeded.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_num_retries_the_last_response_goes_out_flagged_urx() {
+    let cluster = cluster(3);
+    let (service, mut handle) = retrying(policy(&[RetryOn::FiveXx], 2));
+    let call = tokio::spawn(service.oneshot(request(&cluster, "")));
+    for _ in 0..3 {
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_response(response(503, "198.18.0.1:80"));
+    }
+    let answer = call.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(answer.headers()["x-outrigger-response-flags"], "URX");
+    assert_eq!(cluster.stats.retry.get(), 2);
+    assert_eq!(cluster.stats.retry_limit_exceeded.get(), 1);
+    assert_eq!(cluster.stats.retry_success.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_retry_breaker_stops_the_retry_without_x_envoy_overloaded() {
+    let cluster = cluster(0);
+    let (service, mut handle) = retrying(policy(&[RetryOn::FiveXx], 2));
+    let call = tokio::spawn(service.oneshot(request(&cluster, "")));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_response(response(503, "198.18.0.1:80"));
+    let answer = call.await.unwrap().unwrap();
+    assert_eq!(answer.headers()["x-outrigger-response-flags"], "UO");
+    assert!(!answer.headers().contains_key("x-envoy-overloaded"));
+    assert_eq!(cluster.stats.retry_overflow.get(), 1);
+    assert_eq!(cluster.stats.retry.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn back_off_waits_below_the_doubling_ceiling() {
+    let cluster = cluster(3);
+    let mut config = policy(&[RetryOn::FiveXx], 3);
+    config.back_off_base = Duration::from_millis(100);
+    config.back_off_max = Duration::from_millis(1000);
+    let (service, mut handle) = retrying(config);
+    let call = tokio::spawn(service.oneshot(request(&cluster, "")));
+    let mut last = tokio::time::Instant::now();
+    for retry in 0..4u32 {
+        let (_, respond) = handle.next_request().await.unwrap();
+        let waited = last.elapsed();
+        if retry > 0 {
+            // Retry n draws from [0, 100 ms * 2^(n-1)).
+            assert!(
+                waited < Duration::from_millis(100 << (retry - 1)),
+                "retry {retry} waited {waited:?}"
+            );
+        }
+        last = tokio::time::Instant::now();
+        respond.send_response(response(503, "198.18.0.1:80"));
+    }
+    assert_eq!(call.await.unwrap().unwrap().status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_avoids_the_previous_host_when_asked() {
+    let cluster = cluster(3);
+    let mut config = policy(&[RetryOn::ConnectFailure], 1);
+    config.avoid_previous_hosts = true;
+    config.host_selection_retry_max_attempts = 5;
+    let (service, mut handle) = retrying(config);
+    let call = tokio::spawn(service.oneshot(request(&cluster, "")));
+    let (first, respond) = handle.next_request().await.unwrap();
+    assert!(first.extensions().get::<PreviousHosts>().is_none());
+    respond.send_error(Failure::Connect {
+        host: "198.18.0.1:80".parse().unwrap(),
+        detail: "refused".into(),
+    });
+    let (second, respond) = handle.next_request().await.unwrap();
+    let previous = second.extensions().get::<PreviousHosts>().unwrap();
+    assert_eq!(previous.hosts, vec!["198.18.0.1:80".parse().unwrap()]);
+    assert_eq!(previous.max_redraws, 5);
+    respond.send_response(response(200, "198.18.0.2:80"));
+    assert_eq!(call.await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_past_the_buffer_limit_is_not_retried() {
+    let cluster = cluster(3);
+    let (service, mut handle) = retrying(policy(&[RetryOn::FiveXx], 2));
+    let big = Full::new(Bytes::from(vec![b'x'; 2048]))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut request = request(&cluster, "");
+    *request.body_mut() = RequestBody::replayable(big, 1024);
+    let call = tokio::spawn(service.oneshot(request));
+    let (first, respond) = handle.next_request().await.unwrap();
+    assert_eq!(body_of(first).await.len(), 2048);
+    respond.send_response(response(503, "198.18.0.1:80"));
+    assert_eq!(call.await.unwrap().unwrap().status(), 503);
+    assert_eq!(cluster.stats.retry_or_shadow_abandoned.get(), 1);
+    assert_eq!(cluster.stats.retry.get(), 0);
+}
+
+#[test]
+fn retry_on_conditions_follow_envoy() {
+    let host: std::net::SocketAddr = "198.18.0.1:80".parse().unwrap();
+    let connect = || {
+        Err(Failure::Connect {
+            host,
+            detail: String::new(),
+        })
+    };
+    let reset = |refused_stream| {
+        Err(Failure::Reset {
+            host,
+            detail: String::new(),
+            refused_stream,
+        })
+    };
+    let status = |code| Ok(response(code, "198.18.0.1:80"));
+    let on = |conditions: &[RetryOn], outcome: &Outcome| retriable(&policy(conditions, 1), outcome);
+    // 5xx: any 5xx, any reset or connect failure, a per-try timeout.
+    assert!(on(&[RetryOn::FiveXx], &status(500)));
+    assert!(on(&[RetryOn::FiveXx], &connect()));
+    assert!(on(&[RetryOn::FiveXx], &reset(false)));
+    assert!(on(
+        &[RetryOn::FiveXx],
+        &Err(Failure::PerTryTimeout { host })
+    ));
+    assert!(!on(&[RetryOn::FiveXx], &status(404)));
+    // gateway-error: 502, 503, 504 only.
+    assert!(on(&[RetryOn::GatewayError], &status(502)));
+    assert!(!on(&[RetryOn::GatewayError], &status(500)));
+    // connect-failure: only that.
+    assert!(on(&[RetryOn::ConnectFailure], &connect()));
+    assert!(!on(&[RetryOn::ConnectFailure], &reset(false)));
+    assert!(!on(&[RetryOn::ConnectFailure], &status(503)));
+    // refused-stream, retriable-4xx.
+    assert!(on(&[RetryOn::RefusedStream], &reset(true)));
+    assert!(!on(&[RetryOn::RefusedStream], &reset(false)));
+    assert!(on(&[RetryOn::Retriable4xx], &status(409)));
+    assert!(!on(&[RetryOn::Retriable4xx], &status(429)));
+    // Never: a full circuit breaker, the route's deadline, no healthy host.
+    for never in [
+        Failure::Overflow,
+        Failure::RouteTimeout,
+        Failure::NoHealthyUpstream(String::new()),
+    ] {
+        assert!(!on(
+            &[RetryOn::FiveXx, RetryOn::Reset, RetryOn::ConnectFailure],
+            &Err(never)
+        ));
+    }
+    // retriable-status-codes.
+    let mut codes = policy(&[RetryOn::RetriableStatusCodes], 1);
+    codes.retriable_status_codes = vec![418];
+    assert!(retriable(&codes, &status(418)));
+    assert!(!retriable(&codes, &status(503)));
+    // gRPC: grpc-status in a trailers-only response.
+    let mut unavailable = response(200, "198.18.0.1:80");
+    unavailable
+        .headers_mut()
+        .insert("grpc-status", http::HeaderValue::from_static("14"));
+    let unavailable: Outcome = Ok(unavailable);
+    assert!(on(&[RetryOn::Unavailable], &unavailable));
+    assert!(!on(&[RetryOn::Internal], &unavailable));
+}

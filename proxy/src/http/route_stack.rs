@@ -1,0 +1,102 @@
+//! A route's upstream stack, built once per configuration snapshot and shared by every request on the route:
+//!
+//! ```text
+//! UpstreamReply (Failure -> Envoy's local reply)
+//!   RouteTimeout (the route's `timeout`, over every attempt)
+//!     Retry (tower's machinery, `retry::Policy` decides)   only when the route has a retry policy
+//!       Attempt (circuit breaker, load balancer + outlier detection, pool, per-try timeout)
+//! ```
+
+use super::attempt::{Attempt, Target};
+use super::failure::Failure;
+use super::local_reply::ResponseBody;
+use super::replay_body::RequestBody;
+use super::retry;
+use super::route_timeout::RouteTimeout;
+use http::{Request, Response};
+use outrigger_config::model::route::Forward;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::util::BoxCloneSyncService;
+
+pub type RouteService =
+    BoxCloneSyncService<Request<RequestBody>, Response<ResponseBody>, Infallible>;
+
+type Upstream = BoxCloneSyncService<Request<RequestBody>, Response<ResponseBody>, Failure>;
+
+pub fn build(forward: &Forward) -> RouteService {
+    let policy = forward.retry_policy.as_ref();
+    let attempt = Attempt {
+        per_try_timeout: policy.and_then(|p| p.per_try_timeout),
+    };
+    let upstream: Upstream = match policy {
+        Some(policy) => BoxCloneSyncService::new(tower::retry::Retry::new(
+            retry::Policy::new(Arc::new(policy.clone())),
+            attempt,
+        )),
+        None => BoxCloneSyncService::new(attempt),
+    };
+    BoxCloneSyncService::new(UpstreamReply {
+        inner: RouteTimeout::new(upstream, forward.timeout),
+    })
+}
+
+/// Whether requests on this route keep a copy of their body for retries.
+pub fn retries(forward: &Forward) -> bool {
+    forward.retry_policy.is_some()
+}
+
+/// The outermost layer of a route's stack: a `Failure` becomes Envoy's local reply, so hyper never sees an
+/// error (which it would turn into a reset).
+#[derive(Clone)]
+pub struct UpstreamReply<S> {
+    inner: S,
+}
+
+impl<S> tower_service::Service<Request<RequestBody>> for UpstreamReply<S>
+where
+    S: tower_service::Service<
+            Request<RequestBody>,
+            Response = Response<ResponseBody>,
+            Error = Failure,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner layers are always ready (the attempt checks its limits when called).
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+        let cluster = request
+            .extensions()
+            .get::<Target>()
+            .map(|t| t.cluster.clone());
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match future.await {
+                Ok(response) => Ok(response),
+                Err(failure) => {
+                    let name = cluster
+                        .as_ref()
+                        .map(|c| c.config.name.as_str())
+                        .unwrap_or("");
+                    if let (Failure::RouteTimeout, Some(cluster)) = (&failure, &cluster) {
+                        cluster.counters.rq_timeout.inc();
+                    }
+                    Ok(failure.into_response(name))
+                }
+            }
+        })
+    }
+}

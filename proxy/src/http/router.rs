@@ -1,0 +1,244 @@
+//! The router, the last HTTP filter: the matched route's action. A direct response or a redirect is answered
+//! here; a `route` action picks the cluster, rewrites the path and host, and hands the request to the route's
+//! upstream stack (`route_stack.rs`), built once per configuration snapshot.
+
+use super::attempt::Target;
+use super::connection_manager::{ConnectionManager, Matched, Upgrade};
+use super::local_reply::{self, Flag, ResponseBody, reply};
+use super::replay_body::RequestBody;
+use super::{Connection, headers, route_stack};
+use crate::upstream::BoxError;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use outrigger_config::model::route::{
+    ClusterTarget, DirectResponse, Forward, HostRewrite, RouteAction,
+};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::ServiceExt;
+
+#[derive(Clone)]
+pub struct Router {
+    pub connection: Arc<Connection>,
+    pub manager: Arc<ConnectionManager>,
+}
+
+impl tower_service::Service<Request<Incoming>> for Router {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let router = self.clone();
+        Box::pin(async move { Ok(router.route(request).await) })
+    }
+}
+
+impl Router {
+    async fn route(self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+        let Some(matched) = request.extensions().get::<Matched>().copied() else {
+            return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
+        };
+        let Some((config, vhost, route)) = self.manager.route(matched) else {
+            return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
+        };
+        let levels = [&route.headers, &vhost.headers, &config.headers];
+        let upgrade = request.extensions_mut().remove::<Upgrade>().map(|u| u.0);
+        let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        let mut response = match &route.action {
+            RouteAction::DirectResponse(direct) => direct_response(direct, &parts),
+            RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, route),
+            RouteAction::Route(forward) => {
+                for level in levels {
+                    headers::mutate_request(&mut parts.headers, level);
+                }
+                if let Some(kind) = &upgrade {
+                    headers::restore_upgrade(&mut parts.headers, kind);
+                }
+                let Some(service) = self.manager.route_service(matched) else {
+                    return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
+                };
+                self.forward(parts, body, forward, route, service, on_upgrade)
+                    .await
+            }
+        };
+        for level in levels {
+            headers::mutate_response(response.headers_mut(), level);
+        }
+        response
+    }
+
+    async fn forward(
+        &self,
+        mut parts: Parts,
+        body: Incoming,
+        forward: &Forward,
+        route: &outrigger_config::model::route::Route,
+        service: route_stack::RouteService,
+        on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ResponseBody> {
+        let connection = &self.connection;
+        let Some(cluster) = cluster_name(forward, &parts)
+            .and_then(|name| connection.inputs.clusters.get(&name).cloned())
+        else {
+            return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let path = headers::rewrite_path(
+            path_and_query,
+            route,
+            forward.prefix_rewrite.as_deref(),
+            forward
+                .regex_rewrite
+                .as_ref()
+                .map(|r| (&r.pattern, r.substitution.as_str())),
+        );
+        if let HostRewrite::Literal(host) = &forward.host_rewrite
+            && let Ok(value) = HeaderValue::from_str(host)
+        {
+            parts.headers.insert(http::header::HOST, value);
+        } else if !parts.headers.contains_key(http::header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(value) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(http::header::HOST, value);
+        }
+        let Ok(uri) = path.parse::<http::Uri>() else {
+            return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
+        };
+        let body = if route_stack::retries(forward) {
+            RequestBody::replayable(
+                body.map_err(|e| Box::new(e) as BoxError).boxed(),
+                connection.buffer_limit,
+            )
+        } else {
+            RequestBody::Once(Some(body))
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers;
+        request.extensions_mut().insert(Target {
+            cluster: cluster.clone(),
+            destination: connection.destination,
+            own_addresses: connection.own_addresses.clone(),
+            downstream_version: parts.version,
+            auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
+        });
+        let Ok(response) = service.oneshot(request).await;
+        finish(response, &cluster.counters, on_upgrade)
+    }
+}
+
+fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseBody> {
+    let status = StatusCode::from_u16(direct.status).unwrap_or(StatusCode::OK);
+    let body = direct
+        .body
+        .clone()
+        .map(local_reply::text)
+        .unwrap_or_else(local_reply::empty);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    // Like Envoy: a direct 201 or 3xx points `Location` at the request itself.
+    if status == StatusCode::CREATED || status.is_redirection() {
+        let host = headers::authority(parts).unwrap_or_default();
+        let location = format!(
+            "{}://{}{}",
+            parts.uri.scheme_str().unwrap_or("http"),
+            host,
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+        }
+    }
+    if direct.body.is_some() {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+    }
+    response
+}
+
+fn cluster_name(forward: &Forward, parts: &Parts) -> Option<String> {
+    match &forward.target {
+        ClusterTarget::Cluster(name) => Some(name.clone()),
+        ClusterTarget::ClusterHeader(header) => parts
+            .headers
+            .get(header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ClusterTarget::WeightedClusters(list) => {
+            let total: u64 = list.iter().map(|c| u64::from(c.weight)).sum();
+            let mut point = fastrand::u64(..total.max(1));
+            list.iter()
+                .find(|c| {
+                    let hit = point < u64::from(c.weight);
+                    point = point.saturating_sub(u64::from(c.weight));
+                    hit
+                })
+                .map(|c| c.name.clone())
+        }
+    }
+}
+
+/// The upstream's response on its way down: statistics by class, the upgrade joined on a 101, hop-by-hop
+/// headers removed.
+fn finish(
+    mut response: Response<ResponseBody>,
+    counters: &crate::upstream::ClusterCounters,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ResponseBody> {
+    // Local replies (no upstream host answered) are not upstream responses.
+    if response
+        .extensions()
+        .get::<super::attempt::UpstreamHost>()
+        .is_some()
+    {
+        counters.count_class(response.status().as_u16());
+    }
+    if let (StatusCode::SWITCHING_PROTOCOLS, Some(downstream)) =
+        (response.status(), downstream_upgrade)
+    {
+        tunnel(downstream, hyper::upgrade::on(&mut response));
+        // `Connection: upgrade` and `Upgrade` are the point of a 101: keep them.
+        return response;
+    }
+    headers::remove_hop_by_hop(response.headers_mut());
+    response
+}
+
+/// Joins the two upgraded connections once both sides have switched, and copies until either closes.
+fn tunnel(downstream: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(downstream), Ok(upstream)) = (downstream.await, upstream.await) else {
+            tracing::debug!("an upgrade did not complete on both sides");
+            return;
+        };
+        let mut downstream = hyper_util::rt::TokioIo::new(downstream);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+    });
+}

@@ -1,0 +1,305 @@
+//! Statistics of the resilience layers (retries, circuit breakers, outlier detection, local rate limits), with
+//! Envoy's names, and the per-cluster handles resolved once so a request never builds or hashes a label set.
+
+use super::{Labels, cluster};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The families; one series per cluster (or per rate-limit prefix).
+#[derive(Default)]
+pub struct Families {
+    counters: Vec<(&'static str, &'static str, Family<Labels, Counter>)>,
+    gauges: Vec<(&'static str, &'static str, Family<Labels, Gauge>)>,
+}
+
+/// Counters of one cluster, in Envoy's names (the family is `envoy_cluster_<name>`).
+const CLUSTER_COUNTERS: &[(&str, &str)] = &[
+    ("upstream_rq_retry", "Upstream requests retried"),
+    (
+        "upstream_rq_retry_success",
+        "Retries whose attempt got a response that was not retried",
+    ),
+    (
+        "upstream_rq_retry_overflow",
+        "Retries not made because the retry circuit breaker or budget was full",
+    ),
+    (
+        "upstream_rq_retry_limit_exceeded",
+        "Requests that wanted another retry after num_retries",
+    ),
+    (
+        "upstream_rq_retry_backoff_exponential",
+        "Retries that waited an exponential back-off",
+    ),
+    (
+        "retry_or_shadow_abandoned",
+        "Requests not retried because their body outgrew the buffer limit",
+    ),
+    (
+        "upstream_rq_per_try_timeout",
+        "Attempts cut by the per-try timeout",
+    ),
+    (
+        "upstream_rq_pending_overflow",
+        "Requests refused (503 UO) by the max_requests or max_pending_requests circuit breaker",
+    ),
+    (
+        "upstream_cx_overflow",
+        "Connections refused by the max_connections circuit breaker",
+    ),
+    (
+        "upstream_cx_none_healthy",
+        "Requests or connections with no healthy host to go to",
+    ),
+    (
+        "lb_healthy_panic",
+        "Picks made over every host because too few were healthy",
+    ),
+    (
+        "outlier_detection_ejections_enforced_total",
+        "Hosts ejected",
+    ),
+    (
+        "outlier_detection_ejections_overflow",
+        "Ejections not made because of max_ejection_percent",
+    ),
+    (
+        "outlier_detection_ejections_detected_consecutive_5xx",
+        "Hosts detected with consecutive 5xx",
+    ),
+    (
+        "outlier_detection_ejections_enforced_consecutive_5xx",
+        "Hosts ejected for consecutive 5xx",
+    ),
+    (
+        "outlier_detection_ejections_detected_consecutive_gateway_failure",
+        "Hosts detected with consecutive gateway failures",
+    ),
+    (
+        "outlier_detection_ejections_enforced_consecutive_gateway_failure",
+        "Hosts ejected for consecutive gateway failures",
+    ),
+    (
+        "outlier_detection_ejections_detected_consecutive_local_origin_failure",
+        "Hosts detected with consecutive local-origin failures",
+    ),
+    (
+        "outlier_detection_ejections_enforced_consecutive_local_origin_failure",
+        "Hosts ejected for consecutive local-origin failures",
+    ),
+    (
+        "outlier_detection_ejections_detected_success_rate",
+        "Hosts detected by success rate",
+    ),
+    (
+        "outlier_detection_ejections_enforced_success_rate",
+        "Hosts ejected by success rate",
+    ),
+    (
+        "outlier_detection_ejections_detected_local_origin_success_rate",
+        "Hosts detected by local-origin success rate",
+    ),
+    (
+        "outlier_detection_ejections_enforced_local_origin_success_rate",
+        "Hosts ejected by local-origin success rate",
+    ),
+    (
+        "outlier_detection_ejections_detected_failure_percentage",
+        "Hosts detected by failure percentage",
+    ),
+    (
+        "outlier_detection_ejections_enforced_failure_percentage",
+        "Hosts ejected by failure percentage",
+    ),
+    (
+        "outlier_detection_ejections_detected_local_origin_failure_percentage",
+        "Hosts detected by local-origin failure percentage",
+    ),
+    (
+        "outlier_detection_ejections_enforced_local_origin_failure_percentage",
+        "Hosts ejected by local-origin failure percentage",
+    ),
+];
+
+/// Gauges of one cluster (default routing priority).
+const CLUSTER_GAUGES: &[(&str, &str)] = &[
+    (
+        "circuit_breakers_default_cx_open",
+        "1 while the max_connections breaker is full",
+    ),
+    (
+        "circuit_breakers_default_rq_pending_open",
+        "1 while the max_pending_requests breaker is full",
+    ),
+    (
+        "circuit_breakers_default_rq_open",
+        "1 while the max_requests breaker is full",
+    ),
+    (
+        "circuit_breakers_default_rq_retry_open",
+        "1 while the max_retries breaker is full",
+    ),
+    (
+        "circuit_breakers_default_remaining_cx",
+        "Connections left before max_connections (track_remaining)",
+    ),
+    (
+        "circuit_breakers_default_remaining_pending",
+        "Pending requests left before max_pending_requests (track_remaining)",
+    ),
+    (
+        "circuit_breakers_default_remaining_rq",
+        "Requests left before max_requests (track_remaining)",
+    ),
+    (
+        "circuit_breakers_default_remaining_retries",
+        "Retries left before max_retries (track_remaining)",
+    ),
+    ("upstream_rq_active", "Requests in flight to the cluster"),
+    ("outlier_detection_ejections_active", "Hosts ejected now"),
+];
+
+/// Counters of the HTTP local rate limit filter, by `stat_prefix`.
+const RATE_LIMIT_COUNTERS: &[(&str, &str)] = &[
+    ("enabled", "Requests the filter looked at"),
+    ("ok", "Requests that found a token"),
+    ("rate_limited", "Requests that found no token"),
+    ("enforced", "Requests refused with 429"),
+];
+
+impl Families {
+    pub fn register(registry: &mut Registry) -> Self {
+        let mut families = Families::default();
+        for (name, help) in CLUSTER_COUNTERS {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(format!("envoy_cluster_{name}"), *help, family.clone());
+            families.counters.push((name, "cluster", family));
+        }
+        for (name, help) in CLUSTER_GAUGES {
+            let family = Family::<Labels, Gauge>::default();
+            registry.register(format!("envoy_cluster_{name}"), *help, family.clone());
+            families.gauges.push((name, "cluster", family));
+        }
+        for (name, help) in RATE_LIMIT_COUNTERS {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_local_rate_limit_{name}"),
+                *help,
+                family.clone(),
+            );
+            families.counters.push((name, "local_rate_limit", family));
+        }
+        families
+    }
+
+    fn counter(&self, scope: &str, name: &str, labels: &Labels) -> Counter {
+        self.counters
+            .iter()
+            .find(|(n, s, _)| *n == name && *s == scope)
+            .map(|(_, _, family)| family.get_or_create(labels).clone())
+            .unwrap_or_default()
+    }
+
+    fn gauge(&self, name: &str, labels: &Labels) -> Gauge {
+        self.gauges
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, family)| family.get_or_create(labels).clone())
+            .unwrap_or_default()
+    }
+
+    pub fn cluster(&self, name: &str) -> ClusterStats {
+        let labels = cluster(name);
+        let c = |n: &str| self.counter("cluster", n, &labels);
+        let g = |n: &str| self.gauge(n, &labels);
+        ClusterStats {
+            retry: c("upstream_rq_retry"),
+            retry_success: c("upstream_rq_retry_success"),
+            retry_overflow: c("upstream_rq_retry_overflow"),
+            retry_limit_exceeded: c("upstream_rq_retry_limit_exceeded"),
+            retry_backoff_exponential: c("upstream_rq_retry_backoff_exponential"),
+            retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
+            per_try_timeout: c("upstream_rq_per_try_timeout"),
+            pending_overflow: c("upstream_rq_pending_overflow"),
+            cx_overflow: c("upstream_cx_overflow"),
+            none_healthy: c("upstream_cx_none_healthy"),
+            healthy_panic: c("lb_healthy_panic"),
+            rq_active: g("upstream_rq_active"),
+            cx_open: g("circuit_breakers_default_cx_open"),
+            rq_open: g("circuit_breakers_default_rq_open"),
+            rq_pending_open: g("circuit_breakers_default_rq_pending_open"),
+            rq_retry_open: g("circuit_breakers_default_rq_retry_open"),
+            remaining_cx: g("circuit_breakers_default_remaining_cx"),
+            remaining_pending: g("circuit_breakers_default_remaining_pending"),
+            remaining_rq: g("circuit_breakers_default_remaining_rq"),
+            remaining_retries: g("circuit_breakers_default_remaining_retries"),
+            ejections_active: g("outlier_detection_ejections_active"),
+            outlier: OutlierStats(
+                CLUSTER_COUNTERS
+                    .iter()
+                    .filter_map(|(n, _)| n.strip_prefix("outlier_detection_"))
+                    .map(|n| (n.to_string(), c(&format!("outlier_detection_{n}"))))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn local_rate_limit(&self, stat_prefix: &str) -> RateLimitStats {
+        let labels = vec![("envoy_local_http_ratelimit_prefix", stat_prefix.to_string())];
+        let c = |n: &str| self.counter("local_rate_limit", n, &labels);
+        RateLimitStats {
+            enabled: c("enabled"),
+            ok: c("ok"),
+            rate_limited: c("rate_limited"),
+            enforced: c("enforced"),
+        }
+    }
+}
+
+/// One cluster's resilience statistics, resolved once.
+#[derive(Clone, Default)]
+pub struct ClusterStats {
+    pub retry: Counter,
+    pub retry_success: Counter,
+    pub retry_overflow: Counter,
+    pub retry_limit_exceeded: Counter,
+    pub retry_backoff_exponential: Counter,
+    pub retry_or_shadow_abandoned: Counter,
+    pub per_try_timeout: Counter,
+    pub pending_overflow: Counter,
+    pub cx_overflow: Counter,
+    pub none_healthy: Counter,
+    pub healthy_panic: Counter,
+    pub rq_active: Gauge,
+    pub cx_open: Gauge,
+    pub rq_open: Gauge,
+    pub rq_pending_open: Gauge,
+    pub rq_retry_open: Gauge,
+    pub remaining_cx: Gauge,
+    pub remaining_pending: Gauge,
+    pub remaining_rq: Gauge,
+    pub remaining_retries: Gauge,
+    pub ejections_active: Gauge,
+    pub outlier: OutlierStats,
+}
+
+/// Outlier detection counters by Envoy's name without the `outlier_detection_` prefix
+/// (`ejections_enforced_total`, `ejections_detected_consecutive_5xx`, ...).
+#[derive(Clone, Default)]
+pub struct OutlierStats(pub Vec<(String, Counter)>);
+
+impl OutlierStats {
+    pub fn get(&self, name: &str) -> Option<&Counter> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct RateLimitStats {
+    pub enabled: Counter,
+    pub ok: Counter,
+    pub rate_limited: Counter,
+    pub enforced: Counter,
+}
