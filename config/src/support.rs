@@ -234,12 +234,14 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.route.v3.VirtualHost",
         "name domains routes request_headers_to_add request_headers_to_remove response_headers_to_add \
-         response_headers_to_remove retry_policy",
+         response_headers_to_remove retry_policy include_request_attempt_count include_attempt_count_in_response \
+         request_body_buffer_limit per_request_buffer_limit_bytes",
     ),
     msg_ignoring(
         "envoy.config.route.v3.Route",
         "name match route redirect direct_response request_headers_to_add request_headers_to_remove \
-         response_headers_to_add response_headers_to_remove typed_per_filter_config",
+         response_headers_to_add response_headers_to_remove typed_per_filter_config request_body_buffer_limit \
+         per_request_buffer_limit_bytes",
         &[
             ("metadata", METADATA),
             ("decorator", "spans are not exported yet"),
@@ -283,11 +285,19 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.route.v3.RetryPolicy",
         "retry_on num_retries per_try_timeout retry_back_off retriable_status_codes retry_host_predicate \
-         host_selection_retry_max_attempts",
+         host_selection_retry_max_attempts retriable_headers retriable_request_headers rate_limited_retry_back_off",
     ),
     msg(
         "envoy.config.route.v3.RetryPolicy.RetryBackOff",
         "base_interval max_interval",
+    ),
+    msg(
+        "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff",
+        "reset_headers max_interval",
+    ),
+    msg(
+        "envoy.config.route.v3.RetryPolicy.ResetHeader",
+        "name format",
     ),
     msg(
         "envoy.config.route.v3.RetryPolicy.RetryHostPredicate",
@@ -322,7 +332,7 @@ pub const MESSAGES: &[MessageSupport] = &[
         "name type connect_timeout lb_policy load_assignment eds_cluster_config circuit_breakers outlier_detection \
          typed_extension_protocol_options transport_socket transport_socket_matches dns_lookup_family \
          dns_refresh_rate respect_dns_ttl http2_protocol_options http_protocol_options \
-         common_http_protocol_options least_request_lb_config",
+         common_http_protocol_options least_request_lb_config common_lb_config",
         &[
             ("per_connection_buffer_limit_bytes", TUNING),
             ("alt_stat_name", "statistics use the cluster name"),
@@ -336,6 +346,10 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.cluster.v3.Cluster.TransportSocketMatch",
         "name match transport_socket",
+    ),
+    msg(
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        "healthy_panic_threshold",
     ),
     msg(
         "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig",
@@ -363,14 +377,19 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget",
         "budget_percent min_retry_concurrency",
     ),
-    msg(
+    msg_ignoring(
         "envoy.config.cluster.v3.OutlierDetection",
         "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx \
          enforcing_success_rate success_rate_minimum_hosts success_rate_request_volume success_rate_stdev_factor \
          consecutive_gateway_failure enforcing_consecutive_gateway_failure split_external_local_origin_errors \
          consecutive_local_origin_failure enforcing_consecutive_local_origin_failure failure_percentage_threshold \
          enforcing_failure_percentage failure_percentage_minimum_hosts failure_percentage_request_volume \
-         max_ejection_time",
+         max_ejection_time enforcing_local_origin_success_rate enforcing_failure_percentage_local_origin \
+         max_ejection_time_jitter always_eject_one_host",
+        &[(
+            "successful_active_health_check_uneject_host",
+            "it only acts with active health checks, which Outrigger does not run (and refuses)",
+        )],
     ),
     msg(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

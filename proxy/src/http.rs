@@ -42,8 +42,9 @@ pub struct Connection {
     pub labels: Labels,
     /// Set when the connection arrived over TLS.
     pub tls: Option<crate::tls::Session>,
-    /// How much of a request body is kept for retries: the listener's `per_connection_buffer_limit_bytes`.
-    pub buffer_limit: usize,
+    /// The listener's `per_connection_buffer_limit_bytes`: how much of a request body is kept for retries,
+    /// unless the route says otherwise.
+    pub buffer_limit: u32,
 }
 
 /// Every HCM config of a snapshot at run time, keyed by the config's address (each is one `Arc` in the

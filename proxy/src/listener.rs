@@ -232,7 +232,7 @@ async fn serve_connection(
                     own_addresses: own_addresses.into(),
                     labels: metrics::connection_manager(&hcm.stat_prefix),
                     tls: session,
-                    buffer_limit: listener.per_connection_buffer_limit_bytes as usize,
+                    buffer_limit: listener.per_connection_buffer_limit_bytes,
                 };
                 return http::serve(stream, connection, guard).await;
             }

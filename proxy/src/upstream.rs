@@ -6,6 +6,7 @@ pub mod breaker;
 mod client;
 mod ejections;
 mod outlier;
+mod priority;
 mod tls_handle;
 
 pub use balancer::Balancer;
@@ -34,6 +35,11 @@ pub struct Target {
     pub hostname: Option<String>,
     /// Which of the cluster's transports reaches it (see `ClusterState::transport`).
     pub transport: usize,
+    /// Envoy's default: 0, the highest.
+    pub priority: u32,
+    /// False when its `health_status` says it gets no traffic (UNHEALTHY, DRAINING, TIMEOUT). It still counts
+    /// in its priority's health, and panic mode may use it.
+    pub healthy: bool,
 }
 
 /// Where the next request or connection goes, and how.
@@ -237,7 +243,8 @@ impl ClusterState {
                 transport: 0,
             });
         }
-        let targets = self.healthy_targets();
+        let all = self.targets();
+        let targets = self.hosts_for_pick(&all);
         let mut address = self
             .balancer
             .pick(&targets)
@@ -265,23 +272,20 @@ impl ClusterState {
         Ok(Picked { address, transport })
     }
 
-    /// The endpoints to balance over: all of them, less those outlier detection ejected, unless so few are left
-    /// that Envoy's panic threshold (50 % healthy, `healthy_panic_threshold`'s default) says to use them all.
-    fn healthy_targets(&self) -> Arc<Vec<Target>> {
-        let targets = self.targets();
-        let Some(ejections) = self.ejections.as_ref().filter(|e| e.ejected_count() > 0) else {
-            return targets;
-        };
-        let healthy: Vec<Target> = targets
-            .iter()
-            .filter(|t| !ejections.is_ejected(t.address))
-            .cloned()
-            .collect();
-        if healthy.len() * 100 < targets.len() * PANIC_THRESHOLD_PERCENT {
+    /// The endpoints this pick balances over: Envoy's priority levels, less the hosts that are unhealthy or
+    /// ejected by outlier detection, unless panic mode says to use them all.
+    fn hosts_for_pick<'a>(&self, targets: &'a [Target]) -> std::borrow::Cow<'a, [Target]> {
+        let ejections = self.ejections.as_ref().filter(|e| e.ejected_count() > 0);
+        let choice = priority::choose(
+            targets,
+            |t| t.healthy && !ejections.is_some_and(|e| e.is_ejected(t.address)),
+            self.config.healthy_panic_threshold,
+            |n| fastrand::u32(..n),
+        );
+        if choice.panic {
             self.stats.healthy_panic.inc();
-            return targets;
         }
-        Arc::new(healthy)
+        choice.hosts
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -297,9 +301,6 @@ impl ClusterState {
     }
 }
 
-/// Envoy's default `common_lb_config.healthy_panic_threshold` (the field itself is not accepted yet).
-const PANIC_THRESHOLD_PERCENT: usize = 50;
-
 /// `own` is a listener address (maybe the wildcard 0.0.0.0:15001) or the local address a connection arrived
 /// on; a destination matching it is the proxy itself.
 fn is_same_socket(own: SocketAddr, destination: SocketAddr) -> bool {
@@ -310,14 +311,17 @@ fn is_same_socket(own: SocketAddr, destination: SocketAddr) -> bool {
 
 fn static_targets(config: &Cluster) -> Vec<Target> {
     config
-        .endpoints()
-        .filter(|e| e.health_status.receives_traffic())
-        .filter_map(|e| match e.host {
+        .localities
+        .iter()
+        .flat_map(|l| l.endpoints.iter().map(move |e| (l.priority, e)))
+        .filter_map(|(priority, e)| match e.host {
             Host::Ip(ip) => Some(Target {
                 hostname: None,
                 address: SocketAddr::new(ip, e.port),
                 weight: e.weight.max(1),
                 transport: transport_index(config, e),
+                priority,
+                healthy: e.health_status.receives_traffic(),
             }),
             Host::Name(_) => None,
         })
@@ -394,11 +398,11 @@ impl Clusters {
 async fn resolve(cluster: &ClusterState) {
     let logical = cluster.config.discovery == Discovery::LogicalDns;
     let mut targets = Vec::new();
-    for endpoint in cluster
-        .config
-        .endpoints()
-        .filter(|e| e.health_status.receives_traffic())
-    {
+    let mut endpoints = Vec::new();
+    for locality in &cluster.config.localities {
+        endpoints.extend(locality.endpoints.iter().map(|e| (locality.priority, e)));
+    }
+    for (priority, endpoint) in endpoints {
         let addresses = lookup(endpoint).await;
         let take = if logical { 1 } else { addresses.len() };
         let hostname = match &endpoint.host {
@@ -411,6 +415,8 @@ async fn resolve(cluster: &ClusterState) {
             address,
             weight: endpoint.weight.max(1),
             transport,
+            priority,
+            healthy: endpoint.health_status.receives_traffic(),
         }));
     }
     if targets.is_empty() {

@@ -1,8 +1,8 @@
 //! Clusters: discovery type, endpoints, load balancing, limits, protocol and TLS.
 
 use super::{
-    Out, config_source, decode_any, duration, duration_or, filter_metadata, http, socket_address,
-    timeout_or, tls, type_name, u32_or,
+    Out, bool_or, config_source, decode_any, duration, duration_or, filter_metadata, http,
+    socket_address, timeout_or, tls, type_name, u32_or,
 };
 use crate::diagnostic::Path;
 use crate::model::cluster::{
@@ -157,6 +157,13 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         dns: dns_options(c),
         circuit_breakers: circuit_breakers(c.circuit_breakers.as_ref()),
         outlier_detection: c.outlier_detection.as_ref().map(outlier_detection),
+        // Envoy's default: 50 %.
+        healthy_panic_threshold: c
+            .common_lb_config
+            .as_ref()
+            .and_then(|l| l.healthy_panic_threshold.as_ref())
+            .map(|p| p.value.clamp(0.0, 100.0).trunc())
+            .unwrap_or(50.0),
         protocol,
         http2,
         idle_timeout,
@@ -373,5 +380,12 @@ fn outlier_detection(o: &pb::OutlierDetection) -> OutlierDetection {
         failure_percentage_threshold: u32_or(&o.failure_percentage_threshold, 85),
         failure_percentage_minimum_hosts: u32_or(&o.failure_percentage_minimum_hosts, 5),
         failure_percentage_request_volume: u32_or(&o.failure_percentage_request_volume, 50),
+        enforcing_local_origin_success_rate: u32_or(&o.enforcing_local_origin_success_rate, 100),
+        enforcing_failure_percentage_local_origin: u32_or(
+            &o.enforcing_failure_percentage_local_origin,
+            0,
+        ),
+        max_ejection_time_jitter: duration_or(&o.max_ejection_time_jitter, Duration::ZERO),
+        always_eject_one_host: bool_or(&o.always_eject_one_host, false),
     }
 }

@@ -6,9 +6,10 @@ use super::{
 };
 use crate::diagnostic::Path;
 use crate::model::route::{
-    ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite, PathMatch,
-    QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite, RetryOn, RetryPolicy, Route,
-    RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster,
+    BufferLimit, ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite,
+    PathMatch, QueryParameterMatcher, RateLimitedBackOff, Redirect, RedirectPath, RegexRewrite,
+    ResetHeader, RetryOn, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost,
+    WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -77,11 +78,25 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
         .retry_policy
         .as_ref()
         .and_then(|r| retry_policy(r, &at.field("retry_policy"), out));
+    let host_limit = buffer_limit(
+        v.request_body_buffer_limit.as_ref().map(|v| v.value),
+        v.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
+        at,
+        out,
+    );
     let routes = v
         .routes
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| route(r, retry_policy.as_ref(), &at.field("routes").index(i), out))
+        .filter_map(|(i, r)| {
+            route(
+                r,
+                retry_policy.as_ref(),
+                host_limit,
+                &at.field("routes").index(i),
+                out,
+            )
+        })
         .collect();
     Some(VirtualHost {
         name: v.name.clone(),
@@ -95,12 +110,36 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
             at,
         ),
         retry_policy,
+        include_request_attempt_count: v.include_request_attempt_count,
+        include_attempt_count_in_response: v.include_attempt_count_in_response,
     })
+}
+
+/// `request_body_buffer_limit` or the deprecated `per_request_buffer_limit_bytes` (Envoy takes one of the two).
+fn buffer_limit(
+    request_body_buffer_limit: Option<u64>,
+    per_request_buffer_limit_bytes: Option<u32>,
+    at: &Path,
+    out: &mut Out,
+) -> Option<BufferLimit> {
+    match (request_body_buffer_limit, per_request_buffer_limit_bytes) {
+        (Some(_), Some(_)) => {
+            out.error(
+                &at.field("per_request_buffer_limit_bytes"),
+                "only one of request_body_buffer_limit and per_request_buffer_limit_bytes may be set",
+            );
+            None
+        }
+        (Some(limit), None) => Some(BufferLimit::RequestBody(limit)),
+        (None, Some(limit)) => Some(BufferLimit::PerRequest(limit)),
+        (None, None) => None,
+    }
 }
 
 fn route(
     r: &pb::Route,
     host_retry: Option<&RetryPolicy>,
+    host_limit: Option<BufferLimit>,
     at: &Path,
     out: &mut Out,
 ) -> Option<Route> {
@@ -149,6 +188,13 @@ fn route(
             at,
         ),
         local_rate_limit,
+        buffer_limit: buffer_limit(
+            r.request_body_buffer_limit.as_ref().map(|v| v.value),
+            r.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
+            at,
+            out,
+        )
+        .or(host_limit),
     })
 }
 
@@ -416,8 +462,41 @@ fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Option<RetryPo
             ),
         }
     }
+    let matchers = |list: &[pb::HeaderMatcher], field: &str, out: &mut Out| -> Vec<HeaderMatcher> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, h)| header_matcher(h, &at.field(field).index(i), out))
+            .collect()
+    };
+    let retriable_headers = matchers(&r.retriable_headers, "retriable_headers", out);
+    let retriable_request_headers = matchers(
+        &r.retriable_request_headers,
+        "retriable_request_headers",
+        out,
+    );
+    let rate_limited_back_off = r.rate_limited_retry_back_off.as_ref().map(|b| {
+        use pb::retry_policy::ResetHeaderFormat;
+        RateLimitedBackOff {
+            reset_headers: b
+                .reset_headers
+                .iter()
+                .map(|h| ResetHeader {
+                    name: h.name.to_ascii_lowercase(),
+                    unix_timestamp: h.format == ResetHeaderFormat::UnixTimestamp as i32,
+                })
+                .collect(),
+            max_interval: b
+                .max_interval
+                .as_ref()
+                .map(super::duration)
+                .unwrap_or(Duration::from_secs(300)),
+        }
+    });
     Some(RetryPolicy {
         retry_on,
+        retriable_headers,
+        retriable_request_headers,
+        rate_limited_back_off,
         num_retries: u32_or(&r.num_retries, 1),
         per_try_timeout: timeout_or(&r.per_try_timeout, None),
         back_off_base,

@@ -19,6 +19,9 @@ pub struct Cluster {
     pub circuit_breakers: CircuitBreakers,
     /// Outlier detection is off unless configured.
     pub outlier_detection: Option<OutlierDetection>,
+    /// `common_lb_config.healthy_panic_threshold`, in percent: below this share of healthy hosts in a
+    /// priority, its load goes to all of its hosts. Envoy's default: 50; 0 disables panic.
+    pub healthy_panic_threshold: f64,
     pub protocol: UpstreamProtocol,
     pub http2: Http2Options,
     /// Pooled connections idle this long are closed. Envoy's default: 1h.
@@ -218,6 +221,15 @@ pub struct OutlierDetection {
     pub failure_percentage_minimum_hosts: u32,
     /// Envoy's default: 50.
     pub failure_percentage_request_volume: u32,
+    /// Envoy's default: 100 (%). Split mode only.
+    pub enforcing_local_origin_success_rate: u32,
+    /// Envoy's default: 0 (%). Split mode only.
+    pub enforcing_failure_percentage_local_origin: u32,
+    /// Envoy's default: 0 (a random 0..=jitter is added to each ejection).
+    #[serde(serialize_with = "duration")]
+    pub max_ejection_time_jitter: Duration,
+    /// Envoy's default: false. True allows one ejection whatever `max_ejection_percent` says.
+    pub always_eject_one_host: bool,
 }
 
 /// The HTTP version spoken to the endpoints (`HttpProtocolOptions`, or the legacy cluster fields).

@@ -25,6 +25,10 @@ pub struct VirtualHost {
     pub headers: HeaderMutations,
     /// Applies to routes that have none of their own.
     pub retry_policy: Option<RetryPolicy>,
+    /// Envoy's default: false. Sends `x-envoy-attempt-count` upstream.
+    pub include_request_attempt_count: bool,
+    /// Envoy's default: false. Returns `x-envoy-attempt-count` to the client.
+    pub include_attempt_count_in_response: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -38,6 +42,30 @@ pub struct Route {
     /// `typed_per_filter_config` for `envoy.filters.http.local_ratelimit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_rate_limit: Option<LocalRateLimit>,
+    /// How much of a request body is kept for retries: the route's limit, else its virtual host's; none
+    /// means the listener's `per_connection_buffer_limit_bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_limit: Option<BufferLimit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferLimit {
+    /// `request_body_buffer_limit`: replaces the listener's limit.
+    RequestBody(u64),
+    /// `per_request_buffer_limit_bytes` (deprecated): the smaller of it and the listener's limit applies.
+    PerRequest(u32),
+}
+
+impl BufferLimit {
+    /// The effective limit given the listener's `per_connection_buffer_limit_bytes`.
+    pub fn effective(limit: Option<BufferLimit>, listener: u32) -> u64 {
+        match limit {
+            Some(BufferLimit::RequestBody(limit)) => limit,
+            Some(BufferLimit::PerRequest(limit)) => u64::from(limit.min(listener)),
+            None => u64::from(listener),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -164,6 +192,30 @@ pub struct RetryPolicy {
     pub avoid_previous_hosts: bool,
     /// Envoy's default: 1.
     pub host_selection_retry_max_attempts: i64,
+    /// With `retriable-headers`: a response matching one of these is retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retriable_headers: Vec<HeaderMatcher>,
+    /// When set, only requests matching one of these are retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retriable_request_headers: Vec<HeaderMatcher>,
+    /// `rate_limited_retry_back_off`: wait what the upstream's reset header says.
+    pub rate_limited_back_off: Option<RateLimitedBackOff>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RateLimitedBackOff {
+    pub reset_headers: Vec<ResetHeader>,
+    /// Envoy's default: 300s. A longer reset falls back to the exponential back-off.
+    #[serde(serialize_with = "duration")]
+    pub max_interval: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResetHeader {
+    /// Lower case.
+    pub name: String,
+    /// `UNIX_TIMESTAMP`; else `SECONDS`.
+    pub unix_timestamp: bool,
 }
 
 /// The conditions of `retry_on`, HTTP and gRPC.

@@ -31,7 +31,13 @@ pub struct Target {
     pub downstream_version: http::Version,
     /// `auto_host_rewrite`: `Host` becomes the DNS name of the chosen endpoint.
     pub auto_host: bool,
+    /// The virtual host's `include_request_attempt_count`: each attempt carries `x-envoy-attempt-count`.
+    pub attempt_count_header: bool,
 }
+
+/// How many attempts a response took, in its extensions (for `include_attempt_count_in_response`).
+#[derive(Clone, Copy, Debug)]
+pub struct Attempts(pub u32);
 
 /// Hosts earlier attempts went to, which the retry policy asks the next attempt to avoid
 /// (`envoy.retry_host_predicates.previous_hosts`).

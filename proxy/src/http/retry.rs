@@ -10,14 +10,16 @@
 
 mod backoff;
 
-use super::attempt::{PreviousHosts, Target, UpstreamHost};
+use super::attempt::{Attempts, PreviousHosts, Target, UpstreamHost};
 use super::failure::Failure;
 use super::local_reply::{Flag, ResponseBody, add_flag};
 use super::replay_body::RequestBody;
+use super::route;
 use crate::upstream::breaker::Permit;
 use http::{Request, Response};
 use outrigger_config::model::route::{RetryOn, RetryPolicy};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Policy {
@@ -40,6 +42,49 @@ impl Policy {
 
 type Outcome = Result<Response<ResponseBody>, Failure>;
 
+impl Policy {
+    /// `retriable_request_headers`: when set, only a request matching one of them is retried.
+    fn request_may_retry(&self, request: &Request<RequestBody>) -> bool {
+        let matchers = &self.config.retriable_request_headers;
+        matchers.is_empty()
+            || matchers
+                .iter()
+                .any(|m| route::headers_match(m, request.headers()))
+    }
+
+    /// `rate_limited_retry_back_off`: the first reset header that parses to at most `max_interval` sets the wait,
+    /// drawn uniformly in `[T, 1.5 T)`.
+    fn rate_limited_wait(&self, result: &Outcome) -> Option<Duration> {
+        let config = self.config.rate_limited_back_off.as_ref()?;
+        let Ok(response) = result else {
+            return None;
+        };
+        let reset = config.reset_headers.iter().find_map(|header| {
+            let value = response
+                .headers()
+                .get(header.name.as_str())?
+                .to_str()
+                .ok()?;
+            let number: u64 = value.trim().parse().ok()?;
+            let seconds = if header.unix_timestamp {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_secs();
+                number.checked_sub(now)?
+            } else {
+                number
+            };
+            let wait = Duration::from_secs(seconds);
+            (wait <= config.max_interval).then_some(wait)
+        })?;
+        let base = u64::try_from(reset.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(
+            base + fastrand::u64(..(base / 2).max(1)),
+        ))
+    }
+}
+
 impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure> for Policy {
     type Future = tokio::time::Sleep;
 
@@ -50,9 +95,14 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
     ) -> Option<Self::Future> {
         // The attempt that just ended no longer holds a retry slot.
         self.permit = None;
-        let cluster = request.extensions().get::<Target>()?.cluster.clone();
+        if let Ok(response) = result {
+            response.extensions_mut().insert(Attempts(self.retries + 1));
+        }
+        let target = request.extensions().get::<Target>()?;
+        let cluster = target.cluster.clone();
+        let attempt_count_header = target.attempt_count_header;
         let stats = &cluster.stats;
-        if !retriable(&self.config, result) {
+        if !retriable(&self.config, result) || !self.request_may_retry(request) {
             if self.retries > 0 {
                 stats.retry_success.inc();
             }
@@ -81,7 +131,11 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
         }
         self.retries += 1;
         stats.retry.inc();
-        stats.retry_backoff_exponential.inc();
+        if attempt_count_header
+            && let Ok(value) = http::HeaderValue::from_str(&(self.retries + 1).to_string())
+        {
+            request.headers_mut().insert("x-envoy-attempt-count", value);
+        }
         if self.config.avoid_previous_hosts {
             let host = match result {
                 Ok(response) => response.extensions().get::<UpstreamHost>().map(|h| h.0),
@@ -97,12 +151,21 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
                 });
             previous.hosts.extend(host);
         }
-        let wait = backoff::wait(
-            self.config.back_off_base,
-            self.config.back_off_max,
-            self.retries,
-            |n| fastrand::u64(..n),
-        );
+        let wait = match self.rate_limited_wait(result) {
+            Some(wait) => {
+                stats.retry_backoff_ratelimited.inc();
+                wait
+            }
+            None => {
+                stats.retry_backoff_exponential.inc();
+                backoff::wait(
+                    self.config.back_off_base,
+                    self.config.back_off_max,
+                    self.retries,
+                    |n| fastrand::u64(..n),
+                )
+            }
+        };
         Some(tokio::time::sleep(wait))
     }
 
@@ -148,6 +211,11 @@ pub fn retriable(policy: &RetryPolicy, result: &Outcome) -> bool {
                     && policy.retriable_status_codes.contains(&status))
                 || (on(RetryOn::EnvoyRatelimited)
                     && response.headers().contains_key("x-envoy-ratelimited"))
+                || (on(RetryOn::RetriableHeaders)
+                    && policy
+                        .retriable_headers
+                        .iter()
+                        .any(|m| route::headers_match(m, response.headers())))
                 || grpc_retriable(policy, response)
         }
     }

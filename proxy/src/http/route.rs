@@ -97,8 +97,12 @@ pub fn is_grpc(request: &Parts) -> bool {
 }
 
 fn header_matches(m: &HeaderMatcher, request: &Parts) -> bool {
-    let values: Vec<&str> = request
-        .headers
+    headers_match(m, &request.headers)
+}
+
+/// Whether a header map satisfies a header matcher (Envoy's rules: several values are joined by commas).
+pub fn headers_match(m: &HeaderMatcher, headers: &http::HeaderMap) -> bool {
+    let values: Vec<&str> = headers
         .get_all(m.name.as_str())
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -2,7 +2,7 @@
 //! here; a `route` action picks the cluster, rewrites the path and host, and hands the request to the route's
 //! upstream stack (`route_stack.rs`), built once per configuration snapshot.
 
-use super::attempt::Target;
+use super::attempt::{Attempts, Target};
 use super::connection_manager::{ConnectionManager, Matched, Upgrade};
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::replay_body::RequestBody;
@@ -13,7 +13,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use outrigger_config::model::route::{
-    ClusterTarget, DirectResponse, Forward, HostRewrite, RouteAction,
+    BufferLimit, ClusterTarget, DirectResponse, Forward, HostRewrite, RouteAction, VirtualHost,
 };
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,8 +68,18 @@ impl Router {
                 let Some(service) = self.manager.route_service(matched) else {
                     return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
                 };
-                self.forward(parts, body, forward, route, service, on_upgrade)
-                    .await
+                let mut response = self
+                    .forward(parts, body, forward, route, vhost, service, on_upgrade)
+                    .await;
+                if vhost.include_attempt_count_in_response {
+                    let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
+                    if let Ok(value) = HeaderValue::from_str(&attempts.to_string()) {
+                        response
+                            .headers_mut()
+                            .insert("x-envoy-attempt-count", value);
+                    }
+                }
+                response
             }
         };
         for level in levels {
@@ -84,6 +94,7 @@ impl Router {
         body: Incoming,
         forward: &Forward,
         route: &outrigger_config::model::route::Route,
+        vhost: &VirtualHost,
         service: route_stack::RouteService,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ResponseBody> {
@@ -121,13 +132,19 @@ impl Router {
             return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
         };
         let body = if route_stack::retries(forward) {
+            let limit = BufferLimit::effective(route.buffer_limit, connection.buffer_limit);
             RequestBody::replayable(
                 body.map_err(|e| Box::new(e) as BoxError).boxed(),
-                connection.buffer_limit,
+                usize::try_from(limit).unwrap_or(usize::MAX),
             )
         } else {
             RequestBody::Once(Some(body))
         };
+        if vhost.include_request_attempt_count {
+            parts
+                .headers
+                .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
+        }
         let mut request = Request::new(body);
         *request.method_mut() = parts.method;
         *request.uri_mut() = uri;
@@ -139,6 +156,7 @@ impl Router {
             own_addresses: connection.own_addresses.clone(),
             downstream_version: parts.version,
             auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
+            attempt_count_header: vhost.include_request_attempt_count,
         });
         let Ok(response) = service.oneshot(request).await;
         finish(response, &cluster.counters, on_upgrade)

@@ -34,6 +34,10 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "Retries that waited an exponential back-off",
     ),
     (
+        "upstream_rq_retry_backoff_ratelimited",
+        "Retries that waited what the upstream's rate-limit reset header said",
+    ),
+    (
         "retry_or_shadow_abandoned",
         "Requests not retried because their body outgrew the buffer limit",
     ),
@@ -220,6 +224,7 @@ impl Families {
             retry_overflow: c("upstream_rq_retry_overflow"),
             retry_limit_exceeded: c("upstream_rq_retry_limit_exceeded"),
             retry_backoff_exponential: c("upstream_rq_retry_backoff_exponential"),
+            retry_backoff_ratelimited: c("upstream_rq_retry_backoff_ratelimited"),
             retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
             per_try_timeout: c("upstream_rq_per_try_timeout"),
             pending_overflow: c("upstream_rq_pending_overflow"),
@@ -266,6 +271,7 @@ pub struct ClusterStats {
     pub retry_overflow: Counter,
     pub retry_limit_exceeded: Counter,
     pub retry_backoff_exponential: Counter,
+    pub retry_backoff_ratelimited: Counter,
     pub retry_or_shadow_abandoned: Counter,
     pub per_try_timeout: Counter,
     pub pending_overflow: Counter,

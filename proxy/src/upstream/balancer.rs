@@ -140,6 +140,8 @@ mod tests {
                 weight: *w,
                 hostname: None,
                 transport: 0,
+                priority: 0,
+                healthy: true,
             })
             .collect()
     }

@@ -46,6 +46,9 @@ fn policy(retry_on: &[RetryOn], num_retries: u32) -> RetryPolicy {
         retriable_status_codes: vec![],
         avoid_previous_hosts: false,
         host_selection_retry_max_attempts: 1,
+        retriable_headers: vec![],
+        retriable_request_headers: vec![],
+        rate_limited_back_off: None,
     }
 }
 
@@ -60,6 +63,7 @@ fn request(cluster: &Arc<ClusterState>, body: &'static str) -> Request<RequestBo
         own_addresses: Arc::from(Vec::new()),
         downstream_version: http::Version::HTTP_11,
         auto_host: false,
+        attempt_count_header: false,
     });
     request
 }
