@@ -222,7 +222,7 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "stat_prefix status token_bucket filter_enabled filter_enforced response_headers_to_add \
-         local_rate_limit_per_downstream_connection",
+         local_rate_limit_per_downstream_connection enable_x_ratelimit_headers",
     ),
     msg("envoy.type.v3.HttpStatus", "code"),
     // Routes.
@@ -349,7 +349,7 @@ pub const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.config.cluster.v3.Cluster.CommonLbConfig",
-        "healthy_panic_threshold",
+        "healthy_panic_threshold update_merge_window",
     ),
     msg(
         "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig",

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 mod resilience;
-pub use resilience::{ClusterStats, OutlierStats, RateLimitStats};
+pub use resilience::{ClusterStats, OutlierStats, RateLimitStats, Remaining};
 
 pub type Labels = Vec<(&'static str, String)>;
 

@@ -143,7 +143,10 @@ impl ClusterState {
         let targets = static_targets(&config);
         let connections = counters.connections.get_or_create(&labels).clone();
         let balancer = Balancer::new(config.lb_policy);
-        let stats = metrics.resilience.cluster(&config.name);
+        let stats = metrics.resilience.cluster(
+            &config.name,
+            config.circuit_breakers.default.track_remaining,
+        );
         let breaker = Breaker::new(config.circuit_breakers.default.clone(), stats.clone());
         let http = UpstreamClient::new(&config, &transports, connections, breaker.clone());
         let ejections = config
@@ -154,6 +157,7 @@ impl ClusterState {
             let hosts: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
             ejections.set_hosts(&hosts);
         }
+        stats.set_members(targets.len(), targets.iter().filter(|t| t.healthy).count());
         let cluster = Arc::new(Self {
             counters: ClusterCounters::new(metrics, &config.name),
             config,
@@ -201,6 +205,8 @@ impl ClusterState {
     }
 
     fn set_targets(&self, targets: Vec<Target>) {
+        self.stats
+            .set_members(targets.len(), targets.iter().filter(|t| t.healthy).count());
         if let Some(ejections) = &self.ejections {
             let hosts: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
             ejections.set_hosts(&hosts);

@@ -121,6 +121,18 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         ),
         _ => {}
     }
+    if let Some(window) = c
+        .common_lb_config
+        .as_ref()
+        .and_then(|l| l.update_merge_window.as_ref())
+        && (window.seconds != 0 || window.nanos != 0)
+    {
+        out.error(
+            &at.field("common_lb_config").field("update_merge_window"),
+            "only 0s is supported: Outrigger applies host and ejection changes at once (Envoy's default of 1s \
+             would delay a second outlier ejection); set it to 0s or remove it",
+        );
+    }
     let (protocol, http2, idle_timeout) = protocol_options(c, at, out);
     let tls = c
         .transport_socket

@@ -209,6 +209,8 @@ pub fn local_rate_limit(
         out.error(&at.field("status"), "not an HTTP status code");
         return None;
     };
+    // Envoy: a status below 400 becomes 429.
+    let status = if status < 400 { 429 } else { status };
     Some(LocalRateLimit {
         stat_prefix: r.stat_prefix.clone(),
         token_bucket,
@@ -220,5 +222,7 @@ pub fn local_rate_limit(
             &at.field("response_headers_to_add"),
         ),
         local_rate_limit_per_downstream_connection: r.local_rate_limit_per_downstream_connection,
+        // DRAFT_VERSION_03 is the one version Envoy has (1); OFF is 0.
+        x_ratelimit_headers: r.enable_x_ratelimit_headers != 0,
     })
 }

@@ -81,8 +81,6 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
     let host_limit = buffer_limit(
         v.request_body_buffer_limit.as_ref().map(|v| v.value),
         v.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
-        at,
-        out,
     );
     let routes = v
         .routes
@@ -115,25 +113,15 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
     })
 }
 
-/// `request_body_buffer_limit` or the deprecated `per_request_buffer_limit_bytes` (Envoy takes one of the two).
+/// `request_body_buffer_limit`, else the deprecated `per_request_buffer_limit_bytes`. Envoy's documentation says
+/// only one may be set; Envoy 1.40 accepts both, and `request_body_buffer_limit` wins.
 fn buffer_limit(
     request_body_buffer_limit: Option<u64>,
     per_request_buffer_limit_bytes: Option<u32>,
-    at: &Path,
-    out: &mut Out,
 ) -> Option<BufferLimit> {
-    match (request_body_buffer_limit, per_request_buffer_limit_bytes) {
-        (Some(_), Some(_)) => {
-            out.error(
-                &at.field("per_request_buffer_limit_bytes"),
-                "only one of request_body_buffer_limit and per_request_buffer_limit_bytes may be set",
-            );
-            None
-        }
-        (Some(limit), None) => Some(BufferLimit::RequestBody(limit)),
-        (None, Some(limit)) => Some(BufferLimit::PerRequest(limit)),
-        (None, None) => None,
-    }
+    request_body_buffer_limit
+        .map(BufferLimit::RequestBody)
+        .or(per_request_buffer_limit_bytes.map(BufferLimit::PerRequest))
 }
 
 fn route(
@@ -169,6 +157,15 @@ fn route(
         if type_name(any) == http::LOCAL_RATE_LIMIT {
             local_rate_limit =
                 decode_any(any, &at, out).and_then(|c| http::local_rate_limit(&c, &at, out));
+            if local_rate_limit
+                .as_ref()
+                .is_some_and(|l| l.token_bucket.is_none())
+            {
+                out.error(
+                    &at.field("token_bucket"),
+                    "a per-route local rate limit needs its own token_bucket (as in Envoy)",
+                );
+            }
         } else {
             out.error(
                 &at,
@@ -191,8 +188,6 @@ fn route(
         buffer_limit: buffer_limit(
             r.request_body_buffer_limit.as_ref().map(|v| v.value),
             r.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
-            at,
-            out,
         )
         .or(host_limit),
     })

@@ -150,6 +150,9 @@ pub struct LocalRateLimit {
     pub response_headers_to_add: Vec<HeaderToAdd>,
     /// Envoy's default: false (one bucket for the whole listener).
     pub local_rate_limit_per_downstream_connection: bool,
+    /// `enable_x_ratelimit_headers: DRAFT_VERSION_03`: `x-ratelimit-limit`, `-remaining` and `-reset` on every
+    /// response the filter sees. Envoy's default: off.
+    pub x_ratelimit_headers: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

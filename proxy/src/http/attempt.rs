@@ -84,7 +84,8 @@ async fn send(
     let avoid = request.extensions_mut().remove::<PreviousHosts>();
     let cluster = &target.cluster;
     let permit = cluster.breaker.request().map_err(|_| {
-        cluster.stats.pending_overflow.inc();
+        // Since Envoy 1.38 a max_requests overflow counts here, not in upstream_rq_pending_overflow.
+        cluster.stats.active_overflow.inc();
         Failure::Overflow
     })?;
     let picked = cluster
@@ -105,7 +106,6 @@ async fn send(
     {
         request.headers_mut().insert(http::header::HOST, value);
     }
-    cluster.counters.rq_total.inc();
     let request = request.map(|body| body.boxed());
     let sending = cluster
         .http
@@ -114,6 +114,7 @@ async fn send(
         Some(limit) => match tokio::time::timeout(limit, sending).await {
             Ok(result) => result,
             Err(_) => {
+                cluster.counters.rq_total.inc();
                 cluster.stats.per_try_timeout.inc();
                 cluster.counters.rq_timeout.inc();
                 cluster.report(host, Outcome::Timeout);
@@ -122,6 +123,10 @@ async fn send(
         },
         None => sending.await,
     };
+    // Like Envoy, `upstream_rq_total` counts the attempts that got a connection: not the failed connects.
+    if !matches!(result, Err(SendError::Connect(_) | SendError::Overflow)) {
+        cluster.counters.rq_total.inc();
+    }
     match result {
         Ok(response) => {
             cluster.report(host, Outcome::Status(response.status().as_u16()));

@@ -52,20 +52,29 @@ impl Limiter {
         })
     }
 
-    /// `None`: let the request through. `Some`: the local reply that refuses it.
-    fn check(&self) -> Option<Response<ResponseBody>> {
-        let bucket = self.bucket.as_ref()?;
+    /// `Pass`: let the request through (maybe with `x-ratelimit-*` headers for its response). `Refuse`: the local
+    /// reply that refuses it.
+    fn check(&self) -> Decision {
+        let Some(bucket) = self.bucket.as_ref() else {
+            return Decision::Pass(None);
+        };
         if !roll(self.config.filter_enabled.0) {
-            return None;
+            return Decision::Pass(None);
         }
         self.stats.enabled.inc();
-        if bucket.take(Instant::now()) {
+        let taken = bucket.take(Instant::now());
+        let headers = self.config.x_ratelimit_headers.then(|| RateLimitHeaders {
+            limit: bucket.max_tokens(),
+            remaining: taken.remaining,
+            reset: taken.reset.as_secs_f64().ceil() as u64,
+        });
+        if taken.allowed {
             self.stats.ok.inc();
-            return None;
+            return Decision::Pass(headers);
         }
         self.stats.rate_limited.inc();
         if !roll(self.config.filter_enforced.0) {
-            return None;
+            return Decision::Pass(headers);
         }
         self.stats.enforced.inc();
         let mut response = Response::new(text("local_rate_limited"));
@@ -77,7 +86,36 @@ impl Limiter {
         );
         headers::add(response.headers_mut(), &self.config.response_headers_to_add);
         add_flag(&mut response, Flag::RateLimited);
-        Some(response)
+        if let Some(headers) = headers {
+            headers.write(&mut response);
+        }
+        Decision::Refuse(response)
+    }
+}
+
+enum Decision {
+    Pass(Option<RateLimitHeaders>),
+    Refuse(Response<ResponseBody>),
+}
+
+/// `enable_x_ratelimit_headers: DRAFT_VERSION_03`.
+struct RateLimitHeaders {
+    limit: u32,
+    remaining: u32,
+    /// Seconds until the next token.
+    reset: u64,
+}
+
+impl RateLimitHeaders {
+    fn write(&self, response: &mut Response<ResponseBody>) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", u64::from(self.limit)),
+            ("x-ratelimit-remaining", u64::from(self.remaining)),
+            ("x-ratelimit-reset", self.reset),
+        ] {
+            headers.insert(name, HeaderValue::from(value));
+        }
     }
 }
 
@@ -168,11 +206,21 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let matched = request.extensions().get::<Matched>().copied();
-        if let Some(limiter) = self.limiter(matched)
-            && let Some(refusal) = limiter.check()
-        {
-            return Box::pin(async move { Ok(refusal) });
+        let decision = match self.limiter(matched) {
+            Some(limiter) => limiter.check(),
+            None => Decision::Pass(None),
+        };
+        match decision {
+            Decision::Refuse(refusal) => Box::pin(async move { Ok(refusal) }),
+            Decision::Pass(None) => Box::pin(self.inner.call(request)),
+            Decision::Pass(Some(headers)) => {
+                let future = self.inner.call(request);
+                Box::pin(async move {
+                    let Ok(mut response) = future.await;
+                    headers.write(&mut response);
+                    Ok(response)
+                })
+            }
         }
-        Box::pin(self.inner.call(request))
     }
 }

@@ -62,7 +62,7 @@ impl RequestBody {
                         source: None,
                         replayed: 0,
                         trailers_sent: false,
-                        hint: body.hint.clone(),
+                        hint: body.hint,
                     })
                 })
             }
@@ -138,7 +138,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Once(None) => SizeHint::with_exact(0),
             RequestBody::Once(Some(body)) => body.size_hint(),
-            RequestBody::Replay(body) => body.hint.clone(),
+            RequestBody::Replay(body) => body.hint,
         }
     }
 }

@@ -13,7 +13,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use outrigger_config::model::route::{
-    BufferLimit, ClusterTarget, DirectResponse, Forward, HostRewrite, RouteAction, VirtualHost,
+    BufferLimit, ClusterTarget, DirectResponse, Forward, HostRewrite, Route, RouteAction,
+    VirtualHost,
 };
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,9 +69,13 @@ impl Router {
                 let Some(service) = self.manager.route_service(matched) else {
                     return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
                 };
-                let mut response = self
-                    .forward(parts, body, forward, route, vhost, service, on_upgrade)
-                    .await;
+                let chosen = Chosen {
+                    vhost,
+                    route,
+                    forward,
+                    service,
+                };
+                let mut response = self.forward(parts, body, chosen, on_upgrade).await;
                 if vhost.include_attempt_count_in_response {
                     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
                     if let Ok(value) = HeaderValue::from_str(&attempts.to_string()) {
@@ -92,12 +97,15 @@ impl Router {
         &self,
         mut parts: Parts,
         body: Incoming,
-        forward: &Forward,
-        route: &outrigger_config::model::route::Route,
-        vhost: &VirtualHost,
-        service: route_stack::RouteService,
+        chosen: Chosen<'_>,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ResponseBody> {
+        let Chosen {
+            vhost,
+            route,
+            forward,
+            service,
+        } = chosen;
         let connection = &self.connection;
         let Some(cluster) = cluster_name(forward, &parts)
             .and_then(|name| connection.inputs.clusters.get(&name).cloned())
@@ -161,6 +169,14 @@ impl Router {
         let Ok(response) = service.oneshot(request).await;
         finish(response, &cluster.counters, on_upgrade)
     }
+}
+
+/// The matched route of a `route` action, with its upstream stack.
+struct Chosen<'a> {
+    vhost: &'a VirtualHost,
+    route: &'a Route,
+    forward: &'a Forward,
+    service: route_stack::RouteService,
 }
 
 fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseBody> {

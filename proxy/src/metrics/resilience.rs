@@ -6,6 +6,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The families; one series per cluster (or per rate-limit prefix).
 #[derive(Default)]
@@ -47,7 +49,11 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "upstream_rq_pending_overflow",
-        "Requests refused (503 UO) by the max_requests or max_pending_requests circuit breaker",
+        "Requests refused (503 UO) by the max_pending_requests circuit breaker",
+    ),
+    (
+        "upstream_rq_active_overflow",
+        "Requests refused (503 UO) by the max_requests circuit breaker",
     ),
     (
         "upstream_cx_overflow",
@@ -161,7 +167,19 @@ const CLUSTER_GAUGES: &[(&str, &str)] = &[
         "circuit_breakers_default_remaining_retries",
         "Retries left before max_retries (track_remaining)",
     ),
-    ("upstream_rq_active", "Requests in flight to the cluster"),
+    (
+        "upstream_rq_active",
+        "Requests in flight to the cluster (attached to a connection)",
+    ),
+    (
+        "upstream_rq_pending_active",
+        "Requests waiting for a connection",
+    ),
+    ("membership_total", "Hosts in the cluster"),
+    (
+        "membership_healthy",
+        "Hosts that are healthy and not ejected",
+    ),
     ("outlier_detection_ejections_active", "Hosts ejected now"),
 ];
 
@@ -178,7 +196,9 @@ impl Families {
         let mut families = Families::default();
         for (name, help) in CLUSTER_COUNTERS {
             let family = Family::<Labels, Counter>::default();
-            registry.register(format!("envoy_cluster_{name}"), *help, family.clone());
+            // The encoder adds `_total` to every counter: an Envoy name that has it already must not get two.
+            let registered = name.strip_suffix("_total").unwrap_or(name);
+            registry.register(format!("envoy_cluster_{registered}"), *help, family.clone());
             families.counters.push((name, "cluster", family));
         }
         for (name, help) in CLUSTER_GAUGES {
@@ -199,23 +219,28 @@ impl Families {
     }
 
     fn counter(&self, scope: &str, name: &str, labels: &Labels) -> Counter {
-        self.counters
+        let found = self
+            .counters
             .iter()
-            .find(|(n, s, _)| *n == name && *s == scope)
+            .find(|(n, s, _)| *n == name && *s == scope);
+        debug_assert!(found.is_some(), "counter {scope}.{name} is not registered");
+        found
             .map(|(_, _, family)| family.get_or_create(labels).clone())
             .unwrap_or_default()
     }
 
     fn gauge(&self, name: &str, labels: &Labels) -> Gauge {
-        self.gauges
-            .iter()
-            .find(|(n, _, _)| *n == name)
+        let found = self.gauges.iter().find(|(n, _, _)| *n == name);
+        debug_assert!(found.is_some(), "gauge {name} is not registered");
+        found
             .map(|(_, _, family)| family.get_or_create(labels).clone())
             .unwrap_or_default()
     }
 
-    pub fn cluster(&self, name: &str) -> ClusterStats {
+    /// `track_remaining`: publish the `remaining_*` gauges (Envoy has them only then).
+    pub fn cluster(&self, name: &str, track_remaining: bool) -> ClusterStats {
         let labels = cluster(name);
+        let remaining = |n: &str| track_remaining.then(|| self.gauge(n, &labels));
         let c = |n: &str| self.counter("cluster", n, &labels);
         let g = |n: &str| self.gauge(n, &labels);
         ClusterStats {
@@ -228,18 +253,27 @@ impl Families {
             retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
             per_try_timeout: c("upstream_rq_per_try_timeout"),
             pending_overflow: c("upstream_rq_pending_overflow"),
+            active_overflow: c("upstream_rq_active_overflow"),
             cx_overflow: c("upstream_cx_overflow"),
             none_healthy: c("upstream_cx_none_healthy"),
             healthy_panic: c("lb_healthy_panic"),
             rq_active: g("upstream_rq_active"),
+            rq_pending_active: g("upstream_rq_pending_active"),
+            membership_total: g("membership_total"),
+            membership_healthy: g("membership_healthy"),
+            healthy_by_status: Arc::default(),
             cx_open: g("circuit_breakers_default_cx_open"),
             rq_open: g("circuit_breakers_default_rq_open"),
             rq_pending_open: g("circuit_breakers_default_rq_pending_open"),
             rq_retry_open: g("circuit_breakers_default_rq_retry_open"),
-            remaining_cx: g("circuit_breakers_default_remaining_cx"),
-            remaining_pending: g("circuit_breakers_default_remaining_pending"),
-            remaining_rq: g("circuit_breakers_default_remaining_rq"),
-            remaining_retries: g("circuit_breakers_default_remaining_retries"),
+            remaining: remaining("circuit_breakers_default_remaining_cx").and_then(|cx| {
+                Some(Remaining {
+                    cx,
+                    pending: remaining("circuit_breakers_default_remaining_pending")?,
+                    rq: remaining("circuit_breakers_default_remaining_rq")?,
+                    retries: remaining("circuit_breakers_default_remaining_retries")?,
+                })
+            }),
             ejections_active: g("outlier_detection_ejections_active"),
             outlier: OutlierStats(
                 CLUSTER_COUNTERS
@@ -275,24 +309,63 @@ pub struct ClusterStats {
     pub retry_or_shadow_abandoned: Counter,
     pub per_try_timeout: Counter,
     pub pending_overflow: Counter,
+    pub active_overflow: Counter,
     pub cx_overflow: Counter,
     pub none_healthy: Counter,
     pub healthy_panic: Counter,
     pub rq_active: Gauge,
+    pub rq_pending_active: Gauge,
+    pub membership_total: Gauge,
+    pub membership_healthy: Gauge,
+    /// Hosts whose health status lets them take traffic (not exported: `membership_healthy` is this less the
+    /// ejected ones).
+    healthy_by_status: Arc<AtomicI64>,
     pub cx_open: Gauge,
     pub rq_open: Gauge,
     pub rq_pending_open: Gauge,
     pub rq_retry_open: Gauge,
-    pub remaining_cx: Gauge,
-    pub remaining_pending: Gauge,
-    pub remaining_rq: Gauge,
-    pub remaining_retries: Gauge,
+    /// With `track_remaining` only.
+    pub remaining: Option<Remaining>,
     pub ejections_active: Gauge,
     pub outlier: OutlierStats,
 }
 
 /// Outlier detection counters by Envoy's name without the `outlier_detection_` prefix
 /// (`ejections_enforced_total`, `ejections_detected_consecutive_5xx`, ...).
+/// The `remaining_*` gauges of `track_remaining`.
+#[derive(Clone, Default)]
+pub struct Remaining {
+    pub cx: Gauge,
+    pub pending: Gauge,
+    pub rq: Gauge,
+    pub retries: Gauge,
+}
+
+impl ClusterStats {
+    /// The membership gauges after the hosts changed (`total`, `healthy` by health status) ...
+    pub fn set_members(&self, total: usize, healthy: usize) {
+        self.membership_total
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
+        self.healthy_by_status.store(
+            i64::try_from(healthy).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+        self.publish_healthy();
+    }
+
+    /// ... or the number of ejected hosts did.
+    pub fn set_ejected(&self, ejected: u64) {
+        self.ejections_active
+            .set(i64::try_from(ejected).unwrap_or(i64::MAX));
+        self.publish_healthy();
+    }
+
+    fn publish_healthy(&self) {
+        let healthy = self.healthy_by_status.load(Ordering::Relaxed) - self.ejections_active.get();
+        self.membership_healthy.set(healthy.max(0));
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct OutlierStats(pub Vec<(String, Counter)>);
 

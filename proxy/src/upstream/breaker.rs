@@ -139,7 +139,9 @@ impl Breaker {
         let connections = self.connections.load(Ordering::Relaxed);
         let pending = self.pending.load(Ordering::Relaxed);
         let s = &self.stats;
-        s.rq_active.set(i64::from(requests));
+        // A request waiting for its connection is pending, not yet active (as in Envoy).
+        s.rq_active.set(i64::from(requests.saturating_sub(pending)));
+        s.rq_pending_active.set(i64::from(pending));
         let open = |now: u32, limit: u32| i64::from(now >= limit);
         s.rq_open.set(open(requests, self.limits.max_requests));
         s.rq_retry_open
@@ -148,19 +150,21 @@ impl Breaker {
             .set(open(connections, self.limits.max_connections));
         s.rq_pending_open
             .set(open(pending, self.limits.max_pending_requests));
-        if self.limits.track_remaining {
+        if let Some(remaining) = &s.remaining {
             let left = |now: u32, limit: u32| i64::from(limit.saturating_sub(now));
-            s.remaining_rq.set(left(requests, self.limits.max_requests));
-            s.remaining_cx
+            remaining.rq.set(left(requests, self.limits.max_requests));
+            remaining
+                .cx
                 .set(left(connections, self.limits.max_connections));
-            s.remaining_pending
+            remaining
+                .pending
                 .set(left(pending, self.limits.max_pending_requests));
             // Envoy pins it to 0 under a retry budget.
             let retries_left = match self.limits.retry_budget {
                 Some(_) => 0,
                 None => left(retries, self.limits.max_retries),
             };
-            s.remaining_retries.set(retries_left);
+            remaining.retries.set(retries_left);
         }
     }
 }
@@ -256,7 +260,8 @@ mod tests {
 
     #[test]
     fn gauges_follow_the_limits() {
-        let stats = ClusterStats::default();
+        let mut stats = ClusterStats::default();
+        stats.remaining = Some(crate::metrics::Remaining::default());
         let b = Breaker::new(
             Thresholds {
                 max_requests: 1,
@@ -265,10 +270,11 @@ mod tests {
             },
             stats.clone(),
         );
-        assert_eq!(stats.remaining_rq.get(), 1);
+        let remaining = stats.remaining.clone().unwrap();
+        assert_eq!(remaining.rq.get(), 1);
         let permit = b.request().unwrap();
         assert_eq!(stats.rq_open.get(), 1);
-        assert_eq!(stats.remaining_rq.get(), 0);
+        assert_eq!(remaining.rq.get(), 0);
         drop(permit);
         assert_eq!(stats.rq_open.get(), 0);
         assert_eq!(stats.rq_active.get(), 0);

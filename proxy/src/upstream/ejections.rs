@@ -74,9 +74,7 @@ impl Ejections {
         let Ok(mut last) = self.published.lock() else {
             return;
         };
-        self.stats
-            .ejections_active
-            .set(i64::try_from(now.ejections_active).unwrap_or(i64::MAX));
+        self.stats.set_ejected(now.ejections_active);
         for (name, value, before) in fields(&now, &last) {
             if value > before
                 && let Some(counter) = self.stats.outlier.get(name)

@@ -6,7 +6,16 @@
 
 use outrigger_config::model::http::TokenBucket as Config;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The result of asking for a token.
+pub struct Taken {
+    pub allowed: bool,
+    /// Whole tokens left.
+    pub remaining: u32,
+    /// Until the next token.
+    pub reset: Duration,
+}
 
 pub struct TokenBucket {
     max: f64,
@@ -34,27 +43,43 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token if there is one.
-    pub fn take(&self, now: Instant) -> bool {
+    /// Takes a token if there is one, and says what is left (for the `x-ratelimit-*` headers).
+    pub fn take(&self, now: Instant) -> Taken {
         let Ok(mut state) = self.state.lock() else {
-            return true;
+            return Taken {
+                allowed: true,
+                remaining: 0,
+                reset: Duration::ZERO,
+            };
         };
         let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
         state.tokens = (state.tokens + elapsed * self.rate).min(self.max);
         state.updated = now;
-        if state.tokens >= 1.0 {
+        let allowed = state.tokens >= 1.0;
+        if allowed {
             state.tokens -= 1.0;
-            true
-        } else {
-            false
         }
+        // Until the next whole token; zero while the bucket is full.
+        let missing = if state.tokens >= self.max {
+            0.0
+        } else {
+            1.0 - state.tokens.fract()
+        };
+        Taken {
+            allowed,
+            remaining: state.tokens.floor() as u32,
+            reset: Duration::from_secs_f64(missing / self.rate),
+        }
+    }
+
+    pub fn max_tokens(&self) -> u32 {
+        self.max as u32
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn bucket(max: u32, per_fill: u32, interval_ms: u64, now: Instant) -> TokenBucket {
         TokenBucket::new(
@@ -71,21 +96,37 @@ mod tests {
     fn starts_full_and_empties() {
         let now = Instant::now();
         let b = bucket(3, 1, 1000, now);
-        assert!((0..3).all(|_| b.take(now)));
-        assert!(!b.take(now));
+        assert!((0..3).all(|_| b.take(now).allowed));
+        assert!(!b.take(now).allowed);
     }
 
     #[test]
     fn refills_continuously_not_in_steps() {
         let start = Instant::now();
         let b = bucket(10, 10, 1000, start);
-        (0..10).for_each(|_| assert!(b.take(start)));
+        (0..10).for_each(|_| assert!(b.take(start).allowed));
         // 10 tokens a second: one every 100 ms, not 10 at once after a second.
-        assert!(!b.take(start + Duration::from_millis(50)));
-        assert!(b.take(start + Duration::from_millis(101)));
-        assert!(!b.take(start + Duration::from_millis(150)));
-        assert!(b.take(start + Duration::from_millis(350)));
-        assert!(b.take(start + Duration::from_millis(350)));
+        assert!(!b.take(start + Duration::from_millis(50)).allowed);
+        assert!(b.take(start + Duration::from_millis(101)).allowed);
+        assert!(!b.take(start + Duration::from_millis(150)).allowed);
+        assert!(b.take(start + Duration::from_millis(350)).allowed);
+        assert!(b.take(start + Duration::from_millis(350)).allowed);
+    }
+
+    #[test]
+    fn tells_what_is_left_and_when_the_next_token_comes() {
+        let start = Instant::now();
+        let b = bucket(2, 1, 60_000, start);
+        let first = b.take(start);
+        assert!(first.allowed);
+        assert_eq!(first.remaining, 1);
+        assert_eq!(first.reset.as_secs(), 60);
+        let third = {
+            let _ = b.take(start);
+            b.take(start)
+        };
+        assert!(!third.allowed);
+        assert_eq!(third.remaining, 0);
     }
 
     #[test]
@@ -93,8 +134,8 @@ mod tests {
         let start = Instant::now();
         let b = bucket(2, 5, 100, start);
         let later = start + Duration::from_secs(60);
-        assert!(b.take(later));
-        assert!(b.take(later));
-        assert!(!b.take(later));
+        assert!(b.take(later).allowed);
+        assert!(b.take(later).allowed);
+        assert!(!b.take(later).allowed);
     }
 }

@@ -1,0 +1,1510 @@
+//! Envoy's resilience features in real Envoy 1.40 and in Outrigger side by side: the HTTP local rate limit
+//! (listener-wide and per route), circuit breakers (active requests, the pending queue, retries), retries (request
+//! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
+//! detection (consecutive 5xx, `max_ejection_percent`, no healthy upstream).
+//!
+//! Each test fills one template from `tests/configs/resilience/` once per proxy (the same YAML, with each proxy's
+//! own ports and its own backends so that request counts don't mix), runs it in `envoy` and in
+//! `outrigger run -c`, sends both the same requests, and requires what it sees of each (statuses, bodies,
+//! `x-envoy-overloaded`, which backend answered, what the backends received, values in `/stats/prometheus`) to
+//! equal what Envoy 1.40 was recorded doing (`ENVOY_FACTS.md`). Envoy is held to the record too: a change in
+//! Envoy shows as Envoy's failure, not Outrigger's. Envoy has no response-flags header, so Outrigger's
+//! `x-outrigger-response-flags` is checked alone, against the flag Envoy writes in its access log for the case.
+//!
+//! Statistics are compared by name with one trailing `_total` dropped on both sides (Envoy's Prometheus output
+//! adds none; Outrigger's OpenMetrics encoder ends every counter in `_total`), and a sample counts only when its
+//! labels are exactly the ones asked for (so `upstream_rq_total` is not mixed up with the per-code
+//! `upstream_rq{envoy_response_code=...}`, which drops to the same name). A statistic that is missing reads 0.
+//!
+//! Without Envoy (outside CI) Outrigger alone is held to the record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::tcp::free_port;
+use tokio::net::TcpListener;
+
+const RATE_LIMIT_LISTENER: &str = include_str!("configs/resilience/rate-limit-listener.yaml");
+const RATE_LIMIT_ROUTE: &str = include_str!("configs/resilience/rate-limit-route.yaml");
+const RATE_LIMIT_HEADERS: &str = include_str!("configs/resilience/rate-limit-headers.yaml");
+const BREAKER_REQUESTS: &str = include_str!("configs/resilience/circuit-breaker-requests.yaml");
+const BREAKER_PENDING: &str = include_str!("configs/resilience/circuit-breaker-pending.yaml");
+const RETRY_OVERFLOW: &str = include_str!("configs/resilience/retry-overflow.yaml");
+const RETRY: &str = include_str!("configs/resilience/retry.yaml");
+const RETRY_CONNECT_FAILURE: &str = include_str!("configs/resilience/retry-connect-failure.yaml");
+const RETRY_BUFFER_LIMIT: &str = include_str!("configs/resilience/retry-buffer-limit.yaml");
+const RETRY_ATTEMPT_COUNT: &str = include_str!("configs/resilience/retry-attempt-count.yaml");
+const OUTLIER: &str = include_str!("configs/resilience/outlier.yaml");
+const NO_HEALTHY_UPSTREAM: &str = include_str!("configs/resilience/no-healthy-upstream.yaml");
+
+/// Envoy's body for a request refused by a circuit breaker.
+const OVERFLOW: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
+const FLAGS: &str = "x-outrigger-response-flags";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backends that fail on purpose.
+
+/// What a backend answers, on top of the path conventions of [`answer`].
+#[derive(Clone, Copy, Debug)]
+enum Behavior {
+    /// 200, or what the path asks for.
+    Normal,
+    /// This status for every request, whatever the path.
+    Always(u16),
+}
+
+/// One request as a backend received it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    body: Bytes,
+    attempt: Option<String>,
+}
+
+#[derive(Default)]
+struct Record {
+    seen: Vec<Seen>,
+    /// Requests so far for each `fail/<n>/<key>` key.
+    failures: HashMap<String, u64>,
+}
+
+struct Origin {
+    name: &'static str,
+    address: SocketAddr,
+    record: Arc<Mutex<Record>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    /// An HTTP/1.1 server on a free loopback port, until dropped.
+    async fn start(name: &'static str, behavior: Behavior) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let record = Arc::new(Mutex::new(Record::default()));
+        let shared = record.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        answer(name, behavior, record.clone(), request)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            name,
+            address,
+            record,
+            task,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.record.lock().unwrap().seen.clone()
+    }
+
+    fn count(&self) -> usize {
+        self.record.lock().unwrap().seen.len()
+    }
+}
+
+/// The body a backend answers with.
+fn origin_body(name: &str, received: usize) -> String {
+    format!("{{\"backend\":\"{name}\",\"len\":{received}}}")
+}
+
+/// Answers [`origin_body`] with `x-backend: NAME`. Anywhere in the path, `slow/<ms>` waits that long before
+/// answering, `status/<code>` answers that status, and `fail/<n>/<key>` answers 503 to the first n requests with
+/// that key and 200 after.
+async fn answer(
+    name: &'static str,
+    behavior: Behavior,
+    record: Arc<Mutex<Record>>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let segments: Vec<&str> = parts
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut status = 200;
+    let mut delay = 0;
+    {
+        let mut record = record.lock().unwrap();
+        record.seen.push(Seen {
+            method: parts.method.to_string(),
+            body: body.clone(),
+            attempt: parts
+                .headers
+                .get("x-envoy-attempt-count")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        });
+        for (i, segment) in segments.iter().enumerate() {
+            let number = segments.get(i + 1).and_then(|s| s.parse::<u64>().ok());
+            match (*segment, number) {
+                ("slow", Some(ms)) => delay = ms,
+                ("status", Some(code)) => status = u16::try_from(code).unwrap_or(500),
+                ("fail", Some(n)) => {
+                    if let Some(key) = segments.get(i + 2) {
+                        let so_far = record.failures.entry(key.to_string()).or_default();
+                        if *so_far < n {
+                            status = 503;
+                        }
+                        *so_far += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Behavior::Always(code) = behavior {
+        status = code;
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let mut response = http::Response::new(Full::new(Bytes::from(origin_body(name, body.len()))));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    let headers = response.headers_mut();
+    headers.insert("x-backend", http::HeaderValue::from_static(name));
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A request body of `len` bytes that differs from one position to the next.
+fn pattern(len: usize) -> Bytes {
+    let mut x: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 24) as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The client side.
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request on a connection of its own, answered within 10 s.
+async fn send(port: u16, method: &str, path: &str, body: Bytes) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .body(Full::new(body))
+        .unwrap();
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok::<_, String>(Reply {
+            status,
+            headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(Duration::from_secs(10), exchange).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => panic!("{method} {path} on port {port}: {e}"),
+        Err(_) => panic!("{method} {path} on port {port}: no answer in 10 s"),
+    }
+}
+
+async fn get(port: u16, path: &str) -> Reply {
+    send(port, "GET", path, Bytes::new()).await
+}
+
+/// `count` GETs at `path_i` (`{i}` replaced by the request's number), started `gap` apart, each on its own
+/// connection; the replies in the order the requests were started.
+async fn staggered(
+    port: u16,
+    path: &str,
+    count: usize,
+    gap: Duration,
+) -> Vec<tokio::task::JoinHandle<Reply>> {
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let path = path.replace("{i}", &i.to_string());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(gap * u32::try_from(i).unwrap()).await;
+            get(port, &path).await
+        }));
+    }
+    tasks
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Reply>>) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    replies
+}
+
+/// What the comparisons look at in a reply. Upstream replies carry the backend's name and body; local replies
+/// (the proxy's own) have no backend.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct View {
+    status: u16,
+    backend: Option<String>,
+    body: String,
+    content_type: Option<String>,
+    overloaded: Option<String>,
+    ratelimited: Option<String>,
+}
+
+fn view(reply: &Reply) -> View {
+    View {
+        status: reply.status,
+        backend: reply.header("x-backend"),
+        body: reply.text(),
+        content_type: reply.header("content-type"),
+        overloaded: reply.header("x-envoy-overloaded"),
+        ratelimited: reply.header("x-envoy-ratelimited"),
+    }
+}
+
+fn views(replies: &[Reply]) -> Vec<View> {
+    replies.iter().map(view).collect()
+}
+
+/// A reply passed on from backend `name`, which received `received` body bytes.
+fn upstream(status: u16, name: &str, received: usize) -> View {
+    View {
+        status,
+        backend: Some(name.to_string()),
+        body: origin_body(name, received),
+        content_type: Some("application/json".to_string()),
+        overloaded: None,
+        ratelimited: None,
+    }
+}
+
+/// A reply the proxy made itself: plain text.
+fn local(status: u16, body: &str) -> View {
+    View {
+        status,
+        backend: None,
+        body: body.to_string(),
+        content_type: Some("text/plain".to_string()),
+        overloaded: None,
+        ratelimited: None,
+    }
+}
+
+/// A circuit breaker's refusal.
+fn overflow() -> View {
+    View {
+        overloaded: Some("true".to_string()),
+        ..local(503, OVERFLOW)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Statistics.
+
+/// A statistic by its Envoy Prometheus name and its complete set of labels.
+struct Stat {
+    name: String,
+    labels: Vec<(String, String)>,
+}
+
+fn stat(name: &str, labels: &[(&str, &str)]) -> Stat {
+    Stat {
+        name: name.to_string(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// `envoy_cluster_<name>{envoy_cluster_name=CLUSTER}`.
+fn cluster_stat(name: &str, cluster: &str) -> Stat {
+    stat(
+        &format!("envoy_cluster_{name}"),
+        &[("envoy_cluster_name", cluster)],
+    )
+}
+
+/// `envoy_http_local_rate_limit_<name>{envoy_local_http_ratelimit_prefix=PREFIX}`.
+fn rate_limit_stat(name: &str, prefix: &str) -> Stat {
+    stat(
+        &format!("envoy_http_local_rate_limit_{name}"),
+        &[("envoy_local_http_ratelimit_prefix", prefix)],
+    )
+}
+
+/// The sum of the samples of `wanted` in a Prometheus text page; 0 when there are none.
+fn stat_value(text: &str, wanted: &Stat) -> u64 {
+    let want = wanted.name.strip_suffix("_total").unwrap_or(&wanted.name);
+    let total: f64 = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let (head, value) = line.rsplit_once(' ')?;
+            let (name, labels) = match head.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (head, ""),
+            };
+            if name.strip_suffix("_total").unwrap_or(name) != want {
+                return None;
+            }
+            let labels: Vec<(String, String)> = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .filter_map(|l| {
+                    let (k, v) = l.split_once('=')?;
+                    Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+                })
+                .collect();
+            let exact = labels.len() == wanted.labels.len()
+                && wanted.labels.iter().all(|l| labels.contains(l));
+            if !exact {
+                return None;
+            }
+            value.trim().parse::<f64>().ok()
+        })
+        .sum();
+    total as u64
+}
+
+/// Each statistic with its value, named for the failure message.
+type Values = Vec<(String, u64)>;
+
+/// The expected values, named like [`Proxy::stats`] names them.
+fn recorded(stats: &[Stat], values: &[u64]) -> Values {
+    assert_eq!(
+        stats.len(),
+        values.len(),
+        "one expected value per statistic"
+    );
+    stats
+        .iter()
+        .map(stat_label)
+        .zip(values.iter().copied())
+        .collect()
+}
+
+fn stat_label(stat: &Stat) -> String {
+    let labels: Vec<String> = stat.labels.iter().map(|(_, v)| v.clone()).collect();
+    format!("{}{{{}}}", stat.name, labels.join(","))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The two proxies.
+
+/// One proxy under test with its own backends.
+struct Proxy {
+    kind: &'static str,
+    admin: u16,
+    values: HashMap<String, u16>,
+    origins: Vec<Origin>,
+    log: PathBuf,
+    /// Stopped when the proxy is dropped.
+    _envoy: Option<support::envoy::Envoy>,
+    sidecar: Option<support::sidecar::Sidecar>,
+}
+
+impl Proxy {
+    fn port(&self, listener: &str) -> u16 {
+        self.values[&format!("listen_{listener}")]
+    }
+
+    fn origin(&self, name: &str) -> &Origin {
+        self.origins.iter().find(|o| o.name == name).unwrap()
+    }
+
+    async fn stats(&self, wanted: &[Stat]) -> Values {
+        let text = get(self.admin, "/stats/prometheus").await.text();
+        wanted
+            .iter()
+            .map(|s| (stat_label(s), stat_value(&text, s)))
+            .collect()
+    }
+
+    /// `/clusters`' `health_flags` for backend `origin` of `cluster` (`healthy`, `/failed_outlier_check`, ...).
+    async fn health_flags(&self, cluster: &str, origin: &str) -> Option<String> {
+        let text = get(self.admin, "/clusters").await.text();
+        let key = format!("{cluster}::{}::health_flags::", self.origin(origin).address);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map(str::to_string)
+    }
+
+    fn is_outrigger(&self) -> bool {
+        self.sidecar.is_some()
+    }
+}
+
+/// What a test runs on: a template, the listeners to wait for (`{listen_NAME}` in the template), the backends to
+/// start (`{NAME}` is a backend's port) and the closed ports to name (`{NAME}`, nothing listens there).
+struct Setup {
+    template: &'static str,
+    listeners: &'static [&'static str],
+    origins: &'static [(&'static str, Behavior)],
+    closed: &'static [&'static str],
+}
+
+/// Fills the template with new ports and new backends.
+async fn fill(setup: &Setup) -> (HashMap<String, u16>, Vec<Origin>, String) {
+    let mut values = HashMap::new();
+    values.insert("admin".to_string(), free_port());
+    for listener in setup.listeners {
+        values.insert(format!("listen_{listener}"), free_port());
+    }
+    let mut origins = Vec::new();
+    for (name, behavior) in setup.origins {
+        let origin = Origin::start(name, *behavior).await;
+        values.insert(name.to_string(), origin.address.port());
+        origins.push(origin);
+    }
+    for name in setup.closed {
+        values.insert(name.to_string(), free_port());
+    }
+    let pairs: Vec<(&str, String)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_string()))
+        .collect();
+    let yaml = support::proxy::fill(setup.template, &pairs);
+    (values, origins, yaml)
+}
+
+/// Real Envoy (when there is one) and Outrigger, each serving the template with its own ports and backends.
+async fn start(test: &str, setup: &Setup) -> Vec<Proxy> {
+    let dir = std::env::temp_dir().join(format!(
+        "outrigger-resilience-{test}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut proxies = Vec::new();
+    if let Some(envoy) = support::peer("envoy") {
+        let (values, origins, yaml) = fill(setup).await;
+        let config = dir.join("envoy.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut process = support::envoy::Envoy::start(&envoy, &config);
+        for listener in setup.listeners {
+            process.wait_for_port(values[&format!("listen_{listener}")]);
+        }
+        process.wait_for_port(values["admin"]);
+        proxies.push(Proxy {
+            kind: "envoy",
+            admin: values["admin"],
+            values,
+            origins,
+            log: config.with_extension("log"),
+            _envoy: Some(process),
+            sidecar: None,
+        });
+    }
+    let (values, origins, yaml) = fill(setup).await;
+    let sidecar = support::sidecar::Sidecar::start(&dir, "outrigger", &yaml, values["admin"]);
+    for listener in setup.listeners {
+        let port = values[&format!("listen_{listener}")];
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "outrigger does not listen on {port} ({listener}):\n{}",
+                sidecar.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    proxies.push(Proxy {
+        kind: "outrigger",
+        admin: values["admin"],
+        values,
+        origins,
+        log: sidecar.log.clone(),
+        _envoy: None,
+        sidecar: Some(sidecar),
+    });
+    proxies
+}
+
+/// Requires every proxy's outcome to equal the one recorded from Envoy 1.40.
+fn agree<T: Debug + PartialEq>(what: &str, expected: &T, outcomes: &[(&Proxy, T)]) {
+    let wrong: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, outcome)| outcome != expected)
+        .map(|(proxy, outcome)| {
+            let note = if proxy.is_outrigger() {
+                ""
+            } else {
+                " (Envoy itself no longer does what ENVOY_FACTS.md records)"
+            };
+            format!(
+                "{}{note}, log {}:\n{outcome:#?}",
+                proxy.kind,
+                proxy.log.display()
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{what}: Envoy 1.40 was recorded giving\n{expected:#?}\nbut\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Outrigger's `x-outrigger-response-flags` on each reply for which `expected` names the flag Envoy logs.
+fn check_flags(
+    proxy: &Proxy,
+    what: &str,
+    replies: &[Reply],
+    expected: impl Fn(&Reply) -> Option<&'static str>,
+) {
+    if !proxy.is_outrigger() {
+        return;
+    }
+    for (i, reply) in replies.iter().enumerate() {
+        if let Some(flag) = expected(reply) {
+            assert_eq!(
+                reply.header(FLAGS).as_deref(),
+                Some(flag),
+                "{what}: reply {i} ({} {:?}) should carry Envoy's response flag",
+                reply.status,
+                reply.text()
+            );
+        }
+    }
+}
+
+fn is_local(reply: &Reply) -> bool {
+    reply.header("x-backend").is_none()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Local rate limit.
+
+#[derive(Debug, PartialEq)]
+struct RateLimited {
+    replies: Vec<(&'static str, Vec<View>)>,
+    received: usize,
+    stats: Values,
+}
+
+/// A bucket of 2 set on the listener: enforced, in shadow mode (enabled, not enforced), and without
+/// `filter_enabled` (the filter does nothing at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_at_the_listener() {
+    let proxies = start(
+        "rate-limit-listener",
+        &Setup {
+            template: RATE_LIMIT_LISTENER,
+            listeners: &["enforced", "shadow", "disabled"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut stats = Vec::new();
+    for prefix in ["rl_enforced", "rl_shadow", "rl_disabled"] {
+        for name in ["enabled", "enforced", "ok", "rate_limited"] {
+            stats.push(rate_limit_stat(name, prefix));
+        }
+    }
+    stats.push(stat(
+        "envoy_http_downstream_rq_xx",
+        &[
+            ("envoy_response_code_class", "4"),
+            ("envoy_http_conn_manager_prefix", "enforced"),
+        ],
+    ));
+    stats.push(cluster_stat("upstream_rq_total", "app"));
+
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for listener in ["enforced", "shadow", "disabled"] {
+            let mut sent = Vec::new();
+            for _ in 0..4 {
+                sent.push(get(proxy.port(listener), "/").await);
+            }
+            check_flags(proxy, listener, &sent, |r| {
+                (r.status == 429).then_some("RL")
+            });
+            replies.push((listener, views(&sent)));
+        }
+        let outcome = RateLimited {
+            replies,
+            received: proxy.origin("app").count(),
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let ok = upstream(200, "app", 0);
+    let limited = local(429, "local_rate_limited");
+    let expected = RateLimited {
+        replies: vec![
+            (
+                "enforced",
+                vec![ok.clone(), ok.clone(), limited.clone(), limited],
+            ),
+            ("shadow", vec![ok.clone(); 4]),
+            ("disabled", vec![ok; 4]),
+        ],
+        received: 10,
+        stats: recorded(&stats, &[4, 2, 2, 2, 4, 0, 2, 2, 0, 0, 0, 0, 2, 10]),
+    };
+    agree("local rate limit on the listener", &expected, &outcomes);
+}
+
+/// `typed_per_filter_config` on a route: its own bucket (and its own statistics prefix), used instead of the
+/// listener's for that route, never in addition to it; `status` replaces the 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_per_route() {
+    let proxies = start(
+        "rate-limit-route",
+        &Setup {
+            template: RATE_LIMIT_ROUTE,
+            listeners: &["route_only", "both"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut stats = Vec::new();
+    for prefix in ["route_rl", "listener_rl", "inner_rl", "outer_rl"] {
+        for name in ["enabled", "enforced", "ok", "rate_limited"] {
+            stats.push(rate_limit_stat(name, prefix));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for listener in ["route_only", "both"] {
+            for (path, count) in [("/limited", 3), ("/free", 4)] {
+                let mut sent = Vec::new();
+                for _ in 0..count {
+                    sent.push(get(proxy.port(listener), path).await);
+                }
+                check_flags(proxy, path, &sent, |r| is_local(r).then_some("RL"));
+                replies.push((listener, views(&sent)));
+            }
+        }
+        let outcome = RateLimited {
+            replies,
+            received: proxy.origin("app").count(),
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let ok = upstream(200, "app", 0);
+    let expected = RateLimited {
+        replies: vec![
+            (
+                "route_only",
+                vec![
+                    ok.clone(),
+                    local(429, "local_rate_limited"),
+                    local(429, "local_rate_limited"),
+                ],
+            ),
+            ("route_only", vec![ok.clone(); 4]),
+            (
+                "both",
+                vec![
+                    ok.clone(),
+                    local(503, "local_rate_limited"),
+                    local(503, "local_rate_limited"),
+                ],
+            ),
+            (
+                "both",
+                vec![ok.clone(), ok.clone(), ok, local(429, "local_rate_limited")],
+            ),
+        ],
+        received: 9,
+        stats: recorded(&stats, &[3, 2, 1, 2, 0, 0, 0, 0, 3, 2, 1, 2, 4, 1, 3, 1]),
+    };
+    agree("local rate limit per route", &expected, &outcomes);
+}
+
+/// `enable_x_ratelimit_headers: DRAFT_VERSION_03`: limit and remaining exactly; the reset is only required to be
+/// a number of seconds up to the fill interval (Envoy said 0, then 60, then 60 or 59).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_x_ratelimit_headers() {
+    let proxies = start(
+        "rate-limit-headers",
+        &Setup {
+            template: RATE_LIMIT_HEADERS,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let reply = get(proxy.port("main"), "/").await;
+            let reset_ok = reply
+                .header("x-ratelimit-reset")
+                .and_then(|r| r.parse::<u64>().ok())
+                .is_some_and(|r| r <= 60);
+            seen.push((
+                reply.status,
+                reply.header("x-ratelimit-limit"),
+                reply.header("x-ratelimit-remaining"),
+                reset_ok,
+            ));
+        }
+        outcomes.push((proxy, seen));
+    }
+    let some = |s: &str| Some(s.to_string());
+    let expected = vec![
+        (200, some("2"), some("1"), true),
+        (200, some("2"), some("0"), true),
+        (429, some("2"), some("0"), true),
+    ];
+    agree("x-ratelimit-* headers", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Circuit breakers.
+
+#[derive(Debug, PartialEq)]
+struct Breaker {
+    /// Sorted: which request of a concurrent burst wins is not the point.
+    replies: Vec<View>,
+    /// Gauges read while the burst is in flight.
+    during: Values,
+    after: Values,
+    received: usize,
+}
+
+/// `max_requests: 1` and a backend that takes 1 s: of three requests 100 ms apart one goes through, two are
+/// refused at once with 503 and `x-envoy-overloaded`, counted in `upstream_rq_active_overflow` (since Envoy 1.38,
+/// not in `upstream_rq_pending_overflow`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_max_requests() {
+    let proxies = start(
+        "breaker-requests",
+        &Setup {
+            template: BREAKER_REQUESTS,
+            listeners: &["main"],
+            origins: &[("slow", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let during = [
+        cluster_stat("circuit_breakers_default_rq_open", "limited"),
+        cluster_stat("circuit_breakers_default_remaining_rq", "limited"),
+        cluster_stat("upstream_rq_active", "limited"),
+    ];
+    let after = [
+        cluster_stat("upstream_rq_active_overflow", "limited"),
+        cluster_stat("upstream_rq_pending_overflow", "limited"),
+        cluster_stat("circuit_breakers_default_rq_open", "limited"),
+        cluster_stat("circuit_breakers_default_remaining_rq", "limited"),
+        cluster_stat("upstream_rq_total", "limited"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let burst = staggered(
+            proxy.port("main"),
+            "/slow/1000/r{i}",
+            3,
+            Duration::from_millis(100),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let in_flight = proxy.stats(&during).await;
+        let replies = collect(burst).await;
+        check_flags(proxy, "max_requests", &replies, |r| {
+            (r.status == 503).then_some("UO")
+        });
+        let mut seen = views(&replies);
+        seen.sort();
+        let outcome = Breaker {
+            replies: seen,
+            during: in_flight,
+            after: proxy.stats(&after).await,
+            received: proxy.origin("slow").count(),
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Breaker {
+        replies: vec![upstream(200, "slow", 0), overflow(), overflow()],
+        during: recorded(&during, &[1, 0, 1]),
+        after: recorded(&after, &[2, 0, 0, 1, 1]),
+        received: 1,
+    };
+    agree("circuit breaker max_requests: 1", &expected, &outcomes);
+}
+
+#[derive(Debug, PartialEq)]
+struct Pending {
+    queue: Breaker,
+    /// Envoy counts `upstream_cx_overflow` once or more for the same burst; at least once is required.
+    cx_overflow_counted: bool,
+    no_queue: Vec<View>,
+    no_queue_stats: Values,
+    no_queue_received: usize,
+}
+
+/// `max_connections: 1, max_pending_requests: 1` against a backend that takes 1 s: of three requests 100 ms apart
+/// the first is sent, the second waits for the connection (and succeeds about 1 s later), the third is refused.
+/// And `max_pending_requests: 0`: every HTTP/1.1 request waits for a connection before it is sent, so Envoy refuses
+/// them all, even the first, and never connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_pending_queue() {
+    let proxies = start(
+        "breaker-pending",
+        &Setup {
+            template: BREAKER_PENDING,
+            listeners: &["main"],
+            origins: &[("slow", Behavior::Normal), ("idle", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let during = [
+        cluster_stat("circuit_breakers_default_cx_open", "one_pending"),
+        cluster_stat("circuit_breakers_default_rq_pending_open", "one_pending"),
+        cluster_stat("circuit_breakers_default_remaining_cx", "one_pending"),
+        cluster_stat("circuit_breakers_default_remaining_pending", "one_pending"),
+        cluster_stat("upstream_rq_pending_active", "one_pending"),
+        cluster_stat("upstream_rq_active", "one_pending"),
+    ];
+    let after = [
+        cluster_stat("upstream_rq_pending_overflow", "one_pending"),
+        cluster_stat("upstream_rq_active_overflow", "one_pending"),
+        cluster_stat("upstream_cx_total", "one_pending"),
+        cluster_stat("upstream_rq_total", "one_pending"),
+    ];
+    let cx_overflow = [cluster_stat("upstream_cx_overflow", "one_pending")];
+    let no_queue = [
+        cluster_stat("upstream_rq_pending_overflow", "no_pending"),
+        cluster_stat("upstream_cx_total", "no_pending"),
+        cluster_stat("upstream_rq_total", "no_pending"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let burst = staggered(
+            proxy.port("main"),
+            "/one/slow/1000/r{i}",
+            3,
+            Duration::from_millis(100),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let in_flight = proxy.stats(&during).await;
+        let replies = collect(burst).await;
+        check_flags(proxy, "one pending", &replies, |r| {
+            (r.status == 503).then_some("UO")
+        });
+        let mut seen = views(&replies);
+        seen.sort();
+        let queue = Breaker {
+            replies: seen,
+            during: in_flight,
+            after: proxy.stats(&after).await,
+            received: proxy.origin("slow").count(),
+        };
+        let mut refused = Vec::new();
+        for i in 0..3 {
+            refused.push(get(proxy.port("main"), &format!("/zero/r{i}")).await);
+        }
+        check_flags(proxy, "no pending", &refused, |_| Some("UO"));
+        let outcome = Pending {
+            queue,
+            cx_overflow_counted: proxy.stats(&cx_overflow).await[0].1 >= 1,
+            no_queue: views(&refused),
+            no_queue_stats: proxy.stats(&no_queue).await,
+            no_queue_received: proxy.origin("idle").count(),
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Pending {
+        queue: Breaker {
+            replies: vec![
+                upstream(200, "slow", 0),
+                upstream(200, "slow", 0),
+                overflow(),
+            ],
+            during: recorded(&during, &[1, 1, 0, 0, 1, 1]),
+            after: recorded(&after, &[1, 0, 1, 2]),
+            received: 2,
+        },
+        cx_overflow_counted: true,
+        no_queue: vec![overflow(); 3],
+        no_queue_stats: recorded(&no_queue, &[3, 0, 0]),
+        no_queue_received: 0,
+    };
+    agree(
+        "circuit breakers on the pending queue",
+        &expected,
+        &outcomes,
+    );
+}
+
+#[derive(Debug, PartialEq)]
+struct Passed {
+    replies: Vec<View>,
+    received: Vec<usize>,
+    stats: Values,
+}
+
+/// `max_retries: 0` with a retry policy on 5xx: no retry is made; the client gets the backend's 503 as it came
+/// (no `x-envoy-overloaded`), and each refused retry counts in `upstream_rq_retry_overflow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_circuit_breaker_max_retries_0() {
+    let proxies = start(
+        "retry-overflow",
+        &Setup {
+            template: RETRY_OVERFLOW,
+            listeners: &["main"],
+            origins: &[("bad", Behavior::Always(503))],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = [
+        cluster_stat("upstream_rq_retry_overflow", "app"),
+        cluster_stat("upstream_rq_retry", "app"),
+        cluster_stat("upstream_rq_total", "app"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for i in 0..3 {
+            replies.push(get(proxy.port("main"), &format!("/r{i}")).await);
+        }
+        check_flags(proxy, "max_retries: 0", &replies, |_| Some("UO"));
+        let outcome = Passed {
+            replies: views(&replies),
+            received: vec![proxy.origin("bad").count()],
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![upstream(503, "bad", 0); 3],
+        received: vec![3],
+        stats: recorded(&stats, &[3, 0, 3]),
+    };
+    agree("max_retries: 0", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Retries.
+
+/// The retry statistics of cluster `app`, in this order.
+fn retry_stats() -> Vec<Stat> {
+    [
+        "upstream_rq_retry",
+        "upstream_rq_retry_success",
+        "upstream_rq_retry_limit_exceeded",
+        "upstream_rq_retry_backoff_exponential",
+        "upstream_rq_total",
+        "retry_or_shadow_abandoned",
+    ]
+    .iter()
+    .map(|name| cluster_stat(name, "app"))
+    .collect()
+}
+
+#[derive(Debug, PartialEq)]
+struct Retried {
+    reply: View,
+    /// Per attempt the backend received: method, body length, and whether the body equals what the client sent.
+    attempts: Vec<(String, usize, bool)>,
+    stats: Values,
+}
+
+/// A 10 kB POST answered 503 twice, then 200: the backend gets the same body three times, the client the 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_resends_the_post_body_intact() {
+    let proxies = start(
+        "retry-body",
+        &Setup {
+            template: RETRY,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = retry_stats();
+    let body = pattern(10 * 1024);
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let reply = send(proxy.port("main"), "POST", "/5xx/fail/2/k1", body.clone()).await;
+        let attempts = proxy
+            .origin("app")
+            .seen()
+            .iter()
+            .map(|s| (s.method.clone(), s.body.len(), s.body == body))
+            .collect();
+        let outcome = Retried {
+            reply: view(&reply),
+            attempts,
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Retried {
+        reply: upstream(200, "app", 10 * 1024),
+        attempts: vec![("POST".to_string(), 10 * 1024, true); 3],
+        stats: recorded(&stats, &[2, 1, 0, 2, 3, 0]),
+    };
+    agree("POST retried on 503", &expected, &outcomes);
+}
+
+/// A backend that always answers 503 and two retries: the client gets the last 503 as the backend sent it, each
+/// request counts once in `upstream_rq_retry_limit_exceeded`, every attempt in `upstream_rq_total`, and only the
+/// final answers in `upstream_rq_xx` (the retried ones go to `retry_upstream_rq_xx`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_limit_exceeded_passes_on_the_last_503() {
+    let proxies = start(
+        "retry-limit",
+        &Setup {
+            template: RETRY,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut stats = retry_stats();
+    stats.push(stat(
+        "envoy_cluster_upstream_rq_xx",
+        &[
+            ("envoy_response_code_class", "5"),
+            ("envoy_cluster_name", "app"),
+        ],
+    ));
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for _ in 0..3 {
+            replies.push(get(proxy.port("main"), "/5xx/status/503").await);
+        }
+        check_flags(proxy, "retries exhausted", &replies, |_| Some("URX"));
+        let outcome = Passed {
+            replies: views(&replies),
+            received: vec![proxy.origin("app").count()],
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![upstream(503, "app", 0); 3],
+        received: vec![9],
+        stats: recorded(&stats, &[6, 0, 3, 6, 9, 0, 3]),
+    };
+    agree("retries exhausted", &expected, &outcomes);
+}
+
+/// `retry_on: retriable-4xx` retries 409 (and passes on the last one), not 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_retriable_4xx_is_409_only() {
+    let proxies = start(
+        "retry-4xx",
+        &Setup {
+            template: RETRY,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = retry_stats();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let conflict = get(proxy.port("main"), "/4xx/status/409").await;
+        let after_conflict = proxy.origin("app").count();
+        let missing = get(proxy.port("main"), "/4xx/status/404").await;
+        let after_missing = proxy.origin("app").count() - after_conflict;
+        check_flags(proxy, "409", std::slice::from_ref(&conflict), |_| {
+            Some("URX")
+        });
+        let outcome = Passed {
+            replies: vec![view(&conflict), view(&missing)],
+            received: vec![after_conflict, after_missing],
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![upstream(409, "app", 0), upstream(404, "app", 0)],
+        received: vec![3, 1],
+        stats: recorded(&stats, &[2, 0, 1, 2, 4, 0]),
+    };
+    agree("retriable-4xx", &expected, &outcomes);
+}
+
+#[derive(Debug, PartialEq)]
+struct ConnectRetry {
+    replies: Vec<View>,
+    received: usize,
+    /// `upstream_cx_connect_fail`, `upstream_rq_retry` and `upstream_rq_retry_success` are equal and 3 or 4:
+    /// round robin starts at a random endpoint in Envoy, so the first request may go to the live one directly.
+    retries_match_connect_failures: bool,
+    upstream_rq_total: u64,
+}
+
+/// Two endpoints, one a closed port, and `retry_on: connect-failure`: every request ends at the live one, 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_connect_failure_goes_to_the_other_endpoint() {
+    let proxies = start(
+        "retry-connect",
+        &Setup {
+            template: RETRY_CONNECT_FAILURE,
+            listeners: &["main"],
+            origins: &[("good", Behavior::Normal)],
+            closed: &["dead"],
+        },
+    )
+    .await;
+    let stats = [
+        cluster_stat("upstream_cx_connect_fail", "app"),
+        cluster_stat("upstream_rq_retry", "app"),
+        cluster_stat("upstream_rq_retry_success", "app"),
+        cluster_stat("upstream_rq_total", "app"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for i in 0..4 {
+            replies.push(get(proxy.port("main"), &format!("/r{i}")).await);
+        }
+        let values: Vec<u64> = proxy
+            .stats(&stats)
+            .await
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let outcome = ConnectRetry {
+            replies: views(&replies),
+            received: proxy.origin("good").count(),
+            retries_match_connect_failures: (3..=4).contains(&values[0])
+                && values[1] == values[0]
+                && values[2] == values[0],
+            upstream_rq_total: values[3],
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = ConnectRetry {
+        replies: vec![upstream(200, "good", 0); 4],
+        received: 4,
+        retries_match_connect_failures: true,
+        upstream_rq_total: 4,
+    };
+    agree("connect-failure retry", &expected, &outcomes);
+}
+
+/// `request_body_buffer_limit: 1024` on the route: a body of 1024 bytes is kept and retried; one of 1025 is not
+/// kept, so its 503 is passed on after one attempt and `retry_or_shadow_abandoned` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_gives_up_on_a_body_over_the_buffer_limit() {
+    let proxies = start(
+        "retry-buffer",
+        &Setup {
+            template: RETRY_BUFFER_LIMIT,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = retry_stats();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let fits = send(proxy.port("main"), "POST", "/fail/1/a", pattern(1024)).await;
+        let fits_attempts = proxy.origin("app").count();
+        let over = send(proxy.port("main"), "POST", "/fail/1/b", pattern(1025)).await;
+        let attempts = proxy
+            .origin("app")
+            .seen()
+            .iter()
+            .map(|s| (s.method.clone(), s.body.len()))
+            .collect::<Vec<_>>();
+        let outcome = (
+            Passed {
+                replies: vec![view(&fits), view(&over)],
+                received: vec![fits_attempts, attempts.len() - fits_attempts],
+                stats: proxy.stats(&stats).await,
+            },
+            attempts,
+        );
+        outcomes.push((proxy, outcome));
+    }
+    let post = |len: usize| ("POST".to_string(), len);
+    let expected = (
+        Passed {
+            replies: vec![upstream(200, "app", 1024), upstream(503, "app", 1025)],
+            received: vec![2, 1],
+            stats: recorded(&stats, &[1, 1, 0, 1, 3, 1]),
+        },
+        vec![post(1024), post(1024), post(1025)],
+    );
+    agree("body over the retry buffer limit", &expected, &outcomes);
+}
+
+/// `include_request_attempt_count` and `include_attempt_count_in_response` on the virtual host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_attempt_count_headers() {
+    let proxies = start(
+        "retry-attempts",
+        &Setup {
+            template: RETRY_ATTEMPT_COUNT,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let retried = send(proxy.port("main"), "POST", "/fail/2/k", pattern(10 * 1024)).await;
+        let plain = get(proxy.port("main"), "/plain").await;
+        let upstream_counts: Vec<Option<String>> = proxy
+            .origin("app")
+            .seen()
+            .into_iter()
+            .map(|s| s.attempt)
+            .collect();
+        let outcome = (
+            (retried.status, retried.header("x-envoy-attempt-count")),
+            (plain.status, plain.header("x-envoy-attempt-count")),
+            upstream_counts,
+        );
+        outcomes.push((proxy, outcome));
+    }
+    let some = |s: &str| Some(s.to_string());
+    let expected = (
+        (200, some("3")),
+        (200, some("1")),
+        vec![some("1"), some("2"), some("3"), some("1")],
+    );
+    agree("x-envoy-attempt-count", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outlier detection.
+
+#[derive(Debug, PartialEq)]
+struct Ejection {
+    errors: usize,
+    /// The replies after the bad host's third 503 has certainly been seen (requests 7 to 16).
+    later: Vec<View>,
+    received: Vec<(&'static str, usize)>,
+    stats: Values,
+    health: Vec<Option<String>>,
+}
+
+fn outlier_stats(cluster: &str) -> Vec<Stat> {
+    let mut stats: Vec<Stat> = [
+        "ejections_active",
+        "ejections_enforced_total",
+        "ejections_detected_consecutive_5xx",
+        "ejections_enforced_consecutive_5xx",
+        "ejections_overflow",
+        "ejections_detected_consecutive_gateway_failure",
+    ]
+    .iter()
+    .map(|name| cluster_stat(&format!("outlier_detection_{name}"), cluster))
+    .collect();
+    stats.push(cluster_stat("membership_healthy", cluster));
+    stats.push(cluster_stat("membership_total", cluster));
+    stats
+}
+
+/// Two hosts, one always 503, `consecutive_5xx: 3`. With `max_ejection_percent: 50` the bad host is ejected as
+/// its third 503 comes back and gets nothing more. With the default 10% nothing is ejected (one host of two would
+/// be 50%): every detection counts in `ejections_overflow`, including the consecutive gateway failure (502-504)
+/// that the default `consecutive_gateway_failure: 5` detects without enforcing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_consecutive_5xx() {
+    let proxies = start(
+        "outlier",
+        &Setup {
+            template: OUTLIER,
+            listeners: &["main"],
+            origins: &[
+                ("bad50", Behavior::Always(503)),
+                ("good50", Behavior::Normal),
+                ("bad10", Behavior::Always(503)),
+                ("good10", Behavior::Normal),
+            ],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut per_cluster = Vec::new();
+        for (cluster, bad, good) in [("od50", "bad50", "good50"), ("od10", "bad10", "good10")] {
+            let mut replies = Vec::new();
+            for i in 0..16 {
+                replies.push(get(proxy.port("main"), &format!("/{cluster}/r{i}")).await);
+                // An ejection reaches Envoy's worker through its main thread: a moment for it.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let errors = replies.iter().filter(|r| r.status == 503).count();
+            let later = if cluster == "od50" {
+                views(&replies[6..])
+            } else {
+                Vec::new()
+            };
+            per_cluster.push(Ejection {
+                errors,
+                later,
+                received: vec![
+                    (bad, proxy.origin(bad).count()),
+                    (good, proxy.origin(good).count()),
+                ],
+                stats: proxy.stats(&outlier_stats(cluster)).await,
+                health: vec![
+                    proxy.health_flags(cluster, bad).await,
+                    proxy.health_flags(cluster, good).await,
+                ],
+            });
+        }
+        outcomes.push((proxy, per_cluster));
+    }
+    let flag = |s: &str| Some(s.to_string());
+    let expected = vec![
+        Ejection {
+            errors: 3,
+            later: vec![upstream(200, "good50", 0); 10],
+            received: vec![("bad50", 3), ("good50", 13)],
+            stats: recorded(&outlier_stats("od50"), &[1, 1, 1, 1, 0, 0, 1, 2]),
+            health: vec![flag("/failed_outlier_check"), flag("healthy")],
+        },
+        Ejection {
+            errors: 8,
+            later: Vec::new(),
+            received: vec![("bad10", 8), ("good10", 8)],
+            stats: recorded(&outlier_stats("od10"), &[0, 0, 2, 0, 3, 1, 2, 2]),
+            health: vec![flag("healthy"), flag("healthy")],
+        },
+    ];
+    agree("outlier detection", &expected, &outcomes);
+}
+
+/// Both hosts always 503 and ejected after three each, `healthy_panic_threshold: 0`: then every request gets
+/// Envoy's own 503 "no healthy upstream" (no `x-envoy-overloaded`), counted in `upstream_cx_none_healthy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_no_healthy_upstream_without_panic() {
+    let proxies = start(
+        "no-healthy",
+        &Setup {
+            template: NO_HEALTHY_UPSTREAM,
+            listeners: &["main"],
+            origins: &[
+                ("bad0", Behavior::Always(503)),
+                ("bad1", Behavior::Always(503)),
+            ],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = [
+        cluster_stat("upstream_cx_none_healthy", "app"),
+        cluster_stat("outlier_detection_ejections_active", "app"),
+        cluster_stat("lb_healthy_panic", "app"),
+        cluster_stat("membership_healthy", "app"),
+        cluster_stat("upstream_rq_total", "app"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for i in 0..10 {
+            if i == 6 {
+                // Envoy applies an ejection on its main thread, then tells the worker: give it a moment.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            replies.push(get(proxy.port("main"), &format!("/r{i}")).await);
+        }
+        check_flags(proxy, "no healthy upstream", &replies[6..], |_| Some("UH"));
+        let mut first = views(&replies[..6]);
+        first.sort();
+        let outcome = Passed {
+            replies: first.into_iter().chain(views(&replies[6..])).collect(),
+            received: vec![proxy.origin("bad0").count(), proxy.origin("bad1").count()],
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: [
+            vec![upstream(503, "bad0", 0); 3],
+            vec![upstream(503, "bad1", 0); 3],
+            vec![local(503, "no healthy upstream"); 4],
+        ]
+        .concat(),
+        received: vec![3, 3],
+        stats: recorded(&stats, &[4, 2, 0, 0, 6]),
+    };
+    agree("all hosts ejected, panic threshold 0", &expected, &outcomes);
+}
