@@ -57,7 +57,9 @@ async fn admin_endpoints_answer_like_envoy() {
     assert_eq!(get(&format!("{web}/"), &[]).await.status, 503);
     let stats = get(&format!("{admin}/stats"), &[]).await.body;
     for line in [
-        "cluster.backend.upstream_rq_total: 1",
+        // As in Envoy, a failed connect is not an upstream request, but its 503 is charged to the cluster.
+        "cluster.backend.upstream_rq_total: 0",
+        "cluster.backend.upstream_rq_5xx: 1",
         "http.web.downstream_rq_5xx: 1",
         "cluster.backend.upstream_cx_connect_fail: 1",
     ] {

@@ -120,12 +120,13 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         manager: manager.clone(),
     };
     let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.inputs.clone());
+    let counters = manager.counters.clone();
     let decode = Decode {
         connection: connection.clone(),
         manager,
         filters,
     };
-    let stack = DownstreamStats::new(decode, connection.clone());
+    let stack = DownstreamStats::new(decode, connection.clone(), counters);
     let service = hyper::service::service_fn(move |request| stack.clone().oneshot(request));
     let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(served);

@@ -5,6 +5,7 @@
 //! `ConnectionManager` is what one connection manager config becomes at run time, once per snapshot: its route
 //! stacks and its rate limiters.
 
+use super::downstream_stats::DownstreamCounters;
 use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::route_stack::{self, RouteService};
@@ -34,6 +35,7 @@ pub struct ConnectionManager {
     pub rate_limit: Option<Arc<Limiter>>,
     /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
     pub route_limits: Vec<Vec<Option<Arc<Limiter>>>>,
+    pub counters: Arc<DownstreamCounters>,
 }
 
 impl ConnectionManager {
@@ -77,6 +79,7 @@ impl ConnectionManager {
             })
             .collect();
         Self {
+            counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
             config,
             stacks,
             rate_limit,

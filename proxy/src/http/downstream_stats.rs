@@ -4,8 +4,9 @@
 
 use super::Connection;
 use super::local_reply::ResponseBody;
-use crate::metrics;
+use crate::metrics::{self, Metrics};
 use http::{HeaderValue, Request, Response};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,19 +14,46 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// The connection manager's counters, resolved once per configuration (no label set is built per request).
+pub struct DownstreamCounters {
+    rq_total: Counter,
+    rq_active: Gauge,
+    /// `downstream_rq_xx` by class, 1xx to 5xx.
+    rq_class: [Counter; 5],
+}
+
+impl DownstreamCounters {
+    pub fn new(metrics: &Metrics, stat_prefix: &str) -> Self {
+        let labels = metrics::connection_manager(stat_prefix);
+        let class = |c: u16| {
+            metrics
+                .http_rq_xx
+                .get_or_create(&metrics::with_class(labels.clone(), c * 100))
+                .clone()
+        };
+        Self {
+            rq_total: metrics.http_rq.get_or_create(&labels).clone(),
+            rq_active: metrics.http_rq_active.get_or_create(&labels).clone(),
+            rq_class: [class(1), class(2), class(3), class(4), class(5)],
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct DownstreamStats<S> {
     inner: S,
     connection: Arc<Connection>,
+    counters: Arc<DownstreamCounters>,
     server: Option<HeaderValue>,
 }
 
 impl<S> DownstreamStats<S> {
-    pub fn new(inner: S, connection: Arc<Connection>) -> Self {
+    pub fn new(inner: S, connection: Arc<Connection>, counters: Arc<DownstreamCounters>) -> Self {
         let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
         Self {
             inner,
             connection,
+            counters,
             server,
         }
     }
@@ -54,11 +82,10 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let connection = self.connection.clone();
-        let m = &connection.inputs.metrics;
-        m.http_rq.get_or_create(&connection.labels).inc();
-        let gauge = m.http_rq_active.get_or_create(&connection.labels).clone();
-        gauge.inc();
-        let active = Active(gauge);
+        let counters = self.counters.clone();
+        counters.rq_total.inc();
+        counters.rq_active.inc();
+        let active = Active(counters.rq_active.clone());
         let server = self.server.clone();
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -73,11 +100,10 @@ where
             if let Some(server) = server {
                 response.headers_mut().insert(http::header::SERVER, server);
             }
-            let status = response.status().as_u16();
-            let m = &connection.inputs.metrics;
-            m.http_rq_xx
-                .get_or_create(&metrics::with_class(connection.labels.clone(), status))
-                .inc();
+            let class = usize::from(response.status().as_u16() / 100);
+            if let Some(counter) = class.checked_sub(1).and_then(|i| counters.rq_class.get(i)) {
+                counter.inc();
+            }
             Ok(response)
         })
     }

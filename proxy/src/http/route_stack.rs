@@ -84,8 +84,8 @@ where
             .map(|t| t.cluster.clone());
         let future = self.inner.call(request);
         Box::pin(async move {
-            match future.await {
-                Ok(response) => Ok(response),
+            let response = match future.await {
+                Ok(response) => response,
                 Err(failure) => {
                     let name = cluster
                         .as_ref()
@@ -94,9 +94,19 @@ where
                     if let (Failure::RouteTimeout, Some(cluster)) = (&failure, &cluster) {
                         cluster.counters.rq_timeout.inc();
                     }
-                    Ok(failure.into_response(name))
+                    // Envoy charges the cluster with the code of the reply it makes after an attempt failed
+                    // (overflow, connect failure, reset, timeout), but not when no host could be chosen.
+                    if matches!(failure, Failure::NoHealthyUpstream(_)) {
+                        return Ok(failure.into_response(name));
+                    }
+                    failure.into_response(name)
                 }
+            };
+            // `upstream_rq_xx`: the final answer only (retried attempts are not counted here).
+            if let Some(cluster) = &cluster {
+                cluster.counters.count_class(response.status().as_u16());
             }
+            Ok(response)
         })
     }
 }

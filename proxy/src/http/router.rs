@@ -167,7 +167,7 @@ impl Router {
             attempt_count_header: vhost.include_request_attempt_count,
         });
         let Ok(response) = service.oneshot(request).await;
-        finish(response, &cluster.counters, on_upgrade)
+        finish(response, on_upgrade)
     }
 }
 
@@ -238,21 +238,11 @@ fn cluster_name(forward: &Forward, parts: &Parts) -> Option<String> {
     }
 }
 
-/// The upstream's response on its way down: statistics by class, the upgrade joined on a 101, hop-by-hop
-/// headers removed.
+/// The upstream's response on its way down: the upgrade joined on a 101, hop-by-hop headers removed.
 fn finish(
     mut response: Response<ResponseBody>,
-    counters: &crate::upstream::ClusterCounters,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ResponseBody> {
-    // Local replies (no upstream host answered) are not upstream responses.
-    if response
-        .extensions()
-        .get::<super::attempt::UpstreamHost>()
-        .is_some()
-    {
-        counters.count_class(response.status().as_u16());
-    }
     if let (StatusCode::SWITCHING_PROTOCOLS, Some(downstream)) =
         (response.status(), downstream_upgrade)
     {

@@ -41,15 +41,19 @@ impl Balancer {
         }
     }
 
-    /// Marks a request as started on `address`; the guard marks it done.
-    pub fn start(&self, address: SocketAddr) -> ActiveRequest {
+    /// Marks a request as started on `address`; the guard marks it done. Only least request reads the counts,
+    /// so the other policies take no lock for them.
+    pub fn start(&self, address: SocketAddr) -> Option<ActiveRequest> {
+        if !matches!(self.policy, LbPolicy::LeastRequest { .. }) {
+            return None;
+        }
         if let Ok(mut active) = self.active.lock() {
             *active.entry(address).or_default() += 1;
         }
-        ActiveRequest {
+        Some(ActiveRequest {
             active: self.active.clone(),
             address,
-        }
+        })
     }
 
     fn round_robin(&self, targets: &[Target]) -> SocketAddr {
