@@ -75,46 +75,15 @@ async fn grpc_trailers_pass_through_over_h2() {
     assert_eq!(client.request(plain).await.unwrap().status(), 404);
 }
 
-/// The Python interpreter that has grpcio, or `None` (a failure under CI) when there is none.
-fn python_with_grpcio() -> Option<std::path::PathBuf> {
-    let python = support::peer("python3")?;
-    let has_grpcio = std::process::Command::new(&python)
-        .args(["-c", "import grpc, grpc_health.v1.health"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_grpcio {
-        assert!(
-            !support::in_ci(),
-            "python3 lacks grpcio under CI=true; .ci/run installs it"
-        );
-        eprintln!(
-            "note: grpcio is not installed; the grpcio interop test is not run (it is in CI)"
-        );
-        return None;
-    }
-    Some(python)
-}
-
-/// Stops the Python server when the test ends, whatever happens.
-struct Peer(std::process::Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_unary_and_streaming_calls_through_the_proxy() {
     use std::io::BufRead;
     use std::process::Stdio;
-    let Some(python) = python_with_grpcio() else {
+    let Some(python) = support::python_with_grpcio() else {
         return;
     };
     let script = support::repo_root().join("tests/peers/grpc_peer.py");
-    let mut server = Peer(
+    let mut server = support::ChildGuard(
         std::process::Command::new(&python)
             .arg(&script)
             .arg("serve")

@@ -62,3 +62,34 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// The Python interpreter that has grpcio, or `None` (a failure under CI) when there is none.
+pub fn python_with_grpcio() -> Option<PathBuf> {
+    let python = peer("python3")?;
+    let has_grpcio = Command::new(&python)
+        .args(["-c", "import grpc, grpc_health.v1.health"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_grpcio {
+        assert!(
+            !in_ci(),
+            "python3 lacks grpcio under CI=true; .ci/run installs it"
+        );
+        eprintln!(
+            "note: grpcio is not installed; the grpcio interop test is not run (it is in CI)"
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// Stops a peer process when the test ends, whatever happens (stdin closed first, then killed).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
