@@ -41,6 +41,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
     "envoy.extensions.filters.network.rbac.v3.RBAC",
+    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
@@ -406,6 +407,16 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
         "http_protocol_options http2_protocol_options",
+    ),
+    // Network local rate limit.
+    msg(
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix token_bucket runtime_enabled share_key",
+    ),
+    // `runtime_key` is accepted: with no runtime layers it always yields `default_value`.
+    msg(
+        "envoy.config.core.v3.RuntimeFeatureFlag",
+        "default_value runtime_key",
     ),
     // Network RBAC.
     msg(

@@ -11,10 +11,12 @@ pub mod http;
 pub mod io;
 pub mod listener;
 pub mod metrics;
+mod network_rate_limit;
 pub mod not_yet;
 pub mod rbac;
 pub mod tcp;
 pub mod tls;
+mod token_bucket;
 pub mod upstream;
 
 use outrigger_config::Snapshot;
@@ -30,6 +32,8 @@ pub struct Inputs {
     pub clusters: upstream::Clusters,
     /// Each HTTP connection manager's route stacks and rate limiters, built once.
     pub http: http::Managers,
+    /// The buckets of the network local rate limit filters.
+    pub network_rate_limits: network_rate_limit::NetworkRateLimits,
     /// Server-side TLS contexts (the clusters hold their client-side ones).
     pub tls: tls::Contexts,
     pub metrics: metrics::Metrics,
@@ -119,11 +123,13 @@ impl Proxy {
         let metrics = metrics::Metrics::new();
         let clusters = upstream::Clusters::new(&snapshot.clusters, &tls, &metrics);
         let http = http::Managers::new(&snapshot, &metrics);
+        let network_rate_limits = network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics);
         tls.watch(tls::RELOAD_INTERVAL);
         let inputs = Arc::new(Inputs {
             snapshot: snapshot.clone(),
             clusters: clusters.clone(),
             http,
+            network_rate_limits,
             tls,
             metrics,
             drain: drain::Drain::default(),

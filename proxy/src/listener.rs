@@ -220,6 +220,15 @@ async fn serve_connection(
                     }
                 }
             }
+            NetworkFilter::LocalRateLimit(config) => {
+                if !inputs.network_rate_limits.admit(config) {
+                    tracing::debug!(
+                        listener = %listener.name, %peer, stat_prefix = %config.stat_prefix,
+                        "network local rate limit: no token; connection closed"
+                    );
+                    return;
+                }
+            }
             NetworkFilter::TcpProxy(config) => {
                 return tcp::proxy(stream, config, destination, inputs).await;
             }

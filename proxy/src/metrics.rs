@@ -37,6 +37,7 @@ pub struct Metrics {
     pub tls_handshake_failure: Family<Labels, Counter>,
     pub rbac_allowed: Family<Labels, Counter>,
     pub rbac_denied: Family<Labels, Counter>,
+    pub network_rate_limited: Family<Labels, Counter>,
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
@@ -146,6 +147,11 @@ impl Metrics {
             "envoy_rbac_denied",
             "Connections the network RBAC filter denied (closed)",
             m.rbac_denied.clone(),
+        );
+        r.register(
+            "envoy_local_rate_limit_rate_limited",
+            "Connections the network local rate limit filter closed",
+            m.network_rate_limited.clone(),
         );
         r.register(
             "envoy_server_live",
@@ -281,7 +287,18 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         .map(|(k, v)| (k, v.trim_end_matches('"')))
         .collect();
     let label = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    // The HTTP local rate limit filter's statistics lead with its prefix: `<prefix>.http_local_rate_limit.ok`.
+    if let Some(rest) = name.strip_prefix("envoy_http_local_rate_limit_") {
+        let prefix = label("envoy_local_http_ratelimit_prefix")?;
+        let rest = rest.strip_suffix("_total").unwrap_or(rest);
+        return Some(format!("{prefix}.http_local_rate_limit.{rest}: {value}"));
+    }
     let scopes = [
+        (
+            "envoy_local_rate_limit_",
+            "local_rate_limit",
+            "envoy_local_network_ratelimit_prefix",
+        ),
         ("envoy_cluster_", "cluster", "envoy_cluster_name"),
         ("envoy_http_", "http", "envoy_http_conn_manager_prefix"),
         ("envoy_listener_", "listener", "envoy_listener_address"),

@@ -129,8 +129,8 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
     {
         out.error(
             &at.field("common_lb_config").field("update_merge_window"),
-            "only 0s is supported: Outrigger applies host and ejection changes at once (Envoy's default of 1s \
-             would delay a second outlier ejection); set it to 0s or remove it",
+            "a merge window other than 0s is not supported: Outrigger applies host and ejection changes at \
+             once (Envoy's default of 1s would delay a second outlier ejection); set it to 0s or remove it",
         );
     }
     let (protocol, http2, idle_timeout) = protocol_options(c, at, out);

@@ -2,12 +2,14 @@
 
 use super::{Out, decode_any, http, ip_address, timeout_or, tls, type_name};
 use crate::diagnostic::Path;
+use crate::model::http::TokenBucket;
 use crate::model::listener::{
-    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter, SourceType,
-    TcpProxy, TcpTarget, TrafficDirection,
+    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter,
+    NetworkLocalRateLimit, SourceType, TcpProxy, TcpTarget, TrafficDirection,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3 as pb;
+use envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3 as network_ratelimit;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -16,6 +18,7 @@ const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const RBAC: &str = "envoy.extensions.filters.network.rbac.v3.RBAC";
+const LOCAL_RATE_LIMIT: &str = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit";
 
 pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
     let address = ip_address(&l.address, &at.field("address"), out)?;
@@ -132,8 +135,12 @@ fn filter_chain(c: &pb::FilterChain, at: &Path, out: &mut Out) -> Option<FilterC
     for (i, f) in c.filters.iter().enumerate() {
         let at = at_filters.index(i);
         let filter = network_filter(f, &at, out)?;
-        // Connection managers and TCP proxies are terminal: each must be the last of its chain; RBAC must not.
-        let terminal = !matches!(filter, NetworkFilter::Rbac(_));
+        // Connection managers and TCP proxies are terminal: each must be the last of its chain; RBAC and the
+        // local rate limit must not.
+        let terminal = !matches!(
+            filter,
+            NetworkFilter::Rbac(_) | NetworkFilter::LocalRateLimit(_)
+        );
         if !terminal && i + 1 == c.filters.len() {
             out.error(
                 &at,
@@ -258,17 +265,57 @@ fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFil
             .map(NetworkFilter::TcpProxy),
         RBAC => super::rbac::network(&decode_any(any, &at_config, out)?, &at_config, out)
             .map(NetworkFilter::Rbac),
+        LOCAL_RATE_LIMIT => {
+            network_local_rate_limit(&decode_any(any, &at_config, out)?, &at_config, out)
+                .map(|l| NetworkFilter::LocalRateLimit(std::sync::Arc::new(l)))
+        }
         other => {
             out.error(
                 &at_config,
                 format!(
                     "network filter {other} is not supported; supported: envoy.filters.network.http_connection_manager, \
-                     envoy.filters.network.tcp_proxy, envoy.filters.network.rbac"
+                     envoy.filters.network.tcp_proxy, envoy.filters.network.rbac, envoy.filters.network.local_ratelimit"
                 ),
             );
             None
         }
     }
+}
+
+fn network_local_rate_limit(
+    l: &network_ratelimit::LocalRateLimit,
+    at: &Path,
+    out: &mut Out,
+) -> Option<NetworkLocalRateLimit> {
+    let Some(bucket) = &l.token_bucket else {
+        out.error(&at.field("token_bucket"), "required");
+        return None;
+    };
+    let fill_interval = bucket
+        .fill_interval
+        .as_ref()
+        .map(super::duration)
+        .unwrap_or_default();
+    if fill_interval < Duration::from_millis(50) {
+        out.error(
+            &at.field("token_bucket").field("fill_interval"),
+            "must be at least 50ms (as in Envoy)",
+        );
+    }
+    Some(NetworkLocalRateLimit {
+        stat_prefix: l.stat_prefix.clone(),
+        token_bucket: TokenBucket {
+            max_tokens: bucket.max_tokens,
+            tokens_per_fill: super::u32_or(&bucket.tokens_per_fill, 1),
+            fill_interval,
+        },
+        enabled: l
+            .runtime_enabled
+            .as_ref()
+            .and_then(|f| f.default_value.as_ref())
+            .is_none_or(|v| v.value),
+        share_key: l.share_key.clone(),
+    })
 }
 
 fn tcp_proxy(t: &tcp::TcpProxy, at: &Path, out: &mut Out) -> Option<TcpProxy> {

@@ -130,6 +130,6 @@ fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usiz
                 }
             }
         }
-        NetworkFilter::Rbac(_) => {}
+        NetworkFilter::Rbac(_) | NetworkFilter::LocalRateLimit(_) => {}
     }
 }

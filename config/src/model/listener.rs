@@ -123,6 +123,20 @@ pub enum NetworkFilter {
     TcpProxy(TcpProxy),
     /// Runs before the terminal filter.
     Rbac(super::rbac::Rbac),
+    /// `envoy.filters.network.local_ratelimit`: each new connection takes a token, or is closed. Shared: the
+    /// bucket belongs to the filter config (or to its `share_key`).
+    LocalRateLimit(std::sync::Arc<NetworkLocalRateLimit>),
+}
+
+/// `envoy.filters.network.local_ratelimit`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkLocalRateLimit {
+    pub stat_prefix: String,
+    pub token_bucket: super::http::TokenBucket,
+    /// `runtime_enabled.default_value`. Envoy's default: true.
+    pub enabled: bool,
+    /// Filters with the same non-empty key and the same bucket share one bucket.
+    pub share_key: String,
 }
 
 /// `envoy.filters.network.tcp_proxy`.

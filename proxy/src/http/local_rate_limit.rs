@@ -5,12 +5,11 @@
 //! nothing. A refused request gets `status` (429) with the body `local_rate_limited`, flag `RL`, and
 //! `response_headers_to_add`.
 
-mod token_bucket;
-
 use super::connection_manager::{ConnectionManager, Matched};
 use super::headers;
 use super::local_reply::{Flag, ResponseBody, add_flag, text};
 use crate::metrics::{Metrics, RateLimitStats};
+use crate::token_bucket::TokenBucket;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use outrigger_config::model::http::LocalRateLimit;
@@ -21,7 +20,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
-use token_bucket::TokenBucket;
 
 /// One filter config at run time: its bucket (if it has one) and its statistics.
 pub struct Limiter {

@@ -1,5 +1,6 @@
-//! Envoy's local token bucket since 1.31: it starts full and refills continuously, `tokens_per_fill` every
-//! `fill_interval` spread evenly over the interval, up to `max_tokens`; a request takes one token.
+//! Envoy's local token bucket since 1.31, for the HTTP and the network local rate limit filters: it starts full
+//! and refills continuously, `tokens_per_fill` every `fill_interval` spread evenly over the interval, up to
+//! `max_tokens`; a request (or a connection) takes one token.
 //!
 //! Not tower's `RateLimit`: that one makes callers *wait* for the next window, while Envoy refuses at once with
 //! 429; and its state is per service instance, while Envoy's bucket is shared by every worker.
