@@ -48,6 +48,7 @@ const RETRY_CONNECT_FAILURE: &str = include_str!("configs/resilience/retry-conne
 const RETRY_BUFFER_LIMIT: &str = include_str!("configs/resilience/retry-buffer-limit.yaml");
 const RETRY_ATTEMPT_COUNT: &str = include_str!("configs/resilience/retry-attempt-count.yaml");
 const OUTLIER: &str = include_str!("configs/resilience/outlier.yaml");
+const TIMEOUTS: &str = include_str!("configs/resilience/timeouts.yaml");
 const NO_HEALTHY_UPSTREAM: &str = include_str!("configs/resilience/no-healthy-upstream.yaml");
 
 /// Envoy's body for a request refused by a circuit breaker.
@@ -141,8 +142,9 @@ fn origin_body(name: &str, received: usize) -> String {
 }
 
 /// Answers [`origin_body`] with `x-backend: NAME`. Anywhere in the path, `slow/<ms>` waits that long before
-/// answering, `status/<code>` answers that status, and `fail/<n>/<key>` answers 503 to the first n requests with
-/// that key and 200 after.
+/// answering, `status/<code>` answers that status, `fail/<n>/<key>` answers 503 to the first n requests with
+/// that key and 200 after, and `slowfirst/<n>/<key>` waits a second before answering the first n requests with
+/// that key.
 async fn answer(
     name: &'static str,
     behavior: Behavior,
@@ -183,6 +185,15 @@ async fn answer(
                         let so_far = record.failures.entry(key.to_string()).or_default();
                         if *so_far < n {
                             status = 503;
+                        }
+                        *so_far += 1;
+                    }
+                }
+                ("slowfirst", Some(n)) => {
+                    if let Some(key) = segments.get(i + 2) {
+                        let so_far = record.failures.entry(format!("slow:{key}")).or_default();
+                        if *so_far < n {
+                            delay = 1000;
                         }
                         *so_far += 1;
                     }
@@ -1507,4 +1518,58 @@ async fn outlier_detection_no_healthy_upstream_without_panic() {
         stats: recorded(&stats, &[4, 2, 0, 0, 6]),
     };
     agree("all hosts ejected, panic threshold 0", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Timeouts.
+
+/// The route timeout covers every attempt and is never retried (504 `UT`, `upstream_rq_timeout`); a per-try
+/// timeout, or a per-try idle timeout, on a slow first attempt is retried and the second attempt answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_route_per_try_and_idle() {
+    let proxies = start(
+        "timeouts",
+        &Setup {
+            template: TIMEOUTS,
+            listeners: &["main"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats: Vec<Stat> = [
+        "upstream_rq_timeout",
+        "upstream_rq_per_try_timeout",
+        "upstream_rq_per_try_idle_timeout",
+        "upstream_rq_retry",
+        "upstream_rq_retry_success",
+    ]
+    .iter()
+    .map(|name| cluster_stat(name, "app"))
+    .collect();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let route = get(proxy.port("main"), "/route/slow/1000").await;
+        check_flags(proxy, "route timeout", std::slice::from_ref(&route), |_| {
+            Some("UT")
+        });
+        let per_try = get(proxy.port("main"), "/pertry/slowfirst/1/a").await;
+        let idle = get(proxy.port("main"), "/idle/slowfirst/1/b").await;
+        let outcome = Passed {
+            replies: vec![view(&route), view(&per_try), view(&idle)],
+            received: vec![proxy.origin("app").count()],
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![
+            local(504, "upstream request timeout"),
+            upstream(200, "app", 0),
+            upstream(200, "app", 0),
+        ],
+        received: vec![5],
+        stats: recorded(&stats, &[1, 1, 1, 2, 2]),
+    };
+    agree("timeouts", &expected, &outcomes);
 }

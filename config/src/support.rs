@@ -286,7 +286,8 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.route.v3.RetryPolicy",
         "retry_on num_retries per_try_timeout retry_back_off retriable_status_codes retry_host_predicate \
-         host_selection_retry_max_attempts retriable_headers retriable_request_headers rate_limited_retry_back_off",
+         host_selection_retry_max_attempts retriable_headers retriable_request_headers rate_limited_retry_back_off \
+         per_try_idle_timeout",
     ),
     msg(
         "envoy.config.route.v3.RetryPolicy.RetryBackOff",

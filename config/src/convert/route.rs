@@ -494,6 +494,7 @@ fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Option<RetryPo
         rate_limited_back_off,
         num_retries: u32_or(&r.num_retries, 1),
         per_try_timeout: timeout_or(&r.per_try_timeout, None),
+        per_try_idle_timeout: timeout_or(&r.per_try_idle_timeout, None),
         back_off_base,
         back_off_max,
         retriable_status_codes,

@@ -181,6 +181,10 @@ pub struct RetryPolicy {
     pub num_retries: u32,
     #[serde(serialize_with = "optional_duration")]
     pub per_try_timeout: Option<Duration>,
+    /// No data from the upstream for this long ends the attempt (before the headers: retried like a per-try
+    /// timeout; after: the response is reset). Envoy's default: none.
+    #[serde(serialize_with = "optional_duration")]
+    pub per_try_idle_timeout: Option<Duration>,
     /// Envoy's default: 25ms.
     #[serde(serialize_with = "duration")]
     pub back_off_base: Duration,

@@ -2,8 +2,10 @@
 //! load balancer (which skips hosts that outlier detection ejected, and hosts a retry must avoid), the pooled
 //! connection, and the result reported back to outlier detection.
 //!
-//! The per-try timeout lives here rather than in a layer of its own: Envoy's starts once the attempt has a host,
-//! and the host is what outlier detection charges the timeout to.
+//! The per-try timeouts live here rather than in a layer of their own: Envoy's start once the attempt has a
+//! host, and the host is what outlier detection charges a timeout to. `per_try_timeout` bounds the wait for the
+//! response headers; `per_try_idle_timeout` bounds every wait for data from the upstream, the headers and then
+//! each piece of the body (past the headers, it resets the response).
 
 use super::failure::Failure;
 use super::local_reply::ResponseBody;
@@ -55,6 +57,7 @@ pub struct UpstreamHost(pub SocketAddr);
 #[derive(Clone)]
 pub struct Attempt {
     pub per_try_timeout: Option<Duration>,
+    pub per_try_idle_timeout: Option<Duration>,
 }
 
 impl tower_service::Service<Request<RequestBody>> for Attempt {
@@ -67,14 +70,13 @@ impl tower_service::Service<Request<RequestBody>> for Attempt {
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let per_try = self.per_try_timeout;
-        Box::pin(send(request, per_try))
+        Box::pin(send(request, self.clone()))
     }
 }
 
 async fn send(
     mut request: Request<RequestBody>,
-    per_try: Option<Duration>,
+    limits: Attempt,
 ) -> Result<Response<ResponseBody>, Failure> {
     let Some(target) = request.extensions_mut().remove::<Target>() else {
         return Err(Failure::NoHealthyUpstream(
@@ -110,13 +112,22 @@ async fn send(
     let sending = cluster
         .http
         .send(picked, request, target.downstream_version);
-    let result = match per_try {
+    // Whichever per-try limit comes first bounds the wait for the headers.
+    let limit = [limits.per_try_timeout, limits.per_try_idle_timeout]
+        .into_iter()
+        .flatten()
+        .min();
+    let result = match limit {
         Some(limit) => match tokio::time::timeout(limit, sending).await {
             Ok(result) => result,
             Err(_) => {
                 cluster.counters.rq_total.inc();
-                cluster.stats.per_try_timeout.inc();
-                cluster.counters.rq_timeout.inc();
+                if limits.per_try_timeout == Some(limit) {
+                    cluster.stats.per_try_timeout.inc();
+                } else {
+                    cluster.stats.per_try_idle_timeout.inc();
+                }
+                // `upstream_rq_timeout` is the route's timeout only (counted where it fires).
                 cluster.report(host, Outcome::Timeout);
                 return Err(Failure::PerTryTimeout { host });
             }
@@ -136,7 +147,13 @@ async fn send(
                 inner: body,
                 _guards: Box::new((permit, active)),
             };
-            Ok(Response::from_parts(parts, body.boxed()))
+            let body = match limits.per_try_idle_timeout {
+                Some(idle) => {
+                    IdleLimited::new(body, idle, cluster.stats.per_try_idle_timeout.clone()).boxed()
+                }
+                None => body.boxed(),
+            };
+            Ok(Response::from_parts(parts, body))
         }
         // Never reported to outlier detection (Envoy: an overflow says nothing about the host).
         Err(SendError::Overflow) => Err(Failure::Overflow),
@@ -188,5 +205,105 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that fails (resetting the response downstream) when the upstream sends nothing for
+    /// `per_try_idle_timeout`; every frame restarts the clock.
+    struct IdleLimited<B> {
+        #[pin]
+        inner: B,
+        #[pin]
+        timer: tokio::time::Sleep,
+        idle: Duration,
+        fired: prometheus_client::metrics::counter::Counter,
+    }
+}
+
+impl<B> IdleLimited<B> {
+    fn new(inner: B, idle: Duration, fired: prometheus_client::metrics::counter::Counter) -> Self {
+        Self {
+            inner,
+            timer: tokio::time::sleep(idle),
+            idle,
+            fired,
+        }
+    }
+}
+
+impl<B> Body for IdleLimited<B>
+where
+    B: Body<Data = Bytes, Error = crate::upstream::BoxError>,
+{
+    type Data = Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let mut this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            let deadline = tokio::time::Instant::now() + *this.idle;
+            this.timer.as_mut().reset(deadline);
+            return Poll::Ready(frame);
+        }
+        if this.timer.poll(cx).is_ready() {
+            this.fired.inc();
+            return Poll::Ready(Some(Err(
+                "per-try idle timeout: the upstream sent nothing".into()
+            )));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use prometheus_client::metrics::counter::Counter;
+
+    /// A body that sends one chunk, then nothing for ever.
+    struct Stalls(bool);
+
+    impl Body for Stalls {
+        type Data = Bytes;
+        type Error = crate::upstream::BoxError;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                return Poll::Pending;
+            }
+            self.0 = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_fails_after_the_idle_timeout() {
+        let fired = Counter::default();
+        let mut body = Box::pin(IdleLimited::new(
+            Stalls(false),
+            Duration::from_secs(2),
+            fired.clone(),
+        ));
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        let started = tokio::time::Instant::now();
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(fired.get(), 1);
     }
 }

@@ -31,6 +31,7 @@ pub fn build(forward: &Forward) -> RouteService {
     let policy = forward.retry_policy.as_ref();
     let attempt = Attempt {
         per_try_timeout: policy.and_then(|p| p.per_try_timeout),
+        per_try_idle_timeout: policy.and_then(|p| p.per_try_idle_timeout),
     };
     let upstream: Upstream = match policy {
         Some(policy) => BoxCloneSyncService::new(tower::retry::Retry::new(

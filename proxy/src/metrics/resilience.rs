@@ -48,6 +48,10 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "Attempts cut by the per-try timeout",
     ),
     (
+        "upstream_rq_per_try_idle_timeout",
+        "Attempts cut by the per-try idle timeout",
+    ),
+    (
         "upstream_rq_pending_overflow",
         "Requests refused (503 UO) by the max_pending_requests circuit breaker",
     ),
@@ -252,6 +256,7 @@ impl Families {
             retry_backoff_ratelimited: c("upstream_rq_retry_backoff_ratelimited"),
             retry_or_shadow_abandoned: c("retry_or_shadow_abandoned"),
             per_try_timeout: c("upstream_rq_per_try_timeout"),
+            per_try_idle_timeout: c("upstream_rq_per_try_idle_timeout"),
             pending_overflow: c("upstream_rq_pending_overflow"),
             active_overflow: c("upstream_rq_active_overflow"),
             cx_overflow: c("upstream_cx_overflow"),
@@ -308,6 +313,7 @@ pub struct ClusterStats {
     pub retry_backoff_ratelimited: Counter,
     pub retry_or_shadow_abandoned: Counter,
     pub per_try_timeout: Counter,
+    pub per_try_idle_timeout: Counter,
     pub pending_overflow: Counter,
     pub active_overflow: Counter,
     pub cx_overflow: Counter,

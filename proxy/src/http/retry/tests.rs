@@ -41,6 +41,7 @@ fn policy(retry_on: &[RetryOn], num_retries: u32) -> RetryPolicy {
         retry_on: retry_on.to_vec(),
         num_retries,
         per_try_timeout: None,
+        per_try_idle_timeout: None,
         back_off_base: Duration::from_millis(25),
         back_off_max: Duration::from_millis(250),
         retriable_status_codes: vec![],
