@@ -1524,7 +1524,9 @@ async fn outlier_detection_no_healthy_upstream_without_panic() {
 // Timeouts.
 
 /// The route timeout covers every attempt and is never retried (504 `UT`, `upstream_rq_timeout`); a per-try
-/// timeout, or a per-try idle timeout, on a slow first attempt is retried and the second attempt answers.
+/// timeout, or a per-try idle timeout, on a slow first attempt is retried and the second attempt answers; with
+/// hedging the slow attempt stays out while the second one answers first (a retry, but no per-try timeout
+/// counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_route_per_try_and_idle() {
     let proxies = start(
@@ -1555,8 +1557,17 @@ async fn timeouts_route_per_try_and_idle() {
         });
         let per_try = get(proxy.port("main"), "/pertry/slowfirst/1/a").await;
         let idle = get(proxy.port("main"), "/idle/slowfirst/1/b").await;
+        let started = std::time::Instant::now();
+        let hedged = get(proxy.port("main"), "/hedge/slowfirst/1/c").await;
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{}: the hedged attempt answered first",
+            proxy.kind
+        );
+        // The abandoned slow attempt still reaches the backend.
+        tokio::time::sleep(Duration::from_millis(800)).await;
         let outcome = Passed {
-            replies: vec![view(&route), view(&per_try), view(&idle)],
+            replies: vec![view(&route), view(&per_try), view(&idle), view(&hedged)],
             received: vec![proxy.origin("app").count()],
             stats: proxy.stats(&stats).await,
         };
@@ -1567,9 +1578,10 @@ async fn timeouts_route_per_try_and_idle() {
             local(504, "upstream request timeout"),
             upstream(200, "app", 0),
             upstream(200, "app", 0),
+            upstream(200, "app", 0),
         ],
-        received: vec![5],
-        stats: recorded(&stats, &[1, 1, 1, 2, 2]),
+        received: vec![7],
+        stats: recorded(&stats, &[1, 1, 1, 3, 3]),
     };
     agree("timeouts", &expected, &outcomes);
 }

@@ -236,7 +236,7 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.VirtualHost",
         "name domains routes request_headers_to_add request_headers_to_remove response_headers_to_add \
          response_headers_to_remove retry_policy include_request_attempt_count include_attempt_count_in_response \
-         request_body_buffer_limit per_request_buffer_limit_bytes",
+         request_body_buffer_limit per_request_buffer_limit_bytes hedge_policy",
     ),
     msg_ignoring(
         "envoy.config.route.v3.Route",
@@ -265,7 +265,7 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
-         timeout idle_timeout retry_policy",
+         timeout idle_timeout retry_policy hedge_policy",
         &[(
             "hash_policy",
             "only consistent-hash load balancers read it, and Outrigger has none",
@@ -292,6 +292,10 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.route.v3.RetryPolicy.RetryBackOff",
         "base_interval max_interval",
+    ),
+    msg(
+        "envoy.config.route.v3.HedgePolicy",
+        "hedge_on_per_try_timeout",
     ),
     msg(
         "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff",

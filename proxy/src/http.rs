@@ -9,6 +9,7 @@ pub mod connection_manager;
 mod downstream_stats;
 mod failure;
 mod headers;
+mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
 mod replay_body;

@@ -78,6 +78,7 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
         .retry_policy
         .as_ref()
         .and_then(|r| retry_policy(r, &at.field("retry_policy"), out));
+    let host_hedge = v.hedge_policy.as_ref().map(|h| h.hedge_on_per_try_timeout);
     let host_limit = buffer_limit(
         v.request_body_buffer_limit.as_ref().map(|v| v.value),
         v.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
@@ -90,6 +91,7 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
             route(
                 r,
                 retry_policy.as_ref(),
+                host_hedge,
                 host_limit,
                 &at.field("routes").index(i),
                 out,
@@ -127,6 +129,7 @@ fn buffer_limit(
 fn route(
     r: &pb::Route,
     host_retry: Option<&RetryPolicy>,
+    host_hedge: Option<bool>,
     host_limit: Option<BufferLimit>,
     at: &Path,
     out: &mut Out,
@@ -134,9 +137,13 @@ fn route(
     use pb::route::Action;
     let matcher = route_match(r.r#match.as_ref()?, &at.field("match"), out)?;
     let action = match &r.action {
-        Some(Action::Route(a)) => {
-            RouteAction::Route(Box::new(forward(a, host_retry, &at.field("route"), out)?))
-        }
+        Some(Action::Route(a)) => RouteAction::Route(Box::new(forward(
+            a,
+            host_retry,
+            host_hedge,
+            &at.field("route"),
+            out,
+        )?)),
         Some(Action::Redirect(a)) => {
             RouteAction::Redirect(redirect(a, &at.field("redirect"), out)?)
         }
@@ -299,6 +306,7 @@ fn header_matcher(h: &pb::HeaderMatcher, at: &Path, out: &mut Out) -> Option<Hea
 fn forward(
     a: &pb::RouteAction,
     host_retry: Option<&RetryPolicy>,
+    host_hedge: Option<bool>,
     at: &Path,
     out: &mut Out,
 ) -> Option<Forward> {
@@ -384,6 +392,13 @@ fn forward(
         timeout: timeout_or(&a.timeout, Some(Duration::from_secs(15))),
         idle_timeout: timeout_or(&a.idle_timeout, None),
         retry_policy,
+        // The route's hedge policy, else its virtual host's.
+        hedge_on_per_try_timeout: a
+            .hedge_policy
+            .as_ref()
+            .map(|h| h.hedge_on_per_try_timeout)
+            .or(host_hedge)
+            .unwrap_or(false),
     })
 }
 

@@ -138,6 +138,9 @@ pub struct Forward {
     pub idle_timeout: Option<Duration>,
     /// The route's own policy, or else its virtual host's.
     pub retry_policy: Option<RetryPolicy>,
+    /// `hedge_policy.hedge_on_per_try_timeout`: when the per-try timeout fires, start another attempt without
+    /// cancelling the first; the first good answer wins. Envoy's default: false.
+    pub hedge_on_per_try_timeout: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

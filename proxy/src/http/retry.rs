@@ -26,8 +26,8 @@ pub struct Policy {
     config: Arc<RetryPolicy>,
     /// Retries made for this request so far.
     retries: u32,
-    /// The retry circuit breaker's permit for the retry in flight.
-    permit: Option<Arc<Permit>>,
+    /// The retry circuit breaker's permits for the retries in flight (one, unless hedging).
+    permits: Vec<Arc<Permit>>,
 }
 
 impl Policy {
@@ -35,7 +35,7 @@ impl Policy {
         Self {
             config,
             retries: 0,
-            permit: None,
+            permits: Vec::new(),
         }
     }
 }
@@ -43,8 +43,82 @@ impl Policy {
 type Outcome = Result<Response<ResponseBody>, Failure>;
 
 impl Policy {
+    /// After a retriable outcome (or, when hedging, a per-try timeout with no outcome yet): is another attempt
+    /// allowed (retries left, body still buffered, retry breaker or budget)? If so, count it and return its
+    /// back-off.
+    pub fn next_attempt(
+        &mut self,
+        request: &mut Request<RequestBody>,
+        result: Option<&mut Outcome>,
+    ) -> Option<tokio::time::Sleep> {
+        let target = request.extensions().get::<Target>()?;
+        let cluster = target.cluster.clone();
+        let attempt_count_header = target.attempt_count_header;
+        let stats = &cluster.stats;
+        if self.retries >= self.config.num_retries {
+            stats.retry_limit_exceeded.inc();
+            if let Some(Ok(response)) = result {
+                add_flag(response, Flag::UpstreamRetryLimitExceeded);
+            }
+            return None;
+        }
+        if request.body().is_abandoned() {
+            stats.retry_or_shadow_abandoned.inc();
+            return None;
+        }
+        match cluster.breaker.retry() {
+            Ok(permit) => self.permits.push(Arc::new(permit)),
+            Err(_) => {
+                stats.retry_overflow.inc();
+                if let Some(Ok(response)) = result {
+                    add_flag(response, Flag::UpstreamOverflow);
+                }
+                return None;
+            }
+        }
+        self.retries += 1;
+        stats.retry.inc();
+        if attempt_count_header
+            && let Ok(value) = http::HeaderValue::from_str(&(self.retries + 1).to_string())
+        {
+            request.headers_mut().insert("x-envoy-attempt-count", value);
+        }
+        if self.config.avoid_previous_hosts {
+            let host = match result.as_deref() {
+                Some(Ok(response)) => response.extensions().get::<UpstreamHost>().map(|h| h.0),
+                Some(Err(failure)) => failure.host(),
+                None => None,
+            };
+            let max_redraws = u32::try_from(self.config.host_selection_retry_max_attempts.max(0))
+                .unwrap_or(u32::MAX);
+            let previous = request
+                .extensions_mut()
+                .get_or_insert_with(|| PreviousHosts {
+                    hosts: Vec::new(),
+                    max_redraws,
+                });
+            previous.hosts.extend(host);
+        }
+        let wait = match result.as_deref().and_then(|r| self.rate_limited_wait(r)) {
+            Some(wait) => {
+                stats.retry_backoff_ratelimited.inc();
+                wait
+            }
+            None => {
+                stats.retry_backoff_exponential.inc();
+                backoff::wait(
+                    self.config.back_off_base,
+                    self.config.back_off_max,
+                    self.retries,
+                    |n| fastrand::u64(..n),
+                )
+            }
+        };
+        Some(tokio::time::sleep(wait))
+    }
+
     /// `retriable_request_headers`: when set, only a request matching one of them is retried.
-    fn request_may_retry(&self, request: &Request<RequestBody>) -> bool {
+    pub fn request_may_retry(&self, request: &Request<RequestBody>) -> bool {
         let matchers = &self.config.retriable_request_headers;
         matchers.is_empty()
             || matchers
@@ -94,79 +168,18 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
         result: &mut Outcome,
     ) -> Option<Self::Future> {
         // The attempt that just ended no longer holds a retry slot.
-        self.permit = None;
+        self.permits.clear();
         if let Ok(response) = result {
             response.extensions_mut().insert(Attempts(self.retries + 1));
         }
         let target = request.extensions().get::<Target>()?;
-        let cluster = target.cluster.clone();
-        let attempt_count_header = target.attempt_count_header;
-        let stats = &cluster.stats;
         if !retriable(&self.config, result) || !self.request_may_retry(request) {
             if self.retries > 0 {
-                stats.retry_success.inc();
+                target.cluster.stats.retry_success.inc();
             }
             return None;
         }
-        if self.retries >= self.config.num_retries {
-            stats.retry_limit_exceeded.inc();
-            if let Ok(response) = result {
-                add_flag(response, Flag::UpstreamRetryLimitExceeded);
-            }
-            return None;
-        }
-        if request.body().is_abandoned() {
-            stats.retry_or_shadow_abandoned.inc();
-            return None;
-        }
-        match cluster.breaker.retry() {
-            Ok(permit) => self.permit = Some(Arc::new(permit)),
-            Err(_) => {
-                stats.retry_overflow.inc();
-                if let Ok(response) = result {
-                    add_flag(response, Flag::UpstreamOverflow);
-                }
-                return None;
-            }
-        }
-        self.retries += 1;
-        stats.retry.inc();
-        if attempt_count_header
-            && let Ok(value) = http::HeaderValue::from_str(&(self.retries + 1).to_string())
-        {
-            request.headers_mut().insert("x-envoy-attempt-count", value);
-        }
-        if self.config.avoid_previous_hosts {
-            let host = match result {
-                Ok(response) => response.extensions().get::<UpstreamHost>().map(|h| h.0),
-                Err(failure) => failure.host(),
-            };
-            let max_redraws = u32::try_from(self.config.host_selection_retry_max_attempts.max(0))
-                .unwrap_or(u32::MAX);
-            let previous = request
-                .extensions_mut()
-                .get_or_insert_with(|| PreviousHosts {
-                    hosts: Vec::new(),
-                    max_redraws,
-                });
-            previous.hosts.extend(host);
-        }
-        let wait = match self.rate_limited_wait(result) {
-            Some(wait) => {
-                stats.retry_backoff_ratelimited.inc();
-                wait
-            }
-            None => {
-                stats.retry_backoff_exponential.inc();
-                backoff::wait(
-                    self.config.back_off_base,
-                    self.config.back_off_max,
-                    self.retries,
-                    |n| fastrand::u64(..n),
-                )
-            }
-        };
-        Some(tokio::time::sleep(wait))
+        self.next_attempt(request, Some(result))
     }
 
     fn clone_request(&mut self, request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
@@ -186,10 +199,17 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
     }
 }
 
+/// Whether `retry_on` retries resets and timeouts (`5xx`, `gateway-error`, `reset`).
+pub fn retries_timeouts(policy: &RetryPolicy) -> bool {
+    [RetryOn::FiveXx, RetryOn::GatewayError, RetryOn::Reset]
+        .iter()
+        .any(|c| policy.retry_on.contains(c))
+}
+
 /// Whether `retry_on` asks for a retry after this outcome.
 pub fn retriable(policy: &RetryPolicy, result: &Outcome) -> bool {
     let on = |c: RetryOn| policy.retry_on.contains(&c);
-    let any_reset = on(RetryOn::FiveXx) || on(RetryOn::GatewayError) || on(RetryOn::Reset);
+    let any_reset = retries_timeouts(policy);
     match result {
         // A full circuit breaker, no healthy host, or the route's deadline: never retried.
         Err(Failure::Overflow | Failure::NoHealthyUpstream(_) | Failure::RouteTimeout) => false,

@@ -4,11 +4,13 @@
 //! UpstreamReply (Failure -> Envoy's local reply)
 //!   RouteTimeout (the route's `timeout`, over every attempt)
 //!     Retry (tower's machinery, `retry::Policy` decides)   only when the route has a retry policy
-//!       Attempt (circuit breaker, load balancer + outlier detection, pool, per-try timeout)
+//!     or Hedge (`hedge_on_per_try_timeout`: attempts overlap after a per-try timeout)
+//!       Attempt (circuit breaker, load balancer + outlier detection, pool, per-try timeouts)
 //! ```
 
 use super::attempt::{Attempt, Target};
 use super::failure::Failure;
+use super::hedge::Hedge;
 use super::local_reply::ResponseBody;
 use super::replay_body::RequestBody;
 use super::retry;
@@ -33,12 +35,22 @@ pub fn build(forward: &Forward) -> RouteService {
         per_try_timeout: policy.and_then(|p| p.per_try_timeout),
         per_try_idle_timeout: policy.and_then(|p| p.per_try_idle_timeout),
     };
-    let upstream: Upstream = match policy {
-        Some(policy) => BoxCloneSyncService::new(tower::retry::Retry::new(
+    let upstream: Upstream = match (policy, policy.and_then(|p| p.per_try_timeout)) {
+        (Some(policy), Some(per_try)) if forward.hedge_on_per_try_timeout => {
+            BoxCloneSyncService::new(Hedge::new(
+                Arc::new(policy.clone()),
+                per_try,
+                Attempt {
+                    per_try_timeout: None,
+                    ..attempt
+                },
+            ))
+        }
+        (Some(policy), _) => BoxCloneSyncService::new(tower::retry::Retry::new(
             retry::Policy::new(Arc::new(policy.clone())),
             attempt,
         )),
-        None => BoxCloneSyncService::new(attempt),
+        (None, _) => BoxCloneSyncService::new(attempt),
     };
     BoxCloneSyncService::new(UpstreamReply {
         inner: RouteTimeout::new(upstream, forward.timeout),
