@@ -12,7 +12,9 @@ use super::route_stack::{self, RouteService};
 use super::{Connection, headers, route};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use outrigger_config::model::http::{HttpConnectionManager, HttpFilter, RouteSource};
+use outrigger_config::model::http::{
+    HttpConnectionManager, HttpFilter, LocalRateLimit, RouteSource,
+};
 use outrigger_config::model::route::{Route, RouteAction, RouteConfig, VirtualHost};
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +33,8 @@ pub struct ConnectionManager {
     pub config: Arc<HttpConnectionManager>,
     /// By virtual host, then route: the upstream stack of each `route` action.
     stacks: Vec<Vec<Option<RouteService>>>,
+    /// The local rate limit filter's config, when the chain has the filter.
+    pub rate_limit_filter: Option<LocalRateLimit>,
     /// The HCM-level local rate limit filter's shared bucket (none when per connection or absent).
     pub rate_limit: Option<Arc<Limiter>>,
     /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
@@ -78,8 +82,10 @@ impl ConnectionManager {
                     .collect()
             })
             .collect();
+        let rate_limit_filter = filter.cloned();
         Self {
             counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
+            rate_limit_filter,
             config,
             stacks,
             rate_limit,

@@ -143,23 +143,15 @@ impl<S> LocalRateLimitFilter<S> {
 
     /// The limiter for this request: the route's config if it has one, else the connection manager's.
     fn limiter(&self, matched: Option<Matched>) -> Option<Arc<Limiter>> {
+        // A route's config acts only when the filter is in the connection manager's chain (as in Envoy).
+        let filter = self.manager.rate_limit_filter.as_ref()?;
         let route_config = matched.and_then(|m| {
             self.manager
                 .route(m)
                 .and_then(|(_, _, route)| route.local_rate_limit.as_ref())
                 .map(|config| (Some(m), config))
         });
-        let (key, config) = route_config.or_else(|| {
-            self.manager
-                .config
-                .http_filters
-                .iter()
-                .find_map(|f| match f {
-                    outrigger_config::model::http::HttpFilter::LocalRateLimit(l) => Some(l),
-                    _ => None,
-                })
-                .map(|config| (None, config))
-        })?;
+        let (key, config) = route_config.unwrap_or((None, filter));
         if !config.local_rate_limit_per_downstream_connection {
             return match key {
                 Some(m) => self

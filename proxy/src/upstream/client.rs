@@ -119,11 +119,12 @@ impl UpstreamClient {
                 picked.transport
             )));
         };
+        // The path travels as it is (no copy, no second parse); only the authority is new.
         let path = request
             .uri()
             .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let h2 = match self.protocol {
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::UseDownstream => downstream == http::Version::HTTP_2,
@@ -137,11 +138,11 @@ impl UpstreamClient {
                 .remove(http::header::HOST)
                 .and_then(|h| h.to_str().ok().map(str::to_string))
                 .unwrap_or_else(|| endpoint.to_string());
-            *request.uri_mut() = uri(&authority, &path)?;
+            *request.uri_mut() = uri(&authority, path)?;
             *request.version_mut() = http::Version::HTTP_2;
             self.send_h2(transport, endpoint, request).await
         } else {
-            *request.uri_mut() = uri(&endpoint.to_string(), &path)?;
+            *request.uri_mut() = uri(&endpoint.to_string(), path)?;
             *request.version_mut() = http::Version::HTTP_11;
             transport.http1.request(request).await.map_err(|e| {
                 if is_overflow(&e) {
@@ -348,10 +349,16 @@ impl hyper::rt::Write for Connected {
     }
 }
 
-fn uri(authority: &str, path: &str) -> Result<Uri, SendError> {
-    format!("http://{authority}{path}")
-        .parse()
-        .map_err(|e| SendError::Reset(format!("bad upstream URI: {e}")))
+fn uri(authority: &str, path: http::uri::PathAndQuery) -> Result<Uri, SendError> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(
+        authority
+            .parse()
+            .map_err(|e| SendError::Reset(format!("bad upstream authority {authority:?}: {e}")))?,
+    );
+    parts.path_and_query = Some(path);
+    Uri::from_parts(parts).map_err(|e| SendError::Reset(format!("bad upstream URI: {e}")))
 }
 
 pub fn error_chain(e: &dyn std::error::Error) -> String {
