@@ -49,6 +49,7 @@ const RETRY_BUFFER_LIMIT: &str = include_str!("configs/resilience/retry-buffer-l
 const RETRY_ATTEMPT_COUNT: &str = include_str!("configs/resilience/retry-attempt-count.yaml");
 const OUTLIER: &str = include_str!("configs/resilience/outlier.yaml");
 const TIMEOUTS: &str = include_str!("configs/resilience/timeouts.yaml");
+const MORE: &str = include_str!("configs/resilience/more.yaml");
 const NO_HEALTHY_UPSTREAM: &str = include_str!("configs/resilience/no-healthy-upstream.yaml");
 
 /// Envoy's body for a request refused by a circuit breaker.
@@ -1584,4 +1585,169 @@ async fn timeouts_route_per_try_and_idle() {
         stats: recorded(&stats, &[1, 1, 1, 3, 3]),
     };
     agree("timeouts", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Failure percentage, priorities, retry budget.
+
+#[derive(Debug, PartialEq)]
+struct Swept {
+    /// Replies after the interval's sweep.
+    later: Vec<View>,
+    stats: Values,
+    health: Vec<Option<String>>,
+}
+
+/// Failure percentage (`enforcing_failure_percentage: 100`, threshold 50 %, 2 hosts of 10+ requests): the host
+/// that fails every request is ejected at the next interval's sweep, not before, and gets nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_failure_percentage_at_the_sweep() {
+    let proxies = start(
+        "failure-percentage",
+        &Setup {
+            template: MORE,
+            listeners: &["main"],
+            origins: &[
+                ("fpbad", Behavior::Always(503)),
+                ("fpgood", Behavior::Normal),
+                ("p0a", Behavior::Normal),
+                ("p0b", Behavior::Normal),
+                ("p1", Behavior::Normal),
+                ("budgetapp", Behavior::Normal),
+            ],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats: Vec<Stat> = [
+        "outlier_detection_ejections_active",
+        "outlier_detection_ejections_detected_failure_percentage",
+        "outlier_detection_ejections_enforced_failure_percentage",
+    ]
+    .iter()
+    .map(|name| cluster_stat(name, "fp"))
+    .collect();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        for i in 0..30 {
+            get(proxy.port("main"), &format!("/fp/r{i}")).await;
+        }
+        // More than one interval (1 s): the sweep has run.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let mut later = Vec::new();
+        for i in 0..6 {
+            later.push(get(proxy.port("main"), &format!("/fp/s{i}")).await);
+        }
+        let outcome = Swept {
+            later: views(&later),
+            stats: proxy.stats(&stats).await,
+            health: vec![
+                proxy.health_flags("fp", "fpbad").await,
+                proxy.health_flags("fp", "fpgood").await,
+            ],
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Swept {
+        later: vec![upstream(200, "fpgood", 0); 6],
+        stats: recorded(&stats, &[1, 1, 1]),
+        health: vec![
+            Some("/failed_outlier_check".to_string()),
+            Some("healthy".to_string()),
+        ],
+    };
+    agree("failure percentage", &expected, &outcomes);
+}
+
+/// Priority 0 has one healthy host of two: its health is 50 % x 1.4 = 70 %, so about 70 % of the requests stay
+/// there and 30 % go to priority 1; the UNHEALTHY host gets none. Compared within a tolerance (the draw is
+/// random in both proxies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priorities_spill_over_by_health() {
+    let proxies = start(
+        "priorities",
+        &Setup {
+            template: MORE,
+            listeners: &["main"],
+            origins: &[
+                ("fpbad", Behavior::Normal),
+                ("fpgood", Behavior::Normal),
+                ("p0a", Behavior::Normal),
+                ("p0b", Behavior::Normal),
+                ("p1", Behavior::Normal),
+                ("budgetapp", Behavior::Normal),
+            ],
+            closed: &[],
+        },
+    )
+    .await;
+    let requests = 300;
+    for proxy in &proxies {
+        for i in 0..requests {
+            get(proxy.port("main"), &format!("/prio/r{i}")).await;
+        }
+        let to_p1 = proxy.origin("p1").count();
+        assert_eq!(
+            proxy.origin("p0b").count(),
+            0,
+            "{}: the unhealthy host got traffic",
+            proxy.kind
+        );
+        assert_eq!(proxy.origin("p0a").count() + to_p1, requests);
+        // 30 % of 300 is 90; the binomial spread is about 8.
+        assert!(
+            (60..=120).contains(&to_p1),
+            "{}: {to_p1} of {requests} went to priority 1, expected about 90",
+            proxy.kind
+        );
+    }
+}
+
+/// A retry budget of 0 % with `min_retry_concurrency: 0` allows no retry at all: the backend's 503 goes to the
+/// client flagged `UO`, counted in `upstream_rq_retry_overflow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_budget_of_zero_allows_no_retry() {
+    let proxies = start(
+        "retry-budget",
+        &Setup {
+            template: MORE,
+            listeners: &["main"],
+            origins: &[
+                ("fpbad", Behavior::Normal),
+                ("fpgood", Behavior::Normal),
+                ("p0a", Behavior::Normal),
+                ("p0b", Behavior::Normal),
+                ("p1", Behavior::Normal),
+                ("budgetapp", Behavior::Always(503)),
+            ],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats: Vec<Stat> = ["upstream_rq_retry", "upstream_rq_retry_overflow"]
+        .iter()
+        .map(|name| cluster_stat(name, "budget"))
+        .collect();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for i in 0..3 {
+            replies.push(get(proxy.port("main"), &format!("/budget/r{i}")).await);
+        }
+        check_flags(proxy, "retry budget", &replies, |_| Some("UO"));
+        outcomes.push((
+            proxy,
+            Passed {
+                replies: views(&replies),
+                received: vec![proxy.origin("budgetapp").count()],
+                stats: proxy.stats(&stats).await,
+            },
+        ));
+    }
+    let expected = Passed {
+        replies: vec![upstream(503, "budgetapp", 0); 3],
+        received: vec![3],
+        stats: recorded(&stats, &[0, 3]),
+    };
+    agree("retry budget", &expected, &outcomes);
 }
