@@ -89,17 +89,7 @@ async fn tonic_unavailable_is_retried_with_the_message_intact() {
             .add_service(HealthServer::new(flaky.clone()))
             .serve(([127, 0, 0, 1], port).into()),
     );
-    let started = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "the tonic server did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    support::tcp::wait_until_listening(port, "the tonic server").await;
     let proxy = start(&fill(CONFIG, &[("port", port.to_string())])).await;
     let channel =
         tonic::transport::Channel::from_shared(format!("http://{}", address(&proxy, "grpc")))

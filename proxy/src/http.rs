@@ -18,6 +18,8 @@ pub mod route;
 mod route_stack;
 mod route_timeout;
 mod router;
+#[cfg(test)]
+mod testing;
 
 use crate::metrics::Labels;
 use crate::{Inputs, drain::ConnectionGuard};

@@ -65,6 +65,18 @@ pub async fn closes_at_once() -> Server {
 }
 
 /// A loopback port nothing listens on now.
+/// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`; `what` names it if not.
+pub async fn wait_until_listening(port: u16, what: &str) {
+    let started = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what} did not start listening on {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
