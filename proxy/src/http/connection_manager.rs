@@ -10,8 +10,9 @@ use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::route_stack::{self, RouteService};
 use super::{Connection, headers, route};
+use crate::upstream::{BoxError, UpstreamBody};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 use outrigger_config::model::http::{
     HttpConnectionManager, HttpFilter, LocalRateLimit, RouteSource,
 };
@@ -124,7 +125,8 @@ impl ConnectionManager {
 #[derive(Clone, Debug)]
 pub struct Upgrade(pub String);
 
-/// The service hyper calls: header checks and preparation, the route lookup, then the HTTP filters.
+/// The service hyper calls: header checks and preparation, the route lookup, then the HTTP filters, which see
+/// the request body boxed (`UpstreamBody`) whatever the connection's own body type.
 #[derive(Clone)]
 pub struct Decode<F> {
     pub connection: Arc<Connection>,
@@ -132,10 +134,12 @@ pub struct Decode<F> {
     pub filters: F,
 }
 
-impl<F> tower_service::Service<Request<Incoming>> for Decode<F>
+impl<F, B> tower_service::Service<Request<B>> for Decode<F>
 where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
     F: tower_service::Service<
-            Request<Incoming>,
+            Request<UpstreamBody>,
             Response = Response<ResponseBody>,
             Error = Infallible,
         > + Clone
@@ -151,7 +155,7 @@ where
         self.filters.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let limit = self.connection.hcm.max_request_headers_kb as usize * 1024;
         if headers::size(&parts.headers) > limit {
@@ -178,7 +182,8 @@ where
             }
             None => {}
         }
-        let request = Request::from_parts(parts, body);
+        // From here on the body is boxed: a filter may wrap it (to watch it, or to keep it for retries).
+        let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
         Box::pin(self.filters.call(request))
     }
 }

@@ -10,8 +10,9 @@ use super::headers;
 use super::local_reply::{Flag, ResponseBody, add_flag, text};
 use crate::metrics::{Metrics, RateLimitStats};
 use crate::token_bucket::TokenBucket;
+use crate::upstream::UpstreamBody;
+use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use outrigger_config::model::http::LocalRateLimit;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -177,10 +178,10 @@ impl<S> LocalRateLimitFilter<S> {
     }
 }
 
-impl<S> tower_service::Service<Request<Incoming>> for LocalRateLimitFilter<S>
+impl<S> tower_service::Service<Request<UpstreamBody>> for LocalRateLimitFilter<S>
 where
     S: tower_service::Service<
-            Request<Incoming>,
+            Request<UpstreamBody>,
             Response = Response<ResponseBody>,
             Error = Infallible,
         >,
@@ -194,7 +195,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
         let matched = request.extensions().get::<Matched>().copied();
         let decision = match self.limiter(matched) {
             Some(limiter) => limiter.check(),
@@ -204,12 +205,13 @@ where
             Decision::Refuse(refusal) => Box::pin(async move { Ok(refusal) }),
             Decision::Pass(None) => Box::pin(self.inner.call(request)),
             Decision::Pass(Some(headers)) => {
-                let future = self.inner.call(request);
-                Box::pin(async move {
-                    let Ok(mut response) = future.await;
+                // A combinator rather than an async block: rustc cannot prove an async block holding `S::Future`
+                // `Send` here (a known limit with boxed `dyn Error` bodies in the bounds).
+                Box::pin(self.inner.call(request).map(move |result| {
+                    let Ok(mut response) = result;
                     headers.write(&mut response);
                     Ok(response)
-                })
+                }))
             }
         }
     }

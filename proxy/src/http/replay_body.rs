@@ -11,14 +11,13 @@ use crate::upstream::{BoxError, UpstreamBody};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 pub enum RequestBody {
     /// Sent once: no copy kept.
-    Once(Option<Incoming>),
+    Once(Option<UpstreamBody>),
     Replay(ReplayBody),
 }
 
@@ -119,9 +118,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RequestBody::Once(None) => Poll::Ready(None),
-            RequestBody::Once(Some(body)) => Pin::new(body)
-                .poll_frame(cx)
-                .map_err(|e| Box::new(e) as BoxError),
+            RequestBody::Once(Some(body)) => Pin::new(body).poll_frame(cx),
             RequestBody::Replay(body) => body.poll_replay(cx),
         }
     }

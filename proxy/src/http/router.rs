@@ -7,11 +7,9 @@ use super::connection_manager::{ConnectionManager, Matched, Upgrade};
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::replay_body::RequestBody;
 use super::{Connection, headers, route_stack};
-use crate::upstream::BoxError;
+use crate::upstream::UpstreamBody;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use outrigger_config::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HostRewrite, Route, RouteAction,
     VirtualHost,
@@ -29,7 +27,7 @@ pub struct Router {
     pub manager: Arc<ConnectionManager>,
 }
 
-impl tower_service::Service<Request<Incoming>> for Router {
+impl tower_service::Service<Request<UpstreamBody>> for Router {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
@@ -38,14 +36,14 @@ impl tower_service::Service<Request<Incoming>> for Router {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
         let router = self.clone();
         Box::pin(async move { Ok(router.route(request).await) })
     }
 }
 
 impl Router {
-    async fn route(self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+    async fn route(self, mut request: Request<UpstreamBody>) -> Response<ResponseBody> {
         let Some(matched) = request.extensions().get::<Matched>().copied() else {
             return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
         };
@@ -96,7 +94,7 @@ impl Router {
     async fn forward(
         &self,
         mut parts: Parts,
-        body: Incoming,
+        body: UpstreamBody,
         chosen: Chosen<'_>,
         on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ResponseBody> {
@@ -141,10 +139,7 @@ impl Router {
         };
         let body = if route_stack::retries(forward) {
             let limit = BufferLimit::effective(route.buffer_limit, connection.buffer_limit);
-            RequestBody::replayable(
-                body.map_err(|e| Box::new(e) as BoxError).boxed(),
-                usize::try_from(limit).unwrap_or(usize::MAX),
-            )
+            RequestBody::replayable(body, usize::try_from(limit).unwrap_or(usize::MAX))
         } else {
             RequestBody::Once(Some(body))
         };
