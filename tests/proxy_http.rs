@@ -421,11 +421,24 @@ async fn promtool_accepts_the_prometheus_endpoint() {
     })
     .await
     .unwrap();
-    assert!(
-        output.status.success(),
-        "promtool: {}{}",
+    // Envoy's own gauge `membership_total` ends in `_total`, which promtool's linter dislikes; dashboards
+    // know it by that name, so it keeps it. Anything else promtool says is a failure.
+    let report = format!(
+        "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !l.starts_with("envoy_cluster_membership_total non-counter metrics should not have")
+        })
+        .collect();
+    assert!(
+        problems.is_empty() && (output.status.success() || output.status.code() == Some(3)),
+        "promtool ({}): {report}",
+        output.status
     );
 }
 
