@@ -101,3 +101,29 @@ impl<S: AsyncWrite> AsyncWrite for ObservedIo<S> {
         self.project().inner.poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_feed_the_state_and_a_reset_fails_a_pending_read() {
+        let state = Arc::new(ConnectionState::new(true));
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = ObservedIo::new(server, state.clone());
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(n, 18);
+        assert!(state.has_read());
+        let ticket = state.stream_started(false);
+        assert_eq!(state.request_complete(ticket), Some(true));
+        let pending = tokio::spawn(async move { io.read(&mut buf).await });
+        tokio::task::yield_now().await;
+        state.reset();
+        let error = pending.await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+        drop(client);
+    }
+}
