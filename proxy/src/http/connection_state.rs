@@ -69,9 +69,7 @@ impl ConnectionState {
         let mut inner = self.lock();
         inner.last_read = Some(now);
         if let Some(framing) = inner.framing.as_mut() {
-            let read = framing.feed(bytes);
-            let number = framing.started;
-            if read.body {
+            if let Some(number) = framing.feed(bytes).body_of {
                 inner.body_read = Some((number, now));
             }
         }

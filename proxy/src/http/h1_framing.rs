@@ -57,8 +57,9 @@ struct Head {
 /// What one read carried.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Read {
-    /// Some of the bytes were a request's body (or chunk framing, or trailers).
-    pub body: bool,
+    /// The request (its number on the connection) the last body bytes of this read belonged to (chunk framing
+    /// and trailers count as body).
+    pub body_of: Option<u64>,
 }
 
 impl H1Framing {
@@ -74,7 +75,7 @@ impl H1Framing {
                 State::Opaque => return read,
                 State::Idle | State::Head => self.head_bytes(bytes),
                 State::Length(left) => {
-                    read.body = true;
+                    read.body_of = Some(self.started);
                     let used = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                     let left = left - used as u64;
                     self.state = State::Length(left);
@@ -84,7 +85,7 @@ impl H1Framing {
                     used
                 }
                 State::ChunkData(left) => {
-                    read.body = true;
+                    read.body_of = Some(self.started);
                     let used = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                     let left = left - used as u64;
                     self.state = if left == 0 {
@@ -95,7 +96,7 @@ impl H1Framing {
                     used
                 }
                 State::ChunkSize | State::ChunkEnd | State::Trailers => {
-                    read.body = true;
+                    read.body_of = Some(self.started);
                     self.line_bytes(bytes)
                 }
             };

@@ -1,13 +1,13 @@
 use super::*;
 
 /// Feeds `parts` one after another, returning (started, complete) after each.
-fn run(parts: &[&[u8]]) -> Vec<(u64, u64, bool)> {
+fn run(parts: &[&[u8]]) -> Vec<(u64, u64, Option<u64>)> {
     let mut framing = H1Framing::default();
     parts
         .iter()
         .map(|p| {
             let read = framing.feed(p);
-            (framing.started, framing.complete, read.body)
+            (framing.started, framing.complete, read.body_of)
         })
         .collect()
 }
@@ -16,7 +16,7 @@ fn run(parts: &[&[u8]]) -> Vec<(u64, u64, bool)> {
 fn a_request_without_a_body_is_complete_at_the_end_of_its_head() {
     assert_eq!(
         run(&[b"GET / HTTP/1.1\r\nHo", b"st: a\r\n\r\n"]),
-        [(1, 0, false), (1, 1, false)]
+        [(1, 0, None), (1, 1, None)]
     );
 }
 
@@ -28,7 +28,7 @@ fn a_content_length_body_completes_with_its_last_byte() {
             b"defg",
             b"hij",
         ]),
-        [(1, 0, true), (1, 0, true), (1, 1, true)]
+        [(1, 0, Some(1)), (1, 0, Some(1)), (1, 1, Some(1))]
     );
 }
 
@@ -52,7 +52,7 @@ fn chunked_bodies_and_trailers_are_followed_byte_by_byte() {
 #[test]
 fn pipelined_requests_in_one_read_are_counted_apart() {
     let read = b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\ncontent-length: 2\r\n\r\nxyGET /c HTTP/1.1\n\n";
-    assert_eq!(run(&[read]), [(3, 3, true)]);
+    assert_eq!(run(&[read]), [(3, 3, Some(2))]);
 }
 
 #[test]
@@ -75,6 +75,6 @@ fn h2_upgrades_and_connect_stop_the_tracking() {
 fn blank_lines_between_requests_start_nothing() {
     assert_eq!(
         run(&[b"\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n\r\n"]),
-        [(0, 0, false), (1, 1, false)]
+        [(0, 0, None), (1, 1, None)]
     );
 }
