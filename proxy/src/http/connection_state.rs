@@ -33,10 +33,20 @@ struct Inner {
 /// One request's place on its connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Ticket {
-    /// 1 for the first request of the connection, and so on (HTTP/1 requests arrive in turn).
-    pub number: u64,
+    /// 1 for the first request of the connection, and so on (HTTP/1 requests arrive in turn); `None` for a
+    /// request the connection did not count, whose body is then followed like an h2 body.
+    pub number: Option<u64>,
     /// The request had no body (`END_STREAM` on the headers, or no body framing).
     pub ended_with_head: bool,
+}
+
+impl Ticket {
+    pub fn untracked(ended_with_head: bool) -> Self {
+        Self {
+            number: None,
+            ended_with_head,
+        }
+    }
 }
 
 impl ConnectionState {
@@ -68,10 +78,10 @@ impl ConnectionState {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.last_read = Some(now);
-        if let Some(framing) = inner.framing.as_mut() {
-            if let Some(number) = framing.feed(bytes).body_of {
-                inner.body_read = Some((number, now));
-            }
+        if let Some(framing) = inner.framing.as_mut()
+            && let Some(number) = framing.feed(bytes).body_of
+        {
+            inner.body_read = Some((number, now));
         }
     }
 
@@ -101,7 +111,7 @@ impl ConnectionState {
             inner.requests += 1;
             inner.open_streams += 1;
             Ticket {
-                number: inner.requests,
+                number: Some(inner.requests),
                 ended_with_head,
             }
         };
@@ -126,9 +136,10 @@ impl ConnectionState {
         if ticket.ended_with_head {
             return Some(true);
         }
+        let number = ticket.number?;
         let inner = self.lock();
         let framing = inner.framing.as_ref()?;
-        if framing.complete >= ticket.number {
+        if framing.complete >= number {
             return Some(true);
         }
         framing.following().then_some(false)
@@ -137,10 +148,10 @@ impl ConnectionState {
     /// When the request's body last moved: exact for HTTP/1; for h2, any byte read on the connection.
     pub fn request_activity(&self, ticket: Ticket) -> Option<Instant> {
         let inner = self.lock();
-        match inner.framing.as_ref() {
-            Some(framing) if framing.following() => inner
+        match (inner.framing.as_ref(), ticket.number) {
+            (Some(framing), Some(number)) if framing.following() => inner
                 .body_read
-                .filter(|(number, _)| *number == ticket.number)
+                .filter(|(read, _)| *read == number)
                 .map(|(_, at)| at),
             _ => inner.last_read,
         }

@@ -62,6 +62,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let http1 = request.version() < http::Version::HTTP_2;
         let ticket = self.state.stream_started(request.body().is_end_stream());
         request.extensions_mut().insert(ticket);
         let open = OpenStream::new(self.state.clone());
@@ -78,7 +79,7 @@ where
             let Ok(mut response) = future.await;
             drop(active);
             let draining = connection.inputs.drain.is_draining() || state.is_draining();
-            if draining && response.version() != http::Version::HTTP_2 {
+            if draining && http1 {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));

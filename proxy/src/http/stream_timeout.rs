@@ -123,7 +123,7 @@ where
             .extensions()
             .get::<Ticket>()
             .copied()
-            .unwrap_or_else(|| self.state.stream_started(request.body().is_end_stream()));
+            .unwrap_or_else(|| Ticket::untracked(request.body().is_end_stream()));
         let idle = self.idle_timeout(&request);
         let http1 = request.version() < http::Version::HTTP_2;
         let clock = idle.map(|idle| {

@@ -1,7 +1,8 @@
 //! The stream timers with a mock inner service, a fake connection and paused time.
 
 use super::*;
-use crate::http::hcm_fixture::hcm;
+use crate::http::connection_manager::Matched;
+use crate::http::hcm_fixture::{hcm, hcm_routing};
 use crate::metrics::{Metrics, connection_manager};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -25,8 +26,12 @@ fn never(e: tower::BoxError) -> Infallible {
 }
 
 fn setup(fields: &str) -> Setup {
+    setup_with(hcm(fields))
+}
+
+fn setup_with(config: Arc<outrigger_config::model::http::HttpConnectionManager>) -> Setup {
     let metrics = Metrics::new();
-    let manager = Arc::new(ConnectionManager::new(hcm(fields), &metrics));
+    let manager = Arc::new(ConnectionManager::new(config, &metrics));
     let state = Arc::new(ConnectionState::new(true));
     let (mock, handle) = mock::pair();
     let service = StreamTimeout::new(
@@ -50,12 +55,26 @@ fn counted(setup: &Setup, family: Counters) -> u64 {
         .get()
 }
 
-/// A POST whose head has arrived on the wire (the body will follow, or not).
+/// A POST whose head has arrived on the wire (the body will follow, or not), counted by the connection.
 fn post(setup: &Setup, head_and_some_body: &[u8]) -> Request<Full<Bytes>> {
     setup.state.on_read(head_and_some_body);
-    Request::post("/")
+    let mut request = Request::post("/")
         .body(Full::new(Bytes::from_static(b"body")))
-        .unwrap()
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(setup.state.stream_started(false));
+    request
+}
+
+/// A GET that has arrived whole, counted by the connection.
+fn get(setup: &Setup) -> Request<Full<Bytes>> {
+    setup.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
+    let mut request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    request
+        .extensions_mut()
+        .insert(setup.state.stream_started(true));
+    request
 }
 
 async fn body_text(response: Response<ResponseBody>) -> String {
@@ -70,8 +89,7 @@ fn ok(body: &'static str) -> Response<ResponseBody> {
 #[tokio::test(start_paused = true)]
 async fn a_received_request_whose_upstream_is_silent_gets_504_stream_timeout() {
     let mut s = setup("stream_idle_timeout: 1s");
-    s.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    let request = get(&s);
     let started = Instant::now();
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let _pending = s.handle.next_request().await.unwrap();
@@ -117,8 +135,7 @@ async fn a_body_received_in_full_makes_it_504() {
 #[tokio::test(start_paused = true)]
 async fn a_response_that_stalls_is_reset() {
     let mut s = setup("stream_idle_timeout: 1s");
-    s.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    let request = get(&s);
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let (_, respond) = s.handle.next_request().await.unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -153,8 +170,7 @@ impl http_body::Body for Stalled {
 async fn a_timely_answer_passes_and_zero_disables_the_timer() {
     for fields in ["stream_idle_timeout: 1s", "stream_idle_timeout: 0s"] {
         let mut s = setup(fields);
-        s.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-        let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+        let request = get(&s);
         let call = tokio::spawn(s.service.clone().oneshot(request));
         let (_, respond) = s.handle.next_request().await.unwrap();
         let wait = if fields.ends_with("0s") { 3600 } else { 0 };
@@ -191,8 +207,7 @@ async fn request_timeout_ends_an_unfinished_request_despite_activity() {
 #[tokio::test(start_paused = true)]
 async fn request_timeout_is_disarmed_once_the_request_is_complete() {
     let mut s = setup("codec_type: HTTP1, request_timeout: 1s");
-    s.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+    let request = get(&s);
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let (_, respond) = s.handle.next_request().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -200,4 +215,22 @@ async fn request_timeout_is_disarmed_once_the_request_is_complete() {
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(counted(&s, |t| &t.rq_timeout), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_routes_idle_timeout_replaces_the_connection_managers() {
+    let mut s = setup_with(hcm_routing(
+        "stream_idle_timeout: 1s",
+        "route: {cluster: backend, idle_timeout: 3s}",
+    ));
+    let mut request = get(&s);
+    request
+        .extensions_mut()
+        .insert(Matched { vhost: 0, route: 0 });
+    let started = Instant::now();
+    let call = tokio::spawn(s.service.clone().oneshot(request));
+    let _pending = s.handle.next_request().await.unwrap();
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 }
