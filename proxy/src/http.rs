@@ -16,6 +16,7 @@ mod forwarded;
 mod h1_framing;
 #[cfg(test)]
 mod hcm_fixture;
+mod header_limits;
 mod headers;
 mod local_rate_limit;
 pub mod local_reply;
@@ -28,6 +29,7 @@ mod route_stack;
 mod route_timeout;
 mod router;
 mod stream_guard;
+mod stream_reset;
 mod stream_timeout;
 
 use crate::metrics::Labels;
@@ -161,7 +163,7 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         let call = stack.clone().oneshot(request);
         async move {
             let Ok(response) = call.await;
-            connection_manager::reset_or_respond(response)
+            stream_reset::reset_or_respond(response)
         }
     });
     let io = TokioIo::new(ObservedIo::new(stream, state.clone()));

@@ -1,6 +1,7 @@
-//! The connection manager's share of a request, before the HTTP filters run: header limits (size and count),
-//! path normalization, the headers the proxy sets (request id, forwarding headers, XFCC), and the route lookup, whose result the filters and the
-//! router read from the request's extensions (as Envoy's filters see the cached route).
+//! The connection manager's share of a request, before the HTTP filters run: header limits (`header_limits`),
+//! path normalization, the headers the proxy sets (request id, forwarding headers, XFCC), and the route lookup,
+//! whose result the filters and the router read from the request's extensions (as Envoy's filters see the
+//! cached route).
 //!
 //! `ConnectionManager` is what one connection manager config becomes at run time, once per snapshot: its route
 //! stacks and its rate limiters.
@@ -8,8 +9,8 @@
 use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::route_stack::{self, RouteService};
-use super::{Connection, headers, path_normalization, route};
-use http::{HeaderValue, Request, Response, StatusCode};
+use super::{Connection, header_limits, headers, path_normalization, route};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use outrigger_config::model::http::{HttpConnectionManager, HttpFilter, RouteSource};
 use outrigger_config::model::route::{Route, RouteAction, RouteConfig, VirtualHost};
@@ -111,89 +112,6 @@ impl ConnectionManager {
     }
 }
 
-/// Marks a response that must not be sent: the h2 stream is reset instead (hyper resets a stream whose
-/// service fails).
-#[derive(Clone, Copy, Debug)]
-pub struct ResetStream;
-
-#[derive(Debug, thiserror::Error)]
-#[error("stream reset by the connection manager")]
-pub struct StreamReset;
-
-/// What hyper gets for a response: the response, or an error that resets its stream.
-pub fn reset_or_respond(
-    response: Response<ResponseBody>,
-) -> Result<Response<ResponseBody>, StreamReset> {
-    match response.extensions().get::<ResetStream>() {
-        Some(ResetStream) => Err(StreamReset),
-        None => Ok(response),
-    }
-}
-
-/// Envoy's `max_headers_count` counts every header line, and on h2 the pseudo-headers too.
-fn headers_count(parts: &http::request::Parts) -> usize {
-    let pseudo = if parts.version == http::Version::HTTP_2 {
-        let connect = parts.method == http::Method::CONNECT;
-        let extended = parts.extensions.get::<hyper::ext::Protocol>().is_some();
-        let authority = usize::from(parts.uri.authority().is_some());
-        if connect && !extended {
-            1 + authority
-        } else {
-            3 + authority + usize::from(extended)
-        }
-    } else {
-        0
-    };
-    parts.headers.len() + pseudo
-}
-
-/// More headers than `max_headers_count`: HTTP/1 gets Envoy's codec reply (431, closing the connection); an h2
-/// stream is reset.
-fn too_many_headers(version: http::Version) -> Response<ResponseBody> {
-    let mut response = Response::new(local_reply::text("Request Header Fields Too Large"));
-    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    if version == http::Version::HTTP_2 {
-        response.extensions_mut().insert(ResetStream);
-        return response;
-    }
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain"),
-    );
-    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// `normalize_path` or `merge_slashes` on the request's path; `Err` when the path cannot be normalized.
-fn normalize_path(
-    parts: &mut http::request::Parts,
-    hcm: &HttpConnectionManager,
-) -> Result<(), path_normalization::InvalidPath> {
-    if !hcm.normalize_path && !hcm.merge_slashes {
-        return Ok(());
-    }
-    let Some(path_and_query) = parts.uri.path_and_query() else {
-        return Ok(());
-    };
-    let Some(normalized) = path_normalization::normalize(
-        path_and_query.as_str(),
-        hcm.normalize_path,
-        hcm.merge_slashes,
-    )?
-    else {
-        return Ok(());
-    };
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.path_and_query = Some(
-        normalized
-            .parse()
-            .map_err(|_| path_normalization::InvalidPath)?,
-    );
-    parts.uri = http::Uri::from_parts(uri).map_err(|_| path_normalization::InvalidPath)?;
-    Ok(())
-}
-
 /// An allowed protocol upgrade (`websocket`, ...) the request asks for.
 #[derive(Clone, Debug)]
 pub struct Upgrade(pub String);
@@ -227,14 +145,7 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        if headers_count(&parts) > self.connection.hcm.max_headers_count as usize {
-            let response = too_many_headers(parts.version);
-            return Box::pin(async move { Ok(response) });
-        }
-        let limit = self.connection.hcm.max_request_headers_kb as usize * 1024;
-        if headers::size(&parts.headers) > limit {
-            let mut response = Response::new(local_reply::empty());
-            *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        if let Some(response) = header_limits::check(&parts, &self.connection.hcm) {
             return Box::pin(async move { Ok(response) });
         }
         // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers: note it
@@ -246,7 +157,7 @@ where
         {
             parts.extensions.insert(Upgrade(kind));
         }
-        if normalize_path(&mut parts, hcm).is_err() {
+        if path_normalization::apply(&mut parts, hcm).is_err() {
             let mut response = Response::new(local_reply::empty());
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return Box::pin(async move { Ok(response) });

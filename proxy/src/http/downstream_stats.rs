@@ -6,10 +6,10 @@
 //! process drains, or the connection itself does (idle timeout, max connection duration).
 
 use super::Connection;
-use super::connection_manager::ResetStream;
 use super::connection_state::ConnectionState;
 use super::local_reply::ResponseBody;
 use super::stream_guard::{self, OpenStream};
+use super::stream_reset::ResetStream;
 use crate::metrics;
 use http::{HeaderValue, Request, Response};
 use prometheus_client::metrics::gauge::Gauge;

@@ -13,9 +13,34 @@
 //!
 //! Then `merge_slashes` collapses runs of `/`. Only the path is touched; the query is kept as it came.
 
+use http::request::Parts;
+use outrigger_config::model::http::HttpConnectionManager;
+
 /// The request's path could not be normalized (Envoy's `path_normalization_failed`: 400, empty body).
 #[derive(Debug, PartialEq, Eq)]
 pub struct InvalidPath;
+
+/// `normalize_path` or `merge_slashes` on the request's path; `Err` when the path cannot be normalized.
+pub fn apply(parts: &mut Parts, hcm: &HttpConnectionManager) -> Result<(), InvalidPath> {
+    if !hcm.normalize_path && !hcm.merge_slashes {
+        return Ok(());
+    }
+    let Some(path_and_query) = parts.uri.path_and_query() else {
+        return Ok(());
+    };
+    let Some(normalized) = normalize(
+        path_and_query.as_str(),
+        hcm.normalize_path,
+        hcm.merge_slashes,
+    )?
+    else {
+        return Ok(());
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = Some(normalized.parse().map_err(|_| InvalidPath)?);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| InvalidPath)?;
+    Ok(())
+}
 
 /// The new path and query, `None` when nothing changes.
 pub fn normalize(
