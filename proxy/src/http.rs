@@ -1,37 +1,55 @@
 //! The HTTP connection manager: hyper serves HTTP/1.1 and h2 on the connection, and every request goes through
 //! a tower stack: `downstream_stats` -> `connection_manager` (headers, route lookup) -> `local_rate_limit` ->
-//! `router` -> the matched route's upstream stack (`route_stack`: `route_timeout` -> `retry` -> `attempt`).
+//! `stream_timeout` -> `router` -> the matched route's upstream stack (`route_stack`: `route_timeout` -> `retry`
+//! -> `attempt`). The connection's bytes pass through `observed_io`, which feeds `connection_state` (HTTP/1
+//! framing, activity, open streams) for the stream timers and the connection's own (`connection_timeout`).
 
 mod attempt;
 pub use attempt::PreviousHosts;
 mod client_cert;
 pub mod connection_manager;
+mod connection_state;
+mod connection_timeout;
 mod downstream_stats;
 mod failure;
+mod forwarded;
+mod h1_framing;
+#[cfg(test)]
+mod hcm_fixture;
+mod header_limits;
 mod headers;
 mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
+mod observed_io;
+mod path_normalization;
 mod replay_body;
 mod retry;
 pub mod route;
 mod route_stack;
 mod route_timeout;
 mod router;
+mod stream_guard;
+mod stream_reset;
+mod stream_timeout;
 #[cfg(test)]
 mod testing;
 
 use crate::metrics::Labels;
 use crate::{Inputs, drain::ConnectionGuard};
 use connection_manager::{ConnectionManager, Decode};
+use connection_state::ConnectionState;
+use connection_timeout::Ending;
 use downstream_stats::DownstreamStats;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use local_rate_limit::LocalRateLimitFilter;
+use observed_io::ObservedIo;
 use outrigger_config::model::http::{CodecType, HttpConnectionManager};
 use router::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use stream_timeout::StreamTimeout;
 use tower::ServiceExt;
 
 /// What a request handler knows about its connection.
@@ -88,6 +106,7 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     let connection = Arc::new(connection);
     let hcm = connection.hcm.clone();
     let drain = connection.inputs.drain.clone();
+    let state = Arc::new(ConnectionState::new(hcm.codec_type != CodecType::Http2));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -97,6 +116,13 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     // would switch it off and let a client trickle headers for ever.
     if let Some(timeout) = hcm.request_headers_timeout {
         builder.http1().header_read_timeout(timeout);
+    }
+    // hyper refuses more than 100 headers by itself, with a bare 431; room for one more lets the connection
+    // manager answer a request over `max_headers_count` with Envoy's own reply.
+    if hcm.max_headers_count >= 100 {
+        builder
+            .http1()
+            .max_headers(hcm.max_headers_count as usize + 1);
     }
     builder
         .http2()
@@ -117,32 +143,64 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         )),
     };
     // The HTTP stack, outer to inner: statistics, the connection manager's own work (headers, route lookup),
-    // the local rate limit filter, the router (which calls the matched route's upstream stack).
+    // the stream timers, the local rate limit filter, the router (which calls the matched route's upstream
+    // stack).
     let router = Router {
         connection: connection.clone(),
         manager: manager.clone(),
     };
     let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.inputs.clone());
     let counters = manager.counters.clone();
+    let timed = StreamTimeout::new(
+        filters,
+        manager.clone(),
+        state.clone(),
+        connection.inputs.metrics.http_timeouts.clone(),
+        connection.labels.clone(),
+    );
     let decode = Decode {
         connection: connection.clone(),
         manager,
-        filters,
+        filters: timed,
     };
-    let stack = DownstreamStats::new(decode, connection.clone(), counters);
-    let service = hyper::service::service_fn(move |request| stack.clone().oneshot(request));
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let stack = DownstreamStats::new(decode, connection.clone(), counters, state.clone());
+    let service = hyper::service::service_fn(move |request| {
+        let call = stack.clone().oneshot(request);
+        async move {
+            let Ok(response) = call.await;
+            stream_reset::reset_or_respond(response)
+        }
+    });
+    let io = TokioIo::new(ObservedIo::new(stream, state.clone()));
+    let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);
-    tokio::select! {
+    let counters = &connection.inputs.metrics.http_timeouts;
+    let ending = connection_timeout::ending(&hcm, &state, counters, &connection.labels);
+    tokio::pin!(ending);
+    let own_drain = tokio::select! {
         result = served.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
             return;
         }
-        () = drain.started() => {}
+        () = drain.started() => false,
+        ending = ending.as_mut() => match ending {
+            Ending::Close => return,
+            Ending::Drain => true,
+        },
+    };
+    // Draining: HTTP/1 answers with `Connection: close`, h2 gets GOAWAY; requests in flight finish.
+    state.start_drain();
+    if own_drain && !state.is_h2() {
+        // Envoy's drain sequence: HTTP/1 keeps serving (each response closing the connection) for
+        // `drain_timeout`, then the connection closes once no stream is open.
+        tokio::select! {
+            _ = served.as_mut() => return,
+            () = tokio::time::sleep(hcm.drain_timeout) => {}
+            () = drain.started() => {}
+        }
     }
-    // Draining: HTTP/1 answers with `Connection: close`, h2 sends GOAWAY; requests in flight finish.
     served.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(
         hcm.drain_timeout.max(std::time::Duration::from_secs(1)) * 12,

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub http_rq: Family<Labels, Counter>,
     pub http_rq_xx: Family<Labels, Counter>,
     pub http_rq_active: Family<Labels, Gauge>,
+    /// Streams ended by `stream_idle_timeout`, connections by `idle_timeout` and `max_connection_duration`,
+    /// requests by `request_timeout`.
+    pub http_timeouts: HttpTimeouts,
     pub cluster_rq: Family<Labels, Counter>,
     pub cluster_rq_xx: Family<Labels, Counter>,
     pub cluster_rq_timeout: Family<Labels, Counter>,
@@ -72,6 +75,7 @@ impl Metrics {
             "HTTP requests in progress",
             m.http_rq_active.clone(),
         );
+        m.http_timeouts = HttpTimeouts::register(r);
         r.register(
             "envoy_cluster_upstream_rq",
             "Requests sent upstream",
@@ -184,6 +188,42 @@ impl Metrics {
             text.push_str("# statistics could not be encoded\n");
         }
         name_counters_like_their_samples(&text)
+    }
+}
+
+/// The connection manager's timeout counters, by `envoy_http_conn_manager_prefix`, named as Envoy names them.
+#[derive(Clone, Default)]
+pub struct HttpTimeouts {
+    pub rq_idle_timeout: Family<Labels, Counter>,
+    pub rq_timeout: Family<Labels, Counter>,
+    pub cx_idle_timeout: Family<Labels, Counter>,
+    pub cx_max_duration_reached: Family<Labels, Counter>,
+}
+
+impl HttpTimeouts {
+    fn register(r: &mut Registry) -> Self {
+        let t = Self::default();
+        r.register(
+            "envoy_http_downstream_rq_idle_timeout",
+            "Streams closed by stream_idle_timeout",
+            t.rq_idle_timeout.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_rq_timeout",
+            "Requests closed by request_timeout",
+            t.rq_timeout.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_cx_idle_timeout",
+            "Connections closed by idle_timeout",
+            t.cx_idle_timeout.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_cx_max_duration_reached",
+            "Connections drained at max_connection_duration",
+            t.cx_max_duration_reached.clone(),
+        );
+        t
     }
 }
 

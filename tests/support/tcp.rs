@@ -77,10 +77,21 @@ pub async fn wait_until_listening(port: u16, what: &str) {
     }
 }
 
+/// A loopback port nothing listens on, for a server started later (by another process, so it cannot be handed
+/// a bound socket). Taken below the kernel's ephemeral range (32768 and up here), where outgoing connections
+/// pick their source ports, and never the same twice in one test process: asking the kernel for port 0 and
+/// releasing it let a connection's source port, or another test, take it before the server bound it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Each test binary starts at its own place in 20000..32000, so concurrent binaries rarely meet.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = (std::process::id() % 1_000) * 12;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % 12_000;
+        let port = 20_000 + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -15,10 +15,13 @@ pub struct HttpConnectionManager {
     pub http_filters: Vec<HttpFilter>,
     /// The `server` header on responses. Envoy's default: "envoy"; ours names us.
     pub server_name: String,
-    /// Envoy's default: 5m.
+    /// Envoy's default: 5m; `0s` disables it. A stream with no activity either way for this long ends: 408
+    /// `stream timeout` before the response starts while the request is still arriving, 504 once it has
+    /// arrived, a reset after the response started. A route's `idle_timeout` replaces it.
     #[serde(serialize_with = "optional_duration")]
     pub stream_idle_timeout: Option<Duration>,
-    /// Envoy's default: disabled.
+    /// Envoy's default: disabled. The whole request must arrive in time, else 408 `request timeout`.
+    /// Only with `codec_type: HTTP1` (the loader refuses it otherwise).
     #[serde(serialize_with = "optional_duration")]
     pub request_timeout: Option<Duration>,
     /// Envoy's default: disabled.
@@ -27,29 +30,35 @@ pub struct HttpConnectionManager {
     /// Envoy's default: 5s (between the first GOAWAY and closing the connection while draining).
     #[serde(serialize_with = "duration")]
     pub drain_timeout: Duration,
-    /// `common_http_protocol_options.idle_timeout`. Envoy's default: 1h.
+    /// `common_http_protocol_options.idle_timeout`. Envoy's default: 1h. With no stream open for this long
+    /// the connection is drained (closed at once if it never sent a byte).
     #[serde(serialize_with = "optional_duration")]
     pub idle_timeout: Option<Duration>,
-    /// `common_http_protocol_options.max_connection_duration`. Envoy's default: disabled.
+    /// `common_http_protocol_options.max_connection_duration`. Envoy's default: disabled. The connection is
+    /// drained once this old.
     #[serde(serialize_with = "optional_duration")]
     pub max_connection_duration: Option<Duration>,
     /// Envoy's default: 60.
     pub max_request_headers_kb: u32,
-    /// `common_http_protocol_options.max_headers_count`. Envoy's default: 100.
+    /// `common_http_protocol_options.max_headers_count`. Envoy's default: 100. More headers (on h2, counting
+    /// pseudo-headers): 431 on HTTP/1, a reset h2 stream.
     pub max_headers_count: u32,
     /// Envoy's default: true.
     pub generate_request_id: bool,
     /// Envoy's default: false.
     pub use_remote_address: bool,
-    /// Envoy's default: 0.
+    /// Envoy's default: 0. With `use_remote_address`, the client is the Nth address from the right of
+    /// `x-forwarded-for` (`x-envoy-external-address`), and `x-forwarded-proto` is trusted; without it, nothing
+    /// observable changes (no address is internal in Envoy 1.40 without `internal_address_config`).
     pub xff_num_trusted_hops: u32,
     /// Envoy's default: false.
     pub skip_xff_append: bool,
     /// Upgrade types allowed (`websocket`, ...), lower case.
     pub upgrade_types: Vec<String>,
-    /// Envoy's default: false.
+    /// Envoy's default: false. Dot segments resolved and escapes canonicalized (Chromium's rules, as Envoy)
+    /// before routing; the upstream gets the new path.
     pub normalize_path: bool,
-    /// Envoy's default: false.
+    /// Envoy's default: false. Runs of `/` collapsed, after `normalize_path`.
     pub merge_slashes: bool,
     pub http2: Http2Options,
     pub forward_client_cert_details: ForwardClientCertDetails,

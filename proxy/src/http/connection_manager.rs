@@ -1,6 +1,7 @@
-//! The connection manager's share of a request, before the HTTP filters run: header limits, the headers the
-//! proxy sets (request id, forwarding headers, XFCC), and the route lookup, whose result the filters and the
-//! router read from the request's extensions (as Envoy's filters see the cached route).
+//! The connection manager's share of a request, before the HTTP filters run: header limits (`header_limits`),
+//! path normalization, the headers the proxy sets (request id, forwarding headers, XFCC), and the route lookup,
+//! whose result the filters and the router read from the request's extensions (as Envoy's filters see the
+//! cached route).
 //!
 //! `ConnectionManager` is what one connection manager config becomes at run time, once per snapshot: its route
 //! stacks and its rate limiters.
@@ -9,7 +10,7 @@ use super::downstream_stats::DownstreamCounters;
 use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::route_stack::{self, RouteService};
-use super::{Connection, headers, route};
+use super::{Connection, header_limits, headers, path_normalization, route};
 use crate::upstream::{BoxError, UpstreamBody};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -157,10 +158,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let limit = self.connection.hcm.max_request_headers_kb as usize * 1024;
-        if headers::size(&parts.headers) > limit {
-            let mut response = Response::new(local_reply::empty());
-            *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        if let Some(response) = header_limits::check(&parts, &self.connection.hcm) {
             return Box::pin(async move { Ok(response) });
         }
         // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers: note it
@@ -171,6 +169,11 @@ where
             && hcm.upgrade_types.contains(&kind)
         {
             parts.extensions.insert(Upgrade(kind));
+        }
+        if path_normalization::apply(&mut parts, hcm).is_err() {
+            let mut response = Response::new(local_reply::empty());
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            return Box::pin(async move { Ok(response) });
         }
         headers::prepare_request(&mut parts, &self.connection);
         match self.manager.lookup(&parts) {

@@ -1,9 +1,15 @@
 //! The outermost HTTP layer: the connection manager's request statistics (`downstream_rq_total`, `_active`,
 //! `_xx`), and what every response carries on its way out (`server`, `Connection: close` while draining).
 //! The active-request gauge is given back by a guard, so a client that resets mid-request does not leak it.
+//! Each request also gets its place on the connection (`Ticket`, which the stream timers read) and keeps the
+//! connection's stream count until its response body has been sent. `Connection: close` is added while the
+//! process drains, or the connection itself does (idle timeout, max connection duration).
 
 use super::Connection;
+use super::connection_state::ConnectionState;
 use super::local_reply::ResponseBody;
+use super::stream_guard::{self, OpenStream};
+use super::stream_reset::ResetStream;
 use crate::metrics::{self, Metrics};
 use http::{HeaderValue, Request, Response};
 use prometheus_client::metrics::counter::Counter;
@@ -44,16 +50,23 @@ pub struct DownstreamStats<S> {
     inner: S,
     connection: Arc<Connection>,
     counters: Arc<DownstreamCounters>,
+    state: Arc<ConnectionState>,
     server: Option<HeaderValue>,
 }
 
 impl<S> DownstreamStats<S> {
-    pub fn new(inner: S, connection: Arc<Connection>, counters: Arc<DownstreamCounters>) -> Self {
+    pub fn new(
+        inner: S,
+        connection: Arc<Connection>,
+        counters: Arc<DownstreamCounters>,
+        state: Arc<ConnectionState>,
+    ) -> Self {
         let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
         Self {
             inner,
             connection,
             counters,
+            state,
             server,
         }
     }
@@ -71,6 +84,7 @@ impl<S, B> tower_service::Service<Request<B>> for DownstreamStats<S>
 where
     S: tower_service::Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
     S::Future: Send + 'static,
+    B: http_body::Body,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
@@ -80,7 +94,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let http1 = request.version() < http::Version::HTTP_2;
+        let ticket = self.state.stream_started(request.body().is_end_stream());
+        request.extensions_mut().insert(ticket);
+        let open = OpenStream::new(self.state.clone());
+        let state = self.state.clone();
         let connection = self.connection.clone();
         let counters = self.counters.clone();
         counters.rq_total.inc();
@@ -91,8 +110,8 @@ where
         Box::pin(async move {
             let Ok(mut response) = future.await;
             drop(active);
-            if connection.inputs.drain.is_draining() && response.version() != http::Version::HTTP_2
-            {
+            let draining = connection.inputs.drain.is_draining() || state.is_draining();
+            if draining && http1 {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -100,11 +119,14 @@ where
             if let Some(server) = server {
                 response.headers_mut().insert(http::header::SERVER, server);
             }
+            // A reset stream has no response status.
             let class = usize::from(response.status().as_u16() / 100);
-            if let Some(counter) = class.checked_sub(1).and_then(|i| counters.rq_class.get(i)) {
+            if response.extensions().get::<ResetStream>().is_none()
+                && let Some(counter) = class.checked_sub(1).and_then(|i| counters.rq_class.get(i))
+            {
                 counter.inc();
             }
-            Ok(response)
+            Ok(response.map(|body| stream_guard::guard(body, open)))
         })
     }
 }

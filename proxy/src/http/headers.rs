@@ -55,36 +55,18 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     {
         parts.headers.insert("x-request-id", id);
     }
-    if !parts.headers.contains_key("x-forwarded-proto") {
-        let scheme = if connection.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        parts
-            .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
-    }
     super::client_cert::apply(
         &mut parts.headers,
         hcm.forward_client_cert_details,
         hcm.set_current_client_cert_details,
         connection.tls.as_ref(),
     );
-    if hcm.use_remote_address && !hcm.skip_xff_append {
-        let peer = connection.peer.ip().to_string();
-        let value = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(existing) => format!("{existing}, {peer}"),
-            None => peer,
-        };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            parts.headers.insert("x-forwarded-for", value);
-        }
-    }
+    super::forwarded::apply(
+        &mut parts.headers,
+        hcm,
+        connection.peer.ip(),
+        connection.tls.is_some(),
+    );
 }
 
 /// The lower-cased `Upgrade` of a request whose `Connection` asks for an upgrade.

@@ -1,0 +1,58 @@
+//! The request header limits Envoy's codecs apply before the connection manager sees a request:
+//! `max_request_headers_kb` (431, empty body) and `common_http_protocol_options.max_headers_count` (431
+//! `Request Header Fields Too Large` closing an HTTP/1 connection; an h2 stream is reset).
+
+use super::headers;
+use super::local_reply::{self, ResponseBody};
+use super::stream_reset::ResetStream;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode};
+use outrigger_config::model::http::HttpConnectionManager;
+
+/// The reply for a request over a limit, if it is.
+pub fn check(parts: &Parts, hcm: &HttpConnectionManager) -> Option<Response<ResponseBody>> {
+    if headers_count(parts) > hcm.max_headers_count as usize {
+        return Some(too_many_headers(parts.version));
+    }
+    if headers::size(&parts.headers) > hcm.max_request_headers_kb as usize * 1024 {
+        let mut response = Response::new(local_reply::empty());
+        *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        return Some(response);
+    }
+    None
+}
+
+/// Envoy's `max_headers_count` counts every header line, and on h2 the pseudo-headers too.
+fn headers_count(parts: &Parts) -> usize {
+    let pseudo = if parts.version == http::Version::HTTP_2 {
+        let connect = parts.method == http::Method::CONNECT;
+        let extended = parts.extensions.get::<hyper::ext::Protocol>().is_some();
+        let authority = usize::from(parts.uri.authority().is_some());
+        if connect && !extended {
+            1 + authority
+        } else {
+            3 + authority + usize::from(extended)
+        }
+    } else {
+        0
+    };
+    parts.headers.len() + pseudo
+}
+
+/// More headers than `max_headers_count`: HTTP/1 gets Envoy's codec reply (431, closing the connection); an h2
+/// stream is reset.
+fn too_many_headers(version: http::Version) -> Response<ResponseBody> {
+    let mut response = Response::new(local_reply::text("Request Header Fields Too Large"));
+    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    if version == http::Version::HTTP_2 {
+        response.extensions_mut().insert(ResetStream);
+        return response;
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

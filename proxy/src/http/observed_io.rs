@@ -1,0 +1,129 @@
+//! The downstream connection as hyper reads and writes it, with every byte read shown to the connection's
+//! state (request framing and activity) and every write timed. Once the state is reset, reads and writes fail,
+//! which ends hyper's connection or an upgraded tunnel.
+
+use super::connection_state::ConnectionState;
+use pin_project_lite::pin_project;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pin_project! {
+    pub struct ObservedIo<S> {
+        #[pin]
+        inner: S,
+        state: Arc<ConnectionState>,
+    }
+}
+
+impl<S> ObservedIo<S> {
+    pub fn new(inner: S, state: Arc<ConnectionState>) -> Self {
+        Self { inner, state }
+    }
+}
+
+fn reset_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "stream idle timeout: connection reset",
+    )
+}
+
+impl<S: AsyncRead> AsyncRead for ObservedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        if this.state.is_reset(cx.waker()) {
+            return Poll::Ready(Err(reset_error()));
+        }
+        let before = buf.filled().len();
+        let result = this.inner.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result
+            && buf.filled().len() > before
+        {
+            this.state.on_read(&buf.filled()[before..]);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for ObservedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        if this.state.is_reset(cx.waker()) {
+            return Poll::Ready(Err(reset_error()));
+        }
+        let result = this.inner.poll_write(cx, bytes);
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
+            this.state.on_write();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        if this.state.is_reset(cx.waker()) {
+            return Poll::Ready(Err(reset_error()));
+        }
+        let result = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
+            this.state.on_write();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_feed_the_state_and_a_reset_fails_a_pending_read() {
+        let state = Arc::new(ConnectionState::new(true));
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = ObservedIo::new(server, state.clone());
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(n, 18);
+        assert!(state.has_read());
+        let ticket = state.stream_started(false);
+        assert_eq!(state.request_complete(ticket), Some(true));
+        let pending = tokio::spawn(async move { io.read(&mut buf).await });
+        tokio::task::yield_now().await;
+        state.reset();
+        let error = pending.await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+        drop(client);
+    }
+}

@@ -1,0 +1,532 @@
+//! The connection manager's timeouts and limits in real Envoy 1.40 and in `outrigger run -c`, side by side:
+//! the same YAML (only ports differ), the same bytes on raw connections (partial bodies, stalls, pipelined
+//! requests), then the statuses, local-reply bodies, `Connection: close`, whether the connection was closed,
+//! what the upstream received, and the statistics must agree.
+//!
+//! Covered: `stream_idle_timeout`, `request_timeout`, `common_http_protocol_options.idle_timeout`,
+//! `max_connection_duration` and `max_headers_count` (HTTP/1 and h2), `normalize_path` with `merge_slashes`,
+//! and `use_remote_address` with `xff_num_trusted_hops`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+#[path = "envoy_hcm_limits/wire.rs"]
+mod wire;
+
+use std::time::Duration;
+use support::backend::Backend;
+use support::tcp::free_port;
+use wire::{Step, Transcript, exchange};
+
+/// One listener per concern; `{route}` is filled with the route each needs.
+const LISTENERS: &[(&str, &str, &str)] = &[
+    ("si", "stream_idle_timeout: 1s", "{cluster: backend}"),
+    (
+        "ws",
+        "stream_idle_timeout: 1s, upgrade_configs: [{upgrade_type: websocket}]",
+        "{cluster: backend}",
+    ),
+    (
+        "rt",
+        "codec_type: HTTP1, request_timeout: 1s",
+        "{cluster: backend}",
+    ),
+    (
+        "idle",
+        "drain_timeout: 1s, common_http_protocol_options: {idle_timeout: 1s, max_headers_count: 5}",
+        "{cluster: backend}",
+    ),
+    (
+        "dur",
+        "common_http_protocol_options: {max_connection_duration: 1s}",
+        "{cluster: backend}",
+    ),
+    ("trickle", "stream_idle_timeout: 1s", "{cluster: trickle}"),
+    (
+        "norm",
+        "normalize_path: true, merge_slashes: true",
+        "{cluster: backend}",
+    ),
+    (
+        "xff1",
+        "use_remote_address: true, xff_num_trusted_hops: 1",
+        "{cluster: backend}",
+    ),
+    ("xff0", "use_remote_address: true", "{cluster: backend}"),
+    ("hops", "xff_num_trusted_hops: 2", "{cluster: backend}"),
+];
+
+fn config(admin: u16, ports: &[u16], backend: u16, trickle: u16) -> String {
+    let mut yaml = format!(
+        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}\nstatic_resources:\n  listeners:\n"
+    );
+    for ((name, fields, route), port) in LISTENERS.iter().zip(ports) {
+        // `norm` sends what its prefix route does not take to a rewrite, to see routing on the new path.
+        let routes = if *name == "norm" {
+            "[{match: {prefix: /b/}, route: {cluster: backend}}, {match: {prefix: /}, route: {cluster: backend, prefix_rewrite: /other/}}]".to_string()
+        } else {
+            format!("[{{match: {{prefix: /}}, route: {route}}}]")
+        };
+        yaml.push_str(&format!(
+            r#"  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager,
+          stat_prefix: {name}, {fields},
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: {routes}}}]}},
+          http_filters: [{{name: router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]}}
+"#
+        ));
+    }
+    yaml.push_str("  clusters:\n");
+    for (name, port) in [("backend", backend), ("trickle", trickle)] {
+        yaml.push_str(&format!(
+            "  - {{name: {name}, load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: \
+             {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]}}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// Envoy's and Outrigger's listener ports, in `LISTENERS` order, and their admin ports.
+struct Ports {
+    envoy: Vec<u16>,
+    ours: Vec<u16>,
+    envoy_admin: u16,
+    ours_admin: u16,
+}
+
+impl Ports {
+    fn of(&self, listener: &str) -> (u16, u16) {
+        let i = LISTENERS
+            .iter()
+            .position(|(n, _, _)| *n == listener)
+            .unwrap();
+        (self.envoy[i], self.ours[i])
+    }
+}
+
+/// One scenario on raw connections: what is sent, how long to watch.
+struct Case {
+    name: &'static str,
+    listener: &'static str,
+    steps: Vec<Step>,
+    watch: Duration,
+    /// Whether the connection must be closed alike. Not after a drain's `Connection: close`: Envoy keeps the
+    /// socket open until `drain_timeout` (5 s by default), hyper closes it once the response is sent.
+    compare_close: bool,
+}
+
+fn send(text: &str) -> Step {
+    Step::Send(text.as_bytes().to_vec())
+}
+
+fn wait(ms: u64) -> Step {
+    Step::Wait(Duration::from_millis(ms))
+}
+
+fn get(path: &str) -> Step {
+    send(&format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n"))
+}
+
+fn cases() -> Vec<Case> {
+    let post10 = "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc";
+    let secs = Duration::from_secs;
+    vec![
+        Case {
+            name: "stream idle: the upstream is slow (504)",
+            listener: "si",
+            steps: vec![get("/slow/2500")],
+            watch: secs(2),
+            compare_close: true,
+        },
+        Case {
+            name: "stream idle: the body stalls (408, closed)",
+            listener: "si",
+            steps: vec![send(post10)],
+            watch: secs(3),
+            compare_close: true,
+        },
+        Case {
+            name: "stream idle: body data keeps the stream alive",
+            listener: "si",
+            steps: vec![
+                send(post10),
+                wait(600),
+                send("de"),
+                wait(600),
+                send("fg"),
+                wait(600),
+                send("hij"),
+            ],
+            watch: secs(3),
+            compare_close: true,
+        },
+        Case {
+            name: "stream idle: a complete body, then a slow upstream (504)",
+            listener: "si",
+            steps: vec![send(
+                "POST /slow/2500 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+            )],
+            watch: secs(2),
+            compare_close: true,
+        },
+        Case {
+            name: "stream idle: the response stalls (reset)",
+            listener: "trickle",
+            steps: vec![get("/")],
+            watch: secs(3),
+            compare_close: true,
+        },
+        Case {
+            name: "stream idle: a WebSocket tunnel that falls silent is reset",
+            listener: "ws",
+            steps: vec![
+                send(
+                    "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                ),
+                wait(600),
+                send("ping"),
+                wait(600),
+                send("pong"),
+            ],
+            watch: Duration::from_millis(2500),
+            compare_close: true,
+        },
+        Case {
+            name: "request timeout: a body still arriving (408, closed)",
+            listener: "rt",
+            steps: vec![send(post10), wait(500), send("de"), wait(400), send("fg")],
+            watch: secs(3),
+            compare_close: true,
+        },
+        Case {
+            name: "request timeout: disarmed by a complete request",
+            listener: "rt",
+            steps: vec![send(
+                "POST /slow/1500 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+            )],
+            watch: secs(3),
+            compare_close: true,
+        },
+        Case {
+            name: "idle timeout: a connection that sends nothing is closed",
+            listener: "idle",
+            steps: vec![],
+            watch: secs(2),
+            compare_close: true,
+        },
+        Case {
+            name: "idle timeout: a request in the drain window closes the connection",
+            listener: "idle",
+            steps: vec![get("/a"), wait(1400), get("/b")],
+            watch: secs(2),
+            compare_close: true,
+        },
+        Case {
+            name: "idle timeout: a connection left idle after a request is closed",
+            listener: "idle",
+            steps: vec![get("/a")],
+            watch: secs(5),
+            compare_close: true,
+        },
+        Case {
+            name: "max headers count: five pass",
+            listener: "idle",
+            steps: vec![send(
+                "GET / HTTP/1.1\r\nHost: a\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\n\r\n",
+            )],
+            watch: Duration::from_millis(500),
+            compare_close: true,
+        },
+        Case {
+            name: "max headers count: six get 431",
+            listener: "idle",
+            steps: vec![send(
+                "GET / HTTP/1.1\r\nHost: a\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\n\r\n",
+            )],
+            watch: secs(2),
+            compare_close: true,
+        },
+        Case {
+            name: "max connection duration: the next response closes the connection",
+            listener: "dur",
+            steps: vec![get("/a"), wait(600), get("/slow/800")],
+            watch: secs(3),
+            compare_close: false,
+        },
+    ]
+}
+
+/// Paths sent with `normalize_path` and `merge_slashes`; hyper refuses `<`, `>` and `` ` `` in a request
+/// target before any of this runs, so they are not here.
+const PATHS: &[&str] = &[
+    "/b/../b/x",
+    "/b//x",
+    "/b/./x//y/",
+    "/a/../../b/x",
+    "/b/%2e%2e/x",
+    "/b/%2F/x",
+    "/b/a%2fb",
+    "/b/x%41%7e%5F",
+    "/b/x?q=/../a//b",
+    "/b/x%2",
+    "/b/%zz",
+    "/b\\x",
+    "/b/x/..",
+    "/b/x/.",
+    "//b/x",
+    "/b/a%3f",
+    "/b/x;p=1/../y",
+    "/B/x",
+    "/b/x|y",
+    "/b/{x}",
+    "/b/x'y",
+    "/b/x\"y",
+    "/b/x^y",
+    "/b/x%00",
+    "/b/a%2eb",
+    "/b/.%2e/c",
+    "/b/%2e",
+    "/b/..%2f",
+    "/b/x%25y",
+    "/b/[x]",
+    "/b/x!$&()*+,;=",
+    "///",
+    "/b/%",
+    "/b/%C3%A9",
+];
+
+/// `x-forwarded-for` values sent to the address listeners.
+const FORWARDED: &[Option<&str>] = &[
+    None,
+    Some("8.8.8.8"),
+    Some("1.2.3.4, 8.8.8.8"),
+    Some("8.8.8.8, 10.0.0.1"),
+    Some("garbage"),
+];
+
+/// Headers a client sends that the address rules decide about.
+const SPOOFED: &[(&str, &str)] = &[
+    ("x-envoy-retry-on", "5xx"),
+    ("x-envoy-internal", "true"),
+    ("x-envoy-external-address", "9.9.9.9"),
+    ("x-envoy-original-path", "/op"),
+    ("x-envoy-downstream-service-cluster", "dc"),
+    ("x-envoy-max-retries", "3"),
+    ("x-envoy-foo", "1"),
+    ("x-forwarded-proto", "https"),
+];
+
+/// What the upstream saw of the address headers: `x-forwarded-*` and every `x-envoy-*` but the router's.
+fn address_headers(transcript: &Transcript) -> Vec<(String, String)> {
+    let Some(seen) = transcript.responses.first().and_then(|r| r.json()) else {
+        return vec![("no upstream".into(), transcript.summary())];
+    };
+    let mut headers: Vec<(String, String)> = seen["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            (k.starts_with("x-envoy-") || k.starts_with("x-forwarded-"))
+                && *k != "x-envoy-expected-rq-timeout-ms"
+        })
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    headers.sort();
+    headers
+}
+
+/// The statistics both must agree on, for every listener.
+const STATS: &[&str] = &[
+    "downstream_rq_idle_timeout",
+    "downstream_rq_timeout",
+    "downstream_cx_idle_timeout",
+    "downstream_cx_max_duration_reached",
+    "downstream_rq_2xx",
+    "downstream_rq_4xx",
+    "downstream_rq_5xx",
+];
+
+async fn stats(admin: u16) -> Vec<String> {
+    let text = support::client::get(&format!("http://127.0.0.1:{admin}/stats"), &[])
+        .await
+        .body;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or("0")
+            .to_string()
+    };
+    LISTENERS
+        .iter()
+        .flat_map(|(listener, _, _)| STATS.iter().map(move |s| format!("http.{listener}.{s}")))
+        .map(|name| format!("{name}: {}", value(&name)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn envoy_and_outrigger_apply_the_connection_manager_limits_alike() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("backend").await;
+    let trickle = wire::trickle_server().await;
+    let ports = Ports {
+        envoy: LISTENERS.iter().map(|_| free_port()).collect(),
+        ours: LISTENERS.iter().map(|_| free_port()).collect(),
+        envoy_admin: free_port(),
+        ours_admin: free_port(),
+    };
+    let dir = std::env::temp_dir().join(format!("outrigger-hcm-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let envoy_config = dir.join("envoy.yaml");
+    let (b, t) = (backend.address.port(), trickle.port());
+    std::fs::write(&envoy_config, config(ports.envoy_admin, &ports.envoy, b, t)).unwrap();
+    let mut envoy = support::envoy::Envoy::start(&envoy, &envoy_config);
+    let ours = support::sidecar::Sidecar::start(
+        &dir,
+        "outrigger",
+        &config(ports.ours_admin, &ports.ours, b, t),
+        ports.ours_admin,
+    );
+    for port in &ports.envoy {
+        envoy.wait_for_port(*port);
+    }
+
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    // The timing scenarios, each on both proxies at once.
+    let runs = cases().into_iter().map(|case| {
+        let (e, o) = ports.of(case.listener);
+        async move {
+            let (theirs, mine) = tokio::join!(
+                exchange(e, &case.steps, case.watch),
+                exchange(o, &case.steps, case.watch)
+            );
+            (case.name, case.compare_close, theirs, mine)
+        }
+    });
+    for (name, compare_close, theirs, mine) in futures_join_all(runs).await {
+        compared += 1;
+        if theirs.outcome().closed_if(compare_close) != mine.outcome().closed_if(compare_close) {
+            differences.push(format!(
+                "{name}:\n  envoy:     {}\n  outrigger: {}",
+                theirs.summary(),
+                mine.summary()
+            ));
+        }
+    }
+    // h2: the header count (pseudo-headers included) and the idle timeout's GOAWAY.
+    let (e, o) = ports.of("idle");
+    for extra in [1, 2] {
+        let (theirs, mine) =
+            tokio::join!(wire::h2_get(e, "/h2", extra), wire::h2_get(o, "/h2", extra));
+        compared += 1;
+        if theirs != mine {
+            differences.push(format!(
+                "h2 with {extra} extra headers:\n  envoy:     {theirs}\n  outrigger: {mine}"
+            ));
+        }
+    }
+    let (se, so) = ports.of("si");
+    let (theirs, mine) = tokio::join!(
+        wire::h2_get(se, "/slow/2500", 0),
+        wire::h2_get(so, "/slow/2500", 0)
+    );
+    compared += 1;
+    if theirs != mine {
+        differences.push(format!(
+            "h2 stream idle timeout:\n  envoy:     {theirs}\n  outrigger: {mine}"
+        ));
+    }
+    let (theirs, mine) = tokio::join!(wire::h2_idle_close(e), wire::h2_idle_close(o));
+    compared += 1;
+    if theirs != mine {
+        differences.push(format!(
+            "h2 idle connection:\n  envoy:     {theirs}\n  outrigger: {mine}"
+        ));
+    }
+    // Path normalization: status and the path the upstream received.
+    let (e, o) = ports.of("norm");
+    for path in PATHS {
+        let steps = [send(&format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        ))];
+        let watch = Duration::from_secs(2);
+        let (theirs, mine) = tokio::join!(exchange(e, &steps, watch), exchange(o, &steps, watch));
+        compared += 1;
+        if theirs.first_path() != mine.first_path() {
+            differences.push(format!(
+                "normalize {path}:\n  envoy:     {:?}\n  outrigger: {:?}",
+                theirs.first_path(),
+                mine.first_path()
+            ));
+        }
+    }
+    // Addresses: what the upstream sees of x-forwarded-* and x-envoy-*.
+    for listener in ["xff1", "xff0", "hops"] {
+        let (e, o) = ports.of(listener);
+        for forwarded in FORWARDED {
+            let mut head = String::from("GET /addr HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+            for (k, v) in SPOOFED {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            if let Some(xff) = forwarded {
+                head.push_str(&format!("x-forwarded-for: {xff}\r\n"));
+            }
+            head.push_str("\r\n");
+            let steps = [send(&head)];
+            let watch = Duration::from_secs(2);
+            let (theirs, mine) =
+                tokio::join!(exchange(e, &steps, watch), exchange(o, &steps, watch));
+            compared += 1;
+            let (theirs, mine) = (address_headers(&theirs), address_headers(&mine));
+            if theirs != mine {
+                differences.push(format!(
+                    "{listener} with x-forwarded-for {forwarded:?}:\n  envoy:     {theirs:?}\n  outrigger: {mine:?}"
+                ));
+            }
+        }
+    }
+    // Let the idle connections of the scenarios above end before reading the counters.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (theirs, mine) = (
+        stats(ports.envoy_admin).await,
+        stats(ports.ours_admin).await,
+    );
+    for (a, b) in theirs.iter().zip(&mine) {
+        compared += 1;
+        if a != b {
+            differences.push(format!("statistic: envoy {a}, outrigger {b}"));
+        }
+    }
+    drop(ours);
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(compared > 60, "only {compared} comparisons");
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} comparisons differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+/// Runs every future at once and returns their results in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}

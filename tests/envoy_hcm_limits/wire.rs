@@ -1,0 +1,279 @@
+//! Raw connections for the differential test: bytes sent on a schedule, everything read back with the time the
+//! connection closed; HTTP/1 responses parsed from the bytes; a few h2 probes; a stalling upstream.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, sleep, timeout_at};
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    Send(Vec<u8>),
+    Wait(Duration),
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The test backend's description of what it received, if this came from it.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+#[derive(Debug)]
+pub struct Transcript {
+    pub responses: Vec<Response>,
+    /// Bytes after the last complete response (a body cut short).
+    pub rest: String,
+    pub closed: bool,
+}
+
+/// What must agree between the proxies: per response the status, a local reply's body or the path the
+/// upstream saw, `Connection` and `Content-Type`; a body cut short; whether the connection was closed.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    responses: Vec<(u16, String, Option<String>, Option<String>)>,
+    rest: String,
+    closed: bool,
+}
+
+impl Outcome {
+    /// The same outcome, with whether the connection closed left out unless `compare` says otherwise.
+    pub fn closed_if(mut self, compare: bool) -> Self {
+        self.closed &= compare;
+        self
+    }
+}
+
+impl Transcript {
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            responses: self
+                .responses
+                .iter()
+                .map(|r| {
+                    let body = match r.json() {
+                        Some(seen) => {
+                            format!("upstream got {} {}", seen["path"], seen["body_bytes"])
+                        }
+                        None => r.body.clone(),
+                    };
+                    let connection = r.header("connection").map(str::to_string);
+                    let content_type = r.header("content-type").map(str::to_string);
+                    (r.status, body, connection, content_type)
+                })
+                .collect(),
+            rest: self.rest.clone(),
+            closed: self.closed,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!("{:?}", self.outcome())
+    }
+
+    /// The status and the path the upstream received, of the first response.
+    pub fn first_path(&self) -> (u16, Option<String>) {
+        match self.responses.first() {
+            Some(r) => (
+                r.status,
+                r.json()
+                    .and_then(|s| s["path"].as_str().map(str::to_string)),
+            ),
+            None => (0, None),
+        }
+    }
+}
+
+/// Connects to `port`, plays `steps` while reading, and stops reading at EOF, a reset, or after `watch`
+/// (counted from the end of the steps). The write side stays open until then.
+pub async fn exchange(port: u16, steps: &[Step], watch: Duration) -> Transcript {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let planned: Duration = steps
+        .iter()
+        .map(|s| match s {
+            Step::Wait(d) => *d,
+            Step::Send(_) => Duration::ZERO,
+        })
+        .sum();
+    let steps = steps.to_vec();
+    let writer = tokio::spawn(async move {
+        for step in steps {
+            match step {
+                Step::Send(bytes) => {
+                    let _ = write.write_all(&bytes).await;
+                }
+                Step::Wait(d) => sleep(d).await,
+            }
+        }
+        std::future::pending::<()>().await;
+        drop(write);
+    });
+    let deadline = Instant::now() + planned + watch;
+    let mut bytes = Vec::new();
+    let mut closed = false;
+    loop {
+        match timeout_at(deadline, read.read_buf(&mut bytes)).await {
+            Err(_) => break,
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    writer.abort();
+    parse(&bytes, closed)
+}
+
+fn parse(mut bytes: &[u8], closed: bool) -> Transcript {
+    let mut responses = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let body_start = end + 4;
+        if bytes.len() < body_start + length {
+            break;
+        }
+        let body = String::from_utf8_lossy(&bytes[body_start..body_start + length]).to_string();
+        responses.push(Response {
+            status,
+            headers,
+            body,
+        });
+        bytes = &bytes[body_start + length..];
+    }
+    // A response whose body was cut short: keep its head's status line out, the body bytes in.
+    let rest = match bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => {
+            let status = String::from_utf8_lossy(&bytes[..end])
+                .split(' ')
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            format!(
+                "{status} cut short: {}",
+                String::from_utf8_lossy(&bytes[end + 4..])
+            )
+        }
+        None => String::from_utf8_lossy(bytes).to_string(),
+    };
+    Transcript {
+        responses,
+        rest,
+        closed,
+    }
+}
+
+/// An upstream that answers every request with the head and half of a 6-byte body, then stalls for 2.5 s.
+pub async fn trickle_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc")
+                    .await;
+                sleep(Duration::from_millis(2500)).await;
+                let _ = stream.write_all(b"def").await;
+            });
+        }
+    });
+    address
+}
+
+/// An h2 GET of `path` with the four pseudo-headers and `extra` headers: its status and body, or that the
+/// stream failed.
+pub async fn h2_get(port: u16, path: &str, extra: usize) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(connection);
+    let mut request = http::Request::get(format!("http://127.0.0.1:{port}{path}"));
+    for i in 0..extra {
+        request = request.header(format!("x-extra-{i}"), "1");
+    }
+    let result = sender
+        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+        .await;
+    let answer = match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await;
+            let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).to_string();
+            // The backend's own answer is described by the path it received; a local reply by its body.
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(seen) => format!("status {status}, upstream got {}", seen["path"]),
+                Err(_) => format!("status {status}, body {text:?}"),
+            }
+        }
+        Err(_) => "stream failed".to_string(),
+    };
+    driver.abort();
+    answer
+}
+
+/// One h2 request, then nothing: whether the proxy ends the connection (GOAWAY, then close) within 5 s.
+pub async fn h2_idle_close(port: u16) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(connection);
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/h2"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let status = match sender.send_request(request).await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    };
+    let started = Instant::now();
+    match tokio::time::timeout(Duration::from_secs(5), driver).await {
+        Ok(_) if started.elapsed() >= Duration::from_millis(900) => {
+            format!("status {status}, closed after the idle timeout")
+        }
+        Ok(_) => format!("status {status}, closed too early"),
+        Err(_) => format!("status {status}, still open after 5 s"),
+    }
+}
