@@ -134,6 +134,82 @@ fn detector_config(c: &OutlierDetection) -> Config {
         failure_percentage_threshold: c.failure_percentage_threshold,
         failure_percentage_minimum_hosts: c.failure_percentage_minimum_hosts,
         failure_percentage_request_volume: c.failure_percentage_request_volume,
-        ..Config::default()
+        enforcing_local_origin_success_rate: c.enforcing_local_origin_success_rate,
+        enforcing_failure_percentage_local_origin: c.enforcing_failure_percentage_local_origin,
+        max_ejection_time_jitter: c.max_ejection_time_jitter,
+        always_eject_one_host: c.always_eject_one_host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting of the model reaches the detector (none is left at its default by mistake).
+    #[test]
+    fn every_configured_setting_reaches_the_detector() {
+        let yaml = r#"
+static_resources:
+  clusters:
+  - name: c
+    outlier_detection:
+      consecutive_5xx: 7
+      enforcing_consecutive_5xx: 91
+      consecutive_gateway_failure: 8
+      enforcing_consecutive_gateway_failure: 92
+      consecutive_local_origin_failure: 9
+      enforcing_consecutive_local_origin_failure: 93
+      split_external_local_origin_errors: true
+      interval: 2s
+      base_ejection_time: 3s
+      max_ejection_time: 4s
+      max_ejection_time_jitter: 5s
+      max_ejection_percent: 94
+      always_eject_one_host: true
+      enforcing_success_rate: 95
+      enforcing_local_origin_success_rate: 96
+      success_rate_minimum_hosts: 10
+      success_rate_request_volume: 11
+      success_rate_stdev_factor: 12
+      enforcing_failure_percentage: 97
+      enforcing_failure_percentage_local_origin: 98
+      failure_percentage_threshold: 99
+      failure_percentage_minimum_hosts: 13
+      failure_percentage_request_volume: 14
+    load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 198.18.0.1, port_value: 80}}}}]}]}
+"#;
+        let loaded = outrigger_config::load_bytes(yaml.as_bytes(), outrigger_config::Format::Yaml)
+            .expect("loads");
+        let model = loaded.snapshot.clusters[0]
+            .outlier_detection
+            .clone()
+            .expect("configured");
+        let d = detector_config(&model);
+        let expected = Config {
+            consecutive_5xx: 7,
+            enforcing_consecutive_5xx: 91,
+            consecutive_gateway_failure: 8,
+            enforcing_consecutive_gateway_failure: 92,
+            consecutive_local_origin_failure: 9,
+            enforcing_consecutive_local_origin_failure: 93,
+            split_external_local_origin_errors: true,
+            interval: std::time::Duration::from_secs(2),
+            base_ejection_time: std::time::Duration::from_secs(3),
+            max_ejection_time: std::time::Duration::from_secs(4),
+            max_ejection_time_jitter: std::time::Duration::from_secs(5),
+            max_ejection_percent: 94,
+            always_eject_one_host: true,
+            enforcing_success_rate: 95,
+            enforcing_local_origin_success_rate: 96,
+            success_rate_minimum_hosts: 10,
+            success_rate_request_volume: 11,
+            success_rate_stdev_factor: 12,
+            enforcing_failure_percentage: 97,
+            enforcing_failure_percentage_local_origin: 98,
+            failure_percentage_threshold: 99,
+            failure_percentage_minimum_hosts: 13,
+            failure_percentage_request_volume: 14,
+        };
+        assert_eq!(d, expected);
     }
 }
