@@ -1,0 +1,176 @@
+//! The HTTP connection manager and its HTTP filters.
+//!
+//! `proofs.rs` says what an entry means.
+
+use super::LOCAL_RATE_LIMIT;
+use super::Proof::{self, NotYet, Tests};
+use super::cited::*;
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.codec_type",
+        NotYet("codec_type"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
+        Tests(&[HTTP_STATS, ADMIN]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.rds",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.route_config",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http_filters",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.common_http_protocol_options",
+        NotYet("common_http_protocol_options"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http2_protocol_options",
+        NotYet("http2_protocol_options"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.server_name",
+        NotYet("server_name"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_idle_timeout",
+        NotYet("stream_idle_timeout"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_timeout",
+        NotYet("request_timeout"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_headers_timeout",
+        Tests(&[HTTP_SLOW_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.drain_timeout",
+        NotYet("drain_timeout"),
+    ),
+    // Only its default (60) is tested on the data path; the loader test checks Envoy's bound, not the effect.
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.max_request_headers_kb",
+        NotYet("a max_request_headers_kb other than 60"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.generate_request_id",
+        NotYet("generate_request_id"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.use_remote_address",
+        Tests(&[HTTP_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.xff_num_trusted_hops",
+        NotYet("xff_num_trusted_hops"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.skip_xff_append",
+        NotYet("skip_xff_append"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.upgrade_configs",
+        Tests(&[HTTP_WEBSOCKET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.normalize_path",
+        NotYet("normalize_path"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.merge_slashes",
+        NotYet("merge_slashes"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.forward_client_cert_details",
+        Tests(&[MTLS_IN, XFCC_SET, XFCC_APPEND]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.set_current_client_cert_details",
+        Tests(&[MTLS_IN]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.subject",
+        Tests(&[XFCC_SET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.cert",
+        NotYet("adding Cert to x-forwarded-client-cert"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.chain",
+        NotYet("adding Chain to x-forwarded-client-cert"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.dns",
+        Tests(&[XFCC_SET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.uri",
+        Tests(&[MTLS_IN, XFCC_APPEND]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds.config_source",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds.route_config_name",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.name",
+        Tests(&[LABEL_MISPLACED, LABEL_REQUIRED]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig.upgrade_type",
+        Tests(&[HTTP_WEBSOCKET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig.enabled",
+        NotYet("switching an upgrade off with enabled"),
+    ),
+    (
+        "envoy.extensions.filters.http.router.v3.Router.suppress_envoy_headers",
+        NotYet("suppress_envoy_headers"),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stat_prefix",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.status",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.token_bucket",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enabled",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enforced",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.response_headers_to_add",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.local_rate_limit_per_downstream_connection",
+        NotYet(LOCAL_RATE_LIMIT),
+    ),
+    ("envoy.type.v3.HttpStatus.code", NotYet(LOCAL_RATE_LIMIT)),
+];

@@ -1,0 +1,402 @@
+//! Route configurations: virtual hosts, routes, matches, actions, retries.
+//!
+//! `proofs.rs` says what an entry means.
+
+use super::Proof::{self, NotYet, Tests};
+use super::cited::*;
+
+const ROUTE_TABLE_HEADERS: &str = "changing headers for the whole route configuration";
+const WEIGHTED_HEADERS: &str = "changing headers per weighted cluster";
+const BUFFER_LIMIT: &str = "limiting the buffered request body per route or virtual host";
+const OTHER_HOST: &str = "retrying on another host";
+const RATE_LIMITED_BACK_OFF: &str = "backing off as the upstream's rate-limit headers say";
+const BACK_OFF: &str = "retry_back_off";
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    (
+        "envoy.config.route.v3.RouteConfiguration.name",
+        Tests(&[LABEL_KEPT]),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.virtual_hosts",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.request_headers_to_add",
+        NotYet(ROUTE_TABLE_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.request_headers_to_remove",
+        NotYet(ROUTE_TABLE_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.response_headers_to_add",
+        NotYet(ROUTE_TABLE_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.response_headers_to_remove",
+        NotYet(ROUTE_TABLE_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.RouteConfiguration.validate_clusters",
+        NotYet("validate_clusters"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.name",
+        Tests(&[LABEL_DOMAIN_TWICE, LABEL_REQUIRED, LABEL_KEPT]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.domains",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.routes",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.request_headers_to_add",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.request_headers_to_remove",
+        NotYet("removing request headers for a whole virtual host"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.response_headers_to_add",
+        NotYet("adding response headers for a whole virtual host"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.response_headers_to_remove",
+        NotYet("removing response headers for a whole virtual host"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.retry_policy",
+        NotYet("a virtual host's retry policy"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.include_request_attempt_count",
+        NotYet("adding x-envoy-attempt-count to requests"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.include_attempt_count_in_response",
+        NotYet("adding x-envoy-attempt-count to responses"),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.request_body_buffer_limit",
+        NotYet(BUFFER_LIMIT),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.per_request_buffer_limit_bytes",
+        NotYet(BUFFER_LIMIT),
+    ),
+    ("envoy.config.route.v3.Route.name", Tests(&[LABEL_KEPT])),
+    ("envoy.config.route.v3.Route.match", Tests(&[HTTP_ROUTES])),
+    ("envoy.config.route.v3.Route.route", Tests(&[HTTP_ROUTES])),
+    (
+        "envoy.config.route.v3.Route.redirect",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.Route.direct_response",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.route.v3.Route.request_headers_to_add",
+        Tests(&[HTTP_HEADERS, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.Route.request_headers_to_remove",
+        Tests(&[HTTP_HEADERS, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.Route.response_headers_to_add",
+        Tests(&[HTTP_HEADERS, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.Route.response_headers_to_remove",
+        NotYet("removing response headers"),
+    ),
+    (
+        "envoy.config.route.v3.Route.typed_per_filter_config",
+        NotYet("limiting the rate per route"),
+    ),
+    (
+        "envoy.config.route.v3.Route.request_body_buffer_limit",
+        NotYet(BUFFER_LIMIT),
+    ),
+    (
+        "envoy.config.route.v3.Route.per_request_buffer_limit_bytes",
+        NotYet(BUFFER_LIMIT),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.prefix",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.path",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.safe_regex",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.path_separated_prefix",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.case_sensitive",
+        Tests(&[DIFFERENTIAL, ROUTE_CASE]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.headers",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteMatch.query_parameters",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    ("envoy.config.route.v3.RouteMatch.grpc", Tests(&[GRPC_H2])),
+    (
+        "envoy.config.route.v3.HeaderMatcher.name",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.exact_match",
+        NotYet("the deprecated exact_match (use string_match)"),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.safe_regex_match",
+        NotYet("the deprecated safe_regex_match (use string_match)"),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.present_match",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.prefix_match",
+        NotYet("the deprecated prefix_match (use string_match)"),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.suffix_match",
+        NotYet("the deprecated suffix_match (use string_match)"),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.contains_match",
+        NotYet("the deprecated contains_match (use string_match)"),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.string_match",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.invert_match",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.HeaderMatcher.treat_missing_header_as_empty",
+        NotYet("treating a missing header as empty"),
+    ),
+    (
+        "envoy.config.route.v3.QueryParameterMatcher.name",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.QueryParameterMatcher.string_match",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.QueryParameterMatcher.present_match",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.cluster",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.cluster_header",
+        Tests(&[HTTP_CLUSTERS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.weighted_clusters",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.prefix_rewrite",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.regex_rewrite",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.host_rewrite_literal",
+        Tests(&[HTTP_HEADERS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.auto_host_rewrite",
+        Tests(&[HTTP_CLUSTERS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.timeout",
+        Tests(&[HTTP_TIMEOUT]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.idle_timeout",
+        NotYet("a route's idle_timeout"),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.retry_policy",
+        Tests(&[HTTP_RETRY]),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.clusters",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.total_weight",
+        NotYet("checking total_weight against the weights"),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.name",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.weight",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.request_headers_to_add",
+        NotYet(WEIGHTED_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.request_headers_to_remove",
+        NotYet(WEIGHTED_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.response_headers_to_add",
+        NotYet(WEIGHTED_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.WeightedCluster.ClusterWeight.response_headers_to_remove",
+        NotYet(WEIGHTED_HEADERS),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.retry_on",
+        Tests(&[HTTP_RETRY, RETRY_5XX, RETRY_CONDITIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.num_retries",
+        Tests(&[RETRY_LIMIT]),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.per_try_timeout",
+        NotYet("per_try_timeout"),
+    ),
+    // The back-off tests bound the waits from above only, which Envoy's defaults satisfy as well.
+    (
+        "envoy.config.route.v3.RetryPolicy.retry_back_off",
+        NotYet(BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.retriable_status_codes",
+        Tests(&[RETRY_CONDITIONS]),
+    ),
+    // The policy hands the previous hosts to the next attempt (tested); no test shows the pick avoiding them.
+    (
+        "envoy.config.route.v3.RetryPolicy.retry_host_predicate",
+        NotYet(OTHER_HOST),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.host_selection_retry_max_attempts",
+        NotYet(OTHER_HOST),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.retriable_headers",
+        NotYet("retrying on response headers"),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.retriable_request_headers",
+        NotYet("retrying only requests with these headers"),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.rate_limited_retry_back_off",
+        NotYet(RATE_LIMITED_BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryBackOff.base_interval",
+        NotYet(BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryBackOff.max_interval",
+        NotYet(BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff.reset_headers",
+        NotYet(RATE_LIMITED_BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff.max_interval",
+        NotYet(RATE_LIMITED_BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.ResetHeader.name",
+        NotYet(RATE_LIMITED_BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.ResetHeader.format",
+        NotYet(RATE_LIMITED_BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.name",
+        NotYet(OTHER_HOST),
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config",
+        NotYet(OTHER_HOST),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.scheme_redirect",
+        NotYet("scheme_redirect"),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.https_redirect",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.host_redirect",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.port_redirect",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.path_redirect",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.prefix_rewrite",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.regex_rewrite",
+        NotYet("regex_rewrite in a redirect"),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.response_code",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.RedirectAction.strip_query",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.route.v3.DirectResponseAction.status",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.route.v3.DirectResponseAction.body",
+        Tests(&[HTTP_ROUTES]),
+    ),
+];
