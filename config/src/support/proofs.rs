@@ -9,7 +9,8 @@
 //!
 //! What counts as a proof. The cited test sets the field (in a configuration it loads, or as the model value the
 //! field becomes) to something other than Envoy's default, and its assertions would fail if the field were
-//! ignored. Tests of one component (the breaker, the outlier detector, a balancer) prove the leaves they set;
+//! ignored. A field whose correct effect is no change (a `runtime_key` without runtime layers, a 0s merge window)
+//! is proven by a test that sets it and behaves as Envoy does. Tests of one component (the breaker, the outlier detector, a balancer) prove the leaves they set;
 //! the field that switches the feature on for a cluster or route needs a test through the configuration, since
 //! that is where the wiring is. When it has none it is `NotYet`, and its warning stands for everything below it.
 
@@ -55,7 +56,6 @@ mod security;
 
 // Reasons shared by several sections.
 const LOCALITY: &str = "locality-aware load balancing";
-const LOCAL_RATE_LIMIT: &str = "local rate limiting";
 const BUDGET_PERCENT: &str = "budget_percent";
 
 /// The table: one section per area of Envoy's API.

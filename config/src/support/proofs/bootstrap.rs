@@ -4,7 +4,7 @@
 
 use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
-use super::{BUDGET_PERCENT, LOCAL_RATE_LIMIT, LOCALITY};
+use super::{BUDGET_PERCENT, LOCALITY};
 
 const XDS: &str = "xDS (only static_resources are served)";
 const NODE: &str = "identifying the proxy to an xDS server";
@@ -158,24 +158,25 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.RuntimeFractionalPercent.default_value",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
+    // With no runtime layers the key always yields `default_value`, in Envoy as here: the test sets both.
     (
         "envoy.config.core.v3.RuntimeFractionalPercent.runtime_key",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.type.v3.FractionalPercent.numerator",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.type.v3.FractionalPercent.denominator",
-        NotYet(LOCAL_RATE_LIMIT),
+        NotYet("a denominator other than HUNDRED"),
     ),
     ("envoy.type.v3.Percent.value", NotYet(BUDGET_PERCENT)),
     (
         "envoy.type.v3.TokenBucket.max_tokens",
-        Tests(&[BUCKET_FULL, BUCKET_MAX]),
+        Tests(&[BUCKET_FULL, BUCKET_MAX, RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.type.v3.TokenBucket.tokens_per_fill",
@@ -183,7 +184,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.type.v3.TokenBucket.fill_interval",
-        Tests(&[BUCKET_REFILL]),
+        Tests(&[BUCKET_REFILL, RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.config.core.v3.Metadata.filter_metadata",

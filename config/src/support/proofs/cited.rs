@@ -25,7 +25,6 @@ pub(super) const HTTP_TIMEOUT: &str =
 pub(super) const HTTP_RETRY: &str =
     "tests/proxy_http.rs::round_robin_alternates_and_retries_skip_dead_endpoints";
 pub(super) const HTTP_WEBSOCKET: &str = "tests/proxy_http.rs::websocket_upgrades_are_tunnelled";
-pub(super) const HTTP_STATS: &str = "tests/proxy_http.rs::promtool_accepts_the_prometheus_endpoint";
 pub(super) const HTTP_CLUSTERS: &str =
     "tests/proxy_http.rs::every_cluster_type_and_balancer_serves";
 pub(super) const HTTP_SLOW_HEADERS: &str =
@@ -76,12 +75,10 @@ pub(super) const RETRY_BUFFER: &str =
     "proxy/src/http/retry/tests.rs::a_body_past_the_buffer_limit_is_not_retried";
 pub(super) const REPLAY_LIMIT: &str =
     "proxy/src/http/replay_body.rs::past_the_limit_the_body_flows_but_cannot_be_retried";
-pub(super) const BUCKET_FULL: &str =
-    "proxy/src/http/local_rate_limit/token_bucket.rs::starts_full_and_empties";
+pub(super) const BUCKET_FULL: &str = "proxy/src/token_bucket.rs::starts_full_and_empties";
 pub(super) const BUCKET_REFILL: &str =
-    "proxy/src/http/local_rate_limit/token_bucket.rs::refills_continuously_not_in_steps";
-pub(super) const BUCKET_MAX: &str =
-    "proxy/src/http/local_rate_limit/token_bucket.rs::never_holds_more_than_max";
+    "proxy/src/token_bucket.rs::refills_continuously_not_in_steps";
+pub(super) const BUCKET_MAX: &str = "proxy/src/token_bucket.rs::never_holds_more_than_max";
 pub(super) const BREAKER_REQUESTS: &str =
     "proxy/src/upstream/breaker.rs::requests_are_refused_at_the_limit_and_given_back";
 pub(super) const BREAKER_RETRIES: &str =
@@ -121,3 +118,38 @@ pub(super) const OUTLIER_FAILURE_PERCENTAGE: &str =
     "proxy/src/upstream/outlier/tests.rs::failure_percentage_ejects_at_or_above_the_threshold";
 pub(super) const RBAC_SPIFFE: &str = "proxy/src/rbac.rs::allow_by_spiffe_id";
 pub(super) const RBAC_COMBINATORS: &str = "proxy/src/rbac.rs::deny_and_combinators";
+pub(super) const RESILIENCE_RATE_LIMIT: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_at_the_listener";
+pub(super) const RESILIENCE_ROUTE_RATE_LIMIT: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_per_route";
+pub(super) const RESILIENCE_RATE_LIMIT_HEADERS: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_x_ratelimit_headers";
+pub(super) const RESILIENCE_MAX_REQUESTS: &str =
+    "tests/envoy_resilience.rs::circuit_breaker_max_requests";
+pub(super) const RESILIENCE_PENDING: &str =
+    "tests/envoy_resilience.rs::circuit_breaker_pending_queue";
+pub(super) const RESILIENCE_NO_RETRIES: &str =
+    "tests/envoy_resilience.rs::retry_circuit_breaker_max_retries_0";
+pub(super) const RESILIENCE_RETRY_LIMIT: &str =
+    "tests/envoy_resilience.rs::retry_limit_exceeded_passes_on_the_last_503";
+pub(super) const RESILIENCE_RETRY_4XX: &str =
+    "tests/envoy_resilience.rs::retry_retriable_4xx_is_409_only";
+pub(super) const RESILIENCE_BUFFER_LIMIT: &str =
+    "tests/envoy_resilience.rs::retry_gives_up_on_a_body_over_the_buffer_limit";
+pub(super) const RESILIENCE_ATTEMPT_COUNT: &str =
+    "tests/envoy_resilience.rs::retry_attempt_count_headers";
+pub(super) const RESILIENCE_OUTLIER: &str =
+    "tests/envoy_resilience.rs::outlier_detection_consecutive_5xx";
+pub(super) const RESILIENCE_NO_HEALTHY: &str =
+    "tests/envoy_resilience.rs::outlier_detection_no_healthy_upstream_without_panic";
+pub(super) const RESILIENCE_TIMEOUTS: &str =
+    "tests/envoy_resilience.rs::timeouts_route_per_try_and_idle";
+pub(super) const NETWORK_RATE_LIMIT: &str =
+    "tests/envoy_network_rate_limit.rs::new_connections_past_the_bucket_are_closed_like_envoy";
+pub(super) const GRPC_RETRY: &str =
+    "tests/grpc_retry.rs::tonic_unavailable_is_retried_with_the_message_intact";
+pub(super) const HEDGE: &str =
+    "proxy/src/http/hedge/tests.rs::a_slow_attempt_is_hedged_and_the_first_good_answer_wins";
+pub(super) const IDLE_BODY: &str =
+    "proxy/src/http/attempt.rs::a_stalled_body_fails_after_the_idle_timeout";
+pub(super) const CORPUS: &str = "tests/envoy_corpus.rs::outrigger_agrees_with_the_labels";

@@ -41,7 +41,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     // The detector is tested on its own (the leaves below); no test yet ejects a host behind a cluster.
     (
         "envoy.config.cluster.v3.Cluster.outlier_detection",
-        NotYet("outlier detection"),
+        Tests(&[RESILIENCE_OUTLIER, RESILIENCE_NO_HEALTHY]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.typed_extension_protocol_options",
@@ -86,7 +86,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     // The panic threshold is tested on its own; no test yet sets it on a cluster.
     (
         "envoy.config.cluster.v3.Cluster.common_lb_config",
-        NotYet("common_lb_config"),
+        Tests(&[RESILIENCE_NO_HEALTHY]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.EdsClusterConfig.eds_config",
@@ -110,7 +110,12 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.CommonLbConfig.healthy_panic_threshold",
-        Tests(&[PRIORITY_PANIC]),
+        Tests(&[RESILIENCE_NO_HEALTHY, PRIORITY_PANIC]),
+    ),
+    // Only 0s is accepted (the corpus has a 1s refused), and with it Envoy applies ejections at once, as we do.
+    (
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig.update_merge_window",
+        Tests(&[RESILIENCE_NO_HEALTHY, CORPUS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.choice_count",
@@ -174,19 +179,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_connections",
-        Tests(&[BREAKER_CONNECTIONS]),
+        Tests(&[RESILIENCE_PENDING, BREAKER_CONNECTIONS]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_pending_requests",
-        Tests(&[BREAKER_CONNECTIONS]),
+        Tests(&[RESILIENCE_PENDING, BREAKER_CONNECTIONS]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_requests",
-        Tests(&[BREAKER_REQUESTS]),
+        Tests(&[RESILIENCE_MAX_REQUESTS, BREAKER_REQUESTS]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_retries",
-        Tests(&[RETRY_BREAKER, BREAKER_RETRIES]),
+        Tests(&[RESILIENCE_NO_RETRIES, RETRY_BREAKER, BREAKER_RETRIES]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.retry_budget",
@@ -194,7 +199,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.track_remaining",
-        Tests(&[BREAKER_GAUGES]),
+        Tests(&[RESILIENCE_MAX_REQUESTS, BREAKER_GAUGES]),
     ),
     // The budget test uses 20 %, Envoy's default: it would pass with the field ignored.
     (
@@ -209,7 +214,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     // are not proven.
     (
         "envoy.config.cluster.v3.OutlierDetection.consecutive_5xx",
-        Tests(&[OUTLIER_GATEWAY, OUTLIER_ZERO]),
+        Tests(&[RESILIENCE_OUTLIER, OUTLIER_GATEWAY, OUTLIER_ZERO]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.interval",
@@ -221,7 +226,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.max_ejection_percent",
-        Tests(&[OUTLIER_CAP]),
+        Tests(&[RESILIENCE_OUTLIER, OUTLIER_CAP]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_5xx",

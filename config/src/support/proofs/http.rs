@@ -2,7 +2,6 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::LOCAL_RATE_LIMIT;
 use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
@@ -13,7 +12,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
-        Tests(&[HTTP_STATS, ADMIN]),
+        Tests(&[ADMIN, RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.rds",
@@ -146,31 +145,38 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stat_prefix",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.status",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.token_bucket",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT, RESILIENCE_ROUTE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enabled",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enforced",
-        NotYet(LOCAL_RATE_LIMIT),
+        Tests(&[RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.response_headers_to_add",
-        NotYet(LOCAL_RATE_LIMIT),
+        NotYet("adding headers to rate-limited responses"),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.local_rate_limit_per_downstream_connection",
-        NotYet(LOCAL_RATE_LIMIT),
+        NotYet("a rate-limit bucket per connection"),
     ),
-    ("envoy.type.v3.HttpStatus.code", NotYet(LOCAL_RATE_LIMIT)),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.enable_x_ratelimit_headers",
+        Tests(&[RESILIENCE_RATE_LIMIT_HEADERS]),
+    ),
+    (
+        "envoy.type.v3.HttpStatus.code",
+        Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
+    ),
 ];

@@ -1,4 +1,4 @@
-//! Listeners, filter chains and tcp_proxy.
+//! Listeners, filter chains and the network filters tcp_proxy and local_ratelimit.
 //!
 //! `proofs.rs` says what an entry means.
 
@@ -154,5 +154,31 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight.weight",
         NotYet(TCP_WEIGHTS),
+    ),
+    // Network local rate limit.
+    (
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.stat_prefix",
+        Tests(&[NETWORK_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.token_bucket",
+        Tests(&[NETWORK_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.runtime_enabled",
+        Tests(&[NETWORK_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.share_key",
+        NotYet("sharing a connection bucket between filters by share_key"),
+    ),
+    (
+        "envoy.config.core.v3.RuntimeFeatureFlag.default_value",
+        Tests(&[NETWORK_RATE_LIMIT]),
+    ),
+    // With no runtime layers the key always yields `default_value`, in Envoy as here: the test sets both.
+    (
+        "envoy.config.core.v3.RuntimeFeatureFlag.runtime_key",
+        Tests(&[NETWORK_RATE_LIMIT]),
     ),
 ];

@@ -75,11 +75,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.VirtualHost.include_request_attempt_count",
-        NotYet("adding x-envoy-attempt-count to requests"),
+        Tests(&[RESILIENCE_ATTEMPT_COUNT]),
     ),
     (
         "envoy.config.route.v3.VirtualHost.include_attempt_count_in_response",
-        NotYet("adding x-envoy-attempt-count to responses"),
+        Tests(&[RESILIENCE_ATTEMPT_COUNT]),
     ),
     (
         "envoy.config.route.v3.VirtualHost.request_body_buffer_limit",
@@ -88,6 +88,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
         "envoy.config.route.v3.VirtualHost.per_request_buffer_limit_bytes",
         NotYet(BUFFER_LIMIT),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.hedge_policy",
+        NotYet("a virtual host's hedge policy"),
     ),
     ("envoy.config.route.v3.Route.name", Tests(&[LABEL_KEPT])),
     ("envoy.config.route.v3.Route.match", Tests(&[HTTP_ROUTES])),
@@ -118,11 +122,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.Route.typed_per_filter_config",
-        NotYet("limiting the rate per route"),
+        Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
     ),
     (
         "envoy.config.route.v3.Route.request_body_buffer_limit",
-        NotYet(BUFFER_LIMIT),
+        Tests(&[RESILIENCE_BUFFER_LIMIT]),
     ),
     (
         "envoy.config.route.v3.Route.per_request_buffer_limit_bytes",
@@ -239,7 +243,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.RouteAction.timeout",
-        Tests(&[HTTP_TIMEOUT]),
+        Tests(&[HTTP_TIMEOUT, RESILIENCE_TIMEOUTS]),
     ),
     (
         "envoy.config.route.v3.RouteAction.idle_timeout",
@@ -248,6 +252,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
         "envoy.config.route.v3.RouteAction.retry_policy",
         Tests(&[HTTP_RETRY]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.hedge_policy",
+        Tests(&[RESILIENCE_TIMEOUTS, HEDGE]),
     ),
     (
         "envoy.config.route.v3.WeightedCluster.clusters",
@@ -283,15 +291,21 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.RetryPolicy.retry_on",
-        Tests(&[HTTP_RETRY, RETRY_5XX, RETRY_CONDITIONS]),
+        Tests(&[
+            HTTP_RETRY,
+            RESILIENCE_RETRY_4XX,
+            GRPC_RETRY,
+            RETRY_5XX,
+            RETRY_CONDITIONS,
+        ]),
     ),
     (
         "envoy.config.route.v3.RetryPolicy.num_retries",
-        Tests(&[RETRY_LIMIT]),
+        Tests(&[RESILIENCE_RETRY_LIMIT, RETRY_LIMIT]),
     ),
     (
         "envoy.config.route.v3.RetryPolicy.per_try_timeout",
-        NotYet("per_try_timeout"),
+        Tests(&[RESILIENCE_TIMEOUTS]),
     ),
     // The back-off tests bound the waits from above only, which Envoy's defaults satisfy as well.
     (
@@ -324,12 +338,20 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         NotYet(RATE_LIMITED_BACK_OFF),
     ),
     (
+        "envoy.config.route.v3.RetryPolicy.per_try_idle_timeout",
+        Tests(&[RESILIENCE_TIMEOUTS, IDLE_BODY]),
+    ),
+    (
         "envoy.config.route.v3.RetryPolicy.RetryBackOff.base_interval",
         NotYet(BACK_OFF),
     ),
     (
         "envoy.config.route.v3.RetryPolicy.RetryBackOff.max_interval",
         NotYet(BACK_OFF),
+    ),
+    (
+        "envoy.config.route.v3.HedgePolicy.hedge_on_per_try_timeout",
+        Tests(&[RESILIENCE_TIMEOUTS, HEDGE]),
     ),
     (
         "envoy.config.route.v3.RetryPolicy.RateLimitedRetryBackOff.reset_headers",
