@@ -24,6 +24,7 @@ pub(super) const HTTP_TIMEOUT: &str =
     "tests/proxy_http.rs::local_errors_answer_like_envoy_and_the_proxy_keeps_serving";
 pub(super) const HTTP_RETRY: &str =
     "tests/proxy_http.rs::round_robin_alternates_and_retries_skip_dead_endpoints";
+pub(super) const HTTP_STATS: &str = "tests/proxy_http.rs::promtool_accepts_the_prometheus_endpoint";
 pub(super) const HTTP_WEBSOCKET: &str = "tests/proxy_http.rs::websocket_upgrades_are_tunnelled";
 pub(super) const HTTP_CLUSTERS: &str =
     "tests/proxy_http.rs::every_cluster_type_and_balancer_serves";
@@ -145,7 +146,7 @@ pub(super) const RESILIENCE_NO_HEALTHY: &str =
 pub(super) const RESILIENCE_TIMEOUTS: &str =
     "tests/envoy_resilience.rs::timeouts_route_per_try_and_idle";
 pub(super) const NETWORK_RATE_LIMIT: &str =
-    "tests/envoy_network_rate_limit.rs::new_connections_past_the_bucket_are_closed_like_envoy";
+    "tests/envoy_network_limits.rs::new_connections_past_the_bucket_are_closed_like_envoy";
 pub(super) const GRPC_RETRY: &str =
     "tests/grpc_retry.rs::tonic_unavailable_is_retried_with_the_message_intact";
 pub(super) const HEDGE: &str =
@@ -153,3 +154,11 @@ pub(super) const HEDGE: &str =
 pub(super) const IDLE_BODY: &str =
     "proxy/src/http/attempt.rs::a_stalled_body_fails_after_the_idle_timeout";
 pub(super) const CORPUS: &str = "tests/envoy_corpus.rs::outrigger_agrees_with_the_labels";
+pub(super) const RESILIENCE_FAILURE_PERCENTAGE: &str =
+    "tests/envoy_resilience.rs::outlier_detection_failure_percentage_at_the_sweep";
+pub(super) const RESILIENCE_PRIORITIES: &str =
+    "tests/envoy_resilience.rs::priorities_spill_over_by_health";
+pub(super) const RESILIENCE_BUDGET: &str =
+    "tests/envoy_resilience.rs::retry_budget_of_zero_allows_no_retry";
+pub(super) const TCP_MAX_CONNECTIONS: &str =
+    "tests/envoy_network_limits.rs::tcp_proxy_closes_connections_over_max_connections_like_envoy";

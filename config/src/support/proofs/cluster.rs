@@ -143,7 +143,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.priority",
-        Tests(&[PRIORITY_SPILL]),
+        Tests(&[RESILIENCE_PRIORITIES, PRIORITY_SPILL]),
     ),
     (
         "envoy.config.endpoint.v3.LbEndpoint.endpoint",
@@ -151,7 +151,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LbEndpoint.health_status",
-        NotYet("health_status"),
+        Tests(&[RESILIENCE_PRIORITIES]),
     ),
     (
         "envoy.config.endpoint.v3.LbEndpoint.metadata",
@@ -179,7 +179,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_connections",
-        Tests(&[RESILIENCE_PENDING, BREAKER_CONNECTIONS]),
+        Tests(&[RESILIENCE_PENDING, TCP_MAX_CONNECTIONS, BREAKER_CONNECTIONS]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_pending_requests",
@@ -195,20 +195,21 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.retry_budget",
-        Tests(&[BREAKER_BUDGET]),
+        Tests(&[RESILIENCE_BUDGET, BREAKER_BUDGET]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.track_remaining",
         Tests(&[RESILIENCE_MAX_REQUESTS, BREAKER_GAUGES]),
     ),
-    // The budget test uses 20 %, Envoy's default: it would pass with the field ignored.
+    // The budget tests use 20 % (Envoy's default) and 0 % with one request in flight, which allows no retry at
+    // 20 % either: both would pass with the field ignored.
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget.budget_percent",
         NotYet(BUDGET_PERCENT),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget.min_retry_concurrency",
-        Tests(&[BREAKER_BUDGET]),
+        Tests(&[RESILIENCE_BUDGET, BREAKER_BUDGET]),
     ),
     // Outlier detection: the detector's tests, each setting the field; the ones they leave at Envoy's default
     // are not proven.
@@ -218,7 +219,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.interval",
-        NotYet("interval"),
+        Tests(&[RESILIENCE_FAILURE_PERCENTAGE]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.base_ejection_time",
@@ -274,15 +275,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_failure_percentage",
-        Tests(&[OUTLIER_FAILURE_PERCENTAGE]),
+        Tests(&[RESILIENCE_FAILURE_PERCENTAGE, OUTLIER_FAILURE_PERCENTAGE]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.failure_percentage_minimum_hosts",
-        NotYet("failure_percentage_minimum_hosts"),
+        Tests(&[RESILIENCE_FAILURE_PERCENTAGE]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.failure_percentage_request_volume",
-        NotYet("failure_percentage_request_volume"),
+        Tests(&[RESILIENCE_FAILURE_PERCENTAGE]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.max_ejection_time",

@@ -12,7 +12,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
-        Tests(&[ADMIN, RESILIENCE_RATE_LIMIT]),
+        Tests(&[HTTP_STATS, ADMIN, RESILIENCE_RATE_LIMIT]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.rds",
