@@ -192,15 +192,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.HttpProtocolOptions.idle_timeout",
-        NotYet("idle_timeout"),
+        Tests(&[HCM_LIMITS, CONNECTION_IDLE]),
     ),
     (
         "envoy.config.core.v3.HttpProtocolOptions.max_connection_duration",
-        NotYet("max_connection_duration"),
+        Tests(&[HCM_LIMITS, CONNECTION_DURATION]),
     ),
     (
         "envoy.config.core.v3.HttpProtocolOptions.max_headers_count",
-        NotYet("max_headers_count"),
+        Tests(&[HCM_LIMITS]),
     ),
     (
         "envoy.config.core.v3.Http2ProtocolOptions.max_concurrent_streams",

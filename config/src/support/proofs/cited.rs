@@ -162,3 +162,17 @@ pub(super) const RESILIENCE_BUDGET: &str =
     "tests/envoy_resilience.rs::retry_budget_of_zero_allows_no_retry";
 pub(super) const TCP_MAX_CONNECTIONS: &str =
     "tests/envoy_network_limits.rs::tcp_proxy_closes_connections_over_max_connections_like_envoy";
+pub(super) const HCM_LIMITS: &str =
+    "tests/envoy_hcm_limits.rs::envoy_and_outrigger_apply_the_connection_manager_limits_alike";
+pub(super) const STREAM_IDLE: &str = "proxy/src/http/stream_timeout/tests.rs::a_received_request_whose_upstream_is_silent_gets_504_stream_timeout";
+pub(super) const REQUEST_TIMEOUT: &str = "proxy/src/http/stream_timeout/tests.rs::request_timeout_ends_an_unfinished_request_despite_activity";
+pub(super) const ROUTE_IDLE: &str = "proxy/src/http/stream_timeout/tests.rs::a_routes_idle_timeout_replaces_the_connection_managers";
+pub(super) const CONNECTION_IDLE: &str =
+    "proxy/src/http/connection_timeout/tests.rs::a_silent_connection_is_closed_at_the_idle_timeout";
+pub(super) const CONNECTION_DURATION: &str = "proxy/src/http/connection_timeout/tests.rs::max_connection_duration_drains_even_a_busy_connection";
+pub(super) const TRUSTED_HOPS: &str =
+    "proxy/src/http/forwarded/tests.rs::trusted_hops_pick_the_client_from_the_right_of_xff";
+pub(super) const SKIP_XFF: &str =
+    "proxy/src/http/forwarded/tests.rs::a_loopback_peer_is_recorded_as_the_proxys_own_address";
+pub(super) const PATH_OPTIONS: &str =
+    "proxy/src/http/path_normalization/tests.rs::each_option_alone";

@@ -6,9 +6,10 @@ use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
+    // The timeout tests set HTTP1 (request_timeout needs it), but none shows the other protocol refused.
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.codec_type",
-        NotYet("codec_type"),
+        NotYet("serving only the protocol codec_type names"),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
@@ -28,7 +29,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.common_http_protocol_options",
-        NotYet("common_http_protocol_options"),
+        Tests(&[HCM_LIMITS, CONNECTION_IDLE]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http2_protocol_options",
@@ -40,11 +41,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_idle_timeout",
-        NotYet("stream_idle_timeout"),
+        Tests(&[HCM_LIMITS, STREAM_IDLE]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_timeout",
-        NotYet("request_timeout"),
+        Tests(&[HCM_LIMITS, REQUEST_TIMEOUT]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_headers_timeout",
@@ -52,7 +53,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.drain_timeout",
-        NotYet("drain_timeout"),
+        Tests(&[HCM_LIMITS]),
     ),
     // Only its default (60) is tested on the data path; the loader test checks Envoy's bound, not the effect.
     (
@@ -65,15 +66,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.use_remote_address",
-        Tests(&[HTTP_HEADERS]),
+        Tests(&[HTTP_HEADERS, HCM_LIMITS, TRUSTED_HOPS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.xff_num_trusted_hops",
-        NotYet("xff_num_trusted_hops"),
+        Tests(&[HCM_LIMITS, TRUSTED_HOPS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.skip_xff_append",
-        NotYet("skip_xff_append"),
+        Tests(&[SKIP_XFF]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.upgrade_configs",
@@ -81,11 +82,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.normalize_path",
-        NotYet("normalize_path"),
+        Tests(&[HCM_LIMITS, PATH_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.merge_slashes",
-        NotYet("merge_slashes"),
+        Tests(&[HCM_LIMITS, PATH_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.forward_client_cert_details",

@@ -247,7 +247,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.RouteAction.idle_timeout",
-        NotYet("a route's idle_timeout"),
+        Tests(&[ROUTE_IDLE]),
     ),
     (
         "envoy.config.route.v3.RouteAction.retry_policy",
