@@ -3,6 +3,14 @@
 //! Envoy refuses fields it does not know; we also refuse fields it knows and we do not implement, so a config
 //! never silently behaves differently from Envoy. A field we can ignore without changing behaviour (an access
 //! log, for instance) is accepted with a warning. Any message not listed here has no supported fields.
+//!
+//! Every Supported field also has an entry in `support/proofs.rs`: the tests that prove it acts, or what is not
+//! proven yet (the loader warns when such a field is set). A unit test keeps the two tables in step.
+
+mod proofs;
+
+#[cfg(test)]
+mod label_checks;
 
 /// One message: the fields the converter reads, and the ones it ignores (with the reason a user sees).
 pub struct MessageSupport {
@@ -504,6 +512,13 @@ pub fn field_support(message: &str, field: &str) -> FieldSupport {
 
 pub fn type_supported(full_name: &str) -> bool {
     SUPPORTED_TYPES.contains(&full_name)
+}
+
+/// For a Supported field no test proves yet, what is not done: it completes "accepted, but ... is not enforced
+/// yet". Such a field is accepted (Envoy accepts it, and refusing would block real configurations) but never
+/// silently: the loader warns.
+pub fn not_yet(message: &str, field: &str) -> Option<&'static str> {
+    proofs::not_yet(message, field)
 }
 
 #[cfg(test)]

@@ -8,13 +8,27 @@ use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 /// Checks `message` and everything below it, `typed_config` payloads included.
 pub fn check(message: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
     let rules = Rules::new(message.descriptor().parent_pool());
-    walk(&rules, message, at, out);
+    walk(&rules, message, at, NotYet::Unsaid, out);
 }
 
-fn walk(rules: &Rules, message: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+/// Whether a field above has already warned that it is accepted but not enforced yet. Below it, each field's own
+/// "not yet" would only repeat that (an RDS block would warn for its source, its name, its `ads`...).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NotYet {
+    Unsaid,
+    Said,
+}
+
+fn walk(
+    rules: &Rules,
+    message: &DynamicMessage,
+    at: &Path,
+    not_yet: NotYet,
+    out: &mut Diagnostics,
+) {
     let descriptor = message.descriptor();
     if descriptor.full_name() == "google.protobuf.Any" {
-        walk_any(rules, message, at, out);
+        walk_any(rules, message, at, not_yet, out);
         return;
     }
     if descriptor.full_name() == "google.protobuf.Duration" {
@@ -25,7 +39,16 @@ fn walk(rules: &Rules, message: &DynamicMessage, at: &Path, out: &mut Diagnostic
     for (field, value) in message.fields() {
         let path = at.field(field.name());
         match support::field_support(descriptor.full_name(), field.name()) {
-            FieldSupport::Supported => walk_value(rules, value, &path, out),
+            FieldSupport::Supported => {
+                let mut below = not_yet;
+                if not_yet == NotYet::Unsaid
+                    && let Some(what) = support::not_yet(descriptor.full_name(), field.name())
+                {
+                    out.warning(&path, format!("accepted, but {what} is not enforced yet"));
+                    below = NotYet::Said;
+                }
+                walk_value(rules, value, &path, below, out)
+            }
             FieldSupport::Ignored(why) => out.warning(&path, format!("ignored: {why}")),
             FieldSupport::Unsupported => out.error(
                 &path,
@@ -40,12 +63,12 @@ fn walk(rules: &Rules, message: &DynamicMessage, at: &Path, out: &mut Diagnostic
     }
 }
 
-fn walk_value(rules: &Rules, value: &Value, at: &Path, out: &mut Diagnostics) {
+fn walk_value(rules: &Rules, value: &Value, at: &Path, not_yet: NotYet, out: &mut Diagnostics) {
     match value {
-        Value::Message(m) => walk(rules, m, at, out),
+        Value::Message(m) => walk(rules, m, at, not_yet, out),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk_value(rules, item, &at.index(i), out);
+                walk_value(rules, item, &at.index(i), not_yet, out);
             }
         }
         Value::Map(entries) => {
@@ -54,7 +77,7 @@ fn walk_value(rules: &Rules, value: &Value, at: &Path, out: &mut Diagnostics) {
                     prost_reflect::MapKey::String(s) => s.clone(),
                     other => format!("{other:?}"),
                 };
-                walk_value(rules, item, &at.key(&key), out);
+                walk_value(rules, item, &at.key(&key), not_yet, out);
             }
         }
         _ => {}
@@ -62,7 +85,13 @@ fn walk_value(rules: &Rules, value: &Value, at: &Path, out: &mut Diagnostics) {
 }
 
 /// A `typed_config`: the named type must be one we implement; then its payload is checked like any message.
-fn walk_any(rules: &Rules, any: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+fn walk_any(
+    rules: &Rules,
+    any: &DynamicMessage,
+    at: &Path,
+    not_yet: NotYet,
+    out: &mut Diagnostics,
+) {
     let type_url = match any.get_field_by_name("type_url").as_deref() {
         Some(Value::String(s)) => s.clone(),
         _ => String::new(),
@@ -91,7 +120,7 @@ fn walk_any(rules: &Rules, any: &DynamicMessage, at: &Path, out: &mut Diagnostic
         return;
     };
     match DynamicMessage::decode(descriptor, bytes) {
-        Ok(inner) => walk(rules, &inner, at, out),
+        Ok(inner) => walk(rules, &inner, at, not_yet, out),
         Err(e) => out.error(
             at,
             format!("the {type_name} payload cannot be decoded: {e}"),
@@ -108,5 +137,45 @@ fn check_duration(duration: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
     });
     if negative {
         out.error(at, "durations cannot be negative; write 0s or more");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Format, load_bytes};
+
+    /// An RDS connection manager: `rds` is NotYet, and so is everything below it.
+    const RDS: &str = r#"
+static_resources:
+  listeners:
+  - name: web
+    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: web
+          rds: {route_config_name: web, config_source: {ads: {}}}
+          http_filters:
+          - name: router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+    #[test]
+    fn a_field_not_enforced_yet_warns_once_for_everything_below_it() {
+        let loaded = match load_bytes(RDS.as_bytes(), Format::Yaml) {
+            Ok(loaded) => loaded,
+            Err(problems) => panic!("refused: {problems:#?}"),
+        };
+        let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            vec![
+                "warning: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.rds: accepted, \
+                 but RDS (its requests get 404) is not enforced yet"
+                    .to_string()
+            ]
+        );
     }
 }

@@ -12,7 +12,6 @@ pub mod io;
 pub mod listener;
 pub mod metrics;
 mod network_rate_limit;
-pub mod not_yet;
 pub mod rbac;
 pub mod tcp;
 pub mod tls;
@@ -101,9 +100,6 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
     pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
-        for warning in not_yet::check(&snapshot) {
-            tracing::warn!("{warning}");
-        }
         let snapshot = Arc::new(snapshot);
         let mut bound = Vec::new();
         for config in snapshot.listeners.iter().filter(|l| l.bind_to_port) {

@@ -1,0 +1,262 @@
+//! Bootstrap, core types and matchers.
+//!
+//! `proofs.rs` says what an entry means.
+
+use super::Proof::{self, NotYet, Tests, Untested};
+use super::cited::*;
+use super::{BUDGET_PERCENT, LOCALITY};
+
+const XDS: &str = "xDS (only static_resources are served)";
+const NODE: &str = "identifying the proxy to an xDS server";
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    ("envoy.config.bootstrap.v3.Bootstrap.node", Tests(&[ADMIN])),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.static_resources",
+        Tests(&[LOADER_DEFAULTS]),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.dynamic_resources",
+        NotYet(XDS),
+    ),
+    ("envoy.config.bootstrap.v3.Bootstrap.admin", Tests(&[ADMIN])),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.StaticResources.listeners",
+        Tests(&[LOADER_DEFAULTS]),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.StaticResources.clusters",
+        Tests(&[LOADER_DEFAULTS]),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.lds_config",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.cds_config",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.ads_config",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.bootstrap.v3.Admin.address",
+        Tests(&[ADMIN, LOADER_SIDECAR]),
+    ),
+    ("envoy.config.core.v3.Node.id", Tests(&[ADMIN])),
+    ("envoy.config.core.v3.Node.cluster", Untested(NODE)),
+    ("envoy.config.core.v3.Node.metadata", Untested(NODE)),
+    (
+        "envoy.config.core.v3.Node.locality",
+        Untested("zone-aware routing"),
+    ),
+    ("envoy.config.core.v3.Node.user_agent_name", Untested(NODE)),
+    ("envoy.config.core.v3.Locality.region", Untested(LOCALITY)),
+    ("envoy.config.core.v3.Locality.zone", Untested(LOCALITY)),
+    ("envoy.config.core.v3.Locality.sub_zone", Untested(LOCALITY)),
+    (
+        "envoy.config.core.v3.Address.socket_address",
+        Tests(&[LOADER_SIDECAR, HTTP_ROUTES]),
+    ),
+    // Only UDP makes `protocol` set (TCP is its default), and the converter refuses UDP.
+    (
+        "envoy.config.core.v3.SocketAddress.protocol",
+        Untested("UDP (only TCP is served)"),
+    ),
+    (
+        "envoy.config.core.v3.SocketAddress.address",
+        Tests(&[LOADER_SIDECAR, HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.core.v3.SocketAddress.port_value",
+        Tests(&[LOADER_SIDECAR, HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.core.v3.SocketAddress.ipv4_compat",
+        NotYet("ipv4_compat (a `::` listener takes IPv4 whether or not it is set)"),
+    ),
+    ("envoy.config.core.v3.ConfigSource.ads", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.ConfigSource.resource_api_version",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.core.v3.ConfigSource.initial_fetch_timeout",
+        NotYet(XDS),
+    ),
+    ("envoy.config.core.v3.ApiConfigSource.api_type", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.ApiConfigSource.transport_api_version",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.core.v3.ApiConfigSource.grpc_services",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.core.v3.ApiConfigSource.set_node_on_first_message_only",
+        NotYet(XDS),
+    ),
+    ("envoy.config.core.v3.GrpcService.envoy_grpc", NotYet(XDS)),
+    ("envoy.config.core.v3.GrpcService.timeout", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.GrpcService.EnvoyGrpc.cluster_name",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.core.v3.GrpcService.EnvoyGrpc.authority",
+        NotYet(XDS),
+    ),
+    (
+        "envoy.config.core.v3.TransportSocket.name",
+        Tests(&[LABEL_REQUIRED]),
+    ),
+    (
+        "envoy.config.core.v3.TransportSocket.typed_config",
+        Tests(&[MTLS_IN, MTLS_OUT]),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValueOption.header",
+        Tests(&[HTTP_HEADERS, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValueOption.append",
+        Untested("`append: false` replacing the header"),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValueOption.append_action",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValueOption.keep_empty_value",
+        Untested("adding a header whose value is empty"),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValue.key",
+        Tests(&[HTTP_HEADERS]),
+    ),
+    (
+        "envoy.config.core.v3.HeaderValue.value",
+        Tests(&[HTTP_HEADERS]),
+    ),
+    (
+        "envoy.config.core.v3.DataSource.filename",
+        Tests(&[CLI_TLS_FILE, MTLS_ROTATION]),
+    ),
+    (
+        "envoy.config.core.v3.DataSource.inline_bytes",
+        Untested("inline_bytes"),
+    ),
+    (
+        "envoy.config.core.v3.DataSource.inline_string",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.config.core.v3.DataSource.environment_variable",
+        Untested("environment_variable"),
+    ),
+    (
+        "envoy.config.core.v3.RuntimeFractionalPercent.default_value",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    // With no runtime layers the key always yields `default_value`, in Envoy as here: the test sets both.
+    (
+        "envoy.config.core.v3.RuntimeFractionalPercent.runtime_key",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.type.v3.FractionalPercent.numerator",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.type.v3.FractionalPercent.denominator",
+        Untested("a denominator other than HUNDRED"),
+    ),
+    ("envoy.type.v3.Percent.value", Untested(BUDGET_PERCENT)),
+    (
+        "envoy.type.v3.TokenBucket.max_tokens",
+        Tests(&[BUCKET_FULL, BUCKET_MAX, RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.type.v3.TokenBucket.tokens_per_fill",
+        Tests(&[BUCKET_REFILL, BUCKET_MAX]),
+    ),
+    (
+        "envoy.type.v3.TokenBucket.fill_interval",
+        Tests(&[BUCKET_REFILL, RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.config.core.v3.Metadata.filter_metadata",
+        Tests(&[MTLS_MATCHES]),
+    ),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions.idle_timeout",
+        Tests(&[HCM_LIMITS, CONNECTION_IDLE]),
+    ),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions.max_connection_duration",
+        Tests(&[HCM_LIMITS, CONNECTION_DURATION]),
+    ),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions.max_headers_count",
+        Tests(&[HCM_LIMITS]),
+    ),
+    (
+        "envoy.config.core.v3.Http2ProtocolOptions.max_concurrent_streams",
+        Untested("max_concurrent_streams"),
+    ),
+    (
+        "envoy.config.core.v3.Http2ProtocolOptions.initial_stream_window_size",
+        Untested("initial_stream_window_size"),
+    ),
+    (
+        "envoy.config.core.v3.Http2ProtocolOptions.initial_connection_window_size",
+        Untested("initial_connection_window_size"),
+    ),
+    (
+        "envoy.config.core.v3.CidrRange.address_prefix",
+        Tests(&[CHAIN_PREFIX_SNI]),
+    ),
+    (
+        "envoy.config.core.v3.CidrRange.prefix_len",
+        Tests(&[CHAIN_PREFIX_SNI]),
+    ),
+    // Matchers.
+    (
+        "envoy.type.matcher.v3.StringMatcher.exact",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.type.matcher.v3.StringMatcher.prefix",
+        Tests(&[DIFFERENTIAL]),
+    ),
+    (
+        "envoy.type.matcher.v3.StringMatcher.suffix",
+        Untested("suffix matching"),
+    ),
+    (
+        "envoy.type.matcher.v3.StringMatcher.safe_regex",
+        Untested("regex string matching"),
+    ),
+    (
+        "envoy.type.matcher.v3.StringMatcher.contains",
+        Untested("substring matching"),
+    ),
+    (
+        "envoy.type.matcher.v3.StringMatcher.ignore_case",
+        Tests(&[MATCH_IGNORE_CASE]),
+    ),
+    (
+        "envoy.type.matcher.v3.RegexMatcher.regex",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL, PATTERNS]),
+    ),
+    (
+        "envoy.type.matcher.v3.RegexMatchAndSubstitute.pattern",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+    (
+        "envoy.type.matcher.v3.RegexMatchAndSubstitute.substitution",
+        Tests(&[HTTP_ROUTES, DIFFERENTIAL]),
+    ),
+];

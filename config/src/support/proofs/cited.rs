@@ -1,0 +1,182 @@
+//! The tests the proofs cite, by file: `path/from/the/repository/root.rs::test_fn`.
+
+pub(super) const LOADER_DEFAULTS: &str = "config/tests/loader.rs::defaults_are_envoys";
+pub(super) const LOADER_SIDECAR: &str =
+    "config/tests/loader.rs::the_embedded_default_is_a_transparent_sidecar";
+pub(super) const LABEL_FILTER_BY_NAME: &str = "config/src/support/label_checks.rs::a_listener_filter_without_typed_config_is_found_by_its_name";
+pub(super) const LABEL_KEPT: &str =
+    "config/src/support/label_checks.rs::labels_are_kept_in_the_effective_configuration";
+pub(super) const LABEL_MISPLACED: &str =
+    "config/src/support/label_checks.rs::a_misplaced_filter_is_named_in_the_problem";
+pub(super) const LABEL_DOMAIN_TWICE: &str =
+    "config/src/support/label_checks.rs::a_domain_served_twice_names_the_virtual_host_that_has_it";
+pub(super) const LABEL_REQUIRED: &str =
+    "config/src/support/label_checks.rs::names_envoy_requires_are_required";
+pub(super) const MATCH_IGNORE_CASE: &str =
+    "config/src/model/core.rs::string_matchers_honour_ignore_case";
+pub(super) const PATTERNS: &str =
+    "config/src/model/core.rs::patterns_match_whole_values_and_rewrite_groups";
+pub(super) const ADMIN: &str = "tests/admin.rs::admin_endpoints_answer_like_envoy";
+pub(super) const HTTP_ROUTES: &str = "tests/proxy_http.rs::routes_match_and_act_like_envoy";
+pub(super) const HTTP_HEADERS: &str =
+    "tests/proxy_http.rs::headers_are_mutated_and_request_ids_added";
+pub(super) const HTTP_TIMEOUT: &str =
+    "tests/proxy_http.rs::local_errors_answer_like_envoy_and_the_proxy_keeps_serving";
+pub(super) const HTTP_RETRY: &str =
+    "tests/proxy_http.rs::round_robin_alternates_and_retries_skip_dead_endpoints";
+pub(super) const HTTP_STATS: &str = "tests/proxy_http.rs::promtool_accepts_the_prometheus_endpoint";
+pub(super) const HTTP_WEBSOCKET: &str = "tests/proxy_http.rs::websocket_upgrades_are_tunnelled";
+pub(super) const HTTP_CLUSTERS: &str =
+    "tests/proxy_http.rs::every_cluster_type_and_balancer_serves";
+pub(super) const HTTP_SLOW_HEADERS: &str =
+    "tests/proxy_http.rs::an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off";
+pub(super) const DIFFERENTIAL: &str =
+    "tests/envoy_differential.rs::envoy_and_outrigger_route_alike";
+pub(super) const GRPC_H2: &str = "tests/proxy_grpc.rs::grpc_trailers_pass_through_over_h2";
+pub(super) const TCP_COPY: &str =
+    "tests/proxy_tcp.rs::opaque_bytes_are_copied_both_ways_with_half_close";
+pub(super) const TCP_HTTP: &str =
+    "tests/proxy_tcp.rs::http_is_detected_and_served_by_the_connection_manager";
+pub(super) const TCP_SILENT: &str =
+    "tests/proxy_tcp.rs::a_silent_client_falls_back_to_opaque_tcp_after_the_detection_timeout";
+pub(super) const TCP_PORT: &str =
+    "tests/proxy_tcp.rs::a_port_matched_chain_skips_detection_so_server_first_protocols_never_wait";
+pub(super) const TCP_SNI: &str =
+    "tests/proxy_tcp.rs::tls_is_routed_by_sni_without_being_terminated";
+pub(super) const TCP_IDLE: &str =
+    "tests/proxy_tcp.rs::idle_tcp_connections_are_closed_after_idle_timeout";
+pub(super) const MTLS_IN: &str = "tests/mtls.rs::inbound_mtls_with_envoy_openssl_and_every_refusal";
+pub(super) const MTLS_OUT: &str = "tests/mtls.rs::outbound_mtls_to_envoy";
+pub(super) const MTLS_MATCHES: &str =
+    "tests/mtls.rs::transport_socket_matches_choose_tls_per_endpoint";
+pub(super) const MTLS_ROTATION: &str =
+    "tests/mtls.rs::certificates_rotate_under_load_without_a_failed_request";
+pub(super) const MESH: &str = "tests/mesh.rs::apps_talk_through_both_sidecars_without_knowing";
+pub(super) const ORIGINAL_DST: &str =
+    "tests/original_dst.rs::original_destination_passthrough_through_a_real_redirect";
+pub(super) const CLI_TLS_FILE: &str = "tests/validate_cli.rs::run_names_the_tls_file_it_cannot_use";
+pub(super) const CHAIN_PORT: &str =
+    "proxy/src/chain/tests.rs::port_beats_protocol_and_default_catches_the_rest";
+pub(super) const CHAIN_PREFIX_SNI: &str =
+    "proxy/src/chain/tests.rs::longest_prefix_and_exact_server_name_win";
+pub(super) const ROUTE_CASE: &str =
+    "proxy/src/http/route.rs::prefixes_compare_in_place_with_or_without_case";
+pub(super) const XFCC_SET: &str =
+    "proxy/src/http/client_cert.rs::sanitize_set_writes_the_current_client";
+pub(super) const XFCC_APPEND: &str =
+    "proxy/src/http/client_cert.rs::append_forward_keeps_earlier_hops";
+pub(super) const RETRY_5XX: &str =
+    "proxy/src/http/retry/tests.rs::a_503_is_retried_with_the_same_body_and_counted";
+pub(super) const RETRY_LIMIT: &str =
+    "proxy/src/http/retry/tests.rs::after_num_retries_the_last_response_goes_out_flagged_urx";
+pub(super) const RETRY_BREAKER: &str = "proxy/src/http/retry/tests.rs::a_full_retry_breaker_stops_the_retry_without_x_envoy_overloaded";
+pub(super) const RETRY_CONDITIONS: &str =
+    "proxy/src/http/retry/tests.rs::retry_on_conditions_follow_envoy";
+pub(super) const RETRY_BUFFER: &str =
+    "proxy/src/http/retry/tests.rs::a_body_past_the_buffer_limit_is_not_retried";
+pub(super) const REPLAY_LIMIT: &str =
+    "proxy/src/http/replay_body.rs::past_the_limit_the_body_flows_but_cannot_be_retried";
+pub(super) const BUCKET_FULL: &str = "proxy/src/token_bucket.rs::starts_full_and_empties";
+pub(super) const BUCKET_REFILL: &str =
+    "proxy/src/token_bucket.rs::refills_continuously_not_in_steps";
+pub(super) const BUCKET_MAX: &str = "proxy/src/token_bucket.rs::never_holds_more_than_max";
+pub(super) const BREAKER_REQUESTS: &str =
+    "proxy/src/upstream/breaker.rs::requests_are_refused_at_the_limit_and_given_back";
+pub(super) const BREAKER_RETRIES: &str =
+    "proxy/src/upstream/breaker.rs::max_retries_zero_refuses_every_retry";
+pub(super) const BREAKER_BUDGET: &str =
+    "proxy/src/upstream/breaker.rs::retry_budget_is_a_share_of_active_requests_with_a_floor";
+pub(super) const BREAKER_GAUGES: &str = "proxy/src/upstream/breaker.rs::gauges_follow_the_limits";
+pub(super) const BREAKER_CONNECTIONS: &str =
+    "proxy/src/upstream/breaker.rs::a_request_waits_for_a_connection_and_pending_ones_overflow";
+pub(super) const LB_ROUND_ROBIN: &str =
+    "proxy/src/upstream/balancer.rs::round_robin_follows_weights_exactly";
+pub(super) const LB_RANDOM: &str = "proxy/src/upstream/balancer.rs::random_follows_weights_roughly";
+pub(super) const LB_LEAST_REQUEST: &str =
+    "proxy/src/upstream/balancer.rs::least_request_avoids_the_busy_endpoint";
+pub(super) const PRIORITY_SPILL: &str = "proxy/src/upstream/priority.rs::a_lower_priority_gets_traffic_only_as_the_higher_one_loses_health";
+pub(super) const PRIORITY_PANIC: &str =
+    "proxy/src/upstream/priority.rs::unhealthy_hosts_are_skipped_until_the_panic_threshold";
+pub(super) const OUTLIER_GATEWAY: &str = "proxy/src/upstream/outlier/tests.rs::gateway_failures_are_detected_but_not_enforced_by_default";
+pub(super) const OUTLIER_ZERO: &str =
+    "proxy/src/upstream/outlier/tests.rs::other_5xx_reset_only_the_gateway_run_and_zero_disables";
+pub(super) const OUTLIER_CAP: &str =
+    "proxy/src/upstream/outlier/tests.rs::the_cap_counts_the_host_about_to_be_ejected";
+pub(super) const OUTLIER_NO_ENFORCING: &str = "proxy/src/upstream/outlier/tests.rs::enforcement_zero_detects_without_ejecting_and_restarts_the_run";
+pub(super) const OUTLIER_ROLL: &str =
+    "proxy/src/upstream/outlier/tests.rs::enforcement_between_0_and_100_is_a_roll";
+pub(super) const OUTLIER_GROWS: &str =
+    "proxy/src/upstream/outlier/tests.rs::ejection_time_grows_with_each_ejection_up_to_the_max";
+pub(super) const OUTLIER_MAX_BELOW_BASE: &str =
+    "proxy/src/upstream/outlier/tests.rs::a_max_below_the_base_means_the_base";
+pub(super) const OUTLIER_SPLIT: &str =
+    "proxy/src/upstream/outlier/tests.rs::split_mode_keeps_local_failures_apart";
+pub(super) const OUTLIER_SPLIT_RATES: &str =
+    "proxy/src/upstream/outlier/tests.rs::split_mode_analyses_local_origin_results_too";
+pub(super) const OUTLIER_STDEV: &str =
+    "proxy/src/upstream/outlier/tests.rs::the_success_rate_threshold";
+pub(super) const OUTLIER_FAILURE_PERCENTAGE: &str =
+    "proxy/src/upstream/outlier/tests.rs::failure_percentage_ejects_at_or_above_the_threshold";
+pub(super) const RBAC_SPIFFE: &str = "proxy/src/rbac.rs::allow_by_spiffe_id";
+pub(super) const RBAC_COMBINATORS: &str = "proxy/src/rbac.rs::deny_and_combinators";
+pub(super) const RESILIENCE_RATE_LIMIT: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_at_the_listener";
+pub(super) const RESILIENCE_ROUTE_RATE_LIMIT: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_per_route";
+pub(super) const RESILIENCE_RATE_LIMIT_HEADERS: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_x_ratelimit_headers";
+pub(super) const RESILIENCE_MAX_REQUESTS: &str =
+    "tests/envoy_resilience.rs::circuit_breaker_max_requests";
+pub(super) const RESILIENCE_PENDING: &str =
+    "tests/envoy_resilience.rs::circuit_breaker_pending_queue";
+pub(super) const RESILIENCE_NO_RETRIES: &str =
+    "tests/envoy_resilience.rs::retry_circuit_breaker_max_retries_0";
+pub(super) const RESILIENCE_RETRY_LIMIT: &str =
+    "tests/envoy_resilience.rs::retry_limit_exceeded_passes_on_the_last_503";
+pub(super) const RESILIENCE_RETRY_4XX: &str =
+    "tests/envoy_resilience.rs::retry_retriable_4xx_is_409_only";
+pub(super) const RESILIENCE_BUFFER_LIMIT: &str =
+    "tests/envoy_resilience.rs::retry_gives_up_on_a_body_over_the_buffer_limit";
+pub(super) const RESILIENCE_ATTEMPT_COUNT: &str =
+    "tests/envoy_resilience.rs::retry_attempt_count_headers";
+pub(super) const RESILIENCE_OUTLIER: &str =
+    "tests/envoy_resilience.rs::outlier_detection_consecutive_5xx";
+pub(super) const RESILIENCE_NO_HEALTHY: &str =
+    "tests/envoy_resilience.rs::outlier_detection_no_healthy_upstream_without_panic";
+pub(super) const RESILIENCE_TIMEOUTS: &str =
+    "tests/envoy_resilience.rs::timeouts_route_per_try_and_idle";
+pub(super) const NETWORK_RATE_LIMIT: &str =
+    "tests/envoy_network_limits.rs::new_connections_past_the_bucket_are_closed_like_envoy";
+pub(super) const GRPC_RETRY: &str =
+    "tests/grpc_retry.rs::tonic_unavailable_is_retried_with_the_message_intact";
+pub(super) const HEDGE: &str =
+    "proxy/src/http/hedge/tests.rs::a_slow_attempt_is_hedged_and_the_first_good_answer_wins";
+pub(super) const IDLE_BODY: &str =
+    "proxy/src/http/attempt.rs::a_stalled_body_fails_after_the_idle_timeout";
+pub(super) const CORPUS: &str = "tests/envoy_corpus.rs::outrigger_agrees_with_the_labels";
+pub(super) const RESILIENCE_FAILURE_PERCENTAGE: &str =
+    "tests/envoy_resilience.rs::outlier_detection_failure_percentage_at_the_sweep";
+pub(super) const RESILIENCE_PRIORITIES: &str =
+    "tests/envoy_resilience.rs::priorities_spill_over_by_health";
+pub(super) const RESILIENCE_BUDGET: &str =
+    "tests/envoy_resilience.rs::retry_budget_of_zero_allows_no_retry";
+pub(super) const TCP_MAX_CONNECTIONS: &str =
+    "tests/envoy_network_limits.rs::tcp_proxy_closes_connections_over_max_connections_like_envoy";
+pub(super) const HCM_LIMITS: &str =
+    "tests/envoy_hcm_limits.rs::envoy_and_outrigger_apply_the_connection_manager_limits_alike";
+pub(super) const STREAM_IDLE: &str = "proxy/src/http/stream_timeout/tests.rs::a_received_request_whose_upstream_is_silent_gets_504_stream_timeout";
+pub(super) const REQUEST_TIMEOUT: &str = "proxy/src/http/stream_timeout/tests.rs::request_timeout_ends_an_unfinished_request_despite_activity";
+pub(super) const ROUTE_IDLE: &str = "proxy/src/http/stream_timeout/tests.rs::a_routes_idle_timeout_replaces_the_connection_managers";
+pub(super) const CONNECTION_IDLE: &str =
+    "proxy/src/http/connection_timeout/tests.rs::a_silent_connection_is_closed_at_the_idle_timeout";
+pub(super) const CONNECTION_DURATION: &str = "proxy/src/http/connection_timeout/tests.rs::max_connection_duration_drains_even_a_busy_connection";
+pub(super) const TRUSTED_HOPS: &str =
+    "proxy/src/http/forwarded/tests.rs::trusted_hops_pick_the_client_from_the_right_of_xff";
+pub(super) const SKIP_XFF: &str =
+    "proxy/src/http/forwarded/tests.rs::a_loopback_peer_is_recorded_as_the_proxys_own_address";
+pub(super) const PATH_OPTIONS: &str =
+    "proxy/src/http/path_normalization/tests.rs::each_option_alone";
+pub(super) const OUTLIER_SETTINGS_WIRED: &str =
+    "proxy/src/upstream/ejections.rs::every_configured_setting_reaches_the_detector";
+pub(super) const OUTLIER_JITTER: &str =
+    "proxy/src/upstream/outlier/tests.rs::jitter_lengthens_the_ejection_within_its_bound";

@@ -1,0 +1,183 @@
+//! The HTTP connection manager and its HTTP filters.
+//!
+//! `proofs.rs` says what an entry means.
+
+use super::Proof::{self, NotYet, Tests, Untested};
+use super::cited::*;
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    // The timeout tests set HTTP1 (request_timeout needs it), but none shows the other protocol refused.
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.codec_type",
+        Untested("serving only the protocol codec_type names"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
+        Tests(&[HTTP_STATS, ADMIN, RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.rds",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.route_config",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http_filters",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.common_http_protocol_options",
+        Tests(&[HCM_LIMITS, CONNECTION_IDLE]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http2_protocol_options",
+        Untested("http2_protocol_options"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.server_name",
+        Untested("server_name"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_idle_timeout",
+        Tests(&[HCM_LIMITS, STREAM_IDLE]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_timeout",
+        Tests(&[HCM_LIMITS, REQUEST_TIMEOUT]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.request_headers_timeout",
+        Tests(&[HTTP_SLOW_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.drain_timeout",
+        Tests(&[HCM_LIMITS]),
+    ),
+    // Only its default (60) is tested on the data path; the loader test checks Envoy's bound, not the effect.
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.max_request_headers_kb",
+        Untested("a max_request_headers_kb other than 60"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.generate_request_id",
+        Untested("generate_request_id"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.use_remote_address",
+        Tests(&[HTTP_HEADERS, HCM_LIMITS, TRUSTED_HOPS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.xff_num_trusted_hops",
+        Tests(&[HCM_LIMITS, TRUSTED_HOPS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.skip_xff_append",
+        Tests(&[SKIP_XFF]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.upgrade_configs",
+        Tests(&[HTTP_WEBSOCKET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.normalize_path",
+        Tests(&[HCM_LIMITS, PATH_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.merge_slashes",
+        Tests(&[HCM_LIMITS, PATH_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.forward_client_cert_details",
+        Tests(&[MTLS_IN, XFCC_SET, XFCC_APPEND]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.set_current_client_cert_details",
+        Tests(&[MTLS_IN]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.subject",
+        Tests(&[XFCC_SET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.cert",
+        Untested("adding Cert to x-forwarded-client-cert"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.chain",
+        Untested("adding Chain to x-forwarded-client-cert"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.dns",
+        Tests(&[XFCC_SET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.uri",
+        Tests(&[MTLS_IN, XFCC_APPEND]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds.config_source",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds.route_config_name",
+        NotYet("RDS (its requests get 404)"),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.name",
+        Tests(&[LABEL_MISPLACED, LABEL_REQUIRED]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config",
+        Tests(&[HTTP_ROUTES]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig.upgrade_type",
+        Tests(&[HTTP_WEBSOCKET]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig.enabled",
+        Untested("switching an upgrade off with enabled"),
+    ),
+    (
+        "envoy.extensions.filters.http.router.v3.Router.suppress_envoy_headers",
+        Untested("suppress_envoy_headers"),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stat_prefix",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.status",
+        Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.token_bucket",
+        Tests(&[RESILIENCE_RATE_LIMIT, RESILIENCE_ROUTE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enabled",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.filter_enforced",
+        Tests(&[RESILIENCE_RATE_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.response_headers_to_add",
+        Untested("adding headers to rate-limited responses"),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.local_rate_limit_per_downstream_connection",
+        Untested("a rate-limit bucket per connection"),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.enable_x_ratelimit_headers",
+        Tests(&[RESILIENCE_RATE_LIMIT_HEADERS]),
+    ),
+    (
+        "envoy.type.v3.HttpStatus.code",
+        Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
+    ),
+];
