@@ -146,12 +146,14 @@ const TABLES: &[Table] = &[
     },
     Table {
         virtual_hosts: r#"[{name: all, domains: ["*"], routes: [
-          {match: {prefix: /w}, route: {weighted_clusters: {clusters: [{name: a, weight: 0}, {name: b, weight: 100}]}}},
+          {match: {prefix: /w}, route: {weighted_clusters: {clusters: [{name: a, weight: 0}, {name: b, weight: 100,
+             request_headers_to_add: [{header: {key: x-added, value: "weighted"}}],
+             request_headers_to_remove: [x-remove-me]}]}}},
           {match: {prefix: /API, case_sensitive: false}, route: {cluster: b}},
           {match: {path_separated_prefix: /svc}, route: {cluster: b}},
           {match: {prefix: /}, route: {cluster: a}}]}]"#,
         requests: &[
-            ("x", "/w", &[]),
+            ("x", "/w", &[("x-remove-me", "1")]),
             ("x", "/api/x", &[]),
             ("x", "/svc", &[]),
             ("x", "/svc/1", &[]),

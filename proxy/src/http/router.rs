@@ -10,6 +10,7 @@ use super::{Connection, headers, route_stack};
 use crate::upstream::UpstreamBody;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
+use outrigger_config::model::core::HeaderMutations;
 use outrigger_config::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HostRewrite, Route, RouteAction,
     VirtualHost,
@@ -58,7 +59,9 @@ impl Router {
             RouteAction::DirectResponse(direct) => direct_response(direct, &parts),
             RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, route),
             RouteAction::Route(forward) => {
-                for level in levels {
+                // The cluster first: a weighted cluster's own header changes are the most specific level.
+                let (cluster, cluster_headers) = choose_cluster(forward, &parts);
+                for level in cluster_headers.iter().copied().chain(levels) {
                     headers::mutate_request(&mut parts.headers, level);
                 }
                 if let Some(kind) = &upgrade {
@@ -71,9 +74,13 @@ impl Router {
                     vhost,
                     route,
                     forward,
+                    cluster,
                     service,
                 };
                 let mut response = self.forward(parts, body, chosen, on_upgrade).await;
+                if let Some(level) = cluster_headers {
+                    headers::mutate_response(response.headers_mut(), level);
+                }
                 if vhost.include_attempt_count_in_response {
                     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
                     if let Ok(value) = HeaderValue::from_str(&attempts.to_string()) {
@@ -102,11 +109,11 @@ impl Router {
             vhost,
             route,
             forward,
+            cluster,
             service,
         } = chosen;
         let connection = &self.connection;
-        let Some(cluster) = cluster_name(forward, &parts)
-            .and_then(|name| connection.inputs.clusters.get(&name).cloned())
+        let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name).cloned())
         else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
         };
@@ -171,6 +178,8 @@ struct Chosen<'a> {
     vhost: &'a VirtualHost,
     route: &'a Route,
     forward: &'a Forward,
+    /// The cluster's name (none when `cluster_header` names nothing).
+    cluster: Option<String>,
     service: route_stack::RouteService,
 }
 
@@ -211,24 +220,34 @@ fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseB
     response
 }
 
-fn cluster_name(forward: &Forward, parts: &Parts) -> Option<String> {
+/// The cluster for this request, with the weighted cluster's own header changes when it was drawn from
+/// `weighted_clusters`.
+fn choose_cluster<'a>(
+    forward: &'a Forward,
+    parts: &Parts,
+) -> (Option<String>, Option<&'a HeaderMutations>) {
     match &forward.target {
-        ClusterTarget::Cluster(name) => Some(name.clone()),
-        ClusterTarget::ClusterHeader(header) => parts
-            .headers
-            .get(header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        ClusterTarget::Cluster(name) => (Some(name.clone()), None),
+        ClusterTarget::ClusterHeader(header) => (
+            parts
+                .headers
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            None,
+        ),
         ClusterTarget::WeightedClusters(list) => {
             let total: u64 = list.iter().map(|c| u64::from(c.weight)).sum();
             let mut point = fastrand::u64(..total.max(1));
-            list.iter()
-                .find(|c| {
-                    let hit = point < u64::from(c.weight);
-                    point = point.saturating_sub(u64::from(c.weight));
-                    hit
-                })
-                .map(|c| c.name.clone())
+            let drawn = list.iter().find(|c| {
+                let hit = point < u64::from(c.weight);
+                point = point.saturating_sub(u64::from(c.weight));
+                hit
+            });
+            (
+                drawn.map(|c| c.name.clone()),
+                drawn.map(|c| &c.headers).filter(|h| !h.is_empty()),
+            )
         }
     }
 }

@@ -275,11 +275,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.WeightedCluster.ClusterWeight.request_headers_to_add",
-        Untested(WEIGHTED_HEADERS),
+        Tests(&[DIFFERENTIAL]),
     ),
     (
         "envoy.config.route.v3.WeightedCluster.ClusterWeight.request_headers_to_remove",
-        Untested(WEIGHTED_HEADERS),
+        Tests(&[DIFFERENTIAL]),
     ),
     (
         "envoy.config.route.v3.WeightedCluster.ClusterWeight.response_headers_to_add",
