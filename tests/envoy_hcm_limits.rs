@@ -4,7 +4,8 @@
 //! what the upstream received, and the statistics must agree.
 //!
 //! Covered: `stream_idle_timeout`, `request_timeout`, `common_http_protocol_options.idle_timeout`,
-//! `max_connection_duration` and `max_headers_count` (HTTP/1 and h2), `normalize_path` with `merge_slashes`,
+//! `max_connection_duration` and `max_headers_count` (HTTP/1 and h2; `stream_idle_timeout` and
+//! `request_timeout` on h2 uploads too), `normalize_path` with `merge_slashes`,
 //! and `use_remote_address` with `xff_num_trusted_hops`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +33,7 @@ const LISTENERS: &[(&str, &str, &str)] = &[
         "codec_type: HTTP1, request_timeout: 1s",
         "{cluster: backend}",
     ),
+    ("rt2", "request_timeout: 1s", "{cluster: backend}"),
     (
         "idle",
         "drain_timeout: 1s, common_http_protocol_options: {idle_timeout: 1s, max_headers_count: 5}",
@@ -261,6 +263,34 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// An h2 upload scenario: the body's pieces, `gap_ms` apart, then its end (`finish`) or a stall.
+#[derive(Clone, Copy)]
+struct H2Upload {
+    listener: &'static str,
+    path: &'static str,
+    pieces: &'static [&'static str],
+    gap_ms: u64,
+    finish: bool,
+}
+
+impl H2Upload {
+    const fn new(
+        listener: &'static str,
+        path: &'static str,
+        pieces: &'static [&'static str],
+        gap_ms: u64,
+        finish: bool,
+    ) -> Self {
+        Self {
+            listener,
+            path,
+            pieces,
+            gap_ms,
+            finish,
+        }
+    }
+}
+
 /// Paths sent with `normalize_path` and `merge_slashes`; hyper refuses `<`, `>` and `` ` `` in a request
 /// target before any of this runs, so they are not here.
 const PATHS: &[&str] = &[
@@ -442,6 +472,39 @@ async fn envoy_and_outrigger_apply_the_connection_manager_limits_alike() {
         differences.push(format!(
             "h2 stream idle timeout:\n  envoy:     {theirs}\n  outrigger: {mine}"
         ));
+    }
+    // h2 uploads: a body that stalls (408 from either timer), a body that trickles in time, a complete body
+    // that disarms `request_timeout` before a slow upstream.
+    let uploads = [
+        H2Upload::new("si", "/post", &["abc"], 0, false),
+        H2Upload::new("si", "/post", &["abc", "de", "fg", "hij"], 600, true),
+        H2Upload::new("rt2", "/post", &["abc", "de", "fg"], 450, false),
+        H2Upload::new("rt2", "/slow/1500", &["abc"], 0, true),
+    ];
+    let runs = uploads.map(|u| {
+        let (ue, uo) = ports.of(u.listener);
+        let (gap, watch) = (Duration::from_millis(u.gap_ms), Duration::from_secs(3));
+        async move {
+            let (theirs, mine) = tokio::join!(
+                wire::h2_upload(ue, u.path, u.pieces, gap, u.finish, watch),
+                wire::h2_upload(uo, u.path, u.pieces, gap, u.finish, watch)
+            );
+            let name = format!(
+                "{} {} {:?} finished {}",
+                u.listener, u.path, u.pieces, u.finish
+            );
+            (name, theirs, mine)
+        }
+    });
+    for (name, theirs, mine) in futures_join_all(runs.into_iter()).await {
+        compared += 1;
+        if theirs != mine {
+            differences.push(format!(
+                "h2 upload on {name}:
+  envoy:     {theirs}
+  outrigger: {mine}"
+            ));
+        }
     }
     let (theirs, mine) = tokio::join!(wire::h2_idle_close(e), wire::h2_idle_close(o));
     compared += 1;

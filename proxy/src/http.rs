@@ -1,19 +1,20 @@
 //! The HTTP connection manager: hyper serves HTTP/1.1 and h2 on the connection, and every request goes through
 //! a tower stack: `downstream_stats` -> `connection_manager` (headers, route lookup) -> `local_rate_limit` ->
 //! `stream_timeout` -> `router` -> the matched route's upstream stack (`route_stack`: `route_timeout` -> `retry`
-//! -> `attempt`). The connection's bytes pass through `observed_io`, which feeds `connection_state` (HTTP/1
-//! framing, activity, open streams) for the stream timers and the connection's own (`connection_timeout`).
+//! -> `attempt`). `stream_timeout` follows each request by its body and each response by its body;
+//! `connection_state` counts open streams for the connection's own timers (`connection_timeout`), and the
+//! connection's bytes pass through `connection_io` only for what they alone tell (the first byte, a tunnel).
 
 mod attempt;
 pub use attempt::PreviousHosts;
 mod client_cert;
+mod connection_io;
 pub mod connection_manager;
 mod connection_state;
 mod connection_timeout;
 mod downstream_stats;
 mod failure;
 mod forwarded;
-mod h1_framing;
 #[cfg(test)]
 mod hcm_fixture;
 mod header_limits;
@@ -21,7 +22,6 @@ mod headers;
 mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
-mod observed_io;
 mod path_normalization;
 mod replay_body;
 mod retry;
@@ -37,6 +37,7 @@ mod testing;
 
 use crate::metrics::Labels;
 use crate::{Inputs, drain::ConnectionGuard};
+use connection_io::ConnectionIo;
 use connection_manager::{ConnectionManager, Decode};
 use connection_state::ConnectionState;
 use connection_timeout::Ending;
@@ -44,7 +45,6 @@ use downstream_stats::DownstreamStats;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use local_rate_limit::LocalRateLimitFilter;
-use observed_io::ObservedIo;
 use outrigger_config::model::http::{CodecType, HttpConnectionManager};
 use router::Router;
 use std::net::SocketAddr;
@@ -106,7 +106,7 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     let connection = Arc::new(connection);
     let hcm = connection.hcm.clone();
     let drain = connection.inputs.drain.clone();
-    let state = Arc::new(ConnectionState::new(hcm.codec_type != CodecType::Http2));
+    let state = Arc::new(ConnectionState::new(hcm.codec_type == CodecType::Http2));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -171,7 +171,7 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
             stream_reset::reset_or_respond(response)
         }
     });
-    let io = TokioIo::new(ObservedIo::new(stream, state.clone()));
+    let io = TokioIo::new(ConnectionIo::new(stream, state.clone()));
     let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);
     let counters = &connection.inputs.metrics.http_timeouts;

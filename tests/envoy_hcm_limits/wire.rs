@@ -277,3 +277,76 @@ pub async fn h2_idle_close(port: u16) -> String {
         Err(_) => format!("status {status}, still open after 5 s"),
     }
 }
+
+/// An h2 request body: the pieces the test sends, then its end when the sender is dropped.
+struct Upload(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for Upload {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|piece| piece.map(|p| Ok(hyper::body::Frame::data(p))))
+    }
+}
+
+/// An h2 POST of `path` whose body is `pieces` sent `gap` apart, then ended (`finish`) or left open: its
+/// status and body, or that the stream failed, within `watch`.
+pub async fn h2_upload(
+    port: u16,
+    path: &str,
+    pieces: &[&'static str],
+    gap: Duration,
+    finish: bool,
+    watch: Duration,
+) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(connection);
+    let (body, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let request = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
+        .body(Upload(receiver))
+        .unwrap();
+    let pieces: Vec<&'static str> = pieces.to_vec();
+    let feeder = tokio::spawn(async move {
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if i > 0 {
+                sleep(gap).await;
+            }
+            let _ = body.send(Bytes::from_static(piece.as_bytes()));
+        }
+        if !finish {
+            // Keep the body open until the test is over.
+            sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    let answer = async {
+        match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await;
+                let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&body).to_string();
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(seen) => format!("status {status}, upstream got {}", seen["path"]),
+                    Err(_) => format!("status {status}, body {text:?}"),
+                }
+            }
+            Err(_) => "stream failed".to_string(),
+        }
+    };
+    let answer = tokio::time::timeout(watch, answer)
+        .await
+        .unwrap_or_else(|_| format!("no answer within {watch:?}"));
+    feeder.abort();
+    driver.abort();
+    answer
+}

@@ -62,13 +62,6 @@ pub fn connection_manager(
     let http_filters = http_filters(&h.http_filters, &at.field("http_filters"), out);
     let common = h.common_http_protocol_options.unwrap_or_default();
     let request_timeout = timeout_or(&h.request_timeout, None);
-    if request_timeout.is_some() && codec_type != CodecType::Http1 {
-        out.error(
-            &at.field("request_timeout"),
-            "request_timeout is not supported with codec_type AUTO or HTTP2: the end of an h2 request body \
-             cannot be observed yet, so the timer could not be disarmed as Envoy disarms it; set codec_type: HTTP1",
-        );
-    }
     let forward_client_cert_details = match F::try_from(h.forward_client_cert_details) {
         Ok(F::ForwardOnly) => ForwardClientCertDetails::ForwardOnly,
         Ok(F::AppendForward) => ForwardClientCertDetails::AppendForward,

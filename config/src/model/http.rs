@@ -20,8 +20,8 @@ pub struct HttpConnectionManager {
     /// arrived, a reset after the response started. A route's `idle_timeout` replaces it.
     #[serde(serialize_with = "optional_duration")]
     pub stream_idle_timeout: Option<Duration>,
-    /// Envoy's default: disabled. The whole request must arrive in time, else 408 `request timeout`.
-    /// Only with `codec_type: HTTP1` (the loader refuses it otherwise).
+    /// Envoy's default: disabled. The whole request must arrive in time, else 408 `request timeout` (HTTP/1
+    /// and h2 alike: the end of the request body is seen on the body itself).
     #[serde(serialize_with = "optional_duration")]
     pub request_timeout: Option<Duration>,
     /// Envoy's default: disabled.

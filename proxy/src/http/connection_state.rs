@@ -1,8 +1,11 @@
-//! What the connection manager tracks about one downstream connection, shared by the IO wrapper that sees
-//! its bytes (`observed_io`), the request layers (`stream_timeout`, `downstream_stats`) and the connection's
-//! own timers (`connection_timeout`): request framing and activity, open streams, and the connection's drain.
+//! What the connection manager tracks about one downstream connection, shared by the request layers
+//! (`downstream_stats` counts streams, `stream_timeout` watches a tunnel), the connection's own timers
+//! (`connection_timeout`) and its IO (`connection_io`): open streams, whether the client has sent anything,
+//! when a tunnel's bytes last moved, the connection's drain and its reset.
+//!
+//! Request bodies are not followed here: each stream's body is wrapped where the stack sees it
+//! (`stream_timeout::request_body`).
 
-use super::h1_framing::H1Framing;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use tokio::sync::Notify;
@@ -15,50 +18,28 @@ pub struct ConnectionState {
 }
 
 struct Inner {
-    /// `None` when the connection can only be h2 (no HTTP/1 framing to follow).
-    framing: Option<H1Framing>,
     /// When the connection last read a byte; `None` before the first (Envoy has no codec yet then).
     last_read: Option<Instant>,
     last_write: Option<Instant>,
-    /// The HTTP/1 request whose body last moved (its number on the connection), and when.
-    body_read: Option<(u64, Instant)>,
-    /// Requests the connection manager has seen, and how many are still open.
-    requests: u64,
+    /// The connection speaks h2 (its codec, its preface, or a stream said so).
+    h2: bool,
     open_streams: usize,
     draining: bool,
     reset: bool,
     wakers: Vec<Waker>,
 }
 
-/// One request's place on its connection.
-#[derive(Clone, Copy, Debug)]
-pub struct Ticket {
-    /// 1 for the first request of the connection, and so on (HTTP/1 requests arrive in turn); `None` for a
-    /// request the connection did not count, whose body is then followed like an h2 body.
-    pub number: Option<u64>,
-    /// The request had no body (`END_STREAM` on the headers, or no body framing).
-    pub ended_with_head: bool,
-}
-
-impl Ticket {
-    pub fn untracked(ended_with_head: bool) -> Self {
-        Self {
-            number: None,
-            ended_with_head,
-        }
-    }
-}
+/// The h2 connection preface, as far as it tells h2 from HTTP/1.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl ConnectionState {
-    /// `http1` tells whether the connection may carry HTTP/1 (its framing is then followed).
-    pub fn new(http1: bool) -> Self {
+    /// `h2` when the codec can only be h2.
+    pub fn new(h2: bool) -> Self {
         Self {
             inner: Mutex::new(Inner {
-                framing: http1.then(H1Framing::default),
                 last_read: None,
                 last_write: None,
-                body_read: None,
-                requests: 0,
+                h2,
                 open_streams: 0,
                 draining: false,
                 reset: false,
@@ -74,15 +55,14 @@ impl ConnectionState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Bytes were read; the first read tells an h2 preface (an AUTO connection that has no stream yet when
+    /// it is drained must get GOAWAY at once, as HTTP/1 must not).
     pub fn on_read(&self, bytes: &[u8]) {
-        let now = Instant::now();
         let mut inner = self.lock();
-        inner.last_read = Some(now);
-        if let Some(framing) = inner.framing.as_mut()
-            && let Some(number) = framing.feed(bytes).body_of
-        {
-            inner.body_read = Some((number, now));
+        if inner.last_read.is_none() && bytes.starts_with(PREFACE) {
+            inner.h2 = true;
         }
+        inner.last_read = Some(Instant::now());
     }
 
     pub fn on_write(&self) {
@@ -102,21 +82,16 @@ impl ConnectionState {
 
     /// Whether the connection speaks h2.
     pub fn is_h2(&self) -> bool {
-        self.lock().framing.as_ref().is_none_or(|f| f.h2)
+        self.lock().h2
     }
 
-    pub fn stream_started(&self, ended_with_head: bool) -> Ticket {
-        let ticket = {
+    pub fn stream_started(&self, version: http::Version) {
+        {
             let mut inner = self.lock();
-            inner.requests += 1;
             inner.open_streams += 1;
-            Ticket {
-                number: Some(inner.requests),
-                ended_with_head,
-            }
-        };
+            inner.h2 |= version == http::Version::HTTP_2;
+        }
         self.changed.notify_waiters();
-        ticket
     }
 
     pub fn stream_ended(&self) {
@@ -128,33 +103,6 @@ impl ConnectionState {
 
     pub fn open_streams(&self) -> usize {
         self.lock().open_streams
-    }
-
-    /// Whether the request has been received completely; `None` when that cannot be seen (an h2 request with
-    /// a body).
-    pub fn request_complete(&self, ticket: Ticket) -> Option<bool> {
-        if ticket.ended_with_head {
-            return Some(true);
-        }
-        let number = ticket.number?;
-        let inner = self.lock();
-        let framing = inner.framing.as_ref()?;
-        if framing.complete >= number {
-            return Some(true);
-        }
-        framing.following().then_some(false)
-    }
-
-    /// When the request's body last moved: exact for HTTP/1; for h2, any byte read on the connection.
-    pub fn request_activity(&self, ticket: Ticket) -> Option<Instant> {
-        let inner = self.lock();
-        match (inner.framing.as_ref(), ticket.number) {
-            (Some(framing), Some(number)) if framing.following() => inner
-                .body_read
-                .filter(|(read, _)| *read == number)
-                .map(|(_, at)| at),
-            _ => inner.last_read,
-        }
     }
 
     /// The connection stops taking new requests (`Connection: close`, GOAWAY).

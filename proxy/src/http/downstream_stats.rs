@@ -1,8 +1,8 @@
 //! The outermost HTTP layer: the connection manager's request statistics (`downstream_rq_total`, `_active`,
 //! `_xx`), and what every response carries on its way out (`server`, `Connection: close` while draining).
 //! The active-request gauge is given back by a guard, so a client that resets mid-request does not leak it.
-//! Each request also gets its place on the connection (`Ticket`, which the stream timers read) and keeps the
-//! connection's stream count until its response body has been sent. `Connection: close` is added while the
+//! Each request keeps the connection's stream count until its response body has been sent (the connection's
+//! idle timer runs while none is open). `Connection: close` is added while the
 //! process drains, or the connection itself does (idle timeout, max connection duration).
 
 use super::Connection;
@@ -94,10 +94,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let http1 = request.version() < http::Version::HTTP_2;
-        let ticket = self.state.stream_started(request.body().is_end_stream());
-        request.extensions_mut().insert(ticket);
+        self.state.stream_started(request.version());
         let open = OpenStream::new(self.state.clone());
         let state = self.state.clone();
         let connection = self.connection.clone();

@@ -12,23 +12,23 @@
 //! Either local reply on an HTTP/1 request that is not complete carries `Connection: close`: the rest of its
 //! body will never be read. The upstream call is dropped (cancelled) with the stream.
 //!
-//! Whether and when the request body moved is read from `ConnectionState`: exact for HTTP/1 (its framing is
-//! followed on the wire); for an h2 request with a body, any byte read on the connection counts as activity and
-//! the request counts as complete (the router takes hyper's own body type, which cannot be observed). The
-//! loader therefore refuses `request_timeout` unless the codec is HTTP/1 only.
+//! Whether and when the request body moved is read from the body itself (`request_body`), which this layer
+//! wraps before the filters and the router read it: exact for HTTP/1 and h2 alike.
 
+mod request_body;
 mod response_body;
 mod tunnel;
 
 use super::connection_manager::{ConnectionManager, Matched};
-use super::connection_state::{ConnectionState, Ticket};
+use super::connection_state::ConnectionState;
 use super::local_reply::{self, ResponseBody};
 use crate::metrics::{HttpTimeouts, Labels};
+use crate::upstream::UpstreamBody;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
 use outrigger_config::model::route::RouteAction;
 use pin_project_lite::pin_project;
 use prometheus_client::metrics::counter::Counter;
+use request_body::RequestProgress;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -81,8 +81,9 @@ impl<S> StreamTimeout<S> {
 
 /// What the timers of one stream share with its response body.
 pub(crate) struct Clock {
+    /// The connection, for a tunnel after an upgrade.
     state: Arc<ConnectionState>,
-    ticket: Ticket,
+    request: Arc<RequestProgress>,
     idle: Duration,
     idle_timeouts: Counter,
 }
@@ -90,14 +91,7 @@ pub(crate) struct Clock {
 impl Clock {
     /// The last time the request side showed life, if after `since`.
     fn request_activity_after(&self, since: Instant) -> Instant {
-        self.state
-            .request_activity(self.ticket)
-            .map_or(since, |at| at.max(since))
-    }
-
-    fn request_complete(&self) -> bool {
-        // Unknown (an h2 body) counts as complete: see the module documentation.
-        self.state.request_complete(self.ticket).unwrap_or(true)
+        self.request.activity_after(since)
     }
 
     fn count_idle_timeout(&self) {
@@ -105,10 +99,13 @@ impl Clock {
     }
 }
 
-impl<S, B> tower_service::Service<Request<B>> for StreamTimeout<S>
+impl<S> tower_service::Service<Request<UpstreamBody>> for StreamTimeout<S>
 where
-    S: tower_service::Service<Request<B>, Response = Response<ResponseBody>, Error = Infallible>,
-    B: Body,
+    S: tower_service::Service<
+            Request<UpstreamBody>,
+            Response = Response<ResponseBody>,
+            Error = Infallible,
+        >,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
@@ -118,18 +115,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let ticket = request
-            .extensions()
-            .get::<Ticket>()
-            .copied()
-            .unwrap_or_else(|| Ticket::untracked(request.body().is_end_stream()));
+    fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
         let idle = self.idle_timeout(&request);
         let http1 = request.version() < http::Version::HTTP_2;
+        let (parts, body) = request.into_parts();
+        let (body, progress) = request_body::watch(body);
         let clock = idle.map(|idle| {
             Arc::new(Clock {
                 state: self.state.clone(),
-                ticket,
+                request: progress.clone(),
                 idle,
                 idle_timeouts: self.idle_timeouts.clone(),
             })
@@ -138,11 +132,10 @@ where
         ResponseFuture {
             idle_sleep: idle.map(sleep),
             request_sleep: request_timeout.map(sleep),
-            inner: self.inner.call(request),
+            inner: self.inner.call(Request::from_parts(parts, body)),
             started: Instant::now(),
             clock,
-            state: self.state.clone(),
-            ticket,
+            progress,
             http1,
             rq_timeout: self.request_timeouts.clone(),
         }
@@ -159,8 +152,7 @@ pin_project! {
         request_sleep: Option<Sleep>,
         started: Instant,
         clock: Option<Arc<Clock>>,
-        state: Arc<ConnectionState>,
-        ticket: Ticket,
+        progress: Arc<RequestProgress>,
         http1: bool,
         rq_timeout: Counter,
     }
@@ -184,7 +176,7 @@ where
             && sleep.poll(cx).is_ready()
         {
             this.request_sleep.set(None);
-            if this.state.request_complete(*this.ticket) == Some(false) {
+            if !this.progress.is_complete() {
                 this.rq_timeout.inc();
                 return Poll::Ready(Ok(timeout_reply(
                     StatusCode::REQUEST_TIMEOUT,
@@ -208,7 +200,7 @@ where
                 continue;
             }
             clock.count_idle_timeout();
-            let complete = clock.request_complete();
+            let complete = this.progress.is_complete();
             let status = if complete {
                 StatusCode::GATEWAY_TIMEOUT
             } else {

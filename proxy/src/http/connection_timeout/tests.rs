@@ -29,7 +29,7 @@ fn count(metrics: &Metrics, idle: bool) -> u64 {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_connection_is_closed_at_the_idle_timeout() {
-    let state = Arc::new(ConnectionState::new(true));
+    let state = Arc::new(ConnectionState::new(false));
     let (ending, after, metrics) =
         run("common_http_protocol_options: {idle_timeout: 2s}", state).await;
     assert_eq!((ending, after), (Ending::Close, Duration::from_secs(2)));
@@ -38,9 +38,9 @@ async fn a_silent_connection_is_closed_at_the_idle_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn the_idle_timer_waits_for_open_streams_and_restarts_after_them() {
-    let state = Arc::new(ConnectionState::new(true));
+    let state = Arc::new(ConnectionState::new(false));
     state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    state.stream_started(true);
+    state.stream_started(http::Version::HTTP_11);
     let ends = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -52,9 +52,9 @@ async fn the_idle_timer_waits_for_open_streams_and_restarts_after_them() {
 
 #[tokio::test(start_paused = true)]
 async fn max_connection_duration_drains_even_a_busy_connection() {
-    let state = Arc::new(ConnectionState::new(true));
+    let state = Arc::new(ConnectionState::new(false));
     state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    state.stream_started(true);
+    state.stream_started(http::Version::HTTP_11);
     let (ending, after, metrics) = run(
         "common_http_protocol_options: {max_connection_duration: 3s}",
         state,
@@ -66,7 +66,7 @@ async fn max_connection_duration_drains_even_a_busy_connection() {
 
 #[tokio::test(start_paused = true)]
 async fn the_default_idle_timeout_is_an_hour() {
-    let state = Arc::new(ConnectionState::new(true));
+    let state = Arc::new(ConnectionState::new(false));
     let (_, after, _) = run("", state).await;
     assert_eq!(after, Duration::from_secs(3600));
 }

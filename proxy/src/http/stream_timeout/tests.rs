@@ -1,23 +1,23 @@
-//! The stream timers with a mock inner service, a fake connection and paused time.
+//! The stream timers with a mock inner service, request bodies fed piece by piece, and paused time.
 
 use super::*;
 use crate::http::connection_manager::Matched;
 use crate::http::hcm_fixture::{hcm, hcm_routing};
 use crate::metrics::{Metrics, connection_manager};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty};
+use tokio::sync::mpsc;
 use tower::ServiceExt;
 use tower_test::mock;
 
-type Mock = mock::Mock<Request<Full<Bytes>>, Response<ResponseBody>>;
-type Handle = mock::Handle<Request<Full<Bytes>>, Response<ResponseBody>>;
+type Mock = mock::Mock<Request<UpstreamBody>, Response<ResponseBody>>;
+type Handle = mock::Handle<Request<UpstreamBody>, Response<ResponseBody>>;
 type Inner = tower::util::MapErr<Mock, fn(tower::BoxError) -> Infallible>;
 type Counters = fn(&HttpTimeouts) -> &prometheus_client::metrics::family::Family<Labels, Counter>;
 
 struct Setup {
     service: StreamTimeout<Inner>,
     handle: Handle,
-    state: Arc<ConnectionState>,
     metrics: Metrics,
 }
 
@@ -32,7 +32,7 @@ fn setup(fields: &str) -> Setup {
 fn setup_with(config: Arc<outrigger_config::model::http::HttpConnectionManager>) -> Setup {
     let metrics = Metrics::new();
     let manager = Arc::new(ConnectionManager::new(config, &metrics));
-    let state = Arc::new(ConnectionState::new(true));
+    let state = Arc::new(ConnectionState::new(false));
     let (mock, handle) = mock::pair();
     let service = StreamTimeout::new(
         mock.map_err(never as fn(tower::BoxError) -> Infallible),
@@ -44,7 +44,6 @@ fn setup_with(config: Arc<outrigger_config::model::http::HttpConnectionManager>)
     Setup {
         service,
         handle,
-        state,
         metrics,
     }
 }
@@ -55,26 +54,65 @@ fn counted(setup: &Setup, family: Counters) -> u64 {
         .get()
 }
 
-/// A POST whose head has arrived on the wire (the body will follow, or not), counted by the connection.
-fn post(setup: &Setup, head_and_some_body: &[u8]) -> Request<Full<Bytes>> {
-    setup.state.on_read(head_and_some_body);
-    let mut request = Request::post("/")
-        .body(Full::new(Bytes::from_static(b"body")))
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(setup.state.stream_started(false));
-    request
+/// A request body as a `Content-Length` body arrives: `length` bytes in all, in the pieces the test sends;
+/// complete once they are all there.
+struct Fed {
+    pieces: mpsc::UnboundedReceiver<&'static [u8]>,
+    left: usize,
 }
 
-/// A GET that has arrived whole, counted by the connection.
-fn get(setup: &Setup) -> Request<Full<Bytes>> {
-    setup.state.on_read(b"GET / HTTP/1.1\r\n\r\n");
-    let mut request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
-    request
-        .extensions_mut()
-        .insert(setup.state.stream_started(true));
-    request
+impl http_body::Body for Fed {
+    type Data = Bytes;
+    type Error = crate::upstream::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        match self.pieces.poll_recv(cx) {
+            Poll::Ready(Some(piece)) => {
+                self.left -= piece.len();
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(piece)))))
+            }
+            Poll::Ready(None) => Poll::Ready(Some(Err("the client went away".into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// A POST of `length` bytes whose first piece has arrived with the head; the sender brings the rest.
+fn post(length: usize, first: &'static [u8]) -> (Request<UpstreamBody>, Pieces) {
+    let (pieces, receiver) = mpsc::unbounded_channel();
+    let body = Fed {
+        pieces: receiver,
+        left: length,
+    };
+    pieces.send(first).unwrap();
+    let request = Request::post("/").body(body.boxed()).unwrap();
+    (request, pieces)
+}
+
+type Pieces = mpsc::UnboundedSender<&'static [u8]>;
+
+/// A GET, whose body is over with its head.
+fn get() -> Request<UpstreamBody> {
+    Request::get("/")
+        .body(Empty::new().map_err(|e| match e {}).boxed())
+        .unwrap()
+}
+
+/// The upstream side reads the request body as it arrives, as the router does while it forwards it.
+fn forward(request: Request<UpstreamBody>) {
+    tokio::spawn(async move {
+        let _ = request.into_body().collect().await;
+    });
 }
 
 async fn body_text(response: Response<ResponseBody>) -> String {
@@ -89,7 +127,7 @@ fn ok(body: &'static str) -> Response<ResponseBody> {
 #[tokio::test(start_paused = true)]
 async fn a_received_request_whose_upstream_is_silent_gets_504_stream_timeout() {
     let mut s = setup("stream_idle_timeout: 1s");
-    let request = get(&s);
+    let request = get();
     let started = Instant::now();
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let _pending = s.handle.next_request().await.unwrap();
@@ -105,13 +143,14 @@ async fn a_received_request_whose_upstream_is_silent_gets_504_stream_timeout() {
 #[tokio::test(start_paused = true)]
 async fn body_data_restarts_the_timer_and_a_stalled_body_gets_408() {
     let mut s = setup("stream_idle_timeout: 1s");
-    let request = post(&s, b"POST / HTTP/1.1\r\ncontent-length: 10\r\n\r\nabc");
+    let (request, pieces) = post(10, b"abc");
     let started = Instant::now();
     let call = tokio::spawn(s.service.clone().oneshot(request));
-    let _pending = s.handle.next_request().await.unwrap();
+    let (forwarded, _respond) = s.handle.next_request().await.unwrap();
+    forward(forwarded);
     for piece in [&b"de"[..], b"fg"] {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        s.state.on_read(piece);
+        pieces.send(piece).unwrap();
     }
     let response = call.await.unwrap().unwrap();
     assert_eq!(started.elapsed(), Duration::from_millis(2200));
@@ -123,11 +162,12 @@ async fn body_data_restarts_the_timer_and_a_stalled_body_gets_408() {
 #[tokio::test(start_paused = true)]
 async fn a_body_received_in_full_makes_it_504() {
     let mut s = setup("stream_idle_timeout: 1s");
-    let request = post(&s, b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nab");
+    let (request, pieces) = post(3, b"ab");
     let call = tokio::spawn(s.service.clone().oneshot(request));
-    let _pending = s.handle.next_request().await.unwrap();
+    let (forwarded, _respond) = s.handle.next_request().await.unwrap();
+    forward(forwarded);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    s.state.on_read(b"c");
+    pieces.send(b"c").unwrap();
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 }
@@ -135,7 +175,7 @@ async fn a_body_received_in_full_makes_it_504() {
 #[tokio::test(start_paused = true)]
 async fn a_response_that_stalls_is_reset() {
     let mut s = setup("stream_idle_timeout: 1s");
-    let request = get(&s);
+    let request = get();
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let (_, respond) = s.handle.next_request().await.unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -170,7 +210,7 @@ impl http_body::Body for Stalled {
 async fn a_timely_answer_passes_and_zero_disables_the_timer() {
     for fields in ["stream_idle_timeout: 1s", "stream_idle_timeout: 0s"] {
         let mut s = setup(fields);
-        let request = get(&s);
+        let request = get();
         let call = tokio::spawn(s.service.clone().oneshot(request));
         let (_, respond) = s.handle.next_request().await.unwrap();
         let wait = if fields.ends_with("0s") { 3600 } else { 0 };
@@ -184,12 +224,13 @@ async fn a_timely_answer_passes_and_zero_disables_the_timer() {
 #[tokio::test(start_paused = true)]
 async fn request_timeout_ends_an_unfinished_request_despite_activity() {
     let mut s = setup("codec_type: HTTP1, request_timeout: 1s");
-    let request = post(&s, b"POST / HTTP/1.1\r\ncontent-length: 10\r\n\r\nabc");
+    let (request, pieces) = post(10, b"abc");
     let started = Instant::now();
     let call = tokio::spawn(s.service.clone().oneshot(request));
-    let _pending = s.handle.next_request().await.unwrap();
+    let (forwarded, _respond) = s.handle.next_request().await.unwrap();
+    forward(forwarded);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    s.state.on_read(b"de");
+    pieces.send(b"de").unwrap();
     let response = call.await.unwrap().unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
@@ -207,7 +248,7 @@ async fn request_timeout_ends_an_unfinished_request_despite_activity() {
 #[tokio::test(start_paused = true)]
 async fn request_timeout_is_disarmed_once_the_request_is_complete() {
     let mut s = setup("codec_type: HTTP1, request_timeout: 1s");
-    let request = get(&s);
+    let request = get();
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let (_, respond) = s.handle.next_request().await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -223,7 +264,7 @@ async fn a_routes_idle_timeout_replaces_the_connection_managers() {
         "stream_idle_timeout: 1s",
         "route: {cluster: backend, idle_timeout: 3s}",
     ));
-    let mut request = get(&s);
+    let mut request = get();
     request
         .extensions_mut()
         .insert(Matched { vhost: 0, route: 0 });
@@ -233,4 +274,45 @@ async fn a_routes_idle_timeout_replaces_the_connection_managers() {
     let response = call.await.unwrap().unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(3));
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_h2_upload_that_stalls_gets_408_and_the_connection_stays() {
+    for fields in ["request_timeout: 1s", "stream_idle_timeout: 1s"] {
+        let mut s = setup(fields);
+        let (mut request, pieces) = post(10, b"abc");
+        *request.version_mut() = http::Version::HTTP_2;
+        let started = Instant::now();
+        let call = tokio::spawn(s.service.clone().oneshot(request));
+        let (forwarded, _respond) = s.handle.next_request().await.unwrap();
+        forward(forwarded);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pieces.send(b"de").unwrap();
+        let response = call.await.unwrap().unwrap();
+        let after = if fields.starts_with("request") {
+            1000
+        } else {
+            1500
+        };
+        assert_eq!(started.elapsed(), Duration::from_millis(after), "{fields}");
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{fields}");
+        assert!(response.headers().get("connection").is_none(), "{fields}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_h2_body_received_in_full_disarms_request_timeout() {
+    let mut s = setup("request_timeout: 1s");
+    let (mut request, pieces) = post(5, b"abc");
+    *request.version_mut() = http::Version::HTTP_2;
+    let call = tokio::spawn(s.service.clone().oneshot(request));
+    let (forwarded, respond) = s.handle.next_request().await.unwrap();
+    forward(forwarded);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pieces.send(b"de").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    respond.send_response(ok("late but fine"));
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(counted(&s, |t| &t.rq_timeout), 0);
 }

@@ -1,6 +1,8 @@
-//! The downstream connection as hyper reads and writes it, with every byte read shown to the connection's
-//! state (request framing and activity) and every write timed. Once the state is reset, reads and writes fail,
-//! which ends hyper's connection or an upgraded tunnel.
+//! The downstream connection as hyper reads and writes it, for what only the connection's bytes tell: whether
+//! the client sent anything (a connection that never did is closed, not drained, at its idle timeout), when a
+//! tunnel's bytes last moved, and the reset of a tunnel that fell silent: once the state is reset, reads and
+//! writes fail. After a 101 the router copies the tunnel over hyper's `Upgraded`, which is this IO: there is
+//! no body to wrap then. Requests and responses are followed by their bodies (`stream_timeout`), not here.
 
 use super::connection_state::ConnectionState;
 use pin_project_lite::pin_project;
@@ -11,14 +13,14 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pin_project! {
-    pub struct ObservedIo<S> {
+    pub struct ConnectionIo<S> {
         #[pin]
         inner: S,
         state: Arc<ConnectionState>,
     }
 }
 
-impl<S> ObservedIo<S> {
+impl<S> ConnectionIo<S> {
     pub fn new(inner: S, state: Arc<ConnectionState>) -> Self {
         Self { inner, state }
     }
@@ -31,7 +33,7 @@ fn reset_error() -> io::Error {
     )
 }
 
-impl<S: AsyncRead> AsyncRead for ObservedIo<S> {
+impl<S: AsyncRead> AsyncRead for ConnectionIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -52,7 +54,7 @@ impl<S: AsyncRead> AsyncRead for ObservedIo<S> {
     }
 }
 
-impl<S: AsyncWrite> AsyncWrite for ObservedIo<S> {
+impl<S: AsyncWrite> AsyncWrite for ConnectionIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -109,16 +111,15 @@ mod tests {
 
     #[tokio::test]
     async fn reads_feed_the_state_and_a_reset_fails_a_pending_read() {
-        let state = Arc::new(ConnectionState::new(true));
+        let state = Arc::new(ConnectionState::new(false));
         let (mut client, server) = tokio::io::duplex(64);
-        let mut io = ObservedIo::new(server, state.clone());
+        let mut io = ConnectionIo::new(server, state.clone());
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 64];
         let n = io.read(&mut buf).await.unwrap();
         assert_eq!(n, 18);
         assert!(state.has_read());
-        let ticket = state.stream_started(false);
-        assert_eq!(state.request_complete(ticket), Some(true));
+        assert!(!state.is_h2());
         let pending = tokio::spawn(async move { io.read(&mut buf).await });
         tokio::task::yield_now().await;
         state.reset();
