@@ -6,7 +6,7 @@ use super::Proof::{self, NotYet, Tests, Untested};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
-    // The timeout tests set HTTP1 (request_timeout needs it), but none shows the other protocol refused.
+    // The timeout tests set HTTP1, but none shows the other protocol refused.
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.codec_type",
         Untested("serving only the protocol codec_type names"),
