@@ -83,13 +83,14 @@ impl Health for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_unavailable_is_retried_with_the_message_intact() {
     let flaky = Flaky::default();
-    let port = support::tcp::free_port();
+    // Bound here, so the server listens before it is spawned and no other process can take its port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(HealthServer::new(flaky.clone()))
-            .serve(([127, 0, 0, 1], port).into()),
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
-    support::tcp::wait_until_listening(port, "the tonic server").await;
     let proxy = start(&fill(CONFIG, &[("port", port.to_string())])).await;
     let channel =
         tonic::transport::Channel::from_shared(format!("http://{}", address(&proxy, "grpc")))

@@ -65,6 +65,7 @@ pub async fn closes_at_once() -> Server {
 }
 
 /// A loopback port nothing listens on now.
+/// A loopback port nothing listens on now.
 /// Waits (up to 10 s) until something accepts connections on 127.0.0.1:`port`; `what` names it if not.
 pub async fn wait_until_listening(port: u16, what: &str) {
     let started = std::time::Instant::now();
