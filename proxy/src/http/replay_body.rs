@@ -26,6 +26,10 @@ impl RequestBody {
     pub fn replayable(body: UpstreamBody, limit: usize) -> Self {
         let hint = body.size_hint();
         let done = body.is_end_stream();
+        if done {
+            // Nothing to keep (a GET): an empty body replays for free.
+            return RequestBody::empty();
+        }
         RequestBody::Replay(ReplayBody {
             shared: Arc::new(Mutex::new(Shared {
                 chunks: Vec::new(),

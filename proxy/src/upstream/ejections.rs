@@ -30,7 +30,11 @@ impl Ejections {
         if let Some(kind) = self.detector.report(host, outcome, Instant::now()) {
             tracing::info!(%host, reason = kind.as_str(), "outlier detection ejected a host");
         }
-        self.publish();
+        // Only a failure can move a consecutive-error detector (and so a statistic) between sweeps; a success
+        // costs no publishing on the hot path. The rate analyses publish at their sweep.
+        if is_failure(outcome) {
+            self.publish();
+        }
     }
 
     pub fn is_ejected(&self, host: SocketAddr) -> bool {
@@ -83,6 +87,14 @@ impl Ejections {
             }
         }
         *last = now;
+    }
+}
+
+fn is_failure(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Status(status) => status >= 500,
+        Outcome::ConnectFailed | Outcome::Timeout | Outcome::Reset => true,
+        Outcome::LocalSuccess => false,
     }
 }
 
