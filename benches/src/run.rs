@@ -33,13 +33,13 @@ pub struct Settings {
     pub repeats: usize,
     pub clock_ticks: f64,
     pub port_base: u16,
-    /// Which scenarios to run, by letter: `abcdef` is all.
+    /// Which scenarios to run, by letter: `abcdefg` is all.
     pub scenarios: String,
     /// Machine, date and anything else to record with the figures.
     pub about: Value,
 }
 
-/// Connections of scenario (a) and (b).
+/// Connections of scenarios (a), (b) and (g).
 const H1_CONNECTIONS: usize = 32;
 /// The fixed rate of scenarios (b) and (c).
 const FIXED_RATE: f64 = 1000.0;
@@ -50,7 +50,7 @@ const TCP_CONNECTIONS: usize = 8;
 const READY_LIMIT: Duration = Duration::from_secs(60);
 /// Idle time after ready before the idle RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
-const MAIN_METRICS: [&Metric; 12] = results::MAIN;
+const MAIN_METRICS: [&Metric; 15] = results::MAIN;
 
 struct Proxy {
     target: Target,
@@ -239,7 +239,7 @@ fn check_ports(base: u16) -> anyhow::Result<()> {
     let mut ports = vec![base, base + 1];
     for i in 1..=4u16 {
         let p = Ports::at(base + 100 * i);
-        ports.extend([p.h1, p.h2, p.tcp, p.admin]);
+        ports.extend([p.h1, p.h2, p.tcp, p.resilient, p.admin]);
     }
     for i in 1..=2u16 {
         let b = base + 500 + 20 * i;
@@ -302,7 +302,7 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
     if run.wants('f') {
         run.startup(&proxies);
     }
-    if ['a', 'b', 'd', 'e'].iter().any(|s| run.wants(*s)) {
+    if ['a', 'b', 'd', 'e', 'g'].iter().any(|s| run.wants(*s)) {
         run.main_scenarios(&proxies);
     }
     if run.wants('c')

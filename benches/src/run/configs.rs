@@ -14,6 +14,9 @@ pub struct Ports {
     pub h2: u16,
     /// Opaque TCP.
     pub tcp: u16,
+    /// Scenario (g): HTTP/1.1 as on `h1`, through a route with a retry policy, a cluster with circuit breakers and
+    /// outlier detection, and a local rate limit filter, none of which ever triggers.
+    pub resilient: u16,
     pub admin: u16,
 }
 
@@ -23,6 +26,7 @@ impl Ports {
             h1: base,
             h2: base + 1,
             tcp: base + 2,
+            resilient: base + 3,
             admin: base + 90,
         }
     }
@@ -46,6 +50,12 @@ fn admin(port: u16) -> String {
 
 /// An HTTP connection manager (HTTP/1.1 and h2c by detection) routing everything to `cluster`.
 fn hcm_filter(name: &str, cluster: &str, indent: &str) -> String {
+    hcm(name, cluster, "", "", indent)
+}
+
+/// [`hcm_filter`] with `route_extra` added to the route action (`, key: value` in flow style) and `filters` (YAML
+/// list items at the `http_filters` level) before the router.
+fn hcm(name: &str, cluster: &str, route_extra: &str, filters: &str, indent: &str) -> String {
     let body = format!(
         r#"- name: envoy.filters.network.http_connection_manager
   typed_config:
@@ -60,14 +70,47 @@ fn hcm_filter(name: &str, cluster: &str, indent: &str) -> String {
         domains: ["*"]
         routes:
         - match: {{prefix: "/"}}
-          route: {{cluster: {cluster}, timeout: 15s}}
+          route: {{cluster: {cluster}, timeout: 15s{route_extra}}}
     http_filters:
-    - name: envoy.filters.http.router
+{filters}    - name: envoy.filters.http.router
       typed_config: {{"@type": {ROUTER}}}
 "#
     );
     indented(&body, indent)
 }
+
+/// Scenario (g)'s route: retries on 5xx, two at most.
+const RETRY_POLICY: &str = ", retry_policy: {retry_on: 5xx, num_retries: 2}";
+
+/// Scenario (g)'s local rate limit, enabled and enforced for every request, with a bucket that cannot run dry at
+/// the rates a benchmark reaches (10^8 tokens, refilled every second).
+const LOCAL_RATE_LIMIT: &str = r#"    - name: envoy.filters.http.local_ratelimit
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+        stat_prefix: bench_resilient_rate_limit
+        token_bucket: {max_tokens: 100000000, tokens_per_fill: 100000000, fill_interval: 1s}
+        filter_enabled:
+          runtime_key: bench_rate_limit_enabled
+          default_value: {numerator: 100, denominator: HUNDRED}
+        filter_enforced:
+          runtime_key: bench_rate_limit_enforced
+          default_value: {numerator: 100, denominator: HUNDRED}
+"#;
+
+/// Scenario (g)'s cluster extras: circuit breakers far above what the run needs, and outlier detection on five
+/// consecutive 5xx (the backend never answers one).
+const RESILIENT_CLUSTER: &str = r#"    circuit_breakers:
+      thresholds:
+      - priority: DEFAULT
+        max_connections: 100000
+        max_pending_requests: 100000
+        max_requests: 100000
+        max_retries: 100000
+    outlier_detection:
+      consecutive_5xx: 5
+      interval: 10s
+      max_ejection_percent: 100
+"#;
 
 fn indented(text: &str, indent: &str) -> String {
     text.lines().map(|l| format!("{indent}{l}\n")).collect()
@@ -101,7 +144,7 @@ fn cluster(name: &str, endpoint: SocketAddr, http: Option<bool>, extra: &str) ->
     )
 }
 
-/// The side-by-side configuration for Outrigger and Envoy.
+/// The side-by-side configuration for Outrigger and Envoy: listeners for (a)/(b), (d), (e) and (g).
 pub fn envoy(ports: Ports, backend: Backend) -> String {
     let tcp_proxy = "      - name: envoy.filters.network.tcp_proxy\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: bench_tcp\n          cluster: backend_tcp\n          idle_timeout: 60s\n";
     let mut out = admin(ports.admin);
@@ -117,10 +160,27 @@ pub fn envoy(ports: Ports, backend: Backend) -> String {
         &hcm_filter("bench_h2", "backend_h2", "      "),
     ));
     out.push_str(&listener("bench_tcp", ports.tcp, tcp_proxy));
+    out.push_str(&listener(
+        "bench_resilient",
+        ports.resilient,
+        &hcm(
+            "bench_resilient",
+            "backend_h1_resilient",
+            RETRY_POLICY,
+            LOCAL_RATE_LIMIT,
+            "      ",
+        ),
+    ));
     out.push_str("  clusters:\n");
     out.push_str(&cluster("backend_h1", backend.http, Some(false), ""));
     out.push_str(&cluster("backend_h2", backend.http, Some(true), ""));
     out.push_str(&cluster("backend_tcp", backend.tcp, None, ""));
+    out.push_str(&cluster(
+        "backend_h1_resilient",
+        backend.http,
+        Some(false),
+        RESILIENT_CLUSTER,
+    ));
     out
 }
 
@@ -320,4 +380,31 @@ pub fn mesh_server(
     out.push_str("  clusters:\n");
     out.push_str(&cluster("backend_h1", backend.http, Some(false), ""));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outrigger_config::{Format, load_bytes};
+
+    /// Outrigger takes the side-by-side file, (g)'s retries, circuit breakers, outlier detection and local rate
+    /// limit included, with neither an error nor a warning: nothing in it is ignored.
+    #[test]
+    fn side_by_side_file_loads_without_warnings() {
+        let backend = Backend {
+            http: SocketAddr::from(([127, 0, 0, 1], 21000)),
+            tcp: SocketAddr::from(([127, 0, 0, 1], 21001)),
+        };
+        let yaml = envoy(Ports::at(21100), backend);
+        match load_bytes(yaml.as_bytes(), Format::Yaml) {
+            Ok(loaded) => {
+                let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+                assert!(warnings.is_empty(), "{warnings:#?}\n{yaml}");
+            }
+            Err(d) => {
+                let all: Vec<String> = d.iter().map(|e| e.to_string()).collect();
+                panic!("{all:#?}\n{yaml}");
+            }
+        }
+    }
 }

@@ -1,12 +1,23 @@
-//! Scenarios (a), (b), (d), (e) against every target at once, and (f): start-up and memory.
+//! Scenarios (a), (b), (d), (e) against every target at once, (f): start-up and memory, and (g): (a) through the
+//! resilience stack, against Outrigger and Envoy.
 
 use super::configs::Ports;
 use super::process::Process;
-use super::results::{self, Target};
+use super::results::{self, Metric, Target};
 use super::{
     FIXED_RATE, H1_CONNECTIONS, H2_CONNECTIONS, H2_STREAMS, MAIN_METRICS, Proxy, Run, SETTLE,
     TCP_CONNECTIONS, local, short_reason,
 };
+
+/// The loader's arguments for scenario (a)'s load, closed loop, on `port`.
+fn h1(port: u16) -> Vec<String> {
+    let mut a: Vec<String> = ["http", "--protocol", "h1", "--connections"]
+        .map(String::from)
+        .to_vec();
+    a.push(H1_CONNECTIONS.to_string());
+    a.extend(["--target".into(), local(port).to_string()]);
+    a
+}
 
 impl Run {
     /// (f): start to ready and idle RSS, over fresh starts.
@@ -55,6 +66,7 @@ impl Run {
                 h1: self.backend.http.port(),
                 h2: self.backend.http.port(),
                 tcp: self.backend.tcp.port(),
+                resilient: self.backend.http.port(),
                 admin: 0,
             },
             None,
@@ -78,38 +90,16 @@ impl Run {
                 "nginx stream module not installed",
             );
         }
-        let ticks = self.settings.clock_ticks;
         let repeats = self.settings.repeats;
-        let h1 = |p: &Ports| -> Vec<String> {
-            let mut a: Vec<String> = ["http", "--protocol", "h1", "--connections"]
-                .map(String::from)
-                .to_vec();
-            a.push(H1_CONNECTIONS.to_string());
-            a.extend(["--target".into(), local(p.h1).to_string()]);
-            a
-        };
         if self.wants('a') {
             for r in 0..repeats {
                 for (target, ports, process) in Self::order(&running, r) {
-                    let before = process.as_ref().and_then(|p| p.cpu_seconds(ticks).ok());
-                    let Some(report) = self.http_run(&results::H1_RPS, *target, h1(ports)) else {
+                    let (rps, cpu) = (&results::H1_RPS, &results::CPU_PER_1K);
+                    let Some(rps) =
+                        self.closed_h1(*target, h1(ports.h1), process.as_ref(), rps, cpu)
+                    else {
                         continue;
                     };
-                    let after = process.as_ref().and_then(|p| p.cpu_seconds(ticks).ok());
-                    let rps = report["rps"].as_f64().unwrap_or(0.0);
-                    let requests = report["requests_all"].as_f64().unwrap_or(0.0);
-                    let errors = report["errors"].as_u64().unwrap_or(0);
-                    self.results.add(&results::H1_RPS, *target, rps, errors);
-                    if let (Some(b), Some(a)) = (before, after)
-                        && requests > 0.0
-                    {
-                        self.results.add(
-                            &results::CPU_PER_1K,
-                            *target,
-                            (a - b) / requests * 1000.0,
-                            0,
-                        );
-                    }
                     self.say(&format!(
                         "(a) {} {}/{repeats}: {rps:.0} req/s",
                         target.name(),
@@ -132,10 +122,13 @@ impl Run {
                 }
             }
         }
+        if self.wants('g') {
+            self.resilient(&running);
+        }
         if self.wants('b') {
             for r in 0..repeats {
                 for (target, ports, _) in Self::order(&running, r) {
-                    let mut args = h1(ports);
+                    let mut args = h1(ports.h1);
                     args.extend(["--rate".into(), FIXED_RATE.to_string()]);
                     let Some(report) = self.http_run(&results::H1_P99, *target, args) else {
                         continue;
@@ -227,5 +220,84 @@ impl Run {
             }
         }
         // The processes are dropped (killed) here.
+    }
+
+    /// One closed-loop HTTP/1.1 run (`args`) of scenario (a) or (g) against `target`: its throughput under `rps`,
+    /// and the proxy's CPU time per 1000 requests, warm-up included, under `cpu`. Returns the throughput.
+    fn closed_h1(
+        &mut self,
+        target: Target,
+        args: Vec<String>,
+        process: Option<&Process>,
+        rps: &'static Metric,
+        cpu: &'static Metric,
+    ) -> Option<f64> {
+        let ticks = self.settings.clock_ticks;
+        let before = process.and_then(|p| p.cpu_seconds(ticks).ok());
+        let report = self.http_run(rps, target, args)?;
+        let after = process.and_then(|p| p.cpu_seconds(ticks).ok());
+        let per_second = report["rps"].as_f64().unwrap_or(0.0);
+        let requests = report["requests_all"].as_f64().unwrap_or(0.0);
+        let errors = report["errors"].as_u64().unwrap_or(0);
+        self.results.add(rps, target, per_second, errors);
+        if let (Some(b), Some(a)) = (before, after)
+            && requests > 0.0
+        {
+            self.results
+                .add(cpu, target, (a - b) / requests * 1000.0, 0);
+        }
+        Some(per_second)
+    }
+
+    /// (g): scenario (a)'s load on the listener whose route retries, whose cluster has circuit breakers and outlier
+    /// detection, and whose connection manager rate-limits, all with limits the run never reaches; right after (a),
+    /// in the same processes, so (g)/(a) is the price of that stack. Outrigger and Envoy only: both read it from the
+    /// same Envoy file; haproxy and nginx are not configured with equivalents.
+    fn resilient(&mut self, running: &[(Target, Ports, Option<Process>)]) {
+        let reason = "no equivalent configured: (g) is Envoy's retry_policy, circuit_breakers, \
+                      outlier_detection and local_ratelimit";
+        for target in [Target::Haproxy, Target::Nginx] {
+            for metric in [
+                &results::RESILIENT_RPS,
+                &results::RESILIENT_OVER_PLAIN,
+                &results::RESILIENT_CPU_PER_1K,
+            ] {
+                self.results.unavailable(metric, target, reason);
+            }
+        }
+        let proxies: Vec<_> = running
+            .iter()
+            .filter(|(t, _, _)| matches!(t, Target::Outrigger | Target::Envoy))
+            .collect();
+        let repeats = self.settings.repeats;
+        for r in 0..repeats {
+            for (target, ports, process) in Self::order(&proxies, r).copied() {
+                let args = h1(ports.resilient);
+                let (rps, cpu) = (&results::RESILIENT_RPS, &results::RESILIENT_CPU_PER_1K);
+                let Some(rps) = self.closed_h1(*target, args, process.as_ref(), rps, cpu) else {
+                    continue;
+                };
+                self.say(&format!(
+                    "(g) {} {}/{repeats}: {rps:.0} req/s",
+                    target.name(),
+                    r + 1
+                ));
+            }
+        }
+        for (target, _, _) in proxies {
+            let plain = self.results.median(&results::H1_RPS, *target);
+            let resilient = self.results.median(&results::RESILIENT_RPS, *target);
+            match (resilient, plain) {
+                (Some(g), Some(a)) if a > 0.0 => {
+                    self.results
+                        .add(&results::RESILIENT_OVER_PLAIN, *target, g / a, 0)
+                }
+                _ => self.results.unavailable(
+                    &results::RESILIENT_OVER_PLAIN,
+                    *target,
+                    "needs (a) and (g) from the same run",
+                ),
+            }
+        }
     }
 }
