@@ -1,5 +1,5 @@
 //! Envoy's resilience features in real Envoy 1.40 and in Outrigger side by side: the HTTP local rate limit
-//! (listener-wide and per route), circuit breakers (active requests, the pending queue, retries), retries (request
+//! (listener-wide, per route, and per descriptor from rate limit actions), circuit breakers (active requests, the pending queue, retries), retries (request
 //! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
 //! detection (consecutive 5xx, `max_ejection_percent`, no healthy upstream).
 //!
@@ -882,10 +882,24 @@ async fn described(
     sequence: &[(&'static str, &str, &str, Option<&str>)],
     stats: &[Stat],
 ) -> Described {
+    let sequence: Vec<_> = sequence
+        .iter()
+        .map(|(label, listener, path, user)| {
+            let headers = user.iter().map(|u| ("x-user", *u)).collect();
+            (*label, *listener, *path, headers)
+        })
+        .collect();
+    described_with(proxy, &sequence, stats).await
+}
+
+/// One request of a descriptor test: `(label, listener, path, headers)`.
+type Step<'a> = (&'static str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+
+/// [`described`] with any request headers.
+async fn described_with(proxy: &Proxy, sequence: &[Step<'_>], stats: &[Stat]) -> Described {
     let mut replies: Vec<(&'static str, Vec<Limited>)> = Vec::new();
-    for (label, listener, path, user) in sequence {
-        let headers: Vec<(&str, &str)> = user.iter().map(|u| ("x-user", *u)).collect();
-        let reply = send_with(proxy.port(listener), "GET", path, &headers, Bytes::new()).await;
+    for (label, listener, path, headers) in sequence {
+        let reply = send_with(proxy.port(listener), "GET", path, headers, Bytes::new()).await;
         check_flags(proxy, label, std::slice::from_ref(&reply), |r| {
             is_local(r).then_some("RL")
         });
@@ -913,7 +927,7 @@ async fn start_descriptors(test: &str) -> Vec<Proxy> {
         test,
         &Setup {
             template: RATE_LIMIT_DESCRIPTORS,
-            listeners: &["always", "never", "wild"],
+            listeners: &["always", "never", "wild", "actions"],
             origins: &[("app", Behavior::Normal)],
             closed: &[],
         },
@@ -1081,6 +1095,54 @@ async fn local_rate_limit_wildcard_descriptor() {
         stats: recorded(&stats, &[9, 6, 3, 3]),
     };
     agree("a wildcard descriptor", &expected, &outcomes);
+}
+
+/// The virtual host's `rate_limits` count for a route without any (OVERRIDE) or with `include_vh_rate_limits`;
+/// `remote_address` is the client's (from `x-forwarded-for` without `use_remote_address`); a
+/// `header_value_match` with `expect_match: false` makes its descriptor only when the header is absent. No
+/// default bucket: a request that matches nothing passes, without `x-ratelimit-*` headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_descriptor_actions() {
+    let proxies = start_descriptors("rate-limit-descriptor-actions").await;
+    let stats = rate_limit_stats("rl_actions");
+    let xff = vec![("x-forwarded-for", "10.1.2.3")];
+    let debug = vec![("x-debug", "1")];
+    let sequence = [
+        ("ra", "actions", "/ra", vec![]),
+        ("ra", "actions", "/ra", vec![]),
+        ("ra", "actions", "/ra", vec![]),
+        ("ra-xff", "actions", "/ra", xff.clone()),
+        ("ra-xff", "actions", "/ra", xff),
+        ("debug", "actions", "/nodebug", debug.clone()),
+        ("debug", "actions", "/nodebug", debug),
+        ("nodebug", "actions", "/nodebug", vec![]),
+        ("nodebug", "actions", "/nodebug", vec![]),
+        ("vh", "actions", "/vh", vec![]),
+        ("vh", "actions", "/vh", vec![]),
+        ("include", "actions", "/include", vec![]),
+        ("include", "actions", "/include", vec![]),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described_with(proxy, &sequence, &stats).await));
+    }
+    let free = (200, None, None);
+    let expected = Described {
+        replies: vec![
+            (
+                "ra",
+                vec![seen(200, 2, 1), seen(200, 2, 0), seen(429, 2, 0)],
+            ),
+            ("ra-xff", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("debug", vec![free.clone(), free]),
+            ("nodebug", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("vh", vec![seen(200, 3, 2), seen(200, 3, 1)]),
+            ("include", vec![seen(200, 3, 0), seen(429, 3, 0)]),
+        ],
+        received: 9,
+        stats: recorded(&stats, &[13, 9, 4, 4]),
+    };
+    agree("rate limit actions", &expected, &outcomes);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
