@@ -1,5 +1,5 @@
 //! Envoy's resilience features in real Envoy 1.40 and in Outrigger side by side: the HTTP local rate limit
-//! (listener-wide and per route), circuit breakers (active requests, the pending queue, retries), retries (request
+//! (listener-wide, per route, and per descriptor from rate limit actions), circuit breakers (active requests, the pending queue, retries), retries (request
 //! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
 //! detection (consecutive 5xx, `max_ejection_percent`, no healthy upstream).
 //!
@@ -40,6 +40,7 @@ use tokio::net::TcpListener;
 const RATE_LIMIT_LISTENER: &str = include_str!("configs/resilience/rate-limit-listener.yaml");
 const RATE_LIMIT_ROUTE: &str = include_str!("configs/resilience/rate-limit-route.yaml");
 const RATE_LIMIT_HEADERS: &str = include_str!("configs/resilience/rate-limit-headers.yaml");
+const RATE_LIMIT_DESCRIPTORS: &str = include_str!("configs/resilience/rate-limit-descriptors.yaml");
 const BREAKER_REQUESTS: &str = include_str!("configs/resilience/circuit-breaker-requests.yaml");
 const BREAKER_PENDING: &str = include_str!("configs/resilience/circuit-breaker-pending.yaml");
 const RETRY_OVERFLOW: &str = include_str!("configs/resilience/retry-overflow.yaml");
@@ -255,12 +256,25 @@ impl Reply {
 
 /// One request on a connection of its own, answered within 10 s.
 async fn send(port: u16, method: &str, path: &str, body: Bytes) -> Reply {
+    send_with(port, method, path, &[], body).await
+}
+
+/// [`send`] with request headers.
+async fn send_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
-        .uri(format!("http://127.0.0.1:{port}{path}"))
-        .body(Full::new(body))
-        .unwrap();
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body)).unwrap();
     let exchange = async {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
@@ -836,6 +850,299 @@ async fn local_rate_limit_x_ratelimit_headers() {
         (429, some("2"), some("0"), true),
     ];
     agree("x-ratelimit-* headers", &expected, &outcomes);
+}
+
+/// A reply of the descriptor tests: status and the `x-ratelimit-limit` / `-remaining` of the bucket that decided.
+type Limited = (u16, Option<String>, Option<String>);
+
+fn limited(reply: &Reply) -> Limited {
+    (
+        reply.status,
+        reply.header("x-ratelimit-limit"),
+        reply.header("x-ratelimit-remaining"),
+    )
+}
+
+/// `(status, limit, remaining)`.
+fn seen(status: u16, limit: u32, remaining: u32) -> Limited {
+    (status, Some(limit.to_string()), Some(remaining.to_string()))
+}
+
+#[derive(Debug, PartialEq)]
+struct Described {
+    replies: Vec<(&'static str, Vec<Limited>)>,
+    received: usize,
+    stats: Values,
+}
+
+/// Sends each `(label, listener, path, x-user)` in order, one request each, and notes what came back; every
+/// local reply must carry the `RL` flag.
+async fn described(
+    proxy: &Proxy,
+    sequence: &[(&'static str, &str, &str, Option<&str>)],
+    stats: &[Stat],
+) -> Described {
+    let sequence: Vec<_> = sequence
+        .iter()
+        .map(|(label, listener, path, user)| {
+            let headers = user.iter().map(|u| ("x-user", *u)).collect();
+            (*label, *listener, *path, headers)
+        })
+        .collect();
+    described_with(proxy, &sequence, stats).await
+}
+
+/// One request of a descriptor test: `(label, listener, path, headers)`.
+type Step<'a> = (&'static str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+
+/// [`described`] with any request headers.
+async fn described_with(proxy: &Proxy, sequence: &[Step<'_>], stats: &[Stat]) -> Described {
+    let mut replies: Vec<(&'static str, Vec<Limited>)> = Vec::new();
+    for (label, listener, path, headers) in sequence {
+        let reply = send_with(proxy.port(listener), "GET", path, headers, Bytes::new()).await;
+        check_flags(proxy, label, std::slice::from_ref(&reply), |r| {
+            is_local(r).then_some("RL")
+        });
+        match replies.last_mut() {
+            Some((last, list)) if last == label => list.push(limited(&reply)),
+            _ => replies.push((label, vec![limited(&reply)])),
+        }
+    }
+    Described {
+        replies,
+        received: proxy.origin("app").count(),
+        stats: proxy.stats(stats).await,
+    }
+}
+
+fn rate_limit_stats(prefix: &str) -> Vec<Stat> {
+    ["enabled", "ok", "rate_limited", "enforced"]
+        .iter()
+        .map(|name| rate_limit_stat(name, prefix))
+        .collect()
+}
+
+async fn start_descriptors(test: &str) -> Vec<Proxy> {
+    start(
+        test,
+        &Setup {
+            template: RATE_LIMIT_DESCRIPTORS,
+            listeners: &["always", "never", "wild", "actions"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await
+}
+
+/// A route's `generic_key` action makes the descriptor `generic_key=gk`, which has a bucket of 1: the second
+/// request is refused by it (and the `x-ratelimit-*` headers describe that bucket). The default bucket of 3 was
+/// charged once too (`always_consume_default_token_bucket` is true by default), so a route without actions gets
+/// two requests through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_descriptor_generic_key() {
+    let proxies = start_descriptors("rate-limit-descriptor-generic-key").await;
+    let stats = rate_limit_stats("rl_always");
+    let sequence = [
+        ("gk", "always", "/gk", None),
+        ("gk", "always", "/gk", None),
+        ("gk", "always", "/gk", None),
+        ("free", "always", "/free", None),
+        ("free", "always", "/free", None),
+        ("free", "always", "/free", None),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described(proxy, &sequence, &stats).await));
+    }
+    let expected = Described {
+        replies: vec![
+            (
+                "gk",
+                vec![seen(200, 1, 0), seen(429, 1, 0), seen(429, 1, 0)],
+            ),
+            (
+                "free",
+                vec![seen(200, 3, 1), seen(200, 3, 0), seen(429, 3, 0)],
+            ),
+        ],
+        received: 3,
+        stats: recorded(&stats, &[6, 3, 3, 3]),
+    };
+    agree("a generic_key descriptor", &expected, &outcomes);
+}
+
+/// A `request_headers` action keyed on `x-user`: alice (2) and bob (1) have buckets of their own; carol has no
+/// descriptor of hers and a request without the header produces none, so both use only the default bucket of 3,
+/// which alice's and bob's requests left whole (`always_consume_default_token_bucket: false`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_descriptor_request_headers() {
+    let proxies = start_descriptors("rate-limit-descriptor-headers").await;
+    let stats = rate_limit_stats("rl_never");
+    let sequence = [
+        ("alice", "never", "/hdr", Some("alice")),
+        ("alice", "never", "/hdr", Some("alice")),
+        ("alice", "never", "/hdr", Some("alice")),
+        ("bob", "never", "/hdr", Some("bob")),
+        ("bob", "never", "/hdr", Some("bob")),
+        ("carol", "never", "/hdr", Some("carol")),
+        ("none", "never", "/hdr", None),
+        ("none", "never", "/hdr", None),
+        ("none", "never", "/hdr", None),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described(proxy, &sequence, &stats).await));
+    }
+    let expected = Described {
+        replies: vec![
+            (
+                "alice",
+                vec![seen(200, 2, 1), seen(200, 2, 0), seen(429, 2, 0)],
+            ),
+            ("bob", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("carol", vec![seen(200, 3, 2)]),
+            (
+                "none",
+                vec![seen(200, 3, 1), seen(200, 3, 0), seen(429, 3, 0)],
+            ),
+        ],
+        received: 6,
+        stats: recorded(&stats, &[9, 6, 3, 3]),
+    };
+    agree("a request_headers descriptor", &expected, &outcomes);
+}
+
+/// The same requests on two listeners that differ only in `always_consume_default_token_bucket`: with true
+/// (Envoy's default) the matched descriptors also empty the default bucket of 3, so the route without actions
+/// is refused at once; with false it still has its 3 tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_always_consume_default_token_bucket() {
+    let proxies = start_descriptors("rate-limit-descriptor-always").await;
+    let mut stats = rate_limit_stats("rl_always");
+    stats.extend(rate_limit_stats("rl_never"));
+    let mut sequence = Vec::new();
+    for listener in ["always", "never"] {
+        sequence.push(("matched", listener, "/gk", None));
+        sequence.push(("matched", listener, "/hdr", Some("alice")));
+        sequence.push(("matched", listener, "/hdr", Some("bob")));
+        for _ in 0..4 {
+            sequence.push(("default", listener, "/free", None));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described(proxy, &sequence, &stats).await));
+    }
+    let matched = vec![seen(200, 1, 0), seen(200, 2, 1), seen(200, 1, 0)];
+    let expected = Described {
+        replies: vec![
+            ("matched", matched.clone()),
+            ("default", vec![seen(429, 3, 0); 4]),
+            ("matched", matched),
+            (
+                "default",
+                vec![
+                    seen(200, 3, 2),
+                    seen(200, 3, 1),
+                    seen(200, 3, 0),
+                    seen(429, 3, 0),
+                ],
+            ),
+        ],
+        received: 9,
+        stats: recorded(&stats, &[7, 3, 4, 4, 7, 6, 1, 1]),
+    };
+    agree("always_consume_default_token_bucket", &expected, &outcomes);
+}
+
+/// The filter's own `rate_limits` and a wildcard descriptor (`user` with no value): a bucket of 1 per
+/// `x-user` value, at most 2 kept (`max_dynamic_descriptors`), the least recently used dropped; no default
+/// bucket, so a request without the header passes with no `x-ratelimit-*` headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_wildcard_descriptor() {
+    let proxies = start_descriptors("rate-limit-descriptor-wildcard").await;
+    let stats = rate_limit_stats("rl_wild");
+    let users = ["u1", "u1", "u2", "u1", "u3", "u2", "u1", "u1"];
+    let mut sequence: Vec<(&'static str, &str, &str, Option<&str>)> = users
+        .iter()
+        .map(|u| ("users", "wild", "/", Some(*u)))
+        .collect();
+    sequence.push(("none", "wild", "/", None));
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described(proxy, &sequence, &stats).await));
+    }
+    let (ok, refused) = (seen(200, 1, 0), seen(429, 1, 0));
+    let expected = Described {
+        replies: vec![
+            (
+                "users",
+                vec![
+                    ok.clone(),
+                    refused.clone(),
+                    ok.clone(),
+                    refused.clone(),
+                    ok.clone(),
+                    ok.clone(),
+                    ok,
+                    refused,
+                ],
+            ),
+            ("none", vec![(200, None, None)]),
+        ],
+        received: 6,
+        stats: recorded(&stats, &[9, 6, 3, 3]),
+    };
+    agree("a wildcard descriptor", &expected, &outcomes);
+}
+
+/// The virtual host's `rate_limits` count for a route without any (OVERRIDE) or with `include_vh_rate_limits`;
+/// `remote_address` is the client's (from `x-forwarded-for` without `use_remote_address`); a
+/// `header_value_match` with `expect_match: false` makes its descriptor only when the header is absent. No
+/// default bucket: a request that matches nothing passes, without `x-ratelimit-*` headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_descriptor_actions() {
+    let proxies = start_descriptors("rate-limit-descriptor-actions").await;
+    let stats = rate_limit_stats("rl_actions");
+    let xff = vec![("x-forwarded-for", "10.1.2.3")];
+    let debug = vec![("x-debug", "1")];
+    let sequence = [
+        ("ra", "actions", "/ra", vec![]),
+        ("ra", "actions", "/ra", vec![]),
+        ("ra", "actions", "/ra", vec![]),
+        ("ra-xff", "actions", "/ra", xff.clone()),
+        ("ra-xff", "actions", "/ra", xff),
+        ("debug", "actions", "/nodebug", debug.clone()),
+        ("debug", "actions", "/nodebug", debug),
+        ("nodebug", "actions", "/nodebug", vec![]),
+        ("nodebug", "actions", "/nodebug", vec![]),
+        ("vh", "actions", "/vh", vec![]),
+        ("vh", "actions", "/vh", vec![]),
+        ("include", "actions", "/include", vec![]),
+        ("include", "actions", "/include", vec![]),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described_with(proxy, &sequence, &stats).await));
+    }
+    let free = (200, None, None);
+    let expected = Described {
+        replies: vec![
+            (
+                "ra",
+                vec![seen(200, 2, 1), seen(200, 2, 0), seen(429, 2, 0)],
+            ),
+            ("ra-xff", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("debug", vec![free.clone(), free]),
+            ("nodebug", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("vh", vec![seen(200, 3, 2), seen(200, 3, 1)]),
+            ("include", vec![seen(200, 3, 0), seen(429, 3, 0)]),
+        ],
+        received: 9,
+        stats: recorded(&stats, &[13, 9, 4, 4]),
+    };
+    agree("rate limit actions", &expected, &outcomes);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

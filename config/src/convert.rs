@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod http;
 pub mod listener;
+pub mod rate_limit;
 pub mod rbac;
 pub mod references;
 pub mod route;

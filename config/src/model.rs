@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod core;
 pub mod http;
 pub mod listener;
+pub mod rate_limit;
 pub mod rbac;
 pub mod route;
 pub mod tls;

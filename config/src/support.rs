@@ -231,7 +231,42 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "stat_prefix status token_bucket filter_enabled filter_enforced response_headers_to_add \
-         local_rate_limit_per_downstream_connection enable_x_ratelimit_headers",
+         local_rate_limit_per_downstream_connection enable_x_ratelimit_headers descriptors stage vh_rate_limits \
+         always_consume_default_token_bucket max_dynamic_descriptors rate_limits",
+    ),
+    msg(
+        "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor",
+        "entries token_bucket",
+    ),
+    msg(
+        "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry",
+        "key value",
+    ),
+    // Rate limit actions (routes, virtual hosts, the local rate limit filter).
+    msg(
+        "envoy.config.route.v3.RateLimit",
+        "stage disable_key actions",
+    ),
+    msg(
+        "envoy.config.route.v3.RateLimit.Action",
+        "generic_key request_headers remote_address header_value_match destination_cluster",
+    ),
+    msg(
+        "envoy.config.route.v3.RateLimit.Action.GenericKey",
+        "descriptor_value descriptor_key",
+    ),
+    msg(
+        "envoy.config.route.v3.RateLimit.Action.RequestHeaders",
+        "header_name descriptor_key skip_if_absent",
+    ),
+    msg("envoy.config.route.v3.RateLimit.Action.RemoteAddress", ""),
+    msg(
+        "envoy.config.route.v3.RateLimit.Action.DestinationCluster",
+        "",
+    ),
+    msg(
+        "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch",
+        "descriptor_value descriptor_key expect_match headers",
     ),
     msg("envoy.type.v3.HttpStatus", "code"),
     // Routes.
@@ -244,7 +279,7 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.VirtualHost",
         "name domains routes request_headers_to_add request_headers_to_remove response_headers_to_add \
          response_headers_to_remove retry_policy include_request_attempt_count include_attempt_count_in_response \
-         request_body_buffer_limit per_request_buffer_limit_bytes hedge_policy",
+         request_body_buffer_limit per_request_buffer_limit_bytes hedge_policy rate_limits",
     ),
     msg_ignoring(
         "envoy.config.route.v3.Route",
@@ -273,7 +308,7 @@ pub const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
-         timeout idle_timeout retry_policy hedge_policy",
+         timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits",
         &[(
             "hash_policy",
             "only consistent-hash load balancers read it, and Outrigger has none",

@@ -149,7 +149,7 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         connection: connection.clone(),
         manager: manager.clone(),
     };
-    let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.inputs.clone());
+    let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
     let counters = manager.counters.clone();
     let timed = StreamTimeout::new(
         filters,

@@ -76,6 +76,11 @@ impl TokenBucket {
     pub fn max_tokens(&self) -> u32 {
         self.max as u32
     }
+
+    /// Tokens per second: the local rate limit filter tries the slowest-filling descriptor bucket first.
+    pub fn fill_rate(&self) -> f64 {
+        self.rate
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! The HTTP connection manager and its HTTP filters.
 
 use super::{
-    Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, route,
-    timeout_or, type_name, u32_or,
+    Out, bool_or, config_source, decode_any, duration_or, fraction, headers_to_add, rate_limit,
+    route, timeout_or, type_name, u32_or,
 };
 use crate::diagnostic::Path;
 use crate::model::http::{
     ClientCertDetails, CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager,
     HttpFilter, LocalRateLimit, RouteSource, Router, TokenBucket,
 };
+use crate::model::rate_limit::VhRateLimits;
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3 as ratelimit;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3 as router;
@@ -60,6 +61,9 @@ pub fn connection_manager(
         }
     };
     let http_filters = http_filters(&h.http_filters, &at.field("http_filters"), out);
+    if let RouteSource::Static(table) = &routes {
+        check_filter_destination_cluster(&http_filters, table, &at.field("http_filters"), out);
+    }
     let common = h.common_http_protocol_options.unwrap_or_default();
     let request_timeout = timeout_or(&h.request_timeout, None);
     let forward_client_cert_details = match F::try_from(h.forward_client_cert_details) {
@@ -113,6 +117,31 @@ pub fn connection_manager(
             })
             .unwrap_or_default(),
     })
+}
+
+/// The filter's own `destination_cluster` action cannot see a weighted cluster pick (Outrigger picks it after
+/// the filter has run): refused when a route has weighted clusters.
+fn check_filter_destination_cluster(
+    filters: &[HttpFilter],
+    table: &crate::model::route::RouteConfig,
+    at: &Path,
+    out: &mut Out,
+) {
+    use crate::model::route::{ClusterTarget, RouteAction};
+    let weighted = table.virtual_hosts.iter().flat_map(|v| &v.routes).any(|r| {
+        matches!(&r.action, RouteAction::Route(f) if matches!(f.target, ClusterTarget::WeightedClusters(_)))
+    });
+    for (i, filter) in filters.iter().enumerate() {
+        if let HttpFilter::LocalRateLimit(l) = filter
+            && weighted
+            && rate_limit::names_destination_cluster(&l.rate_limits)
+        {
+            out.error(
+                &at.index(i).field("typed_config").field("rate_limits"),
+                "a destination_cluster action is not supported while a route has weighted_clusters",
+            );
+        }
+    }
 }
 
 pub fn http2_options(o: Option<&core::Http2ProtocolOptions>) -> Http2Options {
@@ -225,5 +254,21 @@ pub fn local_rate_limit(
         local_rate_limit_per_downstream_connection: r.local_rate_limit_per_downstream_connection,
         // DRAFT_VERSION_03 is the one version Envoy has (1); OFF is 0.
         x_ratelimit_headers: r.enable_x_ratelimit_headers != 0,
+        descriptors: rate_limit::descriptors(&r.descriptors, &at.field("descriptors"), out),
+        stage: r.stage,
+        vh_rate_limits: vh_rate_limits(r.vh_rate_limits),
+        always_consume_default_token_bucket: bool_or(&r.always_consume_default_token_bucket, true),
+        max_dynamic_descriptors: u32_or(&r.max_dynamic_descriptors, 20),
+        rate_limits: rate_limit::filter_rate_limits(&r.rate_limits, &at.field("rate_limits"), out),
     })
+}
+
+/// `vh_rate_limits`: OVERRIDE is 0, INCLUDE 1, IGNORE 2.
+fn vh_rate_limits(value: i32) -> VhRateLimits {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::VhRateLimitsOptions as V;
+    match V::try_from(value) {
+        Ok(V::Include) => VhRateLimits::Include,
+        Ok(V::Ignore) => VhRateLimits::Ignore,
+        _ => VhRateLimits::Override,
+    }
 }

@@ -5,6 +5,7 @@ use super::{
     type_name, u32_or,
 };
 use crate::diagnostic::Path;
+use crate::model::rate_limit::RateLimit;
 use crate::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite,
     PathMatch, QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route,
@@ -83,7 +84,8 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
         v.request_body_buffer_limit.as_ref().map(|v| v.value),
         v.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
     );
-    let routes = v
+    let rate_limits = super::rate_limit::rate_limits(&v.rate_limits, &at.field("rate_limits"), out);
+    let routes: Vec<Route> = v
         .routes
         .iter()
         .enumerate()
@@ -98,6 +100,7 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
             )
         })
         .collect();
+    check_destination_cluster(&routes, &rate_limits, at, out);
     Some(VirtualHost {
         name: v.name.clone(),
         domains,
@@ -112,7 +115,36 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
         retry_policy,
         include_request_attempt_count: v.include_request_attempt_count,
         include_attempt_count_in_response: v.include_attempt_count_in_response,
+        rate_limits,
     })
+}
+
+/// A `destination_cluster` rate limit action may not reach a route with weighted clusters: Outrigger picks the
+/// cluster after the rate limit filter has run, so the descriptor could not name Envoy's pick.
+fn check_destination_cluster(routes: &[Route], host: &[RateLimit], at: &Path, out: &mut Out) {
+    use super::rate_limit::names_destination_cluster;
+    for (i, route) in routes.iter().enumerate() {
+        let RouteAction::Route(forward) = &route.action else {
+            continue;
+        };
+        if !matches!(forward.target, ClusterTarget::WeightedClusters(_)) {
+            continue;
+        }
+        if names_destination_cluster(&forward.rate_limits) {
+            out.error(
+                &at.field("routes")
+                    .index(i)
+                    .field("route")
+                    .field("rate_limits"),
+                "a destination_cluster action is not supported on a route with weighted_clusters",
+            );
+        } else if names_destination_cluster(host) {
+            out.error(
+                &at.field("rate_limits"),
+                format!("a destination_cluster action is not supported here: route {i} has weighted_clusters"),
+            );
+        }
+    }
 }
 
 /// `request_body_buffer_limit`, else the deprecated `per_request_buffer_limit_bytes`. Envoy's documentation says
@@ -263,7 +295,11 @@ fn route_match(m: &pb::RouteMatch, at: &Path, out: &mut Out) -> Option<RouteMatc
     })
 }
 
-fn header_matcher(h: &pb::HeaderMatcher, at: &Path, out: &mut Out) -> Option<HeaderMatcher> {
+pub(super) fn header_matcher(
+    h: &pb::HeaderMatcher,
+    at: &Path,
+    out: &mut Out,
+) -> Option<HeaderMatcher> {
     use crate::model::core::{StringMatch, StringMatcher};
     use pb::header_matcher::HeaderMatchSpecifier as H;
     let exact = |pattern| {
@@ -399,6 +435,8 @@ fn forward(
             .map(|h| h.hedge_on_per_try_timeout)
             .or(host_hedge)
             .unwrap_or(false),
+        rate_limits: super::rate_limit::rate_limits(&a.rate_limits, &at.field("rate_limits"), out),
+        include_vh_rate_limits: a.include_vh_rate_limits.as_ref().is_some_and(|b| b.value),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP connection manager and its HTTP filters.
 
 use super::core::{ConfigSource, Fraction, HeaderToAdd, duration, optional_duration};
+use super::rate_limit::{LocalDescriptor, RateLimit, VhRateLimits};
 use super::route::RouteConfig;
 use serde::Serialize;
 use std::time::Duration;
@@ -144,7 +145,7 @@ pub struct Router {
     pub suppress_envoy_headers: bool,
 }
 
-/// `envoy.filters.http.local_ratelimit`: a token bucket, per listener or per route.
+/// `envoy.filters.http.local_ratelimit`: a token bucket, per listener or per route, and buckets per descriptor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LocalRateLimit {
     pub stat_prefix: String,
@@ -160,8 +161,24 @@ pub struct LocalRateLimit {
     /// Envoy's default: false (one bucket for the whole listener).
     pub local_rate_limit_per_downstream_connection: bool,
     /// `enable_x_ratelimit_headers: DRAFT_VERSION_03`: `x-ratelimit-limit`, `-remaining` and `-reset` on every
-    /// response the filter sees. Envoy's default: off.
+    /// response the filter sees (from the bucket that decided). Envoy's default: off.
     pub x_ratelimit_headers: bool,
+    /// Descriptors with buckets of their own, matched against the descriptors the request produces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub descriptors: Vec<LocalDescriptor>,
+    /// Envoy's default: 0. Only route and virtual host `rate_limits` of this stage are read.
+    pub stage: u32,
+    /// Envoy's default: OVERRIDE.
+    pub vh_rate_limits: VhRateLimits,
+    /// Envoy's default: true. Whether a request that matched a descriptor also takes a token from
+    /// `token_bucket`.
+    pub always_consume_default_token_bucket: bool,
+    /// Envoy's default: 20. How many distinct values each wildcard descriptor keeps a bucket for (least
+    /// recently used first out).
+    pub max_dynamic_descriptors: u32,
+    /// The filter's own actions: when set, routes' and virtual hosts' `rate_limits` are not read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -2,6 +2,7 @@
 
 use super::core::{HeaderMutations, Pattern, StringMatcher, duration, optional_duration};
 use super::http::LocalRateLimit;
+use super::rate_limit::RateLimit;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct VirtualHost {
     pub include_request_attempt_count: bool,
     /// Envoy's default: false. Returns `x-envoy-attempt-count` to the client.
     pub include_attempt_count_in_response: bool,
+    /// Rate limit actions for the local rate limit filter (see `Forward::include_vh_rate_limits`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -91,7 +95,7 @@ pub enum PathMatch {
     PathSeparatedPrefix(String),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HeaderMatcher {
     pub name: String,
     pub rule: HeaderRule,
@@ -101,7 +105,7 @@ pub struct HeaderMatcher {
     pub treat_missing_header_as_empty: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderRule {
     Present(bool),
@@ -141,6 +145,12 @@ pub struct Forward {
     /// `hedge_policy.hedge_on_per_try_timeout`: when the per-try timeout fires, start another attempt without
     /// cancelling the first; the first good answer wins. Envoy's default: false.
     pub hedge_on_per_try_timeout: bool,
+    /// Rate limit actions for the local rate limit filter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+    /// Envoy's default: false (deprecated in Envoy). The virtual host's `rate_limits` count too, whatever the
+    /// filter's `vh_rate_limits` says.
+    pub include_vh_rate_limits: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -4,16 +4,25 @@
 //! `filter_enabled` and `filter_enforced` default to 0 %, so a config without them counts nothing and refuses
 //! nothing. A refused request gets `status` (429) with the body `local_rate_limited`, flag `RL`, and
 //! `response_headers_to_add`.
+//!
+//! With `descriptors`, the request's descriptors (`descriptors.rs`: from rate limit actions) may take buckets of
+//! their own (`buckets.rs`); without, no descriptor is computed, as in Envoy.
 
+mod buckets;
+mod descriptors;
+
+use super::Connection;
 use super::connection_manager::{ConnectionManager, Matched};
 use super::headers;
 use super::local_reply::{Flag, ResponseBody, add_flag, text};
 use crate::metrics::{Metrics, RateLimitStats};
-use crate::token_bucket::TokenBucket;
 use crate::upstream::UpstreamBody;
+use buckets::Buckets;
+use descriptors::{Descriptor, RequestView};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use outrigger_config::model::http::LocalRateLimit;
+use outrigger_config::model::route::RouteAction;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,20 +31,17 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// One filter config at run time: its bucket (if it has one) and its statistics.
+/// One filter config at run time: its buckets and its statistics.
 pub struct Limiter {
     config: LocalRateLimit,
-    bucket: Option<TokenBucket>,
+    buckets: Buckets,
     stats: RateLimitStats,
 }
 
 impl Limiter {
     fn new(config: &LocalRateLimit, stats: RateLimitStats) -> Self {
         Self {
-            bucket: config
-                .token_bucket
-                .as_ref()
-                .map(|b| TokenBucket::new(b, Instant::now())),
+            buckets: Buckets::new(config, Instant::now()),
             config: config.clone(),
             stats,
         }
@@ -52,22 +58,27 @@ impl Limiter {
     }
 
     /// `Pass`: let the request through (maybe with `x-ratelimit-*` headers for its response). `Refuse`: the local
-    /// reply that refuses it.
-    fn check(&self) -> Decision {
-        let Some(bucket) = self.bucket.as_ref() else {
-            return Decision::Pass(None);
-        };
+    /// reply that refuses it. `descriptors` is only asked when the config has descriptors to match.
+    fn check(&self, descriptors: impl FnOnce(&LocalRateLimit) -> Vec<Descriptor>) -> Decision {
         if !roll(self.config.filter_enabled.0) {
             return Decision::Pass(None);
         }
         self.stats.enabled.inc();
-        let taken = bucket.take(Instant::now());
-        let headers = self.config.x_ratelimit_headers.then(|| RateLimitHeaders {
-            limit: bucket.max_tokens(),
-            remaining: taken.remaining,
-            reset: taken.reset.as_secs_f64().ceil() as u64,
-        });
-        if taken.allowed {
+        let request = if self.config.descriptors.is_empty() {
+            Vec::new()
+        } else {
+            descriptors(&self.config)
+        };
+        let outcome = self.buckets.decide(&request, Instant::now());
+        let headers = outcome
+            .decided
+            .filter(|_| self.config.x_ratelimit_headers)
+            .map(|d| RateLimitHeaders {
+                limit: d.max_tokens,
+                remaining: d.taken.remaining,
+                reset: d.taken.reset.as_secs_f64().ceil() as u64,
+            });
+        if outcome.allowed {
             self.stats.ok.inc();
             return Decision::Pass(headers);
         }
@@ -129,16 +140,54 @@ pub struct LocalRateLimitFilter<S> {
     inner: S,
     manager: Arc<ConnectionManager>,
     own: Arc<Mutex<HashMap<Option<Matched>, Arc<Limiter>>>>,
-    inputs: Arc<crate::Inputs>,
+    connection: Arc<Connection>,
 }
 
 impl<S> LocalRateLimitFilter<S> {
-    pub fn new(inner: S, manager: Arc<ConnectionManager>, inputs: Arc<crate::Inputs>) -> Self {
+    pub fn new(inner: S, manager: Arc<ConnectionManager>, connection: Arc<Connection>) -> Self {
         Self {
             inner,
             manager,
             own: Arc::default(),
-            inputs,
+            connection,
+        }
+    }
+
+    /// The request's descriptors for `config`: from the filter's own `rate_limits`, else from the matched
+    /// route's and virtual host's.
+    fn descriptors<B>(
+        &self,
+        config: &LocalRateLimit,
+        request: &Request<B>,
+        matched: Option<Matched>,
+    ) -> Vec<Descriptor> {
+        let route = matched.and_then(|m| self.manager.route(m));
+        let forward = route.and_then(|(_, _, r)| match &r.action {
+            RouteAction::Route(forward) => Some(forward.as_ref()),
+            _ => None,
+        });
+        let headers = request.headers();
+        let hcm = &self.connection.hcm;
+        let view = RequestView {
+            headers,
+            remote: descriptors::remote_address(
+                headers,
+                hcm.use_remote_address,
+                hcm.xff_num_trusted_hops,
+                self.connection.peer.ip(),
+            ),
+            cluster: forward.and_then(|f| descriptors::destination_cluster(f, headers)),
+        };
+        if !config.rate_limits.is_empty() {
+            return descriptors::populate(config.rate_limits.iter(), None, &view);
+        }
+        match (route, forward) {
+            (Some((_, host, _)), Some(forward)) => descriptors::populate(
+                descriptors::route_policies(forward, host, config.vh_rate_limits),
+                Some(config.stage),
+                &view,
+            ),
+            _ => Vec::new(),
         }
     }
 
@@ -168,7 +217,8 @@ impl<S> LocalRateLimitFilter<S> {
         let limiter = own.entry(key).or_insert_with(|| {
             Arc::new(Limiter::new(
                 config,
-                self.inputs
+                self.connection
+                    .inputs
                     .metrics
                     .resilience
                     .local_rate_limit(&config.stat_prefix),
@@ -198,7 +248,7 @@ where
     fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
         let matched = request.extensions().get::<Matched>().copied();
         let decision = match self.limiter(matched) {
-            Some(limiter) => limiter.check(),
+            Some(limiter) => limiter.check(|config| self.descriptors(config, &request, matched)),
             None => Decision::Pass(None),
         };
         match decision {
