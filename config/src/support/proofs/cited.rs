@@ -180,3 +180,13 @@ pub(super) const OUTLIER_SETTINGS_WIRED: &str =
     "proxy/src/upstream/ejections.rs::every_configured_setting_reaches_the_detector";
 pub(super) const OUTLIER_JITTER: &str =
     "proxy/src/upstream/outlier/tests.rs::jitter_lengthens_the_ejection_within_its_bound";
+pub(super) const RL_GENERIC_KEY: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_descriptor_generic_key";
+pub(super) const RL_REQUEST_HEADERS: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_descriptor_request_headers";
+pub(super) const RL_CONSUME_DEFAULT: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_always_consume_default_token_bucket";
+pub(super) const RL_WILDCARD: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_wildcard_descriptor";
+pub(super) const RL_ACTIONS: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_descriptor_actions";

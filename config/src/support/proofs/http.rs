@@ -180,4 +180,125 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.type.v3.HttpStatus.code",
         Tests(&[RESILIENCE_ROUTE_RATE_LIMIT]),
     ),
+    // Local rate limit descriptors and the rate limit actions that produce them.
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.descriptors",
+        Tests(&[RL_GENERIC_KEY, RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stage",
+        Untested("a filter stage other than 0 choosing the route rate_limits of that stage"),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.vh_rate_limits",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.always_consume_default_token_bucket",
+        Tests(&[RL_CONSUME_DEFAULT]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.max_dynamic_descriptors",
+        Tests(&[RL_WILDCARD]),
+    ),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.rate_limits",
+        Untested("the filter's own rate_limits replacing the route's"),
+    ),
+    (
+        "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor.entries",
+        Tests(&[RL_GENERIC_KEY, RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor.token_bucket",
+        Tests(&[RL_GENERIC_KEY]),
+    ),
+    (
+        "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry.key",
+        Tests(&[RL_GENERIC_KEY, RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry.value",
+        Tests(&[RL_REQUEST_HEADERS, RL_WILDCARD]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.stage",
+        Untested("a route rate limit of another stage being skipped"),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.disable_key",
+        Untested("disable_key"),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.actions",
+        Tests(&[RL_GENERIC_KEY, RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.generic_key",
+        Tests(&[RL_GENERIC_KEY]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.request_headers",
+        Tests(&[RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.remote_address",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.header_value_match",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.destination_cluster",
+        Untested("a destination_cluster descriptor"),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.GenericKey.descriptor_value",
+        Tests(&[RL_GENERIC_KEY]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.GenericKey.descriptor_key",
+        Tests(&[RL_GENERIC_KEY]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.RequestHeaders.header_name",
+        Tests(&[RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.RequestHeaders.descriptor_key",
+        Tests(&[RL_REQUEST_HEADERS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.RequestHeaders.skip_if_absent",
+        Untested("skip_if_absent keeping the rest of the descriptor"),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch.descriptor_value",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch.descriptor_key",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch.expect_match",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch.headers",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.rate_limits",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.include_vh_rate_limits",
+        Tests(&[RL_ACTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.rate_limits",
+        Tests(&[RL_GENERIC_KEY, RL_ACTIONS]),
+    ),
 ];
