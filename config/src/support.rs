@@ -8,6 +8,7 @@
 //! proven yet (the loader warns when such a field is set). A unit test keeps the two tables in step.
 
 mod proofs;
+mod security;
 
 #[cfg(test)]
 mod label_checks;
@@ -62,7 +63,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
 ];
 
-pub const MESSAGES: &[MessageSupport] = &[
+/// The table, less the security section (`support/security.rs`); `messages()` walks both.
+const MESSAGES: &[MessageSupport] = &[
     // Bootstrap and core.
     msg_ignoring(
         "envoy.config.bootstrap.v3.Bootstrap",
@@ -466,58 +468,6 @@ pub const MESSAGES: &[MessageSupport] = &[
         "envoy.config.core.v3.RuntimeFeatureFlag",
         "default_value runtime_key",
     ),
-    // Network RBAC.
-    msg(
-        "envoy.extensions.filters.network.rbac.v3.RBAC",
-        "rules stat_prefix",
-    ),
-    msg("envoy.config.rbac.v3.RBAC", "action policies"),
-    msg("envoy.config.rbac.v3.Policy", "permissions principals"),
-    msg(
-        "envoy.config.rbac.v3.Permission",
-        "any and_rules or_rules not_rule destination_ip destination_port destination_port_range \
-         requested_server_name",
-    ),
-    msg("envoy.config.rbac.v3.Permission.Set", "rules"),
-    msg(
-        "envoy.config.rbac.v3.Principal",
-        "any and_ids or_ids not_id authenticated direct_remote_ip remote_ip",
-    ),
-    msg("envoy.config.rbac.v3.Principal.Set", "ids"),
-    msg(
-        "envoy.config.rbac.v3.Principal.Authenticated",
-        "principal_name",
-    ),
-    msg("envoy.type.v3.Int32Range", "start end"),
-    // TLS.
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-        "common_tls_context sni",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-        "common_tls_context require_client_certificate",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
-        "tls_params tls_certificates validation_context alpn_protocols",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.TlsParameters",
-        "tls_minimum_protocol_version tls_maximum_protocol_version",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
-        "certificate_chain private_key",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
-        "trusted_ca match_typed_subject_alt_names",
-    ),
-    msg(
-        "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher",
-        "san_type matcher",
-    ),
 ];
 
 /// What to do with a set field.
@@ -528,12 +478,17 @@ pub enum FieldSupport {
     Unsupported,
 }
 
+/// Every listed message.
+pub fn messages() -> impl Iterator<Item = &'static MessageSupport> {
+    MESSAGES.iter().chain(security::MESSAGES.iter())
+}
+
 pub fn field_support(message: &str, field: &str) -> FieldSupport {
     // Protobuf's own types (durations, wrappers, Struct) are plain values.
     if message.starts_with("google.protobuf.") {
         return FieldSupport::Supported;
     }
-    let Some(entry) = MESSAGES.iter().find(|m| m.message == message) else {
+    let Some(entry) = messages().find(|m| m.message == message) else {
         return FieldSupport::Unsupported;
     };
     if entry.fields.split_whitespace().any(|f| f == field) {
@@ -565,7 +520,7 @@ mod tests {
     #[test]
     fn every_listed_message_and_field_exists() {
         let pool = descriptors::pool().unwrap();
-        for entry in MESSAGES {
+        for entry in messages() {
             let message = pool
                 .get_message_by_name(entry.message)
                 .unwrap_or_else(|| panic!("no message {}", entry.message));

@@ -1,14 +1,13 @@
 //! The table of proofs against the support table and the repository's test files.
 
 use super::{Proof, entries};
-use crate::support::{FieldSupport, MESSAGES, field_support};
+use crate::support::{FieldSupport, field_support, messages};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Every Supported field, `message.field`, except protobuf's own types.
 fn supported() -> Vec<String> {
-    MESSAGES
-        .iter()
+    messages()
         .filter(|m| !m.message.starts_with("google.protobuf."))
         .flat_map(|m| {
             m.fields
