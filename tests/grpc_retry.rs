@@ -123,25 +123,13 @@ async fn tonic_unavailable_is_retried_with_the_message_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_unavailable_is_retried_with_the_message_intact() {
-    use std::io::{BufRead, Read};
-    use std::process::Stdio;
+    use std::io::Read;
     let Some(python) = support::python_with_grpcio() else {
         return;
     };
-    let script = support::repo_root().join("tests/peers/grpc_peer.py");
-    let mut server = support::ChildGuard(
-        std::process::Command::new(&python)
-            .arg(&script)
-            .arg("flaky")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = std::io::BufReader::new(server.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let port: u16 = line.trim().parse().expect("the peer prints its port");
+    let script = support::grpc_peer_script();
+    let mut server = support::grpcio_server(&python, "flaky");
+    let port = server.port;
     let proxy = start(&fill(CONFIG, &[("port", port.to_string())])).await;
     let through = address(&proxy, "grpc").to_string();
     let output = tokio::task::spawn_blocking(move || {
@@ -160,9 +148,9 @@ async fn grpcio_unavailable_is_retried_with_the_message_intact() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Closing stdin makes the peer print how many calls it served, then exit.
-    drop(server.0.stdin.take());
+    drop(server.guard.0.stdin.take());
     let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
+    server.stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(
         rest.trim(),
         "2",

@@ -77,26 +77,12 @@ async fn grpc_trailers_pass_through_over_h2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_unary_and_streaming_calls_through_the_proxy() {
-    use std::io::BufRead;
-    use std::process::Stdio;
     let Some(python) = support::python_with_grpcio() else {
         return;
     };
-    let script = support::repo_root().join("tests/peers/grpc_peer.py");
-    let mut server = support::ChildGuard(
-        std::process::Command::new(&python)
-            .arg(&script)
-            .arg("serve")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().expect("the peer prints its port");
+    let script = support::grpc_peer_script();
+    let server = support::grpcio_server(&python, "serve");
+    let port = server.port;
     let proxy = start(&fill(CONFIG, &[("port", port.to_string())])).await;
     let through = address(&proxy, "grpc").to_string();
     let output = tokio::task::spawn_blocking(move || {

@@ -93,3 +93,40 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A Python grpcio peer (`tests/peers/grpc_peer.py MODE`) started as a server: its guard, the port it printed
+/// first, and the rest of its standard output (read after its standard input is closed).
+pub struct GrpcioServer {
+    pub guard: ChildGuard,
+    pub port: u16,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+/// Starts `grpc_peer.py MODE` with `python` and waits for it to print its port.
+pub fn grpcio_server(python: &Path, mode: &str) -> GrpcioServer {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut guard = ChildGuard(
+        Command::new(python)
+            .arg(grpc_peer_script())
+            .arg(mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(guard.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let port = line.trim().parse().expect("the peer prints its port");
+    GrpcioServer {
+        guard,
+        port,
+        stdout,
+    }
+}
+
+/// The Python gRPC peer script.
+pub fn grpc_peer_script() -> PathBuf {
+    repo_root().join("tests/peers/grpc_peer.py")
+}
