@@ -52,6 +52,7 @@ const OUTLIER: &str = include_str!("configs/resilience/outlier.yaml");
 const TIMEOUTS: &str = include_str!("configs/resilience/timeouts.yaml");
 const MORE: &str = include_str!("configs/resilience/more.yaml");
 const NO_HEALTHY_UPSTREAM: &str = include_str!("configs/resilience/no-healthy-upstream.yaml");
+const ROUTER_HEADERS: &str = include_str!("configs/resilience/router-headers.yaml");
 
 /// Envoy's body for a request refused by a circuit breaker.
 const OVERFLOW: &str =
@@ -76,6 +77,8 @@ struct Seen {
     method: String,
     body: Bytes,
     attempt: Option<String>,
+    /// `x-envoy-expected-rq-timeout-ms` as the router set it.
+    expected_timeout: Option<String>,
 }
 
 #[derive(Default)]
@@ -175,6 +178,10 @@ async fn answer(
             attempt: parts
                 .headers
                 .get("x-envoy-attempt-count")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            expected_timeout: parts
+                .headers
+                .get("x-envoy-expected-rq-timeout-ms")
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         });
         for (i, segment) in segments.iter().enumerate() {
@@ -2057,4 +2064,86 @@ async fn retry_budget_of_zero_allows_no_retry() {
         stats: recorded(&stats, &[0, 3]),
     };
     agree("retry budget", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The router's own headers.
+
+/// What a client and a backend see of the router's `x-envoy-*` headers for one request.
+#[derive(Debug, PartialEq)]
+struct RouterHeaders {
+    path: &'static str,
+    status: u16,
+    /// `x-envoy-expected-rq-timeout-ms` as the backend received it.
+    expected_timeout: Option<String>,
+    /// The response carries `x-envoy-upstream-service-time` with a number of milliseconds.
+    service_time: bool,
+    overloaded: Option<String>,
+}
+
+/// `suppress_envoy_headers` false (Envoy's default) and true: the expected timeout sent upstream (the route's
+/// 15 s default, the per-try timeout when shorter, nothing with `timeout: 0s`), the service time on an upstream's
+/// response (never on a local reply) and `x-envoy-overloaded` on a circuit breaker's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_headers_unless_suppressed() {
+    let proxies = start(
+        "router-headers",
+        &Setup {
+            template: ROUTER_HEADERS,
+            listeners: &["plain", "quiet"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    const PATHS: [&str; 5] = ["/", "/pertry", "/longpertry", "/notimeout", "/full"];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut seen = Vec::new();
+        for listener in ["plain", "quiet"] {
+            for path in PATHS {
+                let before = proxy.origin("app").count();
+                let reply = get(proxy.port(listener), path).await;
+                let record = proxy.origin("app").record.lock().unwrap();
+                let expected_timeout = record
+                    .seen
+                    .get(before)
+                    .and_then(|s| s.expected_timeout.clone());
+                seen.push(RouterHeaders {
+                    path,
+                    status: reply.status,
+                    expected_timeout,
+                    service_time: reply
+                        .header("x-envoy-upstream-service-time")
+                        .is_some_and(|v| v.parse::<u64>().is_ok()),
+                    overloaded: reply.header("x-envoy-overloaded"),
+                });
+            }
+        }
+        outcomes.push((proxy, seen));
+    }
+    let sent = |path, timeout: Option<&str>, suppressed: bool| RouterHeaders {
+        path,
+        status: 200,
+        expected_timeout: timeout.filter(|_| !suppressed).map(str::to_string),
+        service_time: !suppressed,
+        overloaded: None,
+    };
+    let mut expected = Vec::new();
+    for suppressed in [false, true] {
+        expected.extend([
+            sent("/", Some("15000"), suppressed),
+            sent("/pertry", Some("1000"), suppressed),
+            sent("/longpertry", Some("3000"), suppressed),
+            sent("/notimeout", None, suppressed),
+            RouterHeaders {
+                path: "/full",
+                status: 503,
+                expected_timeout: None,
+                service_time: false,
+                overloaded: (!suppressed).then(|| "true".to_string()),
+            },
+        ]);
+    }
+    agree("router headers", &expected, &outcomes);
 }

@@ -13,6 +13,7 @@ pub mod connection_manager;
 mod connection_state;
 mod connection_timeout;
 mod downstream_stats;
+mod envoy_headers;
 mod failure;
 mod forwarded;
 #[cfg(test)]

@@ -56,11 +56,17 @@ impl ConnectionManager {
                 .flat_map(|t| t.virtual_hosts.iter())
                 .map(|v| v.routes.iter())
         };
+        let suppress_envoy_headers = config
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers));
         let stacks = routes()
             .map(|routes| {
                 routes
                     .map(|r| match &r.action {
-                        RouteAction::Route(forward) => Some(route_stack::build(forward)),
+                        RouteAction::Route(forward) => {
+                            Some(route_stack::build(forward, suppress_envoy_headers))
+                        }
                         _ => None,
                     })
                     .collect()

@@ -60,9 +60,10 @@ impl Failure {
                     Flag::UpstreamOverflow,
                     "upstream connect error or disconnect/reset before headers. reset reason: overflow",
                 );
-                response
-                    .headers_mut()
-                    .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+                response.headers_mut().insert(
+                    super::envoy_headers::OVERLOADED,
+                    HeaderValue::from_static("true"),
+                );
                 response
             }
             Failure::Connect { host, detail } => {

@@ -1,7 +1,7 @@
 //! A route's upstream stack, built once per configuration snapshot and shared by every request on the route:
 //!
 //! ```text
-//! UpstreamReply (Failure -> Envoy's local reply)
+//! UpstreamReply (Failure -> Envoy's local reply; the router's `x-envoy-*` headers)
 //!   RouteTimeout (the route's `timeout`, over every attempt)
 //!     Retry (tower's machinery, `retry::Policy` decides)   only when the route has a retry policy
 //!     or Hedge (`hedge_on_per_try_timeout`: attempts overlap after a per-try timeout)
@@ -9,6 +9,7 @@
 //! ```
 
 use super::attempt::{Attempt, Target};
+use super::envoy_headers::{self, RouterHeaders};
 use super::failure::Failure;
 use super::hedge::Hedge;
 use super::local_reply::ResponseBody;
@@ -22,6 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tower::util::BoxCloneSyncService;
 
 pub type RouteService =
@@ -29,7 +31,8 @@ pub type RouteService =
 
 type Upstream = BoxCloneSyncService<Request<RequestBody>, Response<ResponseBody>, Failure>;
 
-pub fn build(forward: &Forward) -> RouteService {
+/// `suppress_envoy_headers` is the router filter's setting.
+pub fn build(forward: &Forward, suppress_envoy_headers: bool) -> RouteService {
     let policy = forward.retry_policy.as_ref();
     let attempt = Attempt {
         per_try_timeout: policy.and_then(|p| p.per_try_timeout),
@@ -54,6 +57,7 @@ pub fn build(forward: &Forward) -> RouteService {
     };
     BoxCloneSyncService::new(UpstreamReply {
         inner: RouteTimeout::new(upstream, forward.timeout),
+        envoy_headers: RouterHeaders::for_route(forward, suppress_envoy_headers),
     })
 }
 
@@ -63,10 +67,13 @@ pub fn retries(forward: &Forward) -> bool {
 }
 
 /// The outermost layer of a route's stack: a `Failure` becomes Envoy's local reply, so hyper never sees an
-/// error (which it would turn into a reset).
+/// error (which it would turn into a reset). Unless the router suppresses them, it adds Envoy's router headers
+/// (`envoy_headers.rs`): the expected timeout on the request, the service time on the upstream's response.
 #[derive(Clone)]
 pub struct UpstreamReply<S> {
     inner: S,
+    /// None when `suppress_envoy_headers`.
+    envoy_headers: Option<RouterHeaders>,
 }
 
 impl<S> tower_service::Service<Request<RequestBody>> for UpstreamReply<S>
@@ -90,15 +97,34 @@ where
         }
     }
 
-    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<RequestBody>) -> Self::Future {
         let cluster = request
             .extensions()
             .get::<Target>()
             .map(|t| t.cluster.clone());
+        let envoy_headers = self.envoy_headers.is_some();
+        if let Some(timeout) = self
+            .envoy_headers
+            .as_ref()
+            .and_then(|h| h.expected_timeout.clone())
+        {
+            request
+                .headers_mut()
+                .insert(envoy_headers::EXPECTED_TIMEOUT, timeout);
+        }
+        let sent = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = match future.await {
-                Ok(response) => response,
+                Ok(mut response) => {
+                    if envoy_headers {
+                        response.headers_mut().insert(
+                            envoy_headers::SERVICE_TIME,
+                            envoy_headers::service_time(sent),
+                        );
+                    }
+                    response
+                }
                 Err(failure) => {
                     let name = cluster
                         .as_ref()
@@ -112,7 +138,11 @@ where
                     if matches!(failure, Failure::NoHealthyUpstream(_)) {
                         return Ok(failure.into_response(name));
                     }
-                    failure.into_response(name)
+                    let mut reply = failure.into_response(name);
+                    if !envoy_headers {
+                        reply.headers_mut().remove(envoy_headers::OVERLOADED);
+                    }
+                    reply
                 }
             };
             // `upstream_rq_xx`: the final answer only (retried attempts are not counted here).

@@ -17,6 +17,8 @@ pub(super) const MATCH_IGNORE_CASE: &str =
 pub(super) const PATTERNS: &str =
     "config/src/model/core.rs::patterns_match_whole_values_and_rewrite_groups";
 pub(super) const ADMIN: &str = "tests/admin.rs::admin_endpoints_answer_like_envoy";
+pub(super) const ROUTER_HEADERS: &str =
+    "tests/envoy_resilience.rs::router_headers_unless_suppressed";
 pub(super) const HTTP_ROUTES: &str = "tests/proxy_http.rs::routes_match_and_act_like_envoy";
 pub(super) const HTTP_HEADERS: &str =
     "tests/proxy_http.rs::headers_are_mutated_and_request_ids_added";

@@ -142,7 +142,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.router.v3.Router.suppress_envoy_headers",
-        Untested("suppress_envoy_headers"),
+        Tests(&[ROUTER_HEADERS]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stat_prefix",
