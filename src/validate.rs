@@ -1,4 +1,6 @@
-//! `outrigger validate`: exit 0 when every file loads, 1 otherwise, with one line per problem.
+//! `outrigger validate`: exit 0 when every file loads, 1 otherwise, with one line per problem. Like Envoy's
+//! validate mode, it also reads the certificates, keys and trust bundles the configuration names, so a file
+//! that `outrigger run` could not use is refused here with the same words.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,6 +16,11 @@ pub fn run(files: &[PathBuf], dump: bool) -> ExitCode {
             Ok(loaded) => {
                 for warning in loaded.warnings.iter() {
                     eprintln!("{shown}: {warning}");
+                }
+                if let Err(problem) = outrigger_proxy::tls::Contexts::new(&loaded.snapshot) {
+                    eprintln!("{shown}: error: TLS: {problem}");
+                    failed = true;
+                    continue;
                 }
                 if dump {
                     match serde_yaml_ng::to_string(&loaded.snapshot) {

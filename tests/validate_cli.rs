@@ -99,30 +99,49 @@ fn run_prints_the_embedded_default() {
     );
 }
 
+/// `outrigger run` refuses a certificate it cannot read or a key that is not the certificate's, naming the
+/// place and the file; `outrigger validate` refuses the same files with the same words (as Envoy's validate
+/// mode loads them too).
 #[test]
-fn run_names_the_tls_file_it_cannot_use() {
+fn run_and_validate_name_the_tls_file_they_cannot_use() {
     let corpus = std::fs::read_to_string("tests/configs/valid/27-downstream-mtls.yaml").unwrap();
     let dir = std::env::temp_dir().join(format!("outrigger-run-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let run = |config: &str| {
+    let refusals = |config: &str| {
         let path = dir.join("config.yaml");
         std::fs::write(&path, config).unwrap();
-        let output = outrigger().args(["run", "-c"]).arg(&path).output().unwrap();
-        assert_eq!(output.status.code(), Some(1));
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        ["run", "validate"].map(|command| {
+            let mut outrigger = outrigger();
+            if command == "run" {
+                outrigger.args(["run", "-c"]);
+            } else {
+                outrigger.arg("validate");
+            }
+            let output = outrigger.arg(&path).output().unwrap();
+            assert_eq!(output.status.code(), Some(1), "outrigger {command}");
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        })
     };
     // A certificate that is not there.
-    let stderr = run(&corpus.replace("certs/app.pem", "certs/missing.pem"));
-    assert!(
-        stderr.contains("listener \"inbound-mtls\", filter chain \"mtls-http\"")
-            && stderr.contains("cannot read tests/configs/certs/missing.pem"),
-        "{stderr}"
-    );
+    for stderr in refusals(&corpus.replace("certs/app.pem", "certs/missing.pem")) {
+        assert!(
+            stderr.contains("TLS: listener \"inbound-mtls\", filter chain \"mtls-http\"")
+                && stderr.contains("cannot read tests/configs/certs/missing.pem"),
+            "{stderr}"
+        );
+    }
     // A certificate with another certificate's key.
-    let stderr = run(&corpus.replace("certs/app-key.pem", "certs/ca-key.pem"));
-    assert!(
-        stderr.contains("do not form a usable certificate and key"),
-        "{stderr}"
-    );
+    for stderr in refusals(&corpus.replace("certs/app-key.pem", "certs/ca-key.pem")) {
+        assert!(
+            stderr.contains("do not form a usable certificate and key"),
+            "{stderr}"
+        );
+    }
+    // The valid file itself passes both checks.
+    let output = outrigger()
+        .args(["validate", "tests/configs/valid/27-downstream-mtls.yaml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -81,7 +81,8 @@ fn ads_config(a: &ApiConfigSource, at: &Path, out: &mut Out) -> Option<AdsConfig
             return None;
         }
     };
-    if a.transport_api_version != ApiVersion::V3 as i32 {
+    // Absent (AUTO) means V3 in Envoy 1.40; only V2 is refused.
+    if a.transport_api_version == ApiVersion::V2 as i32 {
         out.error(
             &at.field("transport_api_version"),
             "the v2 xDS transport has been removed from Envoy; write `transport_api_version: V3`",

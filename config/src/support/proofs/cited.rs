@@ -56,7 +56,8 @@ pub(super) const MTLS_ROTATION: &str =
 pub(super) const MESH: &str = "tests/mesh.rs::apps_talk_through_both_sidecars_without_knowing";
 pub(super) const ORIGINAL_DST: &str =
     "tests/original_dst.rs::original_destination_passthrough_through_a_real_redirect";
-pub(super) const CLI_TLS_FILE: &str = "tests/validate_cli.rs::run_names_the_tls_file_it_cannot_use";
+pub(super) const CLI_TLS_FILE: &str =
+    "tests/validate_cli.rs::run_and_validate_name_the_tls_file_they_cannot_use";
 pub(super) const CHAIN_PORT: &str =
     "proxy/src/chain/tests.rs::port_beats_protocol_and_default_catches_the_rest";
 pub(super) const CHAIN_PREFIX_SNI: &str =
