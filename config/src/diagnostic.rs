@@ -133,4 +133,16 @@ impl Diagnostics {
             self.push(d.severity, &d.path, d.message);
         }
     }
+
+    /// `other`'s problems, each path put after `at` (`resources[2] Cluster "backend".lb_policy`).
+    pub fn extend_at(&mut self, at: &Path, other: Diagnostics) {
+        for d in other.items {
+            let path = if d.path.0.is_empty() {
+                at.clone()
+            } else {
+                Path(format!("{} {}", at.0, d.path.0))
+            };
+            self.push(d.severity, &path, d.message);
+        }
+    }
 }

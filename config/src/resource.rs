@@ -1,11 +1,15 @@
 //! Single resources as they arrive over xDS (listeners, clusters, route configurations): the same checks and
 //! the same conversion as the bootstrap file, one resource at a time.
 
+pub mod documents;
+
 use crate::convert;
 use crate::diagnostic::{Diagnostics, Path};
+use crate::model::cluster::ClusterEndpoints;
 use crate::model::{Cluster, Listener, RouteConfig};
 use crate::{descriptors, walk};
 use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
+use envoy_types::pb::envoy::config::endpoint::v3 as endpoint_pb;
 use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
 use envoy_types::pb::envoy::config::route::v3 as route_pb;
 use prost::Message;
@@ -51,6 +55,14 @@ impl Resource for RouteConfig {
     }
 }
 
+impl Resource for ClusterEndpoints {
+    type Proto = endpoint_pb::ClusterLoadAssignment;
+    const PROTO_NAME: &'static str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        convert::cluster::eds_assignment(proto, at, out)
+    }
+}
+
 /// Checks and converts one resource. Paths in problems start at the resource (`Cluster "backend"`).
 pub fn from_proto<R: Resource>(proto: &R::Proto) -> Result<Converted<R>, Diagnostics> {
     from_bytes::<R>(&proto.encode_to_vec())
@@ -78,7 +90,12 @@ pub fn from_bytes<R: Resource>(bytes: &[u8]) -> Result<Converted<R>, Diagnostics
         );
         out.clone()
     })?;
-    let name = match dynamic.get_field_by_name("name").as_deref() {
+    let name_field = if R::PROTO_NAME.ends_with("ClusterLoadAssignment") {
+        "cluster_name"
+    } else {
+        "name"
+    };
+    let name = match dynamic.get_field_by_name(name_field).as_deref() {
         Some(prost_reflect::Value::String(name)) => name.clone(),
         _ => String::new(),
     };

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::diagnostic::Path;
 use crate::model::cluster::{
-    CircuitBreakers, Cluster, Discovery, DnsLookupFamily, DnsOptions, Endpoint, HealthStatus,
+    CircuitBreakers, Cluster, ClusterEndpoints, Discovery, DnsLookupFamily, DnsOptions, Endpoint, HealthStatus,
     LbPolicy, Locality, LocalityEndpoints, OutlierDetection, RetryBudget, Thresholds,
     TransportSocketMatch, UpstreamProtocol,
 };
@@ -105,7 +105,12 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
     }
     let localities = match &c.load_assignment {
         Some(assignment) => {
-            load_assignment(assignment, &discovery, &at.field("load_assignment"), out)
+            load_assignment(
+                assignment,
+                matches!(discovery, Discovery::StrictDns | Discovery::LogicalDns),
+                &at.field("load_assignment"),
+                out,
+            )
         }
         None => Vec::new(),
     };
@@ -184,13 +189,25 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
     })
 }
 
+/// A `ClusterLoadAssignment` delivered by EDS: endpoints by address only, as for any EDS cluster.
+pub fn eds_assignment(
+    a: &endpoint::ClusterLoadAssignment,
+    at: &Path,
+    out: &mut Out,
+) -> Option<ClusterEndpoints> {
+    Some(ClusterEndpoints {
+        cluster_name: a.cluster_name.clone(),
+        localities: load_assignment(a, false, at, out),
+    })
+}
+
+/// `names_allowed`: endpoints may be DNS names (STRICT_DNS and LOGICAL_DNS clusters).
 fn load_assignment(
     a: &endpoint::ClusterLoadAssignment,
-    discovery: &Discovery,
+    names_allowed: bool,
     at: &Path,
     out: &mut Out,
 ) -> Vec<LocalityEndpoints> {
-    let names_allowed = matches!(discovery, Discovery::StrictDns | Discovery::LogicalDns);
     a.endpoints
         .iter()
         .enumerate()

@@ -66,6 +66,13 @@ pub enum LbPolicy {
     ClusterProvided,
 }
 
+/// The endpoints of one cluster, as EDS delivers them (a `ClusterLoadAssignment`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterEndpoints {
+    pub cluster_name: String,
+    pub localities: Vec<LocalityEndpoints>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct LocalityEndpoints {
     pub locality: Option<Locality>,
