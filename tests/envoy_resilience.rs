@@ -48,6 +48,7 @@ const RETRY: &str = include_str!("configs/resilience/retry.yaml");
 const RETRY_CONNECT_FAILURE: &str = include_str!("configs/resilience/retry-connect-failure.yaml");
 const RETRY_BUFFER_LIMIT: &str = include_str!("configs/resilience/retry-buffer-limit.yaml");
 const RETRY_ATTEMPT_COUNT: &str = include_str!("configs/resilience/retry-attempt-count.yaml");
+const RETRY_POLICY_DETAILS: &str = include_str!("configs/resilience/retry-policy-details.yaml");
 const OUTLIER: &str = include_str!("configs/resilience/outlier.yaml");
 const TIMEOUTS: &str = include_str!("configs/resilience/timeouts.yaml");
 const MORE: &str = include_str!("configs/resilience/more.yaml");
@@ -1673,6 +1674,186 @@ async fn retry_attempt_count_headers() {
         vec![some("1"), some("2"), some("3"), some("1")],
     );
     agree("x-envoy-attempt-count", &expected, &outcomes);
+}
+
+/// The backends of `retry-policy-details.yaml`.
+const DETAILS: Setup = Setup {
+    template: RETRY_POLICY_DETAILS,
+    listeners: &["main"],
+    origins: &[
+        ("app", Behavior::Normal),
+        ("bad", Behavior::Always(503)),
+        ("good", Behavior::Normal),
+    ],
+    closed: &[],
+};
+
+/// A virtual host's `retry_policy`, `hedge_policy` and `request_body_buffer_limit` apply to its routes (a GET
+/// failing twice is retried twice; a 1025-byte body is not kept, so its 503 passes; the per-try timeout of the
+/// host's policy hedges instead of cutting the slow attempt, so no `upstream_rq_per_try_timeout`); the deprecated
+/// `per_request_buffer_limit_bytes` on the virtual host (1024) and on a route (2048, which wins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_policy_hedging_and_buffer_limits_of_the_virtual_host() {
+    let proxies = start("retry-vhost", &DETAILS).await;
+    let stats = [
+        cluster_stat("upstream_rq_retry", "app"),
+        cluster_stat("retry_or_shadow_abandoned", "app"),
+        cluster_stat("upstream_rq_retry", "hedged"),
+        cluster_stat("upstream_rq_per_try_timeout", "hedged"),
+    ];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let port = proxy.port("main");
+        let mut replies = Vec::new();
+        let mut received = Vec::new();
+        let requests: [(&str, &str, usize); 5] = [
+            ("vh.test", "/fail/2/a", 0),
+            ("vh.test", "/fail/1/b", 1024),
+            ("vh.test", "/fail/1/c", 1025),
+            ("legacy.test", "/fail/1/d", 1025),
+            ("legacy.test", "/big/fail/1/e", 1500),
+        ];
+        for (host, path, len) in requests {
+            let before = proxy.origin("app").count();
+            let method = if len == 0 { "GET" } else { "POST" };
+            replies.push(send_with(port, method, path, &[("host", host)], pattern(len)).await);
+            received.push(proxy.origin("app").count() - before);
+        }
+        let before = proxy.origin("app").count();
+        let started = Instant::now();
+        let hedged = send_with(
+            port,
+            "GET",
+            "/hedge/slowfirst/1/f",
+            &[("host", "vh.test")],
+            Bytes::new(),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{}: the hedged attempt answered first",
+            proxy.kind
+        );
+        // The abandoned slow attempt ends before the statistics are read.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        replies.push(hedged);
+        received.push(proxy.origin("app").count() - before);
+        let outcome = Passed {
+            replies: views(&replies),
+            received,
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![
+            upstream(200, "app", 0),
+            upstream(200, "app", 1024),
+            upstream(503, "app", 1025),
+            upstream(503, "app", 1025),
+            upstream(200, "app", 1500),
+            upstream(200, "app", 0),
+        ],
+        received: vec![3, 2, 1, 1, 2, 2],
+        stats: recorded(&stats, &[4, 2, 1, 0]),
+    };
+    agree("the virtual host's retry settings", &expected, &outcomes);
+}
+
+/// `retriable_headers` retries any answer with a matching header (here every 200, until the retries run out) and
+/// none without; `retriable_request_headers` retries only requests that carry a matching header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_on_response_headers_and_only_for_some_requests() {
+    let proxies = start("retry-headers", &DETAILS).await;
+    let stats = [cluster_stat("upstream_rq_retry", "app")];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let port = proxy.port("main");
+        let mut replies = Vec::new();
+        let mut received = Vec::new();
+        let requests: [(&str, &[(&str, &str)]); 4] = [
+            ("/headers/x", &[("host", "match.test")]),
+            ("/noheaders/x", &[("host", "match.test")]),
+            (
+                "/request/status/503",
+                &[("host", "match.test"), ("x-retry", "yes")],
+            ),
+            (
+                "/request/status/503",
+                &[("host", "match.test"), ("x-retry", "no")],
+            ),
+        ];
+        for (path, headers) in requests {
+            let before = proxy.origin("app").count();
+            replies.push(send_with(port, "GET", path, headers, Bytes::new()).await);
+            received.push(proxy.origin("app").count() - before);
+        }
+        let outcome = Passed {
+            replies: views(&replies),
+            received,
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = Passed {
+        replies: vec![
+            upstream(200, "app", 0),
+            upstream(200, "app", 0),
+            upstream(503, "app", 0),
+            upstream(503, "app", 0),
+        ],
+        received: vec![3, 1, 3, 1],
+        stats: recorded(&stats, &[4]),
+    };
+    agree("retriable headers", &expected, &outcomes);
+}
+
+#[derive(Debug, PartialEq)]
+struct OtherHost {
+    replies: Vec<View>,
+    good: usize,
+    /// Every request the bad host answered was retried once, and only those.
+    retries_are_the_bad_hosts_answers: bool,
+}
+
+/// `previous_hosts` with `host_selection_retry_max_attempts: 20` over a RANDOM pair of a host that always answers
+/// 503 and a good one: the retry never goes back to the bad host, so all 40 requests get 200. Without the
+/// predicate a quarter of them would get 503; with it but the default of one redraw, an eighth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_goes_to_another_host_with_previous_hosts() {
+    let proxies = start("retry-hosts", &DETAILS).await;
+    let stats = [cluster_stat("upstream_rq_retry", "pair")];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        for i in 0..40 {
+            let path = format!("/r{i}");
+            replies.push(
+                send_with(
+                    proxy.port("main"),
+                    "GET",
+                    &path,
+                    &[("host", "hosts.test")],
+                    Bytes::new(),
+                )
+                .await,
+            );
+        }
+        let retries = proxy.stats(&stats).await[0].1;
+        let outcome = OtherHost {
+            replies: views(&replies),
+            good: proxy.origin("good").count(),
+            retries_are_the_bad_hosts_answers: retries
+                == u64::try_from(proxy.origin("bad").count()).unwrap(),
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let expected = OtherHost {
+        replies: vec![upstream(200, "good", 0); 40],
+        good: 40,
+        retries_are_the_bad_hosts_answers: true,
+    };
+    agree("previous_hosts", &expected, &outcomes);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -206,16 +206,24 @@ pub fn redirect(parts: &Parts, redirect: &Redirect, route: &Route) -> Response<R
         }
         _ => (current_host.clone(), None),
     };
-    let scheme = redirect
-        .scheme
-        .clone()
-        .unwrap_or_else(|| parts.uri.scheme_str().unwrap_or("http").to_string());
-    let host = redirect.host.clone().unwrap_or(current_name);
-    let port = match (redirect.port, &redirect.scheme) {
-        (Some(port), _) => Some(port.to_string()),
-        // A scheme change drops the old port, as in Envoy.
-        (None, Some(_)) => None,
-        (None, None) => current_port,
+    let request_scheme = parts.uri.scheme_str().unwrap_or("http");
+    let scheme = redirect.scheme.as_deref().unwrap_or(request_scheme);
+    // Envoy's rules: `host_redirect` replaces the host with its port. The request's port is kept unless
+    // `port_redirect` replaces it, or the scheme changes and the port is the old scheme's default.
+    let host = match (&redirect.host, current_port) {
+        (Some(host), _) => host.clone(),
+        (None, Some(port)) => {
+            let default_port = matches!(
+                (request_scheme, port.as_str()),
+                ("http", "80") | ("https", "443")
+            );
+            if redirect.port.is_some() || (scheme != request_scheme && default_port) {
+                current_name
+            } else {
+                format!("{current_name}:{port}")
+            }
+        }
+        (None, None) => current_name,
     };
     let path_and_query = parts
         .uri
@@ -241,7 +249,7 @@ pub fn redirect(parts: &Parts, redirect: &Redirect, route: &Route) -> Response<R
     {
         path = p.to_string();
     }
-    let location = match port {
+    let location = match redirect.port {
         Some(port) => format!("{scheme}://{host}:{port}{path}"),
         None => format!("{scheme}://{host}{path}"),
     };

@@ -95,6 +95,17 @@ impl Router {
         for level in levels {
             headers::mutate_response(response.headers_mut(), level);
         }
+        // As Envoy's local replies: a body's content type is set after the header changes, unless they set one,
+        // so a configured removal cannot take it away.
+        if let RouteAction::DirectResponse(direct) = &route.action
+            && direct.body.as_ref().is_some_and(|b| !b.is_empty())
+            && !response.headers().contains_key(http::header::CONTENT_TYPE)
+        {
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
+        }
         response
     }
 
@@ -210,12 +221,6 @@ fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseB
                 .headers_mut()
                 .insert(http::header::LOCATION, location);
         }
-    }
-    if direct.body.is_some() {
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain"),
-        );
     }
     response
 }

@@ -50,11 +50,19 @@ pub(super) fn retry_policy(r: &pb::RetryPolicy, at: &Path, out: &mut Out) -> Opt
     let mut avoid_previous_hosts = false;
     for (i, predicate) in r.retry_host_predicate.iter().enumerate() {
         use pb::retry_policy::retry_host_predicate::ConfigType;
-        let kind = match &predicate.config_type {
-            Some(ConfigType::TypedConfig(any)) => type_name(any).to_string(),
-            None => predicate.name.clone(),
+        // Envoy finds the extension by the type in `typed_config`; `name` alone finds nothing.
+        let Some(ConfigType::TypedConfig(any)) = &predicate.config_type else {
+            out.error(
+                &at.field("retry_host_predicate").index(i),
+                format!(
+                    "{} needs a typed_config (as in Envoy: the extension is found by its type)",
+                    predicate.name
+                ),
+            );
+            continue;
         };
-        if kind == PREVIOUS_HOSTS || kind == "envoy.retry_host_predicates.previous_hosts" {
+        let kind = type_name(any);
+        if kind == PREVIOUS_HOSTS {
             avoid_previous_hosts = true;
         } else {
             out.error(

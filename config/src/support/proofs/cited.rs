@@ -193,3 +193,19 @@ pub(super) const RL_WILDCARD: &str =
     "tests/envoy_resilience.rs::local_rate_limit_wildcard_descriptor";
 pub(super) const RL_ACTIONS: &str =
     "tests/envoy_resilience.rs::local_rate_limit_descriptor_actions";
+// proofs-routes proofs
+pub(super) const ROUTE_VALIDATE_CLUSTERS: &str =
+    "config/src/convert/route.rs::validate_clusters_false_allows_unknown_clusters";
+pub(super) const ROUTE_TOTAL_WEIGHT: &str =
+    "config/src/convert/route.rs::a_total_weight_that_is_not_the_sum_is_accepted_with_a_warning";
+pub(super) const ROUTE_HOST_PREDICATE_TYPED: &str =
+    "config/src/convert/route.rs::a_retry_host_predicate_needs_its_typed_config";
+pub(super) const RESILIENCE_VHOST_RETRY: &str =
+    "tests/envoy_resilience.rs::retry_policy_hedging_and_buffer_limits_of_the_virtual_host";
+pub(super) const RESILIENCE_RETRY_HEADERS: &str =
+    "tests/envoy_resilience.rs::retry_on_response_headers_and_only_for_some_requests";
+pub(super) const RESILIENCE_OTHER_HOST: &str =
+    "tests/envoy_resilience.rs::retry_goes_to_another_host_with_previous_hosts";
+pub(super) const RETRY_BACK_OFF_CONFIGURED: &str = "proxy/src/http/retry/tests.rs::configured_back_off_scales_from_base_interval_up_to_max_interval";
+pub(super) const RETRY_RATE_LIMITED: &str =
+    "proxy/src/http/retry/tests.rs::rate_limited_back_off_waits_as_the_reset_headers_say";

@@ -220,3 +220,148 @@ fn retry_on_conditions_follow_envoy() {
     assert!(on(&[RetryOn::Unavailable], &unavailable));
     assert!(!on(&[RetryOn::Internal], &unavailable));
 }
+
+/// The retry policy that the loader builds from a route's `retry_policy: POLICY` (YAML flow style).
+fn configured(policy: &str) -> RetryPolicy {
+    use outrigger_config::model::http::RouteSource;
+    use outrigger_config::model::listener::NetworkFilter;
+    use outrigger_config::model::route::RouteAction;
+    let yaml = format!(
+        r#"
+static_resources:
+  listeners:
+  - name: l
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: l
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {{cluster: backend, retry_policy: {policy}}}}}]}}]}}
+  clusters:
+  - name: backend
+"#
+    );
+    let loaded = outrigger_config::load_bytes(yaml.as_bytes(), outrigger_config::Format::Yaml)
+        .expect("the policy loads");
+    let NetworkFilter::HttpConnectionManager(hcm) =
+        &loaded.snapshot.listeners[0].filter_chains[0].filters[0]
+    else {
+        panic!("not a connection manager");
+    };
+    let RouteSource::Static(routes) = &hcm.routes else {
+        panic!("not an inline route table");
+    };
+    let RouteAction::Route(forward) = &routes.virtual_hosts[0].routes[0].action else {
+        panic!("not a forwarding route");
+    };
+    forward.retry_policy.clone().expect("a retry policy")
+}
+
+/// Answers each attempt with the next of `answers` and returns the waits between them (paused time: exactly the
+/// back-offs).
+async fn waits_between(
+    config: RetryPolicy,
+    cluster: &Arc<crate::upstream::ClusterState>,
+    answers: Vec<Response<ResponseBody>>,
+) -> Vec<Duration> {
+    let (service, mut handle) = retrying(config);
+    let call = tokio::spawn(service.oneshot(request(cluster, "")));
+    let mut waits = Vec::new();
+    let mut answered = None;
+    for answer in answers {
+        let (_, respond) = handle.next_request().await.unwrap();
+        if let Some(at) = answered {
+            waits.push(tokio::time::Instant::now() - at);
+        }
+        answered = Some(tokio::time::Instant::now());
+        respond.send_response(answer);
+    }
+    call.await.unwrap().unwrap();
+    waits
+}
+
+#[tokio::test(start_paused = true)]
+async fn configured_back_off_scales_from_base_interval_up_to_max_interval() {
+    fastrand::seed(11);
+    let config = configured(
+        "{retry_on: 5xx, num_retries: 24, retry_back_off: {base_interval: 1s, max_interval: 3s}}",
+    );
+    assert_eq!(
+        (config.back_off_base, config.back_off_max),
+        (Duration::from_secs(1), Duration::from_secs(3))
+    );
+    let cluster = cluster(3);
+    let answers = (0..25).map(|_| response(503, "198.18.0.1:80")).collect();
+    let waits = waits_between(config, &cluster, answers).await;
+    assert_eq!(waits.len(), 24);
+    for (i, wait) in waits.iter().enumerate() {
+        // Retry n draws from [0, min(1 s * 2^(n-1), 3 s)).
+        let ceiling = Duration::from_secs([1, 2, 3][i.min(2)]);
+        assert!(*wait < ceiling, "retry {}: {wait:?}", i + 1);
+    }
+    // The first retries already use the base: from a 25 ms base they could not reach 250 ms before retry 5.
+    assert!(
+        waits[..4].iter().any(|w| *w >= Duration::from_millis(250)),
+        "{waits:?}"
+    );
+    // Later ones reach the maximum, which a max of 10 x base would let them pass.
+    let long = waits
+        .iter()
+        .filter(|w| **w >= Duration::from_secs(1))
+        .count();
+    assert!(long >= 8, "{waits:?}");
+    assert_eq!(cluster.stats.retry_backoff_exponential.get(), 24);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limited_back_off_waits_as_the_reset_headers_say() {
+    fastrand::seed(5);
+    let config = configured(
+        "{retry_on: 5xx, num_retries: 4, rate_limited_retry_back_off: {max_interval: 100s, reset_headers: \
+         [{name: X-Reset-At, format: UNIX_TIMESTAMP}, {name: x-reset}]}}",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let limited = |headers: &[(&'static str, String)]| {
+        let mut answer = response(503, "198.18.0.1:80");
+        for (name, value) in headers {
+            answer
+                .headers_mut()
+                .insert(*name, http::HeaderValue::from_str(value).unwrap());
+        }
+        answer
+    };
+    let answers = vec![
+        // Seconds (the default format): [20 s, 30 s).
+        limited(&[("x-reset", "20".into())]),
+        // Over max_interval: the exponential back-off of retry 2, [0, 50 ms).
+        limited(&[("x-reset", "200".into())]),
+        // The first header that parses wins: a Unix time 40 s ahead.
+        limited(&[
+            ("x-reset-at", (now + 40).to_string()),
+            ("x-reset", "5".into()),
+        ]),
+        // A time in the past does not parse; the next header does.
+        limited(&[
+            ("x-reset-at", (now - 10).to_string()),
+            ("x-reset", "2".into()),
+        ]),
+        response(200, "198.18.0.1:80"),
+    ];
+    let cluster = cluster(3);
+    let waits = waits_between(config, &cluster, answers).await;
+    let s = Duration::from_secs;
+    let within = |wait: Duration, from: Duration, to: Duration| from <= wait && wait < to;
+    assert!(within(waits[0], s(20), s(30)), "{waits:?}");
+    assert!(waits[1] < Duration::from_millis(50), "{waits:?}");
+    // 39 s when the clock's second turns between the header and the retry.
+    assert!(within(waits[2], s(39), s(60)), "{waits:?}");
+    assert!(within(waits[3], s(2), s(3)), "{waits:?}");
+    assert_eq!(cluster.stats.retry_backoff_ratelimited.get(), 3);
+    assert_eq!(cluster.stats.retry_backoff_exponential.get(), 1);
+}
