@@ -6,8 +6,8 @@ use super::{
 };
 use crate::diagnostic::Path;
 use crate::model::cluster::{
-    CircuitBreakers, Cluster, ClusterEndpoints, Discovery, DnsLookupFamily, DnsOptions, Endpoint, HealthStatus,
-    LbPolicy, Locality, LocalityEndpoints, OutlierDetection, RetryBudget, Thresholds,
+    CircuitBreakers, Cluster, ClusterEndpoints, Discovery, DnsLookupFamily, DnsOptions, Endpoint,
+    HealthStatus, LbPolicy, Locality, LocalityEndpoints, OutlierDetection, RetryBudget, Thresholds,
     TransportSocketMatch, UpstreamProtocol,
 };
 use crate::model::http::Http2Options;
@@ -104,14 +104,12 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         _ => {}
     }
     let localities = match &c.load_assignment {
-        Some(assignment) => {
-            load_assignment(
-                assignment,
-                matches!(discovery, Discovery::StrictDns | Discovery::LogicalDns),
-                &at.field("load_assignment"),
-                out,
-            )
-        }
+        Some(assignment) => load_assignment(
+            assignment,
+            matches!(discovery, Discovery::StrictDns | Discovery::LogicalDns),
+            &at.field("load_assignment"),
+            out,
+        ),
         None => Vec::new(),
     };
     let endpoint_count: usize = localities.iter().map(|l| l.endpoints.len()).sum();

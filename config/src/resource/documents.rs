@@ -26,7 +26,12 @@ pub const CLUSTER_LOAD_ASSIGNMENT: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
 /// The resource types a document may hold, by type URL.
-pub const TYPES: [&str; 4] = [LISTENER, ROUTE_CONFIGURATION, CLUSTER, CLUSTER_LOAD_ASSIGNMENT];
+pub const TYPES: [&str; 4] = [
+    LISTENER,
+    ROUTE_CONFIGURATION,
+    CLUSTER,
+    CLUSTER_LOAD_ASSIGNMENT,
+];
 
 /// One checked resource, as it goes on the wire: its type URL, its name and the encoded message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +43,10 @@ pub struct TypedResource {
 
 /// The resources of a document, with the warnings about what they carry that Outrigger ignores; or every
 /// problem found, each with its path (`resources[2]` and then the resource's own `Cluster "backend".field`).
-pub fn parse(bytes: &[u8], format: Format) -> Result<(Vec<TypedResource>, Diagnostics), Diagnostics> {
+pub fn parse(
+    bytes: &[u8],
+    format: Format,
+) -> Result<(Vec<TypedResource>, Diagnostics), Diagnostics> {
     let message = source::parse_dynamic(
         bytes,
         format,
@@ -194,7 +202,10 @@ resources:
             GOOD.trim_end()
         ));
         let all = found.join("\n");
-        assert!(all.contains("version_info: a resource document holds only"), "{all}");
+        assert!(
+            all.contains("version_info: a resource document holds only"),
+            "{all}"
+        );
         assert!(all.contains("resources[4].@type"), "{all}");
         assert!(all.contains("two resources of type"), "{all}");
     }

@@ -1,0 +1,159 @@
+//! `outrigger control-plane`: a file-backed xDS server. It serves the Envoy resources of a folder (see
+//! `folder.rs` for its layout and `outrigger_config::resource::documents` for a file's form) over ADS, both
+//! state-of-the-world (`sotw.rs`) and incremental (`delta.rs`), to Envoy and to Outrigger alike. Every file is
+//! checked with the proxy's own conversion before anything in it is sent; a file that fails is reported with
+//! its path and not sent, so clients keep the last good version. A changed file reaches every subscribed client
+//! within a second.
+
+mod delta;
+mod folder;
+mod sotw;
+mod store;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the configuration folder {folder}: {source}")]
+    Folder {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the xDS server on {address} failed: {source}")]
+    Serve {
+        address: SocketAddr,
+        source: tonic::transport::Error,
+    },
+}
+
+/// A control plane whose socket is bound; it serves once [`ControlPlane::serve`] runs.
+pub struct ControlPlane {
+    listener: tokio::net::TcpListener,
+    store: watch::Receiver<Arc<Store>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl ControlPlane {
+    /// Reads the folder once (so a wrong path fails here) and binds `listen`.
+    pub async fn bind(folder: PathBuf, listen: SocketAddr) -> Result<Self, Error> {
+        let mut files = folder::Folder::new(&folder);
+        files.scan().map_err(|source| Error::Folder {
+            folder: folder.clone(),
+            source,
+        })?;
+        let (publish, store) = watch::channel(Arc::new(files.store()));
+        let watcher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(folder::POLL_INTERVAL).await;
+                match files.scan() {
+                    Ok(true) => {
+                        let _ = publish.send(Arc::new(files.store()));
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(
+                        "cannot read the configuration folder {}: {e}; serving what it held",
+                        folder.display()
+                    ),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| Error::Listen {
+                address: listen,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            store,
+            watcher,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let address = self.local_addr().map_err(|source| Error::Listen {
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let service = Ads { store: self.store };
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let served = tonic::transport::Server::builder()
+            .add_service(AggregatedDiscoveryServiceServer::new(service))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        self.watcher.abort();
+        served.map_err(|source| Error::Serve { address, source })
+    }
+}
+
+struct Ads {
+    store: watch::Receiver<Arc<Store>>,
+}
+
+/// Responses queued per stream before the stream handler waits for the client to read.
+const QUEUE: usize = 16;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let peer = peer(&request);
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(sotw::serve(
+            request.into_inner(),
+            self.store.clone(),
+            sender,
+            peer,
+        ));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let peer = peer(&request);
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(delta::serve(
+            request.into_inner(),
+            self.store.clone(),
+            sender,
+            peer,
+        ));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+fn peer<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown peer".to_string())
+}

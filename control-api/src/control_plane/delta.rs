@@ -1,0 +1,194 @@
+//! Incremental ADS (`DeltaAggregatedResources`): a response carries only the resources the client does not
+//! have in their current version, and the names of those that are gone.
+//!
+//! Per type, the stream remembers the client's subscription (names, or the wildcard) and the version of each
+//! resource the client holds (from `initial_resource_versions` on a reconnect, then from what was sent). A NACK
+//! is logged with the node id; what it rejected is not sent again until it changes.
+
+use super::folder::short_type;
+use super::store::{Entry, Store};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use envoy_types::pb::google::protobuf::Any;
+use outrigger_config::resource::documents::{CLUSTER, LISTENER};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tonic::{Status, Streaming};
+
+#[derive(Default)]
+struct Subscription {
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// The version of each resource the client holds.
+    held: BTreeMap<String, String>,
+    /// Nothing was sent on this type yet: the first answer goes out even when empty, so the client's initial
+    /// fetch completes.
+    answered: bool,
+}
+
+impl Subscription {
+    fn covers(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// Serves one delta ADS stream until the client goes away or the server stops.
+pub async fn serve(
+    mut requests: Streaming<DeltaDiscoveryRequest>,
+    mut store: watch::Receiver<Arc<Store>>,
+    responses: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    peer: String,
+) {
+    let mut node = String::new();
+    let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
+    let mut nonces = 0u64;
+    loop {
+        let types: Vec<String> = tokio::select! {
+            request = requests.message() => match request {
+                Ok(Some(request)) => {
+                    if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
+                        node.clone_from(id);
+                    }
+                    accept(&request, &mut subscriptions, &node, &peer);
+                    vec![request.type_url]
+                }
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(%peer, node, "delta ADS stream ended: {status}");
+                    return;
+                }
+            },
+            changed = store.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                subscriptions.keys().cloned().collect()
+            }
+        };
+        let current = store.borrow_and_update().clone();
+        for type_url in types {
+            let Some(subscription) = subscriptions.get_mut(&type_url) else {
+                continue;
+            };
+            let view = current.view(&node, &type_url);
+            let (resources, removed) = difference(&view, subscription);
+            if resources.is_empty() && removed.is_empty() && subscription.answered {
+                continue;
+            }
+            subscription.answered = true;
+            nonces += 1;
+            tracing::info!(
+                node,
+                "sending {} {} ({} removed)",
+                resources.len(),
+                short_type(&type_url),
+                removed.len()
+            );
+            let response = DeltaDiscoveryResponse {
+                resources: resources
+                    .into_iter()
+                    .map(|(name, entry)| Resource {
+                        name,
+                        version: entry.version.clone(),
+                        resource: Some(Any {
+                            type_url: type_url.clone(),
+                            value: entry.value.as_ref().clone(),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                type_url: type_url.clone(),
+                removed_resources: removed,
+                nonce: nonces.to_string(),
+                ..Default::default()
+            };
+            if responses.send(Ok(response)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Applies a request to the type's subscription; logs a NACK.
+fn accept(
+    request: &DeltaDiscoveryRequest,
+    subscriptions: &mut HashMap<String, Subscription>,
+    node: &str,
+    peer: &str,
+) {
+    let first = !subscriptions.contains_key(&request.type_url);
+    let subscription = subscriptions.entry(request.type_url.clone()).or_default();
+    if let Some(error) = &request.error_detail {
+        tracing::warn!(
+            node,
+            peer,
+            "NACK of {} (nonce {}): {}",
+            short_type(&request.type_url),
+            request.response_nonce,
+            error.message
+        );
+    }
+    if first {
+        // A first request without names subscribes listeners and clusters to everything.
+        subscription.wildcard = request.resource_names_subscribe.is_empty()
+            && matches!(request.type_url.as_str(), LISTENER | CLUSTER);
+        subscription.held = request
+            .initial_resource_versions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    for name in &request.resource_names_subscribe {
+        if name == "*" {
+            subscription.wildcard = true;
+        } else {
+            subscription.names.insert(name.clone());
+        }
+    }
+    for name in &request.resource_names_unsubscribe {
+        if name == "*" {
+            subscription.wildcard = false;
+        } else {
+            subscription.names.remove(name);
+        }
+    }
+    let Subscription {
+        wildcard,
+        names,
+        held,
+        ..
+    } = subscription;
+    held.retain(|name, _| *wildcard || names.contains(name));
+}
+
+/// What to send: resources in the subscription whose version the client does not hold, and names the client
+/// holds that are gone. Records them as held.
+fn difference(
+    view: &BTreeMap<String, Entry>,
+    subscription: &mut Subscription,
+) -> (Vec<(String, Entry)>, Vec<String>) {
+    let resources: Vec<(String, Entry)> = view
+        .iter()
+        .filter(|(name, entry)| {
+            subscription.covers(name) && subscription.held.get(*name) != Some(&entry.version)
+        })
+        .map(|(name, entry)| (name.clone(), entry.clone()))
+        .collect();
+    let removed: Vec<String> = subscription
+        .held
+        .keys()
+        .filter(|name| !view.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in &removed {
+        subscription.held.remove(name);
+    }
+    for (name, entry) in &resources {
+        subscription
+            .held
+            .insert(name.clone(), entry.version.clone());
+    }
+    (resources, removed)
+}

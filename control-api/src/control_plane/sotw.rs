@@ -1,0 +1,176 @@
+//! State-of-the-world ADS (`StreamAggregatedResources`): each response carries every resource of its type the
+//! client asked for (all of them for the wildcard types, listeners and clusters).
+//!
+//! Per type, the stream remembers what the client subscribed to, the nonce of the last response and the version
+//! it carried. A request whose nonce is not the last one sent is stale and ignored, as the xDS protocol says. A
+//! request with `error_detail` is a NACK: it is logged with the node id, and the rejected version is not sent
+//! again (the client keeps its last good one); the next change of the folder is.
+
+use super::folder::short_type;
+use super::store::{Entry, Store, version_of};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tonic::{Status, Streaming};
+
+#[derive(Default)]
+struct Subscription {
+    /// Every resource of the type (LDS and CDS asked with no names, or with `*`).
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// The nonce and version of the last response on this type; `None` before the first.
+    sent: Option<(String, String)>,
+}
+
+/// Serves one ADS stream until the client goes away or the server stops.
+pub async fn serve(
+    mut requests: Streaming<DiscoveryRequest>,
+    mut store: watch::Receiver<Arc<Store>>,
+    responses: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    peer: String,
+) {
+    let mut node = String::new();
+    let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
+    let mut nonces = 0u64;
+    loop {
+        let changed_type = tokio::select! {
+            request = requests.message() => match request {
+                Ok(Some(request)) => {
+                    if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
+                        node.clone_from(id);
+                    }
+                    let Some(type_url) = accept(&request, &mut subscriptions, &node, &peer) else {
+                        continue;
+                    };
+                    Some(type_url)
+                }
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(%peer, node, "ADS stream ended: {status}");
+                    return;
+                }
+            },
+            changed = store.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                None
+            }
+        };
+        let current = store.borrow_and_update().clone();
+        let types: Vec<String> = match changed_type {
+            Some(type_url) => vec![type_url],
+            None => subscriptions.keys().cloned().collect(),
+        };
+        for type_url in types {
+            let Some(subscription) = subscriptions.get_mut(&type_url) else {
+                continue;
+            };
+            let view = selected(&current.view(&node, &type_url), subscription);
+            let version = version_of(view.iter());
+            if subscription
+                .sent
+                .as_ref()
+                .is_some_and(|(_, sent)| *sent == version)
+            {
+                continue;
+            }
+            nonces += 1;
+            let nonce = nonces.to_string();
+            let response = DiscoveryResponse {
+                version_info: version.clone(),
+                resources: view
+                    .iter()
+                    .map(|(_, entry)| Any {
+                        type_url: type_url.clone(),
+                        value: entry.value.as_ref().clone(),
+                    })
+                    .collect(),
+                type_url: type_url.clone(),
+                nonce: nonce.clone(),
+                ..Default::default()
+            };
+            tracing::info!(
+                node,
+                "sending {} {} (version {version})",
+                view.len(),
+                short_type(&type_url)
+            );
+            subscription.sent = Some((nonce, version));
+            if responses.send(Ok(response)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Takes in a request: returns its type when a response may be due (a new or changed subscription).
+fn accept(
+    request: &DiscoveryRequest,
+    subscriptions: &mut HashMap<String, Subscription>,
+    node: &str,
+    peer: &str,
+) -> Option<String> {
+    let type_url = request.type_url.clone();
+    let subscription = subscriptions.entry(type_url.clone()).or_default();
+    let last_nonce = subscription.sent.as_ref().map(|(nonce, _)| nonce.as_str());
+    if !request.response_nonce.is_empty() && Some(request.response_nonce.as_str()) != last_nonce {
+        // Stale: an answer to an earlier response, overtaken by a newer one.
+        return None;
+    }
+    if let Some(error) = &request.error_detail {
+        tracing::warn!(
+            node,
+            peer,
+            "NACK of {} version {:?}: {}",
+            short_type(&type_url),
+            subscription
+                .sent
+                .as_ref()
+                .map(|(_, v)| v.as_str())
+                .unwrap_or(""),
+            error.message
+        );
+    }
+    let wildcard_type = matches!(
+        type_url.as_str(),
+        outrigger_config::resource::documents::LISTENER
+            | outrigger_config::resource::documents::CLUSTER
+    );
+    let names: BTreeSet<String> = request
+        .resource_names
+        .iter()
+        .filter(|n| n.as_str() != "*")
+        .cloned()
+        .collect();
+    let wildcard = request.resource_names.iter().any(|n| n == "*")
+        || (wildcard_type && request.resource_names.is_empty());
+    let first = subscription.sent.is_none();
+    let changed = names != subscription.names || wildcard != subscription.wildcard;
+    subscription.names = names;
+    subscription.wildcard = wildcard;
+    if changed && !first {
+        // Another set of names: the same version string would not say that the content changed.
+        subscription.sent = subscription
+            .sent
+            .take()
+            .map(|(nonce, _)| (nonce, String::new()));
+    }
+    (first || changed).then_some(type_url)
+}
+
+/// The resources a subscription covers.
+fn selected(
+    view: &BTreeMap<String, Entry>,
+    subscription: &Subscription,
+) -> BTreeMap<String, Entry> {
+    if subscription.wildcard {
+        return view.clone();
+    }
+    view.iter()
+        .filter(|(name, _)| subscription.names.contains(*name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
