@@ -629,3 +629,178 @@ async fn tls_versions_sni_and_san_types_like_envoy() {
     let _proxy = support::proxy::start(&tls_config(&ports, &certificates, &key)).await;
     assert_eq!(observe_tls(&ports).await, expected, "Outrigger");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP/2 settings
+
+/// The connection manager's h2 options (to clients) and the cluster's (to its upstream), all off their defaults.
+const H2_CONFIG: &str = r#"
+static_resources:
+  listeners:
+  - name: h2
+    address: {socket_address: {address: 127.0.0.1, port_value: {h2}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: h2
+          http2_protocol_options: {max_concurrent_streams: 7, initial_stream_window_size: 131072, initial_connection_window_size: 1048576}
+          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: upstream}}]}]}
+  clusters:
+  - name: upstream
+    connect_timeout: 2s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {max_concurrent_streams: 5, initial_stream_window_size: 196608, initial_connection_window_size: 2097152}
+    load_assignment: {cluster_name: upstream, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {upstream}}}}}]}]}
+"#;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame.
+const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// What one side of an h2 connection announced when it opened: its first SETTINGS, and its connection window
+/// (65535 plus its WINDOW_UPDATEs on stream 0).
+#[derive(Debug, PartialEq)]
+struct Announced {
+    max_concurrent_streams: Option<u32>,
+    initial_window_size: Option<u32>,
+    connection_window: u32,
+}
+
+/// Reads frames for up to 3 s, until the peer's first SETTINGS and a connection WINDOW_UPDATE have come.
+async fn announced(stream: &mut TcpStream) -> Announced {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut settings: Option<Vec<(u16, u32)>> = None;
+    let mut window_updated = false;
+    let mut connection_window = 65_535u32;
+    while settings.is_none() || !window_updated {
+        let mut header = [0u8; 9];
+        let read = tokio::time::timeout_at(deadline, stream.read_exact(&mut header)).await;
+        if !matches!(read, Ok(Ok(_))) {
+            break;
+        }
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let (kind, flags) = (header[3], header[4]);
+        let stream_id =
+            u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; length];
+        let read = tokio::time::timeout_at(deadline, stream.read_exact(&mut payload)).await;
+        if !matches!(read, Ok(Ok(_))) {
+            break;
+        }
+        const SETTINGS: u8 = 4;
+        const WINDOW_UPDATE: u8 = 8;
+        const ACK: u8 = 1;
+        match kind {
+            SETTINGS if flags & ACK == 0 && settings.is_none() => {
+                settings = Some(
+                    payload
+                        .chunks_exact(6)
+                        .map(|e| {
+                            (
+                                u16::from_be_bytes([e[0], e[1]]),
+                                u32::from_be_bytes([e[2], e[3], e[4], e[5]]),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            WINDOW_UPDATE if stream_id == 0 && payload.len() == 4 => {
+                let increment =
+                    u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                connection_window += increment & 0x7fff_ffff;
+                window_updated = true;
+            }
+            _ => {}
+        }
+    }
+    let setting = |id: u16| {
+        settings
+            .iter()
+            .flatten()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| *v)
+    };
+    Announced {
+        max_concurrent_streams: setting(3),
+        initial_window_size: setting(4),
+        connection_window,
+    }
+}
+
+/// What the proxy announces to an h2 client, and to its h2 upstream (a listener of this test's that records it
+/// and then closes, so the request that opened it gets an error the test does not look at).
+async fn observe_h2(h2: u16, upstream: tokio::net::TcpListener) -> (Announced, Announced) {
+    let mut client = TcpStream::connect(("127.0.0.1", h2)).await.unwrap();
+    client.write_all(PREFACE).await.unwrap();
+    client.write_all(&EMPTY_SETTINGS).await.unwrap();
+    let to_client = announced(&mut client).await;
+    let request = tokio::spawn(async move {
+        let mut http1 = TcpStream::connect(("127.0.0.1", h2)).await.unwrap();
+        let _ = http1
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), http1.read_to_end(&mut sink)).await;
+    });
+    let (mut proxy, _) = tokio::time::timeout(Duration::from_secs(5), upstream.accept())
+        .await
+        .expect("the proxy connects to the upstream")
+        .unwrap();
+    proxy.write_all(&EMPTY_SETTINGS).await.unwrap();
+    let mut preface = [0u8; 24];
+    tokio::time::timeout(Duration::from_secs(5), proxy.read_exact(&mut preface))
+        .await
+        .expect("the client preface")
+        .unwrap();
+    assert_eq!(preface, PREFACE);
+    let to_upstream = announced(&mut proxy).await;
+    drop(proxy);
+    request.abort();
+    (to_client, to_upstream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_protocol_options_are_announced_like_envoy() {
+    let expected = (
+        Announced {
+            max_concurrent_streams: Some(7),
+            initial_window_size: Some(131_072),
+            connection_window: 1_048_576,
+        },
+        Announced {
+            max_concurrent_streams: Some(5),
+            initial_window_size: Some(196_608),
+            connection_window: 2_097_152,
+        },
+    );
+    let dir = Scratch::new("h2-settings");
+    let config = |h2: u16, upstream: u16| {
+        support::proxy::fill(
+            H2_CONFIG,
+            &[("h2", h2.to_string()), ("upstream", upstream.to_string())],
+        )
+    };
+    {
+        let h2 = free_port();
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_port = upstream.local_addr().unwrap().port();
+        if let Some(_envoy) = envoy(&dir.0, &config(h2, upstream_port), h2) {
+            assert_eq!(
+                observe_h2(h2, upstream).await,
+                expected,
+                "Envoy 1.40 (the recorded behaviour)"
+            );
+        }
+    }
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    let h2 = free_port();
+    let _proxy = support::proxy::start(&config(h2, upstream_port)).await;
+    assert_eq!(observe_h2(h2, upstream).await, expected, "Outrigger");
+}
