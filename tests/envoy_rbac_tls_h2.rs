@@ -638,7 +638,7 @@ const H2_CONFIG: &str = r#"
 static_resources:
   listeners:
   - name: h2
-    address: {socket_address: {address: 127.0.0.1, port_value: {h2}}}
+    address: {socket_address: {protocol: TCP, address: 127.0.0.1, port_value: {h2}}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager

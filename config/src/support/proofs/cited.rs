@@ -190,3 +190,16 @@ pub(super) const RL_WILDCARD: &str =
     "tests/envoy_resilience.rs::local_rate_limit_wildcard_descriptor";
 pub(super) const RL_ACTIONS: &str =
     "tests/envoy_resilience.rs::local_rate_limit_descriptor_actions";
+// proofs-security proofs
+pub(super) const ENVOY_RBAC: &str =
+    "tests/envoy_rbac_tls_h2.rs::rbac_rules_allow_and_deny_connections_like_envoy";
+pub(super) const ENVOY_TLS: &str =
+    "tests/envoy_rbac_tls_h2.rs::tls_versions_sni_and_san_types_like_envoy";
+pub(super) const ENVOY_H2_SETTINGS: &str =
+    "tests/envoy_rbac_tls_h2.rs::http2_protocol_options_are_announced_like_envoy";
+pub(super) const HTTP_HEADER_OPTIONS: &str =
+    "tests/proxy_http.rs::append_false_replaces_and_keep_empty_value_adds_an_empty_header";
+pub(super) const FRACTION_DENOMINATOR: &str =
+    "config/src/convert/tests.rs::fractional_percent_denominators_scale_the_numerator";
+pub(super) const PERCENT_VALUE: &str =
+    "config/src/convert/tests.rs::percent_values_reach_the_model_truncated_like_envoy";
