@@ -425,9 +425,7 @@ fn tls_config(ports: &[(&str, u16)], certificates: &Certificates, key: &std::pat
         server12_tls = server_tls("{tls_maximum_protocol_version: TLSv1_2}").trim_start(),
         server12_hcm = hcm(
             "server12",
-            &format!(
-                "{{match: {{prefix: /}}, direct_response: {{status: 200, body: {{inline_string: server12}}}}}}"
-            )
+            "{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: server12}}}"
         ),
         front_hcm = hcm("front", &front_routes),
     );
