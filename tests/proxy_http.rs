@@ -56,6 +56,14 @@ static_resources:
                 request_headers_to_remove: [x-remove-me]
                 response_headers_to_add: [{header: {key: x-resp, value: "yes"}}]
                 route: {cluster: a, host_rewrite_literal: rewritten.local}
+              - match: {prefix: /keep-and-replace}
+                request_headers_to_add:
+                - {header: {key: x-empty-kept, value: ""}, keep_empty_value: true}
+                - {header: {key: x-empty-dropped, value: ""}}
+                response_headers_to_add:
+                - {header: {key: x-backend, value: replaced}, append: false}
+                - {header: {key: content-type, value: text/plain}}
+                route: {cluster: a}
           http_filters:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
@@ -216,6 +224,25 @@ async fn headers_are_mutated_and_request_ids_added() {
     assert_eq!(seen["x-request-id"].as_str().unwrap().len(), 36);
     assert_eq!(r.headers["x-resp"], "yes");
     assert_eq!(r.headers["server"], "outrigger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_false_replaces_and_keep_empty_value_adds_an_empty_header() {
+    let s = setup().await;
+    let r = get(&format!("{}/keep-and-replace", s.url), &[]).await;
+    let seen = &r.json()["headers"];
+    assert_eq!(seen["x-empty-kept"], "", "{seen}");
+    assert!(seen.get("x-empty-dropped").is_none(), "{seen}");
+    let values = |name: &str| -> Vec<&str> {
+        r.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    // The backend's own `x-backend: a` is replaced; without `append`, a value is appended.
+    assert_eq!(values("x-backend"), ["replaced"]);
+    assert_eq!(values("content-type"), ["application/json", "text/plain"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

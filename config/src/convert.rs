@@ -361,3 +361,6 @@ pub(crate) fn filter_metadata(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -130,7 +130,9 @@ async fn serve_connection(
         transport_protocol: "raw_buffer".to_string(),
         ..ConnectionFacts::default()
     };
-    if (tls || http_inspect) && chain::needs_detection(&listener, Some(destination)) {
+    let detect_now = chain::needs_detection(&listener, Some(destination))
+        || (tls && rbac::reads_server_name(&listener));
+    if (tls || http_inspect) && detect_now {
         match detect::detect(
             &stream,
             tls,

@@ -2,6 +2,8 @@
 //! the first byte is proxied.
 
 use crate::tls::Identity;
+use outrigger_config::model::Listener;
+use outrigger_config::model::listener::NetworkFilter;
 use outrigger_config::model::rbac::{Permission, Principal, Rbac, RbacAction};
 use std::net::SocketAddr;
 
@@ -40,6 +42,36 @@ pub fn decide(rbac: &Rbac, subject: &Subject<'_>) -> Decision {
         (RbacAction::Deny, None) | (RbacAction::Log, None) => Decision::Allowed(None),
         (RbacAction::Log, Some(name)) => Decision::Allowed(Some(name)),
     }
+}
+
+/// True when an RBAC filter of `listener` matches on the SNI. Envoy's `tls_inspector` reads the ClientHello on
+/// every connection, so such a rule sees the name even when no filter chain is chosen by it; the listener must
+/// then detect whenever it has the inspector.
+pub fn reads_server_name(listener: &Listener) -> bool {
+    fn in_permission(p: &Permission) -> bool {
+        match p {
+            Permission::RequestedServerName(_) => true,
+            Permission::AndRules(list) | Permission::OrRules(list) => {
+                list.iter().any(in_permission)
+            }
+            Permission::NotRule(inner) => in_permission(inner),
+            Permission::Any
+            | Permission::DestinationIp(_)
+            | Permission::DestinationPort(_)
+            | Permission::DestinationPortRange(..) => false,
+        }
+    }
+    listener
+        .filter_chains
+        .iter()
+        .chain(&listener.default_filter_chain)
+        .flat_map(|chain| &chain.filters)
+        .filter_map(|filter| match filter {
+            NetworkFilter::Rbac(rbac) => rbac.rules.as_ref(),
+            _ => None,
+        })
+        .flat_map(|rules| &rules.policies)
+        .any(|(_, policy)| policy.permissions.iter().any(in_permission))
 }
 
 fn permits(p: &Permission, s: &Subject<'_>) -> bool {

@@ -35,8 +35,11 @@ pub fn upstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Option<
         RAW_BUFFER => Some(None),
         UPSTREAM => {
             let ctx: pb::UpstreamTlsContext = decode_any(any, &at_config, out)?;
+            // Envoy's clients offer TLS 1.2 at most unless told otherwise (checked against Envoy 1.40 in
+            // tests/envoy_rbac_tls_h2.rs).
             let common = common(
                 ctx.common_tls_context.as_ref(),
+                TlsVersion::V1_2,
                 &at_config.field("common_tls_context"),
                 out,
             )?;
@@ -59,7 +62,12 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
         DOWNSTREAM => {
             let ctx: pb::DownstreamTlsContext = decode_any(any, &at_config, out)?;
             let at_common = at_config.field("common_tls_context");
-            let common = common(ctx.common_tls_context.as_ref(), &at_common, out)?;
+            let common = common(
+                ctx.common_tls_context.as_ref(),
+                TlsVersion::V1_3,
+                &at_common,
+                out,
+            )?;
             if common.certificates.is_empty() {
                 out.error(
                     &at_common.field("tls_certificates"),
@@ -94,12 +102,19 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
     }
 }
 
-fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<CommonTls> {
+/// `default_max` is Envoy's maximum version when `tls_params` leaves it unset: TLS 1.3 for servers, 1.2 for
+/// clients.
+fn common(
+    c: Option<&pb::CommonTlsContext>,
+    default_max: TlsVersion,
+    at: &Path,
+    out: &mut Out,
+) -> Option<CommonTls> {
     use pb::common_tls_context::ValidationContextType as V;
     use pb::tls_parameters::TlsProtocol as P;
     let Some(c) = c else {
         return Some(CommonTls {
-            max_version: TlsVersion::V1_3,
+            max_version: default_max,
             ..CommonTls::default()
         });
     };
@@ -125,14 +140,23 @@ fn common(c: Option<&pb::CommonTlsContext>, at: &Path, out: &mut Out) -> Option<
     )?;
     let max_version = version(
         params.tls_maximum_protocol_version,
-        TlsVersion::V1_3,
+        default_max,
         &at_params.field("tls_maximum_protocol_version"),
         out,
     )?;
+    // Envoy accepts this and then fails every handshake: no version is left to offer.
     if max_version < min_version {
         out.error(
             &at_params,
-            "tls_maximum_protocol_version is below tls_minimum_protocol_version",
+            format!(
+                "tls_maximum_protocol_version ({}) is below tls_minimum_protocol_version: no TLS version is \
+                 left; set tls_maximum_protocol_version: TLSv1_3",
+                if params.tls_maximum_protocol_version == P::TlsAuto as i32 {
+                    "TLSv1_2, a client's default"
+                } else {
+                    "TLSv1_2"
+                }
+            ),
         );
     }
     let certificates = c

@@ -21,7 +21,7 @@ pub struct DownstreamTls {
 pub struct CommonTls {
     /// Envoy's default: TLS 1.2.
     pub min_version: TlsVersion,
-    /// Envoy's default: TLS 1.3.
+    /// Envoy's default: TLS 1.3 for a server (downstream), TLS 1.2 for a client (upstream).
     pub max_version: TlsVersion,
     pub certificates: Vec<CertificateSource>,
     pub validation: Option<Validation>,

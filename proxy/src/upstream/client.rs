@@ -216,6 +216,9 @@ impl UpstreamClient {
         };
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            // Announced in SETTINGS as Envoy does. Envoy also opens no more streams than this per connection
+            // (a second connection takes the rest); here only the upstream's own limit holds them back.
+            .max_concurrent_streams(self.http2_options.max_concurrent_streams)
             .initial_stream_window_size(self.http2_options.initial_stream_window_size)
             .initial_connection_window_size(self.http2_options.initial_connection_window_size)
             .handshake(TokioIo::new(stream))

@@ -209,3 +209,16 @@ pub(super) const RESILIENCE_OTHER_HOST: &str =
 pub(super) const RETRY_BACK_OFF_CONFIGURED: &str = "proxy/src/http/retry/tests.rs::configured_back_off_scales_from_base_interval_up_to_max_interval";
 pub(super) const RETRY_RATE_LIMITED: &str =
     "proxy/src/http/retry/tests.rs::rate_limited_back_off_waits_as_the_reset_headers_say";
+// proofs-security proofs
+pub(super) const ENVOY_RBAC: &str =
+    "tests/envoy_rbac_tls_h2.rs::rbac_rules_allow_and_deny_connections_like_envoy";
+pub(super) const ENVOY_TLS: &str =
+    "tests/envoy_rbac_tls_h2.rs::tls_versions_sni_and_san_types_like_envoy";
+pub(super) const ENVOY_H2_SETTINGS: &str =
+    "tests/envoy_rbac_tls_h2.rs::http2_protocol_options_are_announced_like_envoy";
+pub(super) const HTTP_HEADER_OPTIONS: &str =
+    "tests/proxy_http.rs::append_false_replaces_and_keep_empty_value_adds_an_empty_header";
+pub(super) const FRACTION_DENOMINATOR: &str =
+    "config/src/convert/tests.rs::fractional_percent_denominators_scale_the_numerator";
+pub(super) const PERCENT_VALUE: &str =
+    "config/src/convert/tests.rs::percent_values_reach_the_model_truncated_like_envoy";
