@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod ca;
+mod control_plane;
 mod iptables;
 mod run;
 mod validate;
@@ -47,6 +48,19 @@ enum Command {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         ipv6: bool,
     },
+    /// Serve the Envoy resources of a folder over xDS (ADS, state-of-the-world and delta) to Envoy or Outrigger.
+    ControlPlane {
+        /// Resource files (YAML or JSON, each a list of `resources` with their "@type"); a sub-folder named after
+        /// a node id holds that node's own resources. Changes are picked up within a second.
+        #[arg(long = "config-dir")]
+        config_dir: PathBuf,
+        /// Address of the gRPC server.
+        #[arg(long, default_value = "127.0.0.1:15010")]
+        listen: std::net::SocketAddr,
+        /// Log level: trace, debug, info, warn, error.
+        #[arg(short = 'l', long = "log-level", default_value = "info")]
+        log_level: String,
+    },
     /// Run the sidecar: the embedded transparent-sidecar default, or the Envoy v3 bootstrap given with -c.
     Run {
         /// An Envoy v3 bootstrap file (YAML or JSON). Without it, the embedded default runs.
@@ -78,6 +92,11 @@ fn main() -> ExitCode {
             mode,
             ipv6,
         } => iptables::run(action, &capture, mode, ipv6),
+        Command::ControlPlane {
+            config_dir,
+            listen,
+            log_level,
+        } => control_plane::run(config_dir, listen, &log_level),
         Command::Run {
             config,
             print_default_config,

@@ -105,7 +105,7 @@ async fn serve(
     ExitCode::SUCCESS
 }
 
-async fn signal() {
+pub async fn signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -121,7 +121,7 @@ async fn signal() {
 }
 
 /// Logs to stderr at `level`; the returned control changes the level at run time (`POST /logging?level=`).
-fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
+pub fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)

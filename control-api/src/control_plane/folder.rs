@@ -182,7 +182,7 @@ fn check(path: &Path, bytes: &[u8]) -> Option<Vec<TypedResource>> {
             Some(resources)
         }
         Err(problems) => {
-            for problem in problems.iter() {
+            for problem in problems.errors() {
                 tracing::error!("{shown}: {problem}");
             }
             tracing::error!("{shown}: not served; its previous content (if any) stays served");

@@ -82,8 +82,8 @@ pub async fn serve(
             let response = DiscoveryResponse {
                 version_info: version.clone(),
                 resources: view
-                    .iter()
-                    .map(|(_, entry)| Any {
+                    .values()
+                    .map(|entry| Any {
                         type_url: type_url.clone(),
                         value: entry.value.as_ref().clone(),
                     })

@@ -1,0 +1,315 @@
+//! `outrigger control-plane` with real Envoy 1.40 as its xDS client, state-of-the-world and delta: Envoy routes
+//! through the listener, route configuration, cluster and endpoints the folder holds; an edited file reaches
+//! Envoy; a file that fails Outrigger's checks is refused with its path and never sent (Envoy keeps serving the
+//! last good version and rejects nothing); a node's own folder overrides a shared resource; a removed cluster is
+//! removed from the client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::backend::Backend;
+use support::client::try_get;
+use support::envoy::Envoy;
+use support::tcp::free_port;
+use support::{ChildGuard, peer, proxy::fill};
+
+/// The folder's shared resources: a listener whose routes come by RDS, the routes (a direct response naming
+/// the version, and everything else to `app`), the EDS cluster `app` and its endpoints.
+const MESH: &str = r#"resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: web
+  address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: web
+        rds: {route_config_name: web-routes, config_source: {ads: {}, resource_api_version: V3}}
+        http_filters:
+        - name: envoy.filters.http.router
+          typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: web-routes
+  virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+    - match: {prefix: /version}
+      direct_response: {status: 200, body: {inline_string: "{version}"}}
+    - match: {prefix: /}
+      route: {cluster: app}
+"#;
+
+const APP: &str = r#"resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: app
+  type: EDS
+  connect_timeout: 1s
+  eds_cluster_config: {eds_config: {ads: {}, resource_api_version: V3}}
+  {extra}
+- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: app
+  endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {app}}}}}]}]
+"#;
+
+/// An Envoy bootstrap that takes everything from the control plane over ADS.
+const BOOTSTRAP: &str = r#"node: {id: {node}, cluster: tests}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+dynamic_resources:
+  ads_config:
+    api_type: {api_type}
+    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
+  lds_config: {ads: {}, resource_api_version: V3}
+  cds_config: {ads: {}, resource_api_version: V3}
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {xds}}}}}]}]
+"#;
+
+struct ControlPlane {
+    _guard: ChildGuard,
+    log: PathBuf,
+    port: u16,
+}
+
+impl ControlPlane {
+    fn start(dir: &Path) -> ControlPlane {
+        let port = free_port();
+        let log = dir.with_extension("log");
+        let child = support::outrigger()
+            .args(["control-plane", "--config-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let guard = ChildGuard(child);
+        wait_for(
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "the control plane listens",
+        );
+        ControlPlane {
+            _guard: guard,
+            log,
+            port,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// GETs `path` until the answer satisfies `wanted` (at most 10 s); returns the last answer as "status body".
+async fn eventually(port: u16, path: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let seen = match try_get(&format!("http://127.0.0.1:{port}{path}"), &[]).await {
+            Ok(reply) => format!("{} {}", reply.status, reply.body),
+            Err(e) => format!("error {e}"),
+        };
+        if wanted(&seen) || started.elapsed() > Duration::from_secs(10) {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Envoy's counter `name` from its admin `/stats` (0 when absent).
+async fn envoy_stat(admin: u16, name: &str) -> u64 {
+    let Ok(reply) = try_get(
+        &format!("http://127.0.0.1:{admin}/stats?filter=^{name}$"),
+        &[],
+    )
+    .await
+    else {
+        return 0;
+    };
+    reply
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One Envoy on the control plane, with its listener port and admin port.
+struct Client {
+    _envoy: Envoy,
+    listen: u16,
+    admin: u16,
+}
+
+fn start_envoy(
+    envoy: &Path,
+    dir: &Path,
+    node: &str,
+    api_type: &str,
+    xds: u16,
+    listen: u16,
+) -> Client {
+    let admin = free_port();
+    let config = dir.join(format!("envoy-{node}.yaml"));
+    let bootstrap = fill(
+        BOOTSTRAP,
+        &[
+            ("node", node.to_string()),
+            ("admin", admin.to_string()),
+            ("api_type", api_type.to_string()),
+            ("xds", xds.to_string()),
+        ],
+    );
+    std::fs::write(&config, bootstrap).unwrap();
+    let mut process = Envoy::start(envoy, &config);
+    process.wait_for_port(admin);
+    Client {
+        _envoy: process,
+        listen,
+        admin,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_takes_its_configuration_from_the_control_plane() {
+    let Some(envoy) = peer("envoy") else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("outrigger-control-plane-{}", std::process::id()));
+    let dir = root.join("resources");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(dir.join("delta-node")).unwrap();
+    let app = Backend::start("app").await;
+    // The shared listener is the SotW client's; the delta client's node folder replaces the listener (another
+    // port) and the routes (another body) with resources of the same names.
+    let sotw_port = free_port();
+    let delta_port = free_port();
+    let mesh = |version: &str, port: u16| {
+        fill(
+            MESH,
+            &[
+                ("listen", port.to_string()),
+                ("version", version.to_string()),
+            ],
+        )
+    };
+    let cluster = |extra: &str| {
+        fill(
+            APP,
+            &[
+                ("app", app.address.port().to_string()),
+                ("extra", extra.to_string()),
+            ],
+        )
+    };
+    std::fs::write(dir.join("mesh.yaml"), mesh("one", sotw_port)).unwrap();
+    std::fs::write(dir.join("app.yaml"), cluster("")).unwrap();
+    // The delta client's own listener and routes (same names: they replace the shared ones for that node).
+    std::fs::write(
+        dir.join("delta-node/mesh.yaml"),
+        mesh("delta one", delta_port),
+    )
+    .unwrap();
+    let control_plane = ControlPlane::start(&dir);
+    let sotw = start_envoy(
+        &envoy,
+        &root,
+        "sotw-node",
+        "GRPC",
+        control_plane.port,
+        sotw_port,
+    );
+    let delta = start_envoy(
+        &envoy,
+        &root,
+        "delta-node",
+        "DELTA_GRPC",
+        control_plane.port,
+        delta_port,
+    );
+    let log = || control_plane.log_text();
+
+    // Everything delivered: the direct response and the EDS cluster to the backend.
+    for (client, version) in [(&sotw, "one"), (&delta, "delta one")] {
+        let seen = eventually(client.listen, "/version", |s| s == format!("200 {version}")).await;
+        assert_eq!(seen, format!("200 {version}"), "{}", log());
+        let seen = eventually(client.listen, "/app", |s| s.starts_with("200")).await;
+        assert!(
+            seen.starts_with("200") && seen.contains("\"backend\":\"app\""),
+            "{seen}\n{}",
+            log()
+        );
+    }
+
+    // An edit reaches the clients within a second or so.
+    std::fs::write(dir.join("mesh.yaml"), mesh("two", sotw_port)).unwrap();
+    std::fs::write(
+        dir.join("delta-node/mesh.yaml"),
+        mesh("delta two", delta_port),
+    )
+    .unwrap();
+    for (client, version) in [(&sotw, "two"), (&delta, "delta two")] {
+        let seen = eventually(client.listen, "/version", |s| s == format!("200 {version}")).await;
+        assert_eq!(seen, format!("200 {version}"), "{}", log());
+    }
+
+    // A cluster Outrigger refuses (MAGLEV) is reported with its file and field and not sent: both Envoys keep
+    // the last good cluster and have rejected nothing.
+    std::fs::write(dir.join("app.yaml"), cluster("lb_policy: MAGLEV")).unwrap();
+    let app_file = dir.join("app.yaml").display().to_string();
+    wait_for(
+        || {
+            log().contains(&format!(
+                "{app_file}: error: resources[0] Cluster \"app\".lb_policy: MAGLEV"
+            ))
+        },
+        "the control plane reports the refused file",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for client in [&sotw, &delta] {
+        let seen = eventually(client.listen, "/app", |s| s.starts_with("200")).await;
+        assert!(seen.starts_with("200"), "{seen}");
+        assert_eq!(
+            envoy_stat(client.admin, "cluster_manager.cds.update_rejected").await,
+            0
+        );
+        assert!(envoy_stat(client.admin, "cluster_manager.cds.update_success").await >= 1);
+    }
+
+    // The cluster removed: the clients drop it (503, no cluster), the routes stay.
+    std::fs::remove_file(dir.join("app.yaml")).unwrap();
+    for client in [&sotw, &delta] {
+        let seen = eventually(client.listen, "/app", |s| s.starts_with("503")).await;
+        assert!(seen.starts_with("503"), "{seen}\n{}", log());
+        let seen = eventually(client.listen, "/version", |s| s.starts_with("200")).await;
+        assert!(seen.starts_with("200"), "{seen}");
+    }
+    assert!(!log().contains("NACK"), "{}", log());
+    drop((sotw, delta, control_plane));
+    let _ = std::fs::remove_dir_all(&root);
+}
