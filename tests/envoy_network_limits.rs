@@ -5,6 +5,9 @@
 //!   limits nothing.
 //! - `tcp_proxy` under the `max_connections` circuit breaker: while one connection is open, new ones are closed
 //!   at once and counted in `upstream_cx_overflow`.
+//! - Filter chains chosen by the client's source (direct source, source type, source address and port, clients
+//!   bound to 127.0.0.2-4), `tcp_proxy` weighted clusters and `max_connect_attempts`, and rate-limit buckets
+//!   shared across listeners by `share_key`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,7 +1,9 @@
 //! Envoy's resilience features in real Envoy 1.40 and in Outrigger side by side: the HTTP local rate limit
 //! (listener-wide, per route, and per descriptor from rate limit actions), circuit breakers (active requests, the pending queue, retries), retries (request
 //! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
-//! detection (consecutive 5xx, `max_ejection_percent`, no healthy upstream).
+//! detection (consecutive 5xx and gateway failures, local-origin failures, success rate, failure percentage,
+//! `max_ejection_percent`, no healthy upstream), thresholds by priority, the retry budget's percent, the connect
+//! timeout and locality weights.
 //!
 //! Each test fills one template from `tests/configs/resilience/` once per proxy (the same YAML, with each proxy's
 //! own ports and its own backends so that request counts don't mix), runs it in `envoy` and in
