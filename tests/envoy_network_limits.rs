@@ -5,11 +5,15 @@
 //!   limits nothing.
 //! - `tcp_proxy` under the `max_connections` circuit breaker: while one connection is open, new ones are closed
 //!   at once and counted in `upstream_cx_overflow`.
+//! - Filter chains chosen by the client's source (direct source, source type, source address and port, clients
+//!   bound to 127.0.0.2-4), `tcp_proxy` weighted clusters and `max_connect_attempts`, and rate-limit buckets
+//!   shared across listeners by `share_key`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -199,4 +203,265 @@ async fn tcp_proxy_closes_connections_over_max_connections_like_envoy() {
         .await
         .unwrap();
     assert_eq!(seen, expected, "Outrigger");
+}
+
+const ROUTING_CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: sources
+    address: {socket_address: {address: 127.0.0.1, port_value: {sources}}}
+    filter_chains:
+    - filter_chain_match: {direct_source_prefix_ranges: [{address_prefix: 127.0.0.2, prefix_len: 32}]}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: direct2, cluster: direct2}}]
+    - filter_chain_match: {source_type: EXTERNAL}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: external, cluster: external}}]
+    - filter_chain_match: {source_prefix_ranges: [{address_prefix: 127.0.0.3, prefix_len: 32}]}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: src3, cluster: src3}}]
+    default_filter_chain:
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: any, cluster: any}}]
+  - name: by_address
+    address: {socket_address: {address: 127.0.0.1, port_value: {by_address}}}
+    filter_chains:
+    - filter_chain_match: {source_prefix_ranges: [{address_prefix: 127.0.0.3, prefix_len: 32}]}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: src3, cluster: src3}}]
+    - filter_chain_match: {source_prefix_ranges: [{address_prefix: 127.0.0.4, prefix_len: 32}], source_ports: [{port4}]}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: src4port, cluster: src4port}}]
+    - filter_chain_match: {source_prefix_ranges: [{address_prefix: 127.0.0.4, prefix_len: 32}]}
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: src4, cluster: src4}}]
+    default_filter_chain:
+      filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: any, cluster: any}}]
+  - name: weighted
+    address: {socket_address: {address: 127.0.0.1, port_value: {weighted}}}
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: weighted
+          weighted_clusters: {clusters: [{name: light, weight: 1}, {name: heavy, weight: 9}]}
+  - name: retried
+    address: {socket_address: {address: 127.0.0.1, port_value: {retried}}}
+    filter_chains:
+    - filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: retried, cluster: flaky, max_connect_attempts: 2}}]
+  - name: shared_a
+    address: {socket_address: {address: 127.0.0.1, port_value: {shared_a}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: shared_a
+          token_bucket: {max_tokens: 2, tokens_per_fill: 1, fill_interval: 60s}
+          share_key: both
+      - {name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: shared_a, cluster: any}}
+  - name: shared_b
+    address: {socket_address: {address: 127.0.0.1, port_value: {shared_b}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: shared_b
+          token_bucket: {max_tokens: 2, tokens_per_fill: 1, fill_interval: 60s}
+          share_key: both
+      - {name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: shared_b, cluster: any}}
+  clusters:
+  - {name: direct2, connect_timeout: 1s, load_assignment: {cluster_name: direct2, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_direct2}}}}}]}]}}
+  - {name: src3, connect_timeout: 1s, load_assignment: {cluster_name: src3, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_src3}}}}}]}]}}
+  - {name: src4port, connect_timeout: 1s, load_assignment: {cluster_name: src4port, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_src4port}}}}}]}]}}
+  - {name: src4, connect_timeout: 1s, load_assignment: {cluster_name: src4, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_src4}}}}}]}]}}
+  - {name: external, connect_timeout: 1s, load_assignment: {cluster_name: external, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_external}}}}}]}]}}
+  - {name: any, connect_timeout: 1s, load_assignment: {cluster_name: any, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_any}}}}}]}]}}
+  - {name: light, connect_timeout: 1s, load_assignment: {cluster_name: light, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_light}}}}}]}]}}
+  - {name: heavy, connect_timeout: 1s, load_assignment: {cluster_name: heavy, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_heavy}}}}}]}]}}
+  - name: flaky
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: flaky
+      endpoints:
+      - lb_endpoints:
+        - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {closed}}}}}
+        - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {g_second}}}}}
+"#;
+
+/// The backends of [`ROUTING_CONFIG`]: each greets a connection with its name.
+const GREETERS: [(&str, &[u8]); 9] = [
+    ("g_direct2", b"direct2"),
+    ("g_src3", b"src3"),
+    ("g_src4port", b"src4port"),
+    ("g_src4", b"src4"),
+    ("g_external", b"external"),
+    ("g_any", b"any"),
+    ("g_light", b"light"),
+    ("g_heavy", b"heavy"),
+    ("g_second", b"second"),
+];
+
+/// A connection to 127.0.0.1:`port` from `source`: the backend's greeting, or `None` when the proxy closed the
+/// connection instead.
+async fn greeting(port: u16, source: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(source).unwrap();
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 64];
+    // Greetings are short and come in one piece; wait for the first bytes or the close.
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+        .await
+        .expect("the greeting or the close within 5 s");
+    let n = read.unwrap_or(0);
+    text.extend_from_slice(&buffer[..n]);
+    (n > 0).then(|| String::from_utf8_lossy(&text).into_owned())
+}
+
+#[derive(Debug, PartialEq)]
+struct Routed {
+    /// On `sources` from 127.0.0.1, .2 and .3 (for Envoy only 127.0.0.1 itself is loopback: .3 is `EXTERNAL`,
+    /// and source type is decided before source address); on `by_address` from 127.0.0.1, .3, .4 and .4 with the
+    /// port the config names.
+    by_source: Vec<Option<String>>,
+    /// Of 100 connections split 1:9, how many went to the light cluster is within 2..=25.
+    light_share_about_a_tenth: bool,
+    weighted_all_answered: bool,
+    /// Six connections to a cluster of a closed and an open host, two attempts each.
+    retried: Vec<Option<String>>,
+    /// Two connections on one listener, then one on the other, sharing a bucket of two.
+    shared: Vec<Option<String>>,
+    shared_stats: Vec<Option<String>>,
+}
+
+async fn observe_routing(ports: &HashMap<&'static str, u16>) -> Routed {
+    let from = |ip: [u8; 4], port: u16| std::net::SocketAddr::from((ip, port));
+    let mut by_source = Vec::new();
+    for (listener, source) in [
+        ("sources", from([127, 0, 0, 1], 0)),
+        ("sources", from([127, 0, 0, 2], 0)),
+        ("sources", from([127, 0, 0, 3], 0)),
+        ("by_address", from([127, 0, 0, 1], 0)),
+        ("by_address", from([127, 0, 0, 3], 0)),
+        ("by_address", from([127, 0, 0, 4], 0)),
+        ("by_address", from([127, 0, 0, 4], ports["port4"])),
+    ] {
+        by_source.push(greeting(ports[listener], source).await);
+    }
+    let mut light = 0;
+    let mut answered = 0;
+    for _ in 0..100 {
+        match greeting(ports["weighted"], from([127, 0, 0, 1], 0))
+            .await
+            .as_deref()
+        {
+            Some("light") => {
+                light += 1;
+                answered += 1;
+            }
+            Some("heavy") => answered += 1,
+            _ => {}
+        }
+    }
+    let mut retried = Vec::new();
+    for _ in 0..6 {
+        retried.push(greeting(ports["retried"], from([127, 0, 0, 1], 0)).await);
+    }
+    let mut shared = Vec::new();
+    for listener in ["shared_a", "shared_a", "shared_b"] {
+        shared.push(greeting(ports[listener], from([127, 0, 0, 1], 0)).await);
+    }
+    let admin = ports["admin"];
+    let shared_stats = tokio::task::spawn_blocking(move || {
+        ["shared_a", "shared_b"]
+            .iter()
+            .map(|p| stat(admin, &format!("local_rate_limit.{p}.rate_limited")))
+            .collect()
+    })
+    .await
+    .unwrap();
+    Routed {
+        by_source,
+        light_share_about_a_tenth: (2..=25).contains(&light),
+        weighted_all_answered: answered == 100,
+        retried,
+        shared,
+        shared_stats,
+    }
+}
+
+/// Filter chains chosen by the connection's source: direct source address, source type (`EXTERNAL` takes 127.0.0.3
+/// before a chain for its address, never 127.0.0.1, which falls to the default chain), source address, and source
+/// port (more specific than the address alone); `tcp_proxy` `weighted_clusters` (1:9); `max_connect_attempts: 2` reaching the open host after
+/// the closed one refused; and two listeners' `local_ratelimit` filters sharing one bucket of two by
+/// `share_key`, each counting its own refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_chains_by_source_weighted_tcp_clusters_connect_attempts_and_shared_buckets() {
+    let mut greeters = Vec::new();
+    for (_, greeting) in GREETERS {
+        greeters.push(support::tcp::speaks_first(greeting).await);
+    }
+    let expected = Routed {
+        by_source: [
+            "any", "direct2", "external", "any", "src3", "src4", "src4port",
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect(),
+        light_share_about_a_tenth: true,
+        weighted_all_answered: true,
+        retried: vec![Some("second".to_string()); 6],
+        shared: vec![Some("any".to_string()), Some("any".to_string()), None],
+        shared_stats: vec![Some("0".to_string()), Some("1".to_string())],
+    };
+    let dir =
+        std::env::temp_dir().join(format!("outrigger-network-routing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ports = || {
+        let mut ports: HashMap<&'static str, u16> = HashMap::new();
+        for name in [
+            "admin",
+            "sources",
+            "by_address",
+            "weighted",
+            "retried",
+            "shared_a",
+            "shared_b",
+            "port4",
+            "closed",
+        ] {
+            ports.insert(name, free_port());
+        }
+        ports
+    };
+    let config = |ports: &HashMap<&'static str, u16>| {
+        let mut values: Vec<(&str, String)> =
+            ports.iter().map(|(n, p)| (*n, p.to_string())).collect();
+        for ((name, _), server) in GREETERS.iter().zip(&greeters) {
+            values.push((name, server.address.port().to_string()));
+        }
+        support::proxy::fill(ROUTING_CONFIG, &values)
+    };
+    if let Some(envoy) = support::peer("envoy") {
+        let ports = ports();
+        let path = dir.join("envoy-routing.yaml");
+        std::fs::write(&path, config(&ports)).unwrap();
+        let mut process = support::envoy::Envoy::start(&envoy, &path);
+        process.wait_for_port(ports["admin"]);
+        process.wait_for_port(ports["sources"]);
+        assert_eq!(
+            observe_routing(&ports).await,
+            expected,
+            "Envoy 1.40 (the recorded behaviour)"
+        );
+    }
+    let ports = ports();
+    let _sidecar = support::sidecar::Sidecar::start(
+        &dir,
+        "outrigger-routing",
+        &config(&ports),
+        ports["admin"],
+    );
+    assert_eq!(observe_routing(&ports).await, expected, "Outrigger");
 }

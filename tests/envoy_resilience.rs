@@ -1,7 +1,9 @@
 //! Envoy's resilience features in real Envoy 1.40 and in Outrigger side by side: the HTTP local rate limit
 //! (listener-wide, per route, and per descriptor from rate limit actions), circuit breakers (active requests, the pending queue, retries), retries (request
 //! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
-//! detection (consecutive 5xx, `max_ejection_percent`, no healthy upstream).
+//! detection (consecutive 5xx and gateway failures, local-origin failures, success rate, failure percentage,
+//! `max_ejection_percent`, no healthy upstream), thresholds by priority, the retry budget's percent, the connect
+//! timeout and locality weights.
 //!
 //! Each test fills one template from `tests/configs/resilience/` once per proxy (the same YAML, with each proxy's
 //! own ports and its own backends so that request counts don't mix), runs it in `envoy` and in
@@ -54,6 +56,8 @@ const TIMEOUTS: &str = include_str!("configs/resilience/timeouts.yaml");
 const MORE: &str = include_str!("configs/resilience/more.yaml");
 const NO_HEALTHY_UPSTREAM: &str = include_str!("configs/resilience/no-healthy-upstream.yaml");
 const ROUTER_HEADERS: &str = include_str!("configs/resilience/router-headers.yaml");
+const OUTLIER_DETECTORS: &str = include_str!("configs/resilience/outlier-detectors.yaml");
+const UPSTREAM_SETTINGS: &str = include_str!("configs/resilience/upstream-settings.yaml");
 
 /// Envoy's body for a request refused by a circuit breaker.
 const OVERFLOW: &str =
@@ -70,6 +74,8 @@ enum Behavior {
     Normal,
     /// This status for every request, whatever the path.
     Always(u16),
+    /// This status for every other request (the first, third, ...), 200 for the rest.
+    EveryOther(u16),
 }
 
 /// One request as a backend received it.
@@ -212,8 +218,11 @@ async fn answer(
             }
         }
     }
-    if let Behavior::Always(code) = behavior {
-        status = code;
+    match behavior {
+        Behavior::Always(code) => status = code,
+        // The request just recorded is the n-th: odd ones fail.
+        Behavior::EveryOther(code) if record.lock().unwrap().seen.len() % 2 == 1 => status = code,
+        _ => {}
     }
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -2327,4 +2336,416 @@ async fn router_headers_unless_suppressed() {
         ]);
     }
     agree("router headers", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outlier detectors set away from their defaults.
+
+/// What one cluster's detector did: requests each backend got, statistics, and each backend's health flags.
+#[derive(Debug, PartialEq)]
+struct Detected {
+    received: Vec<(&'static str, usize)>,
+    stats: Values,
+    health: Vec<Option<String>>,
+}
+
+async fn detected(
+    proxy: &Proxy,
+    cluster: &str,
+    received: &[(&'static str, &[&str])],
+    stats: &[Stat],
+    hosts: &[&str],
+) -> Detected {
+    let mut health = Vec::new();
+    for host in hosts {
+        health.push(proxy.health_flags(cluster, host).await);
+    }
+    Detected {
+        received: received
+            .iter()
+            .map(|(name, origins)| (*name, origins.iter().map(|o| proxy.origin(o).count()).sum()))
+            .collect(),
+        stats: proxy.stats(stats).await,
+        health,
+    }
+}
+
+fn detector_stats(cluster: &str, names: &[&str]) -> Vec<Stat> {
+    names
+        .iter()
+        .map(|name| cluster_stat(&format!("outlier_detection_{name}"), cluster))
+        .collect()
+}
+
+fn outlier_detectors() -> Setup {
+    Setup {
+        template: OUTLIER_DETECTORS,
+        listeners: &["main"],
+        origins: &[
+            ("gw502", Behavior::Always(502)),
+            ("gw504", Behavior::Always(504)),
+            ("gw500", Behavior::Always(500)),
+            ("gwok", Behavior::Normal),
+            ("look", Behavior::Normal),
+            ("srbad", Behavior::Always(500)),
+            ("srgood1", Behavior::Normal),
+            ("srgood2", Behavior::Normal),
+            ("srxbad", Behavior::Always(500)),
+            ("srxgood1", Behavior::Normal),
+            ("srxgood2", Behavior::Normal),
+            ("fpthalf", Behavior::EveryOther(500)),
+            ("fptgood", Behavior::Normal),
+        ],
+        closed: &["loclosed"],
+    }
+}
+
+/// `consecutive_gateway_failure: 2`, enforced, over four hosts: the ones answering 502 and 504 are ejected at their
+/// second answer and get nothing more; the one answering 500 is never ejected (500 is not a gateway failure).
+/// And split local-origin errors with `consecutive_local_origin_failure: 2` but
+/// `enforcing_consecutive_local_origin_failure: 0`: a closed host is detected twice in four connect failures and
+/// never ejected, so it keeps its half of the requests (each a 503 `UF`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_gateway_failures_and_unenforced_local_origin() {
+    let proxies = start("outlier-gateway", &outlier_detectors()).await;
+    let gw_stats = detector_stats(
+        "gw",
+        &[
+            "ejections_active",
+            "ejections_detected_consecutive_gateway_failure",
+            "ejections_enforced_consecutive_gateway_failure",
+            "ejections_detected_consecutive_5xx",
+        ],
+    );
+    let mut lo_stats = detector_stats(
+        "lo",
+        &[
+            "ejections_active",
+            "ejections_detected_consecutive_local_origin_failure",
+            "ejections_enforced_consecutive_local_origin_failure",
+        ],
+    );
+    lo_stats.push(cluster_stat("upstream_cx_connect_fail", "lo"));
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        for i in 0..24 {
+            get(proxy.port("main"), &format!("/gw/r{i}")).await;
+            // An ejection reaches Envoy's worker through its main thread: a moment for it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let gw = detected(
+            proxy,
+            "gw",
+            &[
+                ("gw502", &["gw502"]),
+                ("gw504", &["gw504"]),
+                ("gw500 and gwok", &["gw500", "gwok"]),
+            ],
+            &gw_stats,
+            &["gw502", "gw504", "gw500", "gwok"],
+        )
+        .await;
+        let mut failed = Vec::new();
+        for i in 0..8 {
+            let reply = get(proxy.port("main"), &format!("/lo/r{i}")).await;
+            if reply.status == 503 && is_local(&reply) {
+                failed.push(reply);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        check_flags(proxy, "connect failure", &failed, |_| Some("UF"));
+        let lo = detected(proxy, "lo", &[("look", &["look"])], &lo_stats, &["look"]).await;
+        outcomes.push((proxy, (gw, failed.len(), lo)));
+    }
+    let failed = Some("/failed_outlier_check".to_string());
+    let healthy = Some("healthy".to_string());
+    let expected = (
+        Detected {
+            received: vec![("gw502", 2), ("gw504", 2), ("gw500 and gwok", 20)],
+            stats: recorded(&gw_stats, &[2, 2, 2, 0]),
+            health: vec![failed.clone(), failed, healthy.clone(), healthy.clone()],
+        },
+        4,
+        Detected {
+            received: vec![("look", 4)],
+            stats: recorded(&lo_stats, &[0, 2, 0, 4]),
+            health: vec![healthy],
+        },
+    );
+    agree(
+        "consecutive gateway failures, local origin failures",
+        &expected,
+        &outcomes,
+    );
+}
+
+#[derive(Debug, PartialEq)]
+struct Analysed {
+    sr: Detected,
+    /// `srx`: detected at least once, never enforced.
+    srx_detected: bool,
+    srx: Detected,
+    fpt: Detected,
+}
+
+/// The sweep's analyses with thresholds set away from their defaults, under steady traffic for 6 s (three 2 s
+/// intervals), about 10 to 30 requests per host per interval:
+/// - success rate over three hosts, one failing every request, with `success_rate_request_volume: 5` (the default
+///   100 is never reached) and a stdev factor of 1: the failing host is ejected (`sr`); with
+///   `enforcing_success_rate: 0` it is only detected (`srx`);
+/// - `failure_percentage_threshold: 40`: a host failing every other request (50 %) is ejected; the default 85
+///   would keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_success_rate_and_failure_percentage_thresholds() {
+    let proxies = start("outlier-analyses", &outlier_detectors()).await;
+    let names = |kind: &str| {
+        [
+            "ejections_active".to_string(),
+            format!("ejections_detected_{kind}"),
+            format!("ejections_enforced_{kind}"),
+        ]
+    };
+    let sr_names = names("success_rate");
+    let sr_names: Vec<&str> = sr_names.iter().map(String::as_str).collect();
+    let fp_names = names("failure_percentage");
+    let fp_names: Vec<&str> = fp_names.iter().map(String::as_str).collect();
+    let sr_stats = detector_stats("sr", &sr_names);
+    let srx_stats = detector_stats("srx", &sr_names);
+    let fpt_stats = detector_stats("fpt", &fp_names);
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let started = Instant::now();
+        let mut i = 0;
+        while started.elapsed() < Duration::from_secs(6) {
+            for cluster in ["sr", "srx", "fpt"] {
+                get(proxy.port("main"), &format!("/{cluster}/r{i}")).await;
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sr = detected(
+            proxy,
+            "sr",
+            &[],
+            &sr_stats,
+            &["srbad", "srgood1", "srgood2"],
+        )
+        .await;
+        let mut srx = detected(
+            proxy,
+            "srx",
+            &[],
+            &srx_stats,
+            &["srxbad", "srxgood1", "srxgood2"],
+        )
+        .await;
+        // How many sweeps detected the host depends on the timing; at least one must have.
+        let srx_detected = srx.stats[1].1 >= 1;
+        srx.stats.remove(1);
+        let fpt = detected(proxy, "fpt", &[], &fpt_stats, &["fpthalf", "fptgood"]).await;
+        outcomes.push((
+            proxy,
+            Analysed {
+                sr,
+                srx_detected,
+                srx,
+                fpt,
+            },
+        ));
+    }
+    let failed = Some("/failed_outlier_check".to_string());
+    let healthy = Some("healthy".to_string());
+    let mut srx_expected = recorded(&srx_stats, &[0, 0, 0]);
+    srx_expected.remove(1);
+    let expected = Analysed {
+        sr: Detected {
+            received: Vec::new(),
+            stats: recorded(&sr_stats, &[1, 1, 1]),
+            health: vec![failed.clone(), healthy.clone(), healthy.clone()],
+        },
+        srx_detected: true,
+        srx: Detected {
+            received: Vec::new(),
+            stats: srx_expected,
+            health: vec![healthy.clone(), healthy.clone(), healthy.clone()],
+        },
+        fpt: Detected {
+            received: Vec::new(),
+            stats: recorded(&fpt_stats, &[1, 1, 1]),
+            health: vec![failed, healthy],
+        },
+    };
+    agree("success rate and failure percentage", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Thresholds by priority, retry budget percent, connect timeout, localities.
+
+fn upstream_settings() -> Setup {
+    Setup {
+        template: UPSTREAM_SETTINGS,
+        listeners: &["main"],
+        origins: &[
+            ("highapp", Behavior::Normal),
+            ("dupapp", Behavior::Normal),
+            ("budgetapp", Behavior::Normal),
+            ("loca", Behavior::Normal),
+            ("locb", Behavior::Normal),
+        ],
+        closed: &["stuck"],
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Thresholded {
+    high: Vec<View>,
+    dup: Vec<View>,
+    budget: Passed,
+}
+
+/// Thresholds for priority HIGH only (`max_requests: 1`) leave default-priority requests the default limits: three
+/// slow requests at once all pass. Of two DEFAULT entries the first applies (`max_requests: 1`: one of three
+/// passes). A retry budget of 100 % (no minimum) lets the one request in flight retry its 503; 20 % would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_thresholds_by_priority_and_retry_budget_percent() {
+    let proxies = start("breaker-priority", &upstream_settings()).await;
+    let stats: Vec<Stat> = ["upstream_rq_retry", "upstream_rq_retry_overflow"]
+        .iter()
+        .map(|name| cluster_stat(name, "budget"))
+        .collect();
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut bursts = Vec::new();
+        for cluster in ["high", "dup"] {
+            let burst = staggered(
+                proxy.port("main"),
+                &format!("/{cluster}/slow/1000/r{{i}}"),
+                3,
+                Duration::from_millis(100),
+            )
+            .await;
+            let replies = collect(burst).await;
+            check_flags(proxy, cluster, &replies, |r| {
+                (r.status == 503).then_some("UO")
+            });
+            let mut seen = views(&replies);
+            seen.sort();
+            bursts.push(seen);
+        }
+        let mut retried = Vec::new();
+        for i in 0..3 {
+            retried.push(get(proxy.port("main"), &format!("/budget/fail/1/k{i}")).await);
+        }
+        let dup = bursts.pop().unwrap();
+        let high = bursts.pop().unwrap();
+        outcomes.push((
+            proxy,
+            Thresholded {
+                high,
+                dup,
+                budget: Passed {
+                    replies: views(&retried),
+                    received: vec![proxy.origin("budgetapp").count()],
+                    stats: proxy.stats(&stats).await,
+                },
+            },
+        ));
+    }
+    let expected = Thresholded {
+        high: vec![upstream(200, "highapp", 0); 3],
+        dup: vec![upstream(200, "dupapp", 0), overflow(), overflow()],
+        budget: Passed {
+            replies: vec![upstream(200, "budgetapp", 0); 3],
+            received: vec![6],
+            stats: recorded(&stats, &[3, 0]),
+        },
+    };
+    agree(
+        "thresholds by priority, retry budget percent",
+        &expected,
+        &outcomes,
+    );
+}
+
+/// A listener that never accepts, its queue full: a connection to it is never answered (its SYN is dropped), like
+/// one to a host that is down. Held until dropped.
+struct Unanswered {
+    _listener: tokio::net::TcpListener,
+    _queued: Vec<tokio::net::TcpStream>,
+}
+
+async fn unanswered(port: u16) -> Unanswered {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    let listener = socket.listen(0).unwrap();
+    let mut queued = Vec::new();
+    // A queue of 0 still takes one connection or two; fill it until a connection hangs.
+    for _ in 0..8 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        match tokio::time::timeout(Duration::from_millis(300), connect).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => break,
+        }
+    }
+    assert!(queued.len() < 8, "the accept queue never filled");
+    Unanswered {
+        _listener: listener,
+        _queued: queued,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct TimedOut {
+    timeout: View,
+    /// Answered well before Envoy's default connect timeout of 5 s.
+    quick: bool,
+    stats: Values,
+    localities: Vec<usize>,
+}
+
+/// `connect_timeout: 0.25s` to a host that never answers the handshake: 503 "connection timeout" after a quarter
+/// of a second, not after the default 5 s (`upstream_cx_connect_timeout`). And two localities weighted 1 and 9:
+/// without `locality_weighted_lb_config` Envoy ignores their weights, so round robin shares 20 requests evenly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_and_unweighted_localities() {
+    let proxies = start("connect-timeout", &upstream_settings()).await;
+    let stats = [cluster_stat("upstream_cx_connect_timeout", "timeout")];
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let _unanswered = unanswered(proxy.values["stuck"]).await;
+        let started = Instant::now();
+        let reply = get(proxy.port("main"), "/timeout/").await;
+        let quick = started.elapsed() < Duration::from_secs(2);
+        check_flags(
+            proxy,
+            "connect timeout",
+            std::slice::from_ref(&reply),
+            |_| Some("UF"),
+        );
+        for i in 0..20 {
+            get(proxy.port("main"), &format!("/loc/r{i}")).await;
+        }
+        outcomes.push((
+            proxy,
+            TimedOut {
+                timeout: view(&reply),
+                quick,
+                stats: proxy.stats(&stats).await,
+                localities: vec![proxy.origin("loca").count(), proxy.origin("locb").count()],
+            },
+        ));
+    }
+    let expected = TimedOut {
+        timeout: local(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
+        ),
+        quick: true,
+        stats: recorded(&stats, &[1]),
+        localities: vec![10, 10],
+    };
+    agree("connect timeout, localities", &expected, &outcomes);
 }

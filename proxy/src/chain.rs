@@ -6,7 +6,7 @@
 use outrigger_config::model::listener::{
     Cidr, FilterChain, FilterChainMatch, Listener, SourceType,
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// What is known about a connection when its filter chain is chosen.
 #[derive(Clone, Debug, Default)]
@@ -109,11 +109,17 @@ const CRITERIA: [Criterion; 9] = [
     },
 ];
 
+/// Envoy's `SAME_IP_OR_LOOPBACK`: the source is the destination's own address, or exactly 127.0.0.1 or ::1. Envoy's
+/// loopback test takes no other address of 127.0.0.0/8: a client on 127.0.0.3 is `EXTERNAL`.
 fn is_local(f: &ConnectionFacts) -> bool {
-    match (f.source, f.destination) {
-        (Some(s), d) => s.ip().is_loopback() || d.is_some_and(|d| d.ip() == s.ip()),
-        (None, _) => false,
-    }
+    let Some(source) = f.source else {
+        return false;
+    };
+    let loopback = match source.ip() {
+        IpAddr::V4(ip) => ip == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(ip) => ip == Ipv6Addr::LOCALHOST,
+    };
+    loopback || f.destination.is_some_and(|d| d.ip() == source.ip())
 }
 
 /// The longest matching prefix wins; an empty list matches anything with the lowest score.

@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// One filter's limit: its bucket (shared with the filters of the same `share_key`) and its own counter (Envoy
+/// counts each filter's refusals under its own `stat_prefix`, even when the bucket is shared).
 struct Limit {
-    bucket: TokenBucket,
+    bucket: Arc<TokenBucket>,
     rate_limited: Counter,
 }
 
@@ -21,12 +23,12 @@ struct Limit {
 #[derive(Default)]
 pub struct NetworkRateLimits {
     /// By the filter config's address (each is one `Arc` in the snapshot, which outlives this map).
-    by_config: HashMap<usize, Arc<Limit>>,
+    by_config: HashMap<usize, Limit>,
 }
 
 impl NetworkRateLimits {
     pub fn new(snapshot: &Snapshot, metrics: &Metrics) -> Self {
-        let mut shared: HashMap<(String, String), Arc<Limit>> = HashMap::new();
+        let mut shared: HashMap<(String, String), Arc<TokenBucket>> = HashMap::new();
         let mut by_config = HashMap::new();
         let filters = snapshot.listeners.iter().flat_map(|l| {
             l.filter_chains
@@ -38,17 +40,8 @@ impl NetworkRateLimits {
             let NetworkFilter::LocalRateLimit(config) = filter else {
                 continue;
             };
-            let make = || {
-                let labels: Labels = vec![(
-                    "envoy_local_network_ratelimit_prefix",
-                    config.stat_prefix.clone(),
-                )];
-                Arc::new(Limit {
-                    bucket: TokenBucket::new(&config.token_bucket, Instant::now()),
-                    rate_limited: metrics.network_rate_limited.get_or_create(&labels).clone(),
-                })
-            };
-            let limit = if config.share_key.is_empty() {
+            let make = || Arc::new(TokenBucket::new(&config.token_bucket, Instant::now()));
+            let bucket = if config.share_key.is_empty() {
                 make()
             } else {
                 let key = (
@@ -57,7 +50,18 @@ impl NetworkRateLimits {
                 );
                 shared.entry(key).or_insert_with(make).clone()
             };
-            by_config.insert(Arc::as_ptr(config) as usize, limit);
+            let labels: Labels = vec![(
+                "envoy_local_network_ratelimit_prefix",
+                config.stat_prefix.clone(),
+            )];
+            let rate_limited = metrics.network_rate_limited.get_or_create(&labels).clone();
+            by_config.insert(
+                Arc::as_ptr(config) as usize,
+                Limit {
+                    bucket,
+                    rate_limited,
+                },
+            );
         }
         Self { by_config }
     }

@@ -86,6 +86,7 @@ pub async fn proxy(
                 tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
             }
             Err(_) => {
+                cluster.stats.cx_connect_timeout.inc();
                 cluster.report(address, Outcome::Timeout);
                 tracing::debug!(%address, attempt, "tcp_proxy: connect timed out")
             }

@@ -19,9 +19,13 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `outrigger` binary built for this test run.
+/// The `outrigger` binary built for this test run, or `$OUTRIGGER_BIN` (for a target directory that several
+/// worktrees share, where the built binary's path may hold another worktree's build).
 pub fn outrigger() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_outrigger"));
+    let binary = std::env::var_os("OUTRIGGER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outrigger")));
+    let mut command = Command::new(binary);
     command.current_dir(repo_root());
     command
 }

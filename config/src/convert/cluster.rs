@@ -355,7 +355,18 @@ fn circuit_breakers(c: Option<&pb::CircuitBreakers>) -> CircuitBreakers {
         default: Thresholds::default(),
         high: Thresholds::default(),
     };
+    // Envoy takes the first entry for each priority and ignores any later one.
+    let (mut default_seen, mut high_seen) = (false, false);
     for t in c.map(|c| c.thresholds.as_slice()).unwrap_or_default() {
+        let high = t.priority == core::RoutingPriority::High as i32;
+        let seen = if high {
+            &mut high_seen
+        } else {
+            &mut default_seen
+        };
+        if std::mem::replace(seen, true) {
+            continue;
+        }
         let defaults = Thresholds::default();
         let thresholds = Thresholds {
             max_connections: u32_or(&t.max_connections, defaults.max_connections),
@@ -368,7 +379,7 @@ fn circuit_breakers(c: Option<&pb::CircuitBreakers>) -> CircuitBreakers {
             }),
             track_remaining: t.track_remaining,
         };
-        if t.priority == core::RoutingPriority::High as i32 {
+        if high {
             result.high = thresholds;
         } else {
             result.default = thresholds;

@@ -135,7 +135,10 @@ async fn send(
         None => sending.await,
     };
     // Like Envoy, `upstream_rq_total` counts the attempts that got a connection: not the failed connects.
-    if !matches!(result, Err(SendError::Connect(_) | SendError::Overflow)) {
+    if !matches!(
+        result,
+        Err(SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Overflow)
+    ) {
         cluster.counters.rq_total.inc();
     }
     match result {
@@ -160,7 +163,22 @@ async fn send(
         Err(SendError::Connect(detail)) => {
             cluster.counters.cx_connect_fail.inc();
             cluster.report(host, Outcome::ConnectFailed);
-            Err(Failure::Connect { host, detail })
+            Err(Failure::Connect {
+                host,
+                detail,
+                timed_out: false,
+            })
+        }
+        // Envoy counts a connect timeout as a connect failure too, and reports it to outlier detection alike.
+        Err(SendError::ConnectTimeout(detail)) => {
+            cluster.counters.cx_connect_fail.inc();
+            cluster.stats.cx_connect_timeout.inc();
+            cluster.report(host, Outcome::ConnectFailed);
+            Err(Failure::Connect {
+                host,
+                detail,
+                timed_out: true,
+            })
         }
         Err(SendError::Reset(detail)) => {
             cluster.report(host, Outcome::Reset);

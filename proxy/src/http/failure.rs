@@ -12,9 +12,13 @@ pub enum Failure {
     /// A circuit breaker was full.
     #[error("circuit breaker overflow")]
     Overflow,
-    /// The connection (TCP or TLS) to `host` failed.
+    /// The connection (TCP or TLS) to `host` failed, or was not made within the cluster's `connect_timeout`.
     #[error("connecting to {host}: {detail}")]
-    Connect { host: SocketAddr, detail: String },
+    Connect {
+        host: SocketAddr,
+        detail: String,
+        timed_out: bool,
+    },
     /// The upstream reset the stream or closed the connection before the response headers.
     #[error("{host} reset the request: {detail}")]
     Reset {
@@ -66,12 +70,20 @@ impl Failure {
                 );
                 response
             }
-            Failure::Connect { host, detail } => {
+            Failure::Connect {
+                host,
+                detail,
+                timed_out,
+            } => {
                 tracing::debug!(cluster, %host, %detail, "upstream connect failure");
                 reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Flag::UpstreamConnectionFailure,
-                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                    if timed_out {
+                        "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+                    } else {
+                        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+                    },
                 )
             }
             Failure::Reset { host, detail, .. } => {

@@ -64,6 +64,10 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "Connections refused by the max_connections circuit breaker",
     ),
     (
+        "upstream_cx_connect_timeout",
+        "Upstream connections not made within connect_timeout",
+    ),
+    (
         "upstream_cx_none_healthy",
         "Requests or connections with no healthy host to go to",
     ),
@@ -260,6 +264,7 @@ impl Families {
             pending_overflow: c("upstream_rq_pending_overflow"),
             active_overflow: c("upstream_rq_active_overflow"),
             cx_overflow: c("upstream_cx_overflow"),
+            cx_connect_timeout: c("upstream_cx_connect_timeout"),
             none_healthy: c("upstream_cx_none_healthy"),
             healthy_panic: c("lb_healthy_panic"),
             rq_active: g("upstream_rq_active"),
@@ -317,6 +322,7 @@ pub struct ClusterStats {
     pub pending_overflow: Counter,
     pub active_overflow: Counter,
     pub cx_overflow: Counter,
+    pub cx_connect_timeout: Counter,
     pub none_healthy: Counter,
     pub healthy_panic: Counter,
     pub rq_active: Gauge,

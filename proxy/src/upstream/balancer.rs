@@ -191,4 +191,35 @@ mod tests {
         // With two choices, the busy endpoint wins only when both draws land on it (about a quarter).
         assert!(c[1] > 700, "{c:?}");
     }
+
+    /// `least_request_lb_config.choice_count` from a cluster's configuration: with 30 draws the one idle endpoint
+    /// of four is nearly always among them; with Envoy's default of 2 it would win less than half the picks.
+    #[test]
+    fn choice_count_from_the_config_sets_the_draws() {
+        let yaml = r#"
+static_resources:
+  clusters:
+  - name: c
+    lb_policy: LEAST_REQUEST
+    least_request_lb_config: {choice_count: 30}
+    load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 198.18.0.1, port_value: 80}}}}]}]}
+"#;
+        let loaded = outrigger_config::load_bytes(yaml.as_bytes(), outrigger_config::Format::Yaml)
+            .expect("loads");
+        let policy = loaded.snapshot.clusters[0].lb_policy;
+        fastrand::seed(7);
+        let t = targets(&[1, 1, 1, 1]);
+        let draws = |policy| {
+            let balancer = Balancer::new(policy);
+            let _busy: Vec<_> = [0, 1, 2]
+                .iter()
+                .flat_map(|&i| (0..5).map(move |_| i))
+                .map(|i| balancer.start(t[i].address))
+                .collect();
+            counts(&balancer, &t, 1_000)[3]
+        };
+        // (3/4)^30 of the picks miss it: about none.
+        assert!(draws(policy) > 990, "{policy:?}");
+        assert!(draws(LbPolicy::LeastRequest { choice_count: 2 }) < 600);
+    }
 }

@@ -37,6 +37,9 @@ pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 pub enum SendError {
     #[error("connection failure: {0}")]
     Connect(String),
+    /// No connection within the cluster's `connect_timeout`.
+    #[error("connection timeout: {0}")]
+    ConnectTimeout(String),
     /// The circuit breaker refused to queue the request for a connection (`max_pending_requests`).
     #[error("too many requests waiting for a connection")]
     Overflow,
@@ -147,6 +150,8 @@ impl UpstreamClient {
             transport.http1.request(request).await.map_err(|e| {
                 if is_overflow(&e) {
                     SendError::Overflow
+                } else if e.is_connect() && is_timeout(&e) {
+                    SendError::ConnectTimeout(error_chain(&e))
                 } else if e.is_connect() {
                     SendError::Connect(error_chain(&e))
                 } else {
@@ -202,7 +207,7 @@ impl UpstreamClient {
             tokio::net::TcpStream::connect(endpoint),
         )
         .await
-        .map_err(|_| SendError::Connect(format!("connecting to {endpoint} timed out")))?
+        .map_err(|_| SendError::ConnectTimeout(format!("connecting to {endpoint} timed out")))?
         .map_err(|e| SendError::Connect(format!("connecting to {endpoint}: {e}")))?;
         let _ = stream.set_nodelay(true);
         self.connections.inc();
@@ -255,6 +260,21 @@ fn is_overflow(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(e) = source {
         if e.is::<PendingOverflow>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// True when the connector gave up at `connect_timeout` (hyper-util's `HttpConnector` reports it as an I/O
+/// error of kind `TimedOut`).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
             return true;
         }
         source = e.source();

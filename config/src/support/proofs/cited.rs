@@ -222,3 +222,15 @@ pub(super) const FRACTION_DENOMINATOR: &str =
     "config/src/convert/tests.rs::fractional_percent_denominators_scale_the_numerator";
 pub(super) const PERCENT_VALUE: &str =
     "config/src/convert/tests.rs::percent_values_reach_the_model_truncated_like_envoy";
+// proofs-upstream proofs
+pub(super) const UP_OUTLIER_GATEWAY: &str =
+    "tests/envoy_resilience.rs::outlier_detection_gateway_failures_and_unenforced_local_origin";
+pub(super) const UP_OUTLIER_ANALYSES: &str =
+    "tests/envoy_resilience.rs::outlier_detection_success_rate_and_failure_percentage_thresholds";
+pub(super) const UP_BREAKER_PRIORITY: &str =
+    "tests/envoy_resilience.rs::circuit_breaker_thresholds_by_priority_and_retry_budget_percent";
+pub(super) const UP_CONNECT_TIMEOUT: &str =
+    "tests/envoy_resilience.rs::connect_timeout_and_unweighted_localities";
+pub(super) const UP_NETWORK_ROUTING: &str = "tests/envoy_network_limits.rs::filter_chains_by_source_weighted_tcp_clusters_connect_attempts_and_shared_buckets";
+pub(super) const UP_CHOICE_COUNT: &str =
+    "proxy/src/upstream/balancer.rs::choice_count_from_the_config_sets_the_draws";

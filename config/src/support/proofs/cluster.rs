@@ -4,10 +4,11 @@
 
 use super::Proof::{self, NotYet, Tests, Untested};
 use super::cited::*;
-use super::{BUDGET_PERCENT, LOCALITY};
 
 const EDS: &str = "EDS (the cluster has no endpoints: 503)";
-const AUTO_HTTP: &str = "auto_config (the upstream protocol chosen by ALPN)";
+// Outrigger's auto_config speaks HTTP/1.1 (no ALPN choice of h2, which Envoy makes), so it is not acted on as Envoy
+// does.
+const AUTO_HTTP: &str = "auto_config (the upstream protocol chosen by ALPN; HTTP/1.1 is spoken)";
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
@@ -20,7 +21,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.connect_timeout",
-        Untested("connect_timeout"),
+        Tests(&[UP_CONNECT_TIMEOUT]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.lb_policy",
@@ -81,7 +82,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.least_request_lb_config",
-        Untested("least_request_lb_config"),
+        Tests(&[UP_CHOICE_COUNT]),
     ),
     // The panic threshold is tested on its own; no test yet sets it on a cluster.
     (
@@ -119,7 +120,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.choice_count",
-        Untested("choice_count"),
+        Tests(&[LB_LEAST_REQUEST, UP_CHOICE_COUNT]),
     ),
     (
         "envoy.config.endpoint.v3.ClusterLoadAssignment.cluster_name",
@@ -131,7 +132,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.locality",
-        Untested(LOCALITY),
+        Tests(&[UP_CONNECT_TIMEOUT]),
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.lb_endpoints",
@@ -139,7 +140,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.load_balancing_weight",
-        Untested("weighting localities"),
+        Tests(&[UP_CONNECT_TIMEOUT]),
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.priority",
@@ -175,7 +176,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.priority",
-        Untested("keeping HIGH-priority thresholds apart"),
+        Tests(&[UP_BREAKER_PRIORITY]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_connections",
@@ -201,11 +202,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.track_remaining",
         Tests(&[RESILIENCE_MAX_REQUESTS, BREAKER_GAUGES]),
     ),
-    // The budget tests use 20 % (Envoy's default) and 0 % with one request in flight, which allows no retry at
-    // 20 % either: both would pass with the field ignored.
+    // 100 % with one request in flight allows its retry; Envoy's default 20 % would not.
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget.budget_percent",
-        Untested(BUDGET_PERCENT),
+        Tests(&[UP_BREAKER_PRIORITY]),
     ),
     (
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget.min_retry_concurrency",
@@ -235,7 +235,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_success_rate",
-        Untested("enforcing_success_rate"),
+        Tests(&[UP_OUTLIER_ANALYSES]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.success_rate_minimum_hosts",
@@ -243,7 +243,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.success_rate_request_volume",
-        Untested("success_rate_request_volume"),
+        Tests(&[UP_OUTLIER_ANALYSES]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.success_rate_stdev_factor",
@@ -251,7 +251,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.consecutive_gateway_failure",
-        Untested("consecutive_gateway_failure"),
+        Tests(&[UP_OUTLIER_GATEWAY]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_gateway_failure",
@@ -267,11 +267,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_local_origin_failure",
-        Untested("enforcing_consecutive_local_origin_failure"),
+        Tests(&[UP_OUTLIER_GATEWAY]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.failure_percentage_threshold",
-        Untested("failure_percentage_threshold"),
+        Tests(&[UP_OUTLIER_ANALYSES]),
     ),
     (
         "envoy.config.cluster.v3.OutlierDetection.enforcing_failure_percentage",
@@ -322,7 +322,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.auto_config",
-        Untested(AUTO_HTTP),
+        NotYet(AUTO_HTTP),
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig.http_protocol_options",
@@ -343,10 +343,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig.http_protocol_options",
-        Untested(AUTO_HTTP),
+        NotYet(AUTO_HTTP),
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig.http2_protocol_options",
-        Untested(AUTO_HTTP),
+        NotYet(AUTO_HTTP),
     ),
 ];

@@ -2,10 +2,8 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, Tests, Untested};
+use super::Proof::{self, NotYet, Tests, Untested};
 use super::cited::*;
-
-const TCP_WEIGHTS: &str = "splitting tcp_proxy connections by weight";
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
     ("envoy.config.listener.v3.Listener.name", Tests(&[ADMIN])),
@@ -48,7 +46,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.listener.v3.Listener.stat_prefix",
-        Untested("listener statistics under stat_prefix (they are named by address)"),
+        NotYet("listener statistics under stat_prefix (they are named by address)"),
     ),
     (
         "envoy.config.listener.v3.Listener.per_connection_buffer_limit_bytes",
@@ -88,19 +86,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch.direct_source_prefix_ranges",
-        Untested("choosing filter chains by direct source address"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch.source_type",
-        Untested("choosing filter chains by source type"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch.source_prefix_ranges",
-        Untested("choosing filter chains by source address"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch.source_ports",
-        Untested("choosing filter chains by source port"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.config.listener.v3.FilterChainMatch.server_names",
@@ -133,7 +131,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.weighted_clusters",
-        Untested(TCP_WEIGHTS),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.idle_timeout",
@@ -141,19 +139,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.max_connect_attempts",
-        Untested("max_connect_attempts"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.clusters",
-        Untested(TCP_WEIGHTS),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight.name",
-        Untested(TCP_WEIGHTS),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight.weight",
-        Untested(TCP_WEIGHTS),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     // Network local rate limit.
     (
@@ -170,7 +168,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit.share_key",
-        Untested("sharing a connection bucket between filters by share_key"),
+        Tests(&[UP_NETWORK_ROUTING]),
     ),
     (
         "envoy.config.core.v3.RuntimeFeatureFlag.default_value",

@@ -129,6 +129,7 @@ async fn a_retry_avoids_the_previous_host_when_asked() {
     respond.send_error(Failure::Connect {
         host: "198.18.0.1:80".parse().unwrap(),
         detail: "refused".into(),
+        timed_out: false,
     });
     let (second, respond) = handle.next_request().await.unwrap();
     let previous = second.extensions().get::<PreviousHosts>().unwrap();
@@ -163,6 +164,7 @@ fn retry_on_conditions_follow_envoy() {
         Err(Failure::Connect {
             host,
             detail: String::new(),
+            timed_out: false,
         })
     };
     let reset = |refused_stream| {
