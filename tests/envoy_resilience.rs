@@ -1238,11 +1238,7 @@ async fn local_rate_limit_per_connection_with_response_headers() {
         Some("60".to_string()),
     );
     let one = vec![ok.clone(), ok, refused];
-    let expected = (
-        vec![one.clone(), one],
-        4,
-        recorded(&stats, &[6, 4, 2, 2]),
-    );
+    let expected = (vec![one.clone(), one], 4, recorded(&stats, &[6, 4, 2, 2]));
     agree("a bucket per connection", &expected, &outcomes);
 }
 
