@@ -1164,6 +1164,8 @@ async fn on_one_connection(port: u16, path: &str, count: usize) -> Vec<Reply> {
             .body(Full::new(Bytes::new()))
             .unwrap();
         let exchange = async {
+            // The previous response may still be finishing on the connection.
+            sender.ready().await.unwrap();
             let response = sender.send_request(request).await.unwrap();
             let status = response.status().as_u16();
             let headers = response.headers().clone();
