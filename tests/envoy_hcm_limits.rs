@@ -20,8 +20,11 @@ use support::backend::Backend;
 use support::tcp::free_port;
 use wire::{Step, Transcript, exchange};
 
+/// A listener: its name (also its stat prefix), the fields added to its connection manager, its route action.
+type Listener = (&'static str, &'static str, &'static str);
+
 /// One listener per concern; `{route}` is filled with the route each needs.
-const LISTENERS: &[(&str, &str, &str)] = &[
+const LISTENERS: &[Listener] = &[
     ("si", "stream_idle_timeout: 1s", "{cluster: backend}"),
     (
         "ws",
@@ -59,11 +62,12 @@ const LISTENERS: &[(&str, &str, &str)] = &[
     ("hops", "xff_num_trusted_hops: 2", "{cluster: backend}"),
 ];
 
-fn config(admin: u16, ports: &[u16], backend: u16, trickle: u16) -> String {
+/// The YAML of `listeners` (name, HCM fields, route) on `ports`, with the `backend` and `trickle` clusters.
+fn config(listeners: &[Listener], admin: u16, ports: &[u16], backend: u16, trickle: u16) -> String {
     let mut yaml = format!(
         "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}\nstatic_resources:\n  listeners:\n"
     );
-    for ((name, fields, route), port) in LISTENERS.iter().zip(ports) {
+    for ((name, fields, route), port) in listeners.iter().zip(ports) {
         // `norm` sends what its prefix route does not take to a rewrite, to see routing on the new path.
         let routes = if *name == "norm" {
             "[{match: {prefix: /b/}, route: {cluster: backend}}, {match: {prefix: /}, route: {cluster: backend, prefix_rewrite: /other/}}]".to_string()
@@ -93,8 +97,9 @@ fn config(admin: u16, ports: &[u16], backend: u16, trickle: u16) -> String {
     yaml
 }
 
-/// Envoy's and Outrigger's listener ports, in `LISTENERS` order, and their admin ports.
+/// Envoy's and Outrigger's listener ports, in the order of their listener table, and their admin ports.
 struct Ports {
+    listeners: &'static [Listener],
     envoy: Vec<u16>,
     ours: Vec<u16>,
     envoy_admin: u16,
@@ -103,7 +108,8 @@ struct Ports {
 
 impl Ports {
     fn of(&self, listener: &str) -> (u16, u16) {
-        let i = LISTENERS
+        let i = self
+            .listeners
             .iter()
             .position(|(n, _, _)| *n == listener)
             .unwrap();
@@ -398,6 +404,43 @@ async fn stats(admin: u16) -> Vec<String> {
         .collect()
 }
 
+/// Both proxies serving `yaml` (made from an admin port and the ports of `listeners`), each on its own ports,
+/// ready.
+fn start(
+    envoy: &std::path::Path,
+    tag: &str,
+    listeners: &'static [Listener],
+    yaml: impl Fn(u16, &[u16]) -> String,
+) -> (
+    Ports,
+    std::path::PathBuf,
+    support::envoy::Envoy,
+    support::sidecar::Sidecar,
+) {
+    let ports = Ports {
+        listeners,
+        envoy: listeners.iter().map(|_| free_port()).collect(),
+        ours: listeners.iter().map(|_| free_port()).collect(),
+        envoy_admin: free_port(),
+        ours_admin: free_port(),
+    };
+    let dir = std::env::temp_dir().join(format!("outrigger-hcm-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let envoy_config = dir.join("envoy.yaml");
+    std::fs::write(&envoy_config, yaml(ports.envoy_admin, &ports.envoy)).unwrap();
+    let mut envoy = support::envoy::Envoy::start(envoy, &envoy_config);
+    let ours = support::sidecar::Sidecar::start(
+        &dir,
+        "outrigger",
+        &yaml(ports.ours_admin, &ports.ours),
+        ports.ours_admin,
+    );
+    for port in &ports.envoy {
+        envoy.wait_for_port(*port);
+    }
+    (ports, dir, envoy, ours)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn envoy_and_outrigger_apply_the_connection_manager_limits_alike() {
     let Some(envoy) = support::peer("envoy") else {
@@ -405,27 +448,10 @@ async fn envoy_and_outrigger_apply_the_connection_manager_limits_alike() {
     };
     let backend = Backend::start("backend").await;
     let trickle = wire::trickle_server().await;
-    let ports = Ports {
-        envoy: LISTENERS.iter().map(|_| free_port()).collect(),
-        ours: LISTENERS.iter().map(|_| free_port()).collect(),
-        envoy_admin: free_port(),
-        ours_admin: free_port(),
-    };
-    let dir = std::env::temp_dir().join(format!("outrigger-hcm-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let envoy_config = dir.join("envoy.yaml");
     let (b, t) = (backend.address.port(), trickle.port());
-    std::fs::write(&envoy_config, config(ports.envoy_admin, &ports.envoy, b, t)).unwrap();
-    let mut envoy = support::envoy::Envoy::start(&envoy, &envoy_config);
-    let ours = support::sidecar::Sidecar::start(
-        &dir,
-        "outrigger",
-        &config(ports.ours_admin, &ports.ours, b, t),
-        ports.ours_admin,
-    );
-    for port in &ports.envoy {
-        envoy.wait_for_port(*port);
-    }
+    let (ports, dir, envoy, ours) = start(&envoy, "limits", LISTENERS, |admin, ports| {
+        config(LISTENERS, admin, ports, b, t)
+    });
 
     let mut differences = Vec::new();
     let mut compared = 0;
@@ -592,4 +618,308 @@ where
         results.push(handle.await.unwrap());
     }
     results
+}
+
+/// The connection manager's protocol options: `codec_type` (each listener serves only its protocol),
+/// `http2_protocol_options` (as the h2 SETTINGS and connection window), `max_request_headers_kb` below and above
+/// the default 60, `server_name`, `generate_request_id: false`, and `upgrade_configs` with `enabled: false` (an
+/// upgrade switched off is refused like one never configured).
+const OPTIONS: &[Listener] = &[
+    ("h1", "codec_type: HTTP1", "{cluster: backend}"),
+    (
+        "h2",
+        "codec_type: HTTP2, http2_protocol_options: {max_concurrent_streams: 7, \
+         initial_stream_window_size: 131072, initial_connection_window_size: 1048576}",
+        "{cluster: backend}",
+    ),
+    ("kb2", "max_request_headers_kb: 2", "{cluster: backend}"),
+    ("kb96", "max_request_headers_kb: 96", "{cluster: backend}"),
+    (
+        "named",
+        "server_name: edge-7, generate_request_id: false",
+        "{cluster: backend}",
+    ),
+    ("plain", "generate_request_id: true", "{cluster: backend}"),
+    (
+        "ws",
+        "upgrade_configs: [{upgrade_type: websocket}]",
+        "{cluster: backend}",
+    ),
+    (
+        "noup",
+        "upgrade_configs: [{upgrade_type: websocket, enabled: false}]",
+        "{cluster: backend}",
+    ),
+];
+
+/// A GET with one header `x-big` of `size` bytes.
+fn big_header(size: usize) -> Step {
+    send(&format!(
+        "GET /big HTTP/1.1\r\nHost: a\r\nx-big: {}\r\n\r\n",
+        "a".repeat(size)
+    ))
+}
+
+const WEBSOCKET: &str =
+    "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn envoy_and_outrigger_apply_the_connection_manager_options_alike() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("backend").await;
+    let trickle = wire::trickle_server().await;
+    let (b, t) = (backend.address.port(), trickle.port());
+    let (ports, dir, envoy, ours) = start(&envoy, "options", OPTIONS, |admin, ports| {
+        config(OPTIONS, admin, ports, b, t)
+    });
+    let watch = Duration::from_secs(2);
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    let mut differ = |what: String, theirs: String, mine: String| {
+        compared += 1;
+        if theirs != mine {
+            differences.push(format!(
+                "{what}:\n  envoy:     {theirs}\n  outrigger: {mine}"
+            ));
+        }
+    };
+
+    // Raw HTTP/1 exchanges: statuses, bodies, `Connection`, `Content-Type`, whether the connection closed.
+    let exchanges = [
+        ("HTTP/1.1 to codec_type HTTP1", "h1", get("/")),
+        ("HTTP/1.1 to codec_type HTTP2", "h2", get("/")),
+        (
+            "a 1.5 KiB header under max_request_headers_kb 2",
+            "kb2",
+            big_header(1500),
+        ),
+        (
+            "a 3 KiB header over max_request_headers_kb 2",
+            "kb2",
+            big_header(3000),
+        ),
+        (
+            "a 70 KiB header under max_request_headers_kb 96",
+            "kb96",
+            big_header(70_000),
+        ),
+        (
+            "a 100 KiB header over max_request_headers_kb 96",
+            "kb96",
+            big_header(100_000),
+        ),
+        ("a WebSocket upgrade allowed", "ws", send(WEBSOCKET)),
+        (
+            "a WebSocket upgrade with enabled: false",
+            "noup",
+            send(WEBSOCKET),
+        ),
+        (
+            "a WebSocket upgrade never configured",
+            "plain",
+            send(WEBSOCKET),
+        ),
+    ];
+    for (what, listener, step) in exchanges {
+        let (e, o) = ports.of(listener);
+        let steps = [step];
+        let (theirs, mine) = tokio::join!(exchange(e, &steps, watch), exchange(o, &steps, watch));
+        // h2's frames are no HTTP/1 response: only statuses and the close are compared there.
+        let (theirs, mine) = if listener == "h2" {
+            let brief = |t: &Transcript| {
+                let statuses: Vec<u16> = t.responses.iter().map(|r| r.status).collect();
+                format!("HTTP/1 statuses {statuses:?}, closed {}", t.closed)
+            };
+            (brief(&theirs), brief(&mine))
+        } else {
+            (theirs.summary(), mine.summary())
+        };
+        differ(what.to_string(), theirs, mine);
+    }
+
+    // h2: prior knowledge to each codec, and the settings `http2_protocol_options` gives.
+    for listener in ["h1", "h2"] {
+        let (e, o) = ports.of(listener);
+        let (theirs, mine) = tokio::join!(wire::h2_get(e, "/h2", 0), wire::h2_get(o, "/h2", 0));
+        differ(format!("h2 to {listener}"), theirs, mine);
+    }
+    for (listener, size) in [
+        ("kb2", 1500),
+        ("kb2", 3000),
+        ("kb96", 70_000),
+        ("kb96", 100_000),
+    ] {
+        let (e, o) = ports.of(listener);
+        let big = || vec![("x-big".to_string(), "a".repeat(size))];
+        let (theirs, mine) = tokio::join!(
+            wire::h2_get_with(e, "/big", big()),
+            wire::h2_get_with(o, "/big", big())
+        );
+        differ(
+            format!("h2 with a {size}-byte header to {listener}"),
+            theirs,
+            mine,
+        );
+    }
+    let (e, o) = ports.of("h2");
+    let (theirs, mine) = tokio::join!(wire::h2_settings(e), wire::h2_settings(o));
+    assert_eq!(
+        theirs, "setting 3 = 7, setting 4 = 131072, connection window += 983041",
+        "Envoy's SETTINGS and connection WINDOW_UPDATE"
+    );
+    differ("h2 SETTINGS and connection window".into(), theirs, mine);
+
+    // `server` on the response, and the `x-request-id` the upstream saw, sent or not.
+    for listener in ["named", "plain"] {
+        let (e, o) = ports.of(listener);
+        for sent in [None, Some("client-id-1")] {
+            let mut head = String::from("GET /id HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+            if let Some(id) = sent {
+                head.push_str(&format!("x-request-id: {id}\r\n"));
+            }
+            head.push_str("\r\n");
+            let steps = [send(&head)];
+            let (theirs, mine) =
+                tokio::join!(exchange(e, &steps, watch), exchange(o, &steps, watch));
+            let seen = |t: &Transcript| {
+                let Some(response) = t.responses.first() else {
+                    return format!("no response: {}", t.summary());
+                };
+                let id =
+                    response
+                        .json()
+                        .map(|seen| match seen["headers"]["x-request-id"].as_str() {
+                            Some(id) if Some(id) == sent => "the client's".to_string(),
+                            Some(id) if uuid_like(id) => "a new UUID".to_string(),
+                            other => format!("{other:?}"),
+                        });
+                // The default `server` differs on purpose (Outrigger names itself): compare it only when set.
+                let server = (listener == "named").then(|| response.header("server"));
+                format!("x-request-id {id:?}, server {server:?}")
+            };
+            differ(
+                format!("{listener} with x-request-id {sent:?}"),
+                seen(&theirs),
+                seen(&mine),
+            );
+        }
+    }
+
+    drop(ours);
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(compared >= 16, "only {compared} comparisons");
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} comparisons differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+/// Whether `id` has a UUID's shape (8-4-4-4-12 hex digits).
+fn uuid_like(id: &str) -> bool {
+    let groups: Vec<usize> = id.split('-').map(str::len).collect();
+    groups == [8, 4, 4, 4, 12] && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
+/// `x-forwarded-client-cert` with every `set_current_client_cert_details` field, `cert` and `chain` among them:
+/// the same client certificate through each proxy's mTLS listener must give the application the same header,
+/// byte for byte.
+const XFCC: &[Listener] = &[("xfcc", "", "")];
+
+fn xfcc_config(pki: &std::path::Path, admin: u16, port: u16, backend: u16) -> String {
+    format!(
+        r#"admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
+static_resources:
+  listeners:
+  - name: xfcc
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates: [{{certificate_chain: {{filename: "{pki}/server/cert.pem"}}, private_key: {{filename: "{pki}/server/key.pem"}}}}]
+            validation_context: {{trusted_ca: {{filename: "{pki}/server/ca.pem"}}}}
+      filters:
+      - name: hcm
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: xfcc
+          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: {{subject: true, cert: true, chain: true, uri: true, dns: true}}
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {{cluster: backend}}}}]}}]}}
+          http_filters: [{{name: router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+  clusters:
+  - {{name: backend, load_assignment: {{cluster_name: backend, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {backend}}}}}}}}}]}}]}}}}
+"#,
+        pki = pki.display()
+    )
+}
+
+/// The `x-forwarded-client-cert` the backend saw of one request sent with `client`'s certificate.
+fn xfcc_through(port: u16, curl: &std::path::Path, client: &std::path::Path) -> String {
+    let output = std::process::Command::new(curl)
+        .args(["-sS", "--max-time", "5", "-k", "--cert"])
+        .arg(client.join("cert.pem"))
+        .arg("--key")
+        .arg(client.join("key.pem"))
+        .arg(format!("https://127.0.0.1:{port}/xfcc"))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&output.stdout).into_owned();
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| {
+        panic!(
+            "no answer from the backend: {body}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    seen["headers"]["x-forwarded-client-cert"]
+        .as_str()
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_and_outrigger_forward_the_same_client_certificate_details() {
+    let (Some(envoy), Some(curl)) = (support::peer("envoy"), support::peer("curl")) else {
+        return;
+    };
+    let backend = Backend::start("backend").await;
+    let pki = support::pki::Pki::new("hcm-xfcc");
+    pki.issue("server", &support::pki::spiffe("server"));
+    let client = pki.issue("client", &support::pki::spiffe("client"));
+    let b = backend.address.port();
+    let (ports, dir, envoy, ours) = start(&envoy, "xfcc", XFCC, |admin, ports| {
+        xfcc_config(&pki.dir, admin, ports[0], b)
+    });
+    let (e, o) = ports.of("xfcc");
+    let curl_ = curl.clone();
+    let client_ = client.clone();
+    let theirs = tokio::task::spawn_blocking(move || xfcc_through(e, &curl_, &client_));
+    let mine = tokio::task::spawn_blocking(move || xfcc_through(o, &curl, &client));
+    let (theirs, mine) = (theirs.await.unwrap(), mine.await.unwrap());
+    drop(ours);
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Envoy's own header shows that each field was written: the ones `cert` and `chain` add among them.
+    for field in [
+        "By=",
+        ";Hash=",
+        ";Cert=\"-----BEGIN%20CERTIFICATE-----%0A",
+        ";Chain=\"",
+        ";Subject=\"",
+        ";URI=",
+    ] {
+        assert!(theirs.contains(field), "Envoy wrote no {field}: {theirs}");
+    }
+    assert_eq!(
+        mine, theirs,
+        "x-forwarded-client-cert: outrigger, then Envoy"
+    );
 }

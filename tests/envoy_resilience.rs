@@ -43,6 +43,9 @@ const RATE_LIMIT_LISTENER: &str = include_str!("configs/resilience/rate-limit-li
 const RATE_LIMIT_ROUTE: &str = include_str!("configs/resilience/rate-limit-route.yaml");
 const RATE_LIMIT_HEADERS: &str = include_str!("configs/resilience/rate-limit-headers.yaml");
 const RATE_LIMIT_DESCRIPTORS: &str = include_str!("configs/resilience/rate-limit-descriptors.yaml");
+const RATE_LIMIT_PER_CONNECTION: &str =
+    include_str!("configs/resilience/rate-limit-per-connection.yaml");
+const RATE_LIMIT_STAGES: &str = include_str!("configs/resilience/rate-limit-stages.yaml");
 const BREAKER_REQUESTS: &str = include_str!("configs/resilience/circuit-breaker-requests.yaml");
 const BREAKER_PENDING: &str = include_str!("configs/resilience/circuit-breaker-pending.yaml");
 const RETRY_OVERFLOW: &str = include_str!("configs/resilience/retry-overflow.yaml");
@@ -1160,6 +1163,168 @@ async fn local_rate_limit_descriptor_actions() {
         stats: recorded(&stats, &[13, 9, 4, 4]),
     };
     agree("rate limit actions", &expected, &outcomes);
+}
+
+/// `count` GETs of `path`, one after the other on one HTTP/1.1 connection, each answered within 10 s.
+async fn on_one_connection(port: u16, path: &str, count: usize) -> Vec<Reply> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let mut replies = Vec::new();
+    for _ in 0..count {
+        let request = http::Request::get(path)
+            .header("host", "rl")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let exchange = async {
+            // The previous response may still be finishing on the connection.
+            sender.ready().await.unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            Reply {
+                status,
+                headers,
+                body,
+            }
+        };
+        let reply = tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap_or_else(|_| panic!("GET {path} on port {port}: no answer in 10 s"));
+        replies.push(reply);
+    }
+    driver.abort();
+    replies
+}
+
+/// A reply of the per-connection test: status, body and the two headers `response_headers_to_add` names.
+type Marked = (u16, String, Option<String>, Option<String>);
+
+/// `local_rate_limit_per_downstream_connection`: each connection has its own bucket of 2, so a second
+/// connection starts full however the first spent its tokens; `response_headers_to_add` goes on the refusals
+/// only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_per_connection_with_response_headers() {
+    let proxies = start(
+        "rate-limit-per-connection",
+        &Setup {
+            template: RATE_LIMIT_PER_CONNECTION,
+            listeners: &["perconn"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let stats = rate_limit_stats("rl_perconn");
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut connections = Vec::new();
+        for _ in 0..2 {
+            let replies = on_one_connection(proxy.port("perconn"), "/", 3).await;
+            check_flags(proxy, "per connection", &replies, |r| {
+                is_local(r).then_some("RL")
+            });
+            let marked: Vec<Marked> = replies
+                .iter()
+                .map(|r| {
+                    (
+                        r.status,
+                        r.text(),
+                        r.header("x-limited-by"),
+                        r.header("retry-after"),
+                    )
+                })
+                .collect();
+            connections.push(marked);
+        }
+        let outcome = (
+            connections,
+            proxy.origin("app").count(),
+            proxy.stats(&stats).await,
+        );
+        outcomes.push((proxy, outcome));
+    }
+    let ok: Marked = (200, origin_body("app", 0), None, None);
+    let refused: Marked = (
+        429,
+        "local_rate_limited".to_string(),
+        Some("perconn".to_string()),
+        Some("60".to_string()),
+    );
+    let one = vec![ok.clone(), ok, refused];
+    let expected = (vec![one.clone(), one], 4, recorded(&stats, &[6, 4, 2, 2]));
+    agree("a bucket per connection", &expected, &outcomes);
+}
+
+/// Which rate limits make the descriptors: on `stage1` the filter's `stage: 1` takes only the route's stage-1
+/// rate limit (`b`, bucket 2), on `actions` (stage 0) only the stage-0 one (`a`, bucket 1); a rate limit with a
+/// `disable_key` makes none (the request passes: no default bucket); `skip_if_absent` keeps
+/// `generic_key=sk` when `x-user` is missing (bucket 1) and without it the descriptor would be dropped; with the
+/// header the descriptor has two entries and matches no bucket; `destination_cluster` is the route's cluster
+/// (`app` has a bucket of 1, `app2` none); on `own` the filter's `rate_limits` (bucket 2) replace the route's
+/// (bucket 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_stages_disable_key_and_actions() {
+    let proxies = start(
+        "rate-limit-stages",
+        &Setup {
+            template: RATE_LIMIT_STAGES,
+            listeners: &["stage1", "actions", "own"],
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut stats = rate_limit_stats("rl_stage1");
+    stats.extend(rate_limit_stats("rl_actions"));
+    stats.extend(rate_limit_stats("rl_own"));
+    let user = vec![("x-user", "u1")];
+    let mut sequence: Vec<Step<'_>> = Vec::new();
+    for (label, listener, path, count, headers) in [
+        ("stage 1", "stage1", "/", 3, vec![]),
+        ("stage 0", "actions", "/stages", 2, vec![]),
+        ("disable_key", "actions", "/disabled", 2, vec![]),
+        ("skip_if_absent", "actions", "/skip", 2, vec![]),
+        ("skip_if_absent, present", "actions", "/skip", 2, user),
+        ("destination app", "actions", "/", 2, vec![]),
+        ("destination app2", "actions", "/app2", 2, vec![]),
+        ("filter's own", "own", "/", 3, vec![]),
+    ] {
+        for _ in 0..count {
+            sequence.push((label, listener, path, headers.clone()));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        outcomes.push((proxy, described_with(proxy, &sequence, &stats).await));
+    }
+    let free = (200, None, None);
+    let expected = Described {
+        replies: vec![
+            (
+                "stage 1",
+                vec![seen(200, 2, 1), seen(200, 2, 0), seen(429, 2, 0)],
+            ),
+            ("stage 0", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("disable_key", vec![free.clone(), free.clone()]),
+            ("skip_if_absent", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("skip_if_absent, present", vec![free.clone(), free.clone()]),
+            ("destination app", vec![seen(200, 1, 0), seen(429, 1, 0)]),
+            ("destination app2", vec![free.clone(), free]),
+            (
+                "filter's own",
+                vec![seen(200, 2, 1), seen(200, 2, 0), seen(429, 2, 0)],
+            ),
+        ],
+        received: 13,
+        stats: recorded(&stats, &[3, 2, 1, 1, 12, 9, 3, 3, 3, 2, 1, 1]),
+    };
+    agree("rate limit stages and actions", &expected, &outcomes);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -407,7 +407,7 @@ async fn websocket_upgrades_are_tunnelled() {
     client.read_exact(&mut echoed).await.unwrap();
     assert_eq!(&echoed, b"ping over the tunnel");
 
-    // Without `upgrade_configs` for it, an upgrade is forwarded as a plain request.
+    // An `h2c` upgrade, which Envoy's codec strips, is forwarded as a plain request.
     let r = get(
         &format!("{}/api/x", s.url),
         &[("connection", "upgrade"), ("upgrade", "h2c")],

@@ -3,11 +3,13 @@
 //! `stream_timeout` -> `router` -> the matched route's upstream stack (`route_stack`: `route_timeout` -> `retry`
 //! -> `attempt`). `stream_timeout` follows each request by its body and each response by its body;
 //! `connection_state` counts open streams for the connection's own timers (`connection_timeout`), and the
-//! connection's bytes pass through `connection_io` only for what they alone tell (the first byte, a tunnel).
+//! connection's bytes pass through `connection_io` only for what they alone tell (the first byte, a tunnel),
+//! and `codec_guard` holds them to the `codec_type`.
 
 mod attempt;
 pub use attempt::PreviousHosts;
 mod client_cert;
+mod codec_guard;
 mod connection_io;
 pub mod connection_manager;
 mod connection_state;
@@ -130,7 +132,10 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         .timer(TokioTimer::new())
         .max_concurrent_streams(hcm.http2.max_concurrent_streams)
         .initial_stream_window_size(hcm.http2.initial_stream_window_size)
-        .initial_connection_window_size(hcm.http2.initial_connection_window_size);
+        .initial_connection_window_size(hcm.http2.initial_connection_window_size)
+        // hyper's own limit (16 KiB) would refuse with a 431 what Envoy lets through or resets: twice
+        // `max_request_headers_kb` (h2 counts 32 bytes more per header) lets `header_limits` decide.
+        .max_header_list_size(hcm.max_request_headers_kb.saturating_mul(2048));
     let builder = match hcm.codec_type {
         CodecType::Auto => builder,
         CodecType::Http1 => builder.http1_only(),
@@ -172,7 +177,8 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
             stream_reset::reset_or_respond(response)
         }
     });
-    let io = TokioIo::new(ConnectionIo::new(stream, state.clone()));
+    let guarded = codec_guard::CodecGuard::new(stream, hcm.codec_type, &hcm.server_name);
+    let io = TokioIo::new(ConnectionIo::new(guarded, state.clone()));
     let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);
     let counters = &connection.inputs.metrics.http_timeouts;

@@ -222,6 +222,12 @@ pub async fn trickle_server() -> std::net::SocketAddr {
 /// An h2 GET of `path` with the four pseudo-headers and `extra` headers: its status and body, or that the
 /// stream failed.
 pub async fn h2_get(port: u16, path: &str, extra: usize) -> String {
+    let headers = (0..extra).map(|i| (format!("x-extra-{i}"), "1".to_string()));
+    h2_get_with(port, path, headers.collect()).await
+}
+
+/// An h2 GET of `path` with `headers`: its status and body, or that the stream failed.
+pub async fn h2_get_with(port: u16, path: &str, headers: Vec<(String, String)>) -> String {
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -229,8 +235,8 @@ pub async fn h2_get(port: u16, path: &str, extra: usize) -> String {
             .unwrap();
     let driver = tokio::spawn(connection);
     let mut request = http::Request::get(format!("http://127.0.0.1:{port}{path}"));
-    for i in 0..extra {
-        request = request.header(format!("x-extra-{i}"), "1");
+    for (name, value) in headers {
+        request = request.header(name, value);
     }
     let result = sender
         .send_request(request.body(Empty::<Bytes>::new()).unwrap())
@@ -349,4 +355,52 @@ pub async fn h2_upload(
     feeder.abort();
     driver.abort();
     answer
+}
+
+/// The h2 preface and an empty SETTINGS frame, then what the server says in its first 500 ms: the values it
+/// SETTINGS for `SETTINGS_MAX_CONCURRENT_STREAMS` (3) and `SETTINGS_INITIAL_WINDOW_SIZE` (4), and the
+/// connection-level WINDOW_UPDATE increments it sends.
+pub async fn h2_settings(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    stream.write_all(&hello).await.unwrap();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut bytes = Vec::new();
+    while let Ok(Ok(n)) = timeout_at(deadline, stream.read_buf(&mut bytes)).await {
+        if n == 0 {
+            break;
+        }
+    }
+    let mut said = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= 9 {
+        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let (kind, flags) = (rest[3], rest[4]);
+        let stream_id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+        let Some(payload) = rest.get(9..9 + length) else {
+            break;
+        };
+        let number = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        match kind {
+            // SETTINGS, not an acknowledgement.
+            4 if flags & 1 == 0 => {
+                for setting in payload.chunks_exact(6) {
+                    let id = u16::from_be_bytes([setting[0], setting[1]]);
+                    if id == 3 || id == 4 {
+                        said.push(format!("setting {id} = {}", number(&setting[2..])));
+                    }
+                }
+            }
+            8 if stream_id == 0 && payload.len() == 4 => {
+                said.push(format!(
+                    "connection window += {}",
+                    number(payload) & 0x7fff_ffff
+                ));
+            }
+            _ => {}
+        }
+        rest = &rest[9 + length..];
+    }
+    said.join(", ")
 }

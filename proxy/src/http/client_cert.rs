@@ -198,6 +198,44 @@ mod tests {
         assert_eq!(xfcc(&headers), Some("By=kept"));
     }
 
+    /// `cert` adds the leaf and `chain` every certificate presented, leaf first, each as PEM with Envoy's
+    /// escapes (`%0A` for the line ends, `%20`, `%2B`, `%2F`, `%3D`), quoted.
+    #[test]
+    fn cert_and_chain_carry_the_presented_certificates() {
+        let mut session = session();
+        let peer = Identity {
+            chain: vec![vec![1, 2, 3].into(), vec![0xfb, 0xff, 0x4f].into()],
+            hash: "abc123".into(),
+            ..Identity::default()
+        };
+        session.peer = Some(Arc::new(peer));
+        let details = ClientCertDetails {
+            cert: true,
+            chain: true,
+            ..ClientCertDetails::default()
+        };
+        let mut headers = HeaderMap::new();
+        apply(
+            &mut headers,
+            ForwardClientCertDetails::SanitizeSet,
+            details,
+            Some(&session),
+        );
+        let block = |base64: &str| {
+            format!("-----BEGIN%20CERTIFICATE-----%0A{base64}%0A-----END%20CERTIFICATE-----%0A")
+        };
+        let (leaf, other) = (block("AQID"), block("%2B%2F9P"));
+        assert_eq!(
+            xfcc(&headers),
+            Some(
+                format!(
+                    "By=spiffe://cluster.local/ns/b/sa/server;Hash=abc123;Cert=\"{leaf}\";Chain=\"{leaf}{other}\""
+                )
+                .as_str()
+            )
+        );
+    }
+
     #[test]
     fn pem_is_base64_in_64_column_lines() {
         let text = pem(&[0u8; 60]);

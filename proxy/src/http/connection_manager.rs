@@ -168,12 +168,17 @@ where
             return Box::pin(async move { Ok(response) });
         }
         // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers: note it
-        // before they are removed.
+        // before they are removed. Any other is refused, as Envoy does (403 `upgrade_failed`, and the
+        // connection closes: its bytes after the request may be the other protocol's). Envoy's codec strips an
+        // `h2c` upgrade instead, so that request goes on as a plain one.
         let hcm = &self.connection.hcm;
         if let Some(kind) = headers::upgrade_type(&parts.headers)
             && parts.version == http::Version::HTTP_11
-            && hcm.upgrade_types.contains(&kind)
+            && kind != "h2c"
         {
+            if !hcm.upgrade_types.contains(&kind) {
+                return Box::pin(async { Ok(upgrade_refused()) });
+            }
             parts.extensions.insert(Upgrade(kind));
         }
         if path_normalization::apply(&mut parts, hcm).is_err() {
@@ -195,4 +200,15 @@ where
         let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
         Box::pin(self.filters.call(request))
     }
+}
+
+/// Envoy's reply to an upgrade no `upgrade_configs` entry allows.
+fn upgrade_refused() -> Response<ResponseBody> {
+    let mut response = Response::new(local_reply::empty());
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }

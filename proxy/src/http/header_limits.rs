@@ -1,6 +1,6 @@
 //! The request header limits Envoy's codecs apply before the connection manager sees a request:
-//! `max_request_headers_kb` (431, empty body) and `common_http_protocol_options.max_headers_count` (431
-//! `Request Header Fields Too Large` closing an HTTP/1 connection; an h2 stream is reset).
+//! `max_request_headers_kb` and `common_http_protocol_options.max_headers_count`: either answers 431
+//! `Request Header Fields Too Large` closing an HTTP/1 connection; an h2 stream is reset.
 
 use super::headers;
 use super::local_reply::{self, ResponseBody};
@@ -11,15 +11,9 @@ use outrigger_config::model::http::HttpConnectionManager;
 
 /// The reply for a request over a limit, if it is.
 pub fn check(parts: &Parts, hcm: &HttpConnectionManager) -> Option<Response<ResponseBody>> {
-    if headers_count(parts) > hcm.max_headers_count as usize {
-        return Some(too_many_headers(parts.version));
-    }
-    if headers::size(&parts.headers) > hcm.max_request_headers_kb as usize * 1024 {
-        let mut response = Response::new(local_reply::empty());
-        *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        return Some(response);
-    }
-    None
+    let too_many = headers_count(parts) > hcm.max_headers_count as usize;
+    let too_large = headers::size(&parts.headers) > hcm.max_request_headers_kb as usize * 1024;
+    (too_many || too_large).then(|| too_large_reply(parts.version))
 }
 
 /// Envoy's `max_headers_count` counts every header line, and on h2 the pseudo-headers too.
@@ -39,9 +33,8 @@ fn headers_count(parts: &Parts) -> usize {
     parts.headers.len() + pseudo
 }
 
-/// More headers than `max_headers_count`: HTTP/1 gets Envoy's codec reply (431, closing the connection); an h2
-/// stream is reset.
-fn too_many_headers(version: http::Version) -> Response<ResponseBody> {
+/// Headers over a limit: HTTP/1 gets Envoy's codec reply (431, closing the connection); an h2 stream is reset.
+fn too_large_reply(version: http::Version) -> Response<ResponseBody> {
     let mut response = Response::new(local_reply::text("Request Header Fields Too Large"));
     *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
     if version == http::Version::HTTP_2 {

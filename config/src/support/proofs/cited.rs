@@ -234,3 +234,16 @@ pub(super) const UP_CONNECT_TIMEOUT: &str =
 pub(super) const UP_NETWORK_ROUTING: &str = "tests/envoy_network_limits.rs::filter_chains_by_source_weighted_tcp_clusters_connect_attempts_and_shared_buckets";
 pub(super) const UP_CHOICE_COUNT: &str =
     "proxy/src/upstream/balancer.rs::choice_count_from_the_config_sets_the_draws";
+// proofs-hcm proofs
+pub(super) const HCM_OPTIONS: &str =
+    "tests/envoy_hcm_limits.rs::envoy_and_outrigger_apply_the_connection_manager_options_alike";
+pub(super) const HCM_XFCC: &str =
+    "tests/envoy_hcm_limits.rs::envoy_and_outrigger_forward_the_same_client_certificate_details";
+pub(super) const XFCC_CERT_CHAIN: &str =
+    "proxy/src/http/client_cert.rs::cert_and_chain_carry_the_presented_certificates";
+pub(super) const CODEC_GUARD: &str =
+    "proxy/src/http/codec_guard.rs::each_codec_serves_only_its_protocol";
+pub(super) const RL_PER_CONNECTION: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_per_connection_with_response_headers";
+pub(super) const RL_STAGES: &str =
+    "tests/envoy_resilience.rs::local_rate_limit_stages_disable_key_and_actions";

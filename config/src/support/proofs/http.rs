@@ -6,10 +6,9 @@ use super::Proof::{self, NotYet, Tests, Untested};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
-    // The timeout tests set HTTP1, but none shows the other protocol refused.
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.codec_type",
-        Untested("serving only the protocol codec_type names"),
+        Tests(&[HCM_OPTIONS, CODEC_GUARD]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stat_prefix",
@@ -33,11 +32,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.http2_protocol_options",
-        Untested("http2_protocol_options"),
+        Tests(&[HCM_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.server_name",
-        Untested("server_name"),
+        Tests(&[HCM_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.stream_idle_timeout",
@@ -55,14 +54,13 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.drain_timeout",
         Tests(&[HCM_LIMITS]),
     ),
-    // Only its default (60) is tested on the data path; the loader test checks Envoy's bound, not the effect.
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.max_request_headers_kb",
-        Untested("a max_request_headers_kb other than 60"),
+        Tests(&[HCM_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.generate_request_id",
-        Untested("generate_request_id"),
+        Tests(&[HCM_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.use_remote_address",
@@ -94,7 +92,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.set_current_client_cert_details",
-        Tests(&[MTLS_IN]),
+        Tests(&[MTLS_IN, HCM_XFCC]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.subject",
@@ -102,11 +100,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.cert",
-        Untested("adding Cert to x-forwarded-client-cert"),
+        Tests(&[HCM_XFCC, XFCC_CERT_CHAIN]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.chain",
-        Untested("adding Chain to x-forwarded-client-cert"),
+        Tests(&[HCM_XFCC, XFCC_CERT_CHAIN]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails.dns",
@@ -138,7 +136,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig.enabled",
-        Untested("switching an upgrade off with enabled"),
+        Tests(&[HCM_OPTIONS]),
     ),
     (
         "envoy.extensions.filters.http.router.v3.Router.suppress_envoy_headers",
@@ -166,11 +164,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.response_headers_to_add",
-        Untested("adding headers to rate-limited responses"),
+        Tests(&[RL_PER_CONNECTION]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.local_rate_limit_per_downstream_connection",
-        Untested("a rate-limit bucket per connection"),
+        Tests(&[RL_PER_CONNECTION]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.enable_x_ratelimit_headers",
@@ -187,7 +185,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.stage",
-        Untested("a filter stage other than 0 choosing the route rate_limits of that stage"),
+        Tests(&[RL_STAGES]),
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.vh_rate_limits",
@@ -203,7 +201,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit.rate_limits",
-        Untested("the filter's own rate_limits replacing the route's"),
+        Tests(&[RL_STAGES, RL_WILDCARD]),
     ),
     (
         "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor.entries",
@@ -221,13 +219,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry.value",
         Tests(&[RL_REQUEST_HEADERS, RL_WILDCARD]),
     ),
-    (
-        "envoy.config.route.v3.RateLimit.stage",
-        Untested("a route rate limit of another stage being skipped"),
-    ),
+    ("envoy.config.route.v3.RateLimit.stage", Tests(&[RL_STAGES])),
     (
         "envoy.config.route.v3.RateLimit.disable_key",
-        Untested("disable_key"),
+        Tests(&[RL_STAGES]),
     ),
     (
         "envoy.config.route.v3.RateLimit.actions",
@@ -251,7 +246,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.RateLimit.Action.destination_cluster",
-        Untested("a destination_cluster descriptor"),
+        Tests(&[RL_STAGES]),
     ),
     (
         "envoy.config.route.v3.RateLimit.Action.GenericKey.descriptor_value",
@@ -271,7 +266,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.route.v3.RateLimit.Action.RequestHeaders.skip_if_absent",
-        Untested("skip_if_absent keeping the rest of the descriptor"),
+        Tests(&[RL_STAGES]),
     ),
     (
         "envoy.config.route.v3.RateLimit.Action.HeaderValueMatch.descriptor_value",
