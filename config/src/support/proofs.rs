@@ -71,7 +71,6 @@ mod security;
 
 // Reasons shared by several sections.
 const LOCALITY: &str = "locality-aware load balancing";
-const BUDGET_PERCENT: &str = "budget_percent";
 
 /// The table: one section per area of Envoy's API.
 const SECTIONS: &[&[(&str, Proof)]] = &[

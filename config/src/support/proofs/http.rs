@@ -2,7 +2,7 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, NotYet, Tests, Untested};
+use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
