@@ -9,7 +9,7 @@ use support::proxy::start;
 
 const CONFIG: &str = r#"
 admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
-node: {id: sidecar-1, cluster: reviews}
+node: {id: sidecar-1, cluster: reviews, metadata: {NAMESPACE: web}, locality: {region: eu, zone: eu-1a, sub_zone: rack-7}, user_agent_name: mesh-agent}
 static_resources:
   listeners:
   - name: web
@@ -37,7 +37,15 @@ async fn admin_endpoints_answer_like_envoy() {
 
     let info = get(&format!("{admin}/server_info"), &[]).await.json();
     assert_eq!(info["state"], "LIVE");
+    // The node as Envoy shows it (and as it is told to a control plane).
     assert_eq!(info["node"]["id"], "sidecar-1");
+    assert_eq!(info["node"]["cluster"], "reviews");
+    assert_eq!(info["node"]["metadata"]["NAMESPACE"], "web");
+    assert_eq!(
+        info["node"]["locality"],
+        serde_json::json!({"region": "eu", "zone": "eu-1a", "sub_zone": "rack-7"})
+    );
+    assert_eq!(info["node"]["user_agent_name"], "mesh-agent");
 
     let dump = get(&format!("{admin}/config_dump"), &[]).await.json();
     assert_eq!(dump["listeners"][0]["name"], "web");

@@ -585,3 +585,89 @@ async fn an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off() {
 
     assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
 }
+
+/// The clusters' protocol settings, each away from Envoy's default: the legacy `http2_protocol_options` makes
+/// the upstream h2; `http_protocol_options` (legacy and typed explicit) keeps HTTP/1.1 even next to a legacy h2
+/// setting that the typed options override; `common_http_protocol_options.idle_timeout` (legacy and typed)
+/// closes a pooled connection once idle, so the next request opens a new one, where the default (1 h) reuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_protocol_options_choose_the_protocol_and_close_idle_connections() {
+    let backend = Backend::start("app").await;
+    let cluster = |name: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    connect_timeout: 1s\n{extra}    load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}}}]}}]}}\n",
+            backend.address.port()
+        )
+    };
+    let typed = |options: &str| {
+        format!(
+            "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        {options}\n"
+        )
+    };
+    let config = format!(
+        r#"
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {{match: {{prefix: /legacy_h2}}, route: {{cluster: legacy_h2}}}}
+              - {{match: {{prefix: /legacy_h1}}, route: {{cluster: legacy_h1}}}}
+              - {{match: {{prefix: /typed_h1}}, route: {{cluster: typed_h1}}}}
+              - {{match: {{prefix: /default}}, route: {{cluster: default}}}}
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+  clusters:
+{}{}{}{}"#,
+        cluster("legacy_h2", "    http2_protocol_options: {}\n"),
+        cluster(
+            "legacy_h1",
+            "    http_protocol_options: {}\n    common_http_protocol_options: {idle_timeout: 0.2s}\n"
+        ),
+        cluster(
+            "typed_h1",
+            &format!(
+                "    http2_protocol_options: {{}}\n{}",
+                typed(
+                    "common_http_protocol_options: {idle_timeout: 0.2s}\n        explicit_http_config: {http_protocol_options: {}}"
+                )
+            )
+        ),
+        cluster("default", ""),
+    );
+    let proxy = start(&config).await;
+    let url = format!("http://{}", address(&proxy, "http"));
+    let version = |path: &'static str| {
+        let url = url.clone();
+        async move { get(&format!("{url}/{path}"), &[]).await.json()["version"].clone() }
+    };
+    assert_eq!(version("legacy_h2").await, "HTTP/2.0");
+    assert_eq!(version("legacy_h1").await, "HTTP/1.1");
+    assert_eq!(version("typed_h1").await, "HTTP/1.1");
+    assert_eq!(version("default").await, "HTTP/1.1");
+    // A second request after 0.6 s: a new connection where the idle timeout is 0.2 s.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for path in ["legacy_h1", "typed_h1", "default"] {
+        version(path).await;
+    }
+    let stats = get(
+        &format!("http://{}/stats", proxy.admin_address.unwrap()),
+        &[],
+    )
+    .await
+    .body;
+    for (cluster, connections) in [("legacy_h1", 2), ("typed_h1", 2), ("default", 1)] {
+        let line = format!("cluster.{cluster}.upstream_cx_total: {connections}");
+        assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
+    }
+}

@@ -47,6 +47,11 @@ pub struct Node {
     pub cluster: String,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<cluster::Locality>,
+    /// What the proxy calls itself to a control plane; `outrigger` when the bootstrap does not say (Envoy
+    /// says `envoy`).
+    pub user_agent_name: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

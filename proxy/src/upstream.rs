@@ -409,7 +409,12 @@ async fn resolve(cluster: &ClusterState) {
         endpoints.extend(locality.endpoints.iter().map(|e| (locality.priority, e)));
     }
     for (priority, endpoint) in endpoints {
-        let addresses = lookup(endpoint).await;
+        cluster.stats.update_attempt.inc();
+        let Some(addresses) = lookup(endpoint).await else {
+            cluster.stats.update_failure.inc();
+            continue;
+        };
+        cluster.stats.update_success.inc();
         let take = if logical { 1 } else { addresses.len() };
         let hostname = match &endpoint.host {
             Host::Name(name) => Some(name.clone()),
@@ -434,14 +439,15 @@ async fn resolve(cluster: &ClusterState) {
     cluster.set_targets(targets);
 }
 
-async fn lookup(endpoint: &Endpoint) -> Vec<SocketAddr> {
+/// The endpoint's addresses; `None` when the lookup failed.
+async fn lookup(endpoint: &Endpoint) -> Option<Vec<SocketAddr>> {
     match &endpoint.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, endpoint.port)],
+        Host::Ip(ip) => Some(vec![SocketAddr::new(*ip, endpoint.port)]),
         Host::Name(name) => match tokio::net::lookup_host((name.as_str(), endpoint.port)).await {
-            Ok(addresses) => addresses.collect(),
+            Ok(addresses) => Some(addresses.collect()),
             Err(e) => {
                 tracing::warn!(host = %name, error = %e, "DNS lookup failed");
-                Vec::new()
+                None
             }
         },
     }

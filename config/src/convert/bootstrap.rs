@@ -2,6 +2,7 @@
 
 use super::{Out, cluster, ip_address, listener, struct_to_json};
 use crate::diagnostic::Path;
+use crate::model::cluster::Locality;
 use crate::model::{Admin, AdsConfig, DynamicResources, Node, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -14,6 +15,16 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         id: n.id.clone(),
         cluster: n.cluster.clone(),
         metadata: n.metadata.as_ref().map(struct_to_json).unwrap_or_default(),
+        locality: n.locality.as_ref().map(|l| Locality {
+            region: l.region.clone(),
+            zone: l.zone.clone(),
+            sub_zone: l.sub_zone.clone(),
+        }),
+        user_agent_name: if n.user_agent_name.is_empty() {
+            "outrigger".to_string()
+        } else {
+            n.user_agent_name.clone()
+        },
     });
     let admin = b.admin.as_ref().and_then(|a| {
         let at = top.field("admin");
@@ -40,7 +51,10 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         .as_ref()
         .map(|d| dynamic_resources(d, &top.field("dynamic_resources"), out));
     Snapshot {
-        node: node.unwrap_or_default(),
+        node: node.unwrap_or_else(|| Node {
+            user_agent_name: "outrigger".to_string(),
+            ..Node::default()
+        }),
         admin,
         listeners,
         clusters,

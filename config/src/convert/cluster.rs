@@ -282,7 +282,17 @@ fn protocol_options(
         UpstreamProtocol::Http1
     };
     let mut http2 = http::http2_options(c.http2_protocol_options.as_ref());
+    warn_stream_cap(
+        c.http2_protocol_options.as_ref(),
+        &at.field("http2_protocol_options"),
+        out,
+    );
     let mut common = c.common_http_protocol_options;
+    upstream_common_options(
+        common.as_ref(),
+        &at.field("common_http_protocol_options"),
+        out,
+    );
     for (key, any) in &c.typed_extension_protocol_options {
         let at = at.field("typed_extension_protocol_options").key(key);
         if type_name(any) != HTTP_PROTOCOL_OPTIONS {
@@ -300,12 +310,23 @@ fn protocol_options(
         };
         if options.common_http_protocol_options.is_some() {
             common = options.common_http_protocol_options;
+            upstream_common_options(
+                common.as_ref(),
+                &at.field("common_http_protocol_options"),
+                out,
+            );
         }
         match &options.upstream_protocol_options {
             Some(U::ExplicitHttpConfig(e)) => match &e.protocol_config {
                 Some(ProtocolConfig::Http2ProtocolOptions(o)) => {
                     protocol = UpstreamProtocol::Http2;
                     http2 = http::http2_options(Some(o));
+                    warn_stream_cap(
+                        Some(o),
+                        &at.field("explicit_http_config")
+                            .field("http2_protocol_options"),
+                        out,
+                    );
                 }
                 Some(ProtocolConfig::HttpProtocolOptions(_)) => protocol = UpstreamProtocol::Http1,
                 Some(ProtocolConfig::Http3ProtocolOptions(_)) => out.error(
@@ -320,6 +341,12 @@ fn protocol_options(
             Some(U::UseDownstreamProtocolConfig(d)) => {
                 protocol = UpstreamProtocol::UseDownstream;
                 http2 = http::http2_options(d.http2_protocol_options.as_ref());
+                warn_stream_cap(
+                    d.http2_protocol_options.as_ref(),
+                    &at.field("use_downstream_protocol_config")
+                        .field("http2_protocol_options"),
+                    out,
+                );
             }
             Some(U::AutoConfig(a)) => {
                 protocol = UpstreamProtocol::Auto;
@@ -332,7 +359,47 @@ fn protocol_options(
         &common.and_then(|c| c.idle_timeout),
         Some(Duration::from_secs(3600)),
     );
+    if protocol != UpstreamProtocol::Http1 && common.is_some_and(|c| c.idle_timeout.is_some()) {
+        out.warning(
+            &at.field("common_http_protocol_options")
+                .field("idle_timeout"),
+            "accepted, but closing idle HTTP/2 upstream connections is not enforced yet (HTTP/1.1 \
+             connections are closed)",
+        );
+    }
     (protocol, http2, idle_timeout)
+}
+
+/// Upstream, `max_concurrent_streams` is announced in SETTINGS, but Envoy also opens another connection once a
+/// connection carries that many streams, and Outrigger keeps one h2 connection per endpoint.
+fn warn_stream_cap(o: Option<&core::Http2ProtocolOptions>, at: &Path, out: &mut Out) {
+    if o.is_some_and(|o| o.max_concurrent_streams.is_some()) {
+        out.warning(
+            &at.field("max_concurrent_streams"),
+            "accepted, but opening another upstream connection past max_concurrent_streams is not enforced \
+             yet (the limit is announced to the upstream)",
+        );
+    }
+}
+
+/// Upstream, only `idle_timeout` is acted on; the connection manager acts on the other two, so the support
+/// table lists them, and here they are refused by name rather than dropped.
+fn upstream_common_options(common: Option<&core::HttpProtocolOptions>, at: &Path, out: &mut Out) {
+    let Some(common) = common else { return };
+    if common.max_connection_duration.is_some() {
+        out.error(
+            &at.field("max_connection_duration"),
+            "closing upstream connections after a maximum duration is not supported yet; only idle_timeout \
+             is acted on for clusters",
+        );
+    }
+    if common.max_headers_count.is_some() {
+        out.error(
+            &at.field("max_headers_count"),
+            "limiting the headers of upstream responses is not supported yet; only idle_timeout is acted on \
+             for clusters",
+        );
+    }
 }
 
 fn dns_options(c: &pb::Cluster) -> DnsOptions {

@@ -69,9 +69,6 @@ mod listener;
 mod route;
 mod security;
 
-// Reasons shared by several sections.
-const LOCALITY: &str = "locality-aware load balancing";
-
 /// The table: one section per area of Envoy's API.
 const SECTIONS: &[&[(&str, Proof)]] = &[
     bootstrap::PROOFS,

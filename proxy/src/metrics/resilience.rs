@@ -71,6 +71,15 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "upstream_cx_none_healthy",
         "Requests or connections with no healthy host to go to",
     ),
+    ("update_attempt", "DNS resolutions started (DNS clusters)"),
+    (
+        "update_success",
+        "DNS resolutions that answered (DNS clusters)",
+    ),
+    (
+        "update_failure",
+        "DNS resolutions that failed (DNS clusters)",
+    ),
     (
         "lb_healthy_panic",
         "Picks made over every host because too few were healthy",
@@ -266,6 +275,9 @@ impl Families {
             cx_overflow: c("upstream_cx_overflow"),
             cx_connect_timeout: c("upstream_cx_connect_timeout"),
             none_healthy: c("upstream_cx_none_healthy"),
+            update_attempt: c("update_attempt"),
+            update_success: c("update_success"),
+            update_failure: c("update_failure"),
             healthy_panic: c("lb_healthy_panic"),
             rq_active: g("upstream_rq_active"),
             rq_pending_active: g("upstream_rq_pending_active"),
@@ -310,6 +322,10 @@ impl Families {
 /// One cluster's resilience statistics, resolved once.
 #[derive(Clone, Default)]
 pub struct ClusterStats {
+    /// Envoy's per-resolution counts of a DNS cluster (one per endpoint name per refresh).
+    pub update_attempt: Counter,
+    pub update_success: Counter,
+    pub update_failure: Counter,
     pub retry: Counter,
     pub retry_success: Counter,
     pub retry_overflow: Counter,

@@ -2,12 +2,10 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::LOCALITY;
-use super::Proof::{self, NotYet, Tests, Untested};
+use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
 const XDS: &str = "xDS (only static_resources are served)";
-const NODE: &str = "identifying the proxy to an xDS server";
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
     ("envoy.config.bootstrap.v3.Bootstrap.node", Tests(&[ADMIN])),
@@ -45,16 +43,26 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[ADMIN, LOADER_SIDECAR]),
     ),
     ("envoy.config.core.v3.Node.id", Tests(&[ADMIN])),
-    ("envoy.config.core.v3.Node.cluster", Untested(NODE)),
-    ("envoy.config.core.v3.Node.metadata", Untested(NODE)),
+    ("envoy.config.core.v3.Node.cluster", Tests(&[ADMIN])),
+    ("envoy.config.core.v3.Node.metadata", Tests(&[ADMIN])),
     (
         "envoy.config.core.v3.Node.locality",
-        Untested("zone-aware routing"),
+        // Envoy's only other use is zone-aware routing, which needs cluster_manager.local_cluster_name (refused).
+        Tests(&[ADMIN]),
     ),
-    ("envoy.config.core.v3.Node.user_agent_name", Untested(NODE)),
-    ("envoy.config.core.v3.Locality.region", Untested(LOCALITY)),
-    ("envoy.config.core.v3.Locality.zone", Untested(LOCALITY)),
-    ("envoy.config.core.v3.Locality.sub_zone", Untested(LOCALITY)),
+    ("envoy.config.core.v3.Node.user_agent_name", Tests(&[ADMIN])),
+    (
+        "envoy.config.core.v3.Locality.region",
+        Tests(&[ADMIN, UP_CONNECT_TIMEOUT]),
+    ),
+    (
+        "envoy.config.core.v3.Locality.zone",
+        Tests(&[ADMIN, UP_CONNECT_TIMEOUT]),
+    ),
+    (
+        "envoy.config.core.v3.Locality.sub_zone",
+        Tests(&[ADMIN, UP_CONNECT_TIMEOUT]),
+    ),
     (
         "envoy.config.core.v3.Address.socket_address",
         Tests(&[LOADER_SIDECAR, HTTP_ROUTES]),
@@ -208,7 +216,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     // On the wire, both sides. Upstream, Envoy also opens no more streams per connection than this (another
     // connection takes the rest); Outrigger's one h2 connection per endpoint only honours the upstream's own
-    // SETTINGS.
+    // SETTINGS, and the loader warns when a cluster sets it (`warn_stream_cap` in convert/cluster.rs).
     (
         "envoy.config.core.v3.Http2ProtocolOptions.max_concurrent_streams",
         Tests(&[ENVOY_H2_SETTINGS]),

@@ -2,7 +2,7 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, NotYet, Tests, Untested};
+use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
 const EDS: &str = "EDS (the cluster has no endpoints: 503)";
@@ -62,7 +62,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.dns_refresh_rate",
-        Untested("dns_refresh_rate"),
+        Tests(&[DNS_REFRESH]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.respect_dns_ttl",
@@ -70,15 +70,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.http2_protocol_options",
-        Untested("choosing HTTP/2 upstreams with the legacy http2_protocol_options"),
+        Tests(&[CLUSTER_PROTOCOLS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.http_protocol_options",
-        Untested("the legacy http_protocol_options"),
+        Tests(&[CLUSTER_PROTOCOLS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.common_http_protocol_options",
-        Untested("common_http_protocol_options"),
+        Tests(&[CLUSTER_PROTOCOLS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.least_request_lb_config",
@@ -310,7 +310,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     // Upstream HTTP protocol options.
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options",
-        Untested("common_http_protocol_options"),
+        Tests(&[CLUSTER_PROTOCOLS]),
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.explicit_http_config",
@@ -326,7 +326,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig.http_protocol_options",
-        Untested("choosing HTTP/1.1 explicitly (it is the default)"),
+        Tests(&[CLUSTER_PROTOCOLS]),
     ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig.http2_protocol_options",

@@ -2,7 +2,7 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, NotYet, Tests, Untested};
+use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
@@ -18,11 +18,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.listener.v3.Listener.bind_to_port",
-        Untested("bind_to_port: false (taking connections handed over by use_original_dst)"),
+        Tests(&[ORIGINAL_DST]),
     ),
     (
         "envoy.config.listener.v3.Listener.use_original_dst",
-        Untested("handing connections to the listener bound to their original destination"),
+        Tests(&[ORIGINAL_DST]),
     ),
     (
         "envoy.config.listener.v3.Listener.listener_filters",
