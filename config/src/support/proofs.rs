@@ -4,10 +4,9 @@
 //! The table is here, one section per area in `proofs/` (in the order of `support.rs`), and the tests it cites
 //! are named in `proofs/cited.rs`. "Never silently different from Envoy" is kept by construction: a unit test
 //! (`proofs/tests.rs`) fails when a Supported field has no entry, when an entry names a field that is not
-//! Supported, or when a cited test does not exist. A field without a proof says so: `Untested` when the code
-//! acts on it and the proof is still to be written (the ledger of tests we owe), `NotYet` when the data path does
-//! not act on it yet, which makes the loader warn whenever it is set (so `outrigger run` and `validate` say the
-//! same thing).
+//! Supported, or when a cited test does not exist. There is no third way: a field the data path acts on comes
+//! with its proof, and one it does not act on yet is `NotYet`, which makes the loader warn whenever it is set
+//! (so `outrigger run` and `validate` say the same thing).
 //!
 //! What counts as a proof. The cited test sets the field (in a configuration it loads, or as the model value the
 //! field becomes) to something other than Envoy's default, and its assertions would fail if the field were
@@ -28,18 +27,6 @@ pub enum Proof {
             )
         )]
         &'static [&'static str],
-    ),
-    /// Acted on by the code, but no test proves it yet: the proof still to write (no warning: the field works).
-    /// The text says what such a test must show.
-    Untested(
-        #[cfg_attr(
-            not(test),
-            expect(
-                dead_code,
-                reason = "only the unit test that checks each entry's wording reads it"
-            )
-        )]
-        &'static str,
     ),
     /// Accepted, but not acted on yet (xDS, RDS, EDS, and a few settings listed here): the loader warns whenever
     /// it is set. The text completes "accepted, but ... is not enforced yet".

@@ -247,7 +247,7 @@ pub(super) const RL_PER_CONNECTION: &str =
     "tests/envoy_resilience.rs::local_rate_limit_per_connection_with_response_headers";
 pub(super) const RL_STAGES: &str =
     "tests/envoy_resilience.rs::local_rate_limit_stages_disable_key_and_actions";
-// The last Untested entries
+// Cluster protocol options and DNS refresh
 pub(super) const CLUSTER_PROTOCOLS: &str =
     "tests/proxy_http.rs::cluster_protocol_options_choose_the_protocol_and_close_idle_connections";
 pub(super) const DNS_REFRESH: &str =
