@@ -50,7 +50,7 @@ const TCP_CONNECTIONS: usize = 8;
 const READY_LIMIT: Duration = Duration::from_secs(60);
 /// Idle time after ready before the idle RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
-const MAIN_METRICS: [&Metric; 15] = results::MAIN;
+const MAIN_METRICS: [&Metric; 17] = results::MAIN;
 
 struct Proxy {
     target: Target,

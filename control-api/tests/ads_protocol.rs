@@ -33,7 +33,11 @@ fn endpoints(name: &str) -> String {
 }
 
 fn write(dir: &Path, file: &str, resources: &[String]) {
-    std::fs::write(dir.join(file), format!("resources:\n{}", resources.concat())).unwrap();
+    std::fs::write(
+        dir.join(file),
+        format!("resources:\n{}", resources.concat()),
+    )
+    .unwrap();
 }
 
 struct Server {
@@ -127,7 +131,11 @@ async fn state_of_the_world_follows_the_protocol() {
     assert!(next(&mut responses, QUIET).await.is_none());
 
     // An edit is pushed: two clusters, a new version.
-    write(&server.dir, "clusters.yaml", &[cluster("a", "1s"), cluster("b", "2s")]);
+    write(
+        &server.dir,
+        "clusters.yaml",
+        &[cluster("a", "1s"), cluster("b", "2s")],
+    );
     let second = next(&mut responses, SOON).await.expect("the edit");
     assert_eq!(names(&second), 2);
     assert_ne!(second.version_info, first.version_info);
@@ -145,10 +153,17 @@ async fn state_of_the_world_follows_the_protocol() {
     send.send(request(ENDPOINTS, &["a"], "", "")).await.unwrap();
     let one = next(&mut responses, SOON).await.expect("endpoints of a");
     assert_eq!((one.type_url.as_str(), names(&one)), (ENDPOINTS, 1));
-    send.send(request(ENDPOINTS, &["a", "b"], &one.version_info, &one.nonce))
+    send.send(request(
+        ENDPOINTS,
+        &["a", "b"],
+        &one.version_info,
+        &one.nonce,
+    ))
+    .await
+    .unwrap();
+    let two = next(&mut responses, SOON)
         .await
-        .unwrap();
-    let two = next(&mut responses, SOON).await.expect("endpoints of a and b");
+        .expect("endpoints of a and b");
     assert_eq!(names(&two), 2);
 }
 
@@ -173,7 +188,10 @@ fn delta_request(
 
 async fn delta_stream(
     address: &str,
-) -> (mpsc::Sender<DeltaDiscoveryRequest>, Streaming<DeltaDiscoveryResponse>) {
+) -> (
+    mpsc::Sender<DeltaDiscoveryRequest>,
+    Streaming<DeltaDiscoveryResponse>,
+) {
     let mut client = AggregatedDiscoveryServiceClient::connect(address.to_string())
         .await
         .unwrap();
@@ -190,17 +208,26 @@ async fn delta_stream(
 async fn delta_sends_changes_and_removals_only() {
     let server = server("delta").await;
     let (send, mut responses) = delta_stream(&server.address).await;
-    send.send(delta_request(CLUSTER, &[], &[], "")).await.unwrap();
+    send.send(delta_request(CLUSTER, &[], &[], ""))
+        .await
+        .unwrap();
     let first = next(&mut responses, SOON).await.expect("the clusters");
     assert_eq!(first.resources.len(), 1);
     let version = first.resources[0].version.clone();
     send.send(delta_request(CLUSTER, &[], &[], &first.nonce))
         .await
         .unwrap();
-    assert!(next(&mut responses, QUIET).await.is_none(), "an ACK gets no answer");
+    assert!(
+        next(&mut responses, QUIET).await.is_none(),
+        "an ACK gets no answer"
+    );
 
     // A second cluster: only it is sent.
-    write(&server.dir, "clusters.yaml", &[cluster("a", "1s"), cluster("b", "2s")]);
+    write(
+        &server.dir,
+        "clusters.yaml",
+        &[cluster("a", "1s"), cluster("b", "2s")],
+    );
     let added = next(&mut responses, SOON).await.expect("the new cluster");
     let sent: Vec<&str> = added.resources.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(sent, ["b"]);

@@ -165,9 +165,25 @@ metric!(
     RESILIENT_OVER_PLAIN,
     "g",
     "h1_resilient_over_plain",
-    "(g)/(a) throughput, same run",
+    "(g)/(a) throughput, each (g) run over the (a) run just before it",
     "ratio",
     3
+);
+metric!(
+    PAIRED_H1_RPS,
+    "g",
+    "h1_paired_rps",
+    "(a) again, right before each (g) run: throughput",
+    "req/s",
+    0
+);
+metric!(
+    PAIRED_CPU_PER_1K,
+    "g",
+    "paired_cpu_s_per_1000_req",
+    "(a) again, right before each (g) run: CPU time per 1000 requests",
+    "s",
+    4
 );
 metric!(
     RESILIENT_CPU_PER_1K,
@@ -219,9 +235,10 @@ metric!(
 );
 
 /// The table of scenarios (a), (b), (d), (e), (f), in order, with (g) beside the figures of (a) it compares with.
-pub const MAIN: [&Metric; 15] = [
+pub const MAIN: [&Metric; 17] = [
     &H1_RPS,
     &RESILIENT_RPS,
+    &PAIRED_H1_RPS,
     &RESILIENT_OVER_PLAIN,
     &H1_P50,
     &H1_P90,
@@ -232,6 +249,7 @@ pub const MAIN: [&Metric; 15] = [
     &TCP_MIBS,
     &CPU_PER_1K,
     &RESILIENT_CPU_PER_1K,
+    &PAIRED_CPU_PER_1K,
     &PEAK_RSS,
     &IDLE_RSS,
     &START,
