@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod await_sidecar;
 mod ca;
 mod control_plane;
 mod iptables;
@@ -47,6 +48,21 @@ enum Command {
         /// Also install the rules for IPv6 (ip6tables).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         ipv6: bool,
+    },
+    /// Wait until the local sidecar is ready, then run the app (start ordering without native sidecars).
+    Await {
+        /// The sidecar's admin address (its `/ready`).
+        #[arg(long, default_value = "127.0.0.1:15000")]
+        admin: std::net::SocketAddr,
+        /// Give up (exit 1, without starting the app) when the sidecar is not ready by then.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// When the app exits, ask the sidecar to stop (`POST /quitquitquit`): for jobs.
+        #[arg(long)]
+        shutdown: bool,
+        /// The app and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Serve the Envoy resources of a folder over xDS (ADS, state-of-the-world and delta) to Envoy or Outrigger.
     ControlPlane {
@@ -92,6 +108,17 @@ fn main() -> ExitCode {
             mode,
             ipv6,
         } => iptables::run(action, &capture, mode, ipv6),
+        Command::Await {
+            admin,
+            timeout,
+            shutdown,
+            command,
+        } => await_sidecar::run(await_sidecar::Args {
+            admin,
+            timeout,
+            shutdown,
+            command,
+        }),
         Command::ControlPlane {
             config_dir,
             listen,

@@ -588,8 +588,9 @@ async fn an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off() {
 
 /// The clusters' protocol settings, each away from Envoy's default: the legacy `http2_protocol_options` makes
 /// the upstream h2; `http_protocol_options` (legacy and typed explicit) keeps HTTP/1.1 even next to a legacy h2
-/// setting that the typed options override; `common_http_protocol_options.idle_timeout` (legacy and typed)
-/// closes a pooled connection once idle, so the next request opens a new one, where the default (1 h) reuses it.
+/// setting that the typed options override; `common_http_protocol_options.idle_timeout` (legacy and typed, over
+/// HTTP/1.1 and h2) closes a pooled connection once idle, so the next request opens a new one, where the default
+/// (1 h) reuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_protocol_options_choose_the_protocol_and_close_idle_connections() {
     let backend = Backend::start("app").await;
@@ -629,7 +630,10 @@ static_resources:
           http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
   clusters:
 {}{}{}{}"#,
-        cluster("legacy_h2", "    http2_protocol_options: {}\n"),
+        cluster(
+            "legacy_h2",
+            "    http2_protocol_options: {}\n    common_http_protocol_options: {idle_timeout: 0.2s}\n"
+        ),
         cluster(
             "legacy_h1",
             "    http_protocol_options: {}\n    common_http_protocol_options: {idle_timeout: 0.2s}\n"
@@ -657,7 +661,7 @@ static_resources:
     assert_eq!(version("default").await, "HTTP/1.1");
     // A second request after 0.6 s: a new connection where the idle timeout is 0.2 s.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    for path in ["legacy_h1", "typed_h1", "default"] {
+    for path in ["legacy_h2", "legacy_h1", "typed_h1", "default"] {
         version(path).await;
     }
     let stats = get(
@@ -666,7 +670,12 @@ static_resources:
     )
     .await
     .body;
-    for (cluster, connections) in [("legacy_h1", 2), ("typed_h1", 2), ("default", 1)] {
+    for (cluster, connections) in [
+        ("legacy_h2", 2),
+        ("legacy_h1", 2),
+        ("typed_h1", 2),
+        ("default", 1),
+    ] {
         let line = format!("cluster.{cluster}.upstream_cx_total: {connections}");
         assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
     }

@@ -5,6 +5,7 @@ mod balancer;
 pub mod breaker;
 mod client;
 mod ejections;
+mod h2_idle;
 mod outlier;
 mod priority;
 mod tls_handle;

@@ -359,14 +359,6 @@ fn protocol_options(
         &common.and_then(|c| c.idle_timeout),
         Some(Duration::from_secs(3600)),
     );
-    if protocol != UpstreamProtocol::Http1 && common.is_some_and(|c| c.idle_timeout.is_some()) {
-        out.warning(
-            &at.field("common_http_protocol_options")
-                .field("idle_timeout"),
-            "accepted, but closing idle HTTP/2 upstream connections is not enforced yet (HTTP/1.1 \
-             connections are closed)",
-        );
-    }
     (protocol, http2, idle_timeout)
 }
 

@@ -150,7 +150,8 @@ fn common(
             &at_params,
             format!(
                 "tls_maximum_protocol_version ({}) is below tls_minimum_protocol_version: no TLS version is \
-                 left; set tls_maximum_protocol_version: TLSv1_3",
+                 left, which is not supported (Envoy would accept it and fail every handshake); set \
+                 tls_maximum_protocol_version: TLSv1_3",
                 if params.tls_maximum_protocol_version == P::TlsAuto as i32 {
                     "TLSv1_2, a client's default"
                 } else {

@@ -142,13 +142,13 @@ async fn send(
         cluster.counters.rq_total.inc();
     }
     match result {
-        Ok(response) => {
+        Ok((response, h2_stream)) => {
             cluster.report(host, Outcome::Status(response.status().as_u16()));
             let (mut parts, body) = response.into_parts();
             parts.extensions.insert(UpstreamHost(host));
             let body = Guarded {
                 inner: body,
-                _guards: Box::new((permit, active)),
+                _guards: Box::new((permit, active, h2_stream)),
             };
             let body = match limits.per_try_idle_timeout {
                 Some(idle) => {
@@ -193,8 +193,9 @@ async fn send(
 }
 
 pin_project_lite::pin_project! {
-    /// The response body, holding the request's circuit-breaker permit and its load-balancer count until the
-    /// response is over: Envoy counts a request active until its stream ends.
+    /// The response body, holding the request's circuit-breaker permit, its load-balancer count and (over h2)
+    /// its stream's place in the connection's idle count until the response is over: Envoy counts a request
+    /// active until its stream ends.
     struct Guarded<B> {
         #[pin]
         inner: B,

@@ -5,6 +5,7 @@
 //! a request meant for another.
 
 use super::breaker::{Breaker, Permit};
+use super::h2_idle::{self, Activity, OpenStream};
 use super::{Picked, UpstreamTls};
 use crate::io::Stream;
 use crate::tls::Alpn;
@@ -50,6 +51,8 @@ pub enum SendError {
 pub struct UpstreamClient {
     protocol: UpstreamProtocol,
     connect_timeout: Duration,
+    /// `common_http_protocol_options.idle_timeout`; hyper's pool applies it to HTTP/1.1, `h2_idle` to h2.
+    idle_timeout: Option<Duration>,
     http2_options: Http2Options,
     /// By transport index (see `ClusterState::transport`).
     transports: Vec<Transport>,
@@ -61,7 +64,14 @@ pub struct UpstreamClient {
 struct Transport {
     tls: Option<UpstreamTls>,
     http1: Client<Connector, UpstreamBody>,
-    http2: Mutex<HashMap<SocketAddr, SendRequest<UpstreamBody>>>,
+    http2: Mutex<HashMap<SocketAddr, H2Connection>>,
+}
+
+/// A pooled h2 connection and the count of its open streams (for its idle timeout).
+#[derive(Clone)]
+struct H2Connection {
+    sender: SendRequest<UpstreamBody>,
+    activity: Arc<Activity>,
 }
 
 impl UpstreamClient {
@@ -100,6 +110,7 @@ impl UpstreamClient {
         Self {
             protocol: cluster.protocol,
             connect_timeout: cluster.connect_timeout,
+            idle_timeout: cluster.idle_timeout,
             http2_options: cluster.http2,
             transports,
             connections,
@@ -108,13 +119,14 @@ impl UpstreamClient {
     }
 
     /// Sends `request` (whose URI holds only the path) to `endpoint`, in the protocol the cluster speaks to a
-    /// request that arrived over `downstream`.
+    /// request that arrived over `downstream`. Over h2 the stream counts as open (for the connection's idle
+    /// timeout) until the returned guard is dropped, which the caller does when the response has ended.
     pub async fn send(
         &self,
         picked: Picked,
         mut request: Request<UpstreamBody>,
         downstream: http::Version,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<(Response<Incoming>, Option<OpenStream>), SendError> {
         let endpoint = picked.address;
         let Some(transport) = self.transports.get(picked.transport) else {
             return Err(SendError::Connect(format!(
@@ -143,21 +155,28 @@ impl UpstreamClient {
                 .unwrap_or_else(|| endpoint.to_string());
             *request.uri_mut() = uri(&authority, path)?;
             *request.version_mut() = http::Version::HTTP_2;
-            self.send_h2(transport, endpoint, request).await
+            self.send_h2(transport, endpoint, request)
+                .await
+                .map(|(response, stream)| (response, Some(stream)))
         } else {
             *request.uri_mut() = uri(&endpoint.to_string(), path)?;
             *request.version_mut() = http::Version::HTTP_11;
-            transport.http1.request(request).await.map_err(|e| {
-                if is_overflow(&e) {
-                    SendError::Overflow
-                } else if e.is_connect() && is_timeout(&e) {
-                    SendError::ConnectTimeout(error_chain(&e))
-                } else if e.is_connect() {
-                    SendError::Connect(error_chain(&e))
-                } else {
-                    SendError::Reset(error_chain(&e))
-                }
-            })
+            transport
+                .http1
+                .request(request)
+                .await
+                .map(|response| (response, None))
+                .map_err(|e| {
+                    if is_overflow(&e) {
+                        SendError::Overflow
+                    } else if e.is_connect() && is_timeout(&e) {
+                        SendError::ConnectTimeout(error_chain(&e))
+                    } else if e.is_connect() {
+                        SendError::Connect(error_chain(&e))
+                    } else {
+                        SendError::Reset(error_chain(&e))
+                    }
+                })
         }
     }
 
@@ -166,37 +185,52 @@ impl UpstreamClient {
         transport: &Transport,
         endpoint: SocketAddr,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<(Response<Incoming>, OpenStream), SendError> {
         let pooled = transport
             .http2
             .lock()
             .ok()
             .and_then(|pool| pool.get(&endpoint).cloned());
-        let mut sender = match pooled {
-            Some(sender) if !sender.is_closed() => sender,
+        let H2Connection {
+            mut sender,
+            activity,
+        } = match pooled {
+            Some(connection) if !connection.sender.is_closed() => connection,
             _ => {
-                let sender = self.connect_h2(transport, endpoint).await?;
+                let connection = self.connect_h2(transport, endpoint).await?;
                 if let Ok(mut pool) = transport.http2.lock() {
-                    pool.insert(endpoint, sender.clone());
+                    pool.insert(endpoint, connection.clone());
                 }
-                sender
+                connection
             }
         };
-        sender
-            .ready()
-            .await
-            .map_err(|e| SendError::Reset(error_chain(&e)))?;
-        sender
+        let mut stream = activity.stream();
+        if sender.ready().await.is_err() {
+            // Closed between the pick and now (its idle timeout, or the upstream's GOAWAY): the request was not
+            // sent, so it takes a new connection, as Envoy's pool would.
+            let connection = self.connect_h2(transport, endpoint).await?;
+            if let Ok(mut pool) = transport.http2.lock() {
+                pool.insert(endpoint, connection.clone());
+            }
+            sender = connection.sender;
+            stream = connection.activity.stream();
+            sender
+                .ready()
+                .await
+                .map_err(|e| SendError::Reset(error_chain(&e)))?;
+        }
+        let response = sender
             .send_request(request)
             .await
-            .map_err(|e| SendError::Reset(error_chain(&e)))
+            .map_err(|e| SendError::Reset(error_chain(&e)))?;
+        Ok((response, stream))
     }
 
     async fn connect_h2(
         &self,
         transport: &Transport,
         endpoint: SocketAddr,
-    ) -> Result<SendRequest<UpstreamBody>, SendError> {
+    ) -> Result<H2Connection, SendError> {
         let permit = self
             .breaker
             .new_connection()
@@ -231,13 +265,24 @@ impl UpstreamClient {
             .map_err(|e| {
                 SendError::Connect(format!("h2 handshake with {endpoint}: {}", error_chain(&e)))
             })?;
+        let activity = Activity::new();
+        let idle_timeout = self.idle_timeout;
+        let watched = activity.clone();
+        // Erased to a `Send` future here: proving `Send` through the generic watcher trips over hyper's body
+        // error type (a higher-ranked `From` bound).
+        let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> =
+            Box::pin(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%endpoint, error = %e, "upstream h2 connection ended");
+            match h2_idle::until_idle(connection, watched, idle_timeout).await {
+                Some(Err(e)) => {
+                    tracing::debug!(%endpoint, error = %e, "upstream h2 connection ended")
+                }
+                Some(Ok(())) => {}
+                None => tracing::debug!(%endpoint, "upstream h2 connection closed: idle timeout"),
             }
             drop(permit);
         });
-        Ok(sender)
+        Ok(H2Connection { sender, activity })
     }
 }
 
