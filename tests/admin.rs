@@ -13,6 +13,7 @@ node: {id: sidecar-1, cluster: reviews, metadata: {NAMESPACE: web}, locality: {r
 static_resources:
   listeners:
   - name: web
+    stat_prefix: webin
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - filters:
@@ -70,6 +71,9 @@ async fn admin_endpoints_answer_like_envoy() {
         "cluster.backend.upstream_rq_5xx: 1",
         "http.web.downstream_rq_5xx: 1",
         "cluster.backend.upstream_cx_connect_fail: 1",
+        // The listener's statistics under its stat_prefix (Envoy 1.40: `listener.inbound.downstream_cx_total`
+        // for `stat_prefix: inbound`, tagged `envoy_listener_address="inbound"` in Prometheus).
+        "listener.webin.downstream_cx_total: 1",
     ] {
         assert!(stats.lines().any(|l| l == line), "{line} missing:\n{stats}");
     }

@@ -55,7 +55,10 @@ impl Listener {
 
     /// Accepts until the drain starts.
     pub async fn run(self, inputs: Arc<Inputs>) {
-        let labels = metrics::listener(self.local_addr().unwrap_or(self.config.address));
+        let labels = metrics::listener(
+            &self.config.stat_prefix,
+            self.local_addr().unwrap_or(self.config.address),
+        );
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,

@@ -271,12 +271,15 @@ impl SecurityPolicy {
     }
 }
 
-pub fn listener(address: std::net::SocketAddr) -> Labels {
-    // Envoy's tag value: `0.0.0.0_15001`.
-    vec![(
-        "envoy_listener_address",
-        format!("{}_{}", address.ip(), address.port()),
-    )]
+/// A listener's statistics scope: its `stat_prefix` when it has one, else its address as Envoy writes it
+/// (`0.0.0.0_15001`). Envoy puts either in the same tag.
+pub fn listener(stat_prefix: &str, address: std::net::SocketAddr) -> Labels {
+    let scope = if stat_prefix.is_empty() {
+        format!("{}_{}", address.ip(), address.port())
+    } else {
+        stat_prefix.to_string()
+    };
+    vec![("envoy_listener_address", scope)]
 }
 
 pub fn connection_manager(prefix: &str) -> Labels {
@@ -430,7 +433,7 @@ mod tests {
             .set(2);
         metrics
             .listener_cx
-            .get_or_create(&listener("0.0.0.0:15001".parse().unwrap()))
+            .get_or_create(&listener("", "0.0.0.0:15001".parse().unwrap()))
             .inc();
         let stats = metrics.envoy_stats();
         for line in [

@@ -60,6 +60,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
     Some(Listener {
         name,
         address,
+        stat_prefix: l.stat_prefix.clone(),
         traffic_direction,
         bind_to_port: super::bool_or(&l.bind_to_port, true),
         use_original_dst: super::bool_or(&l.use_original_dst, false),

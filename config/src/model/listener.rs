@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
+    /// Names the listener's statistics (`listener.<stat_prefix>.*`); empty: they are named by address.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stat_prefix: String,
     pub traffic_direction: TrafficDirection,
     /// Envoy's default: true. A listener with `false` only receives connections handed over by an
     /// `original_dst` listener.

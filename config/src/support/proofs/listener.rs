@@ -2,7 +2,7 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, NotYet, Tests};
+use super::Proof::{self, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
@@ -46,7 +46,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.listener.v3.Listener.stat_prefix",
-        NotYet("listener statistics under stat_prefix (they are named by address)"),
+        Tests(&[ADMIN]),
     ),
     (
         "envoy.config.listener.v3.Listener.per_connection_buffer_limit_bytes",
