@@ -3,7 +3,7 @@
 //! bodies, exhaustion, connect failures, retriable-4xx, the body buffer limit, attempt counts) and outlier
 //! detection (consecutive 5xx and gateway failures, local-origin failures, success rate, failure percentage,
 //! `max_ejection_percent`, no healthy upstream), thresholds by priority, the retry budget's percent, the connect
-//! timeout and locality weights.
+//! timeout and locality weights, the router's own `x-envoy-*` headers, and how often a DNS cluster resolves.
 //!
 //! Each test fills one template from `tests/configs/resilience/` once per proxy (the same YAML, with each proxy's
 //! own ports and its own backends so that request counts don't mix), runs it in `envoy` and in

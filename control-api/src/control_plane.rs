@@ -51,18 +51,36 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Reads the folder once (so a wrong path fails here) and binds `listen`.
+    /// Binds `listen` and reads the folder once (so a wrong path fails here).
     pub async fn bind(folder: PathBuf, listen: SocketAddr) -> Result<Self, Error> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| Error::Listen {
+                address: listen,
+                source,
+            })?;
         let mut files = folder::Folder::new(&folder);
-        files.scan().map_err(|source| Error::Folder {
+        files.scan(false).map_err(|source| Error::Folder {
             folder: folder.clone(),
             source,
         })?;
         let (publish, store) = watch::channel(Arc::new(files.store()));
         let watcher = tokio::spawn(async move {
+            let mut files = files;
             loop {
                 tokio::time::sleep(folder::POLL_INTERVAL).await;
-                match files.scan() {
+                // File reads are blocking: off the runtime's workers.
+                let scanned = tokio::task::spawn_blocking(move || {
+                    let changed = files.scan(true);
+                    (files, changed)
+                })
+                .await;
+                let Ok((scanned, changed)) = scanned else {
+                    tracing::error!("the folder watcher failed; serving what the folder held");
+                    return;
+                };
+                files = scanned;
+                match changed {
                     Ok(true) => {
                         let _ = publish.send(Arc::new(files.store()));
                     }
@@ -74,12 +92,6 @@ impl ControlPlane {
                 }
             }
         });
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| Error::Listen {
-                address: listen,
-                source,
-            })?;
         Ok(Self {
             listener,
             store,
@@ -91,17 +103,26 @@ impl ControlPlane {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes; then every ADS stream ends (clients reconnect elsewhere) and the
+    /// server stops once their connections are closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let address = self.local_addr().map_err(|source| Error::Listen {
             address: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
-        let service = Ads { store: self.store };
+        let (stop, stopped) = watch::channel(false);
+        let service = Ads {
+            store: self.store,
+            stop: stopped,
+        };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
         let served = tonic::transport::Server::builder()
             .add_service(AggregatedDiscoveryServiceServer::new(service))
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                // ADS streams never end by themselves: without this, a connected client keeps the server up.
+                let _ = stop.send(true);
+            })
             .await;
         self.watcher.abort();
         served.map_err(|source| Error::Serve { address, source })
@@ -110,6 +131,8 @@ impl ControlPlane {
 
 struct Ads {
     store: watch::Receiver<Arc<Store>>,
+    /// Becomes true when the server stops.
+    stop: watch::Receiver<bool>,
 }
 
 /// Responses queued per stream before the stream handler waits for the client to read.
@@ -131,6 +154,7 @@ impl AggregatedDiscoveryService for Ads {
             self.store.clone(),
             sender,
             peer,
+            self.stop.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
@@ -146,6 +170,7 @@ impl AggregatedDiscoveryService for Ads {
             self.store.clone(),
             sender,
             peer,
+            self.stop.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }

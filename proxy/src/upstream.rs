@@ -409,10 +409,23 @@ async fn resolve(cluster: &ClusterState) {
     for locality in &cluster.config.localities {
         endpoints.extend(locality.endpoints.iter().map(|e| (locality.priority, e)));
     }
+    let previous = cluster.targets();
     for (priority, endpoint) in endpoints {
         cluster.stats.update_attempt.inc();
         let Some(addresses) = lookup(endpoint).await else {
             cluster.stats.update_failure.inc();
+            // As Envoy: a name that fails to resolve keeps the hosts it had.
+            if let Host::Name(name) = &endpoint.host {
+                targets.extend(
+                    previous
+                        .iter()
+                        .filter(|t| {
+                            t.hostname.as_deref() == Some(name.as_str())
+                                && t.address.port() == endpoint.port
+                        })
+                        .cloned(),
+                );
+            }
             continue;
         };
         cluster.stats.update_success.inc();

@@ -23,6 +23,8 @@ struct Subscription {
     names: BTreeSet<String>,
     /// The version of each resource the client holds.
     held: BTreeMap<String, String>,
+    /// Subscribed names the client was told do not exist (so it stops waiting for them), not to repeat it.
+    told_absent: BTreeSet<String>,
     /// Nothing was sent on this type yet: the first answer goes out even when empty, so the client's initial
     /// fetch completes.
     answered: bool,
@@ -40,19 +42,26 @@ pub async fn serve(
     mut store: watch::Receiver<Arc<Store>>,
     responses: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     peer: String,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut node = String::new();
     let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
     let mut nonces = 0u64;
     loop {
         let types: Vec<String> = tokio::select! {
+            _ = stop.changed() => return,
             request = requests.message() => match request {
                 Ok(Some(request)) => {
                     if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
                         node.clone_from(id);
                     }
                     accept(&request, &mut subscriptions, &node, &peer);
-                    vec![request.type_url]
+                    if store.has_changed().unwrap_or(false) {
+                        // A folder change that arrived with the request is for every subscribed type.
+                        subscriptions.keys().cloned().collect()
+                    } else {
+                        vec![request.type_url]
+                    }
                 }
                 Ok(None) => return,
                 Err(status) => {
@@ -176,7 +185,7 @@ fn difference(
         })
         .map(|(name, entry)| (name.clone(), entry.clone()))
         .collect();
-    let removed: Vec<String> = subscription
+    let mut removed: Vec<String> = subscription
         .held
         .keys()
         .filter(|name| !view.contains_key(*name))
@@ -184,7 +193,23 @@ fn difference(
         .collect();
     for name in &removed {
         subscription.held.remove(name);
+        subscription.told_absent.insert(name.clone());
     }
+    // A name subscribed explicitly that the folder does not have: say so once (in `removed_resources`, as the
+    // incremental protocol does), so the client does not wait out its initial fetch timeout for it.
+    let absent: Vec<String> = subscription
+        .names
+        .iter()
+        .filter(|name| !view.contains_key(*name) && !subscription.told_absent.contains(*name))
+        .cloned()
+        .collect();
+    for name in absent {
+        subscription.told_absent.insert(name.clone());
+        removed.push(name);
+    }
+    subscription.told_absent.retain(|name| {
+        !view.contains_key(name) && (subscription.wildcard || subscription.names.contains(name))
+    });
     for (name, entry) in &resources {
         subscription
             .held

@@ -30,6 +30,9 @@ struct File {
 pub struct Folder {
     root: PathBuf,
     files: BTreeMap<PathBuf, File>,
+    /// The digest of a changed file's bytes at the last scan: with `settle`, a change is taken only once two
+    /// scans read the same bytes, so a file caught half written is never served.
+    pending: BTreeMap<PathBuf, String>,
 }
 
 impl Folder {
@@ -37,15 +40,19 @@ impl Folder {
         Self {
             root: root.to_path_buf(),
             files: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
     /// Reads the files that changed since the last scan. Returns whether what the folder serves changed. A file
-    /// that fails the checks is reported (with its path and each problem) and keeps its last good content.
-    pub fn scan(&mut self) -> std::io::Result<bool> {
+    /// that fails the checks is reported (with its path and each problem) and keeps its last good content. With
+    /// `settle`, a changed file is taken once two consecutive scans read the same bytes (the first scan of a
+    /// folder takes the files as they are).
+    pub fn scan(&mut self, settle: bool) -> std::io::Result<bool> {
         let found = self.list()?;
         let before = self.files.len();
         self.files.retain(|path, _| found.contains_key(path));
+        self.pending.retain(|path, _| found.contains_key(path));
         let mut changed = self.files.len() != before;
         for (path, (stamp, node)) in found {
             // A file written twice within the filesystem's timestamp granularity can keep its stamp: a file
@@ -67,8 +74,14 @@ impl Folder {
                 && file.digest == digest
             {
                 file.stamp = stamp;
+                self.pending.remove(&path);
                 continue;
             }
+            if settle && self.pending.get(&path) != Some(&digest) {
+                self.pending.insert(path, digest);
+                continue;
+            }
+            self.pending.remove(&path);
             let previous = self.files.remove(&path).map(|f| f.resources);
             let resources = match check(&path, &bytes) {
                 Some(resources) => {
@@ -241,30 +254,31 @@ mod tests {
         std::fs::create_dir_all(dir.join("node-1")).unwrap();
         std::fs::write(dir.join("node-1/own.yaml"), cluster("backend", "2s")).unwrap();
         std::fs::write(dir.join(".swap.yaml"), "garbage: [").unwrap();
-        assert!(folder.scan().unwrap());
+        assert!(folder.scan(false).unwrap());
         let store = folder.store();
         let shared = timeout_of(&store, "node-2", "backend").unwrap();
         let own = timeout_of(&store, "node-1", "backend").unwrap();
         assert_ne!(shared, own, "node-1 has its own backend");
         // Nothing changed: nothing to push.
-        assert!(!folder.scan().unwrap());
+        assert!(!folder.scan(false).unwrap());
         // A broken edit is not served; the last good content stays.
         std::fs::write(dir.join("clusters.yaml"), cluster("backend", "-1s")).unwrap();
-        assert!(!folder.scan().unwrap());
+        assert!(!folder.scan(false).unwrap());
         assert_eq!(
             timeout_of(&folder.store(), "node-2", "backend").unwrap(),
             shared
         );
-        // A good edit is.
+        // A good edit is, once two scans have read the same bytes.
         std::fs::write(dir.join("clusters.yaml"), cluster("backend", "3s")).unwrap();
-        assert!(folder.scan().unwrap());
+        assert!(!folder.scan(true).unwrap(), "read once: not taken yet");
+        assert!(folder.scan(true).unwrap());
         assert_ne!(
             timeout_of(&folder.store(), "node-2", "backend").unwrap(),
             shared
         );
         // A removed file takes its resources away.
         std::fs::remove_file(dir.join("clusters.yaml")).unwrap();
-        assert!(folder.scan().unwrap());
+        assert!(folder.scan(true).unwrap());
         assert!(timeout_of(&folder.store(), "node-2", "backend").is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -19,6 +19,9 @@ use tonic::{Status, Streaming};
 struct Subscription {
     /// Every resource of the type (LDS and CDS asked with no names, or with `*`).
     wildcard: bool,
+    /// The stream's first request for the type named nothing (the legacy wildcard): later empty requests keep
+    /// the wildcard. After explicit names, an empty list means none.
+    legacy_wildcard: bool,
     names: BTreeSet<String>,
     /// The nonce and version of the last response on this type; `None` before the first.
     sent: Option<(String, String)>,
@@ -30,12 +33,14 @@ pub async fn serve(
     mut store: watch::Receiver<Arc<Store>>,
     responses: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     peer: String,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut node = String::new();
     let mut subscriptions: HashMap<String, Subscription> = HashMap::new();
     let mut nonces = 0u64;
     loop {
         let changed_type = tokio::select! {
+            _ = stop.changed() => return,
             request = requests.message() => match request {
                 Ok(Some(request)) => {
                     if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
@@ -59,9 +64,14 @@ pub async fn serve(
                 None
             }
         };
+        // A folder change that arrived with the request is for every subscribed type, not only the requested one.
+        let store_changed = store.has_changed().unwrap_or(false);
         let current = store.borrow_and_update().clone();
         let types: Vec<String> = match changed_type {
-            Some(type_url) => vec![type_url],
+            Some(type_url) if !store_changed => vec![type_url],
+            Some(type_url) => std::iter::once(type_url.clone())
+                .chain(subscriptions.keys().filter(|t| **t != type_url).cloned())
+                .collect(),
             None => subscriptions.keys().cloned().collect(),
         };
         for type_url in types {
@@ -145,9 +155,12 @@ fn accept(
         .filter(|n| n.as_str() != "*")
         .cloned()
         .collect();
-    let wildcard = request.resource_names.iter().any(|n| n == "*")
-        || (wildcard_type && request.resource_names.is_empty());
     let first = subscription.sent.is_none();
+    if first {
+        subscription.legacy_wildcard = wildcard_type && request.resource_names.is_empty();
+    }
+    let wildcard = request.resource_names.iter().any(|n| n == "*")
+        || (subscription.legacy_wildcard && request.resource_names.is_empty());
     let changed = names != subscription.names || wildcard != subscription.wildcard;
     subscription.names = names;
     subscription.wildcard = wildcard;

@@ -35,6 +35,8 @@ pub struct ConnectionManager {
     pub config: Arc<HttpConnectionManager>,
     /// By virtual host, then route: the upstream stack of each `route` action.
     stacks: Vec<Vec<Option<RouteService>>>,
+    /// By virtual host, then route: `x-envoy-expected-rq-timeout-ms` (none when suppressed or no timeout).
+    expected_timeouts: Vec<Vec<Option<http::HeaderValue>>>,
     /// The local rate limit filter's config, when the chain has the filter.
     pub rate_limit_filter: Option<LocalRateLimit>,
     /// The HCM-level local rate limit filter's shared bucket (none when per connection or absent).
@@ -60,6 +62,18 @@ impl ConnectionManager {
             .http_filters
             .iter()
             .any(|f| matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers));
+        let expected_timeouts = routes()
+            .map(|routes| {
+                routes
+                    .map(|r| match &r.action {
+                        RouteAction::Route(forward) if !suppress_envoy_headers => {
+                            super::envoy_headers::expected_timeout(forward)
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         let stacks = routes()
             .map(|routes| {
                 routes
@@ -96,6 +110,7 @@ impl ConnectionManager {
             rate_limit_filter,
             config,
             stacks,
+            expected_timeouts,
             rate_limit,
             route_limits,
         }
@@ -117,6 +132,14 @@ impl ConnectionManager {
 
     pub fn route_service(&self, matched: Matched) -> Option<RouteService> {
         self.stacks.get(matched.vhost)?.get(matched.route)?.clone()
+    }
+
+    /// `x-envoy-expected-rq-timeout-ms` for the route, unless the router suppresses Envoy's headers.
+    pub fn expected_timeout(&self, matched: Matched) -> Option<&http::HeaderValue> {
+        self.expected_timeouts
+            .get(matched.vhost)?
+            .get(matched.route)?
+            .as_ref()
     }
 
     fn lookup(&self, parts: &http::request::Parts) -> Option<Matched> {

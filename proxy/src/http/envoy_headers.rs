@@ -1,6 +1,7 @@
 //! The `x-envoy-*` headers Envoy's router adds unless `suppress_envoy_headers` is set: the timeout the upstream
-//! can expect on the request, and how long the upstream took on the response. (`x-envoy-overloaded` on an
-//! overflow reply is the third; `UpstreamReply` leaves it out when the headers are suppressed.)
+//! can expect on the request (set by the router), and how long the upstream took on the response (set by
+//! `UpstreamReply`, which also leaves out `x-envoy-overloaded` on an overflow reply when the headers are
+//! suppressed).
 
 use http::HeaderValue;
 use outrigger_config::model::route::Forward;
@@ -10,26 +11,19 @@ pub const EXPECTED_TIMEOUT: &str = "x-envoy-expected-rq-timeout-ms";
 pub const SERVICE_TIME: &str = "x-envoy-upstream-service-time";
 pub const OVERLOADED: &str = "x-envoy-overloaded";
 
-/// What the router adds for one route, computed once per configuration snapshot.
-#[derive(Clone, Debug)]
-pub struct RouterHeaders {
-    /// `x-envoy-expected-rq-timeout-ms` for every request on the route; none when no timeout applies.
-    pub expected_timeout: Option<HeaderValue>,
+/// `x-envoy-expected-rq-timeout-ms` for the requests of one route (computed once per configuration snapshot);
+/// none when no timeout applies. The router sets it before the route's header changes, as Envoy does, so a
+/// `request_headers_to_remove` can take it away. (Envoy also lowers it on each retry to what is left of the route
+/// timeout; here every attempt carries the first value.)
+pub fn expected_timeout(forward: &Forward) -> Option<HeaderValue> {
+    let timeout = expected(forward)?;
+    HeaderValue::from_str(&timeout.as_millis().to_string()).ok()
 }
 
-impl RouterHeaders {
-    /// None when the router filter says `suppress_envoy_headers: true`.
-    pub fn for_route(forward: &Forward, suppress_envoy_headers: bool) -> Option<Self> {
-        (!suppress_envoy_headers).then(|| RouterHeaders {
-            expected_timeout: expected_timeout(forward)
-                .and_then(|t| HeaderValue::from_str(&t.as_millis().to_string()).ok()),
-        })
-    }
-}
-
-/// As Envoy computes it: the per-try timeout when there is one shorter than the route's, else the route's
-/// timeout; nothing when neither is set (a route `timeout: 0s` and no per-try timeout).
-fn expected_timeout(forward: &Forward) -> Option<Duration> {
+/// As Envoy computes it: the per-try timeout when there is one shorter than the route's (and the route does not
+/// hedge on it), else the route's timeout; nothing when neither is set (a route `timeout: 0s` and no per-try
+/// timeout).
+fn expected(forward: &Forward) -> Option<Duration> {
     let global = forward.timeout.filter(|t| !t.is_zero());
     let per_try = forward
         .retry_policy
@@ -38,14 +32,18 @@ fn expected_timeout(forward: &Forward) -> Option<Duration> {
         .filter(|t| !t.is_zero())
         // Envoy ignores a per-try timeout that is not shorter than the route's.
         .filter(|per_try| global.is_none_or(|global| *per_try < global));
+    if forward.hedge_on_per_try_timeout {
+        // Hedged attempts overlap: the caller waits for the route's timeout, so Envoy announces that.
+        return global.or(per_try);
+    }
     per_try.or(global)
 }
 
 /// `x-envoy-upstream-service-time`: whole milliseconds since the route handed the request upstream.
 ///
-/// Envoy counts from the moment the downstream request was complete; we count from when the router hands the
-/// request to the upstream stack, which is the same moment for a request without a body and, for a streamed
-/// body, includes the time the client took to send it.
+/// Envoy counts from the moment the downstream request was complete, and sets it only when the request was
+/// complete before the response headers came; we count from when the router hands the request to the upstream
+/// stack, which is the same moment for a request without a body, and set it on every upstream response.
 pub fn service_time(since: Instant) -> HeaderValue {
     HeaderValue::from(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX))
 }
@@ -73,10 +71,12 @@ mod tests {
         }
     }
 
+    fn header(forward: &Forward) -> Option<String> {
+        expected_timeout(forward).map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
     fn expected(timeout: Option<u64>, per_try: Option<u64>) -> Option<String> {
-        RouterHeaders::for_route(&forward(timeout, per_try), false)
-            .and_then(|h| h.expected_timeout)
-            .map(|v| v.to_str().unwrap_or_default().to_string())
+        header(&forward(timeout, per_try))
     }
 
     #[test]
@@ -91,7 +91,9 @@ mod tests {
     }
 
     #[test]
-    fn suppressed_headers_are_not_computed() {
-        assert!(RouterHeaders::for_route(&forward(Some(1_000), None), true).is_none());
+    fn a_hedging_route_announces_its_whole_timeout() {
+        let mut hedged = forward(Some(3_000), Some(1_000));
+        hedged.hedge_on_per_try_timeout = true;
+        assert_eq!(header(&hedged).as_deref(), Some("3000"));
     }
 }

@@ -9,7 +9,7 @@
 //! ```
 
 use super::attempt::{Attempt, Target};
-use super::envoy_headers::{self, RouterHeaders};
+use super::envoy_headers;
 use super::failure::Failure;
 use super::hedge::Hedge;
 use super::local_reply::ResponseBody;
@@ -57,7 +57,7 @@ pub fn build(forward: &Forward, suppress_envoy_headers: bool) -> RouteService {
     };
     BoxCloneSyncService::new(UpstreamReply {
         inner: RouteTimeout::new(upstream, forward.timeout),
-        envoy_headers: RouterHeaders::for_route(forward, suppress_envoy_headers),
+        envoy_headers: !suppress_envoy_headers,
     })
 }
 
@@ -67,13 +67,13 @@ pub fn retries(forward: &Forward) -> bool {
 }
 
 /// The outermost layer of a route's stack: a `Failure` becomes Envoy's local reply, so hyper never sees an
-/// error (which it would turn into a reset). Unless the router suppresses them, it adds Envoy's router headers
-/// (`envoy_headers.rs`): the expected timeout on the request, the service time on the upstream's response.
+/// error (which it would turn into a reset). Unless the router suppresses them, it adds the service time to the
+/// upstream's response and `x-envoy-overloaded` to an overflow reply (`envoy_headers.rs`).
 #[derive(Clone)]
 pub struct UpstreamReply<S> {
     inner: S,
-    /// None when `suppress_envoy_headers`.
-    envoy_headers: Option<RouterHeaders>,
+    /// False when `suppress_envoy_headers`.
+    envoy_headers: bool,
 }
 
 impl<S> tower_service::Service<Request<RequestBody>> for UpstreamReply<S>
@@ -97,21 +97,12 @@ where
         }
     }
 
-    fn call(&mut self, mut request: Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
         let cluster = request
             .extensions()
             .get::<Target>()
             .map(|t| t.cluster.clone());
-        let envoy_headers = self.envoy_headers.is_some();
-        if let Some(timeout) = self
-            .envoy_headers
-            .as_ref()
-            .and_then(|h| h.expected_timeout.clone())
-        {
-            request
-                .headers_mut()
-                .insert(envoy_headers::EXPECTED_TIMEOUT, timeout);
-        }
+        let envoy_headers = self.envoy_headers;
         let sent = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {

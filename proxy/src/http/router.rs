@@ -6,7 +6,7 @@ use super::attempt::{Attempts, Target};
 use super::connection_manager::{ConnectionManager, Matched, Upgrade};
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::replay_body::RequestBody;
-use super::{Connection, headers, route_stack};
+use super::{Connection, envoy_headers, headers, route_stack};
 use crate::upstream::UpstreamBody;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -59,6 +59,12 @@ impl Router {
             RouteAction::DirectResponse(direct) => direct_response(direct, &parts),
             RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, route),
             RouteAction::Route(forward) => {
+                // Before the route's header changes, as Envoy does (a configured removal takes it away).
+                if let Some(timeout) = self.manager.expected_timeout(matched) {
+                    parts
+                        .headers
+                        .insert(envoy_headers::EXPECTED_TIMEOUT, timeout.clone());
+                }
                 // The cluster first: a weighted cluster's own header changes are the most specific level.
                 let (cluster, cluster_headers) = choose_cluster(forward, &parts);
                 for level in cluster_headers.iter().copied().chain(levels) {

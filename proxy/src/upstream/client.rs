@@ -205,9 +205,13 @@ impl UpstreamClient {
             }
         };
         let mut stream = activity.stream();
-        if sender.ready().await.is_err() {
-            // Closed between the pick and now (its idle timeout, or the upstream's GOAWAY): the request was not
-            // sent, so it takes a new connection, as Envoy's pool would.
+        let usable = match stream {
+            Some(_) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            // Closing for idleness, or closed between the pick and now (the upstream's GOAWAY): the request was
+            // not sent, so it takes a new connection, as Envoy's pool would.
             let connection = self.connect_h2(transport, endpoint).await?;
             if let Ok(mut pool) = transport.http2.lock() {
                 pool.insert(endpoint, connection.clone());
@@ -219,6 +223,11 @@ impl UpstreamClient {
                 .await
                 .map_err(|e| SendError::Reset(error_chain(&e)))?;
         }
+        let stream = stream.ok_or_else(|| {
+            SendError::Reset(format!(
+                "the new h2 connection to {endpoint} closed at once"
+            ))
+        })?;
         let response = sender
             .send_request(request)
             .await

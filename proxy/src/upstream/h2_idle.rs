@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// `Activity::open` once the connection is closing for idleness: no stream may start on it any more.
+const CLOSING: usize = usize::MAX;
+
 /// The streams open on one connection, and since when it has had none.
 pub struct Activity {
     open: AtomicUsize,
@@ -25,10 +28,15 @@ impl Activity {
         })
     }
 
-    /// Counts a stream as open until the returned guard is dropped (when its response has ended).
-    pub fn stream(self: &Arc<Self>) -> OpenStream {
-        self.open.fetch_add(1, Ordering::AcqRel);
-        OpenStream(self.clone())
+    /// Counts a stream as open until the returned guard is dropped (when its response has ended); `None` when
+    /// the connection is closing for idleness (the caller takes another connection).
+    pub fn stream(self: &Arc<Self>) -> Option<OpenStream> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open != CLOSING).then(|| open + 1)
+            })
+            .ok()?;
+        Some(OpenStream(self.clone()))
     }
 
     /// How long the connection has carried no stream; `None` while one is open.
@@ -65,8 +73,17 @@ pub async fn until_idle<F: Future>(
     };
     loop {
         let wait = match activity.idle_for() {
-            Some(idle) if idle >= timeout => return None,
-            Some(idle) => timeout - idle,
+            // Closing only if no stream started meanwhile: from here on `stream()` refuses this connection.
+            Some(idle)
+                if idle >= timeout
+                    && activity
+                        .open
+                        .compare_exchange(0, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok() =>
+            {
+                return None;
+            }
+            Some(idle) => timeout.saturating_sub(idle).max(Duration::from_millis(1)),
             None => timeout,
         };
         tokio::select! {
@@ -85,6 +102,7 @@ mod tests {
         let activity = Activity::new();
         let started = Instant::now();
         let stream = activity.stream();
+        assert!(stream.is_some());
         let watched = tokio::spawn(until_idle(
             std::future::pending::<()>(),
             activity.clone(),
@@ -96,6 +114,10 @@ mod tests {
         drop(stream);
         let ended = watched.await.ok();
         assert_eq!(ended, Some(None), "closed for idleness");
+        assert!(
+            activity.stream().is_none(),
+            "a closing connection takes no stream"
+        );
         let lived = started.elapsed();
         assert!(
             lived >= Duration::from_secs(35) && lived < Duration::from_secs(36),
