@@ -680,3 +680,78 @@ static_resources:
         assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
     }
 }
+
+/// `connect_timeout` covers the TLS handshake too, as in Envoy: an upstream that accepts the TCP connection and
+/// never answers the ClientHello gets 503 "connection timeout" within the timeout, counted in
+/// `upstream_cx_connect_timeout`, over HTTP/1.1 and h2 alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_never_answers_is_a_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let cluster = |name: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    connect_timeout: 0.3s\n{extra}    transport_socket:\n      name: envoy.transport_sockets.tls\n      typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext}}\n    load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]}}\n"
+        )
+    };
+    let config = format!(
+        r#"
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {{match: {{prefix: /h2}}, route: {{cluster: silent_h2}}}}
+              - {{match: {{prefix: /}}, route: {{cluster: silent_h1}}}}
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+  clusters:
+{}{}"#,
+        cluster("silent_h1", ""),
+        cluster("silent_h2", "    http2_protocol_options: {}\n"),
+    );
+    let proxy = start(&config).await;
+    let url = format!("http://{}", address(&proxy, "http"));
+    for path in ["/h1", "/h2"] {
+        let started = std::time::Instant::now();
+        let reply = get(&format!("{url}{path}"), &[]).await;
+        assert_eq!(reply.status, 503, "{path}: {}", reply.body);
+        assert!(
+            reply.body.ends_with("reset reason: connection timeout"),
+            "{path}: {}",
+            reply.body
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{path}: the handshake waited past connect_timeout"
+        );
+    }
+    let stats = get(
+        &format!("http://{}/stats", proxy.admin_address.unwrap()),
+        &[],
+    )
+    .await
+    .body;
+    for line in [
+        "cluster.silent_h1.upstream_cx_connect_timeout: 1",
+        "cluster.silent_h2.upstream_cx_connect_timeout: 1",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "{line} in\n{stats}");
+    }
+    holder.abort();
+}

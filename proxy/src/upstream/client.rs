@@ -245,6 +245,8 @@ impl UpstreamClient {
             .new_connection()
             .await
             .map_err(|_| SendError::Overflow)?;
+        // `connect_timeout` covers TCP and the TLS handshake together, as in Envoy.
+        let started = tokio::time::Instant::now();
         let stream = tokio::time::timeout(
             self.connect_timeout,
             tokio::net::TcpStream::connect(endpoint),
@@ -256,11 +258,16 @@ impl UpstreamClient {
         self.connections.inc();
         let stream = match &transport.tls {
             None => Stream::Plain(stream),
-            Some(tls) => Stream::from(
-                tls.connect(stream, Alpn::Http2, self.connect_timeout)
-                    .await
-                    .map_err(|e| SendError::Connect(e.to_string()))?,
-            ),
+            Some(tls) => {
+                let left = self.connect_timeout.saturating_sub(started.elapsed());
+                Stream::from(tls.connect(stream, Alpn::Http2, left).await.map_err(|e| {
+                    if e.error.kind() == std::io::ErrorKind::TimedOut {
+                        SendError::ConnectTimeout(format!("TLS with {endpoint}: {e}"))
+                    } else {
+                        SendError::Connect(e.to_string())
+                    }
+                })?)
+            }
         };
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -356,11 +363,16 @@ impl tower_service::Service<Uri> for Connector {
                 .new_connection()
                 .await
                 .map_err(|_| Box::new(PendingOverflow) as BoxError)?;
+            // `connect_timeout` covers TCP and the TLS handshake together, as in Envoy.
+            let started = tokio::time::Instant::now();
             let tcp = connecting.await?.into_inner();
             connections.inc();
             let stream = match tls {
                 None => Stream::Plain(tcp),
-                Some(tls) => Stream::from(tls.connect(tcp, Alpn::Http1, timeout).await?),
+                Some(tls) => {
+                    let left = timeout.saturating_sub(started.elapsed());
+                    Stream::from(tls.connect(tcp, Alpn::Http1, left).await?)
+                }
             };
             Ok(Connected {
                 io: TokioIo::new(stream),

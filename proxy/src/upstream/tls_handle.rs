@@ -22,6 +22,8 @@ pub struct UpstreamTls {
 pub struct HandshakeError {
     pub address: SocketAddr,
     pub reason: &'static str,
+    /// The source, so a handshake cut by the connect timeout reads as a timeout (`TimedOut`).
+    #[source]
     pub error: std::io::Error,
 }
 
