@@ -586,6 +586,41 @@ async fn an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off() {
     assert_eq!(get(&format!("{}/direct", s.url), &[]).await.status, 200);
 }
 
+/// An admin API and one HTTP listener whose routes send each path prefix to a cluster, with `clusters` (YAML list
+/// items) below: the shape of the cluster-setting tests.
+fn prefix_routes(routes: &[(&str, &str)], clusters: &str) -> String {
+    let routes: String = routes
+        .iter()
+        .map(|(prefix, cluster)| {
+            format!(
+                "              - {{match: {{prefix: {prefix}}}, route: {{cluster: {cluster}}}}}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+{routes}          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+  clusters:
+{clusters}"#
+    )
+}
+
 /// The clusters' protocol settings, each away from Envoy's default: the legacy `http2_protocol_options` makes
 /// the upstream h2; `http_protocol_options` (legacy and typed explicit) keeps HTTP/1.1 even next to a legacy h2
 /// setting that the typed options override; `common_http_protocol_options.idle_timeout` (legacy and typed, over
@@ -605,31 +640,15 @@ async fn cluster_protocol_options_choose_the_protocol_and_close_idle_connections
             "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        {options}\n"
         )
     };
-    let config = format!(
-        r#"
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
-static_resources:
-  listeners:
-  - name: http
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - {{match: {{prefix: /legacy_h2}}, route: {{cluster: legacy_h2}}}}
-              - {{match: {{prefix: /legacy_h1}}, route: {{cluster: legacy_h1}}}}
-              - {{match: {{prefix: /typed_h1}}, route: {{cluster: typed_h1}}}}
-              - {{match: {{prefix: /default}}, route: {{cluster: default}}}}
-          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
-  clusters:
-{}{}{}{}"#,
+    let config = prefix_routes(
+        &[
+            ("/legacy_h2", "legacy_h2"),
+            ("/legacy_h1", "legacy_h1"),
+            ("/typed_h1", "typed_h1"),
+            ("/default", "default"),
+        ],
+        &[
+
         cluster(
             "legacy_h2",
             "    http2_protocol_options: {}\n    common_http_protocol_options: {idle_timeout: 0.2s}\n"
@@ -648,6 +667,8 @@ static_resources:
             )
         ),
         cluster("default", ""),
+        ]
+        .concat(),
     );
     let proxy = start(&config).await;
     let url = format!("http://{}", address(&proxy, "http"));
@@ -699,31 +720,13 @@ async fn a_tls_handshake_that_never_answers_is_a_connect_timeout() {
             "  - name: {name}\n    connect_timeout: 0.3s\n{extra}    transport_socket:\n      name: envoy.transport_sockets.tls\n      typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext}}\n    load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]}}\n"
         )
     };
-    let config = format!(
-        r#"
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
-static_resources:
-  listeners:
-  - name: http
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - {{match: {{prefix: /h2}}, route: {{cluster: silent_h2}}}}
-              - {{match: {{prefix: /}}, route: {{cluster: silent_h1}}}}
-          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
-  clusters:
-{}{}"#,
-        cluster("silent_h1", ""),
-        cluster("silent_h2", "    http2_protocol_options: {}\n"),
+    let config = prefix_routes(
+        &[("/h2", "silent_h2"), ("/", "silent_h1")],
+        &[
+            cluster("silent_h1", ""),
+            cluster("silent_h2", "    http2_protocol_options: {}\n"),
+        ]
+        .concat(),
     );
     let proxy = start(&config).await;
     let url = format!("http://{}", address(&proxy, "http"));

@@ -6,12 +6,11 @@
 //! is logged with the node id; what it rejected is not sent again until it changes.
 
 use super::folder::short_type;
-use super::store::{Entry, Store};
+use super::store::{Entry, Store, is_wildcard_type, node_id};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 use envoy_types::pb::google::protobuf::Any;
-use outrigger_config::resource::documents::{CLUSTER, LISTENER};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -52,8 +51,8 @@ pub async fn serve(
             _ = stop.changed() => return,
             request = requests.message() => match request {
                 Ok(Some(request)) => {
-                    if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
-                        node.clone_from(id);
+                    if let Some(id) = node_id(request.node.as_ref()) {
+                        id.clone_into(&mut node);
                     }
                     accept(&request, &mut subscriptions, &node, &peer);
                     if store.has_changed().unwrap_or(false) {
@@ -141,8 +140,8 @@ fn accept(
     }
     if first {
         // A first request without names subscribes listeners and clusters to everything.
-        subscription.wildcard = request.resource_names_subscribe.is_empty()
-            && matches!(request.type_url.as_str(), LISTENER | CLUSTER);
+        subscription.wildcard =
+            request.resource_names_subscribe.is_empty() && is_wildcard_type(&request.type_url);
         subscription.held = request
             .initial_resource_versions
             .iter()

@@ -7,7 +7,7 @@
 //! again (the client keeps its last good one); the next change of the folder is.
 
 use super::folder::short_type;
-use super::store::{Entry, Store, version_of};
+use super::store::{Entry, Store, is_wildcard_type, node_id, version_of};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,8 +43,8 @@ pub async fn serve(
             _ = stop.changed() => return,
             request = requests.message() => match request {
                 Ok(Some(request)) => {
-                    if let Some(id) = request.node.as_ref().map(|n| &n.id).filter(|id| !id.is_empty()) {
-                        node.clone_from(id);
+                    if let Some(id) = node_id(request.node.as_ref()) {
+                        id.clone_into(&mut node);
                     }
                     let Some(type_url) = accept(&request, &mut subscriptions, &node, &peer) else {
                         continue;
@@ -144,11 +144,7 @@ fn accept(
             error.message
         );
     }
-    let wildcard_type = matches!(
-        type_url.as_str(),
-        outrigger_config::resource::documents::LISTENER
-            | outrigger_config::resource::documents::CLUSTER
-    );
+    let wildcard_type = is_wildcard_type(&type_url);
     let names: BTreeSet<String> = request
         .resource_names
         .iter()

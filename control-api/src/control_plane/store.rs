@@ -53,6 +53,17 @@ impl Store {
     }
 }
 
+/// Listeners and clusters: the types a client may ask for as a whole (wildcard), by sending no names.
+pub fn is_wildcard_type(type_url: &str) -> bool {
+    use outrigger_config::resource::documents::{CLUSTER, LISTENER};
+    matches!(type_url, LISTENER | CLUSTER)
+}
+
+/// The node id a request carries, if any (only the first request of a stream must carry it).
+pub fn node_id(node: Option<&envoy_types::pb::envoy::config::core::v3::Node>) -> Option<&str> {
+    node.map(|n| n.id.as_str()).filter(|id| !id.is_empty())
+}
+
 /// A short, stable digest for version strings (the same content always gives the same version).
 pub fn short_hash(value: &impl Hash) -> String {
     let mut hasher = DefaultHasher::new();

@@ -195,11 +195,10 @@ pub(super) const RL_ACTIONS: &str =
     "tests/envoy_resilience.rs::local_rate_limit_descriptor_actions";
 // proofs-routes proofs
 pub(super) const ROUTE_VALIDATE_CLUSTERS: &str =
-    "config/src/convert/route.rs::validate_clusters_false_allows_unknown_clusters";
-pub(super) const ROUTE_TOTAL_WEIGHT: &str =
-    "config/src/convert/route.rs::a_total_weight_that_is_not_the_sum_is_accepted_with_a_warning";
+    "config/src/convert/route/tests.rs::validate_clusters_false_allows_unknown_clusters";
+pub(super) const ROUTE_TOTAL_WEIGHT: &str = "config/src/convert/route/tests.rs::a_total_weight_that_is_not_the_sum_is_accepted_with_a_warning";
 pub(super) const ROUTE_HOST_PREDICATE_TYPED: &str =
-    "config/src/convert/route.rs::a_retry_host_predicate_needs_its_typed_config";
+    "config/src/convert/route/tests.rs::a_retry_host_predicate_needs_its_typed_config";
 pub(super) const RESILIENCE_VHOST_RETRY: &str =
     "tests/envoy_resilience.rs::retry_policy_hedging_and_buffer_limits_of_the_virtual_host";
 pub(super) const RESILIENCE_RETRY_HEADERS: &str =

@@ -1,0 +1,91 @@
+//! The route table conversion: what Envoy accepts and refuses about clusters, weights and retry predicates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::{Format, load_bytes};
+
+/// A listener whose inline route table has `settings` and sends `/` to `route`.
+fn config(settings: &str, route: &str) -> String {
+    format!(
+        r#"
+static_resources:
+  listeners:
+  - name: l
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: l
+          http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
+          route_config: {{{settings} virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {route}}}]}}]}}
+  clusters:
+  - name: a
+  - name: b
+"#
+    )
+}
+
+fn messages(yaml: &str) -> (Vec<String>, Vec<String>) {
+    match load_bytes(yaml.as_bytes(), Format::Yaml) {
+        Ok(loaded) => (
+            Vec::new(),
+            loaded.warnings.warnings().map(|w| w.to_string()).collect(),
+        ),
+        Err(problems) => (
+            problems.errors().map(|e| e.to_string()).collect(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// As `envoy --mode validate` 1.40: an inline route to an unknown cluster is refused by default and with
+/// `validate_clusters: true`, accepted with `validate_clusters: false` (the request then gets 503 NC).
+#[test]
+fn validate_clusters_false_allows_unknown_clusters() {
+    let route = "{cluster: nowhere}";
+    for settings in ["", "validate_clusters: true,"] {
+        let (errors, _) = messages(&config(settings, route));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("unknown cluster \"nowhere\"")),
+            "{settings}: {errors:?}"
+        );
+    }
+    let (errors, _) = messages(&config("validate_clusters: false,", route));
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// As `envoy --mode validate` 1.40: a retry host predicate is found by its `typed_config`, never by `name`.
+#[test]
+fn a_retry_host_predicate_needs_its_typed_config() {
+    let predicate = "{name: envoy.retry_host_predicates.previous_hosts";
+    let typed = "typed_config: {\"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate}";
+    let route = |p: &str| {
+        format!("{{cluster: a, retry_policy: {{retry_on: 5xx, retry_host_predicate: [{p}}}]}}}}")
+    };
+    let (errors, _) = messages(&config("", &route(predicate)));
+    assert!(
+        errors.iter().any(|e| e.contains("needs a typed_config")),
+        "{errors:?}"
+    );
+    let (errors, _) = messages(&config("", &route(&format!("{predicate}, {typed}"))));
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// Envoy 1.40 accepts a deprecated `total_weight` that is not the sum of the weights (and draws by the sum);
+/// Outrigger accepts it too and says so.
+#[test]
+fn a_total_weight_that_is_not_the_sum_is_accepted_with_a_warning() {
+    let route = "{weighted_clusters: {total_weight: 50, clusters: [{name: a, weight: 30}, {name: b, weight: 30}]}}";
+    let (errors, warnings) = messages(&config("", route));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("total_weight") && w.contains("add up to 60")),
+        "{warnings:?}"
+    );
+}
