@@ -88,7 +88,7 @@ async fn serve(
     if let Some(control) = log_control {
         let _ = proxy.inputs.log_control.set(control);
     }
-    for (name, address) in &proxy.addresses {
+    for (name, address) in &proxy.addresses() {
         tracing::info!(listener = %name, %address, "listening");
     }
     if let Some(admin) = proxy.admin_address {

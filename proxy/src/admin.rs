@@ -60,6 +60,9 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
             } else if inputs.health_check_failed.load(Ordering::Relaxed) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "HEALTH CHECK FAILED\n")
+            } else if !inputs.initial_fetch_done.load(Ordering::Relaxed) {
+                // Envoy's state while it waits for the control plane's first configuration.
+                text(StatusCode::SERVICE_UNAVAILABLE, "INITIALIZING\n")
             } else {
                 text(StatusCode::OK, "LIVE\n")
             }
@@ -67,11 +70,17 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
         "/stats" => text(StatusCode::OK, &inputs.metrics.envoy_stats()),
         "/server_info" => json(&serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "state": if inputs.drain.is_draining() { "DRAINING" } else { "LIVE" },
+            "state": if inputs.drain.is_draining() {
+                "DRAINING"
+            } else if !inputs.initial_fetch_done.load(Ordering::Relaxed) {
+                "INITIALIZING"
+            } else {
+                "LIVE"
+            },
             "uptime_current_epoch": format!("{}s", inputs.started.elapsed().as_secs()),
-            "node": inputs.snapshot.node,
+            "node": inputs.generation().snapshot.node,
         })),
-        "/config_dump" => match serde_json::to_value(&*inputs.snapshot) {
+        "/config_dump" => match serde_json::to_value(&*inputs.generation().snapshot) {
             Ok(value) => json(&value),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,14 +89,14 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
         },
         "/listeners" => {
             let mut body = String::new();
-            for listener in &inputs.snapshot.listeners {
+            for listener in &inputs.generation().snapshot.listeners {
                 let _ = writeln!(body, "{}::{}", listener.name, listener.address);
             }
             text(StatusCode::OK, &body)
         }
         "/clusters" => {
             let mut body = String::new();
-            let mut clusters: Vec<_> = inputs.clusters.iter().collect();
+            let mut clusters = inputs.clusters.all();
             clusters.sort_by(|a, b| a.config.name.cmp(&b.config.name));
             for cluster in clusters {
                 for target in cluster.targets().iter() {

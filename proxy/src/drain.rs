@@ -1,4 +1,6 @@
 //! Draining: one trigger, many watchers. Listeners stop accepting and connections wind down when it fires.
+//! The proxy has one drain; each listener has a child of it, which also fires alone when a configuration update
+//! removes or replaces that listener.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +11,8 @@ pub struct Drain {
     sender: Arc<watch::Sender<bool>>,
     receiver: watch::Receiver<bool>,
     connections: Arc<AtomicUsize>,
+    /// The proxy's drain, for a listener's.
+    parent: Option<watch::Receiver<bool>>,
 }
 
 impl Default for Drain {
@@ -18,6 +22,7 @@ impl Default for Drain {
             sender: Arc::new(sender),
             receiver,
             connections: Arc::default(),
+            parent: None,
         }
     }
 }
@@ -28,13 +33,34 @@ impl Drain {
     }
 
     pub fn is_draining(&self) -> bool {
-        *self.receiver.borrow()
+        *self.receiver.borrow() || self.parent.as_ref().is_some_and(|p| *p.borrow())
     }
 
-    /// Resolves once the drain has started.
+    /// Resolves once the drain (or its parent's) has started.
     pub async fn started(&self) {
-        let mut receiver = self.receiver.clone();
-        let _ = receiver.wait_for(|draining| *draining).await;
+        let mut own = self.receiver.clone();
+        match self.parent.clone() {
+            None => {
+                let _ = own.wait_for(|draining| *draining).await;
+            }
+            Some(mut parent) => {
+                tokio::select! {
+                    _ = own.wait_for(|draining| *draining) => {}
+                    _ = parent.wait_for(|draining| *draining) => {}
+                }
+            }
+        }
+    }
+
+    /// A drain that starts with this one, or alone; its connections count in this one's.
+    pub fn child(&self) -> Drain {
+        let (sender, receiver) = watch::channel(false);
+        Drain {
+            sender: Arc::new(sender),
+            receiver,
+            connections: self.connections.clone(),
+            parent: Some(self.receiver.clone()),
+        }
     }
 
     /// Counts a connection as open until the guard drops.
@@ -57,5 +83,29 @@ pub struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_child_drains_alone_or_with_its_parent() {
+        let proxy = Drain::default();
+        let (first, second) = (proxy.child(), proxy.child());
+        let _guard = first.connection();
+        assert_eq!(proxy.open_connections(), 1);
+        first.start();
+        tokio::time::timeout(Duration::from_secs(1), first.started())
+            .await
+            .unwrap();
+        assert!(first.is_draining() && !second.is_draining() && !proxy.is_draining());
+        proxy.start();
+        tokio::time::timeout(Duration::from_secs(1), second.started())
+            .await
+            .unwrap();
+        assert!(second.is_draining());
     }
 }

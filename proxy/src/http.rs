@@ -69,6 +69,8 @@ pub struct Connection {
     /// The listener's `per_connection_buffer_limit_bytes`: how much of a request body is kept for retries,
     /// unless the route says otherwise.
     pub buffer_limit: u32,
+    /// The listener's drain: the proxy's, or the listener's own when an update removes or replaces it.
+    pub drain: crate::drain::Drain,
 }
 
 /// Every HCM config of a snapshot at run time, keyed by the config's address (each is one `Arc` in the
@@ -80,6 +82,16 @@ pub struct Managers {
 
 impl Managers {
     pub fn new(snapshot: &outrigger_config::Snapshot, metrics: &crate::metrics::Metrics) -> Self {
+        Self::update(snapshot, metrics, &Self::default())
+    }
+
+    /// The managers of `snapshot`; a connection manager config kept from `previous` (the same `Arc`, as an
+    /// unchanged listener keeps it) keeps its manager: its route stacks, buckets and counters.
+    pub fn update(
+        snapshot: &outrigger_config::Snapshot,
+        metrics: &crate::metrics::Metrics,
+        previous: &Self,
+    ) -> Self {
         let mut by_config = std::collections::HashMap::new();
         for listener in &snapshot.listeners {
             let chains = listener
@@ -91,9 +103,12 @@ impl Managers {
                     hcm,
                 ) = filter
                 {
-                    by_config
-                        .entry(Arc::as_ptr(hcm) as usize)
-                        .or_insert_with(|| Arc::new(ConnectionManager::new(hcm.clone(), metrics)));
+                    let key = Arc::as_ptr(hcm) as usize;
+                    let manager =
+                        previous.by_config.get(&key).cloned().unwrap_or_else(|| {
+                            Arc::new(ConnectionManager::new(hcm.clone(), metrics))
+                        });
+                    by_config.entry(key).or_insert(manager);
                 }
             }
         }
@@ -103,12 +118,30 @@ impl Managers {
     pub fn get(&self, hcm: &Arc<HttpConnectionManager>) -> Option<Arc<ConnectionManager>> {
         self.by_config.get(&(Arc::as_ptr(hcm) as usize)).cloned()
     }
+
+    /// Gives every RDS connection manager the route configuration of its name (or none yet).
+    pub fn set_route_configs(
+        &self,
+        routes: &std::collections::HashMap<String, Arc<outrigger_config::model::RouteConfig>>,
+        metrics: &crate::metrics::Metrics,
+    ) {
+        for manager in self.by_config.values() {
+            if let Some(name) = manager.rds_name() {
+                manager.set_route_config(routes.get(name), metrics);
+            }
+        }
+    }
 }
 
-pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: ConnectionGuard) {
+pub async fn serve(
+    stream: crate::io::Stream,
+    connection: Connection,
+    manager: Option<Arc<ConnectionManager>>,
+    _guard: ConnectionGuard,
+) {
     let connection = Arc::new(connection);
     let hcm = connection.hcm.clone();
-    let drain = connection.inputs.drain.clone();
+    let drain = connection.drain.clone();
     let state = Arc::new(ConnectionState::new(hcm.codec_type == CodecType::Http2));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -141,19 +174,17 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
         CodecType::Http1 => builder.http1_only(),
         CodecType::Http2 => builder.http2_only(),
     };
-    let manager = match connection.inputs.http.get(&hcm) {
-        Some(manager) => manager,
-        None => Arc::new(ConnectionManager::new(
+    let manager = manager.unwrap_or_else(|| {
+        Arc::new(ConnectionManager::new(
             hcm.clone(),
             &connection.inputs.metrics,
-        )),
-    };
+        ))
+    });
     // The HTTP stack, outer to inner: statistics, the connection manager's own work (headers, route lookup),
     // the stream timers, the local rate limit filter, the router (which calls the matched route's upstream
     // stack).
     let router = Router {
         connection: connection.clone(),
-        manager: manager.clone(),
     };
     let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
     let counters = manager.counters.clone();
@@ -184,14 +215,17 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     let counters = &connection.inputs.metrics.http_timeouts;
     let ending = connection_timeout::ending(&hcm, &state, counters, &connection.labels);
     tokio::pin!(ending);
-    let own_drain = tokio::select! {
+    let proxy_drain = connection.inputs.drain.clone();
+    let gentle = tokio::select! {
         result = served.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
             return;
         }
-        () = drain.started() => false,
+        // The listener alone drains when an update removes or replaces it: its connections wind down as
+        // gently as after `max_connection_duration`, so a keep-alive client never races a close.
+        () = drain.started() => !proxy_drain.is_draining(),
         ending = ending.as_mut() => match ending {
             Ending::Close => return,
             Ending::Drain => true,
@@ -199,13 +233,13 @@ pub async fn serve(stream: crate::io::Stream, connection: Connection, _guard: Co
     };
     // Draining: HTTP/1 answers with `Connection: close`, h2 gets GOAWAY; requests in flight finish.
     state.start_drain();
-    if own_drain && !state.is_h2() {
+    if gentle && !state.is_h2() {
         // Envoy's drain sequence: HTTP/1 keeps serving (each response closing the connection) for
         // `drain_timeout`, then the connection closes once no stream is open.
         tokio::select! {
             _ = served.as_mut() => return,
             () = tokio::time::sleep(hcm.drain_timeout) => {}
-            () = drain.started() => {}
+            () = proxy_drain.started() => {}
         }
     }
     served.as_mut().graceful_shutdown();

@@ -20,44 +20,65 @@ pub mod upstream;
 
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
+use outrigger_config::model::RouteConfig;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Everything the data path shares, in one place.
+/// Everything the data path shares, in one place. It lives as long as the proxy; what a configuration update
+/// replaces is the `Generation` inside (and the cluster map inside `clusters`).
 pub struct Inputs {
-    pub snapshot: Arc<Snapshot>,
+    generation: arc_swap::ArcSwap<Generation>,
     pub clusters: upstream::Clusters,
-    /// Each HTTP connection manager's route stacks and rate limiters, built once.
-    pub http: http::Managers,
-    /// The buckets of the network local rate limit filters.
-    pub network_rate_limits: network_rate_limit::NetworkRateLimits,
-    /// Server-side TLS contexts (the clusters hold their client-side ones).
-    pub tls: tls::Contexts,
     pub metrics: metrics::Metrics,
     pub drain: drain::Drain,
     pub started: Instant,
+    /// Set by `POST /healthcheck/fail`, cleared by `POST /healthcheck/ok`: `/ready` then answers 503.
+    pub health_check_failed: AtomicBool,
+    /// False until the first configuration from the control plane is in place (or its initial fetch timed
+    /// out): `/ready` answers 503 until then. True from the start without `dynamic_resources`.
+    pub initial_fetch_done: AtomicBool,
+    /// Changes the log level (`POST /logging?level=`); installed by whoever set up logging.
+    pub log_control: OnceLock<LogControl>,
+}
+
+/// What one configuration becomes at run time, built once per update; a connection keeps the generation it
+/// was accepted under.
+pub struct Generation {
+    pub snapshot: Arc<Snapshot>,
+    /// Route configurations delivered by RDS, by name.
+    pub routes: HashMap<String, Arc<RouteConfig>>,
+    /// Each HTTP connection manager's route stacks and rate limiters.
+    pub http: http::Managers,
+    /// The buckets of the network local rate limit filters.
+    pub network_rate_limits: network_rate_limit::NetworkRateLimits,
+    /// TLS contexts (server side for the listeners, client side for the clusters).
+    pub tls: tls::Contexts,
     /// Addresses the proxy itself listens on; never an upstream destination.
     pub listener_addresses: Vec<SocketAddr>,
     /// Listeners that only receive connections handed over by `use_original_dst`.
     handoff: Vec<Arc<ListenerConfig>>,
-    /// Set by `POST /healthcheck/fail`, cleared by `POST /healthcheck/ok`: `/ready` then answers 503.
-    pub health_check_failed: AtomicBool,
-    /// Changes the log level (`POST /logging?level=`); installed by whoever set up logging.
-    pub log_control: OnceLock<LogControl>,
 }
 
 /// Sets the log filter from a level or filter string, or says why it cannot.
 pub type LogControl = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 impl Inputs {
+    /// The configuration in force now.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation.load_full()
+    }
+
     pub fn own_addresses(&self, connection_local: SocketAddr) -> Vec<SocketAddr> {
-        let mut own = self.listener_addresses.clone();
+        let mut own = self.generation.load().listener_addresses.clone();
         own.push(connection_local);
         own
     }
+}
 
+impl Generation {
     /// The `bind_to_port: false` listener for `destination`: exact address first, then the wildcard on its port.
     pub fn handoff_listener(&self, destination: SocketAddr) -> Option<Arc<ListenerConfig>> {
         let exact = self.handoff.iter().find(|l| l.address == destination);
@@ -90,49 +111,50 @@ pub struct Options {
     pub drain_time: Duration,
 }
 
+/// A configuration to apply: the snapshot (static and dynamic listeners and clusters, EDS endpoints already
+/// in the clusters) and the route configurations RDS delivered.
+pub struct Update {
+    pub snapshot: Snapshot,
+    pub routes: HashMap<String, Arc<RouteConfig>>,
+}
+
 /// A proxy whose sockets are bound and whose tasks run on the current runtime.
 pub struct Proxy {
     pub inputs: Arc<Inputs>,
-    pub addresses: Vec<(String, SocketAddr)>,
     pub admin_address: Option<SocketAddr>,
+    listeners: tokio::sync::Mutex<listener::Running>,
+    /// The bound listeners' names and addresses, as of the last update.
+    addresses: std::sync::Mutex<Vec<(String, SocketAddr)>>,
 }
 
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
     pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
-        let snapshot = Arc::new(snapshot);
-        let mut bound = Vec::new();
-        for config in snapshot.listeners.iter().filter(|l| l.bind_to_port) {
-            bound.push(listener::Listener::bind(config).await?);
-        }
-        let handoff = snapshot
-            .listeners
-            .iter()
-            .filter(|l| !l.bind_to_port)
-            .map(|l| Arc::new(l.clone()))
-            .collect();
-        let addresses: Vec<(String, SocketAddr)> = bound
-            .iter()
-            .filter_map(|l| l.local_addr().map(|a| (l.name().to_string(), a)))
-            .collect();
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
         let metrics = metrics::Metrics::new();
+        let drain = drain::Drain::default();
+        let mut running = listener::Running::default();
+        let plan = running.plan(&snapshot).await?;
         let clusters = upstream::Clusters::new(&snapshot.clusters, &tls, &metrics);
-        let http = http::Managers::new(&snapshot, &metrics);
-        let network_rate_limits = network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics);
-        tls.watch(tls::RELOAD_INTERVAL);
-        let inputs = Arc::new(Inputs {
-            snapshot: snapshot.clone(),
-            clusters: clusters.clone(),
-            http,
-            network_rate_limits,
+        let snapshot = Arc::new(plan.snapshot(snapshot));
+        let generation = Generation {
+            http: http::Managers::new(&snapshot, &metrics),
+            network_rate_limits: network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics),
+            listener_addresses: plan.addresses(),
+            handoff: handoff(&snapshot),
+            routes: HashMap::new(),
             tls,
+            snapshot: snapshot.clone(),
+        };
+        generation.tls.watch(tls::RELOAD_INTERVAL);
+        let inputs = Arc::new(Inputs {
+            generation: arc_swap::ArcSwap::from_pointee(generation),
+            clusters: clusters.clone(),
             metrics,
-            drain: drain::Drain::default(),
+            drain,
             started: Instant::now(),
-            listener_addresses: addresses.iter().map(|(_, a)| *a).collect(),
-            handoff,
             health_check_failed: AtomicBool::new(false),
+            initial_fetch_done: AtomicBool::new(snapshot.dynamic_resources.is_none()),
             log_control: OnceLock::new(),
         });
         let admin_address =
@@ -146,14 +168,68 @@ impl Proxy {
                 None => None,
             };
         clusters.start_dns().await;
-        for listener in bound {
-            tokio::spawn(listener.run(inputs.clone()));
-        }
+        running.commit(plan, &inputs);
         Ok(Self {
             inputs,
-            addresses,
             admin_address,
+            addresses: std::sync::Mutex::new(running.addresses()),
+            listeners: tokio::sync::Mutex::new(running),
         })
+    }
+
+    /// The bound listeners' names and addresses.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        match self.addresses.lock() {
+            Ok(addresses) => addresses.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Applies a new configuration as Envoy applies an xDS update, without dropping traffic: clusters first
+    /// (kept where unchanged, see `Clusters::update`), then listeners: a new one binds and serves, an unchanged
+    /// one keeps serving untouched, a changed one is replaced on the same socket (nothing is refused) and the
+    /// connections of the old one drain, a removed one stops accepting and its connections drain. RDS route
+    /// configurations apply from the next request on, also on open connections. On an error (a port taken, a
+    /// certificate unreadable) nothing changes.
+    pub async fn apply(&self, update: Update) -> Result<(), String> {
+        let mut running = self.listeners.lock().await;
+        let previous = self.inputs.generation();
+        let tls = tls::Contexts::update(&update.snapshot, &previous.tls)?;
+        let plan = running
+            .plan(&update.snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
+        let snapshot = Arc::new(plan.snapshot(update.snapshot));
+        let metrics = &self.inputs.metrics;
+        self.inputs
+            .clusters
+            .update(&snapshot.clusters, &tls, metrics)
+            .await;
+        let generation = Generation {
+            http: http::Managers::update(&snapshot, metrics, &previous.http),
+            network_rate_limits: network_rate_limit::NetworkRateLimits::update(
+                &snapshot,
+                metrics,
+                &previous.network_rate_limits,
+            ),
+            listener_addresses: plan.addresses(),
+            handoff: handoff(&snapshot),
+            routes: update.routes,
+            tls,
+            snapshot,
+        };
+        generation
+            .http
+            .set_route_configs(&generation.routes, metrics);
+        generation.tls.watch(tls::RELOAD_INTERVAL);
+        self.inputs.generation.store(Arc::new(generation));
+        running.commit(plan, &self.inputs);
+        let addresses = running.addresses();
+        match self.addresses.lock() {
+            Ok(mut current) => *current = addresses,
+            Err(poisoned) => *poisoned.into_inner() = addresses,
+        }
+        Ok(())
     }
 
     /// Starts the drain (if not started) and waits until no connection is open or `deadline` passes.
@@ -172,4 +248,13 @@ impl Proxy {
             );
         }
     }
+}
+
+fn handoff(snapshot: &Snapshot) -> Vec<Arc<ListenerConfig>> {
+    snapshot
+        .listeners
+        .iter()
+        .filter(|l| !l.bind_to_port)
+        .map(|l| Arc::new(l.clone()))
+        .collect()
 }

@@ -4,12 +4,15 @@
 mod original_dst;
 
 use crate::chain::{self, ConnectionFacts};
+use crate::drain::Drain;
 use crate::io::Stream;
 use crate::metrics::{Labels, SecurityPolicy};
 use crate::{Inputs, detect, http, metrics, rbac, tcp, tls};
+use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
 use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
 use outrigger_config::model::tls::DownstreamTls;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -17,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// A listener whose socket is bound (so a taken port fails at startup, not later).
 pub struct Listener {
     config: Arc<ListenerConfig>,
-    socket: TcpListener,
+    socket: Arc<TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +44,7 @@ impl Listener {
             })?;
         Ok(Self {
             config: Arc::new(config.clone()),
-            socket,
+            socket: Arc::new(socket),
         })
     }
 
@@ -53,8 +56,8 @@ impl Listener {
         &self.config.name
     }
 
-    /// Accepts until the drain starts.
-    pub async fn run(self, inputs: Arc<Inputs>) {
+    /// Accepts until `drain` (the listener's own, a child of the proxy's) starts.
+    pub async fn run(self, inputs: Arc<Inputs>, drain: Drain) {
         let labels = metrics::listener(
             &self.config.stat_prefix,
             self.local_addr().unwrap_or(self.config.address),
@@ -62,7 +65,7 @@ impl Listener {
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
-                () = inputs.drain.started() => return,
+                () = drain.started() => return,
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -79,6 +82,7 @@ impl Listener {
             let config = self.config.clone();
             let inputs = inputs.clone();
             let labels = labels.clone();
+            let drain = drain.clone();
             tokio::spawn(async move {
                 let active = inputs
                     .metrics
@@ -86,11 +90,144 @@ impl Listener {
                     .get_or_create(&labels)
                     .clone();
                 active.inc();
-                serve_connection(stream, peer, config, &inputs, &labels).await;
+                serve_connection(stream, peer, config, &inputs, drain, &labels).await;
                 active.dec();
             });
         }
     }
+}
+
+/// The listeners a proxy serves (those that bind a port), by name, each with its own drain.
+#[derive(Default)]
+pub struct Running {
+    by_name: HashMap<String, Serving>,
+}
+
+struct Serving {
+    config: Arc<ListenerConfig>,
+    socket: Arc<TcpListener>,
+    drain: Drain,
+}
+
+/// What applying a snapshot's listeners does, prepared (sockets bound) before anything changes.
+pub struct Plan {
+    /// Unchanged listeners keep their configuration (and with it the `Arc`s that key their run-time state).
+    kept: HashMap<String, Arc<ListenerConfig>>,
+    /// New or changed listeners, with their sockets (a changed one keeps its predecessor's).
+    start: Vec<Listener>,
+    /// Listeners to drain: removed or replaced.
+    stop: Vec<String>,
+    addresses: Vec<SocketAddr>,
+}
+
+impl Running {
+    /// Binds what `snapshot` adds. A listener whose configuration is unchanged is kept; a changed one on the same
+    /// address takes over its socket (so no connection is refused in between).
+    pub async fn plan(&self, snapshot: &Snapshot) -> Result<Plan, BindError> {
+        let mut plan = Plan {
+            kept: HashMap::new(),
+            start: Vec::new(),
+            stop: Vec::new(),
+            addresses: Vec::new(),
+        };
+        let wanted: Vec<&ListenerConfig> = snapshot
+            .listeners
+            .iter()
+            .filter(|l| l.bind_to_port)
+            .collect();
+        for config in &wanted {
+            match self.by_name.get(&config.name) {
+                Some(old) if same_listener(&old.config, config) => {
+                    plan.kept.insert(config.name.clone(), old.config.clone());
+                    plan.addresses.extend(old.socket.local_addr().ok());
+                }
+                Some(old) if old.config.address == config.address => {
+                    plan.start.push(Listener {
+                        config: Arc::new((*config).clone()),
+                        socket: old.socket.clone(),
+                    });
+                    plan.stop.push(config.name.clone());
+                    plan.addresses.extend(old.socket.local_addr().ok());
+                }
+                old => {
+                    let listener = Listener::bind(config).await?;
+                    plan.addresses.extend(listener.local_addr());
+                    plan.start.push(listener);
+                    if old.is_some() {
+                        plan.stop.push(config.name.clone());
+                    }
+                }
+            }
+        }
+        for name in self.by_name.keys() {
+            if !wanted.iter().any(|l| &l.name == name) {
+                plan.stop.push(name.clone());
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Drains what the plan stops and serves what it starts.
+    pub fn commit(&mut self, plan: Plan, inputs: &Arc<Inputs>) {
+        for name in plan.stop {
+            if let Some(old) = self.by_name.remove(&name) {
+                tracing::info!(listener = %name, "listener removed or replaced; draining its connections");
+                old.drain.start();
+            }
+        }
+        for listener in plan.start {
+            let drain = inputs.drain.child();
+            self.by_name.insert(
+                listener.config.name.clone(),
+                Serving {
+                    config: listener.config.clone(),
+                    socket: listener.socket.clone(),
+                    drain: drain.clone(),
+                },
+            );
+            tokio::spawn(listener.run(inputs.clone(), drain));
+        }
+    }
+
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        let mut addresses: Vec<_> = self
+            .by_name
+            .values()
+            .filter_map(|s| Some((s.config.name.clone(), s.socket.local_addr().ok()?)))
+            .collect();
+        addresses.sort();
+        addresses
+    }
+}
+
+impl Plan {
+    /// The snapshot as it will run: unchanged listeners as they were.
+    pub fn snapshot(&self, mut snapshot: Snapshot) -> Snapshot {
+        for listener in &mut snapshot.listeners {
+            if let Some(kept) = self.kept.get(&listener.name) {
+                *listener = (**kept).clone();
+            }
+        }
+        snapshot
+    }
+
+    /// Every address the proxy will listen on once the plan is committed.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.addresses.clone()
+    }
+}
+
+/// Whether a listener's configuration is unchanged. The model's JSON form covers every field but inline
+/// certificate bytes, so the TLS settings are compared themselves too.
+fn same_listener(old: &ListenerConfig, new: &ListenerConfig) -> bool {
+    let tls = |l: &ListenerConfig| -> Vec<Option<DownstreamTls>> {
+        l.filter_chains
+            .iter()
+            .chain(l.default_filter_chain.iter())
+            .map(|c| c.tls.clone())
+            .collect()
+    };
+    serde_json::to_string(old).ok() == serde_json::to_string(new).ok() && tls(old) == tls(new)
 }
 
 async fn serve_connection(
@@ -98,9 +235,11 @@ async fn serve_connection(
     peer: SocketAddr,
     accepting: Arc<ListenerConfig>,
     inputs: &Arc<Inputs>,
+    drain: Drain,
     labels: &Labels,
 ) {
-    let guard = inputs.drain.connection();
+    let guard = drain.connection();
+    let generation = inputs.generation();
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -115,7 +254,7 @@ async fn serve_connection(
     };
     // `use_original_dst`: a listener bound (bind_to_port: false) to the original destination takes over.
     let listener = if accepting.use_original_dst {
-        inputs
+        generation
             .handoff_listener(destination)
             .unwrap_or_else(|| accepting.clone())
     } else {
@@ -165,7 +304,7 @@ async fn serve_connection(
     let (stream, session) = match &chain.tls {
         None => (Stream::Plain(stream), None),
         Some(config) => {
-            let Some(context) = inputs.tls.server(config) else {
+            let Some(context) = generation.tls.server(config) else {
                 return;
             };
             match tls::accept(&context, stream, TLS_HANDSHAKE_TIMEOUT).await {
@@ -226,7 +365,7 @@ async fn serve_connection(
                 }
             }
             NetworkFilter::LocalRateLimit(config) => {
-                if !inputs.network_rate_limits.admit(config) {
+                if !generation.network_rate_limits.admit(config) {
                     tracing::debug!(
                         listener = %listener.name, %peer, stat_prefix = %config.stat_prefix,
                         "network local rate limit: no token; connection closed"
@@ -247,8 +386,10 @@ async fn serve_connection(
                     labels: metrics::connection_manager(&hcm.stat_prefix),
                     tls: session,
                     buffer_limit: listener.per_connection_buffer_limit_bytes,
+                    drain,
                 };
-                return http::serve(stream, connection, guard).await;
+                let manager = generation.http.get(hcm);
+                return http::serve(stream, connection, manager, guard).await;
             }
         }
     }

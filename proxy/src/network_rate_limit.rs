@@ -14,6 +14,7 @@ use std::time::Instant;
 
 /// One filter's limit: its bucket (shared with the filters of the same `share_key`) and its own counter (Envoy
 /// counts each filter's refusals under its own `stat_prefix`, even when the bucket is shared).
+#[derive(Clone)]
 struct Limit {
     bucket: Arc<TokenBucket>,
     rate_limited: Counter,
@@ -28,6 +29,12 @@ pub struct NetworkRateLimits {
 
 impl NetworkRateLimits {
     pub fn new(snapshot: &Snapshot, metrics: &Metrics) -> Self {
+        Self::update(snapshot, metrics, &Self::default())
+    }
+
+    /// The limits of `snapshot`; a filter config kept from `previous` (the same `Arc`, as an unchanged listener
+    /// keeps its filters) keeps its bucket and the tokens left in it.
+    pub fn update(snapshot: &Snapshot, metrics: &Metrics, previous: &Self) -> Self {
         let mut shared: HashMap<(String, String), Arc<TokenBucket>> = HashMap::new();
         let mut by_config = HashMap::new();
         let filters = snapshot.listeners.iter().flat_map(|l| {
@@ -40,6 +47,11 @@ impl NetworkRateLimits {
             let NetworkFilter::LocalRateLimit(config) = filter else {
                 continue;
             };
+            let key = Arc::as_ptr(config) as usize;
+            if let Some(kept) = previous.by_config.get(&key) {
+                by_config.insert(key, kept.clone());
+                continue;
+            }
             let make = || Arc::new(TokenBucket::new(&config.token_bucket, Instant::now()));
             let bucket = if config.share_key.is_empty() {
                 make()

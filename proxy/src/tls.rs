@@ -18,16 +18,24 @@ use tokio::net::TcpStream;
 /// How often certificate files are reread.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Every TLS context of a snapshot, each built once however many chains or clusters share it.
+/// Every TLS context of a snapshot, each built once however many chains or clusters share it. A configuration
+/// update keeps the contexts whose configuration did not change (and so their current certificates).
 #[derive(Default)]
 pub struct Contexts {
     servers: Vec<Arc<ServerTls>>,
     clients: Vec<Arc<ClientTls>>,
+    /// The contexts this snapshot added (not kept from the previous one): the ones `watch` must start rereading.
+    added: Vec<Arc<dyn Watched>>,
 }
 
 impl Contexts {
     /// Reads every certificate, key and trust bundle now, so a wrong path fails at startup, naming its place.
     pub fn new(snapshot: &Snapshot) -> Result<Self, String> {
+        Self::update(snapshot, &Contexts::default())
+    }
+
+    /// The contexts of `snapshot`, keeping those of `previous` whose configuration is the same.
+    pub fn update(snapshot: &Snapshot, previous: &Contexts) -> Result<Self, String> {
         let mut contexts = Contexts::default();
         for listener in &snapshot.listeners {
             let chains = listener
@@ -36,15 +44,22 @@ impl Contexts {
                 .chain(listener.default_filter_chain.iter());
             for chain in chains {
                 let Some(tls) = &chain.tls else { continue };
-                if contexts.server(tls).is_none() {
-                    let context = ServerTls::new(tls).map_err(|e| {
-                        format!(
-                            "listener {:?}, filter chain {:?}, transport_socket: {e}",
-                            listener.name, chain.name
-                        )
-                    })?;
-                    contexts.servers.push(Arc::new(context));
+                if contexts.server(tls).is_some() {
+                    continue;
                 }
+                if let Some(kept) = previous.server(tls) {
+                    contexts.servers.push(kept);
+                    continue;
+                }
+                let context = ServerTls::new(tls).map_err(|e| {
+                    format!(
+                        "listener {:?}, filter chain {:?}, transport_socket: {e}",
+                        listener.name, chain.name
+                    )
+                })?;
+                let context = Arc::new(context);
+                contexts.added.push(context.clone());
+                contexts.servers.push(context);
             }
         }
         for cluster in &snapshot.clusters {
@@ -58,11 +73,18 @@ impl Contexts {
                     .map(|t| (t, format!("transport_socket_matches {:?}", m.name)))
             });
             for (tls, place) in configs.chain(matches) {
-                if contexts.client(tls).is_none() {
-                    let context = ClientTls::new(tls)
-                        .map_err(|e| format!("cluster {:?}, {place}: {e}", cluster.name))?;
-                    contexts.clients.push(Arc::new(context));
+                if contexts.client(tls).is_some() {
+                    continue;
                 }
+                if let Some(kept) = previous.client(tls) {
+                    contexts.clients.push(kept);
+                    continue;
+                }
+                let context = ClientTls::new(tls)
+                    .map_err(|e| format!("cluster {:?}, {place}: {e}", cluster.name))?;
+                let context = Arc::new(context);
+                contexts.added.push(context.clone());
+                contexts.clients.push(context);
             }
         }
         Ok(contexts)
@@ -76,14 +98,14 @@ impl Contexts {
         self.clients.iter().find(|c| c.config == *config).cloned()
     }
 
-    /// Rereads certificate files every `interval`, for as long as the runtime runs.
+    /// Rereads the certificate files of the contexts this snapshot added every `interval`, for as long as a
+    /// snapshot still uses them (kept contexts are already watched).
     pub fn watch(&self, interval: Duration) {
-        let watched: Vec<Arc<dyn Watched>> = self
-            .servers
+        let watched: Vec<std::sync::Weak<dyn Watched>> = self
+            .added
             .iter()
-            .map(|s| s.clone() as Arc<dyn Watched>)
-            .chain(self.clients.iter().map(|c| c.clone() as Arc<dyn Watched>))
             .filter(|w| w.watches_files())
+            .map(Arc::downgrade)
             .collect();
         if watched.is_empty() {
             return;
@@ -93,9 +115,14 @@ impl Contexts {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                for context in &watched {
+                let mut alive = 0;
+                for context in watched.iter().filter_map(std::sync::Weak::upgrade) {
+                    alive += 1;
                     // File reads are small and rare; a blocking read here costs less than a thread hop.
                     context.reload();
+                }
+                if alive == 0 {
+                    return;
                 }
             }
         });

@@ -53,6 +53,8 @@ pub struct Picked {
 
 /// A cluster's live state.
 pub struct ClusterState {
+    /// As first configured: an update that changes only the endpoints keeps the state and replaces `targets`,
+    /// so read the endpoints from `targets()`, not from here.
     pub config: Cluster,
     targets: RwLock<Arc<Vec<Target>>>,
     balancer: Balancer,
@@ -355,10 +357,11 @@ fn transport_index(config: &Cluster, endpoint: &Endpoint) -> usize {
         .unwrap_or(0)
 }
 
-/// Every cluster by name.
+/// Every cluster by name. A configuration update replaces the map at once; requests in flight keep the
+/// cluster they picked.
 #[derive(Clone, Default)]
 pub struct Clusters {
-    by_name: Arc<HashMap<String, Arc<ClusterState>>>,
+    by_name: Arc<arc_swap::ArcSwap<HashMap<String, Arc<ClusterState>>>>,
 }
 
 impl Clusters {
@@ -368,37 +371,103 @@ impl Clusters {
             .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, metrics)))
             .collect();
         Self {
-            by_name: Arc::new(by_name),
+            by_name: Arc::new(arc_swap::ArcSwap::from_pointee(by_name)),
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<ClusterState>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<ClusterState>> {
+        self.by_name.load().get(name).cloned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<ClusterState>> {
-        self.by_name.values()
+    pub fn all(&self) -> Vec<Arc<ClusterState>> {
+        self.by_name.load().values().cloned().collect()
     }
 
-    /// Resolves DNS clusters now, then keeps re-resolving them at their refresh rate (until the runtime ends).
-    pub async fn start_dns(&self) {
-        for cluster in self.by_name.values() {
-            if !matches!(
-                cluster.config.discovery,
-                Discovery::StrictDns | Discovery::LogicalDns
-            ) {
-                continue;
-            }
-            resolve(cluster).await;
-            let cluster = cluster.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(cluster.config.dns.refresh_rate).await;
-                    resolve(&cluster).await;
+    /// Installs `clusters` as Envoy applies a CDS/EDS update: a cluster whose configuration is unchanged keeps its
+    /// state (pools, balancer, breaker counters, outlier detection); when only its endpoints changed it keeps that
+    /// state too and takes the new endpoints (pooled connections to the endpoints it still has stay). A new or
+    /// changed cluster starts fresh; a removed one goes once its requests in flight are done. DNS clusters added
+    /// here start resolving.
+    pub async fn update(&self, clusters: &[Cluster], tls: &tls::Contexts, metrics: &Metrics) {
+        let previous = self.by_name.load_full();
+        let mut by_name = HashMap::with_capacity(clusters.len());
+        let mut added = Vec::new();
+        for config in clusters {
+            let kept = previous
+                .get(&config.name)
+                .filter(|old| same_apart_from_endpoints(&old.config, config));
+            let state = match kept {
+                Some(old) => {
+                    // DNS clusters resolve their own names; `config` (kept from the first version) still names them.
+                    let resolves = matches!(
+                        config.discovery,
+                        Discovery::StrictDns | Discovery::LogicalDns
+                    );
+                    let targets = static_targets(config);
+                    if !resolves && *old.targets() != targets {
+                        old.set_targets(targets);
+                    }
+                    old.clone()
                 }
-            });
+                None => {
+                    let state = ClusterState::new(config.clone(), tls, metrics);
+                    added.push(state.clone());
+                    state
+                }
+            };
+            by_name.insert(config.name.clone(), state);
+        }
+        for cluster in &added {
+            start_dns(cluster).await;
+        }
+        self.by_name.store(Arc::new(by_name));
+    }
+
+    /// Resolves DNS clusters now, then keeps re-resolving them at their refresh rate (while the cluster exists).
+    pub async fn start_dns(&self) {
+        for cluster in self.all() {
+            start_dns(&cluster).await;
         }
     }
+}
+
+/// Whether two configurations of a cluster differ at most in their endpoints.
+fn same_apart_from_endpoints(old: &Cluster, new: &Cluster) -> bool {
+    let without_endpoints = |c: &Cluster| {
+        let mut c = c.clone();
+        c.localities.clear();
+        serde_json::to_string(&c).ok()
+    };
+    // Inline TLS bytes are not serialized: compare the TLS settings themselves too.
+    without_endpoints(old) == without_endpoints(new)
+        && old.tls == new.tls
+        && old
+            .transport_socket_matches
+            .iter()
+            .map(|m| &m.tls)
+            .eq(new.transport_socket_matches.iter().map(|m| &m.tls))
+}
+
+/// A DNS cluster resolves now, then at its refresh rate for as long as a configuration holds it.
+async fn start_dns(cluster: &Arc<ClusterState>) {
+    if !matches!(
+        cluster.config.discovery,
+        Discovery::StrictDns | Discovery::LogicalDns
+    ) {
+        return;
+    }
+    resolve(cluster).await;
+    let weak = Arc::downgrade(cluster);
+    let refresh = cluster.config.dns.refresh_rate;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(refresh).await;
+            let Some(cluster) = weak.upgrade() else {
+                return;
+            };
+            resolve(&cluster).await;
+        }
+    });
 }
 
 /// STRICT_DNS: every address of every name is an endpoint. LOGICAL_DNS: the first address of its one name.

@@ -15,7 +15,7 @@ pub async fn start(yaml: &str) -> Proxy {
 /// Where the listener `name` is bound.
 pub fn address(proxy: &Proxy, name: &str) -> SocketAddr {
     proxy
-        .addresses
+        .addresses()
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, a)| *a)

@@ -24,130 +24,244 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// The route a request matched: indexes into the route table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The route a request matched: the route table it was matched in (a later RDS update does not change a
+/// request already routed) and indexes into it.
+#[derive(Clone)]
 pub struct Matched {
+    pub table: Arc<RouteTable>,
     pub vhost: usize,
     pub route: usize,
 }
 
+impl Matched {
+    pub fn route(&self) -> Option<(&RouteConfig, &VirtualHost, &Route)> {
+        let config = &self.table.config;
+        let vhost = config.virtual_hosts.get(self.vhost)?;
+        let route = vhost.routes.get(self.route)?;
+        Some((config, vhost, route))
+    }
+
+    /// The upstream stack of a `route` action.
+    pub fn service(&self) -> Option<RouteService> {
+        self.table.stacks.get(self.vhost)?.get(self.route)?.clone()
+    }
+
+    /// `x-envoy-expected-rq-timeout-ms` for the route, unless the router suppresses Envoy's headers.
+    pub fn expected_timeout(&self) -> Option<&http::HeaderValue> {
+        self.table
+            .expected_timeouts
+            .get(self.vhost)?
+            .get(self.route)?
+            .as_ref()
+    }
+
+    /// The route's shared local rate limit bucket (`typed_per_filter_config`), if it has one.
+    pub fn route_limit(&self) -> Option<Arc<Limiter>> {
+        self.table
+            .route_limits
+            .get(self.vhost)?
+            .get(self.route)?
+            .clone()
+    }
+}
+
+impl PartialEq for Matched {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.table, &other.table)
+            && self.vhost == other.vhost
+            && self.route == other.route
+    }
+}
+
+impl Eq for Matched {}
+
+impl std::hash::Hash for Matched {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.table).hash(state);
+        self.vhost.hash(state);
+        self.route.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Matched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matched")
+            .field("route_config", &self.table.config.name)
+            .field("vhost", &self.vhost)
+            .field("route", &self.route)
+            .finish()
+    }
+}
+
+/// One route configuration at run time, built once: by virtual host, then route, each `route` action's
+/// upstream stack, its expected-timeout header and its shared local rate limit bucket.
+pub struct RouteTable {
+    pub config: Arc<RouteConfig>,
+    stacks: Vec<Vec<Option<RouteService>>>,
+    /// `x-envoy-expected-rq-timeout-ms` (none when suppressed or no timeout).
+    expected_timeouts: Vec<Vec<Option<http::HeaderValue>>>,
+    /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
+    route_limits: Vec<Vec<Option<Arc<Limiter>>>>,
+}
+
+impl RouteTable {
+    fn new(
+        config: Arc<RouteConfig>,
+        hcm: &HttpConnectionManager,
+        metrics: &crate::metrics::Metrics,
+    ) -> Self {
+        let suppress_envoy_headers = hcm
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers));
+        let filter_present = hcm
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::LocalRateLimit(_)));
+        fn per_route<T>(config: &RouteConfig, f: impl Fn(&Route) -> T) -> Vec<Vec<T>> {
+            config
+                .virtual_hosts
+                .iter()
+                .map(|v| v.routes.iter().map(&f).collect())
+                .collect()
+        }
+        let expected_timeouts = per_route(&config, |r| match &r.action {
+            RouteAction::Route(forward) if !suppress_envoy_headers => {
+                super::envoy_headers::expected_timeout(forward)
+            }
+            _ => None,
+        });
+        let stacks = per_route(&config, |r| match &r.action {
+            RouteAction::Route(forward) => {
+                Some(route_stack::build(forward, suppress_envoy_headers))
+            }
+            _ => None,
+        });
+        // A per-route config only acts when the filter is in the chain.
+        let route_limits = per_route(&config, |r| {
+            r.local_rate_limit
+                .as_ref()
+                .filter(|_| filter_present)
+                .and_then(|l| Limiter::shared(l, metrics))
+        });
+        Self {
+            config,
+            stacks,
+            expected_timeouts,
+            route_limits,
+        }
+    }
+}
+
+/// Where a connection manager's routes come from.
+enum Routes {
+    /// `route_config`: built with the connection manager.
+    Static(Arc<RouteTable>),
+    /// `rds`: the latest route configuration of that name the control plane sent (none yet: every request is
+    /// answered 404, as Envoy does once it stops waiting for it). An update applies from the next request on,
+    /// also on open connections.
+    Rds {
+        name: String,
+        current: arc_swap::ArcSwapOption<RouteTable>,
+    },
+}
+
 pub struct ConnectionManager {
     pub config: Arc<HttpConnectionManager>,
-    /// By virtual host, then route: the upstream stack of each `route` action.
-    stacks: Vec<Vec<Option<RouteService>>>,
-    /// By virtual host, then route: `x-envoy-expected-rq-timeout-ms` (none when suppressed or no timeout).
-    expected_timeouts: Vec<Vec<Option<http::HeaderValue>>>,
+    routes: Routes,
     /// The local rate limit filter's config, when the chain has the filter.
     pub rate_limit_filter: Option<LocalRateLimit>,
     /// The HCM-level local rate limit filter's shared bucket (none when per connection or absent).
     pub rate_limit: Option<Arc<Limiter>>,
-    /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
-    pub route_limits: Vec<Vec<Option<Arc<Limiter>>>>,
     pub counters: Arc<DownstreamCounters>,
 }
 
 impl ConnectionManager {
     pub fn new(config: Arc<HttpConnectionManager>, metrics: &crate::metrics::Metrics) -> Self {
-        let table = match &config.routes {
-            RouteSource::Static(table) => Some(table),
-            RouteSource::Rds { .. } => None,
+        let routes = match &config.routes {
+            RouteSource::Static(table) => Routes::Static(Arc::new(RouteTable::new(
+                Arc::new(table.clone()),
+                &config,
+                metrics,
+            ))),
+            RouteSource::Rds {
+                route_config_name, ..
+            } => Routes::Rds {
+                name: route_config_name.clone(),
+                current: arc_swap::ArcSwapOption::empty(),
+            },
         };
-        let routes = || {
-            table
-                .into_iter()
-                .flat_map(|t| t.virtual_hosts.iter())
-                .map(|v| v.routes.iter())
-        };
-        let suppress_envoy_headers = config
-            .http_filters
-            .iter()
-            .any(|f| matches!(f, HttpFilter::Router(router) if router.suppress_envoy_headers));
-        let expected_timeouts = routes()
-            .map(|routes| {
-                routes
-                    .map(|r| match &r.action {
-                        RouteAction::Route(forward) if !suppress_envoy_headers => {
-                            super::envoy_headers::expected_timeout(forward)
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect();
-        let stacks = routes()
-            .map(|routes| {
-                routes
-                    .map(|r| match &r.action {
-                        RouteAction::Route(forward) => {
-                            Some(route_stack::build(forward, suppress_envoy_headers))
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect();
         let filter = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::LocalRateLimit(l) => Some(l),
             HttpFilter::Router(_) => None,
         });
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
-        let route_limits = routes()
-            .map(|routes| {
-                routes
-                    .map(|r| {
-                        // A per-route config only acts when the filter is in the chain.
-                        filter?;
-                        r.local_rate_limit
-                            .as_ref()
-                            .and_then(|l| Limiter::shared(l, metrics))
-                    })
-                    .collect()
-            })
-            .collect();
         let rate_limit_filter = filter.cloned();
         Self {
             counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
             rate_limit_filter,
             config,
-            stacks,
-            expected_timeouts,
+            routes,
             rate_limit,
-            route_limits,
         }
     }
 
-    fn table(&self) -> Option<&RouteConfig> {
-        match &self.config.routes {
-            RouteSource::Static(table) => Some(table),
-            RouteSource::Rds { .. } => None,
+    /// The RDS route configuration name this connection manager follows, if it uses RDS.
+    pub fn rds_name(&self) -> Option<&str> {
+        match &self.routes {
+            Routes::Rds { name, .. } => Some(name),
+            Routes::Static(_) => None,
         }
     }
 
-    pub fn route(&self, matched: Matched) -> Option<(&RouteConfig, &VirtualHost, &Route)> {
-        let table = self.table()?;
-        let vhost = table.virtual_hosts.get(matched.vhost)?;
-        let route = vhost.routes.get(matched.route)?;
-        Some((table, vhost, route))
+    /// Installs the route configuration RDS delivered (`None`: it was removed). Unchanged configurations (the
+    /// same `Arc`) keep their table, so their buckets and stacks stay.
+    pub fn set_route_config(
+        &self,
+        config: Option<&Arc<RouteConfig>>,
+        metrics: &crate::metrics::Metrics,
+    ) {
+        let Routes::Rds { current, .. } = &self.routes else {
+            return;
+        };
+        let unchanged = match (current.load().as_ref(), config) {
+            (Some(table), Some(config)) => Arc::ptr_eq(&table.config, config),
+            (None, None) => true,
+            _ => false,
+        };
+        if !unchanged {
+            current
+                .store(config.map(|c| Arc::new(RouteTable::new(c.clone(), &self.config, metrics))));
+        }
     }
 
-    pub fn route_service(&self, matched: Matched) -> Option<RouteService> {
-        self.stacks.get(matched.vhost)?.get(matched.route)?.clone()
+    /// The route table requests are matched in now.
+    fn table(&self) -> Option<Arc<RouteTable>> {
+        match &self.routes {
+            Routes::Static(table) => Some(table.clone()),
+            Routes::Rds { current, .. } => current.load_full(),
+        }
     }
 
-    /// `x-envoy-expected-rq-timeout-ms` for the route, unless the router suppresses Envoy's headers.
-    pub fn expected_timeout(&self, matched: Matched) -> Option<&http::HeaderValue> {
-        self.expected_timeouts
-            .get(matched.vhost)?
-            .get(matched.route)?
-            .as_ref()
+    /// The route at these indexes of the current table, as a request that matched it would carry it.
+    #[cfg(test)]
+    pub fn matched(&self, vhost: usize, route: usize) -> Option<Matched> {
+        Some(Matched {
+            table: self.table()?,
+            vhost,
+            route,
+        })
     }
 
-    fn lookup(&self, parts: &http::request::Parts) -> Option<Matched> {
-        let table = self.table()?;
+    fn lookup(table: Arc<RouteTable>, parts: &http::request::Parts) -> Option<Matched> {
         let host = headers::authority(parts).unwrap_or_default();
-        let vhost = route::virtual_host_index(table, &host)?;
-        let route = route::route_index(table.virtual_hosts.get(vhost)?, parts)?;
-        Some(Matched { vhost, route })
+        let vhost = route::virtual_host_index(&table.config, &host)?;
+        let route = route::route_index(table.config.virtual_hosts.get(vhost)?, parts)?;
+        Some(Matched {
+            table,
+            vhost,
+            route,
+        })
     }
 }
 
@@ -210,14 +324,11 @@ where
             return Box::pin(async move { Ok(response) });
         }
         headers::prepare_request(&mut parts, &self.connection);
-        match self.manager.lookup(&parts) {
-            Some(matched) => {
-                parts.extensions.insert(matched);
-            }
-            None if self.manager.table().is_none() => {
-                return Box::pin(async { Ok(reply(StatusCode::NOT_FOUND, Flag::NoRoute, "")) });
-            }
-            None => {}
+        let Some(table) = self.manager.table() else {
+            return Box::pin(async { Ok(reply(StatusCode::NOT_FOUND, Flag::NoRoute, "")) });
+        };
+        if let Some(matched) = ConnectionManager::lookup(table, &parts) {
+            parts.extensions.insert(matched);
         }
         // From here on the body is boxed: a filter may wrap it (to watch it, or to keep it for retries).
         let request = Request::from_parts(parts, body.map_err(Into::into).boxed());

@@ -109,7 +109,7 @@ where
         Box::pin(async move {
             let Ok(mut response) = future.await;
             drop(active);
-            let draining = connection.inputs.drain.is_draining() || state.is_draining();
+            let draining = connection.drain.is_draining() || state.is_draining();
             if draining && http1 {
                 response
                     .headers_mut()

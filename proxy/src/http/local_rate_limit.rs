@@ -159,9 +159,9 @@ impl<S> LocalRateLimitFilter<S> {
         &self,
         config: &LocalRateLimit,
         request: &Request<B>,
-        matched: Option<Matched>,
+        matched: Option<&Matched>,
     ) -> Vec<Descriptor> {
-        let route = matched.and_then(|m| self.manager.route(m));
+        let route = matched.and_then(|m| m.route());
         let forward = route.and_then(|(_, _, r)| match &r.action {
             RouteAction::Route(forward) => Some(forward.as_ref()),
             _ => None,
@@ -192,29 +192,23 @@ impl<S> LocalRateLimitFilter<S> {
     }
 
     /// The limiter for this request: the route's config if it has one, else the connection manager's.
-    fn limiter(&self, matched: Option<Matched>) -> Option<Arc<Limiter>> {
+    fn limiter(&self, matched: Option<&Matched>) -> Option<Arc<Limiter>> {
         // A route's config acts only when the filter is in the connection manager's chain (as in Envoy).
         let filter = self.manager.rate_limit_filter.as_ref()?;
         let route_config = matched.and_then(|m| {
-            self.manager
-                .route(m)
+            m.route()
                 .and_then(|(_, _, route)| route.local_rate_limit.as_ref())
                 .map(|config| (Some(m), config))
         });
         let (key, config) = route_config.unwrap_or((None, filter));
         if !config.local_rate_limit_per_downstream_connection {
             return match key {
-                Some(m) => self
-                    .manager
-                    .route_limits
-                    .get(m.vhost)?
-                    .get(m.route)?
-                    .clone(),
+                Some(m) => m.route_limit(),
                 None => self.manager.rate_limit.clone(),
             };
         }
         let mut own = self.own.lock().ok()?;
-        let limiter = own.entry(key).or_insert_with(|| {
+        let limiter = own.entry(key.cloned()).or_insert_with(|| {
             Arc::new(Limiter::new(
                 config,
                 self.connection
@@ -246,9 +240,11 @@ where
     }
 
     fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
-        let matched = request.extensions().get::<Matched>().copied();
-        let decision = match self.limiter(matched) {
-            Some(limiter) => limiter.check(|config| self.descriptors(config, &request, matched)),
+        let matched = request.extensions().get::<Matched>().cloned();
+        let decision = match self.limiter(matched.as_ref()) {
+            Some(limiter) => {
+                limiter.check(|config| self.descriptors(config, &request, matched.as_ref()))
+            }
             None => Decision::Pass(None),
         };
         match decision {

@@ -3,7 +3,7 @@
 //! upstream stack (`route_stack.rs`), built once per configuration snapshot.
 
 use super::attempt::{Attempts, Target};
-use super::connection_manager::{ConnectionManager, Matched, Upgrade};
+use super::connection_manager::{Matched, Upgrade};
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::replay_body::RequestBody;
 use super::{Connection, envoy_headers, headers, route_stack};
@@ -25,7 +25,6 @@ use tower::ServiceExt;
 #[derive(Clone)]
 pub struct Router {
     pub connection: Arc<Connection>,
-    pub manager: Arc<ConnectionManager>,
 }
 
 impl tower_service::Service<Request<UpstreamBody>> for Router {
@@ -45,10 +44,10 @@ impl tower_service::Service<Request<UpstreamBody>> for Router {
 
 impl Router {
     async fn route(self, mut request: Request<UpstreamBody>) -> Response<ResponseBody> {
-        let Some(matched) = request.extensions().get::<Matched>().copied() else {
+        let Some(matched) = request.extensions().get::<Matched>().cloned() else {
             return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
         };
-        let Some((config, vhost, route)) = self.manager.route(matched) else {
+        let Some((config, vhost, route)) = matched.route() else {
             return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
         };
         let levels = [&route.headers, &vhost.headers, &config.headers];
@@ -60,7 +59,7 @@ impl Router {
             RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, route),
             RouteAction::Route(forward) => {
                 // Before the route's header changes, as Envoy does (a configured removal takes it away).
-                if let Some(timeout) = self.manager.expected_timeout(matched) {
+                if let Some(timeout) = matched.expected_timeout() {
                     parts
                         .headers
                         .insert(envoy_headers::EXPECTED_TIMEOUT, timeout.clone());
@@ -73,7 +72,7 @@ impl Router {
                 if let Some(kind) = &upgrade {
                     headers::restore_upgrade(&mut parts.headers, kind);
                 }
-                let Some(service) = self.manager.route_service(matched) else {
+                let Some(service) = matched.service() else {
                     return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
                 };
                 let chosen = Chosen {
@@ -130,8 +129,7 @@ impl Router {
             service,
         } = chosen;
         let connection = &self.connection;
-        let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name).cloned())
-        else {
+        let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name)) else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
         };
         let path_and_query = parts

@@ -69,7 +69,7 @@ impl<S> StreamTimeout<S> {
         let route = request
             .extensions()
             .get::<Matched>()
-            .and_then(|m| self.manager.route(*m));
+            .and_then(|m| m.route());
         match route.map(|(_, _, r)| &r.action) {
             Some(RouteAction::Route(forward)) if forward.idle_timeout.is_some() => {
                 forward.idle_timeout

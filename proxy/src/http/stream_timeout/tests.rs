@@ -1,7 +1,6 @@
 //! The stream timers with a mock inner service, request bodies fed piece by piece, and paused time.
 
 use super::*;
-use crate::http::connection_manager::Matched;
 use crate::http::hcm_fixture::{hcm, hcm_routing};
 use crate::metrics::{Metrics, connection_manager};
 use bytes::Bytes;
@@ -19,6 +18,7 @@ struct Setup {
     service: StreamTimeout<Inner>,
     handle: Handle,
     metrics: Metrics,
+    manager: Arc<ConnectionManager>,
 }
 
 fn never(e: tower::BoxError) -> Infallible {
@@ -36,7 +36,7 @@ fn setup_with(config: Arc<outrigger_config::model::http::HttpConnectionManager>)
     let (mock, handle) = mock::pair();
     let service = StreamTimeout::new(
         mock.map_err(never as fn(tower::BoxError) -> Infallible),
-        manager,
+        manager.clone(),
         state.clone(),
         metrics.http_timeouts.clone(),
         connection_manager("t"),
@@ -45,6 +45,7 @@ fn setup_with(config: Arc<outrigger_config::model::http::HttpConnectionManager>)
         service,
         handle,
         metrics,
+        manager,
     }
 }
 
@@ -267,7 +268,7 @@ async fn a_routes_idle_timeout_replaces_the_connection_managers() {
     let mut request = get();
     request
         .extensions_mut()
-        .insert(Matched { vhost: 0, route: 0 });
+        .insert(s.manager.matched(0, 0).unwrap());
     let started = Instant::now();
     let call = tokio::spawn(s.service.clone().oneshot(request));
     let _pending = s.handle.next_request().await.unwrap();
