@@ -94,6 +94,12 @@ enum Command {
         /// Log level: trace, debug, info, warn, error (or a tracing filter such as `outrigger_proxy=debug`).
         #[arg(short = 'l', long = "log-level", default_value = "info")]
         log_level: String,
+        /// The node id told to the control plane and shown on /server_info (replaces the bootstrap's `node.id`).
+        #[arg(long = "service-node")]
+        service_node: Option<String>,
+        /// The node cluster told to the control plane (replaces the bootstrap's `node.cluster`).
+        #[arg(long = "service-cluster")]
+        service_cluster: Option<String>,
     },
 }
 
@@ -130,12 +136,16 @@ fn main() -> ExitCode {
             drain_time_s,
             concurrency,
             log_level,
+            service_node,
+            service_cluster,
         } => run::run(run::Args {
             config,
             print_default_config,
             drain_time: std::time::Duration::from_secs(drain_time_s),
             concurrency,
             log_level,
+            service_node,
+            service_cluster,
         }),
     }
 }

@@ -12,6 +12,9 @@ pub struct Args {
     pub drain_time: Duration,
     pub concurrency: Option<usize>,
     pub log_level: String,
+    /// `--service-node` and `--service-cluster`, as Envoy's flags: they replace the bootstrap's node id and cluster.
+    pub service_node: Option<String>,
+    pub service_cluster: Option<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -30,7 +33,7 @@ pub fn run(args: Args) -> ExitCode {
             outrigger_config::load_default(),
         ),
     };
-    let loaded = match loaded {
+    let mut loaded = match loaded {
         Ok(loaded) => loaded,
         Err(problems) => {
             for problem in problems.iter() {
@@ -41,6 +44,12 @@ pub fn run(args: Args) -> ExitCode {
     };
     for warning in loaded.warnings.iter() {
         tracing::warn!("{source}: {warning}");
+    }
+    if let Some(id) = args.service_node {
+        loaded.snapshot.node.id = id;
+    }
+    if let Some(cluster) = args.service_cluster {
+        loaded.snapshot.node.cluster = cluster;
     }
     let workers = args
         .concurrency

@@ -51,6 +51,21 @@ pub fn start(address: SocketAddr, inputs: Arc<Inputs>) -> std::io::Result<Socket
     Ok(local)
 }
 
+/// The configuration in force: the snapshot (static and dynamic listeners and clusters), the route
+/// configurations RDS delivered, and what the control plane sent (versions, update times).
+fn config_dump(generation: &crate::Generation) -> Result<serde_json::Value, serde_json::Error> {
+    let mut dump = serde_json::to_value(&*generation.snapshot)?;
+    if let Some(object) = dump.as_object_mut() {
+        let mut routes: Vec<_> = generation.routes.values().collect();
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        object.insert("route_configs".into(), serde_json::to_value(routes)?);
+        if !generation.dynamic.is_null() {
+            object.insert("dynamic_resources_state".into(), generation.dynamic.clone());
+        }
+    }
+    Ok(dump)
+}
+
 fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody> {
     let path = request.uri().path();
     let post = request.method() == Method::POST;
@@ -80,7 +95,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
             "uptime_current_epoch": format!("{}s", inputs.started.elapsed().as_secs()),
             "node": inputs.generation().snapshot.node,
         })),
-        "/config_dump" => match serde_json::to_value(&*inputs.generation().snapshot) {
+        "/config_dump" => match config_dump(&inputs.generation()) {
             Ok(value) => json(&value),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -50,6 +50,8 @@ pub struct Generation {
     pub snapshot: Arc<Snapshot>,
     /// Route configurations delivered by RDS, by name.
     pub routes: HashMap<String, Arc<RouteConfig>>,
+    /// For `/config_dump`: what the control plane sent, each type's and resource's version and update time.
+    pub dynamic: serde_json::Value,
     /// Each HTTP connection manager's route stacks and rate limiters.
     pub http: http::Managers,
     /// The buckets of the network local rate limit filters.
@@ -116,6 +118,8 @@ pub struct Options {
 pub struct Update {
     pub snapshot: Snapshot,
     pub routes: HashMap<String, Arc<RouteConfig>>,
+    /// For `/config_dump`: versions and update times of the dynamic resources (`Null` when there are none).
+    pub dynamic: serde_json::Value,
 }
 
 /// A proxy whose sockets are bound and whose tasks run on the current runtime.
@@ -143,6 +147,7 @@ impl Proxy {
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),
             routes: HashMap::new(),
+            dynamic: serde_json::Value::Null,
             tls,
             snapshot: snapshot.clone(),
         };
@@ -215,6 +220,7 @@ impl Proxy {
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),
             routes: update.routes,
+            dynamic: update.dynamic,
             tls,
             snapshot,
         };

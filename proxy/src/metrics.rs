@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 mod resilience;
+pub mod xds;
 pub use resilience::{ClusterStats, OutlierStats, RateLimitStats, Remaining};
 
 pub type Labels = Vec<(&'static str, String)>;
@@ -44,6 +45,8 @@ pub struct Metrics {
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
+    /// The xDS client's.
+    pub xds: xds::Families,
 }
 
 impl Metrics {
@@ -164,6 +167,7 @@ impl Metrics {
         );
         m.server_live.set(1);
         m.resilience = resilience::Families::register(&mut m.registry);
+        m.xds = xds::Families::register(&mut m.registry);
         m
     }
 

@@ -71,14 +71,21 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "upstream_cx_none_healthy",
         "Requests or connections with no healthy host to go to",
     ),
-    ("update_attempt", "DNS resolutions started (DNS clusters)"),
+    (
+        "update_attempt",
+        "DNS resolutions started (DNS clusters), endpoint updates received (EDS clusters)",
+    ),
     (
         "update_success",
-        "DNS resolutions that answered (DNS clusters)",
+        "DNS resolutions that answered (DNS clusters), endpoint updates applied (EDS clusters)",
     ),
     (
         "update_failure",
         "DNS resolutions that failed (DNS clusters)",
+    ),
+    (
+        "update_rejected",
+        "EDS updates refused (NACKed) (EDS clusters)",
     ),
     (
         "lb_healthy_panic",
@@ -278,6 +285,7 @@ impl Families {
             update_attempt: c("update_attempt"),
             update_success: c("update_success"),
             update_failure: c("update_failure"),
+            update_rejected: c("update_rejected"),
             healthy_panic: c("lb_healthy_panic"),
             rq_active: g("upstream_rq_active"),
             rq_pending_active: g("upstream_rq_pending_active"),
@@ -326,6 +334,7 @@ pub struct ClusterStats {
     pub update_attempt: Counter,
     pub update_success: Counter,
     pub update_failure: Counter,
+    pub update_rejected: Counter,
     pub retry: Counter,
     pub retry_success: Counter,
     pub retry_overflow: Counter,

@@ -1,0 +1,132 @@
+//! xDS statistics, named as Envoy names them: `envoy_control_plane_connected_state`, and for each API its
+//! `update_attempt`, `update_success`, `update_rejected`, `init_fetch_timeout` counters and `version` gauge
+//! (`envoy_listener_manager_lds_*`, `envoy_cluster_manager_cds_*`, `envoy_http_rds_*` by connection manager
+//! and route configuration). EDS counts on the cluster's own `envoy_cluster_update_*`, as in Envoy.
+
+use super::Labels;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// One xDS API's statistics scope.
+pub enum Api<'a> {
+    Lds,
+    Cds,
+    /// A connection manager (by `stat_prefix`) that takes its routes from RDS.
+    Rds {
+        stat_prefix: &'a str,
+        route_config: &'a str,
+    },
+}
+
+const COUNTERS: [(&str, &str); 4] = [
+    (
+        "update_attempt",
+        "Configuration updates received or asked for",
+    ),
+    ("update_success", "Configuration updates applied"),
+    (
+        "update_rejected",
+        "Configuration updates refused (NACKed): the last good one stays",
+    ),
+    (
+        "init_fetch_timeout",
+        "Initial fetches that ran out of initial_fetch_timeout",
+    ),
+];
+
+const SCOPES: [&str; 3] = ["listener_manager_lds", "cluster_manager_cds", "http_rds"];
+
+type Version = Gauge<u64, AtomicU64>;
+
+#[derive(Clone, Default)]
+pub struct Families {
+    /// 1 while the ADS stream to the control plane is up.
+    pub connected_state: Gauge,
+    /// By scope, then counter (in `COUNTERS` order).
+    counters: Vec<Vec<Family<Labels, Counter>>>,
+    versions: Vec<Family<Labels, Version>>,
+}
+
+/// One API's statistics, resolved.
+#[derive(Clone)]
+pub struct UpdateStats {
+    pub attempt: Counter,
+    pub success: Counter,
+    pub rejected: Counter,
+    pub init_fetch_timeout: Counter,
+    version: Version,
+}
+
+impl UpdateStats {
+    /// Envoy publishes the accepted version as the xxHash64 of its text.
+    pub fn set_version(&self, version: &str) {
+        self.version
+            .set(xxhash_rust::xxh64::xxh64(version.as_bytes(), 0));
+    }
+}
+
+impl Families {
+    pub fn register(registry: &mut Registry) -> Self {
+        let mut families = Families::default();
+        registry.register(
+            "envoy_control_plane_connected_state",
+            "1 while connected to the xDS control plane",
+            families.connected_state.clone(),
+        );
+        for scope in SCOPES {
+            let mut counters = Vec::new();
+            for (name, help) in COUNTERS {
+                let family = Family::<Labels, Counter>::default();
+                registry.register(format!("envoy_{scope}_{name}"), help, family.clone());
+                counters.push(family);
+            }
+            families.counters.push(counters);
+            let version = Family::<Labels, Version>::default();
+            registry.register(
+                format!("envoy_{scope}_version"),
+                "xxHash64 of the version of the configuration in force",
+                version.clone(),
+            );
+            families.versions.push(version);
+        }
+        families
+    }
+
+    pub fn stats(&self, api: &Api) -> UpdateStats {
+        let (scope, labels): (usize, Labels) = match api {
+            Api::Lds => (0, Vec::new()),
+            Api::Cds => (1, Vec::new()),
+            Api::Rds {
+                stat_prefix,
+                route_config,
+            } => (
+                2,
+                vec![
+                    ("envoy_http_conn_manager_prefix", stat_prefix.to_string()),
+                    ("envoy_rds_route_config", route_config.to_string()),
+                ],
+            ),
+        };
+        let counter = |i: usize| {
+            self.counters
+                .get(scope)
+                .and_then(|c| c.get(i))
+                .map(|f| f.get_or_create(&labels).clone())
+                .unwrap_or_default()
+        };
+        UpdateStats {
+            attempt: counter(0),
+            success: counter(1),
+            rejected: counter(2),
+            init_fetch_timeout: counter(3),
+            version: self
+                .versions
+                .get(scope)
+                .map(|f| f.get_or_create(&labels).clone())
+                .unwrap_or_default(),
+        }
+    }
+}
