@@ -10,6 +10,7 @@ mod control_plane;
 mod iptables;
 mod run;
 mod validate;
+mod xds;
 
 #[derive(Parser)]
 #[command(

@@ -83,8 +83,9 @@ async fn serve(
     workers: usize,
     log_control: Option<outrigger_proxy::LogControl>,
 ) -> ExitCode {
+    let bootstrap = snapshot.clone();
     let proxy = match Proxy::start(snapshot).await {
-        Ok(proxy) => proxy,
+        Ok(proxy) => std::sync::Arc::new(proxy),
         Err(e) => {
             eprintln!("outrigger: {e}");
             return match e {
@@ -97,6 +98,14 @@ async fn serve(
     if let Some(control) = log_control {
         let _ = proxy.inputs.log_control.set(control);
     }
+    // With `dynamic_resources`, the control plane's configuration follows (the ready probes wait for it).
+    let _ads = match crate::xds::start(proxy.clone(), bootstrap) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("{source}: dynamic_resources: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for (name, address) in &proxy.addresses() {
         tracing::info!(listener = %name, %address, "listening");
     }

@@ -1,0 +1,222 @@
+//! `outrigger run` with `dynamic_resources`: the ADS client (`outrigger_control_api::ads_client`) feeds the
+//! running proxy. Each state the client would accept becomes one `Update` (the bootstrap's static resources, the
+//! dynamic listeners and clusters, EDS endpoints put into their clusters, RDS route configurations by name) and
+//! goes through `Proxy::apply`; an update the proxy cannot apply (a port taken, a certificate unreadable, a
+//! dynamic resource named like a static one) is NACKed with the reason, and the last good configuration stays.
+
+use outrigger_config::Snapshot;
+use outrigger_config::model::cluster::Discovery;
+use outrigger_control_api::ads_client::{self, Event, Kind, Resources, Sink, Versioned};
+use outrigger_proxy::metrics::xds::Api;
+use outrigger_proxy::{Proxy, Update};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Starts the ADS client when the bootstrap asks for one; `Ok(None)` when it does not.
+pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<ads_client::Handle>, String> {
+    let Some(options) = ads_client::Options::from_snapshot(&bootstrap) else {
+        return Ok(None);
+    };
+    let Some(ads) = bootstrap
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads.as_ref())
+    else {
+        return Ok(None);
+    };
+    let cluster = bootstrap.cluster(&ads.cluster).ok_or_else(|| {
+        format!(
+            "dynamic_resources.ads_config names the cluster {:?}, which static_resources does not have",
+            ads.cluster
+        )
+    })?;
+    let server = ads_client::Server::from_cluster(cluster)?;
+    tracing::info!(
+        control_plane = %server.uri,
+        node = %bootstrap.node.id,
+        delta = options.delta,
+        "taking the configuration from the control plane over ADS"
+    );
+    let sink = Arc::new(ProxySink {
+        proxy,
+        bootstrap,
+        runtime: tokio::runtime::Handle::current(),
+    });
+    Ok(Some(ads_client::spawn(server, options, sink)))
+}
+
+struct ProxySink {
+    proxy: Arc<Proxy>,
+    bootstrap: Snapshot,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Sink for ProxySink {
+    fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String> {
+        let update = assemble(&self.bootstrap, next)?;
+        // The client calls from a task of the proxy's multi-thread runtime; applying binds sockets and swaps
+        // state, briefly, so the worker steps aside rather than the sink growing an async interface.
+        tokio::task::block_in_place(|| self.runtime.block_on(self.proxy.apply(update)))
+            .map_err(|e| format!("{kind} update not applied: {e}"))
+    }
+
+    fn event(&self, event: Event) {
+        let inputs = &self.proxy.inputs;
+        let xds = &inputs.metrics.xds;
+        match event {
+            Event::Connected => xds.connected_state.set(1),
+            Event::Disconnected => xds.connected_state.set(0),
+            Event::InitialFetchDone => {
+                inputs.initial_fetch_done.store(true, Ordering::Relaxed);
+                tracing::info!("initial configuration from the control plane in place; ready");
+            }
+            Event::UpdateAttempt(kind) => self.count(kind, |s| s.attempt.inc(), |c| {
+                c.stats.update_attempt.inc();
+            }),
+            Event::UpdateRejected(kind) => self.count(kind, |s| s.rejected.inc(), |c| {
+                c.stats.update_rejected.inc();
+            }),
+            Event::UpdateSuccess(kind, version) => self.count(
+                kind,
+                |s| {
+                    s.success.inc();
+                    s.set_version(&version);
+                },
+                |c| {
+                    c.stats.update_success.inc();
+                },
+            ),
+        }
+    }
+}
+
+impl ProxySink {
+    /// Counts an update on its API's statistics: LDS and CDS have one scope each; RDS counts on every
+    /// connection manager that follows a route configuration, EDS on every EDS cluster (a response names only
+    /// some of them; the client does not say which, so each subscribed one counts it).
+    fn count(
+        &self,
+        kind: Kind,
+        update: impl Fn(&outrigger_proxy::metrics::xds::UpdateStats),
+        cluster: impl Fn(&outrigger_proxy::upstream::ClusterState),
+    ) {
+        let metrics = &self.proxy.inputs.metrics;
+        match kind {
+            Kind::Listener => update(&metrics.xds.stats(&Api::Lds)),
+            Kind::Cluster => update(&metrics.xds.stats(&Api::Cds)),
+            Kind::Route => {
+                let generation = self.proxy.inputs.generation();
+                for (stat_prefix, route_config) in rds_managers(&generation.snapshot) {
+                    update(&metrics.xds.stats(&Api::Rds {
+                        stat_prefix: &stat_prefix,
+                        route_config: &route_config,
+                    }));
+                }
+            }
+            Kind::Endpoints => {
+                for state in self.proxy.inputs.clusters.all() {
+                    if matches!(state.config.discovery, Discovery::Eds { .. }) {
+                        cluster(&state);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every connection manager that takes its routes from RDS: its `stat_prefix` and route configuration name.
+fn rds_managers(snapshot: &Snapshot) -> Vec<(String, String)> {
+    use outrigger_config::model::http::RouteSource;
+    use outrigger_config::model::listener::NetworkFilter;
+    let mut found = Vec::new();
+    for listener in &snapshot.listeners {
+        let chains = listener
+            .filter_chains
+            .iter()
+            .chain(listener.default_filter_chain.iter());
+        for filter in chains.flat_map(|c| c.filters.iter()) {
+            if let NetworkFilter::HttpConnectionManager(hcm) = filter
+                && let RouteSource::Rds {
+                    route_config_name, ..
+                } = &hcm.routes
+            {
+                found.push((hcm.stat_prefix.clone(), route_config_name.clone()));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The whole configuration a dynamic state leads to.
+pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, String> {
+    let mut snapshot = bootstrap.clone();
+    for (name, listener) in &dynamic.listeners {
+        if bootstrap.listener(name).is_some() {
+            return Err(format!(
+                "Listener {name:?}: static_resources has a listener of that name; LDS cannot replace it"
+            ));
+        }
+        snapshot.listeners.push((*listener.value).clone());
+    }
+    for (name, cluster) in &dynamic.clusters {
+        if bootstrap.cluster(name).is_some() {
+            return Err(format!(
+                "Cluster {name:?}: static_resources has a cluster of that name; CDS cannot replace it"
+            ));
+        }
+        snapshot.clusters.push((*cluster.value).clone());
+    }
+    // An EDS cluster's endpoints are those of its service name (the cluster's name when it sets none); until
+    // they arrive it has none.
+    for cluster in &mut snapshot.clusters {
+        if let Discovery::Eds { service_name, .. } = &cluster.discovery {
+            let name = if service_name.is_empty() {
+                &cluster.name
+            } else {
+                service_name
+            };
+            cluster.localities = dynamic
+                .endpoints
+                .get(name)
+                .map(|e| e.value.localities.clone())
+                .unwrap_or_default();
+        }
+    }
+    let routes = dynamic
+        .routes
+        .iter()
+        .map(|(name, route)| (name.clone(), route.value.clone()))
+        .collect();
+    Ok(Update {
+        snapshot,
+        routes,
+        dynamic: versions(dynamic),
+    })
+}
+
+/// For `/config_dump`: each dynamic resource's version and when it last changed, by type.
+fn versions(dynamic: &Resources) -> serde_json::Value {
+    fn of<T>(map: &BTreeMap<String, Versioned<T>>) -> serde_json::Value {
+        map.iter()
+            .map(|(name, v)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "version_info": v.version,
+                        "last_updated": humantime::format_rfc3339_millis(v.last_updated).to_string(),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+    serde_json::json!({
+        "listeners": of(&dynamic.listeners),
+        "route_configs": of(&dynamic.routes),
+        "clusters": of(&dynamic.clusters),
+        "endpoints": of(&dynamic.endpoints),
+    })
+}
