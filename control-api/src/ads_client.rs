@@ -33,6 +33,8 @@ mod node;
 mod sotw;
 mod state;
 mod subscriptions;
+#[cfg(test)]
+mod tests;
 
 use backoff::Backoff;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -145,8 +147,20 @@ impl<T> Clone for Versioned<T> {
 }
 
 impl<T> Versioned<T> {
+    /// A resource made by hand (tests, a sink's own bookkeeping): never taken for one a response carries.
+    pub fn new(value: T, version: impl Into<String>) -> Self {
+        Self {
+            value: Arc::new(value),
+            version: version.into(),
+            last_updated: SystemTime::now(),
+            bytes: Arc::new(Vec::new()),
+        }
+    }
+
     fn same(&self, other: &Self) -> bool {
-        self.version == other.version && self.bytes == other.bytes
+        self.version == other.version
+            && (Arc::ptr_eq(&self.value, &other.value)
+                || (!self.bytes.is_empty() && self.bytes == other.bytes))
     }
 }
 
@@ -211,19 +225,27 @@ pub struct Options {
 
 impl Options {
     /// The options a bootstrap asks for, or `None` when it has no `ads_config`. The initial fetch timeout is
-    /// the longest one `lds_config` and `cds_config` set (Envoy's 15 s when neither does).
+    /// the longest of `lds_config`'s and `cds_config`'s (each 15 s unless set), or none if either is `0s`.
     pub fn from_snapshot(snapshot: &Snapshot) -> Option<Options> {
         let dynamic = snapshot.dynamic_resources.as_ref()?;
         let ads = dynamic.ads.as_ref()?;
-        let timeouts = [&dynamic.lds, &dynamic.cds].into_iter().flatten().map(
-            |ConfigSource::Ads {
-                 initial_fetch_timeout,
-             }| { initial_fetch_timeout.unwrap_or(Duration::ZERO) },
-        );
-        let initial_fetch_timeout = if dynamic.lds.is_none() && dynamic.cds.is_none() {
-            DEFAULT_INITIAL_FETCH_TIMEOUT
+        // One timeout for both: the longest, or none (zero, wait for ever) when either has none.
+        let timeouts: Vec<Duration> = [&dynamic.lds, &dynamic.cds]
+            .into_iter()
+            .flatten()
+            .map(
+                |ConfigSource::Ads {
+                     initial_fetch_timeout,
+                 }| { initial_fetch_timeout.unwrap_or(Duration::ZERO) },
+            )
+            .collect();
+        let initial_fetch_timeout = if timeouts.contains(&Duration::ZERO) {
+            Duration::ZERO
         } else {
-            timeouts.max().unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
+            timeouts
+                .into_iter()
+                .max()
+                .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
         };
         Some(Options {
             node: snapshot.node.clone(),
@@ -461,5 +483,62 @@ mod server_tests {
             error.contains("\"xds-tls\"") && error.contains("mTLS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn options_come_from_the_bootstrap() {
+        let bootstrap = r#"
+node: {id: sidecar~10.0.0.1~web.ns~ns.svc.cluster.local, cluster: web.ns}
+dynamic_resources:
+  ads_config:
+    api_type: DELTA_GRPC
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
+  cds_config: {ads: {}, resource_api_version: V3, initial_fetch_timeout: 5s}
+static_resources:
+  listeners:
+  - name: in
+    address: {socket_address: {address: 127.0.0.1, port_value: 15006}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: in
+          rds: {route_config_name: inbound, config_source: {ads: {}}}
+          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+  clusters:
+  - name: xds
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 15010}}}}]}]}
+  - name: app
+    type: EDS
+    eds_cluster_config: {eds_config: {ads: {}}, service_name: app.svc}
+"#;
+        let loaded =
+            outrigger_config::load_bytes(bootstrap.as_bytes(), outrigger_config::Format::Yaml)
+                .map_err(|d| {
+                    format!(
+                        "{:?}",
+                        d.iter().map(ToString::to_string).collect::<Vec<_>>()
+                    )
+                })
+                .unwrap();
+        let options = Options::from_snapshot(&loaded.snapshot).unwrap();
+        assert!(options.delta && options.set_node_on_first_message_only);
+        assert!(options.clusters && !options.listeners);
+        assert_eq!(options.static_route_names, ["inbound"]);
+        assert_eq!(options.static_endpoint_names, ["app.svc"]);
+        assert_eq!(options.initial_fetch_timeout, Duration::from_secs(5));
+        assert_eq!(
+            options.node.id,
+            "sidecar~10.0.0.1~web.ns~ns.svc.cluster.local"
+        );
+        let server = Server::from_cluster(loaded.snapshot.cluster("xds").unwrap()).unwrap();
+        assert_eq!(server.uri, "http://127.0.0.1:15010");
     }
 }

@@ -69,7 +69,7 @@ pub struct State {
     node: core_pb::Node,
     sink: Arc<dyn Sink>,
     resources: Resources,
-    /// State of the world: the version of the last accepted response of each type (sent back in requests).
+    /// The version of the last accepted response of each type: sent back in state-of-the-world requests.
     accepted: HashMap<Kind, String>,
     initial: InitialFetch,
     /// Wildcard types subscribed that have not answered yet.
@@ -142,9 +142,7 @@ impl State {
         let result = self.try_apply(&update);
         match &result {
             Ok(()) => {
-                if update.full_set {
-                    self.accepted.insert(kind, update.version.clone());
-                }
+                self.accepted.insert(kind, update.version.clone());
                 let arrived = self.arrived.entry(kind).or_default();
                 arrived.extend(self.resources.versions(kind).into_keys());
                 arrived.extend(update.removed.iter().cloned());
@@ -244,8 +242,11 @@ impl Converter<'_> {
         update: &Update,
         name_of: impl Fn(&R) -> &String,
     ) -> BTreeMap<String, Versioned<R>> {
-        let by_bytes: HashMap<&[u8], &Versioned<R>> =
-            held.values().map(|v| (v.bytes.as_slice(), v)).collect();
+        let by_bytes: HashMap<&[u8], &Versioned<R>> = held
+            .values()
+            .filter(|v| !v.bytes.is_empty())
+            .map(|v| (v.bytes.as_slice(), v))
+            .collect();
         let mut received: BTreeMap<String, Versioned<R>> = BTreeMap::new();
         for (i, incoming) in update.resources.iter().enumerate() {
             let Some(entry) = self.entry(i, incoming, held, &by_bytes, &name_of) else {
