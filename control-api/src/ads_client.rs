@@ -30,6 +30,7 @@
 mod backoff;
 mod delta;
 mod node;
+mod server;
 mod sotw;
 mod state;
 mod subscriptions;
@@ -37,15 +38,14 @@ mod subscriptions;
 mod tests;
 
 use backoff::Backoff;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use outrigger_config::model::cluster::{ClusterEndpoints, Discovery};
-use outrigger_config::model::core::{ConfigSource, Host};
+use outrigger_config::model::cluster::ClusterEndpoints;
+use outrigger_config::model::core::ConfigSource;
 use outrigger_config::model::{Cluster, Listener, Node, RouteConfig, Snapshot};
+pub use server::Server;
 use state::{InitialFetch, State};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tonic::transport::{Channel, Endpoint};
 
 /// Envoy's `initial_fetch_timeout` default.
 pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -268,72 +268,6 @@ impl Options {
     }
 }
 
-/// How to reach the control plane: a plaintext HTTP/2 (h2c) address, connected anew on every attempt.
-#[derive(Clone, Debug)]
-pub struct Server {
-    /// The static cluster it came from, for messages.
-    pub cluster: String,
-    /// `http://host:port`.
-    pub uri: String,
-}
-
-impl Server {
-    /// The first endpoint of the static cluster that `ads_config` names (an IP address or a DNS name, resolved
-    /// on each connection attempt).
-    pub fn from_cluster(cluster: &Cluster) -> Result<Server, String> {
-        let name = &cluster.name;
-        if cluster.tls.is_some()
-            || cluster
-                .transport_socket_matches
-                .iter()
-                .any(|m| m.tls.is_some())
-        {
-            return Err(format!(
-                "cluster {name:?} reaches the control plane over TLS; mTLS to the control plane is not \
-                 supported yet: use a plaintext (h2c) cluster, for example to a local xDS proxy"
-            ));
-        }
-        if matches!(
-            cluster.discovery,
-            Discovery::Eds { .. } | Discovery::OriginalDst
-        ) {
-            return Err(format!(
-                "cluster {name:?} reaches the control plane but has no static endpoints; use a STATIC, \
-                 STRICT_DNS or LOGICAL_DNS cluster with a load_assignment"
-            ));
-        }
-        let endpoint = cluster.endpoints().next().ok_or_else(|| {
-            format!("cluster {name:?} reaches the control plane but has no endpoint")
-        })?;
-        let host = match &endpoint.host {
-            Host::Ip(ip) if ip.is_ipv6() => format!("[{ip}]"),
-            Host::Ip(ip) => ip.to_string(),
-            Host::Name(name) => name.clone(),
-        };
-        Ok(Server {
-            cluster: name.clone(),
-            uri: format!("http://{host}:{}", endpoint.port),
-        })
-    }
-
-    async fn connect(&self) -> Result<AggregatedDiscoveryServiceClient<Channel>, String> {
-        let endpoint = Endpoint::from_shared(self.uri.clone())
-            .map_err(|e| format!("{} is not a valid address: {e}", self.uri))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {}: {}", self.uri, source_chain(&e)))?;
-        Ok(AggregatedDiscoveryServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES))
-    }
-}
-
-/// Envoy's gRPC client accepts responses this large (tonic's default is 4 MiB, too small for a mesh's
-/// listeners).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
 /// Where accepted states go, and what happens to the client.
 pub trait Sink: Send + Sync + 'static {
     /// Called after a response of one type was decoded and converted without error and changes the state,
@@ -427,118 +361,5 @@ async fn run(server: Server, mut state: State) {
             ended.reason
         );
         tokio::time::sleep(wait).await;
-    }
-}
-
-/// An error with its causes (`tonic::transport::Error` hides the useful part in its source).
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod server_tests {
-    use super::*;
-
-    fn cluster(yaml: &str) -> Cluster {
-        let bootstrap = format!("static_resources:\n  clusters:\n{yaml}");
-        let loaded =
-            outrigger_config::load_bytes(bootstrap.as_bytes(), outrigger_config::Format::Yaml)
-                .map_err(|d| {
-                    format!(
-                        "{:?}",
-                        d.iter().map(ToString::to_string).collect::<Vec<_>>()
-                    )
-                })
-                .unwrap();
-        loaded.snapshot.clusters[0].clone()
-    }
-
-    #[test]
-    fn the_server_is_the_first_endpoint_of_the_cluster() {
-        let c = cluster(
-            "  - name: xds\n    type: STRICT_DNS\n    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: cp.example, port_value: 18000}}}}]}]}\n",
-        );
-        let server = Server::from_cluster(&c).unwrap();
-        assert_eq!(server.uri, "http://cp.example:18000");
-        let c = cluster(
-            "  - name: xds\n    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: \"::1\", port_value: 15010}}}}]}]}\n",
-        );
-        assert_eq!(Server::from_cluster(&c).unwrap().uri, "http://[::1]:15010");
-    }
-
-    #[test]
-    fn tls_to_the_control_plane_is_refused_by_name() {
-        let c = cluster(
-            "  - name: xds-tls\n    load_assignment: {cluster_name: xds-tls, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 15012}}}}]}]}\n    transport_socket: {name: envoy.transport_sockets.tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: istiod}}\n",
-        );
-        let error = Server::from_cluster(&c).unwrap_err();
-        assert!(
-            error.contains("\"xds-tls\"") && error.contains("mTLS"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn options_come_from_the_bootstrap() {
-        let bootstrap = r#"
-node: {id: sidecar~10.0.0.1~web.ns~ns.svc.cluster.local, cluster: web.ns}
-dynamic_resources:
-  ads_config:
-    api_type: DELTA_GRPC
-    transport_api_version: V3
-    set_node_on_first_message_only: true
-    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
-  cds_config: {ads: {}, resource_api_version: V3, initial_fetch_timeout: 5s}
-static_resources:
-  listeners:
-  - name: in
-    address: {socket_address: {address: 127.0.0.1, port_value: 15006}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: in
-          rds: {route_config_name: inbound, config_source: {ads: {}}}
-          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
-  clusters:
-  - name: xds
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 15010}}}}]}]}
-  - name: app
-    type: EDS
-    eds_cluster_config: {eds_config: {ads: {}}, service_name: app.svc}
-"#;
-        let loaded =
-            outrigger_config::load_bytes(bootstrap.as_bytes(), outrigger_config::Format::Yaml)
-                .map_err(|d| {
-                    format!(
-                        "{:?}",
-                        d.iter().map(ToString::to_string).collect::<Vec<_>>()
-                    )
-                })
-                .unwrap();
-        let options = Options::from_snapshot(&loaded.snapshot).unwrap();
-        assert!(options.delta && options.set_node_on_first_message_only);
-        assert!(options.clusters && !options.listeners);
-        assert_eq!(options.static_route_names, ["inbound"]);
-        assert_eq!(options.static_endpoint_names, ["app.svc"]);
-        assert_eq!(options.initial_fetch_timeout, Duration::from_secs(5));
-        assert_eq!(
-            options.node.id,
-            "sidecar~10.0.0.1~web.ns~ns.svc.cluster.local"
-        );
-        let server = Server::from_cluster(loaded.snapshot.cluster("xds").unwrap()).unwrap();
-        assert_eq!(server.uri, "http://127.0.0.1:15010");
     }
 }
