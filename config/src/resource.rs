@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::config::endpoint::v3 as endpoint_pb;
 use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
 use envoy_types::pb::envoy::config::route::v3 as route_pb;
 use prost::Message;
-use prost_reflect::DynamicMessage;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 
 /// A resource converted, with the warnings about what it carries that Outrigger ignores.
 #[derive(Debug)]
@@ -68,48 +68,82 @@ pub fn from_proto<R: Resource>(proto: &R::Proto) -> Result<Converted<R>, Diagnos
     from_bytes::<R>(&proto.encode_to_vec())
 }
 
-/// The same from the bytes of an xDS `Any.value`.
+/// The same from the bytes of an xDS `Any.value`. Decodes the descriptor pool (about 16 MB) for this one
+/// resource: to convert many, use one [`Decoder`].
 pub fn from_bytes<R: Resource>(bytes: &[u8]) -> Result<Converted<R>, Diagnostics> {
-    let mut out = Diagnostics::default();
-    let short_name = R::PROTO_NAME.rsplit('.').next().unwrap_or(R::PROTO_NAME);
-    let descriptor = descriptors::message(R::PROTO_NAME).map_err(|e| {
-        out.error(&Path::root(), e);
-        out.clone()
-    })?;
-    let dynamic = DynamicMessage::decode(descriptor, bytes).map_err(|e| {
-        out.error(
-            &Path::from_label(short_name),
-            format!("cannot decode the resource: {e}"),
-        );
-        out.clone()
-    })?;
-    let proto = R::Proto::decode(bytes).map_err(|e| {
-        out.error(
-            &Path::from_label(short_name),
-            format!("cannot decode the resource: {e}"),
-        );
-        out.clone()
-    })?;
-    let name_field = if R::PROTO_NAME.ends_with("ClusterLoadAssignment") {
-        "cluster_name"
-    } else {
-        "name"
-    };
-    let name = match dynamic.get_field_by_name(name_field).as_deref() {
-        Some(prost_reflect::Value::String(name)) => name.clone(),
-        _ => String::new(),
-    };
-    let at = Path::from_label(format!("{short_name} {name:?}"));
-    walk::check(&dynamic, &at, &mut out);
-    if out.has_errors() {
-        return Err(out);
+    match Decoder::new() {
+        Ok(decoder) => decoder.convert::<R>(bytes),
+        Err(e) => {
+            let mut out = Diagnostics::default();
+            out.error(&Path::root(), e);
+            Err(out)
+        }
     }
-    match R::convert(&proto, &at, &mut out) {
-        Some(value) if !out.has_errors() => Ok(Converted {
-            value,
-            warnings: out,
-        }),
-        _ => Err(out),
+}
+
+/// Envoy's descriptors decoded once, to check and convert every resource of an xDS response with them. It
+/// holds about 16 MB: keep it for one response, not for the life of the process.
+pub struct Decoder {
+    pool: DescriptorPool,
+}
+
+impl Decoder {
+    pub fn new() -> Result<Self, String> {
+        Ok(Self {
+            pool: descriptors::pool()?,
+        })
+    }
+
+    /// Checks and converts one resource from the bytes of an xDS `Any.value`. Paths in problems start at the
+    /// resource (`Cluster "backend".lb_policy`).
+    pub fn convert<R: Resource>(&self, bytes: &[u8]) -> Result<Converted<R>, Diagnostics> {
+        let mut out = Diagnostics::default();
+        let short_name = R::PROTO_NAME.rsplit('.').next().unwrap_or(R::PROTO_NAME);
+        let descriptor = self
+            .pool
+            .get_message_by_name(R::PROTO_NAME)
+            .ok_or_else(|| {
+                out.error(
+                    &Path::root(),
+                    format!("built-in Envoy descriptors lack {}", R::PROTO_NAME),
+                );
+                out.clone()
+            })?;
+        let dynamic = DynamicMessage::decode(descriptor, bytes).map_err(|e| {
+            out.error(
+                &Path::from_label(short_name),
+                format!("cannot decode the resource: {e}"),
+            );
+            out.clone()
+        })?;
+        let proto = R::Proto::decode(bytes).map_err(|e| {
+            out.error(
+                &Path::from_label(short_name),
+                format!("cannot decode the resource: {e}"),
+            );
+            out.clone()
+        })?;
+        let name_field = if R::PROTO_NAME.ends_with("ClusterLoadAssignment") {
+            "cluster_name"
+        } else {
+            "name"
+        };
+        let name = match dynamic.get_field_by_name(name_field).as_deref() {
+            Some(prost_reflect::Value::String(name)) => name.clone(),
+            _ => String::new(),
+        };
+        let at = Path::from_label(format!("{short_name} {name:?}"));
+        walk::check(&dynamic, &at, &mut out);
+        if out.has_errors() {
+            return Err(out);
+        }
+        match R::convert(&proto, &at, &mut out) {
+            Some(value) if !out.has_errors() => Ok(Converted {
+                value,
+                warnings: out,
+            }),
+            _ => Err(out),
+        }
     }
 }
 
@@ -154,6 +188,40 @@ mod tests {
         let cluster = Cluster::try_from(&proto).unwrap();
         assert_eq!(cluster.name, "reviews");
         assert_eq!(cluster.connect_timeout, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn one_decoder_converts_many_resources() {
+        let decoder = Decoder::new().unwrap();
+        for name in ["a", "b"] {
+            let proto = cluster_pb::Cluster {
+                name: name.into(),
+                cluster_discovery_type: Some(ClusterDiscoveryType::Type(
+                    DiscoveryType::OriginalDst as i32,
+                )),
+                lb_policy: LbPolicy::ClusterProvided as i32,
+                ..Default::default()
+            };
+            let cluster = decoder
+                .convert::<Cluster>(&proto.encode_to_vec())
+                .unwrap()
+                .value;
+            assert_eq!(cluster.name, name);
+        }
+        let bad = cluster_pb::Cluster {
+            name: "m".into(),
+            lb_policy: LbPolicy::Maglev as i32,
+            ..Default::default()
+        };
+        let problems = decoder
+            .convert::<Cluster>(&bad.encode_to_vec())
+            .unwrap_err();
+        assert!(
+            problems
+                .errors()
+                .any(|d| d.path.as_str() == "Cluster \"m\".lb_policy"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! Every resource is checked and converted exactly as the proxy would when it arrives over xDS, so a document
 //! that passes here is one an Outrigger client accepts.
 
-use super::{Resource, from_bytes};
+use super::{Decoder, Resource};
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::cluster::ClusterEndpoints;
 use crate::model::{Cluster, Listener, RouteConfig};
@@ -73,15 +73,19 @@ pub fn parse(
             );
         }
     }
+    let decoder = Decoder::new().map_err(|e| {
+        out.error(&Path::root(), e);
+        out.clone()
+    })?;
     let mut resources = Vec::new();
     for (i, any) in response.resources.iter().enumerate() {
         let at = Path::root().field("resources").index(i);
         let checked = match any.type_url.as_str() {
-            LISTENER => check::<Listener>(&any.value, |l| l.name.clone()),
-            ROUTE_CONFIGURATION => check::<RouteConfig>(&any.value, |r| r.name.clone()),
-            CLUSTER => check::<Cluster>(&any.value, |c| c.name.clone()),
+            LISTENER => check::<Listener>(&decoder, &any.value, |l| l.name.clone()),
+            ROUTE_CONFIGURATION => check::<RouteConfig>(&decoder, &any.value, |r| r.name.clone()),
+            CLUSTER => check::<Cluster>(&decoder, &any.value, |c| c.name.clone()),
             CLUSTER_LOAD_ASSIGNMENT => {
-                check::<ClusterEndpoints>(&any.value, |e| e.cluster_name.clone())
+                check::<ClusterEndpoints>(&decoder, &any.value, |e| e.cluster_name.clone())
             }
             other => {
                 out.error(
@@ -131,10 +135,11 @@ pub fn parse(
 }
 
 fn check<R: Resource>(
+    decoder: &Decoder,
     bytes: &[u8],
     name: impl Fn(&R) -> String,
 ) -> Result<(String, Diagnostics), Diagnostics> {
-    let converted = from_bytes::<R>(bytes)?;
+    let converted = decoder.convert::<R>(bytes)?;
     Ok((name(&converted.value), converted.warnings))
 }
 

@@ -1,0 +1,365 @@
+//! The proxy's ADS client: one aggregated xDS stream to the control plane named in `dynamic_resources`, state
+//! of the world (`StreamAggregatedResources`) or incremental (`DeltaAggregatedResources`).
+//!
+//! ```text
+//! Server::from_cluster(&ads cluster)  Options { node, delta, listeners, clusters, static names, timeout }
+//!                 \                    /
+//!                  spawn(server, options, sink) -> Handle (stops the client when dropped or shut down)
+//!                        |
+//!    connect -> stream (sotw.rs | delta.rs) -> a response of one type -> state.rs: convert every resource
+//!    (outrigger_config::resource, one descriptor pool per response), the state it leads to -> Sink::apply
+//!    Ok: commit, ACK | Err or a bad resource: keep the previous state, NACK -> names to follow
+//!    (subscriptions.rs) -> on a broken stream, keep the state, back off (backoff.rs) and reconnect
+//! ```
+//!
+//! The public interface:
+//! - [`Server::from_cluster`]: where the control plane is (the first endpoint of the static ADS cluster,
+//!   plaintext HTTP/2).
+//! - [`Options`] (or [`Options::from_snapshot`]): who we are and what to subscribe to.
+//! - [`Sink`]: told each state the client would move to ([`Sink::apply`] may refuse it) and each [`Event`].
+//! - [`Resources`]: the accepted dynamic state, each resource with its version and when it last changed.
+//! - [`spawn`] -> [`Handle`].
+//!
+//! What Envoy's xDS protocol asks of a client, and where it is done: listeners and clusters are subscribed with
+//! a wildcard, route configurations and endpoints by the names the current listeners and clusters use
+//! (`subscriptions.rs`); every response is ACKed or NACKed, a NACK carries the previous good version and the
+//! problems as `outrigger validate` prints them; the last good state survives a NACK, a disconnect and a dead
+//! server; reconnects back off exponentially with jitter (500 ms to 30 s); nonces do not survive a reconnect,
+//! delta streams resend their subscriptions with `initial_resource_versions`.
+
+mod backoff;
+mod delta;
+mod node;
+mod server;
+mod sotw;
+mod state;
+mod subscriptions;
+#[cfg(test)]
+mod tests;
+
+use backoff::Backoff;
+use outrigger_config::model::cluster::ClusterEndpoints;
+use outrigger_config::model::core::ConfigSource;
+use outrigger_config::model::{Cluster, Listener, Node, RouteConfig, Snapshot};
+pub use server::Server;
+use state::{InitialFetch, State};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Envoy's `initial_fetch_timeout` default.
+pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one connection attempt may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The four resource types, in the order Envoy subscribes to them (make before break: clusters, their
+/// endpoints, listeners, their routes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Cluster,
+    Endpoints,
+    Listener,
+    Route,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Cluster, Kind::Endpoints, Kind::Listener, Kind::Route];
+
+    pub fn type_url(self) -> &'static str {
+        use outrigger_config::resource::documents::{
+            CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION,
+        };
+        match self {
+            Kind::Cluster => CLUSTER,
+            Kind::Endpoints => CLUSTER_LOAD_ASSIGNMENT,
+            Kind::Listener => LISTENER,
+            Kind::Route => ROUTE_CONFIGURATION,
+        }
+    }
+
+    pub fn from_type_url(type_url: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.type_url() == type_url)
+    }
+
+    /// Listeners and clusters are subscribed as a whole (wildcard), the others by name.
+    pub fn is_wildcard(self) -> bool {
+        matches!(self, Kind::Cluster | Kind::Listener)
+    }
+
+    /// Envoy's short name: `CDS`, `EDS`, `LDS`, `RDS`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Kind::Cluster => "CDS",
+            Kind::Endpoints => "EDS",
+            Kind::Listener => "LDS",
+            Kind::Route => "RDS",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// What the client tells the sink besides new states: for statistics (`control_plane.connected_state`,
+/// `<type>.update_attempt/_success/_rejected`) and readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A stream to the control plane is open.
+    Connected,
+    /// The open stream broke (it is retried after a back-off); the state stays as it was.
+    Disconnected,
+    /// A response of this type arrived.
+    UpdateAttempt(Kind),
+    /// It was accepted (and ACKed); with its version (`system_version_info` on delta streams).
+    UpdateSuccess(Kind, String),
+    /// It was refused (and NACKed).
+    UpdateRejected(Kind),
+    /// The first listeners and clusters, and the routes and endpoints they name, have arrived, or the initial
+    /// fetch timeout passed. Once per client.
+    InitialFetchDone,
+}
+
+/// One resource of the dynamic state.
+#[derive(Debug)]
+pub struct Versioned<T> {
+    pub value: Arc<T>,
+    /// The version of the response that last changed it (state of the world), or the resource's own version
+    /// (delta).
+    pub version: String,
+    pub last_updated: SystemTime,
+    /// The encoded resource: an identical one in a later response is not converted again.
+    bytes: Arc<Vec<u8>>,
+}
+
+// Not derived: a clone shares the value, whatever `T` is.
+impl<T> Clone for Versioned<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            version: self.version.clone(),
+            last_updated: self.last_updated,
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
+impl<T> Versioned<T> {
+    /// A resource made by hand (tests, a sink's own bookkeeping): never taken for one a response carries.
+    pub fn new(value: T, version: impl Into<String>) -> Self {
+        Self {
+            value: Arc::new(value),
+            version: version.into(),
+            last_updated: SystemTime::now(),
+            bytes: Arc::new(Vec::new()),
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.version == other.version
+            && (Arc::ptr_eq(&self.value, &other.value)
+                || (!self.bytes.is_empty() && self.bytes == other.bytes))
+    }
+}
+
+/// The whole accepted dynamic state, by resource name (endpoints by EDS service name).
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    pub listeners: BTreeMap<String, Versioned<Listener>>,
+    pub routes: BTreeMap<String, Versioned<RouteConfig>>,
+    pub clusters: BTreeMap<String, Versioned<Cluster>>,
+    pub endpoints: BTreeMap<String, Versioned<ClusterEndpoints>>,
+}
+
+impl Resources {
+    /// The names held of one type, with their versions.
+    pub fn versions(&self, kind: Kind) -> BTreeMap<String, String> {
+        fn of<T>(map: &BTreeMap<String, Versioned<T>>) -> BTreeMap<String, String> {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.version.clone()))
+                .collect()
+        }
+        match kind {
+            Kind::Cluster => of(&self.clusters),
+            Kind::Endpoints => of(&self.endpoints),
+            Kind::Listener => of(&self.listeners),
+            Kind::Route => of(&self.routes),
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        fn same<T>(a: &BTreeMap<String, Versioned<T>>, b: &BTreeMap<String, Versioned<T>>) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && va.same(vb))
+        }
+        same(&self.listeners, &other.listeners)
+            && same(&self.routes, &other.routes)
+            && same(&self.clusters, &other.clusters)
+            && same(&self.endpoints, &other.endpoints)
+    }
+}
+
+/// Who we are and what to ask for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub node: Node,
+    /// `DELTA_GRPC` rather than `GRPC`.
+    pub delta: bool,
+    /// Envoy's default: false (the node goes with every request).
+    pub set_node_on_first_message_only: bool,
+    /// `lds_config: {ads: {}}`: listeners by wildcard.
+    pub listeners: bool,
+    /// `cds_config: {ads: {}}`: clusters by wildcard.
+    pub clusters: bool,
+    /// Route configurations the static listeners name (`rds` in their connection managers).
+    pub static_route_names: Vec<String>,
+    /// EDS service names of the static clusters.
+    pub static_endpoint_names: Vec<String>,
+    /// Envoy's default: 15s. Zero waits for ever, as in Envoy.
+    pub initial_fetch_timeout: Duration,
+}
+
+impl Options {
+    /// The options a bootstrap asks for, or `None` when it has no `ads_config`. The initial fetch timeout is
+    /// the longest of `lds_config`'s and `cds_config`'s (each 15 s unless set), or none if either is `0s`.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Option<Options> {
+        let dynamic = snapshot.dynamic_resources.as_ref()?;
+        let ads = dynamic.ads.as_ref()?;
+        // One timeout for both: the longest, or none (zero, wait for ever) when either has none.
+        let timeouts: Vec<Duration> = [&dynamic.lds, &dynamic.cds]
+            .into_iter()
+            .flatten()
+            .map(
+                |ConfigSource::Ads {
+                     initial_fetch_timeout,
+                 }| { initial_fetch_timeout.unwrap_or(Duration::ZERO) },
+            )
+            .collect();
+        let initial_fetch_timeout = if timeouts.contains(&Duration::ZERO) {
+            Duration::ZERO
+        } else {
+            timeouts
+                .into_iter()
+                .max()
+                .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
+        };
+        Some(Options {
+            node: snapshot.node.clone(),
+            delta: ads.delta,
+            set_node_on_first_message_only: ads.set_node_on_first_message_only,
+            listeners: dynamic.lds.is_some(),
+            clusters: dynamic.cds.is_some(),
+            static_route_names: snapshot
+                .listeners
+                .iter()
+                .flat_map(subscriptions::listener_routes)
+                .collect(),
+            static_endpoint_names: snapshot
+                .clusters
+                .iter()
+                .filter_map(subscriptions::cluster_service)
+                .collect(),
+            initial_fetch_timeout,
+        })
+    }
+}
+
+/// Where accepted states go, and what happens to the client.
+pub trait Sink: Send + Sync + 'static {
+    /// Called after a response of one type was decoded and converted without error and changes the state,
+    /// with the state it would lead to. `Ok`: the client commits it and ACKs; `Err(message)`: the client NACKs
+    /// with that message and keeps the previous state. A valid response that changes nothing is ACKed
+    /// without a call.
+    fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String>;
+    /// Statistics and readiness.
+    fn event(&self, event: Event);
+}
+
+/// The running client. Dropping it (or [`Handle::shutdown`]) stops the client and closes its stream.
+pub struct Handle {
+    client: tokio::task::JoinHandle<()>,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops the client and waits until it has.
+    pub async fn shutdown(mut self) {
+        self.client.abort();
+        self.timer.abort();
+        let _ = (&mut self.client).await;
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.client.abort();
+        self.timer.abort();
+    }
+}
+
+/// Starts the client on the current tokio runtime.
+pub fn spawn(server: Server, options: Options, sink: Arc<dyn Sink>) -> Handle {
+    let initial = InitialFetch::new(sink.clone());
+    let timeout = options.initial_fetch_timeout;
+    let on_timeout = initial.clone();
+    let timer = tokio::spawn(async move {
+        if timeout.is_zero() {
+            return;
+        }
+        tokio::time::sleep(timeout).await;
+        if on_timeout.finish() {
+            tracing::info!("xDS initial fetch timed out after {timeout:?}; going on without it");
+        }
+    });
+    let client = tokio::spawn(run(server, State::new(options, sink, initial)));
+    Handle { client, timer }
+}
+
+/// How a stream ended.
+struct Ended {
+    /// The stream was open (the server answered the call).
+    connected: bool,
+    /// A response arrived on it: the back-off starts again from its base.
+    received: bool,
+    reason: String,
+}
+
+async fn run(server: Server, mut state: State) {
+    let mut backoff = Backoff::new();
+    let node = state.node_id().to_string();
+    loop {
+        let ended = match server.connect().await {
+            Ok(client) => {
+                if state.options().delta {
+                    delta::run(client, &server, &mut state).await
+                } else {
+                    sotw::run(client, &server, &mut state).await
+                }
+            }
+            Err(reason) => Ended {
+                connected: false,
+                received: false,
+                reason,
+            },
+        };
+        if ended.connected {
+            state.event(Event::Disconnected);
+        }
+        if ended.received {
+            backoff.reset();
+        }
+        let wait = backoff.next();
+        tracing::warn!(
+            node,
+            cluster = server.cluster,
+            "xDS stream to {}: {}; keeping the last good configuration, retrying in {wait:?}",
+            server.uri,
+            ended.reason
+        );
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -1,0 +1,184 @@
+//! One incremental ADS stream (`DeltaAggregatedResources`). Listeners and clusters are subscribed with no
+//! names (the wildcard), routes and endpoints by name, then by the names that come and go. On every (re)connect
+//! the client subscribes anew and says what it holds in `initial_resource_versions`, so the server sends only
+//! what changed. A response carries the resources added or changed and the names removed.
+
+use super::sotw::INVALID_ARGUMENT;
+use super::state::{Incoming, State, Update};
+use super::{Ended, Event, Kind, Server};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+};
+use envoy_types::pb::google::rpc::Status;
+use std::collections::{BTreeSet, HashMap};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::Channel;
+
+struct Stream<'a> {
+    state: &'a mut State,
+    requests: mpsc::UnboundedSender<DeltaDiscoveryRequest>,
+    first: bool,
+    /// The names subscribed, by type (only the types subscribed; empty for the wildcard ones).
+    subscribed: HashMap<Kind, BTreeSet<String>>,
+}
+
+impl Stream<'_> {
+    fn send(&mut self, mut request: DeltaDiscoveryRequest) {
+        request.node = self.state.node_for(self.first);
+        self.first = false;
+        // The receiver lives as long as the call; a send after it is gone changes nothing.
+        let _ = self.requests.send(request);
+    }
+
+    /// The first request of a type on this stream: the subscription and what the client holds.
+    fn subscribe(&mut self, kind: Kind, names: BTreeSet<String>) {
+        let held = self.state.resources().versions(kind);
+        self.send(DeltaDiscoveryRequest {
+            type_url: kind.type_url().to_string(),
+            resource_names_subscribe: names.iter().cloned().collect(),
+            initial_resource_versions: held.into_iter().collect(),
+            ..Default::default()
+        });
+        self.subscribed.insert(kind, names);
+    }
+
+    /// Subscribes to the names now wanted and unsubscribes from those no longer wanted.
+    fn follow_names(&mut self) {
+        for kind in [Kind::Endpoints, Kind::Route] {
+            let wanted = self.state.wanted(kind);
+            let Some(current) = self.subscribed.get(&kind) else {
+                if !wanted.is_empty() {
+                    self.subscribe(kind, wanted);
+                }
+                continue;
+            };
+            let subscribe: Vec<String> = wanted.difference(current).cloned().collect();
+            let unsubscribe: Vec<String> = current.difference(&wanted).cloned().collect();
+            if subscribe.is_empty() && unsubscribe.is_empty() {
+                continue;
+            }
+            self.send(DeltaDiscoveryRequest {
+                type_url: kind.type_url().to_string(),
+                resource_names_subscribe: subscribe,
+                resource_names_unsubscribe: unsubscribe,
+                ..Default::default()
+            });
+            self.subscribed.insert(kind, wanted);
+        }
+    }
+
+    fn respond(&mut self, response: DeltaDiscoveryResponse) {
+        let Some(kind) =
+            Kind::from_type_url(&response.type_url).filter(|k| self.subscribed.contains_key(k))
+        else {
+            let message = format!(
+                "error: type_url: {:?} was not subscribed to on this stream",
+                response.type_url
+            );
+            tracing::warn!(node = self.state.node_id(), "NACK: {message}");
+            self.send(nack(&response.type_url, response.nonce, message));
+            return;
+        };
+        let update = Update {
+            kind,
+            version: response.system_version_info.clone(),
+            resources: response
+                .resources
+                .into_iter()
+                .map(|resource| Incoming {
+                    name: Some(resource.name),
+                    version: resource.version,
+                    any: resource.resource,
+                })
+                .collect(),
+            removed: response.removed_resources,
+            full_set: false,
+        };
+        match self.state.apply(update) {
+            Ok(()) => self.send(DeltaDiscoveryRequest {
+                type_url: kind.type_url().to_string(),
+                response_nonce: response.nonce,
+                ..Default::default()
+            }),
+            Err(message) => self.send(nack(kind.type_url(), response.nonce, message)),
+        }
+        self.follow_names();
+    }
+}
+
+fn nack(type_url: &str, nonce: String, message: String) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        type_url: type_url.to_string(),
+        response_nonce: nonce,
+        error_detail: Some(Status {
+            code: INVALID_ARGUMENT,
+            message,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub async fn run(
+    mut client: AggregatedDiscoveryServiceClient<Channel>,
+    server: &Server,
+    state: &mut State,
+) -> Ended {
+    let (requests, receiver) = mpsc::unbounded_channel();
+    let mut stream = Stream {
+        state,
+        requests,
+        first: true,
+        subscribed: HashMap::new(),
+    };
+    // Envoy's order: clusters, endpoints, listeners, routes.
+    for kind in Kind::ALL {
+        if kind.is_wildcard() {
+            if stream.state.subscribed(kind) {
+                stream.subscribe(kind, BTreeSet::new());
+            }
+        } else {
+            let wanted = stream.state.wanted(kind);
+            if !wanted.is_empty() {
+                stream.subscribe(kind, wanted);
+            }
+        }
+    }
+    let mut responses = match client
+        .delta_aggregated_resources(UnboundedReceiverStream::new(receiver))
+        .await
+    {
+        Ok(responses) => responses.into_inner(),
+        Err(status) => {
+            return Ended {
+                connected: false,
+                received: false,
+                reason: format!("the server refused the stream: {status}"),
+            };
+        }
+    };
+    tracing::info!(
+        node = stream.state.node_id(),
+        "xDS stream open to {} (delta)",
+        server.uri
+    );
+    stream.state.event(Event::Connected);
+    let mut received = false;
+    let reason = loop {
+        match responses.message().await {
+            Ok(Some(response)) => {
+                received = true;
+                stream.respond(response);
+            }
+            Ok(None) => break "the server closed the stream".to_string(),
+            Err(status) => break format!("the stream failed: {status}"),
+        }
+    };
+    Ended {
+        connected: true,
+        received,
+        reason,
+    }
+}

@@ -1,0 +1,204 @@
+//! One state-of-the-world ADS stream (`StreamAggregatedResources`). Per type the stream remembers the nonce of
+//! the last response and the names it asked for; the accepted versions live in the [`State`] and outlive the
+//! stream, nonces do not. Listeners and clusters are asked for with no names (the wildcard, as Envoy does),
+//! routes and endpoints by name, and again with the whole list whenever it changes.
+
+use super::state::{Incoming, State, Update};
+use super::{Ended, Event, Kind, Server};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::rpc::Status;
+use std::collections::{BTreeSet, HashMap};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::Channel;
+
+/// gRPC's INVALID_ARGUMENT, the code of a NACK's `error_detail`.
+pub const INVALID_ARGUMENT: i32 = 3;
+
+struct Stream<'a> {
+    state: &'a mut State,
+    requests: mpsc::UnboundedSender<DiscoveryRequest>,
+    first: bool,
+    nonces: HashMap<Kind, String>,
+    /// The names last asked for, by type (only the types asked for).
+    asked: HashMap<Kind, BTreeSet<String>>,
+}
+
+impl Stream<'_> {
+    fn send(
+        &mut self,
+        kind_or_url: &str,
+        names: Vec<String>,
+        version: String,
+        nonce: String,
+        error: Option<String>,
+    ) {
+        let request = DiscoveryRequest {
+            version_info: version,
+            node: self.state.node_for(self.first),
+            resource_names: names,
+            type_url: kind_or_url.to_string(),
+            response_nonce: nonce,
+            error_detail: error.map(|message| Status {
+                code: INVALID_ARGUMENT,
+                message,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.first = false;
+        // The receiver lives as long as the call; a send after it is gone changes nothing.
+        let _ = self.requests.send(request);
+    }
+
+    /// Asks again for every by-name type whose names changed (or that is now wanted for the first time).
+    fn follow_names(&mut self) {
+        for kind in [Kind::Endpoints, Kind::Route] {
+            let wanted = self.state.wanted(kind);
+            let changed = match self.asked.get(&kind) {
+                Some(asked) => *asked != wanted,
+                None => !wanted.is_empty(),
+            };
+            if changed {
+                let nonce = self.nonces.get(&kind).cloned().unwrap_or_default();
+                self.send(
+                    kind.type_url(),
+                    wanted.iter().cloned().collect(),
+                    self.state.accepted(kind),
+                    nonce,
+                    None,
+                );
+                self.asked.insert(kind, wanted);
+            }
+        }
+    }
+
+    fn respond(&mut self, response: DiscoveryResponse) {
+        let Some(kind) = Kind::from_type_url(&response.type_url).filter(|k| {
+            if k.is_wildcard() {
+                self.state.subscribed(*k)
+            } else {
+                self.asked.contains_key(k)
+            }
+        }) else {
+            let message = format!(
+                "error: type_url: {:?} was not asked for on this stream",
+                response.type_url
+            );
+            tracing::warn!(node = self.state.node_id(), "NACK: {message}");
+            self.send(
+                &response.type_url,
+                Vec::new(),
+                String::new(),
+                response.nonce,
+                Some(message),
+            );
+            return;
+        };
+        self.nonces.insert(kind, response.nonce.clone());
+        let update = Update {
+            kind,
+            version: response.version_info.clone(),
+            resources: response
+                .resources
+                .into_iter()
+                .map(|any| Incoming {
+                    name: None,
+                    version: response.version_info.clone(),
+                    any: Some(any),
+                })
+                .collect(),
+            removed: Vec::new(),
+            full_set: kind.is_wildcard(),
+        };
+        let error = self.state.apply(update).err();
+        let names = self
+            .asked
+            .get(&kind)
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default();
+        self.send(
+            kind.type_url(),
+            names,
+            self.state.accepted(kind),
+            response.nonce,
+            error,
+        );
+        self.follow_names();
+    }
+}
+
+pub async fn run(
+    mut client: AggregatedDiscoveryServiceClient<Channel>,
+    server: &Server,
+    state: &mut State,
+) -> Ended {
+    let (requests, receiver) = mpsc::unbounded_channel();
+    let mut stream = Stream {
+        state,
+        requests,
+        first: true,
+        nonces: HashMap::new(),
+        asked: HashMap::new(),
+    };
+    // Envoy's order: clusters, endpoints, listeners, routes.
+    for kind in Kind::ALL {
+        if kind.is_wildcard() && stream.state.subscribed(kind) {
+            stream.send(
+                kind.type_url(),
+                Vec::new(),
+                stream.state.accepted(kind),
+                String::new(),
+                None,
+            );
+        } else if !kind.is_wildcard() {
+            let wanted = stream.state.wanted(kind);
+            if !wanted.is_empty() {
+                stream.send(
+                    kind.type_url(),
+                    wanted.iter().cloned().collect(),
+                    stream.state.accepted(kind),
+                    String::new(),
+                    None,
+                );
+                stream.asked.insert(kind, wanted);
+            }
+        }
+    }
+    let mut responses = match client
+        .stream_aggregated_resources(UnboundedReceiverStream::new(receiver))
+        .await
+    {
+        Ok(responses) => responses.into_inner(),
+        Err(status) => {
+            return Ended {
+                connected: false,
+                received: false,
+                reason: format!("the server refused the stream: {status}"),
+            };
+        }
+    };
+    tracing::info!(
+        node = stream.state.node_id(),
+        "xDS stream open to {} (state of the world)",
+        server.uri
+    );
+    stream.state.event(Event::Connected);
+    let mut received = false;
+    let reason = loop {
+        match responses.message().await {
+            Ok(Some(response)) => {
+                received = true;
+                stream.respond(response);
+            }
+            Ok(None) => break "the server closed the stream".to_string(),
+            Err(status) => break format!("the stream failed: {status}"),
+        }
+    };
+    Ended {
+        connected: true,
+        received,
+        reason,
+    }
+}

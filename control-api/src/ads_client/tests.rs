@@ -1,0 +1,228 @@
+//! The client's state without a network: what the initial fetch waits for, what a response removes, and the
+//! initial fetch timeout on paused time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::state::{Incoming, InitialFetch, State, Update};
+use super::*;
+use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
+use envoy_types::pb::envoy::config::core::v3 as core_pb;
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Recorder {
+    applied: Mutex<Vec<(Kind, Resources)>>,
+    events: Mutex<Vec<Event>>,
+}
+
+impl Sink for Recorder {
+    fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String> {
+        self.applied.lock().unwrap().push((kind, next.clone()));
+        Ok(())
+    }
+    fn event(&self, event: Event) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    fn done(&self) -> bool {
+        self.events
+            .lock()
+            .unwrap()
+            .contains(&Event::InitialFetchDone)
+    }
+}
+
+fn options() -> Options {
+    Options {
+        node: Node {
+            id: "n".into(),
+            ..Default::default()
+        },
+        delta: false,
+        set_node_on_first_message_only: false,
+        listeners: false,
+        clusters: true,
+        static_route_names: Vec::new(),
+        static_endpoint_names: Vec::new(),
+        initial_fetch_timeout: DEFAULT_INITIAL_FETCH_TIMEOUT,
+    }
+}
+
+fn state(options: Options) -> (State, Arc<Recorder>) {
+    let sink = Arc::new(Recorder::default());
+    let state = State::new(options, sink.clone(), InitialFetch::new(sink.clone()));
+    (state, sink)
+}
+
+fn eds_cluster(name: &str, service: &str) -> Any {
+    use cluster_pb::cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig};
+    let cluster = cluster_pb::Cluster {
+        name: name.into(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+        eds_cluster_config: Some(EdsClusterConfig {
+            eds_config: Some(core_pb::ConfigSource {
+                config_source_specifier: Some(core_pb::config_source::ConfigSourceSpecifier::Ads(
+                    core_pb::AggregatedConfigSource {},
+                )),
+                ..Default::default()
+            }),
+            service_name: service.into(),
+        }),
+        ..Default::default()
+    };
+    Any {
+        type_url: Kind::Cluster.type_url().into(),
+        value: cluster.encode_to_vec(),
+    }
+}
+
+fn assignment(name: &str) -> Any {
+    let assignment = envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment {
+        cluster_name: name.into(),
+        ..Default::default()
+    };
+    Any {
+        type_url: Kind::Endpoints.type_url().into(),
+        value: assignment.encode_to_vec(),
+    }
+}
+
+fn update(kind: Kind, version: &str, resources: Vec<Any>, removed: &[&str]) -> Update {
+    Update {
+        kind,
+        version: version.into(),
+        resources: resources
+            .into_iter()
+            .map(|any| Incoming {
+                name: None,
+                version: version.into(),
+                any: Some(any),
+            })
+            .collect(),
+        removed: removed.iter().map(|r| r.to_string()).collect(),
+        full_set: kind.is_wildcard(),
+    }
+}
+
+#[test]
+fn the_initial_fetch_waits_for_the_endpoints_the_clusters_name() {
+    let (mut state, sink) = state(options());
+    assert!(!sink.done());
+    state
+        .apply(update(
+            Kind::Cluster,
+            "1",
+            vec![eds_cluster("a", ""), eds_cluster("b", "b.svc")],
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(
+        state
+            .wanted(Kind::Endpoints)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["a", "b.svc"]
+    );
+    assert!(!sink.done(), "endpoints still missing");
+    state
+        .apply(update(Kind::Endpoints, "e1", vec![assignment("a")], &[]))
+        .unwrap();
+    assert!(!sink.done(), "b.svc still missing");
+    // A delta server saying b.svc does not exist ends the wait too.
+    state
+        .apply(update(Kind::Endpoints, "e2", Vec::new(), &["b.svc"]))
+        .unwrap();
+    assert!(sink.done());
+}
+
+#[test]
+fn nothing_to_wait_for_is_done_at_once_and_a_refused_first_response_ends_the_wait() {
+    let mut nothing = options();
+    nothing.clusters = false;
+    let (_, sink) = state(nothing);
+    assert!(sink.done());
+
+    let (mut state, sink) = state(options());
+    let bad = eds_cluster("", "");
+    let refused = state.apply(update(Kind::Cluster, "1", vec![bad], &[]));
+    assert!(refused.is_err());
+    assert!(
+        sink.done(),
+        "Envoy's initial fetch ends on a rejected response too"
+    );
+    assert!(sink.applied.lock().unwrap().is_empty());
+}
+
+#[test]
+fn endpoints_nobody_names_are_dropped_and_unchanged_responses_are_not_applied_again() {
+    let (mut state, sink) = state(options());
+    state
+        .apply(update(Kind::Cluster, "1", vec![eds_cluster("a", "")], &[]))
+        .unwrap();
+    state
+        .apply(update(
+            Kind::Endpoints,
+            "e1",
+            vec![assignment("a"), assignment("unasked")],
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(
+        state.resources().endpoints.keys().collect::<Vec<_>>(),
+        ["a"],
+        "what nobody asked for is not kept"
+    );
+    let applied = sink.applied.lock().unwrap().len();
+    // The same clusters under a new version: ACKed, not applied again, the version that brought them kept.
+    state
+        .apply(update(Kind::Cluster, "2", vec![eds_cluster("a", "")], &[]))
+        .unwrap();
+    assert_eq!(sink.applied.lock().unwrap().len(), applied);
+    assert_eq!(state.resources().clusters["a"].version, "1");
+    assert_eq!(state.accepted(Kind::Cluster), "2");
+    // The cluster goes (a whole set without it): its endpoints go with it.
+    state
+        .apply(update(Kind::Cluster, "3", Vec::new(), &[]))
+        .unwrap();
+    assert!(state.resources().clusters.is_empty());
+    assert!(state.resources().endpoints.is_empty());
+    let events = sink.events.lock().unwrap().clone();
+    assert!(events.contains(&Event::UpdateSuccess(Kind::Cluster, "3".into())));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| **e == Event::UpdateAttempt(Kind::Cluster))
+            .count(),
+        3
+    );
+}
+
+/// With no control plane at all, the initial fetch ends when its timeout passes (on paused time: exactly
+/// then), the client keeps retrying, and never says it is connected.
+#[tokio::test(start_paused = true)]
+async fn the_initial_fetch_times_out_without_a_server() {
+    let sink = Arc::new(Recorder::default());
+    let mut options = options();
+    options.initial_fetch_timeout = Duration::from_secs(3);
+    let start = tokio::time::Instant::now();
+    // Port 1 on loopback: refused at once.
+    let server = Server {
+        cluster: "xds".into(),
+        uri: "http://127.0.0.1:1".into(),
+    };
+    let handle = spawn(server, options, sink.clone());
+    while !sink.done() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_millis(3200),
+        "{waited:?}"
+    );
+    assert!(!sink.events.lock().unwrap().contains(&Event::Connected));
+    handle.shutdown().await;
+}
