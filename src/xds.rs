@@ -65,18 +65,34 @@ impl Sink for ProxySink {
         let inputs = &self.proxy.inputs;
         let xds = &inputs.metrics.xds;
         match event {
-            Event::Connected => xds.connected_state.set(1),
-            Event::Disconnected => xds.connected_state.set(0),
+            Event::Connected => {
+                xds.connected_state.set(1);
+            }
+            Event::Disconnected => {
+                xds.connected_state.set(0);
+            }
             Event::InitialFetchDone => {
                 inputs.initial_fetch_done.store(true, Ordering::Relaxed);
                 tracing::info!("initial configuration from the control plane in place; ready");
             }
-            Event::UpdateAttempt(kind) => self.count(kind, |s| s.attempt.inc(), |c| {
-                c.stats.update_attempt.inc();
-            }),
-            Event::UpdateRejected(kind) => self.count(kind, |s| s.rejected.inc(), |c| {
-                c.stats.update_rejected.inc();
-            }),
+            Event::UpdateAttempt(kind) => self.count(
+                kind,
+                |s| {
+                    s.attempt.inc();
+                },
+                |c| {
+                    c.stats.update_attempt.inc();
+                },
+            ),
+            Event::UpdateRejected(kind) => self.count(
+                kind,
+                |s| {
+                    s.rejected.inc();
+                },
+                |c| {
+                    c.stats.update_rejected.inc();
+                },
+            ),
             Event::UpdateSuccess(kind, version) => self.count(
                 kind,
                 |s| {

@@ -145,18 +145,18 @@ mod tests {
     use crate::{Format, load_bytes};
 
     /// An RDS connection manager: `rds` is NotYet, and so is everything below it.
-    const RDS: &str = r#"
+    const NOT_YET: &str = r#"
 static_resources:
   listeners:
   - name: web
-    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}
+    address: {socket_address: {address: "::", port_value: 18080, ipv4_compat: true}}
     filter_chains:
     - filters:
       - name: hcm
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: web
-          rds: {route_config_name: web, config_source: {ads: {}}}
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
           http_filters:
           - name: router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
@@ -164,7 +164,7 @@ static_resources:
 
     #[test]
     fn a_field_not_enforced_yet_warns_once_for_everything_below_it() {
-        let loaded = match load_bytes(RDS.as_bytes(), Format::Yaml) {
+        let loaded = match load_bytes(NOT_YET.as_bytes(), Format::Yaml) {
             Ok(loaded) => loaded,
             Err(problems) => panic!("refused: {problems:#?}"),
         };
@@ -172,8 +172,8 @@ static_resources:
         assert_eq!(
             warnings,
             vec![
-                "warning: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.rds: accepted, \
-                 but RDS (its requests get 404) is not enforced yet"
+                "warning: static_resources.listeners[0].address.socket_address.ipv4_compat: accepted, but \
+                 ipv4_compat (a `::` listener takes IPv4 whether or not it is set) is not enforced yet"
                     .to_string()
             ]
         );

@@ -171,9 +171,8 @@ resources:
 
     #[test]
     fn every_resource_is_checked_and_kept_with_its_type_and_name() {
-        // The only warning is the table's own about EDS, which the proxy does not act on yet.
         let (resources, warnings) = parse(GOOD.as_bytes(), Format::Yaml).unwrap();
-        assert_eq!(warnings.warnings().count(), 1, "{warnings:?}");
+        assert_eq!(warnings.warnings().count(), 0, "{warnings:?}");
         let names: Vec<(&str, &str)> = resources
             .iter()
             .map(|r| (r.type_url.as_str(), r.name.as_str()))

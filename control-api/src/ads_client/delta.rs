@@ -96,7 +96,11 @@ impl Stream<'_> {
             removed: response.removed_resources,
             full_set: false,
         };
-        match self.state.apply(update) {
+        let applied = self.state.apply(update);
+        // As Envoy: the subscriptions an update leads to (a new cluster's endpoints, a new listener's routes) go
+        // out before its ACK, so a control plane that orders its pushes (make before break) sees them first.
+        self.follow_names();
+        match applied {
             Ok(()) => self.send(DeltaDiscoveryRequest {
                 type_url: kind.type_url().to_string(),
                 response_nonce: response.nonce,
@@ -104,7 +108,6 @@ impl Stream<'_> {
             }),
             Err(message) => self.send(nack(kind.type_url(), response.nonce, message)),
         }
-        self.follow_names();
     }
 }
 

@@ -113,6 +113,9 @@ impl Stream<'_> {
             full_set: kind.is_wildcard(),
         };
         let error = self.state.apply(update).err();
+        // As Envoy: the subscriptions an update leads to (a new cluster's endpoints, a new listener's routes) go
+        // out before its ACK, so a control plane that orders its pushes (make before break) sees them first.
+        self.follow_names();
         let names = self
             .asked
             .get(&kind)
@@ -125,7 +128,6 @@ impl Stream<'_> {
             response.nonce,
             error,
         );
-        self.follow_names();
     }
 }
 

@@ -5,7 +5,7 @@
 use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
-const XDS: &str = "xDS (only static_resources are served)";
+const XDS: &str = "xDS gRPC service settings (the ADS stream uses its own)";
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
     ("envoy.config.bootstrap.v3.Bootstrap.node", Tests(&[ADMIN])),
@@ -15,7 +15,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.bootstrap.v3.Bootstrap.dynamic_resources",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     ("envoy.config.bootstrap.v3.Bootstrap.admin", Tests(&[ADMIN])),
     (
@@ -28,15 +28,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.lds_config",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.cds_config",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.ads_config",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.config.bootstrap.v3.Admin.address",
@@ -84,33 +84,43 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.core.v3.SocketAddress.ipv4_compat",
         NotYet("ipv4_compat (a `::` listener takes IPv4 whether or not it is set)"),
     ),
-    ("envoy.config.core.v3.ConfigSource.ads", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.ConfigSource.ads",
+        Tests(&[XDS_SOTW, XDS_DELTA, LIVE_RDS]),
+    ),
     (
         "envoy.config.core.v3.ConfigSource.resource_api_version",
-        NotYet(XDS),
+        // V3, the only version there is (the loader refuses any other).
+        Tests(&[XDS_SOTW]),
     ),
     (
         "envoy.config.core.v3.ConfigSource.initial_fetch_timeout",
-        NotYet(XDS),
+        Tests(&[XDS_FETCH_TIMEOUT, XDS_OPTIONS]),
     ),
-    ("envoy.config.core.v3.ApiConfigSource.api_type", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.ApiConfigSource.api_type",
+        Tests(&[XDS_SOTW, XDS_DELTA]),
+    ),
     (
         "envoy.config.core.v3.ApiConfigSource.transport_api_version",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW]),
     ),
     (
         "envoy.config.core.v3.ApiConfigSource.grpc_services",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.config.core.v3.ApiConfigSource.set_node_on_first_message_only",
-        NotYet(XDS),
+        Tests(&[XDS_NODE_FIRST, XDS_EDS_FOLLOWS]),
     ),
-    ("envoy.config.core.v3.GrpcService.envoy_grpc", NotYet(XDS)),
+    (
+        "envoy.config.core.v3.GrpcService.envoy_grpc",
+        Tests(&[XDS_SOTW, XDS_DELTA]),
+    ),
     ("envoy.config.core.v3.GrpcService.timeout", NotYet(XDS)),
     (
         "envoy.config.core.v3.GrpcService.EnvoyGrpc.cluster_name",
-        NotYet(XDS),
+        Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.config.core.v3.GrpcService.EnvoyGrpc.authority",

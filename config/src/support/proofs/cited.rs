@@ -251,3 +251,17 @@ pub(super) const CLUSTER_PROTOCOLS: &str =
     "tests/proxy_http.rs::cluster_protocol_options_choose_the_protocol_and_close_idle_connections";
 pub(super) const DNS_REFRESH: &str =
     "tests/envoy_resilience.rs::dns_refresh_rate_sets_how_often_a_dns_cluster_resolves";
+// xDS client proofs
+pub(super) const XDS_SOTW: &str =
+    "tests/xds_client.rs::outrigger_follows_an_independent_sotw_control_plane";
+pub(super) const XDS_DELTA: &str =
+    "tests/xds_client.rs::outrigger_follows_an_independent_delta_control_plane";
+pub(super) const XDS_NODE_FIRST: &str =
+    "control-api/tests/ads_client.rs::nacks_name_the_resource_and_keep_the_last_good_version";
+pub(super) const XDS_EDS_FOLLOWS: &str = "control-api/tests/ads_client.rs::endpoints_follow_the_clusters_and_a_restarted_server_gets_the_next_version";
+pub(super) const XDS_FETCH_TIMEOUT: &str =
+    "control-api/src/ads_client/tests.rs::the_initial_fetch_times_out_without_a_server";
+pub(super) const LIVE_RDS: &str =
+    "tests/live_update.rs::an_rds_route_configuration_reaches_open_connections";
+pub(super) const XDS_OPTIONS: &str =
+    "control-api/src/ads_client/server/tests.rs::options_come_from_the_bootstrap";

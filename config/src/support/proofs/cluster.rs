@@ -5,7 +5,6 @@
 use super::Proof::{self, NotYet, Tests};
 use super::cited::*;
 
-const EDS: &str = "EDS (the cluster has no endpoints: 503)";
 // Outrigger's auto_config speaks HTTP/1.1 (no ALPN choice of h2, which Envoy makes), so it is not acted on as Envoy
 // does.
 const AUTO_HTTP: &str = "auto_config (the upstream protocol chosen by ALPN; HTTP/1.1 is spoken)";
@@ -33,7 +32,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.eds_cluster_config",
-        NotYet(EDS),
+        Tests(&[XDS_SOTW, XDS_DELTA, XDS_EDS_FOLLOWS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.circuit_breakers",
@@ -91,11 +90,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.EdsClusterConfig.eds_config",
-        NotYet(EDS),
+        Tests(&[XDS_SOTW, XDS_DELTA, XDS_EDS_FOLLOWS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.EdsClusterConfig.service_name",
-        NotYet(EDS),
+        Tests(&[XDS_SOTW, XDS_DELTA, XDS_EDS_FOLLOWS]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.TransportSocketMatch.name",

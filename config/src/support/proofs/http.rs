@@ -2,7 +2,7 @@
 //!
 //! `proofs.rs` says what an entry means.
 
-use super::Proof::{self, NotYet, Tests};
+use super::Proof::{self, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
@@ -16,7 +16,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.rds",
-        NotYet("RDS (its requests get 404)"),
+        Tests(&[LIVE_RDS, XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.route_config",
@@ -116,11 +116,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.Rds.config_source",
-        NotYet("RDS (its requests get 404)"),
+        Tests(&[LIVE_RDS, XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.Rds.route_config_name",
-        NotYet("RDS (its requests get 404)"),
+        Tests(&[LIVE_RDS, XDS_SOTW, XDS_DELTA]),
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.name",
