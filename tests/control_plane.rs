@@ -313,3 +313,88 @@ async fn envoy_takes_its_configuration_from_the_control_plane() {
     drop((sotw, delta, control_plane));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// README's recipe (`deploy/local/`): `outrigger control-plane` over the example folder and `outrigger run` on the
+/// example ADS bootstrap, ports moved to free ones. Outrigger serves the delivered listener, routes and EDS
+/// cluster, follows an edit over SotW and over delta, and refuses nothing our own control plane sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outrigger_runs_the_readme_example_from_the_control_plane() {
+    let root = std::env::temp_dir().join(format!("outrigger-local-example-{}", std::process::id()));
+    let dir = root.join("control-plane");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = Backend::start("app").await;
+    let repo = support::repo_root().join("deploy/local");
+    let listen = free_port();
+    let example = std::fs::read_to_string(repo.join("control-plane/web.yaml"))
+        .unwrap()
+        .replace("port_value: 10000", &format!("port_value: {listen}"))
+        .replace(
+            "port_value: 8080",
+            &format!("port_value: {}", app.address.port()),
+        );
+    std::fs::write(dir.join("web.yaml"), &example).unwrap();
+    let control_plane = ControlPlane::start(&dir);
+    let bootstrap = std::fs::read_to_string(repo.join("sidecar-ads.yaml")).unwrap();
+    let mut sidecars = Vec::new();
+    for api_type in ["GRPC", "DELTA_GRPC"] {
+        let admin = free_port();
+        let config = root.join(format!("sidecar-{api_type}.yaml"));
+        let text = bootstrap
+            .replace("port_value: 15000", &format!("port_value: {admin}"))
+            .replace(
+                "port_value: 15010",
+                &format!("port_value: {}", control_plane.port),
+            )
+            .replace("api_type: GRPC ", &format!("api_type: {api_type} "))
+            .replace("id: local-sidecar", &format!("id: sidecar-{api_type}"));
+        std::fs::write(&config, text).unwrap();
+        let log = root.join(format!("sidecar-{api_type}.log"));
+        let child = support::outrigger()
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        sidecars.push((ChildGuard(child), admin, log));
+        // Both sidecars receive the same listener address: one at a time.
+        let seen = eventually(listen, "/hello", |s| s.starts_with("200")).await;
+        assert_eq!(
+            seen,
+            "200 hello from the control plane\n",
+            "{api_type}: {}",
+            std::fs::read_to_string(&sidecars.last().unwrap().2).unwrap_or_default()
+        );
+        let seen = eventually(listen, "/anything", |s| s.starts_with("200")).await;
+        assert!(seen.contains("\"backend\":\"app\""), "{seen}");
+        let ready = try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .unwrap();
+        assert_eq!(ready.status, 200);
+
+        // An edit reaches the sidecar.
+        let edited = example.replace(
+            "hello from the control plane",
+            &format!("hello over {api_type}"),
+        );
+        std::fs::write(dir.join("web.yaml"), &edited).unwrap();
+        let seen = eventually(listen, "/hello", |s| s.contains(api_type)).await;
+        assert_eq!(seen, format!("200 hello over {api_type}\n"));
+        std::fs::write(dir.join("web.yaml"), &example).unwrap();
+        let seen = eventually(listen, "/hello", |s| s.contains("from the control plane")).await;
+        assert_eq!(seen, "200 hello from the control plane\n");
+        let sidecar_log = std::fs::read_to_string(&sidecars.last().unwrap().2).unwrap_or_default();
+        assert!(!sidecar_log.contains("NACK"), "{sidecar_log}");
+        assert!(!sidecar_log.contains("not enforced"), "{sidecar_log}");
+        // Stop this one before the next binds the same listener address.
+        sidecars.pop();
+    }
+    assert!(
+        !control_plane.log_text().contains("NACK"),
+        "{}",
+        control_plane.log_text()
+    );
+    drop(control_plane);
+    let _ = std::fs::remove_dir_all(&root);
+}

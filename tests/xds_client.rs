@@ -247,10 +247,18 @@ async fn outrigger_follows_the_ads_server(api_type: &str) {
     fixture.write_state("state-1.json", 1);
     let server = AdsServer::start(&python, ads_port, &fixture.state());
     wait_until_served(fixture.listen, "backend-a", "1", &log).await;
-    let ready = try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
-        .await
-        .unwrap();
-    assert_eq!(ready.status, 200, "{}", ready.body);
+    // Ready once every name the listeners and clusters use has arrived (just after the first request works).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .unwrap();
+        if ready.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready: {}", ready.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for kind in [
         "Listener",
         "RouteConfiguration",

@@ -105,7 +105,10 @@ pub struct Running {
 
 struct Serving {
     config: Arc<ListenerConfig>,
-    socket: Arc<TcpListener>,
+    /// Held by the accept loop alone, so the socket closes (and new connections are refused) as soon as the
+    /// loop stops, whichever drain stopped it; a replacement takes it over while the loop still runs.
+    socket: std::sync::Weak<TcpListener>,
+    address: Option<SocketAddr>,
     drain: Drain,
 }
 
@@ -136,24 +139,28 @@ impl Running {
             .filter(|l| l.bind_to_port)
             .collect();
         for config in &wanted {
-            match self.by_name.get(&config.name) {
-                Some(old) if same_listener(&old.config, config) => {
+            let old = self
+                .by_name
+                .get(&config.name)
+                .and_then(|old| Some((old, old.socket.upgrade()?)));
+            match old {
+                Some((old, _)) if same_listener(&old.config, config) => {
                     plan.kept.insert(config.name.clone(), old.config.clone());
-                    plan.addresses.extend(old.socket.local_addr().ok());
+                    plan.addresses.extend(old.address);
                 }
-                Some(old) if old.config.address == config.address => {
+                Some((old, socket)) if old.config.address == config.address => {
                     plan.start.push(Listener {
                         config: Arc::new((*config).clone()),
-                        socket: old.socket.clone(),
+                        socket,
                     });
                     plan.stop.push(config.name.clone());
-                    plan.addresses.extend(old.socket.local_addr().ok());
+                    plan.addresses.extend(old.address);
                 }
-                old => {
+                _ => {
                     let listener = Listener::bind(config).await?;
                     plan.addresses.extend(listener.local_addr());
                     plan.start.push(listener);
-                    if old.is_some() {
+                    if self.by_name.contains_key(&config.name) {
                         plan.stop.push(config.name.clone());
                     }
                 }
@@ -181,7 +188,8 @@ impl Running {
                 listener.config.name.clone(),
                 Serving {
                     config: listener.config.clone(),
-                    socket: listener.socket.clone(),
+                    socket: Arc::downgrade(&listener.socket),
+                    address: listener.local_addr(),
                     drain: drain.clone(),
                 },
             );
@@ -193,7 +201,7 @@ impl Running {
         let mut addresses: Vec<_> = self
             .by_name
             .values()
-            .filter_map(|s| Some((s.config.name.clone(), s.socket.local_addr().ok()?)))
+            .filter_map(|s| Some((s.config.name.clone(), s.address?)))
             .collect();
         addresses.sort();
         addresses
