@@ -13,8 +13,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Starts the ADS client when the bootstrap asks for one; `Ok(None)` when it does not.
-pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<ads_client::Handle>, String> {
+/// The ADS client's own thread: stops the client when dropped.
+pub struct Client {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the ADS client when the bootstrap asks for one; `Ok(None)` when it does not. The client runs on a
+/// thread of its own (decoding and converting a large push must not hold a data-path worker), and each update
+/// is applied on the proxy runtime's blocking pool for the same reason.
+pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, String> {
     let Some(options) = ads_client::Options::from_snapshot(&bootstrap) else {
         return Ok(None);
     };
@@ -43,7 +60,25 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<ads_client
         bootstrap,
         runtime: tokio::runtime::Handle::current(),
     });
-    Ok(Some(ads_client::spawn(server, options, sink)))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the xDS client's runtime: {e}"))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("xds-client".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let client = ads_client::spawn(server, options, sink);
+                let _ = stopped.await;
+                client.shutdown().await;
+            });
+        })
+        .map_err(|e| format!("cannot start the xDS client's thread: {e}"))?;
+    Ok(Some(Client {
+        stop: Some(stop),
+        thread: Some(thread),
+    }))
 }
 
 struct ProxySink {
@@ -55,10 +90,19 @@ struct ProxySink {
 impl Sink for ProxySink {
     fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String> {
         let update = assemble(&self.bootstrap, next)?;
-        // The client calls from a task of the proxy's multi-thread runtime; applying binds sockets and swaps
-        // state, briefly, so the worker steps aside rather than the sink growing an async interface.
-        tokio::task::block_in_place(|| self.runtime.block_on(self.proxy.apply(update)))
-            .map_err(|e| format!("{kind} update not applied: {e}"))
+        // Called on the client's own thread, which may wait: the update runs on the proxy's runtime (its
+        // listeners' tasks belong there), on the blocking pool, so no data-path worker carries it.
+        let (done, result) = std::sync::mpsc::channel();
+        let (proxy, runtime) = (self.proxy.clone(), self.runtime.clone());
+        self.runtime.spawn_blocking(move || {
+            let _ = done.send(runtime.block_on(proxy.apply(update)));
+        });
+        match result.recv() {
+            Ok(applied) => applied.map_err(|e| format!("{kind} update not applied: {e}")),
+            Err(_) => Err(format!(
+                "{kind} update not applied: the proxy is shutting down"
+            )),
+        }
     }
 
     fn event(&self, event: Event) {

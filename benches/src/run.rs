@@ -7,6 +7,7 @@ mod mesh;
 pub mod process;
 pub mod results;
 mod scenarios;
+mod xds_scale;
 
 use anyhow::Context;
 use configs::{Backend, Ports};
@@ -33,7 +34,7 @@ pub struct Settings {
     pub repeats: usize,
     pub clock_ticks: f64,
     pub port_base: u16,
-    /// Which scenarios to run, by letter: `abcdefg` is all.
+    /// Which scenarios to run, by letter: `abcdefgh` is all.
     pub scenarios: String,
     /// Machine, date and anything else to record with the figures.
     pub about: Value,
@@ -244,6 +245,9 @@ fn check_ports(base: u16) -> anyhow::Result<()> {
     for i in 1..=2u16 {
         let b = base + 500 + 20 * i;
         ports.extend([b, b + 1, b + 10, b + 11]);
+        // Scenario (h): listener, admin, control plane.
+        let h = base + 560 + 10 * i;
+        ports.extend([h, h + 1, h + 2]);
     }
     for port in ports {
         TcpListener::bind(local(port)).with_context(|| {
@@ -314,6 +318,9 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
                 run.results.unavailable(metric, target, &short_reason(&e));
             }
         }
+    }
+    if run.wants('h') {
+        run.xds_scale();
     }
     drop(server);
     let s = &run.settings;

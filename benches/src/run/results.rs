@@ -234,6 +234,39 @@ metric!(
     3
 );
 
+metric!(
+    XDS_ACK,
+    "h",
+    "xds_push_to_ack_s",
+    "(h) push of 5,000 EDS clusters and routes: time to ACK",
+    "s",
+    2
+);
+metric!(
+    XDS_RSS,
+    "h",
+    "xds_rss_mib",
+    "(h) RSS with the 5,000 clusters applied",
+    "MiB",
+    1
+);
+metric!(
+    XDS_P99,
+    "h",
+    "xds_load_p99",
+    "(h) 1000 req/s through the push: p99",
+    "ms",
+    3
+);
+metric!(
+    XDS_FAILED,
+    "h",
+    "xds_load_failed",
+    "(h) 1000 req/s through the push: failed requests",
+    "requests",
+    0
+);
+
 /// The table of scenarios (a), (b), (d), (e), (f), in order, with (g) beside the figures of (a) it compares with.
 pub const MAIN: [&Metric; 17] = [
     &H1_RPS,
@@ -254,6 +287,7 @@ pub const MAIN: [&Metric; 17] = [
     &IDLE_RSS,
     &START,
 ];
+pub const XDS: [&Metric; 4] = [&XDS_ACK, &XDS_RSS, &XDS_P99, &XDS_FAILED];
 pub const MESH: [&Metric; 5] = [
     &MESH_P50,
     &MESH_P99,
@@ -367,6 +401,11 @@ impl Results {
         let (rss, rss_met) = ratio(&PEAK_RSS, Target::Envoy, 0.2, true);
         let added = self.median(&MESH_ADDED_P99, Target::Outrigger);
         let resilient = self.median(&RESILIENT_OVER_PLAIN, Target::Outrigger);
+        let (xds_rss, xds_rss_met) = ratio(&XDS_RSS, Target::Envoy, 0.2, true);
+        let (xds_ack, xds_ack_met) = ratio(&XDS_ACK, Target::Envoy, 1.0, true);
+        let xds_failed = self
+            .get(&XDS_FAILED, Target::Outrigger)
+            .and_then(|f| f.max());
         vec![
             (
                 "throughput (a) >= haproxy's (ratio >= 1)",
@@ -393,6 +432,21 @@ impl Results {
                 "retries, circuit breakers, outlier detection, local rate limit cost <= 5 % of (a): (g)/(a) >= 0.95 (issue 10)",
                 resilient.map(|r| format!("{r:.3}")),
                 resilient.map(|r| r >= 0.95),
+            ),
+            (
+                "(h) RSS after a 5,000-cluster push <= 1/5 of Envoy's (issue 11)",
+                xds_rss,
+                xds_rss_met,
+            ),
+            (
+                "(h) push to ACK no slower than Envoy (ratio <= 1) (issue 11)",
+                xds_ack,
+                xds_ack_met,
+            ),
+            (
+                "(h) no failed request during the push (issue 11)",
+                xds_failed.map(|f| format!("{f:.0} failed")),
+                xds_failed.map(|f| f == 0.0),
             ),
         ]
     }
@@ -481,7 +535,22 @@ pub fn markdown(results: &Results, header: &str) -> String {
             ratio_cell(results, metric, Target::Envoy)
         );
     }
-    out.push_str("\n| target (issues 6 and 10) | measured | met |\n|---|---|---|\n");
+    out.push_str("\n| scenario: figure | unit | outrigger | envoy | outrigger/envoy |\n|---|---|---|---|---|\n");
+    for metric in XDS {
+        let cells: Vec<String> = [Target::Outrigger, Target::Envoy]
+            .iter()
+            .map(|t| cell(results.get(metric, *t), &mut notes))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            metric.label,
+            metric.unit,
+            cells.join(" | "),
+            ratio_cell(results, metric, Target::Envoy)
+        );
+    }
+    out.push_str("\n| target (issues 6, 10 and 11) | measured | met |\n|---|---|---|\n");
     for (name, measured, met) in results.targets() {
         let met = match met {
             Some(true) => "yes",
@@ -526,6 +595,7 @@ pub fn json(results: &Results, about: Value) -> Value {
     let ratios: Vec<Value> = MAIN
         .iter()
         .chain(MESH.iter())
+        .chain(XDS.iter())
         .map(|m| {
             json!({
                 "metric": m.key,

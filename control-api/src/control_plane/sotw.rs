@@ -130,6 +130,14 @@ fn accept(
         // Stale: an answer to an earlier response, overtaken by a newer one.
         return None;
     }
+    if request.error_detail.is_none() && !request.response_nonce.is_empty() {
+        tracing::info!(
+            node,
+            "ACK of {} version {}",
+            short_type(&type_url),
+            request.version_info
+        );
+    }
     if let Some(error) = &request.error_detail {
         tracing::warn!(
             node,
