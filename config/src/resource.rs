@@ -6,7 +6,9 @@ pub mod documents;
 use crate::convert;
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::cluster::ClusterEndpoints;
+use crate::model::listener::ApiListener;
 use crate::model::{Cluster, Listener, RouteConfig};
+use crate::support::Reader;
 use crate::{descriptors, walk};
 use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
 use envoy_types::pb::envoy::config::endpoint::v3 as endpoint_pb;
@@ -27,6 +29,8 @@ pub trait Resource: Sized {
     type Proto: Message + Default;
     /// The protobuf message name (the xDS type URL without its `type.googleapis.com/` prefix).
     const PROTO_NAME: &'static str;
+    /// Who reads it: decides which fields are accepted (see `support::Reader`).
+    const READER: Reader = Reader::Proxy;
     fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self>;
 }
 
@@ -35,6 +39,17 @@ impl Resource for Listener {
     const PROTO_NAME: &'static str = "envoy.config.listener.v3.Listener";
     fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
         convert::listener::listener(proto, at, out)
+    }
+}
+
+/// A Listener served to proxyless gRPC clients: `api_listener` and no address. Only the control plane serves it;
+/// the proxy refuses it as a [`Listener`].
+impl Resource for ApiListener {
+    type Proto = listener_pb::Listener;
+    const PROTO_NAME: &'static str = "envoy.config.listener.v3.Listener";
+    const READER: Reader = Reader::ProxylessClient;
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        convert::api_listener::api_listener(proto, at, out)
     }
 }
 
@@ -133,7 +148,7 @@ impl Decoder {
             _ => String::new(),
         };
         let at = Path::from_label(format!("{short_name} {name:?}"));
-        walk::check(&dynamic, &at, &mut out);
+        walk::check_for(R::READER, &dynamic, &at, &mut out);
         if out.has_errors() {
             return Err(out);
         }
@@ -222,6 +237,49 @@ mod tests {
                 .any(|d| d.path.as_str() == "Cluster \"m\".lb_policy"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn the_proxy_refuses_an_api_listener_that_proxyless_clients_read() {
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+        use envoy_types::pb::google::protobuf::Any;
+        let manager = hcm::HttpConnectionManager {
+            stat_prefix: "echo".into(),
+            route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+                hcm::Rds {
+                    route_config_name: "echo-routes".into(),
+                    config_source: Some(Default::default()),
+                },
+            )),
+            ..Default::default()
+        };
+        let proto = listener_pb::Listener {
+            name: "echo-target".into(),
+            api_listener: Some(listener_pb::ApiListener {
+                api_listener: Some(Any {
+                    type_url: format!("type.googleapis.com/{}", manager_name()),
+                    value: manager.encode_to_vec(),
+                }),
+            }),
+            ..Default::default()
+        };
+        // Over xDS to the proxy: refused, naming the field and where it belongs.
+        let problems = Listener::try_from(&proto).unwrap_err();
+        let first = problems.errors().next().unwrap();
+        assert_eq!(first.path.as_str(), "Listener \"echo-target\".api_listener");
+        assert!(first.message.contains("Envoy Mobile"), "{first}");
+        assert!(first.message.contains("outrigger control-plane"), "{first}");
+        // For proxyless clients: the connection manager is converted as the proxy's would be (RDS needs `ads`).
+        let problems = from_proto::<ApiListener>(&proto).unwrap_err();
+        assert!(
+            problems.errors().any(|d| d.path.as_str()
+                == "Listener \"echo-target\".api_listener.api_listener.rds.config_source"),
+            "{problems:?}"
+        );
+    }
+
+    fn manager_name() -> &'static str {
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! proven yet (the loader warns when such a field is set). A unit test keeps the two tables in step.
 
 mod proofs;
+mod proxyless;
 mod security;
 
 #[cfg(test)]
@@ -476,21 +477,65 @@ pub enum FieldSupport {
     Supported,
     Ignored(&'static str),
     Unsupported,
+    /// Refused for this reader, for the reason given (supported for another one).
+    Refused(&'static str),
 }
 
-/// Every listed message.
+/// Who reads a resource, which decides what it may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// The proxy: bootstrap files, and resources its xDS client receives.
+    Proxy,
+    /// Proxyless gRPC clients of the control plane: listeners with `api_listener` (`support/proxyless.rs`).
+    ProxylessClient,
+}
+
+/// Every listed message (the proxy's table; the proxyless section is [`proxyless_messages`]).
 pub fn messages() -> impl Iterator<Item = &'static MessageSupport> {
     MESSAGES.iter().chain(security::MESSAGES.iter())
 }
 
+/// The messages whose entry differs for proxyless gRPC clients.
+pub fn proxyless_messages() -> impl Iterator<Item = &'static MessageSupport> {
+    proxyless::MESSAGES.iter()
+}
+
+/// What the proxy does with `message.field`.
+#[cfg(test)]
 pub fn field_support(message: &str, field: &str) -> FieldSupport {
+    field_support_for(Reader::Proxy, message, field)
+}
+
+/// What `reader` does with `message.field`.
+pub fn field_support_for(reader: Reader, message: &str, field: &str) -> FieldSupport {
     // Protobuf's own types (durations, wrappers, Struct) are plain values.
     if message.starts_with("google.protobuf.") {
         return FieldSupport::Supported;
     }
-    let Some(entry) = messages().find(|m| m.message == message) else {
-        return FieldSupport::Unsupported;
-    };
+    let proxyless = proxyless_messages().find(|m| m.message == message);
+    match (reader, proxyless) {
+        (Reader::ProxylessClient, Some(entry)) => match lookup(entry, field) {
+            FieldSupport::Unsupported => FieldSupport::Refused(proxyless::FOR_CLIENTS),
+            found => found,
+        },
+        (Reader::Proxy, Some(entry)) if lookup(entry, field) == FieldSupport::Supported => {
+            match messages()
+                .find(|m| m.message == message)
+                .map(|m| lookup(m, field))
+            {
+                Some(FieldSupport::Unsupported) | None => {
+                    FieldSupport::Refused(proxyless::FOR_PROXY)
+                }
+                Some(found) => found,
+            }
+        }
+        _ => messages()
+            .find(|m| m.message == message)
+            .map_or(FieldSupport::Unsupported, |entry| lookup(entry, field)),
+    }
+}
+
+fn lookup(entry: &MessageSupport, field: &str) -> FieldSupport {
     if entry.fields.split_whitespace().any(|f| f == field) {
         return FieldSupport::Supported;
     }
@@ -520,7 +565,7 @@ mod tests {
     #[test]
     fn every_listed_message_and_field_exists() {
         let pool = descriptors::pool().unwrap();
-        for entry in messages() {
+        for entry in messages().chain(proxyless_messages()) {
             let message = pool
                 .get_message_by_name(entry.message)
                 .unwrap_or_else(|| panic!("no message {}", entry.message));
@@ -565,5 +610,32 @@ mod tests {
             ),
             FieldSupport::Unsupported
         );
+    }
+
+    #[test]
+    fn api_listener_is_for_proxyless_clients_only() {
+        const LISTENER: &str = "envoy.config.listener.v3.Listener";
+        assert!(matches!(
+            field_support(LISTENER, "api_listener"),
+            FieldSupport::Refused(why) if why.contains("Envoy Mobile")
+        ));
+        assert_eq!(
+            field_support_for(Reader::ProxylessClient, LISTENER, "api_listener"),
+            FieldSupport::Supported
+        );
+        assert!(matches!(
+            field_support_for(Reader::ProxylessClient, LISTENER, "address"),
+            FieldSupport::Refused(why) if why.contains("proxyless gRPC clients")
+        ));
+        // Below the listener, both read the same table.
+        assert_eq!(
+            field_support_for(
+                Reader::ProxylessClient,
+                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "rds"
+            ),
+            FieldSupport::Supported
+        );
+        assert_eq!(field_support(LISTENER, "address"), FieldSupport::Supported);
     }
 }

@@ -2,13 +2,28 @@
 
 use crate::diagnostic::{Diagnostics, Path};
 use crate::pgv::Rules;
-use crate::support::{self, FieldSupport};
+use crate::support::{self, FieldSupport, Reader};
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 
-/// Checks `message` and everything below it, `typed_config` payloads included.
+/// Checks `message` and everything below it, `typed_config` payloads included, as the proxy reads it.
 pub fn check(message: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
+    check_for(Reader::Proxy, message, at, out);
+}
+
+/// The same, for what `reader` accepts.
+pub fn check_for(reader: Reader, message: &DynamicMessage, at: &Path, out: &mut Diagnostics) {
     let rules = Rules::new(message.descriptor().parent_pool());
-    walk(&rules, message, at, NotYet::Unsaid, out);
+    let walker = Walker {
+        rules: &rules,
+        reader,
+    };
+    walk(&walker, message, at, NotYet::Unsaid, out);
+}
+
+/// What every step of the walk reads: the validation rules, and who the configuration is for.
+struct Walker<'a> {
+    rules: &'a Rules,
+    reader: Reader,
 }
 
 /// Whether a field above has already warned that it is accepted but not enforced yet. Below it, each field's own
@@ -20,7 +35,7 @@ enum NotYet {
 }
 
 fn walk(
-    rules: &Rules,
+    walker: &Walker,
     message: &DynamicMessage,
     at: &Path,
     not_yet: NotYet,
@@ -28,17 +43,17 @@ fn walk(
 ) {
     let descriptor = message.descriptor();
     if descriptor.full_name() == "google.protobuf.Any" {
-        walk_any(rules, message, at, not_yet, out);
+        walk_any(walker, message, at, not_yet, out);
         return;
     }
     if descriptor.full_name() == "google.protobuf.Duration" {
         check_duration(message, at, out);
         return;
     }
-    rules.check_message(message, at, out);
+    walker.rules.check_message(message, at, out);
     for (field, value) in message.fields() {
         let path = at.field(field.name());
-        match support::field_support(descriptor.full_name(), field.name()) {
+        match support::field_support_for(walker.reader, descriptor.full_name(), field.name()) {
             FieldSupport::Supported => {
                 let mut below = not_yet;
                 if not_yet == NotYet::Unsaid
@@ -47,7 +62,7 @@ fn walk(
                     out.warning(&path, format!("accepted, but {what} is not enforced yet"));
                     below = NotYet::Said;
                 }
-                walk_value(rules, value, &path, below, out)
+                walk_value(walker, value, &path, below, out)
             }
             FieldSupport::Ignored(why) => out.warning(&path, format!("ignored: {why}")),
             FieldSupport::Unsupported => out.error(
@@ -59,16 +74,17 @@ fn walk(
                     descriptor.full_name()
                 ),
             ),
+            FieldSupport::Refused(why) => out.error(&path, why),
         }
     }
 }
 
-fn walk_value(rules: &Rules, value: &Value, at: &Path, not_yet: NotYet, out: &mut Diagnostics) {
+fn walk_value(walker: &Walker, value: &Value, at: &Path, not_yet: NotYet, out: &mut Diagnostics) {
     match value {
-        Value::Message(m) => walk(rules, m, at, not_yet, out),
+        Value::Message(m) => walk(walker, m, at, not_yet, out),
         Value::List(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk_value(rules, item, &at.index(i), not_yet, out);
+                walk_value(walker, item, &at.index(i), not_yet, out);
             }
         }
         Value::Map(entries) => {
@@ -77,7 +93,7 @@ fn walk_value(rules: &Rules, value: &Value, at: &Path, not_yet: NotYet, out: &mu
                     prost_reflect::MapKey::String(s) => s.clone(),
                     other => format!("{other:?}"),
                 };
-                walk_value(rules, item, &at.key(&key), not_yet, out);
+                walk_value(walker, item, &at.key(&key), not_yet, out);
             }
         }
         _ => {}
@@ -86,7 +102,7 @@ fn walk_value(rules: &Rules, value: &Value, at: &Path, not_yet: NotYet, out: &mu
 
 /// A `typed_config`: the named type must be one we implement; then its payload is checked like any message.
 fn walk_any(
-    rules: &Rules,
+    walker: &Walker,
     any: &DynamicMessage,
     at: &Path,
     not_yet: NotYet,
@@ -120,7 +136,7 @@ fn walk_any(
         return;
     };
     match DynamicMessage::decode(descriptor, bytes) {
-        Ok(inner) => walk(rules, &inner, at, not_yet, out),
+        Ok(inner) => walk(walker, &inner, at, not_yet, out),
         Err(e) => out.error(
             at,
             format!("the {type_name} payload cannot be decoded: {e}"),

@@ -3,6 +3,8 @@
     grpc_peer.py serve            serves grpc.health.v1.Health on a free loopback port; prints the port, then
                                   runs until stdin closes
     grpc_peer.py serve ADDRESS    the same on ADDRESS (such as 0.0.0.0:9000), until killed
+    grpc_peer.py serve-as NAME    like serve, and the service NAME is SERVING too (so a client can tell which
+                                  of several servers answered)
     grpc_peer.py call ADDRESS     through ADDRESS: one unary Check, and a server-streaming Watch that must
                                   deliver three updates; prints a JSON summary
     grpc_peer.py flaky            like serve, but each Check fails with UNAVAILABLE on its first call; a later
@@ -21,9 +23,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
-def serve(address=None):
+def serve(address=None, name=None):
     servicer = health.HealthServicer()
     servicer.set("stable", health_pb2.HealthCheckResponse.SERVING)
+    if name:
+        servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     servicer.set("outrigger.test", health_pb2.HealthCheckResponse.SERVING)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -109,6 +113,8 @@ def call(address):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(*sys.argv[2:3])
+    elif sys.argv[1:2] == ["serve-as"] and len(sys.argv) == 3:
+        serve(name=sys.argv[2])
     elif sys.argv[1:2] == ["call"] and len(sys.argv) == 3:
         call(sys.argv[2])
     elif sys.argv[1:2] == ["flaky"]:

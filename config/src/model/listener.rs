@@ -195,3 +195,11 @@ mod tests {
         assert!(!v6.contains("198.18.0.1".parse().unwrap()));
     }
 }
+
+/// A listener the control plane serves to proxyless gRPC clients (`api_listener`): no socket, only the
+/// connection manager whose routes they follow. The proxy never runs one.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiListener {
+    pub name: String,
+    pub connection_manager: HttpConnectionManager,
+}

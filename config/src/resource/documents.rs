@@ -9,14 +9,20 @@
 //! ```
 //!
 //! Every resource is checked and converted exactly as the proxy would when it arrives over xDS, so a document
-//! that passes here is one an Outrigger client accepts.
+//! that passes here is one an Outrigger client accepts. One exception, for proxyless gRPC clients: a Listener
+//! with `api_listener` (and no address) is checked as they read it (`support/proxyless.rs`: its connection
+//! manager with the proxy's own conversion); an Outrigger or Envoy proxy refuses such a listener, so serve it
+//! only to the gRPC clients' node ids (their own sub-folder) when proxies share the folder.
 
 use super::{Decoder, Resource};
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::cluster::ClusterEndpoints;
+use crate::model::listener::ApiListener;
 use crate::model::{Cluster, Listener, RouteConfig};
 use crate::source::{self, Format};
+use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use prost::Message;
 
 pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE_CONFIGURATION: &str =
@@ -81,6 +87,9 @@ pub fn parse(
     for (i, any) in response.resources.iter().enumerate() {
         let at = Path::root().field("resources").index(i);
         let checked = match any.type_url.as_str() {
+            LISTENER if for_proxyless_clients(&any.value) => {
+                check::<ApiListener>(&decoder, &any.value, |l| l.name.clone())
+            }
             LISTENER => check::<Listener>(&decoder, &any.value, |l| l.name.clone()),
             ROUTE_CONFIGURATION => check::<RouteConfig>(&decoder, &any.value, |r| r.name.clone()),
             CLUSTER => check::<Cluster>(&decoder, &any.value, |c| c.name.clone()),
@@ -132,6 +141,11 @@ pub fn parse(
         return Err(out);
     }
     Ok((resources, out))
+}
+
+/// A listener with `api_listener` is served to proxyless gRPC clients, and checked as they read it.
+fn for_proxyless_clients(listener: &[u8]) -> bool {
+    listener_pb::Listener::decode(listener).is_ok_and(|l| l.api_listener.is_some())
 }
 
 fn check<R: Resource>(
@@ -195,6 +209,70 @@ resources:
             found
                 .iter()
                 .any(|p| p.contains("resources[0] Cluster \"backend\".lb_policy")),
+            "{found:?}"
+        );
+    }
+
+    const API_LISTENER: &str = r#"
+resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: echo-target
+  api_listener:
+    api_listener:
+      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+      stat_prefix: echo
+      rds: {route_config_name: echo-routes, config_source: {ads: {}}}
+      http_filters:
+      - name: envoy.filters.http.router
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+
+    #[test]
+    fn a_listener_for_proxyless_clients_is_served_and_checked_as_they_read_it() {
+        let (resources, warnings) = parse(API_LISTENER.as_bytes(), Format::Yaml).unwrap();
+        assert!(!warnings.has_errors());
+        assert_eq!(resources[0].name, "echo-target");
+        assert_eq!(resources[0].type_url, LISTENER);
+        // Its connection manager goes through the proxy's conversion: RDS needs `ads`.
+        let found =
+            problems(&API_LISTENER.replace("config_source: {ads: {}}", "config_source: {}"));
+        assert!(
+            found.iter().any(|p| p.contains(
+                "resources[0] Listener \"echo-target\".api_listener.api_listener.rds.config_source"
+            )),
+            "{found:?}"
+        );
+        // A proxy's fields have no meaning for gRPC clients.
+        let found = problems(&API_LISTENER.replace(
+            "  name: echo-target\n",
+            "  name: echo-target\n  address: {socket_address: {address: 127.0.0.1, port_value: 80}}\n",
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains(".address") && p.contains("proxyless gRPC clients")),
+            "{found:?}"
+        );
+        // gRPC clients run only the router.
+        let found = problems(&API_LISTENER.replace(
+            "      http_filters:\n",
+            "      http_filters:\n      - name: limit\n        typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: l}\n",
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("http_filters[0]") && p.contains("only the router")),
+            "{found:?}"
+        );
+        // Another payload than a connection manager.
+        let tcp = "resources:\n- \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n  name: t\n  \
+                   api_listener: {api_listener: {\"@type\": type.googleapis.com/envoy.extensions.filters.network.\
+                   tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}}\n";
+        let found = problems(tcp);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("TcpProxy is not read by proxyless gRPC clients")),
             "{found:?}"
         );
     }

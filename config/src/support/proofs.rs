@@ -53,6 +53,7 @@ mod cited;
 mod cluster;
 mod http;
 mod listener;
+mod proxyless;
 mod route;
 mod security;
 
@@ -64,6 +65,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     route::PROOFS,
     cluster::PROOFS,
     security::PROOFS,
+    proxyless::PROOFS,
 ];
 
 /// Every entry: `("envoy.package.Message.field", proof)`.

@@ -265,3 +265,9 @@ pub(super) const LIVE_RDS: &str =
     "tests/live_update.rs::an_rds_route_configuration_reaches_open_connections";
 pub(super) const XDS_OPTIONS: &str =
     "control-api/src/ads_client/server/tests.rs::options_come_from_the_bootstrap";
+// proxyless proofs
+pub(super) const PROXYLESS_GRPCIO: &str =
+    "tests/proxyless_grpc.rs::grpcio_follows_an_api_listener_from_the_control_plane";
+pub(super) const PROXYLESS_GRPC_JS: &str =
+    "tests/proxyless_grpc.rs::grpc_js_follows_an_api_listener_from_the_control_plane";
+pub(super) const PROXYLESS_CHECKS: &str = "config/src/resource/documents.rs::a_listener_for_proxyless_clients_is_served_and_checked_as_they_read_it";
