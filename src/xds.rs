@@ -253,7 +253,10 @@ pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, Str
     Ok(Update {
         snapshot,
         routes,
-        dynamic: versions(dynamic),
+        dynamic: Some({
+            let dynamic = dynamic.clone();
+            Arc::new(move || versions(&dynamic))
+        }),
     })
 }
 

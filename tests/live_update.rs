@@ -68,7 +68,7 @@ fn update(yaml: &str) -> Update {
     Update {
         snapshot: snapshot(yaml),
         routes: HashMap::new(),
-        dynamic: serde_json::Value::Null,
+        dynamic: None,
     }
 }
 
@@ -304,7 +304,7 @@ static_resources:
     let rds = |cluster: &str| Update {
         snapshot: snapshot(&yaml),
         routes: HashMap::from([("routes".to_string(), route_config("routes", cluster))]),
-        dynamic: serde_json::Value::Null,
+        dynamic: None,
     };
     proxy.apply(rds("one")).await.unwrap();
     let (status, _, body) = connection.get("/").await;

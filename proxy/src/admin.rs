@@ -59,8 +59,8 @@ fn config_dump(generation: &crate::Generation) -> Result<serde_json::Value, serd
         let mut routes: Vec<_> = generation.routes.values().collect();
         routes.sort_by(|a, b| a.name.cmp(&b.name));
         object.insert("route_configs".into(), serde_json::to_value(routes)?);
-        if !generation.dynamic.is_null() {
-            object.insert("dynamic_resources_state".into(), generation.dynamic.clone());
+        if let Some(dynamic) = &generation.dynamic {
+            object.insert("dynamic_resources_state".into(), dynamic());
         }
     }
     Ok(dump)

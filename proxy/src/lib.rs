@@ -51,7 +51,7 @@ pub struct Generation {
     /// Route configurations delivered by RDS, by name.
     pub routes: HashMap<String, Arc<RouteConfig>>,
     /// For `/config_dump`: what the control plane sent, each type's and resource's version and update time.
-    pub dynamic: serde_json::Value,
+    pub dynamic: Option<DynamicDump>,
     /// Each HTTP connection manager's route stacks and rate limiters.
     pub http: http::Managers,
     /// The buckets of the network local rate limit filters.
@@ -118,9 +118,13 @@ pub struct Options {
 pub struct Update {
     pub snapshot: Snapshot,
     pub routes: HashMap<String, Arc<RouteConfig>>,
-    /// For `/config_dump`: versions and update times of the dynamic resources (`Null` when there are none).
-    pub dynamic: serde_json::Value,
+    /// For `/config_dump`: versions and update times of the dynamic resources (none without a control plane).
+    pub dynamic: Option<DynamicDump>,
 }
+
+/// Writes the dynamic resources' versions for `/config_dump` when it is asked for (a mesh's thousands of entries
+/// are not kept as JSON all the time).
+pub type DynamicDump = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// A proxy whose sockets are bound and whose tasks run on the current runtime.
 pub struct Proxy {
@@ -147,7 +151,7 @@ impl Proxy {
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),
             routes: HashMap::new(),
-            dynamic: serde_json::Value::Null,
+            dynamic: None,
             tls,
             snapshot: snapshot.clone(),
         };

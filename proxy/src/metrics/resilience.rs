@@ -1,7 +1,8 @@
 //! Statistics of the resilience layers (retries, circuit breakers, outlier detection, local rate limits), with
 //! Envoy's names, and the per-cluster handles resolved once so a request never builds or hashes a label set.
 
-use super::{Labels, cluster};
+use super::Labels;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -12,8 +13,21 @@ use std::sync::atomic::{AtomicI64, Ordering};
 /// The families; one series per cluster (or per rate-limit prefix).
 #[derive(Default)]
 pub struct Families {
-    counters: Vec<(&'static str, &'static str, Family<Labels, Counter>)>,
-    gauges: Vec<(&'static str, &'static str, Family<Labels, Gauge>)>,
+    /// Per cluster: keyed by the cluster's name alone, shared by all its series (a mesh of thousands of clusters
+    /// has about fifty series each, so a label set allocated per series would cost megabytes).
+    cluster_counters: Vec<(&'static str, Family<ClusterLabel, Counter>)>,
+    cluster_gauges: Vec<(&'static str, Family<ClusterLabel, Gauge>)>,
+    rate_limit_counters: Vec<(&'static str, Family<Labels, Counter>)>,
+}
+
+/// `envoy_cluster_name="<name>"`, the name shared by every series of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterLabel(Arc<str>);
+
+impl EncodeLabelSet for ClusterLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("envoy_cluster_name", &*self.0).encode(encoder.encode_label())
+    }
 }
 
 /// Counters of one cluster, in Envoy's names (the family is `envoy_cluster_<name>`).
@@ -219,16 +233,16 @@ impl Families {
     pub fn register(registry: &mut Registry) -> Self {
         let mut families = Families::default();
         for (name, help) in CLUSTER_COUNTERS {
-            let family = Family::<Labels, Counter>::default();
+            let family = Family::<ClusterLabel, Counter>::default();
             // The encoder adds `_total` to every counter: an Envoy name that has it already must not get two.
             let registered = name.strip_suffix("_total").unwrap_or(name);
             registry.register(format!("envoy_cluster_{registered}"), *help, family.clone());
-            families.counters.push((name, "cluster", family));
+            families.cluster_counters.push((name, family));
         }
         for (name, help) in CLUSTER_GAUGES {
-            let family = Family::<Labels, Gauge>::default();
+            let family = Family::<ClusterLabel, Gauge>::default();
             registry.register(format!("envoy_cluster_{name}"), *help, family.clone());
-            families.gauges.push((name, "cluster", family));
+            families.cluster_gauges.push((name, family));
         }
         for (name, help) in RATE_LIMIT_COUNTERS {
             let family = Family::<Labels, Counter>::default();
@@ -237,36 +251,33 @@ impl Families {
                 *help,
                 family.clone(),
             );
-            families.counters.push((name, "local_rate_limit", family));
+            families.rate_limit_counters.push((name, family));
         }
         families
     }
 
-    fn counter(&self, scope: &str, name: &str, labels: &Labels) -> Counter {
-        let found = self
-            .counters
-            .iter()
-            .find(|(n, s, _)| *n == name && *s == scope);
-        debug_assert!(found.is_some(), "counter {scope}.{name} is not registered");
+    fn counter(&self, name: &str, label: &ClusterLabel) -> Counter {
+        let found = self.cluster_counters.iter().find(|(n, _)| *n == name);
+        debug_assert!(found.is_some(), "counter cluster.{name} is not registered");
         found
-            .map(|(_, _, family)| family.get_or_create(labels).clone())
+            .map(|(_, family)| family.get_or_create(label).clone())
             .unwrap_or_default()
     }
 
-    fn gauge(&self, name: &str, labels: &Labels) -> Gauge {
-        let found = self.gauges.iter().find(|(n, _, _)| *n == name);
+    fn gauge(&self, name: &str, label: &ClusterLabel) -> Gauge {
+        let found = self.cluster_gauges.iter().find(|(n, _)| *n == name);
         debug_assert!(found.is_some(), "gauge {name} is not registered");
         found
-            .map(|(_, _, family)| family.get_or_create(labels).clone())
+            .map(|(_, family)| family.get_or_create(label).clone())
             .unwrap_or_default()
     }
 
     /// `track_remaining`: publish the `remaining_*` gauges (Envoy has them only then).
     pub fn cluster(&self, name: &str, track_remaining: bool) -> ClusterStats {
-        let labels = cluster(name);
-        let remaining = |n: &str| track_remaining.then(|| self.gauge(n, &labels));
-        let c = |n: &str| self.counter("cluster", n, &labels);
-        let g = |n: &str| self.gauge(n, &labels);
+        let label = ClusterLabel(Arc::from(name));
+        let remaining = |n: &str| track_remaining.then(|| self.gauge(n, &label));
+        let c = |n: &str| self.counter(n, &label);
+        let g = |n: &str| self.gauge(n, &label);
         ClusterStats {
             retry: c("upstream_rq_retry"),
             retry_success: c("upstream_rq_retry_success"),
@@ -308,8 +319,7 @@ impl Families {
             outlier: OutlierStats(
                 CLUSTER_COUNTERS
                     .iter()
-                    .filter_map(|(n, _)| n.strip_prefix("outlier_detection_"))
-                    .map(|n| (n.to_string(), c(&format!("outlier_detection_{n}"))))
+                    .filter_map(|(n, _)| Some((n.strip_prefix("outlier_detection_")?, c(n))))
                     .collect(),
             ),
         }
@@ -317,7 +327,13 @@ impl Families {
 
     pub fn local_rate_limit(&self, stat_prefix: &str) -> RateLimitStats {
         let labels = vec![("envoy_local_http_ratelimit_prefix", stat_prefix.to_string())];
-        let c = |n: &str| self.counter("local_rate_limit", n, &labels);
+        let c = |n: &str| {
+            let found = self.rate_limit_counters.iter().find(|(name, _)| *name == n);
+            debug_assert!(found.is_some(), "counter local_rate_limit.{n} is not registered");
+            found
+                .map(|(_, family)| family.get_or_create(&labels).clone())
+                .unwrap_or_default()
+        };
         RateLimitStats {
             enabled: c("enabled"),
             ok: c("ok"),
@@ -403,12 +419,13 @@ impl ClusterStats {
     }
 }
 
+/// Shared by every clone of the cluster's statistics (the breaker's, outlier detection's).
 #[derive(Clone, Default)]
-pub struct OutlierStats(pub Vec<(String, Counter)>);
+pub struct OutlierStats(pub Arc<[(&'static str, Counter)]>);
 
 impl OutlierStats {
     pub fn get(&self, name: &str) -> Option<&Counter> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, c)| c)
     }
 }
 
