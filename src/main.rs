@@ -140,7 +140,12 @@ fn main() -> ExitCode {
             ca_dir,
             cert_ttl,
             log_level,
-        } => control_plane::run(config_dir, listen, ca_dir.map(|dir| (dir, cert_ttl)), &log_level),
+        } => control_plane::run(
+            config_dir,
+            listen,
+            ca_dir.map(|dir| (dir, cert_ttl)),
+            &log_level,
+        ),
         Command::Run {
             config,
             print_default_config,

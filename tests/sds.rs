@@ -10,9 +10,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "sds/resources.rs"]
 mod resources;
+mod support;
 
 use resources::*;
 use serde_json::{Value, json};
@@ -36,7 +36,10 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool, log: &dyn Fn() -> Str
                 .filter(|l| !l.contains("statically linked") && !l.contains("server.cc:467"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            panic!("{what}: not in 20 s\n{}", &tail[tail.len().saturating_sub(4000)..]);
+            panic!(
+                "{what}: not in 20 s\n{}",
+                &tail[tail.len().saturating_sub(4000)..]
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -110,7 +113,12 @@ fn served_uri(port: u16, identity: &Path) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -239,8 +247,16 @@ fn write_state(path: &Path, version: u32, resources: &[(&str, Vec<Value>)]) {
 fn secrets_from(pki: &Pki, server: &Path, client: &Path) -> Vec<Value> {
     let ca = read_pem(&pki.dir.join("ca"), "ca.pem");
     vec![
-        certificate_secret("server_cert", &read_pem(server, "cert.pem"), &read_pem(server, "key.pem")),
-        certificate_secret("client_cert", &read_pem(client, "cert.pem"), &read_pem(client, "key.pem")),
+        certificate_secret(
+            "server_cert",
+            &read_pem(server, "cert.pem"),
+            &read_pem(server, "key.pem"),
+        ),
+        certificate_secret(
+            "client_cert",
+            &read_pem(client, "cert.pem"),
+            &read_pem(client, "key.pem"),
+        ),
         trust_secret("client_trust", &ca, &spiffe("client")),
         trust_secret("server_trust", &ca, &spiffe("server")),
     ]
@@ -248,7 +264,8 @@ fn secrets_from(pki: &Pki, server: &Path, client: &Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_over_ads_warm_serve_mtls_and_rotate() {
-    let (Some(python), Some(_), Some(_)) = (python_with_xds_protos(), peer("curl"), peer("openssl"))
+    let (Some(python), Some(_), Some(_)) =
+        (python_with_xds_protos(), peer("curl"), peer("openssl"))
     else {
         return;
     };
@@ -259,13 +276,21 @@ async fn secrets_over_ads_warm_serve_mtls_and_rotate() {
     let client2 = pki.issue("client2", &spiffe("client"));
     let other = pki.issue("other", &spiffe("other"));
     let echo_server = support::tcp::echo().await;
-    let (http_port, tcp_port, out_port, admin_port, ads_port) =
-        (free_port(), free_port(), free_port(), free_port(), free_port());
+    let (http_port, tcp_port, out_port, admin_port, ads_port) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let state = pki.dir.join("state.json");
     let dynamic = |secrets: Vec<Value>| {
         vec![
             (LISTENER, vec![mtls_tcp(tcp_port, true), out(out_port)]),
-            (CLUSTER, vec![echo(echo_server.address.port()), to_mtls(tcp_port, true)]),
+            (
+                CLUSTER,
+                vec![echo(echo_server.address.port()), to_mtls(tcp_port, true)],
+            ),
             (SECRET, secrets),
         ]
     };
@@ -282,47 +307,87 @@ async fn secrets_over_ads_warm_serve_mtls_and_rotate() {
             .unwrap(),
     );
     let ads_log = || std::fs::read_to_string(&events).unwrap_or_default();
-    wait_until("the ADS server listens", || ads_log().contains("listening"), &ads_log);
+    wait_until(
+        "the ADS server listens",
+        || ads_log().contains("listening"),
+        &ads_log,
+    );
     let mut bootstrap = ads_bootstrap("sds-sidecar", json!({}), admin_port, ads_port);
     bootstrap["static_resources"]["listeners"] = json!([mtls_http(http_port, true)]);
     let mut sidecar = Process::outrigger(&pki.dir, "sidecar", &bootstrap);
     let log = || sidecar_log(&pki.dir);
     wait_until(
         "listeners ACKed",
-        || ads_log().lines().any(|l| l.contains("\"ack\"") && l.contains("\"Listener\"")),
+        || {
+            ads_log()
+                .lines()
+                .any(|l| l.contains("\"ack\"") && l.contains("\"Listener\""))
+        },
         &log,
     );
     // Warming: the secrets have not arrived, so neither listener that names them is served, and the
     // initial fetch waits for them.
     std::thread::sleep(Duration::from_millis(500));
     assert!(sidecar.child().try_wait().unwrap().is_none(), "{}", log());
-    assert!(!bound(http_port) && !bound(tcp_port), "a listener without its secrets is served\n{}", log());
+    assert!(
+        !bound(http_port) && !bound(tcp_port),
+        "a listener without its secrets is served\n{}",
+        log()
+    );
     assert!(bound(out_port), "{}", log());
     assert_eq!(ready(admin_port), Some(503), "ready before the secrets");
     assert!(
-        ads_log().lines().any(|l| l.contains("\"Secret\"") && l.contains("server_cert")),
+        ads_log()
+            .lines()
+            .any(|l| l.contains("\"Secret\"") && l.contains("server_cert")),
         "the client subscribes to the secrets by name\n{}",
         ads_log()
     );
 
     // Version 2: the secrets. mTLS end to end.
     write_state(&state, 2, &dynamic(secrets_from(&pki, &server, &client)));
-    wait_until("the secrets served", || bound(http_port) && bound(tcp_port), &log);
+    wait_until(
+        "the secrets served",
+        || bound(http_port) && bound(tcp_port),
+        &log,
+    );
     wait_until("ready", || ready(admin_port) == Some(200), &log);
     assert!(accepted(http_port, Some(&client)), "{}", log());
-    assert!(!accepted(http_port, Some(&other)), "a SAN the secret does not allow");
+    assert!(
+        !accepted(http_port, Some(&other)),
+        "a SAN the secret does not allow"
+    );
     assert!(!accepted(http_port, None), "no client certificate");
-    assert_eq!(served(http_port, &client), pem_body(&read_pem(&server, "cert.pem")));
+    assert_eq!(
+        served(http_port, &client),
+        pem_body(&read_pem(&server, "cert.pem"))
+    );
     let mut open = TcpStream::connect(("127.0.0.1", out_port)).unwrap();
-    assert!(echo_on(&mut open, "before\n"), "through the cluster's mTLS\n{}", log());
+    assert!(
+        echo_on(&mut open, "before\n"),
+        "through the cluster's mTLS\n{}",
+        log()
+    );
 
     // Version 3: both certificates rotated. The next handshakes use them; the open connection goes on.
     write_state(&state, 3, &dynamic(secrets_from(&pki, &server2, &client2)));
     let rotated = pem_body(&read_pem(&server2, "cert.pem"));
-    wait_until("the rotated certificate served", || served(http_port, &client) == rotated, &log);
+    wait_until(
+        "the rotated certificate served",
+        || served(http_port, &client) == rotated,
+        &log,
+    );
     assert_eq!(served(tcp_port, &client2), rotated);
-    assert!(echo_on(&mut open, "after\n"), "the open connection\n{}", log());
-    assert!(echo_through(out_port, "new\n"), "a new connection\n{}", log());
+    assert!(
+        echo_on(&mut open, "after\n"),
+        "the open connection\n{}",
+        log()
+    );
+    assert!(
+        echo_through(out_port, "new\n"),
+        "a new connection\n{}",
+        log()
+    );
     assert!(accepted(http_port, Some(&client2)));
     assert!(
         log().contains("secrets updated; new handshakes use them"),
@@ -370,7 +435,13 @@ async fn static_secrets_serve_mtls_rotate_and_match_envoy() {
     for f in ["cert.pem", "key.pem"] {
         std::fs::copy(server.join(f), live.join(f)).unwrap();
     }
-    let ports = [free_port(), free_port(), free_port(), echo_server.address.port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        echo_server.address.port(),
+        free_port(),
+    ];
     let config = static_bootstrap(&pki, &live, &client, ports);
     let sidecar = Process::outrigger(&pki.dir, "sidecar", &config);
     let log = || sidecar.log();
@@ -384,13 +455,29 @@ async fn static_secrets_serve_mtls_rotate_and_match_envoy() {
     assert!(echo_through(ports[2], "static\n"), "{}", log());
 
     if let Some(envoy) = peer("envoy") {
-        let envoy_ports = [free_port(), free_port(), free_port(), echo_server.address.port(), free_port()];
+        let envoy_ports = [
+            free_port(),
+            free_port(),
+            free_port(),
+            echo_server.address.port(),
+            free_port(),
+        ];
         let config = static_bootstrap(&pki, &live, &client, envoy_ports);
-        let envoy = Process::envoy(&envoy, &pki.dir, "envoy", &config, 7300 + std::process::id() % 500);
+        let envoy = Process::envoy(
+            &envoy,
+            &pki.dir,
+            "envoy",
+            &config,
+            7300 + std::process::id() % 500,
+        );
         let envoy_log = || envoy.log();
         // Envoy's admin does not answer HTTP/1.0: wait for its listener instead.
         wait_until("Envoy serves", || bound(envoy_ports[0]), &envoy_log);
-        assert_eq!(verdicts(envoy_ports[0]), outrigger, "Envoy and Outrigger disagree");
+        assert_eq!(
+            verdicts(envoy_ports[0]),
+            outrigger,
+            "Envoy and Outrigger disagree"
+        );
         assert!(echo_through(envoy_ports[2], "envoy\n"), "{}", envoy_log());
     }
 
@@ -402,7 +489,11 @@ async fn static_secrets_serve_mtls_rotate_and_match_envoy() {
         std::fs::rename(&staging, live.join(f)).unwrap();
     }
     let rotated = pem_body(&read_pem(&server2, "cert.pem"));
-    wait_until("the rotated file served", || served(ports[0], &client) == rotated, &log);
+    wait_until(
+        "the rotated file served",
+        || served(ports[0], &client) == rotated,
+        &log,
+    );
     assert!(accepted(ports[0], Some(&client)));
 }
 
@@ -420,7 +511,8 @@ fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
         let dir = folder.join(node);
         std::fs::create_dir_all(&dir).unwrap();
         let mut l = mtls_http(port, true);
-        let context = &mut l["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"];
+        let context =
+            &mut l["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"];
         context["tls_certificate_sds_secret_configs"] = json!([secret_ref("default", true)]);
         context["validation_context_sds_secret_config"] = secret_ref("ROOTCA", true);
         let document = json!({"resources": [typed(LISTENER, l)]});
@@ -437,7 +529,12 @@ fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
             .arg(&folder)
             .arg("--ca-dir")
             .arg(pki.dir.join("ca"))
-            .args(["--cert-ttl", "1h", "--listen", &format!("127.0.0.1:{ads_port}")])
+            .args([
+                "--cert-ttl",
+                "1h",
+                "--listen",
+                &format!("127.0.0.1:{ads_port}"),
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&cp_log).unwrap())
             .spawn()
@@ -448,9 +545,17 @@ fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
 
     let admin_port = free_port();
     let metadata = json!({"NAMESPACE": "shop", "SERVICE_ACCOUNT": "cart"});
-    let sidecar = Process::outrigger(&pki.dir, "sidecar", &ads_bootstrap("cart", metadata, admin_port, ads_port));
+    let sidecar = Process::outrigger(
+        &pki.dir,
+        "sidecar",
+        &ads_bootstrap("cart", metadata, admin_port, ads_port),
+    );
     let log = || format!("{}\n{}", sidecar.log(), cp());
-    wait_until("Outrigger serves with its issued certificate", || accepted(outrigger_port, Some(&client)), &log);
+    wait_until(
+        "Outrigger serves with its issued certificate",
+        || accepted(outrigger_port, Some(&client)),
+        &log,
+    );
     assert!(
         served_uri(outrigger_port, &client).contains("spiffe://cluster.local/ns/shop/sa/cart"),
         "{}",
@@ -469,7 +574,11 @@ fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
             7900 + std::process::id() % 500,
         );
         let log = || format!("{}\n{}", envoy.log(), cp());
-        wait_until("Envoy serves with its issued certificate", || accepted(envoy_port, Some(&client)), &log);
+        wait_until(
+            "Envoy serves with its issued certificate",
+            || accepted(envoy_port, Some(&client)),
+            &log,
+        );
         assert!(served_uri(envoy_port, &client).contains("spiffe://cluster.local/ns/shop/sa/web"));
         assert!(!accepted(envoy_port, None));
     }

@@ -21,10 +21,10 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use workloads::Publisher;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use workloads::Publisher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

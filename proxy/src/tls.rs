@@ -76,16 +76,25 @@ impl Contexts {
                 if contexts.server(tls).is_some() {
                     continue;
                 }
-                let place = || format!("listener {:?}, filter chain {:?}, transport_socket", listener.name, chain.name);
+                let place = || {
+                    format!(
+                        "listener {:?}, filter chain {:?}, transport_socket",
+                        listener.name, chain.name
+                    )
+                };
                 if let Some(kept) = previous.server(tls) {
-                    if let Some(prepared) = kept.prepare(&secrets).map_err(|e| format!("{}: {e}", place()))? {
+                    if let Some(prepared) = kept
+                        .prepare(&secrets)
+                        .map_err(|e| format!("{}: {e}", place()))?
+                    {
                         let context = kept.clone();
                         pending.0.push(Box::new(move || context.commit(prepared)));
                     }
                     contexts.servers.push(kept);
                     continue;
                 }
-                let context = ServerTls::new(tls, &secrets).map_err(|e| format!("{}: {e}", place()))?;
+                let context =
+                    ServerTls::new(tls, &secrets).map_err(|e| format!("{}: {e}", place()))?;
                 let context = Arc::new(context);
                 contexts.added.push(context.clone());
                 contexts.servers.push(context);

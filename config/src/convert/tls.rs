@@ -179,7 +179,11 @@ fn common(
     }
     let certificate_secret = match c.tls_certificate_sds_secret_configs.as_slice() {
         [] => None,
-        [one] => secret::reference(one, &at.field("tls_certificate_sds_secret_configs").index(0), out),
+        [one] => secret::reference(
+            one,
+            &at.field("tls_certificate_sds_secret_configs").index(0),
+            out,
+        ),
         [_, ..] => {
             out.error(
                 &at.field("tls_certificate_sds_secret_configs").index(1),
@@ -244,7 +248,11 @@ pub(super) fn certificate(
     out: &mut Out,
 ) -> Option<CertificateSource> {
     Some(CertificateSource {
-        certificate_chain: data_source(&cert.certificate_chain, &at.field("certificate_chain"), out)?,
+        certificate_chain: data_source(
+            &cert.certificate_chain,
+            &at.field("certificate_chain"),
+            out,
+        )?,
         private_key: data_source(&cert.private_key, &at.field("private_key"), out)?,
     })
 }

@@ -77,7 +77,11 @@ impl Issuer {
                     _ => None,
                 })
         };
-        let id = match (field("SPIFFE_ID"), field("NAMESPACE"), field("SERVICE_ACCOUNT")) {
+        let id = match (
+            field("SPIFFE_ID"),
+            field("NAMESPACE"),
+            field("SERVICE_ACCOUNT"),
+        ) {
             (Some(id), _, _) => id,
             (None, Some(ns), Some(sa)) => format!("spiffe://{}/ns/{ns}/sa/{sa}", self.trust_domain),
             _ => return Ok(None),

@@ -108,7 +108,11 @@ impl Publisher {
                 for resource in &issued.resources {
                     Store::add(&mut resources, resource);
                 }
-                tracing::info!(node, spiffe_id, "issued a workload certificate (secrets `default`, `ROOTCA`)");
+                tracing::info!(
+                    node,
+                    spiffe_id,
+                    "issued a workload certificate (secrets `default`, `ROOTCA`)"
+                );
                 parts.issued.insert(
                     node.to_string(),
                     Workload {

@@ -197,7 +197,8 @@ impl ClientTls {
     pub fn new(config: &UpstreamTls, secrets: &Secrets) -> Result<Self, String> {
         let resolved = secrets.resolve(&config.common)?;
         let ctx = config.clone();
-        let build = move |common: &CommonTls, bytes: &[Vec<u8>]| client_configs(&ctx, common, bytes);
+        let build =
+            move |common: &CommonTls, bytes: &[Vec<u8>]| client_configs(&ctx, common, bytes);
         Ok(Self {
             config: config.clone(),
             current: Reloadable::new(resolved, Box::new(build))?,

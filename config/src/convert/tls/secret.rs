@@ -186,3 +186,71 @@ pub fn check_references(snapshot: &crate::Snapshot, out: &mut Out) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match crate::load_bytes(yaml.as_bytes(), crate::Format::Yaml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.errors().map(ToString::to_string).collect(),
+        }
+    }
+
+    const LISTENER: &str = r#"
+node: {id: n, cluster: c}
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}
+    filter_chains:
+    - filters: [{name: t, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}}]
+      transport_socket:
+        name: tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs: [REF]
+  clusters:
+  - name: c
+    load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}
+"#;
+
+    #[test]
+    fn secret_references_are_checked_like_envoy() {
+        // No sds_config: a static secret, which must exist (Envoy: "Unknown static secret").
+        let found = problems(&LISTENER.replace("REF", "{name: cert}"));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("unknown static secret \"cert\"")),
+            "{found:?}"
+        );
+        // Given as a static secret: accepted.
+        let with_secret = LISTENER.replace("REF", "{name: cert}").replace(
+            "  clusters:",
+            "  secrets: [{name: cert, tls_certificate: {certificate_chain: {filename: a.pem}, private_key: {filename: k.pem}}}]\n  clusters:",
+        );
+        assert_eq!(problems(&with_secret), Vec::<String>::new());
+        // Over ADS without an ads_config: Envoy stops at startup.
+        let found = problems(&LISTENER.replace("REF", "{name: cert, sds_config: {ads: {}}}"));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("sds_config") && p.contains("no ads_config")),
+            "{found:?}"
+        );
+        // Another config source: refused, naming the field.
+        let found = problems(&LISTENER.replace(
+            "REF",
+            "{name: cert, sds_config: {path_config_source: {path: /x.yaml}}}",
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("tls_certificate_sds_secret_configs[0].sds_config")),
+            "{found:?}"
+        );
+    }
+}

@@ -265,3 +265,11 @@ pub(super) const LIVE_RDS: &str =
     "tests/live_update.rs::an_rds_route_configuration_reaches_open_connections";
 pub(super) const XDS_OPTIONS: &str =
     "control-api/src/ads_client/server/tests.rs::options_come_from_the_bootstrap";
+// SDS proofs
+pub(super) const SDS_ADS: &str = "tests/sds.rs::secrets_over_ads_warm_serve_mtls_and_rotate";
+pub(super) const SDS_STATIC: &str =
+    "tests/sds.rs::static_secrets_serve_mtls_rotate_and_match_envoy";
+pub(super) const SDS_ISSUED: &str =
+    "tests/sds.rs::the_control_plane_issues_workload_certificates_to_outrigger_and_envoy";
+pub(super) const SDS_LOADER: &str =
+    "config/src/convert/tls/secret.rs::secret_references_are_checked_like_envoy";
