@@ -5,7 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(config_dir: PathBuf, listen: SocketAddr, log_level: &str) -> ExitCode {
+/// `ca`: `--ca-dir` and `--cert-ttl`, to issue workload certificates.
+pub fn run(
+    config_dir: PathBuf,
+    listen: SocketAddr,
+    ca: Option<(PathBuf, std::time::Duration)>,
+    log_level: &str,
+) -> ExitCode {
     let _ = crate::run::init_logging(log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -19,7 +25,11 @@ pub fn run(config_dir: PathBuf, listen: SocketAddr, log_level: &str) -> ExitCode
         }
     };
     runtime.block_on(async {
-        let server = match ControlPlane::bind(config_dir.clone(), listen).await {
+        let bound = match &ca {
+            Some((dir, ttl)) => ControlPlane::bind_issuing(config_dir.clone(), listen, dir, *ttl).await,
+            None => ControlPlane::bind(config_dir.clone(), listen).await,
+        };
+        let server = match bound {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("outrigger control-plane: {e}");

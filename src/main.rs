@@ -74,6 +74,14 @@ enum Command {
         /// Address of the gRPC server.
         #[arg(long, default_value = "127.0.0.1:15010")]
         listen: std::net::SocketAddr,
+        /// Issue workload certificates with this CA (`outrigger ca init --out DIR`): a node whose metadata has
+        /// `SPIFFE_ID`, or `NAMESPACE` and `SERVICE_ACCOUNT`, gets SDS secrets `default` (its certificate) and
+        /// `ROOTCA` (the CA bundle), renewed at two thirds of their life.
+        #[arg(long = "ca-dir")]
+        ca_dir: Option<PathBuf>,
+        /// How long issued certificates are valid.
+        #[arg(long = "cert-ttl", default_value = "24h", value_parser = humantime::parse_duration)]
+        cert_ttl: std::time::Duration,
         /// Log level: trace, debug, info, warn, error.
         #[arg(short = 'l', long = "log-level", default_value = "info")]
         log_level: String,
@@ -129,8 +137,15 @@ fn main() -> ExitCode {
         Command::ControlPlane {
             config_dir,
             listen,
+            ca_dir,
+            cert_ttl,
             log_level,
-        } => control_plane::run(config_dir, listen, &log_level),
+        } => control_plane::run(
+            config_dir,
+            listen,
+            ca_dir.map(|dir| (dir, cert_ttl)),
+            &log_level,
+        ),
         Command::Run {
             config,
             print_default_config,

@@ -68,6 +68,7 @@ fn update(yaml: &str) -> Update {
     Update {
         snapshot: snapshot(yaml),
         routes: HashMap::new(),
+        secrets: HashMap::new(),
         dynamic: None,
     }
 }
@@ -304,6 +305,7 @@ static_resources:
     let rds = |cluster: &str| Update {
         snapshot: snapshot(&yaml),
         routes: HashMap::from([("routes".to_string(), route_config("routes", cluster))]),
+        secrets: HashMap::new(),
         dynamic: None,
     };
     proxy.apply(rds("one")).await.unwrap();

@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub admin: Option<Admin>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// `static_resources.secrets`: what a TLS context naming a secret without `sds_config` uses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<tls::Secret>,
     pub dynamic_resources: Option<DynamicResources>,
 }
 
@@ -37,6 +40,10 @@ impl Snapshot {
 
     pub fn listener(&self, name: &str) -> Option<&Listener> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&tls::Secret> {
+        self.secrets.iter().find(|s| s.name == name)
     }
 }
 

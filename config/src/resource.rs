@@ -7,6 +7,7 @@ use crate::convert;
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::cluster::ClusterEndpoints;
 use crate::model::listener::ApiListener;
+use crate::model::tls::Secret;
 use crate::model::{Cluster, Listener, RouteConfig};
 use crate::support::Reader;
 use crate::{descriptors, walk};
@@ -14,6 +15,7 @@ use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
 use envoy_types::pb::envoy::config::endpoint::v3 as endpoint_pb;
 use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
 use envoy_types::pb::envoy::config::route::v3 as route_pb;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
@@ -75,6 +77,14 @@ impl Resource for ClusterEndpoints {
     const PROTO_NAME: &'static str = "envoy.config.endpoint.v3.ClusterLoadAssignment";
     fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
         convert::cluster::eds_assignment(proto, at, out)
+    }
+}
+
+impl Resource for Secret {
+    type Proto = tls_pb::Secret;
+    const PROTO_NAME: &'static str = "envoy.extensions.transport_sockets.tls.v3.Secret";
+    fn convert(proto: &Self::Proto, at: &Path, out: &mut Diagnostics) -> Option<Self> {
+        convert::tls::secret(proto, at, out)
     }
 }
 

@@ -82,7 +82,7 @@ const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.config.bootstrap.v3.Bootstrap.StaticResources",
-        "listeners clusters",
+        "listeners clusters secrets",
     ),
     msg(
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",

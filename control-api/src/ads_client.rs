@@ -40,6 +40,7 @@ mod tests;
 use backoff::Backoff;
 use outrigger_config::model::cluster::ClusterEndpoints;
 use outrigger_config::model::core::ConfigSource;
+use outrigger_config::model::tls::Secret;
 use outrigger_config::model::{Cluster, Listener, Node, RouteConfig, Snapshot};
 pub use server::Server;
 use state::{InitialFetch, State};
@@ -52,28 +53,39 @@ pub const DEFAULT_INITIAL_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one connection attempt may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The four resource types, in the order Envoy subscribes to them (make before break: clusters, their
-/// endpoints, listeners, their routes).
+/// The five resource types, in the order Envoy subscribes to them (make before break: clusters, their
+/// endpoints, listeners, their routes), then the secrets listeners and clusters name (SDS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Cluster,
     Endpoints,
     Listener,
     Route,
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Cluster, Kind::Endpoints, Kind::Listener, Kind::Route];
+    pub const ALL: [Kind; 5] = [
+        Kind::Cluster,
+        Kind::Endpoints,
+        Kind::Listener,
+        Kind::Route,
+        Kind::Secret,
+    ];
+
+    /// The types asked for by name: what the listeners and clusters held name.
+    pub const BY_NAME: [Kind; 3] = [Kind::Endpoints, Kind::Route, Kind::Secret];
 
     pub fn type_url(self) -> &'static str {
         use outrigger_config::resource::documents::{
-            CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION,
+            CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION, SECRET,
         };
         match self {
             Kind::Cluster => CLUSTER,
             Kind::Endpoints => CLUSTER_LOAD_ASSIGNMENT,
             Kind::Listener => LISTENER,
             Kind::Route => ROUTE_CONFIGURATION,
+            Kind::Secret => SECRET,
         }
     }
 
@@ -86,13 +98,14 @@ impl Kind {
         matches!(self, Kind::Cluster | Kind::Listener)
     }
 
-    /// Envoy's short name: `CDS`, `EDS`, `LDS`, `RDS`.
+    /// Envoy's short name: `CDS`, `EDS`, `LDS`, `RDS`, `SDS`.
     pub fn short(self) -> &'static str {
         match self {
             Kind::Cluster => "CDS",
             Kind::Endpoints => "EDS",
             Kind::Listener => "LDS",
             Kind::Route => "RDS",
+            Kind::Secret => "SDS",
         }
     }
 }
@@ -164,13 +177,14 @@ impl<T> Versioned<T> {
     }
 }
 
-/// The whole accepted dynamic state, by resource name (endpoints by EDS service name).
+/// The whole accepted dynamic state, by resource name (endpoints by EDS service name, secrets by name).
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
     pub listeners: BTreeMap<String, Versioned<Listener>>,
     pub routes: BTreeMap<String, Versioned<RouteConfig>>,
     pub clusters: BTreeMap<String, Versioned<Cluster>>,
     pub endpoints: BTreeMap<String, Versioned<ClusterEndpoints>>,
+    pub secrets: BTreeMap<String, Versioned<Secret>>,
 }
 
 impl Resources {
@@ -186,6 +200,7 @@ impl Resources {
             Kind::Endpoints => of(&self.endpoints),
             Kind::Listener => of(&self.listeners),
             Kind::Route => of(&self.routes),
+            Kind::Secret => of(&self.secrets),
         }
     }
 
@@ -200,6 +215,7 @@ impl Resources {
             && same(&self.routes, &other.routes)
             && same(&self.clusters, &other.clusters)
             && same(&self.endpoints, &other.endpoints)
+            && same(&self.secrets, &other.secrets)
     }
 }
 
@@ -219,6 +235,8 @@ pub struct Options {
     pub static_route_names: Vec<String>,
     /// EDS service names of the static clusters.
     pub static_endpoint_names: Vec<String>,
+    /// Secrets the static listeners and clusters take from SDS over ADS.
+    pub static_secret_names: Vec<String>,
     /// Envoy's default: 15s. Zero waits for ever, as in Envoy.
     pub initial_fetch_timeout: Duration,
 }
@@ -262,6 +280,17 @@ impl Options {
                 .clusters
                 .iter()
                 .filter_map(subscriptions::cluster_service)
+                .collect(),
+            static_secret_names: snapshot
+                .listeners
+                .iter()
+                .flat_map(subscriptions::listener_secrets)
+                .chain(
+                    snapshot
+                        .clusters
+                        .iter()
+                        .flat_map(subscriptions::cluster_secrets),
+                )
                 .collect(),
             initial_fetch_timeout,
         })

@@ -7,8 +7,10 @@
 
 mod delta;
 mod folder;
+pub mod issuer;
 mod sotw;
 mod store;
+mod workloads;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
@@ -19,10 +21,10 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use store::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use workloads::Publisher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -36,6 +38,8 @@ pub enum Error {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Ca(String),
     #[error("the xDS server on {address} failed: {source}")]
     Serve {
         address: SocketAddr,
@@ -46,13 +50,35 @@ pub enum Error {
 /// A control plane whose socket is bound; it serves once [`ControlPlane::serve`] runs.
 pub struct ControlPlane {
     listener: tokio::net::TcpListener,
-    store: watch::Receiver<Arc<Store>>,
+    store: watch::Receiver<Arc<store::Store>>,
+    publisher: Arc<Publisher>,
     watcher: tokio::task::JoinHandle<()>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ControlPlane {
     /// Binds `listen` and reads the folder once (so a wrong path fails here).
     pub async fn bind(folder: PathBuf, listen: SocketAddr) -> Result<Self, Error> {
+        Self::bind_with(folder, listen, None).await
+    }
+
+    /// As [`ControlPlane::bind`], also issuing workload certificates (`default`, `ROOTCA`) with the CA in
+    /// `ca_dir` to nodes whose metadata gives a SPIFFE identity (see `issuer.rs`).
+    pub async fn bind_issuing(
+        folder: PathBuf,
+        listen: SocketAddr,
+        ca_dir: &std::path::Path,
+        ttl: std::time::Duration,
+    ) -> Result<Self, Error> {
+        let issuer = issuer::Issuer::load(ca_dir, ttl).map_err(Error::Ca)?;
+        Self::bind_with(folder, listen, Some(issuer)).await
+    }
+
+    async fn bind_with(
+        folder: PathBuf,
+        listen: SocketAddr,
+        issuer: Option<issuer::Issuer>,
+    ) -> Result<Self, Error> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| Error::Listen {
@@ -64,7 +90,10 @@ impl ControlPlane {
             folder: folder.clone(),
             source,
         })?;
-        let (publish, store) = watch::channel(Arc::new(files.store()));
+        let renews = issuer.is_some();
+        let (publisher, store) = Publisher::new(files.store(), issuer);
+        let publish = publisher.clone();
+        let renewer = renews.then(|| tokio::spawn(publisher.clone().renew()));
         let watcher = tokio::spawn(async move {
             let mut files = files;
             loop {
@@ -81,9 +110,7 @@ impl ControlPlane {
                 };
                 files = scanned;
                 match changed {
-                    Ok(true) => {
-                        let _ = publish.send(Arc::new(files.store()));
-                    }
+                    Ok(true) => publish.folder_changed(files.store()),
                     Ok(false) => {}
                     Err(e) => tracing::error!(
                         "cannot read the configuration folder {}: {e}; serving what it held",
@@ -95,7 +122,9 @@ impl ControlPlane {
         Ok(Self {
             listener,
             store,
+            publisher,
             watcher,
+            renewer,
         })
     }
 
@@ -113,6 +142,7 @@ impl ControlPlane {
         let (stop, stopped) = watch::channel(false);
         let service = Ads {
             store: self.store,
+            publisher: self.publisher,
             stop: stopped,
         };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
@@ -125,12 +155,16 @@ impl ControlPlane {
             })
             .await;
         self.watcher.abort();
+        if let Some(renewer) = self.renewer {
+            renewer.abort();
+        }
         served.map_err(|source| Error::Serve { address, source })
     }
 }
 
 struct Ads {
-    store: watch::Receiver<Arc<Store>>,
+    store: watch::Receiver<Arc<store::Store>>,
+    publisher: Arc<Publisher>,
     /// Becomes true when the server stops.
     stop: watch::Receiver<bool>,
 }
@@ -152,6 +186,7 @@ impl AggregatedDiscoveryService for Ads {
         tokio::spawn(sotw::serve(
             request.into_inner(),
             self.store.clone(),
+            self.publisher.clone(),
             sender,
             peer,
             self.stop.clone(),
@@ -168,6 +203,7 @@ impl AggregatedDiscoveryService for Ads {
         tokio::spawn(delta::serve(
             request.into_inner(),
             self.store.clone(),
+            self.publisher.clone(),
             sender,
             peer,
             self.stop.clone(),

@@ -101,6 +101,7 @@ fn options(delta: bool) -> Options {
         clusters: true,
         static_route_names: Vec::new(),
         static_endpoint_names: Vec::new(),
+        static_secret_names: Vec::new(),
         initial_fetch_timeout: Duration::from_secs(15),
     }
 }

@@ -21,6 +21,7 @@ pub mod upstream;
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
 use outrigger_config::model::RouteConfig;
+use outrigger_config::model::tls::Secret;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -118,6 +119,9 @@ pub struct Options {
 pub struct Update {
     pub snapshot: Snapshot,
     pub routes: HashMap<String, Arc<RouteConfig>>,
+    /// Secrets SDS delivered, by name: TLS contexts naming them get their certificates and trust bundles from
+    /// them (a new version is swapped in for the next handshake, nothing else is rebuilt).
+    pub secrets: HashMap<String, Arc<Secret>>,
     /// For `/config_dump`: versions and update times of the dynamic resources (none without a control plane).
     pub dynamic: Option<DynamicDump>,
 }
@@ -137,8 +141,9 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
-    pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
+    pub async fn start(mut snapshot: Snapshot) -> Result<Self, StartError> {
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
+        warm(&mut snapshot, &tls);
         let metrics = metrics::Metrics::new();
         let drain = drain::Drain::default();
         let mut running = listener::Running::default();
@@ -203,12 +208,13 @@ impl Proxy {
     pub async fn apply(&self, update: Update) -> Result<(), String> {
         let mut running = self.listeners.lock().await;
         let previous = self.inputs.generation();
-        let tls = tls::Contexts::update(&update.snapshot, &previous.tls)?;
-        let plan = running
-            .plan(&update.snapshot)
-            .await
-            .map_err(|e| e.to_string())?;
-        let snapshot = Arc::new(plan.snapshot(update.snapshot));
+        let mut next = update.snapshot;
+        let secrets = tls::Secrets::new(&next, update.secrets);
+        let (tls, secrets_pending) = tls::Contexts::update(&next, secrets, &previous.tls)?;
+        warm(&mut next, &tls);
+        let plan = running.plan(&next).await.map_err(|e| e.to_string())?;
+        secrets_pending.commit();
+        let snapshot = Arc::new(plan.snapshot(next));
         let metrics = &self.inputs.metrics;
         self.inputs
             .clusters
@@ -258,6 +264,22 @@ impl Proxy {
             );
         }
     }
+}
+
+/// Leaves out the listeners whose SDS secrets have not arrived: Envoy keeps such a listener warming (not
+/// bound, not served); it is bound by the update that brings its secrets.
+fn warm(snapshot: &mut Snapshot, tls: &tls::Contexts) {
+    snapshot.listeners.retain(|listener| {
+        let missing = tls.warming(listener);
+        if !missing.is_empty() {
+            tracing::info!(
+                listener = %listener.name,
+                secrets = ?missing,
+                "listener warming: not served until its secrets arrive from the control plane"
+            );
+        }
+        missing.is_empty()
+    });
 }
 
 fn handoff(snapshot: &Snapshot) -> Vec<Arc<ListenerConfig>> {

@@ -3,11 +3,13 @@
 
 mod context;
 pub mod identity;
+mod secrets;
 mod source;
 pub mod verify;
 
 pub use context::{Alpn, ClientTls, ServerState, ServerTls, Watched};
 pub use identity::Identity;
+pub use secrets::Secrets;
 
 use outrigger_config::Snapshot;
 use outrigger_config::model::tls::{DownstreamTls, UpstreamTls};
@@ -19,24 +21,51 @@ use tokio::net::TcpStream;
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Every TLS context of a snapshot, each built once however many chains or clusters share it. A configuration
-/// update keeps the contexts whose configuration did not change (and so their current certificates).
+/// update keeps the contexts whose configuration did not change (and so their current certificates); those
+/// whose secrets changed get them at `Pending::commit`.
 #[derive(Default)]
 pub struct Contexts {
     servers: Vec<Arc<ServerTls>>,
     clients: Vec<Arc<ClientTls>>,
     /// The contexts this snapshot added (not kept from the previous one): the ones `watch` must start rereading.
     added: Vec<Arc<dyn Watched>>,
+    /// The secrets they were built with.
+    secrets: Secrets,
+}
+
+/// Secrets to swap into kept contexts once the whole update is known to apply.
+#[derive(Default)]
+#[must_use = "commit the secrets once the update applies"]
+pub struct Pending(Vec<Box<dyn FnOnce() + Send>>);
+
+impl Pending {
+    pub fn commit(self) {
+        for swap in self.0 {
+            swap();
+        }
+    }
 }
 
 impl Contexts {
     /// Reads every certificate, key and trust bundle now, so a wrong path fails at startup, naming its place.
+    /// Contexts naming an SDS secret wait for it (`update`).
     pub fn new(snapshot: &Snapshot) -> Result<Self, String> {
-        Self::update(snapshot, &Contexts::default())
+        let secrets = Secrets::new(snapshot, Default::default());
+        let (contexts, pending) = Self::update(snapshot, secrets, &Contexts::default())?;
+        pending.commit();
+        Ok(contexts)
     }
 
-    /// The contexts of `snapshot`, keeping those of `previous` whose configuration is the same.
-    pub fn update(snapshot: &Snapshot, previous: &Contexts) -> Result<Self, String> {
+    /// The contexts of `snapshot`, keeping those of `previous` whose configuration is the same; a kept
+    /// context whose secrets changed is rebuilt now (an unusable secret fails the update) and swapped in by
+    /// the `Pending` returned.
+    pub fn update(
+        snapshot: &Snapshot,
+        secrets: Secrets,
+        previous: &Contexts,
+    ) -> Result<(Self, Pending), String> {
         let mut contexts = Contexts::default();
+        let mut pending = Pending::default();
         for listener in &snapshot.listeners {
             let chains = listener
                 .filter_chains
@@ -47,16 +76,25 @@ impl Contexts {
                 if contexts.server(tls).is_some() {
                     continue;
                 }
+                let place = || {
+                    format!(
+                        "listener {:?}, filter chain {:?}, transport_socket",
+                        listener.name, chain.name
+                    )
+                };
                 if let Some(kept) = previous.server(tls) {
+                    if let Some(prepared) = kept
+                        .prepare(&secrets)
+                        .map_err(|e| format!("{}: {e}", place()))?
+                    {
+                        let context = kept.clone();
+                        pending.0.push(Box::new(move || context.commit(prepared)));
+                    }
                     contexts.servers.push(kept);
                     continue;
                 }
-                let context = ServerTls::new(tls).map_err(|e| {
-                    format!(
-                        "listener {:?}, filter chain {:?}, transport_socket: {e}",
-                        listener.name, chain.name
-                    )
-                })?;
+                let context =
+                    ServerTls::new(tls, &secrets).map_err(|e| format!("{}: {e}", place()))?;
                 let context = Arc::new(context);
                 contexts.added.push(context.clone());
                 contexts.servers.push(context);
@@ -76,18 +114,38 @@ impl Contexts {
                 if contexts.client(tls).is_some() {
                     continue;
                 }
+                let place = |e: String| format!("cluster {:?}, {place}: {e}", cluster.name);
                 if let Some(kept) = previous.client(tls) {
+                    if let Some(prepared) = kept.prepare(&secrets).map_err(place)? {
+                        let context = kept.clone();
+                        pending.0.push(Box::new(move || context.commit(prepared)));
+                    }
                     contexts.clients.push(kept);
                     continue;
                 }
-                let context = ClientTls::new(tls)
-                    .map_err(|e| format!("cluster {:?}, {place}: {e}", cluster.name))?;
+                let context = ClientTls::new(tls, &secrets).map_err(place)?;
                 let context = Arc::new(context);
                 contexts.added.push(context.clone());
                 contexts.clients.push(context);
             }
         }
-        Ok(contexts)
+        contexts.secrets = secrets;
+        Ok((contexts, pending))
+    }
+
+    /// The SDS secrets a listener waits for (it is not served until they arrive, as Envoy keeps it warming).
+    pub fn warming(&self, listener: &outrigger_config::model::Listener) -> Vec<String> {
+        let mut missing: Vec<String> = listener
+            .filter_chains
+            .iter()
+            .chain(listener.default_filter_chain.iter())
+            .filter_map(|c| c.tls.as_ref())
+            .flat_map(|tls| self.secrets.missing(&tls.common))
+            .map(str::to_string)
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
     }
 
     pub fn server(&self, config: &DownstreamTls) -> Option<Arc<ServerTls>> {
@@ -144,7 +202,12 @@ pub async fn accept(
     stream: TcpStream,
     timeout: Duration,
 ) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, Session)> {
-    let state = context.current();
+    let Some(state) = context.current() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no certificate yet: the secret this TLS context names has not arrived from the control plane",
+        ));
+    };
     let acceptor = tokio_rustls::TlsAcceptor::from(state.config.clone());
     let stream = tokio::time::timeout(timeout, acceptor.accept(stream))
         .await
@@ -179,7 +242,13 @@ pub async fn connect(
             "the upstream connection closed before the TLS handshake",
         ));
     };
-    let connector = tokio_rustls::TlsConnector::from(context.current(alpn));
+    let Some(config) = context.current(alpn) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the secret this cluster's TLS context names has not arrived from the control plane",
+        ));
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
     tokio::time::timeout(
         timeout,
         connector.connect(context.server_name(address), stream),

@@ -46,6 +46,12 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         .enumerate()
         .filter_map(|(i, c)| cluster::cluster(c, &at_static.field("clusters").index(i), out))
         .collect();
+    let secrets = statics
+        .secrets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| super::tls::secret(s, &at_static.field("secrets").index(i), out))
+        .collect();
     let dynamic_resources = b
         .dynamic_resources
         .as_ref()
@@ -58,6 +64,7 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         admin,
         listeners,
         clusters,
+        secrets,
         dynamic_resources,
     }
 }

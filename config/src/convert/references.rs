@@ -61,6 +61,8 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
         }
     }
 
+    super::tls::check_secret_references(snapshot, out);
+
     if let Some(ads) = snapshot
         .dynamic_resources
         .as_ref()

@@ -3,11 +3,13 @@
 use super::{Out, data_source, decode_any, string_matcher, type_name};
 use crate::diagnostic::Path;
 use crate::model::tls::{
-    CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, TlsVersion, UpstreamTls,
-    Validation,
+    CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, Secret, TlsVersion,
+    UpstreamTls, Validation,
 };
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket::ConfigType};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
+
+mod secret;
 
 const UPSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 const DOWNSTREAM: &str = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
@@ -68,10 +70,11 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
                 &at_common,
                 out,
             )?;
-            if common.certificates.is_empty() {
+            if !common.has_certificate() {
                 out.error(
                     &at_common.field("tls_certificates"),
-                    "a server-side TLS context needs a certificate",
+                    "a server-side TLS context needs a certificate (tls_certificates or \
+                     tls_certificate_sds_secret_configs)",
                 );
             }
             let require_client_certificate = ctx
@@ -79,6 +82,7 @@ pub fn downstream(t: &TransportSocket, at: &Path, out: &mut Out) -> Option<Optio
                 .as_ref()
                 .is_some_and(|v| v.value);
             if require_client_certificate
+                && common.validation_secret.is_none()
                 && common
                     .validation
                     .as_ref()
@@ -164,17 +168,7 @@ fn common(
         .tls_certificates
         .iter()
         .enumerate()
-        .filter_map(|(i, cert)| {
-            let at = at.field("tls_certificates").index(i);
-            Some(CertificateSource {
-                certificate_chain: data_source(
-                    &cert.certificate_chain,
-                    &at.field("certificate_chain"),
-                    out,
-                )?,
-                private_key: data_source(&cert.private_key, &at.field("private_key"), out)?,
-            })
-        })
+        .filter_map(|(i, cert)| certificate(cert, &at.field("tls_certificates").index(i), out))
         .collect();
     if c.tls_certificates.len() > 1 {
         out.error(
@@ -183,11 +177,47 @@ fn common(
              signature algorithms); keep one",
         );
     }
-    let validation = match &c.validation_context_type {
-        None => None,
-        Some(V::ValidationContext(v)) => Some(validation(v, &at.field("validation_context"), out)?),
+    let certificate_secret = match c.tls_certificate_sds_secret_configs.as_slice() {
+        [] => None,
+        [one] => secret::reference(
+            one,
+            &at.field("tls_certificate_sds_secret_configs").index(0),
+            out,
+        ),
+        [_, ..] => {
+            out.error(
+                &at.field("tls_certificate_sds_secret_configs").index(1),
+                "several certificates per TLS context are not supported yet; keep one secret",
+            );
+            None
+        }
+    };
+    if certificate_secret.is_some() && !c.tls_certificates.is_empty() {
+        out.error(
+            &at.field("tls_certificate_sds_secret_configs"),
+            "set either tls_certificates or tls_certificate_sds_secret_configs, not both",
+        );
+    }
+    let (validation, validation_secret) = match &c.validation_context_type {
+        None => (None, None),
+        Some(V::ValidationContext(v)) => (
+            Some(validation(v, &at.field("validation_context"), out)?),
+            None,
+        ),
+        Some(V::ValidationContextSdsSecretConfig(config)) => (
+            None,
+            Some(secret::reference(
+                config,
+                &at.field("validation_context_sds_secret_config"),
+                out,
+            )?),
+        ),
         Some(_) => {
-            out.error(at, "only an inline `validation_context` is supported (no SDS or combined contexts yet)");
+            out.error(
+                at,
+                "only `validation_context` or `validation_context_sds_secret_config` is supported (no \
+                 combined contexts yet)",
+            );
             return None;
         }
     };
@@ -195,12 +225,39 @@ fn common(
         min_version,
         max_version,
         certificates,
+        certificate_secret,
         validation,
+        validation_secret,
         alpn_protocols: c.alpn_protocols.clone(),
     })
 }
 
-fn validation(
+/// `static_resources.secrets[i]`, or a Secret over SDS.
+pub fn secret(s: &pb::Secret, at: &Path, out: &mut Out) -> Option<Secret> {
+    secret::secret(s, at, out)
+}
+
+/// Checks what the snapshot's TLS contexts name against its static secrets and its ADS source.
+pub fn check_secret_references(snapshot: &crate::Snapshot, out: &mut Out) {
+    secret::check_references(snapshot, out);
+}
+
+pub(super) fn certificate(
+    cert: &pb::TlsCertificate,
+    at: &Path,
+    out: &mut Out,
+) -> Option<CertificateSource> {
+    Some(CertificateSource {
+        certificate_chain: data_source(
+            &cert.certificate_chain,
+            &at.field("certificate_chain"),
+            out,
+        )?,
+        private_key: data_source(&cert.private_key, &at.field("private_key"), out)?,
+    })
+}
+
+pub(super) fn validation(
     v: &pb::CertificateValidationContext,
     at: &Path,
     out: &mut Out,

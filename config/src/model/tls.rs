@@ -2,6 +2,7 @@
 
 use super::core::{DataSource, StringMatcher};
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UpstreamTls {
@@ -24,8 +25,64 @@ pub struct CommonTls {
     /// Envoy's default: TLS 1.3 for a server (downstream), TLS 1.2 for a client (upstream).
     pub max_version: TlsVersion,
     pub certificates: Vec<CertificateSource>,
+    /// `tls_certificate_sds_secret_configs[0]`: the certificate comes from this secret instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_secret: Option<SecretRef>,
     pub validation: Option<Validation>,
+    /// `validation_context_sds_secret_config`: the validation context comes from this secret instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_secret: Option<SecretRef>,
     pub alpn_protocols: Vec<String>,
+}
+
+impl CommonTls {
+    /// True when this side presents a certificate (inline, from files or from a secret).
+    pub fn has_certificate(&self) -> bool {
+        !self.certificates.is_empty() || self.certificate_secret.is_some()
+    }
+
+    /// The secrets this context names.
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretRef> {
+        self.certificate_secret
+            .iter()
+            .chain(self.validation_secret.iter())
+    }
+}
+
+/// A secret a TLS context names (`SdsSecretConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SecretRef {
+    pub name: String,
+    pub source: SecretSource,
+}
+
+/// Where a named secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// No `sds_config`: `static_resources.secrets` must hold it (Envoy: "Unknown static secret").
+    Static,
+    /// `sds_config: {ads: {}}`: SDS over the aggregated stream. Until it arrives, the listener warms (is not
+    /// served) and a cluster's handshakes fail.
+    Ads {
+        /// Envoy's default: 15s.
+        #[serde(serialize_with = "super::core::optional_duration")]
+        initial_fetch_timeout: Option<Duration>,
+    },
+}
+
+/// A `Secret`: from `static_resources.secrets` or from SDS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub name: String,
+    pub kind: SecretKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    TlsCertificate(CertificateSource),
+    ValidationContext(Validation),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -18,6 +18,7 @@ use super::{Decoder, Resource};
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::cluster::ClusterEndpoints;
 use crate::model::listener::ApiListener;
+use crate::model::tls::Secret;
 use crate::model::{Cluster, Listener, RouteConfig};
 use crate::source::{self, Format};
 use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
@@ -31,12 +32,15 @@ pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const CLUSTER_LOAD_ASSIGNMENT: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
+pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
 /// The resource types a document may hold, by type URL.
-pub const TYPES: [&str; 4] = [
+pub const TYPES: [&str; 5] = [
     LISTENER,
     ROUTE_CONFIGURATION,
     CLUSTER,
     CLUSTER_LOAD_ASSIGNMENT,
+    SECRET,
 ];
 
 /// One checked resource, as it goes on the wire: its type URL, its name and the encoded message.
@@ -96,6 +100,7 @@ pub fn parse(
             CLUSTER_LOAD_ASSIGNMENT => {
                 check::<ClusterEndpoints>(&decoder, &any.value, |e| e.cluster_name.clone())
             }
+            SECRET => check::<Secret>(&decoder, &any.value, |s| s.name.clone()),
             other => {
                 out.error(
                     &at.field("@type"),

@@ -37,7 +37,16 @@ pub(super) const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
-        "tls_params tls_certificates validation_context alpn_protocols",
+        "tls_params tls_certificates validation_context alpn_protocols \
+         tls_certificate_sds_secret_configs validation_context_sds_secret_config",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig",
+        "name sds_config",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name tls_certificate validation_context",
     ),
     msg(
         "envoy.extensions.transport_sockets.tls.v3.TlsParameters",

@@ -46,7 +46,7 @@ impl Stream<'_> {
 
     /// Subscribes to the names now wanted and unsubscribes from those no longer wanted.
     fn follow_names(&mut self) {
-        for kind in [Kind::Endpoints, Kind::Route] {
+        for kind in Kind::BY_NAME {
             let wanted = self.state.wanted(kind);
             let Some(current) = self.subscribed.get(&kind) else {
                 if !wanted.is_empty() {

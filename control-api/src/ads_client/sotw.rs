@@ -54,7 +54,7 @@ impl Stream<'_> {
 
     /// Asks again for every by-name type whose names changed (or that is now wanted for the first time).
     fn follow_names(&mut self) {
-        for kind in [Kind::Endpoints, Kind::Route] {
+        for kind in Kind::BY_NAME {
             let wanted = self.state.wanted(kind);
             let changed = match self.asked.get(&kind) {
                 Some(asked) => *asked != wanted,

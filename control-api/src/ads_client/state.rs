@@ -6,6 +6,7 @@ use super::{Event, Kind, Options, Resources, Sink, Versioned, node, subscription
 use envoy_types::pb::envoy::config::core::v3 as core_pb;
 use envoy_types::pb::google::protobuf::Any;
 use outrigger_config::model::cluster::ClusterEndpoints;
+use outrigger_config::model::tls::Secret;
 use outrigger_config::model::{Cluster, Listener, RouteConfig};
 use outrigger_config::resource::{Decoder, Resource};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -189,6 +190,9 @@ impl State {
                     &e.cluster_name
                 })
             }
+            Kind::Secret => {
+                next.secrets = convert.merge(&held.secrets, update, |s: &Secret| &s.name)
+            }
         }
         if !convert.problems.is_empty() {
             return Err(convert.problems.join("; "));
@@ -203,12 +207,13 @@ impl State {
         Ok(())
     }
 
-    /// Emits `InitialFetchDone` once the wildcard types answered and every route and endpoint they name did.
+    /// Emits `InitialFetchDone` once the wildcard types answered and every route, endpoint and secret they
+    /// name did.
     fn progress(&mut self) {
         if self.initial.is_done() || !self.waiting.is_empty() {
             return;
         }
-        for kind in [Kind::Route, Kind::Endpoints] {
+        for kind in Kind::BY_NAME {
             let held = self.resources.versions(kind);
             let arrived = self.arrived.get(&kind);
             let missing = self.wanted(kind).into_iter().any(|name| {

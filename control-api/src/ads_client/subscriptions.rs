@@ -1,11 +1,13 @@
 //! Which route configurations and endpoints to ask for: those the current listeners' connection managers name
 //! (`rds.route_config_name`) and those the current EDS clusters name (`service_name`, or the cluster's own
-//! name), plus the ones the static resources need. Listeners and clusters are asked for as a whole.
+//! name), and the secrets their TLS contexts take from SDS over ADS, plus the ones the static resources need.
+//! Listeners and clusters are asked for as a whole.
 
 use super::{Kind, Options, Resources};
 use outrigger_config::model::cluster::Discovery;
 use outrigger_config::model::http::RouteSource;
 use outrigger_config::model::listener::NetworkFilter;
+use outrigger_config::model::tls::{CommonTls, SecretSource};
 use outrigger_config::model::{Cluster, Listener};
 use std::collections::BTreeSet;
 
@@ -39,6 +41,40 @@ pub fn cluster_service(cluster: &Cluster) -> Option<String> {
     }
 }
 
+/// The names of the secrets a TLS context takes from SDS (not the static ones).
+fn sds_names(common: &CommonTls) -> impl Iterator<Item = String> + '_ {
+    common
+        .secrets()
+        .filter(|s| matches!(s.source, SecretSource::Ads { .. }))
+        .map(|s| s.name.clone())
+}
+
+/// The SDS secrets a listener's filter chains name.
+pub fn listener_secrets(listener: &Listener) -> Vec<String> {
+    listener
+        .filter_chains
+        .iter()
+        .chain(listener.default_filter_chain.iter())
+        .filter_map(|chain| chain.tls.as_ref())
+        .flat_map(|tls| sds_names(&tls.common))
+        .collect()
+}
+
+/// The SDS secrets a cluster's transport sockets name.
+pub fn cluster_secrets(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .tls
+        .iter()
+        .chain(
+            cluster
+                .transport_socket_matches
+                .iter()
+                .filter_map(|m| m.tls.as_ref()),
+        )
+        .flat_map(|tls| sds_names(&tls.common))
+        .collect()
+}
+
 /// The names of a by-name type (routes, endpoints) that `resources` and the static resources need; empty for
 /// the wildcard types.
 pub fn wanted(kind: Kind, resources: &Resources, options: &Options) -> BTreeSet<String> {
@@ -55,6 +91,18 @@ pub fn wanted(kind: Kind, resources: &Resources, options: &Options) -> BTreeSet<
             .filter_map(|c| cluster_service(&c.value))
             .chain(options.static_endpoint_names.iter().cloned())
             .collect(),
+        Kind::Secret => resources
+            .listeners
+            .values()
+            .flat_map(|l| listener_secrets(&l.value))
+            .chain(
+                resources
+                    .clusters
+                    .values()
+                    .flat_map(|c| cluster_secrets(&c.value)),
+            )
+            .chain(options.static_secret_names.iter().cloned())
+            .collect(),
         Kind::Listener | Kind::Cluster => BTreeSet::new(),
     }
 }
@@ -64,11 +112,13 @@ pub fn subscribed(kind: Kind, resources: &Resources, options: &Options) -> bool 
     match kind {
         Kind::Listener => options.listeners,
         Kind::Cluster => options.clusters,
-        Kind::Route | Kind::Endpoints => !wanted(kind, resources, options).is_empty(),
+        Kind::Route | Kind::Endpoints | Kind::Secret => {
+            !wanted(kind, resources, options).is_empty()
+        }
     }
 }
 
-/// Drops the routes and endpoints nothing names any more (xDS has no delete signal for them in the state of
+/// Drops the routes, endpoints and secrets nothing names any more (xDS has no delete signal for them in the state of
 /// the world).
 pub fn prune(resources: &mut Resources, options: &Options) {
     let routes = wanted(Kind::Route, resources, options);
@@ -77,4 +127,6 @@ pub fn prune(resources: &mut Resources, options: &Options) {
     resources
         .endpoints
         .retain(|name, _| endpoints.contains(name));
+    let secrets = wanted(Kind::Secret, resources, options);
+    resources.secrets.retain(|name, _| secrets.contains(name));
 }

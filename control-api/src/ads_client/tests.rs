@@ -48,6 +48,7 @@ fn options() -> Options {
         clusters: true,
         static_route_names: Vec::new(),
         static_endpoint_names: Vec::new(),
+        static_secret_names: Vec::new(),
         initial_fetch_timeout: DEFAULT_INITIAL_FETCH_TIMEOUT,
     }
 }

@@ -39,6 +39,7 @@ impl Subscription {
 pub async fn serve(
     mut requests: Streaming<DeltaDiscoveryRequest>,
     mut store: watch::Receiver<Arc<Store>>,
+    publisher: Arc<super::workloads::Publisher>,
     responses: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     peer: String,
     mut stop: watch::Receiver<bool>,
@@ -52,6 +53,12 @@ pub async fn serve(
             request = requests.message() => match request {
                 Ok(Some(request)) => {
                     if let Some(id) = node_id(request.node.as_ref()) {
+                        if node != id
+                            && let Some(full) = &request.node
+                        {
+                            // Before the request is answered: a certificate issued now is in its answer.
+                            publisher.node_seen(full);
+                        }
                         id.clone_into(&mut node);
                     }
                     accept(&request, &mut subscriptions, &node, &peer);

@@ -31,6 +31,7 @@ struct Subscription {
 pub async fn serve(
     mut requests: Streaming<DiscoveryRequest>,
     mut store: watch::Receiver<Arc<Store>>,
+    publisher: Arc<super::workloads::Publisher>,
     responses: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     peer: String,
     mut stop: watch::Receiver<bool>,
@@ -44,6 +45,12 @@ pub async fn serve(
             request = requests.message() => match request {
                 Ok(Some(request)) => {
                     if let Some(id) = node_id(request.node.as_ref()) {
+                        if node != id
+                            && let Some(full) = &request.node
+                        {
+                            // Before the request is answered: a certificate issued now is in its answer.
+                            publisher.node_seen(full);
+                        }
                         id.clone_into(&mut node);
                     }
                     let Some(type_url) = accept(&request, &mut subscriptions, &node, &peer) else {

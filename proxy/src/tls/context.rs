@@ -2,6 +2,7 @@
 //! the next handshake, while connections already established keep the session they negotiated.
 
 use super::identity::Identity;
+use super::secrets::Secrets;
 use super::source;
 use super::verify::{DownstreamVerifier, UpstreamVerifier};
 use outrigger_config::model::core::DataSource;
@@ -102,27 +103,44 @@ pub struct ServerState {
 }
 
 impl ServerTls {
-    pub fn new(config: &DownstreamTls) -> Result<Self, String> {
+    /// Reads its files (or its secrets' sources) now. A secret not delivered yet leaves it without a
+    /// configuration (not ready) until [`ServerTls::prepare`] gets one.
+    pub fn new(config: &DownstreamTls, secrets: &Secrets) -> Result<Self, String> {
+        let resolved = secrets.resolve(&config.common)?;
         let ctx = config.clone();
-        let build = move |bytes: &[Vec<u8>]| server_config(&ctx, bytes);
+        let build = move |common: &CommonTls, bytes: &[Vec<u8>]| server_config(&ctx, common, bytes);
         Ok(Self {
             config: config.clone(),
-            current: Reloadable::new(sources(&config.common), Box::new(build))?,
+            current: Reloadable::new(resolved, Box::new(build))?,
         })
     }
 
-    /// The configuration for the next handshake.
-    pub fn current(&self) -> Arc<ServerState> {
+    /// The configuration for the next handshake; `None` while a secret it names has not arrived.
+    pub fn current(&self) -> Option<Arc<ServerState>> {
         self.current.get()
+    }
+
+    /// The rebuilt configuration when the secrets it names changed (applied by `commit`).
+    pub fn prepare(&self, secrets: &Secrets) -> Result<Option<Prepared<ServerState>>, String> {
+        self.current.prepare(secrets.resolve(&self.config.common)?)
+    }
+
+    pub fn commit(&self, prepared: Prepared<ServerState>) {
+        self.current.commit(prepared, "server TLS context");
     }
 }
 
-fn server_config(ctx: &DownstreamTls, bytes: &[Vec<u8>]) -> Result<ServerState, String> {
-    let material = material(&ctx.common, bytes)?;
+/// `common` is the context's own with its secrets in place.
+fn server_config(
+    ctx: &DownstreamTls,
+    common: &CommonTls,
+    bytes: &[Vec<u8>],
+) -> Result<ServerState, String> {
+    let material = material(common, bytes)?;
     let builder = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&versions(&ctx.common))
+        .with_protocol_versions(&versions(common))
         .map_err(|e| format!("TLS versions: {e}"))?;
-    let builder = match (&ctx.common.validation, &material.roots) {
+    let builder = match (&common.validation, &material.roots) {
         (Some(validation), Some(roots)) => {
             let mut chain = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider());
             if !ctx.require_client_certificate {
@@ -145,7 +163,7 @@ fn server_config(ctx: &DownstreamTls, bytes: &[Vec<u8>]) -> Result<ServerState, 
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("certificate: {e}"))?;
-    config.alpn_protocols = alpn(&ctx.common.alpn_protocols);
+    config.alpn_protocols = alpn(&common.alpn_protocols);
     Ok(ServerState {
         config: Arc::new(config),
         local_uri,
@@ -162,7 +180,7 @@ pub enum Alpn {
 }
 
 /// Client-side configurations of one `UpstreamTlsContext`, by ALPN.
-struct ClientConfigs {
+pub struct ClientConfigs {
     configured: Arc<ClientConfig>,
     http1: Arc<ClientConfig>,
     http2: Arc<ClientConfig>,
@@ -175,24 +193,36 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    pub fn new(config: &UpstreamTls) -> Result<Self, String> {
+    /// As [`ServerTls::new`].
+    pub fn new(config: &UpstreamTls, secrets: &Secrets) -> Result<Self, String> {
+        let resolved = secrets.resolve(&config.common)?;
         let ctx = config.clone();
-        let build = move |bytes: &[Vec<u8>]| client_configs(&ctx, bytes);
+        let build =
+            move |common: &CommonTls, bytes: &[Vec<u8>]| client_configs(&ctx, common, bytes);
         Ok(Self {
             config: config.clone(),
-            current: Reloadable::new(sources(&config.common), Box::new(build))?,
+            current: Reloadable::new(resolved, Box::new(build))?,
         })
     }
 
-    /// The configuration for the next handshake. HTTP offers `h2` or `http/1.1` by ALPN when the context
-    /// configures no protocols, as Envoy does.
-    pub fn current(&self, alpn: Alpn) -> Arc<ClientConfig> {
-        let configs = self.current.get();
-        match alpn {
+    /// The configuration for the next handshake (`None` while a secret it names has not arrived). HTTP offers
+    /// `h2` or `http/1.1` by ALPN when the context configures no protocols, as Envoy does.
+    pub fn current(&self, alpn: Alpn) -> Option<Arc<ClientConfig>> {
+        let configs = self.current.get()?;
+        Some(match alpn {
             Alpn::Configured => configs.configured.clone(),
             Alpn::Http1 => configs.http1.clone(),
             Alpn::Http2 => configs.http2.clone(),
-        }
+        })
+    }
+
+    /// As [`ServerTls::prepare`].
+    pub fn prepare(&self, secrets: &Secrets) -> Result<Option<Prepared<ClientConfigs>>, String> {
+        self.current.prepare(secrets.resolve(&self.config.common)?)
+    }
+
+    pub fn commit(&self, prepared: Prepared<ClientConfigs>) {
+        self.current.commit(prepared, "upstream TLS context");
     }
 
     /// The name to put in the ClientHello. Without `sni`, none is sent (rustls does not send an IP address).
@@ -205,13 +235,16 @@ impl ClientTls {
     }
 }
 
-fn client_configs(ctx: &UpstreamTls, bytes: &[Vec<u8>]) -> Result<ClientConfigs, String> {
-    let material = material(&ctx.common, bytes)?;
+fn client_configs(
+    ctx: &UpstreamTls,
+    common: &CommonTls,
+    bytes: &[Vec<u8>],
+) -> Result<ClientConfigs, String> {
+    let material = material(common, bytes)?;
     let provider = provider();
     let verifier = Arc::new(UpstreamVerifier {
         roots: material.roots.clone(),
-        sans: ctx
-            .common
+        sans: common
             .validation
             .as_ref()
             .map(|v| v.match_typed_subject_alt_names.clone())
@@ -220,7 +253,7 @@ fn client_configs(ctx: &UpstreamTls, bytes: &[Vec<u8>]) -> Result<ClientConfigs,
     });
     let build = |protocols: Vec<Vec<u8>>| -> Result<Arc<ClientConfig>, String> {
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions(&ctx.common))
+            .with_protocol_versions(&versions(common))
             .map_err(|e| format!("TLS versions: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone());
@@ -235,7 +268,7 @@ fn client_configs(ctx: &UpstreamTls, bytes: &[Vec<u8>]) -> Result<ClientConfigs,
         config.enable_sni = ctx.sni.is_some();
         Ok(Arc::new(config))
     };
-    let configured = alpn(&ctx.common.alpn_protocols);
+    let configured = alpn(&common.alpn_protocols);
     let or = |default: &str| {
         if configured.is_empty() {
             vec![default.as_bytes().to_vec()]
@@ -250,65 +283,134 @@ fn client_configs(ctx: &UpstreamTls, bytes: &[Vec<u8>]) -> Result<ClientConfigs,
     })
 }
 
-/// The bytes the current value was built from, and the last bytes that failed to build.
-type Seen = (Vec<Vec<u8>>, Option<Vec<Vec<u8>>>);
+type Build<T> = Box<dyn Fn(&CommonTls, &[Vec<u8>]) -> Result<T, String> + Send + Sync>;
 
-type Build<T> = Box<dyn Fn(&[Vec<u8>]) -> Result<T, String> + Send + Sync>;
+/// What the current value was built from: the context with its secrets in place (`None` while one has not
+/// arrived), the bytes its sources held, and the last bytes that failed to build.
+struct Inputs {
+    common: Option<CommonTls>,
+    seen: Vec<Vec<u8>>,
+    failed: Option<Vec<Vec<u8>>>,
+}
 
-/// A value built from some sources, rebuilt by `reload` when their bytes change. A rebuild that fails (a
-/// certificate written before its key, a truncated file) keeps the previous value and says why, once.
+/// A value built from a TLS context's sources, rebuilt by `reload` when their bytes change (file rotation), or
+/// by `prepare` + `commit` when the secrets it names change (SDS). A rebuild that fails (a certificate written
+/// before its key, a truncated file) keeps the previous value and says why, once.
 pub struct Reloadable<T> {
-    sources: Vec<DataSource>,
     build: Build<T>,
-    current: RwLock<Arc<T>>,
-    seen: Mutex<Seen>,
+    inputs: Mutex<Inputs>,
+    current: RwLock<Option<Arc<T>>>,
+}
+
+/// A value built for new secrets, not in use yet.
+pub struct Prepared<T> {
+    common: CommonTls,
+    bytes: Vec<Vec<u8>>,
+    value: T,
 }
 
 impl<T> Reloadable<T> {
-    fn new(sources: Vec<DataSource>, build: Build<T>) -> Result<Self, String> {
-        let bytes = read_all(&sources)?;
-        let value = build(&bytes)?;
+    fn new(common: Option<CommonTls>, build: Build<T>) -> Result<Self, String> {
+        let (value, seen) = match &common {
+            Some(common) => {
+                let bytes = read_all(&sources(common))?;
+                (Some(Arc::new(build(common, &bytes)?)), bytes)
+            }
+            None => (None, Vec::new()),
+        };
         Ok(Self {
-            sources,
             build,
-            current: RwLock::new(Arc::new(value)),
-            seen: Mutex::new((bytes, None)),
+            inputs: Mutex::new(Inputs {
+                common,
+                seen,
+                failed: None,
+            }),
+            current: RwLock::new(value),
         })
     }
 
-    fn get(&self) -> Arc<T> {
+    fn get(&self) -> Option<Arc<T>> {
         match self.current.read() {
             Ok(current) => current.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    fn inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
+        match self.inputs.lock() {
+            Ok(inputs) => inputs,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// True when any source is a file (inline values and environment variables do not change).
     fn watches_files(&self) -> bool {
-        self.sources
-            .iter()
-            .any(|s| matches!(s, DataSource::Filename(_)))
+        self.inputs().common.as_ref().is_some_and(|common| {
+            sources(common)
+                .iter()
+                .any(|s| matches!(s, DataSource::Filename(_)))
+        })
+    }
+
+    /// Builds the value for `common` (the context with its secrets in place) when it differs from the one in
+    /// use. `None` (a secret gone) keeps the value in use, as Envoy keeps the last secret it had.
+    fn prepare(&self, common: Option<CommonTls>) -> Result<Option<Prepared<T>>, String> {
+        let Some(common) = common else {
+            return Ok(None);
+        };
+        if self.inputs().common.as_ref() == Some(&common) {
+            return Ok(None);
+        }
+        let bytes = read_all(&sources(&common))?;
+        let value = (self.build)(&common, &bytes)?;
+        Ok(Some(Prepared {
+            common,
+            bytes,
+            value,
+        }))
+    }
+
+    fn commit(&self, prepared: Prepared<T>, what: &str) {
+        let mut inputs = self.inputs();
+        let first = inputs.common.is_none();
+        self.set(prepared.value);
+        *inputs = Inputs {
+            common: Some(prepared.common),
+            seen: prepared.bytes,
+            failed: None,
+        };
+        if first {
+            tracing::info!("{what}: its secrets arrived; handshakes can start");
+        } else {
+            tracing::info!("{what}: secrets updated; new handshakes use them");
+        }
+    }
+
+    fn set(&self, value: T) {
+        match self.current.write() {
+            Ok(mut current) => *current = Some(Arc::new(value)),
+            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(value)),
+        }
     }
 
     /// Rereads the sources; rebuilds when they changed. Returns true when a new value took over.
     fn reload(&self, what: &str) -> bool {
-        let Ok(bytes) = read_all(&self.sources) else {
+        let mut inputs = self.inputs();
+        let Some(common) = inputs.common.clone() else {
+            return false;
+        };
+        let Ok(bytes) = read_all(&sources(&common)) else {
             // A file missing for a moment during a rotation: try again on the next tick.
             return false;
         };
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        if seen.0 == bytes || seen.1.as_ref() == Some(&bytes) {
+        if inputs.seen == bytes || inputs.failed.as_ref() == Some(&bytes) {
             return false;
         }
-        match (self.build)(&bytes) {
+        match (self.build)(&common, &bytes) {
             Ok(value) => {
-                match self.current.write() {
-                    Ok(mut current) => *current = Arc::new(value),
-                    Err(poisoned) => *poisoned.into_inner() = Arc::new(value),
-                }
-                *seen = (bytes, None);
+                self.set(value);
+                inputs.seen = bytes;
+                inputs.failed = None;
                 tracing::info!("{what}: certificates reloaded; new handshakes use them");
                 true
             }
@@ -316,7 +418,7 @@ impl<T> Reloadable<T> {
                 tracing::warn!(
                     "{what}: changed certificate files are not usable yet, so the previous ones stay in use: {e}"
                 );
-                seen.1 = Some(bytes);
+                inputs.failed = Some(bytes);
                 false
             }
         }
@@ -330,6 +432,7 @@ fn read_all(sources: &[DataSource]) -> Result<Vec<Vec<u8>>, String> {
 /// Something that can reread its files.
 pub trait Watched: Send + Sync {
     fn reload(&self) -> bool;
+    /// True when its sources are files, or may become files (it names secrets).
     fn watches_files(&self) -> bool;
 }
 
@@ -338,7 +441,7 @@ impl Watched for ServerTls {
         self.current.reload("server TLS context")
     }
     fn watches_files(&self) -> bool {
-        self.current.watches_files()
+        self.config.common.secrets().next().is_some() || self.current.watches_files()
     }
 }
 
@@ -347,6 +450,6 @@ impl Watched for ClientTls {
         self.current.reload("upstream TLS context")
     }
     fn watches_files(&self) -> bool {
-        self.current.watches_files()
+        self.config.common.secrets().next().is_some() || self.current.watches_files()
     }
 }

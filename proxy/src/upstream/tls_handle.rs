@@ -44,7 +44,7 @@ impl UpstreamTls {
             }
             Err(error) => {
                 let reason = tls::verify::failure_reason(&error);
-                let policy = if self.context.config.common.certificates.is_empty() {
+                let policy = if !self.context.config.common.has_certificate() {
                     SecurityPolicy::Tls
                 } else {
                     SecurityPolicy::MutualTls

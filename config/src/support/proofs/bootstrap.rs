@@ -27,6 +27,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[LOADER_DEFAULTS]),
     ),
     (
+        "envoy.config.bootstrap.v3.Bootstrap.StaticResources.secrets",
+        Tests(&[SDS_STATIC]),
+    ),
+    (
         "envoy.config.bootstrap.v3.Bootstrap.DynamicResources.lds_config",
         Tests(&[XDS_SOTW, XDS_DELTA]),
     ),

@@ -271,3 +271,11 @@ pub(super) const PROXYLESS_GRPCIO: &str =
 pub(super) const PROXYLESS_GRPC_JS: &str =
     "tests/proxyless_grpc.rs::grpc_js_follows_an_api_listener_from_the_control_plane";
 pub(super) const PROXYLESS_CHECKS: &str = "config/src/resource/documents.rs::a_listener_for_proxyless_clients_is_served_and_checked_as_they_read_it";
+// SDS proofs
+pub(super) const SDS_ADS: &str = "tests/sds.rs::secrets_over_ads_warm_serve_mtls_and_rotate";
+pub(super) const SDS_STATIC: &str =
+    "tests/sds.rs::static_secrets_serve_mtls_rotate_and_match_envoy";
+pub(super) const SDS_ISSUED: &str =
+    "tests/sds.rs::the_control_plane_issues_workload_certificates_to_outrigger_and_envoy";
+pub(super) const SDS_LOADER: &str =
+    "config/src/convert/tls/secret.rs::secret_references_are_checked_like_envoy";

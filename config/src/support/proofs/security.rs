@@ -155,4 +155,33 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher.matcher",
         Tests(&[MTLS_OUT]),
     ),
+    // SDS: the certificate and the validation context from secrets, over ADS and static.
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.tls_certificate_sds_secret_configs",
+        Tests(&[SDS_ADS, SDS_STATIC, SDS_ISSUED]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.validation_context_sds_secret_config",
+        Tests(&[SDS_ADS, SDS_STATIC, SDS_ISSUED]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig.name",
+        Tests(&[SDS_ADS, SDS_STATIC]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig.sds_config",
+        Tests(&[SDS_ADS, SDS_LOADER]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.Secret.name",
+        Tests(&[SDS_ADS, SDS_STATIC]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.Secret.tls_certificate",
+        Tests(&[SDS_ADS, SDS_STATIC]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.Secret.validation_context",
+        Tests(&[SDS_ADS, SDS_STATIC]),
+    ),
 ];

@@ -1,0 +1,256 @@
+//! Secrets (`static_resources.secrets`, SDS) and the references TLS contexts make to them (`SdsSecretConfig`).
+
+use super::super::{Out, config_source};
+use super::{certificate, validation};
+use crate::diagnostic::Path;
+use crate::model::core::ConfigSource;
+use crate::model::tls::{Secret, SecretKind, SecretRef, SecretSource};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
+
+/// `{name, sds_config}`: without `sds_config` the secret is a static one (Envoy's rule); with it, only
+/// `{ads: {}}` is supported.
+pub fn reference(config: &pb::SdsSecretConfig, at: &Path, out: &mut Out) -> Option<SecretRef> {
+    if config.name.is_empty() {
+        out.error(&at.field("name"), "name the secret");
+        return None;
+    }
+    let source = match &config.sds_config {
+        None => SecretSource::Static,
+        Some(_) => match config_source(&config.sds_config, &at.field("sds_config"), out)? {
+            ConfigSource::Ads {
+                initial_fetch_timeout,
+            } => SecretSource::Ads {
+                initial_fetch_timeout,
+            },
+        },
+    };
+    Some(SecretRef {
+        name: config.name.clone(),
+        source,
+    })
+}
+
+/// A secret holding a certificate and its key, or a validation context.
+pub fn secret(s: &pb::Secret, at: &Path, out: &mut Out) -> Option<Secret> {
+    use pb::secret::Type;
+    if s.name.is_empty() {
+        out.error(
+            &at.field("name"),
+            "a secret needs a name; TLS contexts find secrets by name",
+        );
+        return None;
+    }
+    let kind = match &s.r#type {
+        Some(Type::TlsCertificate(cert)) => {
+            SecretKind::TlsCertificate(certificate(cert, &at.field("tls_certificate"), out)?)
+        }
+        Some(Type::ValidationContext(v)) => {
+            SecretKind::ValidationContext(validation(v, &at.field("validation_context"), out)?)
+        }
+        Some(Type::SessionTicketKeys(_) | Type::GenericSecret(_)) => {
+            out.error(
+                at,
+                "only tls_certificate and validation_context secrets are supported",
+            );
+            return None;
+        }
+        None => {
+            out.error(
+                at,
+                "the secret holds nothing: set tls_certificate or validation_context",
+            );
+            return None;
+        }
+    };
+    Some(Secret {
+        name: s.name.clone(),
+        kind,
+    })
+}
+
+/// Every TLS context of a snapshot with its path: listeners' filter chains, clusters and their
+/// `transport_socket_matches`.
+fn contexts(snapshot: &crate::Snapshot) -> Vec<(Path, &crate::model::tls::CommonTls)> {
+    let at = Path::root().field("static_resources");
+    let mut found = Vec::new();
+    for (i, listener) in snapshot.listeners.iter().enumerate() {
+        let at = at.field("listeners").index(i);
+        let chains = listener
+            .filter_chains
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (at.field("filter_chains").index(j), c))
+            .chain(
+                listener
+                    .default_filter_chain
+                    .iter()
+                    .map(|c| (at.field("default_filter_chain"), c)),
+            );
+        for (at, chain) in chains {
+            if let Some(tls) = &chain.tls {
+                found.push((transport(&at), &tls.common));
+            }
+        }
+    }
+    for (i, cluster) in snapshot.clusters.iter().enumerate() {
+        let at = at.field("clusters").index(i);
+        if let Some(tls) = &cluster.tls {
+            found.push((transport(&at), &tls.common));
+        }
+        for (j, m) in cluster.transport_socket_matches.iter().enumerate() {
+            if let Some(tls) = &m.tls {
+                found.push((
+                    transport(&at.field("transport_socket_matches").index(j)),
+                    &tls.common,
+                ));
+            }
+        }
+    }
+    found
+}
+
+fn transport(at: &Path) -> Path {
+    at.field("transport_socket")
+        .field("typed_config")
+        .field("common_tls_context")
+}
+
+/// Secrets named without `sds_config` must be static secrets of the right kind (Envoy: "Unknown static
+/// secret"); secrets taken from ADS need `dynamic_resources.ads_config` (Envoy stops at startup: "ADS must be
+/// configured to support an ADS config source"); static secret names are unique.
+pub fn check_references(snapshot: &crate::Snapshot, out: &mut Out) {
+    let at_secrets = Path::root().field("static_resources").field("secrets");
+    for (i, secret) in snapshot.secrets.iter().enumerate() {
+        if snapshot.secrets[..i].iter().any(|s| s.name == secret.name) {
+            out.error(
+                &at_secrets.index(i).field("name"),
+                format!(
+                    "duplicate static secret {:?}; secret names must be unique",
+                    secret.name
+                ),
+            );
+        }
+    }
+    let ads = snapshot
+        .dynamic_resources
+        .as_ref()
+        .is_some_and(|d| d.ads.is_some());
+    for (at, common) in contexts(snapshot) {
+        let refs = [
+            (
+                common.certificate_secret.as_ref(),
+                at.field("tls_certificate_sds_secret_configs").index(0),
+                true,
+            ),
+            (
+                common.validation_secret.as_ref(),
+                at.field("validation_context_sds_secret_config"),
+                false,
+            ),
+        ];
+        for (reference, at, certificate) in refs {
+            let Some(reference) = reference else { continue };
+            match reference.source {
+                SecretSource::Static => {
+                    let found = snapshot.secret(&reference.name).is_some_and(|s| {
+                        matches!(s.kind, SecretKind::TlsCertificate(_)) == certificate
+                    });
+                    if !found {
+                        out.error(
+                            &at.field("name"),
+                            format!(
+                                "unknown static secret {:?}: static_resources.secrets has no {} of that \
+                                 name; add it there, or set `sds_config: {{ads: {{}}}}` to take it from the \
+                                 control plane",
+                                reference.name,
+                                if certificate {
+                                    "tls_certificate"
+                                } else {
+                                    "validation_context"
+                                }
+                            ),
+                        );
+                    }
+                }
+                SecretSource::Ads { .. } if !ads => out.error(
+                    &at.field("sds_config"),
+                    format!(
+                        "secret {:?} is to come over ADS, but dynamic_resources has no ads_config (Envoy stops \
+                         at startup); add an ads_config, or drop sds_config and define the secret in \
+                         static_resources.secrets",
+                        reference.name
+                    ),
+                ),
+                SecretSource::Ads { .. } => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match crate::load_bytes(yaml.as_bytes(), crate::Format::Yaml) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.errors().map(ToString::to_string).collect(),
+        }
+    }
+
+    const LISTENER: &str = r#"
+node: {id: n, cluster: c}
+static_resources:
+  listeners:
+  - name: l
+    address: {socket_address: {address: 127.0.0.1, port_value: 10000}}
+    filter_chains:
+    - filters: [{name: t, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}}]
+      transport_socket:
+        name: tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs: [REF]
+  clusters:
+  - name: c
+    load_assignment: {cluster_name: c, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]}
+"#;
+
+    #[test]
+    fn secret_references_are_checked_like_envoy() {
+        // No sds_config: a static secret, which must exist (Envoy: "Unknown static secret").
+        let found = problems(&LISTENER.replace("REF", "{name: cert}"));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("unknown static secret \"cert\"")),
+            "{found:?}"
+        );
+        // Given as a static secret: accepted.
+        let with_secret = LISTENER.replace("REF", "{name: cert}").replace(
+            "  clusters:",
+            "  secrets: [{name: cert, tls_certificate: {certificate_chain: {filename: a.pem}, private_key: {filename: k.pem}}}]\n  clusters:",
+        );
+        assert_eq!(problems(&with_secret), Vec::<String>::new());
+        // Over ADS without an ads_config: Envoy stops at startup.
+        let found = problems(&LISTENER.replace("REF", "{name: cert, sds_config: {ads: {}}}"));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("sds_config") && p.contains("no ads_config")),
+            "{found:?}"
+        );
+        // Another config source: refused, naming the field.
+        let found = problems(&LISTENER.replace(
+            "REF",
+            "{name: cert, sds_config: {path_config_source: {path: /x.yaml}}}",
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("tls_certificate_sds_secret_configs[0].sds_config")),
+            "{found:?}"
+        );
+    }
+}

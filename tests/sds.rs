@@ -1,0 +1,585 @@
+//! SDS: TLS contexts that name their certificate and trust bundle as secrets.
+//!
+//! - Over ADS, from the independent Python server (`tests/peers/ads_server.py`): a static listener and a
+//!   dynamic one, and a dynamic cluster, all naming secrets. Before the secrets exist the listeners are not
+//!   bound and `/ready` waits; then mTLS works end to end (curl with client certificates, TCP through the
+//!   cluster's mTLS); a rotated secret is served on the next handshake while an open connection goes on.
+//! - The same secrets from `static_resources.secrets` (files, rotated on disk), with the same bootstrap run by
+//!   real Envoy 1.40: both accept and refuse the same client certificates.
+//! - `outrigger control-plane --ca-dir` issuing `default` and `ROOTCA` to an Outrigger sidecar and to Envoy.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "sds/resources.rs"]
+mod resources;
+mod support;
+
+use resources::*;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::pki::{Pki, spiffe};
+use support::tcp::free_port;
+use support::{ChildGuard, peer};
+
+/// Polls `check` for up to 20 s.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool, log: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        if Instant::now() >= deadline {
+            let text = log();
+            let tail: String = text
+                .lines()
+                .filter(|l| !l.contains("statically linked") && !l.contains("server.cc:467"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "{what}: not in 20 s\n{}",
+                &tail[tail.len().saturating_sub(4000)..]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn bound(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+fn read_pem(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap()
+}
+
+/// curl over mTLS to `port` with `identity`'s certificate (or none): true when the answer is `sds-ok`.
+fn accepted(port: u16, identity: Option<&Path>) -> bool {
+    let curl = peer("curl").expect("curl");
+    let mut command = Command::new(curl);
+    command.args(["-sk", "--max-time", "5"]);
+    if let Some(identity) = identity {
+        command
+            .arg("--cert")
+            .arg(identity.join("cert.pem"))
+            .arg("--key")
+            .arg(identity.join("key.pem"));
+    }
+    let output = command
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout) == "sds-ok"
+}
+
+/// The certificate `port` serves (PEM body without whitespace), asked with `identity`'s certificate.
+fn served(port: u16, identity: &Path) -> String {
+    let openssl = peer("openssl").expect("openssl");
+    let output = Command::new("timeout")
+        .arg("10")
+        .arg(openssl)
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(identity.join("cert.pem"))
+        .arg("-key")
+        .arg(identity.join("key.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    pem_body(&text)
+}
+
+fn pem_body(text: &str) -> String {
+    let Some(start) = text.find("-----BEGIN CERTIFICATE-----") else {
+        return String::new();
+    };
+    let end = text[start..]
+        .find("-----END CERTIFICATE-----")
+        .map_or(text.len(), |e| e + start);
+    text[start..end].split_whitespace().collect()
+}
+
+/// The URI SANs of the certificate `port` serves.
+fn served_uri(port: u16, identity: &Path) -> String {
+    let body = served(port, identity);
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        body.trim_start_matches("-----BEGINCERTIFICATE-----")
+    );
+    let mut child = Command::new(peer("openssl").expect("openssl"))
+        .args(["x509", "-noout", "-ext", "subjectAltName"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes `line` on `stream` and reads its echo.
+fn echo_on(stream: &mut TcpStream, line: &str) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    if stream.write_all(line.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buffer = vec![0; line.len()];
+    stream.read_exact(&mut buffer).is_ok() && buffer == line.as_bytes()
+}
+
+fn echo_through(port: u16, line: &str) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| echo_on(&mut s, line))
+}
+
+/// `outrigger run` (or Envoy) on a config, its log in a file, killed when dropped.
+struct Process {
+    child: ChildGuard,
+    log: PathBuf,
+}
+
+impl Process {
+    fn outrigger(dir: &Path, name: &str, config: &Value) -> Process {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = support::outrigger()
+            .args(["run", "--concurrency", "1", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Process {
+            child: ChildGuard(child),
+            log,
+        }
+    }
+
+    fn envoy(envoy: &Path, dir: &Path, name: &str, config: &Value, base_id: u32) -> Process {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(envoy)
+            .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"])
+            .args(["--base-id", &base_id.to_string(), "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Process {
+            child: ChildGuard(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn child(&mut self) -> &mut Child {
+        &mut self.child.0
+    }
+}
+
+fn ready(admin: u16) -> Option<u16> {
+    support::sidecar::get(("127.0.0.1", admin), "/ready").map(|r| r.0)
+}
+
+fn admin(port: u16) -> Value {
+    json!({"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}})
+}
+
+fn ads_bootstrap(node: &str, metadata: Value, admin_port: u16, ads_port: u16) -> Value {
+    json!({
+        "node": {"id": node, "cluster": "sds-tests", "metadata": metadata},
+        "admin": admin(admin_port),
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}]},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            "cds_config": {"ads": {}, "resource_api_version": "V3"}},
+        "static_resources": {"listeners": [], "clusters": [{
+            "name": "xds", "type": "STATIC", "connect_timeout": "1s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}},
+            "load_assignment": {"cluster_name": "xds", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ads_port}}}}]}]}}]}
+    })
+}
+
+/// python3 with grpcio and xds-protos, or `None` outside CI.
+fn python_with_xds_protos() -> Option<PathBuf> {
+    let python = peer("python3")?;
+    let ok = Command::new(&python)
+        .args(["-c", "import grpc, envoy.service.discovery.v3.ads_pb2_grpc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !support::in_ci(),
+        "python3 lacks grpcio or xds-protos under CI=true"
+    );
+    ok.then_some(python)
+}
+
+/// Writes the ADS server's state file atomically.
+fn write_state(path: &Path, version: u32, resources: &[(&str, Vec<Value>)]) {
+    let mut by_type = serde_json::Map::new();
+    for (type_url, list) in resources {
+        let typed_list: Vec<Value> = list.iter().map(|r| typed(type_url, r.clone())).collect();
+        by_type.insert(type_url.to_string(), Value::Array(typed_list));
+    }
+    let state = json!({"version": version.to_string(), "resources": by_type});
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, state.to_string()).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+fn secrets_from(pki: &Pki, server: &Path, client: &Path) -> Vec<Value> {
+    let ca = read_pem(&pki.dir.join("ca"), "ca.pem");
+    vec![
+        certificate_secret(
+            "server_cert",
+            &read_pem(server, "cert.pem"),
+            &read_pem(server, "key.pem"),
+        ),
+        certificate_secret(
+            "client_cert",
+            &read_pem(client, "cert.pem"),
+            &read_pem(client, "key.pem"),
+        ),
+        trust_secret("client_trust", &ca, &spiffe("client")),
+        trust_secret("server_trust", &ca, &spiffe("server")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_over_ads_warm_serve_mtls_and_rotate() {
+    let (Some(python), Some(_), Some(_)) =
+        (python_with_xds_protos(), peer("curl"), peer("openssl"))
+    else {
+        return;
+    };
+    let pki = Pki::new("sds-ads");
+    let server = pki.issue("server", &spiffe("server"));
+    let server2 = pki.issue("server2", &spiffe("server"));
+    let client = pki.issue("client", &spiffe("client"));
+    let client2 = pki.issue("client2", &spiffe("client"));
+    let other = pki.issue("other", &spiffe("other"));
+    let echo_server = support::tcp::echo().await;
+    let (http_port, tcp_port, out_port, admin_port, ads_port) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let state = pki.dir.join("state.json");
+    let dynamic = |secrets: Vec<Value>| {
+        vec![
+            (LISTENER, vec![mtls_tcp(tcp_port, true), out(out_port)]),
+            (
+                CLUSTER,
+                vec![echo(echo_server.address.port()), to_mtls(tcp_port, true)],
+            ),
+            (SECRET, secrets),
+        ]
+    };
+    // Version 1: listeners and clusters, no secrets yet.
+    write_state(&state, 1, &dynamic(Vec::new()));
+    let events = pki.dir.join("ads.events");
+    let _ads = ChildGuard(
+        Command::new(&python)
+            .arg(support::repo_root().join("tests/peers/ads_server.py"))
+            .args(["--port", &ads_port.to_string(), "--state"])
+            .arg(&state)
+            .stdout(std::fs::File::create(&events).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ads_log = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until(
+        "the ADS server listens",
+        || ads_log().contains("listening"),
+        &ads_log,
+    );
+    let mut bootstrap = ads_bootstrap("sds-sidecar", json!({}), admin_port, ads_port);
+    bootstrap["static_resources"]["listeners"] = json!([mtls_http(http_port, true)]);
+    let mut sidecar = Process::outrigger(&pki.dir, "sidecar", &bootstrap);
+    let log = || sidecar_log(&pki.dir);
+    wait_until(
+        "listeners ACKed",
+        || {
+            ads_log()
+                .lines()
+                .any(|l| l.contains("\"ack\"") && l.contains("\"Listener\""))
+        },
+        &log,
+    );
+    // Warming: the secrets have not arrived, so neither listener that names them is served, and the
+    // initial fetch waits for them.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sidecar.child().try_wait().unwrap().is_none(), "{}", log());
+    assert!(
+        !bound(http_port) && !bound(tcp_port),
+        "a listener without its secrets is served\n{}",
+        log()
+    );
+    assert!(bound(out_port), "{}", log());
+    assert_eq!(ready(admin_port), Some(503), "ready before the secrets");
+    assert!(
+        ads_log()
+            .lines()
+            .any(|l| l.contains("\"Secret\"") && l.contains("server_cert")),
+        "the client subscribes to the secrets by name\n{}",
+        ads_log()
+    );
+
+    // Version 2: the secrets. mTLS end to end.
+    write_state(&state, 2, &dynamic(secrets_from(&pki, &server, &client)));
+    wait_until(
+        "the secrets served",
+        || bound(http_port) && bound(tcp_port),
+        &log,
+    );
+    wait_until("ready", || ready(admin_port) == Some(200), &log);
+    assert!(accepted(http_port, Some(&client)), "{}", log());
+    assert!(
+        !accepted(http_port, Some(&other)),
+        "a SAN the secret does not allow"
+    );
+    assert!(!accepted(http_port, None), "no client certificate");
+    assert_eq!(
+        served(http_port, &client),
+        pem_body(&read_pem(&server, "cert.pem"))
+    );
+    let mut open = TcpStream::connect(("127.0.0.1", out_port)).unwrap();
+    assert!(
+        echo_on(&mut open, "before\n"),
+        "through the cluster's mTLS\n{}",
+        log()
+    );
+
+    // Version 3: both certificates rotated. The next handshakes use them; the open connection goes on.
+    write_state(&state, 3, &dynamic(secrets_from(&pki, &server2, &client2)));
+    let rotated = pem_body(&read_pem(&server2, "cert.pem"));
+    wait_until(
+        "the rotated certificate served",
+        || served(http_port, &client) == rotated,
+        &log,
+    );
+    assert_eq!(served(tcp_port, &client2), rotated);
+    assert!(
+        echo_on(&mut open, "after\n"),
+        "the open connection\n{}",
+        log()
+    );
+    assert!(
+        echo_through(out_port, "new\n"),
+        "a new connection\n{}",
+        log()
+    );
+    assert!(accepted(http_port, Some(&client2)));
+    assert!(
+        log().contains("secrets updated; new handshakes use them"),
+        "{}",
+        log()
+    );
+}
+
+fn sidecar_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("sidecar.log")).unwrap_or_default()
+}
+
+/// A bootstrap whose TLS contexts name static secrets (files).
+fn static_bootstrap(pki: &Pki, server: &Path, client: &Path, ports: [u16; 5]) -> Value {
+    let [http_port, tcp_port, out_port, echo_port, admin_port] = ports;
+    let ca = pki.dir.join("ca/ca.pem").display().to_string();
+    let file = |dir: &Path, f: &str| dir.join(f).display().to_string();
+    json!({
+        "admin": admin(admin_port),
+        "static_resources": {
+            "listeners": [mtls_http(http_port, false), mtls_tcp(tcp_port, false), out(out_port)],
+            "clusters": [echo(echo_port), to_mtls(tcp_port, false)],
+            "secrets": [
+                certificate_secret("server_cert", &file(server, "cert.pem"), &file(server, "key.pem")),
+                certificate_secret("client_cert", &file(client, "cert.pem"), &file(client, "key.pem")),
+                trust_secret("client_trust", &ca, &spiffe("client")),
+                trust_secret("server_trust", &ca, &spiffe("server"))]}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_secrets_serve_mtls_rotate_and_match_envoy() {
+    let (Some(_), Some(_)) = (peer("curl"), peer("openssl")) else {
+        return;
+    };
+    let pki = Pki::new("sds-static");
+    let server = pki.issue("server", &spiffe("server"));
+    let client = pki.issue("client", &spiffe("client"));
+    let other = pki.issue("other", &spiffe("other"));
+    let foreign = pki.other_trust_domain("foreign", "client");
+    let echo_server = support::tcp::echo().await;
+    // The server's files are copied, so the test can rotate them.
+    let live = pki.dir.join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(server.join(f), live.join(f)).unwrap();
+    }
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        echo_server.address.port(),
+        free_port(),
+    ];
+    let config = static_bootstrap(&pki, &live, &client, ports);
+    let sidecar = Process::outrigger(&pki.dir, "sidecar", &config);
+    let log = || sidecar.log();
+    wait_until("ready", || ready(ports[4]) == Some(200), &log);
+    let verdicts = |port: u16| {
+        [Some(&client), Some(&other), Some(&foreign), None]
+            .map(|identity| accepted(port, identity.map(PathBuf::as_path)))
+    };
+    let outrigger = verdicts(ports[0]);
+    assert_eq!(outrigger, [true, false, false, false], "{}", log());
+    assert!(echo_through(ports[2], "static\n"), "{}", log());
+
+    if let Some(envoy) = peer("envoy") {
+        let envoy_ports = [
+            free_port(),
+            free_port(),
+            free_port(),
+            echo_server.address.port(),
+            free_port(),
+        ];
+        let config = static_bootstrap(&pki, &live, &client, envoy_ports);
+        let envoy = Process::envoy(
+            &envoy,
+            &pki.dir,
+            "envoy",
+            &config,
+            7300 + std::process::id() % 500,
+        );
+        let envoy_log = || envoy.log();
+        // Envoy's admin does not answer HTTP/1.0: wait for its listener instead.
+        wait_until("Envoy serves", || bound(envoy_ports[0]), &envoy_log);
+        assert_eq!(
+            verdicts(envoy_ports[0]),
+            outrigger,
+            "Envoy and Outrigger disagree"
+        );
+        assert!(echo_through(envoy_ports[2], "envoy\n"), "{}", envoy_log());
+    }
+
+    // A static secret's files rotate like any certificate file.
+    let server2 = pki.issue("server2", &spiffe("server"));
+    for f in ["cert.pem", "key.pem"] {
+        let staging = live.join(format!("{f}.new"));
+        std::fs::copy(server2.join(f), &staging).unwrap();
+        std::fs::rename(&staging, live.join(f)).unwrap();
+    }
+    let rotated = pem_body(&read_pem(&server2, "cert.pem"));
+    wait_until(
+        "the rotated file served",
+        || served(ports[0], &client) == rotated,
+        &log,
+    );
+    assert!(accepted(ports[0], Some(&client)));
+}
+
+#[test]
+fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
+    let (Some(_), Some(_)) = (peer("curl"), peer("openssl")) else {
+        return;
+    };
+    let pki = Pki::new("sds-issue");
+    let client = pki.issue("client", &spiffe("client"));
+    let folder = pki.dir.join("xds");
+    let ads_port = free_port();
+    // Each node's listener in its own folder: mTLS with the issued `default` and `ROOTCA`.
+    let listener = |node: &str, port: u16| {
+        let dir = folder.join(node);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = mtls_http(port, true);
+        let context =
+            &mut l["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"];
+        context["tls_certificate_sds_secret_configs"] = json!([secret_ref("default", true)]);
+        context["validation_context_sds_secret_config"] = secret_ref("ROOTCA", true);
+        let document = json!({"resources": [typed(LISTENER, l)]});
+        std::fs::write(dir.join("listener.yaml"), document.to_string()).unwrap();
+    };
+    std::fs::create_dir_all(&folder).unwrap();
+    let (outrigger_port, envoy_port) = (free_port(), free_port());
+    listener("cart", outrigger_port);
+    listener("web", envoy_port);
+    let cp_log = pki.dir.join("control-plane.log");
+    let _control_plane = ChildGuard(
+        support::outrigger()
+            .args(["control-plane", "--config-dir"])
+            .arg(&folder)
+            .arg("--ca-dir")
+            .arg(pki.dir.join("ca"))
+            .args([
+                "--cert-ttl",
+                "1h",
+                "--listen",
+                &format!("127.0.0.1:{ads_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&cp_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let cp = || std::fs::read_to_string(&cp_log).unwrap_or_default();
+    wait_until("the control plane listens", || bound(ads_port), &cp);
+
+    let admin_port = free_port();
+    let metadata = json!({"NAMESPACE": "shop", "SERVICE_ACCOUNT": "cart"});
+    let sidecar = Process::outrigger(
+        &pki.dir,
+        "sidecar",
+        &ads_bootstrap("cart", metadata, admin_port, ads_port),
+    );
+    let log = || format!("{}\n{}", sidecar.log(), cp());
+    wait_until(
+        "Outrigger serves with its issued certificate",
+        || accepted(outrigger_port, Some(&client)),
+        &log,
+    );
+    assert!(
+        served_uri(outrigger_port, &client).contains("spiffe://cluster.local/ns/shop/sa/cart"),
+        "{}",
+        served_uri(outrigger_port, &client)
+    );
+    assert!(!accepted(outrigger_port, None));
+
+    if let Some(envoy) = peer("envoy") {
+        let envoy_admin = free_port();
+        let metadata = json!({"SPIFFE_ID": "spiffe://cluster.local/ns/shop/sa/web"});
+        let envoy = Process::envoy(
+            &envoy,
+            &pki.dir,
+            "envoy",
+            &ads_bootstrap("web", metadata, envoy_admin, ads_port),
+            7900 + std::process::id() % 500,
+        );
+        let log = || format!("{}\n{}", envoy.log(), cp());
+        wait_until(
+            "Envoy serves with its issued certificate",
+            || accepted(envoy_port, Some(&client)),
+            &log,
+        );
+        assert!(served_uri(envoy_port, &client).contains("spiffe://cluster.local/ns/shop/sa/web"));
+        assert!(!accepted(envoy_port, None));
+    }
+}
