@@ -10,7 +10,9 @@ use prometheus_client::registry::Registry;
 
 mod resilience;
 pub mod xds;
-pub use resilience::{ClusterStats, OutlierStats, RateLimitStats, Remaining};
+pub use resilience::{
+    ClusterCounter, ClusterGauge, ClusterStats, OutlierStats, RateLimitStats, Remaining,
+};
 
 pub type Labels = Vec<(&'static str, String)>;
 

@@ -236,12 +236,12 @@ pin_project_lite::pin_project! {
         #[pin]
         timer: tokio::time::Sleep,
         idle: Duration,
-        fired: prometheus_client::metrics::counter::Counter,
+        fired: crate::metrics::ClusterCounter,
     }
 }
 
 impl<B> IdleLimited<B> {
-    fn new(inner: B, idle: Duration, fired: prometheus_client::metrics::counter::Counter) -> Self {
+    fn new(inner: B, idle: Duration, fired: crate::metrics::ClusterCounter) -> Self {
         Self {
             inner,
             timer: tokio::time::sleep(idle),
@@ -289,8 +289,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::ClusterCounter as Counter;
     use http_body_util::BodyExt;
-    use prometheus_client::metrics::counter::Counter;
 
     /// A body that sends one chunk, then nothing for ever.
     struct Stalls(bool);

@@ -2,31 +2,198 @@
 //! Envoy's names, and the per-cluster handles resolved once so a request never builds or hashes a label set.
 
 use super::Labels;
-use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, Weak};
 
-/// The families; one series per cluster (or per rate-limit prefix).
+/// The families: per cluster (a collector over every live cluster's block of cells), and per rate-limit prefix.
 #[derive(Default)]
 pub struct Families {
-    /// Per cluster: keyed by the cluster's name alone, shared by all its series (a mesh of thousands of clusters
-    /// has about fifty series each, so a label set allocated per series would cost megabytes).
-    cluster_counters: Vec<(&'static str, Family<ClusterLabel, Counter>)>,
-    cluster_gauges: Vec<(&'static str, Family<ClusterLabel, Gauge>)>,
+    clusters: Arc<ClusterCollector>,
     rate_limit_counters: Vec<(&'static str, Family<Labels, Counter>)>,
 }
 
-/// `envoy_cluster_name="<name>"`, the name shared by every series of the cluster.
+/// `envoy_cluster_name="<name>"`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClusterLabel(Arc<str>);
 
 impl EncodeLabelSet for ClusterLabel {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
         ("envoy_cluster_name", &*self.0).encode(encoder.encode_label())
+    }
+}
+
+/// One cluster's statistics in one allocation: a mesh with thousands of clusters has about fifty series each, and
+/// a map entry, a label set and a counter allocation per series would cost megabytes.
+#[derive(Debug)]
+struct Cells {
+    label: ClusterLabel,
+    counters: [AtomicU64; CLUSTER_COUNTERS.len()],
+    gauges: [AtomicI64; CLUSTER_GAUGES.len()],
+    /// `track_remaining`: the `remaining_*` gauges are published (Envoy has them only then).
+    remaining: bool,
+}
+
+impl Cells {
+    fn new(name: &str, remaining: bool) -> Arc<Self> {
+        Arc::new(Self {
+            label: ClusterLabel(Arc::from(name)),
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            gauges: std::array::from_fn(|_| AtomicI64::new(0)),
+            remaining,
+        })
+    }
+}
+
+/// A cluster's counter: a cell of its block.
+#[derive(Clone, Debug)]
+pub struct ClusterCounter {
+    cells: Arc<Cells>,
+    index: usize,
+}
+
+impl ClusterCounter {
+    fn cell(&self) -> Option<&AtomicU64> {
+        self.cells.counters.get(self.index)
+    }
+
+    pub fn inc(&self) -> u64 {
+        self.inc_by(1)
+    }
+
+    pub fn inc_by(&self, v: u64) -> u64 {
+        self.cell().map_or(0, |c| c.fetch_add(v, Ordering::Relaxed))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.cell().map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Unregistered (tests, and a cluster's statistics before they are resolved).
+impl Default for ClusterCounter {
+    fn default() -> Self {
+        Self {
+            cells: Cells::new("", false),
+            index: 0,
+        }
+    }
+}
+
+/// A cluster's gauge: a cell of its block.
+#[derive(Clone, Debug)]
+pub struct ClusterGauge {
+    cells: Arc<Cells>,
+    index: usize,
+}
+
+impl ClusterGauge {
+    fn cell(&self) -> Option<&AtomicI64> {
+        self.cells.gauges.get(self.index)
+    }
+
+    pub fn set(&self, v: i64) -> i64 {
+        self.cell().map_or(0, |c| c.swap(v, Ordering::Relaxed))
+    }
+
+    pub fn inc(&self) -> i64 {
+        self.cell().map_or(0, |c| c.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn dec(&self) -> i64 {
+        self.cell().map_or(0, |c| c.fetch_sub(1, Ordering::Relaxed))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.cell().map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl Default for ClusterGauge {
+    fn default() -> Self {
+        Self {
+            cells: Cells::new("", false),
+            index: 0,
+        }
+    }
+}
+
+/// Every live cluster's block, by name: a cluster replaced by an update keeps its name's block (and so its
+/// counts) while either lives, as Envoy keeps a cluster's statistics across updates.
+#[derive(Debug, Default)]
+struct ClusterCollector {
+    by_name: Mutex<HashMap<Arc<str>, Weak<Cells>>>,
+}
+
+impl ClusterCollector {
+    fn cells(&self, name: &str, remaining: bool) -> Arc<Cells> {
+        let mut by_name = match self.by_name.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(live) = by_name.get(name).and_then(Weak::upgrade)
+            && live.remaining == remaining
+        {
+            return live;
+        }
+        let cells = Cells::new(name, remaining);
+        by_name.insert(cells.label.0.clone(), Arc::downgrade(&cells));
+        cells
+    }
+
+    /// The live blocks, by name; forgets the clusters that are gone.
+    fn live(&self) -> Vec<Arc<Cells>> {
+        let mut by_name = match self.by_name.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        by_name.retain(|_, cells| cells.strong_count() > 0);
+        let mut live: Vec<Arc<Cells>> = by_name.values().filter_map(Weak::upgrade).collect();
+        live.sort_by(|a, b| a.label.0.cmp(&b.label.0));
+        live
+    }
+}
+
+impl Collector for ClusterCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let live = self.live();
+        for (i, (name, help)) in CLUSTER_COUNTERS.iter().enumerate() {
+            // The encoder adds `_total` to every counter: an Envoy name that has it already must not get two.
+            let name = format!(
+                "envoy_cluster_{}",
+                name.strip_suffix("_total").unwrap_or(name)
+            );
+            let mut metric = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
+            for cells in &live {
+                let value = cells
+                    .counters
+                    .get(i)
+                    .map_or(0, |c| c.load(Ordering::Relaxed));
+                metric
+                    .encode_family(&cells.label)?
+                    .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+            }
+        }
+        for (i, (name, help)) in CLUSTER_GAUGES.iter().enumerate() {
+            let name = format!("envoy_cluster_{name}");
+            let mut metric = encoder.encode_descriptor(&name, help, None, MetricType::Gauge)?;
+            let remaining_gauge = name.contains("_remaining_");
+            for cells in live.iter().filter(|c| c.remaining || !remaining_gauge) {
+                let value = cells.gauges.get(i).map_or(0, |g| g.load(Ordering::Relaxed));
+                metric.encode_family(&cells.label)?.encode_gauge(&value)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -232,18 +399,8 @@ const RATE_LIMIT_COUNTERS: &[(&str, &str)] = &[
 impl Families {
     pub fn register(registry: &mut Registry) -> Self {
         let mut families = Families::default();
-        for (name, help) in CLUSTER_COUNTERS {
-            let family = Family::<ClusterLabel, Counter>::default();
-            // The encoder adds `_total` to every counter: an Envoy name that has it already must not get two.
-            let registered = name.strip_suffix("_total").unwrap_or(name);
-            registry.register(format!("envoy_cluster_{registered}"), *help, family.clone());
-            families.cluster_counters.push((name, family));
-        }
-        for (name, help) in CLUSTER_GAUGES {
-            let family = Family::<ClusterLabel, Gauge>::default();
-            registry.register(format!("envoy_cluster_{name}"), *help, family.clone());
-            families.cluster_gauges.push((name, family));
-        }
+        families.clusters = Arc::new(ClusterCollector::default());
+        registry.register_collector(Box::new(families.clusters.clone()));
         for (name, help) in RATE_LIMIT_COUNTERS {
             let family = Family::<Labels, Counter>::default();
             registry.register(
@@ -256,28 +413,26 @@ impl Families {
         families
     }
 
-    fn counter(&self, name: &str, label: &ClusterLabel) -> Counter {
-        let found = self.cluster_counters.iter().find(|(n, _)| *n == name);
-        debug_assert!(found.is_some(), "counter cluster.{name} is not registered");
-        found
-            .map(|(_, family)| family.get_or_create(label).clone())
-            .unwrap_or_default()
-    }
-
-    fn gauge(&self, name: &str, label: &ClusterLabel) -> Gauge {
-        let found = self.cluster_gauges.iter().find(|(n, _)| *n == name);
-        debug_assert!(found.is_some(), "gauge {name} is not registered");
-        found
-            .map(|(_, family)| family.get_or_create(label).clone())
-            .unwrap_or_default()
-    }
-
     /// `track_remaining`: publish the `remaining_*` gauges (Envoy has them only then).
     pub fn cluster(&self, name: &str, track_remaining: bool) -> ClusterStats {
-        let label = ClusterLabel(Arc::from(name));
-        let remaining = |n: &str| track_remaining.then(|| self.gauge(n, &label));
-        let c = |n: &str| self.counter(n, &label);
-        let g = |n: &str| self.gauge(n, &label);
+        let cells = self.clusters.cells(name, track_remaining);
+        let c = |n: &str| {
+            let index = CLUSTER_COUNTERS.iter().position(|(c, _)| *c == n);
+            debug_assert!(index.is_some(), "counter cluster.{n} is not registered");
+            ClusterCounter {
+                cells: cells.clone(),
+                index: index.unwrap_or(usize::MAX),
+            }
+        };
+        let g = |n: &str| {
+            let index = CLUSTER_GAUGES.iter().position(|(g, _)| *g == n);
+            debug_assert!(index.is_some(), "gauge cluster.{n} is not registered");
+            ClusterGauge {
+                cells: cells.clone(),
+                index: index.unwrap_or(usize::MAX),
+            }
+        };
+        let remaining = |n: &str| track_remaining.then(|| g(n));
         ClusterStats {
             retry: c("upstream_rq_retry"),
             retry_success: c("upstream_rq_retry_success"),
@@ -316,12 +471,7 @@ impl Families {
                 })
             }),
             ejections_active: g("outlier_detection_ejections_active"),
-            outlier: OutlierStats(
-                CLUSTER_COUNTERS
-                    .iter()
-                    .filter_map(|(n, _)| Some((n.strip_prefix("outlier_detection_")?, c(n))))
-                    .collect(),
-            ),
+            outlier: OutlierStats(c("outlier_detection_ejections_enforced_total").cells),
         }
     }
 
@@ -329,7 +479,10 @@ impl Families {
         let labels = vec![("envoy_local_http_ratelimit_prefix", stat_prefix.to_string())];
         let c = |n: &str| {
             let found = self.rate_limit_counters.iter().find(|(name, _)| *name == n);
-            debug_assert!(found.is_some(), "counter local_rate_limit.{n} is not registered");
+            debug_assert!(
+                found.is_some(),
+                "counter local_rate_limit.{n} is not registered"
+            );
             found
                 .map(|(_, family)| family.get_or_create(&labels).clone())
                 .unwrap_or_default()
@@ -347,51 +500,49 @@ impl Families {
 #[derive(Clone, Default)]
 pub struct ClusterStats {
     /// Envoy's per-resolution counts of a DNS cluster (one per endpoint name per refresh).
-    pub update_attempt: Counter,
-    pub update_success: Counter,
-    pub update_failure: Counter,
-    pub update_rejected: Counter,
-    pub retry: Counter,
-    pub retry_success: Counter,
-    pub retry_overflow: Counter,
-    pub retry_limit_exceeded: Counter,
-    pub retry_backoff_exponential: Counter,
-    pub retry_backoff_ratelimited: Counter,
-    pub retry_or_shadow_abandoned: Counter,
-    pub per_try_timeout: Counter,
-    pub per_try_idle_timeout: Counter,
-    pub pending_overflow: Counter,
-    pub active_overflow: Counter,
-    pub cx_overflow: Counter,
-    pub cx_connect_timeout: Counter,
-    pub none_healthy: Counter,
-    pub healthy_panic: Counter,
-    pub rq_active: Gauge,
-    pub rq_pending_active: Gauge,
-    pub membership_total: Gauge,
-    pub membership_healthy: Gauge,
+    pub update_attempt: ClusterCounter,
+    pub update_success: ClusterCounter,
+    pub update_failure: ClusterCounter,
+    pub update_rejected: ClusterCounter,
+    pub retry: ClusterCounter,
+    pub retry_success: ClusterCounter,
+    pub retry_overflow: ClusterCounter,
+    pub retry_limit_exceeded: ClusterCounter,
+    pub retry_backoff_exponential: ClusterCounter,
+    pub retry_backoff_ratelimited: ClusterCounter,
+    pub retry_or_shadow_abandoned: ClusterCounter,
+    pub per_try_timeout: ClusterCounter,
+    pub per_try_idle_timeout: ClusterCounter,
+    pub pending_overflow: ClusterCounter,
+    pub active_overflow: ClusterCounter,
+    pub cx_overflow: ClusterCounter,
+    pub cx_connect_timeout: ClusterCounter,
+    pub none_healthy: ClusterCounter,
+    pub healthy_panic: ClusterCounter,
+    pub rq_active: ClusterGauge,
+    pub rq_pending_active: ClusterGauge,
+    pub membership_total: ClusterGauge,
+    pub membership_healthy: ClusterGauge,
     /// Hosts whose health status lets them take traffic (not exported: `membership_healthy` is this less the
     /// ejected ones).
     healthy_by_status: Arc<AtomicI64>,
-    pub cx_open: Gauge,
-    pub rq_open: Gauge,
-    pub rq_pending_open: Gauge,
-    pub rq_retry_open: Gauge,
+    pub cx_open: ClusterGauge,
+    pub rq_open: ClusterGauge,
+    pub rq_pending_open: ClusterGauge,
+    pub rq_retry_open: ClusterGauge,
     /// With `track_remaining` only.
     pub remaining: Option<Remaining>,
-    pub ejections_active: Gauge,
+    pub ejections_active: ClusterGauge,
     pub outlier: OutlierStats,
 }
 
-/// Outlier detection counters by Envoy's name without the `outlier_detection_` prefix
-/// (`ejections_enforced_total`, `ejections_detected_consecutive_5xx`, ...).
 /// The `remaining_*` gauges of `track_remaining`.
 #[derive(Clone, Default)]
 pub struct Remaining {
-    pub cx: Gauge,
-    pub pending: Gauge,
-    pub rq: Gauge,
-    pub retries: Gauge,
+    pub cx: ClusterGauge,
+    pub pending: ClusterGauge,
+    pub rq: ClusterGauge,
+    pub retries: ClusterGauge,
 }
 
 impl ClusterStats {
@@ -419,13 +570,25 @@ impl ClusterStats {
     }
 }
 
-/// Shared by every clone of the cluster's statistics (the breaker's, outlier detection's).
-#[derive(Clone, Default)]
-pub struct OutlierStats(pub Arc<[(&'static str, Counter)]>);
+/// The cluster's outlier detection counters, by Envoy's name without `outlier_detection_`.
+#[derive(Clone, Debug)]
+pub struct OutlierStats(Arc<Cells>);
+
+impl Default for OutlierStats {
+    fn default() -> Self {
+        Self(Cells::new("", false))
+    }
+}
 
 impl OutlierStats {
-    pub fn get(&self, name: &str) -> Option<&Counter> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, c)| c)
+    pub fn get(&self, name: &str) -> Option<ClusterCounter> {
+        let index = CLUSTER_COUNTERS
+            .iter()
+            .position(|(n, _)| n.strip_prefix("outlier_detection_") == Some(name))?;
+        Some(ClusterCounter {
+            cells: self.0.clone(),
+            index,
+        })
     }
 }
 
