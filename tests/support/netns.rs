@@ -53,6 +53,18 @@ impl Namespace {
         self.children.push(child);
     }
 
+    /// As `spawn`, with the process's stdout and stderr in `log` (created anew).
+    pub fn spawn_logged(&mut self, args: &[&str], log: &std::path::Path) {
+        let file = std::fs::File::create(log).unwrap();
+        let child = self
+            .command(args)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
     /// Polls `curl` inside the namespace until it answers.
     pub fn wait_for(&self, url: &str) {
         let started = Instant::now();

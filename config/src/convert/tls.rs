@@ -3,8 +3,8 @@
 use super::{Out, data_source, decode_any, string_matcher, type_name};
 use crate::diagnostic::Path;
 use crate::model::tls::{
-    CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, Secret, TlsVersion,
-    UpstreamTls, Validation,
+    CertificateSource, CommonTls, DownstreamTls, SanMatcher, SanType, Secret, SecretRef,
+    TlsVersion, UpstreamTls, Validation,
 };
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket::ConfigType};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
@@ -204,6 +204,7 @@ fn common(
             Some(validation(v, &at.field("validation_context"), out)?),
             None,
         ),
+        Some(V::CombinedValidationContext(combined)) => combined_validation(combined, at, out)?,
         Some(V::ValidationContextSdsSecretConfig(config)) => (
             None,
             Some(secret::reference(
@@ -215,8 +216,8 @@ fn common(
         Some(_) => {
             out.error(
                 at,
-                "only `validation_context` or `validation_context_sds_secret_config` is supported (no \
-                 combined contexts yet)",
+                "only `validation_context`, `validation_context_sds_secret_config` or \
+                 `combined_validation_context` is supported",
             );
             return None;
         }
@@ -257,7 +258,54 @@ pub(super) fn certificate(
     })
 }
 
+/// `combined_validation_context`: the default context and the secret whose validation context is merged into
+/// it once it arrives (Envoy's `MergeFrom`: the secret's `trusted_ca` wins, SAN matchers of both apply). The
+/// default context may match SANs without a `trusted_ca`: the secret brings it (Istio's shape).
+fn combined_validation(
+    combined: &pb::common_tls_context::CombinedCertificateValidationContext,
+    at: &Path,
+    out: &mut Out,
+) -> Option<(Option<Validation>, Option<SecretRef>)> {
+    let at = at.field("combined_validation_context");
+    let at_default = at.field("default_validation_context");
+    let default = match &combined.default_validation_context {
+        Some(v) => validation_fields(v, &at_default, out)?,
+        None => {
+            out.error(&at_default, "set the default validation context");
+            return None;
+        }
+    };
+    let Some(config) = &combined.validation_context_sds_secret_config else {
+        out.error(
+            &at.field("validation_context_sds_secret_config"),
+            "name the secret that holds the validation context",
+        );
+        return None;
+    };
+    let reference = secret::reference(
+        config,
+        &at.field("validation_context_sds_secret_config"),
+        out,
+    )?;
+    Some((Some(default), Some(reference)))
+}
+
 pub(super) fn validation(
+    v: &pb::CertificateValidationContext,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Validation> {
+    let validation = validation_fields(v, at, out)?;
+    if validation.trusted_ca.is_none() && !validation.match_typed_subject_alt_names.is_empty() {
+        out.error(
+            at,
+            "matching subject alt names needs a trusted_ca to verify the certificate first",
+        );
+    }
+    Some(validation)
+}
+
+fn validation_fields(
     v: &pb::CertificateValidationContext,
     at: &Path,
     out: &mut Out,
@@ -291,12 +339,6 @@ pub(super) fn validation(
             Some(SanMatcher { san_type, matcher })
         })
         .collect::<Vec<_>>();
-    if trusted_ca.is_none() && !match_typed_subject_alt_names.is_empty() {
-        out.error(
-            at,
-            "matching subject alt names needs a trusted_ca to verify the certificate first",
-        );
-    }
     Some(Validation {
         trusted_ca,
         match_typed_subject_alt_names,

@@ -38,7 +38,12 @@ pub(super) const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
         "tls_params tls_certificates validation_context alpn_protocols \
-         tls_certificate_sds_secret_configs validation_context_sds_secret_config",
+         tls_certificate_sds_secret_configs validation_context_sds_secret_config \
+         combined_validation_context",
+    ),
+    msg(
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext",
+        "default_validation_context validation_context_sds_secret_config",
     ),
     msg(
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig",

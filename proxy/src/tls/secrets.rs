@@ -2,7 +2,9 @@
 //! configuration with its secrets put in place is what its handshakes are built from.
 
 use outrigger_config::Snapshot;
-use outrigger_config::model::tls::{CommonTls, Secret, SecretKind, SecretRef, SecretSource};
+use outrigger_config::model::tls::{
+    CommonTls, Secret, SecretKind, SecretRef, SecretSource, Validation,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -62,7 +64,7 @@ impl Secrets {
         if let Some(reference) = &common.validation_secret {
             match self.find(reference).map(|s| &s.kind) {
                 Some(SecretKind::ValidationContext(validation)) => {
-                    resolved.validation = Some(validation.clone());
+                    resolved.validation = Some(merged(common.validation.as_ref(), validation));
                 }
                 Some(SecretKind::TlsCertificate(_)) => {
                     return Err(wrong_kind(reference, "validation_context"));
@@ -71,6 +73,26 @@ impl Secrets {
             }
         }
         Ok(Some(resolved))
+    }
+}
+
+/// The secret's validation context merged into the context's own (a `combined_validation_context`), as Envoy
+/// merges them: the secret's `trusted_ca` when it has one, the SAN matchers of both.
+fn merged(default: Option<&Validation>, secret: &Validation) -> Validation {
+    let Some(default) = default else {
+        return secret.clone();
+    };
+    Validation {
+        trusted_ca: secret
+            .trusted_ca
+            .clone()
+            .or_else(|| default.trusted_ca.clone()),
+        match_typed_subject_alt_names: default
+            .match_typed_subject_alt_names
+            .iter()
+            .chain(&secret.match_typed_subject_alt_names)
+            .cloned()
+            .collect(),
     }
 }
 
@@ -88,5 +110,42 @@ fn absent(reference: &SecretRef) -> Result<Option<CommonTls>, String> {
             reference.name
         )),
         SecretSource::Ads { .. } => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use outrigger_config::model::core::{DataSource, StringMatch, StringMatcher};
+    use outrigger_config::model::tls::{SanMatcher, SanType};
+
+    fn uri_prefix(prefix: &str) -> SanMatcher {
+        SanMatcher {
+            san_type: SanType::Uri,
+            matcher: StringMatcher {
+                pattern: StringMatch::Prefix(prefix.into()),
+                ignore_case: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_combined_context_takes_the_secrets_trust_and_keeps_its_own_san_rules() {
+        let own = Validation {
+            trusted_ca: None,
+            match_typed_subject_alt_names: vec![uri_prefix("spiffe://a/")],
+        };
+        let secret = Validation {
+            trusted_ca: Some(DataSource::InlineString("ca".into())),
+            match_typed_subject_alt_names: vec![uri_prefix("spiffe://b/")],
+        };
+        let merged = merged(Some(&own), &secret);
+        assert_eq!(merged.trusted_ca, secret.trusted_ca);
+        assert_eq!(
+            merged.match_typed_subject_alt_names,
+            vec![uri_prefix("spiffe://a/"), uri_prefix("spiffe://b/")]
+        );
+        assert_eq!(super::merged(None, &secret), secret);
     }
 }

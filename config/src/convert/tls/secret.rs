@@ -144,7 +144,12 @@ pub fn check_references(snapshot: &crate::Snapshot, out: &mut Out) {
             ),
             (
                 common.validation_secret.as_ref(),
-                at.field("validation_context_sds_secret_config"),
+                // With a validation context of its own too, the context is a combined one.
+                match common.validation {
+                    Some(_) => at.field("combined_validation_context"),
+                    None => at.clone(),
+                }
+                .field("validation_context_sds_secret_config"),
                 false,
             ),
         ];
@@ -250,6 +255,57 @@ static_resources:
             found
                 .iter()
                 .any(|p| p.contains("tls_certificate_sds_secret_configs[0].sds_config")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_combined_context_matches_sans_with_the_trust_bundle_of_its_secret() {
+        let with_ads = |context: &str| {
+            LISTENER
+                .replace("REF", "{name: cert, sds_config: {ads: {}}}")
+                .replace(
+                    "  clusters:",
+                    "  clusters:\n  - {name: xds, type: STATIC, load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 2}}}}]}]}}",
+                )
+                .replace(
+                    "static_resources:",
+                    "dynamic_resources: {ads_config: {api_type: GRPC, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}}\nstatic_resources:",
+                )
+                .replace(
+                    "            tls_certificate_sds_secret_configs",
+                    &format!("            {context}\n            tls_certificate_sds_secret_configs"),
+                )
+        };
+        let sans = "{match_typed_subject_alt_names: [{san_type: URI, matcher: {prefix: \"spiffe://cluster.local/\"}}]}";
+        let combined = format!(
+            "combined_validation_context: {{default_validation_context: {sans}, validation_context_sds_secret_config: {{name: ROOTCA, sds_config: {{ads: {{}}}}}}}}"
+        );
+        assert_eq!(problems(&with_ads(&combined)), Vec::<String>::new());
+        // Alone, SAN rules without a trust bundle are refused.
+        let found = problems(&with_ads(&format!("validation_context: {sans}")));
+        assert!(
+            found.iter().any(|p| p.contains("needs a trusted_ca")),
+            "{found:?}"
+        );
+        // A static trust bundle that does not exist is named at its place in the combined context.
+        let found = problems(&with_ads(
+            &combined.replace(", sds_config: {ads: {}}}}", "}}"),
+        ));
+        assert!(
+            found.iter().any(|p| p
+                .contains("combined_validation_context.validation_context_sds_secret_config.name")
+                && p.contains("unknown static secret \"ROOTCA\"")),
+            "{found:?}"
+        );
+        // The secret must be named.
+        let found = problems(&with_ads(&format!(
+            "combined_validation_context: {{default_validation_context: {sans}}}"
+        )));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("combined_validation_context")),
             "{found:?}"
         );
     }

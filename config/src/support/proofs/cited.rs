@@ -54,6 +54,8 @@ pub(super) const MTLS_MATCHES: &str =
 pub(super) const MTLS_ROTATION: &str =
     "tests/mtls.rs::certificates_rotate_under_load_without_a_failed_request";
 pub(super) const MESH: &str = "tests/mesh.rs::apps_talk_through_both_sidecars_without_knowing";
+pub(super) const MESH_ADS: &str =
+    "tests/mesh.rs::the_mesh_runs_on_the_control_plane_with_its_certificates";
 pub(super) const ORIGINAL_DST: &str =
     "tests/original_dst.rs::original_destination_passthrough_through_a_real_redirect";
 pub(super) const CLI_TLS_FILE: &str =

@@ -164,6 +164,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.validation_context_sds_secret_config",
         Tests(&[SDS_ADS, SDS_STATIC, SDS_ISSUED]),
     ),
+    // Istio's shape: the trust bundle from a secret, the peer's SAN from the context itself.
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.combined_validation_context",
+        Tests(&[MESH_ADS]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext.default_validation_context",
+        Tests(&[MESH_ADS]),
+    ),
+    (
+        "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext.validation_context_sds_secret_config",
+        Tests(&[MESH_ADS]),
+    ),
     (
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig.name",
         Tests(&[SDS_ADS, SDS_STATIC]),
