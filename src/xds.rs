@@ -215,6 +215,8 @@ fn rds_managers(snapshot: &Snapshot) -> Vec<(String, String)> {
 /// The whole configuration a dynamic state leads to.
 pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, String> {
     let mut snapshot = bootstrap.clone();
+    snapshot.listeners.reserve_exact(dynamic.listeners.len());
+    snapshot.clusters.reserve_exact(dynamic.clusters.len());
     for (name, listener) in &dynamic.listeners {
         if bootstrap.listener(name).is_some() {
             return Err(format!(

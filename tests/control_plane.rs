@@ -368,10 +368,9 @@ async fn outrigger_runs_the_readme_example_from_the_control_plane() {
         );
         let seen = eventually(listen, "/anything", |s| s.starts_with("200")).await;
         assert!(seen.contains("\"backend\":\"app\""), "{seen}");
-        let ready = try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
-            .await
-            .unwrap();
-        assert_eq!(ready.status, 200);
+        // Ready once the initial fetch is complete (just after the first request works).
+        let ready = eventually(admin, "/ready", |s| s.starts_with("200")).await;
+        assert_eq!(ready, "200 LIVE\n");
 
         // An edit reaches the sidecar.
         let edited = example.replace(

@@ -51,11 +51,17 @@ pub fn start(address: SocketAddr, inputs: Arc<Inputs>) -> std::io::Result<Socket
     Ok(local)
 }
 
-/// The configuration in force: the snapshot (static and dynamic listeners and clusters), the route
-/// configurations RDS delivered, and what the control plane sent (versions, update times).
-fn config_dump(generation: &crate::Generation) -> Result<serde_json::Value, serde_json::Error> {
+/// The configuration in force: the snapshot (static and dynamic listeners), every cluster as configured with
+/// its current endpoints (EDS, DNS), the route configurations RDS delivered, and what the control plane sent
+/// (versions, update times).
+fn config_dump(inputs: &Inputs) -> Result<serde_json::Value, serde_json::Error> {
+    let generation = inputs.generation();
     let mut dump = serde_json::to_value(&*generation.snapshot)?;
     if let Some(object) = dump.as_object_mut() {
+        let mut clusters = inputs.clusters.all();
+        clusters.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+        let clusters: Result<Vec<_>, _> = clusters.iter().map(|c| cluster_dump(c)).collect();
+        object.insert("clusters".into(), serde_json::Value::Array(clusters?));
         let mut routes: Vec<_> = generation.routes.values().collect();
         routes.sort_by(|a, b| a.name.cmp(&b.name));
         object.insert("route_configs".into(), serde_json::to_value(routes)?);
@@ -64,6 +70,36 @@ fn config_dump(generation: &crate::Generation) -> Result<serde_json::Value, serd
         }
     }
     Ok(dump)
+}
+
+/// A cluster's configuration, its endpoints as they are now (a cluster keeps the configuration it was created
+/// with when only its endpoints change).
+fn cluster_dump(
+    cluster: &crate::upstream::ClusterState,
+) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = serde_json::to_value(&cluster.config)?;
+    if !matches!(
+        cluster.config.discovery,
+        outrigger_config::model::cluster::Discovery::StrictDns
+            | outrigger_config::model::cluster::Discovery::LogicalDns
+    ) && let Some(object) = value.as_object_mut()
+    {
+        let endpoints: Vec<serde_json::Value> = cluster
+            .targets()
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "address": t.address.to_string(),
+                    "weight": t.weight,
+                    "priority": t.priority,
+                    "healthy": t.healthy,
+                })
+            })
+            .collect();
+        object.remove("localities");
+        object.insert("endpoints".into(), endpoints.into());
+    }
+    Ok(value)
 }
 
 fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody> {
@@ -95,7 +131,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
             "uptime_current_epoch": format!("{}s", inputs.started.elapsed().as_secs()),
             "node": inputs.generation().snapshot.node,
         })),
-        "/config_dump" => match config_dump(&inputs.generation()) {
+        "/config_dump" => match config_dump(inputs) {
             Ok(value) => json(&value),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,

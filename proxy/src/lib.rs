@@ -48,6 +48,7 @@ pub struct Inputs {
 /// What one configuration becomes at run time, built once per update; a connection keeps the generation it
 /// was accepted under.
 pub struct Generation {
+    /// The configuration but its clusters (`Inputs::clusters` holds them, with their current endpoints).
     pub snapshot: Arc<Snapshot>,
     /// Route configurations delivered by RDS, by name.
     pub routes: HashMap<String, Arc<RouteConfig>>,
@@ -148,7 +149,8 @@ impl Proxy {
         let drain = drain::Drain::default();
         let mut running = listener::Running::default();
         let plan = running.plan(&snapshot).await?;
-        let clusters = upstream::Clusters::new(&snapshot.clusters, &tls, &metrics);
+        let clusters =
+            upstream::Clusters::new(std::mem::take(&mut snapshot.clusters), &tls, &metrics);
         let snapshot = Arc::new(plan.snapshot(snapshot));
         let generation = Generation {
             http: http::Managers::new(&snapshot, &metrics),
@@ -214,12 +216,13 @@ impl Proxy {
         warm(&mut next, &tls);
         let plan = running.plan(&next).await.map_err(|e| e.to_string())?;
         secrets_pending.commit();
-        let snapshot = Arc::new(plan.snapshot(next));
         let metrics = &self.inputs.metrics;
+        // The clusters keep their configurations; the running snapshot holds the rest.
         self.inputs
             .clusters
-            .update(&snapshot.clusters, &tls, metrics)
+            .update(std::mem::take(&mut next.clusters), &tls, metrics)
             .await;
+        let snapshot = Arc::new(plan.snapshot(next));
         let generation = Generation {
             http: http::Managers::update(&snapshot, metrics, &previous.http),
             network_rate_limits: network_rate_limit::NetworkRateLimits::update(

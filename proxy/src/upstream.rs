@@ -64,7 +64,8 @@ pub struct ClusterState {
     pub breaker: Arc<Breaker>,
     /// Outlier detection, when configured.
     ejections: Option<Arc<Ejections>>,
-    pub stats: ClusterStats,
+    /// Shared with the breaker and outlier detection.
+    pub stats: Arc<ClusterStats>,
     pub counters: ClusterCounters,
 }
 
@@ -146,10 +147,10 @@ impl ClusterState {
         let targets = static_targets(&config);
         let connections = counters.connections.get_or_create(&labels).clone();
         let balancer = Balancer::new(config.lb_policy);
-        let stats = metrics.resilience.cluster(
+        let stats = Arc::new(metrics.resilience.cluster(
             &config.name,
             config.circuit_breakers.default.track_remaining,
-        );
+        ));
         let breaker = Breaker::new(config.circuit_breakers.default.clone(), stats.clone());
         let http = UpstreamClient::new(&config, &transports, connections, breaker.clone());
         let ejections = config
@@ -365,10 +366,11 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    pub fn new(clusters: &[Cluster], tls: &tls::Contexts, metrics: &Metrics) -> Self {
+    /// Takes the configurations: the clusters keep them (the running snapshot does not hold a second copy).
+    pub fn new(clusters: Vec<Cluster>, tls: &tls::Contexts, metrics: &Metrics) -> Self {
         let by_name = clusters
-            .iter()
-            .map(|c| (c.name.clone(), ClusterState::new(c.clone(), tls, metrics)))
+            .into_iter()
+            .map(|c| (c.name.clone(), ClusterState::new(c, tls, metrics)))
             .collect();
         Self {
             by_name: Arc::new(arc_swap::ArcSwap::from_pointee(by_name)),
@@ -388,14 +390,14 @@ impl Clusters {
     /// state too and takes the new endpoints (pooled connections to the endpoints it still has stay). A new or
     /// changed cluster starts fresh; a removed one goes once its requests in flight are done. DNS clusters added
     /// here start resolving.
-    pub async fn update(&self, clusters: &[Cluster], tls: &tls::Contexts, metrics: &Metrics) {
+    pub async fn update(&self, clusters: Vec<Cluster>, tls: &tls::Contexts, metrics: &Metrics) {
         let previous = self.by_name.load_full();
         let mut by_name = HashMap::with_capacity(clusters.len());
         let mut added = Vec::new();
         for config in clusters {
             let kept = previous
                 .get(&config.name)
-                .filter(|old| same_apart_from_endpoints(&old.config, config));
+                .filter(|old| same_apart_from_endpoints(&old.config, &config));
             let state = match kept {
                 Some(old) => {
                     // DNS clusters resolve their own names; `config` (kept from the first version) still names them.
@@ -403,19 +405,19 @@ impl Clusters {
                         config.discovery,
                         Discovery::StrictDns | Discovery::LogicalDns
                     );
-                    let targets = static_targets(config);
+                    let targets = static_targets(&config);
                     if !resolves && *old.targets() != targets {
                         old.set_targets(targets);
                     }
                     old.clone()
                 }
                 None => {
-                    let state = ClusterState::new(config.clone(), tls, metrics);
+                    let state = ClusterState::new(config, tls, metrics);
                     added.push(state.clone());
                     state
                 }
             };
-            by_name.insert(config.name.clone(), state);
+            by_name.insert(state.config.name.clone(), state);
         }
         for cluster in &added {
             start_dns(cluster).await;

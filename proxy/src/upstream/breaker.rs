@@ -21,7 +21,7 @@ pub struct Breaker {
     pending: AtomicU32,
     /// Woken when a connection closes, for requests waiting for one.
     connection_closed: Notify,
-    stats: ClusterStats,
+    stats: Arc<ClusterStats>,
 }
 
 /// Which limit refused.
@@ -34,7 +34,7 @@ pub enum Overflow {
 }
 
 impl Breaker {
-    pub fn new(limits: Thresholds, stats: ClusterStats) -> Arc<Self> {
+    pub fn new(limits: Thresholds, stats: Arc<ClusterStats>) -> Arc<Self> {
         let breaker = Arc::new(Self {
             limits,
             requests: AtomicU32::new(0),
@@ -212,7 +212,7 @@ mod tests {
     use outrigger_config::model::cluster::RetryBudget;
 
     fn breaker(limits: Thresholds) -> Arc<Breaker> {
-        Breaker::new(limits, ClusterStats::default())
+        Breaker::new(limits, Arc::default())
     }
 
     #[test]
@@ -268,7 +268,7 @@ mod tests {
                 track_remaining: true,
                 ..Thresholds::default()
             },
-            stats.clone(),
+            Arc::new(stats.clone()),
         );
         let remaining = stats.remaining.clone().unwrap();
         assert_eq!(remaining.rq.get(), 1);
@@ -295,7 +295,7 @@ mod connection_tests {
                 max_pending_requests: 1,
                 ..Thresholds::default()
             },
-            stats.clone(),
+            Arc::new(stats.clone()),
         );
         let first = b.new_connection().await.unwrap();
         // The second waits for the first connection to close...

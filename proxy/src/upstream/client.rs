@@ -63,8 +63,23 @@ pub struct UpstreamClient {
 /// The pools of one transport.
 struct Transport {
     tls: Option<UpstreamTls>,
-    http1: Client<Connector, UpstreamBody>,
+    /// Built on the first HTTP/1.1 request: in a large mesh most clusters a sidecar knows it never calls.
+    http1: std::sync::OnceLock<Client<Connector, UpstreamBody>>,
+    connector: Connector,
+    idle_timeout: Option<std::time::Duration>,
     http2: Mutex<HashMap<SocketAddr, H2Connection>>,
+}
+
+impl Transport {
+    fn http1(&self) -> &Client<Connector, UpstreamBody> {
+        self.http1.get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(self.idle_timeout)
+                .build(self.connector.clone())
+        })
+    }
 }
 
 /// A pooled h2 connection and the count of its open streams (for its idle timeout).
@@ -95,14 +110,11 @@ impl UpstreamClient {
                     connections: connections.clone(),
                     breaker: breaker.clone(),
                 };
-                let http1 = Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(cluster.idle_timeout)
-                    .build(connector);
                 Transport {
                     tls: tls.clone(),
-                    http1,
+                    http1: std::sync::OnceLock::new(),
+                    connector,
+                    idle_timeout: cluster.idle_timeout,
                     http2: Mutex::default(),
                 }
             })
@@ -162,7 +174,7 @@ impl UpstreamClient {
             *request.uri_mut() = uri(&endpoint.to_string(), path)?;
             *request.version_mut() = http::Version::HTTP_11;
             transport
-                .http1
+                .http1()
                 .request(request)
                 .await
                 .map(|response| (response, None))

@@ -11,13 +11,13 @@ use std::time::Instant;
 pub struct Ejections {
     detector: Detector,
     interval: std::time::Duration,
-    stats: ClusterStats,
+    stats: Arc<ClusterStats>,
     /// The counters last published, to add only what changed.
     published: Mutex<Counters>,
 }
 
 impl Ejections {
-    pub fn new(config: &OutlierDetection, stats: ClusterStats) -> Arc<Self> {
+    pub fn new(config: &OutlierDetection, stats: Arc<ClusterStats>) -> Arc<Self> {
         Arc::new(Self {
             detector: Detector::new(detector_config(config)),
             interval: config.interval,
