@@ -399,7 +399,6 @@ const RATE_LIMIT_COUNTERS: &[(&str, &str)] = &[
 impl Families {
     pub fn register(registry: &mut Registry) -> Self {
         let mut families = Families::default();
-        families.clusters = Arc::new(ClusterCollector::default());
         registry.register_collector(Box::new(families.clusters.clone()));
         for (name, help) in RATE_LIMIT_COUNTERS {
             let family = Family::<Labels, Counter>::default();
