@@ -357,6 +357,53 @@ struct Ended {
     reason: String,
 }
 
+/// What an open stream does with what arrives on it (`sotw::Stream`, `delta::Stream`).
+trait Responses<R> {
+    fn state(&mut self) -> &mut State;
+    fn respond(&mut self, response: R);
+}
+
+/// Follows a stream the server opened (or says it refused it) until it ends: each response goes to `handler`.
+async fn follow<R, H: Responses<R>>(
+    opened: Result<tonic::Response<tonic::Streaming<R>>, tonic::Status>,
+    handler: &mut H,
+    server: &Server,
+    protocol: &str,
+) -> Ended {
+    let mut responses = match opened {
+        Ok(responses) => responses.into_inner(),
+        Err(status) => {
+            return Ended {
+                connected: false,
+                received: false,
+                reason: format!("the server refused the stream: {status}"),
+            };
+        }
+    };
+    tracing::info!(
+        node = handler.state().node_id(),
+        "xDS stream open to {} ({protocol})",
+        server.uri
+    );
+    handler.state().event(Event::Connected);
+    let mut received = false;
+    let reason = loop {
+        match responses.message().await {
+            Ok(Some(response)) => {
+                received = true;
+                handler.respond(response);
+            }
+            Ok(None) => break "the server closed the stream".to_string(),
+            Err(status) => break format!("the stream failed: {status}"),
+        }
+    };
+    Ended {
+        connected: true,
+        received,
+        reason,
+    }
+}
+
 async fn run(server: Server, mut state: State) {
     let mut backoff = Backoff::new();
     let node = state.node_id().to_string();

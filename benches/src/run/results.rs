@@ -500,6 +500,37 @@ fn ratio_cell(results: &Results, metric: &Metric, other: Target) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// A table of `metrics` for `targets`, with the ratio of Outrigger to Envoy.
+fn envoy_table(
+    out: &mut String,
+    results: &Results,
+    metrics: &[&'static Metric],
+    targets: &[Target],
+    notes: &mut Vec<String>,
+) {
+    let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
+    let _ = writeln!(
+        out,
+        "\n| scenario: figure | unit | {} | outrigger/envoy |\n|---|---|{}---|",
+        names.join(" | "),
+        "---|".repeat(targets.len())
+    );
+    for metric in metrics {
+        let cells: Vec<String> = targets
+            .iter()
+            .map(|t| cell(results.get(metric, *t), notes))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            metric.label,
+            metric.unit,
+            cells.join(" | "),
+            ratio_cell(results, metric, Target::Envoy)
+        );
+    }
+}
+
 pub fn markdown(results: &Results, header: &str) -> String {
     let mut notes = Vec::new();
     let mut out = format!("{header}\n\n");
@@ -520,36 +551,20 @@ pub fn markdown(results: &Results, header: &str) -> String {
             ratio_cell(results, metric, Target::Haproxy)
         );
     }
-    out.push_str("\n| scenario: figure | unit | direct | outrigger | envoy | outrigger/envoy |\n|---|---|---|---|---|---|\n");
-    for metric in MESH {
-        let cells: Vec<String> = [Target::Direct, Target::Outrigger, Target::Envoy]
-            .iter()
-            .map(|t| cell(results.get(metric, *t), &mut notes))
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            metric.label,
-            metric.unit,
-            cells.join(" | "),
-            ratio_cell(results, metric, Target::Envoy)
-        );
-    }
-    out.push_str("\n| scenario: figure | unit | outrigger | envoy | outrigger/envoy |\n|---|---|---|---|---|\n");
-    for metric in XDS {
-        let cells: Vec<String> = [Target::Outrigger, Target::Envoy]
-            .iter()
-            .map(|t| cell(results.get(metric, *t), &mut notes))
-            .collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            metric.label,
-            metric.unit,
-            cells.join(" | "),
-            ratio_cell(results, metric, Target::Envoy)
-        );
-    }
+    envoy_table(
+        &mut out,
+        results,
+        &MESH,
+        &[Target::Direct, Target::Outrigger, Target::Envoy],
+        &mut notes,
+    );
+    envoy_table(
+        &mut out,
+        results,
+        &XDS,
+        &[Target::Outrigger, Target::Envoy],
+        &mut notes,
+    );
     out.push_str("\n| target (issues 6, 10 and 11) | measured | met |\n|---|---|---|\n");
     for (name, measured, met) in results.targets() {
         let met = match met {

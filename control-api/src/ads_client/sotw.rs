@@ -4,7 +4,7 @@
 //! routes and endpoints by name, and again with the whole list whenever it changes.
 
 use super::state::{Incoming, State, Update};
-use super::{Ended, Event, Kind, Server};
+use super::{Ended, Kind, Server};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::rpc::Status;
@@ -168,39 +168,18 @@ pub async fn run(
             }
         }
     }
-    let mut responses = match client
+    let opened = client
         .stream_aggregated_resources(UnboundedReceiverStream::new(receiver))
-        .await
-    {
-        Ok(responses) => responses.into_inner(),
-        Err(status) => {
-            return Ended {
-                connected: false,
-                received: false,
-                reason: format!("the server refused the stream: {status}"),
-            };
-        }
-    };
-    tracing::info!(
-        node = stream.state.node_id(),
-        "xDS stream open to {} (state of the world)",
-        server.uri
-    );
-    stream.state.event(Event::Connected);
-    let mut received = false;
-    let reason = loop {
-        match responses.message().await {
-            Ok(Some(response)) => {
-                received = true;
-                stream.respond(response);
-            }
-            Ok(None) => break "the server closed the stream".to_string(),
-            Err(status) => break format!("the stream failed: {status}"),
-        }
-    };
-    Ended {
-        connected: true,
-        received,
-        reason,
+        .await;
+    super::follow(opened, &mut stream, server, "state of the world").await
+}
+
+impl super::Responses<DiscoveryResponse> for Stream<'_> {
+    fn state(&mut self) -> &mut State {
+        self.state
+    }
+
+    fn respond(&mut self, response: DiscoveryResponse) {
+        Stream::respond(self, response);
     }
 }
