@@ -115,6 +115,16 @@ impl Sink for ProxySink {
             Event::Disconnected => {
                 xds.connected_state.set(0);
             }
+            Event::InitialFetchTimedOut => {
+                // Envoy counts it on each wildcard subscription still waiting; here on those the client has.
+                let dynamic = self.bootstrap.dynamic_resources.as_ref();
+                if dynamic.is_some_and(|d| d.lds.is_some()) {
+                    xds.stats(&Api::Lds).init_fetch_timeout.inc();
+                }
+                if dynamic.is_some_and(|d| d.cds.is_some()) {
+                    xds.stats(&Api::Cds).init_fetch_timeout.inc();
+                }
+            }
             Event::InitialFetchDone => {
                 inputs.initial_fetch_done.store(true, Ordering::Relaxed);
                 tracing::info!("initial configuration from the control plane in place; ready");

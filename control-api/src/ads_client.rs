@@ -133,6 +133,8 @@ pub enum Event {
     /// The first listeners and clusters, and the routes and endpoints they name, have arrived, or the initial
     /// fetch timeout passed. Once per client.
     InitialFetchDone,
+    /// `initial_fetch_timeout` passed before all of it arrived (just before `InitialFetchDone`).
+    InitialFetchTimedOut,
 }
 
 /// One resource of the dynamic state.
@@ -340,7 +342,7 @@ pub fn spawn(server: Server, options: Options, sink: Arc<dyn Sink>) -> Handle {
             return;
         }
         tokio::time::sleep(timeout).await;
-        if on_timeout.finish() {
+        if on_timeout.time_out() {
             tracing::info!("xDS initial fetch timed out after {timeout:?}; going on without it");
         }
     });

@@ -60,6 +60,16 @@ impl InitialFetch {
         first
     }
 
+    /// The same when `initial_fetch_timeout` ran out first: `InitialFetchTimedOut`, then `InitialFetchDone`.
+    pub fn time_out(&self) -> bool {
+        let first = !self.done.swap(true, Ordering::SeqCst);
+        if first {
+            self.sink.event(Event::InitialFetchTimedOut);
+            self.sink.event(Event::InitialFetchDone);
+        }
+        first
+    }
+
     fn is_done(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }

@@ -224,6 +224,8 @@ async fn the_initial_fetch_times_out_without_a_server() {
         waited >= Duration::from_secs(3) && waited < Duration::from_millis(3200),
         "{waited:?}"
     );
-    assert!(!sink.events.lock().unwrap().contains(&Event::Connected));
+    let events = sink.events.lock().unwrap().clone();
+    assert!(!events.contains(&Event::Connected));
+    assert!(events.contains(&Event::InitialFetchTimedOut), "{events:?}");
     handle.shutdown().await;
 }
