@@ -106,9 +106,6 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    for (name, address) in &proxy.addresses() {
-        tracing::info!(listener = %name, %address, "listening");
-    }
     if let Some(admin) = proxy.admin_address {
         tracing::info!(%admin, "admin API listening");
     }

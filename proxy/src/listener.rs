@@ -183,6 +183,9 @@ impl Running {
             }
         }
         for listener in plan.start {
+            if let Some(address) = listener.local_addr() {
+                tracing::info!(listener = %listener.name(), %address, "listening");
+            }
             let drain = inputs.drain.child();
             self.by_name.insert(
                 listener.config.name.clone(),
