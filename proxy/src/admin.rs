@@ -32,8 +32,14 @@ pub fn start(address: SocketAddr, inputs: Arc<Inputs>) -> std::io::Result<Socket
                     }
                 };
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors and the like: pause instead of spinning on the error.
+                            tracing::warn!(error = %e, "admin API: accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
                     };
                     let inputs = inputs.clone();
                     tokio::spawn(async move {
