@@ -18,6 +18,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::google::rpc::Status as RpcStatus;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -209,6 +210,16 @@ impl AggregatedDiscoveryService for Ads {
             self.stop.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Logs a client's answer to a response of `type_url`: an ACK (info) or a NACK with its message (a warning);
+/// `which` says which response it answered ("version 3", "(nonce 7)").
+fn log_answer(node: &str, peer: &str, type_url: &str, which: &str, error: Option<&RpcStatus>) {
+    let kind = folder::short_type(type_url);
+    match error {
+        None => tracing::info!(node, "ACK of {kind} {which}"),
+        Some(error) => tracing::warn!(node, peer, "NACK of {kind} {which}: {}", error.message),
     }
 }
 

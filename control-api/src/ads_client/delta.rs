@@ -136,18 +136,8 @@ pub async fn run(
         first: true,
         subscribed: HashMap::new(),
     };
-    // Envoy's order: clusters, endpoints, listeners, routes.
-    for kind in Kind::ALL {
-        if kind.is_wildcard() {
-            if stream.state.subscribed(kind) {
-                stream.subscribe(kind, BTreeSet::new());
-            }
-        } else {
-            let wanted = stream.state.wanted(kind);
-            if !wanted.is_empty() {
-                stream.subscribe(kind, wanted);
-            }
-        }
+    for (kind, names) in stream.state.initial_subscriptions() {
+        stream.subscribe(kind, names);
     }
     let opened = client
         .delta_aggregated_resources(UnboundedReceiverStream::new(receiver))

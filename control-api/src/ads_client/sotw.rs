@@ -144,28 +144,16 @@ pub async fn run(
         nonces: HashMap::new(),
         asked: HashMap::new(),
     };
-    // Envoy's order: clusters, endpoints, listeners, routes.
-    for kind in Kind::ALL {
-        if kind.is_wildcard() && stream.state.subscribed(kind) {
-            stream.send(
-                kind.type_url(),
-                Vec::new(),
-                stream.state.accepted(kind),
-                String::new(),
-                None,
-            );
-        } else if !kind.is_wildcard() {
-            let wanted = stream.state.wanted(kind);
-            if !wanted.is_empty() {
-                stream.send(
-                    kind.type_url(),
-                    wanted.iter().cloned().collect(),
-                    stream.state.accepted(kind),
-                    String::new(),
-                    None,
-                );
-                stream.asked.insert(kind, wanted);
-            }
+    for (kind, names) in stream.state.initial_subscriptions() {
+        stream.send(
+            kind.type_url(),
+            names.iter().cloned().collect(),
+            stream.state.accepted(kind),
+            String::new(),
+            None,
+        );
+        if !kind.is_wildcard() {
+            stream.asked.insert(kind, names);
         }
     }
     let opened = client

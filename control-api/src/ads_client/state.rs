@@ -90,6 +90,22 @@ pub struct State {
 }
 
 impl State {
+    /// What a new stream asks for, in Envoy's order (clusters, endpoints, listeners, routes, secrets): each
+    /// subscribed wildcard type with no names, each by-name type that has names to follow.
+    pub fn initial_subscriptions(&self) -> Vec<(Kind, BTreeSet<String>)> {
+        Kind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                if kind.is_wildcard() {
+                    self.subscribed(kind).then(BTreeSet::new)
+                } else {
+                    Some(self.wanted(kind)).filter(|names| !names.is_empty())
+                }
+                .map(|names| (kind, names))
+            })
+            .collect()
+    }
+
     pub fn new(options: Options, sink: Arc<dyn Sink>, initial: InitialFetch) -> Self {
         let waiting = [
             (Kind::Listener, options.listeners),

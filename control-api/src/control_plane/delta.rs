@@ -135,22 +135,14 @@ fn accept(
 ) {
     let first = !subscriptions.contains_key(&request.type_url);
     let subscription = subscriptions.entry(request.type_url.clone()).or_default();
-    if request.error_detail.is_none() && !request.response_nonce.is_empty() {
-        tracing::info!(
-            node,
-            "ACK of {} (nonce {})",
-            short_type(&request.type_url),
-            request.response_nonce
-        );
-    }
-    if let Some(error) = &request.error_detail {
-        tracing::warn!(
+    if request.error_detail.is_some() || !request.response_nonce.is_empty() {
+        let which = format!("(nonce {})", request.response_nonce);
+        super::log_answer(
             node,
             peer,
-            "NACK of {} (nonce {}): {}",
-            short_type(&request.type_url),
-            request.response_nonce,
-            error.message
+            &request.type_url,
+            &which,
+            request.error_detail.as_ref(),
         );
     }
     if first {

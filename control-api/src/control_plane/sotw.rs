@@ -137,27 +137,16 @@ fn accept(
         // Stale: an answer to an earlier response, overtaken by a newer one.
         return None;
     }
-    if request.error_detail.is_none() && !request.response_nonce.is_empty() {
-        tracing::info!(
-            node,
-            "ACK of {} version {}",
-            short_type(&type_url),
-            request.version_info
-        );
-    }
-    if let Some(error) = &request.error_detail {
-        tracing::warn!(
-            node,
-            peer,
-            "NACK of {} version {:?}: {}",
-            short_type(&type_url),
-            subscription
-                .sent
-                .as_ref()
-                .map(|(_, v)| v.as_str())
-                .unwrap_or(""),
-            error.message
-        );
+    if request.error_detail.is_some() || !request.response_nonce.is_empty() {
+        // An ACK carries the version it accepts; a NACK the last good one, so name the version sent.
+        let which = match &request.error_detail {
+            None => format!("version {}", request.version_info),
+            Some(_) => format!(
+                "version {:?}",
+                subscription.sent.as_ref().map_or("", |(_, v)| v.as_str())
+            ),
+        };
+        super::log_answer(node, peer, &type_url, &which, request.error_detail.as_ref());
     }
     let wildcard_type = is_wildcard_type(&type_url);
     let names: BTreeSet<String> = request
