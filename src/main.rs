@@ -8,6 +8,7 @@ mod await_sidecar;
 mod ca;
 mod control_plane;
 mod iptables;
+mod memory;
 mod run;
 mod validate;
 mod xds;

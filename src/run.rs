@@ -106,6 +106,8 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    // Loading the configuration (the decoded descriptors above all) peaked well above what serving keeps.
+    crate::memory::release_free_memory();
     if let Some(admin) = proxy.admin_address {
         tracing::info!(%admin, "admin API listening");
     }

@@ -147,16 +147,22 @@ impl Sink for ProxySink {
                     c.stats.update_rejected.inc();
                 },
             ),
-            Event::UpdateSuccess(kind, version) => self.count(
-                kind,
-                |s| {
-                    s.success.inc();
-                    s.set_version(&version);
-                },
-                |c| {
-                    c.stats.update_success.inc();
-                },
-            ),
+            Event::UpdateSuccess(kind, version) => {
+                self.count(
+                    kind,
+                    |s| {
+                        s.success.inc();
+                        s.set_version(&version);
+                    },
+                    |c| {
+                        c.stats.update_success.inc();
+                    },
+                );
+                // The update is in place and its conversion's temporaries are gone: give back what they took.
+                let started = std::time::Instant::now();
+                let released = crate::memory::release_free_memory();
+                tracing::debug!(released, took = ?started.elapsed(), "free memory given back after an update");
+            }
         }
     }
 }

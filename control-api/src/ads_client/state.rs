@@ -223,6 +223,8 @@ impl State {
         if !convert.problems.is_empty() {
             return Err(convert.problems.join("; "));
         }
+        // The decoded descriptors (about 16 MB) are not needed while the proxy applies the update.
+        drop(convert);
         // Routes and endpoints nobody names: not asked for (ignored), or no longer named (dropped).
         subscriptions::prune(&mut next, &self.options);
         if next.same(&self.resources) {
