@@ -306,6 +306,13 @@ pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, Str
         snapshot.listeners.push((*listener.value).clone());
     }
     for (name, cluster) in &dynamic.clusters {
+        // Acted on only where Outrigger speaks to a control plane, which is always a static cluster.
+        if cluster.value.http2.keepalive.is_some() {
+            return Err(format!(
+                "Cluster {name:?}: http2_protocol_options.connection_keepalive is supported only on the static \
+                 cluster that reaches the control plane"
+            ));
+        }
         if bootstrap.cluster(name).is_some() {
             return Err(format!(
                 "Cluster {name:?}: static_resources has a cluster of that name; CDS cannot replace it"

@@ -702,3 +702,79 @@ async fn secrets_from_an_sds_grpc_source_warm_serve_and_rotate() {
     );
     assert!(accepted(http_port, Some(&client)), "{}", log());
 }
+
+/// A listener delivered over ADS names its secrets from an SDS gRPC source (DELTA_GRPC) that no static
+/// resource uses: the SDS stream starts once the listener is accepted and asks for the names the listener
+/// brings; the listener warms until they arrive, then serves mTLS. One Python server serves both the ADS and
+/// the SecretDiscoveryService streams (two clusters, one address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source() {
+    let (Some(python), Some(_), Some(_)) =
+        (python_with_xds_protos(), peer("curl"), peer("openssl"))
+    else {
+        return;
+    };
+    let pki = Pki::new("sds-grpc-dynamic");
+    let server = pki.issue("server", &spiffe("server"));
+    let client = pki.issue("client", &spiffe("client"));
+    let (http_port, admin_port, ads_port) = (free_port(), free_port(), free_port());
+    let mut listener = mtls_http(http_port, true);
+    with_sds_config(
+        &mut listener,
+        &json!({"api_config_source": {
+            "api_type": "DELTA_GRPC", "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}]}}),
+    );
+    let state = pki.dir.join("state.json");
+    write_state(
+        &state,
+        1,
+        &[
+            (LISTENER, vec![listener]),
+            (SECRET, secrets_from(&pki, &server, &client)),
+        ],
+    );
+    let events = pki.dir.join("ads.events");
+    let _ads = ChildGuard(
+        Command::new(&python)
+            .arg(support::repo_root().join("tests/peers/ads_server.py"))
+            .args(["--port", &ads_port.to_string(), "--state"])
+            .arg(&state)
+            .stdout(std::fs::File::create(&events).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ads_log = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until(
+        "the server listens",
+        || ads_log().contains("listening"),
+        &ads_log,
+    );
+    let mut bootstrap = ads_bootstrap("sds-grpc-dynamic", json!({}), admin_port, ads_port);
+    let mut sds_cluster = bootstrap["static_resources"]["clusters"][0].clone();
+    sds_cluster["name"] = json!("sds-grpc");
+    sds_cluster["load_assignment"]["cluster_name"] = json!("sds-grpc");
+    bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(sds_cluster);
+    let _sidecar = Process::outrigger(&pki.dir, "sidecar", &bootstrap);
+    let log = || format!("{}\n{}", sidecar_log(&pki.dir), ads_log());
+    wait_until("the listener served", || bound(http_port), &log);
+    assert!(accepted(http_port, Some(&client)), "{}", log());
+    assert_eq!(
+        served(http_port, &client),
+        pem_body(&read_pem(&server, "cert.pem"))
+    );
+    // The secrets came on a delta stream of their own, asked for by name.
+    assert!(
+        ads_log()
+            .lines()
+            .any(|l| l.contains("\"stream\": \"delta\"")
+                && l.contains("\"Secret\"")
+                && l.contains("server_cert")),
+        "{}",
+        ads_log()
+    );
+    wait_until("ready", || ready(admin_port) == Some(200), &log);
+}

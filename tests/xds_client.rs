@@ -541,6 +541,12 @@ async fn outrigger_follows_a_control_plane_over_mtls() {
             .filter(|l| l.contains("xDS stream to https://127.0.0.1:") && l.contains("retrying in"))
             .count();
         if failures >= 2 {
+            // The refusal is named: the peer, the handshake, and the likely reason.
+            assert!(
+                text.contains(&format!("TLS handshake with 127.0.0.1:{ads_port} failed"))
+                    && text.contains("client certificate"),
+                "{text}"
+            );
             break;
         }
         assert!(

@@ -292,3 +292,5 @@ pub(super) const SDS_GRPC_LOADER: &str =
     "config/src/convert/tls/secret.rs::sds_grpc_sources_and_keepalive_are_checked";
 pub(super) const XDS_KEEPALIVE: &str =
     "control-api/src/ads_client/server/tests.rs::a_silent_control_plane_is_detected_by_keepalive";
+pub(super) const SDS_GRPC_DYNAMIC: &str =
+    "tests/sds.rs::a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source";

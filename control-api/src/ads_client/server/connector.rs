@@ -66,7 +66,15 @@ impl tower_service::Service<Uri> for Connector {
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("TLS handshake with {peer} failed: {e}"))?;
+                .map_err(|e| {
+                    // A server that refuses the client's certificate often just closes the connection.
+                    let hint = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        " (the server closed the connection: it may not accept this client certificate)"
+                    } else {
+                        ""
+                    };
+                    format!("TLS handshake with {peer} failed: {e}{hint}")
+                })?;
             Ok(TokioIo::new(stream))
         })
     }
