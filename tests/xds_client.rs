@@ -432,7 +432,8 @@ fn the_ads_peer_and_its_fixtures_behave_with_envoy() {
 /// The control plane's cluster over mutual TLS, built from the cluster's `UpstreamTlsContext` as the proxy
 /// builds it (client certificate, trust bundle, SAN matcher): the Python server requires client certificates
 /// its CA signed (grpcio `require_client_auth`). A sidecar with a trusted certificate takes its configuration
-/// and serves it; one whose certificate comes from another CA is refused, says why, and stays not ready.
+/// and serves it; one whose certificate comes from another CA is refused, says why, and stays not ready until
+/// its certificate files are rotated to a trusted one (read again at the next attempt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outrigger_follows_a_control_plane_over_mtls() {
     let Some(python) = python_with_xds_protos() else {
@@ -507,7 +508,7 @@ async fn outrigger_follows_a_control_plane_over_mtls() {
 
     // Trusted: the configuration arrives over mTLS and serves.
     let admin = free_port();
-    let (_trusted, log) = run("trusted", &client_dir, admin);
+    let (trusted, log) = run("trusted", &client_dir, admin);
     wait_until_served(fixture.listen, "backend-a", "1", &log).await;
     server.wait_for(
         |e| e["event"] == "ack" && e["type"] == "Listener" && e["version"] == "1",
@@ -572,4 +573,27 @@ async fn outrigger_follows_a_control_plane_over_mtls() {
         .filter(|e| e["event"] == "stream_open")
         .count();
     assert_eq!(opened, 1, "only the trusted sidecar opened a stream");
+
+    // The refused sidecar's files rotated to a trusted certificate: its next attempt reads them and connects
+    // (the first sidecar stopped, so the listener's port is free for it).
+    drop(trusted);
+    for file in ["key.pem", "cert.pem"] {
+        let temporary = rogue_dir.join(format!("{file}.new"));
+        std::fs::copy(client_dir.join(file), &temporary).unwrap();
+        std::fs::rename(&temporary, rogue_dir.join(file)).unwrap();
+    }
+    wait_until_served(fixture.listen, "backend-a", "1", &rogue_log).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_get(&format!("http://127.0.0.1:{rogue_admin}/ready"), &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated certificate was not used at the next attempt:\n{}",
+            std::fs::read_to_string(&rogue_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
