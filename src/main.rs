@@ -80,6 +80,15 @@ enum Command {
         /// `ROOTCA` (the CA bundle), renewed at two thirds of their life.
         #[arg(long = "ca-dir")]
         ca_dir: Option<PathBuf>,
+        /// Serve over TLS with this certificate chain (PEM); needs `--tls-key`.
+        #[arg(long = "tls-cert", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of `--tls-cert` (PEM).
+        #[arg(long = "tls-key", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by this CA bundle (PEM): mutual TLS. Needs `--tls-cert`.
+        #[arg(long = "client-ca", requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
         /// How long issued certificates are valid.
         #[arg(long = "cert-ttl", default_value = "24h", value_parser = humantime::parse_duration)]
         cert_ttl: std::time::Duration,
@@ -140,11 +149,21 @@ fn main() -> ExitCode {
             listen,
             ca_dir,
             cert_ttl,
+            tls_cert,
+            tls_key,
+            client_ca,
             log_level,
         } => control_plane::run(
             config_dir,
             listen,
             ca_dir.map(|dir| (dir, cert_ttl)),
+            tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| control_plane::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
             &log_level,
         ),
         Command::Run {

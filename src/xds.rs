@@ -4,11 +4,15 @@
 //! goes through `Proxy::apply`; an update the proxy cannot apply (a port taken, a certificate unreadable, a
 //! dynamic resource named like a static one) is NACKed with the reason, and the last good configuration stays.
 
+mod control_plane_tls;
+mod sds;
+
 use outrigger_config::Snapshot;
 use outrigger_config::model::cluster::Discovery;
-use outrigger_control_api::ads_client::{self, Event, Kind, Resources, Sink, Versioned};
+use outrigger_control_api::ads_client::{self, Event, Kind, Resources, Versioned};
 use outrigger_proxy::metrics::xds::Api;
 use outrigger_proxy::{Proxy, Update};
+use sds::{Part, PartSink, Parts};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,37 +32,67 @@ impl Drop for Client {
     }
 }
 
-/// Starts the ADS client when the bootstrap asks for one; `Ok(None)` when it does not. The client runs on a
-/// thread of its own (decoding and converting a large push must not hold a data-path worker), and each update
-/// is applied on the proxy runtime's blocking pool for the same reason.
+/// Starts the ADS client when the bootstrap asks for one, and an SDS client per gRPC source its static
+/// listeners and clusters name; `Ok(None)` when it needs neither. The clients run on a thread of their own
+/// (decoding and converting a large push must not hold a data-path worker), and each update is applied on the
+/// proxy runtime's blocking pool for the same reason.
 pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, String> {
-    let Some(options) = ads_client::Options::from_snapshot(&bootstrap) else {
-        return Ok(None);
+    let ads = match (
+        ads_client::Options::from_snapshot(&bootstrap),
+        bootstrap
+            .dynamic_resources
+            .as_ref()
+            .and_then(|d| d.ads.as_ref()),
+    ) {
+        (Some(options), Some(ads)) => {
+            let cluster = bootstrap.cluster(&ads.cluster).ok_or_else(|| {
+                format!(
+                    "dynamic_resources.ads_config names the cluster {:?}, which static_resources does not have",
+                    ads.cluster
+                )
+            })?;
+            let tls = control_plane_tls::ClusterTls::of(&bootstrap, &ads.cluster);
+            let server = ads_client::Server::from_cluster(cluster, tls)?;
+            tracing::info!(
+                control_plane = %server.uri,
+                node = %bootstrap.node.id,
+                delta = options.delta,
+                "taking the configuration from the control plane over ADS"
+            );
+            Some((server, options))
+        }
+        _ => None,
     };
-    let Some(ads) = bootstrap
-        .dynamic_resources
-        .as_ref()
-        .and_then(|d| d.ads.as_ref())
-    else {
+    // The SDS streams the static resources need, each checked now so that a bad source fails at startup.
+    let mut streams = Vec::new();
+    for source in ads_client::secret_sources(&bootstrap) {
+        let server = sds::server(&bootstrap, &source)?;
+        tracing::info!(
+            sds_server = %server.uri,
+            delta = source.delta,
+            "taking secrets from an SDS gRPC source"
+        );
+        streams.push((source, server));
+    }
+    if ads.is_none() && streams.is_empty() {
         return Ok(None);
-    };
-    let cluster = bootstrap.cluster(&ads.cluster).ok_or_else(|| {
-        format!(
-            "dynamic_resources.ads_config names the cluster {:?}, which static_resources does not have",
-            ads.cluster
-        )
-    })?;
-    let server = ads_client::Server::from_cluster(cluster)?;
-    tracing::info!(
-        control_plane = %server.uri,
-        node = %bootstrap.node.id,
-        delta = options.delta,
-        "taking the configuration from the control plane over ADS"
-    );
+    }
+    // Ready once every client started here has its initial fetch (static listeners warm on SDS secrets).
+    proxy
+        .inputs
+        .initial_fetch_done
+        .store(false, Ordering::Relaxed);
     let sink = Arc::new(ProxySink {
         proxy,
         bootstrap,
         runtime: tokio::runtime::Handle::current(),
+        parts: std::sync::Mutex::new(Parts::default()),
+        initial_fetches: std::sync::Mutex::new(
+            ads.iter()
+                .map(|_| Part::Ads)
+                .chain(streams.iter().map(|(source, _)| Part::Sds(source.clone())))
+                .collect(),
+        ),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,9 +103,21 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, S
         .name("xds-client".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let client = ads_client::spawn(server, options, sink);
+                let client = ads.map(|(server, options)| {
+                    let part = Arc::new(PartSink {
+                        shared: sink.clone(),
+                        part: Part::Ads,
+                    });
+                    ads_client::spawn(server, options, part)
+                });
+                for (source, server) in streams {
+                    sink.spawn_sds(source, server);
+                }
                 let _ = stopped.await;
-                client.shutdown().await;
+                if let Some(client) = client {
+                    client.shutdown().await;
+                }
+                sink.shutdown_sds().await;
             });
         })
         .map_err(|e| format!("cannot start the xDS client's thread: {e}"))?;
@@ -85,11 +131,16 @@ struct ProxySink {
     proxy: Arc<Proxy>,
     bootstrap: Snapshot,
     runtime: tokio::runtime::Handle,
+    /// What each client (ADS, each SDS stream) last had accepted.
+    parts: std::sync::Mutex<Parts>,
+    /// Clients started with the proxy whose initial fetch is not done (apart from `parts`: a client's
+    /// events may come while `parts` is held).
+    initial_fetches: std::sync::Mutex<Vec<Part>>,
 }
 
-impl Sink for ProxySink {
-    fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String> {
-        let update = assemble(&self.bootstrap, next)?;
+impl ProxySink {
+    /// Applies a whole configuration on the proxy's runtime.
+    fn apply_update(&self, kind: Kind, update: Update) -> Result<(), String> {
         // Called on the client's own thread, which may wait: the update runs on the proxy's runtime (its
         // listeners' tasks belong there), on the blocking pool, so no data-path worker carries it.
         let (done, result) = std::sync::mpsc::channel();
@@ -105,8 +156,15 @@ impl Sink for ProxySink {
         }
     }
 
-    fn event(&self, event: Event) {
+    fn event(&self, part: &Part, event: Event) {
         let inputs = &self.proxy.inputs;
+        if let Part::Sds(_) = part {
+            // An SDS stream counts only for readiness (`control_plane.*` is the ADS stream's).
+            if event == Event::InitialFetchDone {
+                self.initial_fetch_done(part);
+            }
+            return;
+        }
         let xds = &inputs.metrics.xds;
         match event {
             Event::Connected => {
@@ -125,10 +183,7 @@ impl Sink for ProxySink {
                     xds.stats(&Api::Cds).init_fetch_timeout.inc();
                 }
             }
-            Event::InitialFetchDone => {
-                inputs.initial_fetch_done.store(true, Ordering::Relaxed);
-                tracing::info!("initial configuration from the control plane in place; ready");
-            }
+            Event::InitialFetchDone => self.initial_fetch_done(part),
             Event::UpdateAttempt(kind) => self.count(
                 kind,
                 |s| {
@@ -168,6 +223,21 @@ impl Sink for ProxySink {
 }
 
 impl ProxySink {
+    fn initial_fetch_done(&self, part: &Part) {
+        let Ok(mut pending) = self.initial_fetches.lock() else {
+            return;
+        };
+        let before = pending.len();
+        pending.retain(|p| p != part);
+        if before > 0 && pending.is_empty() {
+            self.proxy
+                .inputs
+                .initial_fetch_done
+                .store(true, Ordering::Relaxed);
+            tracing::info!("initial configuration from the control plane in place; ready");
+        }
+    }
+
     /// Counts an update on its API's statistics: LDS and CDS have one scope each; RDS counts on every
     /// connection manager that follows a route configuration, EDS on every EDS cluster (a response names only
     /// some of them; the client does not say which, so each subscribed one counts it).
@@ -242,6 +312,13 @@ pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, Str
         snapshot.listeners.push((*listener.value).clone());
     }
     for (name, cluster) in &dynamic.clusters {
+        // Acted on only where Outrigger speaks to a control plane, which is always a static cluster.
+        if cluster.value.http2.keepalive.is_some() {
+            return Err(format!(
+                "Cluster {name:?}: http2_protocol_options.connection_keepalive is supported only on the static \
+                 cluster that reaches the control plane"
+            ));
+        }
         if bootstrap.cluster(name).is_some() {
             return Err(format!(
                 "Cluster {name:?}: static_resources has a cluster of that name; CDS cannot replace it"

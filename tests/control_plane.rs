@@ -88,12 +88,18 @@ struct ControlPlane {
 
 impl ControlPlane {
     fn start(dir: &Path) -> ControlPlane {
+        Self::start_with(dir, &[])
+    }
+
+    /// With more arguments (`--tls-cert`, ...).
+    fn start_with(dir: &Path, args: &[&std::ffi::OsStr]) -> ControlPlane {
         let port = free_port();
         let log = dir.with_extension("log");
         let child = support::outrigger()
             .args(["control-plane", "--config-dir"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -396,4 +402,132 @@ async fn outrigger_runs_the_readme_example_from_the_control_plane() {
     );
     drop(control_plane);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `outrigger control-plane --tls-cert --tls-key --client-ca`: real Envoy 1.40 and Outrigger both take their
+/// configuration over mutual TLS (each checks the server's SPIFFE ID; the server requires their
+/// certificates), and serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_and_outrigger_take_the_control_plane_over_mtls() {
+    let Some(envoy) = peer("envoy") else {
+        return;
+    };
+    let pki = support::pki::Pki::new("control-plane-mtls");
+    let server_id = support::pki::spiffe("control-plane");
+    let server = pki.issue("server", &server_id);
+    let client = pki.issue("client", &support::pki::spiffe("sidecar"));
+    let ca = pki.dir.join("ca/ca.pem");
+    let dir = pki.dir.join("resources");
+    let app = Backend::start("app").await;
+    let (envoy_port, outrigger_port) = (free_port(), free_port());
+    for (node, port) in [
+        ("envoy-mtls", envoy_port),
+        ("outrigger-mtls", outrigger_port),
+    ] {
+        std::fs::create_dir_all(dir.join(node)).unwrap();
+        std::fs::write(
+            dir.join(node).join("mesh.yaml"),
+            fill(
+                MESH,
+                &[
+                    ("listen", port.to_string()),
+                    ("version", format!("{node} one")),
+                ],
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("app.yaml"),
+        fill(
+            APP,
+            &[
+                ("app", app.address.port().to_string()),
+                ("extra", String::new()),
+            ],
+        ),
+    )
+    .unwrap();
+    let control_plane = ControlPlane::start_with(
+        &dir,
+        &[
+            "--tls-cert".as_ref(),
+            server.join("cert.pem").as_os_str(),
+            "--tls-key".as_ref(),
+            server.join("key.pem").as_os_str(),
+            "--client-ca".as_ref(),
+            ca.as_os_str(),
+        ],
+    );
+    let bootstrap = |node: &str, admin: u16| {
+        fill(
+            BOOTSTRAP,
+            &[
+                ("node", node.to_string()),
+                ("admin", admin.to_string()),
+                ("api_type", "GRPC".to_string()),
+                ("xds", control_plane.port.to_string()),
+            ],
+        ) + &format!(
+            r#"    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          tls_certificates: [{{certificate_chain: {{filename: "{cert}"}}, private_key: {{filename: "{key}"}}}}]
+          validation_context:
+            trusted_ca: {{filename: "{ca}"}}
+            match_typed_subject_alt_names: [{{san_type: URI, matcher: {{exact: "{server_id}"}}}}]
+"#,
+            cert = client.join("cert.pem").display(),
+            key = client.join("key.pem").display(),
+            ca = ca.display(),
+        )
+    };
+
+    let envoy_admin = free_port();
+    let envoy_config = pki.dir.join("envoy-mtls.yaml");
+    std::fs::write(&envoy_config, bootstrap("envoy-mtls", envoy_admin)).unwrap();
+    let mut envoy_process = Envoy::start(&envoy, &envoy_config);
+    envoy_process.wait_for_port(envoy_admin);
+    let seen = eventually(envoy_port, "/version", |s| s == "200 envoy-mtls one").await;
+    assert_eq!(
+        seen,
+        "200 envoy-mtls one",
+        "Envoy over mTLS\n{}",
+        control_plane.log_text()
+    );
+    let seen = eventually(envoy_port, "/", |s| s.starts_with("200")).await;
+    assert!(seen.starts_with("200"), "{seen}");
+
+    let outrigger_admin = free_port();
+    let outrigger_config = pki.dir.join("outrigger-mtls.yaml");
+    std::fs::write(
+        &outrigger_config,
+        bootstrap("outrigger-mtls", outrigger_admin),
+    )
+    .unwrap();
+    let log = pki.dir.join("outrigger-mtls.log");
+    let _outrigger = ChildGuard(
+        support::outrigger()
+            .args(["run", "--concurrency", "1", "-c"])
+            .arg(&outrigger_config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let seen = eventually(outrigger_port, "/version", |s| {
+        s == "200 outrigger-mtls one"
+    })
+    .await;
+    assert_eq!(
+        seen,
+        "200 outrigger-mtls one",
+        "Outrigger over mTLS\n{}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        control_plane.log_text()
+    );
+    let ready = eventually(outrigger_admin, "/ready", |s| s.starts_with("200")).await;
+    assert!(ready.starts_with("200"), "{ready}");
 }

@@ -583,3 +583,198 @@ fn the_control_plane_issues_workload_certificates_to_outrigger_and_envoy() {
         assert!(!accepted(envoy_port, None));
     }
 }
+
+/// Every `sds_config` under `value` replaced by `source`.
+fn with_sds_config(value: &mut Value, source: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if key == "sds_config" {
+                    *inner = source.clone();
+                } else {
+                    with_sds_config(inner, source);
+                }
+            }
+        }
+        Value::Array(list) => list.iter_mut().for_each(|v| with_sds_config(v, source)),
+        _ => {}
+    }
+}
+
+/// Istio's pattern: a static listener's certificate and trust bundle from an `sds_config` gRPC source (the
+/// static cluster `sds-grpc`, the Python server's SecretDiscoveryService), with no ADS at all. Until the
+/// secrets arrive the listener is not served and `/ready` waits; then mTLS works with the delivered
+/// certificate; a pushed new secret is served on the next handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_an_sds_grpc_source_warm_serve_and_rotate() {
+    let (Some(python), Some(_), Some(_)) =
+        (python_with_xds_protos(), peer("curl"), peer("openssl"))
+    else {
+        return;
+    };
+    let pki = Pki::new("sds-grpc");
+    let server = pki.issue("server", &spiffe("server"));
+    let server2 = pki.issue("server2", &spiffe("server"));
+    let client = pki.issue("client", &spiffe("client"));
+    let (http_port, admin_port, sds_port) = (free_port(), free_port(), free_port());
+    let state = pki.dir.join("state.json");
+    write_state(&state, 1, &[(SECRET, Vec::new())]);
+    let events = pki.dir.join("sds.events");
+    let _sds = ChildGuard(
+        Command::new(&python)
+            .arg(support::repo_root().join("tests/peers/ads_server.py"))
+            .args(["--port", &sds_port.to_string(), "--state"])
+            .arg(&state)
+            .stdout(std::fs::File::create(&events).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let sds_log = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until(
+        "the SDS server listens",
+        || sds_log().contains("listening"),
+        &sds_log,
+    );
+    let mut listener = mtls_http(http_port, true);
+    with_sds_config(
+        &mut listener,
+        &json!({"resource_api_version": "V3", "api_config_source": {
+            "api_type": "GRPC", "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}]}}),
+    );
+    let bootstrap = json!({
+        "node": {"id": "sds-grpc-sidecar", "cluster": "sds-tests"},
+        "admin": admin(admin_port),
+        "static_resources": {"listeners": [listener], "clusters": [{
+            "name": "sds-grpc", "type": "STATIC", "connect_timeout": "1s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}},
+            "load_assignment": {"cluster_name": "sds-grpc", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": sds_port}}}}]}]}}]}
+    });
+    let mut sidecar = Process::outrigger(&pki.dir, "sidecar", &bootstrap);
+    let log = || sidecar_log(&pki.dir);
+    // The SDS stream asks for both secrets by name, on SecretDiscoveryService (the peer's stream kind
+    // "sotw"); the listener warms meanwhile.
+    wait_until(
+        "the secrets asked for",
+        || {
+            sds_log().lines().any(|l| {
+                l.contains("\"request\"") && l.contains("server_cert") && l.contains("client_trust")
+            })
+        },
+        &|| format!("{}\n{}", log(), sds_log()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sidecar.child().try_wait().unwrap().is_none(), "{}", log());
+    assert!(!bound(http_port), "served without its secrets\n{}", log());
+    assert_eq!(ready(admin_port), Some(503), "ready before the secrets");
+
+    write_state(&state, 2, &[(SECRET, secrets_from(&pki, &server, &client))]);
+    wait_until("the listener served", || bound(http_port), &log);
+    wait_until("ready", || ready(admin_port) == Some(200), &log);
+    assert!(accepted(http_port, Some(&client)), "{}", log());
+    assert!(!accepted(http_port, None), "no client certificate");
+    assert_eq!(
+        served(http_port, &client),
+        pem_body(&read_pem(&server, "cert.pem"))
+    );
+    assert!(
+        sds_log()
+            .lines()
+            .any(|l| l.contains("\"ack\"") && l.contains("\"Secret\"")),
+        "{}",
+        sds_log()
+    );
+
+    // A new certificate pushed: the next handshake serves it.
+    write_state(
+        &state,
+        3,
+        &[(SECRET, secrets_from(&pki, &server2, &client))],
+    );
+    let rotated = pem_body(&read_pem(&server2, "cert.pem"));
+    wait_until(
+        "the rotated certificate served",
+        || served(http_port, &client) == rotated,
+        &log,
+    );
+    assert!(accepted(http_port, Some(&client)), "{}", log());
+}
+
+/// A listener delivered over ADS names its secrets from an SDS gRPC source (DELTA_GRPC) that no static
+/// resource uses: the SDS stream starts once the listener is accepted and asks for the names the listener
+/// brings; the listener warms until they arrive, then serves mTLS. One Python server serves both the ADS and
+/// the SecretDiscoveryService streams (two clusters, one address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source() {
+    let (Some(python), Some(_), Some(_)) =
+        (python_with_xds_protos(), peer("curl"), peer("openssl"))
+    else {
+        return;
+    };
+    let pki = Pki::new("sds-grpc-dynamic");
+    let server = pki.issue("server", &spiffe("server"));
+    let client = pki.issue("client", &spiffe("client"));
+    let (http_port, admin_port, ads_port) = (free_port(), free_port(), free_port());
+    let mut listener = mtls_http(http_port, true);
+    with_sds_config(
+        &mut listener,
+        &json!({"api_config_source": {
+            "api_type": "DELTA_GRPC", "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}]}}),
+    );
+    let state = pki.dir.join("state.json");
+    write_state(
+        &state,
+        1,
+        &[
+            (LISTENER, vec![listener]),
+            (SECRET, secrets_from(&pki, &server, &client)),
+        ],
+    );
+    let events = pki.dir.join("ads.events");
+    let _ads = ChildGuard(
+        Command::new(&python)
+            .arg(support::repo_root().join("tests/peers/ads_server.py"))
+            .args(["--port", &ads_port.to_string(), "--state"])
+            .arg(&state)
+            .stdout(std::fs::File::create(&events).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ads_log = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until(
+        "the server listens",
+        || ads_log().contains("listening"),
+        &ads_log,
+    );
+    let mut bootstrap = ads_bootstrap("sds-grpc-dynamic", json!({}), admin_port, ads_port);
+    let mut sds_cluster = bootstrap["static_resources"]["clusters"][0].clone();
+    sds_cluster["name"] = json!("sds-grpc");
+    sds_cluster["load_assignment"]["cluster_name"] = json!("sds-grpc");
+    bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(sds_cluster);
+    let _sidecar = Process::outrigger(&pki.dir, "sidecar", &bootstrap);
+    let log = || format!("{}\n{}", sidecar_log(&pki.dir), ads_log());
+    wait_until("the listener served", || bound(http_port), &log);
+    assert!(accepted(http_port, Some(&client)), "{}", log());
+    assert_eq!(
+        served(http_port, &client),
+        pem_body(&read_pem(&server, "cert.pem"))
+    );
+    // The secrets came on a delta stream of their own, asked for by name.
+    assert!(
+        ads_log()
+            .lines()
+            .any(|l| l.contains("\"stream\": \"delta\"")
+                && l.contains("\"Secret\"")
+                && l.contains("server_cert")),
+        "{}",
+        ads_log()
+    );
+    wait_until("ready", || ready(admin_port) == Some(200), &log);
+}

@@ -49,10 +49,16 @@ struct AdsServer {
 
 impl AdsServer {
     fn start(python: &Path, port: u16, state: &Path) -> AdsServer {
+        Self::start_with(python, port, state, &[])
+    }
+
+    /// With more arguments (`--tls-cert`, ...).
+    fn start_with(python: &Path, port: u16, state: &Path, args: &[&Path]) -> AdsServer {
         let mut child = Command::new(python)
             .arg(repo_root().join("tests/peers/ads_server.py"))
             .args(["--port", &port.to_string(), "--state"])
             .arg(state)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -421,4 +427,173 @@ fn the_ads_peer_and_its_fixtures_behave_with_envoy() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The control plane's cluster over mutual TLS, built from the cluster's `UpstreamTlsContext` as the proxy
+/// builds it (client certificate, trust bundle, SAN matcher): the Python server requires client certificates
+/// its CA signed (grpcio `require_client_auth`). A sidecar with a trusted certificate takes its configuration
+/// and serves it; one whose certificate comes from another CA is refused, says why, and stays not ready until
+/// its certificate files are rotated to a trusted one (read again at the next attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outrigger_follows_a_control_plane_over_mtls() {
+    let Some(python) = python_with_xds_protos() else {
+        return;
+    };
+    let pki = support::pki::Pki::new("xds-mtls");
+    let server_id = support::pki::spiffe("control-plane");
+    let server_dir = pki.issue("server", &server_id);
+    let client_dir = pki.issue("client", &support::pki::spiffe("sidecar"));
+    let rogue_dir = pki.other_trust_domain("rogue", "sidecar");
+    let dir = pki.dir.join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = Backend::start("backend-a").await;
+    let fixture = Fixture {
+        dir: dir.clone(),
+        listen: free_port(),
+        backend_a: a.address.port(),
+        backend_b: a.address.port(),
+    };
+    fixture.write_state("state-1.json", 1);
+    let ads_port = free_port();
+    let ca = pki.dir.join("ca/ca.pem");
+    let server = AdsServer::start_with(
+        &python,
+        ads_port,
+        &fixture.state(),
+        &[
+            Path::new("--tls-cert"),
+            &server_dir.join("cert.pem"),
+            Path::new("--tls-key"),
+            &server_dir.join("key.pem"),
+            Path::new("--client-ca"),
+            &ca,
+        ],
+    );
+    let bootstrap = |identity: &Path, admin: u16| {
+        BOOTSTRAP
+            .replace("{node}", "outrigger-mtls")
+            .replace("{admin}", &admin.to_string())
+            .replace("{api_type}", "GRPC")
+            .replace("{ads}", &ads_port.to_string())
+            + &format!(
+                r#"    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: control-plane.local
+        common_tls_context:
+          tls_certificates: [{{certificate_chain: {{filename: "{cert}"}}, private_key: {{filename: "{key}"}}}}]
+          validation_context:
+            trusted_ca: {{filename: "{ca}"}}
+            match_typed_subject_alt_names: [{{san_type: URI, matcher: {{exact: "{server_id}"}}}}]
+"#,
+                cert = identity.join("cert.pem").display(),
+                key = identity.join("key.pem").display(),
+                ca = ca.display(),
+            )
+    };
+    let run = |name: &str, identity: &Path, admin: u16| {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, bootstrap(identity, admin)).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = support::outrigger()
+            .args(["run", "--concurrency", "1", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (ChildGuard(child), log)
+    };
+
+    // Trusted: the configuration arrives over mTLS and serves.
+    let admin = free_port();
+    let (trusted, log) = run("trusted", &client_dir, admin);
+    wait_until_served(fixture.listen, "backend-a", "1", &log).await;
+    server.wait_for(
+        |e| e["event"] == "ack" && e["type"] == "Listener" && e["version"] == "1",
+        "ACK of the listeners over mTLS",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the trusted sidecar is not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("https://127.0.0.1:"), "{text}");
+
+    // Another CA's certificate: the server refuses the handshake; the sidecar says so, backs off, and is
+    // never ready.
+    let rogue_admin = free_port();
+    let (_rogue, rogue_log) = run("rogue", &rogue_dir, rogue_admin);
+    support::tcp::wait_until_listening(rogue_admin, "the rogue sidecar's admin API").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&rogue_log).unwrap_or_default();
+        let failures = text
+            .lines()
+            .filter(|l| l.contains("xDS stream to https://127.0.0.1:") && l.contains("retrying in"))
+            .count();
+        if failures >= 2 {
+            // The refusal is named: the peer, the handshake, and the likely reason.
+            assert!(
+                text.contains(&format!("TLS handshake with 127.0.0.1:{ads_port} failed"))
+                    && text.contains("client certificate"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempts logged:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = try_get(&format!("http://127.0.0.1:{rogue_admin}/ready"), &[])
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        server
+            .find(|e| e["event"] == "stream_open" && e["stream"] == "sotw")
+            .is_some()
+    );
+    let opened = server
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "stream_open")
+        .count();
+    assert_eq!(opened, 1, "only the trusted sidecar opened a stream");
+
+    // The refused sidecar's files rotated to a trusted certificate: its next attempt reads them and connects
+    // (the first sidecar stopped, so the listener's port is free for it).
+    drop(trusted);
+    for file in ["key.pem", "cert.pem"] {
+        let temporary = rogue_dir.join(format!("{file}.new"));
+        std::fs::copy(client_dir.join(file), &temporary).unwrap();
+        std::fs::rename(&temporary, rogue_dir.join(file)).unwrap();
+    }
+    wait_until_served(fixture.listen, "backend-a", "1", &rogue_log).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_get(&format!("http://127.0.0.1:{rogue_admin}/ready"), &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated certificate was not used at the next attempt:\n{}",
+            std::fs::read_to_string(&rogue_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

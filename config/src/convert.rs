@@ -289,6 +289,14 @@ pub(crate) fn config_source(
                 Some(Duration::from_secs(15)),
             ),
         }),
+        Some(S::ApiConfigSource(_)) => {
+            out.error(
+                &at.field("api_config_source"),
+                "only `ads: {}` config sources are supported here (one aggregated xDS stream); an \
+                 api_config_source is supported only as the sds_config of a secret",
+            );
+            None
+        }
         _ => {
             out.error(
                 at,

@@ -74,7 +74,8 @@ pub struct DynamicResources {
     pub cds: Option<core::ConfigSource>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A gRPC xDS source: `ads_config`, or an SDS `api_config_source` (Istio's `sds-grpc`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct AdsConfig {
     /// Incremental (delta) xDS or state of the world.
     pub delta: bool,

@@ -109,7 +109,7 @@ const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.config.core.v3.ConfigSource",
-        "ads resource_api_version initial_fetch_timeout",
+        "ads api_config_source resource_api_version initial_fetch_timeout",
     ),
     msg(
         "envoy.config.core.v3.ApiConfigSource",
@@ -148,8 +148,10 @@ const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.config.core.v3.Http2ProtocolOptions",
-        "max_concurrent_streams initial_stream_window_size initial_connection_window_size",
+        "max_concurrent_streams initial_stream_window_size initial_connection_window_size \
+         connection_keepalive",
     ),
+    msg("envoy.config.core.v3.KeepaliveSettings", "interval timeout"),
     msg(
         "envoy.config.core.v3.CidrRange",
         "address_prefix prefix_len",

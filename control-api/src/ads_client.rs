@@ -41,10 +41,10 @@ use backoff::Backoff;
 use outrigger_config::model::cluster::ClusterEndpoints;
 use outrigger_config::model::core::ConfigSource;
 use outrigger_config::model::tls::Secret;
-use outrigger_config::model::{Cluster, Listener, Node, RouteConfig, Snapshot};
-pub use server::Server;
+use outrigger_config::model::{AdsConfig, Cluster, Listener, Node, RouteConfig, Snapshot};
+pub use server::{ClientConfig, Server, ServerName, TlsConnect};
 use state::{InitialFetch, State};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -221,10 +221,20 @@ impl Resources {
     }
 }
 
+/// Which stream a client opens: the aggregated one (every type), or a SecretDiscoveryService stream to one
+/// SDS gRPC source (secrets only), as Envoy opens one gRPC mux per distinct config source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Api {
+    Aggregated,
+    Secrets(AdsConfig),
+}
+
 /// Who we are and what to ask for.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub node: Node,
+    /// The aggregated stream, or an SDS stream.
+    pub api: Api,
     /// `DELTA_GRPC` rather than `GRPC`.
     pub delta: bool,
     /// Envoy's default: false (the node goes with every request).
@@ -241,6 +251,9 @@ pub struct Options {
     pub static_secret_names: Vec<String>,
     /// Envoy's default: 15s. Zero waits for ever, as in Envoy.
     pub initial_fetch_timeout: Duration,
+    /// An SDS stream's secrets that the resources of the ADS stream name (dynamic listeners and clusters);
+    /// the stream follows each change.
+    pub extra_secret_names: Option<tokio::sync::watch::Receiver<BTreeSet<String>>>,
 }
 
 impl Options {
@@ -269,6 +282,7 @@ impl Options {
         };
         Some(Options {
             node: snapshot.node.clone(),
+            api: Api::Aggregated,
             delta: ads.delta,
             set_node_on_first_message_only: ads.set_node_on_first_message_only,
             listeners: dynamic.lds.is_some(),
@@ -283,20 +297,159 @@ impl Options {
                 .iter()
                 .filter_map(subscriptions::cluster_service)
                 .collect(),
-            static_secret_names: snapshot
-                .listeners
-                .iter()
-                .flat_map(subscriptions::listener_secrets)
-                .chain(
-                    snapshot
-                        .clusters
-                        .iter()
-                        .flat_map(subscriptions::cluster_secrets),
-                )
-                .collect(),
+            static_secret_names: static_secrets(snapshot, &Api::Aggregated),
             initial_fetch_timeout,
+            extra_secret_names: None,
         })
     }
+
+    /// The options of the SDS stream to `source`: the secrets the static listeners and clusters take from it,
+    /// and those `extra` names (the dynamic ones). The initial fetch timeout is the longest of the static
+    /// references' (none when one is `0s`).
+    pub fn for_secrets(
+        snapshot: &Snapshot,
+        source: &AdsConfig,
+        extra: tokio::sync::watch::Receiver<BTreeSet<String>>,
+    ) -> Options {
+        use outrigger_config::model::tls::SecretSource;
+        let api = Api::Secrets(source.clone());
+        let timeouts: Vec<Duration> = tls_contexts(snapshot)
+            .flat_map(|common| common.secrets())
+            .filter_map(|r| match &r.source {
+                SecretSource::Grpc {
+                    source: s,
+                    initial_fetch_timeout,
+                } if s == source => Some(initial_fetch_timeout.unwrap_or(Duration::ZERO)),
+                _ => None,
+            })
+            .collect();
+        let initial_fetch_timeout = if timeouts.contains(&Duration::ZERO) {
+            Duration::ZERO
+        } else {
+            timeouts
+                .into_iter()
+                .max()
+                .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
+        };
+        Options {
+            node: snapshot.node.clone(),
+            delta: source.delta,
+            set_node_on_first_message_only: source.set_node_on_first_message_only,
+            listeners: false,
+            clusters: false,
+            static_route_names: Vec::new(),
+            static_endpoint_names: Vec::new(),
+            static_secret_names: static_secrets(snapshot, &api),
+            api,
+            initial_fetch_timeout,
+            extra_secret_names: Some(extra),
+        }
+    }
+}
+
+/// The secrets the static listeners and clusters take from the stream `api`.
+fn static_secrets(snapshot: &Snapshot, api: &Api) -> Vec<String> {
+    snapshot
+        .listeners
+        .iter()
+        .flat_map(|l| subscriptions::listener_secrets(l, api))
+        .chain(
+            snapshot
+                .clusters
+                .iter()
+                .flat_map(|c| subscriptions::cluster_secrets(c, api)),
+        )
+        .collect()
+}
+
+/// Every TLS context of the static listeners and clusters.
+fn tls_contexts(
+    snapshot: &Snapshot,
+) -> impl Iterator<Item = &outrigger_config::model::tls::CommonTls> {
+    let listeners = snapshot.listeners.iter().flat_map(|l| {
+        l.filter_chains
+            .iter()
+            .chain(l.default_filter_chain.iter())
+            .filter_map(|c| c.tls.as_ref().map(|t| &t.common))
+    });
+    let clusters = snapshot.clusters.iter().flat_map(|c| {
+        c.tls
+            .iter()
+            .chain(
+                c.transport_socket_matches
+                    .iter()
+                    .filter_map(|m| m.tls.as_ref()),
+            )
+            .map(|t| &t.common)
+    });
+    listeners.chain(clusters)
+}
+
+/// The SDS gRPC sources the dynamic listeners and clusters of `resources` name, each once.
+pub fn dynamic_secret_sources(resources: &Resources) -> BTreeSet<AdsConfig> {
+    use outrigger_config::model::tls::SecretSource;
+    let listeners = resources.listeners.values().flat_map(|l| {
+        l.value
+            .filter_chains
+            .iter()
+            .chain(l.value.default_filter_chain.iter())
+            .filter_map(|c| c.tls.as_ref().map(|t| t.common.clone()))
+            .collect::<Vec<_>>()
+    });
+    let clusters = resources.clusters.values().flat_map(|c| {
+        c.value
+            .tls
+            .iter()
+            .chain(
+                c.value
+                    .transport_socket_matches
+                    .iter()
+                    .filter_map(|m| m.tls.as_ref()),
+            )
+            .map(|t| t.common.clone())
+            .collect::<Vec<_>>()
+    });
+    listeners
+        .chain(clusters)
+        .flat_map(|common| {
+            common
+                .secrets()
+                .filter_map(|r| match &r.source {
+                    SecretSource::Grpc { source, .. } => Some(source.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The secrets the dynamic listeners and clusters of `resources` take from the SDS source `source`.
+pub fn dynamic_secret_names(resources: &Resources, source: &AdsConfig) -> BTreeSet<String> {
+    let api = Api::Secrets(source.clone());
+    resources
+        .listeners
+        .values()
+        .flat_map(|l| subscriptions::listener_secrets(&l.value, &api))
+        .chain(
+            resources
+                .clusters
+                .values()
+                .flat_map(|c| subscriptions::cluster_secrets(&c.value, &api)),
+        )
+        .collect()
+}
+
+/// The SDS gRPC sources the static listeners and clusters name, each once.
+pub fn secret_sources(snapshot: &Snapshot) -> Vec<AdsConfig> {
+    use outrigger_config::model::tls::SecretSource;
+    let found: BTreeSet<AdsConfig> = tls_contexts(snapshot)
+        .flat_map(|common| common.secrets())
+        .filter_map(|r| match &r.source {
+            SecretSource::Grpc { source, .. } => Some(source.clone()),
+            _ => None,
+        })
+        .collect();
+    found.into_iter().collect()
 }
 
 /// Where accepted states go, and what happens to the client.
@@ -363,6 +516,8 @@ struct Ended {
 trait Responses<R> {
     fn state(&mut self) -> &mut State;
     fn respond(&mut self, response: R);
+    /// Asks for the names now wanted, if they changed.
+    fn follow_names(&mut self);
 }
 
 /// Follows a stream the server opened (or says it refused it) until it ends: each response goes to `handler`.
@@ -388,9 +543,25 @@ async fn follow<R, H: Responses<R>>(
         server.uri
     );
     handler.state().event(Event::Connected);
+    // An SDS stream also follows the secret names the ADS stream's resources bring and take away.
+    let mut extra = handler.state().options().extra_secret_names.clone();
     let mut received = false;
     let reason = loop {
-        match responses.message().await {
+        let message = match &mut extra {
+            Some(names) => tokio::select! {
+                message = responses.message() => message,
+                changed = names.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone (shutting down): no more changes to follow.
+                        extra = None;
+                    }
+                    handler.follow_names();
+                    continue;
+                }
+            },
+            None => responses.message().await,
+        };
+        match message {
             Ok(Some(response)) => {
                 received = true;
                 handler.respond(response);
@@ -410,12 +581,12 @@ async fn run(server: Server, mut state: State) {
     let mut backoff = Backoff::new();
     let node = state.node_id().to_string();
     loop {
-        let ended = match server.connect().await {
-            Ok(client) => {
+        let ended = match server.channel().await {
+            Ok(channel) => {
                 if state.options().delta {
-                    delta::run(client, &server, &mut state).await
+                    delta::run(channel, &server, &mut state).await
                 } else {
-                    sotw::run(client, &server, &mut state).await
+                    sotw::run(channel, &server, &mut state).await
                 }
             }
             Err(reason) => Ended {

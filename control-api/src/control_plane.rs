@@ -55,6 +55,15 @@ pub struct ControlPlane {
     publisher: Arc<Publisher>,
     watcher: tokio::task::JoinHandle<()>,
     renewer: Option<tokio::task::JoinHandle<()>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+/// The server side of TLS (`--tls-cert`, `--tls-key`, `--client-ca`), as PEM.
+pub struct ServerTls {
+    pub certificate_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+    /// Clients must present a certificate signed by one of these (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
 }
 
 impl ControlPlane {
@@ -126,7 +135,22 @@ impl ControlPlane {
             publisher,
             watcher,
             renewer,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS (ALPN h2), requiring a client certificate that `client_ca` signed when it is given.
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(tls.certificate_chain, tls.private_key));
+        if let Some(ca) = tls.client_ca {
+            config = config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(false);
+        }
+        self.tls = Some(config);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -147,7 +171,14 @@ impl ControlPlane {
             stop: stopped,
         };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
-        let served = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            // A bad certificate or key is found here, before anything is served.
+            builder = builder
+                .tls_config(tls)
+                .map_err(|source| Error::Serve { address, source })?;
+        }
+        let served = builder
             .add_service(AggregatedDiscoveryServiceServer::new(service))
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;

@@ -16,7 +16,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use envoy_types::pb::google::protobuf::Any;
 use outrigger_config::model::Node;
-use outrigger_control_api::ads_client::{self, Event, Kind, Options, Resources, Server, Sink};
+use outrigger_control_api::ads_client::{self, Api, Event, Kind, Options, Resources, Server, Sink};
 use outrigger_control_api::control_plane::ControlPlane;
 use prost::Message;
 use std::net::SocketAddr;
@@ -103,14 +103,13 @@ fn options(delta: bool) -> Options {
         static_endpoint_names: Vec::new(),
         static_secret_names: Vec::new(),
         initial_fetch_timeout: Duration::from_secs(15),
+        api: Api::Aggregated,
+        extra_secret_names: None,
     }
 }
 
 fn server_at(address: SocketAddr) -> Server {
-    Server {
-        cluster: "xds".into(),
-        uri: format!("http://{address}"),
-    }
+    Server::plaintext("xds", address.to_string())
 }
 
 // ---- against the file-backed control plane --------------------------------------------------------------

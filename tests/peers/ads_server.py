@@ -1,6 +1,10 @@
 """An independent ADS control plane (Python grpcio + xds-protos) for the tests of Outrigger's xDS client.
 
-    ads_server.py --port P --state FILE
+    ads_server.py --port P --state FILE [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
+
+With --tls-cert and --tls-key it serves over TLS; with --client-ca too, clients must present a certificate that
+CA signed (mutual TLS). The same streams are also served as envoy.service.secret.v3.SecretDiscoveryService
+(StreamSecrets, DeltaSecrets), for clients that take secrets from an SDS `api_config_source`.
 
 Serves envoy.service.discovery.v3.AggregatedDiscoveryService on 127.0.0.1:P (P = 0 picks a free port), both
 StreamAggregatedResources (state of the world) and DeltaAggregatedResources (incremental). What it serves is
@@ -30,6 +34,7 @@ import grpc
 from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
 
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.secret.v3 import sds_pb2_grpc
 
 # The resource types the tests use, and the extensions inside them, registered up front; any other "@type" is
 # found on demand by importing its package's *_pb2 modules (see `register_type`).
@@ -460,6 +465,21 @@ class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             yield response
 
 
+class Sds(sds_pb2_grpc.SecretDiscoveryServiceServicer):
+    """SecretDiscoveryService: the same streams as ADS, for secrets only."""
+
+    def __init__(self, ads):
+        self.ads = ads
+
+    async def StreamSecrets(self, request_iterator, context):
+        async for response in self.ads.StreamAggregatedResources(request_iterator, context):
+            yield response
+
+    async def DeltaSecrets(self, request_iterator, context):
+        async for response in self.ads.DeltaAggregatedResources(request_iterator, context):
+            yield response
+
+
 def file_key(path):
     try:
         st = os.stat(path)
@@ -494,7 +514,12 @@ async def watch(path, ads, key):
         ads.publish(state)
 
 
-async def serve(port, path):
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def serve(port, path, tls):
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -511,8 +536,17 @@ async def serve(port, path):
     # Without SO_REUSEPORT (grpc sets it by default) a taken port fails here instead of being shared.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(ads, server)
+    sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(Sds(ads), server)
     try:
-        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        else:
+            cert, key, client_ca = tls
+            credentials = grpc.ssl_server_credentials(
+                [(read_bytes(key), read_bytes(cert))],
+                root_certificates=read_bytes(client_ca) if client_ca else None,
+                require_client_auth=client_ca is not None)
+            bound = server.add_secure_port(f"127.0.0.1:{port}", credentials)
     except RuntimeError:
         bound = 0
     if not bound:
@@ -533,8 +567,14 @@ def main():
     parser = argparse.ArgumentParser(description="ADS control-plane peer for the xDS client tests")
     parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--state", required=True, help="JSON state file, polled every 100 ms")
+    parser.add_argument("--tls-cert", help="serve over TLS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
+    parser.add_argument("--client-ca", help="require client certificates signed by this CA (PEM)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(serve(args.port, args.state)))
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
+    tls = (args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
+    sys.exit(asyncio.run(serve(args.port, args.state, tls)))
 
 
 if __name__ == "__main__":

@@ -86,19 +86,28 @@ fn dynamic_resources(
         ads: d
             .ads_config
             .as_ref()
-            .and_then(|a| ads_config(a, &at.field("ads_config"), out)),
+            .and_then(|a| api_config_source(a, "ADS", &at.field("ads_config"), out)),
         lds: lds.flatten(),
         cds: cds.flatten(),
     }
 }
 
-fn ads_config(a: &ApiConfigSource, at: &Path, out: &mut Out) -> Option<AdsConfig> {
+/// A gRPC `ApiConfigSource` (`ads_config`, or an SDS `api_config_source`): `what` says which in messages.
+pub(crate) fn api_config_source(
+    a: &ApiConfigSource,
+    what: &str,
+    at: &Path,
+    out: &mut Out,
+) -> Option<AdsConfig> {
     use api_config_source::ApiType;
     let delta = match ApiType::try_from(a.api_type) {
         Ok(ApiType::Grpc) => false,
         Ok(ApiType::DeltaGrpc) => true,
         _ => {
-            out.error(&at.field("api_type"), "ADS supports GRPC and DELTA_GRPC");
+            out.error(
+                &at.field("api_type"),
+                format!("{what} supports GRPC and DELTA_GRPC"),
+            );
             return None;
         }
     };
@@ -124,12 +133,17 @@ fn ads_config(a: &ApiConfigSource, at: &Path, out: &mut Out) -> Option<AdsConfig
         [] => {
             out.error(
                 &at_services,
-                "ADS needs one gRPC service: `grpc_services: [{envoy_grpc: {cluster_name: ...}}]`",
+                format!(
+                    "{what} needs one gRPC service: `grpc_services: [{{envoy_grpc: {{cluster_name: ...}}}}]`"
+                ),
             );
             return None;
         }
         _ => {
-            out.error(&at_services, "ADS takes exactly one gRPC service");
+            out.error(
+                &at_services,
+                format!("{what} takes exactly one gRPC service"),
+            );
             return None;
         }
     };

@@ -7,7 +7,7 @@ use super::{
 use crate::diagnostic::Path;
 use crate::model::http::{
     ClientCertDetails, CodecType, ForwardClientCertDetails, Http2Options, HttpConnectionManager,
-    HttpFilter, LocalRateLimit, RouteSource, Router, TokenBucket,
+    HttpFilter, Keepalive, LocalRateLimit, RouteSource, Router, TokenBucket,
 };
 use crate::model::rate_limit::VhRateLimits;
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -103,7 +103,16 @@ pub fn connection_manager(
             .collect(),
         normalize_path: bool_or(&h.normalize_path, false),
         merge_slashes: h.merge_slashes,
-        http2: http2_options(h.http2_protocol_options.as_ref()),
+        http2: {
+            let http2 = http2_options(h.http2_protocol_options.as_ref());
+            if http2.keepalive.is_some() {
+                out.error(
+                    &at.field("http2_protocol_options").field("connection_keepalive"),
+                    "keepalive PINGs to downstream clients are not supported; remove connection_keepalive",
+                );
+            }
+            http2
+        },
         forward_client_cert_details,
         set_current_client_cert_details: h
             .set_current_client_cert_details
@@ -157,6 +166,11 @@ pub fn http2_options(o: Option<&core::Http2ProtocolOptions>) -> Http2Options {
             &o.initial_connection_window_size,
             defaults.initial_connection_window_size,
         ),
+        keepalive: o.connection_keepalive.as_ref().map(|k| Keepalive {
+            // Unset: no periodic PING (Envoy's rule); the timeout is required by the field rules.
+            interval: k.interval.as_ref().map(super::duration),
+            timeout: duration_or(&k.timeout, Duration::ZERO),
+        }),
     }
 }
 

@@ -107,6 +107,19 @@ pub struct Http2Options {
     pub initial_stream_window_size: u32,
     /// Envoy's default: 268435456.
     pub initial_connection_window_size: u32,
+    /// `connection_keepalive`: PINGs on the connection, which is closed when one goes unanswered. Acted on for
+    /// the clusters that reach a control plane (ADS, SDS); the loader refuses it elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<Keepalive>,
+}
+
+/// `KeepaliveSettings`: a PING every `interval` (none without one), answered within `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Keepalive {
+    #[serde(serialize_with = "optional_duration")]
+    pub interval: Option<Duration>,
+    #[serde(serialize_with = "duration")]
+    pub timeout: Duration,
 }
 
 impl Default for Http2Options {
@@ -115,6 +128,7 @@ impl Default for Http2Options {
             max_concurrent_streams: 2_147_483_647,
             initial_stream_window_size: 268_435_456,
             initial_connection_window_size: 268_435_456,
+            keepalive: None,
         }
     }
 }

@@ -69,6 +69,22 @@ pub enum SecretSource {
         #[serde(serialize_with = "super::core::optional_duration")]
         initial_fetch_timeout: Option<Duration>,
     },
+    /// `sds_config: {api_config_source: {api_type: GRPC, grpc_services: [{envoy_grpc: {cluster_name}}]}}`: a
+    /// SecretDiscoveryService stream of its own to a static cluster (one per distinct source), otherwise as
+    /// `Ads`.
+    Grpc {
+        source: super::AdsConfig,
+        /// Envoy's default: 15s.
+        #[serde(serialize_with = "super::core::optional_duration")]
+        initial_fetch_timeout: Option<Duration>,
+    },
+}
+
+impl SecretSource {
+    /// Delivered by a control plane (ADS or an SDS stream), not `static_resources.secrets`.
+    pub fn is_dynamic(&self) -> bool {
+        !matches!(self, SecretSource::Static)
+    }
 }
 
 /// A `Secret`: from `static_resources.secrets` or from SDS.

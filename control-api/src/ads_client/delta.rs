@@ -3,13 +3,15 @@
 //! the client subscribes anew and says what it holds in `initial_resource_versions`, so the server sends only
 //! what changed. A response carries the resources added or changed and the names removed.
 
+use super::server::MAX_MESSAGE_BYTES;
 use super::sotw::INVALID_ARGUMENT;
 use super::state::{Incoming, State, Update};
-use super::{Ended, Kind, Server};
+use super::{Api, Ended, Kind, Server};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status;
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
@@ -124,11 +126,7 @@ fn nack(type_url: &str, nonce: String, message: String) -> DeltaDiscoveryRequest
     }
 }
 
-pub async fn run(
-    mut client: AggregatedDiscoveryServiceClient<Channel>,
-    server: &Server,
-    state: &mut State,
-) -> Ended {
+pub async fn run(channel: Channel, server: &Server, state: &mut State) -> Ended {
     let (requests, receiver) = mpsc::unbounded_channel();
     let mut stream = Stream {
         state,
@@ -139,9 +137,21 @@ pub async fn run(
     for (kind, names) in stream.state.initial_subscriptions() {
         stream.subscribe(kind, names);
     }
-    let opened = client
-        .delta_aggregated_resources(UnboundedReceiverStream::new(receiver))
-        .await;
+    let requests = UnboundedReceiverStream::new(receiver);
+    let opened = match &stream.state.options().api {
+        Api::Aggregated => {
+            AggregatedDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .delta_aggregated_resources(requests)
+                .await
+        }
+        Api::Secrets(_) => {
+            SecretDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .delta_secrets(requests)
+                .await
+        }
+    };
     super::follow(opened, &mut stream, server, "delta").await
 }
 
@@ -152,5 +162,9 @@ impl super::Responses<DeltaDiscoveryResponse> for Stream<'_> {
 
     fn respond(&mut self, response: DeltaDiscoveryResponse) {
         Stream::respond(self, response);
+    }
+
+    fn follow_names(&mut self) {
+        Stream::follow_names(self);
     }
 }

@@ -3,10 +3,12 @@
 //! stream, nonces do not. Listeners and clusters are asked for with no names (the wildcard, as Envoy does),
 //! routes and endpoints by name, and again with the whole list whenever it changes.
 
+use super::server::MAX_MESSAGE_BYTES;
 use super::state::{Incoming, State, Update};
-use super::{Ended, Kind, Server};
+use super::{Api, Ended, Kind, Server};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status;
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
@@ -131,11 +133,7 @@ impl Stream<'_> {
     }
 }
 
-pub async fn run(
-    mut client: AggregatedDiscoveryServiceClient<Channel>,
-    server: &Server,
-    state: &mut State,
-) -> Ended {
+pub async fn run(channel: Channel, server: &Server, state: &mut State) -> Ended {
     let (requests, receiver) = mpsc::unbounded_channel();
     let mut stream = Stream {
         state,
@@ -156,9 +154,21 @@ pub async fn run(
             stream.asked.insert(kind, names);
         }
     }
-    let opened = client
-        .stream_aggregated_resources(UnboundedReceiverStream::new(receiver))
-        .await;
+    let requests = UnboundedReceiverStream::new(receiver);
+    let opened = match &stream.state.options().api {
+        Api::Aggregated => {
+            AggregatedDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .stream_aggregated_resources(requests)
+                .await
+        }
+        Api::Secrets(_) => {
+            SecretDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .stream_secrets(requests)
+                .await
+        }
+    };
     super::follow(opened, &mut stream, server, "state of the world").await
 }
 
@@ -169,5 +179,9 @@ impl super::Responses<DiscoveryResponse> for Stream<'_> {
 
     fn respond(&mut self, response: DiscoveryResponse) {
         Stream::respond(self, response);
+    }
+
+    fn follow_names(&mut self) {
+        Stream::follow_names(self);
     }
 }

@@ -3,7 +3,7 @@
 //! name), and the secrets their TLS contexts take from SDS over ADS, plus the ones the static resources need.
 //! Listeners and clusters are asked for as a whole.
 
-use super::{Kind, Options, Resources};
+use super::{Api, Kind, Options, Resources};
 use outrigger_config::model::cluster::Discovery;
 use outrigger_config::model::http::RouteSource;
 use outrigger_config::model::listener::NetworkFilter;
@@ -41,27 +41,31 @@ pub fn cluster_service(cluster: &Cluster) -> Option<String> {
     }
 }
 
-/// The names of the secrets a TLS context takes from SDS (not the static ones).
-fn sds_names(common: &CommonTls) -> impl Iterator<Item = String> + '_ {
+/// The names of the secrets a TLS context takes from the stream `api` (SDS over ADS, or one SDS source).
+fn sds_names<'a>(common: &'a CommonTls, api: &'a Api) -> impl Iterator<Item = String> + 'a {
     common
         .secrets()
-        .filter(|s| matches!(s.source, SecretSource::Ads { .. }))
+        .filter(move |s| match (&s.source, api) {
+            (SecretSource::Ads { .. }, Api::Aggregated) => true,
+            (SecretSource::Grpc { source, .. }, Api::Secrets(wanted)) => source == wanted,
+            _ => false,
+        })
         .map(|s| s.name.clone())
 }
 
-/// The SDS secrets a listener's filter chains name.
-pub fn listener_secrets(listener: &Listener) -> Vec<String> {
+/// The SDS secrets a listener's filter chains take from the stream `api`.
+pub fn listener_secrets(listener: &Listener, api: &Api) -> Vec<String> {
     listener
         .filter_chains
         .iter()
         .chain(listener.default_filter_chain.iter())
         .filter_map(|chain| chain.tls.as_ref())
-        .flat_map(|tls| sds_names(&tls.common))
+        .flat_map(|tls| sds_names(&tls.common, api))
         .collect()
 }
 
-/// The SDS secrets a cluster's transport sockets name.
-pub fn cluster_secrets(cluster: &Cluster) -> Vec<String> {
+/// The SDS secrets a cluster's transport sockets take from the stream `api`.
+pub fn cluster_secrets(cluster: &Cluster, api: &Api) -> Vec<String> {
     cluster
         .tls
         .iter()
@@ -71,7 +75,7 @@ pub fn cluster_secrets(cluster: &Cluster) -> Vec<String> {
                 .iter()
                 .filter_map(|m| m.tls.as_ref()),
         )
-        .flat_map(|tls| sds_names(&tls.common))
+        .flat_map(|tls| sds_names(&tls.common, api))
         .collect()
 }
 
@@ -94,14 +98,21 @@ pub fn wanted(kind: Kind, resources: &Resources, options: &Options) -> BTreeSet<
         Kind::Secret => resources
             .listeners
             .values()
-            .flat_map(|l| listener_secrets(&l.value))
+            .flat_map(|l| listener_secrets(&l.value, &options.api))
             .chain(
                 resources
                     .clusters
                     .values()
-                    .flat_map(|c| cluster_secrets(&c.value)),
+                    .flat_map(|c| cluster_secrets(&c.value, &options.api)),
             )
             .chain(options.static_secret_names.iter().cloned())
+            // An SDS stream's: those the resources of the ADS stream name (they come and go with it).
+            .chain(
+                options
+                    .extra_secret_names
+                    .iter()
+                    .flat_map(|names| names.borrow().clone()),
+            )
             .collect(),
         Kind::Listener | Kind::Cluster => BTreeSet::new(),
     }

@@ -50,6 +50,8 @@ fn options() -> Options {
         static_endpoint_names: Vec::new(),
         static_secret_names: Vec::new(),
         initial_fetch_timeout: DEFAULT_INITIAL_FETCH_TIMEOUT,
+        api: Api::Aggregated,
+        extra_secret_names: None,
     }
 }
 
@@ -211,10 +213,7 @@ async fn the_initial_fetch_times_out_without_a_server() {
     options.initial_fetch_timeout = Duration::from_secs(3);
     let start = tokio::time::Instant::now();
     // Port 1 on loopback: refused at once.
-    let server = Server {
-        cluster: "xds".into(),
-        uri: "http://127.0.0.1:1".into(),
-    };
+    let server = Server::plaintext("xds", "127.0.0.1:1");
     let handle = spawn(server, options, sink.clone());
     while !sink.done() {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -31,7 +31,9 @@ impl Secrets {
     fn find(&self, reference: &SecretRef) -> Option<&Secret> {
         match reference.source {
             SecretSource::Static => self.statics.get(&reference.name),
-            SecretSource::Ads { .. } => self.dynamic.get(&reference.name),
+            SecretSource::Ads { .. } | SecretSource::Grpc { .. } => {
+                self.dynamic.get(&reference.name)
+            }
         }
         .map(Arc::as_ref)
     }
@@ -40,7 +42,7 @@ impl Secrets {
     pub fn missing<'a>(&self, common: &'a CommonTls) -> Vec<&'a str> {
         common
             .secrets()
-            .filter(|r| matches!(r.source, SecretSource::Ads { .. }) && self.find(r).is_none())
+            .filter(|r| r.source.is_dynamic() && self.find(r).is_none())
             .map(|r| r.name.as_str())
             .collect()
     }
@@ -109,7 +111,7 @@ fn absent(reference: &SecretRef) -> Result<Option<CommonTls>, String> {
             "unknown static secret {:?}; define it in static_resources.secrets",
             reference.name
         )),
-        SecretSource::Ads { .. } => Ok(None),
+        SecretSource::Ads { .. } | SecretSource::Grpc { .. } => Ok(None),
     }
 }
 

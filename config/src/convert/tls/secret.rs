@@ -1,26 +1,42 @@
 //! Secrets (`static_resources.secrets`, SDS) and the references TLS contexts make to them (`SdsSecretConfig`).
 
-use super::super::{Out, config_source};
+use super::super::bootstrap::api_config_source;
+use super::super::{Out, config_source, timeout_or};
 use super::{certificate, validation};
 use crate::diagnostic::Path;
 use crate::model::core::ConfigSource;
 use crate::model::tls::{Secret, SecretKind, SecretRef, SecretSource};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as pb;
 
-/// `{name, sds_config}`: without `sds_config` the secret is a static one (Envoy's rule); with it, only
-/// `{ads: {}}` is supported.
+/// `{name, sds_config}`: without `sds_config` the secret is a static one (Envoy's rule); with it, `{ads: {}}`
+/// or a gRPC `api_config_source` (GRPC or DELTA_GRPC to an `envoy_grpc` cluster).
 pub fn reference(config: &pb::SdsSecretConfig, at: &Path, out: &mut Out) -> Option<SecretRef> {
     if config.name.is_empty() {
         out.error(&at.field("name"), "name the secret");
         return None;
     }
+    use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier as S;
     let source = match &config.sds_config {
         None => SecretSource::Static,
-        Some(_) => match config_source(&config.sds_config, &at.field("sds_config"), out)? {
-            ConfigSource::Ads {
-                initial_fetch_timeout,
-            } => SecretSource::Ads {
-                initial_fetch_timeout,
+        Some(sds) => match &sds.config_source_specifier {
+            // Istio's `sds-grpc`: a SecretDiscoveryService stream to a static cluster.
+            Some(S::ApiConfigSource(api)) => {
+                let at = at.field("sds_config");
+                let source = api_config_source(api, "SDS", &at.field("api_config_source"), out)?;
+                SecretSource::Grpc {
+                    source,
+                    initial_fetch_timeout: timeout_or(
+                        &sds.initial_fetch_timeout,
+                        Some(std::time::Duration::from_secs(15)),
+                    ),
+                }
+            }
+            _ => match config_source(&config.sds_config, &at.field("sds_config"), out)? {
+                ConfigSource::Ads {
+                    initial_fetch_timeout,
+                } => SecretSource::Ads {
+                    initial_fetch_timeout,
+                },
             },
         },
     };
@@ -155,7 +171,7 @@ pub fn check_references(snapshot: &crate::Snapshot, out: &mut Out) {
         ];
         for (reference, at, certificate) in refs {
             let Some(reference) = reference else { continue };
-            match reference.source {
+            match &reference.source {
                 SecretSource::Static => {
                     let found = snapshot.secret(&reference.name).is_some_and(|s| {
                         matches!(s.kind, SecretKind::TlsCertificate(_)) == certificate
@@ -187,8 +203,115 @@ pub fn check_references(snapshot: &crate::Snapshot, out: &mut Out) {
                     ),
                 ),
                 SecretSource::Ads { .. } => {}
+                SecretSource::Grpc { source, .. } => {
+                    let at = at
+                        .field("sds_config")
+                        .field("api_config_source")
+                        .field("grpc_services")
+                        .index(0)
+                        .field("envoy_grpc")
+                        .field("cluster_name");
+                    if let Some(problem) = grpc_source_problem(snapshot, &source.cluster) {
+                        out.error(
+                            &at,
+                            format!("secret {:?}: {problem}", reference.name),
+                        );
+                    }
+                }
             }
         }
+    }
+    check_keepalive(snapshot, out);
+    // The cluster that reaches the ADS server cannot take its own certificates over that stream (Envoy 1.40
+    // crashes on it), nor can an SDS cluster take them from itself.
+    let ads_cluster = snapshot
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads.as_ref())
+        .map(|a| a.cluster.as_str());
+    for (i, cluster) in snapshot.clusters.iter().enumerate() {
+        let at = Path::root()
+            .field("static_resources")
+            .field("clusters")
+            .index(i);
+        let own = cluster
+            .tls
+            .iter()
+            .flat_map(|t| t.common.secrets())
+            .find(|r| match &r.source {
+                SecretSource::Ads { .. } => ads_cluster == Some(cluster.name.as_str()),
+                SecretSource::Grpc { source, .. } => source.cluster == cluster.name,
+                SecretSource::Static => false,
+            });
+        if let Some(reference) = own {
+            out.error(
+                &transport(&at),
+                format!(
+                    "cluster {:?} reaches the control plane but takes its secret {:?} from that same control \
+                     plane, which it could never reach; give it certificates from files or from \
+                     static_resources.secrets",
+                    cluster.name, reference.name
+                ),
+            );
+        }
+    }
+}
+
+/// The static clusters that reach a control plane: the ADS cluster and every SDS gRPC source.
+pub fn xds_clusters(snapshot: &crate::Snapshot) -> std::collections::BTreeSet<&str> {
+    let ads = snapshot
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads.as_ref())
+        .map(|a| a.cluster.as_str());
+    let sds = contexts(snapshot)
+        .into_iter()
+        .flat_map(|(_, common)| common.secrets())
+        .filter_map(|r| match &r.source {
+            SecretSource::Grpc { source, .. } => Some(source.cluster.as_str()),
+            _ => None,
+        });
+    ads.into_iter().chain(sds).collect()
+}
+
+/// `connection_keepalive` is acted on where Outrigger speaks gRPC to a control plane; on a data-path
+/// cluster it would be silently ignored, so it is refused there.
+fn check_keepalive(snapshot: &crate::Snapshot, out: &mut Out) {
+    let xds = xds_clusters(snapshot);
+    for (i, cluster) in snapshot.clusters.iter().enumerate() {
+        if cluster.http2.keepalive.is_some() && !xds.contains(cluster.name.as_str()) {
+            out.error(
+                &Path::root()
+                    .field("static_resources")
+                    .field("clusters")
+                    .index(i),
+                format!(
+                    "cluster {:?}: http2_protocol_options.connection_keepalive is supported only on the \
+                     cluster that reaches the control plane (ads_config, or an SDS api_config_source); \
+                     remove it here",
+                    cluster.name
+                ),
+            );
+        }
+    }
+}
+
+/// Why `cluster` cannot carry an SDS stream: it must be a static cluster of the bootstrap with endpoints of
+/// its own.
+pub fn grpc_source_problem(snapshot: &crate::Snapshot, cluster: &str) -> Option<String> {
+    use crate::model::cluster::Discovery;
+    match snapshot.cluster(cluster) {
+        None => Some(format!(
+            "the SDS source names the cluster {cluster:?}, which static_resources does not have; an SDS \
+             gRPC source must be a static cluster"
+        )),
+        Some(c) if matches!(c.discovery, Discovery::Eds { .. } | Discovery::OriginalDst) => {
+            Some(format!(
+                "the SDS source names the cluster {cluster:?}, which has no endpoints of its own; use a \
+                 STATIC, STRICT_DNS or LOGICAL_DNS cluster"
+            ))
+        }
+        Some(_) => None,
     }
 }
 
@@ -255,6 +378,99 @@ static_resources:
             found
                 .iter()
                 .any(|p| p.contains("tls_certificate_sds_secret_configs[0].sds_config")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn sds_grpc_sources_and_keepalive_are_checked() {
+        let grpc = |cluster: &str, api_type: &str| {
+            format!(
+                "{{name: cert, sds_config: {{api_config_source: {{api_type: {api_type}, transport_api_version: V3, grpc_services: [{{envoy_grpc: {{cluster_name: {cluster}}}}}]}}}}}}"
+            )
+        };
+        let sds_cluster = "  - {name: sds-grpc, type: STATIC, load_assignment: {cluster_name: sds-grpc, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 2}}}}]}]}}\n";
+        let with = |reference: &str, clusters: &str| {
+            LISTENER
+                .replace("REF", reference)
+                .replace("  clusters:\n", &format!("  clusters:\n{clusters}"))
+        };
+        // A static cluster, state of the world or delta: accepted, with no ADS at all.
+        for api_type in ["GRPC", "DELTA_GRPC"] {
+            assert_eq!(
+                problems(&with(&grpc("sds-grpc", api_type), sds_cluster)),
+                Vec::<String>::new()
+            );
+        }
+        // A cluster the bootstrap does not have: named at its place.
+        let found = problems(&with(&grpc("nowhere", "GRPC"), sds_cluster));
+        assert!(
+            found.iter().any(|p| p.contains(
+                "tls_certificate_sds_secret_configs[0].sds_config.api_config_source.grpc_services[0].envoy_grpc.cluster_name"
+            ) && p.contains("\"nowhere\"")),
+            "{found:?}"
+        );
+        // REST polling: refused, naming api_type.
+        let found = problems(&with(&grpc("sds-grpc", "REST"), sds_cluster));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("sds_config.api_config_source.api_type")),
+            "{found:?}"
+        );
+        // Every other use of an api_config_source stays refused, naming the field.
+        let lds = with(&grpc("sds-grpc", "GRPC"), sds_cluster).replace(
+            "static_resources:",
+            "dynamic_resources: {lds_config: {api_config_source: {api_type: GRPC, grpc_services: [{envoy_grpc: {cluster_name: sds-grpc}}]}}}\nstatic_resources:",
+        );
+        let found = problems(&lds);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("dynamic_resources.lds_config.api_config_source")),
+            "{found:?}"
+        );
+        let eds = with(
+            &grpc("sds-grpc", "GRPC"),
+            &format!(
+                "{sds_cluster}  - {{name: e, type: EDS, eds_cluster_config: {{eds_config: {{api_config_source: {{api_type: GRPC, grpc_services: [{{envoy_grpc: {{cluster_name: sds-grpc}}}}]}}}}}}}}\n"
+            ),
+        );
+        let found = problems(&eds);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("eds_config.api_config_source")),
+            "{found:?}"
+        );
+        // A cluster cannot take its own certificate from itself.
+        let own = with(
+            &grpc("sds-grpc", "GRPC"),
+            "  - name: sds-grpc\n    load_assignment: {cluster_name: sds-grpc, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 2}}}}]}]}\n    transport_socket: {name: tls, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, common_tls_context: {tls_certificate_sds_secret_configs: [{name: own, sds_config: {api_config_source: {api_type: GRPC, grpc_services: [{envoy_grpc: {cluster_name: sds-grpc}}]}}}]}}}\n",
+        );
+        let found = problems(&own);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("\"sds-grpc\"") && p.contains("\"own\"")),
+            "{found:?}"
+        );
+        // connection_keepalive: on the SDS cluster, acted on; on a data-path cluster, refused.
+        let keepalive = "    typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {\"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {connection_keepalive: {interval: 1s, timeout: 1s}}}}}\n";
+        let on_sds = with(
+            &grpc("sds-grpc", "GRPC"),
+            &format!(
+                "  - name: sds-grpc\n    load_assignment: {{cluster_name: sds-grpc, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 2}}}}}}}}]}}]}}\n{keepalive}"
+            ),
+        );
+        assert_eq!(problems(&on_sds), Vec::<String>::new());
+        let on_data_path =
+            on_sds.replace("cluster_name: sds-grpc}}]}}}]", "cluster_name: c}}]}}}]");
+        let found = problems(&on_data_path);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("connection_keepalive") && p.contains("\"sds-grpc\"")),
             "{found:?}"
         );
     }

@@ -93,6 +93,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[XDS_SOTW, XDS_DELTA, LIVE_RDS]),
     ),
     (
+        "envoy.config.core.v3.ConfigSource.api_config_source",
+        // Only as an SDS source (`sds_config`); refused everywhere else, naming the field.
+        Tests(&[SDS_GRPC, SDS_GRPC_LOADER]),
+    ),
+    (
         "envoy.config.core.v3.ConfigSource.resource_api_version",
         // V3, the only version there is (the loader refuses any other).
         Tests(&[XDS_SOTW]),
@@ -111,7 +116,8 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.ApiConfigSource.grpc_services",
-        Tests(&[XDS_SOTW, XDS_DELTA]),
+        // Also to a cluster with an UpstreamTlsContext (mTLS to the control plane).
+        Tests(&[XDS_SOTW, XDS_DELTA, XDS_MTLS, CP_MTLS]),
     ),
     (
         "envoy.config.core.v3.ApiConfigSource.set_node_on_first_message_only",
@@ -242,6 +248,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
         "envoy.config.core.v3.Http2ProtocolOptions.initial_connection_window_size",
         Tests(&[ENVOY_H2_SETTINGS]),
+    ),
+    (
+        // Acted on for the clusters that reach a control plane; refused on others and on listeners.
+        "envoy.config.core.v3.Http2ProtocolOptions.connection_keepalive",
+        Tests(&[XDS_KEEPALIVE, SDS_GRPC_LOADER]),
+    ),
+    (
+        "envoy.config.core.v3.KeepaliveSettings.interval",
+        Tests(&[XDS_KEEPALIVE]),
+    ),
+    (
+        "envoy.config.core.v3.KeepaliveSettings.timeout",
+        Tests(&[XDS_KEEPALIVE]),
     ),
     (
         "envoy.config.core.v3.CidrRange.address_prefix",

@@ -281,3 +281,16 @@ pub(super) const SDS_ISSUED: &str =
     "tests/sds.rs::the_control_plane_issues_workload_certificates_to_outrigger_and_envoy";
 pub(super) const SDS_LOADER: &str =
     "config/src/convert/tls/secret.rs::secret_references_are_checked_like_envoy";
+// xds-tls proofs
+pub(super) const XDS_MTLS: &str =
+    "tests/xds_client.rs::outrigger_follows_a_control_plane_over_mtls";
+pub(super) const CP_MTLS: &str =
+    "tests/control_plane.rs::envoy_and_outrigger_take_the_control_plane_over_mtls";
+pub(super) const SDS_GRPC: &str =
+    "tests/sds.rs::secrets_from_an_sds_grpc_source_warm_serve_and_rotate";
+pub(super) const SDS_GRPC_LOADER: &str =
+    "config/src/convert/tls/secret.rs::sds_grpc_sources_and_keepalive_are_checked";
+pub(super) const XDS_KEEPALIVE: &str =
+    "control-api/src/ads_client/server/tests.rs::a_silent_control_plane_is_detected_by_keepalive";
+pub(super) const SDS_GRPC_DYNAMIC: &str =
+    "tests/sds.rs::a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source";
