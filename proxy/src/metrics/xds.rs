@@ -1,7 +1,10 @@
 //! xDS statistics, named as Envoy names them: `envoy_control_plane_connected_state`, and for each API its
 //! `update_attempt`, `update_success`, `update_rejected`, `init_fetch_timeout` counters and `version` gauge
 //! (`envoy_listener_manager_lds_*`, `envoy_cluster_manager_cds_*`, `envoy_http_rds_*` by connection manager
-//! and route configuration). EDS counts on the cluster's own `envoy_cluster_update_*`, as in Envoy.
+//! and route configuration, `envoy_sds_*` by secret in `envoy_xds_resource_name`). EDS counts on the cluster's
+//! own `envoy_cluster_update_*`, as in Envoy. [`envoy_stat`] gives each its `/stats` name
+//! (`listener_manager.lds.update_success`, `http.<prefix>.rds.<route config>.update_success`,
+//! `sds.<secret>.update_success`, `control_plane.connected_state`), as Envoy 1.40 prints them.
 
 use super::Labels;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +21,10 @@ pub enum Api<'a> {
     Rds {
         stat_prefix: &'a str,
         route_config: &'a str,
+    },
+    /// One secret taken from SDS.
+    Sds {
+        name: &'a str,
     },
 }
 
@@ -37,7 +44,12 @@ const COUNTERS: [(&str, &str); 4] = [
     ),
 ];
 
-const SCOPES: [&str; 3] = ["listener_manager_lds", "cluster_manager_cds", "http_rds"];
+const SCOPES: [&str; 4] = [
+    "listener_manager_lds",
+    "cluster_manager_cds",
+    "http_rds",
+    "sds",
+];
 
 type Version = Gauge<u64, AtomicU64>;
 
@@ -109,6 +121,7 @@ impl Families {
                     ("envoy_rds_route_config", route_config.to_string()),
                 ],
             ),
+            Api::Sds { name } => (3, vec![("envoy_xds_resource_name", name.to_string())]),
         };
         let counter = |i: usize| {
             self.counters
@@ -129,4 +142,29 @@ impl Families {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The `/stats` name of one of these families' samples (`name` as encoded, counters with their `_total`),
+/// given its labels; `None` for other families.
+pub fn envoy_stat(name: &str, label: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let rest = name.strip_prefix("envoy_")?;
+    if let Some(rest) = rest.strip_prefix("http_rds_") {
+        let prefix = label("envoy_http_conn_manager_prefix")?;
+        let route_config = label("envoy_rds_route_config")?;
+        return Some(format!("http.{prefix}.rds.{route_config}.{rest}"));
+    }
+    if let Some(rest) = rest.strip_prefix("sds_") {
+        return Some(format!("sds.{}.{rest}", label("envoy_xds_resource_name")?));
+    }
+    let scopes = [
+        ("listener_manager_lds_", "listener_manager.lds."),
+        ("cluster_manager_cds_", "cluster_manager.cds."),
+        ("listener_manager_", "listener_manager."),
+        ("cluster_manager_", "cluster_manager."),
+        ("control_plane_", "control_plane."),
+    ];
+    scopes.iter().find_map(|(prefix, scope)| {
+        rest.strip_prefix(prefix)
+            .map(|stat| format!("{scope}{stat}"))
+    })
 }
