@@ -538,6 +538,34 @@ impl TtlClient {
             .any(|l| l.starts_with(&prefix))
     }
 
+    /// `/stats/prometheus` as series -> value, each series as `name{labels}` with the labels sorted, `{}` left
+    /// out, and a counter's `_total` dropped (Outrigger's counters end in `_total` as OpenMetrics asks; Envoy
+    /// 1.40's do not): what must agree is the name and the labels.
+    async fn prometheus(&self) -> std::collections::BTreeMap<String, String> {
+        admin_text(self.admin, "/stats/prometheus")
+            .await
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(series, value)| {
+                let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+                let mut labels: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                labels.sort_unstable();
+                let name = name.strip_suffix("_total").unwrap_or(name);
+                let series = if labels.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}{{{}}}", labels.join(","))
+                };
+                (series, value.to_string())
+            })
+            .collect()
+    }
+
     /// `/stats` as name -> value.
     async fn stats(&self) -> std::collections::BTreeMap<String, String> {
         admin_text(self.admin, "/stats")
@@ -550,8 +578,10 @@ impl TtlClient {
 }
 
 /// These statistics must have the same names and values in Envoy and Outrigger after the same pushes.
-const SAME_STATS: [&str; 22] = [
+const SAME_STATS: [&str; 24] = [
     "control_plane.connected_state",
+    "control_plane.pending_requests",
+    "control_plane.rate_limit_enforced",
     "listener_manager.lds.update_attempt",
     "listener_manager.lds.update_success",
     "listener_manager.lds.update_rejected",
@@ -589,6 +619,40 @@ async fn assert_same_stats(envoy: &TtlClient, outrigger: &TtlClient, extra: &[&s
             )
         })
         .collect();
+    // The same statistics in Prometheus form: Envoy's series (by name and labels) are ours, with its values.
+    let (theirs, ours) = (envoy.prometheus().await, outrigger.prometheus().await);
+    let wanted: Vec<String> = SAME_STATS
+        .iter()
+        .chain(extra)
+        .map(|stat| {
+            let parts: Vec<&str> = stat.split('.').collect();
+            match parts.as_slice() {
+                ["http", _, "rds", _, rest] => format!("envoy_http_rds_{rest}"),
+                ["sds", _, rest] => format!("envoy_sds_{rest}"),
+                _ => format!("envoy_{}", stat.replace('.', "_")),
+            }
+        })
+        .collect();
+    let mut compared = 0;
+    let mut differ_prometheus = Vec::new();
+    for (series, value) in &theirs {
+        let name = series.split('{').next().unwrap_or_default();
+        if !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        compared += 1;
+        if ours.get(series) != Some(value) {
+            differ_prometheus.push(format!(
+                "{series}: Envoy {value}, Outrigger {:?}",
+                ours.get(series)
+            ));
+        }
+    }
+    assert!(
+        differ_prometheus.is_empty() && compared >= SAME_STATS.len() - 3,
+        "Prometheus series differ ({compared} compared):\n{}",
+        differ_prometheus.join("\n")
+    );
     let listeners = |c: &TtlClient| -> Vec<serde_json::Value> {
         let events = c.server.events.lock().unwrap();
         events
@@ -754,6 +818,8 @@ async fn ttl_resources_api_listeners_and_xds_statistics_as_in_envoy() {
             "http.ingress.rds.routes.update_attempt",
             "http.ingress.rds.routes.update_success",
             "http.ingress.rds.routes.version",
+            // The expiry was the last CDS update: version "" in both.
+            "cluster_manager.cds.version",
         ],
     )
     .await;

@@ -57,6 +57,10 @@ type Version = Gauge<u64, AtomicU64>;
 pub struct Families {
     /// 1 while the ADS stream to the control plane is up.
     pub connected_state: Gauge,
+    /// Requests held back by the xDS rate limit, and times it held one back: the client has no rate limit
+    /// (Envoy's is off unless `rate_limit_settings` is set), so both stay 0, as in Envoy.
+    pub pending_requests: Gauge,
+    pub rate_limit_enforced: Counter,
     /// By scope, then counter (in `COUNTERS` order).
     counters: Vec<Vec<Family<Labels, Counter>>>,
     versions: Vec<Family<Labels, Version>>,
@@ -87,6 +91,16 @@ impl Families {
             "envoy_control_plane_connected_state",
             "1 while connected to the xDS control plane",
             families.connected_state.clone(),
+        );
+        registry.register(
+            "envoy_control_plane_pending_requests",
+            "xDS requests waiting for the rate limit (none: the client has no rate limit)",
+            families.pending_requests.clone(),
+        );
+        registry.register(
+            "envoy_control_plane_rate_limit_enforced",
+            "xDS requests the rate limit held back (none: the client has no rate limit)",
+            families.rate_limit_enforced.clone(),
         );
         for scope in SCOPES {
             let mut counters = Vec::new();
