@@ -388,3 +388,59 @@ fn an_api_listener_in_lds_is_skipped_and_the_response_accepted() {
     assert!(state.resources().listeners.is_empty());
     assert_eq!(state.accepted(Kind::Listener), "1");
 }
+
+/// Per-resource events, as Envoy's subscriptions count: a subscription's start once, the names an update
+/// carried, and on a refusal every name subscribed to.
+#[test]
+fn subscriptions_deliveries_and_refusals_name_their_resources() {
+    let mut options = options();
+    options.clusters = false;
+    options.static_secret_names = vec!["cert".into()];
+    let (mut state, sink) = state(options);
+    let secret = |name: &str| {
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
+        let ca = core_pb::DataSource {
+            specifier: Some(core_pb::data_source::Specifier::InlineString(
+                include_str!("../../../tests/configs/certs/ca.pem").into(),
+            )),
+            ..Default::default()
+        };
+        let secret = tls_pb::Secret {
+            name: name.into(),
+            r#type: Some(tls_pb::secret::Type::ValidationContext(
+                tls_pb::CertificateValidationContext {
+                    trusted_ca: Some(ca),
+                    ..Default::default()
+                },
+            )),
+        };
+        Any {
+            type_url: Kind::Secret.type_url().into(),
+            value: secret.encode_to_vec(),
+        }
+    };
+    state
+        .apply(update(Kind::Secret, "1", vec![secret("cert")], &[]))
+        .unwrap();
+    // A secret without a name: refused; every subscribed secret counts it.
+    assert!(
+        state
+            .apply(update(Kind::Secret, "2", vec![secret("")], &[]))
+            .is_err()
+    );
+    let events = sink.events.lock().unwrap().clone();
+    let subscribed: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Subscribed(..)))
+        .collect();
+    assert_eq!(
+        subscribed,
+        [&Event::Subscribed(Kind::Secret, vec!["cert".into()])]
+    );
+    assert!(events.contains(&Event::Delivered(
+        Kind::Secret,
+        vec!["cert".into()],
+        "1".into()
+    )));
+    assert!(events.contains(&Event::Refused(Kind::Secret, vec!["cert".into()])));
+}

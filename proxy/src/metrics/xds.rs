@@ -182,3 +182,52 @@ pub fn envoy_stat(name: &str, label: &dyn Fn(&str) -> Option<String>) -> Option<
             .map(|stat| format!("{scope}{stat}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::metrics::Metrics;
+
+    use super::Api;
+
+    /// The `/stats` names Envoy 1.40 prints (checked against its admin `/stats`).
+    #[test]
+    fn xds_and_manager_statistics_have_envoys_names() {
+        let metrics = Metrics::new();
+        metrics.xds.stats(&Api::Lds).success.inc();
+        metrics.xds.stats(&Api::Cds).rejected.inc();
+        let rds = Api::Rds {
+            stat_prefix: "ingress",
+            route_config: "routes",
+        };
+        metrics.xds.stats(&rds).attempt.inc();
+        let sds = metrics.xds.stats(&Api::Sds {
+            name: "client-cert",
+        });
+        sds.success.inc();
+        sds.set_version("1");
+        metrics.xds.connected_state.set(1);
+        metrics.managers.active_clusters.set(3);
+        metrics.managers.listener_added.inc();
+        let stats = metrics.envoy_stats();
+        for line in [
+            "listener_manager.lds.update_success: 1",
+            "cluster_manager.cds.update_rejected: 1",
+            "http.ingress.rds.routes.update_attempt: 1",
+            "sds.client-cert.update_success: 1",
+            // xxHash64 of "1", as Envoy's `sds.client-cert.version` after version "1".
+            "sds.client-cert.version: 13237225503670494420",
+            "control_plane.connected_state: 1",
+            "control_plane.pending_requests: 0",
+            "cluster_manager.active_clusters: 3",
+            "listener_manager.listener_added: 1",
+            "listener_manager.total_listeners_active: 0",
+        ] {
+            assert!(
+                stats.lines().any(|l| l == line),
+                "{line} missing from:\n{stats}"
+            );
+        }
+    }
+}
