@@ -159,11 +159,14 @@ impl ProxySink {
     fn event(&self, part: &Part, event: Event) {
         let inputs = &self.proxy.inputs;
         if let Part::Sds(_) = part {
-            // An SDS stream counts only for readiness (`control_plane.*` is the ADS stream's).
-            if event == Event::InitialFetchDone {
-                self.initial_fetch_done(part);
+            // An SDS stream counts for readiness and on its secrets' `sds.<name>.*`; `control_plane.*` is the
+            // ADS stream's.
+            match event {
+                Event::InitialFetchDone => return self.initial_fetch_done(part),
+                // Counted below, on `sds.<name>.*`.
+                Event::Subscribed(..) | Event::Delivered(..) | Event::Refused(..) => {}
+                _ => return,
             }
-            return;
         }
         let xds = &inputs.metrics.xds;
         match event {
@@ -184,8 +187,26 @@ impl ProxySink {
                 }
             }
             Event::InitialFetchDone => self.initial_fetch_done(part),
-            Event::UpdateAttempt(kind) => self.count(
+            Event::UpdateAttempt(kind) => self.count(kind, |s| {
+                s.attempt.inc();
+            }),
+            Event::UpdateRejected(kind) => self.count(kind, |s| {
+                s.rejected.inc();
+            }),
+            Event::UpdateSuccess(kind, version) => {
+                self.count(kind, |s| {
+                    s.success.inc();
+                    s.set_version(&version);
+                });
+                // The update is in place and its conversion's temporaries are gone: give back what they took.
+                let started = std::time::Instant::now();
+                let released = crate::memory::release_free_memory();
+                tracing::debug!(released, took = ?started.elapsed(), "free memory given back after an update");
+            }
+            // Envoy counts an attempt when a subscription starts, then one per update it takes part in.
+            Event::Subscribed(kind, names) => self.count_named(
                 kind,
+                &names,
                 |s| {
                     s.attempt.inc();
                 },
@@ -193,31 +214,33 @@ impl ProxySink {
                     c.stats.update_attempt.inc();
                 },
             ),
-            Event::UpdateRejected(kind) => self.count(
+            // Listeners and clusters count on `UpdateSuccess`/`UpdateRejected`, once per response.
+            Event::Delivered(kind, _, _) | Event::Refused(kind, _) if kind.is_wildcard() => {}
+            Event::Delivered(kind, names, version) => self.count_named(
                 kind,
+                &names,
                 |s| {
+                    s.attempt.inc();
+                    s.success.inc();
+                    s.set_version(&version);
+                },
+                |c| {
+                    c.stats.update_attempt.inc();
+                    c.stats.update_success.inc();
+                },
+            ),
+            Event::Refused(kind, names) => self.count_named(
+                kind,
+                &names,
+                |s| {
+                    s.attempt.inc();
                     s.rejected.inc();
                 },
                 |c| {
+                    c.stats.update_attempt.inc();
                     c.stats.update_rejected.inc();
                 },
             ),
-            Event::UpdateSuccess(kind, version) => {
-                self.count(
-                    kind,
-                    |s| {
-                        s.success.inc();
-                        s.set_version(&version);
-                    },
-                    |c| {
-                        c.stats.update_success.inc();
-                    },
-                );
-                // The update is in place and its conversion's temporaries are gone: give back what they took.
-                let started = std::time::Instant::now();
-                let released = crate::memory::release_free_memory();
-                tracing::debug!(released, took = ?started.elapsed(), "free memory given back after an update");
-            }
         }
     }
 }
@@ -238,37 +261,62 @@ impl ProxySink {
         }
     }
 
-    /// Counts an update on its API's statistics: LDS and CDS have one scope each; RDS counts on every
-    /// connection manager that follows a route configuration, EDS on every EDS cluster (a response names only
-    /// some of them; the client does not say which, so each subscribed one counts it).
-    fn count(
+    /// Counts a response on its API's statistics: LDS and CDS have one scope each. Routes, endpoints and
+    /// secrets count per resource (`count_named`).
+    fn count(&self, kind: Kind, update: impl Fn(&outrigger_proxy::metrics::xds::UpdateStats)) {
+        let metrics = &self.proxy.inputs.metrics;
+        match kind {
+            Kind::Listener => update(&metrics.xds.stats(&Api::Lds)),
+            Kind::Cluster => update(&metrics.xds.stats(&Api::Cds)),
+            // Counted per resource (`Subscribed`, `Delivered`, `Refused`): Envoy has a subscription for each
+            // route configuration, EDS cluster and secret, and counts on those a response is for.
+            Kind::Route | Kind::Endpoints | Kind::Secret => {}
+        }
+    }
+
+    /// Counts on the subscriptions of the named resources: route configurations on each connection manager
+    /// that follows them, endpoints on each EDS cluster of that service name, secrets by name. A wildcard
+    /// subscription (listeners, clusters: no names) counts on its API's scope.
+    fn count_named(
         &self,
         kind: Kind,
+        names: &[String],
         update: impl Fn(&outrigger_proxy::metrics::xds::UpdateStats),
         cluster: impl Fn(&outrigger_proxy::upstream::ClusterState),
     ) {
         let metrics = &self.proxy.inputs.metrics;
         match kind {
-            Kind::Listener => update(&metrics.xds.stats(&Api::Lds)),
-            Kind::Cluster => update(&metrics.xds.stats(&Api::Cds)),
+            Kind::Listener | Kind::Cluster => self.count(kind, update),
             Kind::Route => {
                 let generation = self.proxy.inputs.generation();
                 for (stat_prefix, route_config) in rds_managers(&generation.snapshot) {
-                    update(&metrics.xds.stats(&Api::Rds {
-                        stat_prefix: &stat_prefix,
-                        route_config: &route_config,
-                    }));
+                    if names.contains(&route_config) {
+                        update(&metrics.xds.stats(&Api::Rds {
+                            stat_prefix: &stat_prefix,
+                            route_config: &route_config,
+                        }));
+                    }
                 }
             }
             Kind::Endpoints => {
                 for state in self.proxy.inputs.clusters.all() {
-                    if matches!(state.config.discovery, Discovery::Eds { .. }) {
-                        cluster(&state);
+                    if let Discovery::Eds { service_name, .. } = &state.config.discovery {
+                        let service = if service_name.is_empty() {
+                            &state.config.name
+                        } else {
+                            service_name
+                        };
+                        if names.contains(service) {
+                            cluster(&state);
+                        }
                     }
                 }
             }
-            // Envoy counts SDS per secret (`sds.<name>.*`); not kept yet.
-            Kind::Secret => {}
+            Kind::Secret => {
+                for name in names {
+                    update(&metrics.xds.stats(&Api::Sds { name }));
+                }
+            }
         }
     }
 }

@@ -25,7 +25,10 @@
 //! (`subscriptions.rs`); every response is ACKed or NACKed, a NACK carries the previous good version and the
 //! problems as `outrigger validate` prints them; the last good state survives a NACK, a disconnect and a dead
 //! server; reconnects back off exponentially with jitter (500 ms to 30 s); nonces do not survive a reconnect,
-//! delta streams resend their subscriptions with `initial_resource_versions`.
+//! delta streams resend their subscriptions with `initial_resource_versions`. Resources sent with a TTL
+//! (`envoy.service.discovery.v3.Resource.ttl`, SotW in the wrapper, delta in the resource) are removed when no
+//! response refreshes them in time (a heartbeat: the resource again without its body); `state.rs` keeps the
+//! expiries, the stream (or the back-off between streams) wakes up for the next one.
 
 mod backoff;
 mod delta;
@@ -135,6 +138,14 @@ pub enum Event {
     InitialFetchDone,
     /// `initial_fetch_timeout` passed before all of it arrived (just before `InitialFetchDone`).
     InitialFetchTimedOut,
+    /// A subscription started: a wildcard type (no names) or these names of a by-name type, each once per
+    /// client (Envoy counts an `update_attempt` when a subscription starts).
+    Subscribed(Kind, Vec<String>),
+    /// After `UpdateSuccess`: the resources the update carried (not heartbeats) and those it removed or
+    /// that expired, with its version ("" for an expiry). Envoy counts per resource for SDS (`sds.<name>.*`).
+    Delivered(Kind, Vec<String>, String),
+    /// After `UpdateRejected`: the names of the type subscribed to (each such subscription counts it).
+    Refused(Kind, Vec<String>),
 }
 
 /// One resource of the dynamic state.
@@ -516,8 +527,28 @@ struct Ended {
 trait Responses<R> {
     fn state(&mut self) -> &mut State;
     fn respond(&mut self, response: R);
-    /// Asks for the names now wanted, if they changed.
+    /// Asks for the names now wanted, if they changed (after an expiry, or when the ADS stream's resources
+    /// name other secrets of an SDS source).
     fn follow_names(&mut self);
+}
+
+/// Waits until the next TTL expiry, or for ever when nothing expires.
+async fn next_expiry(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until the secret names an SDS stream follows change (`true`), or their sender is gone (`false`); for
+/// ever when there are none to follow.
+async fn names_changed(
+    names: &mut Option<tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>>,
+) -> bool {
+    match names {
+        Some(names) => names.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Follows a stream the server opened (or says it refused it) until it ends: each response goes to `handler`.
@@ -547,27 +578,31 @@ async fn follow<R, H: Responses<R>>(
     let mut extra = handler.state().options().extra_secret_names.clone();
     let mut received = false;
     let reason = loop {
-        let message = match &mut extra {
-            Some(names) => tokio::select! {
-                message = responses.message() => message,
-                changed = names.changed() => {
-                    if changed.is_err() {
-                        // The sender is gone (shutting down): no more changes to follow.
-                        extra = None;
-                    }
-                    handler.follow_names();
-                    continue;
+        let expiry = handler.state().next_expiry();
+        // `next` on the stream is cancel-safe: a response half read stays in the stream.
+        let message = tokio::select! {
+            message = tokio_stream::StreamExt::next(&mut responses) => message,
+            () = next_expiry(expiry) => {
+                handler.state().expire();
+                handler.follow_names();
+                continue;
+            }
+            changed = names_changed(&mut extra) => {
+                if !changed {
+                    // The sender is gone (shutting down): no more changes to follow.
+                    extra = None;
                 }
-            },
-            None => responses.message().await,
+                handler.follow_names();
+                continue;
+            }
         };
         match message {
-            Ok(Some(response)) => {
+            Some(Ok(response)) => {
                 received = true;
                 handler.respond(response);
             }
-            Ok(None) => break "the server closed the stream".to_string(),
-            Err(status) => break format!("the stream failed: {status}"),
+            None => break "the server closed the stream".to_string(),
+            Some(Err(status)) => break format!("the stream failed: {status}"),
         }
     };
     Ended {
@@ -609,6 +644,13 @@ async fn run(server: Server, mut state: State) {
             server.uri,
             ended.reason
         );
-        tokio::time::sleep(wait).await;
+        // Resources keep expiring while there is no stream, as in Envoy.
+        let retry = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(retry) => break,
+                () = next_expiry(state.next_expiry()) => state.expire(),
+            }
+        }
     }
 }

@@ -790,3 +790,94 @@ async fn delta_nacks_keep_what_the_client_holds_and_reconnects_say_so() {
     drop((requests, responses));
     server.stop().await;
 }
+
+/// TTL over a real delta stream: a cluster sent with a TTL stays while body-less heartbeats refresh it, and
+/// once they stop it is removed (a new state for the sink) while the stream stays quiet: the client wakes up
+/// for the expiry itself. A cluster without a TTL stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_resources_with_a_ttl_expire_unless_refreshed() {
+    let (mut server, address) = ScriptedServer::start("127.0.0.1:0".parse().unwrap()).await;
+    let (sink, mut seen) = recorder();
+    let mut opts = options(true);
+    opts.listeners = false;
+    let client = ads_client::spawn(server_at(address), opts, sink);
+    let (mut requests, responses) = server.delta_stream().await;
+    next(&mut requests).await;
+    let ttl = Some(envoy_types::pb::google::protobuf::Duration {
+        seconds: 0,
+        nanos: 600_000_000,
+    });
+    let with_ttl = |c: Option<&cluster_pb::Cluster>| Resource {
+        name: "t".into(),
+        version: "vt".into(),
+        resource: c.map(|c| any(c, CLUSTER)),
+        ttl,
+        ..Default::default()
+    };
+    let response = |nonce: &str, resources: Vec<Resource>| DeltaDiscoveryResponse {
+        system_version_info: "1".into(),
+        type_url: CLUSTER.into(),
+        nonce: nonce.into(),
+        resources,
+        ..Default::default()
+    };
+    let plain = Resource {
+        name: "a".into(),
+        version: "va".into(),
+        resource: Some(any(&cluster("a", 81), CLUSTER)),
+        ..Default::default()
+    };
+    responses
+        .send(Ok(response(
+            "h0",
+            vec![with_ttl(Some(&cluster("t", 82))), plain],
+        )))
+        .await
+        .unwrap();
+    assert!(next(&mut requests).await.error_detail.is_none());
+    let started = tokio::time::Instant::now();
+    // Heartbeats every 300 ms for 1.5 s (2.5 TTLs): nothing removed.
+    for i in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        responses
+            .send(Ok(response(&format!("h{i}"), vec![with_ttl(None)])))
+            .await
+            .unwrap();
+        assert!(
+            next(&mut requests).await.error_detail.is_none(),
+            "heartbeat {i} ACKed"
+        );
+    }
+    while let Ok(s) = seen.try_recv() {
+        if let Seen::Applied(_, next) = s {
+            assert!(
+                next.clusters.contains_key("t"),
+                "removed despite heartbeats"
+            );
+        }
+    }
+    // Silence: gone about 600 ms after the last heartbeat, `a` kept.
+    let last = tokio::time::Instant::now();
+    let applied = until(&mut seen, "the expiry", |s| match s {
+        Seen::Applied(Kind::Cluster, next) if !next.clusters.contains_key("t") => {
+            Some(next.clone())
+        }
+        _ => None,
+    })
+    .await;
+    let waited = last.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "{waited:?} (started {:?} ago)",
+        started.elapsed()
+    );
+    assert_eq!(cluster_names(&applied), ["a"]);
+    until(&mut seen, "the expiry counted as an update", |s| {
+        matches!(s, Seen::Event(Event::UpdateSuccess(Kind::Cluster, v)) if v.is_empty())
+            .then_some(())
+    })
+    .await;
+    client.shutdown().await;
+    drop((requests, responses));
+    server.stop().await;
+}

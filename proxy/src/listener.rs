@@ -6,6 +6,7 @@ mod original_dst;
 use crate::chain::{self, ConnectionFacts};
 use crate::drain::Drain;
 use crate::io::Stream;
+use crate::metrics::managers::Changes;
 use crate::metrics::{Labels, SecurityPolicy};
 use crate::{Inputs, detect, http, metrics, rbac, tcp, tls};
 use outrigger_config::Snapshot;
@@ -176,6 +177,19 @@ impl Running {
 
     /// Drains what the plan stops and serves what it starts.
     pub fn commit(&mut self, plan: Plan, inputs: &Arc<Inputs>) {
+        let mut changes = Changes::default();
+        for listener in &plan.start {
+            if self.by_name.contains_key(listener.name()) {
+                changes.modified += 1;
+            } else {
+                changes.added += 1;
+            }
+        }
+        changes.removed = plan
+            .stop
+            .iter()
+            .filter(|name| !plan.start.iter().any(|l| l.name() == name.as_str()))
+            .count() as u64;
         for name in plan.stop {
             if let Some(old) = self.by_name.remove(&name) {
                 tracing::info!(listener = %name, "listener removed or replaced; draining its connections");
@@ -198,6 +212,8 @@ impl Running {
             );
             tokio::spawn(listener.run(inputs.clone(), drain));
         }
+        changes.active = self.by_name.len();
+        inputs.metrics.managers.listeners(&changes);
     }
 
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {

@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub mod managers;
 mod resilience;
 pub mod xds;
 pub use resilience::{
@@ -49,6 +50,8 @@ pub struct Metrics {
     pub resilience: resilience::Families,
     /// The xDS client's.
     pub xds: xds::Families,
+    /// The cluster and listener managers' (`cluster_manager.active_clusters`, `listener_manager.listener_added`).
+    pub managers: managers::Families,
 }
 
 impl Metrics {
@@ -170,6 +173,7 @@ impl Metrics {
         m.server_live.set(1);
         m.resilience = resilience::Families::register(&mut m.registry);
         m.xds = xds::Families::register(&mut m.registry);
+        m.managers = managers::Families::register(&mut m.registry);
         m
     }
 
@@ -353,12 +357,19 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         ("envoy_listener_", "listener", "envoy_listener_address"),
         ("envoy_tcp_", "tcp", "envoy_tcp_prefix"),
     ];
-    let mut stat = match scopes
-        .iter()
-        .find(|(prefix, _, _)| name.starts_with(prefix))
-    {
-        Some((prefix, scope, key)) => format!("{scope}.{}.{}", label(key)?, &name[prefix.len()..]),
-        None => name.strip_prefix("envoy_")?.replacen('_', ".", 1),
+    // The xDS and manager statistics have scopes of their own (`listener_manager.lds.*`, `sds.<name>.*`).
+    let owned = |key: &str| label(key).map(str::to_string);
+    let mut stat = match xds::envoy_stat(name, &owned) {
+        Some(stat) => stat,
+        None => match scopes
+            .iter()
+            .find(|(prefix, _, _)| name.starts_with(prefix))
+        {
+            Some((prefix, scope, key)) => {
+                format!("{scope}.{}.{}", label(key)?, &name[prefix.len()..])
+            }
+            None => name.strip_prefix("envoy_")?.replacen('_', ".", 1),
+        },
     };
     // Our counters all end in `_total`; Envoy's only where the statistic is a total of connections,
     // requests or bytes.

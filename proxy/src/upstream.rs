@@ -10,6 +10,7 @@ mod outlier;
 mod priority;
 mod tls_handle;
 
+use crate::metrics::managers::Changes;
 pub use balancer::Balancer;
 pub use client::{BoxError, SendError, UpstreamBody, UpstreamClient};
 pub use outlier::Outcome;
@@ -368,10 +369,15 @@ pub struct Clusters {
 impl Clusters {
     /// Takes the configurations: the clusters keep them (the running snapshot does not hold a second copy).
     pub fn new(clusters: Vec<Cluster>, tls: &tls::Contexts, metrics: &Metrics) -> Self {
-        let by_name = clusters
+        let by_name: HashMap<String, Arc<ClusterState>> = clusters
             .into_iter()
             .map(|c| (c.name.clone(), ClusterState::new(c, tls, metrics)))
             .collect();
+        metrics.managers.clusters(&Changes {
+            added: by_name.len() as u64,
+            active: by_name.len(),
+            ..Changes::default()
+        });
         Self {
             by_name: Arc::new(arc_swap::ArcSwap::from_pointee(by_name)),
         }
@@ -394,7 +400,15 @@ impl Clusters {
         let previous = self.by_name.load_full();
         let mut by_name = HashMap::with_capacity(clusters.len());
         let mut added = Vec::new();
+        let mut changes = Changes::default();
         for config in clusters {
+            match previous.get(&config.name) {
+                None => changes.added += 1,
+                Some(old) if !same_apart_from_endpoints(&old.config, &config) => {
+                    changes.modified += 1;
+                }
+                Some(_) => {}
+            }
             let kept = previous
                 .get(&config.name)
                 .filter(|old| same_apart_from_endpoints(&old.config, &config));
@@ -422,6 +436,12 @@ impl Clusters {
         for cluster in &added {
             start_dns(cluster).await;
         }
+        changes.removed = previous
+            .keys()
+            .filter(|n| !by_name.contains_key(*n))
+            .count() as u64;
+        changes.active = by_name.len();
+        metrics.managers.clusters(&changes);
         self.by_name.store(Arc::new(by_name));
     }
 

@@ -12,6 +12,14 @@ FILE, JSON written by the test:
 
     {"version": "2", "resources": {"<type_url>": [<resource in proto3 JSON with "@type">, ...]}}
 
+Optionally, resources with a TTL (xDS `Resource.ttl`) and heartbeats that refresh it:
+
+    {..., "ttls": {"<type_url>": {"<name>": <seconds>}}, "heartbeat_seconds": <seconds>}
+
+A resource with a TTL goes out wrapped in `envoy.service.discovery.v3.Resource` (SotW: the wrapper as the Any;
+delta: `Resource.ttl`); every `heartbeat_seconds` (none when absent or 0) each stream that was sent TTL
+resources gets them again without a body (SotW: in a response of the same version with the rest of its set).
+
 FILE is polled every 100 ms; when it changes (write it atomically: a temporary file, then rename) every open
 stream gets what changed for the types it asked for. A missing FILE serves nothing until it appears; a FILE
 that does not parse is reported and the previous state kept.
@@ -117,7 +125,7 @@ def register_types_in(value):
 class Resource:
     """One resource of the state: its name, a content hash (its version in delta) and the packed Any."""
 
-    def __init__(self, type_url, doc):
+    def __init__(self, type_url, doc, ttl=None):
         if not isinstance(doc, dict) or doc.get("@type") != type_url:
             found = doc.get("@type") if isinstance(doc, dict) else type(doc).__name__
             raise StateError(f"a resource under {type_url} has \"@type\" {found!r}")
@@ -137,14 +145,33 @@ class Resource:
         body = message.SerializeToString(deterministic=True)
         self.version = hashlib.sha256(body).hexdigest()[:16]
         self.any = any_pb2.Any(type_url=type_url, value=body)
+        self.ttl = ttl  # seconds, or None
+
+    def wrapper(self, version, body=True):
+        """The xDS `Resource` wrapper carrying this resource's TTL (without the resource: a heartbeat)."""
+        wrapped = discovery_pb2.Resource(name=self.name, version=version)
+        if body:
+            wrapped.resource.CopyFrom(self.any)
+        if self.ttl is not None:
+            wrapped.ttl.FromNanoseconds(int(self.ttl * 1e9))
+        return wrapped
+
+    def sotw_any(self, version, body=True):
+        """As a SotW response carries it: the Any itself, or (with a TTL) the wrapper packed as the Any."""
+        if self.ttl is None:
+            return self.any
+        packed = any_pb2.Any()
+        packed.Pack(self.wrapper(version, body))
+        return packed
 
 
 class State:
     """What the server serves: the file's version and, per type URL, the resources by name."""
 
-    def __init__(self, version="", by_type=None):
+    def __init__(self, version="", by_type=None, heartbeat=0.0):
         self.version = version
         self.by_type = by_type or {}
+        self.heartbeat = heartbeat  # seconds between TTL heartbeats, 0: none
 
     @classmethod
     def parse(cls, text):
@@ -154,6 +181,12 @@ class State:
             raise StateError(f"not JSON: {error}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("resources", {}), dict):
             raise StateError('expected {"version": "...", "resources": {"<type_url>": [...]}}')
+        ttls = doc.get("ttls", {})
+        heartbeat = doc.get("heartbeat_seconds", 0)
+        if not isinstance(ttls, dict) or not all(isinstance(t, dict) for t in ttls.values()):
+            raise StateError('expected "ttls": {"<type_url>": {"<name>": <seconds>}}')
+        if not isinstance(heartbeat, (int, float)) or heartbeat < 0:
+            raise StateError('"heartbeat_seconds" is not a number of seconds')
         by_type = {}
         for type_url, docs in doc.get("resources", {}).items():
             if not isinstance(docs, list):
@@ -161,11 +194,12 @@ class State:
             resources = {}
             for item in docs:
                 resource = Resource(type_url, item)
+                resource.ttl = ttls.get(type_url, {}).get(resource.name)
                 if resource.name in resources:
                     raise StateError(f"two {short_type(type_url)} resources named {resource.name!r}")
                 resources[resource.name] = resource
             by_type[type_url] = resources
-        return cls(str(doc.get("version", "")), by_type)
+        return cls(str(doc.get("version", "")), by_type, float(heartbeat))
 
     def of(self, type_url):
         return self.by_type.get(type_url, {})
@@ -307,8 +341,21 @@ class SotwStream(Stream):
         sub.sent = self.versions(content)
         emit("response", stream="sotw", type=short_type(type_url), version=self.state.version, nonce=nonce,
              names=list(content), error=None, node=self.node)
-        return discovery_pb2.DiscoveryResponse(version_info=self.state.version, type_url=type_url,
-                                               nonce=nonce, resources=[r.any for r in content.values()])
+        return discovery_pb2.DiscoveryResponse(version_info=self.state.version, type_url=type_url, nonce=nonce,
+                                               resources=[r.sotw_any(self.state.version) for r in content.values()])
+
+    def heartbeat(self, type_url):
+        """The last response again, same version, its TTL resources without a body: refreshes their TTL."""
+        sub = self.types[type_url]
+        content = {name: r for name, r in self.content(type_url, sub).items() if name in (sub.sent or {})}
+        if sub.sent is None or not any(r.ttl is not None for r in content.values()):
+            return None
+        nonce = self.next_nonce(sub)
+        emit("heartbeat", stream="sotw", type=short_type(type_url), version=self.state.version, nonce=nonce,
+             names=sorted(n for n, r in content.items() if r.ttl is not None), node=self.node)
+        return discovery_pb2.DiscoveryResponse(
+            version_info=self.state.version, type_url=type_url, nonce=nonce,
+            resources=[r.sotw_any(self.state.version, body=False) for r in content.values()])
 
 
 class DeltaSub:
@@ -388,8 +435,24 @@ class DeltaStream(Stream):
              names=[r.name for r in send], error=None, node=self.node, removed=removed_all)
         return discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=self.state.version, type_url=type_url, nonce=nonce,
-            resources=[discovery_pb2.Resource(name=r.name, version=r.version, resource=r.any) for r in send],
-            removed_resources=removed_all)
+            resources=[r.wrapper(r.version) for r in send], removed_resources=removed_all)
+
+    def heartbeat(self, type_url):
+        """The TTL resources the client holds, without a body: refreshes their TTL."""
+        sub = self.types[type_url]
+        resources = self.state.of(type_url)
+        beat = [resources[name] for name in sorted(sub.known)
+                if name in resources and resources[name].ttl is not None
+                and sub.known[name] == resources[name].version]
+        if not beat:
+            return None
+        nonce = self.next_nonce(sub)
+        sub.versions[nonce] = self.state.version
+        emit("heartbeat", stream="delta", type=short_type(type_url), version=self.state.version, nonce=nonce,
+             names=[r.name for r in beat], node=self.node)
+        return discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=self.state.version, type_url=type_url, nonce=nonce,
+            resources=[r.wrapper(r.version, body=False) for r in beat])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -428,25 +491,38 @@ class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         emit("stream_open", stream=stream.kind, peer=stream.peer)
         loop = asyncio.get_running_loop()
         deadline = None
+        beat_at = None  # when the next TTL heartbeat is due
         try:
             while True:
                 if not stream.deferred:
                     deadline = None
                 elif deadline is None:
                     deadline = loop.time() + ACK_WAIT_SECONDS
+                if not stream.state.heartbeat:
+                    beat_at = None
+                elif beat_at is None:
+                    beat_at = loop.time() + stream.state.heartbeat
+                due = min((t for t in (deadline, beat_at) if t is not None), default=None)
                 try:
-                    timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                    timeout = None if due is None else max(0.0, due - loop.time())
                     kind, item = await asyncio.wait_for(queue.get(), timeout)
                 except asyncio.TimeoutError:
-                    emit("ack_timeout", stream=stream.kind, node=stream.node,
-                         waiting=[short_type(t) for t in stream.ordered(front=True) if stream.types[t].awaiting])
-                    kind, item = "flush", None
+                    if beat_at is not None and loop.time() >= beat_at:
+                        kind, item = "heartbeat", None
+                    else:
+                        emit("ack_timeout", stream=stream.kind, node=stream.node,
+                             waiting=[short_type(t) for t in stream.ordered(front=True)
+                                      if stream.types[t].awaiting])
+                        kind, item = "flush", None
                 if kind == "end":
                     break
                 if kind == "request":
                     responses = stream.handle(item)
                 elif kind == "state":
                     responses = stream.on_state(item)
+                elif kind == "heartbeat":
+                    beat_at = None
+                    responses = [r for r in map(stream.heartbeat, list(stream.types)) if r]
                 else:
                     responses = stream.flush(force=True)
                 for response in responses:

@@ -89,14 +89,16 @@ impl Stream<'_> {
             resources: response
                 .resources
                 .into_iter()
-                .map(|resource| Incoming {
-                    name: Some(resource.name),
-                    version: resource.version,
-                    any: resource.resource,
+                .map(|resource| {
+                    let mut incoming =
+                        Incoming::plain(Some(resource.name), resource.version, resource.resource);
+                    incoming.ttl = super::state::ttl(resource.ttl);
+                    incoming
                 })
                 .collect(),
             removed: response.removed_resources,
             full_set: false,
+            per_resource_versions: true,
         };
         let applied = self.state.apply(update);
         // As Envoy: the subscriptions an update leads to (a new cluster's endpoints, a new listener's routes) go

@@ -7,9 +7,13 @@ use super::server::MAX_MESSAGE_BYTES;
 use super::state::{Incoming, State, Update};
 use super::{Api, Ended, Kind, Server};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DiscoveryRequest, DiscoveryResponse, Resource,
+};
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
+use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
+use prost::Message;
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -99,20 +103,18 @@ impl Stream<'_> {
             return;
         };
         self.nonces.insert(kind, response.nonce.clone());
+        let accepted = self.state.accepted(kind);
         let update = Update {
             kind,
             version: response.version_info.clone(),
             resources: response
                 .resources
                 .into_iter()
-                .map(|any| Incoming {
-                    name: None,
-                    version: response.version_info.clone(),
-                    any: Some(any),
-                })
+                .map(|any| incoming(any, &response.version_info, &accepted))
                 .collect(),
             removed: Vec::new(),
             full_set: kind.is_wildcard(),
+            per_resource_versions: false,
         };
         let error = self.state.apply(update).err();
         // As Envoy: the subscriptions an update leads to (a new cluster's endpoints, a new listener's routes) go
@@ -130,6 +132,45 @@ impl Stream<'_> {
             response.nonce,
             error,
         );
+    }
+}
+
+/// The wrapper a SotW response may put a resource in, to give it a TTL.
+const RESOURCE_WRAPPER: &str = "type.googleapis.com/envoy.service.discovery.v3.Resource";
+
+/// One resource of a response: as it is, or out of its `Resource` wrapper with its TTL. A wrapper without a
+/// resource is a heartbeat (refreshing the TTL of what the client holds) when its version is the last accepted
+/// one (Envoy's rule); otherwise the response is refused.
+pub(super) fn incoming(any: Any, version: &str, accepted: &str) -> Incoming {
+    let plain = |any| Incoming::plain(None, version.to_string(), Some(any));
+    if any.type_url != RESOURCE_WRAPPER {
+        return plain(any);
+    }
+    let wrapper = match Resource::decode(any.value.as_slice()) {
+        Ok(wrapper) => wrapper,
+        Err(e) => {
+            let mut refused = plain(any);
+            refused.problem = Some(format!(
+                "error: resources: an envoy.service.discovery.v3.Resource that does not decode: {e}"
+            ));
+            return refused;
+        }
+    };
+    let ttl = super::state::ttl(wrapper.ttl);
+    let problem = (wrapper.resource.is_none() && wrapper.version != accepted).then(|| {
+        format!(
+            "error: resources: the Resource {:?} has no resource and is not a heartbeat (its version {:?} is \
+             not the last accepted one, {accepted:?})",
+            wrapper.name, wrapper.version
+        )
+    });
+    Incoming {
+        // The name only finds a heartbeat's resource; a wrapped resource is known by its own name.
+        name: wrapper.resource.is_none().then_some(wrapper.name),
+        version: version.to_string(),
+        any: wrapper.resource,
+        ttl,
+        problem,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The client's state, which outlives streams: the accepted resources, the version of each type's last
-//! accepted response, and the initial fetch. A response becomes an [`Update`]; [`State::apply`] converts what
-//! it carries, builds the state it leads to, asks the sink, and commits or keeps the previous state.
+//! accepted response, the initial fetch, and when resources sent with a TTL expire. A response becomes an
+//! [`Update`]; [`State::apply`] converts what it carries, builds the state it leads to, asks the sink, and
+//! commits or keeps the previous state. [`State::expire`] removes what outlived its TTL the same way.
 
 use super::{Event, Kind, Options, Resources, Sink, Versioned, node, subscriptions};
 use envoy_types::pb::envoy::config::core::v3 as core_pb;
@@ -12,7 +13,8 @@ use outrigger_config::resource::{Decoder, Resource};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
 /// One resource of a response.
 pub struct Incoming {
@@ -20,8 +22,35 @@ pub struct Incoming {
     pub name: Option<String>,
     /// The response's version (state of the world) or the resource's (delta).
     pub version: String,
-    /// `None`: a delta resource sent without its body (a TTL refresh of what the client holds).
+    /// `None`: a resource sent without its body (a TTL heartbeat: a refresh of what the client holds).
     pub any: Option<Any>,
+    /// `Resource.ttl`: the resource is removed when no response refreshes it within this time.
+    pub ttl: Option<Duration>,
+    /// Found wrong while unwrapping it (the response is refused with this).
+    pub problem: Option<String>,
+}
+
+/// `Resource.ttl` as a duration (a negative one: expired at once).
+pub fn ttl(ttl: Option<envoy_types::pb::google::protobuf::Duration>) -> Option<Duration> {
+    ttl.map(|d| {
+        Duration::new(
+            u64::try_from(d.seconds).unwrap_or(0),
+            u32::try_from(d.nanos).unwrap_or(0),
+        )
+    })
+}
+
+impl Incoming {
+    /// A resource as it came, without TTL.
+    pub fn plain(name: Option<String>, version: String, any: Option<Any>) -> Self {
+        Self {
+            name,
+            version,
+            any,
+            ttl: None,
+            problem: None,
+        }
+    }
 }
 
 /// A response of one type, whichever the protocol.
@@ -34,6 +63,8 @@ pub struct Update {
     pub removed: Vec<String>,
     /// State of the world, listeners and clusters: the response is the whole set, anything absent is removed.
     pub full_set: bool,
+    /// Delta: each resource carries its own version (a held resource sent again takes the new one).
+    pub per_resource_versions: bool,
 }
 
 /// `InitialFetchDone`, once per client: from the state when everything arrived, or from the timer.
@@ -87,6 +118,10 @@ pub struct State {
     waiting: BTreeSet<Kind>,
     /// Routes and endpoints that answered (accepted, refused, or said absent), for the initial fetch.
     arrived: HashMap<Kind, BTreeSet<String>>,
+    /// When each resource sent with a TTL goes, unless a response refreshes it first.
+    expiries: BTreeMap<(Kind, String), Instant>,
+    /// The routes, endpoints and secrets subscribed to so far (`Event::Subscribed` once per name).
+    started: HashMap<Kind, BTreeSet<String>>,
 }
 
 impl State {
@@ -123,10 +158,112 @@ impl State {
             initial,
             waiting,
             arrived: HashMap::new(),
+            expiries: BTreeMap::new(),
+            started: HashMap::new(),
         };
+        for kind in [Kind::Cluster, Kind::Listener] {
+            if state.subscribed(kind) {
+                state.event(Event::Subscribed(kind, Vec::new()));
+            }
+        }
+        state.started_names();
         // Nothing to wait for (no wildcard type, no static names): done at once.
         state.progress();
         state
+    }
+
+    /// `Event::Subscribed` for the names of by-name types wanted for the first time.
+    fn started_names(&mut self) {
+        for kind in Kind::BY_NAME {
+            let wanted = self.wanted(kind);
+            let started = self.started.entry(kind).or_default();
+            let new: Vec<String> = wanted.difference(started).cloned().collect();
+            if new.is_empty() {
+                continue;
+            }
+            started.extend(new.iter().cloned());
+            self.sink.event(Event::Subscribed(kind, new));
+        }
+    }
+
+    /// When the next resource sent with a TTL expires, if any does.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiries.values().min().copied()
+    }
+
+    /// Removes the resources whose TTL passed without a refresh, as if the server had removed them: per type,
+    /// the state without them goes to the sink (counted as an update of version "", as Envoy counts it).
+    pub fn expire(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(Kind, String)> = self
+            .expiries
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut by_kind: BTreeMap<Kind, Vec<String>> = BTreeMap::new();
+        for key in due {
+            self.expiries.remove(&key);
+            by_kind.entry(key.0).or_default().push(key.1);
+        }
+        for (kind, names) in by_kind {
+            if kind == Kind::Route {
+                // Envoy 1.40 ignores the removal of a route configuration (its RDS subscription keeps the last
+                // one), an expiry included; it still counts the expiry as an update of version "". Checked
+                // with Envoy: the route keeps serving, `rds.<name>.version` becomes the hash of "".
+                tracing::info!(
+                    node = self.options.node.id,
+                    "RDS route configurations {names:?}: their TTL passed without a refresh; kept, as Envoy \
+                     keeps a route configuration the server removes"
+                );
+                self.event(Event::UpdateAttempt(kind));
+                self.event(Event::UpdateSuccess(kind, String::new()));
+                self.event(Event::Delivered(kind, names, String::new()));
+                continue;
+            }
+            tracing::info!(
+                node = self.options.node.id,
+                "{kind} resources {names:?}: their TTL passed without a refresh; removing them"
+            );
+            self.event(Event::UpdateAttempt(kind));
+            let mut next = self.resources.clone();
+            for name in &names {
+                remove(&mut next, kind, name);
+            }
+            subscriptions::prune(&mut next, &self.options);
+            let applied = if next.same(&self.resources) {
+                Ok(())
+            } else {
+                self.sink.apply(kind, &next)
+            };
+            match applied {
+                Ok(()) => {
+                    self.resources = next;
+                    self.forget_expiries();
+                    self.event(Event::UpdateSuccess(kind, String::new()));
+                    self.event(Event::Delivered(kind, names, String::new()));
+                    self.started_names();
+                }
+                Err(message) => {
+                    tracing::warn!(
+                        node = self.options.node.id,
+                        "{kind} resources {names:?} expired, but the state without them was refused: \
+                         {message}; keeping them"
+                    );
+                    self.event(Event::UpdateRejected(kind));
+                }
+            }
+        }
+    }
+
+    /// Drops the expiries of resources no longer held.
+    fn forget_expiries(&mut self) {
+        let held: HashMap<Kind, BTreeMap<String, String>> = Kind::ALL
+            .into_iter()
+            .map(|k| (k, self.resources.versions(k)))
+            .collect();
+        self.expiries
+            .retain(|(kind, name), _| held.get(kind).is_some_and(|h| h.contains_key(name)));
     }
 
     pub fn options(&self) -> &Options {
@@ -167,13 +304,33 @@ impl State {
         let kind = update.kind;
         self.event(Event::UpdateAttempt(kind));
         let result = self.try_apply(&update);
-        match &result {
-            Ok(()) => {
+        match result {
+            Ok(sent) => {
                 self.accepted.insert(kind, update.version.clone());
                 let arrived = self.arrived.entry(kind).or_default();
                 arrived.extend(self.resources.versions(kind).into_keys());
                 arrived.extend(update.removed.iter().cloned());
+                // Envoy's TTL rule: a resource sent with a TTL (or a heartbeat of it) expires that long from
+                // now; one sent without a TTL no longer expires.
+                let now = Instant::now();
+                let mut delivered = Vec::new();
+                for (name, ttl, heartbeat) in sent {
+                    match ttl {
+                        Some(ttl) => self.expiries.insert((kind, name.clone()), now + ttl),
+                        None => self.expiries.remove(&(kind, name.clone())),
+                    };
+                    if !heartbeat {
+                        delivered.push(name);
+                    }
+                }
+                delivered.extend(update.removed.iter().cloned());
+                self.forget_expiries();
                 self.event(Event::UpdateSuccess(kind, update.version.clone()));
+                self.event(Event::Delivered(kind, delivered, update.version.clone()));
+                self.started_names();
+                self.waiting.remove(&kind);
+                self.progress();
+                Ok(())
             }
             Err(message) => {
                 tracing::warn!(
@@ -183,21 +340,31 @@ impl State {
                 );
                 // Envoy's initial fetch also ends on a rejected response.
                 let wanted = self.wanted(kind);
-                self.arrived.entry(kind).or_default().extend(wanted);
+                self.arrived
+                    .entry(kind)
+                    .or_default()
+                    .extend(wanted.iter().cloned());
                 self.event(Event::UpdateRejected(kind));
+                self.event(Event::Refused(kind, wanted.into_iter().collect()));
+                self.waiting.remove(&kind);
+                self.progress();
+                Err(message)
             }
         }
-        self.waiting.remove(&kind);
-        self.progress();
-        result
     }
 
-    fn try_apply(&mut self, update: &Update) -> Result<(), String> {
+    /// The names the response carried, with their TTL and whether each was a heartbeat (no body), or why it
+    /// is refused.
+    fn try_apply(
+        &mut self,
+        update: &Update,
+    ) -> Result<Vec<(String, Option<Duration>, bool)>, String> {
         let mut convert = Converter {
             kind: update.kind,
             decoder: None,
             problems: Vec::new(),
             node: &self.options.node.id,
+            sent: Vec::new(),
         };
         let held = &self.resources;
         let mut next = held.clone();
@@ -223,16 +390,17 @@ impl State {
         if !convert.problems.is_empty() {
             return Err(convert.problems.join("; "));
         }
+        let sent = std::mem::take(&mut convert.sent);
         // The decoded descriptors (about 16 MB) are not needed while the proxy applies the update.
         drop(convert);
         // Routes and endpoints nobody names: not asked for (ignored), or no longer named (dropped).
         subscriptions::prune(&mut next, &self.options);
         if next.same(&self.resources) {
-            return Ok(());
+            return Ok(sent);
         }
         self.sink.apply(update.kind, &next)?;
         self.resources = next;
-        Ok(())
+        Ok(sent)
     }
 
     /// Emits `InitialFetchDone` once the wildcard types answered and every route, endpoint and secret they
@@ -257,6 +425,17 @@ impl State {
     }
 }
 
+/// Removes one resource from the state.
+fn remove(resources: &mut Resources, kind: Kind, name: &str) {
+    match kind {
+        Kind::Listener => drop(resources.listeners.remove(name)),
+        Kind::Route => drop(resources.routes.remove(name)),
+        Kind::Cluster => drop(resources.clusters.remove(name)),
+        Kind::Endpoints => drop(resources.endpoints.remove(name)),
+        Kind::Secret => drop(resources.secrets.remove(name)),
+    }
+}
+
 /// Converts the resources of one response, with one descriptor pool decoded on first need.
 struct Converter<'a> {
     kind: Kind,
@@ -264,6 +443,8 @@ struct Converter<'a> {
     /// Each as `outrigger validate` prints it.
     problems: Vec<String>,
     node: &'a str,
+    /// The names received, with their TTL and whether each came without a body (a heartbeat).
+    sent: Vec<(String, Option<Duration>, bool)>,
 }
 
 impl Converter<'_> {
@@ -282,10 +463,16 @@ impl Converter<'_> {
             .collect();
         let mut received: BTreeMap<String, Versioned<R>> = BTreeMap::new();
         for (i, incoming) in update.resources.iter().enumerate() {
-            let Some(entry) = self.entry(i, incoming, held, &by_bytes, &name_of) else {
+            if let Some(problem) = &incoming.problem {
+                self.problems.push(problem.clone());
+                continue;
+            }
+            let Some(entry) = self.entry(i, incoming, update, held, &by_bytes, &name_of) else {
                 continue;
             };
             let name = name_of(&entry.value).clone();
+            self.sent
+                .push((name.clone(), incoming.ttl, incoming.any.is_none()));
             if let Some(given) = &incoming.name
                 && *given != name
             {
@@ -316,6 +503,7 @@ impl Converter<'_> {
         &mut self,
         i: usize,
         incoming: &Incoming,
+        update: &Update,
         held: &BTreeMap<String, Versioned<R>>,
         by_bytes: &HashMap<&[u8], &Versioned<R>>,
         name_of: &impl Fn(&R) -> &String,
@@ -339,10 +527,23 @@ impl Converter<'_> {
             ));
             return None;
         }
+        if self.kind == Kind::Listener && api_listener(&any.value) {
+            // As Envoy 1.40: warned about, not added, and the rest of the response applies (ACKed).
+            let name = incoming
+                .name
+                .clone()
+                .unwrap_or_else(|| listener_name(&any.value));
+            tracing::warn!(
+                node = self.node,
+                "LDS: listener {name:?} has an api_listener and is not added: as in Envoy, only the bootstrap \
+                 may add an API listener (serve proxyless gRPC clients' listeners to their own node ids)"
+            );
+            return None;
+        }
         if let Some(same) = by_bytes.get(any.value.as_slice()) {
             // Unchanged: not converted again. A delta version is the server's to set.
             let mut entry = (*same).clone();
-            if incoming.name.is_some() {
+            if update.per_resource_versions {
                 entry.version.clone_from(&incoming.version);
             }
             return Some(entry);
@@ -382,4 +583,18 @@ impl Converter<'_> {
             }
         }
     }
+}
+
+/// Whether an encoded Listener is an API listener (`api_listener`, for proxyless gRPC clients).
+fn api_listener(bytes: &[u8]) -> bool {
+    use prost::Message;
+    envoy_types::pb::envoy::config::listener::v3::Listener::decode(bytes)
+        .is_ok_and(|l| l.api_listener.is_some())
+}
+
+fn listener_name(bytes: &[u8]) -> String {
+    use prost::Message;
+    envoy_types::pb::envoy::config::listener::v3::Listener::decode(bytes)
+        .map(|l| l.name)
+        .unwrap_or_default()
 }

@@ -100,14 +100,11 @@ fn update(kind: Kind, version: &str, resources: Vec<Any>, removed: &[&str]) -> U
         version: version.into(),
         resources: resources
             .into_iter()
-            .map(|any| Incoming {
-                name: None,
-                version: version.into(),
-                any: Some(any),
-            })
+            .map(|any| Incoming::plain(None, version.into(), Some(any)))
             .collect(),
         removed: removed.iter().map(|r| r.to_string()).collect(),
         full_set: kind.is_wildcard(),
+        per_resource_versions: false,
     }
 }
 
@@ -227,4 +224,222 @@ async fn the_initial_fetch_times_out_without_a_server() {
     assert!(!events.contains(&Event::Connected));
     assert!(events.contains(&Event::InitialFetchTimedOut), "{events:?}");
     handle.shutdown().await;
+}
+
+/// A cluster in a SotW `Resource` wrapper with a TTL, as the stream unwraps it.
+fn wrapped(any: Option<Any>, name: &str, version: &str, ttl_ms: i64) -> Any {
+    use envoy_types::pb::envoy::service::discovery::v3::Resource;
+    let wrapper = Resource {
+        name: name.into(),
+        version: version.into(),
+        resource: any,
+        ttl: Some(envoy_types::pb::google::protobuf::Duration {
+            seconds: ttl_ms / 1000,
+            nanos: i32::try_from(ttl_ms % 1000 * 1_000_000).unwrap(),
+        }),
+        ..Default::default()
+    };
+    Any {
+        type_url: "type.googleapis.com/envoy.service.discovery.v3.Resource".into(),
+        value: wrapper.encode_to_vec(),
+    }
+}
+
+fn sotw_update(kind: Kind, version: &str, accepted: &str, resources: Vec<Any>) -> Update {
+    Update {
+        kind,
+        version: version.into(),
+        resources: resources
+            .into_iter()
+            .map(|any| super::sotw::incoming(any, version, accepted))
+            .collect(),
+        removed: Vec::new(),
+        full_set: kind.is_wildcard(),
+        per_resource_versions: false,
+    }
+}
+
+/// Envoy's TTL: a wrapped resource goes when its TTL passes; a heartbeat (the wrapper again without the
+/// resource, same version) refreshes it; the expiry is a state offered to the sink, counted as an update of
+/// version "". Unwrapped resources never expire.
+#[tokio::test(start_paused = true)]
+async fn a_resource_sent_with_a_ttl_expires_unless_a_heartbeat_refreshes_it() {
+    let (mut state, sink) = state(options());
+    state
+        .apply(sotw_update(
+            Kind::Cluster,
+            "1",
+            "",
+            vec![
+                wrapped(Some(eds_cluster("t", "")), "t", "1", 2000),
+                eds_cluster("a", ""),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(state.resources().clusters.len(), 2);
+    let first = state.next_expiry().expect("t expires");
+    assert_eq!(first - tokio::time::Instant::now(), Duration::from_secs(2));
+
+    // A heartbeat 1.5 s later: same version, no body. Nothing is applied, the expiry moves.
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    let applied = sink.applied.lock().unwrap().len();
+    state
+        .apply(sotw_update(
+            Kind::Cluster,
+            "1",
+            "1",
+            vec![wrapped(None, "t", "1", 2000), eds_cluster("a", "")],
+        ))
+        .unwrap();
+    assert_eq!(
+        sink.applied.lock().unwrap().len(),
+        applied,
+        "a heartbeat changes nothing"
+    );
+    assert_eq!(
+        state.next_expiry(),
+        Some(first + Duration::from_millis(1500))
+    );
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    state.expire();
+    assert!(state.resources().clusters.contains_key("t"), "refreshed");
+
+    // No more heartbeats: gone 2 s after the last one, as a state without it; "a" stays.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    state.expire();
+    assert_eq!(state.resources().clusters.keys().collect::<Vec<_>>(), ["a"]);
+    let (kind, last) = sink.applied.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(kind, Kind::Cluster);
+    assert!(!last.clusters.contains_key("t"));
+    assert_eq!(state.next_expiry(), None);
+    let events = sink.events.lock().unwrap().clone();
+    assert!(events.contains(&Event::UpdateSuccess(Kind::Cluster, String::new())));
+    assert!(events.contains(&Event::Delivered(
+        Kind::Cluster,
+        vec!["t".into()],
+        String::new()
+    )));
+    // The version sent back in requests stays the last accepted response's.
+    assert_eq!(state.accepted(Kind::Cluster), "1");
+
+    // A body-less wrapper of another version is no heartbeat: refused.
+    let refused = state.apply(sotw_update(
+        Kind::Cluster,
+        "2",
+        "1",
+        vec![wrapped(None, "a", "0", 1000)],
+    ));
+    assert!(refused.unwrap_err().contains("not a heartbeat"));
+}
+
+/// A resource sent again without a TTL no longer expires (Envoy clears its TTL).
+#[tokio::test(start_paused = true)]
+async fn a_resource_sent_again_without_a_ttl_no_longer_expires() {
+    let (mut state, _sink) = state(options());
+    state
+        .apply(sotw_update(
+            Kind::Cluster,
+            "1",
+            "",
+            vec![wrapped(Some(eds_cluster("t", "")), "t", "1", 1000)],
+        ))
+        .unwrap();
+    assert!(state.next_expiry().is_some());
+    state
+        .apply(sotw_update(
+            Kind::Cluster,
+            "2",
+            "1",
+            vec![eds_cluster("t", "")],
+        ))
+        .unwrap();
+    assert_eq!(state.next_expiry(), None);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    state.expire();
+    assert!(state.resources().clusters.contains_key("t"));
+}
+
+/// An LDS response holding an API listener (for proxyless gRPC clients): as Envoy 1.40, that listener is left
+/// out with a warning and the rest of the response is accepted (ACKed).
+#[test]
+fn an_api_listener_in_lds_is_skipped_and_the_response_accepted() {
+    use envoy_types::pb::envoy::config::listener::v3 as listener_pb;
+    let mut options = options();
+    options.listeners = true;
+    let (mut state, _sink) = state(options);
+    let api = listener_pb::Listener {
+        name: "grpc-target".into(),
+        api_listener: Some(listener_pb::ApiListener {
+            api_listener: Some(Any {
+                type_url: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager".into(),
+                value: Vec::new(),
+            }),
+        }),
+        ..Default::default()
+    };
+    let any = Any {
+        type_url: Kind::Listener.type_url().into(),
+        value: api.encode_to_vec(),
+    };
+    state
+        .apply(update(Kind::Listener, "1", vec![any], &[]))
+        .expect("accepted");
+    assert!(state.resources().listeners.is_empty());
+    assert_eq!(state.accepted(Kind::Listener), "1");
+}
+
+/// Per-resource events, as Envoy's subscriptions count: a subscription's start once, the names an update
+/// carried, and on a refusal every name subscribed to.
+#[test]
+fn subscriptions_deliveries_and_refusals_name_their_resources() {
+    let mut options = options();
+    options.clusters = false;
+    options.static_secret_names = vec!["cert".into()];
+    let (mut state, sink) = state(options);
+    let secret = |name: &str| {
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as tls_pb;
+        let ca = core_pb::DataSource {
+            specifier: Some(core_pb::data_source::Specifier::InlineString(
+                include_str!("../../../tests/configs/certs/ca.pem").into(),
+            )),
+            ..Default::default()
+        };
+        let secret = tls_pb::Secret {
+            name: name.into(),
+            r#type: Some(tls_pb::secret::Type::ValidationContext(
+                tls_pb::CertificateValidationContext {
+                    trusted_ca: Some(ca),
+                    ..Default::default()
+                },
+            )),
+        };
+        Any {
+            type_url: Kind::Secret.type_url().into(),
+            value: secret.encode_to_vec(),
+        }
+    };
+    state
+        .apply(update(Kind::Secret, "1", vec![secret("cert")], &[]))
+        .unwrap();
+    // A secret without a name: refused; every subscribed secret counts it.
+    assert!(
+        state
+            .apply(update(Kind::Secret, "2", vec![secret("")], &[]))
+            .is_err()
+    );
+    let events = sink.events.lock().unwrap().clone();
+    let subscribed: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Subscribed(..)))
+        .collect();
+    assert_eq!(
+        subscribed,
+        [&Event::Subscribed(Kind::Secret, vec!["cert".into()])]
+    );
+    assert!(events.contains(&Event::Delivered(
+        Kind::Secret,
+        vec!["cert".into()],
+        "1".into()
+    )));
+    assert!(events.contains(&Event::Refused(Kind::Secret, vec!["cert".into()])));
 }
