@@ -492,8 +492,19 @@ impl Converter<'_> {
             return received;
         }
         let mut all = held.clone();
-        for name in &update.removed {
-            all.remove(name);
+        if self.kind == Kind::Route {
+            // Envoy's RDS subscription ignores a delta removal of a route configuration (it logs "attempting
+            // to remove a resource ... Ignoring") and keeps serving the last one; the same here.
+            for name in update.removed.iter().filter(|n| held.contains_key(*n)) {
+                tracing::warn!(
+                    node = self.node,
+                    "the server removed the RDS route configuration {name:?}; ignored, as Envoy ignores it:                      the last one keeps serving"
+                );
+            }
+        } else {
+            for name in &update.removed {
+                all.remove(name);
+            }
         }
         all.extend(received);
         all

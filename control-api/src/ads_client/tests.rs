@@ -443,3 +443,44 @@ fn subscriptions_deliveries_and_refusals_name_their_resources() {
     )));
     assert!(events.contains(&Event::Refused(Kind::Secret, vec!["cert".into()])));
 }
+
+/// Over delta, the server's removal of a route configuration is ignored and the last one kept (Envoy's RDS
+/// subscription logs it and ignores it); a removal of endpoints is taken.
+#[test]
+fn a_delta_removal_of_a_route_configuration_is_ignored_as_envoy_does() {
+    let (mut state, _sink) = state(Options {
+        delta: true,
+        static_route_names: vec!["r".into()],
+        ..options()
+    });
+    let route = envoy_types::pb::envoy::config::route::v3::RouteConfiguration {
+        name: "r".into(),
+        ..Default::default()
+    };
+    let route = Any {
+        type_url: Kind::Route.type_url().into(),
+        value: route.encode_to_vec(),
+    };
+    state
+        .apply(update(Kind::Route, "1", vec![route], &[]))
+        .unwrap();
+    state
+        .apply(update(Kind::Route, "2", Vec::new(), &["r"]))
+        .unwrap();
+    assert!(
+        state.resources().routes.contains_key("r"),
+        "the removed route configuration is kept"
+    );
+    assert_eq!(state.accepted(Kind::Route), "2");
+
+    state
+        .apply(update(Kind::Cluster, "1", vec![eds_cluster("a", "")], &[]))
+        .unwrap();
+    state
+        .apply(update(Kind::Endpoints, "e1", vec![assignment("a")], &[]))
+        .unwrap();
+    state
+        .apply(update(Kind::Endpoints, "e2", Vec::new(), &["a"]))
+        .unwrap();
+    assert!(state.resources().endpoints.is_empty(), "endpoints removed");
+}
