@@ -83,8 +83,9 @@ async fn serve(
     workers: usize,
     log_control: Option<outrigger_proxy::LogControl>,
 ) -> ExitCode {
-    let bootstrap = snapshot.clone();
-    let proxy = match Proxy::start(snapshot).await {
+    let bootstrap = snapshot;
+    // Static listeners waiting for routes or secrets from the control plane start warming (not bound).
+    let proxy = match Proxy::start(crate::xds::initial(&bootstrap)).await {
         Ok(proxy) => std::sync::Arc::new(proxy),
         Err(e) => {
             eprintln!("outrigger: {e}");

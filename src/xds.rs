@@ -6,6 +6,7 @@
 
 mod control_plane_tls;
 mod sds;
+mod warming;
 
 use outrigger_config::Snapshot;
 use outrigger_config::model::cluster::Discovery;
@@ -16,6 +17,7 @@ use sds::{Part, PartSink, Parts};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+pub use warming::apply::initial;
 
 /// The ADS client's own thread: stops the client when dropped.
 pub struct Client {
@@ -82,18 +84,29 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, S
         .inputs
         .initial_fetch_done
         .store(false, Ordering::Relaxed);
+    // Readiness also waits for LDS and CDS to answer and for what they bring to warm (`warming/apply.rs`).
+    let warm = warming::apply::State::new(&bootstrap);
+    let readiness = warming::apply::Readiness::new(&bootstrap, &warm);
     let sink = Arc::new(ProxySink {
         proxy,
         bootstrap,
         runtime: tokio::runtime::Handle::current(),
         parts: std::sync::Mutex::new(Parts::default()),
         initial_fetches: std::sync::Mutex::new(
-            ads.iter()
-                .map(|_| Part::Ads)
-                .chain(streams.iter().map(|(source, _)| Part::Sds(source.clone())))
+            streams
+                .iter()
+                .map(|(source, _)| Part::Sds(source.clone()))
                 .collect(),
         ),
+        warm: std::sync::Mutex::new(warm),
+        readiness,
+        rds_managers: std::sync::Mutex::new(Vec::new()),
+        warming_eds: std::sync::Mutex::new(Vec::new()),
     });
+    // Static listeners waiting for a secret or routes have a deadline from the start.
+    if let Err(e) = sink.apply_warm(Kind::Listener, &Resources::default()) {
+        tracing::warn!("the static resources' warming not applied: {e}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -133,9 +146,17 @@ struct ProxySink {
     runtime: tokio::runtime::Handle,
     /// What each client (ADS, each SDS stream) last had accepted.
     parts: std::sync::Mutex<Parts>,
-    /// Clients started with the proxy whose initial fetch is not done (apart from `parts`: a client's
+    /// SDS streams started with the proxy whose initial fetch is not done (apart from `parts`: a client's
     /// events may come while `parts` is held).
     initial_fetches: std::sync::Mutex<Vec<Part>>,
+    /// Which version of each listener and cluster is in force (Envoy's warming); taken after `parts`.
+    warm: std::sync::Mutex<warming::apply::State>,
+    readiness: warming::apply::Readiness,
+    /// Every connection manager of the accepted listeners (static, dynamic, warming) that follows an RDS
+    /// route configuration: its `stat_prefix` and the route configuration's name (for the RDS statistics).
+    rds_managers: std::sync::Mutex<Vec<(String, String)>>,
+    /// New EDS clusters not in force yet (warming): name, EDS service, `track_remaining`.
+    warming_eds: std::sync::Mutex<Vec<(String, String, bool)>>,
 }
 
 impl ProxySink {
@@ -177,6 +198,7 @@ impl ProxySink {
                 xds.connected_state.set(0);
             }
             Event::InitialFetchTimedOut => {
+                self.answered(&[Kind::Listener, Kind::Cluster]);
                 // Envoy counts it on each wildcard subscription still waiting; here on those the client has.
                 let dynamic = self.bootstrap.dynamic_resources.as_ref();
                 if dynamic.is_some_and(|d| d.lds.is_some()) {
@@ -186,14 +208,19 @@ impl ProxySink {
                     xds.stats(&Api::Cds).init_fetch_timeout.inc();
                 }
             }
-            Event::InitialFetchDone => self.initial_fetch_done(part),
+            // The ADS stream's: readiness follows warming (`check_ready`), as what arrived may still warm.
+            Event::InitialFetchDone => tracing::info!("initial fetch from the control plane done"),
             Event::UpdateAttempt(kind) => self.count(kind, |s| {
                 s.attempt.inc();
             }),
-            Event::UpdateRejected(kind) => self.count(kind, |s| {
-                s.rejected.inc();
-            }),
+            Event::UpdateRejected(kind) => {
+                self.answered(&[kind]);
+                self.count(kind, |s| {
+                    s.rejected.inc();
+                });
+            }
             Event::UpdateSuccess(kind, version) => {
+                self.answered(&[kind]);
                 self.count(kind, |s| {
                     s.success.inc();
                     s.set_version(&version);
@@ -211,7 +238,7 @@ impl ProxySink {
                     s.attempt.inc();
                 },
                 |c| {
-                    c.stats.update_attempt.inc();
+                    c.update_attempt.inc();
                 },
             ),
             // Listeners and clusters count on `UpdateSuccess`/`UpdateRejected`, once per response.
@@ -225,8 +252,8 @@ impl ProxySink {
                     s.set_version(&version);
                 },
                 |c| {
-                    c.stats.update_attempt.inc();
-                    c.stats.update_success.inc();
+                    c.update_attempt.inc();
+                    c.update_success.inc();
                 },
             ),
             Event::Refused(kind, names) => self.count_named(
@@ -237,8 +264,8 @@ impl ProxySink {
                     s.rejected.inc();
                 },
                 |c| {
-                    c.stats.update_attempt.inc();
-                    c.stats.update_rejected.inc();
+                    c.update_attempt.inc();
+                    c.update_rejected.inc();
                 },
             ),
         }
@@ -246,19 +273,12 @@ impl ProxySink {
 }
 
 impl ProxySink {
+    /// An SDS stream's initial fetch is done.
     fn initial_fetch_done(&self, part: &Part) {
-        let Ok(mut pending) = self.initial_fetches.lock() else {
-            return;
-        };
-        let before = pending.len();
-        pending.retain(|p| p != part);
-        if before > 0 && pending.is_empty() {
-            self.proxy
-                .inputs
-                .initial_fetch_done
-                .store(true, Ordering::Relaxed);
-            tracing::info!("initial configuration from the control plane in place; ready");
+        if let Ok(mut pending) = self.initial_fetches.lock() {
+            pending.retain(|p| p != part);
         }
+        self.check_ready();
     }
 
     /// Counts a response on its API's statistics: LDS and CDS have one scope each. Routes, endpoints and
@@ -282,14 +302,20 @@ impl ProxySink {
         kind: Kind,
         names: &[String],
         update: impl Fn(&outrigger_proxy::metrics::xds::UpdateStats),
-        cluster: impl Fn(&outrigger_proxy::upstream::ClusterState),
+        cluster: impl Fn(&outrigger_proxy::metrics::ClusterStats),
     ) {
         let metrics = &self.proxy.inputs.metrics;
         match kind {
             Kind::Listener | Kind::Cluster => self.count(kind, update),
             Kind::Route => {
-                let generation = self.proxy.inputs.generation();
-                for (stat_prefix, route_config) in rds_managers(&generation.snapshot) {
+                // Those of every accepted listener, warming ones too: Envoy's RDS subscription starts with
+                // the listener, before it is in force.
+                let managers = self
+                    .rds_managers
+                    .lock()
+                    .map(|m| m.clone())
+                    .unwrap_or_default();
+                for (stat_prefix, route_config) in managers {
                     if names.contains(&route_config) {
                         update(&metrics.xds.stats(&Api::Rds {
                             stat_prefix: &stat_prefix,
@@ -307,8 +333,20 @@ impl ProxySink {
                             service_name
                         };
                         if names.contains(service) {
-                            cluster(&state);
+                            cluster(&state.stats);
                         }
+                    }
+                }
+                // New clusters still warming for their endpoints: Envoy's EDS subscription (and the cluster's
+                // statistics) start with the cluster, before it is in force.
+                let warming = self
+                    .warming_eds
+                    .lock()
+                    .map(|w| w.clone())
+                    .unwrap_or_default();
+                for (name, service, track_remaining) in warming {
+                    if names.contains(&service) {
+                        cluster(&metrics.resilience.cluster(&name, track_remaining));
                     }
                 }
             }
@@ -322,11 +360,13 @@ impl ProxySink {
 }
 
 /// Every connection manager that takes its routes from RDS: its `stat_prefix` and route configuration name.
-fn rds_managers(snapshot: &Snapshot) -> Vec<(String, String)> {
+pub(crate) fn rds_managers<'a>(
+    listeners: impl Iterator<Item = &'a outrigger_config::model::Listener>,
+) -> Vec<(String, String)> {
     use outrigger_config::model::http::RouteSource;
     use outrigger_config::model::listener::NetworkFilter;
     let mut found = Vec::new();
-    for listener in &snapshot.listeners {
+    for listener in listeners {
         let chains = listener
             .filter_chains
             .iter()
@@ -412,7 +452,7 @@ pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, Str
 }
 
 /// For `/config_dump`: each dynamic resource's version and when it last changed, by type.
-fn versions(dynamic: &Resources) -> serde_json::Value {
+pub(crate) fn versions(dynamic: &Resources) -> serde_json::Value {
     fn of<T>(map: &BTreeMap<String, Versioned<T>>) -> serde_json::Value {
         map.iter()
             .map(|(name, v)| {

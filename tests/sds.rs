@@ -6,6 +6,9 @@
 //!   cluster's mTLS); a rotated secret is served on the next handshake while an open connection goes on.
 //! - The same secrets from `static_resources.secrets` (files, rotated on disk), with the same bootstrap run by
 //!   real Envoy 1.40: both accept and refuse the same client certificates.
+//! - Warming, against real Envoy 1.40 given the same ADS states: a changed listener waiting for its secrets keeps
+//!   its version before serving, then switches; a new one whose secret never comes is bound at its
+//!   initial_fetch_timeout and fails every handshake; a cluster waiting for its secret warms too.
 //! - `outrigger control-plane --ca-dir` issuing `default` and `ROOTCA` to an Outrigger sidecar and to Envoy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -777,4 +780,261 @@ async fn a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source() {
         ads_log()
     );
     wait_until("ready", || ready(admin_port) == Some(200), &log);
+}
+
+/// Plain HTTP on `port`, named like `mtls_http` (so a later version of it is that listener changed): every
+/// request answered 200 `plain-ok`.
+fn plain_http(port: u16) -> Value {
+    let mut listener = mtls_http(port, true);
+    listener["filter_chains"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("transport_socket");
+    listener["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+        [0]["routes"][0]["direct_response"]["body"]["inline_string"] = json!("plain-ok");
+    listener
+}
+
+/// A new mTLS listener `late` whose certificate `never` is never sent; its SDS initial_fetch_timeout is 1 s.
+fn late_listener(port: u16) -> Value {
+    let mut listener = mtls_http(port, true);
+    listener["name"] = json!("late");
+    listener["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificate_sds_secret_configs"] = json!([{"name": "never",
+            "sds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "1s"}}]);
+    listener
+}
+
+/// `listener_manager.total_listeners_warming` and `cluster_manager.warming_clusters` from `/stats`.
+fn listeners_warming(admin: u16) -> String {
+    // curl: Envoy's admin refuses HTTP/1.0 too.
+    let output = Command::new(peer("curl").expect("curl"))
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{admin}/stats"),
+        ])
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&output.stdout);
+    let value = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ").map(str::to_string))
+            .unwrap_or_else(|| "absent".into())
+    };
+    format!(
+        "{} clusters warming {}",
+        value("listener_manager.total_listeners_warming"),
+        value("cluster_manager.warming_clusters")
+    )
+}
+
+/// A new cluster `name` with mTLS to `port` whose client certificate `secret` is never sent (1 s timeout).
+fn late_cluster(name: &str, port: u16, secret: &str) -> Value {
+    let mut cluster = to_mtls(port, true);
+    cluster["name"] = json!(name);
+    cluster["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificate_sds_secret_configs"] = json!([{"name": secret,
+            "sds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "1s"}}]);
+    cluster
+}
+
+/// One follower (Outrigger or Envoy) through the secret warming steps; what a client sees at each.
+fn secret_warming(pki: &Pki, python: &Path, envoy: Option<&Path>) -> Vec<String> {
+    let name = if envoy.is_some() {
+        "envoy"
+    } else {
+        "outrigger"
+    };
+    let server = pki.issue(&format!("{name}-server"), &spiffe("server"));
+    let client = pki.issue(&format!("{name}-client"), &spiffe("client"));
+    let (port, late, admin_port, ads_port) = (free_port(), free_port(), free_port(), free_port());
+    let state = pki.dir.join(format!("{name}-state.json"));
+    let secrets = secrets_from(pki, &server, &client);
+    write_state(&state, 1, &[(LISTENER, vec![plain_http(port)])]);
+    let events = pki.dir.join(format!("{name}-ads.events"));
+    let _ads = ChildGuard(
+        Command::new(python)
+            .arg(support::repo_root().join("tests/peers/ads_server.py"))
+            .args(["--port", &ads_port.to_string(), "--state"])
+            .arg(&state)
+            .stdout(std::fs::File::create(&events).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ads_log = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until(
+        "the ADS server listens",
+        || ads_log().contains("listening"),
+        &ads_log,
+    );
+    let bootstrap = ads_bootstrap(name, json!({}), admin_port, ads_port);
+    let follower = match envoy {
+        Some(envoy) => Process::envoy(envoy, &pki.dir, name, &bootstrap, 40_000 + u32::from(port)),
+        None => Process::outrigger(&pki.dir, name, &bootstrap),
+    };
+    let log = || follower.log();
+    // curl, HTTP/1.1 (Envoy refuses HTTP/1.0 by default): the body, or `None` when the request failed.
+    let plain = || {
+        let output = Command::new(peer("curl").expect("curl"))
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                &format!("http://127.0.0.1:{port}/"),
+            ])
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    wait_until(
+        "version 1 served",
+        || plain().as_deref() == Some("plain-ok"),
+        &log,
+    );
+    let sent = |kind: &str, version: u32| {
+        wait_until(
+            &format!("{kind} version {version} sent"),
+            || {
+                ads_log().lines().any(|l| {
+                    l.contains("\"response\"")
+                        && l.contains(&format!("\"{kind}\""))
+                        && l.contains(&format!("\"version\": \"{version}\""))
+                })
+            },
+            &ads_log,
+        );
+    };
+    let mut seen = Vec::new();
+
+    // Version 2: the listener changes to mTLS with secrets not sent yet; its version 1 serves meanwhile, and
+    // no request fails.
+    write_state(&state, 2, &[(LISTENER, vec![mtls_http(port, true)])]);
+    sent("Listener", 2);
+    let until = Instant::now() + Duration::from_millis(800);
+    let mut answers = std::collections::BTreeSet::new();
+    while Instant::now() < until {
+        answers.insert(format!("{:?}", plain()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    seen.push(format!("changed, secrets missing: plain {answers:?}"));
+    seen.push(format!("  mTLS {}", accepted(port, Some(&client))));
+    seen.push(format!(
+        "  listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+
+    // Version 3: the secrets arrive; the new version takes over.
+    write_state(
+        &state,
+        3,
+        &[
+            (LISTENER, vec![mtls_http(port, true)]),
+            (SECRET, secrets.clone()),
+        ],
+    );
+    wait_until("mTLS served", || accepted(port, Some(&client)), &log);
+    seen.push(format!("secrets arrived: plain {:?}", plain().is_some()));
+    seen.push(format!(
+        "  listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+
+    // Version 4: a new listener whose certificate never comes: not bound; after its 1 s initial_fetch_timeout
+    // in force without it, every handshake failing.
+    let resources = [
+        (LISTENER, vec![mtls_http(port, true), late_listener(late)]),
+        (SECRET, secrets.clone()),
+    ];
+    write_state(&state, 4, &resources);
+    sent("Listener", 4);
+    std::thread::sleep(Duration::from_millis(400));
+    seen.push(format!("new, secret missing: bound {}", bound(late)));
+    seen.push(format!(
+        "  listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    seen.push(format!(
+        "timed out: bound {} mTLS {}",
+        bound(late),
+        accepted(late, Some(&client))
+    ));
+    seen.push(format!(
+        "  listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+
+    // Version 5: a new cluster naming the secret whose wait already timed out does not warm (one
+    // subscription per secret, as Envoy shares them); version 6: one naming a secret not asked for yet warms
+    // until its own 1 s initial_fetch_timeout.
+    let mut resources = resources.to_vec();
+    resources.push((CLUSTER, vec![late_cluster("late_a", port, "never")]));
+    write_state(&state, 5, &resources);
+    sent("Cluster", 5);
+    std::thread::sleep(Duration::from_millis(400));
+    seen.push(format!(
+        "new cluster, timed-out secret: listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+    resources.pop();
+    resources.push((
+        CLUSTER,
+        vec![
+            late_cluster("late_a", port, "never"),
+            late_cluster("late_b", port, "never_either"),
+        ],
+    ));
+    write_state(&state, 6, &resources);
+    sent("Cluster", 6);
+    std::thread::sleep(Duration::from_millis(400));
+    seen.push(format!(
+        "new cluster, secret missing: listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    seen.push(format!(
+        "timed out: listeners warming {}",
+        listeners_warming(admin_port)
+    ));
+    eprintln!("{name}: {seen:#?}");
+    seen
+}
+
+/// A changed listener whose new version waits for its SDS secrets keeps its version before in force (no
+/// request fails), then switches; a new one whose secret never comes goes into force at its
+/// initial_fetch_timeout with failing handshakes; a new cluster whose secret never comes warms until then too.
+/// The same ADS states given to real Envoy 1.40.
+#[test]
+fn a_listener_warms_until_its_secrets_arrive_as_in_envoy() {
+    let (Some(python), Some(_)) = (python_with_xds_protos(), peer("curl")) else {
+        return;
+    };
+    let pki = Pki::new("sds-warming");
+    let outrigger = secret_warming(&pki, &python, None);
+    let expected = [
+        "changed, secrets missing: plain {\"Some(\\\"plain-ok\\\")\"}",
+        "  mTLS false",
+        "  listeners warming 1 clusters warming 0",
+        "secrets arrived: plain false",
+        "  listeners warming 0 clusters warming 0",
+        "new, secret missing: bound false",
+        "  listeners warming 1 clusters warming 0",
+        "timed out: bound true mTLS false",
+        "  listeners warming 0 clusters warming 0",
+        "new cluster, timed-out secret: listeners warming 0 clusters warming 0",
+        "new cluster, secret missing: listeners warming 0 clusters warming 1",
+        "timed out: listeners warming 0 clusters warming 0",
+    ];
+    assert_eq!(outrigger, expected);
+    if let Some(envoy) = peer("envoy") {
+        assert_eq!(
+            secret_warming(&pki, &python, Some(&envoy)),
+            outrigger,
+            "Envoy 1.40 and Outrigger differ"
+        );
+    }
 }

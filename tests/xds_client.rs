@@ -1039,3 +1039,240 @@ async fn ttl_resources_api_listeners_and_xds_statistics_as_in_envoy() {
     drop(envoy_process);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Who follows the ADS server in the warming test.
+enum Follower {
+    Outrigger,
+    Envoy(PathBuf),
+}
+
+/// `/w` or `/` as the warming test compares it: the status, then the backend that answered (200) or the body.
+async fn answer(port: u16, path: &str) -> String {
+    match try_get(&format!("http://127.0.0.1:{port}{path}"), &[]).await {
+        Ok(r) if r.status == 200 => format!("200 {}", r.header("x-backend").unwrap_or_default()),
+        Ok(r) => format!("{} {:?}", r.status, r.body),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// `cluster_manager.warming_clusters` and `listener_manager.total_listeners_warming` from `/stats`.
+async fn warming_stats(admin: u16) -> String {
+    let stats = admin_text(admin, "/stats").await;
+    let value = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .unwrap_or("absent")
+            .to_string()
+    };
+    format!(
+        "warming_clusters {} listeners_warming {}",
+        value("cluster_manager.warming_clusters"),
+        value("listener_manager.total_listeners_warming")
+    )
+}
+
+/// Runs the warming fixtures (`tests/peers/ads/warming-*.json`, each dependency's initial_fetch_timeout 2 s)
+/// through one follower and writes down what a client sees at each step.
+async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
+    let name = match follower {
+        Follower::Outrigger => "outrigger",
+        Follower::Envoy(_) => "envoy",
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "outrigger-xds-warming-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (
+        Backend::start("backend-a").await,
+        Backend::start("backend-b").await,
+    );
+    let fixture = Fixture {
+        dir: dir.clone(),
+        listen: free_port(),
+        backend_a: a.address.port(),
+        backend_b: b.address.port(),
+    };
+    let (ads_port, admin) = (free_port(), free_port());
+    let config = dir.join("bootstrap.yaml");
+    std::fs::write(
+        &config,
+        BOOTSTRAP
+            .replace("{node}", name)
+            .replace("{admin}", &admin.to_string())
+            .replace("{api_type}", "GRPC")
+            .replace("{ads}", &ads_port.to_string()),
+    )
+    .unwrap();
+    let log = dir.join("follower.log");
+    // Version 2 first: cluster `w` never gets endpoints, so the initial warming lasts its 2 s timeout.
+    fixture.write_state("warming-2.json", 2);
+    let server = AdsServer::start(python, ads_port, &fixture.state());
+    let _follower: Box<dyn std::any::Any> = match follower {
+        Follower::Outrigger => Box::new(ChildGuard(
+            support::outrigger()
+                .args(["run", "-c"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        )),
+        Follower::Envoy(envoy) => Box::new(support::envoy::Envoy::start(envoy, &config)),
+    };
+    let mut seen = Vec::new();
+    let sent = |kind: &str, version: u32| {
+        let version = version.to_string();
+        server.wait_for(
+            |e| e["event"] == "response" && e["type"] == kind && e["version"] == version,
+            &format!("{kind} version {version} sent"),
+        );
+        Instant::now()
+    };
+    let ready = || async {
+        try_get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .map(|r| r.status)
+            .unwrap_or(0)
+    };
+    let at = |since: Instant, after: Duration| tokio::time::sleep_until((since + after).into());
+    let during = Duration::from_millis(600);
+    let after = Duration::from_millis(2700);
+
+    let since = sent("Cluster", 2);
+    at(since, during).await;
+    seen.push(format!("initial, w warming: ready {}", ready().await));
+    at(since, after).await;
+    seen.push(format!("initial, w timed out: ready {}", ready().await));
+    seen.push(format!("  /w {}", answer(fixture.listen, "/w").await));
+
+    // Version 1 drops `w`; version 3 brings it back without endpoints: not in force while it warms (NC).
+    fixture.write_state("warming-1.json", 1);
+    sent("Cluster", 1);
+    wait_until_answer(fixture.listen, "/w", "503 \"\"", &log).await;
+    fixture.write_state("warming-2.json", 3);
+    let since = sent("Cluster", 3);
+    at(since, during).await;
+    seen.push(format!(
+        "new cluster warming: /w {}",
+        answer(fixture.listen, "/w").await
+    ));
+    seen.push(format!("  / {}", answer(fixture.listen, "/").await));
+    seen.push(format!("  {}", warming_stats(admin).await));
+    if let Follower::Outrigger = follower {
+        // `/config_dump` lists the warming cluster apart, with the version that warms.
+        let dump: serde_json::Value =
+            serde_json::from_str(&admin_text(admin, "/config_dump").await).unwrap();
+        let state = &dump["dynamic_resources_state"];
+        assert_eq!(
+            state["warming_clusters"],
+            serde_json::json!({"w": "3"}),
+            "{dump:#}"
+        );
+        assert_eq!(
+            state["warming_listeners"],
+            serde_json::json!({}),
+            "{dump:#}"
+        );
+    }
+    at(since, after).await;
+    seen.push(format!(
+        "new cluster timed out: /w {}",
+        answer(fixture.listen, "/w").await
+    ));
+    seen.push(format!("  {}", warming_stats(admin).await));
+
+    // Its endpoints arrive.
+    fixture.write_state("warming-3.json", 4);
+    wait_until_answer(fixture.listen, "/w", "200 backend-b", &log).await;
+
+    // The listener changes to routes that are not sent: the version before serves while it warms.
+    fixture.write_state("warming-4.json", 5);
+    let since = sent("Listener", 5);
+    at(since, during).await;
+    seen.push(format!(
+        "changed listener warming: / {}",
+        answer(fixture.listen, "/").await
+    ));
+    seen.push(format!("  {}", warming_stats(admin).await));
+    at(since, after).await;
+    seen.push(format!(
+        "changed listener timed out: / {}",
+        answer(fixture.listen, "/").await
+    ));
+    seen.push(format!("  {}", warming_stats(admin).await));
+    fixture.write_state("warming-5.json", 6);
+    wait_until_answer(fixture.listen, "/", "200 backend-a", &log).await;
+
+    // Cluster `a` changes to an EDS service that is not sent: the version before serves while it warms.
+    fixture.write_state("warming-6.json", 7);
+    let since = sent("Cluster", 7);
+    at(since, during).await;
+    seen.push(format!(
+        "changed cluster warming: / {}",
+        answer(fixture.listen, "/").await
+    ));
+    seen.push(format!("  {}", warming_stats(admin).await));
+    at(since, after).await;
+    seen.push(format!(
+        "changed cluster timed out: / {}",
+        answer(fixture.listen, "/").await
+    ));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{name}: {seen:#?}");
+    seen
+}
+
+async fn wait_until_answer(port: u16, path: &str, wanted: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let seen = answer(port, path).await;
+        if seen == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path}: {wanted} not seen; last {seen}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Warming, compared with real Envoy 1.40 given the same ADS responses: a new cluster is not in force before
+/// its endpoints (503 NC) and after its initial_fetch_timeout has none (503 UH); a changed listener or cluster
+/// keeps its version before in force while the new one warms, and after the timeout goes without its routes
+/// (404 NR) or endpoints; `/ready` waits for the initial warming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warming_matches_envoy() {
+    let Some(python) = python_with_xds_protos() else {
+        return;
+    };
+    let outrigger = warming_sequence(&python, &Follower::Outrigger).await;
+    let expected = [
+        "initial, w warming: ready 503",
+        "initial, w timed out: ready 200",
+        "  /w 503 \"no healthy upstream\"",
+        "new cluster warming: /w 503 \"\"",
+        "  / 200 backend-a",
+        "  warming_clusters 1 listeners_warming 0",
+        "new cluster timed out: /w 503 \"no healthy upstream\"",
+        "  warming_clusters 0 listeners_warming 0",
+        "changed listener warming: / 200 backend-a",
+        "  warming_clusters 0 listeners_warming 1",
+        "changed listener timed out: / 404 \"\"",
+        "  warming_clusters 0 listeners_warming 0",
+        "changed cluster warming: / 200 backend-a",
+        "  warming_clusters 1 listeners_warming 0",
+        "changed cluster timed out: / 503 \"no healthy upstream\"",
+    ];
+    assert_eq!(outrigger, expected, "Outrigger");
+    let Some(envoy) = peer("envoy") else {
+        return;
+    };
+    let envoy = warming_sequence(&python, &Follower::Envoy(envoy)).await;
+    assert_eq!(envoy, outrigger, "Envoy 1.40 and Outrigger differ");
+}

@@ -143,8 +143,9 @@ pub struct Proxy {
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
     pub async fn start(mut snapshot: Snapshot) -> Result<Self, StartError> {
+        // A listener waiting for SDS secrets is not given here: the xDS layer (`src/xds/warming.rs`) adds it
+        // once they arrive (or its initial_fetch_timeout passes).
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
-        warm(&mut snapshot, &tls);
         let metrics = metrics::Metrics::new();
         let drain = drain::Drain::default();
         let mut running = listener::Running::default();
@@ -213,7 +214,6 @@ impl Proxy {
         let mut next = update.snapshot;
         let secrets = tls::Secrets::new(&next, update.secrets);
         let (tls, secrets_pending) = tls::Contexts::update(&next, secrets, &previous.tls)?;
-        warm(&mut next, &tls);
         let plan = running.plan(&next).await.map_err(|e| e.to_string())?;
         secrets_pending.commit();
         let metrics = &self.inputs.metrics;
@@ -267,22 +267,6 @@ impl Proxy {
             );
         }
     }
-}
-
-/// Leaves out the listeners whose SDS secrets have not arrived: Envoy keeps such a listener warming (not
-/// bound, not served); it is bound by the update that brings its secrets.
-fn warm(snapshot: &mut Snapshot, tls: &tls::Contexts) {
-    snapshot.listeners.retain(|listener| {
-        let missing = tls.warming(listener);
-        if !missing.is_empty() {
-            tracing::info!(
-                listener = %listener.name,
-                secrets = ?missing,
-                "listener warming: not served until its secrets arrive from the control plane"
-            );
-        }
-        missing.is_empty()
-    });
 }
 
 fn handoff(snapshot: &Snapshot) -> Vec<Arc<ListenerConfig>> {

@@ -29,8 +29,6 @@ pub struct Contexts {
     clients: Vec<Arc<ClientTls>>,
     /// The contexts this snapshot added (not kept from the previous one): the ones `watch` must start rereading.
     added: Vec<Arc<dyn Watched>>,
-    /// The secrets they were built with.
-    secrets: Secrets,
 }
 
 /// Secrets to swap into kept contexts once the whole update is known to apply.
@@ -129,23 +127,7 @@ impl Contexts {
                 contexts.clients.push(context);
             }
         }
-        contexts.secrets = secrets;
         Ok((contexts, pending))
-    }
-
-    /// The SDS secrets a listener waits for (it is not served until they arrive, as Envoy keeps it warming).
-    pub fn warming(&self, listener: &outrigger_config::model::Listener) -> Vec<String> {
-        let mut missing: Vec<String> = listener
-            .filter_chains
-            .iter()
-            .chain(listener.default_filter_chain.iter())
-            .filter_map(|c| c.tls.as_ref())
-            .flat_map(|tls| self.secrets.missing(&tls.common))
-            .map(str::to_string)
-            .collect();
-        missing.sort();
-        missing.dedup();
-        missing
     }
 
     pub fn server(&self, config: &DownstreamTls) -> Option<Arc<ServerTls>> {

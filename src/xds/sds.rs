@@ -155,8 +155,8 @@ impl ProxySink {
                 new_sources.push((source, server));
             }
         }
-        let update = super::assemble(&self.bootstrap, &combined)?;
-        self.apply_update(kind, update)?;
+        // Each listener and cluster in the version that is warm (`warming.rs`).
+        self.apply_warm(kind, &combined)?;
         match part {
             Part::Ads => {
                 parts.ads = next.clone();

@@ -2,8 +2,8 @@
 //! `cluster_manager.{active_clusters,warming_clusters}` and `cluster_manager.cluster_{added,modified,removed}`,
 //! `listener_manager.total_listeners_{active,warming,draining}` and
 //! `listener_manager.listener_{added,modified,removed}`. The bootstrap's own clusters and listeners count as
-//! added at startup, as in Envoy. Warming and draining stay 0 for now: a listener waiting for its secrets is
-//! left out of the update rather than kept warming, and a draining listener is not counted.
+//! added at startup, as in Envoy. The warming gauges are set by the xDS layer (`src/xds/warming.rs`), which
+//! keeps what warms out of the updates; draining stays 0 for now (a draining listener is not counted).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -45,7 +45,7 @@ impl Families {
             ),
             (
                 "envoy_cluster_manager_warming_clusters",
-                "Clusters warming (always 0 for now)",
+                "Clusters waiting for their endpoints or secrets (or initial_fetch_timeout)",
                 &f.warming_clusters,
             ),
             (
@@ -55,7 +55,7 @@ impl Families {
             ),
             (
                 "envoy_listener_manager_total_listeners_warming",
-                "Listeners warming (always 0 for now)",
+                "Listeners waiting for their routes or secrets (or initial_fetch_timeout)",
                 &f.total_listeners_warming,
             ),
             (

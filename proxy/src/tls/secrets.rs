@@ -38,15 +38,6 @@ impl Secrets {
         .map(Arc::as_ref)
     }
 
-    /// The SDS secrets `common` names that have not arrived.
-    pub fn missing<'a>(&self, common: &'a CommonTls) -> Vec<&'a str> {
-        common
-            .secrets()
-            .filter(|r| r.source.is_dynamic() && self.find(r).is_none())
-            .map(|r| r.name.as_str())
-            .collect()
-    }
-
     /// `common` with the certificate and validation context of the secrets it names in place; `None` while
     /// an SDS secret has not arrived. A static secret that is missing, or a secret of the wrong kind, is an
     /// error (Envoy: "Unknown static secret"; a resource naming it is refused).

@@ -104,7 +104,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.ConfigSource.initial_fetch_timeout",
-        Tests(&[XDS_FETCH_TIMEOUT, XDS_OPTIONS]),
+        Tests(&[XDS_FETCH_TIMEOUT, XDS_OPTIONS, XDS_WARMING, SDS_WARMING]),
     ),
     (
         "envoy.config.core.v3.ApiConfigSource.api_type",

@@ -294,3 +294,7 @@ pub(super) const XDS_KEEPALIVE: &str =
     "control-api/src/ads_client/server/tests.rs::a_silent_control_plane_is_detected_by_keepalive";
 pub(super) const SDS_GRPC_DYNAMIC: &str =
     "tests/sds.rs::a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source";
+// warming proofs
+pub(super) const XDS_WARMING: &str = "tests/xds_client.rs::warming_matches_envoy";
+pub(super) const SDS_WARMING: &str =
+    "tests/sds.rs::a_listener_warms_until_its_secrets_arrive_as_in_envoy";

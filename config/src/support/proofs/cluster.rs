@@ -90,7 +90,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.EdsClusterConfig.eds_config",
-        Tests(&[XDS_SOTW, XDS_DELTA, XDS_EDS_FOLLOWS]),
+        Tests(&[XDS_SOTW, XDS_DELTA, XDS_EDS_FOLLOWS, XDS_WARMING]),
     ),
     (
         "envoy.config.cluster.v3.Cluster.EdsClusterConfig.service_name",

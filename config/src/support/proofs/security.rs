@@ -183,7 +183,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig.sds_config",
-        Tests(&[SDS_ADS, SDS_LOADER, SDS_GRPC, SDS_GRPC_DYNAMIC]),
+        Tests(&[SDS_ADS, SDS_LOADER, SDS_GRPC, SDS_GRPC_DYNAMIC, SDS_WARMING]),
     ),
     (
         "envoy.extensions.transport_sockets.tls.v3.Secret.name",
