@@ -323,3 +323,30 @@ fn kubernetes_control_plane_resources_load() {
     assert!(log.contains("mesh.yaml: 6 resources"), "{log}");
     assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
 }
+
+/// `-f -` reads standard input and `-o FILE` writes a file: the same bytes as `-f FILE` to standard output.
+#[test]
+fn inject_reads_standard_input_and_writes_a_file() {
+    use std::io::Write;
+    let input = folder().join("pod.yaml");
+    let expected = std::fs::read_to_string(folder().join("pod.out.yaml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("outrigger-inject-o-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.yaml");
+    let mut child = support::outrigger()
+        .args(["inject", "-f", "-", "-o"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&input).unwrap())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let written = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(written, expected);
+}
