@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod await_sidecar;
 mod ca;
 mod control_plane;
+mod inject;
 mod iptables;
 mod memory;
 mod run;
@@ -96,6 +97,18 @@ enum Command {
         #[arg(short = 'l', long = "log-level", default_value = "info")]
         log_level: String,
     },
+    /// Add the Outrigger init and sidecar containers to the workloads of a Kubernetes manifest (like
+    /// `istioctl kube-inject`); everything else passes through.
+    Inject {
+        /// The manifest (YAML, any number of documents); `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Write the result here instead of standard output.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        options: inject::Options,
+    },
     /// Run the sidecar: the embedded transparent-sidecar default, or the Envoy v3 bootstrap given with -c.
     Run {
         /// An Envoy v3 bootstrap file (YAML or JSON). Without it, the embedded default runs.
@@ -166,6 +179,11 @@ fn main() -> ExitCode {
                 }),
             &log_level,
         ),
+        Command::Inject {
+            file,
+            output,
+            options,
+        } => inject::run(&file, output.as_deref(), &options),
         Command::Run {
             config,
             print_default_config,
