@@ -102,6 +102,7 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, S
         readiness,
         rds_managers: std::sync::Mutex::new(Vec::new()),
         warming_eds: std::sync::Mutex::new(Vec::new()),
+        cds_paused: tokio::sync::watch::channel(false).0,
     });
     // Static listeners waiting for a secret or routes have a deadline from the start.
     if let Err(e) = sink.apply_warm(Kind::Listener, &Resources::default()) {
@@ -157,6 +158,9 @@ struct ProxySink {
     rds_managers: std::sync::Mutex<Vec<(String, String)>>,
     /// New EDS clusters not in force yet (warming): name, EDS service, `track_remaining`.
     warming_eds: std::sync::Mutex<Vec<(String, String, bool)>>,
+    /// Envoy's CDS pause: `true` while a cluster warms once the initial configuration is in place (the ADS
+    /// stream then holds its CDS ACK back; `ads_client::Sink::cds_pause`).
+    cds_paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl ProxySink {

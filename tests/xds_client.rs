@@ -1137,6 +1137,15 @@ async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
             .map(|r| r.status)
             .unwrap_or(0)
     };
+    // Envoy holds the CDS ACK back while a cluster warms (once the initial clusters are in place), so a control
+    // plane can wait for it before sending routes that use the cluster.
+    let cds_acked = |version: u32| {
+        let version = version.to_string();
+        let acked = server
+            .find(|e| e["event"] == "ack" && e["type"] == "Cluster" && e["version"] == version)
+            .is_some();
+        format!("  CDS {version} ACKed: {acked}")
+    };
     let at = |since: Instant, after: Duration| tokio::time::sleep_until((since + after).into());
     let during = Duration::from_millis(600);
     let after = Duration::from_millis(2700);
@@ -1144,6 +1153,7 @@ async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
     let since = sent("Cluster", 2);
     at(since, during).await;
     seen.push(format!("initial, w warming: ready {}", ready().await));
+    seen.push(cds_acked(2));
     at(since, after).await;
     seen.push(format!("initial, w timed out: ready {}", ready().await));
     seen.push(format!("  /w {}", answer(fixture.listen, "/w").await));
@@ -1161,6 +1171,7 @@ async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
     ));
     seen.push(format!("  / {}", answer(fixture.listen, "/").await));
     seen.push(format!("  {}", warming_stats(admin).await));
+    seen.push(cds_acked(3));
     if let Follower::Outrigger = follower {
         // `/config_dump` lists the warming cluster apart, with the version that warms.
         let dump: serde_json::Value =
@@ -1183,6 +1194,7 @@ async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
         answer(fixture.listen, "/w").await
     ));
     seen.push(format!("  {}", warming_stats(admin).await));
+    seen.push(cds_acked(3));
 
     // Its endpoints arrive.
     fixture.write_state("warming-3.json", 4);
@@ -1215,11 +1227,13 @@ async fn warming_sequence(python: &Path, follower: &Follower) -> Vec<String> {
         answer(fixture.listen, "/").await
     ));
     seen.push(format!("  {}", warming_stats(admin).await));
+    seen.push(cds_acked(7));
     at(since, after).await;
     seen.push(format!(
         "changed cluster timed out: / {}",
         answer(fixture.listen, "/").await
     ));
+    seen.push(cds_acked(7));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("{name}: {seen:#?}");
@@ -1254,20 +1268,25 @@ async fn warming_matches_envoy() {
     let outrigger = warming_sequence(&python, &Follower::Outrigger).await;
     let expected = [
         "initial, w warming: ready 503",
+        "  CDS 2 ACKed: true",
         "initial, w timed out: ready 200",
         "  /w 503 \"no healthy upstream\"",
         "new cluster warming: /w 503 \"\"",
         "  / 200 backend-a",
         "  warming_clusters 1 listeners_warming 0",
+        "  CDS 3 ACKed: false",
         "new cluster timed out: /w 503 \"no healthy upstream\"",
         "  warming_clusters 0 listeners_warming 0",
+        "  CDS 3 ACKed: true",
         "changed listener warming: / 200 backend-a",
         "  warming_clusters 0 listeners_warming 1",
         "changed listener timed out: / 404 \"\"",
         "  warming_clusters 0 listeners_warming 0",
         "changed cluster warming: / 200 backend-a",
         "  warming_clusters 1 listeners_warming 0",
+        "  CDS 7 ACKed: false",
         "changed cluster timed out: / 503 \"no healthy upstream\"",
+        "  CDS 7 ACKed: true",
     ];
     assert_eq!(outrigger, expected, "Outrigger");
     let Some(envoy) = peer("envoy") else {

@@ -33,6 +33,7 @@
 mod backoff;
 mod delta;
 mod node;
+mod pause;
 mod server;
 mod sotw;
 mod state;
@@ -472,6 +473,11 @@ pub trait Sink: Send + Sync + 'static {
     fn apply(&self, kind: Kind, next: &Resources) -> Result<(), String>;
     /// Statistics and readiness.
     fn event(&self, event: Event);
+    /// `true` while CDS is paused (Envoy: a cluster warms after the initial ones are in place): a stream then
+    /// holds its CDS requests, ACKs included, until it is `false` again. `None`: never paused.
+    fn cds_pause(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// The running client. Dropping it (or [`Handle::shutdown`]) stops the client and closes its stream.
@@ -530,6 +536,8 @@ trait Responses<R> {
     /// Asks for the names now wanted, if they changed (after an expiry, or when the ADS stream's resources
     /// name other secrets of an SDS source).
     fn follow_names(&mut self);
+    /// Sends what CDS's pause held, if it has ended.
+    fn resume(&mut self);
 }
 
 /// Waits until the next TTL expiry, or for ever when nothing expires.
@@ -540,13 +548,10 @@ async fn next_expiry(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Waits until the secret names an SDS stream follows change (`true`), or their sender is gone (`false`); for
-/// ever when there are none to follow.
-async fn names_changed(
-    names: &mut Option<tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>>,
-) -> bool {
-    match names {
-        Some(names) => names.changed().await.is_ok(),
+/// Waits until a watched value changes (`true`) or its sender is gone (`false`); for ever without one.
+async fn changed<T>(watched: &mut Option<tokio::sync::watch::Receiver<T>>) -> bool {
+    match watched {
+        Some(watched) => watched.changed().await.is_ok(),
         None => std::future::pending().await,
     }
 }
@@ -576,6 +581,7 @@ async fn follow<R, H: Responses<R>>(
     handler.state().event(Event::Connected);
     // An SDS stream also follows the secret names the ADS stream's resources bring and take away.
     let mut extra = handler.state().options().extra_secret_names.clone();
+    let mut pause = handler.state().cds_pause();
     let mut received = false;
     let reason = loop {
         let expiry = handler.state().next_expiry();
@@ -587,12 +593,19 @@ async fn follow<R, H: Responses<R>>(
                 handler.follow_names();
                 continue;
             }
-            changed = names_changed(&mut extra) => {
+            changed = changed(&mut extra) => {
                 if !changed {
                     // The sender is gone (shutting down): no more changes to follow.
                     extra = None;
                 }
                 handler.follow_names();
+                continue;
+            }
+            changed = changed(&mut pause) => {
+                if !changed {
+                    pause = None;
+                }
+                handler.resume();
                 continue;
             }
         };

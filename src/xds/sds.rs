@@ -193,4 +193,12 @@ impl Sink for PartSink {
     fn event(&self, event: Event) {
         self.shared.event(&self.part, event);
     }
+
+    fn cds_pause(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        // Only the ADS stream carries clusters.
+        match self.part {
+            Part::Ads => Some(self.shared.cds_paused.subscribe()),
+            Part::Sds(_) => None,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! the client subscribes anew and says what it holds in `initial_resource_versions`, so the server sends only
 //! what changed. A response carries the resources added or changed and the names removed.
 
+use super::pause::CdsPause;
 use super::server::MAX_MESSAGE_BYTES;
 use super::sotw::INVALID_ARGUMENT;
 use super::state::{Incoming, State, Update};
@@ -24,10 +25,18 @@ struct Stream<'a> {
     first: bool,
     /// The names subscribed, by type (only the types subscribed; empty for the wildcard ones).
     subscribed: HashMap<Kind, BTreeSet<String>>,
+    pause: CdsPause<DeltaDiscoveryRequest>,
 }
 
 impl Stream<'_> {
-    fn send(&mut self, mut request: DeltaDiscoveryRequest) {
+    fn send(&mut self, request: DeltaDiscoveryRequest) {
+        let is_cds = request.type_url == Kind::Cluster.type_url();
+        for request in self.pause.pass(is_cds, request) {
+            self.transmit(request);
+        }
+    }
+
+    fn transmit(&mut self, mut request: DeltaDiscoveryRequest) {
         request.node = self.state.node_for(self.first);
         self.first = false;
         // The receiver lives as long as the call; a send after it is gone changes nothing.
@@ -130,11 +139,13 @@ fn nack(type_url: &str, nonce: String, message: String) -> DeltaDiscoveryRequest
 
 pub async fn run(channel: Channel, server: &Server, state: &mut State) -> Ended {
     let (requests, receiver) = mpsc::unbounded_channel();
+    let pause = CdsPause::new(state.cds_pause(), false);
     let mut stream = Stream {
         state,
         requests,
         first: true,
         subscribed: HashMap::new(),
+        pause,
     };
     for (kind, names) in stream.state.initial_subscriptions() {
         stream.subscribe(kind, names);
@@ -168,5 +179,11 @@ impl super::Responses<DeltaDiscoveryResponse> for Stream<'_> {
 
     fn follow_names(&mut self) {
         Stream::follow_names(self);
+    }
+
+    fn resume(&mut self) {
+        for request in self.pause.released() {
+            self.transmit(request);
+        }
     }
 }

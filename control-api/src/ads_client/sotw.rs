@@ -3,6 +3,7 @@
 //! stream, nonces do not. Listeners and clusters are asked for with no names (the wildcard, as Envoy does),
 //! routes and endpoints by name, and again with the whole list whenever it changes.
 
+use super::pause::CdsPause;
 use super::server::MAX_MESSAGE_BYTES;
 use super::state::{Incoming, State, Update};
 use super::{Api, Ended, Kind, Server};
@@ -29,6 +30,7 @@ struct Stream<'a> {
     nonces: HashMap<Kind, String>,
     /// The names last asked for, by type (only the types asked for).
     asked: HashMap<Kind, BTreeSet<String>>,
+    pause: CdsPause<DiscoveryRequest>,
 }
 
 impl Stream<'_> {
@@ -42,7 +44,6 @@ impl Stream<'_> {
     ) {
         let request = DiscoveryRequest {
             version_info: version,
-            node: self.state.node_for(self.first),
             resource_names: names,
             type_url: kind_or_url.to_string(),
             response_nonce: nonce,
@@ -53,6 +54,14 @@ impl Stream<'_> {
             }),
             ..Default::default()
         };
+        let is_cds = request.type_url == Kind::Cluster.type_url();
+        for request in self.pause.pass(is_cds, request) {
+            self.transmit(request);
+        }
+    }
+
+    fn transmit(&mut self, mut request: DiscoveryRequest) {
+        request.node = self.state.node_for(self.first);
         self.first = false;
         // The receiver lives as long as the call; a send after it is gone changes nothing.
         let _ = self.requests.send(request);
@@ -176,12 +185,14 @@ pub(super) fn incoming(any: Any, version: &str, accepted: &str) -> Incoming {
 
 pub async fn run(channel: Channel, server: &Server, state: &mut State) -> Ended {
     let (requests, receiver) = mpsc::unbounded_channel();
+    let pause = CdsPause::new(state.cds_pause(), true);
     let mut stream = Stream {
         state,
         requests,
         first: true,
         nonces: HashMap::new(),
         asked: HashMap::new(),
+        pause,
     };
     for (kind, names) in stream.state.initial_subscriptions() {
         stream.send(
@@ -224,5 +235,11 @@ impl super::Responses<DiscoveryResponse> for Stream<'_> {
 
     fn follow_names(&mut self) {
         Stream::follow_names(self);
+    }
+
+    fn resume(&mut self) {
+        for request in self.pause.released() {
+            self.transmit(request);
+        }
     }
 }

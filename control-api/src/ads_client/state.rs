@@ -141,6 +141,11 @@ impl State {
             .collect()
     }
 
+    /// Whether CDS is paused, as the sink says (see `pause.rs`).
+    pub fn cds_pause(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.sink.cds_pause()
+    }
+
     pub fn new(options: Options, sink: Arc<dyn Sink>, initial: InitialFetch) -> Self {
         let waiting = [
             (Kind::Listener, options.listeners),

@@ -132,6 +132,14 @@ impl ProxySink {
         let (clusters, _) = state.warming.cluster_counts();
         managers.total_listeners_warming.set(gauge(listeners));
         managers.warming_clusters.set(gauge(clusters));
+        // Envoy pauses CDS while a cluster warms, once its initial clusters are in place (not during the
+        // initial fetch), and resumes it when none warms.
+        let pause = self.proxy.inputs.initial_fetch_done.load(Ordering::Relaxed) && clusters > 0;
+        self.cds_paused.send_if_modified(|paused| {
+            let changed = *paused != pause;
+            *paused = pause;
+            changed
+        });
         self.readiness
             .settled
             .store(state.warming.settled(), Ordering::SeqCst);
