@@ -85,7 +85,8 @@ async fn serve(
 ) -> ExitCode {
     let bootstrap = snapshot;
     // Static listeners waiting for routes or secrets from the control plane start warming (not bound).
-    let proxy = match Proxy::start(crate::xds::initial(&bootstrap)).await {
+    // Listeners accept once the control plane's first configuration is in place (at once without one).
+    let proxy = match Proxy::start_initializing(crate::xds::initial(&bootstrap), true).await {
         Ok(proxy) => std::sync::Arc::new(proxy),
         Err(e) => {
             eprintln!("outrigger: {e}");

@@ -16,7 +16,6 @@ use outrigger_proxy::{Proxy, Update};
 use sds::{Part, PartSink, Parts};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 pub use warming::apply::initial;
 
 /// The ADS client's own thread: stops the client when dropped.
@@ -77,13 +76,9 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, S
         streams.push((source, server));
     }
     if ads.is_none() && streams.is_empty() {
+        proxy.inputs.finish_initializing();
         return Ok(None);
     }
-    // Ready once every client started here has its initial fetch (static listeners warm on SDS secrets).
-    proxy
-        .inputs
-        .initial_fetch_done
-        .store(false, Ordering::Relaxed);
     // Readiness also waits for LDS and CDS to answer and for what they bring to warm (`warming/apply.rs`).
     let warm = warming::apply::State::new(&bootstrap);
     let readiness = warming::apply::Readiness::new(&bootstrap, &warm);

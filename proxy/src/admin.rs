@@ -117,7 +117,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
             } else if inputs.health_check_failed.load(Ordering::Relaxed) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "HEALTH CHECK FAILED\n")
-            } else if !inputs.initial_fetch_done.load(Ordering::Relaxed) {
+            } else if !inputs.is_initialized() {
                 // Envoy's state while it waits for the control plane's first configuration.
                 text(StatusCode::SERVICE_UNAVAILABLE, "INITIALIZING\n")
             } else {
@@ -129,7 +129,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
             "version": env!("CARGO_PKG_VERSION"),
             "state": if inputs.drain.is_draining() {
                 "DRAINING"
-            } else if !inputs.initial_fetch_done.load(Ordering::Relaxed) {
+            } else if !inputs.is_initialized() {
                 "INITIALIZING"
             } else {
                 "LIVE"

@@ -39,8 +39,9 @@ pub struct Inputs {
     /// Set by `POST /healthcheck/fail`, cleared by `POST /healthcheck/ok`: `/ready` then answers 503.
     pub health_check_failed: AtomicBool,
     /// False until the first configuration from the control plane is in place (or its initial fetch timed
-    /// out): `/ready` answers 503 until then. True from the start without `dynamic_resources`.
-    pub initial_fetch_done: AtomicBool,
+    /// out): `/ready` answers 503 and no listener accepts until then (Envoy starts its workers once its
+    /// initialization is done; connections wait in the backlog). True from the start without a control plane.
+    pub initialized: tokio::sync::watch::Sender<bool>,
     /// Changes the log level (`POST /logging?level=`); installed by whoever set up logging.
     pub log_control: OnceLock<LogControl>,
 }
@@ -73,6 +74,25 @@ impl Inputs {
     /// The configuration in force now.
     pub fn generation(&self) -> Arc<Generation> {
         self.generation.load_full()
+    }
+
+    /// Whether the initial configuration is in place (see `initialized`).
+    pub fn is_initialized(&self) -> bool {
+        *self.initialized.borrow()
+    }
+
+    /// The initial configuration is in place: `/ready` turns ready and the listeners start accepting. Returns
+    /// whether it was not already.
+    pub fn finish_initializing(&self) -> bool {
+        self.initialized
+            .send_if_modified(|done| !std::mem::replace(done, true))
+    }
+
+    /// Returns once the initial configuration is in place.
+    pub async fn wait_initialized(&self) {
+        let mut initialized = self.initialized.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = initialized.wait_for(|done| *done).await;
     }
 
     pub fn own_addresses(&self, connection_local: SocketAddr) -> Vec<SocketAddr> {
@@ -142,7 +162,18 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds every listener and the admin server, resolves DNS clusters, and starts serving.
-    pub async fn start(mut snapshot: Snapshot) -> Result<Self, StartError> {
+    pub async fn start(snapshot: Snapshot) -> Result<Self, StartError> {
+        let initializing = snapshot.dynamic_resources.is_some();
+        Self::start_initializing(snapshot, initializing).await
+    }
+
+    /// The same; with `initializing`, the listeners are bound but accept nothing, and `/ready` answers 503,
+    /// until [`Inputs::finish_initializing`] (the xDS client calls it once the control plane's first
+    /// configuration is in place).
+    pub async fn start_initializing(
+        mut snapshot: Snapshot,
+        initializing: bool,
+    ) -> Result<Self, StartError> {
         // A listener waiting for SDS secrets is not given here: the xDS layer (`src/xds/warming.rs`) adds it
         // once they arrive (or its initial_fetch_timeout passes).
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
@@ -171,7 +202,7 @@ impl Proxy {
             drain,
             started: Instant::now(),
             health_check_failed: AtomicBool::new(false),
-            initial_fetch_done: AtomicBool::new(snapshot.dynamic_resources.is_none()),
+            initialized: tokio::sync::watch::channel(!initializing).0,
             log_control: OnceLock::new(),
         });
         let admin_address =

@@ -63,6 +63,11 @@ impl Listener {
             &self.config.stat_prefix,
             self.local_addr().unwrap_or(self.config.address),
         );
+        // Bound, but accepting only once the initial configuration is in place (Envoy's workers start then).
+        tokio::select! {
+            () = inputs.wait_initialized() => {}
+            () = drain.started() => return,
+        }
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,

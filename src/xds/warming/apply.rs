@@ -134,7 +134,7 @@ impl ProxySink {
         managers.warming_clusters.set(gauge(clusters));
         // Envoy pauses CDS while a cluster warms, once its initial clusters are in place (not during the
         // initial fetch), and resumes it when none warms.
-        let pause = self.proxy.inputs.initial_fetch_done.load(Ordering::Relaxed) && clusters > 0;
+        let pause = self.proxy.inputs.is_initialized() && clusters > 0;
         self.cds_paused.send_if_modified(|paused| {
             let changed = *paused != pause;
             *paused = pause;
@@ -196,15 +196,7 @@ impl ProxySink {
         let streams_done = lock(&self.initial_fetches).is_empty();
         let answered = lock(&self.readiness.unanswered).is_empty();
         let settled = self.readiness.settled.load(Ordering::SeqCst);
-        if streams_done
-            && answered
-            && settled
-            && !self
-                .proxy
-                .inputs
-                .initial_fetch_done
-                .swap(true, Ordering::Relaxed)
-        {
+        if streams_done && answered && settled && self.proxy.inputs.finish_initializing() {
             tracing::info!("initial configuration from the control plane in place; ready");
         }
     }
