@@ -129,6 +129,10 @@ impl Router {
             service,
         } = chosen;
         let connection = &self.connection;
+        let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
+        if let (Some(notes), Some(name)) = (&notes, &cluster) {
+            notes.with(|r| r.upstream_cluster = Some(name.clone()));
+        }
         let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name)) else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
         };
@@ -182,6 +186,7 @@ impl Router {
             downstream_version: parts.version,
             auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
             attempt_count_header: vhost.include_request_attempt_count,
+            notes,
         });
         let Ok(response) = service.oneshot(request).await;
         finish(response, on_upgrade)

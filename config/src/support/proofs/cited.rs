@@ -294,3 +294,9 @@ pub(super) const XDS_KEEPALIVE: &str =
     "control-api/src/ads_client/server/tests.rs::a_silent_control_plane_is_detected_by_keepalive";
 pub(super) const SDS_GRPC_DYNAMIC: &str =
     "tests/sds.rs::a_dynamic_listener_takes_its_secrets_from_an_sds_grpc_source";
+// access-log proofs
+pub(super) const AL_ENVOY: &str = "tests/access_log.rs::access_log_lines_match_envoy";
+pub(super) const AL_FILTERS: &str = "proxy/src/access_log/filter.rs::filters_decide_like_envoy";
+pub(super) const AL_LOADER: &str =
+    "config/src/convert/access_log/tests.rs::formats_and_filters_are_read_like_envoy";
+pub(super) const AL_STREAMS: &str = "tests/access_log.rs::stdout_and_stderr_loggers_write_lines";
