@@ -106,7 +106,10 @@ async fn forward(
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
         let address = picked.address;
-        note(&|r| r.upstream_host = Some(address));
+        note(&|r| {
+            r.upstream_host = Some(address);
+            r.attempts = Some(attempt);
+        });
         match tokio::time::timeout(cluster.config.connect_timeout, TcpStream::connect(address))
             .await
         {

@@ -92,6 +92,10 @@ impl Flags {
     }
 }
 
+/// `%RESPONSE_CODE_DETAILS%` a layer knows better than the flags tell (a response extension).
+#[derive(Clone, Copy, Debug)]
+pub struct Details(pub &'static str);
+
 /// One request or connection, as the access log sees it at the end.
 #[derive(Debug, Default)]
 pub struct Record {

@@ -333,15 +333,25 @@ where
         let matched = ConnectionManager::lookup(table, &parts);
         let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
         if let Some(notes) = &notes {
-            let route_name = matched
-                .as_ref()
-                .and_then(|m| m.route())
-                .map(|(_, _, route)| route.name.clone())
+            let route = matched.as_ref().and_then(|m| m.route()).map(|(_, _, r)| r);
+            let route_name = route
+                .map(|r| r.name.clone())
                 .filter(|name| !name.is_empty());
+            // Envoy knows a route's single cluster once the route is chosen, before any filter runs.
+            let cluster = route.and_then(|r| match &r.action {
+                RouteAction::Route(forward) => match &forward.target {
+                    outrigger_config::model::route::ClusterTarget::Cluster(name) => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
             let head = access_log_head(&parts);
             notes.with(|r| {
                 r.request = Some(head);
                 r.route_name = route_name;
+                r.upstream_cluster = cluster;
             });
         }
         if let Some(matched) = matched {

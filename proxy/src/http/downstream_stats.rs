@@ -111,6 +111,10 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
     let upstream = response.extensions().get::<UpstreamHost>().map(|h| h.0);
     let attempts = response.extensions().get::<Attempts>().map(|a| a.0);
     let reset = response.extensions().get::<ResetStream>().is_some();
+    let known = response
+        .extensions()
+        .get::<crate::access_log::record::Details>()
+        .map(|d| d.0);
     notes.with(|r| {
         r.response_code = if reset { 0 } else { response.status().as_u16() };
         r.response_headers = Some(response.headers().clone());
@@ -119,11 +123,17 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
             r.upstream_host = Some(host);
             r.response_duration = Some(elapsed);
         }
-        if r.upstream_host.is_some() || r.upstream_cluster.is_some() {
-            r.attempts = Some(attempts.unwrap_or(1));
+        // Envoy counts 0 attempts when no upstream request started (no route, a local reply).
+        let tried = r.upstream_host.is_some();
+        r.attempts = Some(attempts.unwrap_or(u32::from(tried)));
+        if tried {
             r.upstream_protocol = r.protocol;
         }
-        r.response_code_details = Some(details(flags, upstream.is_some()).to_string());
+        r.response_code_details = Some(
+            known
+                .unwrap_or_else(|| details(flags, upstream.is_some()))
+                .to_string(),
+        );
     });
 }
 
