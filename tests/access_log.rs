@@ -370,3 +370,160 @@ fn mask_default(line: &str) -> String {
     }
     fields.join(" ")
 }
+
+/// One listener to the backend whose connection manager logs with `logs` (YAML, indented for the list).
+fn single(admin: u16, port: u16, backend: u16, logs: &str) -> String {
+    format!(
+        r#"
+admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
+static_resources:
+  listeners:
+  - name: http
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          access_log:
+{logs}
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {{cluster: backend}}}}]}}]}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+  - name: backend
+    load_assignment: {{cluster_name: backend, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {backend}}}}}}}}}]}}]}}
+"#
+    )
+}
+
+/// `outrigger run` with `args`, stdout and stderr to files in `dir`; ready when this returns.
+fn run(dir: &Path, config: &str, admin: u16, args: &[&str]) -> support::ChildGuard {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let child = support::outrigger()
+        .args(["run", "--concurrency", "1"])
+        .args(args)
+        .arg("-c")
+        .arg(&path)
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let guard = support::ChildGuard(child);
+    let started = Instant::now();
+    while support::sidecar::get(("127.0.0.1", admin), "/ready").map(|r| r.0) != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not ready:\n{}",
+            std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    guard
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("outrigger-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_and_stderr_loggers_write_lines() {
+    let backend = Backend::start("b").await;
+    let dir = temp("access-log-streams");
+    let (admin, port) = (free_port(), free_port());
+    let logs = r#"          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format: {text_format_source: {inline_string: "to-stdout %RESPONSE_CODE% %REQ(:PATH)%\n"}}
+          - name: envoy.access_loggers.stderr
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog
+              log_format: {json_format: {where: stderr, code: "%RESPONSE_CODE%"}}"#;
+    let config = single(admin, port, backend.address.port(), logs);
+    let process = run(&dir, &config, admin, &[]);
+    let reply = get(&format!("http://127.0.0.1:{port}/streamed"), &[]).await;
+    assert_eq!(reply.status, 200);
+    let stdout = read_lines(&dir.join("stdout"), 1);
+    assert_eq!(stdout, ["to-stdout 200 /streamed"]);
+    let started = Instant::now();
+    let line = loop {
+        let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap();
+        if let Some(line) = stderr.lines().find(|l| l.contains("\"where\"")) {
+            break line.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let object: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(object, serde_json::json!({"where": "stderr", "code": 200}));
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `POST /reopen_logs` after the file was renamed (log rotation): the next line goes to a new file at the path.
+/// The process runs with `--log-format json`: every line of its own log is a JSON object with `level` and
+/// `message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_logs_and_json_process_logs() {
+    let backend = Backend::start("b").await;
+    let dir = temp("access-log-reopen");
+    let (admin, port) = (free_port(), free_port());
+    let path = dir.join("access.log");
+    let logs = format!(
+        r#"          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {}
+              log_format: {{text_format_source: {{inline_string: "%REQ(:PATH)%\n"}}}}"#,
+        path.display()
+    );
+    let config = single(admin, port, backend.address.port(), &logs);
+    let process = run(
+        &dir,
+        &config,
+        admin,
+        &["--log-format", "json", "-l", "debug"],
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/before"), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(read_lines(&path, 1), ["/before"]);
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    let reply = support::client::post(&format!("http://127.0.0.1:{admin}/reopen_logs")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/after"), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(read_lines(&path, 1), ["/after"]);
+    assert_eq!(read_lines(&rotated, 1), ["/before"]);
+    drop(process);
+
+    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    for line in lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["message"].is_string(), "{line}");
+        assert!(object["timestamp"].is_string(), "{line}");
+    }
+    assert!(
+        stderr.contains("\"message\":\"outrigger is ready\""),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
