@@ -9,6 +9,7 @@ mod ca;
 mod control_plane;
 mod inject;
 mod iptables;
+mod log_format;
 mod memory;
 mod run;
 mod validate;
@@ -126,6 +127,9 @@ enum Command {
         /// Log level: trace, debug, info, warn, error (or a tracing filter such as `outrigger_proxy=debug`).
         #[arg(short = 'l', long = "log-level", default_value = "info")]
         log_level: String,
+        /// The proxy's own log lines: `text`, or `json` (one object per line, for log pipelines).
+        #[arg(long = "log-format", value_enum, default_value = "text")]
+        log_format: log_format::LogFormat,
         /// The node id told to the control plane and shown on /server_info (replaces the bootstrap's `node.id`).
         #[arg(long = "service-node")]
         service_node: Option<String>,
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
             drain_time_s,
             concurrency,
             log_level,
+            log_format,
             service_node,
             service_cluster,
         } => run::run(run::Args {
@@ -198,6 +203,7 @@ fn main() -> ExitCode {
             drain_time: std::time::Duration::from_secs(drain_time_s),
             concurrency,
             log_level,
+            log_format,
             service_node,
             service_cluster,
         }),

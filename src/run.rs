@@ -12,6 +12,8 @@ pub struct Args {
     pub drain_time: Duration,
     pub concurrency: Option<usize>,
     pub log_level: String,
+    /// `--log-format`: text, or one JSON object per line.
+    pub log_format: crate::log_format::LogFormat,
     /// `--service-node` and `--service-cluster`, as Envoy's flags: they replace the bootstrap's node id and cluster.
     pub service_node: Option<String>,
     pub service_cluster: Option<String>,
@@ -22,7 +24,7 @@ pub fn run(args: Args) -> ExitCode {
         print!("{}", outrigger_config::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
-    let log_control = init_logging(&args.log_level);
+    let log_control = init_logging_as(&args.log_level, args.log_format);
     let (source, loaded) = match &args.config {
         Some(path) => (
             path.display().to_string(),
@@ -120,6 +122,8 @@ async fn serve(
         () = drain.started() => tracing::info!("drain requested through the admin API"),
     }
     proxy.drain(drain_time).await;
+    // Access log lines still queued are written before the process goes.
+    outrigger_proxy::access_log::flush();
     tracing::info!("drained; exiting");
     ExitCode::SUCCESS
 }
@@ -141,6 +145,14 @@ pub async fn signal() {
 
 /// Logs to stderr at `level`; the returned control changes the level at run time (`POST /logging?level=`).
 pub fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
+    init_logging_as(level, crate::log_format::LogFormat::Text)
+}
+
+/// The same, as text or as JSON lines.
+pub fn init_logging_as(
+    level: &str,
+    format: crate::log_format::LogFormat,
+) -> Option<outrigger_proxy::LogControl> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
@@ -152,9 +164,21 @@ pub fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let (text, json) = match format {
+        crate::log_format::LogFormat::Text => (Some(fmt), None),
+        crate::log_format::LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .event_format(crate::log_format::JsonLines)
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(text)
+        .with(json)
         .try_init()
         .ok()?;
     Some(Box::new(move |level: &str| {

@@ -5,6 +5,7 @@
 // so must we, which means reading deprecated fields.
 #![allow(deprecated)]
 
+pub mod access_log;
 pub mod api_listener;
 pub mod bootstrap;
 pub mod cluster;

@@ -4,6 +4,7 @@
 //! immutable once built and serialisable, so `/config_dump` and `outrigger validate --dump` show exactly what
 //! runs.
 
+pub mod access_log;
 pub mod cluster;
 pub mod core;
 pub mod http;

@@ -22,7 +22,7 @@ pub struct MessageSupport {
     pub ignored: &'static [(&'static str, &'static str)],
 }
 
-const ACCESS_LOG: &str = "access logs are not written yet; traffic is unaffected";
+const ACCESS_LOG: &str = "requests to the admin API are not logged; traffic is unaffected";
 const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffected";
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
 
@@ -62,6 +62,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+    "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
 ];
 
 /// The table, less the security section (`support/security.rs`); `messages()` walks both.
@@ -175,9 +178,8 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.listener.v3.Listener",
         "name address traffic_direction bind_to_port use_original_dst listener_filters listener_filters_timeout \
          continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix \
-         per_connection_buffer_limit_bytes",
+         per_connection_buffer_limit_bytes access_log",
         &[
-            ("access_log", ACCESS_LOG),
             ("tcp_backlog_size", TUNING),
             ("enable_reuse_port", TUNING),
             ("metadata", METADATA),
@@ -204,14 +206,11 @@ const MESSAGES: &[MessageSupport] = &[
         "codec_type stat_prefix rds route_config http_filters common_http_protocol_options http2_protocol_options \
          server_name stream_idle_timeout request_timeout request_headers_timeout drain_timeout max_request_headers_kb \
          generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append upgrade_configs normalize_path \
-         merge_slashes forward_client_cert_details set_current_client_cert_details",
-        &[
-            ("access_log", ACCESS_LOG),
-            (
-                "tracing",
-                "spans are not exported yet; trace headers are still forwarded",
-            ),
-        ],
+         merge_slashes forward_client_cert_details set_current_client_cert_details access_log",
+        &[(
+            "tracing",
+            "spans are not exported yet; trace headers are still forwarded",
+        )],
     ),
     msg(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
@@ -366,11 +365,11 @@ const MESSAGES: &[MessageSupport] = &[
     // TCP proxy.
     msg_ignoring(
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-        "stat_prefix cluster weighted_clusters idle_timeout max_connect_attempts",
-        &[
-            ("access_log", ACCESS_LOG),
-            ("access_log_options", ACCESS_LOG),
-        ],
+        "stat_prefix cluster weighted_clusters idle_timeout max_connect_attempts access_log",
+        &[(
+            "access_log_options",
+            "periodic access log lines are not written; the line at the end of the connection is",
+        )],
     ),
     msg(
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster",
@@ -379,6 +378,48 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight",
         "name weight",
+    ),
+    // Access logs (`convert/access_log.rs`).
+    msg(
+        "envoy.config.accesslog.v3.AccessLog",
+        "name filter typed_config",
+    ),
+    msg(
+        "envoy.config.accesslog.v3.AccessLogFilter",
+        "status_code_filter duration_filter not_health_check_filter runtime_filter and_filter or_filter \
+         response_flag_filter",
+    ),
+    msg("envoy.config.accesslog.v3.StatusCodeFilter", "comparison"),
+    msg("envoy.config.accesslog.v3.DurationFilter", "comparison"),
+    // `runtime_key` is accepted: with no runtime layers it always yields `default_value`.
+    msg("envoy.config.accesslog.v3.ComparisonFilter", "op value"),
+    msg(
+        "envoy.config.core.v3.RuntimeUInt32",
+        "default_value runtime_key",
+    ),
+    msg("envoy.config.accesslog.v3.NotHealthCheckFilter", ""),
+    msg(
+        "envoy.config.accesslog.v3.RuntimeFilter",
+        "runtime_key percent_sampled use_independent_randomness",
+    ),
+    msg("envoy.config.accesslog.v3.AndFilter", "filters"),
+    msg("envoy.config.accesslog.v3.OrFilter", "filters"),
+    msg("envoy.config.accesslog.v3.ResponseFlagFilter", "flags"),
+    msg(
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path log_format format",
+    ),
+    msg(
+        "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+        "log_format",
+    ),
+    msg(
+        "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+        "log_format",
+    ),
+    msg(
+        "envoy.config.core.v3.SubstitutionFormatString",
+        "text_format_source json_format text_format",
     ),
     // Clusters and endpoints.
     msg_ignoring(

@@ -186,7 +186,7 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
             response
         }
         "/drain_listeners" | "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok"
-        | "/logging"
+        | "/logging" | "/reopen_logs"
             if !post =>
         {
             text(
@@ -217,6 +217,11 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                     Err(e) => text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
                 },
             }
+        }
+        // Log rotation: every access log file is closed and opened again by its path.
+        "/reopen_logs" => {
+            crate::access_log::writer::reopen_all();
+            text(StatusCode::OK, "OK\n")
         }
         "/drain_listeners" | "/quitquitquit" => {
             inputs.drain.start();

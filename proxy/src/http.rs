@@ -188,6 +188,7 @@ pub async fn serve(
     };
     let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
     let counters = manager.counters.clone();
+    let access_logs = manager.access_logs.clone();
     let timed = StreamTimeout::new(
         filters,
         manager.clone(),
@@ -200,7 +201,13 @@ pub async fn serve(
         manager,
         filters: timed,
     };
-    let stack = DownstreamStats::new(decode, connection.clone(), counters, state.clone());
+    let stack = DownstreamStats::new(
+        decode,
+        connection.clone(),
+        counters,
+        state.clone(),
+        access_logs,
+    );
     let service = hyper::service::service_fn(move |request| {
         let call = stack.clone().oneshot(request);
         async move {

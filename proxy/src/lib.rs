@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod chain;
 pub mod detect;

@@ -174,6 +174,7 @@ impl Metrics {
         m.resilience = resilience::Families::register(&mut m.registry);
         m.xds = xds::Families::register(&mut m.registry);
         m.managers = managers::Families::register(&mut m.registry);
+        crate::access_log::writer::register(&mut m.registry);
         m
     }
 

@@ -1,6 +1,8 @@
 //! `tcp_proxy`: connect to the cluster, then copy both ways with half-close and an idle timeout.
 
 use crate::Inputs;
+use crate::access_log::record::Record;
+use crate::access_log::{Loggers, Notes};
 use crate::io::Stream;
 use crate::metrics;
 use crate::tls::Alpn;
@@ -14,15 +16,59 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub async fn proxy(
-    mut downstream: Stream,
+    downstream: Stream,
     config: &TcpProxy,
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
 ) {
+    if config.access_log.is_empty() {
+        return forward(downstream, config, destination, inputs, None).await;
+    }
+    // Only with an access log: the connection's record, written when it closes.
+    let loggers = Loggers::new(&config.access_log);
+    let local = downstream.tcp().local_addr().ok();
+    let remote = downstream.tcp().peer_addr().ok();
+    let notes = Notes::start(Record {
+        start: Some(std::time::SystemTime::now()),
+        downstream_remote: remote,
+        downstream_local: if own_destination(destination, local) {
+            local
+        } else {
+            Some(destination)
+        },
+        ..Record::default()
+    });
+    forward(downstream, config, destination, inputs, Some(&notes)).await;
+    let elapsed = notes.elapsed();
+    notes.with(|r| r.duration = Some(elapsed));
+    let mut record = Record::default();
+    notes.with(|r| record = std::mem::take(r));
+    loggers.log(&record);
+}
+
+/// The connection came with no redirect: its destination is the listener's own address.
+fn own_destination(destination: SocketAddr, local: Option<SocketAddr>) -> bool {
+    local.is_none_or(|l| l == destination)
+}
+
+async fn forward(
+    mut downstream: Stream,
+    config: &TcpProxy,
+    destination: SocketAddr,
+    inputs: &Arc<Inputs>,
+    notes: Option<&Notes>,
+) {
+    let note = |change: &dyn Fn(&mut Record)| {
+        if let Some(notes) = notes {
+            notes.with(|r| change(r));
+        }
+    };
     let labels = metrics::tcp(&config.stat_prefix);
     inputs.metrics.tcp_cx.get_or_create(&labels).inc();
     let cluster_name = pick_cluster(&config.target);
+    note(&|r| r.upstream_cluster = Some(cluster_name.to_string()));
     let Some(cluster) = inputs.clusters.get(cluster_name) else {
+        note(&|r| r.flags.add("NC"));
         tracing::warn!(
             cluster = cluster_name,
             "tcp_proxy: unknown cluster; closing the connection"
@@ -36,6 +82,7 @@ pub async fn proxy(
     // The cluster's `max_connections` circuit breaker: Envoy's TCP proxy closes a connection over it at once.
     let Ok(_permit) = cluster.breaker.connection() else {
         cluster.stats.cx_overflow.inc();
+        note(&|r| r.flags.add("UO"));
         tracing::debug!(
             cluster = cluster_name,
             "tcp_proxy: max_connections reached (upstream_cx_overflow); closing"
@@ -48,6 +95,7 @@ pub async fn proxy(
             Ok(picked) => picked,
             Err(e) => {
                 cluster.stats.none_healthy.inc();
+                note(&|r| r.flags.add("UH"));
                 tracing::warn!(cluster = cluster_name, error = %e, "tcp_proxy: no upstream");
                 return;
             }
@@ -58,6 +106,10 @@ pub async fn proxy(
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
         let address = picked.address;
+        note(&|r| {
+            r.upstream_host = Some(address);
+            r.attempts = Some(attempt);
+        });
         match tokio::time::timeout(cluster.config.connect_timeout, TcpStream::connect(address))
             .await
         {
@@ -97,9 +149,21 @@ pub async fn proxy(
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
     }
-    let Some(mut upstream) = upstream else { return };
+    let Some(mut upstream) = upstream else {
+        note(&|r| r.flags.add("UF"));
+        return;
+    };
+    if let Stream::Plain(tcp) = &upstream
+        && let Ok(local) = tcp.local_addr()
+    {
+        note(&|r| r.upstream_local = Some(local));
+    }
     let (sent, received) =
         copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
+    note(&|r| {
+        r.bytes_sent = sent;
+        r.bytes_received = received;
+    });
     inputs
         .metrics
         .tcp_tx_bytes

@@ -125,6 +125,7 @@ pub fn connection_manager(
                 uri: d.uri,
             })
             .unwrap_or_default(),
+        access_log: super::access_log::access_logs(&h.access_log, &at.field("access_log"), out),
     })
 }
 

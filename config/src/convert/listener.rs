@@ -76,6 +76,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
             .unwrap_or(1024 * 1024),
         filter_chains,
         default_filter_chain,
+        access_log: super::access_log::access_logs(&l.access_log, &at.field("access_log"), out),
     })
 }
 
@@ -339,5 +340,6 @@ fn tcp_proxy(t: &tcp::TcpProxy, at: &Path, out: &mut Out) -> Option<TcpProxy> {
         target,
         idle_timeout: timeout_or(&t.idle_timeout, Some(Duration::from_secs(3600))),
         max_connect_attempts: super::u32_or(&t.max_connect_attempts, 1),
+        access_log: super::access_log::access_logs(&t.access_log, &at.field("access_log"), out),
     })
 }

@@ -65,6 +65,9 @@ pub struct HttpConnectionManager {
     pub forward_client_cert_details: ForwardClientCertDetails,
     /// What `x-forwarded-client-cert` carries about the client certificate (with APPEND_FORWARD/SANITIZE_SET).
     pub set_current_client_cert_details: ClientCertDetails,
+    /// `access_log`: a line per request, written when the response has been sent (or the stream ended).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 /// `set_current_client_cert_details`. Envoy adds `By` and `Hash` always; these add more.

@@ -30,6 +30,9 @@ pub struct Listener {
     pub per_connection_buffer_limit_bytes: u32,
     pub filter_chains: Vec<FilterChain>,
     pub default_filter_chain: Option<FilterChain>,
+    /// `access_log`: a line for each connection no filter chain takes (flag `NR`), as Envoy writes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -152,6 +155,9 @@ pub struct TcpProxy {
     pub idle_timeout: Option<Duration>,
     /// Envoy's default: 1.
     pub max_connect_attempts: u32,
+    /// `access_log`: a line per connection, written when it closes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -48,6 +48,7 @@ fn names(key: &str, message: &str, field: &str) -> bool {
         .is_some_and(|rest| rest == field)
 }
 
+mod access_log;
 mod bootstrap;
 mod cited;
 mod cluster;
@@ -66,6 +67,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     cluster::PROOFS,
     security::PROOFS,
     proxyless::PROOFS,
+    access_log::PROOFS,
 ];
 
 /// Every entry: `("envoy.package.Message.field", proof)`.

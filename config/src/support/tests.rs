@@ -42,7 +42,7 @@ fn unknown_messages_support_nothing() {
         FieldSupport::Supported
     );
     assert!(matches!(
-        field_support("envoy.config.listener.v3.Listener", "access_log"),
+        field_support("envoy.config.bootstrap.v3.Admin", "access_log"),
         FieldSupport::Ignored(_)
     ));
     assert_eq!(

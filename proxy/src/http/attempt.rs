@@ -35,6 +35,8 @@ pub struct Target {
     pub auto_host: bool,
     /// The virtual host's `include_request_attempt_count`: each attempt carries `x-envoy-attempt-count`.
     pub attempt_count_header: bool,
+    /// The request's access log record, when its connection manager logs.
+    pub notes: Option<crate::access_log::Notes>,
 }
 
 /// How many attempts a response took, in its extensions (for `include_attempt_count_in_response`).
@@ -101,6 +103,9 @@ async fn send(
             Failure::NoHealthyUpstream(e.to_string())
         })?;
     let host = picked.address;
+    if let Some(notes) = &target.notes {
+        notes.with(|r| r.upstream_host = Some(host));
+    }
     let active = cluster.balancer().start(host);
     if target.auto_host
         && let Some(name) = cluster.hostname_of(host)

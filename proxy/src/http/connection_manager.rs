@@ -174,6 +174,8 @@ pub struct ConnectionManager {
     /// The HCM-level local rate limit filter's shared bucket (none when per connection or absent).
     pub rate_limit: Option<Arc<Limiter>>,
     pub counters: Arc<DownstreamCounters>,
+    /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
+    pub access_logs: Arc<crate::access_log::Loggers>,
 }
 
 impl ConnectionManager {
@@ -199,6 +201,7 @@ impl ConnectionManager {
         let rate_limit_filter = filter.cloned();
         Self {
             counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
+            access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
             rate_limit_filter,
             config,
             routes,
@@ -327,12 +330,54 @@ where
         let Some(table) = self.manager.table() else {
             return Box::pin(async { Ok(reply(StatusCode::NOT_FOUND, Flag::NoRoute, "")) });
         };
-        if let Some(matched) = ConnectionManager::lookup(table, &parts) {
+        let matched = ConnectionManager::lookup(table, &parts);
+        let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
+        if let Some(notes) = &notes {
+            let route = matched.as_ref().and_then(|m| m.route()).map(|(_, _, r)| r);
+            let route_name = route
+                .map(|r| r.name.clone())
+                .filter(|name| !name.is_empty());
+            // Envoy knows a route's single cluster once the route is chosen, before any filter runs.
+            let cluster = route.and_then(|r| match &r.action {
+                RouteAction::Route(forward) => match &forward.target {
+                    outrigger_config::model::route::ClusterTarget::Cluster(name) => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
+            let head = access_log_head(&parts);
+            notes.with(|r| {
+                r.request = Some(head);
+                r.route_name = route_name;
+                r.upstream_cluster = cluster;
+            });
+        }
+        if let Some(matched) = matched {
             parts.extensions.insert(matched);
         }
         // From here on the body is boxed: a filter may wrap it (to watch it, or to keep it for retries).
-        let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
+        let mut body: UpstreamBody = body.map_err(Into::into).boxed();
+        if let Some(notes) = &notes {
+            body = crate::access_log::count_request(body, notes);
+        }
+        let request = Request::from_parts(parts, body);
         Box::pin(self.filters.call(request))
+    }
+}
+
+/// The request as the access log reads it: after the connection manager's own headers (request id, XFF).
+fn access_log_head(parts: &http::request::Parts) -> crate::access_log::record::RequestHead {
+    crate::access_log::record::RequestHead {
+        method: parts.method.clone(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        authority: parts.uri.authority().map(|a| a.as_str().to_string()),
+        scheme: parts.uri.scheme_str().map(String::from),
+        headers: parts.headers.clone(),
     }
 }
 

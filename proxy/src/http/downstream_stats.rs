@@ -6,12 +6,16 @@
 //! process drains, or the connection itself does (idle timeout, max connection duration).
 
 use super::Connection;
+use super::attempt::{Attempts, UpstreamHost};
 use super::connection_state::ConnectionState;
 use super::local_reply::ResponseBody;
 use super::stream_guard::{self, OpenStream};
 use super::stream_reset::ResetStream;
+use crate::access_log::record::{Flags, Record};
+use crate::access_log::{Loggers, Notes, finish_response};
 use crate::metrics::{self, Metrics};
 use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::convert::Infallible;
@@ -52,6 +56,8 @@ pub struct DownstreamStats<S> {
     counters: Arc<DownstreamCounters>,
     state: Arc<ConnectionState>,
     server: Option<HeaderValue>,
+    /// The connection manager's access logs; empty, and nothing is recorded.
+    access_logs: Arc<Loggers>,
 }
 
 impl<S> DownstreamStats<S> {
@@ -60,6 +66,7 @@ impl<S> DownstreamStats<S> {
         connection: Arc<Connection>,
         counters: Arc<DownstreamCounters>,
         state: Arc<ConnectionState>,
+        access_logs: Arc<Loggers>,
     ) -> Self {
         let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
         Self {
@@ -68,8 +75,90 @@ impl<S> DownstreamStats<S> {
             counters,
             state,
             server,
+            access_logs,
         }
     }
+}
+
+/// A request's access log record as it starts: what the connection knows.
+fn start_record(connection: &Connection, version: http::Version) -> Record {
+    let tls = connection.tls.as_ref();
+    Record {
+        start: Some(std::time::SystemTime::now()),
+        protocol: Some(match version {
+            http::Version::HTTP_2 => "HTTP/2",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        }),
+        downstream_remote: Some(connection.peer),
+        downstream_local: Some(connection.destination),
+        peer_uri_san: tls
+            .and_then(|t| t.peer.as_ref())
+            .filter(|p| !p.uris.is_empty())
+            .map(|p| p.uris.join(",")),
+        ..Record::default()
+    }
+}
+
+/// What the response tells the record: status, headers, flags, the upstream that answered and how many
+/// attempts it took, and Envoy's response code details.
+fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std::time::Duration) {
+    let flags = response
+        .extensions()
+        .get::<Flags>()
+        .copied()
+        .unwrap_or_default();
+    let upstream = response.extensions().get::<UpstreamHost>().map(|h| h.0);
+    let attempts = response.extensions().get::<Attempts>().map(|a| a.0);
+    let reset = response.extensions().get::<ResetStream>().is_some();
+    let known = response
+        .extensions()
+        .get::<crate::access_log::record::Details>()
+        .map(|d| d.0);
+    notes.with(|r| {
+        r.response_code = if reset { 0 } else { response.status().as_u16() };
+        r.response_headers = Some(response.headers().clone());
+        r.flags.0 |= flags.0;
+        if let Some(host) = upstream {
+            r.upstream_host = Some(host);
+            r.response_duration = Some(elapsed);
+        }
+        // Envoy counts 0 attempts when no upstream request started (no route, a local reply).
+        let tried = r.upstream_host.is_some();
+        r.attempts = Some(attempts.unwrap_or(u32::from(tried)));
+        if tried {
+            r.upstream_protocol = r.protocol;
+        }
+        r.response_code_details = Some(
+            known
+                .unwrap_or_else(|| details(flags, upstream.is_some()))
+                .to_string(),
+        );
+    });
+}
+
+/// `%RESPONSE_CODE_DETAILS%` for the reasons Outrigger answers itself, in Envoy's words.
+fn details(flags: Flags, from_upstream: bool) -> &'static str {
+    const REASONS: &[(&str, &str)] = &[
+        ("NR", "route_not_found"),
+        ("NC", "cluster_not_found"),
+        ("RL", "local_rate_limited"),
+        ("UT", "response_timeout"),
+        ("UH", "no_healthy_upstream"),
+        ("UO", "upstream_reset_before_response_started{overflow}"),
+        (
+            "UF",
+            "upstream_reset_before_response_started{remote_connection_failure}",
+        ),
+        ("UR", "upstream_reset_before_response_started{remote_reset}"),
+    ];
+    if from_upstream {
+        return "via_upstream";
+    }
+    REASONS
+        .iter()
+        .find(|(flag, _)| flags.contains(flag))
+        .map_or("via_upstream", |(_, why)| why)
 }
 
 struct Active(Gauge);
@@ -94,8 +183,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let http1 = request.version() < http::Version::HTTP_2;
+        let logged = (!self.access_logs.is_empty()).then(|| {
+            let notes = Notes::start(start_record(&self.connection, request.version()));
+            request.extensions_mut().insert(notes.clone());
+            (notes, self.access_logs.clone())
+        });
         self.state.stream_started(request.version());
         let open = OpenStream::new(self.state.clone());
         let state = self.state.clone();
@@ -125,7 +219,14 @@ where
             {
                 counter.inc();
             }
-            Ok(response.map(|body| stream_guard::guard(body, open)))
+            let response = response.map(|body| stream_guard::guard(body, open));
+            Ok(match logged {
+                None => response,
+                Some((notes, loggers)) => {
+                    note_response(&notes, &response, notes.elapsed());
+                    response.map(|body| finish_response(body, notes, loggers).boxed())
+                }
+            })
         })
     }
 }

@@ -76,15 +76,28 @@ impl Failure {
                 timed_out,
             } => {
                 tracing::debug!(cluster, %host, %detail, "upstream connect failure");
-                reply(
+                // Envoy's details name the reset reason and, for a refused connection, the socket's error.
+                let details = if timed_out {
+                    "upstream_reset_before_response_started{connection_timeout}"
+                } else if detail.to_ascii_lowercase().contains("connection refused") {
+                    "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+                } else {
+                    "upstream_reset_before_response_started{remote_connection_failure}"
+                };
+                let mut response = reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Flag::UpstreamConnectionFailure,
                     if timed_out {
                         "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
                     } else {
-                        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+                        // Envoy 1.40's words (checked with tests/access_log.rs: 98 bytes).
+                        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
                     },
-                )
+                );
+                response
+                    .extensions_mut()
+                    .insert(crate::access_log::record::Details(details));
+                response
             }
             Failure::Reset { host, detail, .. } => {
                 tracing::debug!(cluster, %host, %detail, "upstream reset");

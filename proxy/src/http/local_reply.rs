@@ -77,12 +77,22 @@ pub fn reply(status: StatusCode, flag: Flag, message: &str) -> Response<Response
         http::HeaderValue::from_static(flag.code()),
     );
     response
+        .extensions_mut()
+        .insert(crate::access_log::record::Flags::named(flag.code()));
+    response
 }
 
 /// Adds a flag to a response (an upstream one that a layer marked, such as `URX`): in its extensions for the
 /// layers outside, and in `x-outrigger-response-flags` for the client.
 pub fn add_flag<B>(response: &mut Response<B>, flag: Flag) {
     response.extensions_mut().insert(flag);
+    let mut flags = response
+        .extensions()
+        .get::<crate::access_log::record::Flags>()
+        .copied()
+        .unwrap_or_default();
+    flags.add(flag.code());
+    response.extensions_mut().insert(flags);
     response.headers_mut().insert(
         "x-outrigger-response-flags",
         http::HeaderValue::from_static(flag.code()),

@@ -129,6 +129,10 @@ impl Router {
             service,
         } = chosen;
         let connection = &self.connection;
+        let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
+        if let (Some(notes), Some(name)) = (&notes, &cluster) {
+            notes.with(|r| r.upstream_cluster = Some(name.clone()));
+        }
         let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name)) else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");
         };
@@ -156,6 +160,32 @@ impl Router {
         {
             parts.headers.insert(http::header::HOST, value);
         }
+        let rewritten = path != path_and_query;
+        // Envoy's router tells the upstream the path before a rewrite, unless it suppresses its headers.
+        if rewritten
+            && !connection.hcm.http_filters.iter().any(|f| {
+                matches!(f, outrigger_config::model::http::HttpFilter::Router(r) if r.suppress_envoy_headers)
+            })
+            && let Ok(original) = HeaderValue::from_str(path_and_query)
+        {
+            parts.headers.insert("x-envoy-original-path", original);
+        }
+        if let Some(notes) = &notes
+            && rewritten
+        {
+            // The access log reads the request as the router left it, as Envoy's does: the new `:path`, and the
+            // old one in `x-envoy-original-path`.
+            let original = HeaderValue::from_str(path_and_query).ok();
+            let rewritten = path.clone();
+            notes.with(|r| {
+                if let Some(head) = r.request.as_mut() {
+                    head.path = rewritten;
+                    if let Some(original) = original {
+                        head.headers.insert("x-envoy-original-path", original);
+                    }
+                }
+            });
+        }
         let Ok(uri) = path.parse::<http::Uri>() else {
             return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
         };
@@ -182,6 +212,7 @@ impl Router {
             downstream_version: parts.version,
             auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
             attempt_count_header: vhost.include_request_attempt_count,
+            notes,
         });
         let Ok(response) = service.oneshot(request).await;
         finish(response, on_upgrade)

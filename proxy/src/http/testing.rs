@@ -52,6 +52,7 @@ pub fn request(cluster: &Arc<ClusterState>, body: &'static str) -> Request<Reque
         downstream_version: http::Version::HTTP_11,
         auto_host: false,
         attempt_count_header: false,
+        notes: None,
     });
     request
 }

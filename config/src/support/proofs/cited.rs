@@ -298,3 +298,9 @@ pub(super) const SDS_GRPC_DYNAMIC: &str =
 pub(super) const XDS_WARMING: &str = "tests/xds_client.rs::warming_matches_envoy";
 pub(super) const SDS_WARMING: &str =
     "tests/sds.rs::a_listener_warms_until_its_secrets_arrive_as_in_envoy";
+// access-log proofs
+pub(super) const AL_ENVOY: &str = "tests/access_log.rs::access_log_lines_match_envoy";
+pub(super) const AL_FILTERS: &str = "proxy/src/access_log/filter.rs::filters_decide_like_envoy";
+pub(super) const AL_LOADER: &str =
+    "config/src/convert/access_log/tests.rs::formats_and_filters_are_read_like_envoy";
+pub(super) const AL_STREAMS: &str = "tests/access_log.rs::stdout_and_stderr_loggers_write_lines";

@@ -1,0 +1,126 @@
+//! Envoy's access logs: a `Record` per request (or TCP connection) filled along the way, formatted on the worker
+//! when the stream ends, and handed to a writer thread (`writer.rs`) so no worker ever waits on a file.
+//!
+//! Nothing is allocated for a request when its connection manager has no access log: the outermost HTTP layer
+//! creates the shared `Notes` only when `Loggers` is not empty, and the layers inside fill them only if present.
+
+mod body;
+mod filter;
+mod format;
+pub mod record;
+mod time;
+pub mod writer;
+
+pub use body::{count_request, finish_response};
+use outrigger_config::model::access_log::AccessLog;
+use record::Record;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// The access logs of one connection manager or `tcp_proxy`.
+#[derive(Default)]
+pub struct Loggers(Vec<Logger>);
+
+struct Logger {
+    config: AccessLog,
+    writer: writer::Writer,
+}
+
+impl Loggers {
+    /// The loggers of `logs`; a file that cannot be opened is logged with its path and left out.
+    pub fn new(logs: &[AccessLog]) -> Self {
+        Self(
+            logs.iter()
+                .filter_map(|config| match writer::writer(&config.sink) {
+                    Ok(writer) => Some(Logger {
+                        config: config.clone(),
+                        writer,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "access log: cannot open; its lines are not written");
+                        None
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Writes `record` to every log whose filter passes.
+    pub fn log(&self, record: &Record) {
+        let request_id = record.request.as_ref().and_then(|r| r.get("x-request-id"));
+        for logger in &self.0 {
+            if let Some(f) = &logger.config.filter
+                && !filter::passes(f, record, request_id)
+            {
+                continue;
+            }
+            logger
+                .writer
+                .write(format::line(&logger.config.format, record));
+        }
+    }
+}
+
+/// One request's record while it is in flight, shared by the layers that fill it (in the request's extensions
+/// and in the router's `Target`).
+#[derive(Clone)]
+pub struct Notes(Arc<Shared>);
+
+struct Shared {
+    started: Instant,
+    record: Mutex<Record>,
+}
+
+impl Notes {
+    pub fn start(record: Record) -> Self {
+        Notes(Arc::new(Shared {
+            started: Instant::now(),
+            record: Mutex::new(record),
+        }))
+    }
+
+    /// Changes the record.
+    pub fn with(&self, change: impl FnOnce(&mut Record)) {
+        let mut record = self
+            .0
+            .record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        change(&mut record);
+    }
+
+    pub fn started(&self) -> Instant {
+        self.0.started
+    }
+
+    /// Time since the stream started.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.started.elapsed()
+    }
+
+    /// The record, taken out at the end.
+    fn take(&self) -> Record {
+        let mut record = self
+            .0
+            .record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *record)
+    }
+}
+
+/// Sets a field of the request's record, if it has one.
+pub fn note<B>(request: &http::Request<B>, change: impl FnOnce(&mut Record)) {
+    if let Some(notes) = request.extensions().get::<Notes>() {
+        notes.with(change);
+    }
+}
+
+/// Flushes every writer (at shutdown).
+pub fn flush() {
+    writer::flush_all();
+}

@@ -1,0 +1,117 @@
+//! `%START_TIME(...)%`: Envoy's strftime, in UTC, with its additions for sub-second digits (`%3f`, `%E3S`, `%s`).
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+use time::OffsetDateTime;
+
+/// Envoy's default: `%Y-%m-%dT%H:%M:%E3SZ`.
+const DEFAULT: &str = "%Y-%m-%dT%H:%M:%E3SZ";
+
+pub fn format(at: SystemTime, format: Option<&str>) -> String {
+    let t = OffsetDateTime::from(at);
+    let nanos = t.nanosecond();
+    let mut out = String::new();
+    let mut chars = format.unwrap_or(DEFAULT).chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        // `%Nf` / `%ENS`: N digits of the fraction (`%f` alone: 9).
+        let mut digits = None;
+        if let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+            digits = Some(d as usize);
+            chars.next();
+        }
+        let Some(spec) = chars.next() else {
+            out.push('%');
+            break;
+        };
+        let _ = match spec {
+            'E' => {
+                let n = chars
+                    .peek()
+                    .and_then(|c| c.to_digit(10))
+                    .map(|d| d as usize);
+                if n.is_some() {
+                    chars.next();
+                }
+                match chars.next() {
+                    Some('S') => {
+                        let _ = write!(out, "{:02}", t.second());
+                        if let Some(n) = n.filter(|n| *n > 0) {
+                            out.push('.');
+                            out.push_str(&fraction(nanos, n));
+                        }
+                        Ok(())
+                    }
+                    Some('s') => write!(out, "{}", t.unix_timestamp()),
+                    Some(other) => write!(out, "%E{other}"),
+                    None => Ok(()),
+                }
+            }
+            'f' => {
+                out.push_str(&fraction(nanos, digits.unwrap_or(9)));
+                Ok(())
+            }
+            'Y' => write!(out, "{}", t.year()),
+            'y' => write!(out, "{:02}", t.year().rem_euclid(100)),
+            'm' => write!(out, "{:02}", u8::from(t.month())),
+            'd' => write!(out, "{:02}", t.day()),
+            'e' => write!(out, "{:2}", t.day()),
+            'H' => write!(out, "{:02}", t.hour()),
+            'M' => write!(out, "{:02}", t.minute()),
+            'S' => write!(out, "{:02}", t.second()),
+            'j' => write!(out, "{:03}", t.ordinal()),
+            's' => write!(out, "{}", t.unix_timestamp()),
+            'z' => write!(out, "+0000"),
+            'Z' => write!(out, "UTC"),
+            'F' => write!(
+                out,
+                "{}-{:02}-{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day()
+            ),
+            'T' => write!(out, "{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()),
+            'a' => write!(out, "{}", &weekday(t)[..3]),
+            'A' => write!(out, "{}", weekday(t)),
+            'b' | 'h' => write!(out, "{}", &month(t)[..3]),
+            'B' => write!(out, "{}", month(t)),
+            '%' => write!(out, "%"),
+            other => write!(out, "%{other}"),
+        };
+    }
+    out
+}
+
+fn fraction(nanos: u32, digits: usize) -> String {
+    let all = format!("{nanos:09}");
+    all[..digits.clamp(1, 9)].to_string()
+}
+
+fn weekday(t: OffsetDateTime) -> String {
+    format!("{:?}", t.weekday())
+}
+
+fn month(t: OffsetDateTime) -> String {
+    format!("{:?}", t.month())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn start_time_formats_like_envoy() {
+        let at = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(format(at, None), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format(at, Some("%s.%3f")), "1700000000.123");
+        assert_eq!(
+            format(at, Some("%d/%b/%Y:%H:%M:%S %z")),
+            "14/Nov/2023:22:13:20 +0000"
+        );
+        assert_eq!(format(at, Some("%E6S|%9f|%a")), "20.123456|123456789|Tue");
+    }
+}
