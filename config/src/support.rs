@@ -427,7 +427,7 @@ const MESSAGES: &[MessageSupport] = &[
         "name type connect_timeout lb_policy load_assignment eds_cluster_config circuit_breakers outlier_detection \
          typed_extension_protocol_options transport_socket transport_socket_matches dns_lookup_family \
          dns_refresh_rate respect_dns_ttl http2_protocol_options http_protocol_options \
-         common_http_protocol_options least_request_lb_config common_lb_config",
+         common_http_protocol_options least_request_lb_config common_lb_config cleanup_interval",
         &[
             ("per_connection_buffer_limit_bytes", TUNING),
             ("alt_stat_name", "statistics use the cluster name"),

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub cluster_rq_retry: Family<Labels, Counter>,
     pub cluster_cx_connect_fail: Family<Labels, Counter>,
     pub cluster_cx: Family<Labels, Counter>,
+    pub cluster_cx_active: Family<Labels, Gauge>,
     pub tcp_cx: Family<Labels, Counter>,
     pub tcp_tx_bytes: Family<Labels, Counter>,
     pub tcp_rx_bytes: Family<Labels, Counter>,
@@ -115,6 +116,11 @@ impl Metrics {
             m.cluster_cx.clone(),
         );
         r.register(
+            "envoy_cluster_upstream_cx_active",
+            "Upstream connections open",
+            m.cluster_cx_active.clone(),
+        );
+        r.register(
             "envoy_tcp_downstream_cx",
             "TCP proxy connections",
             m.tcp_cx.clone(),
@@ -187,6 +193,7 @@ impl Metrics {
     pub fn upstream_counters(&self) -> UpstreamCounters {
         UpstreamCounters {
             connections: self.cluster_cx.clone(),
+            active: self.cluster_cx_active.clone(),
             handshakes: self.cluster_ssl_handshake.clone(),
             failures: self.tls_handshake_failure.clone(),
         }
@@ -242,6 +249,7 @@ impl HttpTimeouts {
 #[derive(Clone, Default)]
 pub struct UpstreamCounters {
     pub connections: Family<Labels, Counter>,
+    pub active: Family<Labels, Gauge>,
     pub handshakes: Family<Labels, Counter>,
     pub failures: Family<Labels, Counter>,
 }

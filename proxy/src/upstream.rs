@@ -7,6 +7,8 @@ mod client;
 mod ejections;
 mod h2_idle;
 mod outlier;
+#[cfg(test)]
+mod pool_tests;
 mod priority;
 mod tls_handle;
 
@@ -153,7 +155,8 @@ impl ClusterState {
             config.circuit_breakers.default.track_remaining,
         ));
         let breaker = Breaker::new(config.circuit_breakers.default.clone(), stats.clone());
-        let http = UpstreamClient::new(&config, &transports, connections, breaker.clone());
+        let active = counters.active.get_or_create(&labels).clone();
+        let http = UpstreamClient::new(&config, &transports, connections, active, breaker.clone());
         let ejections = config
             .outlier_detection
             .as_ref()
@@ -181,6 +184,9 @@ impl ClusterState {
                     .map(|c| c.targets().iter().map(|t| t.address).collect())
                     .unwrap_or_default()
             });
+        }
+        if cluster.config.discovery == Discovery::OriginalDst {
+            forget_idle_destinations(&cluster);
         }
         cluster
     }
@@ -216,6 +222,10 @@ impl ClusterState {
             let hosts: Vec<SocketAddr> = targets.iter().map(|t| t.address).collect();
             ejections.set_hosts(&hosts);
         }
+        // Pooled connections to endpoints that left go with them.
+        let keep: std::collections::HashSet<SocketAddr> =
+            targets.iter().map(|t| t.address).collect();
+        self.http.retain_endpoints(&keep);
         match self.targets.write() {
             Ok(mut t) => *t = Arc::new(targets),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(targets),
@@ -310,6 +320,26 @@ impl ClusterState {
     pub fn balancer(&self) -> &Balancer {
         &self.balancer
     }
+}
+
+/// ORIGINAL_DST (Envoy's `cleanup_interval`): every interval, destinations that carried no request for that long
+/// and have none open are forgotten, so a sidecar calling many destinations does not grow for ever. Runs while
+/// the cluster exists.
+fn forget_idle_destinations(cluster: &Arc<ClusterState>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(cluster);
+    let interval = cluster.config.cleanup_interval;
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(cluster) = weak.upgrade() else {
+                return;
+            };
+            cluster.http.forget_idle(interval);
+        }
+    });
 }
 
 /// `own` is a listener address (maybe the wildcard 0.0.0.0:15001) or the local address a connection arrived

@@ -182,6 +182,7 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         protocol,
         http2,
         idle_timeout,
+        cleanup_interval: cleanup_interval(c, at, out),
         tls,
         transport_socket_matches,
     })
@@ -485,4 +486,17 @@ fn outlier_detection(o: &pb::OutlierDetection) -> OutlierDetection {
         max_ejection_time_jitter: duration_or(&o.max_ejection_time_jitter, Duration::ZERO),
         always_eject_one_host: bool_or(&o.always_eject_one_host, false),
     }
+}
+
+/// `cleanup_interval` (ORIGINAL_DST clusters; Envoy's default 5s). Envoy's validation requires it above zero.
+fn cleanup_interval(c: &pb::Cluster, at: &Path, out: &mut Out) -> Duration {
+    let interval = duration_or(&c.cleanup_interval, Duration::from_secs(5));
+    if interval.is_zero() {
+        out.error(
+            &at.field("cleanup_interval"),
+            "cleanup_interval must be greater than zero (Envoy refuses 0); leave it unset for the 5s default",
+        );
+        return Duration::from_secs(5);
+    }
+    interval
 }

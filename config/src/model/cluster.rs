@@ -27,6 +27,10 @@ pub struct Cluster {
     /// Pooled connections idle this long are closed. Envoy's default: 1h.
     #[serde(serialize_with = "optional_duration")]
     pub idle_timeout: Option<Duration>,
+    /// ORIGINAL_DST: how often destinations unused since the last sweep are forgotten (their pooled
+    /// connections closed). Envoy's default: 5s.
+    #[serde(serialize_with = "duration")]
+    pub cleanup_interval: Duration,
     /// TLS to every endpoint, unless a `transport_socket_matches` entry says otherwise.
     pub tls: Option<UpstreamTls>,
     pub transport_socket_matches: Vec<TransportSocketMatch>,

@@ -3,6 +3,10 @@
 //! the upstream sees is the request's, not the endpoint address. Each transport (plaintext, or one TLS context
 //! with the peer identity it verifies) has its own pools: a connection verified for one identity never serves
 //! a request meant for another.
+//!
+//! The h2 pool holds, per endpoint, either its connection or the connect under way: requests that find a
+//! connect under way wait for it (Envoy opens one connection and queues the others on it), and a connection
+//! leaves the pool when it ends or when its endpoint leaves the cluster, so the pool does not grow with churn.
 
 use super::breaker::{Breaker, Permit};
 use super::h2_idle::{self, Activity, OpenStream};
@@ -22,6 +26,7 @@ use outrigger_config::model::Cluster;
 use outrigger_config::model::cluster::UpstreamProtocol;
 use outrigger_config::model::http::Http2Options;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,12 +34,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::watch;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 /// Why a request got no response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SendError {
     #[error("connection failure: {0}")]
     Connect(String),
@@ -50,24 +56,58 @@ pub enum SendError {
 
 pub struct UpstreamClient {
     protocol: UpstreamProtocol,
-    connect_timeout: Duration,
-    /// `common_http_protocol_options.idle_timeout`; hyper's pool applies it to HTTP/1.1, `h2_idle` to h2.
-    idle_timeout: Option<Duration>,
-    http2_options: Http2Options,
     /// By transport index (see `ClusterState::transport`).
     transports: Vec<Transport>,
-    connections: Counter,
-    breaker: Arc<Breaker>,
 }
 
 /// The pools of one transport.
 struct Transport {
-    tls: Option<UpstreamTls>,
     /// Built on the first HTTP/1.1 request: in a large mesh most clusters a sidecar knows it never calls.
     http1: std::sync::OnceLock<Client<Connector, UpstreamBody>>,
     connector: Connector,
     idle_timeout: Option<std::time::Duration>,
-    http2: Mutex<HashMap<SocketAddr, H2Connection>>,
+    http2: H2Pool,
+    h2_connector: H2Connector,
+}
+
+/// Per endpoint, its h2 connection or the connect every request for it waits on.
+type H2Pool = Arc<Mutex<HashMap<SocketAddr, H2Slot>>>;
+
+#[derive(Clone)]
+enum H2Slot {
+    Ready(H2Connection),
+    /// `None` until the connect ends; then its result, the same for every waiter.
+    Connecting(watch::Receiver<Option<Result<H2Connection, SendError>>>),
+}
+
+/// What opening an h2 connection needs, owned: the connect runs in its own task, so a request that gives up
+/// does not abandon the connect others wait on.
+#[derive(Clone)]
+struct H2Connector {
+    tls: Option<UpstreamTls>,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    http2_options: Http2Options,
+    connections: Counter,
+    active: Gauge,
+    breaker: Arc<Breaker>,
+    pool: H2Pool,
+}
+
+/// Counts one open upstream connection in `upstream_cx_active` until dropped, however the connection ends.
+struct ActiveConnection(Gauge);
+
+impl ActiveConnection {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Transport {
@@ -90,11 +130,13 @@ struct H2Connection {
 }
 
 impl UpstreamClient {
-    /// `connections` counts the connections opened (`upstream_cx_total`).
+    /// `connections` counts the connections opened (`upstream_cx_total`), `active` those open
+    /// (`upstream_cx_active`).
     pub fn new(
         cluster: &Cluster,
         transports: &[Option<UpstreamTls>],
         connections: Counter,
+        active: Gauge,
         breaker: Arc<Breaker>,
     ) -> Self {
         let transports = transports
@@ -108,26 +150,65 @@ impl UpstreamClient {
                     tls: tls.clone(),
                     timeout: cluster.connect_timeout,
                     connections: connections.clone(),
+                    active: active.clone(),
                     breaker: breaker.clone(),
                 };
+                let pool = H2Pool::default();
                 Transport {
-                    tls: tls.clone(),
                     http1: std::sync::OnceLock::new(),
                     connector,
-                    idle_timeout: cluster.idle_timeout,
-                    http2: Mutex::default(),
+                    idle_timeout: http1_idle_timeout(cluster),
+                    http2: pool.clone(),
+                    h2_connector: H2Connector {
+                        tls: tls.clone(),
+                        connect_timeout: cluster.connect_timeout,
+                        idle_timeout: cluster.idle_timeout,
+                        http2_options: cluster.http2,
+                        connections: connections.clone(),
+                        active: active.clone(),
+                        breaker: breaker.clone(),
+                        pool,
+                    },
                 }
             })
             .collect();
         Self {
             protocol: cluster.protocol,
-            connect_timeout: cluster.connect_timeout,
-            idle_timeout: cluster.idle_timeout,
-            http2_options: cluster.http2,
             transports,
-            connections,
-            breaker,
         }
+    }
+
+    /// Drops the pooled h2 connections (and connects under way) to endpoints not in `keep`: the endpoint left
+    /// the cluster. A connection in use finishes its streams and then closes, its senders gone.
+    pub fn retain_endpoints(&self, keep: &std::collections::HashSet<SocketAddr>) {
+        for transport in &self.transports {
+            if let Ok(mut pool) = transport.http2.lock() {
+                pool.retain(|endpoint, _| keep.contains(endpoint));
+            }
+        }
+    }
+
+    /// Drops the pooled h2 connections that carried no stream for `idle` (ORIGINAL_DST's `cleanup_interval`:
+    /// the destination is forgotten).
+    pub fn forget_idle(&self, idle: Duration) {
+        for transport in &self.transports {
+            if let Ok(mut pool) = transport.http2.lock() {
+                pool.retain(|_, slot| match slot {
+                    H2Slot::Ready(c) => {
+                        !c.sender.is_closed() && c.activity.idle_for().is_none_or(|d| d < idle)
+                    }
+                    H2Slot::Connecting(_) => true,
+                });
+            }
+        }
+    }
+
+    /// Endpoints with an entry in the h2 pools (a connection or a connect under way).
+    pub fn h2_pooled(&self) -> usize {
+        self.transports
+            .iter()
+            .map(|t| t.http2.lock().map(|p| p.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Sends `request` (whose URI holds only the path) to `endpoint`, in the protocol the cluster speaks to a
@@ -198,24 +279,10 @@ impl UpstreamClient {
         endpoint: SocketAddr,
         request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, OpenStream), SendError> {
-        let pooled = transport
-            .http2
-            .lock()
-            .ok()
-            .and_then(|pool| pool.get(&endpoint).cloned());
         let H2Connection {
             mut sender,
             activity,
-        } = match pooled {
-            Some(connection) if !connection.sender.is_closed() => connection,
-            _ => {
-                let connection = self.connect_h2(transport, endpoint).await?;
-                if let Ok(mut pool) = transport.http2.lock() {
-                    pool.insert(endpoint, connection.clone());
-                }
-                connection
-            }
-        };
+        } = h2_connection(transport, endpoint, None).await?;
         let mut stream = activity.stream();
         let usable = match stream {
             Some(_) => sender.ready().await.is_ok(),
@@ -224,10 +291,8 @@ impl UpstreamClient {
         if !usable {
             // Closing for idleness, or closed between the pick and now (the upstream's GOAWAY): the request was
             // not sent, so it takes a new connection, as Envoy's pool would.
-            let connection = self.connect_h2(transport, endpoint).await?;
-            if let Ok(mut pool) = transport.http2.lock() {
-                pool.insert(endpoint, connection.clone());
-            }
+            drop(stream);
+            let connection = h2_connection(transport, endpoint, Some(&activity)).await?;
             sender = connection.sender;
             stream = connection.activity.stream();
             sender
@@ -246,12 +311,79 @@ impl UpstreamClient {
             .map_err(|e| SendError::Reset(error_chain(&e)))?;
         Ok((response, stream))
     }
+}
 
-    async fn connect_h2(
-        &self,
-        transport: &Transport,
-        endpoint: SocketAddr,
-    ) -> Result<H2Connection, SendError> {
+/// The pooled h2 connection to `endpoint` (other than `stale`, one found unusable), or the one a connect under
+/// way opens; else starts that connect. One lock on the pool, as before, on the common path.
+async fn h2_connection(
+    transport: &Transport,
+    endpoint: SocketAddr,
+    stale: Option<&Arc<Activity>>,
+) -> Result<H2Connection, SendError> {
+    let mut waiting = {
+        let mut pool = transport
+            .http2
+            .lock()
+            .map_err(|_| SendError::Connect(format!("the h2 pool for {endpoint} is poisoned")))?;
+        match pool.get(&endpoint) {
+            Some(H2Slot::Ready(c))
+                if !c.sender.is_closed() && !stale.is_some_and(|s| Arc::ptr_eq(s, &c.activity)) =>
+            {
+                return Ok(c.clone());
+            }
+            Some(H2Slot::Connecting(waiting)) => waiting.clone(),
+            _ => {
+                let (done, waiting) = watch::channel(None);
+                pool.insert(endpoint, H2Slot::Connecting(waiting.clone()));
+                let connector = transport.h2_connector.clone();
+                let mine = waiting.clone();
+                tokio::spawn(async move {
+                    let result = connector.connect(endpoint).await;
+                    if let Ok(mut pool) = connector.pool.lock() {
+                        // Only if the slot is still this connect's: the endpoint may have left meanwhile.
+                        if matches!(pool.get(&endpoint), Some(H2Slot::Connecting(w)) if w.same_channel(&mine))
+                        {
+                            match &result {
+                                Ok(connection) => {
+                                    pool.insert(endpoint, H2Slot::Ready(connection.clone()));
+                                }
+                                // The next request tries again.
+                                Err(_) => {
+                                    pool.remove(&endpoint);
+                                }
+                            }
+                        }
+                    }
+                    let _ = done.send(Some(result));
+                });
+                waiting
+            }
+        }
+    };
+    let result = waiting
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| SendError::Connect(format!("the connect to {endpoint} was abandoned")))?
+        .clone();
+    result.unwrap_or_else(|| Err(SendError::Connect(format!("no connection to {endpoint}"))))
+}
+
+/// `idle_timeout` for hyper's HTTP/1.1 pool. An ORIGINAL_DST cluster forgets a destination unused for
+/// `cleanup_interval`, which in Envoy drains its pools: its idle connections close then.
+fn http1_idle_timeout(cluster: &Cluster) -> Option<Duration> {
+    if cluster.discovery == outrigger_config::model::cluster::Discovery::OriginalDst {
+        let cleanup = cluster.cleanup_interval;
+        return Some(
+            cluster
+                .idle_timeout
+                .map_or(cleanup, |idle| idle.min(cleanup)),
+        );
+    }
+    cluster.idle_timeout
+}
+
+impl H2Connector {
+    async fn connect(&self, endpoint: SocketAddr) -> Result<H2Connection, SendError> {
         let permit = self
             .breaker
             .new_connection()
@@ -268,7 +400,8 @@ impl UpstreamClient {
         .map_err(|e| SendError::Connect(format!("connecting to {endpoint}: {e}")))?;
         let _ = stream.set_nodelay(true);
         self.connections.inc();
-        let stream = match &transport.tls {
+        let active = ActiveConnection::new(&self.active);
+        let stream = match &self.tls {
             None => Stream::Plain(stream),
             Some(tls) => {
                 let left = self.connect_timeout.saturating_sub(started.elapsed());
@@ -296,18 +429,27 @@ impl UpstreamClient {
         let activity = Activity::new();
         let idle_timeout = self.idle_timeout;
         let watched = activity.clone();
+        let pool = self.pool.clone();
         // Erased to a `Send` future here: proving `Send` through the generic watcher trips over hyper's body
         // error type (a higher-ranked `From` bound).
         let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> =
             Box::pin(connection);
         tokio::spawn(async move {
-            match h2_idle::until_idle(connection, watched, idle_timeout).await {
+            match h2_idle::until_idle(connection, watched.clone(), idle_timeout).await {
                 Some(Err(e)) => {
                     tracing::debug!(%endpoint, error = %e, "upstream h2 connection ended")
                 }
                 Some(Ok(())) => {}
                 None => tracing::debug!(%endpoint, "upstream h2 connection closed: idle timeout"),
             }
+            // The connection leaves the pool with its end (GOAWAY, reset, idle close), unless a newer one
+            // already took its place.
+            if let Ok(mut pool) = pool.lock()
+                && matches!(pool.get(&endpoint), Some(H2Slot::Ready(c)) if Arc::ptr_eq(&c.activity, &watched))
+            {
+                pool.remove(&endpoint);
+            }
+            drop(active);
             drop(permit);
         });
         Ok(H2Connection { sender, activity })
@@ -321,6 +463,7 @@ struct Connector {
     tls: Option<UpstreamTls>,
     timeout: Duration,
     connections: Counter,
+    active: Gauge,
     breaker: Arc<Breaker>,
 }
 
@@ -369,6 +512,7 @@ impl tower_service::Service<Uri> for Connector {
         let tls = self.tls.clone();
         let timeout = self.timeout;
         let connections = self.connections.clone();
+        let active = self.active.clone();
         let breaker = self.breaker.clone();
         Box::pin(async move {
             let permit = breaker
@@ -379,6 +523,7 @@ impl tower_service::Service<Uri> for Connector {
             let started = tokio::time::Instant::now();
             let tcp = connecting.await?.into_inner();
             connections.inc();
+            let active = ActiveConnection::new(&active);
             let stream = match tls {
                 None => Stream::Plain(tcp),
                 Some(tls) => {
@@ -389,6 +534,7 @@ impl tower_service::Service<Uri> for Connector {
             Ok(Connected {
                 io: TokioIo::new(stream),
                 _permit: permit,
+                _active: active,
             })
         })
     }
@@ -401,6 +547,7 @@ pin_project_lite::pin_project! {
         io: TokioIo<Stream>,
         // The connection's place under `max_connections`, given back when it closes.
         _permit: Permit,
+        _active: ActiveConnection,
     }
 }
 

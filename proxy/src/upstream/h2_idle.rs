@@ -40,7 +40,7 @@ impl Activity {
     }
 
     /// How long the connection has carried no stream; `None` while one is open.
-    fn idle_for(&self) -> Option<Duration> {
+    pub fn idle_for(&self) -> Option<Duration> {
         if self.open.load(Ordering::Acquire) > 0 {
             return None;
         }

@@ -304,3 +304,6 @@ pub(super) const AL_FILTERS: &str = "proxy/src/access_log/filter.rs::filters_dec
 pub(super) const AL_LOADER: &str =
     "config/src/convert/access_log/tests.rs::formats_and_filters_are_read_like_envoy";
 pub(super) const AL_STREAMS: &str = "tests/access_log.rs::stdout_and_stderr_loggers_write_lines";
+
+// bounded-pools proofs
+pub(super) const BP_CLEANUP_INTERVAL: &str = "proxy/src/upstream/pool_tests.rs::original_dst_forgets_a_destination_idle_for_cleanup_interval";

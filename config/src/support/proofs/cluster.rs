@@ -19,6 +19,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[HTTP_CLUSTERS, ORIGINAL_DST]),
     ),
     (
+        "envoy.config.cluster.v3.Cluster.cleanup_interval",
+        Tests(&[BP_CLEANUP_INTERVAL]),
+    ),
+    (
         "envoy.config.cluster.v3.Cluster.connect_timeout",
         Tests(&[UP_CONNECT_TIMEOUT]),
     ),
