@@ -174,6 +174,12 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                         cluster.config.name, target.address
                     );
                 }
+                // ORIGINAL_DST: the hosts made for the destinations it connects to, as Envoy lists them.
+                for address in cluster.original_destinations() {
+                    let name = &cluster.config.name;
+                    let _ = writeln!(body, "{name}::{address}::weight::1");
+                    let _ = writeln!(body, "{name}::{address}::health_flags::healthy");
+                }
             }
             text(StatusCode::OK, &body)
         }

@@ -4,6 +4,7 @@
 mod balancer;
 pub mod breaker;
 mod client;
+mod destinations;
 mod ejections;
 mod h2_idle;
 mod outlier;
@@ -70,6 +71,8 @@ pub struct ClusterState {
     /// Shared with the breaker and outlier detection.
     pub stats: Arc<ClusterStats>,
     pub counters: ClusterCounters,
+    /// ORIGINAL_DST: the destinations it has connections to (its hosts, on `/clusters`).
+    destinations: Option<Arc<destinations::Destinations>>,
 }
 
 /// The cluster's request counters, resolved once.
@@ -156,7 +159,16 @@ impl ClusterState {
         ));
         let breaker = Breaker::new(config.circuit_breakers.default.clone(), stats.clone());
         let active = counters.active.get_or_create(&labels).clone();
-        let http = UpstreamClient::new(&config, &transports, connections, active, breaker.clone());
+        let destinations = (config.discovery == Discovery::OriginalDst)
+            .then(|| Arc::new(destinations::Destinations::default()));
+        let http = UpstreamClient::new(
+            &config,
+            &transports,
+            connections,
+            active,
+            destinations.clone(),
+            breaker.clone(),
+        );
         let ejections = config
             .outlier_detection
             .as_ref()
@@ -176,6 +188,7 @@ impl ClusterState {
             breaker,
             ejections,
             stats,
+            destinations,
         });
         if let Some(ejections) = &cluster.ejections {
             let weak = Arc::downgrade(&cluster);
@@ -189,6 +202,15 @@ impl ClusterState {
             forget_idle_destinations(&cluster);
         }
         cluster
+    }
+
+    /// An ORIGINAL_DST cluster's current hosts: the destinations it is connected to, or was within its
+    /// `cleanup_interval`. Empty for other clusters.
+    pub fn original_destinations(&self) -> Vec<SocketAddr> {
+        self.destinations
+            .as_ref()
+            .map(|d| d.addresses())
+            .unwrap_or_default()
     }
 
     /// Tells outlier detection how a request or connection to `host` went.
@@ -322,9 +344,9 @@ impl ClusterState {
     }
 }
 
-/// ORIGINAL_DST (Envoy's `cleanup_interval`): every interval, destinations that carried no request for that long
-/// and have none open are forgotten, so a sidecar calling many destinations does not grow for ever. Runs while
-/// the cluster exists.
+/// ORIGINAL_DST (Envoy's `cleanup_interval`): every interval, destinations without a connection since the
+/// previous sweep are forgotten, so a sidecar calling many destinations does not grow for ever. Runs while the
+/// cluster exists.
 fn forget_idle_destinations(cluster: &Arc<ClusterState>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -337,7 +359,9 @@ fn forget_idle_destinations(cluster: &Arc<ClusterState>) {
             let Some(cluster) = weak.upgrade() else {
                 return;
             };
-            cluster.http.forget_idle(interval);
+            if let Some(destinations) = &cluster.destinations {
+                destinations.sweep();
+            }
         }
     });
 }

@@ -9,6 +9,7 @@
 //! leaves the pool when it ends or when its endpoint leaves the cluster, so the pool does not grow with churn.
 
 use super::breaker::{Breaker, Permit};
+use super::destinations::{DestinationConnection, Destinations};
 use super::h2_idle::{self, Activity, OpenStream};
 use super::{Picked, UpstreamTls};
 use crate::io::Stream;
@@ -90,23 +91,31 @@ struct H2Connector {
     http2_options: Http2Options,
     connections: Counter,
     active: Gauge,
+    destinations: Option<Arc<Destinations>>,
     breaker: Arc<Breaker>,
     pool: H2Pool,
 }
 
-/// Counts one open upstream connection in `upstream_cx_active` until dropped, however the connection ends.
-struct ActiveConnection(Gauge);
+/// Counts one open upstream connection in `upstream_cx_active` (and, in an ORIGINAL_DST cluster, on its
+/// destination's host) until dropped, however the connection ends.
+struct ActiveConnection {
+    gauge: Gauge,
+    _host: Option<DestinationConnection>,
+}
 
 impl ActiveConnection {
-    fn new(gauge: &Gauge) -> Self {
+    fn new(gauge: &Gauge, host: Option<DestinationConnection>) -> Self {
         gauge.inc();
-        Self(gauge.clone())
+        Self {
+            gauge: gauge.clone(),
+            _host: host,
+        }
     }
 }
 
 impl Drop for ActiveConnection {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
     }
 }
 
@@ -131,12 +140,13 @@ struct H2Connection {
 
 impl UpstreamClient {
     /// `connections` counts the connections opened (`upstream_cx_total`), `active` those open
-    /// (`upstream_cx_active`).
+    /// (`upstream_cx_active`); `destinations` (ORIGINAL_DST clusters) tracks them per destination.
     pub fn new(
         cluster: &Cluster,
         transports: &[Option<UpstreamTls>],
         connections: Counter,
         active: Gauge,
+        destinations: Option<Arc<Destinations>>,
         breaker: Arc<Breaker>,
     ) -> Self {
         let transports = transports
@@ -151,13 +161,14 @@ impl UpstreamClient {
                     timeout: cluster.connect_timeout,
                     connections: connections.clone(),
                     active: active.clone(),
+                    destinations: destinations.clone(),
                     breaker: breaker.clone(),
                 };
                 let pool = H2Pool::default();
                 Transport {
                     http1: std::sync::OnceLock::new(),
                     connector,
-                    idle_timeout: http1_idle_timeout(cluster),
+                    idle_timeout: cluster.idle_timeout,
                     http2: pool.clone(),
                     h2_connector: H2Connector {
                         tls: tls.clone(),
@@ -166,6 +177,7 @@ impl UpstreamClient {
                         http2_options: cluster.http2,
                         connections: connections.clone(),
                         active: active.clone(),
+                        destinations: destinations.clone(),
                         breaker: breaker.clone(),
                         pool,
                     },
@@ -184,21 +196,6 @@ impl UpstreamClient {
         for transport in &self.transports {
             if let Ok(mut pool) = transport.http2.lock() {
                 pool.retain(|endpoint, _| keep.contains(endpoint));
-            }
-        }
-    }
-
-    /// Drops the pooled h2 connections that carried no stream for `idle` (ORIGINAL_DST's `cleanup_interval`:
-    /// the destination is forgotten).
-    pub fn forget_idle(&self, idle: Duration) {
-        for transport in &self.transports {
-            if let Ok(mut pool) = transport.http2.lock() {
-                pool.retain(|_, slot| match slot {
-                    H2Slot::Ready(c) => {
-                        !c.sender.is_closed() && c.activity.idle_for().is_none_or(|d| d < idle)
-                    }
-                    H2Slot::Connecting(_) => true,
-                });
             }
         }
     }
@@ -368,20 +365,6 @@ async fn h2_connection(
     result.unwrap_or_else(|| Err(SendError::Connect(format!("no connection to {endpoint}"))))
 }
 
-/// `idle_timeout` for hyper's HTTP/1.1 pool. An ORIGINAL_DST cluster forgets a destination unused for
-/// `cleanup_interval`, which in Envoy drains its pools: its idle connections close then.
-fn http1_idle_timeout(cluster: &Cluster) -> Option<Duration> {
-    if cluster.discovery == outrigger_config::model::cluster::Discovery::OriginalDst {
-        let cleanup = cluster.cleanup_interval;
-        return Some(
-            cluster
-                .idle_timeout
-                .map_or(cleanup, |idle| idle.min(cleanup)),
-        );
-    }
-    cluster.idle_timeout
-}
-
 impl H2Connector {
     async fn connect(&self, endpoint: SocketAddr) -> Result<H2Connection, SendError> {
         let permit = self
@@ -400,7 +383,10 @@ impl H2Connector {
         .map_err(|e| SendError::Connect(format!("connecting to {endpoint}: {e}")))?;
         let _ = stream.set_nodelay(true);
         self.connections.inc();
-        let active = ActiveConnection::new(&self.active);
+        let active = ActiveConnection::new(
+            &self.active,
+            self.destinations.as_ref().map(|d| d.connected(endpoint)),
+        );
         let stream = match &self.tls {
             None => Stream::Plain(stream),
             Some(tls) => {
@@ -464,6 +450,7 @@ struct Connector {
     timeout: Duration,
     connections: Counter,
     active: Gauge,
+    destinations: Option<Arc<Destinations>>,
     breaker: Arc<Breaker>,
 }
 
@@ -508,6 +495,9 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        // The pool's URIs name the endpoint by its address (see `send`).
+        let endpoint: Option<SocketAddr> = uri.authority().and_then(|a| a.as_str().parse().ok());
+        let destinations = self.destinations.clone();
         let connecting = self.tcp.call(uri);
         let tls = self.tls.clone();
         let timeout = self.timeout;
@@ -523,7 +513,8 @@ impl tower_service::Service<Uri> for Connector {
             let started = tokio::time::Instant::now();
             let tcp = connecting.await?.into_inner();
             connections.inc();
-            let active = ActiveConnection::new(&active);
+            let host = destinations.zip(endpoint).map(|(d, e)| d.connected(e));
+            let active = ActiveConnection::new(&active, host);
             let stream = match tls {
                 None => Stream::Plain(tcp),
                 Some(tls) => {
