@@ -304,3 +304,11 @@ pub(super) const AL_FILTERS: &str = "proxy/src/access_log/filter.rs::filters_dec
 pub(super) const AL_LOADER: &str =
     "config/src/convert/access_log/tests.rs::formats_and_filters_are_read_like_envoy";
 pub(super) const AL_STREAMS: &str = "tests/access_log.rs::stdout_and_stderr_loggers_write_lines";
+// envoy-defects proofs
+pub(super) const FAULT_DIFF: &str = "tests/envoy_resilience.rs::fault_delays_and_aborts_like_envoy";
+pub(super) const FAULT_DELAY: &str =
+    "proxy/src/http/fault/tests.rs::a_fixed_delay_holds_the_request_then_passes_it_on";
+pub(super) const FAULT_MAX_ACTIVE: &str =
+    "proxy/src/http/fault/tests.rs::past_max_active_faults_a_request_gets_none";
+pub(super) const FAULT_HEADERS: &str =
+    "proxy/src/http/fault/tests.rs::headers_choose_the_delay_and_status_within_the_percentage";
