@@ -165,6 +165,13 @@ async fn a_fixed_delay_holds_the_request_then_passes_it_on() {
     tokio::time::advance(Duration::from_millis(1)).await;
     let response = task.await.unwrap();
     assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+    // Envoy logs both flags for a delayed abort.
+    let logged = response
+        .extensions()
+        .get::<crate::access_log::record::Flags>()
+        .copied()
+        .unwrap_or_default();
+    assert_eq!(logged.short(), "DI,FI");
     assert_eq!(body(response).await, "fault filter abort");
     assert_eq!(setup.passed.load(Ordering::SeqCst), 0);
     assert_eq!(
