@@ -62,6 +62,7 @@ const ROUTER_HEADERS: &str = include_str!("configs/resilience/router-headers.yam
 const DNS_REFRESH: &str = include_str!("configs/resilience/dns-refresh.yaml");
 const OUTLIER_DETECTORS: &str = include_str!("configs/resilience/outlier-detectors.yaml");
 const UPSTREAM_SETTINGS: &str = include_str!("configs/resilience/upstream-settings.yaml");
+const FAULT: &str = include_str!("configs/resilience/fault.yaml");
 
 /// Envoy's body for a request refused by a circuit breaker.
 const OVERFLOW: &str =
@@ -2975,4 +2976,195 @@ async fn dns_refresh_rate_sets_how_often_a_dns_cluster_resolves() {
         statuses: vec![200, 200],
     };
     agree("dns refresh", &expected, &outcomes);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The fault filter.
+
+#[derive(Debug, PartialEq)]
+struct Faulted {
+    /// Per listener: each reply, and whether it took at least the delay it should have (or came at once).
+    replies: Vec<(&'static str, Vec<(View, bool)>)>,
+    received: usize,
+    stats: Values,
+}
+
+/// A GET with `headers`, and whether its answer took at least `delay` (`None`: came within 150 ms). Envoy's
+/// timers may fire a few milliseconds early (it was seen answering a 300 ms delay in 299 ms): 25 ms of slack.
+async fn timed(port: u16, headers: &[(&str, &str)], delay: Option<Duration>) -> (Reply, bool) {
+    let started = Instant::now();
+    let reply = send_with(port, "GET", "/", headers, Bytes::new()).await;
+    let took = started.elapsed();
+    let as_expected = match delay {
+        Some(delay) => took + Duration::from_millis(25) >= delay,
+        None => took < Duration::from_millis(150),
+    };
+    (reply, as_expected)
+}
+
+/// `envoy.filters.http.fault`: a fixed abort (and one at 0 %), aborts and delays from the
+/// `x-envoy-fault-*` headers (a status outside [200, 600) or a percentage header of 0 injects nothing; no
+/// configured percentage means no fault), a delay then an abort, `max_active_faults` (the second concurrent
+/// request gets no fault), header matchers; statuses, bodies, how long each took, the flags Envoy logs (`FI`,
+/// `DI`; `DI,FI` for a delayed abort, whose last flag Outrigger's header shows) and `http.<prefix>.fault.*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delays_and_aborts_like_envoy() {
+    const LISTENERS: &[&str] = &[
+        "abort",
+        "never",
+        "header",
+        "headernopct",
+        "delayabort",
+        "limited",
+        "matched",
+    ];
+    let proxies = start(
+        "fault",
+        &Setup {
+            template: FAULT,
+            listeners: LISTENERS,
+            origins: &[("app", Behavior::Normal)],
+            closed: &[],
+        },
+    )
+    .await;
+    let mut stats = Vec::new();
+    for prefix in LISTENERS {
+        for name in [
+            "aborts_injected",
+            "delays_injected",
+            "faults_overflow",
+            "active_faults",
+        ] {
+            stats.push(stat(
+                &format!("envoy_http_fault_{name}"),
+                &[("envoy_http_conn_manager_prefix", prefix)],
+            ));
+        }
+    }
+    let ms = Duration::from_millis;
+    let mut outcomes = Vec::new();
+    for proxy in &proxies {
+        let mut replies = Vec::new();
+        let mut flags = Vec::new();
+        let mut probe = async |listener: &'static str,
+                               headers: &[(&str, &str)],
+                               delay: Option<Duration>,
+                               flag: Option<&'static str>| {
+            let (reply, as_expected) = timed(proxy.port(listener), headers, delay).await;
+            flags.push((listener, reply.header(FLAGS), flag));
+            if replies
+                .last()
+                .is_none_or(|(l, _): &(&str, Vec<_>)| *l != listener)
+            {
+                replies.push((listener, Vec::new()));
+            }
+            replies
+                .last_mut()
+                .unwrap()
+                .1
+                .push((view(&reply), as_expected));
+        };
+        probe("abort", &[], None, Some("FI")).await;
+        probe("never", &[], None, None).await;
+        probe("header", &[], None, None).await;
+        probe(
+            "header",
+            &[("x-envoy-fault-abort-request", "502")],
+            None,
+            Some("FI"),
+        )
+        .await;
+        probe(
+            "header",
+            &[("x-envoy-fault-abort-request", "700")],
+            None,
+            None,
+        )
+        .await;
+        let zero = [
+            ("x-envoy-fault-abort-request", "502"),
+            ("x-envoy-fault-abort-request-percentage", "0"),
+        ];
+        probe("header", &zero, None, None).await;
+        let delay = [("x-envoy-fault-delay-request", "200")];
+        probe("header", &delay, Some(ms(200)), Some("DI")).await;
+        let both = [
+            ("x-envoy-fault-delay-request", "200"),
+            ("x-envoy-fault-abort-request", "504"),
+        ];
+        probe("header", &both, Some(ms(200)), Some("FI")).await;
+        probe("headernopct", &both, None, None).await;
+        probe("delayabort", &[], Some(ms(300)), Some("FI")).await;
+        probe("matched", &[], None, None).await;
+        probe("matched", &[("x-fault", "yes")], None, Some("FI")).await;
+        // max_active_faults: 1: the first request holds the only place for its 1 s delay.
+        let port = proxy.port("limited");
+        let first =
+            tokio::spawn(async move { timed(port, &[], Some(Duration::from_secs(1))).await });
+        tokio::time::sleep(ms(200)).await;
+        let (second, second_at_once) = timed(port, &[], None).await;
+        let (first, first_delayed) = first.await.unwrap();
+        flags.push(("limited", first.header(FLAGS), Some("DI")));
+        flags.push(("limited", second.header(FLAGS), None));
+        replies.push((
+            "limited",
+            vec![
+                (view(&first), first_delayed),
+                (view(&second), second_at_once),
+            ],
+        ));
+        if proxy.is_outrigger() {
+            for (listener, seen, expected) in &flags {
+                assert_eq!(
+                    seen.as_deref(),
+                    *expected,
+                    "{listener}: Outrigger's response flag should be the one Envoy logs"
+                );
+            }
+        }
+        let outcome = Faulted {
+            replies,
+            received: proxy.origin("app").count(),
+            stats: proxy.stats(&stats).await,
+        };
+        outcomes.push((proxy, outcome));
+    }
+    let ok = (upstream(200, "app", 0), true);
+    let abort = |status| (local(status, "fault filter abort"), true);
+    let expected = Faulted {
+        replies: vec![
+            ("abort", vec![abort(503)]),
+            ("never", vec![ok.clone()]),
+            (
+                "header",
+                vec![
+                    ok.clone(),
+                    abort(502),
+                    ok.clone(),
+                    ok.clone(),
+                    ok.clone(),
+                    abort(504),
+                ],
+            ),
+            ("headernopct", vec![ok.clone()]),
+            ("delayabort", vec![abort(418)]),
+            ("matched", vec![ok.clone(), abort(429)]),
+            ("limited", vec![ok.clone(), ok]),
+        ],
+        received: 9,
+        stats: recorded(
+            &stats,
+            &[
+                1, 0, 0, 0, // abort
+                0, 0, 0, 0, // never
+                2, 2, 0, 0, // header
+                0, 0, 0, 0, // headernopct
+                1, 1, 0, 0, // delayabort
+                0, 1, 1, 0, // limited
+                1, 0, 0, 0, // matched
+            ],
+        ),
+    };
+    agree("the fault filter", &expected, &outcomes);
 }

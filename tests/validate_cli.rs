@@ -122,8 +122,25 @@ fn run_and_validate_name_the_tls_file_they_cannot_use() {
             String::from_utf8_lossy(&output.stderr).into_owned()
         })
     };
+    // `validate` says what `run` would: the same problem after the `TLS: ` that both print.
+    let problem = |stderr: &str| {
+        stderr
+            .lines()
+            .find_map(|line| line.split_once("TLS: ").map(|(_, rest)| rest.to_string()))
+            .unwrap_or_else(|| panic!("no TLS problem in {stderr}"))
+    };
+    let same_words = |[run, validate]: [String; 2]| {
+        assert_eq!(
+            problem(&run),
+            problem(&validate),
+            "run: {run}\nvalidate: {validate}"
+        );
+        [run, validate]
+    };
     // A certificate that is not there.
-    for stderr in refusals(&corpus.replace("certs/app.pem", "certs/missing.pem")) {
+    for stderr in same_words(refusals(
+        &corpus.replace("certs/app.pem", "certs/missing.pem"),
+    )) {
         assert!(
             stderr.contains("TLS: listener \"inbound-mtls\", filter chain \"mtls-http\"")
                 && stderr.contains("cannot read tests/configs/certs/missing.pem"),
@@ -131,11 +148,47 @@ fn run_and_validate_name_the_tls_file_they_cannot_use() {
         );
     }
     // A certificate with another certificate's key.
-    for stderr in refusals(&corpus.replace("certs/app-key.pem", "certs/ca-key.pem")) {
+    for stderr in same_words(refusals(
+        &corpus.replace("certs/app-key.pem", "certs/ca-key.pem"),
+    )) {
         assert!(
             stderr.contains("do not form a usable certificate and key"),
             "{stderr}"
         );
+    }
+    // A key that is not there.
+    for stderr in same_words(refusals(
+        &corpus.replace("certs/app-key.pem", "certs/missing-key.pem"),
+    )) {
+        assert!(
+            stderr.contains("filter chain \"mtls-http\"")
+                && stderr.contains("cannot read tests/configs/certs/missing-key.pem"),
+            "{stderr}"
+        );
+    }
+    // A certificate file that holds no PEM certificate.
+    for stderr in same_words(refusals(
+        &corpus.replace("certs/app.pem}", "certs/README.md}"),
+    )) {
+        assert!(
+            stderr.contains("tests/configs/certs/README.md: no `BEGIN CERTIFICATE` block found"),
+            "{stderr}"
+        );
+    }
+    // A certificate the proxy may not read (skipped as root, who reads any file).
+    let unreadable = dir.join("unreadable.pem");
+    std::fs::copy("tests/configs/certs/app.pem", &unreadable).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    if std::fs::read(&unreadable).is_err() {
+        let shown = unreadable.display().to_string();
+        for stderr in same_words(refusals(
+            &corpus.replace("tests/configs/certs/app.pem", &shown),
+        )) {
+            assert!(stderr.contains(&format!("cannot read {shown}")), "{stderr}");
+        }
     }
     // The valid file itself passes both checks.
     let output = outrigger()
@@ -144,4 +197,58 @@ fn run_and_validate_name_the_tls_file_they_cannot_use() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Envoy's validate mode loads the TLS files too: a missing certificate, a missing key, a key of another
+/// certificate, a file without a PEM certificate and a missing trusted CA are refused by both (exit code), the
+/// good pair accepted by both.
+#[test]
+fn validate_refuses_the_tls_files_envoy_validate_refuses() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let cases = [
+        ("tests/configs/valid/27-downstream-mtls.yaml", true),
+        (
+            "tests/configs/invalid/30-tls-certificate-missing.yaml",
+            false,
+        ),
+        (
+            "tests/configs/invalid/31-tls-key-of-another-certificate.yaml",
+            false,
+        ),
+        ("tests/configs/invalid/33-tls-key-missing.yaml", false),
+        (
+            "tests/configs/invalid/34-tls-certificate-not-pem.yaml",
+            false,
+        ),
+        (
+            "tests/configs/invalid/35-tls-trusted-ca-missing.yaml",
+            false,
+        ),
+    ];
+    for (file, valid) in cases {
+        let ours = outrigger().args(["validate", file]).output().unwrap();
+        let theirs = std::process::Command::new(&envoy)
+            .args([
+                "--mode",
+                "validate",
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+            ])
+            .args(["-l", "critical", "-c", file])
+            .output()
+            .unwrap();
+        assert_eq!(
+            ours.status.success(),
+            valid,
+            "outrigger validate {file}: {ours:?}"
+        );
+        assert_eq!(
+            theirs.status.success(),
+            valid,
+            "envoy --mode validate {file}: {theirs:?}"
+        );
+    }
 }

@@ -54,6 +54,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+    "envoy.extensions.filters.http.fault.v3.HTTPFault",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
@@ -237,6 +238,18 @@ const MESSAGES: &[MessageSupport] = &[
         "stat_prefix status token_bucket filter_enabled filter_enforced response_headers_to_add \
          local_rate_limit_per_downstream_connection enable_x_ratelimit_headers descriptors stage vh_rate_limits \
          always_consume_default_token_bucket max_dynamic_descriptors rate_limits",
+    ),
+    msg(
+        "envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "delay abort max_active_faults headers",
+    ),
+    msg(
+        "envoy.extensions.filters.common.fault.v3.FaultDelay",
+        "fixed_delay header_delay percentage",
+    ),
+    msg(
+        "envoy.extensions.filters.http.fault.v3.FaultAbort",
+        "http_status header_abort percentage",
     ),
     msg(
         "envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor",

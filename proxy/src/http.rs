@@ -17,6 +17,7 @@ mod connection_timeout;
 mod downstream_stats;
 mod envoy_headers;
 mod failure;
+mod fault;
 mod forwarded;
 #[cfg(test)]
 mod hcm_fixture;
@@ -181,12 +182,14 @@ pub async fn serve(
         ))
     });
     // The HTTP stack, outer to inner: statistics, the connection manager's own work (headers, route lookup),
-    // the stream timers, the local rate limit filter, the router (which calls the matched route's upstream
+    // the stream timers, the fault filter, the local rate limit filter, the router (which calls the matched route's upstream
     // stack).
     let router = Router {
         connection: connection.clone(),
     };
     let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
+    // The fault filter runs before the local rate limit (the loader refuses the other order).
+    let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();
     let access_logs = manager.access_logs.clone();
     let timed = StreamTimeout::new(

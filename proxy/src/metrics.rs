@@ -17,6 +17,15 @@ pub use resilience::{
 
 pub type Labels = Vec<(&'static str, String)>;
 
+/// The fault filter's statistics (labelled by connection manager, as Envoy's `http.<prefix>.fault.*`).
+#[derive(Default)]
+pub struct FaultFamilies {
+    pub aborts: Family<Labels, Counter>,
+    pub delays: Family<Labels, Counter>,
+    pub overflow: Family<Labels, Counter>,
+    pub active: Family<Labels, Gauge>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
@@ -46,6 +55,8 @@ pub struct Metrics {
     pub rbac_allowed: Family<Labels, Counter>,
     pub rbac_denied: Family<Labels, Counter>,
     pub network_rate_limited: Family<Labels, Counter>,
+    /// `http.<prefix>.fault.*`: the fault filter's, by connection manager.
+    pub fault: FaultFamilies,
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
@@ -85,6 +96,30 @@ impl Metrics {
             m.http_rq_active.clone(),
         );
         m.http_timeouts = HttpTimeouts::register(r);
+        for (name, help, family) in [
+            (
+                "aborts_injected",
+                "Requests the fault filter aborted",
+                &m.fault.aborts,
+            ),
+            (
+                "delays_injected",
+                "Requests the fault filter delayed",
+                &m.fault.delays,
+            ),
+            (
+                "faults_overflow",
+                "Faults not injected because of max_active_faults",
+                &m.fault.overflow,
+            ),
+        ] {
+            r.register(format!("envoy_http_fault_{name}"), help, family.clone());
+        }
+        r.register(
+            "envoy_http_fault_active_faults",
+            "Faults in progress",
+            m.fault.active.clone(),
+        );
         r.register(
             "envoy_cluster_upstream_rq",
             "Requests sent upstream",

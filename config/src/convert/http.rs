@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 pub const LOCAL_RATE_LIMIT: &str =
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+pub const FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+
+mod fault;
 
 pub fn connection_manager(
     h: &pb::HttpConnectionManager,
@@ -197,12 +200,15 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             LOCAL_RATE_LIMIT => decode_any(any, &at_config, out)
                 .and_then(|r| local_rate_limit(&r, &at_config, out))
                 .map(HttpFilter::LocalRateLimit),
+            FAULT => decode_any(any, &at_config, out)
+                .and_then(|f| fault::fault(&f, &at_config, out))
+                .map(HttpFilter::Fault),
             other => {
                 out.error(
                     &at_config,
                     format!(
-                        "HTTP filter {other} is not supported; supported: envoy.filters.http.local_ratelimit, \
-                         envoy.filters.http.router"
+                        "HTTP filter {other} is not supported; supported: envoy.filters.http.fault, \
+                         envoy.filters.http.local_ratelimit, envoy.filters.http.router"
                     ),
                 );
                 None
@@ -221,6 +227,25 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
         }
         if !is_router && is_last && filter.is_some() {
             out.error(&at, format!("non-terminal filter {} is the last filter in an HTTP filter chain; end it with envoy.filters.http.router", f.name));
+        }
+        // The stack runs at most one fault filter, outside the local rate limit (`proxy/src/http.rs`).
+        if matches!(filter, Some(HttpFilter::Fault(_))) {
+            if result.iter().any(|f| matches!(f, HttpFilter::Fault(_))) {
+                out.error(
+                    &at,
+                    "only one envoy.filters.http.fault filter per chain is supported",
+                );
+            }
+            if result
+                .iter()
+                .any(|f| matches!(f, HttpFilter::LocalRateLimit(_)))
+            {
+                out.error(
+                    &at,
+                    "envoy.filters.http.fault after envoy.filters.http.local_ratelimit is not supported; \
+                     put the fault filter first",
+                );
+            }
         }
         result.extend(filter);
     }

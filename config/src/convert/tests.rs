@@ -87,3 +87,70 @@ fn percent_values_reach_the_model_truncated_like_envoy() {
     assert_eq!(threshold("{value: 0}"), 0.0);
     assert_eq!(threshold("{value: 100}"), 100.0);
 }
+
+/// A bootstrap whose `ads_config` carries `transport` (a `transport_api_version` line, or nothing) and whose
+/// LDS and CDS sources carry `resource` the same way.
+fn ads_bootstrap(transport: &str, resource: &str) -> String {
+    format!(
+        "node: {{id: n, cluster: c}}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    {transport}
+    grpc_services: [{{envoy_grpc: {{cluster_name: xds}}}}]
+  lds_config: {{ads: {{}} {resource}}}
+  cds_config: {{ads: {{}} {resource}}}
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 15010}}}}}}}}]}}]
+"
+    )
+}
+
+/// Envoy 1.40 reads an absent or `AUTO` `transport_api_version` and `resource_api_version` as V3 (checked with
+/// `envoy --mode validate`, corpus files 45-47); only a V2 transport is refused, naming the field.
+#[test]
+fn absent_and_auto_api_versions_are_v3_and_v2_transport_is_refused() {
+    for transport in [
+        "",
+        "transport_api_version: AUTO",
+        "transport_api_version: V3",
+    ] {
+        for resource in [
+            "",
+            ", resource_api_version: AUTO",
+            ", resource_api_version: V3",
+        ] {
+            let snapshot = load(&ads_bootstrap(transport, resource));
+            let Some(dynamic) = &snapshot.dynamic_resources else {
+                panic!("no dynamic_resources: {transport:?} {resource:?}");
+            };
+            assert!(dynamic.ads.is_some(), "{transport:?} {resource:?}");
+            assert!(
+                dynamic.lds.is_some() && dynamic.cds.is_some(),
+                "{transport:?} {resource:?}"
+            );
+        }
+    }
+    let refused = load_bytes(
+        ads_bootstrap("transport_api_version: V2", "").as_bytes(),
+        Format::Yaml,
+    );
+    let problems = match refused {
+        Ok(_) => panic!("a V2 transport was accepted"),
+        Err(problems) => format!("{problems:?}"),
+    };
+    assert!(
+        problems.contains("dynamic_resources.ads_config.transport_api_version")
+            && problems.contains("v2 xDS transport has been removed"),
+        "{problems}"
+    );
+}

@@ -151,8 +151,46 @@ pub enum ForwardClientCertDetails {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpFilter {
+    Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Router(Router),
+}
+
+/// `envoy.filters.http.fault`: delays and aborts injected into a share of requests.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fault {
+    pub delay: Option<FaultDelay>,
+    pub abort: Option<FaultAbort>,
+    /// Envoy's default: no limit. Past it, a request gets no fault (`faults_overflow`).
+    pub max_active_faults: Option<u32>,
+    /// Only requests matching every one of these get a fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<super::route::HeaderMatcher>,
+}
+
+/// A `FractionalPercent` kept whole: a header may lower the numerator over the same denominator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Percentage {
+    pub numerator: u32,
+    /// 100, 10 000 or 1 000 000.
+    pub denominator: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultDelay {
+    /// `fixed_delay`, or `None` for `header_delay` (`x-envoy-fault-delay-request`, milliseconds).
+    #[serde(serialize_with = "optional_duration")]
+    pub fixed: Option<Duration>,
+    /// Envoy's default: 0 %.
+    pub percentage: Percentage,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultAbort {
+    /// `http_status`, or `None` for `header_abort` (`x-envoy-fault-abort-request`).
+    pub http_status: Option<u16>,
+    /// Envoy's default: 0 %.
+    pub percentage: Percentage,
 }
 
 /// `envoy.filters.http.router`.

@@ -173,6 +173,8 @@ pub struct ConnectionManager {
     pub rate_limit_filter: Option<LocalRateLimit>,
     /// The HCM-level local rate limit filter's shared bucket (none when per connection or absent).
     pub rate_limit: Option<Arc<Limiter>>,
+    /// The fault filter, when the chain has one (its active faults shared by every connection).
+    pub fault: Option<Arc<super::fault::Injector>>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -195,7 +197,15 @@ impl ConnectionManager {
         };
         let filter = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::LocalRateLimit(l) => Some(l),
-            HttpFilter::Router(_) => None,
+            HttpFilter::Router(_) | HttpFilter::Fault(_) => None,
+        });
+        let fault = config.http_filters.iter().find_map(|f| match f {
+            HttpFilter::Fault(fault) => Some(Arc::new(super::fault::Injector::new(
+                fault,
+                metrics,
+                &config.stat_prefix,
+            ))),
+            _ => None,
         });
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
@@ -203,6 +213,7 @@ impl ConnectionManager {
             counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
             access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
             rate_limit_filter,
+            fault,
             config,
             routes,
             rate_limit,

@@ -28,6 +28,10 @@ pub enum Flag {
     UpstreamOverflow,
     /// Retries were exhausted; the last attempt's response went to the client.
     UpstreamRetryLimitExceeded,
+    /// The fault filter delayed the request.
+    DelayInjected,
+    /// The fault filter aborted the request.
+    FaultInjected,
 }
 
 impl Flag {
@@ -42,6 +46,8 @@ impl Flag {
             Flag::RateLimited => "RL",
             Flag::UpstreamOverflow => "UO",
             Flag::UpstreamRetryLimitExceeded => "URX",
+            Flag::DelayInjected => "DI",
+            Flag::FaultInjected => "FI",
         }
     }
 }

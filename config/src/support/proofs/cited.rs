@@ -307,3 +307,11 @@ pub(super) const AL_STREAMS: &str = "tests/access_log.rs::stdout_and_stderr_logg
 
 // bounded-pools proofs
 pub(super) const BP_CLEANUP_INTERVAL: &str = "proxy/src/upstream/pool_tests.rs::original_dst_forgets_a_destination_idle_for_cleanup_interval";
+// envoy-defects proofs
+pub(super) const FAULT_DIFF: &str = "tests/envoy_resilience.rs::fault_delays_and_aborts_like_envoy";
+pub(super) const FAULT_DELAY: &str =
+    "proxy/src/http/fault/tests.rs::a_fixed_delay_holds_the_request_then_passes_it_on";
+pub(super) const FAULT_MAX_ACTIVE: &str =
+    "proxy/src/http/fault/tests.rs::past_max_active_faults_a_request_gets_none";
+pub(super) const FAULT_HEADERS: &str =
+    "proxy/src/http/fault/tests.rs::headers_choose_the_delay_and_status_within_the_percentage";

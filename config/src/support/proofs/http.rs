@@ -296,4 +296,45 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.route.v3.RouteAction.rate_limits",
         Tests(&[RL_GENERIC_KEY, RL_ACTIONS]),
     ),
+    // envoy.filters.http.fault.
+    (
+        "envoy.extensions.filters.http.fault.v3.HTTPFault.delay",
+        Tests(&[FAULT_DIFF, FAULT_DELAY]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.HTTPFault.abort",
+        Tests(&[FAULT_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.HTTPFault.max_active_faults",
+        Tests(&[FAULT_DIFF, FAULT_MAX_ACTIVE]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.HTTPFault.headers",
+        Tests(&[FAULT_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.common.fault.v3.FaultDelay.fixed_delay",
+        Tests(&[FAULT_DIFF, FAULT_DELAY]),
+    ),
+    (
+        "envoy.extensions.filters.common.fault.v3.FaultDelay.header_delay",
+        Tests(&[FAULT_DIFF, FAULT_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.common.fault.v3.FaultDelay.percentage",
+        Tests(&[FAULT_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.FaultAbort.http_status",
+        Tests(&[FAULT_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.FaultAbort.header_abort",
+        Tests(&[FAULT_DIFF, FAULT_HEADERS]),
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.FaultAbort.percentage",
+        Tests(&[FAULT_DIFF, FAULT_HEADERS]),
+    ),
 ];
