@@ -5,6 +5,8 @@
 #   outrigger:dev        FROM scratch: the static `outrigger` (sidecar, control plane, CA, injector), UID 1337
 #   outrigger-init:dev   outrigger-base:bookworm + `outrigger`: `outrigger iptables install` (iptables-restore)
 #   outrigger-demo:dev   FROM scratch: the two demo services (deploy/demo), UID 1000
+#   outrigger-prometheus:dev  outrigger-base:bookworm + Debian's prometheus package (apt-get in the build), as the
+#                        package's user `prometheus`; the compose mesh's scraper
 #
 # One release build, linked statically against glibc (`-C target-feature=+crt-static`; musl targets cannot be
 # installed here). outrigger-base:bookworm, a Debian minbase with iptables made by debootstrap (about a minute),
@@ -40,12 +42,12 @@ else
   tar -C "$work/rootfs" -c . | docker import - "$base" >/dev/null
 fi
 
-for image in sidecar:outrigger init:outrigger-init demo:outrigger-demo; do
+for image in sidecar:outrigger init:outrigger-init demo:outrigger-demo prometheus:outrigger-prometheus; do
   file=${image%%:*} name=${image#*:}
   echo "== build-images: $name:$tag"
   # The legacy builder (Debian has no buildx) warns that it is deprecated: shown only when the build fails.
   docker build --quiet -f "$repo/deploy/images/$file.Dockerfile" -t "$name:$tag" "$work/context" \
     > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 done
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(outrigger(-init|-demo)?:$tag|$base) "
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^(outrigger(-init|-demo|-prometheus)?:$tag|$base) "
 echo "== build-images: done in $((SECONDS - started)) s"

@@ -1,9 +1,9 @@
 //! The docker-compose local mesh (deploy/compose) under a real Docker engine: the images built by
 //! deploy/build-images.sh, `docker-compose up`, then the demo services calling each other through both sidecars
 //! over mutual TLS with SPIFFE certificates from the control plane, a plaintext call bypassing a sidecar
-//! refused, a stopped sidecar giving its caller 503 `UF` and healing when started again, an edit in the control
-//! plane's folder reaching the sidecars, and `docker-compose down -v` leaving no container, network, volume or
-//! host rule behind.
+//! refused, Prometheus (published on 127.0.0.1 only) scraping both sidecars, a stopped sidecar giving its caller
+//! 503 `UF` and healing when started again, an edit in the control plane's folder reaching the sidecars, and
+//! `docker-compose down -v` leaving no container, network, volume or host rule behind.
 //!
 //! Needs root, `docker`, `docker-compose`, `debootstrap` and a running engine (`deploy/dockerd.sh start`, which
 //! .ci/run does); under CI=true a missing one fails the test. The mesh runs from a copy of deploy/compose (so the
@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 
 const PROJECT: &str = "outrigger-compose-test";
 const TAG: &str = "compose-test";
-const IMAGES: [&str; 3] = ["outrigger", "outrigger-init", "outrigger-demo"];
+const IMAGES: [&str; 4] = [
+    "outrigger",
+    "outrigger-init",
+    "outrigger-demo",
+    "outrigger-prometheus",
+];
 /// The compose network's subnet (deploy/compose/docker-compose.yml).
 const SUBNET: &str = "198.19.10.";
 const WEB_ID: &str = "spiffe://cluster.local/ns/default/sa/web";
@@ -137,6 +142,8 @@ impl Drop for Images {
 /// `docker-compose down -v` and removes the copy.
 struct Mesh {
     dir: PathBuf,
+    /// The host's port (on 127.0.0.1) where compose publishes Prometheus' 9090.
+    prometheus_port: u16,
 }
 
 impl Mesh {
@@ -144,7 +151,10 @@ impl Mesh {
         let dir = std::env::temp_dir().join(format!("outrigger-compose-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&support::repo_root().join("deploy/compose"), &dir);
-        let mesh = Mesh { dir };
+        let mesh = Mesh {
+            dir,
+            prometheus_port: support::tcp::free_port(),
+        };
         // A project left by an earlier run that was killed.
         mesh.compose(&["down", "-v", "--remove-orphans", "--timeout", "2"]);
         let output = mesh.compose(&["up", "-d"]);
@@ -162,7 +172,8 @@ impl Mesh {
             .current_dir(&self.dir)
             .args(["--ansi", "never", "-p", PROJECT])
             .args(args)
-            .env("OUTRIGGER_TAG", TAG);
+            .env("OUTRIGGER_TAG", TAG)
+            .env("PROMETHEUS_PORT", self.prometheus_port.to_string());
         run_bounded(command, Duration::from_secs(120))
     }
 
@@ -215,6 +226,35 @@ impl Mesh {
     fn stats(&self, service: &str) -> String {
         let address: SocketAddr = format!("{}:15090", self.address(service)).parse().unwrap();
         http_get(address, "/stats/prometheus").unwrap_or_else(|e| panic!("{service}: {e}"))
+    }
+
+    /// The samples of an instant query to Prometheus' HTTP API, on its published port, by their `app` label
+    /// (deploy/compose/prometheus/prometheus.yml): `[(app, value)]`, or why there is no answer.
+    fn prometheus(&self, query: &str) -> Result<Vec<(String, f64)>, String> {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.prometheus_port));
+        let path = format!("/api/v1/query?query={}", percent_encode(query));
+        let answer = http_get(address, &path)?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .ok_or_else(|| format!("no HTTP body: {answer:?}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| format!("{e}: {answer:?}"))?;
+        if json["status"] != "success" {
+            return Err(format!("{query}: {json}"));
+        }
+        let samples = json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(samples
+            .iter()
+            .filter_map(|sample| {
+                let app = sample["metric"]["app"].as_str()?.to_owned();
+                let value = sample["value"][1].as_str()?.parse().ok()?;
+                Some((app, value))
+            })
+            .collect())
     }
 
     fn logs(&self) -> String {
@@ -276,6 +316,18 @@ fn http_get(address: SocketAddr, path: &str) -> Result<String, String> {
         )),
         Err(e) => Err(format!("{address}: {e}")),
     }
+}
+
+/// `text` as a URL query value: everything but unreserved characters percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The sum of the samples of `name` whose labels contain `label`.
@@ -376,6 +428,44 @@ fn compose_mesh_end_to_end() {
             "{who}'s sidecar received no mesh request:\n{stats}"
         );
     }
+
+    // Prometheus (deploy/compose/prometheus) scrapes both sidecars every 2 s through their apps' compose names
+    // (15090 is not intercepted) and has their request counters; it runs as the package's user, not root.
+    let ups = "up{job=\"sidecars\"}";
+    let requests = "sum by (app) (envoy_http_downstream_rq_total{job=\"sidecars\",\
+                    envoy_http_conn_manager_prefix=\"inbound_http\"})";
+    let both = |samples: &Result<Vec<(String, f64)>, String>| {
+        ["web", "greeter"].iter().all(|app| {
+            samples
+                .as_ref()
+                .is_ok_and(|samples| samples.iter().any(|(a, v)| a == app && *v >= 1.0))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen = (mesh.prometheus(ups), mesh.prometheus(requests));
+        if both(&seen.0) && both(&seen.1) {
+            break seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus has not scraped both sidecars within 30 s: {ups} = {:?}; {requests} = {:?}; \
+             the mesh's logs:\n{}",
+            seen.0,
+            seen.1,
+            mesh.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "Prometheus: {ups} = {:?}; {requests} = {:?}",
+        seen.0, seen.1
+    );
+    let user = mesh.exec("prometheus", &["id", "-u"]);
+    assert!(
+        user.trim().parse::<u32>().is_ok_and(|uid| uid != 0),
+        "Prometheus runs as {user:?}"
+    );
 
     // A plaintext call from outside the mesh, bypassing the caller's sidecar, is refused: the callee's inbound
     // side only takes mutual TLS.
