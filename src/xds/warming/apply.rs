@@ -15,7 +15,8 @@ use std::time::Instant;
 pub struct State {
     warming: Warming,
     /// The last combined state applied, for the applies a deadline triggers.
-    last: Option<(Kind, Resources)>,
+    /// Shared with the `/config_dump` writer of the generation it led to (a mesh's maps are not copied twice).
+    last: Option<(Kind, Arc<Resources>)>,
     timer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -97,9 +98,10 @@ impl ProxySink {
             .listeners
             .retain(|l| !left_out.contains(&l.name));
         let (warming_listeners, warming_clusters) = warming.warming_versions();
-        let accepted = combined.clone();
+        let accepted = Arc::new(combined.clone());
+        let dumped = accepted.clone();
         update.dynamic = Some(Arc::new(move || {
-            let mut dump = versions(&accepted);
+            let mut dump = versions(&dumped);
             if let Some(object) = dump.as_object_mut() {
                 object.insert(
                     "warming_listeners".into(),
@@ -126,7 +128,7 @@ impl ProxySink {
             *current = warming.new_eds_clusters();
         }
         state.warming = warming;
-        state.last = Some((kind, combined.clone()));
+        state.last = Some((kind, accepted));
         let managers = &self.proxy.inputs.metrics.managers;
         let (listeners, _, _) = state.warming.listener_counts();
         let (clusters, _) = state.warming.cluster_counts();
