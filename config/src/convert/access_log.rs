@@ -5,7 +5,7 @@ pub mod format;
 use super::{Out, decode_any, struct_to_json, type_name};
 use crate::diagnostic::Path;
 use crate::model::access_log::{
-    AccessLog, Comparison, ComparisonOp, Filter, Format, JsonValue, Sink,
+    AccessLog, Comparison, ComparisonOp, Filter, Format, JsonValue, Piece, Sink,
 };
 use envoy_types::pb::envoy::config::accesslog::v3 as pb;
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -102,8 +102,33 @@ fn default_format() -> Format {
 }
 
 fn text_format(text: &str, at: &Path, out: &mut Out) -> Option<Format> {
+    parse(text, at, out).map(Format::Text)
+}
+
+/// A format string's pieces; an operator Outrigger accepts but does not fill yet in HTTP logs earns a warning
+/// (a log line cannot change traffic), so a difference from Envoy's line is never silent.
+fn parse(text: &str, at: &Path, out: &mut Out) -> Option<Vec<Piece>> {
+    use crate::model::access_log::Command as C;
     match format::parse(text) {
-        Ok(pieces) => Some(Format::Text(pieces)),
+        Ok(pieces) => {
+            for piece in &pieces {
+                if let Piece::Operator(operator) = piece {
+                    let what = match operator.command {
+                        C::UpstreamLocalAddress => "UPSTREAM_LOCAL_ADDRESS",
+                        C::UpstreamTransportFailureReason => "UPSTREAM_TRANSPORT_FAILURE_REASON",
+                        _ => continue,
+                    };
+                    out.warning(
+                        at,
+                        format!(
+                            "%{what}% is written as `-` in HTTP access logs (not filled yet; Envoy writes the \
+                             upstream connection's value)"
+                        ),
+                    );
+                }
+            }
+            Some(pieces)
+        }
         Err(e) => {
             out.error(at, e);
             None
@@ -159,13 +184,7 @@ fn json_object(
     for (key, value) in object {
         let at = at.field(key);
         let value = match value {
-            serde_json::Value::String(text) => match format::parse(text) {
-                Ok(pieces) => Some(JsonValue::Template(pieces)),
-                Err(e) => {
-                    out.error(&at, e);
-                    None
-                }
-            },
+            serde_json::Value::String(text) => parse(text, &at, out).map(JsonValue::Template),
             serde_json::Value::Object(inner) => json_object(inner, &at, out).map(JsonValue::Object),
             serde_json::Value::Array(_) => {
                 out.error(&at, "lists are not allowed in json_format (as in Envoy)");

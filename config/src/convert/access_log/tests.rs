@@ -131,3 +131,22 @@ fn operators_outrigger_lacks_are_refused_with_their_path() {
     ));
     assert!(e.contains("header_filter"), "{e}");
 }
+
+/// An operator accepted but not filled yet in HTTP logs is said at load time, never silently `-`.
+#[test]
+fn operators_not_filled_yet_are_warned() {
+    let yaml = config(
+        r#"[{name: envoy.access_loggers.stdout, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog, log_format: {json_format: {local: "%UPSTREAM_LOCAL_ADDRESS%", why: "%UPSTREAM_TRANSPORT_FAILURE_REASON%", host: "%UPSTREAM_HOST%"}}}}]"#,
+    );
+    let loaded = match load_bytes(yaml.as_bytes(), Input::Yaml) {
+        Ok(loaded) => loaded,
+        Err(problems) => panic!("refused: {problems:#?}"),
+    };
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("json_format.local")
+            && warnings[0].contains("%UPSTREAM_LOCAL_ADDRESS%")
+    );
+    assert!(warnings[1].contains("%UPSTREAM_TRANSPORT_FAILURE_REASON%"));
+}
