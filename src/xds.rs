@@ -100,7 +100,7 @@ pub fn start(proxy: Arc<Proxy>, bootstrap: Snapshot) -> Result<Option<Client>, S
         cds_paused: tokio::sync::watch::channel(false).0,
     });
     // Static listeners waiting for a secret or routes have a deadline from the start.
-    if let Err(e) = sink.apply_warm(Kind::Listener, &Resources::default()) {
+    if let Err(e) = sink.apply_warm(Kind::Listener, Arc::default()) {
         tracing::warn!("the static resources' warming not applied: {e}");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

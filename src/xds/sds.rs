@@ -26,7 +26,8 @@ pub enum Part {
 /// The last accepted state of each client.
 #[derive(Default)]
 pub struct Parts {
-    ads: Resources,
+    /// Shared with the last combined state when no SDS stream adds secrets to it (a mesh's maps once).
+    ads: Arc<Resources>,
     sds: BTreeMap<AdsConfig, Stream>,
 }
 
@@ -123,7 +124,7 @@ impl ProxySink {
         // are kept by name).
         let mut combined = match part {
             Part::Ads => next.clone(),
-            Part::Sds(_) => parts.ads.clone(),
+            Part::Sds(_) => Resources::clone(&parts.ads),
         };
         for (source, stream) in &parts.sds {
             let secrets = match part {
@@ -156,10 +157,17 @@ impl ProxySink {
             }
         }
         // Each listener and cluster in the version that is warm (`warming.rs`).
-        self.apply_warm(kind, &combined)?;
+        let only_ads = parts.sds.values().all(|stream| stream.secrets.is_empty())
+            && !matches!(part, Part::Sds(_));
+        let combined = Arc::new(combined);
+        self.apply_warm(kind, combined.clone())?;
         match part {
             Part::Ads => {
-                parts.ads = next.clone();
+                parts.ads = if only_ads {
+                    combined
+                } else {
+                    Arc::new(next.clone())
+                };
                 for (source, server) in new_sources {
                     tracing::info!(sds_server = %server.uri, "taking secrets from an SDS gRPC source");
                     self.spawn_locked(&mut parts, source, server);

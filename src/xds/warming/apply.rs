@@ -87,19 +87,18 @@ impl ProxySink {
     pub(in crate::xds) fn apply_warm(
         self: &Arc<Self>,
         kind: Kind,
-        combined: &Resources,
+        combined: Arc<Resources>,
     ) -> Result<(), String> {
         let mut state = lock(&self.warm);
         let mut warming = state.warming.clone();
-        let (selected, left_out) = warming.select(&self.bootstrap, combined, Instant::now());
+        let (selected, left_out) = warming.select(&self.bootstrap, &combined, Instant::now());
         let mut update = assemble(&self.bootstrap, &selected)?;
         update
             .snapshot
             .listeners
             .retain(|l| !left_out.contains(&l.name));
         let (warming_listeners, warming_clusters) = warming.warming_versions();
-        let accepted = Arc::new(combined.clone());
-        let dumped = accepted.clone();
+        let dumped = combined.clone();
         update.dynamic = Some(Arc::new(move || {
             let mut dump = versions(&dumped);
             if let Some(object) = dump.as_object_mut() {
@@ -128,7 +127,7 @@ impl ProxySink {
             *current = warming.new_eds_clusters();
         }
         state.warming = warming;
-        state.last = Some((kind, accepted));
+        state.last = Some((kind, combined));
         let managers = &self.proxy.inputs.metrics.managers;
         let (listeners, _, _) = state.warming.listener_counts();
         let (clusters, _) = state.warming.cluster_counts();
@@ -174,7 +173,7 @@ impl ProxySink {
         let Some((kind, combined)) = last else {
             return;
         };
-        if let Err(e) = self.apply_warm(kind, &combined) {
+        if let Err(e) = self.apply_warm(kind, combined) {
             tracing::warn!(
                 "resources whose initial_fetch_timeout passed not put in force: {e}; the configuration in force stays"
             );
