@@ -284,14 +284,7 @@ impl Options {
                  }| { initial_fetch_timeout.unwrap_or(Duration::ZERO) },
             )
             .collect();
-        let initial_fetch_timeout = if timeouts.contains(&Duration::ZERO) {
-            Duration::ZERO
-        } else {
-            timeouts
-                .into_iter()
-                .max()
-                .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
-        };
+        let initial_fetch_timeout = longest_initial_fetch_timeout(timeouts);
         Some(Options {
             node: snapshot.node.clone(),
             api: Api::Aggregated,
@@ -335,14 +328,7 @@ impl Options {
                 _ => None,
             })
             .collect();
-        let initial_fetch_timeout = if timeouts.contains(&Duration::ZERO) {
-            Duration::ZERO
-        } else {
-            timeouts
-                .into_iter()
-                .max()
-                .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
-        };
+        let initial_fetch_timeout = longest_initial_fetch_timeout(timeouts);
         Options {
             node: snapshot.node.clone(),
             delta: source.delta,
@@ -518,6 +504,19 @@ pub fn spawn(server: Server, options: Options, sink: Arc<dyn Sink>) -> Handle {
     });
     let client = tokio::spawn(run(server, State::new(options, sink, initial)));
     Handle { client, timer }
+}
+
+/// The initial fetch timeout of a stream whose resources name several: the longest, none (zero: wait for
+/// ever) when one says `0s`, Envoy's default when none is named.
+fn longest_initial_fetch_timeout(timeouts: Vec<Duration>) -> Duration {
+    if timeouts.contains(&Duration::ZERO) {
+        Duration::ZERO
+    } else {
+        timeouts
+            .into_iter()
+            .max()
+            .unwrap_or(DEFAULT_INITIAL_FETCH_TIMEOUT)
+    }
 }
 
 /// How a stream ended.
