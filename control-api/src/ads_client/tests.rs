@@ -8,6 +8,7 @@ use super::*;
 use envoy_types::pb::envoy::config::cluster::v3 as cluster_pb;
 use envoy_types::pb::envoy::config::core::v3 as core_pb;
 use envoy_types::pb::google::protobuf::Any;
+use outrigger_config::model::Node;
 use prost::Message;
 use std::sync::Mutex;
 
