@@ -776,3 +776,41 @@ fn sha256_fingerprint(cert: &Path) -> String {
         .replace(':', "")
         .to_ascii_lowercase()
 }
+
+/// Public Envoy examples serve self-signed X.509 version 1 certificates inline (the front-proxy, tls and
+/// websocket sandboxes). Envoy serves them; so must Outrigger (rustls' own check of the key pair parses the
+/// certificate with webpki, which refuses version 1). The same file through both, the same answer over TLS.
+#[test]
+fn an_x509_v1_certificate_is_served_as_envoy_serves_it() {
+    let envoy = support::peer("envoy");
+    if support::peer("curl").is_none() {
+        return;
+    }
+    let config =
+        std::fs::read_to_string("tests/configs/valid/49-tls-x509-v1-certificate.yaml").unwrap();
+    let dir = std::env::temp_dir().join(format!("outrigger-x509-v1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_ports = |port: u16, admin: u16| {
+        config.replace("18449", &port.to_string())
+            + &format!(
+                "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}\n"
+            )
+    };
+    let answer = |port: u16| curl(&["-k", &format!("https://127.0.0.1:{port}/")]);
+    let expected = (true, "served with a version 1 certificate".to_string());
+
+    let (port, admin) = (free_port(), free_port());
+    let sidecar = Sidecar::start(&dir, "outrigger", &with_ports(port, admin), admin);
+    assert_eq!(answer(port), expected, "{}", sidecar.log_text());
+    drop(sidecar);
+
+    if let Some(envoy) = envoy {
+        let (port, admin) = (free_port(), free_port());
+        let path = dir.join("envoy.yaml");
+        std::fs::write(&path, with_ports(port, admin)).unwrap();
+        let mut envoy = support::envoy::Envoy::start(&envoy, &path);
+        envoy.wait_for_port(port);
+        assert_eq!(answer(port), expected, "Envoy");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

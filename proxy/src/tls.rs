@@ -3,6 +3,7 @@
 
 mod context;
 pub mod identity;
+mod key_pair;
 mod secrets;
 mod source;
 pub mod verify;

@@ -2,6 +2,7 @@
 //! the next handshake, while connections already established keep the session they negotiated.
 
 use super::identity::Identity;
+use super::key_pair::certified_key;
 use super::secrets::Secrets;
 use super::source;
 use super::verify::{DownstreamVerifier, UpstreamVerifier};
@@ -9,13 +10,14 @@ use outrigger_config::model::core::DataSource;
 use outrigger_config::model::tls::{CommonTls, DownstreamTls, TlsVersion, UpstreamTls};
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The files (or inline values) one context is made of, read once.
 struct Material {
-    chain: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    chain: Option<Arc<CertifiedKey>>,
     roots: Option<Arc<RootCertStore>>,
 }
 
@@ -49,17 +51,13 @@ fn material(common: &CommonTls, bytes: &[Vec<u8>]) -> Result<Material, String> {
             let key = source::private_key(take(), &source::describe(&first.private_key))?;
             // A certificate and key that do not belong together (say, half-way through a rotation) must not be
             // served: the handshake would fail for every peer.
-            let certified =
-                rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider())
-                    .map_err(|e| {
-                    format!(
-                        "{} and {} do not form a usable certificate and key: {e}",
-                        source::describe(&first.certificate_chain),
-                        source::describe(&first.private_key)
-                    )
-                })?;
-            drop(certified);
-            Some((chain, key))
+            Some(certified_key(
+                chain,
+                key,
+                &provider(),
+                &source::describe(&first.certificate_chain),
+                &source::describe(&first.private_key),
+            )?)
         }
         None => None,
     };
@@ -156,13 +154,11 @@ fn server_config(
         }
         _ => builder.with_no_client_auth(),
     };
-    let (chain, key) = material
+    let certified = material
         .chain
         .ok_or("a server-side TLS context needs a certificate")?;
-    let local_uri = Identity::from_chain(&chain).and_then(|i| i.uris.first().cloned());
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate: {e}"))?;
+    let local_uri = Identity::from_chain(&certified.cert).and_then(|i| i.uris.first().cloned());
+    let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = alpn(&common.alpn_protocols);
     Ok(ServerState {
         config: Arc::new(config),
@@ -258,9 +254,8 @@ fn client_configs(
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone());
         let mut config = match &material.chain {
-            Some((chain, key)) => builder
-                .with_client_auth_cert(chain.clone(), key.clone_key())
-                .map_err(|e| format!("client certificate: {e}"))?,
+            Some(certified) => builder
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified.clone()))),
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = protocols;
