@@ -32,12 +32,12 @@ pub fn certified_key(
     let (_, certificate) = X509Certificate::from_der(leaf.as_ref())
         .map_err(|e| unusable(format!("the first certificate cannot be parsed: {e}")))?;
     // A key type whose public half rustls cannot derive cannot be compared; rustls accepts it as well.
-    if let Some(public) = signing_key.public_key() {
-        if public.as_ref() != certificate.tbs_certificate.subject_pki.raw {
-            return Err(unusable(
-                "the private key does not belong to the first certificate".into(),
-            ));
-        }
+    if let Some(public) = signing_key.public_key()
+        && public.as_ref() != certificate.tbs_certificate.subject_pki.raw
+    {
+        return Err(unusable(
+            "the private key does not belong to the first certificate".into(),
+        ));
     }
     Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
 }
