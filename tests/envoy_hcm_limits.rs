@@ -623,7 +623,7 @@ where
 /// The connection manager's protocol options: `codec_type` (each listener serves only its protocol),
 /// `http2_protocol_options` (as the h2 SETTINGS and connection window), `max_request_headers_kb` below and above
 /// the default 60, `server_name`, `generate_request_id: false`, and `upgrade_configs` with `enabled: false` (an
-/// upgrade switched off is refused like one never configured).
+/// upgrade switched off is refused like one never configured), and a route's `upgrade_configs` overriding them.
 const OPTIONS: &[Listener] = &[
     ("h1", "codec_type: HTTP1", "{cluster: backend}"),
     (
@@ -649,6 +649,23 @@ const OPTIONS: &[Listener] = &[
         "noup",
         "upgrade_configs: [{upgrade_type: websocket, enabled: false}]",
         "{cluster: backend}",
+    ),
+    // A route's own `upgrade_configs` decide for its requests: allowing one the connection manager never
+    // lists, refusing one it allows, allowing one it switched off (the type's case does not matter).
+    (
+        "rws",
+        "generate_request_id: true",
+        "{cluster: backend, upgrade_configs: [{upgrade_type: websocket}]}",
+    ),
+    (
+        "rno",
+        "upgrade_configs: [{upgrade_type: websocket}]",
+        "{cluster: backend, upgrade_configs: [{upgrade_type: websocket, enabled: false}]}",
+    ),
+    (
+        "ron",
+        "upgrade_configs: [{upgrade_type: websocket, enabled: false}]",
+        "{cluster: backend, upgrade_configs: [{upgrade_type: WebSocket}]}",
     ),
 ];
 
@@ -719,6 +736,21 @@ async fn envoy_and_outrigger_apply_the_connection_manager_options_alike() {
         (
             "a WebSocket upgrade never configured",
             "plain",
+            send(WEBSOCKET),
+        ),
+        (
+            "a WebSocket upgrade allowed by its route only",
+            "rws",
+            send(WEBSOCKET),
+        ),
+        (
+            "a WebSocket upgrade refused by its route",
+            "rno",
+            send(WEBSOCKET),
+        ),
+        (
+            "a WebSocket upgrade switched off but allowed by its route",
+            "ron",
             send(WEBSOCKET),
         ),
     ];

@@ -325,11 +325,15 @@ const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
-         timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits",
+         timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits upgrade_configs",
         &[(
             "hash_policy",
             "only consistent-hash load balancers read it, and Outrigger has none",
         )],
+    ),
+    msg(
+        "envoy.config.route.v3.RouteAction.UpgradeConfig",
+        "upgrade_type enabled",
     ),
     msg_ignoring(
         "envoy.config.route.v3.WeightedCluster",

@@ -438,6 +438,16 @@ fn forward(
             .unwrap_or(false),
         rate_limits: super::rate_limit::rate_limits(&a.rate_limits, &at.field("rate_limits"), out),
         include_vh_rate_limits: a.include_vh_rate_limits.as_ref().is_some_and(|b| b.value),
+        upgrades: a
+            .upgrade_configs
+            .iter()
+            .map(|u| {
+                (
+                    u.upgrade_type.to_ascii_lowercase(),
+                    super::bool_or(&u.enabled, true),
+                )
+            })
+            .collect(),
     })
 }
 

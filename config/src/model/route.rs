@@ -151,6 +151,10 @@ pub struct Forward {
     /// Envoy's default: false (deprecated in Envoy). The virtual host's `rate_limits` count too, whatever the
     /// filter's `vh_rate_limits` says.
     pub include_vh_rate_limits: bool,
+    /// `upgrade_configs`: upgrade types (lower case) this route allows (`true`) or refuses (`false`) whatever
+    /// the connection manager says; a type not listed here follows the connection manager's `upgrade_configs`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upgrades: Vec<(String, bool)>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -318,20 +318,12 @@ where
         if let Some(response) = header_limits::check(&parts, &self.connection.hcm) {
             return Box::pin(async move { Ok(response) });
         }
-        // An upgrade the connection manager allows (`upgrade_configs`) keeps its hop-by-hop headers: note it
-        // before they are removed. Any other is refused, as Envoy does (403 `upgrade_failed`, and the
-        // connection closes: its bytes after the request may be the other protocol's). Envoy's codec strips an
-        // `h2c` upgrade instead, so that request goes on as a plain one.
+        // An upgrade keeps its hop-by-hop headers: note it before they are removed; whether it is allowed
+        // depends on the route (below). Envoy's codec strips an `h2c` upgrade instead, so that request goes on
+        // as a plain one.
         let hcm = &self.connection.hcm;
-        if let Some(kind) = headers::upgrade_type(&parts.headers)
-            && parts.version == http::Version::HTTP_11
-            && kind != "h2c"
-        {
-            if !hcm.upgrade_types.contains(&kind) {
-                return Box::pin(async { Ok(upgrade_refused()) });
-            }
-            parts.extensions.insert(Upgrade(kind));
-        }
+        let upgrade = headers::upgrade_type(&parts.headers)
+            .filter(|kind| parts.version == http::Version::HTTP_11 && kind != "h2c");
         if path_normalization::apply(&mut parts, hcm).is_err() {
             let mut response = Response::new(local_reply::empty());
             *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -365,6 +357,14 @@ where
                 r.upstream_cluster = cluster;
             });
         }
+        // An upgrade neither the route nor the connection manager allows is refused, as Envoy does (403
+        // `upgrade_failed`, and the connection closes: its bytes after the request may be the other protocol's).
+        if let Some(kind) = upgrade {
+            if !upgrade_allowed(&kind, matched.as_ref(), &hcm.upgrade_types) {
+                return Box::pin(async { Ok(upgrade_refused()) });
+            }
+            parts.extensions.insert(Upgrade(kind));
+        }
         if let Some(matched) = matched {
             parts.extensions.insert(matched);
         }
@@ -390,6 +390,19 @@ fn access_log_head(parts: &http::request::Parts) -> crate::access_log::record::R
         scheme: parts.uri.scheme_str().map(String::from),
         headers: parts.headers.clone(),
     }
+}
+
+/// Envoy's rule: the matched route's `upgrade_configs` entry for `kind` decides when it has one (`enabled`
+/// true or false); otherwise the connection manager's enabled `upgrade_configs` do.
+fn upgrade_allowed(kind: &str, matched: Option<&Matched>, enabled_by_manager: &[String]) -> bool {
+    let by_route = matched
+        .and_then(Matched::route)
+        .and_then(|(_, _, route)| match &route.action {
+            RouteAction::Route(forward) => forward.upgrades.iter().find(|(k, _)| k == kind),
+            _ => None,
+        })
+        .map(|(_, enabled)| *enabled);
+    by_route.unwrap_or_else(|| enabled_by_manager.iter().any(|k| k == kind))
 }
 
 /// Envoy's reply to an upgrade no `upgrade_configs` entry allows.

@@ -292,6 +292,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.route.v3.RouteAction.include_vh_rate_limits",
         Tests(&[RL_ACTIONS]),
     ),
+    // A route's own upgrade_configs, over the connection manager's.
+    (
+        "envoy.config.route.v3.RouteAction.upgrade_configs",
+        Tests(&[HCM_OPTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.UpgradeConfig.upgrade_type",
+        Tests(&[HCM_OPTIONS]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.UpgradeConfig.enabled",
+        Tests(&[HCM_OPTIONS]),
+    ),
     (
         "envoy.config.route.v3.RouteAction.rate_limits",
         Tests(&[RL_GENERIC_KEY, RL_ACTIONS]),
