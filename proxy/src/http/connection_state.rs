@@ -108,6 +108,11 @@ impl ConnectionState {
         self.changed.notify_waiters();
     }
 
+    /// Requests the connection has taken.
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
     pub fn open_streams(&self) -> usize {
         self.lock().open_streams
     }

@@ -55,6 +55,19 @@ impl DownstreamCounters {
     }
 }
 
+impl DownstreamCounters {
+    /// A request the codec answered itself (malformed, or its head too late): counted as Envoy counts it.
+    pub fn codec_reply(&self, status: u16) {
+        self.rq_total.inc();
+        if let Some(counter) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.rq_class.get(i))
+        {
+            counter.inc();
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct DownstreamStats<S> {
     inner: S,
