@@ -1062,8 +1062,16 @@ async fn envoy_and_outrigger_answer_hostile_and_limited_requests_alike() {
             .unwrap_or("0")
             .to_string()
     };
-    let envoy_stats = support::client::get(&format!("http://127.0.0.1:{}/stats", ports.envoy_admin), &[]).await.body;
-    let our_stats = support::client::get(&format!("http://127.0.0.1:{}/stats", ports.ours_admin), &[]).await.body;
+    let envoy_stats = support::client::get(
+        &format!("http://127.0.0.1:{}/stats", ports.envoy_admin),
+        &[],
+    )
+    .await
+    .body;
+    let our_stats =
+        support::client::get(&format!("http://127.0.0.1:{}/stats", ports.ours_admin), &[])
+            .await
+            .body;
     for name in [
         "http.maxrq.downstream_cx_max_requests_reached",
         "http.maxrq.downstream_rq_2xx",

@@ -606,14 +606,10 @@ fn connection_limits_close_what_envoy_closes() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let dir = std::env::temp_dir().join(format!(
-        "outrigger-connection-limit-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("outrigger-connection-limit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ports = || {
-        ["admin", "cl", "delayed", "dis", "global"].map(|name| (name, free_port()))
-    };
+    let ports = || ["admin", "cl", "delayed", "dis", "global"].map(|name| (name, free_port()));
     let config = |ports: &[(&str, u16)]| {
         let mut values: Vec<(&str, String)> =
             ports.iter().map(|(n, p)| (*n, p.to_string())).collect();

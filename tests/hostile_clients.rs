@@ -89,7 +89,12 @@ fn rss_kib(pid: u32) -> u64 {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may hold spaces) are counted from its closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -114,13 +119,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
-    let mut out = vec![
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-        kind,
-        flags,
-    ];
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
     out.extend_from_slice(&stream.to_be_bytes());
     out.extend_from_slice(payload);
     out
@@ -164,7 +163,11 @@ fn h2_client(port: u16) -> TcpStream {
 /// Writes `next()` until the proxy stops taking bytes (closed, reset, or its windows full for 2 s) or `budget`
 /// bytes went out; then reads what the proxy says for up to 3 s. Returns (bytes written, the frame types read,
 /// whether the connection was closed).
-fn flood(mut stream: TcpStream, budget: usize, mut next: impl FnMut(u32) -> Vec<u8>) -> (usize, Vec<u8>, bool) {
+fn flood(
+    mut stream: TcpStream,
+    budget: usize,
+    mut next: impl FnMut(u32) -> Vec<u8>,
+) -> (usize, Vec<u8>, bool) {
     let mut written = 0;
     let mut i = 0;
     while written < budget {
@@ -187,7 +190,9 @@ fn flood(mut stream: TcpStream, budget: usize, mut next: impl FnMut(u32) -> Vec<
                 break;
             }
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => {
                 closed = true;
                 break;
@@ -204,7 +209,8 @@ fn flood(mut stream: TcpStream, budget: usize, mut next: impl FnMut(u32) -> Vec<
 fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
     let mut types = Vec::new();
     while bytes.len() >= 9 {
-        let len = (usize::from(bytes[0]) << 16) | (usize::from(bytes[1]) << 8) | usize::from(bytes[2]);
+        let len =
+            (usize::from(bytes[0]) << 16) | (usize::from(bytes[1]) << 8) | usize::from(bytes[2]);
         types.push(bytes[3]);
         if bytes.len() < 9 + len {
             break;
@@ -231,7 +237,10 @@ fn h2_floods_are_cut_off_and_the_proxy_keeps_serving() {
         bytes.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
         bytes
     });
-    seen.push(format!("rapid reset: {written} pairs, GOAWAY {}, closed {closed}", types.contains(&GOAWAY)));
+    seen.push(format!(
+        "rapid reset: {written} pairs, GOAWAY {}, closed {closed}",
+        types.contains(&GOAWAY)
+    ));
     assert!(
         types.contains(&GOAWAY) || closed || written < 100_000,
         "rapid reset was never cut off: {seen:?}"
@@ -247,28 +256,44 @@ fn h2_floods_are_cut_off_and_the_proxy_keeps_serving() {
             frame(CONTINUATION, 0, 1, &junk)
         }
     });
-    seen.push(format!("continuation: {written} frames, GOAWAY {}, closed {closed}", types.contains(&GOAWAY)));
+    seen.push(format!(
+        "continuation: {written} frames, GOAWAY {}, closed {closed}",
+        types.contains(&GOAWAY)
+    ));
     assert!(
         written < 50_000 && (types.contains(&GOAWAY) || closed),
         "the CONTINUATION flood was taken whole (about 50 MiB of headers): {seen:?}"
     );
-    assert_eq!(status(s.web, "/"), Some(200), "after the CONTINUATION flood");
+    assert_eq!(
+        status(s.web, "/"),
+        Some(200),
+        "after the CONTINUATION flood"
+    );
 
     // SETTINGS and PING floods whose acknowledgements are never read.
     for (name, kind, payload) in [("settings", SETTINGS, vec![]), ("ping", PING, vec![0u8; 8])] {
         let (written, types, closed) =
             flood(h2_client(s.web), 500_000, |_| frame(kind, 0, 0, &payload));
-        seen.push(format!("{name}: {written} frames, GOAWAY {}, closed {closed}", types.contains(&GOAWAY)));
+        seen.push(format!(
+            "{name}: {written} frames, GOAWAY {}, closed {closed}",
+            types.contains(&GOAWAY)
+        ));
         assert_eq!(status(s.web, "/"), Some(200), "after the {name} flood");
     }
     // A normal h2 request still works on a new connection (DATA frames or a HEADERS reply).
     let (_, types, _) = flood(h2_client(s.web), 1, |_| {
         frame(HEADERS, END_HEADERS | END_STREAM, 1, &get_block())
     });
-    assert!(types.contains(&HEADERS) || types.contains(&DATA), "{types:?}");
+    assert!(
+        types.contains(&HEADERS) || types.contains(&DATA),
+        "{types:?}"
+    );
     let grown = rss_kib(pid).saturating_sub(before);
     eprintln!("{seen:#?}\nRSS grew {grown} KiB");
-    assert!(grown < 64 * 1024, "RSS grew {grown} KiB under the floods: {seen:?}");
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew {grown} KiB under the floods: {seen:?}"
+    );
 }
 
 /// An upstream that answers every request with `size` bytes as fast as the proxy takes them.
@@ -335,7 +360,9 @@ fn p99(port: u16, n: usize) -> Duration {
     let mut buf = [0u8; 1024];
     for _ in 0..n {
         let started = Instant::now();
-        stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
         let mut got = Vec::new();
         while !got.ends_with(b"ok") {
             let k = stream.read(&mut buf).unwrap();
@@ -435,9 +462,15 @@ fn accept_loops_back_off_when_file_descriptors_run_out() {
     let lines = text.lines().filter(|l| l.contains("accept failed")).count();
     eprintln!("{spent} ticks of CPU in 2 s out of descriptors; {lines} accept-failure lines");
     assert!(lines >= 1, "the exhaustion was never logged:\n{text}");
-    assert!(lines <= 6, "{lines} accept-failure lines in under 3 s:\n{text}");
+    assert!(
+        lines <= 6,
+        "{lines} accept-failure lines in under 3 s:\n{text}"
+    );
     // A clock tick is 10 ms: a spinning loop would burn about 200.
-    assert!(spent < 50, "{spent} ticks of CPU in 2 s: the accept loop spins");
+    assert!(
+        spent < 50,
+        "{spent} ticks of CPU in 2 s: the accept loop spins"
+    );
     drop(held);
     let resumed = Instant::now();
     while status(web, "/") != Some(200) {

@@ -541,7 +541,10 @@ const MESSAGES: &[MessageSupport] = &[
              sampled; traffic is unaffected",
         )],
     ),
-    msg("envoy.config.overload.v3.ResourceMonitor", "name typed_config"),
+    msg(
+        "envoy.config.overload.v3.ResourceMonitor",
+        "name typed_config",
+    ),
     msg(
         "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
         "max_active_downstream_connections",

@@ -122,10 +122,8 @@ impl ConnectionLimits {
             };
             let key = Arc::as_ptr(config) as usize;
             let limit = previous.by_config.get(&key).cloned().unwrap_or_else(|| {
-                let labels: Labels = vec![(
-                    "envoy_connection_limit_prefix",
-                    config.stat_prefix.clone(),
-                )];
+                let labels: Labels =
+                    vec![("envoy_connection_limit_prefix", config.stat_prefix.clone())];
                 Arc::new(Limit {
                     count: Count::default(),
                     limited: metrics

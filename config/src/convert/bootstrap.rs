@@ -70,7 +70,8 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
     }
 }
 
-const GLOBAL_CONNECTIONS_MONITOR: &str = "envoy.resource_monitors.global_downstream_max_connections";
+const GLOBAL_CONNECTIONS_MONITOR: &str =
+    "envoy.resource_monitors.global_downstream_max_connections";
 const DOWNSTREAM_CONNECTIONS: &str =
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 const GLOBAL_CONNECTIONS_RUNTIME_KEY: &str = "overload.global_downstream_max_connections";
@@ -107,7 +108,8 @@ fn overload(b: &Bootstrap, top: &Path, out: &mut Out) -> Overload {
             if let Some(config) = config {
                 if config.max_active_downstream_connections <= 0 {
                     out.error(
-                        &at.field("typed_config").field("max_active_downstream_connections"),
+                        &at.field("typed_config")
+                            .field("max_active_downstream_connections"),
                         "must be greater than 0 (as in Envoy)",
                     );
                 } else {

@@ -339,7 +339,10 @@ fn connection_limit(
     let max_connections = match l.max_connections {
         Some(m) if m.value >= 1 => m.value,
         _ => {
-            out.error(&at.field("max_connections"), "required, at least 1 (as in Envoy)");
+            out.error(
+                &at.field("max_connections"),
+                "required, at least 1 (as in Envoy)",
+            );
             return None;
         }
     };

@@ -228,7 +228,10 @@ fn connection_limits_are_read_like_envoy() {
         Ok(_) => panic!("both limits were accepted"),
         Err(problems) => format!("{problems:?}"),
     };
-    assert!(problems.contains("keep only the resource monitor"), "{problems}");
+    assert!(
+        problems.contains("keep only the resource monitor"),
+        "{problems}"
+    );
     let other = MONITOR.replace(
         "max_active_downstream_connections: 7",
         "max_active_downstream_connections: 0",

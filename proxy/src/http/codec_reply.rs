@@ -109,7 +109,7 @@ fn refuse_head(head: &[u8]) -> Option<(u16, &'static str)> {
     }
     match encoding {
         Some(_) if length => Some((400, "Bad Request")),
-        Some(e) if !e.rsplit(',').next().is_some_and(|last| last.trim() == "chunked") => {
+        Some(e) if e.rsplit(',').next().map(str::trim) != Some("chunked") => {
             Some((501, "Not Implemented"))
         }
         _ => None,
@@ -223,7 +223,9 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for CodecReply<S> {
         // The first byte of a head: no head in progress, none open, and a stream started since the last one.
         let next = this.last_head.is_none_or(|last| requests > last) && open == 0;
         if this.head.is_none() && next {
-            let mut deadline = this.headers_timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+            let mut deadline = this
+                .headers_timeout
+                .map(|t| Box::pin(tokio::time::sleep(t)));
             // Registers the waker, so the deadline wakes the connection even while hyper waits for bytes.
             if let Some(deadline) = deadline.as_mut() {
                 let _ = deadline.as_mut().poll(cx);
@@ -252,7 +254,9 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for CodecReply<S> {
             .flatten();
         let refused = match (end, line) {
             (Some(end), _) => refuse_head(&head.bytes[..from + end]),
-            (None, Some(line)) => refuse_head(&head.bytes[..line]).filter(|(status, _)| *status == 426),
+            (None, Some(line)) => {
+                refuse_head(&head.bytes[..line]).filter(|(status, _)| *status == 426)
+            }
             (None, None) => return Poll::Ready(Ok(())),
         };
         if end.is_none() && refused.is_none() {
@@ -370,7 +374,10 @@ mod tests {
         let n = client.read(&mut reply).await.unwrap();
         let reply = String::from_utf8_lossy(&reply[..n]).to_string();
         assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
-        assert!(reply.ends_with("connection: close\r\n\r\nBad Request"), "{reply}");
+        assert!(
+            reply.ends_with("connection: close\r\n\r\nBad Request"),
+            "{reply}"
+        );
         assert_eq!(*counted.lock().unwrap(), vec![400]);
     }
 
@@ -393,13 +400,18 @@ mod tests {
         );
         let mut folded = b"GET / HTTP/1.1\r\nx-a: 1\r\n  folded\r\n\r\n".to_vec();
         unfold(&mut folded);
-        assert_eq!(folded, b"GET / HTTP/1.1\r\nx-a: 1    folded\r\n\r\n".to_vec());
+        assert_eq!(
+            folded,
+            b"GET / HTTP/1.1\r\nx-a: 1    folded\r\n\r\n".to_vec()
+        );
     }
 
     #[test]
     fn hyper_error_heads_are_told_from_the_stacks_responses() {
         assert_eq!(
-            hyper_error(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+            hyper_error(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            ),
             Some(400)
         );
         assert_eq!(
