@@ -135,11 +135,21 @@ impl Listener {
                     .get_or_create(&labels)
                     .clone();
                 active.inc();
+                // Given back however the connection ends, a panic in its task included.
+                let _open = Open(active);
+                let _global = global_slot;
                 serve_connection(stream, peer, config, &inputs, drain, &labels).await;
-                active.dec();
-                drop(global_slot);
             });
         }
+    }
+}
+
+/// A connection counted in `downstream_cx_active` while it lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
