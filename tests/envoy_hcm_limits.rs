@@ -3,7 +3,9 @@
 //! requests), then the statuses, local-reply bodies, `Connection: close`, whether the connection was closed,
 //! what the upstream received, and the statistics must agree.
 //!
-//! Covered: `stream_idle_timeout`, `request_timeout`, `common_http_protocol_options.idle_timeout`,
+//! Covered: `stream_idle_timeout`, `request_timeout`, `request_headers_timeout` (a slowloris gets 408),
+//! `common_http_protocol_options.max_requests_per_connection`, malformed and smuggling-shaped requests,
+//! `common_http_protocol_options.idle_timeout`,
 //! `max_connection_duration` and `max_headers_count` (HTTP/1 and h2; `stream_idle_timeout` and
 //! `request_timeout` on h2 uploads too), `normalize_path` with `merge_slashes`,
 //! and `use_remote_address` with `xff_num_trusted_hops`.
@@ -953,5 +955,174 @@ async fn envoy_and_outrigger_forward_the_same_client_certificate_details() {
     assert_eq!(
         mine, theirs,
         "x-forwarded-client-cert: outrigger, then Envoy"
+    );
+}
+
+/// Listeners of the hostile-client comparison: a request limit per connection, a headers timeout, defaults.
+const HOSTILE_LISTENERS: &[Listener] = &[
+    (
+        "maxrq",
+        "common_http_protocol_options: {max_requests_per_connection: 2}",
+        "{cluster: backend}",
+    ),
+    ("hdr", "request_headers_timeout: 1s", "{cluster: backend}"),
+    ("plain", "drain_timeout: 5s", "{cluster: backend}"),
+];
+
+/// Requests a hostile or broken client sends, on the `plain` listener: each must end as Envoy ends it.
+fn hostile_cases() -> Vec<Case> {
+    let secs = Duration::from_secs;
+    let plain = |name, text: String| Case {
+        name,
+        listener: "plain",
+        steps: vec![Step::Send(text.into_bytes())],
+        watch: secs(2),
+        compare_close: true,
+    };
+    vec![
+        Case {
+            name: "max_requests_per_connection: the second response closes the connection",
+            listener: "maxrq",
+            steps: vec![get("/a"), wait(300), get("/b"), wait(300), get("/c")],
+            watch: secs(1),
+            compare_close: false,
+        },
+        Case {
+            name: "slowloris: headers trickled past request_headers_timeout",
+            listener: "hdr",
+            steps: vec![
+                send("GET / HTTP/1.1\r\nHost: a\r\n"),
+                wait(400),
+                send("x-a: 1\r\n"),
+                wait(400),
+                send("x-b: 1\r\n"),
+                wait(400),
+                send("x-c: 1\r\n"),
+            ],
+            watch: secs(2),
+            compare_close: true,
+        },
+        plain(
+            "smuggling: Content-Length and Transfer-Encoding",
+            "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".into(),
+        ),
+        plain(
+            "smuggling: two different Content-Lengths",
+            "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".into(),
+        ),
+        plain(
+            "smuggling: a Content-Length list",
+            "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabcd".into(),
+        ),
+        plain(
+            "smuggling: Transfer-Encoding not ending in chunked",
+            "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n".into(),
+        ),
+        plain(
+            "obs-fold",
+            "GET /f HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  folded\r\n\r\n".into(),
+        ),
+        plain("bare LF line ends", "GET /lf HTTP/1.1\nHost: a\n\n".into()),
+        plain(
+            "a space in a header name",
+            "GET /n HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n".into(),
+        ),
+        plain(
+            "a control character in a header value",
+            "GET /v HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n".into(),
+        ),
+        plain(
+            "an absurd :path of 70 KiB",
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(70 * 1024)),
+        ),
+        plain(
+            "a path without its slash",
+            "GET abc HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        plain(
+            "a NUL in the path",
+            "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        ),
+        plain(
+            "an unknown HTTP version",
+            "GET / HTTP/1.7\r\nHost: a\r\n\r\n".into(),
+        ),
+        plain("not HTTP at all", "\x16\x03\x01garbage\r\n\r\n".into()),
+    ]
+}
+
+/// `max_requests_per_connection`, the slowloris cut by `request_headers_timeout`, and request shapes used for
+/// smuggling or simply broken (both Content-Length and Transfer-Encoding, two Content-Lengths, obs-fold, bare
+/// LF, invalid header names and values, absurd paths): Envoy 1.40 and Outrigger answer each alike (status,
+/// local reply, `Connection`, whether the connection is closed, what the upstream saw) and count alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn envoy_and_outrigger_answer_hostile_and_limited_requests_alike() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("backend").await;
+    let b = backend.address.port();
+    let (ports, dir, envoy, ours) = start(&envoy, "hostile", HOSTILE_LISTENERS, |admin, ports| {
+        config(HOSTILE_LISTENERS, admin, ports, b, b)
+    });
+    let runs = hostile_cases().into_iter().map(|case| {
+        let (e, o) = ports.of(case.listener);
+        async move {
+            let (theirs, mine) = tokio::join!(
+                exchange(e, &case.steps, case.watch),
+                exchange(o, &case.steps, case.watch)
+            );
+            (case.name, case.compare_close, theirs, mine)
+        }
+    });
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (name, compare_close, theirs, mine) in futures_join_all(runs).await {
+        compared += 1;
+        if theirs.outcome().closed_if(compare_close) != mine.outcome().closed_if(compare_close) {
+            differences.push(format!(
+                "{name}:\n  envoy:     {}\n  outrigger: {}",
+                theirs.summary(),
+                mine.summary()
+            ));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stat = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or("0")
+            .to_string()
+    };
+    let envoy_stats = support::client::get(
+        &format!("http://127.0.0.1:{}/stats", ports.envoy_admin),
+        &[],
+    )
+    .await
+    .body;
+    let our_stats =
+        support::client::get(&format!("http://127.0.0.1:{}/stats", ports.ours_admin), &[])
+            .await
+            .body;
+    for name in [
+        "http.maxrq.downstream_cx_max_requests_reached",
+        "http.maxrq.downstream_rq_2xx",
+        "http.hdr.downstream_rq_4xx",
+        "http.plain.downstream_rq_2xx",
+    ] {
+        compared += 1;
+        let (a, b) = (stat(&envoy_stats, name), stat(&our_stats, name));
+        if a != b {
+            differences.push(format!("statistic {name}: envoy {a}, outrigger {b}"));
+        }
+    }
+    drop(ours);
+    drop(envoy);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} comparisons differ:\n{}",
+        differences.len(),
+        differences.join("\n")
     );
 }

@@ -8,6 +8,7 @@
 //! - Filter chains chosen by the client's source (direct source, source type, source address and port, clients
 //!   bound to 127.0.0.2-4), `tcp_proxy` weighted clusters and `max_connect_attempts`, and rate-limit buckets
 //!   shared across listeners by `share_key`.
+//! - `envoy.filters.network.connection_limit` and the overload manager's `global_downstream_max_connections`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -464,4 +465,171 @@ async fn filter_chains_by_source_weighted_tcp_clusters_connect_attempts_and_shar
         ports["admin"],
     );
     assert_eq!(observe_routing(&ports).await, expected, "Outrigger");
+}
+
+const CONNECTION_LIMIT_CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+overload_manager:
+  resource_monitors:
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: 2
+static_resources:
+  listeners:
+  - name: cl
+    stat_prefix: cl
+    ignore_global_conn_limit: true
+    address: {socket_address: {address: 127.0.0.1, port_value: {cl}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.connection_limit
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit, stat_prefix: two, max_connections: 2}
+      - {{HCM}}
+  - name: delayed
+    stat_prefix: delayed
+    ignore_global_conn_limit: true
+    address: {socket_address: {address: 127.0.0.1, port_value: {delayed}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.connection_limit
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit, stat_prefix: slow, max_connections: 1, delay: 1s}
+      - {{HCM}}
+  - name: dis
+    stat_prefix: dis
+    ignore_global_conn_limit: true
+    address: {socket_address: {address: 127.0.0.1, port_value: {dis}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.connection_limit
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit, stat_prefix: dis, max_connections: 1, runtime_enabled: {default_value: false, runtime_key: cl_off}}
+      - {{HCM}}
+  - name: global
+    stat_prefix: global
+    address: {socket_address: {address: 127.0.0.1, port_value: {global}}}
+    filter_chains:
+    - filters:
+      - {{HCM}}
+"#;
+
+const HCM: &str = r#"name: hcm, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, stat_prefix: h, http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}], route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, direct_response: {status: 200, body: {inline_string: ok}}}]}]}}"#;
+
+/// A keep-alive connection's first request: the status, or `None` when the connection was closed unanswered,
+/// and how long the answer (or the close) took. The connection stays open for the caller.
+fn hold(port: u16) -> (TcpStream, Option<u16>, Duration) {
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    let mut answer = [0u8; 512];
+    let n = stream.read(&mut answer).unwrap_or(0);
+    let text = String::from_utf8_lossy(&answer[..n]).to_string();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (stream, status, started.elapsed())
+}
+
+/// What one proxy did on each listener, and its statistics, as lines to compare.
+fn observe_connection_limits(ports: &[(&str, u16)]) -> Vec<String> {
+    let port = |name: &str| ports.iter().find(|(n, _)| *n == name).unwrap().1;
+    let mut seen = Vec::new();
+    for listener in ["cl", "global"] {
+        // Two held, the third refused at once; one closed, and a new one is served again.
+        let (first, a, _) = hold(port(listener));
+        let (_second, b, _) = hold(port(listener));
+        let (_third, c, took) = hold(port(listener));
+        seen.push(format!(
+            "{listener}: {a:?} {b:?} {c:?} refused at once: {}",
+            took < Duration::from_millis(500)
+        ));
+        if listener == "cl" {
+            // Envoy counts a refused connection in active_connections until it has finished closing it.
+            std::thread::sleep(Duration::from_millis(300));
+            let active = stat(port("admin"), "connection_limit.two.active_connections");
+            seen.push(format!("two active while held: {active:?}"));
+        }
+        drop(first);
+        std::thread::sleep(Duration::from_millis(300));
+        let (_again, d, _) = hold(port(listener));
+        seen.push(format!("{listener} after a close: {d:?}"));
+        drop((_second, _third, _again));
+        // Envoy 1.40 admits a third connection to a globally limited listener for a moment right after
+        // connections of an `ignore_global_conn_limit` listener closed (measured: 3 admitted at once, 2 after
+        // 500 ms); the steady state is what is compared.
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    // max_connections 1 with a delay of 1s: the refused connection is closed after the delay, unanswered.
+    let (_held, a, _) = hold(port("delayed"));
+    let (_refused, b, took) = hold(port("delayed"));
+    seen.push(format!(
+        "delayed: {a:?} {b:?} closed after the delay: {}",
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3)
+    ));
+    // A disabled filter limits nothing.
+    let (_x, a, _) = hold(port("dis"));
+    let (_y, b, _) = hold(port("dis"));
+    seen.push(format!("dis: {a:?} {b:?}"));
+    for name in [
+        "connection_limit.two.limited_connections",
+        "connection_limit.two.active_connections",
+        "connection_limit.slow.limited_connections",
+        "connection_limit.dis.limited_connections",
+        "listener.global.downstream_global_cx_overflow",
+        "listener.cl.downstream_global_cx_overflow",
+    ] {
+        seen.push(format!("{name}: {:?}", stat(port("admin"), name)));
+    }
+    seen
+}
+
+/// `envoy.filters.network.connection_limit` (at once, after a delay, disabled by `runtime_enabled`) and the
+/// overload manager's `global_downstream_max_connections` (listeners with `ignore_global_conn_limit` neither
+/// counted nor refused), with the statistics Envoy 1.40 keeps.
+#[test]
+fn connection_limits_close_what_envoy_closes() {
+    let expected: Vec<String> = [
+        "cl: Some(200) Some(200) None refused at once: true",
+        "two active while held: Some(\"2\")",
+        "cl after a close: Some(200)",
+        "global: Some(200) Some(200) None refused at once: true",
+        "global after a close: Some(200)",
+        "delayed: Some(200) None closed after the delay: true",
+        "dis: Some(200) Some(200)",
+        "connection_limit.two.limited_connections: Some(\"1\")",
+        "connection_limit.two.active_connections: Some(\"0\")",
+        "connection_limit.slow.limited_connections: Some(\"1\")",
+        "connection_limit.dis.limited_connections: Some(\"0\")",
+        "listener.global.downstream_global_cx_overflow: Some(\"1\")",
+        "listener.cl.downstream_global_cx_overflow: Some(\"0\")",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let dir =
+        std::env::temp_dir().join(format!("outrigger-connection-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ports = || ["admin", "cl", "delayed", "dis", "global"].map(|name| (name, free_port()));
+    let config = |ports: &[(&str, u16)]| {
+        let mut values: Vec<(&str, String)> =
+            ports.iter().map(|(n, p)| (*n, p.to_string())).collect();
+        values.push(("HCM", HCM.to_string()));
+        support::proxy::fill(CONNECTION_LIMIT_CONFIG, &values)
+    };
+    if let Some(envoy) = support::peer("envoy") {
+        let ports = ports();
+        let path = dir.join("envoy-connection-limit.yaml");
+        std::fs::write(&path, config(&ports)).unwrap();
+        let mut process = support::envoy::Envoy::start(&envoy, &path);
+        process.wait_for_port(ports[4].1);
+        assert_eq!(
+            observe_connection_limits(&ports),
+            expected,
+            "Envoy 1.40 (the recorded behaviour)"
+        );
+    }
+    let ports = ports();
+    let _sidecar =
+        support::sidecar::Sidecar::start(&dir, "outrigger-cl", &config(&ports), ports[0].1);
+    assert_eq!(observe_connection_limits(&ports), expected, "Outrigger");
 }

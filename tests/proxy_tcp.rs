@@ -222,4 +222,17 @@ async fn idle_tcp_connections_are_closed_after_idle_timeout() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the idle connection was not closed");
+    // Its bytes are counted although the idle timeout, not a close, ended it.
+    let stats = proxy.inputs.metrics.envoy_stats();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stats = stats;
+    while !stats.contains("tcp.idle.downstream_cx_rx_bytes_total: 12") {
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stats = proxy.inputs.metrics.envoy_stats();
+    }
+    assert!(
+        stats.contains("tcp.idle.downstream_cx_tx_bytes_total: 12"),
+        "{stats}"
+    );
 }

@@ -32,6 +32,24 @@ pub struct Snapshot {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<tls::Secret>,
     pub dynamic_resources: Option<DynamicResources>,
+    /// The overload manager's limits (bootstrap only).
+    #[serde(skip_serializing_if = "Overload::is_unset")]
+    pub overload: Overload,
+}
+
+/// What the overload manager limits. Envoy's default: nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Overload {
+    /// `envoy.resource_monitors.global_downstream_max_connections`'s `max_active_downstream_connections`, or
+    /// the deprecated runtime key `overload.global_downstream_max_connections` of a static runtime layer: the
+    /// connections open at once on every listener but the admin's and those with `ignore_global_conn_limit`.
+    pub global_downstream_max_connections: Option<u64>,
+}
+
+impl Overload {
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Snapshot {

@@ -52,6 +52,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
     "envoy.extensions.filters.network.rbac.v3.RBAC",
     "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit",
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.fault.v3.HTTPFault",
@@ -73,7 +75,7 @@ const MESSAGES: &[MessageSupport] = &[
     // Bootstrap and core.
     msg_ignoring(
         "envoy.config.bootstrap.v3.Bootstrap",
-        "node static_resources dynamic_resources admin",
+        "node static_resources dynamic_resources admin overload_manager",
         &[
             (
                 "layered_runtime",
@@ -148,7 +150,7 @@ const MESSAGES: &[MessageSupport] = &[
     msg("envoy.config.core.v3.Metadata", "filter_metadata"),
     msg(
         "envoy.config.core.v3.HttpProtocolOptions",
-        "idle_timeout max_connection_duration max_headers_count",
+        "idle_timeout max_connection_duration max_headers_count max_requests_per_connection",
     ),
     msg(
         "envoy.config.core.v3.Http2ProtocolOptions",
@@ -179,7 +181,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.listener.v3.Listener",
         "name address traffic_direction bind_to_port use_original_dst listener_filters listener_filters_timeout \
          continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix \
-         per_connection_buffer_limit_bytes access_log",
+         per_connection_buffer_limit_bytes access_log ignore_global_conn_limit",
         &[
             ("tcp_backlog_size", TUNING),
             ("enable_reuse_port", TUNING),
@@ -528,6 +530,28 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.core.v3.RuntimeFeatureFlag",
         "default_value runtime_key",
+    ),
+    // Connection limits: per filter config, and the overload manager's global one (its only monitor here).
+    msg(
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit",
+        "stat_prefix max_connections delay runtime_enabled",
+    ),
+    msg_ignoring(
+        "envoy.config.overload.v3.OverloadManager",
+        "resource_monitors",
+        &[(
+            "refresh_interval",
+            "the one monitor supported (global_downstream_max_connections) is checked on every accept, not \
+             sampled; traffic is unaffected",
+        )],
+    ),
+    msg(
+        "envoy.config.overload.v3.ResourceMonitor",
+        "name typed_config",
+    ),
+    msg(
+        "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+        "max_active_downstream_connections",
     ),
 ];
 

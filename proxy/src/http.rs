@@ -10,6 +10,7 @@ mod attempt;
 pub use attempt::PreviousHosts;
 mod client_cert;
 mod codec_guard;
+mod codec_reply;
 mod connection_io;
 pub mod connection_manager;
 mod connection_state;
@@ -28,6 +29,7 @@ mod local_rate_limit;
 pub mod local_reply;
 mod path_normalization;
 mod replay_body;
+mod request_shape;
 mod retry;
 pub mod route;
 mod route_stack;
@@ -150,9 +152,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_buf_size((hcm.max_request_headers_kb as usize * 1024).max(8192));
     // Without `request_headers_timeout`, hyper's own 30 s limit on reading the headers stays on: passing `None`
-    // would switch it off and let a client trickle headers for ever.
+    // would switch it off and let a client trickle headers for ever. With it, `codec_reply` answers Envoy's 408
+    // at the timeout; hyper's, a second later, only backs it up.
     if let Some(timeout) = hcm.request_headers_timeout {
-        builder.http1().header_read_timeout(timeout);
+        builder
+            .http1()
+            .header_read_timeout(timeout + std::time::Duration::from_secs(1));
     }
     // hyper refuses more than 100 headers by itself, with a bare 431; room for one more lets the connection
     // manager answer a request over `max_headers_count` with Envoy's own reply.
@@ -191,6 +196,7 @@ pub async fn serve(
     // The fault filter runs before the local rate limit (the loader refuses the other order).
     let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();
+    let counters_for_replies = counters.clone();
     let access_logs = manager.access_logs.clone();
     let timed = StreamTimeout::new(
         filters,
@@ -219,6 +225,14 @@ pub async fn serve(
         }
     });
     let guarded = codec_guard::CodecGuard::new(stream, hcm.codec_type, &hcm.server_name);
+    let reply_counters = counters_for_replies;
+    let guarded = codec_reply::CodecReply::new(
+        guarded,
+        state.clone(),
+        &hcm.server_name,
+        hcm.request_headers_timeout,
+        std::sync::Arc::new(move |status| reply_counters.codec_reply(status)),
+    );
     let io = TokioIo::new(ConnectionIo::new(guarded, state.clone()));
     let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);

@@ -6,11 +6,13 @@
 pub mod access_log;
 pub mod admin;
 pub mod chain;
+mod connection_limit;
 pub mod detect;
 pub mod drain;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod log_limit;
 pub mod metrics;
 mod network_rate_limit;
 pub mod rbac;
@@ -45,6 +47,8 @@ pub struct Inputs {
     pub initialized: tokio::sync::watch::Sender<bool>,
     /// Changes the log level (`POST /logging?level=`); installed by whoever set up logging.
     pub log_control: OnceLock<LogControl>,
+    /// Connections open that count against the overload manager's `global_downstream_max_connections`.
+    pub global_connections: Arc<connection_limit::Count>,
 }
 
 /// What one configuration becomes at run time, built once per update; a connection keeps the generation it
@@ -60,6 +64,8 @@ pub struct Generation {
     pub http: http::Managers,
     /// The buckets of the network local rate limit filters.
     pub network_rate_limits: network_rate_limit::NetworkRateLimits,
+    /// The counts of the connection limit filters.
+    pub connection_limits: connection_limit::ConnectionLimits,
     /// TLS contexts (server side for the listeners, client side for the clusters).
     pub tls: tls::Contexts,
     /// Addresses the proxy itself listens on; never an upstream destination.
@@ -188,6 +194,11 @@ impl Proxy {
         let generation = Generation {
             http: http::Managers::new(&snapshot, &metrics),
             network_rate_limits: network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics),
+            connection_limits: connection_limit::ConnectionLimits::update(
+                &snapshot,
+                &metrics,
+                &connection_limit::ConnectionLimits::default(),
+            ),
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),
             routes: HashMap::new(),
@@ -205,6 +216,7 @@ impl Proxy {
             health_check_failed: AtomicBool::new(false),
             initialized: tokio::sync::watch::channel(!initializing).0,
             log_control: OnceLock::new(),
+            global_connections: Arc::default(),
         });
         let admin_address =
             match &snapshot.admin {
@@ -261,6 +273,11 @@ impl Proxy {
                 &snapshot,
                 metrics,
                 &previous.network_rate_limits,
+            ),
+            connection_limits: connection_limit::ConnectionLimits::update(
+                &snapshot,
+                metrics,
+                &previous.connection_limits,
             ),
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),

@@ -8,7 +8,7 @@ use crate::drain::Drain;
 use crate::io::Stream;
 use crate::metrics::managers::Changes;
 use crate::metrics::{Labels, SecurityPolicy};
-use crate::{Inputs, detect, http, metrics, rbac, tcp, tls};
+use crate::{Inputs, connection_limit, detect, http, log_limit, metrics, rbac, tcp, tls};
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
 use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
@@ -63,6 +63,12 @@ impl Listener {
             &self.config.stat_prefix,
             self.local_addr().unwrap_or(self.config.address),
         );
+        // Envoy shows the overflow counter of every listener, at 0 until the global limit refuses one.
+        let global_overflow = inputs
+            .metrics
+            .listener_global_cx_overflow
+            .get_or_create(&labels)
+            .clone();
         // Bound, but accepting only once the initial configuration is in place (Envoy's workers start then).
         tokio::select! {
             () = inputs.wait_initialized() => {}
@@ -76,11 +82,44 @@ impl Listener {
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(listener = %self.config.name, error = %e, "accept failed");
+                    // Out of file descriptors and the like: pause instead of spinning (the connection waits in
+                    // the backlog and is served once descriptors are free).
+                    static ACCEPT_FAILED: log_limit::Once = log_limit::Once::per_second();
+                    if ACCEPT_FAILED.allow() {
+                        tracing::warn!(
+                            listener = %self.config.name, error = %e,
+                            "accept failed; pausing 50ms (at most one such line a second)"
+                        );
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
+            };
+            // The overload manager's global limit: refused on accept, before any filter, as in Envoy.
+            let global_slot = match inputs
+                .generation()
+                .snapshot
+                .overload
+                .global_downstream_max_connections
+            {
+                Some(max) if !self.config.ignore_global_conn_limit => {
+                    match connection_limit::take_global(&inputs.global_connections, max) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            global_overflow.inc();
+                            static OVERFLOW: log_limit::Once = log_limit::Once::per_second();
+                            if OVERFLOW.allow() {
+                                tracing::warn!(
+                                    listener = %self.config.name, %peer, max,
+                                    "global_downstream_max_connections reached; connection closed \
+                                     (downstream_global_cx_overflow counts each)"
+                                );
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
             };
             // Small writes (h2 frames, TLS records) go out at once instead of waiting on delayed ACKs.
             let _ = stream.set_nodelay(true);
@@ -96,10 +135,21 @@ impl Listener {
                     .get_or_create(&labels)
                     .clone();
                 active.inc();
+                // Given back however the connection ends, a panic in its task included.
+                let _open = Open(active);
+                let _global = global_slot;
                 serve_connection(stream, peer, config, &inputs, drain, &labels).await;
-                active.dec();
             });
         }
+    }
+}
+
+/// A connection counted in `downstream_cx_active` while it lives.
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -363,6 +413,9 @@ async fn serve_connection(
     };
     let peer_identity = session.as_ref().and_then(|s| s.peer.clone());
     let own_addresses = inputs.own_addresses(local);
+    let mut stream = stream;
+    // Slots of the connection limit filters this connection passed, given back when it ends.
+    let mut admitted = Vec::new();
     for filter in &chain.filters {
         match filter {
             NetworkFilter::Rbac(config) => {
@@ -403,6 +456,26 @@ async fn serve_connection(
                         "network local rate limit: no token; connection closed"
                     );
                     return;
+                }
+            }
+            NetworkFilter::ConnectionLimit(config) => {
+                match generation.connection_limits.admit(config) {
+                    connection_limit::Admission::Admitted(slot) => admitted.extend(slot),
+                    connection_limit::Admission::Refused { delay, slot } => {
+                        static LIMITED: log_limit::Once = log_limit::Once::per_second();
+                        if LIMITED.allow() {
+                            tracing::warn!(
+                                listener = %listener.name, %peer, stat_prefix = %config.stat_prefix,
+                                max_connections = config.max_connections,
+                                "connection limit reached; connection closed (limited_connections counts each)"
+                            );
+                        }
+                        if let Some(delay) = delay {
+                            connection_limit::hold_refused(&mut stream, delay).await;
+                        }
+                        drop((stream, slot));
+                        return;
+                    }
                 }
             }
             NetworkFilter::TcpProxy(config) => {

@@ -55,6 +55,13 @@ pub struct Metrics {
     pub rbac_allowed: Family<Labels, Counter>,
     pub rbac_denied: Family<Labels, Counter>,
     pub network_rate_limited: Family<Labels, Counter>,
+    /// `connection_limit.<stat_prefix>.limited_connections` and `.active_connections`.
+    pub connection_limit_limited: Family<Labels, Counter>,
+    pub connection_limit_active: Family<Labels, Gauge>,
+    /// `listener.<scope>.downstream_global_cx_overflow`: refused by `global_downstream_max_connections`.
+    pub listener_global_cx_overflow: Family<Labels, Counter>,
+    /// `http.<prefix>.downstream_cx_max_requests_reached`: connections closed by `max_requests_per_connection`.
+    pub http_cx_max_requests_reached: Family<Labels, Counter>,
     /// `http.<prefix>.fault.*`: the fault filter's, by connection manager.
     pub fault: FaultFamilies,
     pub server_live: Gauge,
@@ -205,6 +212,26 @@ impl Metrics {
             "envoy_local_rate_limit_rate_limited",
             "Connections the network local rate limit filter closed",
             m.network_rate_limited.clone(),
+        );
+        r.register(
+            "envoy_connection_limit_limited_connections",
+            "Connections the connection limit filter closed",
+            m.connection_limit_limited.clone(),
+        );
+        r.register(
+            "envoy_connection_limit_active_connections",
+            "Connections open through the connection limit filter",
+            m.connection_limit_active.clone(),
+        );
+        r.register(
+            "envoy_listener_downstream_global_cx_overflow",
+            "Connections closed on accept by global_downstream_max_connections",
+            m.listener_global_cx_overflow.clone(),
+        );
+        r.register(
+            "envoy_http_downstream_cx_max_requests_reached",
+            "Connections closed by max_requests_per_connection",
+            m.http_cx_max_requests_reached.clone(),
         );
         r.register(
             "envoy_server_live",
@@ -395,6 +422,11 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
             "envoy_local_rate_limit_",
             "local_rate_limit",
             "envoy_local_network_ratelimit_prefix",
+        ),
+        (
+            "envoy_connection_limit_",
+            "connection_limit",
+            "envoy_connection_limit_prefix",
         ),
         ("envoy_cluster_", "cluster", "envoy_cluster_name"),
         ("envoy_http_", "http", "envoy_http_conn_manager_prefix"),

@@ -229,10 +229,12 @@ where
     UW: AsyncWriteExt + Unpin,
 {
     let activity = AtomicU64::new(0);
+    // Counted as they go, so a connection the idle timeout ends still reports its bytes.
+    let (received, sent) = (AtomicU64::new(0), AtomicU64::new(0));
     let copies = async {
         tokio::join!(
-            pipe(&mut down_read, &mut up_write, &activity),
-            pipe(&mut up_read, &mut down_write, &activity)
+            pipe(&mut down_read, &mut up_write, &activity, &received),
+            pipe(&mut up_read, &mut down_write, &activity, &sent)
         )
     };
     let watchdog = async {
@@ -250,18 +252,21 @@ where
         }
     };
     tokio::select! {
-        (received, sent) = copies => (sent, received),
-        () = watchdog => (0, 0),
+        _ = copies => {}
+        () = watchdog => {}
     }
+    (
+        sent.load(Ordering::Relaxed),
+        received.load(Ordering::Relaxed),
+    )
 }
 
-async fn pipe<R, W>(reader: &mut R, writer: &mut W, activity: &AtomicU64) -> u64
+async fn pipe<R, W>(reader: &mut R, writer: &mut W, activity: &AtomicU64, total: &AtomicU64)
 where
     R: AsyncReadExt + Unpin,
     W: AsyncWriteExt + Unpin,
 {
     let mut buffer = vec![0u8; 16 * 1024];
-    let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
@@ -270,9 +275,8 @@ where
         if writer.write_all(&buffer[..n]).await.is_err() {
             break;
         }
-        total += n as u64;
+        total.fetch_add(n as u64, Ordering::Relaxed);
         activity.fetch_add(1, Ordering::Relaxed);
     }
     let _ = writer.shutdown().await;
-    total
 }

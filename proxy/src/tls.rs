@@ -156,15 +156,21 @@ impl Contexts {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let mut alive = 0;
-                for context in watched.iter().filter_map(std::sync::Weak::upgrade) {
-                    alive += 1;
-                    // File reads are small and rare; a blocking read here costs less than a thread hop.
-                    context.reload();
-                }
-                if alive == 0 {
+                let live: Vec<_> = watched
+                    .iter()
+                    .filter_map(std::sync::Weak::upgrade)
+                    .collect();
+                if live.is_empty() {
                     return;
                 }
+                // Reading the files and rebuilding a rustls config blocks: on the blocking pool, never on a
+                // worker that serves connections.
+                let _ = tokio::task::spawn_blocking(move || {
+                    for context in live {
+                        context.reload();
+                    }
+                })
+                .await;
             }
         });
     }

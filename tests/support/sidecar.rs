@@ -45,6 +45,11 @@ impl Sidecar {
         sidecar
     }
 
+    /// The process id, to read its memory and CPU time from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

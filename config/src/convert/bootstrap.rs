@@ -3,7 +3,7 @@
 use super::{Out, cluster, ip_address, listener, struct_to_json};
 use crate::diagnostic::Path;
 use crate::model::cluster::Locality;
-use crate::model::{Admin, AdsConfig, DynamicResources, Node, Snapshot};
+use crate::model::{Admin, AdsConfig, DynamicResources, Node, Overload, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
 use envoy_types::pb::envoy::config::core::v3::{
     ApiConfigSource, ApiVersion, api_config_source, grpc_service,
@@ -66,6 +66,104 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         clusters,
         secrets,
         dynamic_resources,
+        overload: overload(b, &top, out),
+    }
+}
+
+const GLOBAL_CONNECTIONS_MONITOR: &str =
+    "envoy.resource_monitors.global_downstream_max_connections";
+const DOWNSTREAM_CONNECTIONS: &str =
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+const GLOBAL_CONNECTIONS_RUNTIME_KEY: &str = "overload.global_downstream_max_connections";
+
+/// The global connection limit, as Envoy 1.40 reads it: the resource monitor, else the deprecated runtime key
+/// in a static runtime layer (the last layer that sets it wins, as later layers override earlier ones).
+fn overload(b: &Bootstrap, top: &Path, out: &mut Out) -> Overload {
+    let mut limit = None;
+    if let Some(manager) = &b.overload_manager {
+        let at = top.field("overload_manager").field("resource_monitors");
+        for (i, monitor) in manager.resource_monitors.iter().enumerate() {
+            let at = at.index(i);
+            use envoy_types::pb::envoy::config::overload::v3::resource_monitor::ConfigType;
+            let config = match &monitor.config_type {
+                Some(ConfigType::TypedConfig(any)) if super::type_name(any) == DOWNSTREAM_CONNECTIONS => {
+                    super::decode_any::<envoy_types::pb::envoy::extensions::resource_monitors::downstream_connections::v3::DownstreamConnectionsConfig>(
+                        any,
+                        &at.field("typed_config"),
+                        out,
+                    )
+                }
+                _ => {
+                    out.error(
+                        &at,
+                        format!(
+                            "resource monitor {:?} is not supported; the only one is {GLOBAL_CONNECTIONS_MONITOR} \
+                             with a DownstreamConnectionsConfig",
+                            monitor.name
+                        ),
+                    );
+                    None
+                }
+            };
+            if let Some(config) = config {
+                if config.max_active_downstream_connections <= 0 {
+                    out.error(
+                        &at.field("typed_config")
+                            .field("max_active_downstream_connections"),
+                        "must be greater than 0 (as in Envoy)",
+                    );
+                } else {
+                    limit = Some(config.max_active_downstream_connections as u64);
+                }
+            }
+        }
+    }
+    let from_runtime = b
+        .layered_runtime
+        .iter()
+        .flat_map(|r| r.layers.iter())
+        .filter_map(|layer| match &layer.layer_specifier {
+            Some(envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::LayerSpecifier::StaticLayer(s)) => {
+                runtime_number(&struct_to_json(s), GLOBAL_CONNECTIONS_RUNTIME_KEY)
+            }
+            _ => None,
+        })
+        .next_back();
+    if let Some(value) = from_runtime {
+        if limit.is_some() {
+            out.error(
+                &top.field("layered_runtime"),
+                format!(
+                    "{GLOBAL_CONNECTIONS_RUNTIME_KEY} is set here and {GLOBAL_CONNECTIONS_MONITOR} in \
+                     overload_manager; keep only the resource monitor (the runtime key is deprecated)"
+                ),
+            );
+        } else {
+            out.warning(
+                &top.field("layered_runtime"),
+                format!(
+                    "{GLOBAL_CONNECTIONS_RUNTIME_KEY} is deprecated (as in Envoy 1.40, it still limits \
+                     connections); use the {GLOBAL_CONNECTIONS_MONITOR} resource monitor"
+                ),
+            );
+            limit = Some(value);
+        }
+    }
+    Overload {
+        global_downstream_max_connections: limit,
+    }
+}
+
+/// A runtime key of a static layer, written nested (`overload: {global_downstream_max_connections: 5}`) or
+/// flat (`overload.global_downstream_max_connections: 5`), as a whole number.
+fn runtime_number(layer: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<u64> {
+    if let Some(value) = layer.get(key) {
+        return value.as_f64().map(|v| v as u64);
+    }
+    let (head, rest) = key.split_once('.')?;
+    match layer.get(head)? {
+        serde_json::Value::Object(inner) => runtime_number(inner, rest),
+        _ => None,
     }
 }
 

@@ -375,7 +375,7 @@ fn warn_stream_cap(o: Option<&core::Http2ProtocolOptions>, at: &Path, out: &mut 
     }
 }
 
-/// Upstream, only `idle_timeout` is acted on; the connection manager acts on the other two, so the support
+/// Upstream, only `idle_timeout` is acted on; the connection manager acts on the others, so the support
 /// table lists them, and here they are refused by name rather than dropped.
 fn upstream_common_options(common: Option<&core::HttpProtocolOptions>, at: &Path, out: &mut Out) {
     let Some(common) = common else { return };
@@ -384,6 +384,13 @@ fn upstream_common_options(common: Option<&core::HttpProtocolOptions>, at: &Path
             &at.field("max_connection_duration"),
             "closing upstream connections after a maximum duration is not supported yet; only idle_timeout \
              is acted on for clusters",
+        );
+    }
+    if common.max_requests_per_connection.is_some() {
+        out.error(
+            &at.field("max_requests_per_connection"),
+            "closing upstream connections after a number of requests is not supported yet; only idle_timeout \
+             is acted on for clusters (the connection manager acts on it for downstream connections)",
         );
     }
     if common.max_headers_count.is_some() {

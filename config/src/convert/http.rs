@@ -94,6 +94,10 @@ pub fn connection_manager(
         max_connection_duration: timeout_or(&common.max_connection_duration, None),
         max_request_headers_kb: u32_or(&h.max_request_headers_kb, 60),
         max_headers_count: u32_or(&common.max_headers_count, 100),
+        max_requests_per_connection: common
+            .max_requests_per_connection
+            .map(|m| m.value)
+            .filter(|m| *m > 0),
         generate_request_id: bool_or(&h.generate_request_id, true),
         use_remote_address: bool_or(&h.use_remote_address, false),
         xff_num_trusted_hops: h.xff_num_trusted_hops,

@@ -4,11 +4,12 @@ use super::{Out, decode_any, http, ip_address, timeout_or, tls, type_name};
 use crate::diagnostic::Path;
 use crate::model::http::TokenBucket;
 use crate::model::listener::{
-    Cidr, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter,
+    Cidr, ConnectionLimit, FilterChain, FilterChainMatch, Listener, ListenerFilter, NetworkFilter,
     NetworkLocalRateLimit, SourceType, TcpProxy, TcpTarget, TrafficDirection,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::listener::v3 as pb;
+use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3 as connection_limit;
 use envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3 as network_ratelimit;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3 as tcp;
 use std::net::IpAddr;
@@ -19,6 +20,8 @@ const HCM: &str =
 const TCP_PROXY: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const RBAC: &str = "envoy.extensions.filters.network.rbac.v3.RBAC";
 const LOCAL_RATE_LIMIT: &str = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit";
+const CONNECTION_LIMIT: &str =
+    "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 
 pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
     let address = ip_address(&l.address, &at.field("address"), out)?;
@@ -77,6 +80,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
         filter_chains,
         default_filter_chain,
         access_log: super::access_log::access_logs(&l.access_log, &at.field("access_log"), out),
+        ignore_global_conn_limit: l.ignore_global_conn_limit,
     })
 }
 
@@ -141,7 +145,9 @@ fn filter_chain(c: &pb::FilterChain, at: &Path, out: &mut Out) -> Option<FilterC
         // local rate limit must not.
         let terminal = !matches!(
             filter,
-            NetworkFilter::Rbac(_) | NetworkFilter::LocalRateLimit(_)
+            NetworkFilter::Rbac(_)
+                | NetworkFilter::LocalRateLimit(_)
+                | NetworkFilter::ConnectionLimit(_)
         );
         if !terminal && i + 1 == c.filters.len() {
             out.error(
@@ -271,12 +277,15 @@ fn network_filter(f: &pb::Filter, at: &Path, out: &mut Out) -> Option<NetworkFil
             network_local_rate_limit(&decode_any(any, &at_config, out)?, &at_config, out)
                 .map(|l| NetworkFilter::LocalRateLimit(std::sync::Arc::new(l)))
         }
+        CONNECTION_LIMIT => connection_limit(&decode_any(any, &at_config, out)?, &at_config, out)
+            .map(|l| NetworkFilter::ConnectionLimit(std::sync::Arc::new(l))),
         other => {
             out.error(
                 &at_config,
                 format!(
                     "network filter {other} is not supported; supported: envoy.filters.network.http_connection_manager, \
-                     envoy.filters.network.tcp_proxy, envoy.filters.network.rbac, envoy.filters.network.local_ratelimit"
+                     envoy.filters.network.tcp_proxy, envoy.filters.network.rbac, envoy.filters.network.local_ratelimit, \
+                     envoy.filters.network.connection_limit"
                 ),
             );
             None
@@ -317,6 +326,39 @@ fn network_local_rate_limit(
             .and_then(|f| f.default_value.as_ref())
             .is_none_or(|v| v.value),
         share_key: l.share_key.clone(),
+    })
+}
+
+fn connection_limit(
+    l: &connection_limit::ConnectionLimit,
+    at: &Path,
+    out: &mut Out,
+) -> Option<ConnectionLimit> {
+    // `stat_prefix` and `max_connections >= 1` are Envoy's proto rules (pgv.rs checks them); this only keeps
+    // the conversion total.
+    let max_connections = match l.max_connections {
+        Some(m) if m.value >= 1 => m.value,
+        _ => {
+            out.error(
+                &at.field("max_connections"),
+                "required, at least 1 (as in Envoy)",
+            );
+            return None;
+        }
+    };
+    Some(ConnectionLimit {
+        stat_prefix: l.stat_prefix.clone(),
+        max_connections,
+        delay: l
+            .delay
+            .as_ref()
+            .map(super::duration)
+            .filter(|d| !d.is_zero()),
+        enabled: l
+            .runtime_enabled
+            .as_ref()
+            .and_then(|f| f.default_value.as_ref())
+            .is_none_or(|v| v.value),
     })
 }
 

@@ -132,6 +132,8 @@ fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usiz
                 }
             }
         }
-        NetworkFilter::Rbac(_) | NetworkFilter::LocalRateLimit(_) => {}
+        NetworkFilter::Rbac(_)
+        | NetworkFilter::LocalRateLimit(_)
+        | NetworkFilter::ConnectionLimit(_) => {}
     }
 }

@@ -154,3 +154,87 @@ fn absent_and_auto_api_versions_are_v3_and_v2_transport_is_refused() {
         "{problems}"
     );
 }
+
+/// A bootstrap with one listener (`ignore_global_conn_limit: true` when `ignore`) and `extra` at the top level.
+fn overload_bootstrap(extra: &str, ignore: bool) -> String {
+    format!(
+        r#"
+{extra}
+static_resources:
+  listeners:
+  - name: tcp
+    ignore_global_conn_limit: {ignore}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 10000}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.connection_limit
+        typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit, stat_prefix: cl, max_connections: 3, delay: 0.25s}}
+      - name: envoy.filters.network.tcp_proxy
+        typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}}
+  clusters:
+  - name: c
+    load_assignment:
+      cluster_name: c
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 1}}}}}}
+"#
+    )
+}
+
+const MONITOR: &str = r#"overload_manager:
+  resource_monitors:
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config: {"@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig, max_active_downstream_connections: 7}"#;
+
+/// The global connection limit from the resource monitor or from the deprecated runtime key (as Envoy 1.40 reads
+/// both, nested or flat in a static layer; both at once refused), the connection limit filter's fields, and
+/// `ignore_global_conn_limit`.
+#[test]
+fn connection_limits_are_read_like_envoy() {
+    let snapshot = load(&overload_bootstrap(MONITOR, true));
+    assert_eq!(snapshot.overload.global_downstream_max_connections, Some(7));
+    assert!(snapshot.listeners[0].ignore_global_conn_limit);
+    let NetworkFilter::ConnectionLimit(limit) = &snapshot.listeners[0].filter_chains[0].filters[0]
+    else {
+        panic!("no connection limit filter");
+    };
+    assert_eq!(
+        (limit.max_connections, limit.delay, limit.enabled),
+        (3, Some(std::time::Duration::from_millis(250)), true)
+    );
+    for runtime in [
+        "layered_runtime: {layers: [{name: a, static_layer: {overload: {global_downstream_max_connections: 9}}}]}",
+        "layered_runtime: {layers: [{name: a, static_layer: {overload.global_downstream_max_connections: 9}}]}",
+    ] {
+        let snapshot = load(&overload_bootstrap(runtime, false));
+        assert_eq!(
+            snapshot.overload.global_downstream_max_connections,
+            Some(9),
+            "{runtime}"
+        );
+        assert!(!snapshot.listeners[0].ignore_global_conn_limit);
+    }
+    assert_eq!(
+        load(&overload_bootstrap("", false))
+            .overload
+            .global_downstream_max_connections,
+        None
+    );
+    let both = format!(
+        "{MONITOR}\nlayered_runtime: {{layers: [{{name: a, static_layer: {{overload.global_downstream_max_connections: 9}}}}]}}"
+    );
+    let problems = match load_bytes(overload_bootstrap(&both, false).as_bytes(), Format::Yaml) {
+        Ok(_) => panic!("both limits were accepted"),
+        Err(problems) => format!("{problems:?}"),
+    };
+    assert!(
+        problems.contains("keep only the resource monitor"),
+        "{problems}"
+    );
+    let other = MONITOR.replace(
+        "max_active_downstream_connections: 7",
+        "max_active_downstream_connections: 0",
+    );
+    assert!(load_bytes(overload_bootstrap(&other, false).as_bytes(), Format::Yaml).is_err());
+}

@@ -44,6 +44,11 @@ pub struct HttpConnectionManager {
     /// `common_http_protocol_options.max_headers_count`. Envoy's default: 100. More headers (on h2, counting
     /// pseudo-headers): 431 on HTTP/1, a reset h2 stream.
     pub max_headers_count: u32,
+    /// `common_http_protocol_options.max_requests_per_connection`. Envoy's default: unlimited (0 too). The
+    /// response to the last request closes an HTTP/1 connection (`Connection: close`) and an h2 connection is
+    /// sent GOAWAY (`downstream_cx_max_requests_reached`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: Option<u32>,
     /// Envoy's default: true.
     pub generate_request_id: bool,
     /// Envoy's default: false.

@@ -33,6 +33,9 @@ pub struct Listener {
     /// `access_log`: a line for each connection no filter chain takes (flag `NR`), as Envoy writes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `ignore_global_conn_limit`: the overload manager's `global_downstream_max_connections` neither counts
+    /// nor refuses this listener's connections. Envoy's default: false.
+    pub ignore_global_conn_limit: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -132,6 +135,23 @@ pub enum NetworkFilter {
     /// `envoy.filters.network.local_ratelimit`: each new connection takes a token, or is closed. Shared: the
     /// bucket belongs to the filter config (or to its `share_key`).
     LocalRateLimit(std::sync::Arc<NetworkLocalRateLimit>),
+    /// `envoy.filters.network.connection_limit`: at most `max_connections` open through the filter config.
+    /// Shared: the count belongs to the filter config.
+    ConnectionLimit(std::sync::Arc<ConnectionLimit>),
+}
+
+/// `envoy.filters.network.connection_limit`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionLimit {
+    pub stat_prefix: String,
+    /// Required, at least 1.
+    pub max_connections: u64,
+    /// How long a refused connection is held (its bytes ignored) before it is closed. Envoy's default: none
+    /// (closed at once).
+    #[serde(serialize_with = "optional_duration")]
+    pub delay: Option<Duration>,
+    /// `runtime_enabled.default_value`. Envoy's default: true.
+    pub enabled: bool,
 }
 
 /// `envoy.filters.network.local_ratelimit`.

@@ -10,7 +10,7 @@ use super::downstream_stats::DownstreamCounters;
 use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::route_stack::{self, RouteService};
-use super::{Connection, header_limits, headers, path_normalization, route};
+use super::{Connection, header_limits, headers, path_normalization, request_shape, route};
 use crate::upstream::{BoxError, UpstreamBody};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -315,7 +315,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        if let Some(response) = header_limits::check(&parts, &self.connection.hcm) {
+        if let Some(response) = header_limits::check(&parts, &self.connection.hcm)
+            .or_else(|| request_shape::check(&parts))
+        {
             return Box::pin(async move { Ok(response) });
         }
         // An upgrade keeps its hop-by-hop headers: note it before they are removed; whether it is allowed

@@ -24,6 +24,8 @@ struct Inner {
     /// The connection speaks h2 (its codec, its preface, or a stream said so).
     h2: bool,
     open_streams: usize,
+    /// Requests the connection has taken, for `max_requests_per_connection`.
+    requests: u64,
     draining: bool,
     reset: bool,
     wakers: Vec<Waker>,
@@ -41,6 +43,7 @@ impl ConnectionState {
                 last_write: None,
                 h2,
                 open_streams: 0,
+                requests: 0,
                 draining: false,
                 reset: false,
                 wakers: Vec::new(),
@@ -85,13 +88,17 @@ impl ConnectionState {
         self.lock().h2
     }
 
-    pub fn stream_started(&self, version: http::Version) {
-        {
+    /// A request started; returns how many the connection has taken.
+    pub fn stream_started(&self, version: http::Version) -> u64 {
+        let requests = {
             let mut inner = self.lock();
             inner.open_streams += 1;
+            inner.requests += 1;
             inner.h2 |= version == http::Version::HTTP_2;
-        }
+            inner.requests
+        };
         self.changed.notify_waiters();
+        requests
     }
 
     pub fn stream_ended(&self) {
@@ -99,6 +106,11 @@ impl ConnectionState {
         inner.open_streams = inner.open_streams.saturating_sub(1);
         drop(inner);
         self.changed.notify_waiters();
+    }
+
+    /// Requests the connection has taken.
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
     }
 
     pub fn open_streams(&self) -> usize {

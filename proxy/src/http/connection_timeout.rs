@@ -42,11 +42,26 @@ pub async fn ending(
         () = max_duration => {
             counters.cx_max_duration_reached.get_or_create(labels).inc();
         }
+        // `max_requests_per_connection` (counted where the request starts, `downstream_stats`).
+        () = drained(state) => {}
     }
     if state.has_read() {
         Ending::Drain
     } else {
         Ending::Close
+    }
+}
+
+/// Returns once the connection's own state says it drains.
+async fn drained(state: &ConnectionState) {
+    loop {
+        let changed = state.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if state.is_draining() {
+            return;
+        }
+        changed.await;
     }
 }
 

@@ -3,7 +3,7 @@
 //! The active-request gauge is given back by a guard, so a client that resets mid-request does not leak it.
 //! Each request keeps the connection's stream count until its response body has been sent (the connection's
 //! idle timer runs while none is open). `Connection: close` is added while the
-//! process drains, or the connection itself does (idle timeout, max connection duration).
+//! process drains, or the connection itself does (idle timeout, max connection duration, max requests).
 
 use super::Connection;
 use super::attempt::{Attempts, UpstreamHost};
@@ -30,6 +30,8 @@ pub struct DownstreamCounters {
     rq_active: Gauge,
     /// `downstream_rq_xx` by class, 1xx to 5xx.
     rq_class: [Counter; 5],
+    /// `downstream_cx_max_requests_reached`.
+    cx_max_requests_reached: Counter,
 }
 
 impl DownstreamCounters {
@@ -45,6 +47,23 @@ impl DownstreamCounters {
             rq_total: metrics.http_rq.get_or_create(&labels).clone(),
             rq_active: metrics.http_rq_active.get_or_create(&labels).clone(),
             rq_class: [class(1), class(2), class(3), class(4), class(5)],
+            cx_max_requests_reached: metrics
+                .http_cx_max_requests_reached
+                .get_or_create(&labels)
+                .clone(),
+        }
+    }
+}
+
+impl DownstreamCounters {
+    /// A request the codec answered itself (malformed, or its head too late): counted as Envoy counts it.
+    pub fn codec_reply(&self, status: u16) {
+        self.rq_total.inc();
+        if let Some(counter) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.rq_class.get(i))
+        {
+            counter.inc();
         }
     }
 }
@@ -190,7 +209,18 @@ where
             request.extensions_mut().insert(notes.clone());
             (notes, self.access_logs.clone())
         });
-        self.state.stream_started(request.version());
+        let requests = self.state.stream_started(request.version());
+        // `max_requests_per_connection`: the last request's response closes an HTTP/1 connection and an h2
+        // connection is drained (GOAWAY); decided here, before the response, so it carries `Connection: close`.
+        if self
+            .connection
+            .hcm
+            .max_requests_per_connection
+            .is_some_and(|max| requests == u64::from(max))
+        {
+            self.counters.cx_max_requests_reached.inc();
+            self.state.start_drain();
+        }
         let open = OpenStream::new(self.state.clone());
         let state = self.state.clone();
         let connection = self.connection.clone();

@@ -13,7 +13,13 @@ use outrigger_config::model::http::HttpConnectionManager;
 pub fn check(parts: &Parts, hcm: &HttpConnectionManager) -> Option<Response<ResponseBody>> {
     let too_many = headers_count(parts) > hcm.max_headers_count as usize;
     let too_large = headers::size(&parts.headers) > hcm.max_request_headers_kb as usize * 1024;
-    (too_many || too_large).then(|| too_large_reply(parts.version))
+    (too_many || too_large).then(|| {
+        codec_reply(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+            parts.version,
+        )
+    })
 }
 
 /// Envoy's `max_headers_count` counts every header line, and on h2 the pseudo-headers too.
@@ -33,10 +39,15 @@ fn headers_count(parts: &Parts) -> usize {
     parts.headers.len() + pseudo
 }
 
-/// Headers over a limit: HTTP/1 gets Envoy's codec reply (431, closing the connection); an h2 stream is reset.
-fn too_large_reply(version: http::Version) -> Response<ResponseBody> {
-    let mut response = Response::new(local_reply::text("Request Header Fields Too Large"));
-    *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+/// Envoy's codec refusing a request: HTTP/1 gets `status` with its reason as a text body, closing the
+/// connection; an h2 stream is reset.
+pub fn codec_reply(
+    status: StatusCode,
+    reason: &'static str,
+    version: http::Version,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(local_reply::text(reason));
+    *response.status_mut() = status;
     if version == http::Version::HTTP_2 {
         response.extensions_mut().insert(ResetStream);
         return response;

@@ -19,6 +19,26 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     ("envoy.config.bootstrap.v3.Bootstrap.admin", Tests(&[ADMIN])),
     (
+        "envoy.config.bootstrap.v3.Bootstrap.overload_manager",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.config.overload.v3.OverloadManager.resource_monitors",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.config.overload.v3.ResourceMonitor.name",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.config.overload.v3.ResourceMonitor.typed_config",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig.max_active_downstream_connections",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
         "envoy.config.bootstrap.v3.Bootstrap.StaticResources.listeners",
         Tests(&[LOADER_DEFAULTS]),
     ),
@@ -233,6 +253,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     (
         "envoy.config.core.v3.HttpProtocolOptions.max_headers_count",
         Tests(&[HCM_LIMITS]),
+    ),
+    // Downstream only: a cluster setting it is refused by name (`convert/cluster.rs`).
+    (
+        "envoy.config.core.v3.HttpProtocolOptions.max_requests_per_connection",
+        Tests(&[LIM_HOSTILE]),
     ),
     // On the wire, both sides. Upstream, Envoy also opens no more streams per connection than this (another
     // connection takes the rest); Outrigger's one h2 connection per endpoint only honours the upstream's own

@@ -315,3 +315,11 @@ pub(super) const FAULT_MAX_ACTIVE: &str =
     "proxy/src/http/fault/tests.rs::past_max_active_faults_a_request_gets_none";
 pub(super) const FAULT_HEADERS: &str =
     "proxy/src/http/fault/tests.rs::headers_choose_the_delay_and_status_within_the_percentage";
+
+// limits proofs
+pub(super) const LIM_CONNECTION_LIMIT: &str =
+    "tests/envoy_network_limits.rs::connection_limits_close_what_envoy_closes";
+pub(super) const LIM_LOADER: &str =
+    "config/src/convert/tests.rs::connection_limits_are_read_like_envoy";
+pub(super) const LIM_HOSTILE: &str =
+    "tests/envoy_hcm_limits.rs::envoy_and_outrigger_answer_hostile_and_limited_requests_alike";

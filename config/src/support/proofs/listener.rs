@@ -179,4 +179,24 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.core.v3.RuntimeFeatureFlag.runtime_key",
         Tests(&[NETWORK_RATE_LIMIT]),
     ),
+    (
+        "envoy.config.listener.v3.Listener.ignore_global_conn_limit",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit.stat_prefix",
+        Tests(&[LIM_CONNECTION_LIMIT]),
+    ),
+    (
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit.max_connections",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit.delay",
+        Tests(&[LIM_CONNECTION_LIMIT, LIM_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit.runtime_enabled",
+        Tests(&[LIM_CONNECTION_LIMIT]),
+    ),
 ];
