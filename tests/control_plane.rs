@@ -8,11 +8,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::backend::Backend;
 use support::client::try_get;
+use support::control_plane::ControlPlane;
 use support::envoy::Envoy;
 use support::tcp::free_port;
 use support::{ChildGuard, peer, proxy::fill};
@@ -79,47 +80,6 @@ static_resources:
       cluster_name: xds
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {xds}}}}}]}]
 "#;
-
-struct ControlPlane {
-    _guard: ChildGuard,
-    log: PathBuf,
-    port: u16,
-}
-
-impl ControlPlane {
-    fn start(dir: &Path) -> ControlPlane {
-        Self::start_with(dir, &[])
-    }
-
-    /// With more arguments (`--tls-cert`, ...).
-    fn start_with(dir: &Path, args: &[&std::ffi::OsStr]) -> ControlPlane {
-        let port = free_port();
-        let log = dir.with_extension("log");
-        let child = support::outrigger()
-            .args(["control-plane", "--config-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let guard = ChildGuard(child);
-        wait_for(
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "the control plane listens",
-        );
-        ControlPlane {
-            _guard: guard,
-            log,
-            port,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
 
 fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
     let started = Instant::now();

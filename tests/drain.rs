@@ -48,6 +48,23 @@ async fn get(url: &str) -> Result<(u16, String), String> {
         .map(|r| (r.status, r.body))
 }
 
+/// Polls the admin API's `/stats` every 10 ms (at most 10 s) until `wanted` holds.
+async fn wait_for(admin: u16, what: &str, wanted: impl Fn(&str) -> bool) {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, stats)) = get(&format!("http://127.0.0.1:{admin}/stats")).await
+            && wanted(&stats)
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not seen: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
     let backend = Backend::start("slow").await;
@@ -81,7 +98,13 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
     let slow = tokio::spawn(async move {
         support::client::try_get(&format!("http://127.0.0.1:{listen}/slow/1500"), &[]).await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Observable state instead of a sleep: the request is open in the proxy.
+    wait_for(admin, "one request in flight", |stats| {
+        stats
+            .lines()
+            .any(|l| l == "http.ingress.downstream_rq_active: 1")
+    })
+    .await;
     let pid = running.0.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -90,12 +113,31 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits() {
             .unwrap()
             .success()
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
+    // The drain has started once /ready says so; the listener's socket closes right after.
+    let draining = Instant::now();
+    while get(&format!("http://127.0.0.1:{admin}/ready")).await != Ok((503, "DRAINING\n".into())) {
+        assert!(draining.elapsed() < Duration::from_secs(5), "no drain");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while tokio::net::TcpStream::connect(("127.0.0.1", listen))
+        .await
+        .is_ok()
+    {
+        assert!(
+            draining.elapsed() < Duration::from_secs(2),
+            "new connections were still accepted 2 s into the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let refused = tokio::net::TcpStream::connect(("127.0.0.1", listen)).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "a new connection while draining"
+    );
     assert!(
-        refused.is_err(),
-        "a new connection was accepted while draining"
+        !slow.is_finished(),
+        "the slow request ended before the drain was checked"
     );
 
     let reply = slow

@@ -635,14 +635,36 @@ fn pem_body(path: &Path) -> String {
     text[..end].split_whitespace().collect()
 }
 
-/// Replaces `dir`'s certificate and key with `new`'s, each by an atomic rename (the key a moment later, as a
-/// real rotation may: in between, the two do not match and must not be used).
-fn rotate(dir: &Path, new: &Path) {
+/// Replaces `dir`'s certificate and key with `new`'s, each by an atomic rename, the key only once `between`
+/// returns (as a real rotation may: in between, the two do not match and must not be used).
+fn rotate(dir: &Path, new: &Path, between: impl Fn()) {
     for file in ["cert.pem", "key.pem"] {
         let staging = dir.join(format!("{file}.new"));
         std::fs::copy(new.join(file), &staging).unwrap();
         std::fs::rename(&staging, dir.join(file)).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        if file == "cert.pem" {
+            between();
+        }
+    }
+}
+
+/// Requests a load loop has finished (answered or failed), shared with the test's thread.
+type Done = std::sync::Arc<std::sync::atomic::AtomicU32>;
+
+/// Blocks until each loop has finished `more` requests past `since` (30 s at most): a number of requests in
+/// a phase, whatever the machine's speed.
+fn wait_for_requests(loops: &[(&str, &Done)], since: &[u32], more: u32) {
+    let started = Instant::now();
+    for ((name, done), since) in loops.iter().zip(since) {
+        while done.load(std::sync::atomic::Ordering::SeqCst) < since + more {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the {name} loop finished {} requests, not {}",
+                done.load(std::sync::atomic::Ordering::SeqCst),
+                since + more
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -665,16 +687,20 @@ fn certificates_rotate_under_load_without_a_failed_request() {
     assert_eq!(before, pem_body(&server.join("cert.pem")));
 
     // Load: requests through `front`, whose pooled mTLS connection to `mesh_in` was made with the old
-    // certificates, and new mTLS connections straight to `mesh_in`, each a new handshake.
+    // certificates, and new mTLS connections straight to `mesh_in`, each a new handshake. Each phase lasts a
+    // number of requests of each loop, not a time: 20 pooled and 5 new before the rotation, 3 of each while a
+    // certificate does not match its key, and 20 and 5 after both reloads.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (pooled_done, fresh_done): (Done, Done) = (Done::default(), Done::default());
     let pooled = {
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), pooled_done.clone());
         rt.spawn(async move {
-            let (mut ok, mut failed) = (0u32, Vec::new());
+            let (mut sent, mut ok, mut failed) = (0u32, 0u32, Vec::new());
             let started = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(30)
+                && started.elapsed() < Duration::from_secs(60)
             {
+                sent += 1;
                 match support::client::try_get(&format!("http://127.0.0.1:{front}/pooled"), &[])
                     .await
                 {
@@ -682,19 +708,21 @@ fn certificates_rotate_under_load_without_a_failed_request() {
                     Ok(reply) => failed.push(format!("{} {}", reply.status, reply.body)),
                     Err(e) => failed.push(e),
                 }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
-            (ok, failed)
+            (sent, ok, failed)
         })
     };
     let fresh = {
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), fresh_done.clone());
         let caller = caller.clone();
         std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0u32, Vec::new());
+            let (mut sent, mut ok, mut failed) = (0u32, 0u32, Vec::new());
             let started = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && started.elapsed() < Duration::from_secs(30)
+                && started.elapsed() < Duration::from_secs(60)
             {
+                sent += 1;
                 let (success, body) =
                     curl_with(&caller, &format!("https://127.0.0.1:{mesh_in}/fresh"), &[]);
                 if success && body.contains("\"backend\":\"app\"") {
@@ -702,21 +730,37 @@ fn certificates_rotate_under_load_without_a_failed_request() {
                 } else {
                     failed.push(body);
                 }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
-            (ok, failed)
+            (sent, ok, failed)
         })
     };
-    std::thread::sleep(Duration::from_millis(700));
+    let loops = [("pooled", &pooled_done), ("new-connection", &fresh_done)];
+    let now = || loops.map(|(_, d)| d.load(std::sync::atomic::Ordering::SeqCst));
+    wait_for_requests(&loops[..1], &[0], 20);
+    wait_for_requests(&loops[1..], &[0], 5);
     let new_server = pki.issue("server-next", &spiffe("server"));
     let new_client = pki.issue("client-next", &spiffe("client"));
-    rotate(&server, &new_server);
-    rotate(&client, &new_client);
+    rotate(&server, &new_server, || {
+        wait_for_requests(&loops, &now(), 3)
+    });
+    rotate(&client, &new_client, || {
+        wait_for_requests(&loops, &now(), 3)
+    });
     outrigger.wait_for_log(&["server TLS context: certificates reloaded"]);
     outrigger.wait_for_log(&["upstream TLS context: certificates reloaded"]);
-    std::thread::sleep(Duration::from_millis(700));
+    let reloaded = now();
+    wait_for_requests(&loops[..1], &reloaded[..1], 20);
+    wait_for_requests(&loops[1..], &reloaded[1..], 5);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (pooled_ok, pooled_failed) = rt.block_on(pooled).unwrap();
-    let (fresh_ok, fresh_failed) = fresh.join().unwrap();
+    let (pooled_sent, pooled_ok, pooled_failed) = rt.block_on(pooled).unwrap();
+    let (fresh_sent, fresh_ok, fresh_failed) = fresh.join().unwrap();
+    eprintln!(
+        "rotation under load: pooled sent {pooled_sent}, succeeded {pooled_ok}, failed {}; new connections \
+         sent {fresh_sent}, succeeded {fresh_ok}, failed {}",
+        pooled_failed.len(),
+        fresh_failed.len()
+    );
     assert!(
         pooled_failed.is_empty(),
         "pooled requests failed: {pooled_failed:?}"
@@ -725,10 +769,7 @@ fn certificates_rotate_under_load_without_a_failed_request() {
         fresh_failed.is_empty(),
         "new connections failed: {fresh_failed:?}"
     );
-    assert!(
-        pooled_ok > 50 && fresh_ok > 10,
-        "load was light: {pooled_ok} pooled, {fresh_ok} fresh"
-    );
+    assert_eq!((pooled_ok, fresh_ok), (pooled_sent, fresh_sent));
 
     // New handshakes get the new certificate; the established upstream connection was never dropped.
     let after = served_certificate(mesh_in, &caller);

@@ -218,10 +218,21 @@ async fn idle_tcp_connections_are_closed_after_idle_timeout() {
     client.write_all(b"still there?").await.unwrap();
     let mut echoed = [0u8; 12];
     client.read_exact(&mut echoed).await.unwrap();
-    // Then silence: the proxy closes the connection (0.3s idle timeout), well before the test gives up.
+    // Then silence: the proxy closes the connection at its 0.3s idle timeout: not before (a lower bound, so
+    // closing at once would fail), and well before the test gives up; nothing more is sent.
+    let silent = std::time::Instant::now();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the idle connection was not closed");
+    let after = silent.elapsed();
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the idle connection was not closed cleanly: {closed:?}"
+    );
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        after >= Duration::from_millis(300) && after < Duration::from_secs(5),
+        "closed {after:?} after the last byte, for an idle timeout of 0.3s"
+    );
     // Its bytes are counted although the idle timeout, not a close, ended it.
     let stats = proxy.inputs.metrics.envoy_stats();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

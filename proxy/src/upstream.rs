@@ -557,7 +557,17 @@ async fn resolve(cluster: &ClusterState) {
     let previous = cluster.targets();
     for (priority, endpoint) in endpoints {
         cluster.stats.update_attempt.inc();
-        let Some(addresses) = lookup(endpoint).await else {
+        let addresses = match lookup(endpoint).await {
+            Lookup::Found(addresses) => addresses,
+            // Envoy 1.40: a name the DNS says does not exist (NXDOMAIN) is a successful, empty resolution for
+            // STRICT_DNS, so its hosts go; LOGICAL_DNS counts it as a failure and keeps its host.
+            Lookup::NoSuchName if !logical => {
+                cluster.stats.update_success.inc();
+                continue;
+            }
+            Lookup::NoSuchName | Lookup::Failed => Vec::new(),
+        };
+        if addresses.is_empty() {
             cluster.stats.update_failure.inc();
             // As Envoy: a name that fails to resolve keeps the hosts it had.
             if let Host::Name(name) = &endpoint.host {
@@ -572,7 +582,7 @@ async fn resolve(cluster: &ClusterState) {
                 );
             }
             continue;
-        };
+        }
         cluster.stats.update_success.inc();
         let take = if logical { 1 } else { addresses.len() };
         let hostname = match &endpoint.host {
@@ -590,23 +600,39 @@ async fn resolve(cluster: &ClusterState) {
         }));
     }
     if targets.is_empty() {
-        tracing::warn!(cluster = %cluster.config.name, "DNS resolution found no addresses; keeping the previous ones");
-        if !cluster.targets().is_empty() {
-            return;
-        }
+        tracing::warn!(cluster = %cluster.config.name, "DNS resolution found no addresses");
     }
     cluster.set_targets(targets);
 }
 
-/// The endpoint's addresses; `None` when the lookup failed.
-async fn lookup(endpoint: &Endpoint) -> Option<Vec<SocketAddr>> {
+/// What a DNS lookup of an endpoint gave.
+enum Lookup {
+    Found(Vec<SocketAddr>),
+    /// The name does not exist (or has no address): the DNS answered.
+    NoSuchName,
+    /// No answer: the resolver timed out, failed or could not be reached.
+    Failed,
+}
+
+/// The endpoint's addresses, through the system resolver (getaddrinfo).
+async fn lookup(endpoint: &Endpoint) -> Lookup {
     match &endpoint.host {
-        Host::Ip(ip) => Some(vec![SocketAddr::new(*ip, endpoint.port)]),
+        Host::Ip(ip) => Lookup::Found(vec![SocketAddr::new(*ip, endpoint.port)]),
         Host::Name(name) => match tokio::net::lookup_host((name.as_str(), endpoint.port)).await {
-            Ok(addresses) => Some(addresses.collect()),
+            Ok(addresses) => Lookup::Found(addresses.collect()),
             Err(e) => {
                 tracing::warn!(host = %name, error = %e, "DNS lookup failed");
-                None
+                // The standard library reports getaddrinfo's errors only as text (gai_strerror, in the C
+                // locale the proxy never changes): EAI_NONAME and EAI_NODATA are the DNS's answer that the
+                // name has no address; anything else (EAI_AGAIN: a timeout or SERVFAIL) is a failure.
+                let text = e.to_string();
+                if text.contains("Name or service not known")
+                    || text.contains("No address associated with hostname")
+                {
+                    Lookup::NoSuchName
+                } else {
+                    Lookup::Failed
+                }
             }
         },
     }

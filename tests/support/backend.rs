@@ -18,6 +18,8 @@ pub struct Backend {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Dropping it stops the server as a killed process would: the listening socket and every open connection
+/// are closed (requests in flight get no response).
 impl Drop for Backend {
     fn drop(&mut self) {
         self.task.abort();
@@ -27,14 +29,39 @@ impl Drop for Backend {
 impl Backend {
     /// Serves HTTP/1.1 and h2 (prior knowledge) on a free loopback port.
     pub async fn start(name: &'static str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(name, TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// The same on 127.0.0.1:`port` (a backend started again where a stopped one was: the stopped one's
+    /// socket may take a moment to close, so binding is tried for up to 5 s).
+    pub async fn start_at(name: &'static str, port: u16) -> Backend {
+        let started = std::time::Instant::now();
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => return Self::serve(name, listener),
+                Err(e) => assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "cannot bind 127.0.0.1:{port} again: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn serve(name: &'static str, listener: TcpListener) -> Backend {
         let address = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
+            // The connections belong to the accept task: aborting it aborts them too.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let stream = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                    Some(_) = connections.join_next() => continue,
                 };
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| answer(name, request));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)

@@ -4,7 +4,10 @@
 
 pub mod backend;
 pub mod client;
+pub mod control_plane;
 pub mod envoy;
+pub mod faults;
+pub mod load;
 pub mod netns;
 pub mod pki;
 pub mod proxy;

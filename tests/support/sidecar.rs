@@ -16,11 +16,35 @@ pub struct Sidecar {
 impl Sidecar {
     /// Writes `config` to `dir/name.yaml`, starts `outrigger run` on it and waits for the admin API's `/ready`.
     pub fn start(dir: &Path, name: &str, config: &str, admin: u16) -> Sidecar {
+        Self::start_with(dir, name, config, admin, &[], &[])
+    }
+
+    /// As `start`, with more arguments to `run` (`--drain-time-s`, ...), and run through `wrapper` (a program
+    /// and its arguments, to which the `outrigger` binary and its arguments are appended) when not empty.
+    pub fn start_with(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        admin: u16,
+        wrapper: &[&std::ffi::OsStr],
+        args: &[&str],
+    ) -> Sidecar {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config).unwrap();
         let log = dir.join(format!("{name}.log"));
-        let child = super::outrigger()
-            .args(["run", "--concurrency", "1", "-c"])
+        let mut command = super::outrigger();
+        if let Some((program, rest)) = wrapper.split_first() {
+            let binary = command.get_program().to_owned();
+            command = std::process::Command::new(program);
+            command
+                .current_dir(super::repo_root())
+                .args(rest)
+                .arg(binary);
+        }
+        let child = command
+            .args(["run", "--concurrency", "1"])
+            .args(args)
+            .arg("-c")
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -48,6 +72,34 @@ impl Sidecar {
     /// The process id, to read its memory and CPU time from `/proc`.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// Waits up to `within` for the process to exit by itself; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if started.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The value of `name` in the admin API's `/stats` (Envoy's text form), 0 when absent.
+    pub fn stat(&self, name: &str) -> u64 {
+        stat(self.admin, name)
     }
 
     pub fn log_text(&self) -> String {
@@ -110,4 +162,49 @@ pub fn get(address: (&str, u16), path: &str) -> Option<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// The value of `name` in `/stats` (Envoy's text form) of the admin API on 127.0.0.1:`admin`, 0 when absent
+/// (Envoy and Outrigger alike).
+pub fn stat(admin: u16, name: &str) -> u64 {
+    let text = stats_text(admin).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `/stats` over HTTP/1.1 (Envoy's admin API refuses HTTP/1.0), its body de-chunked if need be.
+fn stats_text(admin: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", admin)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, mut body) = response.split_once("\r\n\r\n")?;
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Some(body.to_string());
+    }
+    let mut text = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(text);
+        }
+        text.push_str(rest.get(..size)?);
+        body = rest.get(size + 2..)?;
+    }
 }
