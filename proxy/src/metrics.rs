@@ -448,9 +448,12 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         },
     };
     // Our counters all end in `_total`; Envoy's only where the statistic is a total of connections,
-    // requests or bytes.
+    // requests or bytes, and its gauge `membership_total` (hosts in a cluster).
     if let Some(base) = stat.strip_suffix("_total")
-        && !(base.ends_with("_cx") || base.ends_with("_rq") || base.ends_with("_bytes"))
+        && !(base.ends_with("_cx")
+            || base.ends_with("_rq")
+            || base.ends_with("_bytes")
+            || base.ends_with(".membership"))
     {
         stat = base.to_string();
     }
@@ -528,8 +531,11 @@ mod tests {
             .listener_cx
             .get_or_create(&listener("", "0.0.0.0:15001".parse().unwrap()))
             .inc();
+        let a_cluster = metrics.resilience.cluster("a", false);
+        a_cluster.set_members(2, 2);
         let stats = metrics.envoy_stats();
         for line in [
+            "cluster.a.membership_total: 2",
             "cluster.a.upstream_rq_total: 1",
             "cluster.a.upstream_rq_5xx: 1",
             "cluster.a.upstream_cx_connect_fail: 1",
