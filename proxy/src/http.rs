@@ -27,6 +27,7 @@ mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
 mod path_normalization;
+mod rbac;
 mod replay_body;
 mod retry;
 pub mod route;
@@ -187,7 +188,9 @@ pub async fn serve(
     let router = Router {
         connection: connection.clone(),
     };
-    let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
+    // The authorization filters run last, next to the router (the loader refuses them before the others).
+    let authorized = rbac::RbacFilter::new(router, manager.clone(), connection.clone());
+    let filters = LocalRateLimitFilter::new(authorized, manager.clone(), connection.clone());
     // The fault filter runs before the local rate limit (the loader refuses the other order).
     let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();

@@ -26,6 +26,15 @@ pub struct FaultFamilies {
     pub active: Family<Labels, Gauge>,
 }
 
+/// The HTTP RBAC filter's statistics (`http.<prefix>.rbac.*`, labelled by connection manager).
+#[derive(Default)]
+pub struct HttpRbacFamilies {
+    pub allowed: Family<Labels, Counter>,
+    pub denied: Family<Labels, Counter>,
+    pub shadow_allowed: Family<Labels, Counter>,
+    pub shadow_denied: Family<Labels, Counter>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +66,8 @@ pub struct Metrics {
     pub network_rate_limited: Family<Labels, Counter>,
     /// `http.<prefix>.fault.*`: the fault filter's, by connection manager.
     pub fault: FaultFamilies,
+    /// `http.<prefix>.rbac.*`: the HTTP RBAC filter's, by connection manager.
+    pub http_rbac: HttpRbacFamilies,
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
@@ -114,6 +125,22 @@ impl Metrics {
             ),
         ] {
             r.register(format!("envoy_http_fault_{name}"), help, family.clone());
+        }
+        for (name, help, family) in [
+            ("allowed", "Requests RBAC allowed", &m.http_rbac.allowed),
+            ("denied", "Requests RBAC denied", &m.http_rbac.denied),
+            (
+                "shadow_allowed",
+                "Requests the shadow rules would allow",
+                &m.http_rbac.shadow_allowed,
+            ),
+            (
+                "shadow_denied",
+                "Requests the shadow rules would deny",
+                &m.http_rbac.shadow_denied,
+            ),
+        ] {
+            r.register(format!("envoy_http_rbac_{name}"), help, family.clone());
         }
         r.register(
             "envoy_http_fault_active_faults",
@@ -410,7 +437,13 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
             .find(|(prefix, _, _)| name.starts_with(prefix))
         {
             Some((prefix, scope, key)) => {
-                format!("{scope}.{}.{}", label(key)?, &name[prefix.len()..])
+                let rest = &name[prefix.len()..];
+                // HTTP filters' statistics are a scope of their own: `http.<prefix>.rbac.allowed`.
+                let rest = match rest.strip_prefix("rbac_") {
+                    Some(stat) if *scope == "http" => format!("rbac.{stat}"),
+                    _ => rest.to_string(),
+                };
+                format!("{scope}.{}.{rest}", label(key)?)
             }
             None => name.strip_prefix("envoy_")?.replacen('_', ".", 1),
         },

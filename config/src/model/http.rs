@@ -153,6 +153,7 @@ pub enum ForwardClientCertDetails {
 pub enum HttpFilter {
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
+    Rbac(super::rbac::HttpRbac),
     Router(Router),
 }
 

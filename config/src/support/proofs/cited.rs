@@ -315,3 +315,6 @@ pub(super) const FAULT_MAX_ACTIVE: &str =
     "proxy/src/http/fault/tests.rs::past_max_active_faults_a_request_gets_none";
 pub(super) const FAULT_HEADERS: &str =
     "proxy/src/http/fault/tests.rs::headers_choose_the_delay_and_status_within_the_percentage";
+// auth proofs
+pub(super) const ENVOY_HTTP_RBAC: &str =
+    "tests/envoy_auth_filters.rs::http_rbac_allows_and_denies_like_envoy";
