@@ -7,6 +7,7 @@
 //! and `codec_guard` holds them to the `codec_type`.
 
 mod attempt;
+mod authorization;
 pub use attempt::PreviousHosts;
 mod client_cert;
 mod codec_guard;
@@ -16,6 +17,7 @@ mod connection_state;
 mod connection_timeout;
 mod downstream_stats;
 mod envoy_headers;
+mod ext_authz;
 mod failure;
 mod fault;
 mod forwarded;
@@ -189,7 +191,7 @@ pub async fn serve(
         connection: connection.clone(),
     };
     // The authorization filters run last, next to the router (the loader refuses them before the others).
-    let authorized = rbac::RbacFilter::new(router, manager.clone(), connection.clone());
+    let authorized = authorization::Authorization::new(router, manager.clone(), connection.clone());
     let filters = LocalRateLimitFilter::new(authorized, manager.clone(), connection.clone());
     // The fault filter runs before the local rate limit (the loader refuses the other order).
     let filters = fault::FaultFilter::new(filters, manager.clone());

@@ -35,6 +35,15 @@ pub struct HttpRbacFamilies {
     pub shadow_denied: Family<Labels, Counter>,
 }
 
+/// The ext_authz filter's statistics (`http.<prefix>.ext_authz.*`, labelled by connection manager).
+#[derive(Default)]
+pub struct ExtAuthzFamilies {
+    pub ok: Family<Labels, Counter>,
+    pub denied: Family<Labels, Counter>,
+    pub error: Family<Labels, Counter>,
+    pub failure_mode_allowed: Family<Labels, Counter>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +77,8 @@ pub struct Metrics {
     pub fault: FaultFamilies,
     /// `http.<prefix>.rbac.*`: the HTTP RBAC filter's, by connection manager.
     pub http_rbac: HttpRbacFamilies,
+    /// `http.<prefix>.ext_authz.*`.
+    pub ext_authz: ExtAuthzFamilies,
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
@@ -141,6 +152,26 @@ impl Metrics {
             ),
         ] {
             r.register(format!("envoy_http_rbac_{name}"), help, family.clone());
+        }
+        for (name, help, family) in [
+            (
+                "ok",
+                "Requests the authorization service allowed",
+                &m.ext_authz.ok,
+            ),
+            (
+                "denied",
+                "Requests the authorization service denied",
+                &m.ext_authz.denied,
+            ),
+            ("error", "Failed authorization checks", &m.ext_authz.error),
+            (
+                "failure_mode_allowed",
+                "Requests let through after a failed check (failure_mode_allow)",
+                &m.ext_authz.failure_mode_allowed,
+            ),
+        ] {
+            r.register(format!("envoy_http_ext_authz_{name}"), help, family.clone());
         }
         r.register(
             "envoy_http_fault_active_faults",
@@ -439,8 +470,11 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
             Some((prefix, scope, key)) => {
                 let rest = &name[prefix.len()..];
                 // HTTP filters' statistics are a scope of their own: `http.<prefix>.rbac.allowed`.
-                let rest = match rest.strip_prefix("rbac_") {
-                    Some(stat) if *scope == "http" => format!("rbac.{stat}"),
+                let filter = ["rbac_", "ext_authz_"]
+                    .iter()
+                    .find_map(|f| Some((f.trim_end_matches('_'), rest.strip_prefix(f)?)));
+                let rest = match filter {
+                    Some((filter, stat)) if *scope == "http" => format!("{filter}.{stat}"),
                     _ => rest.to_string(),
                 };
                 format!("{scope}.{}.{rest}", label(key)?)

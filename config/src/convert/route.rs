@@ -212,6 +212,12 @@ fn route(
             {
                 per_filter.push((name.clone(), PerFilterConfig::Rbac(c)));
             }
+        } else if type_name(any) == http::EXT_AUTHZ_PER_ROUTE {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::ext_authz::per_route(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::ExtAuthz(c)));
+            }
         } else {
             out.error(
                 &at,

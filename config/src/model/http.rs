@@ -154,6 +154,7 @@ pub enum HttpFilter {
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Rbac(super::rbac::HttpRbac),
+    ExtAuthz(super::ext_authz::ExtAuthz),
     Router(Router),
 }
 

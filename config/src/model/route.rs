@@ -60,6 +60,7 @@ pub struct Route {
 #[serde(rename_all = "snake_case")]
 pub enum PerFilterConfig {
     Rbac(super::rbac::RbacPerRoute),
+    ExtAuthz(super::ext_authz::ExtAuthzPerRoute),
 }
 
 impl Route {

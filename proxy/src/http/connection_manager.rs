@@ -175,8 +175,8 @@ pub struct ConnectionManager {
     pub rate_limit: Option<Arc<Limiter>>,
     /// The fault filter, when the chain has one (its active faults shared by every connection).
     pub fault: Option<Arc<super::fault::Injector>>,
-    /// The HTTP RBAC filters, in their order.
-    pub rbac: Vec<super::rbac::Enforcer>,
+    /// The authorization filters (RBAC, ext_authz), in their order.
+    pub authorization: Vec<super::authorization::Authorizer>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -209,13 +209,19 @@ impl ConnectionManager {
             ))),
             _ => None,
         });
-        let rbac = config
+        use super::authorization::Authorizer;
+        let authorization = config
             .http_filters
             .iter()
             .filter_map(|f| match f {
-                HttpFilter::Rbac(r) => {
-                    Some(super::rbac::Enforcer::new(r, metrics, &config.stat_prefix))
-                }
+                HttpFilter::Rbac(r) => Some(Authorizer::Rbac(super::rbac::Enforcer::new(
+                    r,
+                    metrics,
+                    &config.stat_prefix,
+                ))),
+                HttpFilter::ExtAuthz(e) => Some(Authorizer::ExtAuthz(Arc::new(
+                    super::ext_authz::Checker::new(e, metrics, &config.stat_prefix),
+                ))),
                 _ => None,
             })
             .collect();
@@ -226,7 +232,7 @@ impl ConnectionManager {
             access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
             rate_limit_filter,
             fault,
-            rbac,
+            authorization,
             config,
             routes,
             rate_limit,

@@ -11,21 +11,14 @@
 //!
 //! Dynamic metadata (`shadow_effective_policy_id`, ...) is not written: nothing in Outrigger reads it.
 
-use super::connection_manager::{ConnectionManager, Matched};
-use super::headers::TrustedClient;
+use super::connection_manager::Matched;
 use super::local_reply::{ResponseBody, text};
 use crate::metrics::Metrics;
 use crate::rbac::{Decision, Subject, decide_rules};
-use crate::upstream::UpstreamBody;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use outrigger_config::model::rbac::{HttpRbac, RbacRules};
 use outrigger_config::model::route::PerFilterConfig;
 use prometheus_client::metrics::counter::Counter;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// One HTTP RBAC filter config at run time, with its statistics.
 pub struct Enforcer {
@@ -87,7 +80,7 @@ fn count(rules: &RbacRules, subject: &Subject<'_>, allowed: &Counter, denied: &C
 }
 
 /// Envoy's reply to a denied request.
-fn denied() -> Response<ResponseBody> {
+pub fn denied() -> Response<ResponseBody> {
     let mut response = Response::new(text("RBAC: access denied"));
     *response.status_mut() = StatusCode::FORBIDDEN;
     response.headers_mut().insert(
@@ -95,79 +88,4 @@ fn denied() -> Response<ResponseBody> {
         HeaderValue::from_static("text/plain"),
     );
     response
-}
-
-/// The connection's RBAC filters, in their order, in front of the router.
-#[derive(Clone)]
-pub struct RbacFilter<S> {
-    inner: S,
-    manager: Arc<ConnectionManager>,
-    connection: Arc<super::Connection>,
-}
-
-impl<S> RbacFilter<S> {
-    pub fn new(
-        inner: S,
-        manager: Arc<ConnectionManager>,
-        connection: Arc<super::Connection>,
-    ) -> Self {
-        Self {
-            inner,
-            manager,
-            connection,
-        }
-    }
-}
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for RbacFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = BoxFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
-        if !self.manager.rbac.is_empty() {
-            let (parts, body) = request.into_parts();
-            let c = &self.connection;
-            let peer = c.tls.as_ref().and_then(|t| t.peer.clone());
-            let subject = Subject {
-                source: c.peer,
-                destination: c.destination,
-                // `requested_server_name` is refused in the HTTP filter by the loader.
-                server_name: None,
-                peer: peer.as_deref(),
-                remote: parts
-                    .extensions
-                    .get::<TrustedClient>()
-                    .map_or(c.peer.ip(), |t| t.0),
-                request: Some(&parts),
-            };
-            let matched = parts.extensions.get::<Matched>();
-            // Envoy stops at the first filter that denies: later filters neither decide nor count.
-            if !self
-                .manager
-                .rbac
-                .iter()
-                .all(|e| e.allows(&subject, matched))
-            {
-                return Box::pin(async { Ok(denied()) });
-            }
-            return Box::pin(self.inner.call(Request::from_parts(parts, body)));
-        }
-        Box::pin(self.inner.call(request))
-    }
 }

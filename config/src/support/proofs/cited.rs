@@ -318,3 +318,5 @@ pub(super) const FAULT_HEADERS: &str =
 // auth proofs
 pub(super) const ENVOY_HTTP_RBAC: &str =
     "tests/envoy_auth_filters.rs::http_rbac_allows_and_denies_like_envoy";
+pub(super) const ENVOY_EXT_AUTHZ_HTTP: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_http_service_like_envoy";
