@@ -249,3 +249,77 @@ fn principal(p: &pb::Principal, layer: Layer, at: &Path, out: &mut Out) -> Optio
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Format, load_bytes};
+
+    /// A listener whose chain has `filter` (a network filter's YAML) before an HTTP connection manager whose
+    /// filters are `http_filters` then the router.
+    fn listener(filter: &str, http_filters: &str) -> String {
+        format!(
+            r#"
+static_resources:
+  listeners:
+  - name: l
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 10000}}}}
+    filter_chains:
+    - filters:
+{filter}
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, direct_response: {{status: 200}}}}]}}]}}
+          http_filters:
+{http_filters}
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+"#
+        )
+    }
+
+    fn problems(yaml: &str) -> String {
+        match load_bytes(yaml.as_bytes(), Format::Yaml) {
+            Ok(_) => String::new(),
+            Err(problems) => format!("{problems:?}"),
+        }
+    }
+
+    const HEADER_POLICY: &str = "{policies: {p: {permissions: [{header: {name: x, present_match: true}}], \
+                                 principals: [{any: true}]}}}";
+
+    #[test]
+    fn http_matchers_are_refused_in_the_network_filter_and_sni_in_the_http_filter() {
+        let network = format!(
+            "      - name: envoy.filters.network.rbac\n        typed_config: {{\"@type\": \
+             type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC, stat_prefix: r, \
+             rules: {HEADER_POLICY}}}"
+        );
+        let refused = problems(&listener(&network, ""));
+        assert!(
+            refused.contains("permissions[0].header")
+                && refused.contains("envoy.filters.http.rbac"),
+            "{refused}"
+        );
+        let http = "          - name: authz\n            typed_config: {\"@type\": \
+                    type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {policies: {p: \
+                    {permissions: [{requested_server_name: {exact: a}}], principals: [{any: true}]}}}}";
+        let refused = problems(&listener("", http));
+        assert!(refused.contains("requested_server_name"), "{refused}");
+        let allowed = format!(
+            "          - name: authz\n            typed_config: {{\"@type\": \
+             type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, rules: {HEADER_POLICY}}}"
+        );
+        assert_eq!(problems(&listener("", &allowed)), "");
+    }
+
+    #[test]
+    fn a_fault_filter_after_an_authorization_filter_is_refused() {
+        let filters = "          - name: authz\n            typed_config: {\"@type\": \
+                       type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC}\n          - name: f\n            \
+                       typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}";
+        let refused = problems(&listener("", filters));
+        assert!(refused.contains("put them first"), "{refused}");
+    }
+}

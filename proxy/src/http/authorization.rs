@@ -79,7 +79,7 @@ where
         Box::pin(
             authorize(manager, connection, parts).then(move |outcome| match outcome {
                 Ok(parts) => Either::Left(inner.call(Request::from_parts(parts, body))),
-                Err(reply) => Either::Right(std::future::ready(Ok(reply))),
+                Err(reply) => Either::Right(std::future::ready(Ok(*reply))),
             }),
         )
     }
@@ -90,7 +90,7 @@ async fn authorize(
     manager: Arc<ConnectionManager>,
     connection: Arc<super::Connection>,
     mut parts: Parts,
-) -> Result<Parts, Response<ResponseBody>> {
+) -> Result<Parts, super::ext_authz::Reply> {
     for filter in &manager.authorization {
         match filter {
             Authorizer::Rbac(enforcer) => {
@@ -109,7 +109,7 @@ async fn authorize(
                     request: Some(&parts),
                 };
                 if !enforcer.allows(&subject, parts.extensions.get::<Matched>()) {
-                    return Err(super::rbac::denied());
+                    return Err(Box::new(super::rbac::denied()));
                 }
             }
             Authorizer::ExtAuthz(checker) => {

@@ -21,6 +21,9 @@ use outrigger_config::model::ext_authz::ExtAuthz;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 
+/// The reply to a request the filter refuses (boxed: it is the rare path).
+pub type Reply = Box<Response<ResponseBody>>;
+
 /// One ext_authz filter config at run time, with its statistics.
 pub struct Checker {
     config: ExtAuthz,
@@ -51,11 +54,7 @@ impl Checker {
     }
 
     /// Asks the service about the request: `Ok` to go on (headers added to `parts`), `Err` with the reply.
-    pub async fn check(
-        &self,
-        parts: &mut Parts,
-        inputs: &Inputs,
-    ) -> Result<(), Response<ResponseBody>> {
+    pub async fn check(&self, parts: &mut Parts, inputs: &Inputs) -> Result<(), Reply> {
         let answer = tokio::time::timeout(self.config.timeout, self.ask(parts, inputs)).await;
         let (status, headers, body) = match answer {
             Ok(Ok(answer)) if !answer.0.is_server_error() => answer,
@@ -92,11 +91,11 @@ impl Checker {
             }
         }
         add_flag(&mut response, Flag::UnauthorizedExternalService);
-        Err(response)
+        Err(Box::new(response))
     }
 
     /// A failed check: the request goes on under `failure_mode_allow`, else `status_on_error`.
-    fn failed(&self, why: &str) -> Result<(), Response<ResponseBody>> {
+    fn failed(&self, why: &str) -> Result<(), Reply> {
         self.error.inc();
         tracing::debug!(cluster = %self.config.cluster, why, "ext_authz check failed");
         if self.config.failure_mode_allow {
@@ -107,7 +106,7 @@ impl Checker {
         *response.status_mut() =
             StatusCode::from_u16(self.config.status_on_error).unwrap_or(StatusCode::FORBIDDEN);
         add_flag(&mut response, Flag::UnauthorizedExternalService);
-        Err(response)
+        Err(Box::new(response))
     }
 
     /// Sends the check request and reads the whole answer.
