@@ -57,6 +57,10 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.fault.v3.HTTPFault",
+    "envoy.extensions.filters.http.rbac.v3.RBAC",
+    "envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+    "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
@@ -244,6 +248,29 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.fault.v3.HTTPFault",
         "delay abort max_active_faults headers",
+    ),
+    // envoy.filters.http.ext_authz with an HTTP service.
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        "http_service transport_api_version failure_mode_allow status_on_error",
+    ),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService",
+        "server_uri path_prefix authorization_request authorization_response",
+    ),
+    msg("envoy.config.core.v3.HttpUri", "uri cluster timeout"),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest",
+        "allowed_headers",
+    ),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse",
+        "allowed_upstream_headers allowed_client_headers",
+    ),
+    msg("envoy.type.matcher.v3.ListStringMatcher", "patterns"),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+        "disabled",
     ),
     msg(
         "envoy.extensions.filters.common.fault.v3.FaultDelay",

@@ -7,6 +7,7 @@
 //! and `codec_guard` holds them to the `codec_type`.
 
 mod attempt;
+mod authorization;
 pub use attempt::PreviousHosts;
 mod client_cert;
 mod codec_guard;
@@ -17,6 +18,7 @@ mod connection_state;
 mod connection_timeout;
 mod downstream_stats;
 mod envoy_headers;
+mod ext_authz;
 mod failure;
 mod fault;
 mod forwarded;
@@ -28,6 +30,7 @@ mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
 mod path_normalization;
+mod rbac;
 mod replay_body;
 mod request_shape;
 mod retry;
@@ -192,7 +195,9 @@ pub async fn serve(
     let router = Router {
         connection: connection.clone(),
     };
-    let filters = LocalRateLimitFilter::new(router, manager.clone(), connection.clone());
+    // The authorization filters run last, next to the router (the loader refuses them before the others).
+    let authorized = authorization::Authorization::new(router, manager.clone(), connection.clone());
+    let filters = LocalRateLimitFilter::new(authorized, manager.clone(), connection.clone());
     // The fault filter runs before the local rate limit (the loader refuses the other order).
     let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();

@@ -424,6 +424,8 @@ async fn serve_connection(
                     destination,
                     server_name: facts.server_name.as_deref(),
                     peer: peer_identity.as_deref(),
+                    remote: peer.ip(),
+                    request: None,
                 };
                 let rbac_labels = metrics::rbac(&config.stat_prefix);
                 match rbac::decide(config, &subject) {

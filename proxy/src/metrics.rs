@@ -26,6 +26,24 @@ pub struct FaultFamilies {
     pub active: Family<Labels, Gauge>,
 }
 
+/// The HTTP RBAC filter's statistics (`http.<prefix>.rbac.*`, labelled by connection manager).
+#[derive(Default)]
+pub struct HttpRbacFamilies {
+    pub allowed: Family<Labels, Counter>,
+    pub denied: Family<Labels, Counter>,
+    pub shadow_allowed: Family<Labels, Counter>,
+    pub shadow_denied: Family<Labels, Counter>,
+}
+
+/// The ext_authz filter's statistics (`http.<prefix>.ext_authz.*`, labelled by connection manager).
+#[derive(Default)]
+pub struct ExtAuthzFamilies {
+    pub ok: Family<Labels, Counter>,
+    pub denied: Family<Labels, Counter>,
+    pub error: Family<Labels, Counter>,
+    pub failure_mode_allowed: Family<Labels, Counter>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +82,10 @@ pub struct Metrics {
     pub http_cx_max_requests_reached: Family<Labels, Counter>,
     /// `http.<prefix>.fault.*`: the fault filter's, by connection manager.
     pub fault: FaultFamilies,
+    /// `http.<prefix>.rbac.*`: the HTTP RBAC filter's, by connection manager.
+    pub http_rbac: HttpRbacFamilies,
+    /// `http.<prefix>.ext_authz.*`.
+    pub ext_authz: ExtAuthzFamilies,
     pub server_live: Gauge,
     /// Retries, circuit breakers, outlier detection and local rate limits.
     pub resilience: resilience::Families,
@@ -121,6 +143,42 @@ impl Metrics {
             ),
         ] {
             r.register(format!("envoy_http_fault_{name}"), help, family.clone());
+        }
+        for (name, help, family) in [
+            ("allowed", "Requests RBAC allowed", &m.http_rbac.allowed),
+            ("denied", "Requests RBAC denied", &m.http_rbac.denied),
+            (
+                "shadow_allowed",
+                "Requests the shadow rules would allow",
+                &m.http_rbac.shadow_allowed,
+            ),
+            (
+                "shadow_denied",
+                "Requests the shadow rules would deny",
+                &m.http_rbac.shadow_denied,
+            ),
+        ] {
+            r.register(format!("envoy_http_rbac_{name}"), help, family.clone());
+        }
+        for (name, help, family) in [
+            (
+                "ok",
+                "Requests the authorization service allowed",
+                &m.ext_authz.ok,
+            ),
+            (
+                "denied",
+                "Requests the authorization service denied",
+                &m.ext_authz.denied,
+            ),
+            ("error", "Failed authorization checks", &m.ext_authz.error),
+            (
+                "failure_mode_allowed",
+                "Requests let through after a failed check (failure_mode_allow)",
+                &m.ext_authz.failure_mode_allowed,
+            ),
+        ] {
+            r.register(format!("envoy_http_ext_authz_{name}"), help, family.clone());
         }
         r.register(
             "envoy_http_fault_active_faults",
@@ -442,7 +500,16 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
             .find(|(prefix, _, _)| name.starts_with(prefix))
         {
             Some((prefix, scope, key)) => {
-                format!("{scope}.{}.{}", label(key)?, &name[prefix.len()..])
+                let rest = &name[prefix.len()..];
+                // HTTP filters' statistics are a scope of their own: `http.<prefix>.rbac.allowed`.
+                let filter = ["rbac_", "ext_authz_"]
+                    .iter()
+                    .find_map(|f| Some((f.trim_end_matches('_'), rest.strip_prefix(f)?)));
+                let rest = match filter {
+                    Some((filter, stat)) if *scope == "http" => format!("{filter}.{stat}"),
+                    _ => rest.to_string(),
+                };
+                format!("{scope}.{}.{rest}", label(key)?)
             }
             None => name.strip_prefix("envoy_")?.replacen('_', ".", 1),
         },

@@ -1,19 +1,23 @@
 //! The network RBAC filter: allow or deny a connection by its peer's identity and its addresses, once, before
-//! the first byte is proxied.
+//! the first byte is proxied. The HTTP RBAC filter (`http/rbac.rs`) asks the same matchers about each request.
 
 use crate::tls::Identity;
 use outrigger_config::model::Listener;
 use outrigger_config::model::listener::NetworkFilter;
-use outrigger_config::model::rbac::{Permission, Principal, Rbac, RbacAction};
-use std::net::SocketAddr;
+use outrigger_config::model::rbac::{Permission, Principal, Rbac, RbacAction, RbacRules};
+use std::net::{IpAddr, SocketAddr};
 
-/// What a connection is, for RBAC.
+/// What a connection (and, for HTTP, a request) is, for RBAC.
 pub struct Subject<'a> {
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub server_name: Option<&'a str>,
     /// The verified client certificate of a TLS connection.
     pub peer: Option<&'a Identity>,
+    /// The client the connection manager trusts (`remote_ip`); the peer for a connection.
+    pub remote: IpAddr,
+    /// The request, for `header` and `url_path` (absent on a connection: they never match).
+    pub request: Option<&'a http::request::Parts>,
 }
 
 /// The outcome, with the policy that decided it (for the log line).
@@ -24,9 +28,13 @@ pub enum Decision {
 }
 
 pub fn decide(rbac: &Rbac, subject: &Subject<'_>) -> Decision {
-    let Some(rules) = &rbac.rules else {
-        return Decision::Allowed(None);
-    };
+    match &rbac.rules {
+        Some(rules) => decide_rules(rules, subject),
+        None => Decision::Allowed(None),
+    }
+}
+
+pub fn decide_rules(rules: &RbacRules, subject: &Subject<'_>) -> Decision {
     let matched = rules
         .policies
         .iter()
@@ -58,7 +66,9 @@ pub fn reads_server_name(listener: &Listener) -> bool {
             Permission::Any
             | Permission::DestinationIp(_)
             | Permission::DestinationPort(_)
-            | Permission::DestinationPortRange(..) => false,
+            | Permission::DestinationPortRange(..)
+            | Permission::Header(_)
+            | Permission::UrlPath(_) => false,
         }
     }
     listener
@@ -87,6 +97,10 @@ fn permits(p: &Permission, s: &Subject<'_>) -> bool {
             port >= *start && u32::from(port) < *end
         }
         Permission::RequestedServerName(m) => m.matches(s.server_name.unwrap_or_default()),
+        Permission::Header(h) => s
+            .request
+            .is_some_and(|r| crate::http::route::request_header_matches(h, r)),
+        Permission::UrlPath(m) => s.request.is_some_and(|r| m.matches(r.uri.path())),
     }
 }
 
@@ -111,9 +125,12 @@ fn identifies(p: &Principal, s: &Subject<'_>) -> bool {
             }
         },
         // No PROXY protocol or XFF at the connection level: the remote address is the peer's.
-        Principal::DirectRemoteIp(range) | Principal::RemoteIp(range) => {
-            range.contains(s.source.ip())
-        }
+        Principal::DirectRemoteIp(range) => range.contains(s.source.ip()),
+        Principal::RemoteIp(range) => range.contains(s.remote),
+        Principal::Header(h) => s
+            .request
+            .is_some_and(|r| crate::http::route::request_header_matches(h, r)),
+        Principal::UrlPath(m) => s.request.is_some_and(|r| m.matches(r.uri.path())),
     }
 }
 
@@ -153,6 +170,8 @@ mod tests {
             destination: "198.18.0.2:8080".parse().unwrap(),
             server_name: None,
             peer,
+            remote: "198.18.0.1".parse().unwrap(),
+            request: None,
         }
     }
 
@@ -215,6 +234,7 @@ mod tests {
         assert_eq!(decide(&rbac, &subject(Some(&a))), Decision::Allowed(None));
         let mut outside = subject(Some(&a));
         outside.source = "10.0.0.1:1".parse().unwrap();
+        outside.remote = outside.source.ip();
         assert_eq!(decide(&rbac, &outside), Decision::Denied(Some("p".into())));
     }
 

@@ -20,7 +20,12 @@ pub const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 pub const LOCAL_RATE_LIMIT: &str =
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 pub const FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+pub const RBAC: &str = "envoy.extensions.filters.http.rbac.v3.RBAC";
+pub const EXT_AUTHZ: &str = "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+pub const EXT_AUTHZ_PER_ROUTE: &str = "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
+pub const RBAC_PER_ROUTE: &str = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 
+pub(super) mod ext_authz;
 mod fault;
 
 pub fn connection_manager(
@@ -207,12 +212,19 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             FAULT => decode_any(any, &at_config, out)
                 .and_then(|f| fault::fault(&f, &at_config, out))
                 .map(HttpFilter::Fault),
+            RBAC => decode_any(any, &at_config, out)
+                .and_then(|r| super::rbac::http(&r, &f.name, &at_config, out))
+                .map(HttpFilter::Rbac),
+            EXT_AUTHZ => decode_any(any, &at_config, out)
+                .and_then(|r| ext_authz::ext_authz(&r, &f.name, &at_config, out))
+                .map(HttpFilter::ExtAuthz),
             other => {
                 out.error(
                     &at_config,
                     format!(
                         "HTTP filter {other} is not supported; supported: envoy.filters.http.fault, \
-                         envoy.filters.http.local_ratelimit, envoy.filters.http.router"
+                         envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, envoy.filters.http.ext_authz, \
+                         envoy.filters.http.router"
                     ),
                 );
                 None
@@ -250,6 +262,19 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                      put the fault filter first",
                 );
             }
+        }
+        // The stack runs the fault filter and the local rate limit, then the authorization filters in their
+        // order (`proxy/src/http.rs`).
+        if matches!(
+            filter,
+            Some(HttpFilter::Fault(_) | HttpFilter::LocalRateLimit(_))
+        ) && result.iter().any(|f| matches!(f, HttpFilter::Rbac(_)))
+        {
+            out.error(
+                &at,
+                "envoy.filters.http.fault and envoy.filters.http.local_ratelimit after an authorization filter \
+                 (rbac, ext_authz) are not supported; put them first",
+            );
         }
         result.extend(filter);
     }

@@ -8,8 +8,8 @@ use crate::diagnostic::Path;
 use crate::model::rate_limit::RateLimit;
 use crate::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite,
-    PathMatch, QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route,
-    RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster,
+    PathMatch, PerFilterConfig, QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite,
+    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -191,6 +191,7 @@ fn route(
         }
     };
     let mut local_rate_limit = None;
+    let mut per_filter = Vec::new();
     for (name, any) in &r.typed_per_filter_config {
         let at = at.field("typed_per_filter_config").key(name);
         if type_name(any) == http::LOCAL_RATE_LIMIT {
@@ -204,6 +205,18 @@ fn route(
                     &at.field("token_bucket"),
                     "a per-route local rate limit needs its own token_bucket (as in Envoy)",
                 );
+            }
+        } else if type_name(any) == http::RBAC_PER_ROUTE {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| super::rbac::per_route(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::Rbac(c)));
+            }
+        } else if type_name(any) == http::EXT_AUTHZ_PER_ROUTE {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::ext_authz::per_route(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::ExtAuthz(c)));
             }
         } else {
             out.error(
@@ -224,6 +237,7 @@ fn route(
             at,
         ),
         local_rate_limit,
+        per_filter,
         buffer_limit: buffer_limit(
             r.request_body_buffer_limit.as_ref().map(|v| v.value),
             r.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),

@@ -158,6 +158,8 @@ pub enum ForwardClientCertDetails {
 pub enum HttpFilter {
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
+    Rbac(super::rbac::HttpRbac),
+    ExtAuthz(super::ext_authz::ExtAuthz),
     Router(Router),
 }
 

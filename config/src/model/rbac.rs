@@ -1,7 +1,9 @@
-//! `envoy.filters.network.rbac`: which connections a filter chain serves, by the peer's identity and address.
+//! `envoy.filters.network.rbac`: which connections a filter chain serves, by the peer's identity and address;
+//! `envoy.filters.http.rbac`: which requests are served, by the same matchers and the request's headers and path.
 
 use super::core::StringMatcher;
 use super::listener::Cidr;
+use super::route::HeaderMatcher;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -49,6 +51,10 @@ pub enum Permission {
     /// Inclusive start, exclusive end, as Envoy's `Int32Range`.
     DestinationPortRange(u16, u32),
     RequestedServerName(StringMatcher),
+    /// HTTP only: a request header or pseudo-header (`:method`, `:path`, `:authority`, `:scheme`).
+    Header(HeaderMatcher),
+    /// HTTP only: the path without its query string.
+    UrlPath(StringMatcher),
 }
 
 /// Who the connection comes from.
@@ -63,5 +69,28 @@ pub enum Principal {
     /// must match.
     Authenticated(Option<StringMatcher>),
     DirectRemoteIp(Cidr),
+    /// The client as the connection manager trusts it: for HTTP, from `x-forwarded-for` per
+    /// `use_remote_address` and `xff_num_trusted_hops`; for a connection, the peer.
     RemoteIp(Cidr),
+    /// HTTP only: a request header or pseudo-header.
+    Header(HeaderMatcher),
+    /// HTTP only: the path without its query string.
+    UrlPath(StringMatcher),
+}
+
+/// `envoy.filters.http.rbac`: `rules` decide; `shadow_rules` are only counted (`shadow_allowed`/`shadow_denied`).
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpRbac {
+    /// The filter's `name`: a route's `typed_per_filter_config` entry of that name replaces the rules.
+    pub name: String,
+    /// Absent: every request is allowed and nothing is counted (Envoy's behaviour).
+    pub rules: Option<RbacRules>,
+    pub shadow_rules: Option<RbacRules>,
+}
+
+/// `RBACPerRoute`: the route's own rules, replacing the filter's (absent `rbac` or `rules`: not enforced).
+#[derive(Clone, Debug, Serialize)]
+pub struct RbacPerRoute {
+    pub rules: Option<RbacRules>,
+    pub shadow_rules: Option<RbacRules>,
 }

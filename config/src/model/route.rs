@@ -46,10 +46,30 @@ pub struct Route {
     /// `typed_per_filter_config` for `envoy.filters.http.local_ratelimit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_rate_limit: Option<LocalRateLimit>,
+    /// `typed_per_filter_config` of other filters, by the filter's name (Envoy looks them up by name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_filter: Vec<(String, PerFilterConfig)>,
     /// How much of a request body is kept for retries: the route's limit, else its virtual host's; none
     /// means the listener's `per_connection_buffer_limit_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer_limit: Option<BufferLimit>,
+}
+
+/// A route's config for one HTTP filter, replacing the filter's own on that route.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerFilterConfig {
+    Rbac(super::rbac::RbacPerRoute),
+    ExtAuthz(super::ext_authz::ExtAuthzPerRoute),
+}
+
+impl Route {
+    /// The route's config for the filter named `name`, if it has one.
+    pub fn per_filter(&self, name: &str) -> Option<&PerFilterConfig> {
+        self.per_filter
+            .iter()
+            .find_map(|(n, c)| (n == name).then_some(c))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -13,12 +13,12 @@ pub(super) const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.rbac.v3.Permission",
         "any and_rules or_rules not_rule destination_ip destination_port destination_port_range \
-         requested_server_name",
+         requested_server_name header url_path",
     ),
     msg("envoy.config.rbac.v3.Permission.Set", "rules"),
     msg(
         "envoy.config.rbac.v3.Principal",
-        "any and_ids or_ids not_id authenticated direct_remote_ip remote_ip",
+        "any and_ids or_ids not_id authenticated direct_remote_ip remote_ip header url_path",
     ),
     msg("envoy.config.rbac.v3.Principal.Set", "ids"),
     msg(
@@ -26,6 +26,13 @@ pub(super) const MESSAGES: &[MessageSupport] = &[
         "principal_name",
     ),
     msg("envoy.type.v3.Int32Range", "start end"),
+    // HTTP RBAC (the same matchers; `header` and `url_path` refused by the network filter's converter).
+    msg(
+        "envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules shadow_rules",
+    ),
+    msg("envoy.extensions.filters.http.rbac.v3.RBACPerRoute", "rbac"),
+    msg("envoy.type.matcher.v3.PathMatcher", "path"),
     // TLS.
     msg(
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",

@@ -175,6 +175,8 @@ pub struct ConnectionManager {
     pub rate_limit: Option<Arc<Limiter>>,
     /// The fault filter, when the chain has one (its active faults shared by every connection).
     pub fault: Option<Arc<super::fault::Injector>>,
+    /// The authorization filters (RBAC, ext_authz), in their order.
+    pub authorization: Vec<super::authorization::Authorizer>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -197,7 +199,7 @@ impl ConnectionManager {
         };
         let filter = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::LocalRateLimit(l) => Some(l),
-            HttpFilter::Router(_) | HttpFilter::Fault(_) => None,
+            _ => None,
         });
         let fault = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::Fault(fault) => Some(Arc::new(super::fault::Injector::new(
@@ -207,6 +209,22 @@ impl ConnectionManager {
             ))),
             _ => None,
         });
+        use super::authorization::Authorizer;
+        let authorization = config
+            .http_filters
+            .iter()
+            .filter_map(|f| match f {
+                HttpFilter::Rbac(r) => Some(Authorizer::Rbac(super::rbac::Enforcer::new(
+                    r,
+                    metrics,
+                    &config.stat_prefix,
+                ))),
+                HttpFilter::ExtAuthz(e) => Some(Authorizer::ExtAuthz(Arc::new(
+                    super::ext_authz::Checker::new(e, metrics, &config.stat_prefix),
+                ))),
+                _ => None,
+            })
+            .collect();
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
         Self {
@@ -214,6 +232,7 @@ impl ConnectionManager {
             access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
             rate_limit_filter,
             fault,
+            authorization,
             config,
             routes,
             rate_limit,

@@ -44,10 +44,21 @@ const EDGE_ONLY: &[&str] = &[
     "x-envoy-original-host",
 ];
 
-pub fn apply(headers: &mut HeaderMap, hcm: &HttpConnectionManager, peer: IpAddr, tls: bool) {
+/// Returns the client's address as Envoy's connection manager trusts it (RBAC's `remote_ip`): with
+/// `use_remote_address`, the peer or the trusted `x-forwarded-for` entry; without, the `x-forwarded-for` entry
+/// `xff_num_trusted_hops` from the right, else the peer.
+pub fn apply(
+    headers: &mut HeaderMap,
+    hcm: &HttpConnectionManager,
+    peer: IpAddr,
+    tls: bool,
+) -> IpAddr {
     let scheme = HeaderValue::from_static(if tls { "https" } else { "http" });
     let edge = hcm.use_remote_address;
     let mut client = None;
+    if !edge {
+        client = from_forwarded_for(headers, hcm.xff_num_trusted_hops);
+    }
     if edge {
         if hcm.xff_num_trusted_hops > 0 {
             client = from_forwarded_for(headers, hcm.xff_num_trusted_hops - 1);
@@ -77,6 +88,7 @@ pub fn apply(headers: &mut HeaderMap, hcm: &HttpConnectionManager, peer: IpAddr,
     if edge && let Ok(value) = HeaderValue::from_str(&client.unwrap_or(peer).to_string()) {
         headers.insert("x-envoy-external-address", value);
     }
+    client.unwrap_or(peer)
 }
 
 /// The address `skip` entries from the right of `x-forwarded-for`, if it is one.

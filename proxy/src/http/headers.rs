@@ -61,13 +61,18 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
         hcm.set_current_client_cert_details,
         connection.tls.as_ref(),
     );
-    super::forwarded::apply(
+    let client = super::forwarded::apply(
         &mut parts.headers,
         hcm,
         connection.peer.ip(),
         connection.tls.is_some(),
     );
+    parts.extensions.insert(TrustedClient(client));
 }
+
+/// The client's address as the connection manager trusts it (from `x-forwarded-for` or the peer).
+#[derive(Clone, Copy, Debug)]
+pub struct TrustedClient(pub std::net::IpAddr);
 
 /// The lower-cased `Upgrade` of a request whose `Connection` asks for an upgrade.
 pub fn upgrade_type(headers: &HeaderMap) -> Option<String> {

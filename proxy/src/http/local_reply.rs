@@ -32,6 +32,8 @@ pub enum Flag {
     DelayInjected,
     /// The fault filter aborted the request.
     FaultInjected,
+    /// The external authorization service denied the request (or failed).
+    UnauthorizedExternalService,
 }
 
 impl Flag {
@@ -48,6 +50,7 @@ impl Flag {
             Flag::UpstreamRetryLimitExceeded => "URX",
             Flag::DelayInjected => "DI",
             Flag::FaultInjected => "FI",
+            Flag::UnauthorizedExternalService => "UAEX",
         }
     }
 }

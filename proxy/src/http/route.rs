@@ -108,7 +108,30 @@ pub fn headers_match(m: &HeaderMatcher, headers: &http::HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .collect();
     let joined = (!values.is_empty()).then(|| values.join(","));
-    let value = joined.or_else(|| m.treat_missing_header_as_empty.then(String::new));
+    header_value_matches(m, joined)
+}
+
+/// A header matcher against a request, with the pseudo-headers Envoy's filters see (`:method`, `:path` with the
+/// query, `:authority`, `:scheme`).
+pub fn request_header_matches(m: &HeaderMatcher, request: &Parts) -> bool {
+    let pseudo = match m.name.as_str() {
+        ":method" => Some(request.method.as_str().to_string()),
+        ":path" => Some(
+            request
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        ),
+        ":authority" => super::headers::authority(request),
+        ":scheme" => Some(request.uri.scheme_str().unwrap_or("http").to_string()),
+        _ => return headers_match(m, &request.headers),
+    };
+    header_value_matches(m, pseudo)
+}
+
+/// Whether a header's value (`None`: absent) satisfies a header matcher.
+pub fn header_value_matches(m: &HeaderMatcher, value: Option<String>) -> bool {
+    let value = value.or_else(|| m.treat_missing_header_as_empty.then(String::new));
     let result = match (&m.rule, value) {
         (HeaderRule::Present(want), value) => value.is_some() == *want,
         (HeaderRule::Matches(matcher), Some(value)) => matcher.matches(&value),

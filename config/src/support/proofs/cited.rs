@@ -323,3 +323,9 @@ pub(super) const LIM_LOADER: &str =
     "config/src/convert/tests.rs::connection_limits_are_read_like_envoy";
 pub(super) const LIM_HOSTILE: &str =
     "tests/envoy_hcm_limits.rs::envoy_and_outrigger_answer_hostile_and_limited_requests_alike";
+
+// auth proofs
+pub(super) const ENVOY_HTTP_RBAC: &str =
+    "tests/envoy_auth_filters.rs::http_rbac_allows_and_denies_like_envoy";
+pub(super) const ENVOY_EXT_AUTHZ_HTTP: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_http_service_like_envoy";

@@ -309,6 +309,72 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.route.v3.RouteAction.rate_limits",
         Tests(&[RL_GENERIC_KEY, RL_ACTIONS]),
     ),
+    // envoy.filters.http.ext_authz (HTTP service). `HttpUri.uri` only names the service (Envoy sends the
+    // request's own authority); `transport_api_version` can only be V3.
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.http_service",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.transport_api_version",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.failure_mode_allow",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.status_on_error",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService.server_uri",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService.path_prefix",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService.authorization_request",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.HttpService.authorization_response",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.config.core.v3.HttpUri.uri",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.config.core.v3.HttpUri.cluster",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.config.core.v3.HttpUri.timeout",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest.allowed_headers",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse.allowed_upstream_headers",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.AuthorizationResponse.allowed_client_headers",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.type.matcher.v3.ListStringMatcher.patterns",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute.disabled",
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+    ),
     // envoy.filters.http.fault.
     (
         "envoy.extensions.filters.http.fault.v3.HTTPFault.delay",

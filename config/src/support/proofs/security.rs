@@ -1,4 +1,4 @@
-//! Network RBAC and TLS.
+//! Network and HTTP RBAC, and TLS.
 //!
 //! `proofs.rs` says what an entry means.
 
@@ -89,6 +89,39 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     ("envoy.type.v3.Int32Range.start", Tests(&[ENVOY_RBAC])),
     ("envoy.type.v3.Int32Range.end", Tests(&[ENVOY_RBAC])),
+    // HTTP RBAC.
+    (
+        "envoy.extensions.filters.http.rbac.v3.RBAC.rules",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.extensions.filters.http.rbac.v3.RBAC.shadow_rules",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.extensions.filters.http.rbac.v3.RBACPerRoute.rbac",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.config.rbac.v3.Permission.header",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.config.rbac.v3.Permission.url_path",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.config.rbac.v3.Principal.header",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.config.rbac.v3.Principal.url_path",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
+    (
+        "envoy.type.matcher.v3.PathMatcher.path",
+        Tests(&[ENVOY_HTTP_RBAC]),
+    ),
     // TLS.
     (
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext.common_tls_context",

@@ -1,0 +1,600 @@
+//! Authorization HTTP filters in real Envoy 1.40 and in Outrigger side by side: `envoy.filters.http.rbac`
+//! (rules, shadow rules, per-route rules) and `envoy.filters.http.ext_authz` with an HTTP authorization
+//! service of the test's own (what it receives is compared too). Each test fills one template from `tests/configs/auth/` once per
+//! proxy (its own ports and backend), sends both the same requests and requires the same statuses, local reply
+//! bodies, what the backend received and the filter's statistics (`/stats/prometheus`); each outcome is also
+//! held to what Envoy 1.40 was seen doing, so without Envoy (outside CI) Outrigger alone is checked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::tcp::free_port;
+
+const RBAC: &str = include_str!("configs/auth/rbac.yaml");
+const EXT_AUTHZ_HTTP: &str = include_str!("configs/auth/ext-authz-http.yaml");
+
+/// What a client saw: the status, and either the backend's view of the request (path and the headers a test
+/// asks about) or the proxy's local reply body.
+#[derive(Debug, PartialEq, Clone)]
+enum Seen {
+    Backend {
+        status: u16,
+        path: String,
+        headers: Vec<(String, Option<String>)>,
+    },
+    Local {
+        status: u16,
+        body: String,
+        content_type: Option<String>,
+    },
+}
+
+fn local(status: u16, body: &str) -> Seen {
+    Seen::Local {
+        status,
+        body: body.to_string(),
+        content_type: Some("text/plain".to_string()),
+    }
+}
+
+fn backend(path: &str) -> Seen {
+    Seen::Backend {
+        status: 200,
+        path: path.to_string(),
+        headers: Vec::new(),
+    }
+}
+
+/// One request: method, path, headers.
+struct Ask<'a> {
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+fn ask<'a>(method: &'a str, path: &'a str, headers: &'a [(&'a str, &'a str)]) -> Ask<'a> {
+    Ask {
+        method,
+        path,
+        headers,
+    }
+}
+
+/// Sends `ask` to 127.0.0.1:`port`; `watched` names the request headers the backend's view keeps.
+async fn send(port: u16, ask: &Ask<'_>, watched: &[&str]) -> Seen {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(ask.method)
+        .uri(format!("http://127.0.0.1:{port}{}", ask.path));
+    for (k, v) in ask.headers {
+        request = request.header(*k, *v);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(request.body(Full::new(Bytes::new())).unwrap()),
+    )
+    .await
+    .expect("the proxy answers within 10 s")
+    .unwrap_or_else(|e| panic!("{} {}: {e}", ask.method, ask.path));
+    let status = response.status().as_u16();
+    let from_backend = response.headers().contains_key("x-backend");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if !from_backend {
+        return Seen::Local {
+            status,
+            body,
+            content_type,
+        };
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    Seen::Backend {
+        status,
+        path: json["path"].as_str().unwrap().to_string(),
+        headers: watched
+            .iter()
+            .map(|h| {
+                (
+                    h.to_string(),
+                    json["headers"][h].as_str().map(str::to_string),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// One proxy under test: Envoy or Outrigger, with its own backend.
+struct Proxy {
+    kind: &'static str,
+    admin: u16,
+    ports: HashMap<String, u16>,
+    _envoy: Option<support::envoy::Envoy>,
+    _sidecar: Option<support::sidecar::Sidecar>,
+    _backend: support::backend::Backend,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn port(&self) -> u16 {
+        self.ports["listen"]
+    }
+
+    fn port_of(&self, listener: &str) -> u16 {
+        self.ports[listener]
+    }
+
+    /// The value of each Prometheus sample `name{envoy_http_conn_manager_prefix=prefix}` (0 when absent).
+    async fn http_stats(&self, prefix: &str, names: &[&str]) -> Vec<(String, u64)> {
+        let reply = support::client::get(
+            &format!("http://127.0.0.1:{}/stats/prometheus", self.admin),
+            &[],
+        )
+        .await;
+        let label = format!("envoy_http_conn_manager_prefix=\"{prefix}\"");
+        names
+            .iter()
+            .map(|name| {
+                let value = reply
+                    .body
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .filter_map(|l| l.rsplit_once(' '))
+                    .find(|(series, _)| {
+                        let bare = series.split('{').next().unwrap_or_default();
+                        bare.strip_suffix("_total").unwrap_or(bare) == *name
+                            && series.contains(&label)
+                    })
+                    .map_or(0, |(_, v)| v.trim().parse::<f64>().unwrap() as u64);
+                (name.to_string(), value)
+            })
+            .collect()
+    }
+}
+
+/// Envoy (when installed; under CI it must be) and Outrigger on `template`, each with its own ports and a fresh
+/// backend `app`; `extra` are more ports filled in by name (peers the test started).
+async fn start(test: &str, template: &str, extra: &[(&str, u16)]) -> Vec<Proxy> {
+    let dir = std::env::temp_dir().join(format!("outrigger-auth-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut proxies = Vec::new();
+    let envoy = support::peer("envoy");
+    for kind in ["envoy", "outrigger"] {
+        if kind == "envoy" && envoy.is_none() {
+            continue;
+        }
+        let app = support::backend::Backend::start("app").await;
+        let mut ports: HashMap<String, u16> = HashMap::new();
+        ports.insert("admin".into(), free_port());
+        ports.insert("listen".into(), free_port());
+        ports.insert("listen_open".into(), free_port());
+        ports.insert("app".into(), app.address.port());
+        for (name, port) in extra {
+            ports.insert(name.to_string(), *port);
+        }
+        let pairs: Vec<(&str, String)> = ports
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .collect();
+        let yaml = support::proxy::fill(template, &pairs);
+        let admin = ports["admin"];
+        if kind == "envoy" {
+            let config = dir.join("envoy.yaml");
+            std::fs::write(&config, yaml).unwrap();
+            let mut process = support::envoy::Envoy::start(envoy.as_ref().unwrap(), &config);
+            process.wait_for_port(ports["listen"]);
+            process.wait_for_port(admin);
+            proxies.push(Proxy {
+                kind,
+                admin,
+                ports,
+                _envoy: Some(process),
+                _sidecar: None,
+                _backend: app,
+                log: config.with_extension("log"),
+            });
+        } else {
+            let sidecar = support::sidecar::Sidecar::start(&dir, "outrigger", &yaml, admin);
+            let started = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", ports["listen"])).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "outrigger does not listen:\n{}",
+                    sidecar.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let log = sidecar.log.clone();
+            proxies.push(Proxy {
+                kind,
+                admin,
+                ports,
+                _envoy: None,
+                _sidecar: Some(sidecar),
+                _backend: app,
+                log,
+            });
+        }
+    }
+    proxies
+}
+
+/// Requires every proxy's outcome to equal the one Envoy 1.40 was seen giving.
+fn agree<T: std::fmt::Debug + PartialEq>(what: &str, expected: &T, outcomes: &[(&Proxy, T)]) {
+    for (proxy, outcome) in outcomes {
+        assert_eq!(
+            outcome,
+            expected,
+            "{what}: {} differs from what Envoy 1.40 does (log {})",
+            proxy.kind,
+            proxy.log.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// envoy.filters.http.rbac
+
+/// ALLOW rules by `:method` and `url_path` (the query ignored), a principal's header, the client from
+/// `x-forwarded-for` (`remote_ip`, the last entry without `use_remote_address`), `:path` and `:authority`,
+/// `destination_port`, `destination_ip` under `not_rule`, `direct_remote_ip`, `not_id`, `or_ids` with a regex
+/// path and an `authenticated` principal no plaintext client has; DENY shadow rules counted only; a route's
+/// `RBACPerRoute` (DENY by a header) replacing both rule sets, and an empty one enforcing nothing. Statuses,
+/// the 403 body and content type, what the backend received, `http.ingress_http.rbac.*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_rbac_allows_and_denies_like_envoy() {
+    let proxies = start("rbac", RBAC, &[]).await;
+    let denied = local(403, "RBAC: access denied");
+    let cases: Vec<(Ask, Seen)> = vec![
+        (ask("GET", "/public/a", &[]), backend("/public/a")),
+        (ask("GET", "/public/a?q=1", &[]), backend("/public/a?q=1")),
+        (ask("POST", "/public/a", &[]), denied.clone()),
+        (ask("GET", "/private", &[]), denied.clone()),
+        (
+            ask("POST", "/private", &[("x-user", "admin")]),
+            backend("/private"),
+        ),
+        (
+            ask("GET", "/private", &[("x-user", "Admin")]),
+            denied.clone(),
+        ),
+        (
+            ask("GET", "/xff", &[("x-forwarded-for", "10.1.2.3")]),
+            backend("/xff"),
+        ),
+        (
+            ask("GET", "/xff", &[("x-forwarded-for", "10.1.2.3,10.9.9.9")]),
+            denied.clone(),
+        ),
+        (
+            ask("GET", "/xff", &[("x-forwarded-for", "10.9.9.9, 10.1.2.3")]),
+            backend("/xff"),
+        ),
+        (ask("GET", "/xff", &[]), denied.clone()),
+        (
+            ask("GET", "/xff/more", &[("x-forwarded-for", "10.1.2.3")]),
+            denied.clone(),
+        ),
+        (ask("GET", "/other?key=1", &[]), backend("/other?key=1")),
+        (ask("GET", "/other?key=12", &[]), denied.clone()),
+        (
+            ask("GET", "/other", &[("host", "trusted.example")]),
+            backend("/other"),
+        ),
+        (ask("GET", "/port/abc", &[]), backend("/port/abc")),
+        (ask("GET", "/port/ABC", &[]), denied.clone()),
+        (ask("GET", "/port/abc", &[("x-block", "1")]), denied.clone()),
+        (ask("POST", "/perroute/a", &[]), backend("/perroute/a")),
+        (ask("GET", "/perroute/a", &[("x-deny", "")]), denied.clone()),
+        (ask("POST", "/open/a", &[]), backend("/open/a")),
+    ];
+    let names = [
+        "envoy_http_rbac_allowed",
+        "envoy_http_rbac_denied",
+        "envoy_http_rbac_shadow_allowed",
+        "envoy_http_rbac_shadow_denied",
+    ];
+    let expected: Vec<Seen> = cases.iter().map(|(_, seen)| seen.clone()).collect();
+    let mut outcomes = Vec::new();
+    let mut stats = Vec::new();
+    for proxy in &proxies {
+        let mut seen = Vec::new();
+        for (ask, _) in &cases {
+            seen.push(send(proxy.port(), ask, &[]).await);
+        }
+        outcomes.push((proxy, seen));
+        stats.push((proxy, proxy.http_stats("ingress_http", &names).await));
+    }
+    agree("HTTP RBAC replies", &expected, &outcomes);
+    // 17 requests meet the filter's own rules: 8 allowed, 9 denied, 2 POSTs the shadow rules would deny; the
+    // per-route DENY counts 1 allowed and 1 denied and has no shadow rules; the empty per-route config counts
+    // nothing.
+    let expected_stats: Vec<(String, u64)> = names
+        .iter()
+        .map(|n| n.to_string())
+        .zip([8 + 1, 9 + 1, 15, 2])
+        .collect();
+    agree("HTTP RBAC statistics", &expected_stats, &stats);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// envoy.filters.http.ext_authz, HTTP service
+
+/// What the authorization service saw of one check: method, path, and the headers the test watches.
+type Check = (String, String, Vec<(&'static str, Option<String>)>);
+
+/// An HTTP authorization service on loopback: `/deny` 403 with a body and headers, `/teapot` 418 with none,
+/// `/error` 500, `/slow` answers after 1 s; anything else 200 with `x-auth-user` and `x-extra`.
+struct AuthService {
+    port: u16,
+    seen: Arc<Mutex<Vec<Check>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AuthService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl AuthService {
+    async fn start() -> AuthService {
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Check>>> = Arc::default();
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let record = record.clone();
+                        async move { Ok::<_, std::convert::Infallible>(judge(request, &record).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        AuthService { port, seen, task }
+    }
+
+    fn take(&self) -> Vec<Check> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+async fn judge(
+    request: http::Request<hyper::body::Incoming>,
+    record: &Mutex<Vec<Check>>,
+) -> http::Response<Full<Bytes>> {
+    let path = request.uri().path_and_query().unwrap().as_str().to_string();
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let watched = ["content-length", "x-token", "authorization", "x-other"];
+    let mut headers: Vec<(&'static str, Option<String>)> =
+        watched.iter().map(|h| (*h, header(h))).collect();
+    // The host is the client's authority, which differs by proxy: only whether it came along is compared.
+    headers.push((
+        "host",
+        header("host").map(|h| h.starts_with("127.0.0.1:").to_string()),
+    ));
+    record
+        .lock()
+        .unwrap()
+        .push((request.method().to_string(), path.clone(), headers));
+    let mut response = http::Response::builder();
+    let body = if path.contains("/deny") {
+        response = response
+            .status(403)
+            .header("x-reason", "policy")
+            .header("content-type", "text/x-deny");
+        "denied by authz"
+    } else if path.contains("/teapot") {
+        response = response.status(418);
+        ""
+    } else if path.contains("/error") {
+        response = response.status(500);
+        "boom"
+    } else {
+        if path.contains("/slow") {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        response = response
+            .status(200)
+            .header("x-auth-user", "alice")
+            .header("x-extra", "no");
+        "ok"
+    };
+    response.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+/// The checks: allowed (the service's `x-auth-user` reaches the backend, `x-extra` does not), denied with a
+/// body and an allowed client header (and the service's content type replaced by text/plain), denied with no
+/// body, a 500 and a timeout (`status_on_error` 503, no body), a route where the filter is disabled; on the
+/// second listener, `failure_mode_allow` lets a 500 and a timeout through and a denial passes on every header
+/// of the service. What the service received (method, prefixed path with query, `content-length: 0`, the
+/// allowed `x-token` and `authorization`, never `x-other`), and `http.<prefix>.ext_authz.*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_authz_http_service_like_envoy() {
+    let auth = AuthService::start().await;
+    let proxies = start("ext-authz-http", EXT_AUTHZ_HTTP, &[("authz", auth.port)]).await;
+    let sent: &[(&str, &str)] = &[
+        ("x-token", "t1"),
+        ("x-other", "o"),
+        ("authorization", "Bearer abc"),
+    ];
+    let ok = |path: &str| Seen::Backend {
+        status: 200,
+        path: path.to_string(),
+        headers: vec![
+            ("x-auth-user".into(), Some("alice".into())),
+            ("x-extra".into(), None),
+        ],
+    };
+    let passed = |path: &str| Seen::Backend {
+        status: 200,
+        path: path.to_string(),
+        headers: vec![("x-auth-user".into(), None), ("x-extra".into(), None)],
+    };
+    let empty = |status: u16| Seen::Local {
+        status,
+        body: String::new(),
+        content_type: None,
+    };
+    let cases: Vec<(&str, Ask, Seen)> = vec![
+        ("listen", ask("POST", "/a?q=1", sent), ok("/a?q=1")),
+        (
+            "listen",
+            ask("GET", "/deny", sent),
+            local(403, "denied by authz"),
+        ),
+        ("listen", ask("GET", "/teapot", sent), empty(418)),
+        ("listen", ask("GET", "/error", sent), empty(503)),
+        ("listen", ask("GET", "/slow", sent), empty(503)),
+        (
+            "listen",
+            ask("GET", "/public/deny", sent),
+            passed("/public/deny"),
+        ),
+        ("listen_open", ask("GET", "/error", sent), passed("/error")),
+        ("listen_open", ask("GET", "/slow", &[]), passed("/slow")),
+        (
+            "listen_open",
+            ask("GET", "/deny", &[]),
+            Seen::Local {
+                status: 403,
+                body: "denied by authz".into(),
+                content_type: Some("text/x-deny".into()),
+            },
+        ),
+    ];
+    let expected: Vec<(Seen, Option<String>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, seen))| {
+            // The 403 with a body carries the allowed `x-reason`; on the open listener every header of the
+            // service (its own content type included).
+            let extra = match i {
+                1 => Some("policy/text/plain".to_string()),
+                8 => Some("policy/text/x-deny".to_string()),
+                _ => None,
+            };
+            (seen.clone(), extra)
+        })
+        .collect();
+    let names = [
+        "envoy_http_ext_authz_ok",
+        "envoy_http_ext_authz_denied",
+        "envoy_http_ext_authz_error",
+        "envoy_http_ext_authz_failure_mode_allowed",
+    ];
+    let mut outcomes = Vec::new();
+    let mut checks = Vec::new();
+    let mut stats = Vec::new();
+    for proxy in &proxies {
+        auth.take();
+        let mut seen = Vec::new();
+        for (listener, ask, _) in &cases {
+            let reply = send(proxy.port_of(listener), ask, &["x-auth-user", "x-extra"]).await;
+            let extra = reply_headers(proxy.port_of(listener), ask).await;
+            seen.push((reply, extra));
+        }
+        outcomes.push((proxy, seen));
+        // Each case was sent twice (once for its reply headers): the service saw every check twice.
+        checks.push((
+            proxy,
+            auth.take().into_iter().step_by(2).collect::<Vec<_>>(),
+        ));
+        let mut values = proxy.http_stats("ingress_http", &names).await;
+        values.extend(proxy.http_stats("open_http", &names).await);
+        stats.push((proxy, values));
+    }
+    agree("ext_authz replies", &expected, &outcomes);
+    let with = |token: bool| -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("content-length", Some("0".into())),
+            ("x-token", token.then(|| "t1".into())),
+            ("authorization", token.then(|| "Bearer abc".into())),
+            ("x-other", None),
+            ("host", Some("true".into())),
+        ]
+    };
+    let check =
+        |method: &str, path: &str, token: bool| (method.to_string(), path.to_string(), with(token));
+    let expected_checks = vec![
+        check("POST", "/check/a?q=1", true),
+        check("GET", "/check/deny", true),
+        check("GET", "/check/teapot", true),
+        check("GET", "/check/error", true),
+        check("GET", "/check/slow", true),
+        // No x-token on the open listener: it allows no headers but authorization.
+        ("GET".to_string(), "/error".to_string(), {
+            let mut h = with(true);
+            h[1].1 = None;
+            h
+        }),
+        check("GET", "/slow", false),
+        check("GET", "/deny", false),
+    ];
+    agree(
+        "what the authorization service received",
+        &expected_checks,
+        &checks,
+    );
+    let expected_stats: Vec<(String, u64)> = names
+        .iter()
+        .chain(names.iter())
+        .map(|n| n.to_string())
+        // Every case twice: ingress 1 ok, 2 denied, 2 errors; open 1 denied, 2 errors let through.
+        .zip([2, 4, 4, 0, 0, 2, 4, 4])
+        .collect();
+    agree("ext_authz statistics", &expected_stats, &stats);
+}
+
+/// The denial's `x-reason` and content type, as `x-reason/content-type`, when it has `x-reason`.
+async fn reply_headers(port: u16, ask: &Ask<'_>) -> Option<String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(ask.method)
+        .uri(format!("http://127.0.0.1:{port}{}", ask.path));
+    for (k, v) in ask.headers {
+        request = request.header(*k, *v);
+    }
+    let response = client
+        .request(request.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let reason = header("x-reason")?;
+    Some(format!(
+        "{reason}/{}",
+        header("content-type").unwrap_or_default()
+    ))
+}
