@@ -11,7 +11,7 @@ use crate::metrics::{Labels, SecurityPolicy};
 use crate::{Inputs, connection_limit, detect, http, log_limit, metrics, rbac, tcp, tls};
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
-use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
+use outrigger_config::model::listener::{ListenerFilter, NetworkFilter, TrafficDirection};
 use outrigger_config::model::tls::DownstreamTls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -416,6 +416,23 @@ async fn serve_connection(
     let mut stream = stream;
     // Slots of the connection limit filters this connection passed, given back when it ends.
     let mut admitted = Vec::new();
+    // Istio's labels that this connection decides, once (the handed-off listener's direction, else the one
+    // that accepted).
+    let istio = inputs.metrics.istio.as_ref().map(|stats| {
+        let direction = match listener.traffic_direction {
+            TrafficDirection::Unspecified => accepting.traffic_direction,
+            direction => direction,
+        };
+        Arc::new(metrics::istio::ConnectionLabels::new(
+            stats,
+            metrics::istio::Reporter::of(direction),
+            peer_identity
+                .as_deref()
+                .and_then(|p| p.uris.first())
+                .map(String::as_str),
+            session.as_ref().and_then(|s| s.local_uri.as_deref()),
+        ))
+    });
     for filter in &chain.filters {
         match filter {
             NetworkFilter::Rbac(config) => {
@@ -479,7 +496,7 @@ async fn serve_connection(
                 }
             }
             NetworkFilter::TcpProxy(config) => {
-                return tcp::proxy(stream, config, destination, inputs).await;
+                return tcp::proxy(stream, config, destination, inputs, istio).await;
             }
             NetworkFilter::HttpConnectionManager(hcm) => {
                 let connection = http::Connection {
@@ -492,6 +509,7 @@ async fn serve_connection(
                     tls: session,
                     buffer_limit: listener.per_connection_buffer_limit_bytes,
                     drain,
+                    istio,
                 };
                 let manager = generation.http.get(hcm);
                 return http::serve(stream, connection, manager, guard).await;

@@ -5,8 +5,10 @@ use crate::access_log::record::Record;
 use crate::access_log::{Loggers, Notes};
 use crate::io::Stream;
 use crate::metrics;
+use crate::metrics::istio::{ConnectionLabels, TcpReport};
 use crate::tls::Alpn;
 use crate::upstream::Outcome;
+use crate::upstream::UpstreamConnection;
 use outrigger_config::model::listener::{TcpProxy, TcpTarget};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,11 +22,12 @@ pub async fn proxy(
     config: &TcpProxy,
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
+    istio: Option<Arc<ConnectionLabels>>,
 ) {
-    if config.access_log.is_empty() {
-        return forward(downstream, config, destination, inputs, None).await;
+    if config.access_log.is_empty() && istio.is_none() {
+        return forward(downstream, config, destination, inputs, None, None).await;
     }
-    // Only with an access log: the connection's record, written when it closes.
+    // Only with an access log or Istio's metrics: the connection's record, read when it closes.
     let loggers = Loggers::new(&config.access_log);
     let local = downstream.tcp().local_addr().ok();
     let remote = downstream.tcp().peer_addr().ok();
@@ -38,11 +41,23 @@ pub async fn proxy(
         },
         ..Record::default()
     });
-    forward(downstream, config, destination, inputs, Some(&notes)).await;
+    let mut report = istio.map(TcpReport::new);
+    forward(
+        downstream,
+        config,
+        destination,
+        inputs,
+        Some(&notes),
+        report.as_mut(),
+    )
+    .await;
     let elapsed = notes.elapsed();
     notes.with(|r| r.duration = Some(elapsed));
     let mut record = Record::default();
     notes.with(|r| record = std::mem::take(r));
+    if let Some(report) = report {
+        report.closed(&record);
+    }
     loggers.log(&record);
 }
 
@@ -57,6 +72,7 @@ async fn forward(
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
     notes: Option<&Notes>,
+    istio: Option<&mut TcpReport>,
 ) {
     let note = |change: &dyn Fn(&mut Record)| {
         if let Some(notes) = notes {
@@ -118,7 +134,8 @@ async fn forward(
                 cluster.report(address, Outcome::LocalSuccess);
                 match cluster.transport(picked.transport) {
                     None => {
-                        upstream = Some(Stream::Plain(stream));
+                        let info = UpstreamConnection::plain(&stream);
+                        upstream = Some((Stream::Plain(stream), info));
                         break;
                     }
                     Some(tls) => {
@@ -127,7 +144,8 @@ async fn forward(
                             .connect(stream, Alpn::Configured, cluster.config.connect_timeout)
                             .await
                         {
-                            upstream = Some(Stream::from(stream));
+                            let info = UpstreamConnection::tls(&stream, &tls.context);
+                            upstream = Some((Stream::from(stream), info));
                             break;
                         }
                     }
@@ -149,14 +167,16 @@ async fn forward(
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
     }
-    let Some(mut upstream) = upstream else {
+    let Some((mut upstream, info)) = upstream else {
         note(&|r| r.flags.add("UF"));
         return;
     };
-    if let Stream::Plain(tcp) = &upstream
-        && let Ok(local) = tcp.local_addr()
-    {
-        note(&|r| r.upstream_local = Some(local));
+    note(&|r| {
+        r.upstream_local = info.0.local;
+        r.upstream_peer = Some(info.0.peer.clone());
+    });
+    if let Some(report) = istio {
+        report.connected(cluster_name, &info.0.peer);
     }
     let (sent, received) =
         copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
