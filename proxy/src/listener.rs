@@ -1,6 +1,7 @@
 //! Listeners: bind, accept, recover the original destination, detect the protocol, choose the filter chain and
 //! hand the connection to its network filter.
 
+mod access_log;
 mod original_dst;
 
 use crate::chain::{self, ConnectionFacts};
@@ -342,6 +343,8 @@ async fn serve_connection(
     } else {
         accepting.clone()
     };
+    // Written when this function returns, whichever way the connection ends.
+    let log = access_log::ListenerLog::start(&listener, peer, destination);
     let filters =
         |f| listener.listener_filters.contains(&f) || accepting.listener_filters.contains(&f);
     let (tls, http_inspect) = (
@@ -380,6 +383,9 @@ async fn serve_connection(
         }
     }
     let Some(chain) = chain::select(&listener, &facts) else {
+        if let Some(log) = &log {
+            log.no_filter_chain();
+        }
         refuse_unmatched(&stream, &listener, &facts, inputs, labels).await;
         return;
     };
@@ -453,6 +459,9 @@ async fn serve_connection(
                     }
                     rbac::Decision::Denied(policy) => {
                         inputs.metrics.rbac_denied.get_or_create(&rbac_labels).inc();
+                        if let Some(log) = &log {
+                            log.denied(policy.as_deref());
+                        }
                         let principal = peer_identity
                             .as_deref()
                             .map(tls::Identity::name)
@@ -496,7 +505,8 @@ async fn serve_connection(
                 }
             }
             NetworkFilter::TcpProxy(config) => {
-                return tcp::proxy(stream, config, destination, inputs, istio).await;
+                let notes = log.as_ref().map(|l| l.notes().clone());
+                return tcp::proxy(stream, config, destination, inputs, istio, notes).await;
             }
             NetworkFilter::HttpConnectionManager(hcm) => {
                 let connection = http::Connection {

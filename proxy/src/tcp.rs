@@ -23,23 +23,27 @@ pub async fn proxy(
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
     istio: Option<Arc<ConnectionLabels>>,
+    listener_notes: Option<Notes>,
 ) {
-    if config.access_log.is_empty() && istio.is_none() {
+    if config.access_log.is_empty() && istio.is_none() && listener_notes.is_none() {
         return forward(downstream, config, destination, inputs, None, None).await;
     }
-    // Only with an access log or Istio's metrics: the connection's record, read when it closes.
+    // Only with an access log, Istio's metrics or the listener's access log: the connection's record, read
+    // when it closes (the listener's, when it has one: Envoy's listener log shows what tcp_proxy filled in).
     let loggers = Loggers::new(&config.access_log);
-    let local = downstream.tcp().local_addr().ok();
-    let remote = downstream.tcp().peer_addr().ok();
-    let notes = Notes::start(Record {
-        start: Some(std::time::SystemTime::now()),
-        downstream_remote: remote,
-        downstream_local: if own_destination(destination, local) {
-            local
-        } else {
-            Some(destination)
-        },
-        ..Record::default()
+    let notes = listener_notes.unwrap_or_else(|| {
+        let local = downstream.tcp().local_addr().ok();
+        let remote = downstream.tcp().peer_addr().ok();
+        Notes::start(Record {
+            start: Some(std::time::SystemTime::now()),
+            downstream_remote: remote,
+            downstream_local: if own_destination(destination, local) {
+                local
+            } else {
+                Some(destination)
+            },
+            ..Record::default()
+        })
     });
     let mut report = istio.map(TcpReport::new);
     forward(
@@ -54,7 +58,7 @@ pub async fn proxy(
     let elapsed = notes.elapsed();
     notes.with(|r| r.duration = Some(elapsed));
     let mut record = Record::default();
-    notes.with(|r| record = std::mem::take(r));
+    notes.with(|r| record = r.clone());
     if let Some(report) = report {
         report.closed(&record);
     }
@@ -153,6 +157,8 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 cluster.report(address, Outcome::ConnectFailed);
+                let reason = connect_failure_reason(&e);
+                note(&|r| r.upstream_failure = Some(reason.clone()));
                 tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
             }
             Err(_) => {
@@ -168,7 +174,11 @@ async fn forward(
             .inc();
     }
     let Some((mut upstream, info)) = upstream else {
-        note(&|r| r.flags.add("UF"));
+        // Envoy's tcp_proxy flags the last failed attempt as exceeding the retry limit, even the first.
+        note(&|r| {
+            r.flags.add("UF");
+            r.flags.add("URX");
+        });
         return;
     };
     note(&|r| {
@@ -194,6 +204,15 @@ async fn forward(
         .tcp_rx_bytes
         .get_or_create(&labels)
         .inc_by(received);
+}
+
+/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` for a failed connect, in Envoy's words (`delayed_connect_error:` and
+/// the socket error, spaces as `_`; checked with Envoy 1.40 for a refused connection).
+pub fn connect_failure_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    // Rust adds ` (os error N)` to the system's message.
+    let message = text.split(" (os error").next().unwrap_or(&text);
+    format!("delayed_connect_error:_{}", message.replace(' ', "_"))
 }
 
 fn pick_cluster(target: &TcpTarget) -> &str {

@@ -97,7 +97,7 @@ impl Flags {
 pub struct Details(pub &'static str);
 
 /// One request or connection, as the access log sees it at the end.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Record {
     pub start: Option<SystemTime>,
     /// `HTTP/1.1`, `HTTP/2`; none for TCP.

@@ -132,6 +132,10 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         .extensions()
         .get::<crate::upstream::UpstreamConnection>()
         .cloned();
+    let transport_failure = response
+        .extensions()
+        .get::<super::failure::TransportFailure>()
+        .map(|f| f.0);
     let attempts = response.extensions().get::<Attempts>().map(|a| a.0);
     let reset = response.extensions().get::<ResetStream>().is_some();
     let known = response
@@ -142,6 +146,9 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         r.response_code = if reset { 0 } else { response.status().as_u16() };
         r.response_headers = Some(response.headers().clone());
         r.flags.0 |= flags.0;
+        if let Some(why) = transport_failure {
+            r.upstream_failure = Some(why.to_string());
+        }
         if let Some(c) = connection {
             r.upstream_local = c.0.local;
             r.upstream_peer = Some(c.0.peer.clone());

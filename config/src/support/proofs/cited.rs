@@ -323,3 +323,6 @@ pub(super) const LIM_LOADER: &str =
     "config/src/convert/tests.rs::connection_limits_are_read_like_envoy";
 pub(super) const LIM_HOSTILE: &str =
     "tests/envoy_hcm_limits.rs::envoy_and_outrigger_answer_hostile_and_limited_requests_alike";
+
+// istio proofs
+pub(super) const AL_LISTENER: &str = "tests/access_log.rs::listener_access_log_lines_match_envoy";
