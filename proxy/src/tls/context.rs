@@ -281,7 +281,7 @@ fn client_configs(
     let local_uri = material
         .chain
         .as_ref()
-        .and_then(|(chain, _)| Identity::from_chain(chain))
+        .and_then(|certified| Identity::from_chain(&certified.cert))
         .and_then(|i| i.uris.first().map(|u| Arc::from(u.as_str())));
     Ok(ClientConfigs {
         local_uri,
