@@ -3,7 +3,8 @@
 //! 404 `NR`, 503 `UF` (backend down), 504 `UT` (route timeout), 429 `RL` (local rate limit), a retried request
 //! (`URX`, two attempts) and a TCP connection must give the same lines, operator by operator; only values that
 //! cannot agree (times, durations, client ports) are masked. Also: `POST /reopen_logs` after a rename starts a
-//! new file; stdout and stderr loggers; `--log-format json`.
+//! new file; stdout and stderr loggers; `--log-format json`. Listener-level logs (a TCP connection, a refused
+//! upstream, no filter chain, RBAC) and `%UPSTREAM_LOCAL_ADDRESS%`/`%UPSTREAM_TRANSPORT_FAILURE_REASON%` in HTTP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -526,4 +527,195 @@ async fn reopen_logs_and_json_process_logs() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The listener-level log's format: what a connection's line says (the listener's port, which differs, left out).
+const LISTENER_TEXT: &str = "%RESPONSE_FLAGS% %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_HOST% \
+%UPSTREAM_CLUSTER% %CONNECTION_TERMINATION_DETAILS% %RESPONSE_CODE_DETAILS% %UPSTREAM_TRANSPORT_FAILURE_REASON% \
+%UPSTREAM_REQUEST_ATTEMPT_COUNT% %DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT% %UPSTREAM_LOCAL_ADDRESS%\\n";
+
+/// Listeners with their own `access_log`: a TCP connection through `tcp_proxy`, one whose upstream refuses,
+/// one no filter chain takes, one the network RBAC filter closes; and an HTTP log with the upstream's local
+/// address and the transport failure reason. `{p0}`..`{p5}` are the listeners' and the admin's ports.
+fn listener_config(dir: &Path, p: &[u16; 6], echo: u16, backend: u16, down: u16) -> String {
+    let log = |name: &str, format: &str| {
+        format!(
+            r#"    access_log:
+    - name: envoy.access_loggers.file
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+        path: {}/{name}.log
+        log_format: {{text_format_source: {{inline_string: "{format}"}}}}
+"#,
+            dir.display()
+        )
+    };
+    let tcp = |cluster: &str| {
+        format!(
+            r#"      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: {cluster}
+          cluster: {cluster}
+"#
+        )
+    };
+    let cluster = |name: &str, port: u16| {
+        format!(
+            "  - name: {name}\n    connect_timeout: 1s\n    load_assignment: {{cluster_name: {name}, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]}}\n"
+        )
+    };
+    let listener = |name: &str, port: u16| {
+        format!(
+            "  - name: {name}\n    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}\n"
+        )
+    };
+    let rbac_text = "%RESPONSE_FLAGS% %RESPONSE_CODE% %CONNECTION_TERMINATION_DETAILS% %DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%\\n";
+    let http_text = "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON% %UPSTREAM_LOCAL_ADDRESS%\\n";
+    format!(
+        r#"admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
+static_resources:
+  listeners:
+{l_tcp}{log_tcp}    filter_chains:
+    - filters:
+{tcp_echo}{l_down}{log_down}    filter_chains:
+    - filters:
+{tcp_down}{l_none}{log_none}    filter_chains:
+    - filter_chain_match: {{source_ports: [1]}}
+      filters:
+{tcp_echo}{l_rbac}{log_rbac}    filter_chains:
+    - filters:
+      - name: envoy.filters.network.rbac
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+          stat_prefix: deny
+          rules: {{action: DENY, policies: {{all: {{permissions: [{{any: true}}], principals: [{{any: true}}]}}}}}}
+{tcp_echo}{l_http}    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {dir}/http.log
+              log_format: {{text_format_source: {{inline_string: "{http_text}"}}}}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {{match: {{prefix: /down}}, route: {{cluster: down}}}}
+              - {{match: {{prefix: /}}, route: {{cluster: backend}}}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+{c_echo}{c_down}{c_backend}"#,
+        admin = p[5],
+        dir = dir.display(),
+        l_tcp = listener("tcp", p[0]),
+        log_tcp = log("tcp", LISTENER_TEXT),
+        tcp_echo = tcp("echo"),
+        l_down = listener("down", p[1]),
+        log_down = log("down", LISTENER_TEXT),
+        tcp_down = tcp("down"),
+        l_none = listener("nochain", p[2]),
+        log_none = log("nochain", LISTENER_TEXT),
+        l_rbac = listener("rbac", p[3]),
+        log_rbac = log("rbac", rbac_text),
+        l_http = listener("http", p[4]),
+        c_echo = cluster("echo", echo),
+        c_down = cluster("down", down),
+        c_backend = cluster("backend", backend),
+    )
+}
+
+/// Sends `twelve bytes`, half-closes, reads what comes back until the proxy closes.
+fn tcp_exchange(port: u16) {
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = tcp.write_all(b"twelve bytes");
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+}
+
+/// An `ip:port` at the end of a line with its port masked (the upstream connection's own port cannot agree).
+fn mask_last_port(line: &str) -> String {
+    match line.rsplit_once(' ') {
+        Some((head, last)) if last.contains(':') => {
+            format!(
+                "{head} {}:N",
+                last.rsplit_once(':').map_or(last, |(ip, _)| ip)
+            )
+        }
+        _ => line.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_access_log_lines_match_envoy() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let echo = support::tcp::echo().await;
+    let backend = Backend::start("b").await;
+    let down = free_port();
+    let root = temp("listener-log");
+    let (envoy_dir, our_dir) = (root.join("envoy"), root.join("outrigger"));
+    std::fs::create_dir_all(&envoy_dir).unwrap();
+    std::fs::create_dir_all(&our_dir).unwrap();
+    let ports = || std::array::from_fn::<u16, 6, _>(|_| free_port());
+    let (envoy_ports, our_ports) = (ports(), ports());
+    let config = |dir: &Path, p: &[u16; 6]| {
+        listener_config(dir, p, echo.address.port(), backend.address.port(), down)
+    };
+    let envoy_config = envoy_dir.join("envoy.yaml");
+    std::fs::write(&envoy_config, config(&envoy_dir, &envoy_ports)).unwrap();
+    let mut envoy = Envoy::start(&envoy, &envoy_config);
+    envoy.wait_for_port(envoy_ports[4]);
+    let ours = Sidecar::start(
+        &our_dir,
+        "outrigger",
+        &config(&our_dir, &our_ports),
+        our_ports[5],
+    );
+    let warned = ours.log_text();
+    assert!(
+        !warned.contains("not enforced yet") && !warned.contains("UPSTREAM_LOCAL_ADDRESS"),
+        "no warning for the listener's access_log or %UPSTREAM_LOCAL_ADDRESS%:\n{warned}"
+    );
+    for p in [&envoy_ports, &our_ports] {
+        for port in &p[..4] {
+            tcp_exchange(*port);
+        }
+        for path in ["/ok", "/down"] {
+            get(&format!("http://127.0.0.1:{}{path}", p[4]), &[]).await;
+        }
+    }
+    for (name, lines) in [
+        ("tcp", 1),
+        ("down", 1),
+        ("nochain", 1),
+        ("rbac", 1),
+        ("http", 2),
+    ] {
+        let read = |dir: &Path| -> Vec<String> {
+            sorted(
+                read_lines(&dir.join(format!("{name}.log")), lines)
+                    .iter()
+                    .map(|l| mask_last_port(l))
+                    .collect(),
+            )
+        };
+        let theirs = read(&envoy_dir);
+        assert_eq!(theirs.len(), lines, "{name}: {theirs:#?}");
+        assert_eq!(read(&our_dir), theirs, "{name}");
+    }
+    drop(envoy);
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -166,7 +166,10 @@ fn injected_bootstrap_is_valid() {
     assert_eq!(sidecar["startupProbe"]["httpGet"]["port"], 15021);
     assert_eq!(sidecar["securityContext"]["runAsUser"], 1337);
     assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
-    assert!(bootstrap.contains("SERVICE_ACCOUNT: web}"), "{bootstrap}");
+    assert!(
+        bootstrap.contains("SERVICE_ACCOUNT: web, OUTRIGGER_ISTIO_STATS: true}"),
+        "{bootstrap}"
+    );
 }
 
 /// kubernetes-validate --strict accepts every inject output and every manifest of deploy/kubernetes/.

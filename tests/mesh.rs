@@ -83,6 +83,121 @@ fn apps_reach_pod_b_over_mtls(mesh: &Mesh) {
     assert!(mesh.stat(true, OUT_TCP) >= 2 && mesh.stat(false, IN_TCP) >= 2);
 }
 
+/// The series of an Istio metric on a pod's sidecar whose labels hold every one of `labels` (`key="value"`),
+/// summed; 0 when there is none.
+fn istio(mesh: &Mesh, a: bool, name: &str, labels: &[&str]) -> u64 {
+    mesh.admin(a, "/stats/prometheus")
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|k| l.contains(k)))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.trim().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+/// Istio's standard metrics (turned on by the node metadata in sidecar-mtls.yaml) after a known sequence from
+/// A's app: 3 x 200 and 1 x 404 over HTTP/1.1, a gRPC call (two unary requests and a server stream), one TCP
+/// connection. A reports as the source, B as the destination, with the SPIFFE IDs of both sides.
+fn istio_metrics_count_a_known_sequence(mesh: &Mesh) {
+    for _ in 0..3 {
+        assert_eq!(
+            mesh.curl_from_a(&[&format!("http://{B}:8080/hello")]),
+            "pod-b says hi: /hello\n"
+        );
+    }
+    let missing = mesh.curl_from_a(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{B}:8080/missing"),
+    ]);
+    assert_eq!(missing, "404");
+    let grpc = mesh.grpc.clone();
+    mesh.a
+        .exec(&["python3", &grpc, "call", &format!("{B}:9000")]);
+    let apps = mesh.apps.clone();
+    assert_eq!(
+        mesh.a
+            .exec(&["python3", &apps, "say", B, "7000", "opaque bytes"]),
+        "opaque bytes"
+    );
+
+    let (pod_a, pod_b) = (spiffe("pod-a"), spiffe("pod-b"));
+    let principal = |side: &str, id: &str| format!("{side}_principal=\"{id}\"");
+    // A, the client's sidecar: its own workload from the node metadata, the server's identity from the
+    // certificate its upstream connection verified; the client side does not know the security policy.
+    let a_labels = [
+        "reporter=\"source\"".to_string(),
+        "source_workload=\"pod-a\",source_workload_namespace=\"default\"".to_string(),
+        principal("source", &pod_a),
+        "source_app=\"pod-a\",source_version=\"v1\",source_canonical_service=\"pod-a-svc\",source_canonical_revision=\"v1\"".to_string(),
+        "destination_workload=\"unknown\",destination_workload_namespace=\"default\"".to_string(),
+        principal("destination", &pod_b),
+        "connection_security_policy=\"unknown\"".to_string(),
+    ];
+    // B, the server's sidecar: the client known by its SPIFFE ID, itself by its node metadata; mutual TLS.
+    let b_labels = [
+        "reporter=\"destination\"".to_string(),
+        "source_workload=\"unknown\",source_workload_namespace=\"default\"".to_string(),
+        principal("source", &pod_a),
+        "destination_workload=\"pod-b\",destination_workload_namespace=\"default\"".to_string(),
+        principal("destination", &pod_b),
+        "destination_canonical_service=\"pod-b-svc\"".to_string(),
+        "connection_security_policy=\"mutual_tls\"".to_string(),
+    ];
+    let service = format!("destination_service=\"{B}\"");
+    let http = |code: &str, grpc: &str, protocol: &str| {
+        [
+            format!("response_code=\"{code}\",grpc_response_status=\"{grpc}\""),
+            format!("request_protocol=\"{protocol}\",response_flags=\"-\""),
+            service.clone(),
+        ]
+    };
+    for (a, side) in [(true, &a_labels), (false, &b_labels)] {
+        let count = |name: &str, extra: &[String]| {
+            let all: Vec<&str> = side.iter().chain(extra).map(String::as_str).collect();
+            istio(mesh, a, name, &all)
+        };
+        mesh.wait_until("every request and connection is counted", || {
+            count("istio_tcp_connections_closed_total", &[]) == 1
+        });
+        assert_eq!(
+            count("istio_requests_total", &http("200", "", "http")),
+            3,
+            "{}",
+            mesh.admin(a, "/stats/prometheus")
+        );
+        assert_eq!(count("istio_requests_total", &http("404", "", "http")), 1);
+        // The gRPC call: Check (OK), Check of an unknown service (NOT_FOUND, 5), a Watch the client cancels.
+        assert_eq!(count("istio_requests_total", &http("200", "0", "grpc")), 1);
+        assert_eq!(count("istio_requests_total", &http("200", "5", "grpc")), 1);
+        let grpc = ["request_protocol=\"grpc\"".to_string()];
+        assert_eq!(count("istio_requests_total", &grpc), 3);
+        assert_eq!(count("istio_requests_total", &[]), 7, "no other series");
+        assert_eq!(
+            count(
+                "istio_request_duration_milliseconds_count",
+                &http("200", "", "http")
+            ),
+            3
+        );
+        assert_eq!(
+            count("istio_response_bytes_count", &http("404", "", "http")),
+            1
+        );
+        // Wire bytes: more than the body ("pod-b says hi: /hello\n" is 22 bytes).
+        assert!(count("istio_response_bytes_sum", &http("200", "", "http")) > 3 * 22);
+        let tcp = ["request_protocol=\"tcp\",response_flags=\"-\"".to_string()];
+        assert_eq!(count("istio_tcp_connections_opened_total", &tcp), 1);
+        assert_eq!(count("istio_tcp_sent_bytes_total", &tcp), 12);
+        assert_eq!(count("istio_tcp_received_bytes_total", &tcp), 12);
+        assert_eq!(
+            istio(mesh, a, "outrigger_istio_label_sets_overflow_total", &[]),
+            0
+        );
+    }
+}
+
 #[test]
 fn apps_talk_through_both_sidecars_without_knowing() {
     if !can_run() {
@@ -90,6 +205,7 @@ fn apps_talk_through_both_sidecars_without_knowing() {
     }
     let mut mesh = Mesh::start(Sidecars::Files);
     let url = format!("http://{B}:8080/hello");
+    istio_metrics_count_a_known_sequence(&mesh);
     apps_reach_pod_b_over_mtls(&mesh);
 
     // STRICT: a plaintext connection to B's app that bypasses A's sidecar (UID 1337 is not redirected) is

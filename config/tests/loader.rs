@@ -134,14 +134,17 @@ fn unsupported_fields_name_themselves_and_ignorable_ones_warn() {
             && e.contains("does not implement")
     ));
 
-    let with_access_log = HTTP_LISTENER.replace("    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}\n",
-        "    address: {socket_address: {address: 127.0.0.1, port_value: 18080}}\n    access_log: [{name: a, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}]\n");
-    let loaded = load_bytes(with_access_log.as_bytes(), Format::Yaml).unwrap();
+    // A field not acted on yet is accepted with a warning naming it.
+    let with_ipv4_compat = HTTP_LISTENER.replace(
+        "{address: 127.0.0.1, port_value: 18080}",
+        "{address: 127.0.0.1, port_value: 18080, ipv4_compat: true}",
+    );
+    let loaded = load_bytes(with_ipv4_compat.as_bytes(), Format::Yaml).unwrap();
     let warning = loaded.warnings.iter().next().unwrap();
     assert_eq!(warning.severity, Severity::Warning);
     assert_eq!(
         warning.path.as_str(),
-        "static_resources.listeners[0].access_log"
+        "static_resources.listeners[0].address.socket_address.ipv4_compat"
     );
 }
 

@@ -77,6 +77,8 @@ pub struct Connection {
     pub buffer_limit: u32,
     /// The listener's drain: the proxy's, or the listener's own when an update removes or replaces it.
     pub drain: crate::drain::Drain,
+    /// Istio's metrics for this connection's requests, when they are on.
+    pub istio: Option<Arc<crate::metrics::istio::ConnectionLabels>>,
 }
 
 /// Every HCM config of a snapshot at run time, keyed by the config's address (each is one `Arc` in the

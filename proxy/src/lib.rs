@@ -184,7 +184,8 @@ impl Proxy {
         // A listener waiting for SDS secrets is not given here: the xDS layer (`src/xds/warming.rs`) adds it
         // once they arrive (or its initial_fetch_timeout passes).
         let tls = tls::Contexts::new(&snapshot).map_err(StartError::Tls)?;
-        let metrics = metrics::Metrics::new();
+        let mut metrics = metrics::Metrics::new();
+        metrics.enable_istio(&snapshot.node.metadata);
         let drain = drain::Drain::default();
         let mut running = listener::Running::default();
         let plan = running.plan(&snapshot).await?;

@@ -1,6 +1,7 @@
 //! Listeners: bind, accept, recover the original destination, detect the protocol, choose the filter chain and
 //! hand the connection to its network filter.
 
+mod access_log;
 mod original_dst;
 
 use crate::chain::{self, ConnectionFacts};
@@ -11,7 +12,7 @@ use crate::metrics::{Labels, SecurityPolicy};
 use crate::{Inputs, connection_limit, detect, http, log_limit, metrics, rbac, tcp, tls};
 use outrigger_config::Snapshot;
 use outrigger_config::model::Listener as ListenerConfig;
-use outrigger_config::model::listener::{ListenerFilter, NetworkFilter};
+use outrigger_config::model::listener::{ListenerFilter, NetworkFilter, TrafficDirection};
 use outrigger_config::model::tls::DownstreamTls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -342,6 +343,8 @@ async fn serve_connection(
     } else {
         accepting.clone()
     };
+    // Written when this function returns, whichever way the connection ends.
+    let log = access_log::ListenerLog::start(&listener, peer, destination);
     let filters =
         |f| listener.listener_filters.contains(&f) || accepting.listener_filters.contains(&f);
     let (tls, http_inspect) = (
@@ -380,6 +383,9 @@ async fn serve_connection(
         }
     }
     let Some(chain) = chain::select(&listener, &facts) else {
+        if let Some(log) = &log {
+            log.no_filter_chain();
+        }
         refuse_unmatched(&stream, &listener, &facts, inputs, labels).await;
         return;
     };
@@ -416,6 +422,23 @@ async fn serve_connection(
     let mut stream = stream;
     // Slots of the connection limit filters this connection passed, given back when it ends.
     let mut admitted = Vec::new();
+    // Istio's labels that this connection decides, once (the handed-off listener's direction, else the one
+    // that accepted).
+    let istio = inputs.metrics.istio.as_ref().map(|stats| {
+        let direction = match listener.traffic_direction {
+            TrafficDirection::Unspecified => accepting.traffic_direction,
+            direction => direction,
+        };
+        Arc::new(metrics::istio::ConnectionLabels::new(
+            stats,
+            metrics::istio::Reporter::of(direction),
+            peer_identity
+                .as_deref()
+                .and_then(|p| p.uris.first())
+                .map(String::as_str),
+            session.as_ref().and_then(|s| s.local_uri.as_deref()),
+        ))
+    });
     for filter in &chain.filters {
         match filter {
             NetworkFilter::Rbac(config) => {
@@ -438,6 +461,9 @@ async fn serve_connection(
                     }
                     rbac::Decision::Denied(policy) => {
                         inputs.metrics.rbac_denied.get_or_create(&rbac_labels).inc();
+                        if let Some(log) = &log {
+                            log.denied(policy.as_deref());
+                        }
                         let principal = peer_identity
                             .as_deref()
                             .map(tls::Identity::name)
@@ -481,7 +507,8 @@ async fn serve_connection(
                 }
             }
             NetworkFilter::TcpProxy(config) => {
-                return tcp::proxy(stream, config, destination, inputs).await;
+                let notes = log.as_ref().map(|l| l.notes().clone());
+                return tcp::proxy(stream, config, destination, inputs, istio, notes).await;
             }
             NetworkFilter::HttpConnectionManager(hcm) => {
                 let connection = http::Connection {
@@ -494,6 +521,7 @@ async fn serve_connection(
                     tls: session,
                     buffer_limit: listener.per_connection_buffer_limit_bytes,
                     drain,
+                    istio,
                 };
                 let manager = generation.http.get(hcm);
                 return http::serve(stream, connection, manager, guard).await;

@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub mod istio;
 pub mod managers;
 mod resilience;
 pub mod xds;
@@ -93,6 +94,8 @@ pub struct Metrics {
     pub xds: xds::Families,
     /// The cluster and listener managers' (`cluster_manager.active_clusters`, `listener_manager.listener_added`).
     pub managers: managers::Families,
+    /// Istio's standard metrics, when the node metadata asks for them (`istio.rs`).
+    pub istio: Option<std::sync::Arc<istio::IstioStats>>,
 }
 
 impl Metrics {
@@ -302,6 +305,14 @@ impl Metrics {
         m.managers = managers::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
         m
+    }
+
+    /// Registers Istio's standard metrics when `node.metadata` has `OUTRIGGER_ISTIO_STATS: true`.
+    pub fn enable_istio(&mut self, metadata: &serde_json::Map<String, serde_json::Value>) {
+        if istio::enabled(metadata) {
+            let stats = istio::IstioStats::register(&mut self.registry, metadata);
+            self.istio = Some(std::sync::Arc::new(stats));
+        }
     }
 
     /// Counts a failed handshake; `labels` name the listener or the cluster.

@@ -5,8 +5,10 @@ use crate::access_log::record::Record;
 use crate::access_log::{Loggers, Notes};
 use crate::io::Stream;
 use crate::metrics;
+use crate::metrics::istio::{ConnectionLabels, TcpReport};
 use crate::tls::Alpn;
 use crate::upstream::Outcome;
+use crate::upstream::UpstreamConnection;
 use outrigger_config::model::listener::{TcpProxy, TcpTarget};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,29 +22,46 @@ pub async fn proxy(
     config: &TcpProxy,
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
+    istio: Option<Arc<ConnectionLabels>>,
+    listener_notes: Option<Notes>,
 ) {
-    if config.access_log.is_empty() {
-        return forward(downstream, config, destination, inputs, None).await;
+    if config.access_log.is_empty() && istio.is_none() && listener_notes.is_none() {
+        return forward(downstream, config, destination, inputs, None, None).await;
     }
-    // Only with an access log: the connection's record, written when it closes.
+    // Only with an access log, Istio's metrics or the listener's access log: the connection's record, read
+    // when it closes (the listener's, when it has one: Envoy's listener log shows what tcp_proxy filled in).
     let loggers = Loggers::new(&config.access_log);
-    let local = downstream.tcp().local_addr().ok();
-    let remote = downstream.tcp().peer_addr().ok();
-    let notes = Notes::start(Record {
-        start: Some(std::time::SystemTime::now()),
-        downstream_remote: remote,
-        downstream_local: if own_destination(destination, local) {
-            local
-        } else {
-            Some(destination)
-        },
-        ..Record::default()
+    let notes = listener_notes.unwrap_or_else(|| {
+        let local = downstream.tcp().local_addr().ok();
+        let remote = downstream.tcp().peer_addr().ok();
+        Notes::start(Record {
+            start: Some(std::time::SystemTime::now()),
+            downstream_remote: remote,
+            downstream_local: if own_destination(destination, local) {
+                local
+            } else {
+                Some(destination)
+            },
+            ..Record::default()
+        })
     });
-    forward(downstream, config, destination, inputs, Some(&notes)).await;
+    let mut report = istio.map(TcpReport::new);
+    forward(
+        downstream,
+        config,
+        destination,
+        inputs,
+        Some(&notes),
+        report.as_mut(),
+    )
+    .await;
     let elapsed = notes.elapsed();
     notes.with(|r| r.duration = Some(elapsed));
     let mut record = Record::default();
-    notes.with(|r| record = std::mem::take(r));
+    notes.with(|r| record = r.clone());
+    if let Some(report) = report {
+        report.closed(&record);
+    }
     loggers.log(&record);
 }
 
@@ -57,6 +76,7 @@ async fn forward(
     destination: SocketAddr,
     inputs: &Arc<Inputs>,
     notes: Option<&Notes>,
+    istio: Option<&mut TcpReport>,
 ) {
     let note = |change: &dyn Fn(&mut Record)| {
         if let Some(notes) = notes {
@@ -118,7 +138,8 @@ async fn forward(
                 cluster.report(address, Outcome::LocalSuccess);
                 match cluster.transport(picked.transport) {
                     None => {
-                        upstream = Some(Stream::Plain(stream));
+                        let info = UpstreamConnection::plain(&stream);
+                        upstream = Some((Stream::Plain(stream), info));
                         break;
                     }
                     Some(tls) => {
@@ -127,7 +148,8 @@ async fn forward(
                             .connect(stream, Alpn::Configured, cluster.config.connect_timeout)
                             .await
                         {
-                            upstream = Some(Stream::from(stream));
+                            let info = UpstreamConnection::tls(&stream, &tls.context);
+                            upstream = Some((Stream::from(stream), info));
                             break;
                         }
                     }
@@ -135,6 +157,8 @@ async fn forward(
             }
             Ok(Err(e)) => {
                 cluster.report(address, Outcome::ConnectFailed);
+                let reason = connect_failure_reason(&e);
+                note(&|r| r.upstream_failure = Some(reason.clone()));
                 tracing::debug!(%address, attempt, error = %e, "tcp_proxy: connect failed")
             }
             Err(_) => {
@@ -149,14 +173,20 @@ async fn forward(
             .get_or_create(&metrics::cluster(cluster_name))
             .inc();
     }
-    let Some(mut upstream) = upstream else {
-        note(&|r| r.flags.add("UF"));
+    let Some((mut upstream, info)) = upstream else {
+        // Envoy's tcp_proxy flags the last failed attempt as exceeding the retry limit, even the first.
+        note(&|r| {
+            r.flags.add("UF");
+            r.flags.add("URX");
+        });
         return;
     };
-    if let Stream::Plain(tcp) = &upstream
-        && let Ok(local) = tcp.local_addr()
-    {
-        note(&|r| r.upstream_local = Some(local));
+    note(&|r| {
+        r.upstream_local = info.0.local;
+        r.upstream_peer = Some(info.0.peer.clone());
+    });
+    if let Some(report) = istio {
+        report.connected(cluster_name, &info.0.peer);
     }
     let (sent, received) =
         copy_both_ways(&mut downstream, &mut upstream, config.idle_timeout).await;
@@ -174,6 +204,15 @@ async fn forward(
         .tcp_rx_bytes
         .get_or_create(&labels)
         .inc_by(received);
+}
+
+/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` for a failed connect, in Envoy's words (`delayed_connect_error:` and
+/// the socket error, spaces as `_`; checked with Envoy 1.40 for a refused connection).
+pub fn connect_failure_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    // Rust adds ` (os error N)` to the system's message.
+    let message = text.split(" (os error").next().unwrap_or(&text);
+    format!("delayed_connect_error:_{}", message.replace(' ', "_"))
 }
 
 fn pick_cluster(target: &TcpTarget) -> &str {

@@ -17,7 +17,7 @@ use crate::metrics::managers::Changes;
 pub use balancer::Balancer;
 pub use client::{BoxError, SendError, UpstreamBody, UpstreamClient};
 pub use outlier::Outcome;
-pub use tls_handle::UpstreamTls;
+pub use tls_handle::{UpstreamConnection, UpstreamTls};
 
 use crate::metrics::{self, ClusterStats, Metrics};
 use crate::tls;

@@ -97,6 +97,7 @@ fn file_config(pki: &Pki, a: bool) {
         ("identity", identity.display().to_string()),
         ("peer_id", spiffe(peer)),
         ("allowed_id", spiffe(peer)),
+        ("pod", me.to_string()),
     ];
     values.extend(mesh_network());
     let config = support::proxy::fill(&template("sidecar-mtls.yaml"), &values);

@@ -1,7 +1,7 @@
 """Plain apps for the two-pod namespace test: they know nothing about the mesh.
 
     pod_apps.py http PORT     HTTP/1.1 server answering "pod-b says hi: <path>" (on /whoami: the caller's
-                              identity from x-forwarded-client-cert, as the inbound sidecar passed it)
+                              identity from x-forwarded-client-cert, as the inbound sidecar passed it; /missing: 404)
     pod_apps.py echo PORT     TCP echo server
     pod_apps.py greet PORT    server that speaks first ("220 pod-b ready\\r\\n"), like SMTP or MySQL
     pod_apps.py ask HOST PORT client for `greet`: prints the greeting it receives
@@ -24,7 +24,8 @@ class Hello(http.server.BaseHTTPRequestHandler):
             body = f"{self.headers.get('x-forwarded-client-cert')}\n".encode()
         else:
             body = f"pod-b says hi: {self.path}\n".encode()
-        self.send_response(200)
+        # /missing answers 404 (the Istio metrics test counts it).
+        self.send_response(404 if self.path == "/missing" else 200)
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
         self.end_headers()

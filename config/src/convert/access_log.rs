@@ -105,27 +105,22 @@ fn text_format(text: &str, at: &Path, out: &mut Out) -> Option<Format> {
     parse(text, at, out).map(Format::Text)
 }
 
-/// A format string's pieces; an operator Outrigger accepts but does not fill yet in HTTP logs earns a warning
-/// (a log line cannot change traffic), so a difference from Envoy's line is never silent.
+/// A format string's pieces; an operator Outrigger fills only in part earns a warning (a log line cannot change
+/// traffic), so a difference from Envoy's line is never silent.
 fn parse(text: &str, at: &Path, out: &mut Out) -> Option<Vec<Piece>> {
     use crate::model::access_log::Command as C;
     match format::parse(text) {
         Ok(pieces) => {
-            for piece in &pieces {
-                if let Piece::Operator(operator) = piece {
-                    let what = match operator.command {
-                        C::UpstreamLocalAddress => "UPSTREAM_LOCAL_ADDRESS",
-                        C::UpstreamTransportFailureReason => "UPSTREAM_TRANSPORT_FAILURE_REASON",
-                        _ => continue,
-                    };
-                    out.warning(
-                        at,
-                        format!(
-                            "%{what}% is written as `-` in HTTP access logs (not filled yet; Envoy writes the \
-                             upstream connection's value)"
-                        ),
-                    );
-                }
+            let partial = pieces.iter().any(|piece| {
+                matches!(piece, Piece::Operator(o) if o.command == C::UpstreamTransportFailureReason)
+            });
+            if partial {
+                out.warning(
+                    at,
+                    "%UPSTREAM_TRANSPORT_FAILURE_REASON% is written for a refused or failed connect as Envoy \
+                     writes it, but as `-` after a failed upstream TLS handshake (Envoy writes BoringSSL's error \
+                     text there)",
+                );
             }
             Some(pieces)
         }

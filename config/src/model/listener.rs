@@ -30,7 +30,8 @@ pub struct Listener {
     pub per_connection_buffer_limit_bytes: u32,
     pub filter_chains: Vec<FilterChain>,
     pub default_filter_chain: Option<FilterChain>,
-    /// `access_log`: a line for each connection no filter chain takes (flag `NR`), as Envoy writes them.
+    /// `access_log`: a line for every connection when it closes (`NR` when no filter chain takes it), as Envoy
+    /// writes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access_log: Vec<super::access_log::AccessLog>,
     /// `ignore_global_conn_limit`: the overload manager's `global_downstream_max_connections` neither counts

@@ -2,6 +2,7 @@
 //! sent, trailers, and the end of the stream, when the line is written).
 
 use super::{Loggers, Notes};
+use crate::metrics::istio::ConnectionLabels;
 use crate::upstream::{BoxError, UpstreamBody};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -101,6 +102,7 @@ pin_project! {
 struct Pending {
     notes: Notes,
     loggers: Arc<Loggers>,
+    istio: Option<Arc<ConnectionLabels>>,
     sent: u64,
     trailers: Option<http::HeaderMap>,
     headers_at: std::time::Duration,
@@ -116,12 +118,21 @@ impl Pending {
         if record.response_duration.is_some() {
             record.response_tx_duration = Some(duration.saturating_sub(self.headers_at));
         }
+        if let Some(istio) = &self.istio {
+            crate::metrics::istio::report(istio, &record);
+        }
         self.loggers.log(&record);
     }
 }
 
 /// `body`, writing the record's line once it has been sent (or the stream is gone).
-pub fn finish_response<B>(body: B, notes: Notes, loggers: Arc<Loggers>) -> LoggedBody<B> {
+/// With `istio`, the request is counted in Istio's metrics then too.
+pub fn finish_response<B>(
+    body: B,
+    notes: Notes,
+    loggers: Arc<Loggers>,
+    istio: Option<Arc<ConnectionLabels>>,
+) -> LoggedBody<B> {
     let headers_at = notes.elapsed();
     LoggedBody {
         inner: LoggedResponse {
@@ -129,6 +140,7 @@ pub fn finish_response<B>(body: B, notes: Notes, loggers: Arc<Loggers>) -> Logge
             pending: Some(Pending {
                 notes,
                 loggers,
+                istio,
                 sent: 0,
                 trailers: None,
                 headers_at,

@@ -97,7 +97,7 @@ impl Flags {
 pub struct Details(pub &'static str);
 
 /// One request or connection, as the access log sees it at the end.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Record {
     pub start: Option<SystemTime>,
     /// `HTTP/1.1`, `HTTP/2`; none for TCP.
@@ -122,6 +122,8 @@ pub struct Record {
     pub upstream_cluster: Option<String>,
     pub upstream_local: Option<SocketAddr>,
     pub upstream_failure: Option<String>,
+    /// The SPIFFE IDs of the upstream connection's two sides (Istio's metrics read them).
+    pub upstream_peer: Option<crate::metrics::istio::UpstreamPeer>,
     pub attempts: Option<u32>,
     pub downstream_remote: Option<SocketAddr>,
     pub downstream_local: Option<SocketAddr>,

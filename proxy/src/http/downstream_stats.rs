@@ -128,6 +128,14 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         .copied()
         .unwrap_or_default();
     let upstream = response.extensions().get::<UpstreamHost>().map(|h| h.0);
+    let connection = response
+        .extensions()
+        .get::<crate::upstream::UpstreamConnection>()
+        .cloned();
+    let transport_failure = response
+        .extensions()
+        .get::<super::failure::TransportFailure>()
+        .map(|f| f.0);
     let attempts = response.extensions().get::<Attempts>().map(|a| a.0);
     let reset = response.extensions().get::<ResetStream>().is_some();
     let known = response
@@ -138,6 +146,13 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         r.response_code = if reset { 0 } else { response.status().as_u16() };
         r.response_headers = Some(response.headers().clone());
         r.flags.0 |= flags.0;
+        if let Some(why) = transport_failure {
+            r.upstream_failure = Some(why.to_string());
+        }
+        if let Some(c) = connection {
+            r.upstream_local = c.0.local;
+            r.upstream_peer = Some(c.0.peer.clone());
+        }
         if let Some(host) = upstream {
             r.upstream_host = Some(host);
             r.response_duration = Some(elapsed);
@@ -204,7 +219,8 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let http1 = request.version() < http::Version::HTTP_2;
-        let logged = (!self.access_logs.is_empty()).then(|| {
+        let istio = self.connection.istio.clone();
+        let logged = (!self.access_logs.is_empty() || istio.is_some()).then(|| {
             let notes = Notes::start(start_record(&self.connection, request.version()));
             request.extensions_mut().insert(notes.clone());
             (notes, self.access_logs.clone())
@@ -254,7 +270,7 @@ where
                 None => response,
                 Some((notes, loggers)) => {
                     note_response(&notes, &response, notes.elapsed());
-                    response.map(|body| finish_response(body, notes, loggers).boxed())
+                    response.map(|body| finish_response(body, notes, loggers, istio).boxed())
                 }
             })
         })

@@ -97,6 +97,12 @@ impl Failure {
                 response
                     .extensions_mut()
                     .insert(crate::access_log::record::Details(details));
+                if !timed_out && detail.to_ascii_lowercase().contains("connection refused") {
+                    // `%UPSTREAM_TRANSPORT_FAILURE_REASON%`, as Envoy 1.40 writes it.
+                    response.extensions_mut().insert(TransportFailure(
+                        "delayed_connect_error:_Connection_refused",
+                    ));
+                }
                 response
             }
             Failure::Reset { host, detail, .. } => {
@@ -115,3 +121,7 @@ impl Failure {
         }
     }
 }
+
+/// Why the upstream connection failed, for `%UPSTREAM_TRANSPORT_FAILURE_REASON%` (a response extension).
+#[derive(Clone, Copy, Debug)]
+pub struct TransportFailure(pub &'static str);

@@ -180,6 +180,8 @@ pub struct ClientConfigs {
     configured: Arc<ClientConfig>,
     http1: Arc<ClientConfig>,
     http2: Arc<ClientConfig>,
+    /// The URI SAN of the client certificate, when there is one (Istio's `source_principal`).
+    local_uri: Option<Arc<str>>,
 }
 
 /// A client-side context (a cluster's `UpstreamTlsContext`).
@@ -215,6 +217,11 @@ impl ClientTls {
     /// As [`ServerTls::prepare`].
     pub fn prepare(&self, secrets: &Secrets) -> Result<Option<Prepared<ClientConfigs>>, String> {
         self.current.prepare(secrets.resolve(&self.config.common)?)
+    }
+
+    /// The SPIFFE ID of the client certificate in force, when it has one.
+    pub fn local_uri(&self) -> Option<Arc<str>> {
+        self.current.get()?.local_uri.clone()
     }
 
     pub fn commit(&self, prepared: Prepared<ClientConfigs>) {
@@ -271,7 +278,13 @@ fn client_configs(
             configured.clone()
         }
     };
+    let local_uri = material
+        .chain
+        .as_ref()
+        .and_then(|certified| Identity::from_chain(&certified.cert))
+        .and_then(|i| i.uris.first().map(|u| Arc::from(u.as_str())));
     Ok(ClientConfigs {
+        local_uri,
         configured: build(configured.clone())?,
         http1: build(or("http/1.1"))?,
         http2: build(or("h2"))?,

@@ -11,7 +11,7 @@
 use super::breaker::{Breaker, Permit};
 use super::destinations::{DestinationConnection, Destinations};
 use super::h2_idle::{self, Activity, OpenStream};
-use super::{Picked, UpstreamTls};
+use super::{Picked, UpstreamConnection, UpstreamTls};
 use crate::io::Stream;
 use crate::tls::Alpn;
 use bytes::Bytes;
@@ -136,6 +136,7 @@ impl Transport {
 struct H2Connection {
     sender: SendRequest<UpstreamBody>,
     activity: Arc<Activity>,
+    info: UpstreamConnection,
 }
 
 impl UpstreamClient {
@@ -279,6 +280,7 @@ impl UpstreamClient {
         let H2Connection {
             mut sender,
             activity,
+            mut info,
         } = h2_connection(transport, endpoint, None).await?;
         let mut stream = activity.stream();
         let usable = match stream {
@@ -291,6 +293,7 @@ impl UpstreamClient {
             drop(stream);
             let connection = h2_connection(transport, endpoint, Some(&activity)).await?;
             sender = connection.sender;
+            info = connection.info;
             stream = connection.activity.stream();
             sender
                 .ready()
@@ -302,10 +305,11 @@ impl UpstreamClient {
                 "the new h2 connection to {endpoint} closed at once"
             ))
         })?;
-        let response = sender
+        let mut response = sender
             .send_request(request)
             .await
             .map_err(|e| SendError::Reset(error_chain(&e)))?;
+        response.extensions_mut().insert(info);
         Ok((response, stream))
     }
 }
@@ -387,17 +391,22 @@ impl H2Connector {
             &self.active,
             self.destinations.as_ref().map(|d| d.connected(endpoint)),
         );
-        let stream = match &self.tls {
-            None => Stream::Plain(stream),
+        let (stream, info) = match &self.tls {
+            None => {
+                let info = UpstreamConnection::plain(&stream);
+                (Stream::Plain(stream), info)
+            }
             Some(tls) => {
                 let left = self.connect_timeout.saturating_sub(started.elapsed());
-                Stream::from(tls.connect(stream, Alpn::Http2, left).await.map_err(|e| {
+                let stream = tls.connect(stream, Alpn::Http2, left).await.map_err(|e| {
                     if e.error.kind() == std::io::ErrorKind::TimedOut {
                         SendError::ConnectTimeout(format!("TLS with {endpoint}: {e}"))
                     } else {
                         SendError::Connect(e.to_string())
                     }
-                })?)
+                })?;
+                let info = UpstreamConnection::tls(&stream, &tls.context);
+                (Stream::from(stream), info)
             }
         };
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
@@ -438,7 +447,11 @@ impl H2Connector {
             drop(active);
             drop(permit);
         });
-        Ok(H2Connection { sender, activity })
+        Ok(H2Connection {
+            sender,
+            activity,
+            info,
+        })
     }
 }
 
@@ -515,14 +528,20 @@ impl tower_service::Service<Uri> for Connector {
             connections.inc();
             let host = destinations.zip(endpoint).map(|(d, e)| d.connected(e));
             let active = ActiveConnection::new(&active, host);
-            let stream = match tls {
-                None => Stream::Plain(tcp),
+            let (stream, info) = match tls {
+                None => {
+                    let info = UpstreamConnection::plain(&tcp);
+                    (Stream::Plain(tcp), info)
+                }
                 Some(tls) => {
                     let left = timeout.saturating_sub(started.elapsed());
-                    Stream::from(tls.connect(tcp, Alpn::Http1, left).await?)
+                    let stream = tls.connect(tcp, Alpn::Http1, left).await?;
+                    let info = UpstreamConnection::tls(&stream, &tls.context);
+                    (Stream::from(stream), info)
                 }
             };
             Ok(Connected {
+                info,
                 io: TokioIo::new(stream),
                 _permit: permit,
                 _active: active,
@@ -536,6 +555,8 @@ pin_project_lite::pin_project! {
     struct Connected {
         #[pin]
         io: TokioIo<Stream>,
+        // Put in each response's extensions by hyper's pool.
+        info: UpstreamConnection,
         // The connection's place under `max_connections`, given back when it closes.
         _permit: Permit,
         _active: ActiveConnection,
@@ -544,7 +565,7 @@ pin_project_lite::pin_project! {
 
 impl Connection for Connected {
     fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        hyper_util::client::legacy::connect::Connected::new()
+        hyper_util::client::legacy::connect::Connected::new().extra(self.info.clone())
     }
 }
 

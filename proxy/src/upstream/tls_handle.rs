@@ -27,6 +27,44 @@ pub struct HandshakeError {
     pub error: std::io::Error,
 }
 
+/// What an upstream connection showed: its local address and, over TLS, the identities of both sides. Every
+/// response that came over it carries it (for `%UPSTREAM_LOCAL_ADDRESS%` and Istio's principals).
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamConnection(pub Arc<ConnectionInfo>);
+
+#[derive(Debug, Default)]
+pub struct ConnectionInfo {
+    pub local: Option<SocketAddr>,
+    pub peer: crate::metrics::istio::UpstreamPeer,
+}
+
+impl UpstreamConnection {
+    /// A plaintext connection's.
+    pub fn plain(stream: &TcpStream) -> Self {
+        UpstreamConnection(Arc::new(ConnectionInfo {
+            local: stream.local_addr().ok(),
+            peer: Default::default(),
+        }))
+    }
+
+    /// A TLS connection's, with the SPIFFE IDs of both certificates.
+    pub fn tls(stream: &tokio_rustls::client::TlsStream<TcpStream>, context: &ClientTls) -> Self {
+        let (tcp, session) = stream.get_ref();
+        let peer_uri = session
+            .peer_certificates()
+            .and_then(tls::Identity::from_chain)
+            .and_then(|i| i.uris.into_iter().next())
+            .map(Arc::from);
+        UpstreamConnection(Arc::new(ConnectionInfo {
+            local: tcp.local_addr().ok(),
+            peer: crate::metrics::istio::UpstreamPeer {
+                local_uri: context.local_uri(),
+                peer_uri,
+            },
+        }))
+    }
+}
+
 impl UpstreamTls {
     pub async fn connect(
         &self,

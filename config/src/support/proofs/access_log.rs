@@ -4,7 +4,7 @@
 //! configuration and requests; the loader test reads each field into the model; the filter test decides as
 //! Envoy's filters do.
 
-use super::Proof::{self, NotYet, Tests};
+use super::Proof::{self, Tests};
 use super::cited::*;
 
 pub(super) const PROOFS: &[(&str, Proof)] = &[
@@ -18,7 +18,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.listener.v3.Listener.access_log",
-        NotYet("the listener's own line for a connection no filter chain takes"),
+        Tests(&[AL_LISTENER]),
     ),
     (
         "envoy.config.accesslog.v3.AccessLog.name",

@@ -329,3 +329,6 @@ pub(super) const ENVOY_HTTP_RBAC: &str =
     "tests/envoy_auth_filters.rs::http_rbac_allows_and_denies_like_envoy";
 pub(super) const ENVOY_EXT_AUTHZ_HTTP: &str =
     "tests/envoy_auth_filters.rs::ext_authz_http_service_like_envoy";
+
+// istio proofs
+pub(super) const AL_LISTENER: &str = "tests/access_log.rs::listener_access_log_lines_match_envoy";
