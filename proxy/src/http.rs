@@ -82,8 +82,12 @@ pub struct Managers {
 }
 
 impl Managers {
-    pub fn new(snapshot: &outrigger_config::Snapshot, metrics: &crate::metrics::Metrics) -> Self {
-        Self::update(snapshot, metrics, &Self::default())
+    pub fn new(
+        snapshot: &outrigger_config::Snapshot,
+        metrics: &crate::metrics::Metrics,
+        clusters: &crate::upstream::Clusters,
+    ) -> Self {
+        Self::update(snapshot, metrics, clusters, &Self::default())
     }
 
     /// The managers of `snapshot`; a connection manager config kept from `previous` (the same `Arc`, as an
@@ -91,6 +95,7 @@ impl Managers {
     pub fn update(
         snapshot: &outrigger_config::Snapshot,
         metrics: &crate::metrics::Metrics,
+        clusters: &crate::upstream::Clusters,
         previous: &Self,
     ) -> Self {
         let mut by_config = std::collections::HashMap::new();
@@ -107,13 +112,20 @@ impl Managers {
                     let key = Arc::as_ptr(hcm) as usize;
                     let manager =
                         previous.by_config.get(&key).cloned().unwrap_or_else(|| {
-                            Arc::new(ConnectionManager::new(hcm.clone(), metrics))
+                            let mut manager = ConnectionManager::new(hcm.clone(), metrics);
+                            manager.tracer = tracer(hcm, listener, snapshot, clusters);
+                            Arc::new(manager)
                         });
                     by_config.entry(key).or_insert(manager);
                 }
             }
         }
         Self { by_config }
+    }
+
+    /// Every connection manager's tracer (for `/stats`).
+    pub fn tracers(&self) -> impl Iterator<Item = &Arc<crate::trace::Tracer>> {
+        self.by_config.values().filter_map(|m| m.tracer.as_ref())
     }
 
     pub fn get(&self, hcm: &Arc<HttpConnectionManager>) -> Option<Arc<ConnectionManager>> {
@@ -130,6 +142,24 @@ impl Managers {
             if let Some(name) = manager.rds_name() {
                 manager.set_route_config(routes.get(name), metrics);
             }
+        }
+    }
+}
+
+/// The tracer of a connection manager with a `tracing` block; a collector without an address is logged and
+/// the connection manager traces nothing.
+fn tracer(
+    hcm: &HttpConnectionManager,
+    listener: &outrigger_config::model::Listener,
+    snapshot: &outrigger_config::Snapshot,
+    clusters: &crate::upstream::Clusters,
+) -> Option<Arc<crate::trace::Tracer>> {
+    let config = hcm.tracing.as_ref()?;
+    match crate::trace::Tracer::new(config, listener.traffic_direction, snapshot, clusters) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            tracing::error!(listener = %listener.name, error = %e, "tracing is off for this connection manager");
+            None
         }
     }
 }
@@ -192,6 +222,7 @@ pub async fn serve(
     let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();
     let access_logs = manager.access_logs.clone();
+    let tracer = manager.tracer.clone();
     let timed = StreamTimeout::new(
         filters,
         manager.clone(),
@@ -210,6 +241,7 @@ pub async fn serve(
         counters,
         state.clone(),
         access_logs,
+        tracer,
     );
     let service = hyper::service::service_fn(move |request| {
         let call = stack.clone().oneshot(request);

@@ -17,6 +17,7 @@ pub mod rbac;
 pub mod tcp;
 pub mod tls;
 mod token_bucket;
+pub mod trace;
 pub mod upstream;
 
 use outrigger_config::Snapshot;
@@ -186,7 +187,7 @@ impl Proxy {
             upstream::Clusters::new(std::mem::take(&mut snapshot.clusters), &tls, &metrics);
         let snapshot = Arc::new(plan.snapshot(snapshot));
         let generation = Generation {
-            http: http::Managers::new(&snapshot, &metrics),
+            http: http::Managers::new(&snapshot, &metrics, &clusters),
             network_rate_limits: network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics),
             listener_addresses: plan.addresses(),
             handoff: handoff(&snapshot),
@@ -256,7 +257,12 @@ impl Proxy {
             .await;
         let snapshot = Arc::new(plan.snapshot(next));
         let generation = Generation {
-            http: http::Managers::update(&snapshot, metrics, &previous.http),
+            http: http::Managers::update(
+                &snapshot,
+                metrics,
+                &self.inputs.clusters,
+                &previous.http,
+            ),
             network_rate_limits: network_rate_limit::NetworkRateLimits::update(
                 &snapshot,
                 metrics,

@@ -16,12 +16,24 @@ pub struct Sidecar {
 impl Sidecar {
     /// Writes `config` to `dir/name.yaml`, starts `outrigger run` on it and waits for the admin API's `/ready`.
     pub fn start(dir: &Path, name: &str, config: &str, admin: u16) -> Sidecar {
+        Self::start_with_env(dir, name, config, admin, &[])
+    }
+
+    /// `start`, with these environment variables set for the process.
+    pub fn start_with_env(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        admin: u16,
+        env: &[(&str, &str)],
+    ) -> Sidecar {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config).unwrap();
         let log = dir.join(format!("{name}.log"));
         let child = super::outrigger()
             .args(["run", "--concurrency", "1", "-c"])
             .arg(&path)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -43,6 +55,22 @@ impl Sidecar {
             std::thread::sleep(Duration::from_millis(30));
         }
         sidecar
+    }
+
+    /// Sends SIGTERM (as a platform stops a pod) and waits up to `limit` for the exit; returns whether it
+    /// exited in time.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     pub fn log_text(&self) -> String {

@@ -101,6 +101,7 @@ pin_project! {
 struct Pending {
     notes: Notes,
     loggers: Arc<Loggers>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
     sent: u64,
     trailers: Option<http::HeaderMap>,
     headers_at: std::time::Duration,
@@ -117,11 +118,19 @@ impl Pending {
             record.response_tx_duration = Some(duration.saturating_sub(self.headers_at));
         }
         self.loggers.log(&record);
+        if let Some((tracer, active)) = self.tracer.zip(record.trace.take()) {
+            tracer.finish(active, &record);
+        }
     }
 }
 
 /// `body`, writing the record's line once it has been sent (or the stream is gone).
-pub fn finish_response<B>(body: B, notes: Notes, loggers: Arc<Loggers>) -> LoggedBody<B> {
+pub fn finish_response<B>(
+    body: B,
+    notes: Notes,
+    loggers: Arc<Loggers>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
+) -> LoggedBody<B> {
     let headers_at = notes.elapsed();
     LoggedBody {
         inner: LoggedResponse {
@@ -129,6 +138,7 @@ pub fn finish_response<B>(body: B, notes: Notes, loggers: Arc<Loggers>) -> Logge
             pending: Some(Pending {
                 notes,
                 loggers,
+                tracer,
                 sent: 0,
                 trailers: None,
                 headers_at,

@@ -56,8 +56,10 @@ pub struct DownstreamStats<S> {
     counters: Arc<DownstreamCounters>,
     state: Arc<ConnectionState>,
     server: Option<HeaderValue>,
-    /// The connection manager's access logs; empty, and nothing is recorded.
+    /// The connection manager's access logs; empty (and no tracer), and nothing is recorded.
     access_logs: Arc<Loggers>,
+    /// The connection manager's tracer: a sampled request's span is built from the same record.
+    tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl<S> DownstreamStats<S> {
@@ -67,6 +69,7 @@ impl<S> DownstreamStats<S> {
         counters: Arc<DownstreamCounters>,
         state: Arc<ConnectionState>,
         access_logs: Arc<Loggers>,
+        tracer: Option<Arc<crate::trace::Tracer>>,
     ) -> Self {
         let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
         Self {
@@ -76,6 +79,7 @@ impl<S> DownstreamStats<S> {
             state,
             server,
             access_logs,
+            tracer,
         }
     }
 }
@@ -185,10 +189,10 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let http1 = request.version() < http::Version::HTTP_2;
-        let logged = (!self.access_logs.is_empty()).then(|| {
+        let logged = (!self.access_logs.is_empty() || self.tracer.is_some()).then(|| {
             let notes = Notes::start(start_record(&self.connection, request.version()));
             request.extensions_mut().insert(notes.clone());
-            (notes, self.access_logs.clone())
+            (notes, self.access_logs.clone(), self.tracer.clone())
         });
         self.state.stream_started(request.version());
         let open = OpenStream::new(self.state.clone());
@@ -222,9 +226,9 @@ where
             let response = response.map(|body| stream_guard::guard(body, open));
             Ok(match logged {
                 None => response,
-                Some((notes, loggers)) => {
+                Some((notes, loggers, tracer)) => {
                     note_response(&notes, &response, notes.elapsed());
-                    response.map(|body| finish_response(body, notes, loggers).boxed())
+                    response.map(|body| finish_response(body, notes, loggers, tracer).boxed())
                 }
             })
         })

@@ -1,0 +1,540 @@
+//! Distributed tracing (the HCM `tracing` block) with real collectors and real Envoy 1.40:
+//! - spans as Envoy names and tags them, their kinds and parents, read back exactly from our OTLP receiver;
+//! - one trace across Envoy (in front, its OpenTelemetry tracer) and Outrigger behind it, W3C and B3 (Envoy's
+//!   Zipkin tracer), the backend seeing Outrigger's span as its parent; Envoy's span and ours carry the same
+//!   tag names;
+//! - sampling at 0 %: the same requests through Envoy and Outrigger trace the same ones and propagate the same
+//!   decision;
+//! - a collector that is down costs no request, and spans still queued at SIGTERM are exported before exit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+#[path = "tracing/receivers.rs"]
+mod receivers;
+
+use receivers::{OtlpReceiver, Span, ZipkinReceiver};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::backend::Backend;
+use support::client::get;
+use support::envoy::Envoy;
+use support::sidecar::Sidecar;
+use support::tcp::free_port;
+
+/// Our exporter's flush interval in these tests (Envoy's: its runtime keys, in `ENVOY_RUNTIME`).
+const FAST_FLUSH: (&str, &str) = ("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS", "100");
+
+/// Envoy flushes spans every 5 s or at 5 spans by default; its runtime makes it flush at once.
+const ENVOY_RUNTIME: &str = r#"
+layered_runtime:
+  layers:
+  - name: static
+    static_layer:
+      tracing.opentelemetry.flush_interval_ms: 100
+      tracing.opentelemetry.min_flush_spans: 1
+      tracing.zipkin.flush_interval_ms: 100
+      tracing.zipkin.min_flush_spans: 1
+"#;
+
+/// One listener with a connection manager whose `tracing` block is `{tracing}`, routing everything to the
+/// cluster `next`; `otel` and `zipkin` are the collectors.
+const CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+node: {id: {node}, cluster: {node}-cluster, locality: {zone: zone-1}}
+static_resources:
+  listeners:
+  - name: {direction}
+    address: {socket_address: {address: 127.0.0.1, port_value: {port}}}
+    traffic_direction: {direction}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: traced
+          tracing: {tracing}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: next}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: next
+    connect_timeout: 1s
+    load_assignment: {cluster_name: next, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {next}}}}}]}]}
+  - name: otel
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment: {cluster_name: otel, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {otel}}}}}]}]}
+  - name: zipkin
+    connect_timeout: 1s
+    load_assignment: {cluster_name: zipkin, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {zipkin}}}}}]}]}
+"#;
+
+fn otel_tracing(service: &str, extra: &str) -> String {
+    format!(
+        "{{{extra} provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, grpc_service: {{envoy_grpc: \
+         {{cluster_name: otel}}}}, service_name: {service}}}}}}}"
+    )
+}
+
+fn zipkin_tracing(extra: &str, zipkin_extra: &str) -> String {
+    format!(
+        "{{{extra} provider: {{name: envoy.tracers.zipkin, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.ZipkinConfig, collector_cluster: zipkin, \
+         collector_endpoint: /api/v2/spans, collector_endpoint_version: HTTP_JSON{zipkin_extra}}}}}}}"
+    )
+}
+
+struct Listener {
+    admin: u16,
+    port: u16,
+}
+
+fn listener() -> Listener {
+    Listener {
+        admin: free_port(),
+        port: free_port(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config(
+    l: &Listener,
+    node: &str,
+    direction: &str,
+    tracing: &str,
+    next: u16,
+    otel: u16,
+    zipkin: u16,
+) -> String {
+    CONFIG
+        .replace("{admin}", &l.admin.to_string())
+        .replace("{port}", &l.port.to_string())
+        .replace("{node}", node)
+        .replace("{direction}", direction)
+        .replace("{tracing}", tracing)
+        .replace("{next}", &next.to_string())
+        .replace("{otel}", &otel.to_string())
+        .replace("{zipkin}", &zipkin.to_string())
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("outrigger-tracing-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_envoy(envoy: &Path, dir: &Path, config: &str, port: u16) -> Envoy {
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, format!("{config}{ENVOY_RUNTIME}")).unwrap();
+    let mut envoy = Envoy::start(envoy, &path);
+    envoy.wait_for_port(port);
+    envoy
+}
+
+fn url(l: &Listener, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", l.port)
+}
+
+/// The headers the backend received, from its JSON answer.
+fn seen(reply: &support::client::Reply, name: &str) -> Option<String> {
+    reply.json()["headers"][name].as_str().map(String::from)
+}
+
+/// `00-<trace>-<parent>-<flags>` -> (trace, parent, flags).
+fn traceparent(value: &str) -> (String, String, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    (parts[1].into(), parts[2].into(), parts[3].into())
+}
+
+fn one<'a>(spans: &'a [Span], what: &str, pick: impl Fn(&Span) -> bool) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| pick(s)).collect();
+    assert_eq!(found.len(), 1, "{what}: {spans:#?}");
+    found[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_named_tagged_and_parented_like_envoys() {
+    let backend = Backend::start("b").await;
+    let receiver = OtlpReceiver::start().await;
+    let dir = dir("tags");
+    let tags = "max_path_tag_length: 12, custom_tags: [{tag: team, literal: {value: payments}}, \
+                {tag: from-env, environment: {name: OUTRIGGER_TRACING_TEST_UNSET, default_value: none}}, \
+                {tag: tenant, request_header: {name: x-tenant, default_value: unknown}}],";
+    let ingress = listener();
+    let _ingress = Sidecar::start_with_env(
+        &dir,
+        "ingress",
+        &config(
+            &ingress,
+            "node-a",
+            "INBOUND",
+            &otel_tracing("outrigger-in", tags),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        ingress.admin,
+        &[FAST_FLUSH],
+    );
+    assert!(
+        !_ingress.log_text().contains("WARN"),
+        "no warning for tracing:\n{}",
+        _ingress.log_text()
+    );
+    let egress = listener();
+    let _egress = Sidecar::start_with_env(
+        &dir,
+        "egress",
+        &config(
+            &egress,
+            "node-b",
+            "OUTBOUND",
+            &otel_tracing("outrigger-out", "spawn_upstream_span: true,"),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        egress.admin,
+        &[FAST_FLUSH],
+    );
+
+    // An incoming sampled context: our span continues it, and the backend sees our span as its parent.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let reply = get(
+        &url(&ingress, "/ok/a/long/path?q=1"),
+        &[
+            ("traceparent", &format!("00-{trace}-{caller}-01")),
+            ("tracestate", "vendor=x"),
+            ("x-tenant", "acme"),
+            ("host", "svc.test"),
+            ("x-request-id", "0000270f-aaaa-4bbb-8ccc-000000000001"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let (seen_trace, seen_parent, flags) = traceparent(&seen(&reply, "traceparent").unwrap());
+    assert_eq!((seen_trace.as_str(), flags.as_str()), (trace, "01"));
+    assert_eq!(seen(&reply, "tracestate").as_deref(), Some("vendor=x"));
+    // The decision (100 % random sampling) is packed into the request id the backend sees.
+    assert_eq!(
+        seen(&reply, "x-request-id").as_deref(),
+        Some("0000270f-aaaa-9bbb-8ccc-000000000001")
+    );
+    // A 5xx marks the span as an error.
+    let failed = get(&url(&ingress, "/status/503"), &[("host", "svc.test")]).await;
+    assert_eq!(failed.status, 503);
+    // Egress with spawn_upstream_span: a CLIENT span for the request, and a CLIENT child for the upstream call
+    // whose id the backend sees.
+    let out = get(&url(&egress, "/out"), &[("host", "svc.test")]).await;
+    assert_eq!(out.status, 200);
+    let (out_trace, out_parent, _) = traceparent(&seen(&out, "traceparent").unwrap());
+
+    let spans = receiver.wait_for(4).await;
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let ok = one(&spans, "the /ok span", |s| {
+        s.attributes.get("http.url").is_some_and(|u| u.contains("/ok"))
+    });
+    assert_eq!(ok.service, "outrigger-in");
+    assert_eq!(ok.name, "ingress");
+    assert_eq!(ok.kind, 2, "SERVER");
+    assert_eq!(ok.trace_id, trace);
+    assert_eq!(ok.parent_id, caller);
+    assert_eq!(ok.span_id, seen_parent);
+    let a = &ok.attributes;
+    let expect = [
+        ("component", "proxy"),
+        ("node_id", "node-a"),
+        ("zone", "zone-1"),
+        ("http.method", "GET"),
+        // max_path_tag_length: 12 characters of the path.
+        ("http.url", "http://svc.test/ok/a/long/p"),
+        ("http.protocol", "HTTP/1.1"),
+        ("http.status_code", "200"),
+        ("upstream_cluster", "next"),
+        ("response_flags", "-"),
+        ("peer.address", "127.0.0.1"),
+        ("guid:x-request-id", "0000270f-aaaa-9bbb-8ccc-000000000001"),
+        ("team", "payments"),
+        ("from-env", "none"),
+        ("tenant", "acme"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
+    }
+    assert!(!a.contains_key("error") && !ok.error_status);
+    let failed = one(&spans, "the 503 span", |s| {
+        s.attributes.get("http.status_code").map(String::as_str) == Some("503")
+    });
+    assert_eq!(failed.attributes.get("error").map(String::as_str), Some("true"));
+    assert!(failed.error_status);
+    assert!(failed.parent_id.is_empty(), "a new trace has no parent");
+
+    let request = one(&spans, "the egress span", |s| s.name == "egress svc.test");
+    assert_eq!(request.kind, 3, "an egress span is CLIENT");
+    let upstream = one(&spans, "the upstream span", |s| s.name == "router next egress");
+    assert_eq!(upstream.kind, 3);
+    assert_eq!(upstream.parent_id, request.span_id);
+    assert_eq!(upstream.trace_id, out_trace);
+    assert_eq!(upstream.span_id, out_parent, "the backend's parent is the upstream span");
+    assert_eq!(upstream.service, "outrigger-out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_w3c_trace_across_envoy_and_outrigger() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let receiver = OtlpReceiver::start().await;
+    let dir = dir("w3c");
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "ours",
+            "INBOUND",
+            &otel_tracing("outrigger", ""),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let front = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(
+            &front,
+            "front",
+            "INBOUND",
+            &otel_tracing("envoy", ""),
+            ours.port,
+            receiver.address.port(),
+            1,
+        ),
+        front.port,
+    );
+    let reply = get(&url(&front, "/through"), &[("host", "svc.test")]).await;
+    assert_eq!(reply.status, 200);
+    let spans = receiver.wait_for(2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let theirs = one(&spans, "Envoy's span", |s| s.service == "envoy");
+    let mine = one(&spans, "Outrigger's span", |s| s.service == "outrigger");
+    assert_eq!(mine.trace_id, theirs.trace_id, "one trace");
+    assert_eq!(mine.parent_id, theirs.span_id, "Outrigger's span is a child of Envoy's");
+    let (trace, parent, flags) = traceparent(&seen(&reply, "traceparent").unwrap());
+    assert_eq!((trace, parent, flags), (mine.trace_id.clone(), mine.span_id.clone(), "01".to_string()));
+    // The same name, kind and tag names as Envoy's span for the same kind of listener.
+    assert_eq!(mine.name, theirs.name);
+    assert_eq!(mine.kind, theirs.kind);
+    let keys = |s: &Span| s.attributes.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(mine), keys(theirs), "\nours: {mine:#?}\nEnvoy's: {theirs:#?}");
+    for same in ["component", "http.method", "http.protocol", "http.status_code", "upstream_cluster", "response_flags", "zone"] {
+        assert_eq!(mine.attributes.get(same), theirs.attributes.get(same), "{same}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_b3_trace_across_envoy_and_outrigger() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let collector = ZipkinReceiver::start().await;
+    let dir = dir("b3");
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "ours",
+            "INBOUND",
+            &zipkin_tracing("", ", shared_span_context: false"),
+            backend.address.port(),
+            1,
+            collector.address.port(),
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let front = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(
+            &front,
+            "front",
+            "INBOUND",
+            &zipkin_tracing("", ""),
+            ours.port,
+            1,
+            collector.address.port(),
+        ),
+        front.port,
+    );
+    let reply = get(&url(&front, "/through"), &[("host", "svc.test")]).await;
+    assert_eq!(reply.status, 200);
+    let spans = collector.wait_for(2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let service = |s: &serde_json::Value| s["localEndpoint"]["serviceName"].as_str().unwrap_or("").to_string();
+    let theirs = spans.iter().find(|s| service(s) == "front-cluster").expect("Envoy's span");
+    let mine = spans.iter().find(|s| service(s) == "ours-cluster").expect("our span");
+    assert_eq!(mine["traceId"], theirs["traceId"], "one trace: {spans:#?}");
+    assert_eq!(mine["parentId"], theirs["id"], "ours is a child of Envoy's: {spans:#?}");
+    assert_eq!(mine["kind"], "SERVER");
+    assert_eq!(seen(&reply, "x-b3-traceid").as_deref(), mine["traceId"].as_str());
+    assert_eq!(seen(&reply, "x-b3-spanid").as_deref(), mine["id"].as_str());
+    assert_eq!(seen(&reply, "x-b3-parentspanid").as_deref(), theirs["id"].as_str());
+    assert_eq!(seen(&reply, "x-b3-sampled").as_deref(), Some("1"));
+}
+
+/// The request ids of the sampling comparison: the random draw (first 8 hex digits) is irrelevant at 0 %.
+const SAMPLING_CASES: &[(&str, &[(&str, &str)])] = &[
+    ("00000001-0000-4000-8000-000000000001", &[]),
+    ("00000002-0000-4000-8000-000000000002", &[("x-envoy-force-trace", "true")]),
+    ("00000003-0000-4000-8000-000000000003", &[("x-client-trace-id", "client-3")]),
+    (
+        "00000004-0000-4000-8000-000000000004",
+        &[("traceparent", "00-11111111111111111111111111111111-2222222222222222-01")],
+    ),
+    (
+        "00000005-0000-4000-8000-000000000005",
+        &[("traceparent", "00-33333333333333333333333333333333-4444444444444444-00")],
+    ),
+    // A request id that already carries a decision (`9`: sampled by a hop before).
+    ("00000006-0000-9000-8000-000000000006", &[]),
+    // Sampled by the request id, not by the caller's traceparent.
+    (
+        "00000007-0000-9000-8000-000000000007",
+        &[("traceparent", "00-55555555555555555555555555555555-6666666666666666-00")],
+    ),
+];
+
+/// For each case: (span exported, the traceparent flags and request id the backend saw).
+async fn sampling_outcome(l: &Listener, receiver: &OtlpReceiver) -> Vec<(bool, String, String)> {
+    let mut seen_by_backend = Vec::new();
+    for (id, extra) in SAMPLING_CASES {
+        let mut headers = vec![("x-request-id", *id), ("host", "svc.test")];
+        headers.extend(extra.iter().copied());
+        let reply = get(&url(l, "/s"), &headers).await;
+        assert_eq!(reply.status, 200);
+        let flags = seen(&reply, "traceparent").map(|t| traceparent(&t).2).unwrap_or_default();
+        seen_by_backend.push((flags, seen(&reply, "x-request-id").unwrap_or_default()));
+    }
+    // Let both flush (100 ms intervals), then read what arrived.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let spans = receiver.spans();
+    SAMPLING_CASES
+        .iter()
+        .zip(seen_by_backend)
+        .map(|((id, _), (flags, rid))| {
+            let prefix = &id[..8];
+            let exported = spans.iter().any(|s| {
+                s.attributes.get("guid:x-request-id").is_some_and(|g| g.starts_with(prefix))
+            });
+            (exported, flags, rid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_at_zero_traces_what_envoy_traces() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let (theirs_rx, ours_rx) = (OtlpReceiver::start().await, OtlpReceiver::start().await);
+    let dir = dir("sampling");
+    let tracing = otel_tracing("s", "random_sampling: {value: 0},");
+    let theirs = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(&theirs, "node-s", "INBOUND", &tracing, backend.address.port(), theirs_rx.address.port(), 1),
+        theirs.port,
+    );
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(&ours, "node-s", "INBOUND", &tracing, backend.address.port(), ours_rx.address.port(), 1),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let envoy_outcome = sampling_outcome(&theirs, &theirs_rx).await;
+    let our_outcome = sampling_outcome(&ours, &ours_rx).await;
+    for ((case, _), (a, b)) in SAMPLING_CASES.iter().zip(envoy_outcome.iter().zip(&our_outcome)) {
+        assert_eq!(b, a, "request {case}: outrigger {b:?}, Envoy {a:?}\nEnvoy: {envoy_outcome:#?}\nours: {our_outcome:#?}");
+    }
+    // What Envoy does, spelled out: x-client-trace-id (client_sampling 100 %) and a decision already in the
+    // request id trace; x-envoy-force-trace from an external client does not (it is removed first), and a
+    // caller's traceparent neither forces a trace (flag 01) nor is overridden when it declines (flag 00).
+    let exported: Vec<bool> = our_outcome.iter().map(|o| o.0).collect();
+    assert_eq!(exported, [false, false, true, false, false, true, false]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_exported() {
+    let backend = Backend::start("b").await;
+    let collector_port = free_port();
+    let dir = dir("drain");
+    let l = listener();
+    // A long flush interval: spans leave in batches of 5 or at exit.
+    let mut ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(&l, "node-d", "INBOUND", &otel_tracing("drain", ""), backend.address.port(), collector_port, 1),
+        l.admin,
+        &[("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS", "600000")],
+    );
+    // Nothing listens on the collector's port: every request is served, none waits on the exporter.
+    let started = Instant::now();
+    for i in 0..40 {
+        let reply = get(&url(&l, &format!("/down/{i}")), &[]).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "40 requests took {:?} with the collector down",
+        started.elapsed()
+    );
+    // The collector comes up; two more requests stay queued (fewer than a batch, long interval).
+    let receiver = OtlpReceiver::start_on(collector_port).await;
+    for path in ["/queued/1", "/queued/2"] {
+        assert_eq!(get(&url(&l, path), &[]).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued = |spans: &[Span]| {
+        spans
+            .iter()
+            .filter_map(|s| s.attributes.get("http.url"))
+            .filter(|u| u.contains("/queued/"))
+            .count()
+    };
+    assert_eq!(queued(&receiver.spans()), 0, "not exported before exit");
+    assert!(ours.terminate(Duration::from_secs(15)), "outrigger did not exit after SIGTERM");
+    assert_eq!(
+        queued(&receiver.spans()),
+        2,
+        "the queued spans are exported at exit:\n{}",
+        ours.log_text()
+    );
+}
