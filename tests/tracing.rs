@@ -171,6 +171,7 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
     let dir = dir("tags");
     let tags = "max_path_tag_length: 12, custom_tags: [{tag: team, literal: {value: payments}}, \
                 {tag: from-env, environment: {name: OUTRIGGER_TRACING_TEST_UNSET, default_value: none}}, \
+                {tag: set-env, environment: {name: OUTRIGGER_TRACING_TEST_SET}}, \
                 {tag: tenant, request_header: {name: x-tenant, default_value: unknown}}],";
     let ingress = listener();
     let _ingress = Sidecar::start_with_env(
@@ -186,7 +187,7 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
             1,
         ),
         ingress.admin,
-        &[FAST_FLUSH],
+        &[FAST_FLUSH, ("OUTRIGGER_TRACING_TEST_SET", "from-process")],
     );
     assert!(
         !_ingress.log_text().contains("WARN"),
@@ -269,6 +270,7 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
         ("guid:x-request-id", "0000270f-aaaa-9bbb-8ccc-000000000001"),
         ("team", "payments"),
         ("from-env", "none"),
+        ("set-env", "from-process"),
         ("tenant", "acme"),
     ];
     for (k, v) in expect {
@@ -280,6 +282,8 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
     });
     assert_eq!(failed.attributes.get("error").map(String::as_str), Some("true"));
     assert!(failed.error_status);
+    // No x-tenant header: the tag's default.
+    assert_eq!(failed.attributes.get("tenant").map(String::as_str), Some("unknown"));
     assert!(failed.parent_id.is_empty(), "a new trace has no parent");
 
     let request = one(&spans, "the egress span", |s| s.name == "egress svc.test");
@@ -537,4 +541,35 @@ async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_expor
         "the queued spans are exported at exit:\n{}",
         ours.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_over_http_with_the_environment_resource_detector() {
+    let backend = Backend::start("b").await;
+    let collector = ZipkinReceiver::start().await;
+    let dir = dir("otlp-http");
+    let l = listener();
+    let tracing = format!(
+        "{{provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, service_name: over-http, http_service: \
+         {{http_uri: {{uri: \"http://127.0.0.1:{}/v1/traces\", cluster: zipkin, timeout: 2s}}}}, resource_detectors: [{{name: \
+         envoy.tracers.opentelemetry.resource_detectors.environment, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig}}}}]}}}}}}",
+        collector.address.port()
+    );
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(&l, "node-h", "INBOUND", &tracing, backend.address.port(), 1, collector.address.port()),
+        l.admin,
+        &[FAST_FLUSH, ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=mesh")],
+    );
+    assert_eq!(get(&url(&l, "/h"), &[("host", "svc.test")]).await.status, 200);
+    let spans = collector.wait_for_otlp(1).await;
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.service, "over-http");
+    assert_eq!(span.name, "ingress");
+    assert_eq!(span.resource.get("deployment.environment").map(String::as_str), Some("test"));
+    assert_eq!(span.resource.get("team").map(String::as_str), Some("mesh"));
 }

@@ -229,12 +229,12 @@ const MESSAGES: &[MessageSupport] = &[
         "",
     ),
     msg("envoy.config.core.v3.TypedExtensionConfig", "name typed_config"),
-    msg("envoy.config.core.v3.HttpService", "http_uri request_headers_to_add"),
+    msg("envoy.config.core.v3.HttpService", "http_uri"),
     msg("envoy.config.core.v3.HttpUri", "uri cluster timeout"),
     msg(
         "envoy.config.trace.v3.ZipkinConfig",
         "collector_cluster collector_endpoint trace_id_128bit shared_span_context collector_endpoint_version \
-         collector_hostname trace_context_option",
+         trace_context_option",
     ),
     msg("envoy.type.tracing.v3.CustomTag", "tag literal environment request_header"),
     msg("envoy.type.tracing.v3.CustomTag.Literal", "value"),

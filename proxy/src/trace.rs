@@ -140,6 +140,25 @@ impl Tracer {
         })
     }
 
+    /// A tracer whose spans go nowhere, for unit tests of the decision and propagation.
+    #[cfg(test)]
+    fn for_test(config: Tracing, egress: bool) -> Self {
+        Self {
+            config,
+            egress,
+            destination: Arc::new(Destination {
+                kind: DestinationKind::Zipkin {
+                    address: "127.0.0.1:1".into(),
+                    authority: "test".into(),
+                    path: "/".into(),
+                    service_name: "test".into(),
+                },
+                sent: Arc::new(AtomicU64::new(0)),
+            }),
+            fixed_tags: Vec::new(),
+        }
+    }
+
     fn zipkin(&self) -> Option<&outrigger_config::model::tracing::Zipkin> {
         match &self.config.provider {
             Provider::Zipkin(z) => Some(z),
@@ -356,3 +375,6 @@ fn cluster_address(clusters: &crate::upstream::Clusters, name: &str) -> Result<S
         .map(|t| t.address.to_string())
         .ok_or_else(|| TracerError::NoEndpoint(name.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

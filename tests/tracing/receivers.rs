@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct Span {
     pub service: String,
+    pub resource: BTreeMap<String, String>,
     pub trace_id: String,
     pub span_id: String,
     pub parent_id: String,
@@ -40,34 +41,41 @@ impl TraceService for Store {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for resource_spans in request.into_inner().resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| r.attributes.iter())
-                .find(|a| a.key == "service.name")
-                .map(|a| text(a.value.as_ref()))
-                .unwrap_or_default();
-            for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
-                spans.push(Span {
-                    service: service.clone(),
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_id: hex(&span.parent_span_id),
-                    name: span.name,
-                    kind: span.kind,
-                    attributes: span
-                        .attributes
-                        .iter()
-                        .map(|a| (a.key.clone(), text(a.value.as_ref())))
-                        .collect(),
-                    error_status: span.status.is_some_and(|s| s.code == 2),
-                });
-            }
-        }
+        self.0.lock().unwrap().extend(flatten(request.into_inner()));
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
+}
+
+/// The spans of one export, with their resource.
+fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for resource_spans in request.resource_spans {
+        let resource: BTreeMap<String, String> = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| r.attributes.iter())
+            .map(|a| (a.key.clone(), text(a.value.as_ref())))
+            .collect();
+        let service = resource.get("service.name").cloned().unwrap_or_default();
+        for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+            spans.push(Span {
+                service: service.clone(),
+                resource: resource.clone(),
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.span_id),
+                parent_id: hex(&span.parent_span_id),
+                name: span.name,
+                kind: span.kind,
+                attributes: span
+                    .attributes
+                    .iter()
+                    .map(|a| (a.key.clone(), text(a.value.as_ref())))
+                    .collect(),
+                error_status: span.status.is_some_and(|s| s.code == 2),
+            });
+        }
+    }
+    spans
 }
 
 fn text(v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
@@ -145,10 +153,12 @@ impl OtlpReceiver {
     }
 }
 
-/// A Zipkin collector: every POSTed JSON list, flattened to its spans.
+/// An HTTP collector: Zipkin JSON v2 lists (`application/json`) and OTLP/HTTP exports
+/// (`application/x-protobuf`, at `/v1/traces`), each kept apart.
 pub struct ZipkinReceiver {
     pub address: SocketAddr,
     spans: Arc<Mutex<Vec<serde_json::Value>>>,
+    otlp: Arc<Mutex<Vec<Span>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -163,19 +173,29 @@ impl ZipkinReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let spans: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let otlp: Arc<Mutex<Vec<Span>>> = Arc::default();
         let kept = spans.clone();
+        let kept_otlp = otlp.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let kept = kept.clone();
+                let kept_otlp = kept_otlp.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                         let kept = kept.clone();
+                        let kept_otlp = kept_otlp.clone();
                         async move {
+                            let protobuf = request.headers().get("content-type").is_some_and(|v| v == "application/x-protobuf")
+                                && request.uri().path() == "/v1/traces";
                             let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            if let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&body) {
+                            if protobuf {
+                                if let Ok(export) = <ExportTraceServiceRequest as prost::Message>::decode(body) {
+                                    kept_otlp.lock().unwrap().extend(flatten(export));
+                                }
+                            } else if let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&body) {
                                 kept.lock().unwrap().extend(list);
                             }
                             Ok::<_, std::convert::Infallible>(http::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap())
@@ -190,6 +210,7 @@ impl ZipkinReceiver {
         ZipkinReceiver {
             address,
             spans,
+            otlp,
             task,
         }
     }
@@ -198,6 +219,18 @@ impl ZipkinReceiver {
         let started = Instant::now();
         loop {
             let spans = self.spans.lock().unwrap().clone();
+            if spans.len() >= want || started.elapsed() > Duration::from_secs(10) {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits up to 10 s until `want` OTLP/HTTP spans arrived.
+    pub async fn wait_for_otlp(&self, want: usize) -> Vec<Span> {
+        let started = Instant::now();
+        loop {
+            let spans = self.otlp.lock().unwrap().clone();
             if spans.len() >= want || started.elapsed() > Duration::from_secs(10) {
                 return spans;
             }

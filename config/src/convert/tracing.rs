@@ -149,18 +149,13 @@ fn http_collector(h: &core::HttpService, at: &Path, out: &mut Out) -> Option<Otl
         );
         return None;
     };
-    let headers = h
-        .request_headers_to_add
-        .iter()
-        .filter_map(|o| o.header.as_ref())
-        .map(|h| (h.key.to_ascii_lowercase(), h.value.clone()))
-        .collect();
     Some(OtlpCollector::Http {
         target: CollectorTarget::Cluster(cluster.clone()),
         path,
         authority,
+        // Required (PGV); each export waits this long for the collector's answer.
         timeout: timeout_or(&uri.timeout, None).unwrap_or(EXPORT_TIMEOUT),
-        headers,
+        headers: Vec::new(),
     })
 }
 
@@ -197,11 +192,8 @@ fn zipkin(c: &trace::ZipkinConfig, at: &Path, out: &mut Out) -> Option<Zipkin> {
     Some(Zipkin {
         collector_cluster: c.collector_cluster.clone(),
         collector_endpoint: c.collector_endpoint.clone(),
-        collector_hostname: if c.collector_hostname.is_empty() {
-            c.collector_cluster.clone()
-        } else {
-            c.collector_hostname.clone()
-        },
+        // Envoy's default `collector_hostname` (the only one: the field is refused).
+        collector_hostname: c.collector_cluster.clone(),
         trace_id_128bit: c.trace_id_128bit,
         shared_span_context: bool_or(&c.shared_span_context, true),
         w3c: matches!(
@@ -255,3 +247,6 @@ pub fn collector_cluster(t: &Tracing) -> Option<&str> {
         Provider::Zipkin(z) => Some(&z.collector_cluster),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -150,6 +150,11 @@ mod tests {
         let mut h = with_id("00000001-0000-4000-8000-000000000000", &["x-envoy-force-trace"]);
         assert_eq!(decide(&config(0), &mut h), Reason::ServiceForced);
         assert_eq!(h["x-request-id"], "00000001-0000-a000-8000-000000000000");
+        // client_sampling 0 %: x-client-trace-id forces nothing.
+        let mut c = config(0);
+        c.client_sampling = 0;
+        let mut h = with_id("00000001-0000-4000-8000-000000000001", &["x-client-trace-id"]);
+        assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
         // overall_sampling vetoes even a forced trace.
         let mut c = config(10_000);
         c.overall_sampling = 0;
