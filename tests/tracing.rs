@@ -287,7 +287,7 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
     assert!(failed.parent_id.is_empty(), "a new trace has no parent");
 
     let request = one(&spans, "the egress span", |s| s.name == "egress svc.test");
-    assert_eq!(request.kind, 3, "an egress span is CLIENT");
+    assert_eq!(request.kind, 2, "with an upstream span of its own, the hop's span is SERVER");
     let upstream = one(&spans, "the upstream span", |s| s.name == "router next egress");
     assert_eq!(upstream.kind, 3);
     assert_eq!(upstream.parent_id, request.span_id);
@@ -572,4 +572,66 @@ async fn otlp_over_http_with_the_environment_resource_detector() {
     assert_eq!(span.name, "ingress");
     assert_eq!(span.resource.get("deployment.environment").map(String::as_str), Some("test"));
     assert_eq!(span.resource.get("team").map(String::as_str), Some("mesh"));
+}
+
+/// An OUTBOUND listener through Envoy and through Outrigger, `spawn_upstream_span` as given: for each, the
+/// request span's (name, kind, tag names) and, when spawned, the upstream span's, whose id the backend must see
+/// as its parent.
+type Shape = (String, i32, BTreeSet<String>);
+
+async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2] {
+    let backend = Backend::start("b").await;
+    let (theirs_rx, ours_rx) = (OtlpReceiver::start().await, OtlpReceiver::start().await);
+    let dir = dir(&format!("egress-{spawn}"));
+    let tracing = otel_tracing("s", &format!("spawn_upstream_span: {spawn},"));
+    let theirs = listener();
+    let _envoy = start_envoy(
+        envoy,
+        &dir,
+        &config(&theirs, "node-e", "OUTBOUND", &tracing, backend.address.port(), theirs_rx.address.port(), 1),
+        theirs.port,
+    );
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(&ours, "node-e", "OUTBOUND", &tracing, backend.address.port(), ours_rx.address.port(), 1),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let want = if spawn { 2 } else { 1 };
+    let mut shapes = Vec::new();
+    for (l, rx) in [(&theirs, &theirs_rx), (&ours, &ours_rx)] {
+        let reply = get(&url(l, "/e"), &[("host", "svc.test")]).await;
+        assert_eq!(reply.status, 200);
+        let parent_seen = traceparent(&seen(&reply, "traceparent").unwrap()).1;
+        let spans = rx.wait_for(want).await;
+        assert_eq!(spans.len(), want, "{spans:#?}");
+        let keys = |s: &Span| s.attributes.keys().cloned().collect::<BTreeSet<_>>();
+        let root = one(&spans, "the request span", |s| s.parent_id.is_empty());
+        let child = spans.iter().find(|s| !s.parent_id.is_empty());
+        match child {
+            Some(child) => {
+                assert_eq!(child.parent_id, root.span_id);
+                assert_eq!(child.span_id, parent_seen, "the backend's parent is the upstream span");
+            }
+            None => assert_eq!(root.span_id, parent_seen),
+        }
+        shapes.push((
+            (root.name.clone(), root.kind, keys(root)),
+            child.map(|c| (c.name.clone(), c.kind, keys(c))),
+        ));
+    }
+    [shapes.remove(0), shapes.remove(0)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_spans_and_spawned_upstream_spans_match_envoy() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    for spawn in [false, true] {
+        let [theirs, ours] = egress_shapes(&envoy, spawn).await;
+        assert_eq!(ours, theirs, "spawn_upstream_span: {spawn}");
+    }
 }

@@ -252,15 +252,22 @@ impl Tracer {
         let tags = self.tags(record);
         // Envoy's router makes the upstream span with the upstream request: none for a local reply.
         if let Some(child) = active.upstream_span.filter(|_| record.upstream_cluster.is_some()) {
-            let mut upstream_tags = Vec::new();
-            upstream_tags.push(("component".to_string(), "proxy".to_string()));
+            // The upstream span's tags, as Envoy 1.40 sets them (checked with its OpenTelemetry tracer).
+            let mut upstream_tags = vec![("component".to_string(), "proxy".to_string())];
             if let Some(cluster) = &record.upstream_cluster {
                 upstream_tags.push(("upstream_cluster".into(), cluster.clone()));
+                upstream_tags.push(("upstream_cluster.name".into(), cluster.clone()));
             }
             if let Some(host) = record.upstream_host {
                 upstream_tags.push(("upstream_address".into(), host.to_string()));
+                upstream_tags.push(("peer.address".into(), host.to_string()));
             }
+            upstream_tags.push((
+                "http.protocol".into(),
+                record.upstream_protocol.or(record.protocol).unwrap_or("-").into(),
+            ));
             upstream_tags.push(("http.status_code".into(), record.response_code.to_string()));
+            upstream_tags.push(("response_flags".into(), record.flags.short()));
             if record.response_code == 0 || record.response_code >= 500 {
                 upstream_tags.push(("error".into(), "true".into()));
             }
@@ -290,7 +297,13 @@ impl Tracer {
                 span_id: active.span_id,
                 parent_id: active.parent_id,
                 name: active.name,
-                kind: if self.egress { Kind::Client } else { Kind::Server },
+                // Envoy 1.40: with an upstream span of its own the request's span is the hop's SERVER span;
+                // without one, an egress span stands for the call and is CLIENT.
+                kind: if self.egress && active.upstream_span.is_none() {
+                    Kind::Client
+                } else {
+                    Kind::Server
+                },
                 start,
                 end,
                 tracestate: active.tracestate,
