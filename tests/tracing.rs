@@ -245,6 +245,13 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
 
     let spans = receiver.wait_for(4).await;
     assert_eq!(spans.len(), 4, "{spans:#?}");
+    // Counted once the collector has answered (`tracing.opentelemetry.spans_sent`).
+    let sent = |s: &Sidecar| s.metric("envoy_tracing_opentelemetry_spans_sent_total", &[]);
+    let started = Instant::now();
+    while (sent(&_ingress), sent(&_egress)) != (2, 2) {
+        assert!(started.elapsed() < Duration::from_secs(5), "spans_sent: {}, {}", sent(&_ingress), sent(&_egress));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let ok = one(&spans, "the /ok span", |s| {
         s.attributes.get("http.url").is_some_and(|u| u.contains("/ok"))
     });
@@ -520,6 +527,12 @@ async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_expor
         "40 requests took {:?} with the collector down",
         started.elapsed()
     );
+    // Their spans are lost, and counted (`tracing.opentelemetry.spans_failed`).
+    let started = Instant::now();
+    while ours.metric("envoy_tracing_opentelemetry_spans_failed_total", &[]) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no failed export counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The collector comes up; two more requests stay queued (fewer than a batch, long interval).
     let receiver = OtlpReceiver::start_on(collector_port).await;
     for path in ["/queued/1", "/queued/2"] {

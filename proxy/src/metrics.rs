@@ -216,6 +216,7 @@ impl Metrics {
         m.xds = xds::Families::register(&mut m.registry);
         m.managers = managers::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
+        crate::trace::stats::register(&mut m.registry);
         m
     }
 
@@ -389,6 +390,13 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         let prefix = label("envoy_local_http_ratelimit_prefix")?;
         let rest = rest.strip_suffix("_total").unwrap_or(rest);
         return Some(format!("{prefix}.http_local_rate_limit.{rest}: {value}"));
+    }
+    // The tracers' statistics: `tracing.opentelemetry.spans_sent`.
+    for provider in ["opentelemetry", "zipkin"] {
+        if let Some(rest) = name.strip_prefix(&format!("envoy_tracing_{provider}_")) {
+            let rest = rest.strip_suffix("_total").unwrap_or(rest);
+            return Some(format!("tracing.{provider}.{rest}: {value}"));
+        }
     }
     let scopes = [
         (

@@ -11,6 +11,7 @@ pub mod export;
 mod otlp;
 mod send;
 pub mod span;
+pub mod stats;
 mod zipkin;
 
 use crate::access_log::record::Record;
@@ -24,7 +25,6 @@ use outrigger_config::model::tracing::{
 };
 use span::{FinishedSpan, Kind};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 /// One connection manager's tracer, built once per configuration.
@@ -134,7 +134,6 @@ impl Tracer {
             egress: direction == TrafficDirection::Outbound,
             destination: Arc::new(Destination {
                 kind,
-                sent: Arc::new(AtomicU64::new(0)),
             }),
             fixed_tags,
         })
@@ -153,7 +152,6 @@ impl Tracer {
                     path: "/".into(),
                     service_name: "test".into(),
                 },
-                sent: Arc::new(AtomicU64::new(0)),
             }),
             fixed_tags: Vec::new(),
         }

@@ -10,7 +10,6 @@
 
 use super::span::FinishedSpan;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,8 +35,16 @@ const MAX_EXPORT: usize = 512;
 /// Where a tracer's spans go; each tracer owns one (compared by address).
 pub struct Destination {
     pub kind: DestinationKind,
-    /// `tracing.opentelemetry.spans_sent`-like counters, by provider.
-    pub sent: Arc<AtomicU64>,
+}
+
+impl Destination {
+    fn stats(&self) -> &'static super::stats::ProviderStats {
+        let all = super::stats::stats();
+        match self.kind {
+            DestinationKind::Zipkin { .. } => &all.zipkin,
+            _ => &all.opentelemetry,
+        }
+    }
 }
 
 pub enum DestinationKind {
@@ -72,15 +79,9 @@ struct Exporter {
     queue: mpsc::Sender<Message>,
     /// Flush requests never wait behind a full span queue.
     flushes: mpsc::UnboundedSender<Message>,
-    dropped: Arc<AtomicU64>,
 }
 
 static EXPORTER: OnceLock<Option<Exporter>> = OnceLock::new();
-
-/// Spans dropped because the queue was full, since start.
-pub fn dropped() -> u64 {
-    exporter().map_or(0, |e| e.dropped.load(Ordering::Relaxed))
-}
 
 fn exporter() -> Option<&'static Exporter> {
     EXPORTER
@@ -99,11 +100,7 @@ fn exporter() -> Option<&'static Exporter> {
                     }
                 });
             match started {
-                Ok(_) => Some(Exporter {
-                    queue,
-                    flushes,
-                    dropped: Arc::new(AtomicU64::new(0)),
-                }),
+                Ok(_) => Some(Exporter { queue, flushes }),
                 Err(e) => {
                     tracing::error!(error = %e, "tracing: cannot start the export thread; spans are dropped");
                     None
@@ -121,7 +118,7 @@ pub fn submit(destination: &Arc<Destination>, span: FinishedSpan) {
         .try_send(Message::Span(destination.clone(), span))
         .is_err()
     {
-        exporter.dropped.fetch_add(1, Ordering::Relaxed);
+        destination.stats().spans_dropped.inc();
     }
 }
 
@@ -190,9 +187,10 @@ async fn export_all(clients: &mut super::send::Clients, pending: &mut Pending) {
             let count = spans.len() as u64;
             match clients.send(&destination, spans).await {
                 Ok(()) => {
-                    destination.sent.fetch_add(count, Ordering::Relaxed);
+                    destination.stats().spans_sent.inc_by(count);
                 }
                 Err(e) => {
+                    destination.stats().spans_failed.inc_by(count);
                     tracing::warn!(error = %e, spans = count, "tracing: export failed; these spans are lost");
                 }
             }
