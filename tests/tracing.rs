@@ -648,3 +648,123 @@ async fn egress_spans_and_spawned_upstream_spans_match_envoy() {
         assert_eq!(ours, theirs, "spawn_upstream_span: {spawn}");
     }
 }
+
+/// Arize Phoenix, a real OTLP backend (`tests/peers/phoenix_loopback.py`): the Python of the virtual environment
+/// `.ci/run` installs it in (`$PHOENIX_PYTHON`, else /opt/outrigger-phoenix/bin/python), or `None` (a failure
+/// under CI).
+fn phoenix_python() -> Option<PathBuf> {
+    let python = std::env::var_os("PHOENIX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/outrigger-phoenix/bin/python"));
+    let has_phoenix = std::process::Command::new(&python)
+        .args(["-c", "import phoenix.server.main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_phoenix {
+        assert!(
+            !support::in_ci(),
+            "Arize Phoenix is required under CI=true ({}); .ci/run installs it",
+            python.display()
+        );
+        eprintln!("note: Arize Phoenix is not installed; its test is not run (it is in CI)");
+        return None;
+    }
+    Some(python)
+}
+
+/// Phoenix's spans of the default project, as its REST API lists them.
+async fn phoenix_spans(http_port: u16, want: usize) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        let url = format!("http://127.0.0.1:{http_port}/v1/projects/default/spans?limit=100");
+        let spans = match support::client::try_get(&url, &[]).await {
+            Ok(reply) if reply.status == 200 => reply.json()["data"].as_array().cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if spans.len() >= want || started.elapsed() > Duration::from_secs(30) {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One Phoenix for both transports (it takes about 20 s to start): a span over OTLP/gRPC and one over
+/// OTLP/HTTP arrive, named and tagged as in our own receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phoenix_receives_spans_over_grpc_and_http() {
+    let Some(python) = phoenix_python() else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let dir = dir("phoenix");
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let _phoenix = support::ChildGuard(
+        std::process::Command::new(python)
+            .arg(support::repo_root().join("tests/peers/phoenix_loopback.py"))
+            .env("PHOENIX_TELEMETRY_ENABLED", "false")
+            .env("PHOENIX_HOST", "127.0.0.1")
+            .env("PHOENIX_PORT", http_port.to_string())
+            .env("PHOENIX_GRPC_PORT", grpc_port.to_string())
+            .env("PHOENIX_WORKING_DIR", dir.join("phoenix"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("phoenix.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while support::client::try_get(&format!("http://127.0.0.1:{http_port}/healthz"), &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Phoenix did not start in 90 s:\n{}",
+            std::fs::read_to_string(dir.join("phoenix.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (over_grpc, over_http) = (listener(), listener());
+    let http_tracing = format!(
+        "{{provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, service_name: over-http, http_service: \
+         {{http_uri: {{uri: \"http://127.0.0.1:{http_port}/v1/traces\", cluster: zipkin, timeout: 5s}}}}}}}}}}"
+    );
+    let _grpc = Sidecar::start_with_env(
+        &dir,
+        "grpc",
+        &config(&over_grpc, "node-g", "INBOUND", &otel_tracing("over-grpc", ""), backend.address.port(), grpc_port, 1),
+        over_grpc.admin,
+        &[FAST_FLUSH],
+    );
+    let _http = Sidecar::start_with_env(
+        &dir,
+        "http",
+        &config(&over_http, "node-h", "INBOUND", &http_tracing, backend.address.port(), 1, http_port),
+        over_http.admin,
+        &[FAST_FLUSH],
+    );
+    let ids = [
+        (&over_grpc, "00000001-0000-4000-8000-00000000000a"),
+        (&over_http, "00000002-0000-4000-8000-00000000000b"),
+    ];
+    for (l, id) in ids {
+        let reply = get(&url(l, "/phoenix"), &[("x-request-id", id), ("host", "svc.test")]).await;
+        assert_eq!(reply.status, 200);
+    }
+    let spans = phoenix_spans(http_port, 2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for (_, id) in ids {
+        // The decision (100 %) is in the id Phoenix shows.
+        let traced = id.replacen("-4000-", "-9000-", 1);
+        let span = spans
+            .iter()
+            .find(|s| s["attributes"]["guid:x-request-id"] == traced.as_str())
+            .unwrap_or_else(|| panic!("no span for {traced}: {spans:#?}"));
+        assert_eq!(span["name"], "ingress", "{span:#?}");
+        assert_eq!(span["attributes"]["http.status_code"], "200", "{span:#?}");
+        assert_eq!(span["attributes"]["component"], "proxy", "{span:#?}");
+    }
+}
