@@ -9,9 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
 #[path = "tracing/receivers.rs"]
 mod receivers;
+mod support;
 
 use receivers::{OtlpReceiver, Span, ZipkinReceiver};
 use std::collections::BTreeSet;
@@ -249,11 +249,18 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
     let sent = |s: &Sidecar| s.metric("envoy_tracing_opentelemetry_spans_sent_total", &[]);
     let started = Instant::now();
     while (sent(&_ingress), sent(&_egress)) != (2, 2) {
-        assert!(started.elapsed() < Duration::from_secs(5), "spans_sent: {}, {}", sent(&_ingress), sent(&_egress));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "spans_sent: {}, {}",
+            sent(&_ingress),
+            sent(&_egress)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ok = one(&spans, "the /ok span", |s| {
-        s.attributes.get("http.url").is_some_and(|u| u.contains("/ok"))
+        s.attributes
+            .get("http.url")
+            .is_some_and(|u| u.contains("/ok"))
     });
     assert_eq!(ok.service, "outrigger-in");
     assert_eq!(ok.name, "ingress");
@@ -287,19 +294,33 @@ async fn spans_are_named_tagged_and_parented_like_envoys() {
     let failed = one(&spans, "the 503 span", |s| {
         s.attributes.get("http.status_code").map(String::as_str) == Some("503")
     });
-    assert_eq!(failed.attributes.get("error").map(String::as_str), Some("true"));
+    assert_eq!(
+        failed.attributes.get("error").map(String::as_str),
+        Some("true")
+    );
     assert!(failed.error_status);
     // No x-tenant header: the tag's default.
-    assert_eq!(failed.attributes.get("tenant").map(String::as_str), Some("unknown"));
+    assert_eq!(
+        failed.attributes.get("tenant").map(String::as_str),
+        Some("unknown")
+    );
     assert!(failed.parent_id.is_empty(), "a new trace has no parent");
 
     let request = one(&spans, "the egress span", |s| s.name == "egress svc.test");
-    assert_eq!(request.kind, 2, "with an upstream span of its own, the hop's span is SERVER");
-    let upstream = one(&spans, "the upstream span", |s| s.name == "router next egress");
+    assert_eq!(
+        request.kind, 2,
+        "with an upstream span of its own, the hop's span is SERVER"
+    );
+    let upstream = one(&spans, "the upstream span", |s| {
+        s.name == "router next egress"
+    });
     assert_eq!(upstream.kind, 3);
     assert_eq!(upstream.parent_id, request.span_id);
     assert_eq!(upstream.trace_id, out_trace);
-    assert_eq!(upstream.span_id, out_parent, "the backend's parent is the upstream span");
+    assert_eq!(
+        upstream.span_id, out_parent,
+        "the backend's parent is the upstream span"
+    );
     assert_eq!(upstream.service, "outrigger-out");
 }
 
@@ -349,16 +370,42 @@ async fn one_w3c_trace_across_envoy_and_outrigger() {
     let theirs = one(&spans, "Envoy's span", |s| s.service == "envoy");
     let mine = one(&spans, "Outrigger's span", |s| s.service == "outrigger");
     assert_eq!(mine.trace_id, theirs.trace_id, "one trace");
-    assert_eq!(mine.parent_id, theirs.span_id, "Outrigger's span is a child of Envoy's");
+    assert_eq!(
+        mine.parent_id, theirs.span_id,
+        "Outrigger's span is a child of Envoy's"
+    );
     let (trace, parent, flags) = traceparent(&seen(&reply, "traceparent").unwrap());
-    assert_eq!((trace, parent, flags), (mine.trace_id.clone(), mine.span_id.clone(), "01".to_string()));
+    assert_eq!(
+        (trace, parent, flags),
+        (
+            mine.trace_id.clone(),
+            mine.span_id.clone(),
+            "01".to_string()
+        )
+    );
     // The same name, kind and tag names as Envoy's span for the same kind of listener.
     assert_eq!(mine.name, theirs.name);
     assert_eq!(mine.kind, theirs.kind);
     let keys = |s: &Span| s.attributes.keys().cloned().collect::<BTreeSet<_>>();
-    assert_eq!(keys(mine), keys(theirs), "\nours: {mine:#?}\nEnvoy's: {theirs:#?}");
-    for same in ["component", "http.method", "http.protocol", "http.status_code", "upstream_cluster", "response_flags", "zone"] {
-        assert_eq!(mine.attributes.get(same), theirs.attributes.get(same), "{same}");
+    assert_eq!(
+        keys(mine),
+        keys(theirs),
+        "\nours: {mine:#?}\nEnvoy's: {theirs:#?}"
+    );
+    for same in [
+        "component",
+        "http.method",
+        "http.protocol",
+        "http.status_code",
+        "upstream_cluster",
+        "response_flags",
+        "zone",
+    ] {
+        assert_eq!(
+            mine.attributes.get(same),
+            theirs.attributes.get(same),
+            "{same}"
+        );
     }
 }
 
@@ -405,37 +452,72 @@ async fn one_b3_trace_across_envoy_and_outrigger() {
     assert_eq!(reply.status, 200);
     let spans = collector.wait_for(2).await;
     assert_eq!(spans.len(), 2, "{spans:#?}");
-    let service = |s: &serde_json::Value| s["localEndpoint"]["serviceName"].as_str().unwrap_or("").to_string();
-    let theirs = spans.iter().find(|s| service(s) == "front-cluster").expect("Envoy's span");
-    let mine = spans.iter().find(|s| service(s) == "ours-cluster").expect("our span");
+    let service = |s: &serde_json::Value| {
+        s["localEndpoint"]["serviceName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let theirs = spans
+        .iter()
+        .find(|s| service(s) == "front-cluster")
+        .expect("Envoy's span");
+    let mine = spans
+        .iter()
+        .find(|s| service(s) == "ours-cluster")
+        .expect("our span");
     assert_eq!(mine["traceId"], theirs["traceId"], "one trace: {spans:#?}");
-    assert_eq!(mine["parentId"], theirs["id"], "ours is a child of Envoy's: {spans:#?}");
+    assert_eq!(
+        mine["parentId"], theirs["id"],
+        "ours is a child of Envoy's: {spans:#?}"
+    );
     assert_eq!(mine["kind"], "SERVER");
-    assert_eq!(seen(&reply, "x-b3-traceid").as_deref(), mine["traceId"].as_str());
+    assert_eq!(
+        seen(&reply, "x-b3-traceid").as_deref(),
+        mine["traceId"].as_str()
+    );
     assert_eq!(seen(&reply, "x-b3-spanid").as_deref(), mine["id"].as_str());
-    assert_eq!(seen(&reply, "x-b3-parentspanid").as_deref(), theirs["id"].as_str());
+    assert_eq!(
+        seen(&reply, "x-b3-parentspanid").as_deref(),
+        theirs["id"].as_str()
+    );
     assert_eq!(seen(&reply, "x-b3-sampled").as_deref(), Some("1"));
 }
 
 /// The request ids of the sampling comparison: the random draw (first 8 hex digits) is irrelevant at 0 %.
 const SAMPLING_CASES: &[(&str, &[(&str, &str)])] = &[
     ("00000001-0000-4000-8000-000000000001", &[]),
-    ("00000002-0000-4000-8000-000000000002", &[("x-envoy-force-trace", "true")]),
-    ("00000003-0000-4000-8000-000000000003", &[("x-client-trace-id", "client-3")]),
+    (
+        "00000002-0000-4000-8000-000000000002",
+        &[("x-envoy-force-trace", "true")],
+    ),
+    (
+        "00000003-0000-4000-8000-000000000003",
+        &[("x-client-trace-id", "client-3")],
+    ),
     (
         "00000004-0000-4000-8000-000000000004",
-        &[("traceparent", "00-11111111111111111111111111111111-2222222222222222-01")],
+        &[(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )],
     ),
     (
         "00000005-0000-4000-8000-000000000005",
-        &[("traceparent", "00-33333333333333333333333333333333-4444444444444444-00")],
+        &[(
+            "traceparent",
+            "00-33333333333333333333333333333333-4444444444444444-00",
+        )],
     ),
     // A request id that already carries a decision (`9`: sampled by a hop before).
     ("00000006-0000-9000-8000-000000000006", &[]),
     // Sampled by the request id, not by the caller's traceparent.
     (
         "00000007-0000-9000-8000-000000000007",
-        &[("traceparent", "00-55555555555555555555555555555555-6666666666666666-00")],
+        &[(
+            "traceparent",
+            "00-55555555555555555555555555555555-6666666666666666-00",
+        )],
     ),
 ];
 
@@ -447,7 +529,9 @@ async fn sampling_outcome(l: &Listener, receiver: &OtlpReceiver) -> Vec<(bool, S
         headers.extend(extra.iter().copied());
         let reply = get(&url(l, "/s"), &headers).await;
         assert_eq!(reply.status, 200);
-        let flags = seen(&reply, "traceparent").map(|t| traceparent(&t).2).unwrap_or_default();
+        let flags = seen(&reply, "traceparent")
+            .map(|t| traceparent(&t).2)
+            .unwrap_or_default();
         seen_by_backend.push((flags, seen(&reply, "x-request-id").unwrap_or_default()));
     }
     // Let both flush (100 ms intervals), then read what arrived.
@@ -459,7 +543,9 @@ async fn sampling_outcome(l: &Listener, receiver: &OtlpReceiver) -> Vec<(bool, S
         .map(|((id, _), (flags, rid))| {
             let prefix = &id[..8];
             let exported = spans.iter().any(|s| {
-                s.attributes.get("guid:x-request-id").is_some_and(|g| g.starts_with(prefix))
+                s.attributes
+                    .get("guid:x-request-id")
+                    .is_some_and(|g| g.starts_with(prefix))
             });
             (exported, flags, rid)
         })
@@ -479,21 +565,43 @@ async fn sampling_at_zero_traces_what_envoy_traces() {
     let _envoy = start_envoy(
         &envoy,
         &dir,
-        &config(&theirs, "node-s", "INBOUND", &tracing, backend.address.port(), theirs_rx.address.port(), 1),
+        &config(
+            &theirs,
+            "node-s",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            theirs_rx.address.port(),
+            1,
+        ),
         theirs.port,
     );
     let ours = listener();
     let _ours = Sidecar::start_with_env(
         &dir,
         "outrigger",
-        &config(&ours, "node-s", "INBOUND", &tracing, backend.address.port(), ours_rx.address.port(), 1),
+        &config(
+            &ours,
+            "node-s",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            ours_rx.address.port(),
+            1,
+        ),
         ours.admin,
         &[FAST_FLUSH],
     );
     let envoy_outcome = sampling_outcome(&theirs, &theirs_rx).await;
     let our_outcome = sampling_outcome(&ours, &ours_rx).await;
-    for ((case, _), (a, b)) in SAMPLING_CASES.iter().zip(envoy_outcome.iter().zip(&our_outcome)) {
-        assert_eq!(b, a, "request {case}: outrigger {b:?}, Envoy {a:?}\nEnvoy: {envoy_outcome:#?}\nours: {our_outcome:#?}");
+    for ((case, _), (a, b)) in SAMPLING_CASES
+        .iter()
+        .zip(envoy_outcome.iter().zip(&our_outcome))
+    {
+        assert_eq!(
+            b, a,
+            "request {case}: outrigger {b:?}, Envoy {a:?}\nEnvoy: {envoy_outcome:#?}\nours: {our_outcome:#?}"
+        );
     }
     // What Envoy does, spelled out: x-client-trace-id (client_sampling 100 %) and a decision already in the
     // request id trace; x-envoy-force-trace from an external client does not (it is removed first), and a
@@ -512,7 +620,15 @@ async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_expor
     let mut ours = Sidecar::start_with_env(
         &dir,
         "outrigger",
-        &config(&l, "node-d", "INBOUND", &otel_tracing("drain", ""), backend.address.port(), collector_port, 1),
+        &config(
+            &l,
+            "node-d",
+            "INBOUND",
+            &otel_tracing("drain", ""),
+            backend.address.port(),
+            collector_port,
+            1,
+        ),
         l.admin,
         &[("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS", "600000")],
     );
@@ -530,7 +646,10 @@ async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_expor
     // Their spans are lost, and counted (`tracing.opentelemetry.spans_failed`).
     let started = Instant::now();
     while ours.metric("envoy_tracing_opentelemetry_spans_failed_total", &[]) < 5 {
-        assert!(started.elapsed() < Duration::from_secs(10), "no failed export counted");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failed export counted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The collector comes up; two more requests stay queued (fewer than a batch, long interval).
@@ -547,7 +666,10 @@ async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_expor
             .count()
     };
     assert_eq!(queued(&receiver.spans()), 0, "not exported before exit");
-    assert!(ours.terminate(Duration::from_secs(15)), "outrigger did not exit after SIGTERM");
+    assert!(
+        ours.terminate(Duration::from_secs(15)),
+        "outrigger did not exit after SIGTERM"
+    );
     assert_eq!(
         queued(&receiver.spans()),
         2,
@@ -573,17 +695,39 @@ async fn otlp_over_http_with_the_environment_resource_detector() {
     let _ours = Sidecar::start_with_env(
         &dir,
         "outrigger",
-        &config(&l, "node-h", "INBOUND", &tracing, backend.address.port(), 1, collector.address.port()),
+        &config(
+            &l,
+            "node-h",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            1,
+            collector.address.port(),
+        ),
         l.admin,
-        &[FAST_FLUSH, ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=mesh")],
+        &[
+            FAST_FLUSH,
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=test,team=mesh",
+            ),
+        ],
     );
-    assert_eq!(get(&url(&l, "/h"), &[("host", "svc.test")]).await.status, 200);
+    assert_eq!(
+        get(&url(&l, "/h"), &[("host", "svc.test")]).await.status,
+        200
+    );
     let spans = collector.wait_for_otlp(1).await;
     assert_eq!(spans.len(), 1, "{spans:#?}");
     let span = &spans[0];
     assert_eq!(span.service, "over-http");
     assert_eq!(span.name, "ingress");
-    assert_eq!(span.resource.get("deployment.environment").map(String::as_str), Some("test"));
+    assert_eq!(
+        span.resource
+            .get("deployment.environment")
+            .map(String::as_str),
+        Some("test")
+    );
     assert_eq!(span.resource.get("team").map(String::as_str), Some("mesh"));
 }
 
@@ -601,14 +745,30 @@ async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2]
     let _envoy = start_envoy(
         envoy,
         &dir,
-        &config(&theirs, "node-e", "OUTBOUND", &tracing, backend.address.port(), theirs_rx.address.port(), 1),
+        &config(
+            &theirs,
+            "node-e",
+            "OUTBOUND",
+            &tracing,
+            backend.address.port(),
+            theirs_rx.address.port(),
+            1,
+        ),
         theirs.port,
     );
     let ours = listener();
     let _ours = Sidecar::start_with_env(
         &dir,
         "outrigger",
-        &config(&ours, "node-e", "OUTBOUND", &tracing, backend.address.port(), ours_rx.address.port(), 1),
+        &config(
+            &ours,
+            "node-e",
+            "OUTBOUND",
+            &tracing,
+            backend.address.port(),
+            ours_rx.address.port(),
+            1,
+        ),
         ours.admin,
         &[FAST_FLUSH],
     );
@@ -626,7 +786,10 @@ async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2]
         match child {
             Some(child) => {
                 assert_eq!(child.parent_id, root.span_id);
-                assert_eq!(child.span_id, parent_seen, "the backend's parent is the upstream span");
+                assert_eq!(
+                    child.span_id, parent_seen,
+                    "the backend's parent is the upstream span"
+                );
             }
             None => assert_eq!(root.span_id, parent_seen),
         }
@@ -680,7 +843,9 @@ async fn phoenix_spans(http_port: u16, want: usize) -> Vec<serde_json::Value> {
     loop {
         let url = format!("http://127.0.0.1:{http_port}/v1/projects/default/spans?limit=100");
         let spans = match support::client::try_get(&url, &[]).await {
-            Ok(reply) if reply.status == 200 => reply.json()["data"].as_array().cloned().unwrap_or_default(),
+            Ok(reply) if reply.status == 200 => {
+                reply.json()["data"].as_array().cloned().unwrap_or_default()
+            }
             _ => Vec::new(),
         };
         if spans.len() >= want || started.elapsed() > Duration::from_secs(30) {
@@ -735,14 +900,30 @@ async fn phoenix_receives_spans_over_grpc_and_http() {
     let _grpc = Sidecar::start_with_env(
         &dir,
         "grpc",
-        &config(&over_grpc, "node-g", "INBOUND", &otel_tracing("over-grpc", ""), backend.address.port(), grpc_port, 1),
+        &config(
+            &over_grpc,
+            "node-g",
+            "INBOUND",
+            &otel_tracing("over-grpc", ""),
+            backend.address.port(),
+            grpc_port,
+            1,
+        ),
         over_grpc.admin,
         &[FAST_FLUSH],
     );
     let _http = Sidecar::start_with_env(
         &dir,
         "http",
-        &config(&over_http, "node-h", "INBOUND", &http_tracing, backend.address.port(), 1, http_port),
+        &config(
+            &over_http,
+            "node-h",
+            "INBOUND",
+            &http_tracing,
+            backend.address.port(),
+            1,
+            http_port,
+        ),
         over_http.admin,
         &[FAST_FLUSH],
     );
@@ -751,7 +932,11 @@ async fn phoenix_receives_spans_over_grpc_and_http() {
         (&over_http, "00000002-0000-4000-8000-00000000000b"),
     ];
     for (l, id) in ids {
-        let reply = get(&url(l, "/phoenix"), &[("x-request-id", id), ("host", "svc.test")]).await;
+        let reply = get(
+            &url(l, "/phoenix"),
+            &[("x-request-id", id), ("host", "svc.test")],
+        )
+        .await;
         assert_eq!(reply.status, 200);
     }
     let spans = phoenix_spans(http_port, 2).await;

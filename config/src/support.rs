@@ -228,7 +228,10 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
         "",
     ),
-    msg("envoy.config.core.v3.TypedExtensionConfig", "name typed_config"),
+    msg(
+        "envoy.config.core.v3.TypedExtensionConfig",
+        "name typed_config",
+    ),
     msg("envoy.config.core.v3.HttpService", "http_uri"),
     msg("envoy.config.core.v3.HttpUri", "uri cluster timeout"),
     msg(
@@ -236,10 +239,19 @@ const MESSAGES: &[MessageSupport] = &[
         "collector_cluster collector_endpoint trace_id_128bit shared_span_context collector_endpoint_version \
          trace_context_option",
     ),
-    msg("envoy.type.tracing.v3.CustomTag", "tag literal environment request_header"),
+    msg(
+        "envoy.type.tracing.v3.CustomTag",
+        "tag literal environment request_header",
+    ),
     msg("envoy.type.tracing.v3.CustomTag.Literal", "value"),
-    msg("envoy.type.tracing.v3.CustomTag.Environment", "name default_value"),
-    msg("envoy.type.tracing.v3.CustomTag.Header", "name default_value"),
+    msg(
+        "envoy.type.tracing.v3.CustomTag.Environment",
+        "name default_value",
+    ),
+    msg(
+        "envoy.type.tracing.v3.CustomTag.Header",
+        "name default_value",
+    ),
     msg(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
         "subject cert chain dns uri",

@@ -110,12 +110,11 @@ impl Managers {
                 ) = filter
                 {
                     let key = Arc::as_ptr(hcm) as usize;
-                    let manager =
-                        previous.by_config.get(&key).cloned().unwrap_or_else(|| {
-                            let mut manager = ConnectionManager::new(hcm.clone(), metrics);
-                            manager.tracer = tracer(hcm, listener, snapshot, clusters);
-                            Arc::new(manager)
-                        });
+                    let manager = previous.by_config.get(&key).cloned().unwrap_or_else(|| {
+                        let mut manager = ConnectionManager::new(hcm.clone(), metrics);
+                        manager.tracer = tracer(hcm, listener, snapshot, clusters);
+                        Arc::new(manager)
+                    });
                     by_config.entry(key).or_insert(manager);
                 }
             }

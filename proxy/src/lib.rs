@@ -257,12 +257,7 @@ impl Proxy {
             .await;
         let snapshot = Arc::new(plan.snapshot(next));
         let generation = Generation {
-            http: http::Managers::update(
-                &snapshot,
-                metrics,
-                &self.inputs.clusters,
-                &previous.http,
-            ),
+            http: http::Managers::update(&snapshot, metrics, &self.inputs.clusters, &previous.http),
             network_rate_limits: network_rate_limit::NetworkRateLimits::update(
                 &snapshot,
                 metrics,

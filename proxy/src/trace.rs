@@ -132,9 +132,7 @@ impl Tracer {
         Ok(Self {
             config: config.clone(),
             egress: direction == TrafficDirection::Outbound,
-            destination: Arc::new(Destination {
-                kind,
-            }),
+            destination: Arc::new(Destination { kind }),
             fixed_tags,
         })
     }
@@ -188,7 +186,8 @@ impl Tracer {
         };
         let zipkin = self.zipkin();
         // Zipkin's shared span context: a server span continues the caller's span under its id.
-        let shared = zipkin.is_some_and(|z| z.shared_span_context) && !self.egress && incoming.is_some();
+        let shared =
+            zipkin.is_some_and(|z| z.shared_span_context) && !self.egress && incoming.is_some();
         let (trace_id, span_id, parent_id) = match &incoming {
             Some(Incoming {
                 trace_id,
@@ -214,11 +213,23 @@ impl Tracer {
             None => (span_id, parent_id),
         };
         match zipkin {
-            None => context::write_w3c(headers, trace_id, propagated, sampled, tracestate.as_deref()),
+            None => context::write_w3c(
+                headers,
+                trace_id,
+                propagated,
+                sampled,
+                tracestate.as_deref(),
+            ),
             Some(z) => {
                 context::write_b3(headers, trace_id, propagated, propagated_parent, sampled);
                 if z.w3c {
-                    context::write_w3c(headers, trace_id, propagated, sampled, tracestate.as_deref());
+                    context::write_w3c(
+                        headers,
+                        trace_id,
+                        propagated,
+                        sampled,
+                        tracestate.as_deref(),
+                    );
                 }
             }
         }
@@ -249,7 +260,10 @@ impl Tracer {
         let start = record.start.unwrap_or(active.start);
         let tags = self.tags(record);
         // Envoy's router makes the upstream span with the upstream request: none for a local reply.
-        if let Some(child) = active.upstream_span.filter(|_| record.upstream_cluster.is_some()) {
+        if let Some(child) = active
+            .upstream_span
+            .filter(|_| record.upstream_cluster.is_some())
+        {
             // The upstream span's tags, as Envoy 1.40 sets them (checked with its OpenTelemetry tracer).
             let mut upstream_tags = vec![("component".to_string(), "proxy".to_string())];
             if let Some(cluster) = &record.upstream_cluster {
@@ -262,7 +276,11 @@ impl Tracer {
             }
             upstream_tags.push((
                 "http.protocol".into(),
-                record.upstream_protocol.or(record.protocol).unwrap_or("-").into(),
+                record
+                    .upstream_protocol
+                    .or(record.protocol)
+                    .unwrap_or("-")
+                    .into(),
             ));
             upstream_tags.push(("http.status_code".into(), record.response_code.to_string()));
             upstream_tags.push(("response_flags".into(), record.flags.short()));
@@ -334,7 +352,10 @@ impl Tracer {
                 .unwrap_or("-")
                 .to_string(),
         );
-        add("user_agent", header("user-agent").unwrap_or("-").to_string());
+        add(
+            "user_agent",
+            header("user-agent").unwrap_or("-").to_string(),
+        );
         add("http.protocol", record.protocol.unwrap_or("-").to_string());
         if let Some(peer) = record.downstream_remote {
             add("peer.address", peer.ip().to_string());
@@ -372,7 +393,10 @@ fn nonzero_u64() -> u64 {
 
 /// `host:port` of the cluster's first endpoint (as configured: a DNS name is resolved when the export thread
 /// connects).
-fn cluster_address(clusters: &crate::upstream::Clusters, name: &str) -> Result<String, TracerError> {
+fn cluster_address(
+    clusters: &crate::upstream::Clusters,
+    name: &str,
+) -> Result<String, TracerError> {
     let cluster = clusters
         .get(name)
         .ok_or_else(|| TracerError::NoEndpoint(name.to_string()))?;

@@ -184,23 +184,42 @@ impl ZipkinReceiver {
                 let kept = kept.clone();
                 let kept_otlp = kept_otlp.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                        let kept = kept.clone();
-                        let kept_otlp = kept_otlp.clone();
-                        async move {
-                            let protobuf = request.headers().get("content-type").is_some_and(|v| v == "application/x-protobuf")
-                                && request.uri().path() == "/v1/traces";
-                            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            if protobuf {
-                                if let Ok(export) = <ExportTraceServiceRequest as prost::Message>::decode(body) {
-                                    kept_otlp.lock().unwrap().extend(flatten(export));
+                    let service = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            let kept = kept.clone();
+                            let kept_otlp = kept_otlp.clone();
+                            async move {
+                                let protobuf = request
+                                    .headers()
+                                    .get("content-type")
+                                    .is_some_and(|v| v == "application/x-protobuf")
+                                    && request.uri().path() == "/v1/traces";
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                if protobuf {
+                                    if let Ok(export) =
+                                        <ExportTraceServiceRequest as prost::Message>::decode(body)
+                                    {
+                                        kept_otlp.lock().unwrap().extend(flatten(export));
+                                    }
+                                } else if let Ok(serde_json::Value::Array(list)) =
+                                    serde_json::from_slice(&body)
+                                {
+                                    kept.lock().unwrap().extend(list);
                                 }
-                            } else if let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(&body) {
-                                kept.lock().unwrap().extend(list);
+                                Ok::<_, std::convert::Infallible>(
+                                    http::Response::builder()
+                                        .status(202)
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                )
                             }
-                            Ok::<_, std::convert::Infallible>(http::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap())
-                        }
-                    });
+                        },
+                    );
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

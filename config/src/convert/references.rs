@@ -109,7 +109,10 @@ fn listener_chains<'a>(
 fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usize>, out: &mut Out) {
     match filter {
         NetworkFilter::HttpConnectionManager(hcm) => {
-            if let Some(cluster) = hcm.tracing.as_ref().and_then(super::tracing::collector_cluster)
+            if let Some(cluster) = hcm
+                .tracing
+                .as_ref()
+                .and_then(super::tracing::collector_cluster)
                 && !clusters.contains_key(cluster)
             {
                 out.error(

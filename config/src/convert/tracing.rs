@@ -20,7 +20,11 @@ pub const ENVIRONMENT_DETECTOR: &str = "envoy.extensions.tracers.opentelemetry.r
 /// spans for ever, so an export gives up after this.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn tracing(t: &hcm::http_connection_manager::Tracing, at: &Path, out: &mut Out) -> Option<Tracing> {
+pub fn tracing(
+    t: &hcm::http_connection_manager::Tracing,
+    at: &Path,
+    out: &mut Out,
+) -> Option<Tracing> {
     let Some(provider) = &t.provider else {
         out.error(
             &at.field("provider"),
@@ -32,8 +36,9 @@ pub fn tracing(t: &hcm::http_connection_manager::Tracing, at: &Path, out: &mut O
     let provider = self::provider(provider, &at.field("provider"), out)?;
     // `Percent` (0..100) as Envoy compares it: a FractionalPercent out of 10,000.
     let percent = |p: &Option<envoy_types::pb::envoy::r#type::v3::Percent>| {
-        p.as_ref()
-            .map_or(10_000, |p| (p.value.clamp(0.0, 100.0) * 100.0).round() as u32)
+        p.as_ref().map_or(10_000, |p| {
+            (p.value.clamp(0.0, 100.0) * 100.0).round() as u32
+        })
     };
     Some(Tracing {
         provider,
@@ -76,7 +81,11 @@ fn provider(p: &trace::tracing::Http, at: &Path, out: &mut Out) -> Option<Provid
     }
 }
 
-fn opentelemetry(c: &trace::OpenTelemetryConfig, at: &Path, out: &mut Out) -> Option<OpenTelemetry> {
+fn opentelemetry(
+    c: &trace::OpenTelemetryConfig,
+    at: &Path,
+    out: &mut Out,
+) -> Option<OpenTelemetry> {
     let collector = match (&c.grpc_service, &c.http_service) {
         (Some(grpc), None) => grpc_collector(grpc, &at.field("grpc_service"), out)?,
         (None, Some(http)) => http_collector(http, &at.field("http_service"), out)?,
@@ -139,13 +148,19 @@ fn http_collector(h: &core::HttpService, at: &Path, out: &mut Out) -> Option<Otl
     };
     let at_uri = at.field("http_uri");
     let Some(core::http_uri::HttpUpstreamType::Cluster(cluster)) = &uri.http_upstream_type else {
-        out.error(&at_uri.field("cluster"), "http_uri needs the `cluster` spans are sent to");
+        out.error(
+            &at_uri.field("cluster"),
+            "http_uri needs the `cluster` spans are sent to",
+        );
         return None;
     };
     let Some((authority, path)) = split_uri(&uri.uri) else {
         out.error(
             &at_uri.field("uri"),
-            format!("{:?} is not an http:// URI; write e.g. http://collector:4318/v1/traces", uri.uri),
+            format!(
+                "{:?} is not an http:// URI; write e.g. http://collector:4318/v1/traces",
+                uri.uri
+            ),
         );
         return None;
     };

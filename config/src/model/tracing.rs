@@ -101,7 +101,13 @@ pub struct CustomTag {
 pub enum TagValue {
     Literal(String),
     /// Read once when the proxy starts; the default when unset (no tag when that is empty).
-    Environment { name: String, default: String },
+    Environment {
+        name: String,
+        default: String,
+    },
     /// The request header's value, else the default (no tag when that is empty).
-    RequestHeader { name: String, default: String },
+    RequestHeader {
+        name: String,
+        default: String,
+    },
 }

@@ -21,7 +21,8 @@ pub struct Incoming {
 pub fn read_w3c(headers: &HeaderMap) -> Option<Incoming> {
     let value = headers.get("traceparent")?.to_str().ok()?;
     let mut parts = value.split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     // Version 00 has exactly four fields; a later version may add more, which we ignore.
     if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
         return None;
@@ -190,7 +191,8 @@ fn hex_u128(s: &str) -> Option<u128> {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -261,7 +263,13 @@ mod tests {
         // Debug implies sampled.
         assert_eq!(sampled, Some(true));
         let mut out = HeaderMap::new();
-        write_b3(&mut out, 0x463ac35c9f6413ad, 0x1, Some(0xa2fb4a1d1a96d312), false);
+        write_b3(
+            &mut out,
+            0x463ac35c9f6413ad,
+            0x1,
+            Some(0xa2fb4a1d1a96d312),
+            false,
+        );
         assert_eq!(out["x-b3-traceid"], "463ac35c9f6413ad");
         assert_eq!(out["x-b3-spanid"], "0000000000000001");
         assert_eq!(out["x-b3-parentspanid"], "a2fb4a1d1a96d312");

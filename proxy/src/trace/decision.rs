@@ -73,7 +73,8 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
     let result = (value % 10_000) as u32;
     let mut reason = reason_in(&id);
     if reason == Reason::NotTraceable {
-        if headers.contains_key("x-client-trace-id") && fastrand::u32(..10_000) < config.client_sampling
+        if headers.contains_key("x-client-trace-id")
+            && fastrand::u32(..10_000) < config.client_sampling
         {
             reason = Reason::ClientForced;
         } else if headers.contains_key("x-envoy-force-trace") {
@@ -100,7 +101,9 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outrigger_config::model::tracing::{OpenTelemetry, OtlpCollector, CollectorTarget, Provider};
+    use outrigger_config::model::tracing::{
+        CollectorTarget, OpenTelemetry, OtlpCollector, Provider,
+    };
 
     fn config(random: u32) -> Tracing {
         Tracing {
@@ -144,21 +147,33 @@ mod tests {
         let mut h = with_id("0000270f-0000-9000-8000-000000000000", &[]);
         assert_eq!(decide(&config(0), &mut h), Reason::Sampling);
         // x-client-trace-id forces (client_sampling 100 %), then x-envoy-force-trace.
-        let mut h = with_id("00000001-0000-4000-8000-000000000000", &["x-client-trace-id"]);
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-client-trace-id"],
+        );
         assert_eq!(decide(&config(0), &mut h), Reason::ClientForced);
         assert_eq!(h["x-request-id"], "00000001-0000-b000-8000-000000000000");
-        let mut h = with_id("00000001-0000-4000-8000-000000000000", &["x-envoy-force-trace"]);
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-envoy-force-trace"],
+        );
         assert_eq!(decide(&config(0), &mut h), Reason::ServiceForced);
         assert_eq!(h["x-request-id"], "00000001-0000-a000-8000-000000000000");
         // client_sampling 0 %: x-client-trace-id forces nothing.
         let mut c = config(0);
         c.client_sampling = 0;
-        let mut h = with_id("00000001-0000-4000-8000-000000000001", &["x-client-trace-id"]);
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000001",
+            &["x-client-trace-id"],
+        );
         assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
         // overall_sampling vetoes even a forced trace.
         let mut c = config(10_000);
         c.overall_sampling = 0;
-        let mut h = with_id("00000001-0000-4000-8000-000000000000", &["x-envoy-force-trace"]);
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-envoy-force-trace"],
+        );
         assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
         // An id that is not a number is not traced.
         let mut h = with_id("not-a-uuid", &[]);

@@ -47,10 +47,11 @@ impl Clients {
                 let client = match self.grpc.get(address) {
                     Some(c) => c.clone(),
                     None => {
-                        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                            .map_err(|e| grpc_error(e.to_string()))?
-                            .connect_timeout(*timeout)
-                            .timeout(*timeout);
+                        let endpoint =
+                            tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                                .map_err(|e| grpc_error(e.to_string()))?
+                                .connect_timeout(*timeout)
+                                .timeout(*timeout);
                         let client = TraceServiceClient::new(endpoint.connect_lazy());
                         self.grpc.insert(address.clone(), client.clone());
                         client
@@ -61,7 +62,9 @@ impl Clients {
                     .export(super::otlp::request(resource, spans))
                     .await
                     .map(|_| ())
-                    .map_err(|status| grpc_error(format!("{:?}: {}", status.code(), status.message())))
+                    .map_err(|status| {
+                        grpc_error(format!("{:?}: {}", status.code(), status.message()))
+                    })
             }
             DestinationKind::OtlpHttp {
                 address,

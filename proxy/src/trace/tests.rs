@@ -53,8 +53,14 @@ fn zipkin_settings_shape_the_propagated_context() {
     zipkin(true, true, true).start(&mut h, None).unwrap();
     assert_eq!(h["x-b3-traceid"].len(), 32);
     let traceparent = h["traceparent"].to_str().unwrap().to_string();
-    assert!(traceparent.contains(h["x-b3-traceid"].to_str().unwrap()), "{traceparent}");
-    assert!(traceparent.contains(h["x-b3-spanid"].to_str().unwrap()), "{traceparent}");
+    assert!(
+        traceparent.contains(h["x-b3-traceid"].to_str().unwrap()),
+        "{traceparent}"
+    );
+    assert!(
+        traceparent.contains(h["x-b3-spanid"].to_str().unwrap()),
+        "{traceparent}"
+    );
 
     // Continuing a caller's span: shared (Envoy's default) keeps its id, else ours is a child of it.
     let caller = [

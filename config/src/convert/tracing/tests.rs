@@ -80,7 +80,9 @@ fn tracing_blocks_are_read_like_envoy() {
         panic!("{t:?}")
     };
     assert_eq!(o.service_name, "unknown_service:envoy");
-    assert!(matches!(&o.collector, OtlpCollector::Grpc { target: CollectorTarget::Cluster(c), .. } if c == "otel"));
+    assert!(
+        matches!(&o.collector, OtlpCollector::Grpc { target: CollectorTarget::Cluster(c), .. } if c == "otel")
+    );
 
     // Every field set: Percent becomes a fraction of 10,000 as Envoy rounds it.
     let t = tracing(&format!(
@@ -118,7 +120,10 @@ fn tracing_blocks_are_read_like_envoy() {
             ..
         } => {
             assert_eq!(target, &CollectorTarget::Cluster("otel".into()));
-            assert_eq!((path.as_str(), authority.as_str()), ("/v1/traces", "collector:4318"));
+            assert_eq!(
+                (path.as_str(), authority.as_str()),
+                ("/v1/traces", "collector:4318")
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -40,7 +40,10 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.spawn_upstream_span",
         Tests(&[TR_TAGS]),
     ),
-    ("envoy.config.trace.v3.Tracing.Http.name", Tests(&[TR_LOADER])),
+    (
+        "envoy.config.trace.v3.Tracing.Http.name",
+        Tests(&[TR_LOADER]),
+    ),
     (
         "envoy.config.trace.v3.Tracing.Http.typed_config",
         Tests(&[TR_TAGS, TR_B3]),
@@ -61,13 +64,22 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.trace.v3.OpenTelemetryConfig.resource_detectors",
         Tests(&[TR_HTTP]),
     ),
-    ("envoy.config.core.v3.TypedExtensionConfig.name", Tests(&[TR_LOADER])),
+    (
+        "envoy.config.core.v3.TypedExtensionConfig.name",
+        Tests(&[TR_LOADER]),
+    ),
     (
         "envoy.config.core.v3.TypedExtensionConfig.typed_config",
         Tests(&[TR_HTTP, TR_LOADER]),
     ),
-    ("envoy.config.core.v3.HttpService.http_uri", Tests(&[TR_HTTP])),
-    ("envoy.config.core.v3.HttpUri.uri", Tests(&[TR_HTTP, TR_LOADER])),
+    (
+        "envoy.config.core.v3.HttpService.http_uri",
+        Tests(&[TR_HTTP]),
+    ),
+    (
+        "envoy.config.core.v3.HttpUri.uri",
+        Tests(&[TR_HTTP, TR_LOADER]),
+    ),
     ("envoy.config.core.v3.HttpUri.cluster", Tests(&[TR_HTTP])),
     ("envoy.config.core.v3.HttpUri.timeout", Tests(&[TR_HTTP])),
     (
@@ -96,15 +108,30 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     ("envoy.type.tracing.v3.CustomTag.tag", Tests(&[TR_TAGS])),
     ("envoy.type.tracing.v3.CustomTag.literal", Tests(&[TR_TAGS])),
-    ("envoy.type.tracing.v3.CustomTag.environment", Tests(&[TR_TAGS])),
-    ("envoy.type.tracing.v3.CustomTag.request_header", Tests(&[TR_TAGS])),
-    ("envoy.type.tracing.v3.CustomTag.Literal.value", Tests(&[TR_TAGS])),
-    ("envoy.type.tracing.v3.CustomTag.Environment.name", Tests(&[TR_TAGS, TR_LOADER])),
+    (
+        "envoy.type.tracing.v3.CustomTag.environment",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.request_header",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Literal.value",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Environment.name",
+        Tests(&[TR_TAGS, TR_LOADER]),
+    ),
     (
         "envoy.type.tracing.v3.CustomTag.Environment.default_value",
         Tests(&[TR_TAGS]),
     ),
-    ("envoy.type.tracing.v3.CustomTag.Header.name", Tests(&[TR_TAGS])),
+    (
+        "envoy.type.tracing.v3.CustomTag.Header.name",
+        Tests(&[TR_TAGS]),
+    ),
     (
         "envoy.type.tracing.v3.CustomTag.Header.default_value",
         Tests(&[TR_TAGS, TR_LOADER]),
