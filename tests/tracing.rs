@@ -885,8 +885,8 @@ async fn phoenix_receives_spans_over_grpc_and_http() {
         != Ok(200)
     {
         assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "Phoenix did not start in 90 s:\n{}",
+            started.elapsed() < Duration::from_secs(150),
+            "Phoenix did not start in 150 s:\n{}",
             std::fs::read_to_string(dir.join("phoenix.log")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -952,4 +952,23 @@ async fn phoenix_receives_spans_over_grpc_and_http() {
         assert_eq!(span["attributes"]["http.status_code"], "200", "{span:#?}");
         assert_eq!(span["attributes"]["component"], "proxy", "{span:#?}");
     }
+}
+
+/// An unknown collector cluster: Envoy 1.40 starts and still propagates the context; so do we, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_collector_cluster_still_propagates() {
+    let backend = Backend::start("b").await;
+    let dir = dir("unknown-collector");
+    let l = listener();
+    let tracing = otel_tracing("s", "").replace("cluster_name: otel", "cluster_name: nowhere");
+    let ours = Sidecar::start(
+        &dir,
+        "outrigger",
+        &config(&l, "node-u", "INBOUND", &tracing, backend.address.port(), 1, 1),
+        l.admin,
+    );
+    assert!(ours.log_text().contains("\"nowhere\" is unknown"), "{}", ours.log_text());
+    let reply = get(&url(&l, "/u"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(traceparent(&seen(&reply, "traceparent").unwrap()).2, "01");
 }

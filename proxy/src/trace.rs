@@ -31,7 +31,9 @@ use std::time::SystemTime;
 pub struct Tracer {
     config: Tracing,
     egress: bool,
-    destination: Arc<Destination>,
+    /// None when the collector has no address (an unknown cluster: Envoy 1.40 starts with one too); the
+    /// context is still propagated, and spans are dropped and counted.
+    destination: Option<Arc<Destination>>,
     /// `node_id`, `zone`, then the literal and environment custom tags (values known at start).
     fixed_tags: Vec<(String, String)>,
 }
@@ -70,43 +72,52 @@ impl Tracer {
             CollectorTarget::Address(a) => Ok(a.clone()),
             CollectorTarget::Cluster(name) => cluster_address(name),
         };
-        let kind = match &config.provider {
-            Provider::OpenTelemetry(o) => {
-                let resource = otlp::Resource::new(&o.service_name, o.environment_resource);
-                match &o.collector {
-                    OtlpCollector::Grpc {
-                        target, timeout, ..
-                    } => DestinationKind::OtlpGrpc {
-                        address: address(target)?,
-                        timeout: *timeout,
-                        resource,
-                    },
-                    OtlpCollector::Http {
-                        target,
-                        path,
-                        authority,
-                        timeout,
-                        headers,
-                    } => DestinationKind::OtlpHttp {
-                        address: address(target)?,
-                        authority: authority.clone(),
-                        path: path.clone(),
-                        timeout: *timeout,
-                        headers: headers.clone(),
-                        resource,
-                    },
+        let kind = || -> Result<DestinationKind, TracerError> {
+            Ok(match &config.provider {
+                Provider::OpenTelemetry(o) => {
+                    let resource = otlp::Resource::new(&o.service_name, o.environment_resource);
+                    match &o.collector {
+                        OtlpCollector::Grpc {
+                            target, timeout, ..
+                        } => DestinationKind::OtlpGrpc {
+                            address: address(target)?,
+                            timeout: *timeout,
+                            resource,
+                        },
+                        OtlpCollector::Http {
+                            target,
+                            path,
+                            authority,
+                            timeout,
+                            headers,
+                        } => DestinationKind::OtlpHttp {
+                            address: address(target)?,
+                            authority: authority.clone(),
+                            path: path.clone(),
+                            timeout: *timeout,
+                            headers: headers.clone(),
+                            resource,
+                        },
+                    }
                 }
-            }
-            Provider::Zipkin(z) => DestinationKind::Zipkin {
-                address: cluster_address(&z.collector_cluster)?,
-                authority: z.collector_hostname.clone(),
-                path: z.collector_endpoint.clone(),
-                service_name: if snapshot.node.cluster.is_empty() {
-                    "unknown".into()
-                } else {
-                    snapshot.node.cluster.clone()
+                Provider::Zipkin(z) => DestinationKind::Zipkin {
+                    address: cluster_address(&z.collector_cluster)?,
+                    authority: z.collector_hostname.clone(),
+                    path: z.collector_endpoint.clone(),
+                    service_name: if snapshot.node.cluster.is_empty() {
+                        "unknown".into()
+                    } else {
+                        snapshot.node.cluster.clone()
+                    },
                 },
-            },
+            })
+        };
+        let destination = match kind() {
+            Ok(kind) => Some(Arc::new(Destination { kind })),
+            Err(e) => {
+                tracing::warn!(error = %e, "tracing: spans are dropped; trace headers are still propagated");
+                None
+            }
         };
         let mut fixed_tags = Vec::new();
         for t in &config.custom_tags {
@@ -132,7 +143,7 @@ impl Tracer {
         Ok(Self {
             config: config.clone(),
             egress: direction == TrafficDirection::Outbound,
-            destination: Arc::new(Destination { kind }),
+            destination,
             fixed_tags,
         })
     }
@@ -143,14 +154,14 @@ impl Tracer {
         Self {
             config,
             egress,
-            destination: Arc::new(Destination {
+            destination: Some(Arc::new(Destination {
                 kind: DestinationKind::Zipkin {
                     address: "127.0.0.1:1".into(),
                     authority: "test".into(),
                     path: "/".into(),
                     service_name: "test".into(),
                 },
-            }),
+            })),
             fixed_tags: Vec::new(),
         }
     }
@@ -287,46 +298,54 @@ impl Tracer {
             if record.response_code == 0 || record.response_code >= 500 {
                 upstream_tags.push(("error".into(), "true".into()));
             }
-            export::submit(
-                &self.destination,
-                FinishedSpan {
-                    trace_id: active.trace_id,
-                    span_id: child,
-                    parent_id: Some(active.span_id),
-                    name: format!(
-                        "router {} egress",
-                        record.upstream_cluster.as_deref().unwrap_or("-")
-                    ),
-                    kind: Kind::Client,
-                    start,
-                    end,
-                    tracestate: active.tracestate.clone(),
-                    tags: upstream_tags,
-                    shared: false,
-                },
-            );
-        }
-        export::submit(
-            &self.destination,
-            FinishedSpan {
+            self.submit(FinishedSpan {
                 trace_id: active.trace_id,
-                span_id: active.span_id,
-                parent_id: active.parent_id,
-                name: active.name,
-                // Envoy 1.40: with an upstream span of its own the request's span is the hop's SERVER span;
-                // without one, an egress span stands for the call and is CLIENT.
-                kind: if self.egress && active.upstream_span.is_none() {
-                    Kind::Client
-                } else {
-                    Kind::Server
-                },
+                span_id: child,
+                parent_id: Some(active.span_id),
+                name: format!(
+                    "router {} egress",
+                    record.upstream_cluster.as_deref().unwrap_or("-")
+                ),
+                kind: Kind::Client,
                 start,
                 end,
-                tracestate: active.tracestate,
-                tags,
-                shared: active.shared,
+                tracestate: active.tracestate.clone(),
+                tags: upstream_tags,
+                shared: false,
+            });
+        }
+        self.submit(FinishedSpan {
+            trace_id: active.trace_id,
+            span_id: active.span_id,
+            parent_id: active.parent_id,
+            name: active.name,
+            // Envoy 1.40: with an upstream span of its own the request's span is the hop's SERVER span;
+            // without one, an egress span stands for the call and is CLIENT.
+            kind: if self.egress && active.upstream_span.is_none() {
+                Kind::Client
+            } else {
+                Kind::Server
             },
-        );
+            start,
+            end,
+            tracestate: active.tracestate,
+            tags,
+            shared: active.shared,
+        });
+    }
+
+    fn submit(&self, span: FinishedSpan) {
+        match &self.destination {
+            Some(destination) => export::submit(destination, span),
+            None => {
+                let all = stats::stats();
+                let provider = match self.config.provider {
+                    Provider::Zipkin(_) => &all.zipkin,
+                    Provider::OpenTelemetry(_) => &all.opentelemetry,
+                };
+                provider.spans_dropped.inc();
+            }
+        }
     }
 
     /// Envoy's tags on the downstream span, in its order.

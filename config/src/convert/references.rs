@@ -115,10 +115,12 @@ fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usiz
                 .and_then(super::tracing::collector_cluster)
                 && !clusters.contains_key(cluster)
             {
-                out.error(
+                // Envoy 1.40 starts with it (and propagates trace headers); its spans go nowhere.
+                out.warning(
                     &at.field("tracing").field("provider"),
                     format!(
-                        "the tracer's collector cluster {cluster:?} is unknown; define it in static_resources.clusters"
+                        "the tracer's collector cluster {cluster:?} is unknown: trace headers are still \
+                         propagated, but spans are dropped; define it in static_resources.clusters"
                     ),
                 );
             }
