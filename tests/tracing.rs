@@ -964,10 +964,22 @@ async fn an_unknown_collector_cluster_still_propagates() {
     let ours = Sidecar::start(
         &dir,
         "outrigger",
-        &config(&l, "node-u", "INBOUND", &tracing, backend.address.port(), 1, 1),
+        &config(
+            &l,
+            "node-u",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            1,
+            1,
+        ),
         l.admin,
     );
-    assert!(ours.log_text().contains("\"nowhere\" is unknown"), "{}", ours.log_text());
+    assert!(
+        ours.log_text().contains("\"nowhere\" is unknown"),
+        "{}",
+        ours.log_text()
+    );
     let reply = get(&url(&l, "/u"), &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(traceparent(&seen(&reply, "traceparent").unwrap()).2, "01");

@@ -145,8 +145,7 @@ impl Managers {
     }
 }
 
-/// The tracer of a connection manager with a `tracing` block; a collector without an address is logged and
-/// the connection manager traces nothing.
+/// The tracer of a connection manager with a `tracing` block.
 fn tracer(
     hcm: &HttpConnectionManager,
     listener: &outrigger_config::model::Listener,
@@ -154,13 +153,12 @@ fn tracer(
     clusters: &crate::upstream::Clusters,
 ) -> Option<Arc<crate::trace::Tracer>> {
     let config = hcm.tracing.as_ref()?;
-    match crate::trace::Tracer::new(config, listener.traffic_direction, snapshot, clusters) {
-        Ok(t) => Some(Arc::new(t)),
-        Err(e) => {
-            tracing::error!(listener = %listener.name, error = %e, "tracing is off for this connection manager");
-            None
-        }
-    }
+    Some(Arc::new(crate::trace::Tracer::new(
+        config,
+        listener.traffic_direction,
+        snapshot,
+        clusters,
+    )))
 }
 
 pub async fn serve(

@@ -66,7 +66,7 @@ impl Tracer {
         direction: TrafficDirection,
         snapshot: &Snapshot,
         clusters: &crate::upstream::Clusters,
-    ) -> Result<Self, TracerError> {
+    ) -> Self {
         let cluster_address = |name: &str| cluster_address(clusters, name);
         let address = |target: &CollectorTarget| match target {
             CollectorTarget::Address(a) => Ok(a.clone()),
@@ -140,12 +140,12 @@ impl Tracer {
             .unwrap_or_default();
         fixed_tags.push(("node_id".into(), snapshot.node.id.clone()));
         fixed_tags.push(("zone".into(), zone));
-        Ok(Self {
+        Self {
             config: config.clone(),
             egress: direction == TrafficDirection::Outbound,
             destination,
             fixed_tags,
-        })
+        }
     }
 
     /// A tracer whose spans go nowhere, for unit tests of the decision and propagation.
