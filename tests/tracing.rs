@@ -608,6 +608,22 @@ async fn sampling_at_zero_traces_what_envoy_traces() {
     // caller's traceparent neither forces a trace (flag 01) nor is overridden when it declines (flag 00).
     let exported: Vec<bool> = our_outcome.iter().map(|o| o.0).collect();
     assert_eq!(exported, [false, false, true, false, false, true, false]);
+    // The connection manager's decision statistics agree with Envoy's (`http.traced.tracing.*`).
+    async fn decisions(admin: u16) -> Vec<String> {
+        let text = get(&format!("http://127.0.0.1:{admin}/stats"), &[])
+            .await
+            .body;
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("http.traced.tracing.") && !l.contains(".health_check"))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    }
+    let (theirs_stats, ours_stats) = (decisions(theirs.admin).await, decisions(ours.admin).await);
+    assert_eq!(theirs_stats.len(), 4, "{theirs_stats:?}");
+    assert_eq!(ours_stats, theirs_stats);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

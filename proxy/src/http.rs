@@ -155,6 +155,7 @@ fn tracer(
     let config = hcm.tracing.as_ref()?;
     Some(Arc::new(crate::trace::Tracer::new(
         config,
+        &hcm.stat_prefix,
         listener.traffic_direction,
         snapshot,
         clusters,

@@ -36,6 +36,8 @@ pub struct Tracer {
     destination: Option<Arc<Destination>>,
     /// `node_id`, `zone`, then the literal and environment custom tags (values known at start).
     fixed_tags: Vec<(String, String)>,
+    /// `http.<stat_prefix>.tracing.*`, by `decision::Reason::index`.
+    decisions: [prometheus_client::metrics::counter::Counter; 4],
 }
 
 /// A traced request in flight: what its span needs besides the `Record`.
@@ -63,6 +65,7 @@ impl Tracer {
     /// first endpoint of its cluster in `snapshot`.
     pub fn new(
         config: &Tracing,
+        stat_prefix: &str,
         direction: TrafficDirection,
         snapshot: &Snapshot,
         clusters: &crate::upstream::Clusters,
@@ -145,6 +148,7 @@ impl Tracer {
             egress: direction == TrafficDirection::Outbound,
             destination,
             fixed_tags,
+            decisions: stats::decision_counters(stat_prefix),
         }
     }
 
@@ -163,6 +167,7 @@ impl Tracer {
                 },
             })),
             fixed_tags: Vec::new(),
+            decisions: Default::default(),
         }
     }
 
@@ -177,6 +182,9 @@ impl Tracer {
     /// it is sampled. `authority` names an egress span (`egress <host>`).
     pub fn start(&self, headers: &mut HeaderMap, authority: Option<&str>) -> Option<Active> {
         let reason = decision::decide(&self.config, headers);
+        if let Some(counter) = self.decisions.get(reason.index()) {
+            counter.inc();
+        }
         let (incoming, sampled) = match self.zipkin() {
             None => {
                 // Checked with Envoy 1.40: a span is sampled when Envoy's decision traces the request and the

@@ -17,6 +17,16 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Its place in `stats::DECISIONS`.
+    pub fn index(self) -> usize {
+        match self {
+            Reason::NotTraceable => 0,
+            Reason::Sampling => 1,
+            Reason::ServiceForced => 2,
+            Reason::ClientForced => 3,
+        }
+    }
+
     pub fn traced(self) -> bool {
         self != Reason::NotTraceable
     }

@@ -3,6 +3,7 @@
 //! way: `spans_dropped` (the export queue was full) and `spans_failed` (the collector refused or did not answer).
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
@@ -17,6 +18,24 @@ pub struct ProviderStats {
 pub struct Stats {
     pub opentelemetry: ProviderStats,
     pub zipkin: ProviderStats,
+    /// `http.<stat_prefix>.tracing.{random_sampling,service_forced,client_enabled,not_traceable}`: the
+    /// connection manager's decisions, by reason (Envoy's names).
+    pub decisions: [Family<crate::metrics::Labels, Counter>; 4],
+}
+
+/// The decision counters' names, in `Reason` order (`decision::Reason::index`).
+pub const DECISIONS: [&str; 4] = [
+    "not_traceable",
+    "random_sampling",
+    "service_forced",
+    "client_enabled",
+];
+
+/// One connection manager's decision counters, resolved once.
+pub fn decision_counters(stat_prefix: &str) -> [Counter; 4] {
+    let labels = crate::metrics::connection_manager(stat_prefix);
+    let d = &stats().decisions;
+    [0, 1, 2, 3].map(|i| d[i].get_or_create(&labels).clone())
 }
 
 pub fn stats() -> &'static Stats {
@@ -26,6 +45,13 @@ pub fn stats() -> &'static Stats {
 
 pub fn register(registry: &mut Registry) {
     let s = stats();
+    for (name, family) in DECISIONS.iter().zip(&s.decisions) {
+        registry.register(
+            format!("envoy_http_tracing_{name}"),
+            "Trace decisions of the connection manager, by reason",
+            family.clone(),
+        );
+    }
     for (provider, p) in [("opentelemetry", &s.opentelemetry), ("zipkin", &s.zipkin)] {
         let entries = [
             ("spans_sent", "Spans the collector accepted", &p.spans_sent),
