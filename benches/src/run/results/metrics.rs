@@ -138,7 +138,7 @@ metric!(
     PAIRED_H1_RPS,
     "g",
     "h1_paired_rps",
-    "(a) again, right before each (g) run: throughput",
+    "(a) again, right before each (g) and (i) run: throughput",
     "req/s",
     0
 );
@@ -146,7 +146,7 @@ metric!(
     PAIRED_CPU_PER_1K,
     "g",
     "paired_cpu_s_per_1000_req",
-    "(a) again, right before each (g) run: CPU time per 1000 requests",
+    "(a) again, right before each (g) and (i) run: CPU time per 1000 requests",
     "s",
     4
 );
