@@ -124,6 +124,10 @@ async fn serve(
     proxy.drain(drain_time).await;
     // Access log lines still queued are written before the process goes.
     outrigger_proxy::access_log::flush();
+    // Spans of the requests served while draining reach their collector before the process exits.
+    if !outrigger_proxy::trace::export::flush(std::time::Duration::from_secs(5)) {
+        tracing::warn!("tracing: spans still unsent after 5s at exit are lost");
+    }
     tracing::info!("drained; exiting");
     ExitCode::SUCCESS
 }

@@ -51,7 +51,7 @@ const TCP_CONNECTIONS: usize = 8;
 const READY_LIMIT: Duration = Duration::from_secs(60);
 /// Idle time after ready before the idle RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
-const MAIN_METRICS: [&Metric; 17] = results::MAIN;
+const MAIN_METRICS: [&Metric; 22] = results::MAIN;
 
 struct Proxy {
     target: Target,
@@ -149,7 +149,10 @@ impl Run {
             Ok(path.display().to_string())
         };
         let p = ports(Target::Outrigger);
-        let file = write("outrigger.yaml", configs::envoy(p, self.backend))?;
+        let file = write(
+            "outrigger.yaml",
+            configs::envoy(p, self.backend, &self.work),
+        )?;
         proxies.push(Proxy {
             target: Target::Outrigger,
             line: CommandLine::outrigger(&s.outrigger, &file),
@@ -158,7 +161,7 @@ impl Run {
         match &s.envoy {
             Some(envoy) => {
                 let p = ports(Target::Envoy);
-                let file = write("envoy.yaml", configs::envoy(p, self.backend))?;
+                let file = write("envoy.yaml", configs::envoy(p, self.backend, &self.work))?;
                 proxies.push(Proxy {
                     target: Target::Envoy,
                     line: CommandLine::envoy(envoy, &file),
@@ -306,7 +309,7 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
     if run.wants('f') {
         run.startup(&proxies);
     }
-    if ['a', 'b', 'd', 'e', 'g'].iter().any(|s| run.wants(*s)) {
+    if ['a', 'b', 'd', 'e', 'g', 'i'].iter().any(|s| run.wants(*s)) {
         run.main_scenarios(&proxies);
     }
     if run.wants('c')

@@ -16,6 +16,7 @@ pub mod rbac;
 pub mod references;
 pub mod route;
 pub mod tls;
+pub mod tracing;
 
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::core::{

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod rbac;
 pub mod route;
 pub mod tls;
+pub mod tracing;
 
 pub use cluster::Cluster;
 pub use listener::Listener;

@@ -72,6 +72,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.access_loggers.file.v3.FileAccessLog",
     "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
     "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+    "envoy.config.trace.v3.OpenTelemetryConfig",
+    "envoy.config.trace.v3.ZipkinConfig",
+    "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
 ];
 
 /// The table, less the security section (`support/security.rs`); `messages()` walks both.
@@ -213,11 +216,47 @@ const MESSAGES: &[MessageSupport] = &[
         "codec_type stat_prefix rds route_config http_filters common_http_protocol_options http2_protocol_options \
          server_name stream_idle_timeout request_timeout request_headers_timeout drain_timeout max_request_headers_kb \
          generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append upgrade_configs normalize_path \
-         merge_slashes forward_client_cert_details set_current_client_cert_details access_log",
-        &[(
-            "tracing",
-            "spans are not exported yet; trace headers are still forwarded",
-        )],
+         merge_slashes forward_client_cert_details set_current_client_cert_details access_log tracing",
+        &[],
+    ),
+    // Tracing (`convert/tracing.rs`).
+    msg(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing",
+        "client_sampling random_sampling overall_sampling max_path_tag_length custom_tags provider \
+         spawn_upstream_span",
+    ),
+    msg("envoy.config.trace.v3.Tracing.Http", "name typed_config"),
+    msg(
+        "envoy.config.trace.v3.OpenTelemetryConfig",
+        "grpc_service http_service service_name resource_detectors",
+    ),
+    msg(
+        "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
+        "",
+    ),
+    msg(
+        "envoy.config.core.v3.TypedExtensionConfig",
+        "name typed_config",
+    ),
+    msg("envoy.config.core.v3.HttpService", "http_uri"),
+    // envoy.config.core.v3.HttpUri: with ext_authz's HttpService below.
+    msg(
+        "envoy.config.trace.v3.ZipkinConfig",
+        "collector_cluster collector_endpoint trace_id_128bit shared_span_context collector_endpoint_version \
+         trace_context_option",
+    ),
+    msg(
+        "envoy.type.tracing.v3.CustomTag",
+        "tag literal environment request_header",
+    ),
+    msg("envoy.type.tracing.v3.CustomTag.Literal", "value"),
+    msg(
+        "envoy.type.tracing.v3.CustomTag.Environment",
+        "name default_value",
+    ),
+    msg(
+        "envoy.type.tracing.v3.CustomTag.Header",
+        "name default_value",
     ),
     msg(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.SetCurrentClientCertDetails",
@@ -334,7 +373,10 @@ const MESSAGES: &[MessageSupport] = &[
          per_request_buffer_limit_bytes",
         &[
             ("metadata", METADATA),
-            ("decorator", "spans are not exported yet"),
+            (
+                "decorator",
+                "the span name it sets and its x-envoy-decorator-operation header are not applied yet",
+            ),
         ],
     ),
     msg(

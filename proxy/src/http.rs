@@ -89,8 +89,12 @@ pub struct Managers {
 }
 
 impl Managers {
-    pub fn new(snapshot: &outrigger_config::Snapshot, metrics: &crate::metrics::Metrics) -> Self {
-        Self::update(snapshot, metrics, &Self::default())
+    pub fn new(
+        snapshot: &outrigger_config::Snapshot,
+        metrics: &crate::metrics::Metrics,
+        clusters: &crate::upstream::Clusters,
+    ) -> Self {
+        Self::update(snapshot, metrics, clusters, &Self::default())
     }
 
     /// The managers of `snapshot`; a connection manager config kept from `previous` (the same `Arc`, as an
@@ -98,6 +102,7 @@ impl Managers {
     pub fn update(
         snapshot: &outrigger_config::Snapshot,
         metrics: &crate::metrics::Metrics,
+        clusters: &crate::upstream::Clusters,
         previous: &Self,
     ) -> Self {
         let mut by_config = std::collections::HashMap::new();
@@ -112,15 +117,21 @@ impl Managers {
                 ) = filter
                 {
                     let key = Arc::as_ptr(hcm) as usize;
-                    let manager =
-                        previous.by_config.get(&key).cloned().unwrap_or_else(|| {
-                            Arc::new(ConnectionManager::new(hcm.clone(), metrics))
-                        });
+                    let manager = previous.by_config.get(&key).cloned().unwrap_or_else(|| {
+                        let mut manager = ConnectionManager::new(hcm.clone(), metrics);
+                        manager.tracer = tracer(hcm, listener, snapshot, clusters);
+                        Arc::new(manager)
+                    });
                     by_config.entry(key).or_insert(manager);
                 }
             }
         }
         Self { by_config }
+    }
+
+    /// Every connection manager's tracer (for `/stats`).
+    pub fn tracers(&self) -> impl Iterator<Item = &Arc<crate::trace::Tracer>> {
+        self.by_config.values().filter_map(|m| m.tracer.as_ref())
     }
 
     pub fn get(&self, hcm: &Arc<HttpConnectionManager>) -> Option<Arc<ConnectionManager>> {
@@ -139,6 +150,23 @@ impl Managers {
             }
         }
     }
+}
+
+/// The tracer of a connection manager with a `tracing` block.
+fn tracer(
+    hcm: &HttpConnectionManager,
+    listener: &outrigger_config::model::Listener,
+    snapshot: &outrigger_config::Snapshot,
+    clusters: &crate::upstream::Clusters,
+) -> Option<Arc<crate::trace::Tracer>> {
+    let config = hcm.tracing.as_ref()?;
+    Some(Arc::new(crate::trace::Tracer::new(
+        config,
+        &hcm.stat_prefix,
+        listener.traffic_direction,
+        snapshot,
+        clusters,
+    )))
 }
 
 pub async fn serve(
@@ -205,6 +233,7 @@ pub async fn serve(
     let counters = manager.counters.clone();
     let counters_for_replies = counters.clone();
     let access_logs = manager.access_logs.clone();
+    let tracer = manager.tracer.clone();
     let timed = StreamTimeout::new(
         filters,
         manager.clone(),
@@ -223,6 +252,7 @@ pub async fn serve(
         counters,
         state.clone(),
         access_logs,
+        tracer,
     );
     let service = hyper::service::service_fn(move |request| {
         let call = stack.clone().oneshot(request);

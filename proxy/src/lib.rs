@@ -19,6 +19,7 @@ pub mod rbac;
 pub mod tcp;
 pub mod tls;
 mod token_bucket;
+pub mod trace;
 pub mod upstream;
 
 use outrigger_config::Snapshot;
@@ -193,7 +194,7 @@ impl Proxy {
             upstream::Clusters::new(std::mem::take(&mut snapshot.clusters), &tls, &metrics);
         let snapshot = Arc::new(plan.snapshot(snapshot));
         let generation = Generation {
-            http: http::Managers::new(&snapshot, &metrics),
+            http: http::Managers::new(&snapshot, &metrics, &clusters),
             network_rate_limits: network_rate_limit::NetworkRateLimits::new(&snapshot, &metrics),
             connection_limits: connection_limit::ConnectionLimits::update(
                 &snapshot,
@@ -269,7 +270,7 @@ impl Proxy {
             .await;
         let snapshot = Arc::new(plan.snapshot(next));
         let generation = Generation {
-            http: http::Managers::update(&snapshot, metrics, &previous.http),
+            http: http::Managers::update(&snapshot, metrics, &self.inputs.clusters, &previous.http),
             network_rate_limits: network_rate_limit::NetworkRateLimits::update(
                 &snapshot,
                 metrics,

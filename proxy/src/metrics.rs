@@ -304,6 +304,7 @@ impl Metrics {
         m.xds = xds::Families::register(&mut m.registry);
         m.managers = managers::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
+        crate::trace::stats::register(&mut m.registry);
         m
     }
 
@@ -485,6 +486,19 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         let prefix = label("envoy_local_http_ratelimit_prefix")?;
         let rest = rest.strip_suffix("_total").unwrap_or(rest);
         return Some(format!("{prefix}.http_local_rate_limit.{rest}: {value}"));
+    }
+    // The connection manager's trace decisions: `http.<prefix>.tracing.random_sampling`.
+    if let Some(rest) = name.strip_prefix("envoy_http_tracing_") {
+        let prefix = label("envoy_http_conn_manager_prefix")?;
+        let rest = rest.strip_suffix("_total").unwrap_or(rest);
+        return Some(format!("http.{prefix}.tracing.{rest}: {value}"));
+    }
+    // The tracers' statistics: `tracing.opentelemetry.spans_sent`.
+    for provider in ["opentelemetry", "zipkin"] {
+        if let Some(rest) = name.strip_prefix(&format!("envoy_tracing_{provider}_")) {
+            let rest = rest.strip_suffix("_total").unwrap_or(rest);
+            return Some(format!("tracing.{provider}.{rest}: {value}"));
+        }
     }
     let scopes = [
         (

@@ -16,7 +16,7 @@ pub struct Sidecar {
 impl Sidecar {
     /// Writes `config` to `dir/name.yaml`, starts `outrigger run` on it and waits for the admin API's `/ready`.
     pub fn start(dir: &Path, name: &str, config: &str, admin: u16) -> Sidecar {
-        Self::start_with(dir, name, config, admin, &[], &[])
+        Self::spawn(dir, name, config, admin, &[], &[], &[])
     }
 
     /// As `start`, with more arguments to `run` (`--drain-time-s`, ...), and run through `wrapper` (a program
@@ -28,6 +28,29 @@ impl Sidecar {
         admin: u16,
         wrapper: &[&std::ffi::OsStr],
         args: &[&str],
+    ) -> Sidecar {
+        Self::spawn(dir, name, config, admin, wrapper, args, &[])
+    }
+
+    /// `start`, with these environment variables set for the process.
+    pub fn start_with_env(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        admin: u16,
+        env: &[(&str, &str)],
+    ) -> Sidecar {
+        Self::spawn(dir, name, config, admin, &[], &[], env)
+    }
+
+    fn spawn(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        admin: u16,
+        wrapper: &[&std::ffi::OsStr],
+        args: &[&str],
+        env: &[(&str, &str)],
     ) -> Sidecar {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config).unwrap();
@@ -46,6 +69,7 @@ impl Sidecar {
             .args(args)
             .arg("-c")
             .arg(&path)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -100,6 +124,13 @@ impl Sidecar {
     /// The value of `name` in the admin API's `/stats` (Envoy's text form), 0 when absent.
     pub fn stat(&self, name: &str) -> u64 {
         stat(self.admin, name)
+    }
+
+    /// Sends SIGTERM (as a platform stops a pod) and waits up to `limit` for the exit; returns whether it
+    /// exited in time.
+    pub fn terminate_and_wait(&mut self, limit: Duration) -> bool {
+        self.terminate();
+        self.wait_exit(limit).is_some()
     }
 
     pub fn log_text(&self) -> String {

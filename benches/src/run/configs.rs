@@ -17,6 +17,10 @@ pub struct Ports {
     /// Scenario (g): HTTP/1.1 as on `h1`, through a route with a retry policy, a cluster with circuit breakers and
     /// outlier detection, and a local rate limit filter, none of which ever triggers.
     pub resilient: u16,
+    /// Scenario (i): HTTP/1.1 as on `h1`, with tracing at 1 % (OTLP/HTTP to the backend) and a file access log.
+    pub traced_1: u16,
+    /// (i) at 100 % sampling.
+    pub traced_100: u16,
     pub admin: u16,
 }
 
@@ -27,6 +31,8 @@ impl Ports {
             h2: base + 1,
             tcp: base + 2,
             resilient: base + 3,
+            traced_1: base + 4,
+            traced_100: base + 5,
             admin: base + 90,
         }
     }
@@ -112,6 +118,35 @@ const RESILIENT_CLUSTER: &str = r#"    circuit_breakers:
       max_ejection_percent: 100
 "#;
 
+/// Scenario (i)'s connection manager: (a)'s, plus `tracing` at `percent` (OpenTelemetry over OTLP/HTTP to the
+/// backend, which answers 200 to the export) and a file access log in Envoy's default format.
+fn traced_hcm(name: &str, percent: u32, collector: SocketAddr, access_log: &Path) -> String {
+    let plain = hcm_filter(name, "backend_h1", "");
+    let extra = format!(
+        r#"    tracing:
+      random_sampling: {{value: {percent}}}
+      provider:
+        name: envoy.tracers.opentelemetry
+        typed_config:
+          "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+          service_name: {name}
+          http_service: {{http_uri: {{uri: "http://{collector}/v1/traces", cluster: trace_collector, timeout: 5s}}}}
+    access_log:
+    - name: envoy.access_loggers.file
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+        path: {}
+"#,
+        access_log.display()
+    );
+    let with_extra = plain.replacen(
+        "    codec_type: AUTO\n",
+        &format!("    codec_type: AUTO\n{extra}"),
+        1,
+    );
+    indented(&with_extra, "      ")
+}
+
 fn indented(text: &str, indent: &str) -> String {
     text.lines().map(|l| format!("{indent}{l}\n")).collect()
 }
@@ -144,8 +179,9 @@ fn cluster(name: &str, endpoint: SocketAddr, http: Option<bool>, extra: &str) ->
     )
 }
 
-/// The side-by-side configuration for Outrigger and Envoy: listeners for (a)/(b), (d), (e) and (g).
-pub fn envoy(ports: Ports, backend: Backend) -> String {
+/// The side-by-side configuration for Outrigger and Envoy: listeners for (a)/(b), (d), (e), (g) and (i);
+/// (i)'s access logs go to `work`.
+pub fn envoy(ports: Ports, backend: Backend, work: &Path) -> String {
     let tcp_proxy = "      - name: envoy.filters.network.tcp_proxy\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: bench_tcp\n          cluster: backend_tcp\n          idle_timeout: 60s\n";
     let mut out = admin(ports.admin);
     out.push_str("static_resources:\n  listeners:\n");
@@ -171,8 +207,20 @@ pub fn envoy(ports: Ports, backend: Backend) -> String {
             "      ",
         ),
     ));
+    for (name, port, percent) in [
+        ("bench_traced_1", ports.traced_1, 1),
+        ("bench_traced_100", ports.traced_100, 100),
+    ] {
+        let log = work.join(format!("{name}-{}.log", ports.h1));
+        out.push_str(&listener(
+            name,
+            port,
+            &traced_hcm(name, percent, backend.http, &log),
+        ));
+    }
     out.push_str("  clusters:\n");
     out.push_str(&cluster("backend_h1", backend.http, Some(false), ""));
+    out.push_str(&cluster("trace_collector", backend.http, Some(false), ""));
     out.push_str(&cluster("backend_h2", backend.http, Some(true), ""));
     out.push_str(&cluster("backend_tcp", backend.tcp, None, ""));
     out.push_str(&cluster(
@@ -395,7 +443,7 @@ mod tests {
             http: SocketAddr::from(([127, 0, 0, 1], 21000)),
             tcp: SocketAddr::from(([127, 0, 0, 1], 21001)),
         };
-        let yaml = envoy(Ports::at(21100), backend);
+        let yaml = envoy(Ports::at(21100), backend, Path::new("/tmp"));
         match load_bytes(yaml.as_bytes(), Format::Yaml) {
             Ok(loaded) => {
                 let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();

@@ -122,7 +122,13 @@ impl Results {
 
     /// Outrigger's median over `other`'s; none for a figure that is itself a ratio between scenarios.
     pub fn ratio(&self, metric: &Metric, other: Target) -> Option<f64> {
-        if metric.key == RESILIENT_OVER_PLAIN.key {
+        if [
+            RESILIENT_OVER_PLAIN.key,
+            TRACED_1_OVER_PLAIN.key,
+            TRACED_100_OVER_PLAIN.key,
+        ]
+        .contains(&metric.key)
+        {
             return None;
         }
         let ours = self.median(metric, Target::Outrigger)?;
@@ -143,6 +149,7 @@ impl Results {
         let (rss, rss_met) = ratio(&PEAK_RSS, Target::Envoy, 0.2, true);
         let added = self.median(&MESH_ADDED_P99, Target::Outrigger);
         let resilient = self.median(&RESILIENT_OVER_PLAIN, Target::Outrigger);
+        let traced = self.median(&TRACED_1_OVER_PLAIN, Target::Outrigger);
         let (xds_rss, xds_rss_met) = ratio(&XDS_RSS, Target::Envoy, 0.2, true);
         let (xds_ack, xds_ack_met) = ratio(&XDS_ACK, Target::Envoy, 1.0, true);
         let xds_failed = self
@@ -174,6 +181,11 @@ impl Results {
                 "retries, circuit breakers, outlier detection, local rate limit cost <= 5 % of (a): (g)/(a) >= 0.95 (issue 10)",
                 resilient.map(|r| format!("{r:.3}")),
                 resilient.map(|r| r >= 0.95),
+            ),
+            (
+                "tracing at 1 % and a file access log cost <= 10 % of (a): (i)/(a) >= 0.90 (issue 12)",
+                traced.map(|r| format!("{r:.3}")),
+                traced.map(|r| r >= 0.9),
             ),
             (
                 "(h) RSS after a 5,000-cluster push <= 1/5 of Envoy's (issue 11)",

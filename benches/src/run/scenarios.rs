@@ -67,6 +67,8 @@ impl Run {
                 h2: self.backend.http.port(),
                 tcp: self.backend.tcp.port(),
                 resilient: self.backend.http.port(),
+                traced_1: self.backend.http.port(),
+                traced_100: self.backend.http.port(),
                 admin: 0,
             },
             None,
@@ -124,6 +126,9 @@ impl Run {
         }
         if self.wants('g') {
             self.resilient(&running);
+        }
+        if self.wants('i') {
+            self.traced(&running);
         }
         if self.wants('b') {
             for r in 0..repeats {
@@ -310,6 +315,64 @@ impl Run {
                     *target,
                     "needs an (a) and a (g) run that both completed",
                 );
+            }
+        }
+    }
+
+    /// (i): (a) again, then (a) with tracing at 1 % and a file access log, then at 100 %, on the same process
+    /// (Outrigger and Envoy); each ratio is taken over the (a) run right before it.
+    fn traced(&mut self, running: &[(Target, Ports, Option<Process>)]) {
+        let reason = "no equivalent configured: (i) is Envoy's HCM tracing and access_log";
+        for target in [Target::Haproxy, Target::Nginx] {
+            for metric in [
+                &results::TRACED_1_RPS,
+                &results::TRACED_1_OVER_PLAIN,
+                &results::TRACED_100_RPS,
+                &results::TRACED_100_OVER_PLAIN,
+            ] {
+                self.results.unavailable(metric, target, reason);
+            }
+        }
+        let proxies: Vec<_> = running
+            .iter()
+            .filter(|(t, _, _)| matches!(t, Target::Outrigger | Target::Envoy))
+            .collect();
+        let repeats = self.settings.repeats;
+        for r in 0..repeats {
+            for (target, ports, process) in Self::order(&proxies, r).copied() {
+                let (rps, cpu) = (&results::PAIRED_H1_RPS, &results::PAIRED_CPU_PER_1K);
+                let Some(plain) = self.closed_h1(*target, h1(ports.h1), process.as_ref(), rps, cpu)
+                else {
+                    continue;
+                };
+                let cpu = &results::TRACED_CPU_PER_1K;
+                for (port, rps, over) in [
+                    (
+                        ports.traced_1,
+                        &results::TRACED_1_RPS,
+                        &results::TRACED_1_OVER_PLAIN,
+                    ),
+                    (
+                        ports.traced_100,
+                        &results::TRACED_100_RPS,
+                        &results::TRACED_100_OVER_PLAIN,
+                    ),
+                ] {
+                    let Some(traced) =
+                        self.closed_h1(*target, h1(port), process.as_ref(), rps, cpu)
+                    else {
+                        continue;
+                    };
+                    if plain > 0.0 {
+                        self.results.add(over, *target, traced / plain, 0);
+                    }
+                    self.say(&format!(
+                        "(i) {} {}/{repeats}: {traced:.0} req/s on {} after (a) {plain:.0} req/s",
+                        target.name(),
+                        r + 1,
+                        rps.label
+                    ));
+                }
             }
         }
     }

@@ -138,6 +138,10 @@ pub fn connection_manager(
             })
             .unwrap_or_default(),
         access_log: super::access_log::access_logs(&h.access_log, &at.field("access_log"), out),
+        tracing: h
+            .tracing
+            .as_ref()
+            .and_then(|t| super::tracing::tracing(t, &at.field("tracing"), out)),
     })
 }
 

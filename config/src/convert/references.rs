@@ -109,6 +109,21 @@ fn listener_chains<'a>(
 fn check_filter(filter: &NetworkFilter, at: &Path, clusters: &HashMap<&str, usize>, out: &mut Out) {
     match filter {
         NetworkFilter::HttpConnectionManager(hcm) => {
+            if let Some(cluster) = hcm
+                .tracing
+                .as_ref()
+                .and_then(super::tracing::collector_cluster)
+                && !clusters.contains_key(cluster)
+            {
+                // Envoy 1.40 starts with it (and propagates trace headers); its spans go nowhere.
+                out.warning(
+                    &at.field("tracing").field("provider"),
+                    format!(
+                        "the tracer's collector cluster {cluster:?} is unknown: trace headers are still \
+                         propagated, but spans are dropped; define it in static_resources.clusters"
+                    ),
+                );
+            }
             let RouteSource::Static(config) = &hcm.routes else {
                 return;
             };

@@ -73,6 +73,9 @@ pub struct HttpConnectionManager {
     /// `access_log`: a line per request, written when the response has been sent (or the stream ended).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `tracing`: none, and nothing is traced (one check per request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<super::tracing::Tracing>,
 }
 
 /// `set_current_client_cert_details`. Envoy adds `By` and `Hash` always; these add more.

@@ -57,6 +57,7 @@ mod listener;
 mod proxyless;
 mod route;
 mod security;
+mod tracing;
 
 /// The table: one section per area of Envoy's API.
 const SECTIONS: &[&[(&str, Proof)]] = &[
@@ -68,6 +69,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     security::PROOFS,
     proxyless::PROOFS,
     access_log::PROOFS,
+    tracing::PROOFS,
 ];
 
 /// Every entry: `("envoy.package.Message.field", proof)`.

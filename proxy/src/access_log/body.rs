@@ -103,6 +103,7 @@ struct Pending {
     notes: Notes,
     loggers: Arc<Loggers>,
     istio: Option<Arc<ConnectionLabels>>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
     sent: u64,
     trailers: Option<http::HeaderMap>,
     headers_at: std::time::Duration,
@@ -122,6 +123,9 @@ impl Pending {
             crate::metrics::istio::report(istio, &record);
         }
         self.loggers.log(&record);
+        if let Some((tracer, active)) = self.tracer.zip(record.trace.take()) {
+            tracer.finish(active, &record);
+        }
     }
 }
 
@@ -132,6 +136,7 @@ pub fn finish_response<B>(
     notes: Notes,
     loggers: Arc<Loggers>,
     istio: Option<Arc<ConnectionLabels>>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
 ) -> LoggedBody<B> {
     let headers_at = notes.elapsed();
     LoggedBody {
@@ -141,6 +146,7 @@ pub fn finish_response<B>(
                 notes,
                 loggers,
                 istio,
+                tracer,
                 sent: 0,
                 trailers: None,
                 headers_at,

@@ -131,6 +131,8 @@ pub struct Record {
     pub server_name: Option<String>,
     pub route_name: Option<String>,
     pub termination_details: Option<String>,
+    /// The request's span, when its connection manager traces it and it is sampled.
+    pub trace: Option<crate::trace::Active>,
 }
 
 /// The request line and headers.

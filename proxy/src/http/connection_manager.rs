@@ -180,6 +180,8 @@ pub struct ConnectionManager {
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
+    /// The `tracing` block at run time (none: nothing is traced).
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl ConnectionManager {
@@ -230,6 +232,7 @@ impl ConnectionManager {
         Self {
             counters: Arc::new(DownstreamCounters::new(metrics, &config.stat_prefix)),
             access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
+            tracer: None,
             rate_limit_filter,
             fault,
             authorization,
@@ -356,6 +359,12 @@ where
         };
         let matched = ConnectionManager::lookup(table, &parts);
         let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
+        // The trace decision, once the route is known (Envoy's order); it rewrites `x-request-id` and writes
+        // the context the upstream sees.
+        let trace = self.manager.tracer.as_ref().and_then(|tracer| {
+            let authority = headers::authority(&parts);
+            tracer.start(&mut parts.headers, authority.as_deref())
+        });
         if let Some(notes) = &notes {
             let route = matched.as_ref().and_then(|m| m.route()).map(|(_, _, r)| r);
             let route_name = route
@@ -376,6 +385,7 @@ where
                 r.request = Some(head);
                 r.route_name = route_name;
                 r.upstream_cluster = cluster;
+                r.trace = trace;
             });
         }
         // An upgrade neither the route nor the connection manager allows is refused, as Envoy does (403

@@ -75,8 +75,10 @@ pub struct DownstreamStats<S> {
     counters: Arc<DownstreamCounters>,
     state: Arc<ConnectionState>,
     server: Option<HeaderValue>,
-    /// The connection manager's access logs; empty, and nothing is recorded.
+    /// The connection manager's access logs; empty (and no tracer), and nothing is recorded.
     access_logs: Arc<Loggers>,
+    /// The connection manager's tracer: a sampled request's span is built from the same record.
+    tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 impl<S> DownstreamStats<S> {
@@ -86,6 +88,7 @@ impl<S> DownstreamStats<S> {
         counters: Arc<DownstreamCounters>,
         state: Arc<ConnectionState>,
         access_logs: Arc<Loggers>,
+        tracer: Option<Arc<crate::trace::Tracer>>,
     ) -> Self {
         let server = HeaderValue::from_str(&connection.hcm.server_name).ok();
         Self {
@@ -95,6 +98,7 @@ impl<S> DownstreamStats<S> {
             state,
             server,
             access_logs,
+            tracer,
         }
     }
 }
@@ -220,11 +224,12 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let http1 = request.version() < http::Version::HTTP_2;
         let istio = self.connection.istio.clone();
-        let logged = (!self.access_logs.is_empty() || istio.is_some()).then(|| {
-            let notes = Notes::start(start_record(&self.connection, request.version()));
-            request.extensions_mut().insert(notes.clone());
-            (notes, self.access_logs.clone())
-        });
+        let logged = (!self.access_logs.is_empty() || istio.is_some() || self.tracer.is_some())
+            .then(|| {
+                let notes = Notes::start(start_record(&self.connection, request.version()));
+                request.extensions_mut().insert(notes.clone());
+                (notes, self.access_logs.clone(), self.tracer.clone())
+            });
         let requests = self.state.stream_started(request.version());
         // `max_requests_per_connection`: the last request's response closes an HTTP/1 connection and an h2
         // connection is drained (GOAWAY); decided here, before the response, so it carries `Connection: close`.
@@ -268,9 +273,10 @@ where
             let response = response.map(|body| stream_guard::guard(body, open));
             Ok(match logged {
                 None => response,
-                Some((notes, loggers)) => {
+                Some((notes, loggers, tracer)) => {
                     note_response(&notes, &response, notes.elapsed());
-                    response.map(|body| finish_response(body, notes, loggers, istio).boxed())
+                    response
+                        .map(|body| finish_response(body, notes, loggers, istio, tracer).boxed())
                 }
             })
         })

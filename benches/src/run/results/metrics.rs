@@ -138,7 +138,7 @@ metric!(
     PAIRED_H1_RPS,
     "g",
     "h1_paired_rps",
-    "(a) again, right before each (g) run: throughput",
+    "(a) again, right before each (g) and (i) run: throughput",
     "req/s",
     0
 );
@@ -146,7 +146,7 @@ metric!(
     PAIRED_CPU_PER_1K,
     "g",
     "paired_cpu_s_per_1000_req",
-    "(a) again, right before each (g) run: CPU time per 1000 requests",
+    "(a) again, right before each (g) and (i) run: CPU time per 1000 requests",
     "s",
     4
 );
@@ -232,12 +232,57 @@ metric!(
     0
 );
 
-/// The table of scenarios (a), (b), (d), (e), (f), in order, with (g) beside the figures of (a) it compares with.
-pub const MAIN: [&Metric; 17] = [
+metric!(
+    TRACED_1_RPS,
+    "i",
+    "h1_traced_1_rps",
+    "(i) = (a) + tracing at 1 % + a file access log: throughput",
+    "req/s",
+    0
+);
+metric!(
+    TRACED_1_OVER_PLAIN,
+    "i",
+    "h1_traced_1_over_plain",
+    "(i) 1 %/(a) throughput, each over the (a) run just before it",
+    "ratio",
+    3
+);
+metric!(
+    TRACED_100_RPS,
+    "i",
+    "h1_traced_100_rps",
+    "(i) at 100 % sampling: throughput",
+    "req/s",
+    0
+);
+metric!(
+    TRACED_100_OVER_PLAIN,
+    "i",
+    "h1_traced_100_over_plain",
+    "(i) 100 %/(a) throughput, each over the (a) run just before it",
+    "ratio",
+    3
+);
+metric!(
+    TRACED_CPU_PER_1K,
+    "i",
+    "traced_cpu_s_per_1000_req",
+    "(i) CPU time per 1000 requests (1 % and 100 % runs)",
+    "s",
+    4
+);
+
+/// The table of scenarios (a), (b), (d), (e), (f), in order, with (g) and (i) beside the figures of (a) it compares with.
+pub const MAIN: [&Metric; 22] = [
     &H1_RPS,
     &RESILIENT_RPS,
     &PAIRED_H1_RPS,
     &RESILIENT_OVER_PLAIN,
+    &TRACED_1_RPS,
+    &TRACED_1_OVER_PLAIN,
+    &TRACED_100_RPS,
+    &TRACED_100_OVER_PLAIN,
     &H1_P50,
     &H1_P90,
     &H1_P99,
@@ -247,6 +292,7 @@ pub const MAIN: [&Metric; 17] = [
     &TCP_MIBS,
     &CPU_PER_1K,
     &RESILIENT_CPU_PER_1K,
+    &TRACED_CPU_PER_1K,
     &PAIRED_CPU_PER_1K,
     &PEAK_RSS,
     &IDLE_RSS,

@@ -332,3 +332,18 @@ pub(super) const ENVOY_EXT_AUTHZ_HTTP: &str =
 
 // istio proofs
 pub(super) const AL_LISTENER: &str = "tests/access_log.rs::listener_access_log_lines_match_envoy";
+
+// tracing proofs
+pub(super) const TR_TAGS: &str =
+    "tests/tracing.rs::spans_are_named_tagged_and_parented_like_envoys";
+pub(super) const TR_W3C: &str = "tests/tracing.rs::one_w3c_trace_across_envoy_and_outrigger";
+pub(super) const TR_B3: &str = "tests/tracing.rs::one_b3_trace_across_envoy_and_outrigger";
+pub(super) const TR_SAMPLING: &str = "tests/tracing.rs::sampling_at_zero_traces_what_envoy_traces";
+pub(super) const TR_HTTP: &str =
+    "tests/tracing.rs::otlp_over_http_with_the_environment_resource_detector";
+pub(super) const TR_DECISION: &str =
+    "proxy/src/trace/decision.rs::the_reason_is_packed_into_the_request_id_like_envoy";
+pub(super) const TR_ZIPKIN: &str =
+    "proxy/src/trace/tests.rs::zipkin_settings_shape_the_propagated_context";
+pub(super) const TR_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::tracing_blocks_are_read_like_envoy";

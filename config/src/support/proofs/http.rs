@@ -345,15 +345,15 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.HttpUri.uri",
-        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP, TR_HTTP, TR_LOADER]),
     ),
     (
         "envoy.config.core.v3.HttpUri.cluster",
-        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP, TR_HTTP]),
     ),
     (
         "envoy.config.core.v3.HttpUri.timeout",
-        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP, TR_HTTP]),
     ),
     (
         "envoy.extensions.filters.http.ext_authz.v3.AuthorizationRequest.allowed_headers",

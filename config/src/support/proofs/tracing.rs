@@ -1,0 +1,134 @@
+//! Tracing: the connection manager's `tracing` block and its providers.
+//!
+//! `proofs.rs` says what an entry means. The integration tests read spans back from real collectors (our OTLP
+//! and HTTP receivers) and put real Envoy 1.40 in front (W3C and B3) or beside (sampling); the unit tests decide
+//! and propagate as Envoy does; the loader test reads each field into the model.
+
+use super::Proof::{self, Tests};
+use super::cited::*;
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.tracing",
+        Tests(&[TR_TAGS, TR_W3C]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.client_sampling",
+        Tests(&[TR_DECISION, TR_SAMPLING, TR_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.random_sampling",
+        Tests(&[TR_SAMPLING, TR_DECISION, TR_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.overall_sampling",
+        Tests(&[TR_DECISION, TR_LOADER]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.max_path_tag_length",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.custom_tags",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.provider",
+        Tests(&[TR_TAGS, TR_B3]),
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.spawn_upstream_span",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.config.trace.v3.Tracing.Http.name",
+        Tests(&[TR_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.Tracing.Http.typed_config",
+        Tests(&[TR_TAGS, TR_B3]),
+    ),
+    (
+        "envoy.config.trace.v3.OpenTelemetryConfig.grpc_service",
+        Tests(&[TR_TAGS, TR_W3C]),
+    ),
+    (
+        "envoy.config.trace.v3.OpenTelemetryConfig.http_service",
+        Tests(&[TR_HTTP]),
+    ),
+    (
+        "envoy.config.trace.v3.OpenTelemetryConfig.service_name",
+        Tests(&[TR_TAGS, TR_HTTP]),
+    ),
+    (
+        "envoy.config.trace.v3.OpenTelemetryConfig.resource_detectors",
+        Tests(&[TR_HTTP]),
+    ),
+    (
+        "envoy.config.core.v3.TypedExtensionConfig.name",
+        Tests(&[TR_LOADER]),
+    ),
+    (
+        "envoy.config.core.v3.TypedExtensionConfig.typed_config",
+        Tests(&[TR_HTTP, TR_LOADER]),
+    ),
+    (
+        "envoy.config.core.v3.HttpService.http_uri",
+        Tests(&[TR_HTTP]),
+    ),
+    // HttpUri's fields: with ext_authz's, in http.rs.
+    (
+        "envoy.config.trace.v3.ZipkinConfig.collector_cluster",
+        Tests(&[TR_B3]),
+    ),
+    (
+        "envoy.config.trace.v3.ZipkinConfig.collector_endpoint",
+        Tests(&[TR_B3]),
+    ),
+    (
+        "envoy.config.trace.v3.ZipkinConfig.collector_endpoint_version",
+        Tests(&[TR_B3, TR_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.ZipkinConfig.trace_id_128bit",
+        Tests(&[TR_ZIPKIN, TR_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.ZipkinConfig.shared_span_context",
+        Tests(&[TR_B3, TR_ZIPKIN]),
+    ),
+    (
+        "envoy.config.trace.v3.ZipkinConfig.trace_context_option",
+        Tests(&[TR_ZIPKIN, TR_LOADER]),
+    ),
+    ("envoy.type.tracing.v3.CustomTag.tag", Tests(&[TR_TAGS])),
+    ("envoy.type.tracing.v3.CustomTag.literal", Tests(&[TR_TAGS])),
+    (
+        "envoy.type.tracing.v3.CustomTag.environment",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.request_header",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Literal.value",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Environment.name",
+        Tests(&[TR_TAGS, TR_LOADER]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Environment.default_value",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Header.name",
+        Tests(&[TR_TAGS]),
+    ),
+    (
+        "envoy.type.tracing.v3.CustomTag.Header.default_value",
+        Tests(&[TR_TAGS, TR_LOADER]),
+    ),
+];

@@ -1,0 +1,442 @@
+//! Distributed tracing as Envoy's HTTP connection manager does it (`tracing` with the OpenTelemetry or Zipkin
+//! provider): the trace decision (`decision.rs`, once per request, written into `x-request-id`), the trace
+//! context read from the request and written upstream (`context.rs`), and a span per sampled request built from
+//! the access-log `Record` when the response has been sent, handed to the export thread (`export.rs`).
+//!
+//! A connection manager without `tracing` has no `Tracer`: a request then costs one `Option` check.
+
+pub mod context;
+pub mod decision;
+pub mod export;
+mod otlp;
+mod send;
+pub mod span;
+pub mod stats;
+mod zipkin;
+
+use crate::access_log::record::Record;
+use context::Incoming;
+use export::{Destination, DestinationKind};
+use http::HeaderMap;
+use outrigger_config::Snapshot;
+use outrigger_config::model::listener::TrafficDirection;
+use outrigger_config::model::tracing::{
+    CollectorTarget, OtlpCollector, Provider, TagValue, Tracing,
+};
+use span::{FinishedSpan, Kind};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One connection manager's tracer, built once per configuration.
+pub struct Tracer {
+    config: Tracing,
+    egress: bool,
+    /// None when the collector has no address (an unknown cluster: Envoy 1.40 starts with one too); the
+    /// context is still propagated, and spans are dropped and counted.
+    destination: Option<Arc<Destination>>,
+    /// `node_id`, `zone`, then the literal and environment custom tags (values known at start).
+    fixed_tags: Vec<(String, String)>,
+    /// `http.<stat_prefix>.tracing.*`, by `decision::Reason::index`.
+    decisions: [prometheus_client::metrics::counter::Counter; 4],
+}
+
+/// A traced request in flight: what its span needs besides the `Record`.
+#[derive(Debug, Clone)]
+pub struct Active {
+    trace_id: u128,
+    span_id: u64,
+    parent_id: Option<u64>,
+    tracestate: Option<String>,
+    /// The CLIENT span of `spawn_upstream_span`, child of ours.
+    upstream_span: Option<u64>,
+    shared: bool,
+    start: SystemTime,
+    name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TracerError {
+    #[error("tracing: the collector cluster {0:?} has no endpoint with an address")]
+    NoEndpoint(String),
+}
+
+impl Tracer {
+    /// The tracer of a connection manager on a listener of `direction`; the collector's address is the
+    /// first endpoint of its cluster in `snapshot`.
+    pub fn new(
+        config: &Tracing,
+        stat_prefix: &str,
+        direction: TrafficDirection,
+        snapshot: &Snapshot,
+        clusters: &crate::upstream::Clusters,
+    ) -> Self {
+        let cluster_address = |name: &str| cluster_address(clusters, name);
+        let address = |target: &CollectorTarget| match target {
+            CollectorTarget::Address(a) => Ok(a.clone()),
+            CollectorTarget::Cluster(name) => cluster_address(name),
+        };
+        let kind = || -> Result<DestinationKind, TracerError> {
+            Ok(match &config.provider {
+                Provider::OpenTelemetry(o) => {
+                    let resource = otlp::Resource::new(&o.service_name, o.environment_resource);
+                    match &o.collector {
+                        OtlpCollector::Grpc {
+                            target, timeout, ..
+                        } => DestinationKind::OtlpGrpc {
+                            address: address(target)?,
+                            timeout: *timeout,
+                            resource,
+                        },
+                        OtlpCollector::Http {
+                            target,
+                            path,
+                            authority,
+                            timeout,
+                            headers,
+                        } => DestinationKind::OtlpHttp {
+                            address: address(target)?,
+                            authority: authority.clone(),
+                            path: path.clone(),
+                            timeout: *timeout,
+                            headers: headers.clone(),
+                            resource,
+                        },
+                    }
+                }
+                Provider::Zipkin(z) => DestinationKind::Zipkin {
+                    address: cluster_address(&z.collector_cluster)?,
+                    authority: z.collector_hostname.clone(),
+                    path: z.collector_endpoint.clone(),
+                    service_name: if snapshot.node.cluster.is_empty() {
+                        "unknown".into()
+                    } else {
+                        snapshot.node.cluster.clone()
+                    },
+                },
+            })
+        };
+        let destination = match kind() {
+            Ok(kind) => Some(Arc::new(Destination { kind })),
+            Err(e) => {
+                tracing::warn!(error = %e, "tracing: spans are dropped; trace headers are still propagated");
+                None
+            }
+        };
+        let mut fixed_tags = Vec::new();
+        for t in &config.custom_tags {
+            let value = match &t.value {
+                TagValue::Literal(v) => v.clone(),
+                TagValue::Environment { name, default } => {
+                    std::env::var(name).unwrap_or_else(|_| default.clone())
+                }
+                TagValue::RequestHeader { .. } => continue,
+            };
+            if !value.is_empty() {
+                fixed_tags.push((t.tag.clone(), value));
+            }
+        }
+        let zone = snapshot
+            .node
+            .locality
+            .as_ref()
+            .map(|l| l.zone.clone())
+            .unwrap_or_default();
+        fixed_tags.push(("node_id".into(), snapshot.node.id.clone()));
+        fixed_tags.push(("zone".into(), zone));
+        Self {
+            config: config.clone(),
+            egress: direction == TrafficDirection::Outbound,
+            destination,
+            fixed_tags,
+            decisions: stats::decision_counters(stat_prefix),
+        }
+    }
+
+    /// A tracer whose spans go nowhere, for unit tests of the decision and propagation.
+    #[cfg(test)]
+    fn for_test(config: Tracing, egress: bool) -> Self {
+        Self {
+            config,
+            egress,
+            destination: Some(Arc::new(Destination {
+                kind: DestinationKind::Zipkin {
+                    address: "127.0.0.1:1".into(),
+                    authority: "test".into(),
+                    path: "/".into(),
+                    service_name: "test".into(),
+                },
+            })),
+            fixed_tags: Vec::new(),
+            decisions: Default::default(),
+        }
+    }
+
+    fn zipkin(&self) -> Option<&outrigger_config::model::tracing::Zipkin> {
+        match &self.config.provider {
+            Provider::Zipkin(z) => Some(z),
+            Provider::OpenTelemetry(_) => None,
+        }
+    }
+
+    /// Decides for the request, writes the context its upstream will see, and returns what its span needs when
+    /// it is sampled. `authority` names an egress span (`egress <host>`).
+    pub fn start(&self, headers: &mut HeaderMap, authority: Option<&str>) -> Option<Active> {
+        let reason = decision::decide(&self.config, headers);
+        if let Some(counter) = self.decisions.get(reason.index()) {
+            counter.inc();
+        }
+        let (incoming, sampled) = match self.zipkin() {
+            None => {
+                // Checked with Envoy 1.40: a span is sampled when Envoy's decision traces the request and the
+                // caller's `traceparent` (if any) has its sampled flag; either one alone is not enough.
+                let incoming = context::read_w3c(headers);
+                let sampled =
+                    reason.traced() && incoming.as_ref().and_then(|c| c.sampled).unwrap_or(true);
+                (incoming, sampled)
+            }
+            Some(z) => {
+                let (mut incoming, mut b3_sampled) = context::read_b3(headers);
+                if incoming.is_none() && b3_sampled.is_none() && z.w3c {
+                    incoming = context::read_w3c(headers);
+                    b3_sampled = incoming.as_ref().and_then(|c| c.sampled);
+                }
+                (incoming, b3_sampled.unwrap_or(reason.traced()))
+            }
+        };
+        let zipkin = self.zipkin();
+        // Zipkin's shared span context: a server span continues the caller's span under its id.
+        let shared =
+            zipkin.is_some_and(|z| z.shared_span_context) && !self.egress && incoming.is_some();
+        let (trace_id, span_id, parent_id) = match &incoming {
+            Some(Incoming {
+                trace_id,
+                span_id,
+                parent_id,
+                ..
+            }) if shared => (*trace_id, *span_id, *parent_id),
+            Some(c) => (c.trace_id, nonzero_u64(), Some(c.span_id)),
+            None => {
+                let trace_id = if zipkin.is_some_and(|z| !z.trace_id_128bit) {
+                    u128::from(nonzero_u64())
+                } else {
+                    (u128::from(nonzero_u64()) << 64) | u128::from(fastrand::u64(..))
+                };
+                (trace_id, nonzero_u64(), None)
+            }
+        };
+        let upstream_span = self.config.spawn_upstream_span.then(nonzero_u64);
+        let tracestate = incoming.and_then(|c| c.tracestate);
+        // What the upstream sees: our span (or its upstream child) as its parent.
+        let (propagated, propagated_parent) = match upstream_span {
+            Some(child) => (child, Some(span_id)),
+            None => (span_id, parent_id),
+        };
+        match zipkin {
+            None => context::write_w3c(
+                headers,
+                trace_id,
+                propagated,
+                sampled,
+                tracestate.as_deref(),
+            ),
+            Some(z) => {
+                context::write_b3(headers, trace_id, propagated, propagated_parent, sampled);
+                if z.w3c {
+                    context::write_w3c(
+                        headers,
+                        trace_id,
+                        propagated,
+                        sampled,
+                        tracestate.as_deref(),
+                    );
+                }
+            }
+        }
+        if !sampled {
+            return None;
+        }
+        let name = match authority {
+            Some(host) if self.egress => format!("egress {host}"),
+            _ if self.egress => "egress".to_string(),
+            _ => "ingress".to_string(),
+        };
+        Some(Active {
+            trace_id,
+            span_id,
+            parent_id,
+            tracestate,
+            upstream_span,
+            shared,
+            start: SystemTime::now(),
+            name,
+        })
+    }
+
+    /// Builds the request's span (and its upstream span) from the finished record and hands them to the
+    /// export thread.
+    pub fn finish(&self, active: Active, record: &Record) {
+        let end = SystemTime::now();
+        let start = record.start.unwrap_or(active.start);
+        let tags = self.tags(record);
+        // Envoy's router makes the upstream span with the upstream request: none for a local reply.
+        if let Some(child) = active
+            .upstream_span
+            .filter(|_| record.upstream_cluster.is_some())
+        {
+            // The upstream span's tags, as Envoy 1.40 sets them (checked with its OpenTelemetry tracer).
+            let mut upstream_tags = vec![("component".to_string(), "proxy".to_string())];
+            if let Some(cluster) = &record.upstream_cluster {
+                upstream_tags.push(("upstream_cluster".into(), cluster.clone()));
+                upstream_tags.push(("upstream_cluster.name".into(), cluster.clone()));
+            }
+            if let Some(host) = record.upstream_host {
+                upstream_tags.push(("upstream_address".into(), host.to_string()));
+                upstream_tags.push(("peer.address".into(), host.to_string()));
+            }
+            upstream_tags.push((
+                "http.protocol".into(),
+                record
+                    .upstream_protocol
+                    .or(record.protocol)
+                    .unwrap_or("-")
+                    .into(),
+            ));
+            upstream_tags.push(("http.status_code".into(), record.response_code.to_string()));
+            upstream_tags.push(("response_flags".into(), record.flags.short()));
+            if record.response_code == 0 || record.response_code >= 500 {
+                upstream_tags.push(("error".into(), "true".into()));
+            }
+            self.submit(FinishedSpan {
+                trace_id: active.trace_id,
+                span_id: child,
+                parent_id: Some(active.span_id),
+                name: format!(
+                    "router {} egress",
+                    record.upstream_cluster.as_deref().unwrap_or("-")
+                ),
+                kind: Kind::Client,
+                start,
+                end,
+                tracestate: active.tracestate.clone(),
+                tags: upstream_tags,
+                shared: false,
+            });
+        }
+        self.submit(FinishedSpan {
+            trace_id: active.trace_id,
+            span_id: active.span_id,
+            parent_id: active.parent_id,
+            name: active.name,
+            // Envoy 1.40: with an upstream span of its own the request's span is the hop's SERVER span;
+            // without one, an egress span stands for the call and is CLIENT.
+            kind: if self.egress && active.upstream_span.is_none() {
+                Kind::Client
+            } else {
+                Kind::Server
+            },
+            start,
+            end,
+            tracestate: active.tracestate,
+            tags,
+            shared: active.shared,
+        });
+    }
+
+    fn submit(&self, span: FinishedSpan) {
+        match &self.destination {
+            Some(destination) => export::submit(destination, span),
+            None => {
+                let all = stats::stats();
+                let provider = match self.config.provider {
+                    Provider::Zipkin(_) => &all.zipkin,
+                    Provider::OpenTelemetry(_) => &all.opentelemetry,
+                };
+                provider.spans_dropped.inc();
+            }
+        }
+    }
+
+    /// Envoy's tags on the downstream span, in its order.
+    fn tags(&self, record: &Record) -> Vec<(String, String)> {
+        let mut tags = self.fixed_tags.clone();
+        let request = record.request.as_ref();
+        let header = |name: &str| request.and_then(|r| r.get(name));
+        let mut add = |k: &str, v: String| tags.push((k.to_string(), v));
+        if let Some(id) = header("x-request-id") {
+            add("guid:x-request-id", id.to_string());
+        }
+        if let Some(r) = request {
+            let max = self.config.max_path_tag_length as usize;
+            let path: String = r.path.chars().take(max).collect();
+            let proto = header("x-forwarded-proto").unwrap_or("http");
+            let host = header(":authority").unwrap_or("");
+            add("http.url", format!("{proto}://{host}{path}"));
+            add("http.method", r.method.to_string());
+        }
+        add(
+            "downstream_cluster",
+            header("x-envoy-downstream-service-cluster")
+                .unwrap_or("-")
+                .to_string(),
+        );
+        add(
+            "user_agent",
+            header("user-agent").unwrap_or("-").to_string(),
+        );
+        add("http.protocol", record.protocol.unwrap_or("-").to_string());
+        if let Some(peer) = record.downstream_remote {
+            add("peer.address", peer.ip().to_string());
+        }
+        if let Some(id) = header("x-client-trace-id") {
+            add("guid:x-client-trace-id", id.to_string());
+        }
+        add("request_size", record.bytes_received.to_string());
+        add("response_size", record.bytes_sent.to_string());
+        add("component", "proxy".to_string());
+        if let Some(cluster) = &record.upstream_cluster {
+            add("upstream_cluster", cluster.clone());
+            add("upstream_cluster.name", cluster.clone());
+        }
+        add("http.status_code", record.response_code.to_string());
+        add("response_flags", record.flags.short());
+        if record.response_code == 0 || record.response_code >= 500 {
+            add("error", "true".to_string());
+        }
+        for t in &self.config.custom_tags {
+            if let TagValue::RequestHeader { name, default } = &t.value {
+                let value = header(name).unwrap_or(default).to_string();
+                if !value.is_empty() {
+                    add(&t.tag, value);
+                }
+            }
+        }
+        tags
+    }
+}
+
+fn nonzero_u64() -> u64 {
+    fastrand::u64(1..)
+}
+
+/// `host:port` of the cluster's first endpoint (as configured: a DNS name is resolved when the export thread
+/// connects).
+fn cluster_address(
+    clusters: &crate::upstream::Clusters,
+    name: &str,
+) -> Result<String, TracerError> {
+    let cluster = clusters
+        .get(name)
+        .ok_or_else(|| TracerError::NoEndpoint(name.to_string()))?;
+    if let Some(endpoint) = cluster.config.endpoints().next() {
+        // Host's Display puts an IPv6 address in brackets.
+        return Ok(format!("{}:{}", endpoint.host, endpoint.port));
+    }
+    cluster
+        .targets()
+        .first()
+        .map(|t| t.address.to_string())
+        .ok_or_else(|| TracerError::NoEndpoint(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

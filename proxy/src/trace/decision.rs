@@ -1,0 +1,192 @@
+//! The trace decision, made once per request as Envoy makes it (`envoy.request_id.uuid` with its defaults
+//! `pack_trace_reason` and `use_request_id_for_trace_sampling`): the reason lives in the `x-request-id` UUID's
+//! version nibble (index 14: `4` none, `9` sampled, `a` forced by the service, `b` forced by the client), so
+//! every hop that reads the same id decides the same way, and the random draw is the id's first 8 hex digits
+//! modulo 10,000.
+
+use http::HeaderMap;
+use http::header::HeaderValue;
+use outrigger_config::model::tracing::Tracing;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    NotTraceable,
+    Sampling,
+    ServiceForced,
+    ClientForced,
+}
+
+impl Reason {
+    /// Its place in `stats::DECISIONS`.
+    pub fn index(self) -> usize {
+        match self {
+            Reason::NotTraceable => 0,
+            Reason::Sampling => 1,
+            Reason::ServiceForced => 2,
+            Reason::ClientForced => 3,
+        }
+    }
+
+    pub fn traced(self) -> bool {
+        self != Reason::NotTraceable
+    }
+
+    fn nibble(self) -> u8 {
+        match self {
+            Reason::NotTraceable => b'4',
+            Reason::Sampling => b'9',
+            Reason::ServiceForced => b'a',
+            Reason::ClientForced => b'b',
+        }
+    }
+}
+
+const NIBBLE: usize = 14;
+
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36
+}
+
+/// The reason the id already carries.
+fn reason_in(id: &str) -> Reason {
+    if !uuid_like(id) {
+        return Reason::NotTraceable;
+    }
+    match id.as_bytes().get(NIBBLE) {
+        Some(b'9') => Reason::Sampling,
+        Some(b'a') => Reason::ServiceForced,
+        Some(b'b') => Reason::ClientForced,
+        _ => Reason::NotTraceable,
+    }
+}
+
+/// The id's first 8 hex digits: the stable draw.
+fn draw(id: &str) -> Option<u64> {
+    u64::from_str_radix(id.get(..8)?, 16).ok()
+}
+
+/// Decides for this request and writes the reason into its `x-request-id` (which then travels upstream).
+/// `force_trace` is whether `x-envoy-force-trace` survived the internal-header cleanup (it never does in
+/// Envoy 1.40 without `internal_address_config`: every request is external).
+pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
+    let Some(id) = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Reason::NotTraceable;
+    };
+    // Envoy skips the decision for an id it cannot read a number from (and the request is not traced).
+    let Some(value) = draw(&id) else {
+        return Reason::NotTraceable;
+    };
+    let result = (value % 10_000) as u32;
+    let mut reason = reason_in(&id);
+    if reason == Reason::NotTraceable {
+        if headers.contains_key("x-client-trace-id")
+            && fastrand::u32(..10_000) < config.client_sampling
+        {
+            reason = Reason::ClientForced;
+        } else if headers.contains_key("x-envoy-force-trace") {
+            reason = Reason::ServiceForced;
+        } else if result < config.random_sampling {
+            reason = Reason::Sampling;
+        }
+    }
+    if result >= config.overall_sampling {
+        reason = Reason::NotTraceable;
+    }
+    if uuid_like(&id) {
+        let mut bytes = id.into_bytes();
+        if let Some(b) = bytes.get_mut(NIBBLE) {
+            *b = reason.nibble();
+        }
+        if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+            headers.insert("x-request-id", value);
+        }
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outrigger_config::model::tracing::{
+        CollectorTarget, OpenTelemetry, OtlpCollector, Provider,
+    };
+
+    fn config(random: u32) -> Tracing {
+        Tracing {
+            provider: Provider::OpenTelemetry(OpenTelemetry {
+                service_name: "s".into(),
+                collector: OtlpCollector::Grpc {
+                    target: CollectorTarget::Cluster("c".into()),
+                    timeout: std::time::Duration::from_secs(1),
+                    headers: vec![],
+                },
+                environment_resource: false,
+            }),
+            client_sampling: 10_000,
+            random_sampling: random,
+            overall_sampling: 10_000,
+            max_path_tag_length: 256,
+            custom_tags: vec![],
+            spawn_upstream_span: false,
+        }
+    }
+
+    fn with_id(id: &'static str, extra: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static(id));
+        for name in extra {
+            h.insert(*name, HeaderValue::from_static("1"));
+        }
+        h
+    }
+
+    #[test]
+    fn the_reason_is_packed_into_the_request_id_like_envoy() {
+        // 0x0000270f = 9999: sampled at 100 %, not at 99.99 %.
+        let mut h = with_id("0000270f-0000-4000-8000-000000000000", &[]);
+        assert_eq!(decide(&config(10_000), &mut h), Reason::Sampling);
+        assert_eq!(h["x-request-id"], "0000270f-0000-9000-8000-000000000000");
+        let mut h = with_id("0000270f-0000-4000-8000-000000000000", &[]);
+        assert_eq!(decide(&config(9_999), &mut h), Reason::NotTraceable);
+        assert_eq!(h["x-request-id"], "0000270f-0000-4000-8000-000000000000");
+        // A reason already in the id is kept (the hop before decided).
+        let mut h = with_id("0000270f-0000-9000-8000-000000000000", &[]);
+        assert_eq!(decide(&config(0), &mut h), Reason::Sampling);
+        // x-client-trace-id forces (client_sampling 100 %), then x-envoy-force-trace.
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-client-trace-id"],
+        );
+        assert_eq!(decide(&config(0), &mut h), Reason::ClientForced);
+        assert_eq!(h["x-request-id"], "00000001-0000-b000-8000-000000000000");
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-envoy-force-trace"],
+        );
+        assert_eq!(decide(&config(0), &mut h), Reason::ServiceForced);
+        assert_eq!(h["x-request-id"], "00000001-0000-a000-8000-000000000000");
+        // client_sampling 0 %: x-client-trace-id forces nothing.
+        let mut c = config(0);
+        c.client_sampling = 0;
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000001",
+            &["x-client-trace-id"],
+        );
+        assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
+        // overall_sampling vetoes even a forced trace.
+        let mut c = config(10_000);
+        c.overall_sampling = 0;
+        let mut h = with_id(
+            "00000001-0000-4000-8000-000000000000",
+            &["x-envoy-force-trace"],
+        );
+        assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
+        // An id that is not a number is not traced.
+        let mut h = with_id("not-a-uuid", &[]);
+        assert_eq!(decide(&config(10_000), &mut h), Reason::NotTraceable);
+    }
+}

@@ -1,0 +1,200 @@
+//! Finished spans leave the data path here: a worker hands a span to a bounded queue (`try_send`, never
+//! waiting; a full queue drops the span and counts it) and one background thread, with a current-thread tokio
+//! runtime of its own, batches and exports them. Every client (tonic's channel, hyper's) is built on that
+//! thread, inside the runtime that polls it, and nothing ever calls `block_on` from within a runtime: the two
+//! failures users report with the OpenTelemetry SDK's batch processor ("there is no reactor running" on its
+//! export thread, and a deadlock of `force_flush`/`shutdown` on a current-thread runtime) cannot happen here.
+//!
+//! Shutdown: `flush(deadline)` asks the thread to export everything queued and waits for its answer, from the
+//! caller's thread (the main thread after the drain), for at most `deadline`.
+
+use super::span::FinishedSpan;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many spans may wait for export; past that they are dropped and counted.
+const QUEUE: usize = 4096;
+/// Export as soon as this many spans wait (Envoy's default `tracing.opentelemetry.min_flush_spans`), else
+/// every `interval()`.
+const BATCH: usize = 5;
+
+/// Envoy's default `tracing.opentelemetry.flush_interval_ms`: 5 s. Envoy reads both from runtime layers, which
+/// Outrigger does not have; `OUTRIGGER_TRACING_FLUSH_INTERVAL_MS` sets it instead (tests, demos).
+fn interval() -> Duration {
+    std::env::var("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(5), Duration::from_millis)
+}
+/// At most this many spans in one export request.
+const MAX_EXPORT: usize = 512;
+
+/// Where a tracer's spans go; each tracer owns one (compared by address).
+pub struct Destination {
+    pub kind: DestinationKind,
+}
+
+impl Destination {
+    fn stats(&self) -> &'static super::stats::ProviderStats {
+        let all = super::stats::stats();
+        match self.kind {
+            DestinationKind::Zipkin { .. } => &all.zipkin,
+            _ => &all.opentelemetry,
+        }
+    }
+}
+
+pub enum DestinationKind {
+    OtlpGrpc {
+        /// `host:port`.
+        address: String,
+        timeout: Duration,
+        resource: super::otlp::Resource,
+    },
+    OtlpHttp {
+        address: String,
+        authority: String,
+        path: String,
+        timeout: Duration,
+        headers: Vec<(String, String)>,
+        resource: super::otlp::Resource,
+    },
+    Zipkin {
+        address: String,
+        authority: String,
+        path: String,
+        service_name: String,
+    },
+}
+
+enum Message {
+    Span(Arc<Destination>, FinishedSpan),
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+struct Exporter {
+    queue: mpsc::Sender<Message>,
+    /// Flush requests never wait behind a full span queue.
+    flushes: mpsc::UnboundedSender<Message>,
+}
+
+static EXPORTER: OnceLock<Option<Exporter>> = OnceLock::new();
+
+fn exporter() -> Option<&'static Exporter> {
+    EXPORTER
+        .get_or_init(|| {
+            let (queue, spans) = mpsc::channel(QUEUE);
+            let (flushes, flush_requests) = mpsc::unbounded_channel();
+            let started = std::thread::Builder::new()
+                .name("outrigger-trace".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(run(spans, flush_requests)),
+                        Err(e) => tracing::error!(error = %e, "tracing: cannot start the export runtime; spans are dropped"),
+                    }
+                });
+            match started {
+                Ok(_) => Some(Exporter { queue, flushes }),
+                Err(e) => {
+                    tracing::error!(error = %e, "tracing: cannot start the export thread; spans are dropped");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Hands a finished span over; never waits.
+pub fn submit(destination: &Arc<Destination>, span: FinishedSpan) {
+    let Some(exporter) = exporter() else { return };
+    if exporter
+        .queue
+        .try_send(Message::Span(destination.clone(), span))
+        .is_err()
+    {
+        destination.stats().spans_dropped.inc();
+    }
+}
+
+/// Exports every span queued so far; returns false when `deadline` passed first (or nothing runs the export).
+pub fn flush(deadline: Duration) -> bool {
+    let Some(exporter) = EXPORTER.get().and_then(Option::as_ref) else {
+        return true;
+    };
+    let (done, wait) = std::sync::mpsc::sync_channel(1);
+    if exporter.flushes.send(Message::Flush(done)).is_err() {
+        return false;
+    }
+    wait.recv_timeout(deadline).is_ok()
+}
+
+type Pending = HashMap<usize, (Arc<Destination>, Vec<FinishedSpan>)>;
+
+async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedReceiver<Message>) {
+    let mut clients = super::send::Clients::default();
+    let mut pending: Pending = HashMap::new();
+    let mut queued = 0usize;
+    let period = interval();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = spans.recv() => match message {
+                Some(Message::Span(destination, span)) => {
+                    let key = Arc::as_ptr(&destination) as usize;
+                    pending.entry(key).or_insert_with(|| (destination, Vec::new())).1.push(span);
+                    queued += 1;
+                    if queued >= BATCH {
+                        export_all(&mut clients, &mut pending).await;
+                        queued = 0;
+                    }
+                }
+                Some(Message::Flush(done)) => {
+                    export_all(&mut clients, &mut pending).await;
+                    queued = 0;
+                    let _ = done.send(());
+                }
+                None => return,
+            },
+            Some(Message::Flush(done)) = flushes.recv() => {
+                // Take what the span queue holds now, then export it all.
+                while let Ok(Message::Span(destination, span)) = spans.try_recv() {
+                    let key = Arc::as_ptr(&destination) as usize;
+                    pending.entry(key).or_insert_with(|| (destination, Vec::new())).1.push(span);
+                }
+                export_all(&mut clients, &mut pending).await;
+                queued = 0;
+                let _ = done.send(());
+            }
+            _ = tick.tick() => {
+                export_all(&mut clients, &mut pending).await;
+                queued = 0;
+            }
+        }
+    }
+}
+
+async fn export_all(clients: &mut super::send::Clients, pending: &mut Pending) {
+    for (_, (destination, mut spans)) in pending.drain() {
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(MAX_EXPORT));
+            let count = spans.len() as u64;
+            match clients.send(&destination, spans).await {
+                Ok(()) => {
+                    destination.stats().spans_sent.inc_by(count);
+                }
+                Err(e) => {
+                    destination.stats().spans_failed.inc_by(count);
+                    tracing::warn!(error = %e, spans = count, "tracing: export failed; these spans are lost");
+                }
+            }
+            spans = rest;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The collectors' clients, owned by the export thread and built there (in the runtime that polls them): a
+//! tonic channel per OTLP/gRPC collector, one hyper client for the HTTP ones (OTLP/HTTP, Zipkin).
+
+use super::export::{Destination, DestinationKind};
+use super::span::FinishedSpan;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tonic::transport::Channel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("OTLP collector {address}: {message}")]
+    Grpc { address: String, message: String },
+    #[error("collector {address}: {message}")]
+    Http { address: String, message: String },
+}
+
+#[derive(Default)]
+pub struct Clients {
+    grpc: HashMap<String, TraceServiceClient<Channel>>,
+    http: Option<Client<HttpConnector, Full<Bytes>>>,
+}
+
+impl Clients {
+    pub async fn send(
+        &mut self,
+        destination: &Arc<Destination>,
+        spans: Vec<FinishedSpan>,
+    ) -> Result<(), SendError> {
+        match &destination.kind {
+            DestinationKind::OtlpGrpc {
+                address,
+                timeout,
+                resource,
+            } => {
+                let grpc_error = |message: String| SendError::Grpc {
+                    address: address.clone(),
+                    message,
+                };
+                let client = match self.grpc.get(address) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let endpoint =
+                            tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                                .map_err(|e| grpc_error(e.to_string()))?
+                                .connect_timeout(*timeout)
+                                .timeout(*timeout);
+                        let client = TraceServiceClient::new(endpoint.connect_lazy());
+                        self.grpc.insert(address.clone(), client.clone());
+                        client
+                    }
+                };
+                let mut client = client;
+                client
+                    .export(super::otlp::request(resource, spans))
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| {
+                        grpc_error(format!("{:?}: {}", status.code(), status.message()))
+                    })
+            }
+            DestinationKind::OtlpHttp {
+                address,
+                authority,
+                path,
+                timeout,
+                headers,
+                resource,
+            } => {
+                let body = super::otlp::request(resource, spans).encode_to_vec();
+                let mut request = http::Request::post(format!("http://{address}{path}"))
+                    .header(http::header::HOST, authority.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf");
+                for (k, v) in headers {
+                    request = request.header(k.as_str(), v.as_str());
+                }
+                self.post(address, request, body, *timeout).await
+            }
+            DestinationKind::Zipkin {
+                address,
+                authority,
+                path,
+                service_name,
+            } => {
+                let body = super::zipkin::body(service_name, &spans);
+                let request = http::Request::post(format!("http://{address}{path}"))
+                    .header(http::header::HOST, authority.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/json");
+                self.post(address, request, body, std::time::Duration::from_secs(5))
+                    .await
+            }
+        }
+    }
+
+    async fn post(
+        &mut self,
+        address: &str,
+        request: http::request::Builder,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<(), SendError> {
+        let http_error = |message: String| SendError::Http {
+            address: address.to_string(),
+            message,
+        };
+        let client = self
+            .http
+            .get_or_insert_with(|| Client::builder(TokioExecutor::new()).build_http());
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| http_error(e.to_string()))?;
+        match tokio::time::timeout(timeout, client.request(request)).await {
+            Err(_) => Err(http_error(format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => Err(http_error(e.to_string())),
+            Ok(Ok(response)) if response.status().is_success() => Ok(()),
+            Ok(Ok(response)) => Err(http_error(format!("answered {}", response.status()))),
+        }
+    }
+}

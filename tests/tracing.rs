@@ -1,0 +1,1002 @@
+//! Distributed tracing (the HCM `tracing` block) with real collectors and real Envoy 1.40:
+//! - spans as Envoy names and tags them, their kinds and parents, read back exactly from our OTLP receiver;
+//! - one trace across Envoy (in front, its OpenTelemetry tracer) and Outrigger behind it, W3C and B3 (Envoy's
+//!   Zipkin tracer), the backend seeing Outrigger's span as its parent; Envoy's span and ours carry the same
+//!   tag names;
+//! - sampling at 0 %: the same requests through Envoy and Outrigger trace the same ones and propagate the same
+//!   decision;
+//! - a collector that is down costs no request, and spans still queued at SIGTERM are exported before exit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "tracing/receivers.rs"]
+mod receivers;
+mod support;
+
+use receivers::{OtlpReceiver, Span, ZipkinReceiver};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::backend::Backend;
+use support::client::get;
+use support::envoy::Envoy;
+use support::sidecar::Sidecar;
+use support::tcp::free_port;
+
+/// Our exporter's flush interval in these tests (Envoy's: its runtime keys, in `ENVOY_RUNTIME`).
+const FAST_FLUSH: (&str, &str) = ("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS", "100");
+
+/// Envoy flushes spans every 5 s or at 5 spans by default; its runtime makes it flush at once.
+const ENVOY_RUNTIME: &str = r#"
+layered_runtime:
+  layers:
+  - name: static
+    static_layer:
+      tracing.opentelemetry.flush_interval_ms: 100
+      tracing.opentelemetry.min_flush_spans: 1
+      tracing.zipkin.flush_interval_ms: 100
+      tracing.zipkin.min_flush_spans: 1
+"#;
+
+/// One listener with a connection manager whose `tracing` block is `{tracing}`, routing everything to the
+/// cluster `next`; `otel` and `zipkin` are the collectors.
+const CONFIG: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+node: {id: {node}, cluster: {node}-cluster, locality: {zone: zone-1}}
+static_resources:
+  listeners:
+  - name: {direction}
+    address: {socket_address: {address: 127.0.0.1, port_value: {port}}}
+    traffic_direction: {direction}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: traced
+          tracing: {tracing}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: next}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: next
+    connect_timeout: 1s
+    load_assignment: {cluster_name: next, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {next}}}}}]}]}
+  - name: otel
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment: {cluster_name: otel, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {otel}}}}}]}]}
+  - name: zipkin
+    connect_timeout: 1s
+    load_assignment: {cluster_name: zipkin, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {zipkin}}}}}]}]}
+"#;
+
+fn otel_tracing(service: &str, extra: &str) -> String {
+    format!(
+        "{{{extra} provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, grpc_service: {{envoy_grpc: \
+         {{cluster_name: otel}}}}, service_name: {service}}}}}}}"
+    )
+}
+
+fn zipkin_tracing(extra: &str, zipkin_extra: &str) -> String {
+    format!(
+        "{{{extra} provider: {{name: envoy.tracers.zipkin, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.ZipkinConfig, collector_cluster: zipkin, \
+         collector_endpoint: /api/v2/spans, collector_endpoint_version: HTTP_JSON{zipkin_extra}}}}}}}"
+    )
+}
+
+struct Listener {
+    admin: u16,
+    port: u16,
+}
+
+fn listener() -> Listener {
+    Listener {
+        admin: free_port(),
+        port: free_port(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config(
+    l: &Listener,
+    node: &str,
+    direction: &str,
+    tracing: &str,
+    next: u16,
+    otel: u16,
+    zipkin: u16,
+) -> String {
+    CONFIG
+        .replace("{admin}", &l.admin.to_string())
+        .replace("{port}", &l.port.to_string())
+        .replace("{node}", node)
+        .replace("{direction}", direction)
+        .replace("{tracing}", tracing)
+        .replace("{next}", &next.to_string())
+        .replace("{otel}", &otel.to_string())
+        .replace("{zipkin}", &zipkin.to_string())
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("outrigger-tracing-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_envoy(envoy: &Path, dir: &Path, config: &str, port: u16) -> Envoy {
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, format!("{config}{ENVOY_RUNTIME}")).unwrap();
+    let mut envoy = Envoy::start(envoy, &path);
+    envoy.wait_for_port(port);
+    envoy
+}
+
+fn url(l: &Listener, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", l.port)
+}
+
+/// The headers the backend received, from its JSON answer.
+fn seen(reply: &support::client::Reply, name: &str) -> Option<String> {
+    reply.json()["headers"][name].as_str().map(String::from)
+}
+
+/// `00-<trace>-<parent>-<flags>` -> (trace, parent, flags).
+fn traceparent(value: &str) -> (String, String, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    (parts[1].into(), parts[2].into(), parts[3].into())
+}
+
+fn one<'a>(spans: &'a [Span], what: &str, pick: impl Fn(&Span) -> bool) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| pick(s)).collect();
+    assert_eq!(found.len(), 1, "{what}: {spans:#?}");
+    found[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_named_tagged_and_parented_like_envoys() {
+    let backend = Backend::start("b").await;
+    let receiver = OtlpReceiver::start().await;
+    let dir = dir("tags");
+    let tags = "max_path_tag_length: 12, custom_tags: [{tag: team, literal: {value: payments}}, \
+                {tag: from-env, environment: {name: OUTRIGGER_TRACING_TEST_UNSET, default_value: none}}, \
+                {tag: set-env, environment: {name: OUTRIGGER_TRACING_TEST_SET}}, \
+                {tag: tenant, request_header: {name: x-tenant, default_value: unknown}}],";
+    let ingress = listener();
+    let _ingress = Sidecar::start_with_env(
+        &dir,
+        "ingress",
+        &config(
+            &ingress,
+            "node-a",
+            "INBOUND",
+            &otel_tracing("outrigger-in", tags),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        ingress.admin,
+        &[FAST_FLUSH, ("OUTRIGGER_TRACING_TEST_SET", "from-process")],
+    );
+    assert!(
+        !_ingress.log_text().contains("WARN"),
+        "no warning for tracing:\n{}",
+        _ingress.log_text()
+    );
+    let egress = listener();
+    let _egress = Sidecar::start_with_env(
+        &dir,
+        "egress",
+        &config(
+            &egress,
+            "node-b",
+            "OUTBOUND",
+            &otel_tracing("outrigger-out", "spawn_upstream_span: true,"),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        egress.admin,
+        &[FAST_FLUSH],
+    );
+
+    // An incoming sampled context: our span continues it, and the backend sees our span as its parent.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let reply = get(
+        &url(&ingress, "/ok/a/long/path?q=1"),
+        &[
+            ("traceparent", &format!("00-{trace}-{caller}-01")),
+            ("tracestate", "vendor=x"),
+            ("x-tenant", "acme"),
+            ("host", "svc.test"),
+            ("x-request-id", "0000270f-aaaa-4bbb-8ccc-000000000001"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let (seen_trace, seen_parent, flags) = traceparent(&seen(&reply, "traceparent").unwrap());
+    assert_eq!((seen_trace.as_str(), flags.as_str()), (trace, "01"));
+    assert_eq!(seen(&reply, "tracestate").as_deref(), Some("vendor=x"));
+    // The decision (100 % random sampling) is packed into the request id the backend sees.
+    assert_eq!(
+        seen(&reply, "x-request-id").as_deref(),
+        Some("0000270f-aaaa-9bbb-8ccc-000000000001")
+    );
+    // A 5xx marks the span as an error.
+    let failed = get(&url(&ingress, "/status/503"), &[("host", "svc.test")]).await;
+    assert_eq!(failed.status, 503);
+    // Egress with spawn_upstream_span: a CLIENT span for the request, and a CLIENT child for the upstream call
+    // whose id the backend sees.
+    let out = get(&url(&egress, "/out"), &[("host", "svc.test")]).await;
+    assert_eq!(out.status, 200);
+    let (out_trace, out_parent, _) = traceparent(&seen(&out, "traceparent").unwrap());
+
+    let spans = receiver.wait_for(4).await;
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    // Counted once the collector has answered (`tracing.opentelemetry.spans_sent`).
+    let sent = |s: &Sidecar| s.metric("envoy_tracing_opentelemetry_spans_sent_total", &[]);
+    let started = Instant::now();
+    while (sent(&_ingress), sent(&_egress)) != (2, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "spans_sent: {}, {}",
+            sent(&_ingress),
+            sent(&_egress)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ok = one(&spans, "the /ok span", |s| {
+        s.attributes
+            .get("http.url")
+            .is_some_and(|u| u.contains("/ok"))
+    });
+    assert_eq!(ok.service, "outrigger-in");
+    assert_eq!(ok.name, "ingress");
+    assert_eq!(ok.kind, 2, "SERVER");
+    assert_eq!(ok.trace_id, trace);
+    assert_eq!(ok.parent_id, caller);
+    assert_eq!(ok.span_id, seen_parent);
+    let a = &ok.attributes;
+    let expect = [
+        ("component", "proxy"),
+        ("node_id", "node-a"),
+        ("zone", "zone-1"),
+        ("http.method", "GET"),
+        // max_path_tag_length: 12 characters of the path.
+        ("http.url", "http://svc.test/ok/a/long/p"),
+        ("http.protocol", "HTTP/1.1"),
+        ("http.status_code", "200"),
+        ("upstream_cluster", "next"),
+        ("response_flags", "-"),
+        ("peer.address", "127.0.0.1"),
+        ("guid:x-request-id", "0000270f-aaaa-9bbb-8ccc-000000000001"),
+        ("team", "payments"),
+        ("from-env", "none"),
+        ("set-env", "from-process"),
+        ("tenant", "acme"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(a.get(k).map(String::as_str), Some(v), "{k} in {a:#?}");
+    }
+    assert!(!a.contains_key("error") && !ok.error_status);
+    let failed = one(&spans, "the 503 span", |s| {
+        s.attributes.get("http.status_code").map(String::as_str) == Some("503")
+    });
+    assert_eq!(
+        failed.attributes.get("error").map(String::as_str),
+        Some("true")
+    );
+    assert!(failed.error_status);
+    // No x-tenant header: the tag's default.
+    assert_eq!(
+        failed.attributes.get("tenant").map(String::as_str),
+        Some("unknown")
+    );
+    assert!(failed.parent_id.is_empty(), "a new trace has no parent");
+
+    let request = one(&spans, "the egress span", |s| s.name == "egress svc.test");
+    assert_eq!(
+        request.kind, 2,
+        "with an upstream span of its own, the hop's span is SERVER"
+    );
+    let upstream = one(&spans, "the upstream span", |s| {
+        s.name == "router next egress"
+    });
+    assert_eq!(upstream.kind, 3);
+    assert_eq!(upstream.parent_id, request.span_id);
+    assert_eq!(upstream.trace_id, out_trace);
+    assert_eq!(
+        upstream.span_id, out_parent,
+        "the backend's parent is the upstream span"
+    );
+    assert_eq!(upstream.service, "outrigger-out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_w3c_trace_across_envoy_and_outrigger() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let receiver = OtlpReceiver::start().await;
+    let dir = dir("w3c");
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "ours",
+            "INBOUND",
+            &otel_tracing("outrigger", ""),
+            backend.address.port(),
+            receiver.address.port(),
+            1,
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let front = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(
+            &front,
+            "front",
+            "INBOUND",
+            &otel_tracing("envoy", ""),
+            ours.port,
+            receiver.address.port(),
+            1,
+        ),
+        front.port,
+    );
+    let reply = get(&url(&front, "/through"), &[("host", "svc.test")]).await;
+    assert_eq!(reply.status, 200);
+    let spans = receiver.wait_for(2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let theirs = one(&spans, "Envoy's span", |s| s.service == "envoy");
+    let mine = one(&spans, "Outrigger's span", |s| s.service == "outrigger");
+    assert_eq!(mine.trace_id, theirs.trace_id, "one trace");
+    assert_eq!(
+        mine.parent_id, theirs.span_id,
+        "Outrigger's span is a child of Envoy's"
+    );
+    let (trace, parent, flags) = traceparent(&seen(&reply, "traceparent").unwrap());
+    assert_eq!(
+        (trace, parent, flags),
+        (
+            mine.trace_id.clone(),
+            mine.span_id.clone(),
+            "01".to_string()
+        )
+    );
+    // The same name, kind and tag names as Envoy's span for the same kind of listener.
+    assert_eq!(mine.name, theirs.name);
+    assert_eq!(mine.kind, theirs.kind);
+    let keys = |s: &Span| s.attributes.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(
+        keys(mine),
+        keys(theirs),
+        "\nours: {mine:#?}\nEnvoy's: {theirs:#?}"
+    );
+    for same in [
+        "component",
+        "http.method",
+        "http.protocol",
+        "http.status_code",
+        "upstream_cluster",
+        "response_flags",
+        "zone",
+    ] {
+        assert_eq!(
+            mine.attributes.get(same),
+            theirs.attributes.get(same),
+            "{same}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_b3_trace_across_envoy_and_outrigger() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let collector = ZipkinReceiver::start().await;
+    let dir = dir("b3");
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "ours",
+            "INBOUND",
+            &zipkin_tracing("", ", shared_span_context: false"),
+            backend.address.port(),
+            1,
+            collector.address.port(),
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let front = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(
+            &front,
+            "front",
+            "INBOUND",
+            &zipkin_tracing("", ""),
+            ours.port,
+            1,
+            collector.address.port(),
+        ),
+        front.port,
+    );
+    let reply = get(&url(&front, "/through"), &[("host", "svc.test")]).await;
+    assert_eq!(reply.status, 200);
+    let spans = collector.wait_for(2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let service = |s: &serde_json::Value| {
+        s["localEndpoint"]["serviceName"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let theirs = spans
+        .iter()
+        .find(|s| service(s) == "front-cluster")
+        .expect("Envoy's span");
+    let mine = spans
+        .iter()
+        .find(|s| service(s) == "ours-cluster")
+        .expect("our span");
+    assert_eq!(mine["traceId"], theirs["traceId"], "one trace: {spans:#?}");
+    assert_eq!(
+        mine["parentId"], theirs["id"],
+        "ours is a child of Envoy's: {spans:#?}"
+    );
+    assert_eq!(mine["kind"], "SERVER");
+    assert_eq!(
+        seen(&reply, "x-b3-traceid").as_deref(),
+        mine["traceId"].as_str()
+    );
+    assert_eq!(seen(&reply, "x-b3-spanid").as_deref(), mine["id"].as_str());
+    assert_eq!(
+        seen(&reply, "x-b3-parentspanid").as_deref(),
+        theirs["id"].as_str()
+    );
+    assert_eq!(seen(&reply, "x-b3-sampled").as_deref(), Some("1"));
+}
+
+/// The request ids of the sampling comparison: the random draw (first 8 hex digits) is irrelevant at 0 %.
+const SAMPLING_CASES: &[(&str, &[(&str, &str)])] = &[
+    ("00000001-0000-4000-8000-000000000001", &[]),
+    (
+        "00000002-0000-4000-8000-000000000002",
+        &[("x-envoy-force-trace", "true")],
+    ),
+    (
+        "00000003-0000-4000-8000-000000000003",
+        &[("x-client-trace-id", "client-3")],
+    ),
+    (
+        "00000004-0000-4000-8000-000000000004",
+        &[(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )],
+    ),
+    (
+        "00000005-0000-4000-8000-000000000005",
+        &[(
+            "traceparent",
+            "00-33333333333333333333333333333333-4444444444444444-00",
+        )],
+    ),
+    // A request id that already carries a decision (`9`: sampled by a hop before).
+    ("00000006-0000-9000-8000-000000000006", &[]),
+    // Sampled by the request id, not by the caller's traceparent.
+    (
+        "00000007-0000-9000-8000-000000000007",
+        &[(
+            "traceparent",
+            "00-55555555555555555555555555555555-6666666666666666-00",
+        )],
+    ),
+];
+
+/// For each case: (span exported, the traceparent flags and request id the backend saw).
+async fn sampling_outcome(l: &Listener, receiver: &OtlpReceiver) -> Vec<(bool, String, String)> {
+    let mut seen_by_backend = Vec::new();
+    for (id, extra) in SAMPLING_CASES {
+        let mut headers = vec![("x-request-id", *id), ("host", "svc.test")];
+        headers.extend(extra.iter().copied());
+        let reply = get(&url(l, "/s"), &headers).await;
+        assert_eq!(reply.status, 200);
+        let flags = seen(&reply, "traceparent")
+            .map(|t| traceparent(&t).2)
+            .unwrap_or_default();
+        seen_by_backend.push((flags, seen(&reply, "x-request-id").unwrap_or_default()));
+    }
+    // Let both flush (100 ms intervals), then read what arrived.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let spans = receiver.spans();
+    SAMPLING_CASES
+        .iter()
+        .zip(seen_by_backend)
+        .map(|((id, _), (flags, rid))| {
+            let prefix = &id[..8];
+            let exported = spans.iter().any(|s| {
+                s.attributes
+                    .get("guid:x-request-id")
+                    .is_some_and(|g| g.starts_with(prefix))
+            });
+            (exported, flags, rid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_at_zero_traces_what_envoy_traces() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let (theirs_rx, ours_rx) = (OtlpReceiver::start().await, OtlpReceiver::start().await);
+    let dir = dir("sampling");
+    let tracing = otel_tracing("s", "random_sampling: {value: 0},");
+    let theirs = listener();
+    let _envoy = start_envoy(
+        &envoy,
+        &dir,
+        &config(
+            &theirs,
+            "node-s",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            theirs_rx.address.port(),
+            1,
+        ),
+        theirs.port,
+    );
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "node-s",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            ours_rx.address.port(),
+            1,
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let envoy_outcome = sampling_outcome(&theirs, &theirs_rx).await;
+    let our_outcome = sampling_outcome(&ours, &ours_rx).await;
+    for ((case, _), (a, b)) in SAMPLING_CASES
+        .iter()
+        .zip(envoy_outcome.iter().zip(&our_outcome))
+    {
+        assert_eq!(
+            b, a,
+            "request {case}: outrigger {b:?}, Envoy {a:?}\nEnvoy: {envoy_outcome:#?}\nours: {our_outcome:#?}"
+        );
+    }
+    // What Envoy does, spelled out: x-client-trace-id (client_sampling 100 %) and a decision already in the
+    // request id trace; x-envoy-force-trace from an external client does not (it is removed first), and a
+    // caller's traceparent neither forces a trace (flag 01) nor is overridden when it declines (flag 00).
+    let exported: Vec<bool> = our_outcome.iter().map(|o| o.0).collect();
+    assert_eq!(exported, [false, false, true, false, false, true, false]);
+    // The connection manager's decision statistics agree with Envoy's (`http.traced.tracing.*`).
+    async fn decisions(admin: u16) -> Vec<String> {
+        let text = get(&format!("http://127.0.0.1:{admin}/stats"), &[])
+            .await
+            .body;
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("http.traced.tracing.") && !l.contains(".health_check"))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    }
+    let (theirs_stats, ours_stats) = (decisions(theirs.admin).await, decisions(ours.admin).await);
+    assert_eq!(theirs_stats.len(), 4, "{theirs_stats:?}");
+    assert_eq!(ours_stats, theirs_stats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_costs_no_request_and_spans_queued_at_sigterm_are_exported() {
+    let backend = Backend::start("b").await;
+    let collector_port = free_port();
+    let dir = dir("drain");
+    let l = listener();
+    // A long flush interval: spans leave in batches of 5 or at exit.
+    let mut ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &l,
+            "node-d",
+            "INBOUND",
+            &otel_tracing("drain", ""),
+            backend.address.port(),
+            collector_port,
+            1,
+        ),
+        l.admin,
+        &[("OUTRIGGER_TRACING_FLUSH_INTERVAL_MS", "600000")],
+    );
+    // Nothing listens on the collector's port: every request is served, none waits on the exporter.
+    let started = Instant::now();
+    for i in 0..40 {
+        let reply = get(&url(&l, &format!("/down/{i}")), &[]).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "40 requests took {:?} with the collector down",
+        started.elapsed()
+    );
+    // Their spans are lost, and counted (`tracing.opentelemetry.spans_failed`).
+    let started = Instant::now();
+    while ours.metric("envoy_tracing_opentelemetry_spans_failed_total", &[]) < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no failed export counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The collector comes up; two more requests stay queued (fewer than a batch, long interval).
+    let receiver = OtlpReceiver::start_on(collector_port).await;
+    for path in ["/queued/1", "/queued/2"] {
+        assert_eq!(get(&url(&l, path), &[]).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued = |spans: &[Span]| {
+        spans
+            .iter()
+            .filter_map(|s| s.attributes.get("http.url"))
+            .filter(|u| u.contains("/queued/"))
+            .count()
+    };
+    assert_eq!(queued(&receiver.spans()), 0, "not exported before exit");
+    assert!(
+        ours.terminate_and_wait(Duration::from_secs(15)),
+        "outrigger did not exit after SIGTERM"
+    );
+    assert_eq!(
+        queued(&receiver.spans()),
+        2,
+        "the queued spans are exported at exit:\n{}",
+        ours.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_over_http_with_the_environment_resource_detector() {
+    let backend = Backend::start("b").await;
+    let collector = ZipkinReceiver::start().await;
+    let dir = dir("otlp-http");
+    let l = listener();
+    let tracing = format!(
+        "{{provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, service_name: over-http, http_service: \
+         {{http_uri: {{uri: \"http://127.0.0.1:{}/v1/traces\", cluster: zipkin, timeout: 2s}}}}, resource_detectors: [{{name: \
+         envoy.tracers.opentelemetry.resource_detectors.environment, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig}}}}]}}}}}}",
+        collector.address.port()
+    );
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &l,
+            "node-h",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            1,
+            collector.address.port(),
+        ),
+        l.admin,
+        &[
+            FAST_FLUSH,
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=test,team=mesh",
+            ),
+        ],
+    );
+    assert_eq!(
+        get(&url(&l, "/h"), &[("host", "svc.test")]).await.status,
+        200
+    );
+    let spans = collector.wait_for_otlp(1).await;
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(span.service, "over-http");
+    assert_eq!(span.name, "ingress");
+    assert_eq!(
+        span.resource
+            .get("deployment.environment")
+            .map(String::as_str),
+        Some("test")
+    );
+    assert_eq!(span.resource.get("team").map(String::as_str), Some("mesh"));
+}
+
+/// An OUTBOUND listener through Envoy and through Outrigger, `spawn_upstream_span` as given: for each, the
+/// request span's (name, kind, tag names) and, when spawned, the upstream span's, whose id the backend must see
+/// as its parent.
+type Shape = (String, i32, BTreeSet<String>);
+
+async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2] {
+    let backend = Backend::start("b").await;
+    let (theirs_rx, ours_rx) = (OtlpReceiver::start().await, OtlpReceiver::start().await);
+    let dir = dir(&format!("egress-{spawn}"));
+    let tracing = otel_tracing("s", &format!("spawn_upstream_span: {spawn},"));
+    let theirs = listener();
+    let _envoy = start_envoy(
+        envoy,
+        &dir,
+        &config(
+            &theirs,
+            "node-e",
+            "OUTBOUND",
+            &tracing,
+            backend.address.port(),
+            theirs_rx.address.port(),
+            1,
+        ),
+        theirs.port,
+    );
+    let ours = listener();
+    let _ours = Sidecar::start_with_env(
+        &dir,
+        "outrigger",
+        &config(
+            &ours,
+            "node-e",
+            "OUTBOUND",
+            &tracing,
+            backend.address.port(),
+            ours_rx.address.port(),
+            1,
+        ),
+        ours.admin,
+        &[FAST_FLUSH],
+    );
+    let want = if spawn { 2 } else { 1 };
+    let mut shapes = Vec::new();
+    for (l, rx) in [(&theirs, &theirs_rx), (&ours, &ours_rx)] {
+        let reply = get(&url(l, "/e"), &[("host", "svc.test")]).await;
+        assert_eq!(reply.status, 200);
+        let parent_seen = traceparent(&seen(&reply, "traceparent").unwrap()).1;
+        let spans = rx.wait_for(want).await;
+        assert_eq!(spans.len(), want, "{spans:#?}");
+        let keys = |s: &Span| s.attributes.keys().cloned().collect::<BTreeSet<_>>();
+        let root = one(&spans, "the request span", |s| s.parent_id.is_empty());
+        let child = spans.iter().find(|s| !s.parent_id.is_empty());
+        match child {
+            Some(child) => {
+                assert_eq!(child.parent_id, root.span_id);
+                assert_eq!(
+                    child.span_id, parent_seen,
+                    "the backend's parent is the upstream span"
+                );
+            }
+            None => assert_eq!(root.span_id, parent_seen),
+        }
+        shapes.push((
+            (root.name.clone(), root.kind, keys(root)),
+            child.map(|c| (c.name.clone(), c.kind, keys(c))),
+        ));
+    }
+    [shapes.remove(0), shapes.remove(0)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_spans_and_spawned_upstream_spans_match_envoy() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    for spawn in [false, true] {
+        let [theirs, ours] = egress_shapes(&envoy, spawn).await;
+        assert_eq!(ours, theirs, "spawn_upstream_span: {spawn}");
+    }
+}
+
+/// Arize Phoenix, a real OTLP backend (`tests/peers/phoenix_loopback.py`): the Python of the virtual environment
+/// `.ci/run` installs it in (`$PHOENIX_PYTHON`, else /opt/outrigger-phoenix/bin/python), or `None` (a failure
+/// under CI).
+fn phoenix_python() -> Option<PathBuf> {
+    let python = std::env::var_os("PHOENIX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/outrigger-phoenix/bin/python"));
+    let has_phoenix = std::process::Command::new(&python)
+        .args(["-c", "import phoenix.server.main"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_phoenix {
+        assert!(
+            !support::in_ci(),
+            "Arize Phoenix is required under CI=true ({}); .ci/run installs it",
+            python.display()
+        );
+        eprintln!("note: Arize Phoenix is not installed; its test is not run (it is in CI)");
+        return None;
+    }
+    Some(python)
+}
+
+/// Phoenix's spans of the default project, as its REST API lists them.
+async fn phoenix_spans(http_port: u16, want: usize) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        let url = format!("http://127.0.0.1:{http_port}/v1/projects/default/spans?limit=100");
+        let spans = match support::client::try_get(&url, &[]).await {
+            Ok(reply) if reply.status == 200 => {
+                reply.json()["data"].as_array().cloned().unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        if spans.len() >= want || started.elapsed() > Duration::from_secs(30) {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One Phoenix for both transports (it takes about 20 s to start): a span over OTLP/gRPC and one over
+/// OTLP/HTTP arrive, named and tagged as in our own receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phoenix_receives_spans_over_grpc_and_http() {
+    let Some(python) = phoenix_python() else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let dir = dir("phoenix");
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let _phoenix = support::ChildGuard(
+        std::process::Command::new(python)
+            .arg(support::repo_root().join("tests/peers/phoenix_loopback.py"))
+            .env("PHOENIX_TELEMETRY_ENABLED", "false")
+            .env("PHOENIX_HOST", "127.0.0.1")
+            .env("PHOENIX_PORT", http_port.to_string())
+            .env("PHOENIX_GRPC_PORT", grpc_port.to_string())
+            .env("PHOENIX_WORKING_DIR", dir.join("phoenix"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("phoenix.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while support::client::try_get(&format!("http://127.0.0.1:{http_port}/healthz"), &[])
+        .await
+        .map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "Phoenix did not start in 150 s:\n{}",
+            std::fs::read_to_string(dir.join("phoenix.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (over_grpc, over_http) = (listener(), listener());
+    let http_tracing = format!(
+        "{{provider: {{name: envoy.tracers.opentelemetry, typed_config: {{\"@type\": \
+         type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, service_name: over-http, http_service: \
+         {{http_uri: {{uri: \"http://127.0.0.1:{http_port}/v1/traces\", cluster: zipkin, timeout: 5s}}}}}}}}}}"
+    );
+    let _grpc = Sidecar::start_with_env(
+        &dir,
+        "grpc",
+        &config(
+            &over_grpc,
+            "node-g",
+            "INBOUND",
+            &otel_tracing("over-grpc", ""),
+            backend.address.port(),
+            grpc_port,
+            1,
+        ),
+        over_grpc.admin,
+        &[FAST_FLUSH],
+    );
+    let _http = Sidecar::start_with_env(
+        &dir,
+        "http",
+        &config(
+            &over_http,
+            "node-h",
+            "INBOUND",
+            &http_tracing,
+            backend.address.port(),
+            1,
+            http_port,
+        ),
+        over_http.admin,
+        &[FAST_FLUSH],
+    );
+    let ids = [
+        (&over_grpc, "00000001-0000-4000-8000-00000000000a"),
+        (&over_http, "00000002-0000-4000-8000-00000000000b"),
+    ];
+    for (l, id) in ids {
+        let reply = get(
+            &url(l, "/phoenix"),
+            &[("x-request-id", id), ("host", "svc.test")],
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+    }
+    let spans = phoenix_spans(http_port, 2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    for (_, id) in ids {
+        // The decision (100 %) is in the id Phoenix shows.
+        let traced = id.replacen("-4000-", "-9000-", 1);
+        let span = spans
+            .iter()
+            .find(|s| s["attributes"]["guid:x-request-id"] == traced.as_str())
+            .unwrap_or_else(|| panic!("no span for {traced}: {spans:#?}"));
+        assert_eq!(span["name"], "ingress", "{span:#?}");
+        assert_eq!(span["attributes"]["http.status_code"], "200", "{span:#?}");
+        assert_eq!(span["attributes"]["component"], "proxy", "{span:#?}");
+    }
+}
+
+/// An unknown collector cluster: Envoy 1.40 starts and still propagates the context; so do we, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_collector_cluster_still_propagates() {
+    let backend = Backend::start("b").await;
+    let dir = dir("unknown-collector");
+    let l = listener();
+    let tracing = otel_tracing("s", "").replace("cluster_name: otel", "cluster_name: nowhere");
+    let ours = Sidecar::start(
+        &dir,
+        "outrigger",
+        &config(
+            &l,
+            "node-u",
+            "INBOUND",
+            &tracing,
+            backend.address.port(),
+            1,
+            1,
+        ),
+        l.admin,
+    );
+    assert!(
+        ours.log_text().contains("\"nowhere\" is unknown"),
+        "{}",
+        ours.log_text()
+    );
+    let reply = get(&url(&l, "/u"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(traceparent(&seen(&reply, "traceparent").unwrap()).2, "01");
+}
