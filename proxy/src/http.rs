@@ -19,6 +19,7 @@ mod envoy_headers;
 mod failure;
 mod fault;
 mod forwarded;
+mod hash_policy;
 #[cfg(test)]
 mod hcm_fixture;
 mod header_limits;

@@ -68,6 +68,7 @@ mod tests {
             hedge_on_per_try_timeout: false,
             rate_limits: vec![],
             include_vh_rate_limits: false,
+            hash_policy: vec![],
         }
     }
 
