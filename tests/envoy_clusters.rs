@@ -158,9 +158,12 @@ async fn tcp_origin(healthy: Arc<AtomicBool>) -> (SocketAddr, tokio::task::JoinH
 
 /// An h2 backend answering `grpc.health.v1.Health/Check` with SERVING while `serving`, else NOT_SERVING; it
 /// records the service asked about.
+/// The gRPC checks a backend received: `authority/path` and the request body.
+type Asked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 async fn grpc_origin(
     serving: Arc<AtomicBool>,
-    asked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    asked: Asked,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

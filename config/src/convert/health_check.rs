@@ -197,7 +197,7 @@ fn payload(p: &core::health_check::Payload, at: &Path, out: &mut Out) -> Option<
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes

@@ -52,7 +52,10 @@ pub fn maglev(size: Option<u64>, at: &Path, out: &mut Out) -> LbPolicy {
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// The first policy of the list (Envoy takes the first it knows; Outrigger knows these five, and refuses any

@@ -155,10 +155,13 @@ fn normalized(targets: &[Target]) -> Vec<(SocketAddr, f64)> {
         .collect()
 }
 
+/// The hosts (address, weight) a table was built from.
+type Hosts = Vec<(SocketAddr, u32)>;
+
 /// The table of the last host list seen: a pick with the same hosts reuses it; another list builds anew.
 #[derive(Default)]
 pub struct Cached {
-    last: Mutex<Option<(Vec<(SocketAddr, u32)>, Arc<Table>)>>,
+    last: Mutex<Option<(Hosts, Arc<Table>)>>,
 }
 
 impl Cached {
