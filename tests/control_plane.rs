@@ -244,14 +244,18 @@ async fn envoy_takes_its_configuration_from_the_control_plane() {
         assert_eq!(seen, format!("200 {version}"), "{}", log());
     }
 
-    // A cluster Outrigger refuses (MAGLEV) is reported with its file and field and not sent: both Envoys keep
-    // the last good cluster and have rejected nothing.
-    std::fs::write(dir.join("app.yaml"), cluster("lb_policy: MAGLEV")).unwrap();
+    // A cluster Outrigger refuses (a ring hashed with MURMUR_HASH_2) is reported with its file and field and
+    // not sent: both Envoys keep the last good cluster and have rejected nothing.
+    std::fs::write(
+        dir.join("app.yaml"),
+        cluster("lb_policy: RING_HASH\n  ring_hash_lb_config: {hash_function: MURMUR_HASH_2}"),
+    )
+    .unwrap();
     let app_file = dir.join("app.yaml").display().to_string();
     wait_for(
         || {
             log().contains(&format!(
-                "{app_file}: error: resources[0] Cluster \"app\".lb_policy: MAGLEV"
+                "{app_file}: error: resources[0] Cluster \"app\".ring_hash_lb_config.hash_function: MURMUR_HASH_2"
             ))
         },
         "the control plane reports the refused file",

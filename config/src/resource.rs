@@ -235,7 +235,7 @@ mod tests {
         }
         let bad = cluster_pb::Cluster {
             name: "m".into(),
-            lb_policy: LbPolicy::Maglev as i32,
+            lb_policy: LbPolicy::LoadBalancingPolicyConfig as i32,
             ..Default::default()
         };
         let problems = decoder
@@ -303,14 +303,14 @@ mod tests {
         assert_eq!(first.path.as_str(), "Cluster \"\".name");
         let proto = cluster_pb::Cluster {
             name: "x".into(),
-            lb_policy: LbPolicy::Maglev as i32,
+            lb_policy: LbPolicy::LoadBalancingPolicyConfig as i32,
             ..Default::default()
         };
         let problems = Cluster::try_from(&proto).unwrap_err();
         assert!(
-            problems
-                .errors()
-                .any(|d| d.message.contains("MAGLEV is not supported")),
+            problems.errors().any(|d| d
+                .message
+                .contains("LOAD_BALANCING_POLICY_CONFIG is not supported")),
             "{problems:?}"
         );
     }

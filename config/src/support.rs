@@ -75,6 +75,11 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.config.trace.v3.OpenTelemetryConfig",
     "envoy.config.trace.v3.ZipkinConfig",
     "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
+    "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+    "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+    "envoy.extensions.load_balancing_policies.random.v3.Random",
+    "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+    "envoy.extensions.load_balancing_policies.maglev.v3.Maglev",
 ];
 
 /// The table, less the security section (`support/security.rs`); `messages()` walks both.
@@ -234,10 +239,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
         "",
     ),
-    msg(
-        "envoy.config.core.v3.TypedExtensionConfig",
-        "name typed_config",
-    ),
+    // envoy.config.core.v3.TypedExtensionConfig: with the cluster's load_balancing_policy below.
     msg("envoy.config.core.v3.HttpService", "http_uri"),
     // envoy.config.core.v3.HttpUri: with ext_authz's HttpService below.
     msg(
@@ -396,11 +398,29 @@ const MESSAGES: &[MessageSupport] = &[
     msg_ignoring(
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
-         timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits upgrade_configs",
-        &[(
-            "hash_policy",
-            "only consistent-hash load balancers read it, and Outrigger has none",
-        )],
+         timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits upgrade_configs hash_policy",
+        &[],
+    ),
+    // `cookie.ttl` (generating the cookie), `header.regex_rewrite` and `filter_state` are refused by name.
+    msg(
+        "envoy.config.route.v3.RouteAction.HashPolicy",
+        "header cookie connection_properties query_parameter terminal",
+    ),
+    msg(
+        "envoy.config.route.v3.RouteAction.HashPolicy.Header",
+        "header_name",
+    ),
+    msg(
+        "envoy.config.route.v3.RouteAction.HashPolicy.Cookie",
+        "name path",
+    ),
+    msg(
+        "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties",
+        "source_ip",
+    ),
+    msg(
+        "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter",
+        "name",
     ),
     msg(
         "envoy.config.route.v3.RouteAction.UpgradeConfig",
@@ -515,7 +535,8 @@ const MESSAGES: &[MessageSupport] = &[
         "name type connect_timeout lb_policy load_assignment eds_cluster_config circuit_breakers outlier_detection \
          typed_extension_protocol_options transport_socket transport_socket_matches dns_lookup_family \
          dns_refresh_rate respect_dns_ttl http2_protocol_options http_protocol_options \
-         common_http_protocol_options least_request_lb_config common_lb_config cleanup_interval",
+         common_http_protocol_options least_request_lb_config common_lb_config cleanup_interval health_checks \
+         ring_hash_lb_config maglev_lb_config load_balancing_policy",
         &[
             ("per_connection_buffer_limit_bytes", TUNING),
             ("alt_stat_name", "statistics use the cluster name"),
@@ -539,6 +560,79 @@ const MESSAGES: &[MessageSupport] = &[
         "choice_count",
     ),
     msg(
+        "envoy.config.cluster.v3.Cluster.RingHashLbConfig",
+        "minimum_ring_size maximum_ring_size hash_function",
+    ),
+    msg(
+        "envoy.config.cluster.v3.Cluster.MaglevLbConfig",
+        "table_size",
+    ),
+    msg("envoy.config.cluster.v3.LoadBalancingPolicy", "policies"),
+    msg(
+        "envoy.config.cluster.v3.LoadBalancingPolicy.Policy",
+        "typed_extension_config",
+    ),
+    msg(
+        "envoy.config.core.v3.TypedExtensionConfig",
+        "name typed_config",
+    ),
+    msg(
+        "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
+        "",
+    ),
+    msg(
+        "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+        "choice_count",
+    ),
+    msg(
+        "envoy.extensions.load_balancing_policies.random.v3.Random",
+        "",
+    ),
+    msg(
+        "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+        "hash_function minimum_ring_size maximum_ring_size",
+    ),
+    msg(
+        "envoy.extensions.load_balancing_policies.maglev.v3.Maglev",
+        "table_size",
+    ),
+    // Active health checking (`upstream/health_check*.rs`).
+    msg_ignoring(
+        "envoy.config.core.v3.HealthCheck",
+        "timeout interval initial_jitter interval_jitter interval_jitter_percent unhealthy_threshold \
+         healthy_threshold reuse_connection no_traffic_interval no_traffic_healthy_interval unhealthy_interval \
+         unhealthy_edge_interval healthy_edge_interval http_health_check tcp_health_check grpc_health_check",
+        &[
+            (
+                "always_log_health_check_failures",
+                "health check events are not logged; a host's change of health is (at info)",
+            ),
+            (
+                "always_log_health_check_success",
+                "health check events are not logged; a host's change of health is (at info)",
+            ),
+        ],
+    ),
+    msg(
+        "envoy.config.core.v3.HealthCheck.HttpHealthCheck",
+        "host path request_headers_to_add request_headers_to_remove expected_statuses retriable_statuses \
+         codec_client_type method",
+    ),
+    msg("envoy.type.v3.Int64Range", "start end"),
+    msg(
+        "envoy.config.core.v3.HealthCheck.TcpHealthCheck",
+        "send receive",
+    ),
+    msg("envoy.config.core.v3.HealthCheck.Payload", "text binary"),
+    msg(
+        "envoy.config.core.v3.HealthCheck.GrpcHealthCheck",
+        "service_name authority",
+    ),
+    msg(
+        "envoy.config.endpoint.v3.Endpoint.HealthCheckConfig",
+        "port_value hostname address",
+    ),
+    msg(
         "envoy.config.endpoint.v3.ClusterLoadAssignment",
         "cluster_name endpoints",
     ),
@@ -550,7 +644,10 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.endpoint.v3.LbEndpoint",
         "endpoint health_status metadata load_balancing_weight",
     ),
-    msg("envoy.config.endpoint.v3.Endpoint", "address hostname"),
+    msg(
+        "envoy.config.endpoint.v3.Endpoint",
+        "address hostname health_check_config",
+    ),
     msg("envoy.config.cluster.v3.CircuitBreakers", "thresholds"),
     msg(
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
@@ -560,7 +657,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget",
         "budget_percent min_retry_concurrency",
     ),
-    msg_ignoring(
+    msg(
         "envoy.config.cluster.v3.OutlierDetection",
         "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx \
          enforcing_success_rate success_rate_minimum_hosts success_rate_request_volume success_rate_stdev_factor \
@@ -568,11 +665,7 @@ const MESSAGES: &[MessageSupport] = &[
          consecutive_local_origin_failure enforcing_consecutive_local_origin_failure failure_percentage_threshold \
          enforcing_failure_percentage failure_percentage_minimum_hosts failure_percentage_request_volume \
          max_ejection_time enforcing_local_origin_success_rate enforcing_failure_percentage_local_origin \
-         max_ejection_time_jitter always_eject_one_host",
-        &[(
-            "successful_active_health_check_uneject_host",
-            "it only acts with active health checks, which Outrigger does not run (and refuses)",
-        )],
+         max_ejection_time_jitter always_eject_one_host successful_active_health_check_uneject_host",
     ),
     msg(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

@@ -124,15 +124,18 @@ fn dangling_and_duplicate_names_are_refused() {
 
 #[test]
 fn unsupported_fields_name_themselves_and_ignorable_ones_warn() {
-    let with_health_checks = HTTP_LISTENER.replace(
+    let with_load_reports = HTTP_LISTENER.replace(
         "- name: backend\n",
-        "- name: backend\n    health_checks: [{timeout: 1s, interval: 5s, tcp_health_check: {}}]\n",
+        "- name: backend\n    lrs_server: {self: {}}\n",
     );
-    let errors = errors_of(&with_health_checks);
-    assert!(errors.iter().any(
-        |e| e.starts_with("static_resources.clusters[0].health_checks:")
-            && e.contains("does not implement")
-    ));
+    let errors = errors_of(&with_load_reports);
+    assert!(
+        errors.iter().any(
+            |e| e.starts_with("static_resources.clusters[0].lrs_server:")
+                && e.contains("does not implement")
+        ),
+        "{errors:#?}"
+    );
 
     // A field not acted on yet is accepted with a warning naming it.
     let with_ipv4_compat = HTTP_LISTENER.replace(

@@ -493,7 +493,7 @@ async fn nacks_name_the_resource_and_keep_the_last_good_version() {
 
     // Version 2 holds a cluster with an unsupported lb_policy: NACKed with its name and field, version 1 kept.
     let mut maglev = cluster("m", 82);
-    maglev.lb_policy = cluster_pb::cluster::LbPolicy::Maglev as i32;
+    maglev.lb_policy = cluster_pb::cluster::LbPolicy::LoadBalancingPolicyConfig as i32;
     responses
         .send(Ok(clusters("2", "n2", &[cluster("a", 81), maglev])))
         .await
@@ -743,7 +743,7 @@ async fn delta_nacks_keep_what_the_client_holds_and_reconnects_say_so() {
 
     // An invalid cluster: NACKed, nothing of the response taken (not even the removal).
     let mut maglev = cluster("m", 83);
-    maglev.lb_policy = cluster_pb::cluster::LbPolicy::Maglev as i32;
+    maglev.lb_policy = cluster_pb::cluster::LbPolicy::LoadBalancingPolicyConfig as i32;
     responses
         .send(Ok(response("d2", vec![resource(&maglev, "vm")], &["a"])))
         .await

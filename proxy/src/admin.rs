@@ -162,12 +162,8 @@ fn handle(request: Request<Incoming>, inputs: &Inputs) -> Response<ResponseBody>
                         "{}::{}::weight::{}",
                         cluster.config.name, target.address, target.weight
                     );
-                    // Envoy's flags: `healthy`, or `/failed_outlier_check` while outlier detection ejects the host.
-                    let flags = if cluster.is_ejected(target.address) {
-                        "/failed_outlier_check"
-                    } else {
-                        "healthy"
-                    };
+                    // Envoy's flags: `healthy`, or `/failed_active_hc`, `/failed_outlier_check`, ...
+                    let flags = cluster.health_flags(target.address);
                     let _ = writeln!(
                         body,
                         "{}::{}::health_flags::{flags}",

@@ -22,6 +22,7 @@ mod ext_authz;
 mod failure;
 mod fault;
 mod forwarded;
+mod hash_policy;
 #[cfg(test)]
 mod hcm_fixture;
 mod header_limits;

@@ -13,7 +13,8 @@ pub mod managers;
 mod resilience;
 pub mod xds;
 pub use resilience::{
-    ClusterCounter, ClusterGauge, ClusterStats, OutlierStats, RateLimitStats, Remaining,
+    ClusterCounter, ClusterGauge, ClusterStats, HealthStats, OutlierStats, RateLimitStats,
+    Remaining,
 };
 
 pub type Labels = Vec<(&'static str, String)>;

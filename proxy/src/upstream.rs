@@ -7,6 +7,8 @@ mod client;
 mod destinations;
 mod ejections;
 mod h2_idle;
+mod hash_balancer;
+mod health_check;
 mod outlier;
 #[cfg(test)]
 mod pool_tests;
@@ -23,8 +25,9 @@ use crate::metrics::{self, ClusterStats, Metrics};
 use crate::tls;
 use breaker::Breaker;
 use ejections::Ejections;
+use health_check::HealthChecker;
 use outrigger_config::model::Cluster;
-use outrigger_config::model::cluster::{Discovery, Endpoint};
+use outrigger_config::model::cluster::{Discovery, Endpoint, EndpointHealthCheck};
 use outrigger_config::model::core::Host;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
@@ -45,6 +48,8 @@ pub struct Target {
     /// False when its `health_status` says it gets no traffic (UNHEALTHY, DRAINING, TIMEOUT). It still counts
     /// in its priority's health, and panic mode may use it.
     pub healthy: bool,
+    /// `health_check_config`: where active health checks reach it, when not its own address.
+    pub health_check: Option<Arc<EndpointHealthCheck>>,
 }
 
 /// Where the next request or connection goes, and how.
@@ -68,6 +73,8 @@ pub struct ClusterState {
     pub breaker: Arc<Breaker>,
     /// Outlier detection, when configured.
     ejections: Option<Arc<Ejections>>,
+    /// Active health checking, when configured (its tasks stop when the cluster goes).
+    health: Option<HealthChecker>,
     /// Shared with the breaker and outlier detection.
     pub stats: Arc<ClusterStats>,
     pub counters: ClusterCounters,
@@ -164,7 +171,7 @@ impl ClusterState {
         let http = UpstreamClient::new(
             &config,
             &transports,
-            connections,
+            connections.clone(),
             active,
             destinations.clone(),
             breaker.clone(),
@@ -178,6 +185,21 @@ impl ClusterState {
             ejections.set_hosts(&hosts);
         }
         stats.set_members(targets.len(), targets.iter().filter(|t| t.healthy).count());
+        let health = config.health_check.clone().map(|check| {
+            let checker = HealthChecker::new(
+                check,
+                &config.name,
+                metrics.resilience.health_check(
+                    &config.name,
+                    config.circuit_breakers.default.track_remaining,
+                ),
+                connections.clone(),
+                transports.clone(),
+                ejections.clone().filter(|_| config.health_check_unejects),
+            );
+            checker.set_hosts(&targets);
+            checker
+        });
         let cluster = Arc::new(Self {
             counters: ClusterCounters::new(metrics, &config.name),
             config,
@@ -187,6 +209,7 @@ impl ClusterState {
             transports,
             breaker,
             ejections,
+            health,
             stats,
             destinations,
         });
@@ -225,6 +248,28 @@ impl ClusterState {
         self.ejections.as_ref().is_some_and(|e| e.is_ejected(host))
     }
 
+    /// Envoy's `health_flags` on `/clusters`: `healthy`, or the reasons the host takes no traffic, each after a `/`.
+    pub fn health_flags(&self, host: SocketAddr) -> String {
+        let health = self.health.as_ref().and_then(|h| h.host(host));
+        let mut flags = String::new();
+        if health.as_ref().is_some_and(|h| h.failed()) {
+            flags.push_str("/failed_active_hc");
+        }
+        if self.is_ejected(host) {
+            flags.push_str("/failed_outlier_check");
+        }
+        if health.as_ref().is_some_and(|h| h.degraded()) {
+            flags.push_str("/degraded_active_hc");
+        }
+        if health.as_ref().is_some_and(|h| h.timed_out()) {
+            flags.push_str("/active_hc_timeout");
+        }
+        if flags.is_empty() {
+            flags.push_str("healthy");
+        }
+        flags
+    }
+
     /// The TLS a transport uses; `None` is plaintext.
     pub fn transport(&self, index: usize) -> Option<&UpstreamTls> {
         self.transports.get(index).and_then(Option::as_ref)
@@ -248,6 +293,9 @@ impl ClusterState {
         let keep: std::collections::HashSet<SocketAddr> =
             targets.iter().map(|t| t.address).collect();
         self.http.retain_endpoints(&keep);
+        if let Some(health) = &self.health {
+            health.set_hosts(&targets);
+        }
         match self.targets.write() {
             Ok(mut t) => *t = Arc::new(targets),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(targets),
@@ -261,16 +309,18 @@ impl ClusterState {
         original_destination: Option<SocketAddr>,
         own_listeners: &[SocketAddr],
     ) -> Result<Picked, PickError> {
-        self.pick_avoiding(original_destination, own_listeners, None)
+        self.pick_avoiding(original_destination, own_listeners, None, None)
     }
 
     /// Like `pick`, redrawing (up to `avoid.max_redraws` times) a host that an earlier attempt of the same
     /// request already tried; after that, the last draw is kept (Envoy's `host_selection_retry_max_attempts`).
+    /// `hash` is the request's (`hash_policy`), for the consistent-hash balancers.
     pub fn pick_avoiding(
         &self,
         original_destination: Option<SocketAddr>,
         own_listeners: &[SocketAddr],
         avoid: Option<&crate::http::PreviousHosts>,
+        hash: Option<u64>,
     ) -> Result<Picked, PickError> {
         if self.config.discovery == Discovery::OriginalDst {
             let destination = original_destination.ok_or(PickError::NoOriginalDestination)?;
@@ -287,10 +337,10 @@ impl ClusterState {
             });
         }
         let all = self.targets();
-        let targets = self.hosts_for_pick(&all);
+        let targets = self.hosts_for_pick(&all, hash);
         let mut address = self
             .balancer
-            .pick(&targets)
+            .pick_hashed(&targets, hash)
             .ok_or(PickError::NoHealthyUpstream)?;
         if let Some(avoid) = avoid.filter(|a| !a.hosts.is_empty()) {
             for _ in 0..avoid.max_redraws {
@@ -299,7 +349,7 @@ impl ClusterState {
                 }
                 address = self
                     .balancer
-                    .pick(&targets)
+                    .pick_hashed(&targets, hash)
                     .ok_or(PickError::NoHealthyUpstream)?;
             }
         }
@@ -315,20 +365,44 @@ impl ClusterState {
         Ok(Picked { address, transport })
     }
 
-    /// The endpoints this pick balances over: Envoy's priority levels, less the hosts that are unhealthy or
-    /// ejected by outlier detection, unless panic mode says to use them all.
-    fn hosts_for_pick<'a>(&self, targets: &'a [Target]) -> std::borrow::Cow<'a, [Target]> {
+    /// The endpoints this pick balances over: Envoy's priority levels, less the hosts that are unhealthy (by
+    /// their EDS status or active health checks) or ejected by outlier detection, unless panic mode says to use
+    /// them all. A consistent-hash pick chooses the priority by its hash, as Envoy does.
+    fn hosts_for_pick<'a>(
+        &self,
+        targets: &'a [Target],
+        hash: Option<u64>,
+    ) -> std::borrow::Cow<'a, [Target]> {
         let ejections = self.ejections.as_ref().filter(|e| e.ejected_count() > 0);
+        let health = self
+            .health
+            .as_ref()
+            .filter(|h| h.any_unhealthy())
+            .map(HealthChecker::snapshot);
+        let failed = |t: &Target| {
+            health
+                .as_ref()
+                .and_then(|h| h.get(&t.address))
+                .is_some_and(|h| h.failed())
+        };
+        let hashed = hash.filter(|_| self.config.lb_policy.hashes());
         let choice = priority::choose(
             targets,
-            |t| t.healthy && !ejections.is_some_and(|e| e.is_ejected(t.address)),
+            |t| t.healthy && !failed(t) && !ejections.is_some_and(|e| e.is_ejected(t.address)),
             self.config.healthy_panic_threshold,
-            |n| fastrand::u32(..n),
+            |n| match hashed {
+                Some(h) => u32::try_from(h % u64::from(n.max(1))).unwrap_or(0),
+                None => fastrand::u32(..n),
+            },
         );
         if choice.panic {
             self.stats.healthy_panic.inc();
+            return choice.hosts;
         }
-        choice.hosts
+        match &health {
+            Some(health) => degraded_split(targets, choice.hosts, health),
+            None => choice.hosts,
+        }
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -341,6 +415,34 @@ impl ClusterState {
 
     pub fn balancer(&self) -> &Balancer {
         &self.balancer
+    }
+}
+
+/// Envoy sends a priority's load to its degraded hosts (`x-envoy-degraded` on their health checks) only as far
+/// as its healthy ones cannot take it: the healthy share is `1.4 * healthy / hosts` (at most all), the degraded
+/// share what is left, up to `1.4 * degraded / hosts`.
+fn degraded_split<'a>(
+    all: &[Target],
+    hosts: std::borrow::Cow<'a, [Target]>,
+    health: &HashMap<SocketAddr, Arc<health_check::HostHealth>>,
+) -> std::borrow::Cow<'a, [Target]> {
+    let is_degraded = |t: &Target| health.get(&t.address).is_some_and(|h| h.degraded());
+    let Some(first) = hosts.iter().find(|t| is_degraded(t)) else {
+        return hosts;
+    };
+    let in_priority = all
+        .iter()
+        .filter(|t| t.priority == first.priority)
+        .count()
+        .max(1) as f64;
+    let (degraded, healthy): (Vec<Target>, Vec<Target>) =
+        hosts.iter().cloned().partition(|t| is_degraded(t));
+    let healthy_share = (140.0 * healthy.len() as f64 / in_priority).min(100.0);
+    let degraded_share = (140.0 * degraded.len() as f64 / in_priority).min(100.0 - healthy_share);
+    if healthy.is_empty() || fastrand::f64() * (healthy_share + degraded_share) >= healthy_share {
+        std::borrow::Cow::Owned(degraded)
+    } else {
+        std::borrow::Cow::Owned(healthy)
     }
 }
 
@@ -387,6 +489,7 @@ fn static_targets(config: &Cluster) -> Vec<Target> {
                 transport: transport_index(config, e),
                 priority,
                 healthy: e.health_status.receives_traffic(),
+                health_check: e.health_check.clone().map(Arc::new),
             }),
             Host::Name(_) => None,
         })
@@ -590,6 +693,7 @@ async fn resolve(cluster: &ClusterState) {
             Host::Ip(_) => None,
         };
         let transport = transport_index(&cluster.config, endpoint);
+        let health_check = endpoint.health_check.clone().map(Arc::new);
         targets.extend(addresses.into_iter().take(take).map(|address| Target {
             hostname: hostname.clone(),
             address,
@@ -597,6 +701,7 @@ async fn resolve(cluster: &ClusterState) {
             transport,
             priority,
             healthy: endpoint.health_status.receives_traffic(),
+            health_check: health_check.clone(),
         }));
     }
     if targets.is_empty() {

@@ -59,37 +59,17 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             return None;
         }
     };
-    let lb_policy = match L::try_from(c.lb_policy) {
-        Ok(L::RoundRobin) => LbPolicy::RoundRobin,
-        Ok(L::LeastRequest) => LbPolicy::LeastRequest {
-            choice_count: c
-                .lb_config
-                .as_ref()
-                .and_then(|cfg| match cfg {
-                    pb::cluster::LbConfig::LeastRequestLbConfig(l) => {
-                        l.choice_count.as_ref().map(|v| v.value)
-                    }
-                    _ => None,
-                })
-                .unwrap_or(2),
-        },
-        Ok(L::Random) => LbPolicy::Random,
-        Ok(L::ClusterProvided) => LbPolicy::ClusterProvided,
-        Ok(other) => {
-            out.error(
-                &at.field("lb_policy"),
-                format!(
-                    "{} is not supported; supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, and CLUSTER_PROVIDED with \
-                     ORIGINAL_DST clusters",
-                    other.as_str_name()
-                ),
-            );
-            return None;
+    let lb_policy = match &c.load_balancing_policy {
+        Some(policy) => {
+            if c.lb_policy != L::RoundRobin as i32 {
+                out.error(
+                    &at.field("load_balancing_policy"),
+                    "set either lb_policy or load_balancing_policy, not both",
+                );
+            }
+            super::load_balancing::typed_policy(policy, &at.field("load_balancing_policy"), out)?
         }
-        Err(_) => {
-            out.error(&at.field("lb_policy"), "unknown load balancing policy");
-            return None;
-        }
+        None => legacy_lb_policy(c, at, out)?,
     };
     match (&discovery, lb_policy) {
         (Discovery::OriginalDst, LbPolicy::ClusterProvided) => {}
@@ -185,6 +165,80 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         cleanup_interval: cleanup_interval(c, at, out),
         tls,
         transport_socket_matches,
+        health_check: super::health_check::health_checks(
+            &c.health_checks,
+            &at.field("health_checks"),
+            out,
+        ),
+        // Envoy's default: true.
+        health_check_unejects: c
+            .outlier_detection
+            .as_ref()
+            .is_none_or(|o| bool_or(&o.successful_active_health_check_uneject_host, true)),
+    })
+}
+
+/// `lb_policy` with its `*_lb_config`.
+fn legacy_lb_policy(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<LbPolicy> {
+    use pb::cluster::{LbConfig, LbPolicy as L};
+    Some(match L::try_from(c.lb_policy) {
+        Ok(L::RoundRobin) => LbPolicy::RoundRobin,
+        Ok(L::LeastRequest) => LbPolicy::LeastRequest {
+            choice_count: c
+                .lb_config
+                .as_ref()
+                .and_then(|cfg| match cfg {
+                    LbConfig::LeastRequestLbConfig(l) => l.choice_count.as_ref().map(|v| v.value),
+                    _ => None,
+                })
+                .unwrap_or(2),
+        },
+        Ok(L::Random) => LbPolicy::Random,
+        Ok(L::ClusterProvided) => LbPolicy::ClusterProvided,
+        Ok(L::RingHash) => {
+            let config = match &c.lb_config {
+                Some(LbConfig::RingHashLbConfig(r)) => Some(r),
+                _ => None,
+            };
+            let at = at.field("ring_hash_lb_config");
+            if config.is_some_and(|r| {
+                r.hash_function
+                    == pb::cluster::ring_hash_lb_config::HashFunction::MurmurHash2 as i32
+            }) {
+                out.error(
+                    &at.field("hash_function"),
+                    "MURMUR_HASH_2 is not supported; use XX_HASH (the default)",
+                );
+            }
+            super::load_balancing::ring_hash(
+                config.and_then(|r| r.minimum_ring_size.map(|v| v.value)),
+                config.and_then(|r| r.maximum_ring_size.map(|v| v.value)),
+                &at,
+                out,
+            )
+        }
+        Ok(L::Maglev) => {
+            let size = match &c.lb_config {
+                Some(LbConfig::MaglevLbConfig(m)) => m.table_size.map(|v| v.value),
+                _ => None,
+            };
+            super::load_balancing::maglev(size, &at.field("maglev_lb_config"), out)
+        }
+        Ok(other) => {
+            out.error(
+                &at.field("lb_policy"),
+                format!(
+                    "{} is not supported; supported: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV, and \
+                     CLUSTER_PROVIDED with ORIGINAL_DST clusters",
+                    other.as_str_name()
+                ),
+            );
+            return None;
+        }
+        Err(_) => {
+            out.error(&at.field("lb_policy"), "unknown load balancing policy");
+            return None;
+        }
     })
 }
 
@@ -265,6 +319,11 @@ fn lb_endpoint(
         weight: u32_or(&lb.load_balancing_weight, 1),
         health_status,
         metadata: filter_metadata(&lb.metadata),
+        health_check: super::health_check::endpoint_health_check(
+            &e.health_check_config,
+            &at.field("endpoint").field("health_check_config"),
+            out,
+        ),
     })
 }
 

@@ -7,9 +7,10 @@ use super::{
 use crate::diagnostic::Path;
 use crate::model::rate_limit::RateLimit;
 use crate::model::route::{
-    BufferLimit, ClusterTarget, DirectResponse, Forward, HeaderMatcher, HeaderRule, HostRewrite,
-    PathMatch, PerFilterConfig, QueryParameterMatcher, Redirect, RedirectPath, RegexRewrite,
-    RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch, VirtualHost, WeightedCluster,
+    BufferLimit, ClusterTarget, DirectResponse, Forward, HashInput, HashPolicy, HeaderMatcher,
+    HeaderRule, HostRewrite, PathMatch, PerFilterConfig, QueryParameterMatcher, Redirect,
+    RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
+    VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -462,6 +463,7 @@ fn forward(
                 )
             })
             .collect(),
+        hash_policy: hash_policy(&a.hash_policy),
     })
 }
 
@@ -602,3 +604,25 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
 
 #[cfg(test)]
 mod tests;
+
+/// `RouteAction.hash_policy`. The support table lets through only the forms converted here (`cookie.ttl`,
+/// `header.regex_rewrite` and `filter_state` are refused by name before this runs).
+fn hash_policy(list: &[pb::route_action::HashPolicy]) -> Vec<HashPolicy> {
+    use pb::route_action::hash_policy::PolicySpecifier as P;
+    list.iter()
+        .filter_map(|h| {
+            let input = match h.policy_specifier.as_ref()? {
+                P::Header(header) => HashInput::Header(header.header_name.to_ascii_lowercase()),
+                P::Cookie(cookie) => HashInput::Cookie(cookie.name.clone()),
+                // As Envoy: `source_ip: false` adds no hash method at all.
+                P::ConnectionProperties(c) if c.source_ip => HashInput::SourceIp,
+                P::QueryParameter(q) => HashInput::QueryParameter(q.name.clone()),
+                P::ConnectionProperties(_) | P::FilterState(_) => return None,
+            };
+            Some(HashPolicy {
+                input,
+                terminal: h.terminal,
+            })
+        })
+        .collect()
+}

@@ -1,6 +1,7 @@
 //! Upstream clusters: discovery, endpoints, load balancing, limits and protocol options.
 
 use super::core::{ConfigSource, Host, duration, optional_duration};
+use super::health_check::HealthCheck;
 use super::http::Http2Options;
 use super::tls::UpstreamTls;
 use serde::Serialize;
@@ -34,6 +35,12 @@ pub struct Cluster {
     /// TLS to every endpoint, unless a `transport_socket_matches` entry says otherwise.
     pub tls: Option<UpstreamTls>,
     pub transport_socket_matches: Vec<TransportSocketMatch>,
+    /// Active health checking (`health_checks`; at most one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// `outlier_detection.successful_active_health_check_uneject_host` (Envoy's default: true): a passed active
+    /// check brings back a host outlier detection ejected.
+    pub health_check_unejects: bool,
 }
 
 impl Cluster {
@@ -68,6 +75,25 @@ pub enum LbPolicy {
     Random,
     /// The cluster picks the endpoint itself (ORIGINAL_DST).
     ClusterProvided,
+    /// Consistent hashing on a ring of `xxHash64("<address>_<n>")` points (Envoy's Ketama ring).
+    RingHash {
+        /// Envoy's default: 1024.
+        min_ring_size: u64,
+        /// Envoy's default: 8M (8388608).
+        max_ring_size: u64,
+    },
+    /// Consistent hashing with Google's Maglev lookup table.
+    Maglev {
+        /// Envoy's default: 65537 (a prime).
+        table_size: u64,
+    },
+}
+
+impl LbPolicy {
+    /// Whether the policy reads the request's hash (`RouteAction.hash_policy`).
+    pub fn hashes(self) -> bool {
+        matches!(self, LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. })
+    }
 }
 
 /// The endpoints of one cluster, as EDS delivers them (a `ClusterLoadAssignment`).
@@ -103,6 +129,20 @@ pub struct Endpoint {
     /// `metadata.filter_metadata`, used by `transport_socket_matches` (for example `istio: {tlsMode: istio}`).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// `health_check_config`: where and as whom active health checks reach this endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<EndpointHealthCheck>,
+}
+
+/// `Endpoint.health_check_config`: active checks go to this port or address instead of the endpoint's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointHealthCheck {
+    /// 0: the endpoint's port.
+    pub port: u16,
+    /// `None`: the endpoint's address.
+    pub address: Option<std::net::SocketAddr>,
+    /// The `Host` (HTTP) or `:authority` (gRPC) of the checks, over the checker's own.
+    pub hostname: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -175,6 +175,31 @@ pub struct Forward {
     /// the connection manager says; a type not listed here follows the connection manager's `upgrade_configs`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upgrades: Vec<(String, bool)>,
+    /// `hash_policy`: what a consistent-hash cluster (RING_HASH, MAGLEV) hashes to choose the endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// One `RouteAction.HashPolicy` entry. Each that finds its input contributes `xxHash64(value)`; they combine as
+/// Envoy combines them (the hash so far rotated left by one, XORed with the new one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HashPolicy {
+    pub input: HashInput,
+    /// Envoy's default: false. True: once a hash exists, the later entries are not read.
+    pub terminal: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashInput {
+    /// A request header (lower case); several values are sorted and hashed together.
+    Header(String),
+    /// A cookie's value (no cookie is generated: `ttl` is refused).
+    Cookie(String),
+    /// The downstream address's IP, as text.
+    SourceIp,
+    /// The first query parameter of that name.
+    QueryParameter(String),
 }
 
 #[derive(Clone, Debug, Serialize)]

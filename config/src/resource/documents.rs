@@ -208,7 +208,10 @@ resources:
 
     #[test]
     fn a_bad_resource_is_named_by_its_place_and_its_field() {
-        let bad = GOOD.replace("type: EDS", "type: EDS\n  lb_policy: MAGLEV");
+        let bad = GOOD.replace(
+            "type: EDS",
+            "type: EDS\n  lb_policy: LOAD_BALANCING_POLICY_CONFIG",
+        );
         let found = problems(&bad);
         assert!(
             found

@@ -52,6 +52,7 @@ mod access_log;
 mod bootstrap;
 mod cited;
 mod cluster;
+mod clusters_extra;
 mod http;
 mod listener;
 mod proxyless;
@@ -66,6 +67,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     http::PROOFS,
     route::PROOFS,
     cluster::PROOFS,
+    clusters_extra::PROOFS,
     security::PROOFS,
     proxyless::PROOFS,
     access_log::PROOFS,

@@ -34,7 +34,7 @@ fn every_listed_message_and_field_exists() {
 #[test]
 fn unknown_messages_support_nothing() {
     assert_eq!(
-        field_support("envoy.config.cluster.v3.Cluster", "health_checks"),
+        field_support("envoy.config.cluster.v3.Cluster", "lb_subset_config"),
         FieldSupport::Unsupported
     );
     assert_eq!(

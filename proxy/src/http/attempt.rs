@@ -37,6 +37,8 @@ pub struct Target {
     pub attempt_count_header: bool,
     /// The request's access log record, when its connection manager logs.
     pub notes: Option<crate::access_log::Notes>,
+    /// The route's `hash_policy` applied to the request, for a consistent-hash cluster.
+    pub hash: Option<u64>,
 }
 
 /// How many attempts a response took, in its extensions (for `include_attempt_count_in_response`).
@@ -97,6 +99,7 @@ async fn send(
             Some(target.destination),
             &target.own_addresses,
             avoid.as_ref(),
+            target.hash,
         )
         .map_err(|e| {
             cluster.stats.none_healthy.inc();

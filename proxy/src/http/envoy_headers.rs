@@ -69,6 +69,7 @@ mod tests {
             rate_limits: vec![],
             include_vh_rate_limits: false,
             upgrades: Vec::new(),
+            hash_policy: vec![],
         }
     }
 

@@ -66,6 +66,16 @@ impl Router {
                 }
                 // The cluster first: a weighted cluster's own header changes are the most specific level.
                 let (cluster, cluster_headers) = choose_cluster(forward, &parts);
+                // Before the route's header changes and rewrites, as Envoy picks the host before it applies them.
+                let hash = (!forward.hash_policy.is_empty())
+                    .then(|| {
+                        super::hash_policy::request_hash(
+                            &forward.hash_policy,
+                            &parts,
+                            self.connection.peer,
+                        )
+                    })
+                    .flatten();
                 for level in cluster_headers.iter().copied().chain(levels) {
                     headers::mutate_request(&mut parts.headers, level);
                 }
@@ -81,6 +91,7 @@ impl Router {
                     forward,
                     cluster,
                     service,
+                    hash,
                 };
                 let mut response = self.forward(parts, body, chosen, on_upgrade).await;
                 if let Some(level) = cluster_headers {
@@ -127,6 +138,7 @@ impl Router {
             forward,
             cluster,
             service,
+            hash,
         } = chosen;
         let connection = &self.connection;
         let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
@@ -213,6 +225,7 @@ impl Router {
             auto_host: matches!(forward.host_rewrite, HostRewrite::Auto),
             attempt_count_header: vhost.include_request_attempt_count,
             notes,
+            hash,
         });
         let Ok(response) = service.oneshot(request).await;
         finish(response, on_upgrade)
@@ -227,6 +240,8 @@ struct Chosen<'a> {
     /// The cluster's name (none when `cluster_header` names nothing).
     cluster: Option<String>,
     service: route_stack::RouteService,
+    /// `hash_policy` applied to the request as it arrived.
+    hash: Option<u64>,
 }
 
 fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseBody> {

@@ -53,6 +53,7 @@ pub fn request(cluster: &Arc<ClusterState>, body: &'static str) -> Request<Reque
         auto_host: false,
         attempt_count_header: false,
         notes: None,
+        hash: None,
     });
     request
 }

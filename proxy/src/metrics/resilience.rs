@@ -42,6 +42,8 @@ struct Cells {
     gauges: [AtomicI64; CLUSTER_GAUGES.len()],
     /// `track_remaining`: the `remaining_*` gauges are published (Envoy has them only then).
     remaining: bool,
+    /// The `health_check.*` statistics are published (Envoy has them only for a cluster with health checks).
+    health_checked: std::sync::atomic::AtomicBool,
 }
 
 impl Cells {
@@ -51,7 +53,12 @@ impl Cells {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
             gauges: std::array::from_fn(|_| AtomicI64::new(0)),
             remaining,
+            health_checked: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    fn publishes(&self, name: &str) -> bool {
+        !name.starts_with("health_check_") || self.health_checked.load(Ordering::Relaxed)
     }
 }
 
@@ -174,7 +181,8 @@ impl Collector for ClusterCollector {
                 name.strip_suffix("_total").unwrap_or(name)
             );
             let mut metric = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
-            for cells in &live {
+            let short = CLUSTER_COUNTERS.get(i).map_or("", |(n, _)| *n);
+            for cells in live.iter().filter(|c| c.publishes(short)) {
                 let value = cells
                     .counters
                     .get(i)
@@ -184,11 +192,14 @@ impl Collector for ClusterCollector {
                     .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
             }
         }
-        for (i, (name, help)) in CLUSTER_GAUGES.iter().enumerate() {
-            let name = format!("envoy_cluster_{name}");
+        for (i, (short, help)) in CLUSTER_GAUGES.iter().enumerate() {
+            let name = format!("envoy_cluster_{short}");
             let mut metric = encoder.encode_descriptor(&name, help, None, MetricType::Gauge)?;
             let remaining_gauge = name.contains("_remaining_");
-            for cells in live.iter().filter(|c| c.remaining || !remaining_gauge) {
+            for cells in live
+                .iter()
+                .filter(|c| (c.remaining || !remaining_gauge) && c.publishes(short))
+            {
                 let value = cells.gauges.get(i).map_or(0, |g| g.load(Ordering::Relaxed));
                 metric.encode_family(&cells.label)?.encode_gauge(&value)?;
             }
@@ -336,6 +347,24 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "outlier_detection_ejections_enforced_local_origin_failure_percentage",
         "Hosts ejected by local-origin failure percentage",
     ),
+    ("health_check_attempt", "Active health checks started"),
+    ("health_check_success", "Active health checks passed"),
+    (
+        "health_check_failure",
+        "Active health checks failed (network failures and timeouts included)",
+    ),
+    (
+        "health_check_network_failure",
+        "Active health checks failed by a connection failure or a timeout",
+    ),
+    (
+        "health_check_passive_failure",
+        "Hosts failed by outlier detection while health checked",
+    ),
+    (
+        "health_check_verify_cluster",
+        "Health checks that verified the upstream cluster name",
+    ),
 ];
 
 /// Gauges of one cluster (default routing priority).
@@ -386,6 +415,14 @@ const CLUSTER_GAUGES: &[(&str, &str)] = &[
         "Hosts that are healthy and not ejected",
     ),
     ("outlier_detection_ejections_active", "Hosts ejected now"),
+    (
+        "health_check_healthy",
+        "Hosts active health checking finds healthy",
+    ),
+    (
+        "health_check_degraded",
+        "Hosts active health checking finds degraded",
+    ),
 ];
 
 /// Counters of the HTTP local rate limit filter, by `stat_prefix`.
@@ -474,6 +511,35 @@ impl Families {
         }
     }
 
+    /// The `health_check.*` statistics of cluster `name`, published from now on.
+    pub fn health_check(&self, name: &str, track_remaining: bool) -> HealthStats {
+        let cells = self.clusters.cells(name, track_remaining);
+        cells.health_checked.store(true, Ordering::Relaxed);
+        let c = |n: &str| ClusterCounter {
+            cells: cells.clone(),
+            index: CLUSTER_COUNTERS
+                .iter()
+                .position(|(c, _)| *c == n)
+                .unwrap_or(usize::MAX),
+        };
+        let g = |n: &str| ClusterGauge {
+            cells: cells.clone(),
+            index: CLUSTER_GAUGES
+                .iter()
+                .position(|(g, _)| *g == n)
+                .unwrap_or(usize::MAX),
+        };
+        HealthStats {
+            attempt: c("health_check_attempt"),
+            success: c("health_check_success"),
+            failure: c("health_check_failure"),
+            network_failure: c("health_check_network_failure"),
+            passive_failure: c("health_check_passive_failure"),
+            healthy: g("health_check_healthy"),
+            degraded: g("health_check_degraded"),
+        }
+    }
+
     pub fn local_rate_limit(&self, stat_prefix: &str) -> RateLimitStats {
         let labels = vec![("envoy_local_http_ratelimit_prefix", stat_prefix.to_string())];
         let c = |n: &str| {
@@ -533,6 +599,18 @@ pub struct ClusterStats {
     pub remaining: Option<Remaining>,
     pub ejections_active: ClusterGauge,
     pub outlier: OutlierStats,
+}
+
+/// A health-checked cluster's `health_check.*` statistics.
+#[derive(Clone, Default)]
+pub struct HealthStats {
+    pub attempt: ClusterCounter,
+    pub success: ClusterCounter,
+    pub failure: ClusterCounter,
+    pub network_failure: ClusterCounter,
+    pub passive_failure: ClusterCounter,
+    pub healthy: ClusterGauge,
+    pub degraded: ClusterGauge,
 }
 
 /// The `remaining_*` gauges of `track_remaining`.

@@ -1,7 +1,8 @@
 //! Load balancing over a cluster's endpoints: round robin (smooth, weighted), least request (power of two
-//! choices) and random (weighted).
+//! choices), random (weighted), and the consistent hashes (ring hash, Maglev: `hash_balancer.rs`).
 
 use super::Target;
+use super::hash_balancer::{Cached, Table};
 use outrigger_config::model::cluster::LbPolicy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ pub struct Balancer {
     /// Requests in flight per endpoint, for least request.
     active: Arc<Mutex<HashMap<SocketAddr, usize>>>,
     next: AtomicUsize,
+    /// RING_HASH and MAGLEV: the table of the hosts last balanced over.
+    table: Cached,
 }
 
 impl Balancer {
@@ -24,14 +27,36 @@ impl Balancer {
             round_robin: Mutex::default(),
             active: Arc::default(),
             next: AtomicUsize::new(0),
+            table: Cached::default(),
         }
     }
 
     pub fn pick(&self, targets: &[Target]) -> Option<SocketAddr> {
+        self.pick_hashed(targets, None)
+    }
+
+    /// `hash`: the request's (from the route's `hash_policy`), read by the consistent-hash policies; without one
+    /// they draw a random hash, as Envoy does.
+    pub fn pick_hashed(&self, targets: &[Target], hash: Option<u64>) -> Option<SocketAddr> {
         match targets {
             [] => None,
             [only] => Some(only.address),
             _ => Some(match self.policy {
+                LbPolicy::RingHash {
+                    min_ring_size,
+                    max_ring_size,
+                } => {
+                    let table = self.table.get(targets, || {
+                        Table::ring(targets, min_ring_size, max_ring_size)
+                    });
+                    return table.pick(hash.unwrap_or_else(|| fastrand::u64(..)));
+                }
+                LbPolicy::Maglev { table_size } => {
+                    let table = self
+                        .table
+                        .get(targets, || Table::maglev(targets, table_size));
+                    return table.pick(hash.unwrap_or_else(|| fastrand::u64(..)));
+                }
                 LbPolicy::LeastRequest { choice_count } => {
                     self.least_request(targets, choice_count.max(2))
                 }
@@ -146,6 +171,7 @@ mod tests {
                 transport: 0,
                 priority: 0,
                 healthy: true,
+                health_check: None,
             })
             .collect()
     }

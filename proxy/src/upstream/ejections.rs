@@ -37,6 +37,14 @@ impl Ejections {
         }
     }
 
+    /// A passed active health check brings an ejected host back.
+    pub fn uneject(&self, host: SocketAddr) {
+        if self.detector.uneject(host, Instant::now()) {
+            tracing::info!(%host, "a passed active health check brought an ejected host back");
+            self.publish();
+        }
+    }
+
     pub fn is_ejected(&self, host: SocketAddr) -> bool {
         self.detector.is_ejected(host)
     }

@@ -214,6 +214,24 @@ impl Detector {
         self.update(|state| state.sweep(now, hosts))
     }
 
+    /// Brings `host` back now if it is ejected (a passed active health check, Envoy's
+    /// `successful_active_health_check_uneject_host`). Returns whether it was ejected.
+    pub fn uneject(&self, host: SocketAddr, now: Instant) -> bool {
+        if self.ejected_count() == 0 {
+            return false;
+        }
+        self.update(|state| {
+            let Some(h) = state.hosts.get_mut(&host).filter(|h| h.ejected()) else {
+                return false;
+            };
+            h.ejected_at = None;
+            h.unejected_at = Some(now);
+            (h.run_5xx, h.run_gateway, h.run_local) = (0, 0, 0);
+            state.active -= 1;
+            true
+        })
+    }
+
     pub fn is_ejected(&self, host: SocketAddr) -> bool {
         self.ejected_count() > 0 && self.lock().hosts.get(&host).is_some_and(Host::ejected)
     }

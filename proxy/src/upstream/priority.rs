@@ -119,6 +119,7 @@ mod tests {
             transport: 0,
             priority,
             healthy: true,
+            health_check: None,
         }
     }
 

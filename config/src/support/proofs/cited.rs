@@ -347,3 +347,27 @@ pub(super) const TR_ZIPKIN: &str =
     "proxy/src/trace/tests.rs::zipkin_settings_shape_the_propagated_context";
 pub(super) const TR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::tracing_blocks_are_read_like_envoy";
+
+// clusters proofs
+pub(super) const HC_DIFF: &str =
+    "tests/envoy_clusters.rs::http_health_checks_follow_thresholds_like_envoy";
+pub(super) const HC_TCP_GRPC: &str =
+    "tests/envoy_clusters.rs::tcp_and_grpc_health_checks_like_envoy";
+pub(super) const HC_LOADER: &str =
+    "config/src/convert/health_check.rs::health_check_settings_reach_the_model";
+pub(super) const HC_INTERVALS: &str =
+    "proxy/src/upstream/health_check.rs::intervals_follow_health_and_traffic";
+pub(super) const HC_JITTER: &str =
+    "proxy/src/upstream/health_check.rs::jitter_stays_within_its_bounds";
+pub(super) const HC_THRESHOLDS: &str =
+    "proxy/src/upstream/health_check.rs::thresholds_and_the_first_check";
+pub(super) const HC_TCP_MATCH: &str =
+    "proxy/src/upstream/health_check/probe.rs::tcp_payloads_match_in_order";
+pub(super) const HASH_DIFF: &str =
+    "tests/envoy_clusters.rs::consistent_hashing_picks_the_hosts_envoy_picks";
+pub(super) const HASH_INPUTS: &str = "proxy/src/http/hash_policy.rs::inputs_and_their_combination";
+pub(super) const HASH_RING: &str =
+    "proxy/src/upstream/hash_balancer.rs::ring_is_consistent_and_spreads_keys";
+pub(super) const HASH_MAGLEV: &str = "proxy/src/upstream/hash_balancer.rs::maglev_fills_its_table_evenly_and_moves_only_the_removed_hosts_keys_mostly";
+pub(super) const LB_TYPED_LOADER: &str =
+    "config/src/convert/load_balancing.rs::typed_policies_map_to_the_balancers";

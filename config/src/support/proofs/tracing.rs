@@ -64,14 +64,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.trace.v3.OpenTelemetryConfig.resource_detectors",
         Tests(&[TR_HTTP]),
     ),
-    (
-        "envoy.config.core.v3.TypedExtensionConfig.name",
-        Tests(&[TR_LOADER]),
-    ),
-    (
-        "envoy.config.core.v3.TypedExtensionConfig.typed_config",
-        Tests(&[TR_HTTP, TR_LOADER]),
-    ),
+    // TypedExtensionConfig's fields: in clusters_extra.rs (load_balancing_policy uses it too).
     (
         "envoy.config.core.v3.HttpService.http_uri",
         Tests(&[TR_HTTP]),

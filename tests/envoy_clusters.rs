@@ -1,0 +1,794 @@
+//! Cluster features in real Envoy 1.40 and in Outrigger side by side: active health checking (HTTP with its
+//! thresholds, retriable and non-retriable statuses, timeouts; TCP payloads; gRPC `grpc.health.v1`), what it does
+//! to traffic and to `/clusters`, its `health_check.*` statistics, and consistent hashing (RING_HASH and MAGLEV
+//! with a route's `hash_policy`, also in the typed `load_balancing_policy` form): the same keys must reach the
+//! same backends in both.
+//!
+//! The health checks are scripted per check (the backend answers its n-th check as the script says), so the
+//! health of a host after each check, and the statistics, are exact, not timing-dependent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::tcp::free_port;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backends.
+
+/// How a backend answers its n-th health check (`/healthz`); past the script, 200.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    Status(u16),
+    /// No answer within the health check's timeout (then 200, too late).
+    Stall,
+}
+
+struct Origin {
+    address: SocketAddr,
+    /// Health checks received so far.
+    checks: Arc<AtomicUsize>,
+    /// The first health check's request line and headers (lower-case names).
+    first_check: Arc<Mutex<Option<BTreeMap<String, String>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    /// An HTTP/1.1 backend: `/healthz` follows `script`; any other path answers 200 with `name`.
+    async fn start(name: &'static str, script: Vec<Check>) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let checks = Arc::new(AtomicUsize::new(0));
+        let first_check = Arc::new(Mutex::new(None));
+        let script = Arc::new(script);
+        let (c, f) = (checks.clone(), first_check.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (c, f, script) = (c.clone(), f.clone(), script.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        answer(name, request, c.clone(), f.clone(), script.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            address,
+            checks,
+            first_check,
+            task,
+        }
+    }
+}
+
+async fn answer(
+    name: &'static str,
+    request: http::Request<Incoming>,
+    checks: Arc<AtomicUsize>,
+    first: Arc<Mutex<Option<BTreeMap<String, String>>>>,
+    script: Arc<Vec<Check>>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let reply = |status: u16, body: &str| {
+        let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        Ok(response)
+    };
+    if request.uri().path() != "/healthz" {
+        return reply(200, name);
+    }
+    {
+        let mut first = first.lock().unwrap();
+        if first.is_none() {
+            let mut seen: BTreeMap<String, String> = request
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            seen.insert(":method".into(), request.method().to_string());
+            seen.insert(":path".into(), request.uri().to_string());
+            *first = Some(seen);
+        }
+    }
+    // Counted as it arrives: the proxy gives up on a stalled check by closing the connection.
+    let n = checks.fetch_add(1, Ordering::SeqCst);
+    let step = script.get(n).copied().unwrap_or(Check::Status(200));
+    if let Check::Stall = step {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    match step {
+        Check::Status(status) => reply(status, "health"),
+        Check::Stall => reply(200, "late"),
+    }
+}
+
+/// A TCP backend answering `PONG` to what it reads while `healthy`, `NOPE` otherwise.
+async fn tcp_origin(healthy: Arc<AtomicBool>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let healthy = healthy.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0_u8; 64];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let answer: &[u8] = if healthy.load(Ordering::SeqCst) {
+                        b"PONG"
+                    } else {
+                        b"NOPE"
+                    };
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, task)
+}
+
+/// An h2 backend answering `grpc.health.v1.Health/Check` with SERVING while `serving`, else NOT_SERVING; it
+/// records the service asked about.
+/// The gRPC checks a backend received: `authority/path` and the request body.
+type Asked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn grpc_origin(
+    serving: Arc<AtomicBool>,
+    asked: Asked,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (serving, asked) = (serving.clone(), asked.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let (serving, asked) = (serving.clone(), asked.clone());
+                        async move {
+                            let path = request.uri().path().to_string();
+                            let authority = request
+                                .uri()
+                                .authority()
+                                .map(|a| a.to_string())
+                                .unwrap_or_default();
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            asked
+                                .lock()
+                                .unwrap()
+                                .push((format!("{authority}{path}"), body.to_vec()));
+                            let status = if serving.load(Ordering::SeqCst) { 1 } else { 2 };
+                            let frame = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            let mut response = http::Response::new(grpc_body(frame, trailers));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("application/grpc"),
+                            );
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, task)
+}
+
+/// A body of one data frame, then trailers.
+struct GrpcBody(std::collections::VecDeque<hyper::body::Frame<Bytes>>);
+
+fn grpc_body(data: Bytes, trailers: http::HeaderMap) -> GrpcBody {
+    GrpcBody(
+        [
+            hyper::body::Frame::data(data),
+            hyper::body::Frame::trailers(trailers),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+impl hyper::body::Body for GrpcBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The two proxies.
+
+struct Proxy {
+    kind: &'static str,
+    admin: u16,
+    listen: u16,
+    _envoy: Option<support::envoy::Envoy>,
+    sidecar: Option<support::sidecar::Sidecar>,
+}
+
+impl Proxy {
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.listen);
+        let reply = support::client::get(&url, headers).await;
+        (reply.status, reply.body)
+    }
+
+    async fn admin(&self, path: &str) -> String {
+        support::client::get(&format!("http://127.0.0.1:{}{path}", self.admin), &[])
+            .await
+            .body
+    }
+
+    /// `/clusters`' health flags for `address` in `cluster`.
+    async fn flags(&self, cluster: &str, address: SocketAddr) -> String {
+        let key = format!("{cluster}::{address}::health_flags::");
+        self.admin("/clusters")
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(&key).map(str::to_string))
+            .unwrap_or_else(|| "(not listed)".into())
+    }
+
+    /// A cluster statistic from `/stats/prometheus` (`envoy_cluster_<name>`), with or without `_total`.
+    async fn stat(&self, name: &str, cluster: &str) -> u64 {
+        let text = self.admin("/stats/prometheus").await;
+        let label = format!("envoy_cluster_name=\"{cluster}\"");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&label))
+            .find(|l| {
+                let metric = l.split('{').next().unwrap_or("");
+                metric == format!("envoy_cluster_{name}")
+                    || metric == format!("envoy_cluster_{name}_total")
+            })
+            .and_then(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    fn log(&self) -> String {
+        self.sidecar
+            .as_ref()
+            .map(support::sidecar::Sidecar::log_text)
+            .unwrap_or_default()
+    }
+}
+
+/// Starts the YAML (with `{admin}` and `{listen}` filled here, the rest by the caller) in Envoy, when there is
+/// one, and in Outrigger. `make` fills the rest for each proxy, so each may get its own backends.
+fn start(test: &str, kind: &'static str, yaml: &str) -> Proxy {
+    let dir =
+        std::env::temp_dir().join(format!("outrigger-clusters-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (admin, listen) = (free_port(), free_port());
+    let yaml = support::proxy::fill(
+        yaml,
+        &[("admin", admin.to_string()), ("listen", listen.to_string())],
+    );
+    if kind == "envoy" {
+        let envoy = support::peer("envoy").unwrap();
+        let config = dir.join("envoy.yaml");
+        std::fs::write(&config, &yaml).unwrap();
+        let mut process = support::envoy::Envoy::start(&envoy, &config);
+        process.wait_for_port(listen);
+        process.wait_for_port(admin);
+        return Proxy {
+            kind,
+            admin,
+            listen,
+            _envoy: Some(process),
+            sidecar: None,
+        };
+    }
+    let sidecar = support::sidecar::Sidecar::start(&dir, "outrigger", &yaml, admin);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            sidecar.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Proxy {
+        kind,
+        admin,
+        listen,
+        _envoy: None,
+        sidecar: Some(sidecar),
+    }
+}
+
+/// The proxies to compare: Envoy (when installed; under CI it must be) and Outrigger.
+fn kinds() -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    if support::peer("envoy").is_some() {
+        kinds.push("envoy");
+    }
+    kinds.push("outrigger");
+    kinds
+}
+
+async fn eventually<F, Fut>(what: &str, proxy: &Proxy, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: {what} did not happen in 10s\n{}",
+            proxy.kind,
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Active HTTP health checks.
+
+const HTTP_CHECKS: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: app}}]
+  clusters:
+  - name: app
+    connect_timeout: 1s
+    # Envoy's 1s merge window would hold back a second health change within a second from the workers.
+    common_lb_config: {healthy_panic_threshold: {value: 0}, update_merge_window: 0s}
+    health_checks:
+    - timeout: 0.4s
+      interval: 0.25s
+      no_traffic_interval: 0.25s
+      unhealthy_threshold: 3
+      healthy_threshold: 2
+      http_health_check:
+        path: /healthz
+        host: app.internal
+        retriable_statuses: [{start: 503, end: 504}]
+        request_headers_to_add: [{header: {key: x-probe, value: outrigger-test}}]
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {app}}}}
+"#;
+
+/// The script of the backend's health checks, and the health flags expected after each.
+const SCRIPT: &[(Check, &str)] = &[
+    // The first check alone makes the host healthy.
+    (Check::Status(200), "healthy"),
+    (Check::Status(200), "healthy"),
+    // A retriable status counts to unhealthy_threshold (3).
+    (Check::Status(503), "healthy"),
+    (Check::Status(503), "healthy"),
+    (Check::Status(503), "/failed_active_hc"),
+    // Back after healthy_threshold (2) successes.
+    (Check::Status(200), "/failed_active_hc"),
+    (Check::Status(200), "healthy"),
+    // Any other status fails the host at once.
+    (Check::Status(500), "/failed_active_hc"),
+    (Check::Status(200), "/failed_active_hc"),
+    (Check::Status(200), "healthy"),
+    // Timeouts count to the threshold; a success in between starts the count again.
+    (Check::Stall, "healthy"),
+    (Check::Stall, "healthy"),
+    (Check::Status(200), "healthy"),
+    (Check::Stall, "healthy"),
+    (Check::Stall, "healthy"),
+    // Failed by a timeout: Envoy adds `/active_hc_timeout` until the host is healthy again.
+    (Check::Stall, "/failed_active_hc/active_hc_timeout"),
+    (Check::Status(200), "/failed_active_hc/active_hc_timeout"),
+    (Check::Status(200), "healthy"),
+];
+
+/// After each scripted check: the health flags, and what a request gets (panic threshold 0: a failed host's
+/// cluster has nothing to send to, 503); at the end, the statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_health_checks_follow_thresholds_like_envoy() {
+    let mut seen_by_kind = Vec::new();
+    for kind in kinds() {
+        let origin = Origin::start("app", SCRIPT.iter().map(|(c, _)| *c).collect()).await;
+        let yaml = support::proxy::fill(HTTP_CHECKS, &[("app", origin.address.port().to_string())]);
+        let proxy = start("http", kind, &yaml);
+        let mut steps = Vec::new();
+        for (i, (check, _)) in SCRIPT.iter().enumerate() {
+            eventually("the next health check", &proxy, || {
+                let n = origin.checks.load(Ordering::SeqCst);
+                async move { n > i }
+            })
+            .await;
+            // The result is applied as the answer arrives (or the timeout fires); the next check is an interval
+            // after that.
+            let settle = match check {
+                Check::Stall => 460,
+                Check::Status(_) => 60,
+            };
+            tokio::time::sleep(Duration::from_millis(settle)).await;
+            let flags = proxy.flags("app", origin.address).await;
+            let (status, _) = proxy.get("/", &[]).await;
+            steps.push(format!("{} {:?}: {flags} {status}", i + 1, check));
+        }
+        let expected: Vec<String> = SCRIPT
+            .iter()
+            .enumerate()
+            .map(|(i, (check, flags))| {
+                let status = if *flags == "healthy" { 200 } else { 503 };
+                format!("{} {check:?}: {flags} {status}", i + 1)
+            })
+            .collect();
+        assert_eq!(steps, expected, "{kind}: after each check\n{}", proxy.log());
+        let mut stats = BTreeMap::new();
+        for name in [
+            "health_check_success",
+            "health_check_failure",
+            "health_check_network_failure",
+            "health_check_passive_failure",
+            "health_check_healthy",
+            "health_check_degraded",
+        ] {
+            stats.insert(name, proxy.stat(name, "app").await);
+        }
+        let attempts = proxy.stat("health_check_attempt", "app").await;
+        assert!(
+            (SCRIPT.len() as u64..=SCRIPT.len() as u64 + 1).contains(&attempts),
+            "{kind}: {attempts} attempts"
+        );
+        let first = origin.first_check.lock().unwrap().clone().unwrap();
+        let request: Vec<(String, String)> = ["host", "user-agent", "x-probe", ":method", ":path"]
+            .iter()
+            .map(|k| (k.to_string(), first.get(*k).cloned().unwrap_or_default()))
+            .collect();
+        seen_by_kind.push((kind, stats, request, steps));
+    }
+    let expected_stats: BTreeMap<&str, u64> = [
+        ("health_check_success", 9),
+        ("health_check_failure", 9),
+        ("health_check_network_failure", 5),
+        ("health_check_passive_failure", 0),
+        ("health_check_healthy", 1),
+        ("health_check_degraded", 0),
+    ]
+    .into_iter()
+    .collect();
+    for (kind, stats, request, _) in &seen_by_kind {
+        assert_eq!(stats, &expected_stats, "{kind}: statistics");
+        let want: Vec<(String, String)> = [
+            ("host", "app.internal"),
+            ("user-agent", "Envoy/HC"),
+            ("x-probe", "outrigger-test"),
+            (":method", "GET"),
+            (":path", "/healthz"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(request, &want, "{kind}: the health check request");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// TCP and gRPC health checks.
+
+const TCP_GRPC_CHECKS: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: tcp
+  clusters:
+  - name: tcp
+    connect_timeout: 1s
+    health_checks:
+    - timeout: 0.3s
+      interval: 0.2s
+      no_traffic_interval: 0.2s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      tcp_health_check:
+        send: {text: "50494e47"}
+        receive: [{text: "504f4e47"}]
+    load_assignment:
+      cluster_name: tcp
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {socket_address: {address: 127.0.0.1, port_value: {unused}}}
+            health_check_config: {port_value: {tcp}}
+  - name: grpc
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    health_checks:
+    - timeout: 0.5s
+      interval: 0.2s
+      no_traffic_interval: 0.2s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      grpc_health_check: {service_name: demo.Greeter, authority: greeter.internal}
+    load_assignment:
+      cluster_name: grpc
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {grpc}}}}
+"#;
+
+/// A TCP check answered with the wrong payload waits for its timeout (a network failure) and fails the host at
+/// the threshold; a gRPC NOT_SERVING fails it at once; both come back. The TCP checks go to the endpoint's
+/// `health_check_config.port_value`, not its own port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_grpc_health_checks_like_envoy() {
+    for kind in kinds() {
+        let tcp_healthy = Arc::new(AtomicBool::new(true));
+        let serving = Arc::new(AtomicBool::new(true));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let (tcp, tcp_task) = tcp_origin(tcp_healthy.clone()).await;
+        let (grpc, grpc_task) = grpc_origin(serving.clone(), asked.clone()).await;
+        let unused = free_port();
+        let yaml = support::proxy::fill(
+            TCP_GRPC_CHECKS,
+            &[
+                ("tcp", tcp.port().to_string()),
+                ("grpc", grpc.port().to_string()),
+                ("unused", unused.to_string()),
+            ],
+        );
+        let proxy = start("tcp-grpc", kind, &yaml);
+        let tcp_host: SocketAddr = format!("127.0.0.1:{unused}").parse().unwrap();
+        for (cluster, host) in [("tcp", tcp_host), ("grpc", grpc)] {
+            eventually("healthy", &proxy, || {
+                let proxy = &proxy;
+                async move { proxy.flags(cluster, host).await == "healthy" }
+            })
+            .await;
+        }
+        tcp_healthy.store(false, Ordering::SeqCst);
+        let before = proxy.stat("health_check_network_failure", "tcp").await;
+        let started = Instant::now();
+        while !proxy
+            .flags("tcp", tcp_host)
+            .await
+            .starts_with("/failed_active_hc")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{kind}: the TCP host did not fail: {}\n{}",
+                proxy.admin("/stats?filter=health_check").await,
+                proxy.admin("/clusters").await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let network = proxy.stat("health_check_network_failure", "tcp").await - before;
+        assert!(
+            (2..=3).contains(&network),
+            "{kind}: {network} network failures to fail the TCP host (threshold 2)"
+        );
+        let failures_before = proxy.stat("health_check_failure", "grpc").await;
+        serving.store(false, Ordering::SeqCst);
+        eventually("the gRPC host fails", &proxy, || {
+            let proxy = &proxy;
+            async move { proxy.flags("grpc", grpc).await == "/failed_active_hc" }
+        })
+        .await;
+        // NOT_SERVING fails the host at the first answer, whatever unhealthy_threshold says.
+        let failures = proxy.stat("health_check_failure", "grpc").await - failures_before;
+        assert_eq!(failures, 1, "{kind}: gRPC failures before the host failed");
+        assert_eq!(
+            proxy.stat("health_check_network_failure", "grpc").await,
+            0,
+            "{kind}"
+        );
+        tcp_healthy.store(true, Ordering::SeqCst);
+        serving.store(true, Ordering::SeqCst);
+        for (cluster, host) in [("tcp", tcp_host), ("grpc", grpc)] {
+            eventually("healthy again", &proxy, || {
+                let proxy = &proxy;
+                async move { proxy.flags(cluster, host).await == "healthy" }
+            })
+            .await;
+        }
+        let (path, body) = asked.lock().unwrap().first().cloned().unwrap();
+        assert_eq!(
+            path, "greeter.internal/grpc.health.v1.Health/Check",
+            "{kind}"
+        );
+        let mut expected = vec![0, 0, 0, 0, 14, 0x0a, 12];
+        expected.extend_from_slice(b"demo.Greeter");
+        assert_eq!(body, expected, "{kind}: the HealthCheckRequest");
+        tcp_task.abort();
+        grpc_task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Consistent hashing.
+
+const HASHING: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /ring}
+                route: {cluster: ring, hash_policy: [{header: {header_name: x-user}}]}
+              - match: {prefix: /maglev}
+                route: {cluster: maglev, hash_policy: [{query_parameter: {name: user}}]}
+              - match: {prefix: /typed}
+                route:
+                  cluster: typed
+                  hash_policy:
+                  - cookie: {name: session}
+                    terminal: true
+                  - header: {header_name: x-user}
+  clusters:
+  - name: ring
+    connect_timeout: 1s
+    lb_policy: RING_HASH
+    ring_hash_lb_config: {minimum_ring_size: 64}
+    load_assignment: {cluster_name: ring, endpoints: [{lb_endpoints: {endpoints}}]}
+  - name: maglev
+    connect_timeout: 1s
+    lb_policy: MAGLEV
+    maglev_lb_config: {table_size: 65537}
+    load_assignment: {cluster_name: maglev, endpoints: [{lb_endpoints: {weighted}}]}
+  - name: typed
+    connect_timeout: 1s
+    load_balancing_policy:
+      policies:
+      - typed_extension_config:
+          name: envoy.load_balancing_policies.ring_hash
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash
+    load_assignment: {cluster_name: typed, endpoints: [{lb_endpoints: {endpoints}}]}
+"#;
+
+/// The same keys reach the same backends in Envoy and in Outrigger (both proxies in front of the same four
+/// backends, so the hosts' addresses, which the ring and the table hash, are the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hashing_picks_the_hosts_envoy_picks() {
+    let names = ["a", "b", "c", "d"];
+    let mut origins = Vec::new();
+    for name in names {
+        origins.push(Origin::start(name, Vec::new()).await);
+    }
+    let endpoints = |weighted: bool| {
+        let list: Vec<String> = origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let weight = if weighted { i + 1 } else { 1 };
+                format!(
+                    "{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}, load_balancing_weight: {weight}}}",
+                    o.address.port()
+                )
+            })
+            .collect();
+        format!("[{}]", list.join(", "))
+    };
+    let yaml = support::proxy::fill(
+        HASHING,
+        &[
+            ("endpoints", endpoints(false)),
+            ("weighted", endpoints(true)),
+        ],
+    );
+    let keys: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let mut chosen_by_kind = Vec::new();
+    for kind in kinds() {
+        let proxy = start("hashing", kind, &yaml);
+        let mut chosen = Vec::new();
+        for key in &keys {
+            let (_, ring) = proxy.get("/ring", &[("x-user", key)]).await;
+            let (_, again) = proxy.get("/ring", &[("x-user", key)]).await;
+            assert_eq!(ring, again, "{kind}: the same key, the same host");
+            let (_, maglev) = proxy.get(&format!("/maglev?user={key}"), &[]).await;
+            // The cookie is terminal: the header after it is not hashed.
+            let cookie = format!("session={key}");
+            let (_, typed) = proxy
+                .get("/typed", &[("cookie", &cookie), ("x-user", "ignored")])
+                .await;
+            chosen.push(format!(
+                "{key}: ring {ring}, maglev {maglev}, typed {typed}"
+            ));
+        }
+        let spread: std::collections::BTreeSet<&str> = chosen
+            .iter()
+            .flat_map(|c| c.split(", ").map(|p| p.rsplit(' ').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            spread.len(),
+            4,
+            "{kind}: keys spread over every host: {chosen:?}"
+        );
+        chosen_by_kind.push((kind, chosen));
+    }
+    if let [(_, envoy), (_, outrigger)] = chosen_by_kind.as_slice() {
+        let differ: Vec<String> = envoy
+            .iter()
+            .zip(outrigger)
+            .filter(|(e, o)| e != o)
+            .map(|(e, o)| format!("envoy {e} / outrigger {o}"))
+            .collect();
+        assert!(differ.is_empty(), "hosts differ:\n{}", differ.join("\n"));
+    }
+}
