@@ -20,8 +20,13 @@ pub const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 pub const LOCAL_RATE_LIMIT: &str =
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 pub const FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
+pub const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compressor";
+pub const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
+pub const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
 
+mod compressor;
 mod fault;
+mod health_check;
 
 pub fn connection_manager(
     h: &pb::HttpConnectionManager,
@@ -203,12 +208,23 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             FAULT => decode_any(any, &at_config, out)
                 .and_then(|f| fault::fault(&f, &at_config, out))
                 .map(HttpFilter::Fault),
+            COMPRESSOR => decode_any(any, &at_config, out)
+                .and_then(|c| compressor::compressor(&c, &at_config, out))
+                .map(HttpFilter::Compressor),
+            HEALTH_CHECK => decode_any(any, &at_config, out)
+                .and_then(|h| health_check::health_check(&h, &at_config, out))
+                .map(HttpFilter::HealthCheck),
+            BUFFER => decode_any(any, &at_config, out)
+                .and_then(|b| health_check::buffer(&b, &at_config, out))
+                .map(HttpFilter::Buffer),
             other => {
                 out.error(
                     &at_config,
                     format!(
-                        "HTTP filter {other} is not supported; supported: envoy.filters.http.fault, \
-                         envoy.filters.http.local_ratelimit, envoy.filters.http.router"
+                        "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
+                         envoy.filters.http.compressor, envoy.filters.http.fault, \
+                         envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, \
+                         envoy.filters.http.router"
                     ),
                 );
                 None

@@ -201,7 +201,7 @@ static_resources:
         match &loaded.snapshot.listeners[0].filter_chains[0].filters[0] {
             NetworkFilter::HttpConnectionManager(hcm) => match &hcm.http_filters[0] {
                 HttpFilter::LocalRateLimit(l) => Ok(l.clone()),
-                HttpFilter::Router(_) | HttpFilter::Fault(_) => Err("no filter".into()),
+                _ => Err("no filter".into()),
             },
             _ => Err("no connection manager".into()),
         }

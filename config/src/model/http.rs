@@ -6,6 +6,9 @@ use super::route::RouteConfig;
 use serde::Serialize;
 use std::time::Duration;
 
+mod filters;
+pub use filters::{Buffer, Compressor, CompressorLibrary, DEFAULT_COMPRESSED_TYPES, HealthCheck};
+
 /// `envoy.filters.network.http_connection_manager`.
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpConnectionManager {
@@ -151,6 +154,9 @@ pub enum ForwardClientCertDetails {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpFilter {
+    Compressor(Compressor),
+    HealthCheck(HealthCheck),
+    Buffer(Buffer),
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Router(Router),

@@ -175,6 +175,10 @@ pub struct ConnectionManager {
     pub rate_limit: Option<Arc<Limiter>>,
     /// The fault filter, when the chain has one (its active faults shared by every connection).
     pub fault: Option<Arc<super::fault::Injector>>,
+    /// The compressor filters, in chain order.
+    pub compressors: Vec<Arc<super::compressor::Compression>>,
+    /// The health check filters, by their place in the chain.
+    health_checks: Vec<(usize, Arc<super::health_check::HealthChecker>)>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -197,7 +201,7 @@ impl ConnectionManager {
         };
         let filter = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::LocalRateLimit(l) => Some(l),
-            HttpFilter::Router(_) | HttpFilter::Fault(_) => None,
+            _ => None,
         });
         let fault = config.http_filters.iter().find_map(|f| match f {
             HttpFilter::Fault(fault) => Some(Arc::new(super::fault::Injector::new(
@@ -207,6 +211,24 @@ impl ConnectionManager {
             ))),
             _ => None,
         });
+        let compressors =
+            super::compressor::build(&config.http_filters, metrics, &config.stat_prefix);
+        let health_checks = config
+            .http_filters
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                HttpFilter::HealthCheck(h) => Some((
+                    i,
+                    Arc::new(super::health_check::HealthChecker::new(
+                        h,
+                        metrics,
+                        &config.stat_prefix,
+                    )),
+                )),
+                _ => None,
+            })
+            .collect();
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
         Self {
@@ -214,10 +236,20 @@ impl ConnectionManager {
             access_logs: Arc::new(crate::access_log::Loggers::new(&config.access_log)),
             rate_limit_filter,
             fault,
+            compressors,
+            health_checks,
             config,
             routes,
             rate_limit,
         }
+    }
+
+    /// The health check filter at this place in the chain.
+    pub fn health_check(&self, index: usize) -> Option<Arc<super::health_check::HealthChecker>> {
+        self.health_checks
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, c)| c.clone())
     }
 
     /// The RDS route configuration name this connection manager follows, if it uses RDS.

@@ -315,3 +315,12 @@ pub(super) const FAULT_MAX_ACTIVE: &str =
     "proxy/src/http/fault/tests.rs::past_max_active_faults_a_request_gets_none";
 pub(super) const FAULT_HEADERS: &str =
     "proxy/src/http/fault/tests.rs::headers_choose_the_delay_and_status_within_the_percentage";
+// filters proofs
+pub(super) const FILTERS_COMPRESSOR: &str = "tests/envoy_http_filters.rs::compressor_like_envoy";
+pub(super) const FILTERS_COMPRESSOR_RESPONSE: &str =
+    "tests/envoy_http_filters.rs::compressor_response_direction_like_envoy";
+pub(super) const FILTERS_ENCODER: &str =
+    "proxy/src/http/compressor/tests.rs::gzip_level_and_brotli_quality_reach_the_encoder";
+pub(super) const FILTERS_HEALTH_CHECK: &str =
+    "tests/envoy_http_filters.rs::health_check_like_envoy";
+pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
