@@ -172,7 +172,7 @@ impl Compression {
         match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
             Some(value) => {
                 let media = choice::media_type(value);
-                self.config.content_types.iter().any(|t| *t == media)
+                self.config.content_types.contains(&media)
             }
             None => true,
         }

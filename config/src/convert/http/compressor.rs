@@ -31,10 +31,10 @@ pub fn compressor(c: &pb::Compressor, at: &Path, out: &mut Out) -> Option<Compre
     let library_config = match type_name(any) {
         GZIP => decode_any::<gzip::Gzip>(any, &typed_at, out).map(|g| {
             // DEFAULT_COMPRESSION (0) is zlib's level 6; the others name their level.
-            let level = match u32::try_from(g.compression_level) {
-                Ok(level @ 1..=9) => level,
-                _ => 6,
-            };
+            let level = u32::try_from(g.compression_level)
+                .ok()
+                .filter(|level| (1..=9).contains(level))
+                .unwrap_or(6);
             CompressorLibrary::Gzip { level }
         })?,
         BROTLI => decode_any::<brotli::Brotli>(any, &typed_at, out).map(|b| {

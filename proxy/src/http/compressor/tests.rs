@@ -110,4 +110,26 @@ fn gzip_level_and_brotli_quality_reach_the_encoder() {
     assert_eq!(unbrotli(&low), body);
     assert_eq!(unbrotli(&high), body);
     assert!(high.len() < low.len(), "{} !< {}", high.len(), low.len());
+    // The window: a block repeated 32 KiB later is found with a 16 MiB window, not with a 1 KiB one.
+    let block: Vec<u8> = (0..32_768u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let repeated = [block.clone(), block].concat();
+    let brotli = |window_bits| {
+        encode(
+            &CompressorLibrary::Brotli {
+                quality: 5,
+                window_bits,
+            },
+            &repeated,
+        )
+    };
+    let (narrow, wide) = (brotli(10), brotli(24));
+    assert_eq!(unbrotli(&wide), repeated);
+    assert!(
+        wide.len() * 3 < narrow.len() * 2,
+        "{} vs {}",
+        wide.len(),
+        narrow.len()
+    );
 }
