@@ -598,6 +598,30 @@ async fn compressor_response_direction_like_envoy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressor_per_route_like_envoy() {
+    let proxies = start("route").await;
+    let probes = vec![
+        // gzip disabled on this route: brotli still answers, gzip-only clients get the body as it is.
+        get("gz", "/off/plain/200", &["accept-encoding: gzip"]),
+        get("gz", "/off/plain/10", &["accept-encoding: gzip"]),
+        get("gz", "/off/plain/200", &["accept-encoding: br"]),
+        // brotli removes Accept-Encoding upstream on this route, and still compresses.
+        get("gz", "/strip/plain/200", &["accept-encoding: br"]),
+        get("gz", "/strip/plain/200", &["accept-encoding: gzip"]),
+    ];
+    let outcomes = run(&proxies, &probes).await;
+    agree(&proxies, &probes, &outcomes);
+    let ours = &outcomes.last().unwrap().0;
+    assert!(!ours[0].headers.iter().any(|(n, _)| n == "content-encoding"));
+    assert!(
+        ours[3]
+            .headers
+            .contains(&("x-seen-accept-encoding".into(), "-".into()))
+    );
+    agree_stats(&proxies).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_check_like_envoy() {
     let proxies = start("health").await;
     let probe = "x-probe: 1";

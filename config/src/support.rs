@@ -58,6 +58,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.http.fault.v3.HTTPFault",
     "envoy.extensions.filters.http.compressor.v3.Compressor",
+    "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute",
     "envoy.extensions.compression.gzip.compressor.v3.Gzip",
     "envoy.extensions.compression.brotli.compressor.v3.Brotli",
     "envoy.extensions.filters.http.health_check.v3.HealthCheck",
@@ -267,6 +268,18 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.config.core.v3.TypedExtensionConfig",
         "name typed_config",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute",
+        "disabled overrides",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.CompressorOverrides",
+        "response_direction_config",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides",
+        "remove_accept_encoding_header",
     ),
     msg_ignoring(
         "envoy.extensions.compression.gzip.compressor.v3.Gzip",

@@ -24,7 +24,7 @@ pub const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compre
 pub const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
 pub const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
 
-mod compressor;
+pub mod compressor;
 mod fault;
 mod health_check;
 
@@ -210,7 +210,10 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                 .map(HttpFilter::Fault),
             COMPRESSOR => decode_any(any, &at_config, out)
                 .and_then(|c| compressor::compressor(&c, &at_config, out))
-                .map(HttpFilter::Compressor),
+                .map(|mut c| {
+                    c.filter_name = f.name.clone();
+                    HttpFilter::Compressor(c)
+                }),
             HEALTH_CHECK => decode_any(any, &at_config, out)
                 .and_then(|h| health_check::health_check(&h, &at_config, out))
                 .map(HttpFilter::HealthCheck),

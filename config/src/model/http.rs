@@ -7,7 +7,9 @@ use serde::Serialize;
 use std::time::Duration;
 
 mod filters;
-pub use filters::{Buffer, Compressor, CompressorLibrary, DEFAULT_COMPRESSED_TYPES, HealthCheck};
+pub use filters::{
+    Buffer, Compressor, CompressorLibrary, CompressorRoute, DEFAULT_COMPRESSED_TYPES, HealthCheck,
+};
 
 /// `envoy.filters.network.http_connection_manager`.
 #[derive(Clone, Debug, Serialize)]

@@ -46,6 +46,9 @@ pub struct Route {
     /// `typed_per_filter_config` for `envoy.filters.http.local_ratelimit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_rate_limit: Option<LocalRateLimit>,
+    /// `typed_per_filter_config` for compressor filters, by filter name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compressors: Vec<super::http::CompressorRoute>,
     /// How much of a request body is kept for retries: the route's limit, else its virtual host's; none
     /// means the listener's `per_connection_buffer_limit_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,8 @@
 //!   compressors; each counts a `header_*` statistic, and only when the length and enablement allowed asking;
 //! - a compressed response loses `content-length` and a strong ETag (a weak one stays) and gains
 //!   `content-encoding`; every compressible response gains `Vary: Accept-Encoding`, compressed or not;
+//! - a route's `CompressorPerRoute` (keyed by the filter's name) can disable the filter or switch
+//!   `remove_accept_encoding_header`;
 //! - `request.not_compressed` counts every request the filter saw (request compression is not configurable
 //!   here: `request_direction_config` is refused by the support table).
 //!
@@ -213,11 +215,13 @@ impl Compression {
         mut response: Response<ResponseBody>,
         accept_encoding: Option<&str>,
         head: bool,
+        enabled: bool,
     ) -> Response<ResponseBody> {
         let end_stream = head || response.body().is_end_stream();
         let exact = response.body().size_hint().exact();
         let headers = response.headers();
-        let length_allowed = self.length_allowed(headers, exact);
+        // Disabled for the route: not even the length is looked at (nor counted).
+        let length_allowed = enabled && self.length_allowed(headers, exact);
         let compressible = length_allowed
             && !is_upgrade(headers)
             && self.content_type_allowed(headers)
@@ -338,11 +342,28 @@ where
     fn call(&mut self, mut request: Request<UpstreamBody>) -> Self::Future {
         use futures_util::FutureExt;
         let compression = self.compression.clone();
+        // The route's `CompressorPerRoute` for this filter, if any.
+        let per_route = request
+            .extensions()
+            .get::<super::connection_manager::Matched>()
+            .and_then(|m| {
+                let (_, _, route) = m.route()?;
+                route
+                    .compressors
+                    .iter()
+                    .find(|c| c.filter_name == compression.config.filter_name)
+                    .cloned()
+            });
+        let enabled = per_route.as_ref().and_then(|c| c.enabled).unwrap_or(true);
+        let remove_accept_encoding = per_route
+            .as_ref()
+            .and_then(|c| c.remove_accept_encoding_header)
+            .unwrap_or(compression.config.remove_accept_encoding_header);
         let accept_encoding = request
             .headers()
             .get(ACCEPT_ENCODING)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        if compression.config.remove_accept_encoding_header {
+        if enabled && remove_accept_encoding {
             request.headers_mut().remove(ACCEPT_ENCODING);
         }
         let head = request.method() == http::Method::HEAD;
@@ -359,7 +380,7 @@ where
             } else {
                 None
             };
-            Ok(compression.encode(response, accept_encoding, head))
+            Ok(compression.encode(response, accept_encoding, head, enabled))
         }))
     }
 }

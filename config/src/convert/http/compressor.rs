@@ -87,6 +87,7 @@ pub fn compressor(c: &pb::Compressor, at: &Path, out: &mut Out) -> Option<Compre
         n => u64::from(n),
     };
     Some(Compressor {
+        filter_name: String::new(),
         name: library.name.clone(),
         library: library_config,
         min_content_length,
@@ -95,5 +96,37 @@ pub fn compressor(c: &pb::Compressor, at: &Path, out: &mut Out) -> Option<Compre
         remove_accept_encoding_header,
         response_scope: c.response_direction_config.is_some(),
         choose_first: c.choose_first,
+    })
+}
+
+pub const PER_ROUTE: &str = "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute";
+
+/// A route's `CompressorPerRoute` for the filter named `filter_name`.
+pub fn per_route(
+    c: &pb::CompressorPerRoute,
+    filter_name: &str,
+    at: &Path,
+    out: &mut Out,
+) -> Option<crate::model::http::CompressorRoute> {
+    use pb::compressor_per_route::Override;
+    let (enabled, remove_accept_encoding_header) = match &c.r#override {
+        Some(Override::Disabled(true)) => (Some(false), None),
+        Some(Override::Disabled(false)) => (None, None),
+        Some(Override::Overrides(o)) => match &o.response_direction_config {
+            Some(r) => (
+                Some(true),
+                r.remove_accept_encoding_header.as_ref().map(|v| v.value),
+            ),
+            None => (None, None),
+        },
+        None => {
+            out.error(at, "a CompressorPerRoute needs `disabled` or `overrides`");
+            return None;
+        }
+    };
+    Some(crate::model::http::CompressorRoute {
+        filter_name: filter_name.to_string(),
+        enabled,
+        remove_accept_encoding_header,
     })
 }

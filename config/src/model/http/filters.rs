@@ -6,6 +6,8 @@ use serde::Serialize;
 /// `envoy.filters.http.compressor`: response bodies compressed by the encoding the client prefers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Compressor {
+    /// The filter's `name` in the chain: routes' `typed_per_filter_config` is keyed by it.
+    pub filter_name: String,
     /// `compressor_library.name`: the statistics' scope, `http.<prefix>.compressor.<name>.<library>.*`.
     pub name: String,
     pub library: CompressorLibrary,
@@ -95,4 +97,13 @@ pub struct HealthCheck {
 pub struct Buffer {
     /// Past it the request is answered 413.
     pub max_request_bytes: u32,
+}
+
+/// A route's `CompressorPerRoute` for one compressor filter (by the filter's name).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompressorRoute {
+    pub filter_name: String,
+    /// `disabled: true` is false; `overrides.response_direction_config` (even empty) is true.
+    pub enabled: Option<bool>,
+    pub remove_accept_encoding_header: Option<bool>,
 }

@@ -324,3 +324,5 @@ pub(super) const FILTERS_ENCODER: &str =
 pub(super) const FILTERS_HEALTH_CHECK: &str =
     "tests/envoy_http_filters.rs::health_check_like_envoy";
 pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
+pub(super) const FILTERS_COMPRESSOR_ROUTE: &str =
+    "tests/envoy_http_filters.rs::compressor_per_route_like_envoy";

@@ -346,6 +346,22 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[FILTERS_COMPRESSOR_RESPONSE]),
     ),
     (
+        "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute.disabled",
+        Tests(&[FILTERS_COMPRESSOR_ROUTE]),
+    ),
+    (
+        "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute.overrides",
+        Tests(&[FILTERS_COMPRESSOR_ROUTE]),
+    ),
+    (
+        "envoy.extensions.filters.http.compressor.v3.CompressorOverrides.response_direction_config",
+        Tests(&[FILTERS_COMPRESSOR_ROUTE]),
+    ),
+    (
+        "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides.remove_accept_encoding_header",
+        Tests(&[FILTERS_COMPRESSOR_ROUTE]),
+    ),
+    (
         "envoy.config.core.v3.TypedExtensionConfig.name",
         Tests(&[FILTERS_COMPRESSOR]),
     ),
