@@ -24,6 +24,8 @@ pub struct MessageSupport {
 
 const ACCESS_LOG: &str = "requests to the admin API are not logged; traffic is unaffected";
 const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffected";
+const ENCODER: &str = "tunes the encoder: the compressed bytes differ, the body a client decodes is the same \
+                       (Outrigger's pure-Rust encoder never gives zlib's bytes anyway)";
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
 
 const fn msg(message: &'static str, fields: &'static str) -> MessageSupport {
@@ -61,6 +63,12 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
     "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
     "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+    "envoy.extensions.filters.http.compressor.v3.Compressor",
+    "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute",
+    "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+    "envoy.extensions.compression.brotli.compressor.v3.Brotli",
+    "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+    "envoy.extensions.filters.http.buffer.v3.Buffer",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
@@ -312,6 +320,61 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
         "disabled",
+    ),
+    // envoy.filters.http.compressor, health_check, buffer (`convert/http/compressor.rs`, `health_check.rs`).
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.Compressor",
+        "content_length content_type disable_on_etag_header remove_accept_encoding_header compressor_library \
+         response_direction_config choose_first",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.Compressor.ResponseDirectionConfig",
+        "common_config disable_on_etag_header remove_accept_encoding_header",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.Compressor.CommonDirectionConfig",
+        "min_content_length content_type",
+    ),
+    // envoy.config.core.v3.TypedExtensionConfig (compressor_library): with load_balancing_policy below.
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute",
+        "disabled overrides",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.CompressorOverrides",
+        "response_direction_config",
+    ),
+    msg(
+        "envoy.extensions.filters.http.compressor.v3.ResponseDirectionOverrides",
+        "remove_accept_encoding_header",
+    ),
+    msg_ignoring(
+        "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+        "compression_level",
+        &[
+            ("memory_level", ENCODER),
+            ("window_bits", ENCODER),
+            ("compression_strategy", ENCODER),
+            ("chunk_size", ENCODER),
+        ],
+    ),
+    msg_ignoring(
+        "envoy.extensions.compression.brotli.compressor.v3.Brotli",
+        "quality window_bits",
+        &[
+            ("encoder_mode", ENCODER),
+            ("input_block_bits", ENCODER),
+            ("chunk_size", ENCODER),
+            ("disable_literal_context_modeling", ENCODER),
+        ],
+    ),
+    msg(
+        "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+        "pass_through_mode headers",
+    ),
+    msg(
+        "envoy.extensions.filters.http.buffer.v3.Buffer",
+        "max_request_bytes",
     ),
     msg(
         "envoy.extensions.filters.common.fault.v3.FaultDelay",

@@ -8,6 +8,10 @@
 
 mod attempt;
 mod authorization;
+mod buffer;
+mod compressor;
+mod filter_chain;
+mod health_check;
 pub use attempt::PreviousHosts;
 mod client_cert;
 mod codec_guard;
@@ -54,7 +58,6 @@ use connection_timeout::Ending;
 use downstream_stats::DownstreamStats;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use local_rate_limit::LocalRateLimitFilter;
 use outrigger_config::model::http::{CodecType, HttpConnectionManager};
 use router::Router;
 use std::net::SocketAddr;
@@ -221,16 +224,12 @@ pub async fn serve(
         ))
     });
     // The HTTP stack, outer to inner: statistics, the connection manager's own work (headers, route lookup),
-    // the stream timers, the fault filter, the local rate limit filter, the router (which calls the matched route's upstream
-    // stack).
+    // the stream timers, the HTTP filters in their configured order (`filter_chain.rs`), the router (which calls
+    // the matched route's upstream stack).
     let router = Router {
         connection: connection.clone(),
     };
-    // The authorization filters run last, next to the router (the loader refuses them before the others).
-    let authorized = authorization::Authorization::new(router, manager.clone(), connection.clone());
-    let filters = LocalRateLimitFilter::new(authorized, manager.clone(), connection.clone());
-    // The fault filter runs before the local rate limit (the loader refuses the other order).
-    let filters = fault::FaultFilter::new(filters, manager.clone());
+    let filters = filter_chain::build(router, &manager, &connection);
     let counters = manager.counters.clone();
     let counters_for_replies = counters.clone();
     let access_logs = manager.access_logs.clone();

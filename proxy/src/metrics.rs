@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub mod filters;
 pub mod istio;
 pub mod managers;
 mod resilience;
@@ -97,6 +98,8 @@ pub struct Metrics {
     pub managers: managers::Families,
     /// Istio's standard metrics, when the node metadata asks for them (`istio.rs`).
     pub istio: Option<std::sync::Arc<istio::IstioStats>>,
+    /// The compressor and health check filters' (`http.<prefix>.compressor.*`, `http.<prefix>.health_check.*`).
+    pub filters: filters::Families,
 }
 
 impl Metrics {
@@ -304,6 +307,7 @@ impl Metrics {
         m.resilience = resilience::Families::register(&mut m.registry);
         m.xds = xds::Families::register(&mut m.registry);
         m.managers = managers::Families::register(&mut m.registry);
+        m.filters = filters::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
         crate::trace::stats::register(&mut m.registry);
         m
@@ -482,6 +486,9 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         .map(|(k, v)| (k, v.trim_end_matches('"')))
         .collect();
     let label = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    if let Some(line) = filters::envoy_stat(name, &|key| label(key).map(str::to_string), value) {
+        return line;
+    }
     // The HTTP local rate limit filter's statistics lead with its prefix: `<prefix>.http_local_rate_limit.ok`.
     if let Some(rest) = name.strip_prefix("envoy_http_local_rate_limit_") {
         let prefix = label("envoy_local_http_ratelimit_prefix")?;

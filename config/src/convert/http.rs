@@ -26,7 +26,13 @@ pub const EXT_AUTHZ_PER_ROUTE: &str = "envoy.extensions.filters.http.ext_authz.v
 pub const RBAC_PER_ROUTE: &str = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 
 pub(super) mod ext_authz;
+pub const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compressor";
+pub const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
+pub const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
+
+pub mod compressor;
 mod fault;
+mod health_check;
 
 pub fn connection_manager(
     h: &pb::HttpConnectionManager,
@@ -222,12 +228,25 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             EXT_AUTHZ => decode_any(any, &at_config, out)
                 .and_then(|r| ext_authz::ext_authz(&r, &f.name, &at_config, out))
                 .map(HttpFilter::ExtAuthz),
+            COMPRESSOR => decode_any(any, &at_config, out)
+                .and_then(|c| compressor::compressor(&c, &at_config, out))
+                .map(|mut c| {
+                    c.filter_name = f.name.clone();
+                    HttpFilter::Compressor(c)
+                }),
+            HEALTH_CHECK => decode_any(any, &at_config, out)
+                .and_then(|h| health_check::health_check(&h, &at_config, out))
+                .map(HttpFilter::HealthCheck),
+            BUFFER => decode_any(any, &at_config, out)
+                .and_then(|b| health_check::buffer(&b, &at_config, out))
+                .map(HttpFilter::Buffer),
             other => {
                 out.error(
                     &at_config,
                     format!(
-                        "HTTP filter {other} is not supported; supported: envoy.filters.http.fault, \
-                         envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, envoy.filters.http.ext_authz, \
+                        "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
+                         envoy.filters.http.compressor, envoy.filters.http.ext_authz, envoy.filters.http.fault, \
+                         envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, \
                          envoy.filters.http.router"
                     ),
                 );

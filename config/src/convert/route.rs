@@ -193,9 +193,15 @@ fn route(
     };
     let mut local_rate_limit = None;
     let mut per_filter = Vec::new();
+    let mut compressors = Vec::new();
     for (name, any) in &r.typed_per_filter_config {
         let at = at.field("typed_per_filter_config").key(name);
-        if type_name(any) == http::LOCAL_RATE_LIMIT {
+        if type_name(any) == http::compressor::PER_ROUTE {
+            compressors.extend(
+                decode_any(any, &at, out)
+                    .and_then(|c| http::compressor::per_route(&c, name, &at, out)),
+            );
+        } else if type_name(any) == http::LOCAL_RATE_LIMIT {
             local_rate_limit =
                 decode_any(any, &at, out).and_then(|c| http::local_rate_limit(&c, &at, out));
             if local_rate_limit
@@ -239,6 +245,7 @@ fn route(
         ),
         local_rate_limit,
         per_filter,
+        compressors,
         buffer_limit: buffer_limit(
             r.request_body_buffer_limit.as_ref().map(|v| v.value),
             r.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),

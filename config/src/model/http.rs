@@ -6,6 +6,11 @@ use super::route::RouteConfig;
 use serde::Serialize;
 use std::time::Duration;
 
+mod filters;
+pub use filters::{
+    Buffer, Compressor, CompressorLibrary, CompressorRoute, DEFAULT_COMPRESSED_TYPES, HealthCheck,
+};
+
 /// `envoy.filters.network.http_connection_manager`.
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpConnectionManager {
@@ -159,6 +164,9 @@ pub enum ForwardClientCertDetails {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpFilter {
+    Compressor(Compressor),
+    HealthCheck(HealthCheck),
+    Buffer(Buffer),
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Rbac(super::rbac::HttpRbac),

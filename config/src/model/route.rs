@@ -49,6 +49,9 @@ pub struct Route {
     /// `typed_per_filter_config` of other filters, by the filter's name (Envoy looks them up by name).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_filter: Vec<(String, PerFilterConfig)>,
+    /// `typed_per_filter_config` for compressor filters, by filter name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compressors: Vec<super::http::CompressorRoute>,
     /// How much of a request body is kept for retries: the route's limit, else its virtual host's; none
     /// means the listener's `per_connection_buffer_limit_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]

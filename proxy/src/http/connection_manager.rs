@@ -177,6 +177,10 @@ pub struct ConnectionManager {
     pub fault: Option<Arc<super::fault::Injector>>,
     /// The authorization filters (RBAC, ext_authz), in their order.
     pub authorization: Vec<super::authorization::Authorizer>,
+    /// The compressor filters, in chain order.
+    pub compressors: Vec<Arc<super::compressor::Compression>>,
+    /// The health check filters, by their place in the chain.
+    health_checks: Vec<(usize, Arc<super::health_check::HealthChecker>)>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -227,6 +231,24 @@ impl ConnectionManager {
                 _ => None,
             })
             .collect();
+        let compressors =
+            super::compressor::build(&config.http_filters, metrics, &config.stat_prefix);
+        let health_checks = config
+            .http_filters
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                HttpFilter::HealthCheck(h) => Some((
+                    i,
+                    Arc::new(super::health_check::HealthChecker::new(
+                        h,
+                        metrics,
+                        &config.stat_prefix,
+                    )),
+                )),
+                _ => None,
+            })
+            .collect();
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
         Self {
@@ -236,10 +258,20 @@ impl ConnectionManager {
             rate_limit_filter,
             fault,
             authorization,
+            compressors,
+            health_checks,
             config,
             routes,
             rate_limit,
         }
+    }
+
+    /// The health check filter at this place in the chain.
+    pub fn health_check(&self, index: usize) -> Option<Arc<super::health_check::HealthChecker>> {
+        self.health_checks
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, c)| c.clone())
     }
 
     /// The RDS route configuration name this connection manager follows, if it uses RDS.

@@ -254,7 +254,14 @@ where
         Box::pin(async move {
             let Ok(mut response) = future.await;
             drop(active);
-            let draining = connection.drain.is_draining() || state.is_draining();
+            // Envoy's drain manager also closes connections while the proxy fails its health checks
+            // (`POST /healthcheck/fail`).
+            let draining = connection.drain.is_draining()
+                || state.is_draining()
+                || connection
+                    .inputs
+                    .health_check_failed
+                    .load(std::sync::atomic::Ordering::Relaxed);
             if draining && http1 {
                 response
                     .headers_mut()

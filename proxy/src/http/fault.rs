@@ -141,7 +141,7 @@ impl Injector {
             add_flag(&mut response, Flag::DelayInjected);
         }
         add_flag(&mut response, Flag::FaultInjected);
-        response
+        super::local_reply::from_filter(response)
     }
 }
 

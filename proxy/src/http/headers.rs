@@ -26,6 +26,21 @@ pub fn size(headers: &HeaderMap) -> usize {
 }
 
 /// The request's host, from the URI (h2 `:authority`) or the `Host` header.
+/// The same for a whole request.
+pub fn authority_of<B>(request: &http::Request<B>) -> Option<String> {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
 pub fn authority(parts: &Parts) -> Option<String> {
     parts
         .uri

@@ -248,7 +248,10 @@ where
             None => Decision::Pass(None),
         };
         match decision {
-            Decision::Refuse(refusal) => Box::pin(async move { Ok(refusal) }),
+            Decision::Refuse(refusal) => {
+                let refusal = super::local_reply::from_filter(refusal);
+                Box::pin(async move { Ok(refusal) })
+            }
             Decision::Pass(None) => Box::pin(self.inner.call(request)),
             Decision::Pass(Some(headers)) => {
                 // A combinator rather than an async block: rustc cannot prove an async block holding `S::Future`

@@ -107,3 +107,18 @@ pub fn add_flag<B>(response: &mut Response<B>, flag: Flag) {
         http::HeaderValue::from_static(flag.code()),
     );
 }
+
+/// On a reply an HTTP filter made itself: `LocalReply` when the filter made it, `LocalReplyAt` with the filter's
+/// place in the chain once `filter_chain::Position` has seen it. Envoy passes such a reply through every
+/// encoder, also those of filters after it whose request side never ran (the compressor reads this).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalReply;
+
+#[derive(Clone, Copy, Debug)]
+pub struct LocalReplyAt(pub usize);
+
+/// Marks a reply made by an HTTP filter.
+pub fn from_filter(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response.extensions_mut().insert(LocalReply);
+    response
+}

@@ -371,3 +371,15 @@ pub(super) const HASH_RING: &str =
 pub(super) const HASH_MAGLEV: &str = "proxy/src/upstream/hash_balancer.rs::maglev_fills_its_table_evenly_and_moves_only_the_removed_hosts_keys_mostly";
 pub(super) const LB_TYPED_LOADER: &str =
     "config/src/convert/load_balancing.rs::typed_policies_map_to_the_balancers";
+
+// filters proofs
+pub(super) const FILTERS_COMPRESSOR: &str = "tests/envoy_http_filters.rs::compressor_like_envoy";
+pub(super) const FILTERS_COMPRESSOR_RESPONSE: &str =
+    "tests/envoy_http_filters.rs::compressor_response_direction_like_envoy";
+pub(super) const FILTERS_ENCODER: &str =
+    "proxy/src/http/compressor/tests.rs::gzip_level_and_brotli_quality_reach_the_encoder";
+pub(super) const FILTERS_HEALTH_CHECK: &str =
+    "tests/envoy_http_filters.rs::health_check_like_envoy";
+pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
+pub(super) const FILTERS_COMPRESSOR_ROUTE: &str =
+    "tests/envoy_http_filters.rs::compressor_per_route_like_envoy";

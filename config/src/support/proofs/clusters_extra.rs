@@ -241,11 +241,17 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.core.v3.TypedExtensionConfig.name",
-        Tests(&[LB_TYPED_LOADER, TR_LOADER]),
+        Tests(&[LB_TYPED_LOADER, TR_LOADER, FILTERS_COMPRESSOR]),
     ),
     (
         "envoy.config.core.v3.TypedExtensionConfig.typed_config",
-        Tests(&[HASH_DIFF, LB_TYPED_LOADER, TR_HTTP, TR_LOADER]),
+        Tests(&[
+            HASH_DIFF,
+            LB_TYPED_LOADER,
+            TR_HTTP,
+            TR_LOADER,
+            FILTERS_COMPRESSOR,
+        ]),
     ),
     (
         "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest.choice_count",

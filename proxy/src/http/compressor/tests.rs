@@ -1,0 +1,135 @@
+use super::body::Encoder;
+use super::choice::{Decision, Peer, Reason, choose};
+use outrigger_config::model::http::CompressorLibrary;
+use std::io::Read;
+
+fn peers() -> Vec<Peer> {
+    let types = vec!["text/plain".to_string(), "application/json".to_string()];
+    vec![
+        Peer {
+            encoding: "gzip",
+            content_types: types.clone(),
+            choose_first: false,
+        },
+        Peer {
+            encoding: "br",
+            content_types: types,
+            choose_first: false,
+        },
+    ]
+}
+
+fn decided(accept: &str, content_type: Option<&str>) -> (String, Reason) {
+    let Decision { encoding, reason } = choose(accept, content_type, &peers());
+    (encoding, reason)
+}
+
+#[test]
+fn accept_encoding_is_decided_like_envoy() {
+    let d = |a| decided(a, Some("text/plain"));
+    assert_eq!(d("gzip"), ("gzip".into(), Reason::Compressor));
+    assert_eq!(d("br"), ("br".into(), Reason::Compressor));
+    assert_eq!(d("gzip;q=0.5, br;q=0.8"), ("br".into(), Reason::Compressor));
+    // Equal q-values: the earlier in the header wins.
+    assert_eq!(d("br, gzip"), ("br".into(), Reason::Compressor));
+    assert_eq!(d("gzip, br"), ("gzip".into(), Reason::Compressor));
+    // `*` takes the chain's first compressor.
+    assert_eq!(d("*"), ("gzip".into(), Reason::Wildcard));
+    assert_eq!(d("x, *"), ("gzip".into(), Reason::Wildcard));
+    assert_eq!(d("gzip;q=0, *"), ("br".into(), Reason::Wildcard));
+    assert_eq!(d("identity"), ("identity".into(), Reason::Identity));
+    // Codings are compared with their case; q=0 refuses; unknown codings alone are not valid.
+    assert_eq!(d("GZIP"), ("identity".into(), Reason::NotValid));
+    assert_eq!(d("gzip;q=0"), ("identity".into(), Reason::NotValid));
+    assert_eq!(d("deflate"), ("identity".into(), Reason::NotValid));
+    assert_eq!(d(""), ("identity".into(), Reason::NotValid));
+    // An unparsable q-value drops the coding.
+    assert_eq!(d("br;q=x, gzip;q=0.1"), ("gzip".into(), Reason::Compressor));
+    // A content type no compressor takes leaves nothing to choose.
+    assert_eq!(
+        decided("gzip", Some("image/png")),
+        ("identity".into(), Reason::NotValid)
+    );
+    // No content type: every compressor may compress.
+    assert_eq!(decided("br", None), ("br".into(), Reason::Compressor));
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(bytes, 4096)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Compresses `body` in three frames, as the filter does.
+fn encode(library: &CompressorLibrary, body: &[u8]) -> Vec<u8> {
+    let mut encoder = Encoder::new(library);
+    let mut out = Vec::new();
+    for chunk in body.chunks(body.len() / 3 + 1) {
+        let flushed = encoder.compress(chunk).unwrap();
+        // Each frame is flushed: what came so far can be decoded before the end.
+        out.extend_from_slice(&flushed);
+    }
+    out.extend_from_slice(&encoder.finish().unwrap());
+    out
+}
+
+#[test]
+fn gzip_level_and_brotli_quality_reach_the_encoder() {
+    let body: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("line {} of {}\n", i % 97, i % 13).into_bytes())
+        .collect();
+    let fast = encode(&CompressorLibrary::Gzip { level: 1 }, &body);
+    let best = encode(&CompressorLibrary::Gzip { level: 9 }, &body);
+    assert_eq!(gunzip(&fast), body);
+    assert_eq!(gunzip(&best), body);
+    assert!(best.len() < fast.len(), "{} !< {}", best.len(), fast.len());
+    let low = encode(
+        &CompressorLibrary::Brotli {
+            quality: 0,
+            window_bits: 10,
+        },
+        &body,
+    );
+    let high = encode(
+        &CompressorLibrary::Brotli {
+            quality: 11,
+            window_bits: 24,
+        },
+        &body,
+    );
+    assert_eq!(unbrotli(&low), body);
+    assert_eq!(unbrotli(&high), body);
+    assert!(high.len() < low.len(), "{} !< {}", high.len(), low.len());
+    // The window: a block repeated 32 KiB later is found with a 16 MiB window, not with a 1 KiB one.
+    let block: Vec<u8> = (0..32_768u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let repeated = [block.clone(), block].concat();
+    let brotli = |window_bits| {
+        encode(
+            &CompressorLibrary::Brotli {
+                quality: 5,
+                window_bits,
+            },
+            &repeated,
+        )
+    };
+    let (narrow, wide) = (brotli(10), brotli(24));
+    assert_eq!(unbrotli(&wide), repeated);
+    assert!(
+        wide.len() * 3 < narrow.len() * 2,
+        "{} vs {}",
+        wide.len(),
+        narrow.len()
+    );
+}

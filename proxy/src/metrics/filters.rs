@@ -1,0 +1,130 @@
+//! The statistics of the compressor and health check HTTP filters, in Envoy 1.40's names:
+//! `http.<prefix>.compressor.<library name>.<gzip|brotli>.[request.|response.]<stat>` and
+//! `http.<prefix>.health_check.<stat>`. In Prometheus each is a family `envoy_http_compressor_<stat>` (labels:
+//! the connection manager's prefix and `envoy_compressor_scope`, `<name>.<library>[.request|.response]`) or
+//! `envoy_http_health_check_<stat>`.
+
+use super::Labels;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// The compressor's statistics of one direction (`request.` or the response's, `response.` when
+/// `response_direction_config` is set).
+pub const DIRECTION_STATS: &[&str] = &[
+    "compressed",
+    "not_compressed",
+    "total_uncompressed_bytes",
+    "total_compressed_bytes",
+    "content_length_too_small",
+];
+
+/// The compressor's response statistics kept at the library's own scope.
+pub const RESPONSE_STATS: &[&str] = &[
+    "no_accept_header",
+    "header_identity",
+    "header_compressor_used",
+    "header_compressor_overshadowed",
+    "header_wildcard",
+    "header_not_valid",
+    "not_compressed_etag",
+];
+
+pub const HEALTH_CHECK_STATS: &[&str] = &[
+    "request_total",
+    "ok",
+    "failed",
+    "cached_response",
+    "degraded",
+    "failed_cluster_empty",
+    "failed_cluster_not_found",
+    "failed_cluster_unhealthy",
+];
+
+#[derive(Default)]
+pub struct Families {
+    /// By statistic name, in the order of `DIRECTION_STATS` then `RESPONSE_STATS`.
+    pub compressor: Vec<(&'static str, Family<Labels, Counter>)>,
+    pub health_check: Vec<(&'static str, Family<Labels, Counter>)>,
+}
+
+impl Families {
+    pub fn register(registry: &mut Registry) -> Self {
+        let mut f = Families::default();
+        for name in DIRECTION_STATS.iter().chain(RESPONSE_STATS) {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_compressor_{name}"),
+                format!("The compressor filter's {name}"),
+                family.clone(),
+            );
+            f.compressor.push((name, family));
+        }
+        for name in HEALTH_CHECK_STATS {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_health_check_{name}"),
+                format!("The health check filter's {name}"),
+                family.clone(),
+            );
+            f.health_check.push((name, family));
+        }
+        f
+    }
+
+    /// The counter `name` of one compressor scope, created at 0 (Envoy shows its filters' statistics from the
+    /// start).
+    pub fn compressor_counter(&self, prefix: &str, scope: &str, name: &str) -> Counter {
+        counter(
+            &self.compressor,
+            name,
+            &[
+                ("envoy_http_conn_manager_prefix", prefix.to_string()),
+                ("envoy_compressor_scope", scope.to_string()),
+            ],
+        )
+    }
+
+    pub fn health_check_counter(&self, prefix: &str, name: &str) -> Counter {
+        counter(
+            &self.health_check,
+            name,
+            &[("envoy_http_conn_manager_prefix", prefix.to_string())],
+        )
+    }
+}
+
+fn counter(
+    families: &[(&'static str, Family<Labels, Counter>)],
+    name: &str,
+    labels: &[(&'static str, String)],
+) -> Counter {
+    families
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, family)| family.get_or_create(&labels.to_vec()).clone())
+        .unwrap_or_default()
+}
+
+/// `/stats`' line for a sample of these families, or `None` when `name` is not one of them.
+pub fn envoy_stat(
+    name: &str,
+    label: &dyn Fn(&str) -> Option<String>,
+    value: &str,
+) -> Option<Option<String>> {
+    let rest = name.strip_suffix("_total").unwrap_or(name);
+    if let Some(stat) = rest.strip_prefix("envoy_http_compressor_") {
+        let line = (|| {
+            let prefix = label("envoy_http_conn_manager_prefix")?;
+            let scope = label("envoy_compressor_scope")?;
+            Some(format!("http.{prefix}.compressor.{scope}.{stat}: {value}"))
+        })();
+        return Some(line);
+    }
+    if let Some(stat) = rest.strip_prefix("envoy_http_health_check_") {
+        let line = label("envoy_http_conn_manager_prefix")
+            .map(|prefix| format!("http.{prefix}.health_check.{stat}: {value}"));
+        return Some(line);
+    }
+    None
+}
