@@ -8,7 +8,7 @@
 
 mod attempt;
 pub use attempt::PreviousHosts;
-mod client_cert;
+pub(crate) mod client_cert;
 mod codec_guard;
 mod connection_io;
 pub mod connection_manager;
@@ -17,16 +17,16 @@ mod connection_timeout;
 mod downstream_stats;
 mod envoy_headers;
 mod failure;
-mod fault;
-mod forwarded;
+pub(crate) mod fault;
+pub(crate) mod forwarded;
 #[cfg(test)]
 mod hcm_fixture;
 mod header_limits;
-mod headers;
+pub(crate) mod headers;
 mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
-mod path_normalization;
+pub(crate) mod path_normalization;
 mod replay_body;
 mod retry;
 pub mod route;

@@ -8,6 +8,9 @@ pub mod admin;
 pub mod chain;
 pub mod detect;
 pub mod drain;
+/// For the fuzz targets in `tests/fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod io;
 pub mod listener;
