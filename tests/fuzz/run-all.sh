@@ -2,12 +2,13 @@
 # Builds every fuzz target and runs each for $1 seconds (default 15) from its seeds; exits non-zero on the
 # first crash, leaving the reproducer in tests/fuzz/artifacts/<target>/. Run from anywhere.
 # `--sanitizer none`: our crates forbid unsafe code, so what a fuzzer can find in them is a panic, which needs
-# no sanitizer; without ASan a target runs 2-3x more inputs per second. `-O` with the debug assertions and
-# overflow checks of tests/fuzz/Cargo.toml's release profile.
+# no sanitizer; without ASan a target runs 2-3x more inputs per second. `--dev`: a debug build (with debug
+# assertions and overflow checks) compiles in a fraction of the release build's time, which matters more for a
+# few seconds per target than speed; the long runs of README.md use `-O`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-15}"
-flags=(--fuzz-dir tests/fuzz -O -s none)
+flags=(--fuzz-dir tests/fuzz --dev -s none)
 cargo +nightly fuzz build "${flags[@]}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
