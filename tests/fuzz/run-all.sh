@@ -13,7 +13,7 @@ cargo +nightly fuzz build "${flags[@]}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for target in $(cargo +nightly fuzz list --fuzz-dir tests/fuzz); do
-  mkdir -p "tests/fuzz/corpus/$target"
+  mkdir -p "tests/fuzz/corpus/$target" "tests/fuzz/seeds/$target"
   echo "-- $target (${seconds} s)"
   status=0
   # The generated corpus (first directory) is git-ignored; the seeds are only read.

@@ -107,7 +107,9 @@ fn headers(u: &mut Unstructured<'_>) -> HeaderMap {
 fn path_rules(fixed: &Fixed, path: &str, normalize: bool, merge: bool) {
     let Ok(normalized) = normalize_path(path, normalize, merge) else { return };
     if let Some(new) = &normalized {
-        assert!(!merge || !new.split('?').next().unwrap_or("").contains("//"), "slashes left: {new:?}");
+        // A path of slashes only merges into `//`, as in Envoy 1.40 (`////` is forwarded as `//`).
+        let merged = new.split('?').next().unwrap_or("");
+        assert!(!merge || merged == "//" || !merged.contains("//"), "slashes left: {new:?}");
         // Normalizing again changes nothing more.
         assert_eq!(normalize_path(new, normalize, merge), Ok(None), "from {path:?}");
     }
