@@ -110,8 +110,8 @@ fn path_rules(fixed: &Fixed, path: &str, normalize: bool, merge: bool) {
         // A path of slashes only merges into `//`, as in Envoy 1.40 (`////` is forwarded as `//`).
         let merged = new.split('?').next().unwrap_or("");
         assert!(!merge || merged == "//" || !merged.contains("//"), "slashes left: {new:?}");
-        // Normalizing again changes nothing more.
-        assert_eq!(normalize_path(new, normalize, merge), Ok(None), "from {path:?}");
+        // Not checked: that normalizing again changes nothing. Envoy 1.40 decodes once, so `/%%33x` becomes
+        // `/%3x` and then `/%3x` again (path_normalization/tests.rs).
     }
     let path = normalized.as_deref().unwrap_or(path);
     let Ok(request) = Request::get(path).body(()) else { return };
