@@ -58,7 +58,11 @@ pub struct FaultHeaders(Injector);
 
 impl FaultHeaders {
     pub fn new(config: &Fault) -> Self {
-        Self(Injector::new(config, &crate::metrics::Metrics::new(), "fuzz"))
+        Self(Injector::new(
+            config,
+            &crate::metrics::Metrics::new(),
+            "fuzz",
+        ))
     }
 
     pub fn decide(&self, headers: &HeaderMap) -> (bool, Option<Duration>, Option<StatusCode>) {

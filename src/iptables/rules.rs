@@ -103,8 +103,16 @@ pub fn validate(capture: &Capture) -> Result<(), String> {
     // `*` (all) is a choice only for the ports captured; an exclusion names ports (`--dport *` is no rule).
     for (flag, value, all) in [
         ("--inbound-ports", &capture.inbound_ports, true),
-        ("--exclude-inbound-ports", &capture.exclude_inbound_ports, false),
-        ("--exclude-outbound-ports", &capture.exclude_outbound_ports, false),
+        (
+            "--exclude-inbound-ports",
+            &capture.exclude_inbound_ports,
+            false,
+        ),
+        (
+            "--exclude-outbound-ports",
+            &capture.exclude_outbound_ports,
+            false,
+        ),
     ] {
         for port in list(value) {
             if all && port == "*" {

@@ -108,7 +108,10 @@ fn bad_flags_are_refused_before_anything_changes() {
 fn all_ports_is_for_capture_only_not_for_exclusions() {
     for flag in ["--exclude-inbound-ports", "--exclude-outbound-ports"] {
         let error = validate(&capture(&[flag, "15090,*"])).unwrap_err();
-        assert!(error.starts_with(flag) && error.contains("\"*\""), "{error}");
+        assert!(
+            error.starts_with(flag) && error.contains("\"*\""),
+            "{error}"
+        );
         assert!(!error.contains("or `*`"), "{error}");
     }
     assert!(validate(&capture(&["--inbound-ports", "*"])).is_ok());

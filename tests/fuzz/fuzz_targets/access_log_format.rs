@@ -19,7 +19,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(value) {
-        for name in ["user-agent", "x-forwarded-for", "x-request-id", "host", "x-envoy-original-path"] {
+        for name in [
+            "user-agent",
+            "x-forwarded-for",
+            "x-request-id",
+            "host",
+            "x-envoy-original-path",
+        ] {
             headers.append(name, v.clone());
         }
     }
@@ -44,9 +50,16 @@ fuzz_target!(|data: &[u8]| {
         ..Record::default()
     };
     let line = access_log_line(&Format::Text(pieces.clone()), &record);
-    assert!(std::str::from_utf8(&line).is_ok(), "a text line that is not UTF-8");
+    assert!(
+        std::str::from_utf8(&line).is_ok(),
+        "a text line that is not UTF-8"
+    );
     let json = Format::Json(vec![("f".into(), JsonValue::Template(pieces))]);
     let line = access_log_line(&json, &record);
     let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&line);
-    assert!(parsed.is_ok(), "a JSON line that is not JSON: {:?}", String::from_utf8_lossy(&line));
+    assert!(
+        parsed.is_ok(),
+        "a JSON line that is not JSON: {:?}",
+        String::from_utf8_lossy(&line)
+    );
 });

@@ -15,7 +15,9 @@ use outrigger_config::model::http::{
 use outrigger_config::model::listener::NetworkFilter;
 use outrigger_config::model::route::{RedirectPath, RouteAction, RouteConfig};
 use outrigger_config::{Format, fuzzing, load_bytes};
-use outrigger_proxy::fuzzing::{FaultHeaders, client_cert, forwarded, normalize_path, rewrite_path};
+use outrigger_proxy::fuzzing::{
+    FaultHeaders, client_cert, forwarded, normalize_path, rewrite_path,
+};
 use outrigger_proxy::http::route;
 use outrigger_proxy::tls::{Identity, Session};
 use std::net::IpAddr;
@@ -74,30 +76,54 @@ fn fixed() -> Fixed {
         panic!("{e}");
     }
     let loaded = load_bytes(CONFIG.as_bytes(), Format::Yaml).unwrap_or_else(|e| panic!("{e:?}"));
-    let Some(NetworkFilter::HttpConnectionManager(hcm)) =
-        loaded.snapshot.listeners[0].filter_chains[0].filters.first()
+    let Some(NetworkFilter::HttpConnectionManager(hcm)) = loaded.snapshot.listeners[0]
+        .filter_chains[0]
+        .filters
+        .first()
     else {
         panic!("no connection manager");
     };
-    let RouteSource::Static(routes) = &hcm.routes else { panic!("no inline routes") };
-    let Some(HttpFilter::Fault(fault)) = hcm.http_filters.first() else { panic!("no fault filter") };
-    Fixed { hcm: hcm.clone(), routes: routes.clone(), fault: FaultHeaders::new(fault) }
+    let RouteSource::Static(routes) = &hcm.routes else {
+        panic!("no inline routes")
+    };
+    let Some(HttpFilter::Fault(fault)) = hcm.http_filters.first() else {
+        panic!("no fault filter")
+    };
+    Fixed {
+        hcm: hcm.clone(),
+        routes: routes.clone(),
+        fault: FaultHeaders::new(fault),
+    }
 }
 
 /// The headers of the input; a name or value the http crate refuses (as hyper would) is left out.
 fn headers(u: &mut Unstructured<'_>) -> HeaderMap {
     const NAMES: &[&str] = &[
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-client-cert", "x-envoy-internal",
-        "x-envoy-retry-on", "x-envoy-max-retries", "x-envoy-upstream-rq-timeout-ms",
-        "x-envoy-original-path", "x-envoy-external-address", "x-envoy-fault-delay-request",
-        "x-envoy-fault-delay-request-percentage", "x-envoy-fault-abort-request",
-        "x-envoy-fault-abort-request-percentage", "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-client-cert",
+        "x-envoy-internal",
+        "x-envoy-retry-on",
+        "x-envoy-max-retries",
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-original-path",
+        "x-envoy-external-address",
+        "x-envoy-fault-delay-request",
+        "x-envoy-fault-delay-request-percentage",
+        "x-envoy-fault-abort-request",
+        "x-envoy-fault-abort-request-percentage",
+        "host",
     ];
     let mut headers = HeaderMap::new();
     for _ in 0..u.int_in_range(0..=8u8).unwrap_or(0) {
         let Ok(pick) = u.choose(NAMES) else { break };
-        let Ok(value) = <&[u8]>::arbitrary(u) else { break };
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(pick.as_bytes()), HeaderValue::from_bytes(value)) {
+        let Ok(value) = <&[u8]>::arbitrary(u) else {
+            break;
+        };
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(pick.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
             headers.append(name, value);
         }
     }
@@ -105,38 +131,58 @@ fn headers(u: &mut Unstructured<'_>) -> HeaderMap {
 }
 
 fn path_rules(fixed: &Fixed, path: &str, normalize: bool, merge: bool) {
-    let Ok(normalized) = normalize_path(path, normalize, merge) else { return };
+    let Ok(normalized) = normalize_path(path, normalize, merge) else {
+        return;
+    };
     if let Some(new) = &normalized {
         // A path of slashes only merges into `//`, as in Envoy 1.40 (`////` is forwarded as `//`).
         let merged = new.split('?').next().unwrap_or("");
-        assert!(!merge || merged == "//" || !merged.contains("//"), "slashes left: {new:?}");
+        assert!(
+            !merge || merged == "//" || !merged.contains("//"),
+            "slashes left: {new:?}"
+        );
         // Not checked: that normalizing again changes nothing. Envoy 1.40 decodes once, so `/%%33x` becomes
         // `/%3x` and then `/%3x` again (path_normalization/tests.rs).
     }
     let path = normalized.as_deref().unwrap_or(path);
-    let Ok(request) = Request::get(path).body(()) else { return };
+    let Ok(request) = Request::get(path).body(()) else {
+        return;
+    };
     let (parts, ()) = request.into_parts();
-    let Some(vhost) = route::virtual_host(&fixed.routes, "example.com") else { return };
-    let Some(route) = route::route(vhost, &parts) else { return };
+    let Some(vhost) = route::virtual_host(&fixed.routes, "example.com") else {
+        return;
+    };
+    let Some(route) = route::route(vhost, &parts) else {
+        return;
+    };
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let rewritten = match &route.action {
         RouteAction::Route(forward) => rewrite_path(
             path_and_query,
             route,
             forward.prefix_rewrite.as_deref(),
-            forward.regex_rewrite.as_ref().map(|r| (&r.pattern, r.substitution.as_str())),
+            forward
+                .regex_rewrite
+                .as_ref()
+                .map(|r| (&r.pattern, r.substitution.as_str())),
         ),
         RouteAction::Redirect(redirect) => match &redirect.path {
             RedirectPath::PrefixRewrite(p) => rewrite_path(path_and_query, route, Some(p), None),
-            RedirectPath::RegexRewrite(r) => {
-                rewrite_path(path_and_query, route, None, Some((&r.pattern, &r.substitution)))
-            }
+            RedirectPath::RegexRewrite(r) => rewrite_path(
+                path_and_query,
+                route,
+                None,
+                Some((&r.pattern, &r.substitution)),
+            ),
             _ => return,
         },
         _ => return,
     };
     if let Some((_, query)) = path_and_query.split_once('?') {
-        assert!(rewritten.ends_with(query), "query lost: {path_and_query:?} -> {rewritten:?}");
+        assert!(
+            rewritten.ends_with(query),
+            "query lost: {path_and_query:?} -> {rewritten:?}"
+        );
     }
 }
 
@@ -153,7 +199,10 @@ fn session(u: &mut Unstructured<'_>) -> Option<Session> {
         hash: "ab".repeat(32),
         chain: vec![Vec::<u8>::arbitrary(u).ok()?.into()],
     };
-    Some(Session { peer: Some(Arc::new(peer)), local_uri: Option::<String>::arbitrary(u).ok()? })
+    Some(Session {
+        peer: Some(Arc::new(peer)),
+        local_uri: Option::<String>::arbitrary(u).ok()?,
+    })
 }
 
 fuzz_target!(init: { let _ = FIXED.set(fixed()); }, |data: &[u8]| {

@@ -28,8 +28,12 @@ fuzz_target!(|data: &[u8]| {
     let mut numbers = numbers.split_whitespace().map(|n| n.parse::<u32>().ok());
     let mut number = || numbers.next().flatten();
     let capture = Capture {
-        outbound_port: number().and_then(|n| u16::try_from(n).ok()).unwrap_or(15001),
-        inbound_port: number().and_then(|n| u16::try_from(n).ok()).unwrap_or(15006),
+        outbound_port: number()
+            .and_then(|n| u16::try_from(n).ok())
+            .unwrap_or(15001),
+        inbound_port: number()
+            .and_then(|n| u16::try_from(n).ok())
+            .unwrap_or(15006),
         proxy_uid: number().unwrap_or(1337),
         proxy_gid: number(),
         inbound_ports,
@@ -40,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let existing = rules::nat_without_ours(&saved);
-    assert!(existing.iter().all(|l| !l.contains(CHAIN_PREFIX)), "kept one of ours");
+    assert!(
+        existing.iter().all(|l| !l.contains(CHAIN_PREFIX)),
+        "kept one of ours"
+    );
     if rules::validate(&capture).is_err() {
         return;
     }
@@ -48,10 +55,16 @@ fuzz_target!(|data: &[u8]| {
         let ours = rules::rules(&capture, family);
         for line in &ours {
             assert!(!line.contains(['\n', '\r']), "a rule spans lines: {line:?}");
-            assert!(line.contains(CHAIN_PREFIX), "a rule outside our chains: {line:?}");
+            assert!(
+                line.contains(CHAIN_PREFIX),
+                "a rule outside our chains: {line:?}"
+            );
             if let Some((_, port)) = line.split_once("--dport ") {
                 let port = port.split(' ').next().unwrap_or("");
-                assert!(port.parse::<u16>().is_ok(), "not a port for iptables: {line:?}");
+                assert!(
+                    port.parse::<u16>().is_ok(),
+                    "not a port for iptables: {line:?}"
+                );
             }
         }
         let script = rules::install_script(&capture, family);
