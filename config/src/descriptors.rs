@@ -9,8 +9,23 @@ const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_de
 /// configuration is loaded, so it lives only as long as the descriptors taken from it. The bytes were produced
 /// by our own build script, so a decode failure is a build defect, reported as an error rather than a panic.
 pub fn pool() -> Result<DescriptorPool, String> {
+    if let Some(kept) = KEPT.get() {
+        return Ok(kept.clone());
+    }
     DescriptorPool::decode(DESCRIPTOR_SET)
         .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
+}
+
+/// Set only by the fuzz targets (`crate::fuzzing::keep_descriptors`): one decoded pool shared by every load,
+/// so a load costs what its input costs rather than the 16 MB decode. The proxy never sets it.
+static KEPT: std::sync::OnceLock<DescriptorPool> = std::sync::OnceLock::new();
+
+/// Decodes the pool once and keeps it for the life of the process.
+pub fn keep() -> Result<(), String> {
+    let pool = DescriptorPool::decode(DESCRIPTOR_SET)
+        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))?;
+    let _ = KEPT.set(pool);
+    Ok(())
 }
 
 /// The descriptor of a message by its full protobuf name (`envoy.config.cluster.v3.Cluster`).

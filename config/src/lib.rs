@@ -13,6 +13,9 @@
 mod convert;
 mod descriptors;
 mod diagnostic;
+/// For the fuzz targets in `tests/fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod lenient;
 mod load;
 pub mod model;

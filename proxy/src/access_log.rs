@@ -6,7 +6,7 @@
 
 mod body;
 mod filter;
-mod format;
+pub(crate) mod format;
 pub mod record;
 mod time;
 pub mod writer;

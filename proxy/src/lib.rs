@@ -9,6 +9,9 @@ pub mod chain;
 mod connection_limit;
 pub mod detect;
 pub mod drain;
+/// For the fuzz targets in `tests/fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod io;
 pub mod listener;

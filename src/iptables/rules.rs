@@ -100,14 +100,27 @@ fn list(value: &str) -> Vec<&str> {
 
 /// Checks the flags before anything is touched.
 pub fn validate(capture: &Capture) -> Result<(), String> {
-    for (flag, value) in [
-        ("--inbound-ports", &capture.inbound_ports),
-        ("--exclude-inbound-ports", &capture.exclude_inbound_ports),
-        ("--exclude-outbound-ports", &capture.exclude_outbound_ports),
+    // `*` (all) is a choice only for the ports captured; an exclusion names ports (`--dport *` is no rule).
+    for (flag, value, all) in [
+        ("--inbound-ports", &capture.inbound_ports, true),
+        (
+            "--exclude-inbound-ports",
+            &capture.exclude_inbound_ports,
+            false,
+        ),
+        (
+            "--exclude-outbound-ports",
+            &capture.exclude_outbound_ports,
+            false,
+        ),
     ] {
         for port in list(value) {
-            if port != "*" && port.parse::<u16>().is_err() {
-                return Err(format!("{flag}: {port:?} is not a port (1-65535) or `*`"));
+            if all && port == "*" {
+                continue;
+            }
+            if port.parse::<u16>().is_err() {
+                let or_all = if all { " or `*`" } else { "" };
+                return Err(format!("{flag}: {port:?} is not a port (1-65535){or_all}"));
             }
         }
     }

@@ -69,7 +69,7 @@ impl Injector {
         }
     }
 
-    fn matches(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn matches(&self, headers: &HeaderMap) -> bool {
         self.config
             .headers
             .iter()
@@ -77,7 +77,7 @@ impl Injector {
     }
 
     /// The delay this request gets, if any (before `max_active_faults` is asked).
-    fn delay(&self, headers: &HeaderMap) -> Option<Duration> {
+    pub(crate) fn delay(&self, headers: &HeaderMap) -> Option<Duration> {
         let delay = self.config.delay.as_ref()?;
         let percentage = match delay.fixed {
             Some(_) => delay.percentage,
@@ -94,7 +94,7 @@ impl Injector {
     }
 
     /// The status this request is aborted with, if any (before `max_active_faults` is asked).
-    fn abort(&self, headers: &HeaderMap) -> Option<StatusCode> {
+    pub(crate) fn abort(&self, headers: &HeaderMap) -> Option<StatusCode> {
         let abort = self.config.abort.as_ref()?;
         let percentage = match abort.http_status {
             Some(_) => abort.percentage,
