@@ -12,6 +12,7 @@ pub use attempt::PreviousHosts;
 mod client_cert;
 mod codec_guard;
 mod codec_reply;
+mod connection_error;
 mod connection_io;
 pub mod connection_manager;
 mod connection_state;
@@ -22,6 +23,7 @@ mod ext_authz;
 mod failure;
 mod fault;
 mod forwarded;
+mod h2_frames;
 #[cfg(test)]
 mod hcm_fixture;
 mod header_limits;
@@ -232,6 +234,7 @@ pub async fn serve(
     let filters = fault::FaultFilter::new(filters, manager.clone());
     let counters = manager.counters.clone();
     let counters_for_replies = counters.clone();
+    let protocol_error = counters.cx_protocol_error.clone();
     let access_logs = manager.access_logs.clone();
     let tracer = manager.tracer.clone();
     let timed = StreamTimeout::new(
@@ -281,6 +284,13 @@ pub async fn serve(
         result = served.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
+                connection_error::record(
+                    &*e,
+                    state.go_away(),
+                    &protocol_error,
+                    &connection.inputs.metrics.protocol,
+                    &hcm.stat_prefix,
+                );
             }
             return;
         }
