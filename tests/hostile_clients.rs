@@ -758,3 +758,63 @@ fn wait_for(done: impl Fn() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(30));
     }
 }
+
+/// `request_headers_timeout` times a request head from its first byte, as Envoy's does: a keep-alive connection
+/// idle between requests for longer than it stays open (hyper's own header timer, which runs while the connection
+/// waits for a head, closed it; without the setting, after 30 s), while a head trickled past it gets 408.
+#[test]
+fn idle_keep_alive_connections_outlive_the_request_headers_timeout() {
+    let _serial = serial();
+    let (admin, web) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!(
+        "outrigger-hostile-keepalive-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = support::proxy::fill(
+        &CONFIG.replace(
+            "stat_prefix: web",
+            "stat_prefix: web\n          request_headers_timeout: 1s",
+        ),
+        &[
+            ("admin", admin.to_string()),
+            ("web", web.to_string()),
+            ("big", free_port().to_string()),
+            ("hang", free_port().to_string()),
+        ],
+    );
+    let sidecar = support::sidecar::Sidecar::start(&dir, "outrigger", &config, admin);
+    let mut stream = TcpStream::connect(("127.0.0.1", web)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ask = |stream: &mut TcpStream| {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"ok") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the idle keep-alive connection was closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    assert!(ask(&mut stream).starts_with("HTTP/1.1 200"));
+    // Idle for 2.5 times the timeout (hyper's backup timer closed it at 2 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(ask(&mut stream).starts_with("HTTP/1.1 200"));
+    // A head that starts and stalls still gets Envoy's 408 at the timeout.
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "408 after {:?}",
+        started.elapsed()
+    );
+    drop(sidecar);
+}

@@ -186,14 +186,12 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .max_buf_size((hcm.max_request_headers_kb as usize * 1024).max(8192));
-    // Without `request_headers_timeout`, hyper's own 30 s limit on reading the headers stays on: passing `None`
-    // would switch it off and let a client trickle headers for ever. With it, `codec_reply` answers Envoy's 408
-    // at the timeout; hyper's, a second later, only backs it up.
-    if let Some(timeout) = hcm.request_headers_timeout {
-        builder
-            .http1()
-            .header_read_timeout(timeout + std::time::Duration::from_secs(1));
-    }
+    // hyper's header read timeout runs from the moment it waits for a head, so it also closes an idle
+    // keep-alive connection (after 30 s by default), which Envoy keeps until `idle_timeout`. It is off:
+    // `codec_reply` times each head from its first byte, as Envoy's `request_headers_timeout` does, and without
+    // one configured still cuts a trickled head at 30 s (Envoy has no limit then; a slowloris would be held for
+    // ever).
+    builder.http1().header_read_timeout(None);
     // hyper refuses more than 100 headers by itself, with a bare 431; room for one more lets the connection
     // manager answer a request over `max_headers_count` with Envoy's own reply.
     if hcm.max_headers_count >= 100 {
@@ -270,7 +268,10 @@ pub async fn serve(
         guarded,
         state.clone(),
         &hcm.server_name,
-        hcm.request_headers_timeout,
+        Some(
+            hcm.request_headers_timeout
+                .unwrap_or(codec_reply::DEFAULT_HEAD_TIMEOUT),
+        ),
         std::sync::Arc::new(move |status| reply_counters.codec_reply(status)),
     );
     let io = TokioIo::new(ConnectionIo::new(guarded, state.clone()));
