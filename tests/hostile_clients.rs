@@ -7,7 +7,7 @@
 //! - a slow reader of a large response: the proxy's RSS stays bounded (flow control and buffer limits).
 //! - clients that reset while their request waits upstream: `downstream_rq_active` comes back to 0.
 //! - idle connections held open: all accepted, others still served, RSS per idle connection bounded. The p99 of a
-//!   load beside 10,000 of them is a speed goal, measured in benches (scenario (i)), not asserted here.
+//!   load beside 10,000 of them is a speed goal, measured in benches (scenario (j)), not asserted here.
 //! - TLS clients that send garbage after the handshake or after a ClientHello, or close mid-handshake: closed,
 //!   counted as Envoy counts them (`ssl.connection_error`), logged at most once a second per cause.
 //! - the accept loops out of file descriptors (`prlimit --nofile` on the process): no spinning (CPU time bounded),
@@ -447,7 +447,7 @@ fn a_slow_reader_of_a_large_response_keeps_memory_bounded() {
 /// stays open, requests on other connections are still served, and the proxy's RSS grows by at most 64 KiB per
 /// idle connection (about 18 KiB measured; the figure is generous so the test holds on any machine). CI holds
 /// 2,000 (`OUTRIGGER_IDLE_CONNECTIONS` sets another count). Latency beside them is a speed goal, measured by the
-/// benchmark's scenario (i) (benches/README.md), never asserted here: a shared machine's noise would decide it.
+/// benchmark's scenario (j) (benches/README.md), never asserted here: a shared machine's noise would decide it.
 #[test]
 fn idle_connections_are_held_and_others_still_served() {
     let _serial = serial();

@@ -35,7 +35,7 @@ pub struct Settings {
     pub repeats: usize,
     pub clock_ticks: f64,
     pub port_base: u16,
-    /// Which scenarios to run, by letter: `abcdefghi` is all.
+    /// Which scenarios to run, by letter: `abcdefghij` is all.
     pub scenarios: String,
     /// Machine, date and anything else to record with the figures.
     pub about: Value,
@@ -326,7 +326,7 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
     if run.wants('h') {
         run.xds_scale();
     }
-    if run.wants('i') {
+    if run.wants('j') {
         run.idle(&proxies);
     }
     drop(server);

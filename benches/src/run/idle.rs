@@ -1,4 +1,4 @@
-//! Scenario (i): the p99 of a normal load (HTTP/1.1 at 1000 req/s) alone and beside 10,000 idle keep-alive
+//! Scenario (j): the p99 of a normal load (HTTP/1.1 at 1000 req/s) alone and beside 10,000 idle keep-alive
 //! connections, side by side in one run, their ratio (the goal of issue 14: at most 2x) and the RSS each idle
 //! connection costs. Each idle connection sends one request, is answered, and then stays silent (a client's
 //! keep-alive pool). Outrigger and Envoy, each started afresh; per repeat: the load alone, then the idle
@@ -19,7 +19,7 @@ pub const IDLE_CONNECTIONS: usize = 10_000;
 const OPEN_LIMIT: Duration = Duration::from_secs(60);
 
 impl Run {
-    /// (i) for Outrigger and Envoy, one after the other (each alone on the machine while measured).
+    /// (j) for Outrigger and Envoy, one after the other (each alone on the machine while measured).
     pub(super) fn idle(&mut self, proxies: &[Proxy]) {
         for proxy in proxies
             .iter()
@@ -27,7 +27,7 @@ impl Run {
         {
             if let Err(e) = self.idle_target(proxy) {
                 let reason = short_reason(&e);
-                self.say(&format!("(i) {}: {e:#}", proxy.target.name()));
+                self.say(&format!("(j) {}: {e:#}", proxy.target.name()));
                 for metric in results::IDLE {
                     self.results.unavailable(metric, proxy.target, &reason);
                 }
@@ -89,7 +89,7 @@ impl Run {
             self.results
                 .add(&results::IDLE_RSS_PER_CONNECTION, target, per_connection, 0);
             self.say(&format!(
-                "(i) {} {}/{repeats}: p99 {alone_ms:.3} ms alone, {beside_ms:.3} ms beside {IDLE_CONNECTIONS} idle \
+                "(j) {} {}/{repeats}: p99 {alone_ms:.3} ms alone, {beside_ms:.3} ms beside {IDLE_CONNECTIONS} idle \
                  connections; {per_connection:.1} KiB each",
                 target.name(),
                 r + 1

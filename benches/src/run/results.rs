@@ -204,7 +204,7 @@ impl Results {
                 xds_failed.map(|f| f == 0.0),
             ),
             (
-                "(i) p99 beside 10,000 idle connections <= 2x p99 alone (issue 14)",
+                "(j) p99 beside 10,000 idle connections <= 2x p99 alone (issue 14)",
                 idle_ratio.map(|r| format!("{r:.2}x")),
                 idle_ratio.map(|r| r <= 2.0),
             ),

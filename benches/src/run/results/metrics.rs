@@ -309,38 +309,38 @@ pub const MESH: [&Metric; 5] = [
 
 metric!(
     IDLE_P99_ALONE,
-    "i",
+    "j",
     "idle_p99_alone",
-    "(i) HTTP/1.1 at 1000 req/s: p99 alone",
+    "(j) HTTP/1.1 at 1000 req/s: p99 alone",
     "ms",
     3
 );
 metric!(
     IDLE_P99_BESIDE,
-    "i",
+    "j",
     "idle_p99_beside",
-    "(i) the same beside 10,000 idle connections: p99",
+    "(j) the same beside 10,000 idle connections: p99",
     "ms",
     3
 );
 metric!(
     IDLE_P99_RATIO,
-    "i",
+    "j",
     "idle_p99_ratio",
-    "(i) p99 beside the idle connections over p99 alone",
+    "(j) p99 beside the idle connections over p99 alone",
     "x",
     2
 );
 metric!(
     IDLE_RSS_PER_CONNECTION,
-    "i",
+    "j",
     "idle_rss_per_connection",
-    "(i) RSS per idle connection",
+    "(j) RSS per idle connection",
     "KiB",
     1
 );
 
-/// Scenario (i): a normal load beside 10,000 idle keep-alive connections (issue 14).
+/// Scenario (j): a normal load beside 10,000 idle keep-alive connections (issue 14).
 pub const IDLE: [&Metric; 4] = [
     &IDLE_P99_ALONE,
     &IDLE_P99_BESIDE,
