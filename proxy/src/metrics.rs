@@ -538,7 +538,9 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
                 let rest = match (filter, ssl) {
                     (Some((filter, stat)), _) if *scope == "http" => format!("{filter}.{stat}"),
                     // Envoy's TLS statistics sit in an `ssl` scope: `listener.<scope>.ssl.handshake`.
-                    (_, Some(ssl)) if matches!(*scope, "listener" | "cluster") => format!("ssl.{ssl}"),
+                    (_, Some(ssl)) if matches!(*scope, "listener" | "cluster") => {
+                        format!("ssl.{ssl}")
+                    }
                     _ => rest.to_string(),
                 };
                 format!("{scope}.{}.{rest}", label(key)?)
