@@ -152,6 +152,17 @@ pub fn init_logging(level: &str) -> Option<outrigger_proxy::LogControl> {
     init_logging_as(level, crate::log_format::LogFormat::Text)
 }
 
+/// The h2 crate warns once per connection a client floods (`remotely-reset pending-accept streams reached
+/// limit`): a client could fill the log. The connection manager logs those floods itself, at most once a second
+/// (`http/connection_error.rs`), so h2's own lines are kept to errors unless the filter names `h2` itself.
+fn quiet_codecs(level: &str) -> String {
+    if level.split(',').any(|d| d.trim().starts_with("h2")) {
+        level.to_string()
+    } else {
+        format!("{level},h2=error")
+    }
+}
+
 /// The same, as text or as JSON lines.
 pub fn init_logging_as(
     level: &str,
@@ -159,8 +170,8 @@ pub fn init_logging_as(
 ) -> Option<outrigger_proxy::LogControl> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(quiet_codecs(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet_codecs("info")));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     use std::io::IsTerminal;
     // Colours only on a terminal: a log file or a collector gets plain text.
@@ -186,7 +197,7 @@ pub fn init_logging_as(
         .try_init()
         .ok()?;
     Some(Box::new(move |level: &str| {
-        let filter = tracing_subscriber::EnvFilter::try_new(level)
+        let filter = tracing_subscriber::EnvFilter::try_new(quiet_codecs(level))
             .map_err(|e| format!("{level:?} is not a log level or filter: {e}"))?;
         handle.reload(filter).map_err(|e| e.to_string())
     }))

@@ -1109,6 +1109,10 @@ async fn envoy_and_outrigger_answer_hostile_and_limited_requests_alike() {
         "http.maxrq.downstream_rq_2xx",
         "http.hdr.downstream_rq_4xx",
         "http.plain.downstream_rq_2xx",
+        // Every codec refusal counts a protocol error (issue 14).
+        "http.hdr.downstream_cx_protocol_error",
+        "http.plain.downstream_cx_protocol_error",
+        "http.maxrq.downstream_cx_protocol_error",
     ] {
         compared += 1;
         let (a, b) = (stat(&envoy_stats, name), stat(&our_stats, name));

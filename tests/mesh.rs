@@ -23,7 +23,7 @@ const IN_HTTP: &str = "http.inbound_http.downstream_rq_total";
 const OUT_TCP: &str = "tcp.outbound_mesh_tcp.downstream_cx_total";
 const IN_TCP: &str = "tcp.inbound_mesh_tcp.downstream_cx_total";
 /// mTLS handshakes B's inbound listener completed.
-const IN_TLS: &str = "listener.0.0.0.0_15006.ssl_handshake";
+const IN_TLS: &str = "listener.0.0.0.0_15006.ssl.handshake";
 
 /// HTTP/1.1, h2c, gRPC and TCP from pod A's app reach pod B's apps through both sidecars, over mTLS: B's app
 /// learns A's SPIFFE ID.

@@ -3,6 +3,7 @@
 //! alike), and writes the Markdown table and `results.json`.
 
 pub mod configs;
+mod idle;
 mod mesh;
 pub mod process;
 pub mod results;
@@ -34,7 +35,7 @@ pub struct Settings {
     pub repeats: usize,
     pub clock_ticks: f64,
     pub port_base: u16,
-    /// Which scenarios to run, by letter: `abcdefgh` is all.
+    /// Which scenarios to run, by letter: `abcdefghij` is all.
     pub scenarios: String,
     /// Machine, date and anything else to record with the figures.
     pub about: Value,
@@ -325,6 +326,9 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
     if run.wants('h') {
         run.xds_scale();
     }
+    if run.wants('j') {
+        run.idle(&proxies);
+    }
     drop(server);
     let s = &run.settings;
     let header = format!(
@@ -349,6 +353,7 @@ pub fn main(settings: Settings) -> anyhow::Result<()> {
                 "warmup_s": s.warmup, "duration_s": s.duration, "repeats": s.repeats,
                 "h1_connections": H1_CONNECTIONS, "fixed_rate_rps": FIXED_RATE,
                 "h2_connections": H2_CONNECTIONS, "h2_streams": H2_STREAMS, "tcp_connections": TCP_CONNECTIONS,
+                "idle_connections": idle::IDLE_CONNECTIONS,
                 "load_cpu": run.load_cpu, "proxy_cpu": run.proxy_cpu, "scenarios": s.scenarios,
             }),
         );

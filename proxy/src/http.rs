@@ -16,6 +16,7 @@ pub use attempt::PreviousHosts;
 pub(crate) mod client_cert;
 mod codec_guard;
 mod codec_reply;
+mod connection_error;
 mod connection_io;
 pub mod connection_manager;
 mod connection_state;
@@ -26,6 +27,7 @@ mod ext_authz;
 mod failure;
 pub(crate) mod fault;
 pub(crate) mod forwarded;
+mod h2_frames;
 mod hash_policy;
 #[cfg(test)]
 mod hcm_fixture;
@@ -188,14 +190,12 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .max_buf_size((hcm.max_request_headers_kb as usize * 1024).max(8192));
-    // Without `request_headers_timeout`, hyper's own 30 s limit on reading the headers stays on: passing `None`
-    // would switch it off and let a client trickle headers for ever. With it, `codec_reply` answers Envoy's 408
-    // at the timeout; hyper's, a second later, only backs it up.
-    if let Some(timeout) = hcm.request_headers_timeout {
-        builder
-            .http1()
-            .header_read_timeout(timeout + std::time::Duration::from_secs(1));
-    }
+    // hyper's header read timeout runs from the moment it waits for a head, so it also closes an idle
+    // keep-alive connection (after 30 s by default), which Envoy keeps until `idle_timeout`. It is off:
+    // `codec_reply` times each head from its first byte, as Envoy's `request_headers_timeout` does, and without
+    // one configured still cuts a trickled head at 30 s (Envoy has no limit then; a slowloris would be held for
+    // ever).
+    builder.http1().header_read_timeout(None);
     // hyper refuses more than 100 headers by itself, with a bare 431; room for one more lets the connection
     // manager answer a request over `max_headers_count` with Envoy's own reply.
     if hcm.max_headers_count >= 100 {
@@ -232,6 +232,7 @@ pub async fn serve(
     let filters = filter_chain::build(router, &manager, &connection);
     let counters = manager.counters.clone();
     let counters_for_replies = counters.clone();
+    let protocol_error = counters.cx_protocol_error.clone();
     let access_logs = manager.access_logs.clone();
     let tracer = manager.tracer.clone();
     let timed = StreamTimeout::new(
@@ -267,7 +268,10 @@ pub async fn serve(
         guarded,
         state.clone(),
         &hcm.server_name,
-        hcm.request_headers_timeout,
+        Some(
+            hcm.request_headers_timeout
+                .unwrap_or(codec_reply::DEFAULT_HEAD_TIMEOUT),
+        ),
         std::sync::Arc::new(move |status| reply_counters.codec_reply(status)),
     );
     let io = TokioIo::new(ConnectionIo::new(guarded, state.clone()));
@@ -281,6 +285,13 @@ pub async fn serve(
         result = served.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
+                connection_error::record(
+                    &*e,
+                    state.go_away(),
+                    &protocol_error,
+                    &connection.inputs.metrics.protocol,
+                    &hcm.stat_prefix,
+                );
             }
             return;
         }

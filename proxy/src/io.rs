@@ -8,27 +8,41 @@ use tokio::net::TcpStream;
 
 pub enum Stream {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// With, for an accepted connection, what counts its TLS errors after the handshake.
+    Tls(
+        Box<tokio_rustls::TlsStream<TcpStream>>,
+        Option<crate::tls::connection_error::AfterHandshake>,
+    ),
 }
 
 impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref().0,
+            Stream::Tls(s, _) => s.get_ref().0,
         }
+    }
+}
+
+impl Stream {
+    /// An accepted TLS connection whose TLS errors after the handshake `errors` counts.
+    pub fn accepted_tls(
+        s: tokio_rustls::server::TlsStream<TcpStream>,
+        errors: crate::tls::connection_error::AfterHandshake,
+    ) -> Self {
+        Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)), Some(errors))
     }
 }
 
 impl From<tokio_rustls::server::TlsStream<TcpStream>> for Stream {
     fn from(s: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
-        Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)))
+        Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(s)), None)
     }
 }
 
 impl From<tokio_rustls::client::TlsStream<TcpStream>> for Stream {
     fn from(s: tokio_rustls::client::TlsStream<TcpStream>) -> Self {
-        Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(s)))
+        Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(s)), None)
     }
 }
 
@@ -40,7 +54,15 @@ impl AsyncRead for Stream {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s, errors) => {
+                let read = Pin::new(s.as_mut()).poll_read(cx, buf);
+                if let Poll::Ready(Err(e)) = &read
+                    && let Some(errors) = errors.take()
+                {
+                    errors.record(e);
+                }
+                read
+            }
         }
     }
 }
@@ -53,7 +75,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -64,28 +86,28 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Tls(s, _) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

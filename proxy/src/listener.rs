@@ -313,6 +313,19 @@ fn same_listener(old: &ListenerConfig, new: &ListenerConfig) -> bool {
     serde_json::to_string(old).ok() == serde_json::to_string(new).ok() && tls(old) == tls(new)
 }
 
+/// `listener.<scope>.ssl.connection_error`.
+fn ssl_connection_error(
+    inputs: &Inputs,
+    labels: &Labels,
+) -> prometheus_client::metrics::counter::Counter {
+    inputs
+        .metrics
+        .protocol
+        .ssl_connection_error
+        .get_or_create(labels)
+        .clone()
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -402,16 +415,28 @@ async fn serve_connection(
                         .listener_ssl_handshake
                         .get_or_create(labels)
                         .inc();
-                    (Stream::from(stream), Some(session))
+                    let errors = tls::connection_error::AfterHandshake {
+                        counter: ssl_connection_error(inputs, labels),
+                        listener: listener.name.clone(),
+                    };
+                    (Stream::accepted_tls(stream, errors), Some(session))
                 }
                 Err(e) => {
                     let reason = tls::verify::failure_reason(&e);
                     inputs.metrics.tls_failure(labels, reason, policy(config));
-                    tracing::warn!(
-                        listener = %listener.name, %peer, reason, error = %e,
-                        hint = tls::verify::hint(reason),
-                        "inbound TLS handshake failed; connection closed"
-                    );
+                    if tls::connection_error::in_handshake(reason) {
+                        ssl_connection_error(inputs, labels).inc();
+                    }
+                    // A client can fail handshakes as fast as it connects: one line per reason a second.
+                    static FAILED: log_limit::Causes = log_limit::Causes::new();
+                    if FAILED.allow(reason) {
+                        tracing::warn!(
+                            listener = %listener.name, %peer, reason, error = %e,
+                            hint = tls::verify::hint(reason),
+                            "inbound TLS handshake failed; connection closed (at most one such line a second \
+                             per reason)"
+                        );
+                    }
                     return;
                 }
             }

@@ -43,6 +43,37 @@ impl Once {
     }
 }
 
+/// One `Once` per named cause, for a site whose causes are many (TLS failure reasons, h2 error codes).
+#[derive(Default)]
+pub struct Causes {
+    seen: std::sync::Mutex<Vec<(&'static str, &'static Once)>>,
+}
+
+impl Causes {
+    pub const fn new() -> Self {
+        Self {
+            seen: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// True for the first line of `cause`, then at most once a second for it. The causes are a closed set of
+    /// names, so each one's `Once` is made once and kept.
+    pub fn allow(&self, cause: &'static str) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        let once = match seen.iter().find(|(name, _)| *name == cause) {
+            Some((_, once)) => *once,
+            None => {
+                let once: &'static Once = Box::leak(Box::new(Once::per_second()));
+                seen.push((cause, once));
+                once
+            }
+        };
+        once.allow()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +88,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1050));
         assert!(CAUSE.allow());
         assert!(!CAUSE.allow());
+    }
+
+    #[test]
+    fn each_named_cause_has_its_own_second() {
+        static CAUSES: Causes = Causes::new();
+        assert!(CAUSES.allow("protocol"));
+        assert!(!CAUSES.allow("protocol"));
+        assert!(CAUSES.allow("connection_closed"));
+        assert!(!CAUSES.allow("connection_closed"));
     }
 }

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 pub mod filters;
 pub mod istio;
 pub mod managers;
+pub mod protocol;
 mod resilience;
 pub mod xds;
 pub use resilience::{
@@ -100,6 +101,8 @@ pub struct Metrics {
     pub istio: Option<std::sync::Arc<istio::IstioStats>>,
     /// The compressor and health check filters' (`http.<prefix>.compressor.*`, `http.<prefix>.health_check.*`).
     pub filters: filters::Families,
+    /// Protocol errors of clients: h2 and HTTP/1 codec errors, TLS errors.
+    pub protocol: protocol::Families,
 }
 
 impl Metrics {
@@ -308,6 +311,7 @@ impl Metrics {
         m.xds = xds::Families::register(&mut m.registry);
         m.managers = managers::Families::register(&mut m.registry);
         m.filters = filters::Families::register(&mut m.registry);
+        m.protocol = protocol::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
         crate::trace::stats::register(&mut m.registry);
         m
@@ -538,8 +542,13 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
                 let filter = ["rbac_", "ext_authz_"]
                     .iter()
                     .find_map(|f| Some((f.trim_end_matches('_'), rest.strip_prefix(f)?)));
-                let rest = match filter {
-                    Some((filter, stat)) if *scope == "http" => format!("{filter}.{stat}"),
+                let ssl = rest.strip_prefix("ssl_");
+                let rest = match (filter, ssl) {
+                    (Some((filter, stat)), _) if *scope == "http" => format!("{filter}.{stat}"),
+                    // Envoy's TLS statistics sit in an `ssl` scope: `listener.<scope>.ssl.handshake`.
+                    (_, Some(ssl)) if matches!(*scope, "listener" | "cluster") => {
+                        format!("ssl.{ssl}")
+                    }
                     _ => rest.to_string(),
                 };
                 format!("{scope}.{}.{rest}", label(key)?)
@@ -631,10 +640,27 @@ mod tests {
             .listener_cx
             .get_or_create(&listener("", "0.0.0.0:15001".parse().unwrap()))
             .inc();
+        let inbound = listener("", "127.0.0.1:8443".parse().unwrap());
+        metrics.listener_ssl_handshake.get_or_create(&inbound).inc();
+        metrics
+            .protocol
+            .ssl_connection_error
+            .get_or_create(&inbound)
+            .inc();
+        metrics
+            .protocol
+            .cx_protocol_error
+            .get_or_create(&connection_manager("ingress"))
+            .inc();
+        metrics.protocol.http2_header_overflow.inc();
         let a_cluster = metrics.resilience.cluster("a", false);
         a_cluster.set_members(2, 2);
         let stats = metrics.envoy_stats();
         for line in [
+            "listener.127.0.0.1_8443.ssl.handshake: 1",
+            "listener.127.0.0.1_8443.ssl.connection_error: 1",
+            "http.ingress.downstream_cx_protocol_error: 1",
+            "http2.header_overflow: 1",
             "cluster.a.membership_total: 2",
             "cluster.a.upstream_rq_total: 1",
             "cluster.a.upstream_rq_5xx: 1",

@@ -1,6 +1,7 @@
 //! TLS on both sides of the proxy (rustls): contexts from the configuration, kept current as their files
 //! rotate; handshakes; peer identities; and why a handshake failed.
 
+pub mod connection_error;
 mod context;
 pub mod identity;
 mod key_pair;

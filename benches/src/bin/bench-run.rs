@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long, default_value_t = 21000)]
     port_base: u16,
     /// Scenarios to run, by letter.
-    #[arg(long, default_value = "abcdefgh")]
+    #[arg(long, default_value = "abcdefghij")]
     scenarios: String,
     /// The machine, as shown with the table.
     #[arg(long, default_value = "")]

@@ -152,6 +152,7 @@ impl Results {
         let traced = self.median(&TRACED_1_OVER_PLAIN, Target::Outrigger);
         let (xds_rss, xds_rss_met) = ratio(&XDS_RSS, Target::Envoy, 0.2, true);
         let (xds_ack, xds_ack_met) = ratio(&XDS_ACK, Target::Envoy, 1.0, true);
+        let idle_ratio = self.median(&IDLE_P99_RATIO, Target::Outrigger);
         let xds_failed = self
             .get(&XDS_FAILED, Target::Outrigger)
             .and_then(|f| f.max());
@@ -201,6 +202,11 @@ impl Results {
                 "(h) no failed request during the push (issue 11)",
                 xds_failed.map(|f| format!("{f:.0} failed")),
                 xds_failed.map(|f| f == 0.0),
+            ),
+            (
+                "(j) p99 beside 10,000 idle connections <= 2x p99 alone (issue 14)",
+                idle_ratio.map(|r| format!("{r:.2}x")),
+                idle_ratio.map(|r| r <= 2.0),
             ),
         ]
     }
@@ -319,6 +325,13 @@ pub fn markdown(results: &Results, header: &str) -> String {
         &[Target::Outrigger, Target::Envoy],
         &mut notes,
     );
+    envoy_table(
+        &mut out,
+        results,
+        &IDLE,
+        &[Target::Outrigger, Target::Envoy],
+        &mut notes,
+    );
     out.push_str("\n| target (issues 6, 10 and 11) | measured | met |\n|---|---|---|\n");
     for (name, measured, met) in results.targets() {
         let met = match met {
@@ -365,6 +378,7 @@ pub fn json(results: &Results, about: Value) -> Value {
         .iter()
         .chain(MESH.iter())
         .chain(XDS.iter())
+        .chain(IDLE.iter())
         .map(|m| {
             json!({
                 "metric": m.key,

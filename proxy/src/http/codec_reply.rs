@@ -82,6 +82,10 @@ struct Head {
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
+/// A request head's time limit when `request_headers_timeout` is unset (Envoy has none): a client trickling a
+/// head is cut off (408) rather than held for ever. Idle keep-alive connections are not timed by it.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Past this, a head is hyper's to refuse (431); we stop keeping its bytes.
 const HEAD_CAP: usize = 128 * 1024;
 
@@ -206,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite> AsyncRead for CodecReply<S> {
             static LATE: log_limit::Once = log_limit::Once::per_second();
             if LATE.allow() {
                 tracing::info!(
-                    "request headers not complete within request_headers_timeout: 408, connection closed \
+                    "request headers not complete within request_headers_timeout (30 s when unset): 408, connection closed \
                      (at most one such line a second)"
                 );
             }

@@ -5,6 +5,7 @@
 //! no body to wrap then. Requests and responses are followed by their bodies (`stream_timeout`), not here.
 
 use super::connection_state::ConnectionState;
+use super::h2_frames::OutboundFrames;
 use pin_project_lite::pin_project;
 use std::io;
 use std::pin::Pin;
@@ -17,12 +18,21 @@ pin_project! {
         #[pin]
         inner: S,
         state: Arc<ConnectionState>,
+        // h2 only (decided at the first write, after the preface was read): the frames written, for the
+        // GOAWAY that ends the connection.
+        frames: Option<OutboundFrames>,
+        first_write: bool,
     }
 }
 
 impl<S> ConnectionIo<S> {
     pub fn new(inner: S, state: Arc<ConnectionState>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            frames: None,
+            first_write: true,
+        }
     }
 }
 
@@ -69,6 +79,7 @@ impl<S: AsyncWrite> AsyncWrite for ConnectionIo<S> {
             && n > 0
         {
             this.state.on_write();
+            follow_frames(this.frames, this.first_write, this.state, [&bytes[..n]]);
         }
         result
     }
@@ -87,6 +98,14 @@ impl<S: AsyncWrite> AsyncWrite for ConnectionIo<S> {
             && n > 0
         {
             this.state.on_write();
+            // The first `n` bytes of the slices went out.
+            let mut left = n;
+            let written = bufs.iter().map(|b| {
+                let take = left.min(b.len());
+                left -= take;
+                &b[..take]
+            });
+            follow_frames(this.frames, this.first_write, this.state, written);
         }
         result
     }
@@ -101,6 +120,26 @@ impl<S: AsyncWrite> AsyncWrite for ConnectionIo<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Follows an h2 connection's written frames; keeps the debug data of a GOAWAY in the state.
+fn follow_frames<'a>(
+    frames: &mut Option<OutboundFrames>,
+    first_write: &mut bool,
+    state: &ConnectionState,
+    written: impl IntoIterator<Item = &'a [u8]>,
+) {
+    if std::mem::take(first_write) && state.is_h2() {
+        *frames = Some(OutboundFrames::default());
+    }
+    let Some(frames) = frames else {
+        return;
+    };
+    for bytes in written {
+        if let Some(debug_data) = frames.written(bytes) {
+            state.on_go_away(debug_data);
+        }
     }
 }
 

@@ -372,6 +372,10 @@ where
         if let Some(response) = header_limits::check(&parts, &self.connection.hcm)
             .or_else(|| request_shape::check(&parts))
         {
+            // Envoy's HTTP/1 codec refuses these (an h2 stream is reset instead): a protocol error.
+            if parts.version < http::Version::HTTP_2 {
+                self.manager.counters.cx_protocol_error.inc();
+            }
             return Box::pin(async move { Ok(response) });
         }
         // An upgrade keeps its hop-by-hop headers: note it before they are removed; whether it is allowed

@@ -29,6 +29,8 @@ struct Inner {
     draining: bool,
     reset: bool,
     wakers: Vec<Waker>,
+    /// The debug data of the GOAWAY this side sent (h2), which names why the codec ended the connection.
+    go_away: Option<Vec<u8>>,
 }
 
 /// The h2 connection preface, as far as it tells h2 from HTTP/1.
@@ -47,6 +49,7 @@ impl ConnectionState {
                 draining: false,
                 reset: false,
                 wakers: Vec::new(),
+                go_away: None,
             }),
             changed: Notify::new(),
         }
@@ -70,6 +73,15 @@ impl ConnectionState {
 
     pub fn on_write(&self) {
         self.lock().last_write = Some(Instant::now());
+    }
+
+    pub fn on_go_away(&self, debug_data: Vec<u8>) {
+        self.lock().go_away = Some(debug_data);
+    }
+
+    /// The debug data of the last GOAWAY this side sent.
+    pub fn go_away(&self) -> Option<Vec<u8>> {
+        self.lock().go_away.clone()
     }
 
     /// Whether the client has sent anything yet.

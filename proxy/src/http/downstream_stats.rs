@@ -32,6 +32,8 @@ pub struct DownstreamCounters {
     rq_class: [Counter; 5],
     /// `downstream_cx_max_requests_reached`.
     cx_max_requests_reached: Counter,
+    /// `downstream_cx_protocol_error`: codec errors (HTTP/1 refusals, h2 connection errors).
+    pub cx_protocol_error: Counter,
 }
 
 impl DownstreamCounters {
@@ -51,6 +53,11 @@ impl DownstreamCounters {
                 .http_cx_max_requests_reached
                 .get_or_create(&labels)
                 .clone(),
+            cx_protocol_error: metrics
+                .protocol
+                .cx_protocol_error
+                .get_or_create(&labels)
+                .clone(),
         }
     }
 }
@@ -59,6 +66,10 @@ impl DownstreamCounters {
     /// A request the codec answered itself (malformed, or its head too late): counted as Envoy counts it.
     pub fn codec_reply(&self, status: u16) {
         self.rq_total.inc();
+        // Envoy counts every codec refusal (400, 426, 431, 501) as a protocol error; a late head (408) is not.
+        if status != 408 {
+            self.cx_protocol_error.inc();
+        }
         if let Some(counter) = usize::from(status / 100)
             .checked_sub(1)
             .and_then(|i| self.rq_class.get(i))

@@ -306,3 +306,44 @@ pub const MESH: [&Metric; 5] = [
     &MESH_ADDED_P50,
     &MESH_ADDED_P99,
 ];
+
+metric!(
+    IDLE_P99_ALONE,
+    "j",
+    "idle_p99_alone",
+    "(j) HTTP/1.1 at 1000 req/s: p99 alone",
+    "ms",
+    3
+);
+metric!(
+    IDLE_P99_BESIDE,
+    "j",
+    "idle_p99_beside",
+    "(j) the same beside 10,000 idle connections: p99",
+    "ms",
+    3
+);
+metric!(
+    IDLE_P99_RATIO,
+    "j",
+    "idle_p99_ratio",
+    "(j) p99 beside the idle connections over p99 alone",
+    "x",
+    2
+);
+metric!(
+    IDLE_RSS_PER_CONNECTION,
+    "j",
+    "idle_rss_per_connection",
+    "(j) RSS per idle connection",
+    "KiB",
+    1
+);
+
+/// Scenario (j): a normal load beside 10,000 idle keep-alive connections (issue 14).
+pub const IDLE: [&Metric; 4] = [
+    &IDLE_P99_ALONE,
+    &IDLE_P99_BESIDE,
+    &IDLE_P99_RATIO,
+    &IDLE_RSS_PER_CONNECTION,
+];
