@@ -1000,3 +1000,82 @@ async fn an_unknown_collector_cluster_still_propagates() {
     assert_eq!(reply.status, 200);
     assert_eq!(traceparent(&seen(&reply, "traceparent").unwrap()).2, "01");
 }
+
+/// Stops the process when the test ends, also on failure.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// README's "See a trace and an access log": `deploy/local/observability.yaml` as shipped (only its ports
+/// moved) writes one access-log line per request on stdout and sends one span per request to the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_logs_and_traces_each_request() {
+    let receiver = OtlpReceiver::start().await;
+    let (admin, port) = (free_port(), free_port());
+    let config = std::fs::read_to_string("deploy/local/observability.yaml")
+        .unwrap()
+        .replace("port_value: 15000", &format!("port_value: {admin}"))
+        .replace("port_value: 10000", &format!("port_value: {port}"))
+        .replace(
+            "port_value: 4317",
+            &format!("port_value: {}", receiver.address.port()),
+        );
+    let dir = dir("readme");
+    let path = dir.join("observability.yaml");
+    std::fs::write(&path, config).unwrap();
+    let stdout = dir.join("stdout.log");
+    let child = support::outrigger()
+        .args(["run", "--concurrency", "1", "-c"])
+        .arg(&path)
+        .env(FAST_FLUSH.0, FAST_FLUSH.1)
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _running = Killed(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err()
+        || get(&format!("http://127.0.0.1:{admin}/ready"), &[])
+            .await
+            .status
+            != 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for path in ["/hello", "/again"] {
+        let reply = get(&format!("http://127.0.0.1:{port}{path}"), &[]).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "hello from outrigger\n")
+        );
+    }
+    let spans = receiver.wait_for(2).await;
+    let urls: BTreeSet<String> = spans
+        .iter()
+        .filter_map(|s| s.attributes.get("http.url").cloned())
+        .collect();
+    assert_eq!(urls.len(), 2, "{spans:?}");
+    assert!(urls.iter().any(|u| u.ends_with("/hello")), "{urls:?}");
+    // Envoy's default format, one line per request.
+    let started = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("\"GET /") && l.contains(" HTTP/1.1\" 200 - 0 21 "))
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= 2 || started.elapsed() > Duration::from_secs(5) {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("\"GET /hello HTTP/1.1\""), "{lines:?}");
+}
