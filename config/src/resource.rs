@@ -115,7 +115,10 @@ pub struct Decoder {
 impl Decoder {
     pub fn new() -> Result<Self, String> {
         Ok(Self {
-            pool: descriptors::pool()?,
+            // An xDS payload is decoded from bytes: an `Any` inside stays bytes until the walk checks its type,
+            // and the walk refuses every type outside the support table before it looks one up, so the core
+            // pool (which holds every supported type) reads a resource exactly as the whole API would.
+            pool: descriptors::core_pool()?,
         })
     }
 
