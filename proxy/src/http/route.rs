@@ -50,7 +50,8 @@ pub fn route_index(vhost: &VirtualHost, request: &Parts) -> Option<usize> {
         .position(|route| matches(&route.matcher, request))
 }
 
-fn matches(m: &RouteMatch, request: &Parts) -> bool {
+/// Whether a route's match holds for the request (path, headers, query parameters, gRPC).
+pub(crate) fn matches(m: &RouteMatch, request: &Parts) -> bool {
     let path = request.uri.path();
     // Compared in place: no per-route allocation on the hot path.
     let case = m.case_sensitive;
