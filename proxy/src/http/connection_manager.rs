@@ -274,7 +274,7 @@ impl ConnectionManager {
 
     fn lookup(table: Arc<RouteTable>, parts: &http::request::Parts) -> Option<Matched> {
         let host = headers::authority(parts).unwrap_or_default();
-        let vhost = route::virtual_host_index(&table.config, &host)?;
+        let vhost = route::virtual_host_index(&table.config, host)?;
         let route = table
             .indexes
             .get(vhost)?
