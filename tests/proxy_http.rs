@@ -577,10 +577,11 @@ async fn an_upstream_reset_is_503_ur_and_slow_headers_are_cut_off() {
     let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
         .await
         .unwrap();
+    // The proxy times the head from its first byte, so the clock starts before the bytes leave.
+    let sent = std::time::Instant::now();
     slow.write_all(b"GET /direct HTTP/1.1\r\nhost: x\r\n")
         .await
         .unwrap();
-    let sent = std::time::Instant::now();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(
         std::time::Duration::from_secs(10),

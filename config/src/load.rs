@@ -44,9 +44,10 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
 
 /// Loads a bootstrap from bytes. On error, every problem found is returned, warnings included.
 pub fn load_bytes(bytes: &[u8], format: Format) -> Result<Loaded, Diagnostics> {
-    // Reflection (the Envoy descriptors, about 16 MB decoded, and the dynamic message) runs on a thread of its
-    // own: its allocations stay in that thread's malloc arena and are given back together once freed, instead
-    // of fragmenting the heap the proxy then serves from. Only the typed bootstrap crosses over.
+    // Reflection (the Envoy descriptors, several MB decoded even when only their core is, and the dynamic
+    // message) runs on a thread of its own: its allocations stay in that thread's malloc arena and are given
+    // back together once freed, instead of fragmenting the heap the proxy then serves from. Only the typed
+    // bootstrap crosses over.
     let reflected = std::thread::scope(|scope| scope.spawn(|| reflect(bytes, format)).join());
     let (bootstrap, mut diagnostics) = reflected.unwrap_or_else(|_| {
         let mut d = Diagnostics::default();

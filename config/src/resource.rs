@@ -93,7 +93,7 @@ pub fn from_proto<R: Resource>(proto: &R::Proto) -> Result<Converted<R>, Diagnos
     from_bytes::<R>(&proto.encode_to_vec())
 }
 
-/// The same from the bytes of an xDS `Any.value`. Decodes the descriptor pool (about 16 MB) for this one
+/// The same from the bytes of an xDS `Any.value`. Decodes the core descriptor pool (several MB) for this one
 /// resource: to convert many, use one [`Decoder`].
 pub fn from_bytes<R: Resource>(bytes: &[u8]) -> Result<Converted<R>, Diagnostics> {
     match Decoder::new() {
@@ -107,7 +107,8 @@ pub fn from_bytes<R: Resource>(bytes: &[u8]) -> Result<Converted<R>, Diagnostics
 }
 
 /// Envoy's descriptors decoded once, to check and convert every resource of an xDS response with them. It
-/// holds about 16 MB: keep it for one response, not for the life of the process.
+/// holds the core of Envoy's API (several MB; `descriptors.rs`): keep it for one response, not for the life of
+/// the process.
 pub struct Decoder {
     pool: DescriptorPool,
 }
@@ -115,7 +116,10 @@ pub struct Decoder {
 impl Decoder {
     pub fn new() -> Result<Self, String> {
         Ok(Self {
-            pool: descriptors::pool()?,
+            // An xDS payload is decoded from bytes: an `Any` inside stays bytes until the walk checks its type,
+            // and the walk refuses every type outside the support table before it looks one up, so the core
+            // pool (which holds every supported type) reads a resource exactly as the whole API would.
+            pool: descriptors::core_pool()?,
         })
     }
 

@@ -66,7 +66,7 @@ pub fn parse_dynamic(
             return Err(diagnostics);
         }
     };
-    let descriptor = descriptors::message(message_name).map_err(|e| {
+    let descriptor = descriptors::message_for_document(message_name, &value).map_err(|e| {
         diagnostics.error(&top, e);
         diagnostics.clone()
     })?;

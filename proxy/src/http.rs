@@ -42,6 +42,7 @@ mod replay_body;
 mod request_shape;
 mod retry;
 pub mod route;
+pub mod route_index;
 mod route_stack;
 mod route_timeout;
 mod router;

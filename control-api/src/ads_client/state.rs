@@ -396,7 +396,7 @@ impl State {
             return Err(convert.problems.join("; "));
         }
         let sent = std::mem::take(&mut convert.sent);
-        // The decoded descriptors (about 16 MB) are not needed while the proxy applies the update.
+        // The decoded descriptors (several MB) are not needed while the proxy applies the update.
         drop(convert);
         // Routes and endpoints nobody names: not asked for (ignored), or no longer named (dropped).
         subscriptions::prune(&mut next, &self.options);

@@ -9,6 +9,7 @@
 use super::downstream_stats::DownstreamCounters;
 use super::local_rate_limit::Limiter;
 use super::local_reply::{self, Flag, ResponseBody, reply};
+use super::route_index::RouteIndex;
 use super::route_stack::{self, RouteService};
 use super::{Connection, header_limits, headers, path_normalization, request_shape, route};
 use crate::upstream::{BoxError, UpstreamBody};
@@ -102,6 +103,8 @@ pub struct RouteTable {
     expected_timeouts: Vec<Vec<Option<http::HeaderValue>>>,
     /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
     route_limits: Vec<Vec<Option<Arc<Limiter>>>>,
+    /// Each virtual host's routes by path, so a lookup does not test every route (`route_index.rs`).
+    indexes: Vec<RouteIndex>,
 }
 
 impl RouteTable {
@@ -144,11 +147,13 @@ impl RouteTable {
                 .filter(|_| filter_present)
                 .and_then(|l| Limiter::shared(l, metrics))
         });
+        let indexes = config.virtual_hosts.iter().map(RouteIndex::new).collect();
         Self {
             config,
             stacks,
             expected_timeouts,
             route_limits,
+            indexes,
         }
     }
 }
@@ -323,8 +328,11 @@ impl ConnectionManager {
 
     fn lookup(table: Arc<RouteTable>, parts: &http::request::Parts) -> Option<Matched> {
         let host = headers::authority(parts).unwrap_or_default();
-        let vhost = route::virtual_host_index(&table.config, &host)?;
-        let route = route::route_index(table.config.virtual_hosts.get(vhost)?, parts)?;
+        let vhost = route::virtual_host_index(&table.config, host)?;
+        let route = table
+            .indexes
+            .get(vhost)?
+            .first(table.config.virtual_hosts.get(vhost)?, parts)?;
         Some(Matched {
             table,
             vhost,
@@ -398,7 +406,7 @@ where
         // The trace decision, once the route is known (Envoy's order); it rewrites `x-request-id` and writes
         // the context the upstream sees.
         let trace = self.manager.tracer.as_ref().and_then(|tracer| {
-            let authority = headers::authority(&parts);
+            let authority = headers::authority(&parts).map(str::to_string);
             tracer.start(&mut parts.headers, authority.as_deref())
         });
         if let Some(notes) = &notes {

@@ -41,18 +41,13 @@ pub fn authority_of<B>(request: &http::Request<B>) -> Option<String> {
         })
 }
 
-pub fn authority(parts: &Parts) -> Option<String> {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+pub fn authority(parts: &Parts) -> Option<&str> {
+    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 /// A version 4 UUID from the thread's fast generator: a request id needs to be unique, not unguessable, and the
@@ -66,7 +61,11 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     let hcm = &connection.hcm;
     if hcm.generate_request_id
         && !parts.headers.contains_key("x-request-id")
-        && let Ok(id) = HeaderValue::from_str(&request_id().to_string())
+        && let Ok(id) = HeaderValue::from_str(
+            request_id()
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )
     {
         parts.headers.insert("x-request-id", id);
     }
@@ -224,7 +223,7 @@ pub fn redirect(parts: &Parts, redirect: &Redirect, route: &Route) -> Response<R
         Some((name, port)) if port.parse::<u16>().is_ok() => {
             (name.to_string(), Some(port.to_string()))
         }
-        _ => (current_host.clone(), None),
+        _ => (current_host.to_string(), None),
     };
     let request_scheme = parts.uri.scheme_str().unwrap_or("http");
     let scheme = redirect.scheme.as_deref().unwrap_or(request_scheme);

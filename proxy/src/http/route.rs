@@ -13,18 +13,23 @@ pub fn virtual_host<'a>(config: &'a RouteConfig, host: &str) -> Option<&'a Virtu
 
 /// The position of the virtual host for `host` in the table.
 pub fn virtual_host_index(config: &RouteConfig, host: &str) -> Option<usize> {
-    let host = host.to_ascii_lowercase();
+    // Domains are lower case; the host is compared to them without case, in place (no copy per request).
+    let host = host.as_bytes();
     let mut best: Option<(u8, usize, usize)> = None;
     for (index, vhost) in config.virtual_hosts.iter().enumerate() {
         for domain in &vhost.domains {
-            let rank = if *domain == host {
+            let rank = if domain.as_bytes().eq_ignore_ascii_case(host) {
                 Some((3, domain.len()))
             } else if domain == "*" {
                 Some((0, 0))
             } else if let Some(suffix) = domain.strip_prefix('*') {
-                (host.len() > suffix.len() && host.ends_with(suffix)).then_some((2, suffix.len()))
+                (host.len() > suffix.len()
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes()))
+                .then_some((2, suffix.len()))
             } else if let Some(prefix) = domain.strip_suffix('*') {
-                (host.len() > prefix.len() && host.starts_with(prefix)).then_some((1, prefix.len()))
+                (host.len() > prefix.len()
+                    && host[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()))
+                .then_some((1, prefix.len()))
             } else {
                 None
             };
@@ -50,7 +55,8 @@ pub fn route_index(vhost: &VirtualHost, request: &Parts) -> Option<usize> {
         .position(|route| matches(&route.matcher, request))
 }
 
-fn matches(m: &RouteMatch, request: &Parts) -> bool {
+/// Whether a route's match holds for the request (path, headers, query parameters, gRPC).
+pub(crate) fn matches(m: &RouteMatch, request: &Parts) -> bool {
     let path = request.uri.path();
     // Compared in place: no per-route allocation on the hot path.
     let case = m.case_sensitive;
@@ -122,7 +128,7 @@ pub fn request_header_matches(m: &HeaderMatcher, request: &Parts) -> bool {
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
         ),
-        ":authority" => super::headers::authority(request),
+        ":authority" => super::headers::authority(request).map(str::to_string),
         ":scheme" => Some(request.uri.scheme_str().unwrap_or("http").to_string()),
         _ => return headers_match(m, &request.headers),
     };
