@@ -26,25 +26,14 @@ pub fn size(headers: &HeaderMap) -> usize {
 }
 
 /// The request's host, from the URI (h2 `:authority`) or the `Host` header.
-/// The same for a whole request.
-pub fn authority_of<B>(request: &http::Request<B>) -> Option<String> {
-    request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            request
-                .headers()
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+pub fn authority(parts: &Parts) -> Option<&str> {
+    authority_in(&parts.uri, &parts.headers)
 }
 
-pub fn authority(parts: &Parts) -> Option<&str> {
-    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
-        parts
-            .headers
+/// The same, from a request's URI and headers.
+pub fn authority_in<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
     })

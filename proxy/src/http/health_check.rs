@@ -97,7 +97,11 @@ impl HealthChecker {
                         .map_or("/", |p| p.as_str())
                         .to_string(),
                     Pseudo::Method => request.method().as_str().to_string(),
-                    Pseudo::Authority => super::headers::authority_of(request).unwrap_or_default(),
+                    Pseudo::Authority => {
+                        super::headers::authority_in(request.uri(), request.headers())
+                            .unwrap_or_default()
+                            .to_string()
+                    }
                     Pseudo::Scheme => request.uri().scheme_str().unwrap_or("http").to_string(),
                 };
                 let mut one = HeaderMap::new();
