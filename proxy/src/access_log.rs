@@ -17,6 +17,11 @@ use record::Record;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
+thread_local! {
+    /// The line being formatted: one buffer per worker thread, reused for every line.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// The access logs of one connection manager or `tcp_proxy`.
 #[derive(Default)]
 pub struct Loggers(Vec<Logger>);
@@ -58,9 +63,11 @@ impl Loggers {
             {
                 continue;
             }
-            logger
-                .writer
-                .write(format::line(&logger.config.format, record));
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                format::write_line(&logger.config.format, record, line);
+                logger.writer.write(line.as_bytes());
+            });
         }
     }
 }
@@ -73,24 +80,45 @@ pub struct Notes(Arc<Shared>);
 struct Shared {
     started: Instant,
     record: Mutex<Record>,
+    /// Kept only to carry the request's span: no access log or Istio metric reads this record, so a request
+    /// the tracer does not sample drops it (`Notes::needed`).
+    only_for_trace: bool,
 }
 
 impl Notes {
     pub fn start(record: Record) -> Self {
+        Self::new(record, false)
+    }
+
+    /// Notes only the tracer reads.
+    pub fn for_trace_only(record: Record) -> Self {
+        Self::new(record, true)
+    }
+
+    fn new(record: Record, only_for_trace: bool) -> Self {
         Notes(Arc::new(Shared {
             started: Instant::now(),
             record: Mutex::new(record),
+            only_for_trace,
         }))
+    }
+
+    /// Whether anything will read the record: false once the tracer has not sampled a request whose notes
+    /// only it reads.
+    pub fn needed(&self) -> bool {
+        !self.0.only_for_trace || self.lock().trace.is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.0
+            .record
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Changes the record.
     pub fn with(&self, change: impl FnOnce(&mut Record)) {
-        let mut record = self
-            .0
-            .record
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        change(&mut record);
+        change(&mut self.lock());
     }
 
     pub fn started(&self) -> Instant {
@@ -104,12 +132,7 @@ impl Notes {
 
     /// The record, taken out at the end.
     fn take(&self) -> Record {
-        let mut record = self
-            .0
-            .record
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::mem::take(&mut *record)
+        std::mem::take(&mut *self.lock())
     }
 }
 

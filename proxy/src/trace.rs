@@ -171,6 +171,11 @@ impl Tracer {
         }
     }
 
+    /// Whether `start` reads its `authority` (egress spans are named `egress <host>`).
+    pub fn names_spans_by_authority(&self) -> bool {
+        self.egress
+    }
+
     fn zipkin(&self) -> Option<&outrigger_config::model::tracing::Zipkin> {
         match &self.config.provider {
             Provider::Zipkin(z) => Some(z),

@@ -3,42 +3,118 @@
 
 use super::record::Record;
 use outrigger_config::model::access_log::{Command, Format, JsonValue, Operator, Piece};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// One operator's value: text, a number, or unset (`-` in text, `null` in typed JSON).
-enum Value {
-    Text(String),
+/// One operator's value: text (borrowed from the record where it can be: a line is written per request),
+/// a number, or unset (`-` in text, `null` in typed JSON).
+enum Value<'a> {
+    Text(Cow<'a, str>),
     Number(u64),
     Unset,
 }
 
-pub fn line(format: &Format, record: &Record) -> Vec<u8> {
-    match format {
-        Format::Text(pieces) => text(pieces, record).into_bytes(),
-        Format::Json(fields) => {
-            let mut line = serde_json::to_string(&object(fields, record)).unwrap_or_default();
-            line.push('\n');
-            line.into_bytes()
+impl Value<'_> {
+    fn owned(self) -> serde_json::Value {
+        match self {
+            Value::Text(t) => serde_json::Value::String(t.into_owned()),
+            Value::Number(n) => serde_json::Value::from(n),
+            Value::Unset => serde_json::Value::Null,
         }
     }
 }
 
-fn text(pieces: &[Piece], record: &Record) -> String {
+pub fn line(format: &Format, record: &Record) -> Vec<u8> {
     let mut out = String::new();
+    write_line(format, record, &mut out);
+    out.into_bytes()
+}
+
+/// Appends the record's line, newline included, to `out`.
+pub fn write_line(format: &Format, record: &Record, out: &mut String) {
+    match format {
+        Format::Text(pieces) => text(pieces, record, out),
+        Format::Json(fields) => {
+            let _ = serde_json::to_writer(Utf8Sink(out), &object(fields, record));
+            out.push('\n');
+        }
+    }
+}
+
+/// `serde_json` writes valid UTF-8; this lets it write into the line's `String`.
+struct Utf8Sink<'a>(&'a mut String);
+
+impl std::io::Write for Utf8Sink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(text);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn text(pieces: &[Piece], record: &Record, out: &mut String) {
     for piece in pieces {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Operator(op) => match value(op, record) {
+            Piece::Operator(op) => write_value(op, record, out),
+        }
+    }
+}
+
+/// One operator into a text line; most values are written in place, without a `String` of their own.
+fn write_value(op: &Operator, r: &Record, out: &mut String) {
+    use Command as C;
+    let start = out.len();
+    let written = match &op.command {
+        C::StartTime(format) => r.start.map(|start| {
+            super::time::write(start, format.as_deref(), out);
+        }),
+        C::UpstreamHost => r.upstream_host.map(|a| {
+            let _ = write!(out, "{a}");
+        }),
+        C::UpstreamLocalAddress => r.upstream_local.map(|a| {
+            let _ = write!(out, "{a}");
+        }),
+        C::DownstreamRemoteAddress | C::DownstreamDirectRemoteAddress => {
+            r.downstream_remote.map(|a| {
+                let _ = write!(out, "{a}");
+            })
+        }
+        C::DownstreamLocalAddress => r.downstream_local.map(|a| {
+            let _ = write!(out, "{a}");
+        }),
+        _ => {
+            match value(op, r) {
                 Value::Text(t) => out.push_str(&t),
                 Value::Number(n) => {
                     let _ = write!(out, "{n}");
                 }
                 Value::Unset => out.push('-'),
-            },
+            }
+            // `value` has cut its text already.
+            return;
+        }
+    };
+    match written {
+        None => out.push('-'),
+        Some(()) => {
+            if let Some(max) = op.max_length
+                && out.len() - start > max
+            {
+                let mut end = start + max;
+                while !out.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.truncate(end);
+            }
         }
     }
-    out
 }
 
 fn object(fields: &[(String, JsonValue)], record: &Record) -> serde_json::Value {
@@ -47,12 +123,12 @@ fn object(fields: &[(String, JsonValue)], record: &Record) -> serde_json::Value 
         let value = match field {
             JsonValue::Template(pieces) => match pieces.as_slice() {
                 // One operator alone keeps its type, as Envoy's typed JSON does.
-                [Piece::Operator(op)] => match value(op, record) {
-                    Value::Text(t) => serde_json::Value::String(t),
-                    Value::Number(n) => serde_json::Value::from(n),
-                    Value::Unset => serde_json::Value::Null,
-                },
-                _ => serde_json::Value::String(text(pieces, record)),
+                [Piece::Operator(op)] => value(op, record).owned(),
+                _ => {
+                    let mut line = String::new();
+                    text(pieces, record, &mut line);
+                    serde_json::Value::String(line)
+                }
             },
             JsonValue::Literal(literal) => integral(literal),
             JsonValue::Object(inner) => object(inner, record),
@@ -70,49 +146,49 @@ fn integral(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn millis(d: Option<Duration>) -> Value {
+fn millis(d: Option<Duration>) -> Value<'static> {
     d.map_or(Value::Unset, |d| {
         Value::Number(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     })
 }
 
-fn text_of(s: Option<&str>) -> Value {
+fn text_of(s: Option<&str>) -> Value<'_> {
     match s {
-        Some(s) if !s.is_empty() => Value::Text(s.to_string()),
+        Some(s) if !s.is_empty() => Value::Text(Cow::Borrowed(s)),
         _ => Value::Unset,
     }
 }
 
-fn cut(value: Value, max: Option<usize>) -> Value {
+fn cut(value: Value<'_>, max: Option<usize>) -> Value<'_> {
     match (value, max) {
-        (Value::Text(mut t), Some(max)) if t.len() > max => {
+        (Value::Text(t), Some(max)) if t.len() > max => {
             let mut end = max;
             while !t.is_char_boundary(end) {
                 end -= 1;
             }
-            t.truncate(end);
-            Value::Text(t)
+            Value::Text(match t {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..end]),
+                Cow::Owned(mut o) => {
+                    o.truncate(end);
+                    Cow::Owned(o)
+                }
+            })
         }
         (value, _) => value,
     }
 }
 
-fn header(
-    headers: Option<&http::HeaderMap>,
+fn header<'a>(
+    headers: Option<&'a http::HeaderMap>,
     name: &str,
     alternative: &Option<String>,
-) -> Option<String> {
+) -> Option<&'a str> {
     let headers = headers?;
-    let get = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     get(name).or_else(|| alternative.as_deref().and_then(get))
 }
 
-fn value(op: &Operator, r: &Record) -> Value {
+fn value<'a>(op: &Operator, r: &'a Record) -> Value<'a> {
     use Command as C;
     let v = match &op.command {
         C::Req { name, alternative } => {
@@ -123,21 +199,23 @@ fn value(op: &Operator, r: &Record) -> Value {
             text_of(found)
         }
         C::Resp { name, alternative } => {
-            text_of(header(r.response_headers.as_ref(), name, alternative).as_deref())
+            text_of(header(r.response_headers.as_ref(), name, alternative))
         }
         C::Trailer { name, alternative } => {
-            text_of(header(r.response_trailers.as_ref(), name, alternative).as_deref())
+            text_of(header(r.response_trailers.as_ref(), name, alternative))
         }
         C::StartTime(format) => match r.start {
-            Some(start) => Value::Text(super::time::format(start, format.as_deref())),
+            Some(start) => Value::Text(Cow::Owned(super::time::format(start, format.as_deref()))),
             None => Value::Unset,
         },
         C::Protocol => text_of(r.protocol),
         C::UpstreamProtocol => text_of(r.upstream_protocol),
         C::ResponseCode => Value::Number(u64::from(r.response_code)),
         C::ResponseCodeDetails => text_of(r.response_code_details.as_deref()),
-        C::ResponseFlags => Value::Text(r.flags.short()),
-        C::ResponseFlagsLong => Value::Text(r.flags.long()),
+        C::ResponseFlags if r.flags.is_empty() => Value::Text(Cow::Borrowed("-")),
+        C::ResponseFlags => Value::Text(Cow::Owned(r.flags.short())),
+        C::ResponseFlagsLong if r.flags.is_empty() => Value::Text(Cow::Borrowed("-")),
+        C::ResponseFlagsLong => Value::Text(Cow::Owned(r.flags.long())),
         C::BytesReceived => Value::Number(r.bytes_received),
         C::BytesSent => Value::Number(r.bytes_sent),
         C::Duration => millis(r.duration),
@@ -168,10 +246,10 @@ fn value(op: &Operator, r: &Record) -> Value {
     cut(v, op.max_length)
 }
 
-fn address(a: Option<std::net::SocketAddr>, port: bool) -> Value {
+fn address(a: Option<std::net::SocketAddr>, port: bool) -> Value<'static> {
     match a {
-        Some(a) if port => Value::Text(a.to_string()),
-        Some(a) => Value::Text(a.ip().to_string()),
+        Some(a) if port => Value::Text(Cow::Owned(a.to_string())),
+        Some(a) => Value::Text(Cow::Owned(a.ip().to_string())),
         None => Value::Unset,
     }
 }

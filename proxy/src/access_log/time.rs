@@ -8,9 +8,30 @@ use time::OffsetDateTime;
 const DEFAULT: &str = "%Y-%m-%dT%H:%M:%E3SZ";
 
 pub fn format(at: SystemTime, format: Option<&str>) -> String {
+    let mut out = String::new();
+    write(at, format, &mut out);
+    out
+}
+
+/// Appends `at` in `format` (Envoy's default when `None`) to `out`.
+pub fn write(at: SystemTime, format: Option<&str>, out: &mut String) {
     let t = OffsetDateTime::from(at);
     let nanos = t.nanosecond();
-    let mut out = String::new();
+    if format.is_none() {
+        // Envoy's default, written directly: every access log line in the default format has it.
+        let _ = write!(
+            out,
+            "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            nanos / 1_000_000
+        );
+        return;
+    }
     let mut chars = format.unwrap_or(DEFAULT).chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -41,7 +62,7 @@ pub fn format(at: SystemTime, format: Option<&str>) -> String {
                         let _ = write!(out, "{:02}", t.second());
                         if let Some(n) = n.filter(|n| *n > 0) {
                             out.push('.');
-                            out.push_str(&fraction(nanos, n));
+                            fraction(nanos, n, out);
                         }
                         Ok(())
                     }
@@ -51,7 +72,7 @@ pub fn format(at: SystemTime, format: Option<&str>) -> String {
                 }
             }
             'f' => {
-                out.push_str(&fraction(nanos, digits.unwrap_or(9)));
+                fraction(nanos, digits.unwrap_or(9), out);
                 Ok(())
             }
             'Y' => write!(out, "{}", t.year()),
@@ -82,12 +103,13 @@ pub fn format(at: SystemTime, format: Option<&str>) -> String {
             other => write!(out, "%{other}"),
         };
     }
-    out
 }
 
-fn fraction(nanos: u32, digits: usize) -> String {
-    let all = format!("{nanos:09}");
-    all[..digits.clamp(1, 9)].to_string()
+/// The first `digits` (1 to 9) digits of the second's fraction.
+fn fraction(nanos: u32, digits: usize, out: &mut String) {
+    let digits = digits.clamp(1, 9);
+    let scaled = nanos / 10u32.pow(9 - digits as u32);
+    let _ = write!(out, "{scaled:0digits$}");
 }
 
 fn weekday(t: OffsetDateTime) -> String {
@@ -107,6 +129,13 @@ mod tests {
     fn start_time_formats_like_envoy() {
         let at = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
         assert_eq!(format(at, None), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            format(at, None),
+            format(at, Some(DEFAULT)),
+            "the default's fast path"
+        );
+        let early = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5_000_000);
+        assert_eq!(format(early, None), "2023-11-14T22:13:20.005Z");
         assert_eq!(format(at, Some("%s.%3f")), "1700000000.123");
         assert_eq!(
             format(at, Some("%d/%b/%Y:%H:%M:%S %z")),

@@ -406,9 +406,21 @@ where
         // The trace decision, once the route is known (Envoy's order); it rewrites `x-request-id` and writes
         // the context the upstream sees.
         let trace = self.manager.tracer.as_ref().and_then(|tracer| {
-            let authority = headers::authority(&parts).map(str::to_string);
+            // Only an egress span is named after the authority.
+            let authority = tracer
+                .names_spans_by_authority()
+                .then(|| headers::authority(&parts).map(str::to_string))
+                .flatten();
             tracer.start(&mut parts.headers, authority.as_deref())
         });
+        // Notes kept only for the span go when the request is not sampled: the layers inside then fill nothing.
+        let notes = notes.and_then(|n| {
+            n.with(|r| r.trace = trace);
+            n.needed().then_some(n)
+        });
+        if notes.is_none() {
+            parts.extensions.remove::<crate::access_log::Notes>();
+        }
         if let Some(notes) = &notes {
             let route = matched.as_ref().and_then(|m| m.route()).map(|(_, _, r)| r);
             let route_name = route
@@ -429,7 +441,6 @@ where
                 r.request = Some(head);
                 r.route_name = route_name;
                 r.upstream_cluster = cluster;
-                r.trace = trace;
             });
         }
         // An upgrade neither the route nor the connection manager allows is refused, as Envoy does (403

@@ -237,7 +237,12 @@ where
         let istio = self.connection.istio.clone();
         let logged = (!self.access_logs.is_empty() || istio.is_some() || self.tracer.is_some())
             .then(|| {
-                let notes = Notes::start(start_record(&self.connection, request.version()));
+                let record = start_record(&self.connection, request.version());
+                let notes = if self.access_logs.is_empty() && istio.is_none() {
+                    Notes::for_trace_only(record)
+                } else {
+                    Notes::start(record)
+                };
                 request.extensions_mut().insert(notes.clone());
                 (notes, self.access_logs.clone(), self.tracer.clone())
             });
@@ -291,6 +296,7 @@ where
             let response = response.map(|body| stream_guard::guard(body, open));
             Ok(match logged {
                 None => response,
+                Some((notes, _, _)) if !notes.needed() => response,
                 Some((notes, loggers, tracer)) => {
                     note_response(&notes, &response, notes.elapsed());
                     response

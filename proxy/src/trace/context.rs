@@ -59,15 +59,30 @@ pub fn write_w3c(
     sampled: bool,
     tracestate: Option<&str>,
 ) {
-    let value = format!(
-        "00-{trace_id:032x}-{span_id:016x}-{}",
-        if sampled { "01" } else { "00" }
-    );
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("traceparent", value);
+    // `00-` + 32 + `-` + 16 + `-` + 2, written without formatting machinery (every request of a traced
+    // connection manager carries one).
+    let mut value = [b'-'; 55];
+    value[..2].copy_from_slice(b"00");
+    hex_into(&mut value[3..35], trace_id);
+    hex_into(&mut value[36..52], u128::from(span_id));
+    value[53..].copy_from_slice(if sampled { b"01" } else { b"00" });
+    if let Ok(value) = HeaderValue::from_bytes(&value) {
+        headers.insert(TRACEPARENT, value);
     }
     if let Some(state) = tracestate.and_then(|s| HeaderValue::from_str(s).ok()) {
         headers.insert("tracestate", state);
+    }
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// `number`'s low `out.len()` hex digits (lower case, zero-padded) into `out`.
+fn hex_into(out: &mut [u8], number: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = number;
+    for place in out.iter_mut().rev() {
+        *place = DIGITS[(rest & 0xf) as usize];
+        rest >>= 4;
     }
 }
 
@@ -228,6 +243,11 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-0000000000001234-00"
         );
         assert_eq!(out["tracestate"], "congo=t61rcWkgMzE");
+        write_w3c(&mut out, u128::MAX - 1, 0xa000_0000_0000_000b, true, None);
+        assert_eq!(
+            out["traceparent"],
+            "00-fffffffffffffffffffffffffffffffe-a00000000000000b-01"
+        );
         // Malformed: upper case, zero ids, wrong lengths.
         for bad in [
             "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",

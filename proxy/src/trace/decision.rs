@@ -69,19 +69,16 @@ fn draw(id: &str) -> Option<u64> {
 /// `force_trace` is whether `x-envoy-force-trace` survived the internal-header cleanup (it never does in
 /// Envoy 1.40 without `internal_address_config`: every request is external).
 pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
-    let Some(id) = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
+    let Some(id) = headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) else {
         return Reason::NotTraceable;
     };
     // Envoy skips the decision for an id it cannot read a number from (and the request is not traced).
-    let Some(value) = draw(&id) else {
+    let Some(value) = draw(id) else {
         return Reason::NotTraceable;
     };
     let result = (value % 10_000) as u32;
-    let mut reason = reason_in(&id);
+    let carried = reason_in(id);
+    let mut reason = carried;
     if reason == Reason::NotTraceable {
         if headers.contains_key("x-client-trace-id")
             && fastrand::u32(..10_000) < config.client_sampling
@@ -96,17 +93,21 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
     if result >= config.overall_sampling {
         reason = Reason::NotTraceable;
     }
-    if uuid_like(&id) {
-        let mut bytes = id.into_bytes();
+    // The id is rewritten only when its nibble changes (most requests keep a fresh id's `4`).
+    let nibble = id.as_bytes().get(NIBBLE).copied();
+    if uuid_like(id) && nibble != Some(reason.nibble()) {
+        let mut bytes = id.as_bytes().to_vec();
         if let Some(b) = bytes.get_mut(NIBBLE) {
             *b = reason.nibble();
         }
         if let Ok(value) = HeaderValue::from_bytes(&bytes) {
-            headers.insert("x-request-id", value);
+            headers.insert(X_REQUEST_ID, value);
         }
     }
     reason
 }
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 #[cfg(test)]
 mod tests {
