@@ -35,6 +35,7 @@ mod header_limits;
 pub(crate) mod headers;
 mod hedge;
 mod local_rate_limit;
+mod mirror;
 pub mod local_reply;
 pub(crate) mod path_normalization;
 mod rbac;

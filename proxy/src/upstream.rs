@@ -9,6 +9,7 @@ mod ejections;
 mod h2_idle;
 mod hash_balancer;
 mod health_check;
+mod locality;
 mod outlier;
 #[cfg(test)]
 mod pool_tests;
@@ -50,6 +51,10 @@ pub struct Target {
     pub healthy: bool,
     /// `health_check_config`: where active health checks reach it, when not its own address.
     pub health_check: Option<Arc<EndpointHealthCheck>>,
+    /// Which `LocalityLbEndpoints` entry it came from (its index in the cluster's list).
+    pub locality: u32,
+    /// That entry's `load_balancing_weight` (0 when unset), read under `locality_weighted_lb_config`.
+    pub locality_weight: u32,
 }
 
 /// Where the next request or connection goes, and how.
@@ -396,13 +401,18 @@ impl ClusterState {
             },
         );
         if choice.panic {
+            // Envoy's panic mode uses all hosts of the priority, whatever their locality.
             self.stats.healthy_panic.inc();
             return choice.hosts;
         }
-        match &health {
+        let hosts = match &health {
             Some(health) => degraded_split(targets, choice.hosts, health),
             None => choice.hosts,
+        };
+        if self.config.locality_weighted {
+            return locality::choose(targets, hosts, |total| fastrand::f64() * total);
         }
+        hosts
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -480,14 +490,17 @@ fn static_targets(config: &Cluster) -> Vec<Target> {
     config
         .localities
         .iter()
-        .flat_map(|l| l.endpoints.iter().map(move |e| (l.priority, e)))
-        .filter_map(|(priority, e)| match e.host {
+        .enumerate()
+        .flat_map(|(i, l)| l.endpoints.iter().map(move |e| (l, i, e)))
+        .filter_map(|(l, i, e)| match e.host {
             Host::Ip(ip) => Some(Target {
+                priority: l.priority,
+                locality: u32::try_from(i).unwrap_or(u32::MAX),
+                locality_weight: l.load_balancing_weight.unwrap_or(0),
                 hostname: None,
                 address: SocketAddr::new(ip, e.port),
                 weight: e.weight.max(1),
                 transport: transport_index(config, e),
-                priority,
                 healthy: e.health_status.receives_traffic(),
                 health_check: e.health_check.clone().map(Arc::new),
             }),
@@ -654,11 +667,12 @@ async fn resolve(cluster: &ClusterState) {
     let logical = cluster.config.discovery == Discovery::LogicalDns;
     let mut targets = Vec::new();
     let mut endpoints = Vec::new();
-    for locality in &cluster.config.localities {
-        endpoints.extend(locality.endpoints.iter().map(|e| (locality.priority, e)));
+    for (i, locality) in cluster.config.localities.iter().enumerate() {
+        endpoints.extend(locality.endpoints.iter().map(|e| (locality, i, e)));
     }
     let previous = cluster.targets();
-    for (priority, endpoint) in endpoints {
+    for (locality, index, endpoint) in endpoints {
+        let priority = locality.priority;
         cluster.stats.update_attempt.inc();
         let addresses = match lookup(endpoint).await {
             Lookup::Found(addresses) => addresses,
@@ -702,6 +716,8 @@ async fn resolve(cluster: &ClusterState) {
             priority,
             healthy: endpoint.health_status.receives_traffic(),
             health_check: health_check.clone(),
+            locality: u32::try_from(index).unwrap_or(u32::MAX),
+            locality_weight: locality.load_balancing_weight.unwrap_or(0),
         }));
     }
     if targets.is_empty() {

@@ -116,6 +116,7 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
              once (Envoy's default of 1s would delay a second outlier ejection); set it to 0s or remove it",
         );
     }
+    let locality_weighted = locality_weighted(c, lb_policy, at, out);
     let (protocol, http2, idle_timeout) = protocol_options(c, at, out);
     let tls = c
         .transport_socket
@@ -159,6 +160,7 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             .and_then(|l| l.healthy_panic_threshold.as_ref())
             .map(|p| p.value.clamp(0.0, 100.0).trunc())
             .unwrap_or(50.0),
+        locality_weighted,
         protocol,
         http2,
         idle_timeout,
@@ -176,6 +178,26 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             .as_ref()
             .is_none_or(|o| bool_or(&o.successful_active_health_check_uneject_host, true)),
     })
+}
+
+/// `common_lb_config.locality_weighted_lb_config` (`zone_aware_lb_config` is refused by name by the support table).
+fn locality_weighted(c: &pb::Cluster, lb_policy: LbPolicy, at: &Path, out: &mut Out) -> bool {
+    use pb::cluster::common_lb_config::LocalityConfigSpecifier as L;
+    let set = matches!(
+        c.common_lb_config
+            .as_ref()
+            .and_then(|l| l.locality_config_specifier.as_ref()),
+        Some(L::LocalityWeightedLbConfig(_))
+    );
+    if set && lb_policy.hashes() {
+        // Envoy's ring hash and Maglev weigh hosts by their locality's weight instead; not built here.
+        out.error(
+            &at.field("common_lb_config").field("locality_weighted_lb_config"),
+            "locality weighted load balancing is supported with ROUND_ROBIN, LEAST_REQUEST and RANDOM only, \
+             not with a consistent-hash lb_policy; remove one of them",
+        );
+    }
+    set
 }
 
 /// `lb_policy` with its `*_lb_config`.

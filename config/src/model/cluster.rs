@@ -23,6 +23,10 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold`, in percent: below this share of healthy hosts in a
     /// priority, its load goes to all of its hosts. Envoy's default: 50; 0 disables panic.
     pub healthy_panic_threshold: f64,
+    /// `common_lb_config.locality_weighted_lb_config`: within a priority, a locality is drawn first by its
+    /// `load_balancing_weight` (scaled down by its healthy share), then the endpoint within it. Envoy's default: off
+    /// (locality weights are ignored).
+    pub locality_weighted: bool,
     pub protocol: UpstreamProtocol,
     pub http2: Http2Options,
     /// Pooled connections idle this long are closed. Envoy's default: 1h.

@@ -120,6 +120,8 @@ mod tests {
             priority,
             healthy: true,
             health_check: None,
+            locality: 0,
+            locality_weight: 0,
         }
     }
 
