@@ -814,27 +814,32 @@ async fn recorder(
             };
             let received = received.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                    let received = received.clone();
-                    async move {
-                        let header = |name: &str| {
-                            request
-                                .headers()
-                                .get(name)
-                                .map(|v| v.to_str().unwrap().to_string())
-                                .unwrap_or_default()
-                        };
-                        let (method, path) = (request.method().to_string(), request.uri().to_string());
-                        let (host, internal) = (header("host"), header("x-envoy-internal"));
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        received
-                            .lock()
-                            .unwrap()
-                            .push((method, path, host, internal, body.to_vec()));
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(name))))
-                    }
-                });
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let received = received.clone();
+                        async move {
+                            let header = |name: &str| {
+                                request
+                                    .headers()
+                                    .get(name)
+                                    .map(|v| v.to_str().unwrap().to_string())
+                                    .unwrap_or_default()
+                            };
+                            let (method, path) =
+                                (request.method().to_string(), request.uri().to_string());
+                            let (host, internal) = (header("host"), header("x-envoy-internal"));
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            received.lock().unwrap().push((
+                                method,
+                                path,
+                                host,
+                                internal,
+                                body.to_vec(),
+                            ));
+                            tokio::time::sleep(delay).await;
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(name))))
+                        }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -845,7 +850,12 @@ async fn recorder(
 }
 
 /// A POST with `body`, and `host`: (status, body, time taken).
-async fn post_with_body(port: u16, path: &str, host: &str, body: &'static str) -> (u16, String, Duration) {
+async fn post_with_body(
+    port: u16,
+    path: &str,
+    host: &str,
+    body: &'static str,
+) -> (u16, String, Duration) {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     let request = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
@@ -856,7 +866,11 @@ async fn post_with_body(port: u16, path: &str, host: &str, body: &'static str) -
     let response = client.request(request).await.unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned(), started.elapsed())
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        started.elapsed(),
+    )
 }
 
 const MIRRORING: &str = r#"
@@ -919,8 +933,10 @@ async fn request_mirroring_like_envoy() {
         let mirror: Received = Arc::default();
         let slow: Received = Arc::default();
         let (app_address, app_task) = recorder("app", Duration::ZERO, app.clone()).await;
-        let (mirror_address, mirror_task) = recorder("mirror", Duration::ZERO, mirror.clone()).await;
-        let (slow_address, slow_task) = recorder("slow", Duration::from_secs(3), slow.clone()).await;
+        let (mirror_address, mirror_task) =
+            recorder("mirror", Duration::ZERO, mirror.clone()).await;
+        let (slow_address, slow_task) =
+            recorder("slow", Duration::from_secs(3), slow.clone()).await;
         let yaml = support::proxy::fill(
             MIRRORING,
             &[
@@ -931,23 +947,43 @@ async fn request_mirroring_like_envoy() {
             ],
         );
         let proxy = start("mirroring", kind, &yaml);
-        let (status, body, _) =
-            post_with_body(proxy.listen, "/mirrored/orders?id=7", "shop.test:8080", "order-7").await;
+        let (status, body, _) = post_with_body(
+            proxy.listen,
+            "/mirrored/orders?id=7",
+            "shop.test:8080",
+            "order-7",
+        )
+        .await;
         assert_eq!((status, body.as_str()), (200, "app"), "{kind}");
-        let (status, body) = proxy.get("/by-header/x", &[("x-mirror-to", "mirror")]).await;
+        let (status, body) = proxy
+            .get("/by-header/x", &[("x-mirror-to", "mirror")])
+            .await;
         assert_eq!((status, body.as_str()), (200, "app"), "{kind}");
         // A header naming no cluster: no mirror, the main request unchanged.
-        let (status, _) = proxy.get("/by-header/y", &[("x-mirror-to", "nowhere")]).await;
+        let (status, _) = proxy
+            .get("/by-header/y", &[("x-mirror-to", "nowhere")])
+            .await;
         assert_eq!(status, 200, "{kind}");
         for _ in 0..5 {
             let (status, _, _) = post_with_body(proxy.listen, "/never", "shop.test", "no").await;
             assert_eq!(status, 200, "{kind}");
         }
         let (status, body, _) = post_with_body(proxy.listen, "/down", "shop.test", "lost").await;
-        assert_eq!((status, body.as_str()), (200, "app"), "{kind}: the mirror down");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "app"),
+            "{kind}: the mirror down"
+        );
         let (status, body, took) = post_with_body(proxy.listen, "/slow", "shop.test", "late").await;
-        assert_eq!((status, body.as_str()), (200, "app"), "{kind}: the mirror slow");
-        assert!(took < Duration::from_millis(900), "{kind}: the main request waited {took:?} for the mirror");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "app"),
+            "{kind}: the mirror slow"
+        );
+        assert!(
+            took < Duration::from_millis(900),
+            "{kind}: the main request waited {took:?} for the mirror"
+        );
 
         eventually("the slow mirror times out", &proxy, || {
             let proxy = &proxy;
@@ -986,7 +1022,12 @@ async fn request_mirroring_like_envoy() {
         // The main requests themselves, untouched by mirroring.
         let app_received = app.lock().unwrap().clone();
         assert_eq!(app_received.len(), 10, "{kind}");
-        assert!(app_received.iter().all(|r| r.3.is_empty() && !r.2.contains("-shadow")), "{kind}");
+        assert!(
+            app_received
+                .iter()
+                .all(|r| r.3.is_empty() && !r.2.contains("-shadow")),
+            "{kind}"
+        );
 
         // Envoy's text `/stats`, as both serve it. (Outrigger has no per-code `upstream_rq_200`, and no
         // `internal.upstream_rq_*`, which Envoy keeps for requests marked `x-envoy-internal` such as mirrors.)
@@ -1009,8 +1050,14 @@ async fn request_mirroring_like_envoy() {
                 stats.push(format!("{cluster}.{name}: {value}"));
             }
         }
-        assert!(stats.contains(&"mirror.upstream_rq_total: 2".to_string()), "{kind}: {stats:?}");
-        assert!(stats.contains(&"down.upstream_cx_connect_fail: 1".to_string()), "{kind}: {stats:?}");
+        assert!(
+            stats.contains(&"mirror.upstream_rq_total: 2".to_string()),
+            "{kind}: {stats:?}"
+        );
+        assert!(
+            stats.contains(&"down.upstream_cx_connect_fail: 1".to_string()),
+            "{kind}: {stats:?}"
+        );
         stats_by_kind.push((kind, stats));
         drop(proxy);
         for task in [app_task, mirror_task, slow_task] {
@@ -1018,7 +1065,10 @@ async fn request_mirroring_like_envoy() {
         }
     }
     if let [(_, envoy), (_, outrigger)] = stats_by_kind.as_slice() {
-        assert_eq!(envoy, outrigger, "mirror statistics: Envoy (left) and Outrigger (right)");
+        assert_eq!(
+            envoy, outrigger,
+            "mirror statistics: Envoy (left) and Outrigger (right)"
+        );
     }
 }
 
@@ -1044,8 +1094,24 @@ static_resources:
             virtual_hosts:
             - name: all
               domains: ["*"]
-              routes: [{match: {prefix: /}, route: {cluster: app}}]
+              routes:
+              - {match: {prefix: /factor}, route: {cluster: factor}}
+              - {match: {prefix: /}, route: {cluster: app}}
   clusters:
+  - name: factor
+    connect_timeout: 1s
+    common_lb_config: {locality_weighted_lb_config: {}}
+    load_assignment:
+      cluster_name: factor
+      # 2 of 4 healthy times 2.0: the second locality keeps its whole weight.
+      policy: {overprovisioning_factor: 200}
+      endpoints:
+      - locality: {region: eu, zone: a}
+        load_balancing_weight: 1
+        lb_endpoints: {a}
+      - locality: {region: eu, zone: b}
+        load_balancing_weight: 3
+        lb_endpoints: {b}
   - name: app
     connect_timeout: 1s
     common_lb_config: {locality_weighted_lb_config: {}}
@@ -1065,8 +1131,9 @@ static_resources:
 
 /// 1000 requests over localities weighted 1:3, the second with half of its hosts unhealthy: its weight becomes
 /// 3 * min(1, 1.4 * 2/4) = 2.1, so the first gets 1/3.1 (32.3 %) and the second 67.7 %; the unweighted third
-/// none. Envoy walks the weights deterministically, Outrigger draws at random by them: each count must be within
-/// 50 (5 points, over 3.5 standard deviations of the random draw) of the expected one, in both proxies.
+/// none. With `overprovisioning_factor: 200` the second keeps its weight 3: 25 % and 75 %. Envoy walks the weights
+/// deterministically, Outrigger draws at random by them: each count must be within 50 (5 points, over 3.5
+/// standard deviations of the random draw) of the expected one, in both proxies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locality_weights_split_like_envoy() {
     let names = ["a1", "a2", "b1", "b2", "b3", "b4", "c1"];
@@ -1088,31 +1155,62 @@ async fn locality_weights_split_like_envoy() {
     };
     let yaml = support::proxy::fill(
         LOCALITIES,
-        &[("a", list(0..2, &[])), ("b", list(2..6, &[4, 5])), ("c", list(6..7, &[]))],
+        &[
+            ("a", list(0..2, &[])),
+            ("b", list(2..6, &[4, 5])),
+            ("c", list(6..7, &[])),
+        ],
     );
     const REQUESTS: usize = 1000;
     for kind in kinds() {
         let proxy = start("localities", kind, &yaml);
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for _ in 0..REQUESTS {
-            let (status, body) = proxy.get("/", &[]).await;
-            assert_eq!(status, 200, "{kind}");
-            *counts.entry(body).or_default() += 1;
-        }
-        let zone = |prefix: &str| -> usize {
+        let split = |path: &'static str| {
+            let proxy = &proxy;
+            async move {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                for _ in 0..REQUESTS {
+                    let (status, body) = proxy.get(path, &[]).await;
+                    assert_eq!(status, 200, "{kind}");
+                    *counts.entry(body).or_default() += 1;
+                }
+                counts
+            }
+        };
+        let zone = |counts: &BTreeMap<String, usize>, prefix: &str| -> usize {
             counts
                 .iter()
                 .filter(|(name, _)| name.starts_with(prefix))
                 .map(|(_, n)| n)
                 .sum()
         };
-        let (a, b, c) = (zone("a"), zone("b"), zone("c"));
+        let factor = split("/factor").await;
+        let a = zone(&factor, "a");
+        assert!(
+            a.abs_diff(REQUESTS / 4) <= 50,
+            "{kind}: factor 200, zone a got {a}: {factor:?}"
+        );
+        eprintln!("{kind}, factor 200: {factor:?}");
+        let counts = split("/").await;
+        let (a, b, c) = (zone(&counts, "a"), zone(&counts, "b"), zone(&counts, "c"));
         let expected_a = (REQUESTS as f64 / 3.1).round() as usize;
-        assert!(a.abs_diff(expected_a) <= 50, "{kind}: zone a got {a}, expected about {expected_a}: {counts:?}");
-        assert_eq!(a + b, REQUESTS, "{kind}: zone c (no weight) got {c}: {counts:?}");
-        assert!(!counts.contains_key("b3") && !counts.contains_key("b4"), "{kind}: unhealthy hosts: {counts:?}");
+        assert!(
+            a.abs_diff(expected_a) <= 50,
+            "{kind}: zone a got {a}, expected about {expected_a}: {counts:?}"
+        );
+        assert_eq!(
+            a + b,
+            REQUESTS,
+            "{kind}: zone c (no weight) got {c}: {counts:?}"
+        );
+        assert!(
+            !counts.contains_key("b3") && !counts.contains_key("b4"),
+            "{kind}: unhealthy hosts: {counts:?}"
+        );
         // Within a locality, round robin: both healthy hosts of each zone are used.
-        assert!(counts.get("a1").is_some_and(|n| *n > 0) && counts.get("a2").is_some_and(|n| *n > 0), "{kind}: {counts:?}");
+        assert!(
+            counts.get("a1").is_some_and(|n| *n > 0) && counts.get("a2").is_some_and(|n| *n > 0),
+            "{kind}: {counts:?}"
+        );
         eprintln!("{kind}: {counts:?}");
     }
 }

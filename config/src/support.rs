@@ -707,7 +707,11 @@ const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.config.endpoint.v3.ClusterLoadAssignment",
-        "cluster_name endpoints",
+        "cluster_name endpoints policy",
+    ),
+    msg(
+        "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy",
+        "overprovisioning_factor",
     ),
     msg(
         "envoy.config.endpoint.v3.LocalityLbEndpoints",

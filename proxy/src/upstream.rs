@@ -395,6 +395,7 @@ impl ClusterState {
             targets,
             |t| t.healthy && !failed(t) && !ejections.is_some_and(|e| e.is_ejected(t.address)),
             self.config.healthy_panic_threshold,
+            self.overprovisioning(),
             |n| match hashed {
                 Some(h) => u32::try_from(h % u64::from(n.max(1))).unwrap_or(0),
                 None => fastrand::u32(..n),
@@ -406,13 +407,20 @@ impl ClusterState {
             return choice.hosts;
         }
         let hosts = match &health {
-            Some(health) => degraded_split(targets, choice.hosts, health),
+            Some(health) => degraded_split(targets, choice.hosts, health, self.overprovisioning()),
             None => choice.hosts,
         };
         if self.config.locality_weighted {
-            return locality::choose(targets, hosts, |total| fastrand::f64() * total);
+            return locality::choose(targets, hosts, self.overprovisioning(), |total| {
+                fastrand::f64() * total
+            });
         }
         hosts
+    }
+
+    /// The endpoints' `policy.overprovisioning_factor` as a factor (Envoy's default 140: 1.4).
+    fn overprovisioning(&self) -> f64 {
+        f64::from(self.config.overprovisioning_factor) / 100.0
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -430,11 +438,12 @@ impl ClusterState {
 
 /// Envoy sends a priority's load to its degraded hosts (`x-envoy-degraded` on their health checks) only as far
 /// as its healthy ones cannot take it: the healthy share is `1.4 * healthy / hosts` (at most all), the degraded
-/// share what is left, up to `1.4 * degraded / hosts`.
+/// share what is left, up to `1.4 * degraded / hosts` (1.4: the overprovisioning factor).
 fn degraded_split<'a>(
     all: &[Target],
     hosts: std::borrow::Cow<'a, [Target]>,
     health: &HashMap<SocketAddr, Arc<health_check::HostHealth>>,
+    overprovisioning: f64,
 ) -> std::borrow::Cow<'a, [Target]> {
     let is_degraded = |t: &Target| health.get(&t.address).is_some_and(|h| h.degraded());
     let Some(first) = hosts.iter().find(|t| is_degraded(t)) else {
@@ -447,8 +456,9 @@ fn degraded_split<'a>(
         .max(1) as f64;
     let (degraded, healthy): (Vec<Target>, Vec<Target>) =
         hosts.iter().cloned().partition(|t| is_degraded(t));
-    let healthy_share = (140.0 * healthy.len() as f64 / in_priority).min(100.0);
-    let degraded_share = (140.0 * degraded.len() as f64 / in_priority).min(100.0 - healthy_share);
+    let healthy_share = (overprovisioning * 100.0 * healthy.len() as f64 / in_priority).min(100.0);
+    let degraded_share =
+        (overprovisioning * 100.0 * degraded.len() as f64 / in_priority).min(100.0 - healthy_share);
     if healthy.is_empty() || fastrand::f64() * (healthy_share + degraded_share) >= healthy_share {
         std::borrow::Cow::Owned(degraded)
     } else {

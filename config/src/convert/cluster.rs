@@ -92,6 +92,10 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         ),
         None => Vec::new(),
     };
+    let overprovisioning_factor = c
+        .load_assignment
+        .as_ref()
+        .map_or(DEFAULT_OVERPROVISIONING, overprovisioning_factor);
     let endpoint_count: usize = localities.iter().map(|l| l.endpoints.len()).sum();
     match discovery {
         Discovery::OriginalDst if endpoint_count > 0 => out.error(
@@ -161,6 +165,7 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             .map(|p| p.value.clamp(0.0, 100.0).trunc())
             .unwrap_or(50.0),
         locality_weighted,
+        overprovisioning_factor,
         protocol,
         http2,
         idle_timeout,
@@ -273,7 +278,20 @@ pub fn eds_assignment(
     Some(ClusterEndpoints {
         cluster_name: a.cluster_name.clone(),
         localities: load_assignment(a, false, at, out),
+        overprovisioning_factor: overprovisioning_factor(a),
     })
+}
+
+/// Envoy's default `overprovisioning_factor`, in percent.
+const DEFAULT_OVERPROVISIONING: u32 = 140;
+
+/// `policy.overprovisioning_factor` (its other fields are refused by name by the support table; Envoy's
+/// validation refuses 0).
+fn overprovisioning_factor(a: &endpoint::ClusterLoadAssignment) -> u32 {
+    a.policy
+        .as_ref()
+        .and_then(|p| p.overprovisioning_factor.as_ref())
+        .map_or(DEFAULT_OVERPROVISIONING, |f| f.value)
 }
 
 /// `names_allowed`: endpoints may be DNS names (STRICT_DNS and LOGICAL_DNS clusters).

@@ -8,8 +8,8 @@ use crate::diagnostic::Path;
 use crate::model::rate_limit::RateLimit;
 use crate::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HashInput, HashPolicy, HeaderMatcher,
-    HeaderRule, HostRewrite, MirrorTarget, PathMatch, PerFilterConfig, QueryParameterMatcher, Redirect,
-    RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
+    HeaderRule, HostRewrite, MirrorTarget, PathMatch, PerFilterConfig, QueryParameterMatcher,
+    Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
     VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
@@ -613,7 +613,9 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
                 for (k, mirror) in forward.mirrors.iter().enumerate() {
                     if let MirrorTarget::Cluster(name) = &mirror.target {
                         names.push((
-                            at.field("request_mirror_policies").index(k).field("cluster"),
+                            at.field("request_mirror_policies")
+                                .index(k)
+                                .field("cluster"),
                             name.as_str(),
                         ));
                     }

@@ -264,12 +264,17 @@ static_resources:
     assert!(c.locality_weighted);
     assert_eq!(c.localities[0].load_balancing_weight, Some(3));
     assert_eq!(c.localities[1].load_balancing_weight, None);
-    let errors = match crate::load_bytes(cluster("lb_policy: RING_HASH").as_bytes(), crate::Format::Yaml) {
+    let errors = match crate::load_bytes(
+        cluster("lb_policy: RING_HASH").as_bytes(),
+        crate::Format::Yaml,
+    ) {
         Ok(_) => Vec::new(),
         Err(problems) => problems.errors().map(|e| e.to_string()).collect(),
     };
     assert!(
-        errors.iter().any(|e| e.contains("common_lb_config.locality_weighted_lb_config")),
+        errors
+            .iter()
+            .any(|e| e.contains("common_lb_config.locality_weighted_lb_config")),
         "{errors:?}"
     );
 }

@@ -27,6 +27,9 @@ pub struct Cluster {
     /// `load_balancing_weight` (scaled down by its healthy share), then the endpoint within it. Envoy's default: off
     /// (locality weights are ignored).
     pub locality_weighted: bool,
+    /// `load_assignment.policy.overprovisioning_factor` (or EDS's), in percent: a priority's or locality's share
+    /// of healthy hosts is scaled by it (capped at 100 %). Envoy's default: 140.
+    pub overprovisioning_factor: u32,
     pub protocol: UpstreamProtocol,
     pub http2: Http2Options,
     /// Pooled connections idle this long are closed. Envoy's default: 1h.
@@ -105,6 +108,8 @@ impl LbPolicy {
 pub struct ClusterEndpoints {
     pub cluster_name: String,
     pub localities: Vec<LocalityEndpoints>,
+    /// `policy.overprovisioning_factor`, in percent. Envoy's default: 140.
+    pub overprovisioning_factor: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

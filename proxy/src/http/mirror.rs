@@ -182,7 +182,9 @@ impl Sink {
                         limit = self.limit,
                         "a mirror fell behind the request body by more than the buffer limit; its request is reset"
                     );
-                    let _ = self.sender.send(Err("the mirror fell behind the request body".into()));
+                    let _ = self
+                        .sender
+                        .send(Err("the mirror fell behind the request body".into()));
                     return false;
                 }
                 Frame::data(data.clone())
@@ -290,7 +292,7 @@ impl Body for MirrorBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 

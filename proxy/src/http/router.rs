@@ -220,7 +220,14 @@ impl Router {
                 version: parts.version,
                 headers: &parts.headers,
             };
-            mirror::start(&forward.mirrors, connection, mirror_service, original, body, limit)
+            mirror::start(
+                &forward.mirrors,
+                connection,
+                mirror_service,
+                original,
+                body,
+                limit,
+            )
         };
         let body = if route_stack::retries(forward) {
             RequestBody::replayable(body, limit)

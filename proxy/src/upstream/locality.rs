@@ -2,7 +2,7 @@
 //! a locality is drawn first, then the cluster's `lb_policy` picks the endpoint within it.
 //!
 //! A locality's effective weight is its `load_balancing_weight` times its availability: its share of healthy
-//! hosts times the overprovisioning factor 1.4, capped at 1 (Envoy's `effectiveLocalityWeight`). So a locality
+//! hosts times the overprovisioning factor (1.4 by default), capped at 1 (Envoy's `effectiveLocalityWeight`). So a locality
 //! keeps its full weight until fewer than 1/1.4 (about 71 %) of its hosts are healthy. A locality without a
 //! weight gets none. When no locality has any weight left, the pick falls back to every healthy host of the
 //! priority, as Envoy's does. Envoy walks the weights with a deterministic weighted round robin (an EDF
@@ -11,14 +11,13 @@
 use super::Target;
 use std::borrow::Cow;
 
-/// Envoy's default `overprovisioning_factor` (140, in percent).
-const OVERPROVISIONING: f64 = 1.4;
-
 /// Narrows `healthy` (the hosts the priority choice left, all of one priority and not in panic) to one locality.
-/// `all` is every host of the cluster; `draw(total)` returns a uniform number in `[0, total)`.
+/// `all` is every host of the cluster; `overprovisioning` the factor (1.4 for Envoy's 140); `draw(total)` returns
+/// a uniform number in `[0, total)`.
 pub fn choose<'a>(
     all: &[Target],
     healthy: Cow<'a, [Target]>,
+    overprovisioning: f64,
     draw: impl FnOnce(f64) -> f64,
 ) -> Cow<'a, [Target]> {
     let Some(priority) = healthy.first().map(|t| t.priority) else {
@@ -40,7 +39,7 @@ pub fn choose<'a>(
     let weights: Vec<(u32, f64)> = localities
         .iter()
         .map(|&(locality, weight, hosts, healthy)| {
-            let availability = (OVERPROVISIONING * healthy as f64 / hosts.max(1) as f64).min(1.0);
+            let availability = (overprovisioning * healthy as f64 / hosts.max(1) as f64).min(1.0);
             (locality, f64::from(weight) * availability)
         })
         .collect();
@@ -93,7 +92,7 @@ mod tests {
         let steps = 10_000;
         let mut first = 0;
         for i in 0..steps {
-            let picked = choose(all, Cow::Borrowed(healthy), |total| {
+            let picked = choose(all, Cow::Borrowed(healthy), 1.4, |total| {
                 total * f64::from(i) / f64::from(steps)
             });
             if picked.iter().all(|t| t.locality == 0) {
@@ -123,7 +122,7 @@ mod tests {
         let healthy: Vec<Target> = all[..4].to_vec();
         assert!((share_of_first(&all, &healthy) - 1.0 / 3.1).abs() < 0.001);
         // Only the healthy hosts of the drawn locality are returned.
-        let picked = choose(&all, Cow::Borrowed(&healthy), |total| total - 0.0001);
+        let picked = choose(&all, Cow::Borrowed(&healthy), 1.4, |total| total - 0.0001);
         assert_eq!(picked.len(), 2);
         assert!(picked.iter().all(|t| t.locality == 1));
     }
@@ -134,6 +133,6 @@ mod tests {
         assert_eq!(share_of_first(&all, &all), 0.0);
         // No weight anywhere: every healthy host, as without locality weighting.
         let all = vec![target(1, 0, 0), target(2, 1, 0)];
-        assert_eq!(choose(&all, Cow::Borrowed(&all), |_| 0.0).len(), 2);
+        assert_eq!(choose(&all, Cow::Borrowed(&all), 1.4, |_| 0.0).len(), 2);
     }
 }

@@ -7,7 +7,11 @@ use crate::model::route::{MirrorPolicy, MirrorTarget};
 use envoy_types::pb::envoy::config::route::v3::route_action::RequestMirrorPolicy;
 use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 
-pub fn mirror_policies(list: &[RequestMirrorPolicy], at: &Path, out: &mut Out) -> Vec<MirrorPolicy> {
+pub fn mirror_policies(
+    list: &[RequestMirrorPolicy],
+    at: &Path,
+    out: &mut Out,
+) -> Vec<MirrorPolicy> {
     list.iter()
         .enumerate()
         .filter_map(|(i, p)| mirror_policy(p, &at.index(i), out))
@@ -35,7 +39,11 @@ fn mirror_policy(p: &RequestMirrorPolicy, at: &Path, out: &mut Out) -> Option<Mi
         }
     };
     // No runtime layers are read, so the default value is the fraction (see RuntimeFractionalPercent).
-    let fraction = match p.runtime_fraction.as_ref().and_then(|f| f.default_value.as_ref()) {
+    let fraction = match p
+        .runtime_fraction
+        .as_ref()
+        .and_then(|f| f.default_value.as_ref())
+    {
         Some(f) => Percentage {
             numerator: f.numerator,
             denominator: match DenominatorType::try_from(f.denominator) {
@@ -54,8 +62,5 @@ fn mirror_policy(p: &RequestMirrorPolicy, at: &Path, out: &mut Out) -> Option<Mi
             denominator: 100,
         },
     };
-    Some(MirrorPolicy {
-        target,
-        fraction,
-    })
+    Some(MirrorPolicy { target, fraction })
 }

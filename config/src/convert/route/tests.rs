@@ -112,16 +112,46 @@ fn mirror_policies_read_and_refused_like_envoy() {
     };
     let mirrors = &forward.mirrors;
     assert_eq!(mirrors[0].target, MirrorTarget::Cluster("b".into()));
-    assert_eq!((mirrors[0].fraction.numerator, mirrors[0].fraction.denominator), (100, 100));
-    assert_eq!(mirrors[1].target, MirrorTarget::ClusterHeader("x-mirror".into()));
-    assert_eq!((mirrors[1].fraction.numerator, mirrors[1].fraction.denominator), (25, 10_000));
+    assert_eq!(
+        (
+            mirrors[0].fraction.numerator,
+            mirrors[0].fraction.denominator
+        ),
+        (100, 100)
+    );
+    assert_eq!(
+        mirrors[1].target,
+        MirrorTarget::ClusterHeader("x-mirror".into())
+    );
+    assert_eq!(
+        (
+            mirrors[1].fraction.numerator,
+            mirrors[1].fraction.denominator
+        ),
+        (25, 10_000)
+    );
 
     for (policy, expected) in [
-        ("{cluster: b, cluster_header: x}", "only one of `cluster` or `cluster_header`"),
-        ("{runtime_fraction: {default_value: {numerator: 1}}}", "exactly one of `cluster` or `cluster_header`"),
-        ("{cluster: nowhere}", "request_mirror_policies[0].cluster: route names unknown cluster \"nowhere\""),
+        (
+            "{cluster: b, cluster_header: x}",
+            "only one of `cluster` or `cluster_header`",
+        ),
+        (
+            "{runtime_fraction: {default_value: {numerator: 1}}}",
+            "exactly one of `cluster` or `cluster_header`",
+        ),
+        (
+            "{cluster: nowhere}",
+            "request_mirror_policies[0].cluster: route names unknown cluster \"nowhere\"",
+        ),
     ] {
-        let (errors, _) = messages(&config("", &format!("{{cluster: a, request_mirror_policies: [{policy}]}}")));
-        assert!(errors.iter().any(|e| e.contains(expected)), "{policy}: {errors:?}");
+        let (errors, _) = messages(&config(
+            "",
+            &format!("{{cluster: a, request_mirror_policies: [{policy}]}}"),
+        ));
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{policy}: {errors:?}"
+        );
     }
 }

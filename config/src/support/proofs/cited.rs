@@ -397,3 +397,5 @@ pub(super) const LOCALITY_UNWEIGHTED: &str =
     "proxy/src/upstream/locality.rs::a_locality_without_weight_gets_nothing_unless_none_has_any";
 pub(super) const LOCALITY_LOADER: &str =
     "config/src/convert/tests.rs::locality_weighted_lb_config_reaches_the_model";
+pub(super) const PRIORITY_FACTOR: &str =
+    "proxy/src/upstream/priority.rs::the_overprovisioning_factor_sets_when_load_spills";

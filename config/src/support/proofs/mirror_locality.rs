@@ -26,6 +26,20 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.cluster.v3.Cluster.CommonLbConfig.locality_weighted_lb_config",
-        Tests(&[LOCALITY_DIFF, LOCALITY_WEIGHTS, LOCALITY_UNWEIGHTED, LOCALITY_LOADER]),
+        Tests(&[
+            LOCALITY_DIFF,
+            LOCALITY_WEIGHTS,
+            LOCALITY_UNWEIGHTED,
+            LOCALITY_LOADER,
+        ]),
+    ),
+    // The differential test's second cluster sets 200; the priority test shows the spill follows it.
+    (
+        "envoy.config.endpoint.v3.ClusterLoadAssignment.policy",
+        Tests(&[LOCALITY_DIFF]),
+    ),
+    (
+        "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy.overprovisioning_factor",
+        Tests(&[LOCALITY_DIFF, PRIORITY_FACTOR]),
     ),
 ];
