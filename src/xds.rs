@@ -422,11 +422,13 @@ pub fn assemble(bootstrap: &Snapshot, dynamic: &Resources) -> Result<Update, Str
             } else {
                 service_name
             };
-            cluster.localities = dynamic
-                .endpoints
-                .get(name)
+            let endpoints = dynamic.endpoints.get(name);
+            cluster.localities = endpoints
                 .map(|e| e.value.localities.clone())
                 .unwrap_or_default();
+            if let Some(endpoints) = endpoints {
+                cluster.overprovisioning_factor = endpoints.value.overprovisioning_factor;
+            }
         }
     }
     let routes = dynamic

@@ -792,3 +792,425 @@ async fn consistent_hashing_picks_the_hosts_envoy_picks() {
         assert!(differ.is_empty(), "hosts differ:\n{}", differ.join("\n"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request mirroring.
+
+/// What a recording backend received: method, path and query, `Host`, `x-envoy-internal`, body.
+type Received = Arc<Mutex<Vec<(String, String, String, String, Vec<u8>)>>>;
+
+/// An HTTP/1.1 backend that records each request and answers `name` after `delay`.
+async fn recorder(
+    name: &'static str,
+    delay: Duration,
+    received: Received,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let received = received.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                        let received = received.clone();
+                        async move {
+                            let header = |name: &str| {
+                                request
+                                    .headers()
+                                    .get(name)
+                                    .map(|v| v.to_str().unwrap().to_string())
+                                    .unwrap_or_default()
+                            };
+                            let (method, path) =
+                                (request.method().to_string(), request.uri().to_string());
+                            let (host, internal) = (header("host"), header("x-envoy-internal"));
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            received.lock().unwrap().push((
+                                method,
+                                path,
+                                host,
+                                internal,
+                                body.to_vec(),
+                            ));
+                            tokio::time::sleep(delay).await;
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(name))))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (address, task)
+}
+
+/// A POST with `body`, and `host`: (status, body, time taken).
+async fn post_with_body(
+    port: u16,
+    path: &str,
+    host: &str,
+    body: &'static str,
+) -> (u16, String, Duration) {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("http://127.0.0.1:{port}{path}"))
+        .header("host", host)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let started = Instant::now();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        started.elapsed(),
+    )
+}
+
+const MIRRORING: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: /mirrored}
+                route: {cluster: app, request_mirror_policies: [{cluster: mirror}]}
+              - match: {prefix: /by-header}
+                route: {cluster: app, request_mirror_policies: [{cluster_header: x-mirror-to}]}
+              - match: {prefix: /never}
+                route:
+                  cluster: app
+                  request_mirror_policies:
+                  - cluster: mirror
+                    runtime_fraction: {default_value: {numerator: 0}, runtime_key: mirror.never}
+              - match: {prefix: /down}
+                route: {cluster: app, request_mirror_policies: [{cluster: down}]}
+              - match: {prefix: /slow}
+                route: {cluster: app, timeout: 1s, request_mirror_policies: [{cluster: slow}]}
+  clusters:
+  - name: app
+    connect_timeout: 1s
+    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {app}}}}}]}]}
+  - name: mirror
+    connect_timeout: 1s
+    load_assignment: {cluster_name: mirror, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {mirror}}}}}]}]}
+  - name: down
+    connect_timeout: 1s
+    load_assignment: {cluster_name: down, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {down}}}}}]}]}
+  - name: slow
+    connect_timeout: 1s
+    load_assignment: {cluster_name: slow, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {slow}}}}}]}]}
+"#;
+
+/// The same requests through Envoy 1.40 and Outrigger: the mirror receives method, path, body and the `-shadow`
+/// host (and `x-envoy-internal`); a 0 % fraction mirrors nothing; a mirror that is down or slower than the route
+/// timeout changes nothing in the main response or its timing; the mirror clusters' statistics are equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_mirroring_like_envoy() {
+    let mut stats_by_kind = Vec::new();
+    for kind in kinds() {
+        let app: Received = Arc::default();
+        let mirror: Received = Arc::default();
+        let slow: Received = Arc::default();
+        let (app_address, app_task) = recorder("app", Duration::ZERO, app.clone()).await;
+        let (mirror_address, mirror_task) =
+            recorder("mirror", Duration::ZERO, mirror.clone()).await;
+        let (slow_address, slow_task) =
+            recorder("slow", Duration::from_secs(3), slow.clone()).await;
+        let yaml = support::proxy::fill(
+            MIRRORING,
+            &[
+                ("app", app_address.port().to_string()),
+                ("mirror", mirror_address.port().to_string()),
+                ("slow", slow_address.port().to_string()),
+                ("down", free_port().to_string()),
+            ],
+        );
+        let proxy = start("mirroring", kind, &yaml);
+        let (status, body, _) = post_with_body(
+            proxy.listen,
+            "/mirrored/orders?id=7",
+            "shop.test:8080",
+            "order-7",
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "app"), "{kind}");
+        let (status, body) = proxy
+            .get("/by-header/x", &[("x-mirror-to", "mirror")])
+            .await;
+        assert_eq!((status, body.as_str()), (200, "app"), "{kind}");
+        // A header naming no cluster: no mirror, the main request unchanged.
+        let (status, _) = proxy
+            .get("/by-header/y", &[("x-mirror-to", "nowhere")])
+            .await;
+        assert_eq!(status, 200, "{kind}");
+        for _ in 0..5 {
+            let (status, _, _) = post_with_body(proxy.listen, "/never", "shop.test", "no").await;
+            assert_eq!(status, 200, "{kind}");
+        }
+        let (status, body, _) = post_with_body(proxy.listen, "/down", "shop.test", "lost").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "app"),
+            "{kind}: the mirror down"
+        );
+        let (status, body, took) = post_with_body(proxy.listen, "/slow", "shop.test", "late").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "app"),
+            "{kind}: the mirror slow"
+        );
+        assert!(
+            took < Duration::from_millis(900),
+            "{kind}: the main request waited {took:?} for the mirror"
+        );
+
+        eventually("the slow mirror times out", &proxy, || {
+            let proxy = &proxy;
+            async move { proxy.stat("upstream_rq_timeout", "slow").await == 1 }
+        })
+        .await;
+        eventually("the mirrors are answered", &proxy, || {
+            let mirror = mirror.clone();
+            async move { mirror.lock().unwrap().len() >= 2 }
+        })
+        .await;
+        let received = mirror.lock().unwrap().clone();
+        assert_eq!(
+            received,
+            vec![
+                (
+                    "POST".to_string(),
+                    "/mirrored/orders?id=7".to_string(),
+                    "shop.test-shadow:8080".to_string(),
+                    "true".to_string(),
+                    b"order-7".to_vec()
+                ),
+                (
+                    "GET".to_string(),
+                    "/by-header/x".to_string(),
+                    format!("127.0.0.1-shadow:{}", proxy.listen),
+                    "true".to_string(),
+                    Vec::new()
+                ),
+            ],
+            "{kind}: what the mirror received (and nothing from the 0 % route)"
+        );
+        let slow_received = slow.lock().unwrap().clone();
+        assert_eq!(slow_received.len(), 1, "{kind}");
+        assert_eq!(slow_received[0].4, b"late".to_vec(), "{kind}");
+        // The main requests themselves, untouched by mirroring.
+        let app_received = app.lock().unwrap().clone();
+        assert_eq!(app_received.len(), 10, "{kind}");
+        assert!(
+            app_received
+                .iter()
+                .all(|r| r.3.is_empty() && !r.2.contains("-shadow")),
+            "{kind}"
+        );
+
+        // Envoy's text `/stats`, as both serve it. (Outrigger has no per-code `upstream_rq_200`, and no
+        // `internal.upstream_rq_*`, which Envoy keeps for requests marked `x-envoy-internal` such as mirrors.)
+        let text = proxy.admin("/stats").await;
+        let mut stats = Vec::new();
+        for cluster in ["app", "mirror", "down", "slow"] {
+            for name in [
+                "upstream_rq_total",
+                "upstream_rq_2xx",
+                "upstream_rq_5xx",
+                "upstream_rq_timeout",
+                "upstream_cx_connect_fail",
+            ] {
+                let key = format!("cluster.{cluster}.{name}: ");
+                let value = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&key))
+                    .unwrap_or("0")
+                    .to_string();
+                stats.push(format!("{cluster}.{name}: {value}"));
+            }
+        }
+        assert!(
+            stats.contains(&"mirror.upstream_rq_total: 2".to_string()),
+            "{kind}: {stats:?}"
+        );
+        assert!(
+            stats.contains(&"down.upstream_cx_connect_fail: 1".to_string()),
+            "{kind}: {stats:?}"
+        );
+        stats_by_kind.push((kind, stats));
+        drop(proxy);
+        for task in [app_task, mirror_task, slow_task] {
+            task.abort();
+        }
+    }
+    if let [(_, envoy), (_, outrigger)] = stats_by_kind.as_slice() {
+        assert_eq!(
+            envoy, outrigger,
+            "mirror statistics: Envoy (left) and Outrigger (right)"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Locality weighted load balancing.
+
+const LOCALITIES: &str = r#"
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: {admin}}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: {listen}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: /factor}, route: {cluster: factor}}
+              - {match: {prefix: /}, route: {cluster: app}}
+  clusters:
+  - name: factor
+    connect_timeout: 1s
+    common_lb_config: {locality_weighted_lb_config: {}}
+    load_assignment:
+      cluster_name: factor
+      # 2 of 4 healthy times 2.0: the second locality keeps its whole weight.
+      policy: {overprovisioning_factor: 200}
+      endpoints:
+      - locality: {region: eu, zone: a}
+        load_balancing_weight: 1
+        lb_endpoints: {a}
+      - locality: {region: eu, zone: b}
+        load_balancing_weight: 3
+        lb_endpoints: {b}
+  - name: app
+    connect_timeout: 1s
+    common_lb_config: {locality_weighted_lb_config: {}}
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - locality: {region: eu, zone: a}
+        load_balancing_weight: 1
+        lb_endpoints: {a}
+      - locality: {region: eu, zone: b}
+        load_balancing_weight: 3
+        lb_endpoints: {b}
+      # No weight: no traffic under locality weighting.
+      - locality: {region: eu, zone: c}
+        lb_endpoints: {c}
+"#;
+
+/// 1000 requests over localities weighted 1:3, the second with half of its hosts unhealthy: its weight becomes
+/// 3 * min(1, 1.4 * 2/4) = 2.1, so the first gets 1/3.1 (32.3 %) and the second 67.7 %; the unweighted third
+/// none. With `overprovisioning_factor: 200` the second keeps its weight 3: 25 % and 75 %. Envoy walks the weights
+/// deterministically, Outrigger draws at random by them: each count must be within 50 (5 points, over 3.5
+/// standard deviations of the random draw) of the expected one, in both proxies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locality_weights_split_like_envoy() {
+    let names = ["a1", "a2", "b1", "b2", "b3", "b4", "c1"];
+    let mut origins = Vec::new();
+    for name in names {
+        origins.push(Origin::start(name, Vec::new()).await);
+    }
+    let list = |range: std::ops::Range<usize>, unhealthy: &[usize]| {
+        let items: Vec<String> = range
+            .map(|i| {
+                let status = if unhealthy.contains(&i) { ", health_status: UNHEALTHY" } else { "" };
+                format!(
+                    "{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}{status}}}",
+                    origins[i].address.port()
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(", "))
+    };
+    let yaml = support::proxy::fill(
+        LOCALITIES,
+        &[
+            ("a", list(0..2, &[])),
+            ("b", list(2..6, &[4, 5])),
+            ("c", list(6..7, &[])),
+        ],
+    );
+    const REQUESTS: usize = 1000;
+    for kind in kinds() {
+        let proxy = start("localities", kind, &yaml);
+        let split = |path: &'static str| {
+            let proxy = &proxy;
+            async move {
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                for _ in 0..REQUESTS {
+                    let (status, body) = proxy.get(path, &[]).await;
+                    assert_eq!(status, 200, "{kind}");
+                    *counts.entry(body).or_default() += 1;
+                }
+                counts
+            }
+        };
+        let zone = |counts: &BTreeMap<String, usize>, prefix: &str| -> usize {
+            counts
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let factor = split("/factor").await;
+        let a = zone(&factor, "a");
+        assert!(
+            a.abs_diff(REQUESTS / 4) <= 50,
+            "{kind}: factor 200, zone a got {a}: {factor:?}"
+        );
+        eprintln!("{kind}, factor 200: {factor:?}");
+        let counts = split("/").await;
+        let (a, b, c) = (zone(&counts, "a"), zone(&counts, "b"), zone(&counts, "c"));
+        let expected_a = (REQUESTS as f64 / 3.1).round() as usize;
+        assert!(
+            a.abs_diff(expected_a) <= 50,
+            "{kind}: zone a got {a}, expected about {expected_a}: {counts:?}"
+        );
+        assert_eq!(
+            a + b,
+            REQUESTS,
+            "{kind}: zone c (no weight) got {c}: {counts:?}"
+        );
+        assert!(
+            !counts.contains_key("b3") && !counts.contains_key("b4"),
+            "{kind}: unhealthy hosts: {counts:?}"
+        );
+        // Within a locality, round robin: both healthy hosts of each zone are used.
+        assert!(
+            counts.get("a1").is_some_and(|n| *n > 0) && counts.get("a2").is_some_and(|n| *n > 0),
+            "{kind}: {counts:?}"
+        );
+        eprintln!("{kind}: {counts:?}");
+    }
+}

@@ -36,6 +36,7 @@ pub(crate) mod headers;
 mod hedge;
 mod local_rate_limit;
 pub mod local_reply;
+mod mirror;
 pub(crate) mod path_normalization;
 mod rbac;
 mod replay_body;

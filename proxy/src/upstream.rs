@@ -9,6 +9,7 @@ mod ejections;
 mod h2_idle;
 mod hash_balancer;
 mod health_check;
+mod locality;
 mod outlier;
 #[cfg(test)]
 mod pool_tests;
@@ -50,6 +51,10 @@ pub struct Target {
     pub healthy: bool,
     /// `health_check_config`: where active health checks reach it, when not its own address.
     pub health_check: Option<Arc<EndpointHealthCheck>>,
+    /// Which `LocalityLbEndpoints` entry it came from (its index in the cluster's list).
+    pub locality: u32,
+    /// That entry's `load_balancing_weight` (0 when unset), read under `locality_weighted_lb_config`.
+    pub locality_weight: u32,
 }
 
 /// Where the next request or connection goes, and how.
@@ -390,19 +395,32 @@ impl ClusterState {
             targets,
             |t| t.healthy && !failed(t) && !ejections.is_some_and(|e| e.is_ejected(t.address)),
             self.config.healthy_panic_threshold,
+            self.overprovisioning(),
             |n| match hashed {
                 Some(h) => u32::try_from(h % u64::from(n.max(1))).unwrap_or(0),
                 None => fastrand::u32(..n),
             },
         );
         if choice.panic {
+            // Envoy's panic mode uses all hosts of the priority, whatever their locality.
             self.stats.healthy_panic.inc();
             return choice.hosts;
         }
-        match &health {
-            Some(health) => degraded_split(targets, choice.hosts, health),
+        let hosts = match &health {
+            Some(health) => degraded_split(targets, choice.hosts, health, self.overprovisioning()),
             None => choice.hosts,
+        };
+        if self.config.locality_weighted {
+            return locality::choose(targets, hosts, self.overprovisioning(), |total| {
+                fastrand::f64() * total
+            });
         }
+        hosts
+    }
+
+    /// The endpoints' `policy.overprovisioning_factor` as a factor (Envoy's default 140: 1.4).
+    fn overprovisioning(&self) -> f64 {
+        f64::from(self.config.overprovisioning_factor) / 100.0
     }
 
     /// The DNS name behind a resolved endpoint, if it came from one.
@@ -420,11 +438,12 @@ impl ClusterState {
 
 /// Envoy sends a priority's load to its degraded hosts (`x-envoy-degraded` on their health checks) only as far
 /// as its healthy ones cannot take it: the healthy share is `1.4 * healthy / hosts` (at most all), the degraded
-/// share what is left, up to `1.4 * degraded / hosts`.
+/// share what is left, up to `1.4 * degraded / hosts` (1.4: the overprovisioning factor).
 fn degraded_split<'a>(
     all: &[Target],
     hosts: std::borrow::Cow<'a, [Target]>,
     health: &HashMap<SocketAddr, Arc<health_check::HostHealth>>,
+    overprovisioning: f64,
 ) -> std::borrow::Cow<'a, [Target]> {
     let is_degraded = |t: &Target| health.get(&t.address).is_some_and(|h| h.degraded());
     let Some(first) = hosts.iter().find(|t| is_degraded(t)) else {
@@ -437,8 +456,9 @@ fn degraded_split<'a>(
         .max(1) as f64;
     let (degraded, healthy): (Vec<Target>, Vec<Target>) =
         hosts.iter().cloned().partition(|t| is_degraded(t));
-    let healthy_share = (140.0 * healthy.len() as f64 / in_priority).min(100.0);
-    let degraded_share = (140.0 * degraded.len() as f64 / in_priority).min(100.0 - healthy_share);
+    let healthy_share = (overprovisioning * 100.0 * healthy.len() as f64 / in_priority).min(100.0);
+    let degraded_share =
+        (overprovisioning * 100.0 * degraded.len() as f64 / in_priority).min(100.0 - healthy_share);
     if healthy.is_empty() || fastrand::f64() * (healthy_share + degraded_share) >= healthy_share {
         std::borrow::Cow::Owned(degraded)
     } else {
@@ -480,14 +500,17 @@ fn static_targets(config: &Cluster) -> Vec<Target> {
     config
         .localities
         .iter()
-        .flat_map(|l| l.endpoints.iter().map(move |e| (l.priority, e)))
-        .filter_map(|(priority, e)| match e.host {
+        .enumerate()
+        .flat_map(|(i, l)| l.endpoints.iter().map(move |e| (l, i, e)))
+        .filter_map(|(l, i, e)| match e.host {
             Host::Ip(ip) => Some(Target {
+                priority: l.priority,
+                locality: u32::try_from(i).unwrap_or(u32::MAX),
+                locality_weight: l.load_balancing_weight.unwrap_or(0),
                 hostname: None,
                 address: SocketAddr::new(ip, e.port),
                 weight: e.weight.max(1),
                 transport: transport_index(config, e),
-                priority,
                 healthy: e.health_status.receives_traffic(),
                 health_check: e.health_check.clone().map(Arc::new),
             }),
@@ -654,11 +677,12 @@ async fn resolve(cluster: &ClusterState) {
     let logical = cluster.config.discovery == Discovery::LogicalDns;
     let mut targets = Vec::new();
     let mut endpoints = Vec::new();
-    for locality in &cluster.config.localities {
-        endpoints.extend(locality.endpoints.iter().map(|e| (locality.priority, e)));
+    for (i, locality) in cluster.config.localities.iter().enumerate() {
+        endpoints.extend(locality.endpoints.iter().map(|e| (locality, i, e)));
     }
     let previous = cluster.targets();
-    for (priority, endpoint) in endpoints {
+    for (locality, index, endpoint) in endpoints {
+        let priority = locality.priority;
         cluster.stats.update_attempt.inc();
         let addresses = match lookup(endpoint).await {
             Lookup::Found(addresses) => addresses,
@@ -702,6 +726,8 @@ async fn resolve(cluster: &ClusterState) {
             priority,
             healthy: endpoint.health_status.receives_traffic(),
             health_check: health_check.clone(),
+            locality: u32::try_from(index).unwrap_or(u32::MAX),
+            locality_weight: locality.load_balancing_weight.unwrap_or(0),
         }));
     }
     if targets.is_empty() {

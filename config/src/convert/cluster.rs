@@ -92,6 +92,10 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
         ),
         None => Vec::new(),
     };
+    let overprovisioning_factor = c
+        .load_assignment
+        .as_ref()
+        .map_or(DEFAULT_OVERPROVISIONING, overprovisioning_factor);
     let endpoint_count: usize = localities.iter().map(|l| l.endpoints.len()).sum();
     match discovery {
         Discovery::OriginalDst if endpoint_count > 0 => out.error(
@@ -116,6 +120,7 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
              once (Envoy's default of 1s would delay a second outlier ejection); set it to 0s or remove it",
         );
     }
+    let locality_weighted = locality_weighted(c, lb_policy, at, out);
     let (protocol, http2, idle_timeout) = protocol_options(c, at, out);
     let tls = c
         .transport_socket
@@ -159,6 +164,8 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             .and_then(|l| l.healthy_panic_threshold.as_ref())
             .map(|p| p.value.clamp(0.0, 100.0).trunc())
             .unwrap_or(50.0),
+        locality_weighted,
+        overprovisioning_factor,
         protocol,
         http2,
         idle_timeout,
@@ -176,6 +183,26 @@ pub fn cluster(c: &pb::Cluster, at: &Path, out: &mut Out) -> Option<Cluster> {
             .as_ref()
             .is_none_or(|o| bool_or(&o.successful_active_health_check_uneject_host, true)),
     })
+}
+
+/// `common_lb_config.locality_weighted_lb_config` (`zone_aware_lb_config` is refused by name by the support table).
+fn locality_weighted(c: &pb::Cluster, lb_policy: LbPolicy, at: &Path, out: &mut Out) -> bool {
+    use pb::cluster::common_lb_config::LocalityConfigSpecifier as L;
+    let set = matches!(
+        c.common_lb_config
+            .as_ref()
+            .and_then(|l| l.locality_config_specifier.as_ref()),
+        Some(L::LocalityWeightedLbConfig(_))
+    );
+    if set && lb_policy.hashes() {
+        // Envoy's ring hash and Maglev weigh hosts by their locality's weight instead; not built here.
+        out.error(
+            &at.field("common_lb_config").field("locality_weighted_lb_config"),
+            "locality weighted load balancing is supported with ROUND_ROBIN, LEAST_REQUEST and RANDOM only, \
+             not with a consistent-hash lb_policy; remove one of them",
+        );
+    }
+    set
 }
 
 /// `lb_policy` with its `*_lb_config`.
@@ -251,7 +278,20 @@ pub fn eds_assignment(
     Some(ClusterEndpoints {
         cluster_name: a.cluster_name.clone(),
         localities: load_assignment(a, false, at, out),
+        overprovisioning_factor: overprovisioning_factor(a),
     })
+}
+
+/// Envoy's default `overprovisioning_factor`, in percent.
+const DEFAULT_OVERPROVISIONING: u32 = 140;
+
+/// `policy.overprovisioning_factor` (its other fields are refused by name by the support table; Envoy's
+/// validation refuses 0).
+fn overprovisioning_factor(a: &endpoint::ClusterLoadAssignment) -> u32 {
+    a.policy
+        .as_ref()
+        .and_then(|p| p.overprovisioning_factor.as_ref())
+        .map_or(DEFAULT_OVERPROVISIONING, |f| f.value)
 }
 
 /// `names_allowed`: endpoints may be DNS names (STRICT_DNS and LOGICAL_DNS clusters).

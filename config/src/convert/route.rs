@@ -8,14 +8,15 @@ use crate::diagnostic::Path;
 use crate::model::rate_limit::RateLimit;
 use crate::model::route::{
     BufferLimit, ClusterTarget, DirectResponse, Forward, HashInput, HashPolicy, HeaderMatcher,
-    HeaderRule, HostRewrite, PathMatch, PerFilterConfig, QueryParameterMatcher, Redirect,
-    RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
+    HeaderRule, HostRewrite, MirrorTarget, PathMatch, PerFilterConfig, QueryParameterMatcher,
+    Redirect, RedirectPath, RegexRewrite, RetryPolicy, Route, RouteAction, RouteConfig, RouteMatch,
     VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use std::time::Duration;
 
+mod mirror;
 mod retry;
 use retry::retry_policy;
 
@@ -471,6 +472,11 @@ fn forward(
             })
             .collect(),
         hash_policy: hash_policy(&a.hash_policy),
+        mirrors: mirror::mirror_policies(
+            &a.request_mirror_policies,
+            &at.field("request_mirror_policies"),
+            out,
+        ),
     })
 }
 
@@ -602,6 +608,17 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
                         }
                     }
                     ClusterTarget::ClusterHeader(_) => {}
+                }
+                // Envoy refuses an unknown shadow cluster as it does an unknown route cluster.
+                for (k, mirror) in forward.mirrors.iter().enumerate() {
+                    if let MirrorTarget::Cluster(name) = &mirror.target {
+                        names.push((
+                            at.field("request_mirror_policies")
+                                .index(k)
+                                .field("cluster"),
+                            name.as_str(),
+                        ));
+                    }
                 }
             }
         }

@@ -238,3 +238,43 @@ fn connection_limits_are_read_like_envoy() {
     );
     assert!(load_bytes(overload_bootstrap(&other, false).as_bytes(), Format::Yaml).is_err());
 }
+
+/// `locality_weighted_lb_config` reaches the model with the locality weights (unset: none), and is refused with a
+/// consistent-hash policy.
+#[test]
+fn locality_weighted_lb_config_reaches_the_model() {
+    let cluster = |extra: &str| {
+        format!(
+            r#"
+static_resources:
+  clusters:
+  - name: c
+    {extra}
+    common_lb_config: {{locality_weighted_lb_config: {{}}}}
+    load_assignment:
+      cluster_name: c
+      endpoints:
+      - {{locality: {{zone: a}}, load_balancing_weight: 3, lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 10001}}}}}}}}]}}
+      - {{locality: {{zone: b}}, lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 10002}}}}}}}}]}}
+"#
+        )
+    };
+    let snapshot = load(&cluster(""));
+    let c = &snapshot.clusters[0];
+    assert!(c.locality_weighted);
+    assert_eq!(c.localities[0].load_balancing_weight, Some(3));
+    assert_eq!(c.localities[1].load_balancing_weight, None);
+    let errors = match crate::load_bytes(
+        cluster("lb_policy: RING_HASH").as_bytes(),
+        crate::Format::Yaml,
+    ) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.errors().map(|e| e.to_string()).collect(),
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("common_lb_config.locality_weighted_lb_config")),
+        "{errors:?}"
+    );
+}

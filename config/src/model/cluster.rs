@@ -23,6 +23,13 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold`, in percent: below this share of healthy hosts in a
     /// priority, its load goes to all of its hosts. Envoy's default: 50; 0 disables panic.
     pub healthy_panic_threshold: f64,
+    /// `common_lb_config.locality_weighted_lb_config`: within a priority, a locality is drawn first by its
+    /// `load_balancing_weight` (scaled down by its healthy share), then the endpoint within it. Envoy's default: off
+    /// (locality weights are ignored).
+    pub locality_weighted: bool,
+    /// `load_assignment.policy.overprovisioning_factor` (or EDS's), in percent: a priority's or locality's share
+    /// of healthy hosts is scaled by it (capped at 100 %). Envoy's default: 140.
+    pub overprovisioning_factor: u32,
     pub protocol: UpstreamProtocol,
     pub http2: Http2Options,
     /// Pooled connections idle this long are closed. Envoy's default: 1h.
@@ -101,6 +108,8 @@ impl LbPolicy {
 pub struct ClusterEndpoints {
     pub cluster_name: String,
     pub localities: Vec<LocalityEndpoints>,
+    /// `policy.overprovisioning_factor`, in percent. Envoy's default: 140.
+    pub overprovisioning_factor: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -181,6 +181,26 @@ pub struct Forward {
     /// `hash_policy`: what a consistent-hash cluster (RING_HASH, MAGLEV) hashes to choose the endpoint.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hash_policy: Vec<HashPolicy>,
+    /// `request_mirror_policies`: copies of each request sent, fire and forget, to other clusters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorPolicy>,
+}
+
+/// One `RouteAction.RequestMirrorPolicy`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MirrorPolicy {
+    /// `cluster`, or the cluster named by the `cluster_header` request header.
+    pub target: MirrorTarget,
+    /// `runtime_fraction.default_value` (no runtime layers are read). Envoy's default: 100 %.
+    pub fraction: super::http::Percentage,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MirrorTarget {
+    Cluster(String),
+    /// A request header (lower case) naming the cluster; no header or an unknown cluster: no mirror.
+    ClusterHeader(String),
 }
 
 /// One `RouteAction.HashPolicy` entry. Each that finds its input contributes `xxHash64(value)`; they combine as

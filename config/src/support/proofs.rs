@@ -55,6 +55,7 @@ mod cluster;
 mod clusters_extra;
 mod http;
 mod listener;
+mod mirror_locality;
 mod proxyless;
 mod route;
 mod security;
@@ -68,6 +69,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     route::PROOFS,
     cluster::PROOFS,
     clusters_extra::PROOFS,
+    mirror_locality::PROOFS,
     security::PROOFS,
     proxyless::PROOFS,
     access_log::PROOFS,

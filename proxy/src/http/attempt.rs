@@ -125,10 +125,14 @@ async fn send(
         .into_iter()
         .flatten()
         .min();
+    // The route's timeout may drop this attempt while it waits for the headers: Envoy has counted the request
+    // in `upstream_rq_total` by then, so count it when dropped here.
+    let mut cancelled = CountIfDropped(Some(&cluster.counters.rq_total));
     let result = match limit {
         Some(limit) => match tokio::time::timeout(limit, sending).await {
             Ok(result) => result,
             Err(_) => {
+                cancelled.0 = None;
                 cluster.counters.rq_total.inc();
                 if limits.per_try_timeout == Some(limit) {
                     cluster.stats.per_try_timeout.inc();
@@ -142,6 +146,7 @@ async fn send(
         },
         None => sending.await,
     };
+    cancelled.0 = None;
     // Like Envoy, `upstream_rq_total` counts the attempts that got a connection: not the failed connects.
     if !matches!(
         result,
@@ -291,6 +296,17 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Counts in its counter when dropped armed (the attempt was cancelled while waiting).
+struct CountIfDropped<'a>(Option<&'a prometheus_client::metrics::counter::Counter>);
+
+impl Drop for CountIfDropped<'_> {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0 {
+            counter.inc();
+        }
     }
 }
 

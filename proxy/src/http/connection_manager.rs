@@ -47,6 +47,11 @@ impl Matched {
         self.table.stacks.get(self.vhost)?.get(self.route)?.clone()
     }
 
+    /// The upstream stack of the route's mirrors (`request_mirror_policies`), if it has any.
+    pub fn mirror_service(&self) -> Option<RouteService> {
+        self.table.mirrors.get(self.vhost)?.get(self.route)?.clone()
+    }
+
     /// `x-envoy-expected-rq-timeout-ms` for the route, unless the router suppresses Envoy's headers.
     pub fn expected_timeout(&self) -> Option<&http::HeaderValue> {
         self.table
@@ -99,6 +104,8 @@ impl std::fmt::Debug for Matched {
 pub struct RouteTable {
     pub config: Arc<RouteConfig>,
     stacks: Vec<Vec<Option<RouteService>>>,
+    /// Each route's mirror stack (`route_stack::mirror`), when it mirrors.
+    mirrors: Vec<Vec<Option<RouteService>>>,
     /// `x-envoy-expected-rq-timeout-ms` (none when suppressed or no timeout).
     expected_timeouts: Vec<Vec<Option<http::HeaderValue>>>,
     /// Per-route local rate limits (`typed_per_filter_config`), shared buckets.
@@ -140,6 +147,12 @@ impl RouteTable {
             }
             _ => None,
         });
+        let mirrors = per_route(&config, |r| match &r.action {
+            RouteAction::Route(forward) if !forward.mirrors.is_empty() => {
+                Some(route_stack::mirror(forward, suppress_envoy_headers))
+            }
+            _ => None,
+        });
         // A per-route config only acts when the filter is in the chain.
         let route_limits = per_route(&config, |r| {
             r.local_rate_limit
@@ -151,6 +164,7 @@ impl RouteTable {
         Self {
             config,
             stacks,
+            mirrors,
             expected_timeouts,
             route_limits,
             indexes,

@@ -111,7 +111,7 @@ fn joined_forwarded_for(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Appends as Envoy does: `existing,address`, no space.
-fn append_forwarded_for(headers: &mut HeaderMap, address: IpAddr) {
+pub(super) fn append_forwarded_for(headers: &mut HeaderMap, address: IpAddr) {
     let value = match joined_forwarded_for(headers) {
         Some(existing) => format!("{existing},{address}"),
         None => address.to_string(),
@@ -123,7 +123,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, address: IpAddr) {
 
 /// Envoy's "local address": the first IPv4 address of an interface that is not loopback, else 127.0.0.1.
 /// Read once, as Envoy reads it at startup.
-fn local_address() -> IpAddr {
+pub(super) fn local_address() -> IpAddr {
     static ADDRESS: OnceLock<IpAddr> = OnceLock::new();
     *ADDRESS.get_or_init(|| {
         nix::ifaddrs::getifaddrs()

@@ -61,6 +61,17 @@ pub fn build(forward: &Forward, suppress_envoy_headers: bool) -> RouteService {
     })
 }
 
+/// The stack a route's mirrors go through (`mirror.rs`): the route's timeout, no retries or hedging, as Envoy's
+/// shadow requests have; the cluster comes with each request.
+pub fn mirror(forward: &Forward, suppress_envoy_headers: bool) -> RouteService {
+    let shadow = Forward {
+        retry_policy: None,
+        hedge_on_per_try_timeout: false,
+        ..forward.clone()
+    };
+    build(&shadow, suppress_envoy_headers)
+}
+
 /// Whether requests on this route keep a copy of their body for retries.
 pub fn retries(forward: &Forward) -> bool {
     forward.retry_policy.is_some()

@@ -6,7 +6,7 @@ use super::attempt::{Attempts, Target};
 use super::connection_manager::{Matched, Upgrade};
 use super::local_reply::{self, Flag, ResponseBody, reply};
 use super::replay_body::RequestBody;
-use super::{Connection, envoy_headers, headers, route_stack};
+use super::{Connection, envoy_headers, headers, mirror, route_stack};
 use crate::upstream::UpstreamBody;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -91,6 +91,7 @@ impl Router {
                     forward,
                     cluster,
                     service,
+                    mirror_service: matched.mirror_service(),
                     hash,
                 };
                 let mut response = self.forward(parts, body, chosen, on_upgrade).await;
@@ -138,6 +139,7 @@ impl Router {
             forward,
             cluster,
             service,
+            mirror_service,
             hash,
         } = chosen;
         let connection = &self.connection;
@@ -201,17 +203,37 @@ impl Router {
         let Ok(uri) = path.parse::<http::Uri>() else {
             return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
         };
-        let body = if route_stack::retries(forward) {
-            let limit = BufferLimit::effective(route.buffer_limit, connection.buffer_limit);
-            RequestBody::replayable(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        } else {
-            RequestBody::Once(Some(body))
-        };
         if vhost.include_request_attempt_count {
             parts
                 .headers
                 .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
         }
+        let limit = BufferLimit::effective(route.buffer_limit, connection.buffer_limit);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        // Upgrades are not mirrored (Envoy shadows requests, not tunnels).
+        let body = if forward.mirrors.is_empty() || on_upgrade.is_some() {
+            body
+        } else {
+            let original = mirror::Original {
+                method: &parts.method,
+                uri: &uri,
+                version: parts.version,
+                headers: &parts.headers,
+            };
+            mirror::start(
+                &forward.mirrors,
+                connection,
+                mirror_service,
+                original,
+                body,
+                limit,
+            )
+        };
+        let body = if route_stack::retries(forward) {
+            RequestBody::replayable(body, limit)
+        } else {
+            RequestBody::Once(Some(body))
+        };
         let mut request = Request::new(body);
         *request.method_mut() = parts.method;
         *request.uri_mut() = uri;
@@ -240,6 +262,8 @@ struct Chosen<'a> {
     /// The cluster's name (none when `cluster_header` names nothing).
     cluster: Option<String>,
     service: route_stack::RouteService,
+    /// The route's mirror stack, when it has `request_mirror_policies`.
+    mirror_service: Option<route_stack::RouteService>,
     /// `hash_policy` applied to the request as it arrived.
     hash: Option<u64>,
 }

@@ -204,6 +204,8 @@ mod tests {
                 priority: 0,
                 healthy: true,
                 health_check: None,
+                locality: 0,
+                locality_weight: 0,
             })
             .collect()
     }

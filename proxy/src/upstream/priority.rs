@@ -1,16 +1,14 @@
 //! Which endpoints a pick may choose from: Envoy's priority levels and panic mode.
 //!
 //! Each priority's health is its share of healthy hosts (not marked unhealthy, not ejected) times the
-//! overprovisioning factor 1.4, capped at 100 %. Priority 0 takes as much of the load as its health allows, the
+//! overprovisioning factor (1.4 unless the endpoints' `policy.overprovisioning_factor` says otherwise), capped at
+//! 100 %. Priority 0 takes as much of the load as its health allows, the
 //! next priority the rest, and so on (normalised when the total is under 100 %). Within a priority, only healthy
 //! hosts are used, unless fewer than `healthy_panic_threshold` percent are healthy: then that priority is in
 //! panic and all of its hosts are used (a 0 threshold disables panic, so nothing healthy means no host at all).
 
 use super::Target;
 use std::borrow::Cow;
-
-/// Envoy's default `overprovisioning_factor` (140, in percent).
-const OVERPROVISIONING: f64 = 1.4;
 
 /// The outcome of choosing hosts for one pick.
 pub struct Choice<'a> {
@@ -19,11 +17,12 @@ pub struct Choice<'a> {
     pub panic: bool,
 }
 
-/// `draw(n)` returns a uniform whole number in `[0, n)`.
+/// `draw(n)` returns a uniform whole number in `[0, n)`; `overprovisioning` is the factor (1.4 for Envoy's 140).
 pub fn choose<'a>(
     targets: &'a [Target],
     healthy: impl Fn(&Target) -> bool,
     panic_threshold: f64,
+    overprovisioning: f64,
     draw: impl FnOnce(u32) -> u32,
 ) -> Choice<'a> {
     let single_priority = targets.iter().all(|t| t.priority == targets[0].priority);
@@ -48,7 +47,7 @@ pub fn choose<'a>(
     };
     let health: Vec<f64> = counts
         .iter()
-        .map(|&(h, t)| (OVERPROVISIONING * 100.0 * h as f64 / t.max(1) as f64).min(100.0))
+        .map(|&(h, t)| (overprovisioning * 100.0 * h as f64 / t.max(1) as f64).min(100.0))
         .collect();
     let total_health: f64 = health.iter().sum::<f64>().min(100.0);
     let level_hosts = |index: usize, all: bool| -> Cow<'a, [Target]> {
@@ -120,6 +119,8 @@ mod tests {
             priority,
             healthy: true,
             health_check: None,
+            locality: 0,
+            locality_weight: 0,
         }
     }
 
@@ -137,7 +138,7 @@ mod tests {
     #[test]
     fn all_healthy_in_one_priority_borrows_everything() {
         let targets = vec![target(1, 0), target(2, 0)];
-        let choice = choose(&targets, |_| true, 50.0, |_| 0);
+        let choice = choose(&targets, |_| true, 50.0, 1.4, |_| 0);
         assert!(matches!(choice.hosts, Cow::Borrowed(_)));
         assert!(!choice.panic);
     }
@@ -146,15 +147,15 @@ mod tests {
     fn unhealthy_hosts_are_skipped_until_the_panic_threshold() {
         let targets: Vec<Target> = (1..=4).map(|n| target(n, 0)).collect();
         // Half healthy: not below 50 %, so only the healthy ones.
-        let choice = choose(&targets, |t| addresses_of(t) <= 2, 50.0, |_| 0);
+        let choice = choose(&targets, |t| addresses_of(t) <= 2, 50.0, 1.4, |_| 0);
         assert_eq!(addresses(&choice), vec![1, 2]);
         assert!(!choice.panic);
         // One in four healthy: panic, all four.
-        let choice = choose(&targets, |t| addresses_of(t) == 1, 50.0, |_| 0);
+        let choice = choose(&targets, |t| addresses_of(t) == 1, 50.0, 1.4, |_| 0);
         assert_eq!(addresses(&choice), vec![1, 2, 3, 4]);
         assert!(choice.panic);
         // Panic disabled: only the healthy one.
-        let choice = choose(&targets, |t| addresses_of(t) == 1, 0.0, |_| 0);
+        let choice = choose(&targets, |t| addresses_of(t) == 1, 0.0, 1.4, |_| 0);
         assert_eq!(addresses(&choice), vec![1]);
     }
 
@@ -168,8 +169,12 @@ mod tests {
     #[test]
     fn nothing_healthy_and_no_panic_leaves_no_host() {
         let targets = vec![target(1, 0), target(2, 0)];
-        assert!(choose(&targets, |_| false, 0.0, |_| 0).hosts.is_empty());
-        let panicked = choose(&targets, |_| false, 50.0, |_| 0);
+        assert!(
+            choose(&targets, |_| false, 0.0, 1.4, |_| 0)
+                .hosts
+                .is_empty()
+        );
+        let panicked = choose(&targets, |_| false, 50.0, 1.4, |_| 0);
         assert_eq!(addresses(&panicked), vec![1, 2]);
     }
 
@@ -184,21 +189,36 @@ mod tests {
         ];
         // All of priority 0 healthy: all load there, whatever the draw.
         for draw in [0, 9_999] {
-            let choice = choose(&targets, |_| true, 50.0, |_| draw);
+            let choice = choose(&targets, |_| true, 50.0, 1.4, |_| draw);
             assert_eq!(addresses(&choice), vec![1, 2, 3, 4], "draw {draw}");
         }
         // 3 of 4 healthy: 75 % * 1.4 = 105 %, still all load on priority 0.
-        let choice = choose(&targets, |t| addresses_of(t) != 1, 50.0, |_| 9_999);
+        let choice = choose(&targets, |t| addresses_of(t) != 1, 50.0, 1.4, |_| 9_999);
         assert_eq!(addresses(&choice), vec![2, 3, 4]);
         // 2 of 4 healthy: 70 % on priority 0, 30 % spills to priority 1.
         let healthy = |t: &Target| addresses_of(t) != 1 && addresses_of(t) != 2;
         assert_eq!(
-            addresses(&choose(&targets, healthy, 50.0, |_| 6_999)),
+            addresses(&choose(&targets, healthy, 50.0, 1.4, |_| 6_999)),
             vec![3, 4]
         );
         assert_eq!(
-            addresses(&choose(&targets, healthy, 50.0, |_| 7_000)),
+            addresses(&choose(&targets, healthy, 50.0, 1.4, |_| 7_000)),
             vec![5]
+        );
+    }
+
+    #[test]
+    fn the_overprovisioning_factor_sets_when_load_spills() {
+        let targets = vec![target(1, 0), target(2, 0), target(3, 1)];
+        let one_healthy = |t: &Target| addresses_of(t) != 2;
+        // 1 of 2 healthy: with 1.4, 70 % stays and 30 % spills; with 2.0, all stays on priority 0.
+        assert_eq!(
+            addresses(&choose(&targets, one_healthy, 50.0, 1.4, |_| 7_000)),
+            vec![3]
+        );
+        assert_eq!(
+            addresses(&choose(&targets, one_healthy, 50.0, 2.0, |_| 9_999)),
+            vec![1]
         );
     }
 }

@@ -87,6 +87,7 @@ fn endpoints(name: &str) -> Versioned<ClusterEndpoints> {
         ClusterEndpoints {
             cluster_name: name.into(),
             localities: Vec::new(),
+            overprovisioning_factor: 140,
         },
         "1",
     )

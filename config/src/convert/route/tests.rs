@@ -89,3 +89,69 @@ fn a_total_weight_that_is_not_the_sum_is_accepted_with_a_warning() {
         "{warnings:?}"
     );
 }
+
+/// `request_mirror_policies`: fractions reach the model (100 % unset), and Envoy's refusals are ours: both or
+/// neither of `cluster` and `cluster_header`, an unknown shadow cluster.
+#[test]
+fn mirror_policies_read_and_refused_like_envoy() {
+    use crate::model::route::{MirrorTarget, RouteAction};
+    let yaml = config(
+        "",
+        "{cluster: a, request_mirror_policies: [{cluster: b}, {cluster_header: X-Mirror, runtime_fraction: {default_value: {numerator: 25, denominator: TEN_THOUSAND}, runtime_key: k}}]}",
+    );
+    let loaded = load_bytes(yaml.as_bytes(), Format::Yaml).unwrap();
+    let routes = match &loaded.snapshot.listeners[0].filter_chains[0].filters[0] {
+        crate::model::listener::NetworkFilter::HttpConnectionManager(hcm) => match &hcm.routes {
+            crate::model::http::RouteSource::Static(config) => config.clone(),
+            _ => panic!("inline routes"),
+        },
+        _ => panic!("an HCM"),
+    };
+    let RouteAction::Route(forward) = &routes.virtual_hosts[0].routes[0].action else {
+        panic!("a route action");
+    };
+    let mirrors = &forward.mirrors;
+    assert_eq!(mirrors[0].target, MirrorTarget::Cluster("b".into()));
+    assert_eq!(
+        (
+            mirrors[0].fraction.numerator,
+            mirrors[0].fraction.denominator
+        ),
+        (100, 100)
+    );
+    assert_eq!(
+        mirrors[1].target,
+        MirrorTarget::ClusterHeader("x-mirror".into())
+    );
+    assert_eq!(
+        (
+            mirrors[1].fraction.numerator,
+            mirrors[1].fraction.denominator
+        ),
+        (25, 10_000)
+    );
+
+    for (policy, expected) in [
+        (
+            "{cluster: b, cluster_header: x}",
+            "only one of `cluster` or `cluster_header`",
+        ),
+        (
+            "{runtime_fraction: {default_value: {numerator: 1}}}",
+            "exactly one of `cluster` or `cluster_header`",
+        ),
+        (
+            "{cluster: nowhere}",
+            "request_mirror_policies[0].cluster: route names unknown cluster \"nowhere\"",
+        ),
+    ] {
+        let (errors, _) = messages(&config(
+            "",
+            &format!("{{cluster: a, request_mirror_policies: [{policy}]}}"),
+        ));
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{policy}: {errors:?}"
+        );
+    }
+}

@@ -383,3 +383,19 @@ pub(super) const FILTERS_HEALTH_CHECK: &str =
 pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
 pub(super) const FILTERS_COMPRESSOR_ROUTE: &str =
     "tests/envoy_http_filters.rs::compressor_per_route_like_envoy";
+
+// s8-mirror proofs
+pub(super) const MIRROR_DIFF: &str = "tests/envoy_clusters.rs::request_mirroring_like_envoy";
+pub(super) const MIRROR_LOADER: &str =
+    "config/src/convert/route/tests.rs::mirror_policies_read_and_refused_like_envoy";
+pub(super) const MIRROR_BOUND: &str =
+    "proxy/src/http/mirror.rs::a_mirror_that_falls_behind_is_reset_and_the_main_body_flows";
+pub(super) const LOCALITY_DIFF: &str = "tests/envoy_clusters.rs::locality_weights_split_like_envoy";
+pub(super) const LOCALITY_WEIGHTS: &str =
+    "proxy/src/upstream/locality.rs::weights_scaled_by_health_with_overprovisioning";
+pub(super) const LOCALITY_UNWEIGHTED: &str =
+    "proxy/src/upstream/locality.rs::a_locality_without_weight_gets_nothing_unless_none_has_any";
+pub(super) const LOCALITY_LOADER: &str =
+    "config/src/convert/tests.rs::locality_weighted_lb_config_reaches_the_model";
+pub(super) const PRIORITY_FACTOR: &str =
+    "proxy/src/upstream/priority.rs::the_overprovisioning_factor_sets_when_load_spills";

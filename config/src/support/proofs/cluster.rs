@@ -135,7 +135,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.locality",
-        Tests(&[UP_CONNECT_TIMEOUT]),
+        Tests(&[UP_CONNECT_TIMEOUT, LOCALITY_DIFF]),
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.lb_endpoints",
@@ -143,7 +143,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.load_balancing_weight",
-        Tests(&[UP_CONNECT_TIMEOUT]),
+        Tests(&[UP_CONNECT_TIMEOUT, LOCALITY_DIFF, LOCALITY_WEIGHTS]),
     ),
     (
         "envoy.config.endpoint.v3.LocalityLbEndpoints.priority",
