@@ -70,6 +70,7 @@ mod tests {
             include_vh_rate_limits: false,
             upgrades: Vec::new(),
             hash_policy: vec![],
+            cors: None,
         }
     }
 

@@ -383,3 +383,10 @@ pub(super) const FILTERS_HEALTH_CHECK: &str =
 pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
 pub(super) const FILTERS_COMPRESSOR_ROUTE: &str =
     "tests/envoy_http_filters.rs::compressor_per_route_like_envoy";
+
+// s8-cors proofs
+pub(super) const CORS_DIFF: &str = "tests/envoy_http_filters.rs::cors_like_envoy";
+pub(super) const CORS_LEGACY: &str =
+    "tests/envoy_http_filters.rs::cors_deprecated_route_fields_like_envoy";
+pub(super) const CORS_ORIGINS: &str =
+    "proxy/src/http/cors/tests.rs::origins_match_as_envoy_matches_them";
