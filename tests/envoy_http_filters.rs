@@ -886,6 +886,8 @@ async fn cors_deprecated_route_fields_like_envoy() {
         // A typed per-filter policy makes the filter ignore the deprecated fields: no origin is allowed.
         preflight("/typed/x", "https://a.test"),
         actual("/typed/x"),
+        // A typed policy under another name than the filter's (`cors` here) is not the filter's.
+        preflight("/other-name/x", "https://a.test"),
     ];
     let outcomes = run(&proxies, &probes).await;
     agree(&proxies, &probes, &outcomes);
@@ -912,6 +914,10 @@ async fn cors_deprecated_route_fields_like_envoy() {
     assert!(
         ours[7].body_is_text && ours[7].body > 0,
         "forwarded upstream"
+    );
+    assert_eq!(
+        header(&ours[9], "access-control-allow-methods"),
+        Some("GET")
     );
     agree_stats(&proxies).await;
 }
