@@ -105,8 +105,8 @@ fn roll(fraction: Fraction) -> bool {
 pub enum Decision {
     /// Not a CORS request the filter acts on: nothing is counted or changed (no origin, or the filter is off).
     Ignore,
-    /// Counted (origin valid or invalid), then passed on; `origin` is set when the response gets the CORS
-    /// headers.
+    /// Counted (origin valid or invalid), then passed on; with `decorate` when the response gets the CORS
+    /// headers (an allowed origin, the filter enabled rather than shadowing).
     Pass {
         valid: bool,
         decorate: Option<Decorate>,
@@ -211,12 +211,9 @@ fn preflight(
             out.insert("access-control-allow-methods", requested_method.clone());
         }
         methods => {
-            out.extend(value(methods).map(|v| {
-                (
-                    http::HeaderName::from_static("access-control-allow-methods"),
-                    v,
-                )
-            }));
+            if let Some(v) = value(methods) {
+                out.insert("access-control-allow-methods", v);
+            }
         }
     }
     match policies.text(|p| &p.allow_headers) {
@@ -228,12 +225,9 @@ fn preflight(
             );
         }
         allowed => {
-            out.extend(value(allowed).map(|v| {
-                (
-                    http::HeaderName::from_static("access-control-allow-headers"),
-                    v,
-                )
-            }));
+            if let Some(v) = value(allowed) {
+                out.insert("access-control-allow-headers", v);
+            }
         }
     }
     if let Some(max_age) = value(policies.text(|p| &p.max_age)) {
