@@ -2,7 +2,9 @@
 //! compressor (gzip and brotli; content types, minimum length, ETags, `Cache-Control: no-transform`, an encoded
 //! response, HEAD, `Vary`, q-values, `choose_first`, `remove_accept_encoding_header`, `response_direction_config`),
 //! the health check filter (answered and passed through, with the proxy failing its health checks after
-//! `POST /healthcheck/fail`) and the buffer filter (413 past `max_request_bytes`, a chunked body sent on whole).
+//! `POST /healthcheck/fail`), the buffer filter (413 past `max_request_bytes`, a chunked body sent on whole) and
+//! the CORS filter (`configs/filters/cors.yaml`: preflights answered or forwarded, actual requests, every origin
+//! matcher, route overrides, disabled and shadowed policies, the deprecated `cors` fields).
 //!
 //! Both proxies run the same YAML (`configs/filters/filters.yaml`, each with its own ports and its own backend),
 //! get the same requests over raw HTTP/1.1, and must agree on status, the headers the filters touch, what the
@@ -44,6 +46,13 @@ const COMPARED: &[&str] = &[
     "x-seen-content-length",
     "x-seen-transfer-encoding",
     "x-seen-body",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+    "access-control-expose-headers",
+    "access-control-allow-private-network",
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -272,13 +281,16 @@ impl Proxy {
         self.ports[listener]
     }
 
-    /// The statistics of the filters under test, by name: `http.<listener>.compressor.*` and `.health_check.*`.
+    /// The statistics of the filters under test, by name: `http.<listener>.compressor.*`, `.health_check.*` and
+    /// `.cors.*`.
     async fn stats(&self) -> BTreeMap<String, u64> {
         let reply = send(self.admin, "GET /stats HTTP/1.1\r\nconnection: close", b"").await;
         String::from_utf8(reply.raw)
             .unwrap()
             .lines()
-            .filter(|l| l.contains(".compressor.") || l.contains(".health_check."))
+            .filter(|l| {
+                l.contains(".compressor.") || l.contains(".health_check.") || l.contains(".cors.")
+            })
             .filter(|l| !l.starts_with("http.admin.") && !l.contains(".tracing."))
             .filter_map(|l| {
                 let (name, value) = l.split_once(": ")?;
@@ -288,7 +300,12 @@ impl Proxy {
     }
 }
 
-async fn fill(dir: &Path, kind: &str) -> (String, u16, BTreeMap<String, u16>, Backend, PathBuf) {
+async fn fill(
+    dir: &Path,
+    kind: &str,
+    template: &str,
+    listeners: &[&str],
+) -> (String, u16, BTreeMap<String, u16>, Backend, PathBuf) {
     let backend = backend().await;
     let admin = free_port();
     let mut values = vec![
@@ -296,24 +313,28 @@ async fn fill(dir: &Path, kind: &str) -> (String, u16, BTreeMap<String, u16>, Ba
         ("app", backend.port.to_string()),
     ];
     let mut ports = BTreeMap::new();
-    let keys: Vec<String> = LISTENERS.iter().map(|l| format!("listen_{l}")).collect();
-    for (listener, key) in LISTENERS.iter().zip(&keys) {
+    let keys: Vec<String> = listeners.iter().map(|l| format!("listen_{l}")).collect();
+    for (listener, key) in listeners.iter().zip(&keys) {
         let port = free_port();
         ports.insert(listener.to_string(), port);
         values.push((key.as_str(), port.to_string()));
     }
-    let yaml = support::proxy::fill(TEMPLATE, &values);
+    let yaml = support::proxy::fill(template, &values);
     let path = dir.join(format!("{kind}.yaml"));
     std::fs::write(&path, &yaml).unwrap();
     (yaml, admin, ports, backend, path)
 }
 
 async fn start(test: &str) -> Vec<Proxy> {
+    start_with(test, TEMPLATE, LISTENERS).await
+}
+
+async fn start_with(test: &str, template: &str, listeners: &[&str]) -> Vec<Proxy> {
     let dir = std::env::temp_dir().join(format!("outrigger-filters-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut proxies = Vec::new();
     if let Some(envoy) = support::peer("envoy") {
-        let (_, admin, ports, backend, path) = fill(&dir, "envoy").await;
+        let (_, admin, ports, backend, path) = fill(&dir, "envoy", template, listeners).await;
         let mut process = support::envoy::Envoy::start(&envoy, &path);
         for port in ports.values() {
             process.wait_for_port(*port);
@@ -328,7 +349,8 @@ async fn start(test: &str) -> Vec<Proxy> {
             _sidecar: None,
         });
     }
-    let (yaml, admin, ports, backend, _) = fill(&dir, "outrigger-config").await;
+    let (yaml, admin, ports, backend, _) =
+        fill(&dir, "outrigger-config", template, listeners).await;
     let sidecar = support::sidecar::Sidecar::start(&dir, "outrigger", &yaml, admin);
     for port in ports.values() {
         support::tcp::wait_until_listening(*port, "outrigger").await;
@@ -698,4 +720,204 @@ async fn buffer_like_envoy() {
     assert_eq!(ours[0].status, 200);
     assert_eq!(ours[1].status, 413);
     assert_eq!(ours[3].status, 413);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CORS.
+
+const CORS_TEMPLATE: &str = include_str!("configs/filters/cors.yaml");
+const CORS_LISTENERS: &[&str] = &["cors", "legacy"];
+
+/// A request with any method and no body: `headers` are `name: value` lines. It says `content-length: 0`: Envoy
+/// adds that header upstream to a bodiless request of a method other than GET, HEAD, DELETE, TRACE and CONNECT,
+/// Outrigger does not yet (a difference of the upstream codec, not of the CORS filter).
+fn request(listener: &'static str, method: &str, path: &str, headers: &[&str]) -> Probe {
+    let mut probe = get(listener, path, headers);
+    probe.head = probe.head.replacen("GET", method, 1);
+    probe.head.push_str("\r\ncontent-length: 0");
+    probe
+}
+
+fn header<'a>(view: &'a View, name: &str) -> Option<&'a str> {
+    view.headers
+        .iter()
+        .find_map(|(n, v)| (n == name).then_some(v.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_like_envoy() {
+    let proxies = start_with("cors", CORS_TEMPLATE, CORS_LISTENERS).await;
+    let preflight = |path: &str, origin: &str, extra: &[&str]| {
+        let origin = format!("origin: {origin}");
+        let mut headers = vec![origin.as_str(), "access-control-request-method: PUT"];
+        headers.extend_from_slice(extra);
+        request("cors", "OPTIONS", path, &headers)
+    };
+    let actual = |path: &str, origin: &str| get("cors", path, &[&format!("origin: {origin}")]);
+    let probes = vec![
+        // 0-2: preflights from allowed origins (the virtual host's policy), with and without private network
+        // access asked for; one from another origin goes upstream.
+        preflight(
+            "/x",
+            "https://a.test",
+            &["access-control-request-private-network: true"],
+        ),
+        preflight(
+            "/x",
+            "https://app.shop",
+            &["access-control-request-private-network: false"],
+        ),
+        preflight("/x", "https://b.test", &[]),
+        // 3-10: actual requests, each origin matcher, a regex that must match whole, ignore_case, no origin.
+        actual("/plain/10", "https://z.suffix.test"),
+        actual("/plain/10", "https://xcontains-me.io"),
+        actual("/plain/10", "https://abc.regex.test"),
+        actual("/plain/10", "https://abc.regex.test.evil"),
+        actual("/plain/10", "https://case.test"),
+        actual("/vary/10", "https://a.test"),
+        actual("/plain/10", "https://nope.test"),
+        get("cors", "/plain/10", &[]),
+        // 11-12: OPTIONS that are not preflights.
+        request("cors", "OPTIONS", "/x", &["origin: https://a.test"]),
+        request(
+            "cors",
+            "OPTIONS",
+            "/x",
+            &["access-control-request-method: GET"],
+        ),
+        // 13-17: the route's own policy: `*` methods and headers echo the request, credentials off, a
+        // preflight from another origin answered without the origin instead of forwarded.
+        preflight(
+            "/override/x",
+            "https://route.test",
+            &["access-control-request-headers: x-a, x-b"],
+        ),
+        preflight("/override/x", "https://route.test", &[]),
+        preflight("/override/x", "https://a.test", &[]),
+        actual("/override/x", "https://route.test"),
+        actual("/override/x", "https://a.test"),
+        // 18-21: the filter off on a route, and shadowing (counted, nothing changed).
+        actual("/off/x", "https://a.test"),
+        preflight("/off/x", "https://a.test", &[]),
+        actual("/shadow/x", "https://a.test"),
+        preflight("/shadow/x", "https://a.test", &[]),
+        // 22-24: a direct response (no route action: untouched), a 503 made by the router (decorated).
+        actual("/direct", "https://a.test"),
+        preflight("/direct", "https://a.test", &[]),
+        actual("/down/x", "https://a.test"),
+    ];
+    let outcomes = run(&proxies, &probes).await;
+    agree(&proxies, &probes, &outcomes);
+    let ours = &outcomes.last().unwrap().0;
+    assert_eq!(
+        (ours[0].status, ours[0].body),
+        (200, 0),
+        "answered by the proxy"
+    );
+    assert_eq!(
+        header(&ours[0], "access-control-allow-origin"),
+        Some("https://a.test")
+    );
+    assert_eq!(
+        header(&ours[0], "access-control-allow-methods"),
+        Some("GET, POST, PUT")
+    );
+    assert_eq!(
+        header(&ours[0], "access-control-allow-private-network"),
+        Some("true")
+    );
+    assert_eq!(header(&ours[0], "access-control-max-age"), Some("600"));
+    assert!(
+        ours[2].body_is_text && ours[2].body > 0,
+        "forwarded upstream"
+    );
+    assert_eq!(
+        header(&ours[3], "access-control-expose-headers"),
+        Some("x-exposed")
+    );
+    assert_eq!(header(&ours[6], "access-control-allow-origin"), None);
+    assert_eq!(
+        header(&ours[13], "access-control-allow-headers"),
+        Some("x-a, x-b")
+    );
+    assert_eq!(header(&ours[15], "access-control-allow-origin"), None);
+    assert_eq!(ours[15].body, 0, "not forwarded");
+    assert_eq!(header(&ours[16], "access-control-allow-credentials"), None);
+    assert_eq!(header(&ours[18], "access-control-allow-origin"), None);
+    assert!(
+        ours[21].body_is_text && ours[21].body > 0,
+        "shadowed: forwarded"
+    );
+    assert_eq!(
+        header(&ours[24], "access-control-allow-origin"),
+        Some("https://a.test")
+    );
+    agree_stats(&proxies).await;
+    let stats = proxies.last().unwrap().stats().await;
+    assert!(stats["http.web.cors.origin_valid"] > 0 && stats["http.web.cors.origin_invalid"] > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_deprecated_route_fields_like_envoy() {
+    let proxies = start_with("cors-legacy", CORS_TEMPLATE, CORS_LISTENERS).await;
+    let preflight = |path: &str, origin: &str| {
+        request(
+            "legacy",
+            "OPTIONS",
+            path,
+            &[
+                format!("origin: {origin}").as_str(),
+                "access-control-request-method: GET",
+            ],
+        )
+    };
+    let actual = |path: &str| get("legacy", path, &["origin: https://a.test"]);
+    let probes = vec![
+        // The virtual host's `cors`; another origin's preflight is answered (not forwarded).
+        preflight("/x", "https://a.test"),
+        preflight("/x", "https://b.test"),
+        actual("/x"),
+        // The route action's `cors` first, the virtual host's for what it leaves unset.
+        preflight("/route/x", "https://a.test"),
+        actual("/route/x"),
+        // The route's `filter_enabled` off.
+        actual("/route-off/x"),
+        preflight("/route-off/x", "https://a.test"),
+        // A typed per-filter policy makes the filter ignore the deprecated fields: no origin is allowed.
+        preflight("/typed/x", "https://a.test"),
+        actual("/typed/x"),
+        // A typed policy under another name than the filter's (`cors` here) is not the filter's.
+        preflight("/other-name/x", "https://a.test"),
+    ];
+    let outcomes = run(&proxies, &probes).await;
+    agree(&proxies, &probes, &outcomes);
+    let ours = &outcomes.last().unwrap().0;
+    assert_eq!(
+        header(&ours[0], "access-control-allow-methods"),
+        Some("GET")
+    );
+    assert_eq!((ours[1].status, ours[1].body), (200, 0));
+    assert_eq!(
+        header(&ours[2], "access-control-expose-headers"),
+        Some("x-legacy")
+    );
+    assert_eq!(
+        header(&ours[3], "access-control-allow-methods"),
+        Some("PATCH")
+    );
+    assert_eq!(header(&ours[3], "access-control-max-age"), Some("60"));
+    assert_eq!(
+        header(&ours[4], "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(header(&ours[5], "access-control-allow-origin"), None);
+    assert!(
+        ours[7].body_is_text && ours[7].body > 0,
+        "forwarded upstream"
+    );
+    assert_eq!(
+        header(&ours[9], "access-control-allow-methods"),
+        Some("GET")
+    );
+    agree_stats(&proxies).await;
 }

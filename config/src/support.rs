@@ -26,6 +26,8 @@ const ACCESS_LOG: &str = "requests to the admin API are not logged; traffic is u
 const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffected";
 const ENCODER: &str = "tunes the encoder: the compressed bytes differ, the body a client decodes is the same \
                        (Outrigger's pure-Rust encoder never gives zlib's bytes anyway)";
+const CORS_POLICY_FIELDS: &str = "allow_origin_string_match allow_methods allow_headers expose_headers max_age \
+     allow_credentials filter_enabled shadow_enabled allow_private_network_access forward_not_matching_preflights";
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
 
 const fn msg(message: &'static str, fields: &'static str) -> MessageSupport {
@@ -69,6 +71,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.compression.brotli.compressor.v3.Brotli",
     "envoy.extensions.filters.http.health_check.v3.HealthCheck",
     "envoy.extensions.filters.http.buffer.v3.Buffer",
+    "envoy.extensions.filters.http.cors.v3.Cors",
+    "envoy.extensions.filters.http.cors.v3.CorsPolicy",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
@@ -376,6 +380,13 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.filters.http.buffer.v3.Buffer",
         "max_request_bytes",
     ),
+    // envoy.filters.http.cors (`convert/http/cors.rs`); the deprecated route form has the same fields.
+    msg("envoy.extensions.filters.http.cors.v3.Cors", ""),
+    msg(
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        CORS_POLICY_FIELDS,
+    ),
+    msg("envoy.config.route.v3.CorsPolicy", CORS_POLICY_FIELDS),
     msg(
         "envoy.extensions.filters.common.fault.v3.FaultDelay",
         "fixed_delay header_delay percentage",
@@ -429,7 +440,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.VirtualHost",
         "name domains routes request_headers_to_add request_headers_to_remove response_headers_to_add \
          response_headers_to_remove retry_policy include_request_attempt_count include_attempt_count_in_response \
-         request_body_buffer_limit per_request_buffer_limit_bytes hedge_policy rate_limits",
+         request_body_buffer_limit per_request_buffer_limit_bytes hedge_policy rate_limits typed_per_filter_config cors",
     ),
     msg_ignoring(
         "envoy.config.route.v3.Route",
@@ -462,7 +473,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.RouteAction",
         "cluster cluster_header weighted_clusters prefix_rewrite regex_rewrite host_rewrite_literal auto_host_rewrite \
          timeout idle_timeout retry_policy hedge_policy rate_limits include_vh_rate_limits upgrade_configs hash_policy \
-         request_mirror_policies",
+         request_mirror_policies cors",
         &[],
     ),
     // `trace_sampled` is refused by name: the mirror gets no span of its own (http/mirror.rs).

@@ -191,3 +191,86 @@ fn the_embedded_default_is_a_transparent_sidecar() {
         .unwrap();
     assert!(matches!(mysql.filters[0], NetworkFilter::TcpProxy(_)));
 }
+
+#[test]
+fn cors_policies_reach_the_model_and_what_cannot_run_is_refused() {
+    use outrigger_config::model::http::HttpFilter;
+    use outrigger_config::model::route::PerFilterConfig;
+    let cors_filter = r#"
+          - name: my-cors
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors}
+          - name: envoy.filters.http.router"#;
+    let policy = r#"{"@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, allow_origin_string_match: [{prefix: "https://"}], allow_methods: GET, filter_enabled: {default_value: {numerator: 25}, runtime_key: k}}"#;
+    let yaml = HTTP_LISTENER
+        .replace("\n          - name: envoy.filters.http.router", cors_filter)
+        .replace(
+            "domains: [\"*\"]\n",
+            &format!(
+                "domains: [\"*\"]\n              typed_per_filter_config: {{my-cors: {policy}}}\n              cors: {{max_age: \"60\"}}\n"
+            ),
+        )
+        .replace(
+            "route: {cluster: backend}",
+            "route: {cluster: backend, cors: {allow_credentials: true, shadow_enabled: {default_value: {numerator: 100}}}}",
+        );
+    let loaded = load_bytes(yaml.as_bytes(), Format::Yaml).unwrap();
+    let NetworkFilter::HttpConnectionManager(hcm) =
+        &loaded.snapshot.listeners[0].filter_chains[0].filters[0]
+    else {
+        panic!("an HTTP connection manager");
+    };
+    assert!(matches!(&hcm.http_filters[0], HttpFilter::Cors(c) if c.filter_name == "my-cors"));
+    let RouteSource::Static(table) = &hcm.routes else {
+        panic!("inline routes");
+    };
+    let host = &table.virtual_hosts[0];
+    let Some(PerFilterConfig::Cors(p)) = host.per_filter("my-cors") else {
+        panic!("the virtual host's policy, by the filter's name");
+    };
+    assert_eq!(p.allow_methods, "GET");
+    assert_eq!(p.allow_origin.len(), 1);
+    assert_eq!(p.filter_enabled.map(|f| f.0), Some(0.25));
+    assert_eq!(host.cors.as_ref().map(|c| c.max_age.as_str()), Some("60"));
+    let RouteAction::Route(forward) = &host.routes[0].action else {
+        panic!("a route action");
+    };
+    let legacy = forward.cors.as_ref().unwrap();
+    assert_eq!(legacy.allow_credentials, Some(true));
+    assert_eq!(legacy.shadow_enabled.map(|f| f.0), Some(1.0));
+
+    // A CORS filter between two authorization filters, a header value with a newline, and another filter's
+    // config on a virtual host are refused by name.
+    let rbac = r#"{"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC}"#;
+    let refused = yaml
+        .replace(
+            "          - name: my-cors",
+            &format!("          - name: rbac1\n            typed_config: {rbac}\n          - name: my-cors"),
+        )
+        .replace(
+            "          - name: envoy.filters.http.router",
+            &format!("          - name: rbac2\n            typed_config: {rbac}\n          - name: envoy.filters.http.router"),
+        )
+        .replace("allow_methods: GET", "allow_methods: \"GET\\nx\"");
+    let errors = errors_of(&refused);
+    let hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+    for expected in [
+        format!("{hcm}.http_filters[2]: envoy.filters.http.cors between two authorization filters"),
+        format!(
+            "{hcm}.route_config.virtual_hosts[0].typed_per_filter_config[\"my-cors\"].allow_methods: must be a valid header value"
+        ),
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(&expected)),
+            "{expected}\n{errors:#?}"
+        );
+    }
+    let other = yaml.replace(
+        policy,
+        r#"{"@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute}"#,
+    );
+    let errors = errors_of(&other);
+    assert!(
+        errors.iter().any(|e| e.contains("per-virtual-host config of envoy.extensions.filters.http.rbac.v3.RBACPerRoute is not supported")),
+        "{errors:#?}"
+    );
+}

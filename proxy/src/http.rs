@@ -10,6 +10,7 @@ mod attempt;
 mod authorization;
 mod buffer;
 mod compressor;
+mod cors;
 mod filter_chain;
 mod health_check;
 pub use attempt::PreviousHosts;

@@ -29,8 +29,10 @@ pub(super) mod ext_authz;
 pub const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compressor";
 pub const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
 pub const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
+pub const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 
 pub mod compressor;
+pub mod cors;
 mod fault;
 mod health_check;
 
@@ -240,12 +242,22 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             BUFFER => decode_any(any, &at_config, out)
                 .and_then(|b| health_check::buffer(&b, &at_config, out))
                 .map(HttpFilter::Buffer),
+            CORS => {
+                decode_any::<envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors>(
+                    any, &at_config, out,
+                )
+                .map(|_| {
+                    HttpFilter::Cors(crate::model::cors::Cors {
+                        filter_name: f.name.clone(),
+                    })
+                })
+            }
             other => {
                 out.error(
                     &at_config,
                     format!(
                         "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
-                         envoy.filters.http.compressor, envoy.filters.http.ext_authz, envoy.filters.http.fault, \
+                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.ext_authz, envoy.filters.http.fault, \
                          envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, \
                          envoy.filters.http.router"
                     ),
@@ -297,6 +309,22 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                 &at,
                 "envoy.filters.http.fault and envoy.filters.http.local_ratelimit after an authorization filter \
                  (rbac, ext_authz) are not supported; put them first",
+            );
+        }
+        // The authorization filters run as one layer at the first one's place (`proxy/src/http/filter_chain.rs`):
+        // a CORS filter between two of them would run after both.
+        if matches!(filter, Some(HttpFilter::Rbac(_) | HttpFilter::ExtAuthz(_)))
+            && let Some(first) = result
+                .iter()
+                .position(|f| matches!(f, HttpFilter::Rbac(_) | HttpFilter::ExtAuthz(_)))
+            && result[first..]
+                .iter()
+                .any(|f| matches!(f, HttpFilter::Cors(_)))
+        {
+            out.error(
+                &at,
+                "envoy.filters.http.cors between two authorization filters (rbac, ext_authz) is not supported; \
+                 put it before or after both",
             );
         }
         result.extend(filter);

@@ -118,7 +118,41 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
         include_request_attempt_count: v.include_request_attempt_count,
         include_attempt_count_in_response: v.include_attempt_count_in_response,
         rate_limits,
+        per_filter: host_per_filter(v, at, out),
+        cors: v
+            .cors
+            .as_ref()
+            .and_then(|c| http::cors::legacy(c, &at.field("cors"), out)),
     })
+}
+
+/// A virtual host's `typed_per_filter_config`: CORS policies; any other filter's is refused by its type.
+fn host_per_filter(
+    v: &pb::VirtualHost,
+    at: &Path,
+    out: &mut Out,
+) -> Vec<(String, PerFilterConfig)> {
+    let mut per_filter = Vec::new();
+    for (name, any) in &v.typed_per_filter_config {
+        let at = at.field("typed_per_filter_config").key(name);
+        if type_name(any) == http::cors::POLICY {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::cors::policy(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::Cors(c)));
+            }
+        } else {
+            out.error(
+                &at,
+                format!(
+                    "per-virtual-host config of {} is not supported (only {}); set it on the routes",
+                    type_name(any),
+                    http::cors::POLICY
+                ),
+            );
+        }
+    }
+    per_filter
 }
 
 /// A `destination_cluster` rate limit action may not reach a route with weighted clusters: Outrigger picks the
@@ -219,6 +253,12 @@ fn route(
                 decode_any(any, &at, out).and_then(|c| super::rbac::per_route(&c, &at, out))
             {
                 per_filter.push((name.clone(), PerFilterConfig::Rbac(c)));
+            }
+        } else if type_name(any) == http::cors::POLICY {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::cors::policy(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::Cors(c)));
             }
         } else if type_name(any) == http::EXT_AUTHZ_PER_ROUTE {
             if let Some(c) =
@@ -477,6 +517,10 @@ fn forward(
             &at.field("request_mirror_policies"),
             out,
         ),
+        cors: a
+            .cors
+            .as_ref()
+            .and_then(|c| http::cors::legacy(c, &at.field("cors"), out)),
     })
 }
 

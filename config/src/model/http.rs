@@ -167,6 +167,7 @@ pub enum HttpFilter {
     Compressor(Compressor),
     HealthCheck(HealthCheck),
     Buffer(Buffer),
+    Cors(super::cors::Cors),
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Rbac(super::rbac::HttpRbac),

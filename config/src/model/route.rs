@@ -33,6 +33,21 @@ pub struct VirtualHost {
     /// Rate limit actions for the local rate limit filter (see `Forward::include_vh_rate_limits`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimit>,
+    /// `typed_per_filter_config` by the filter's name (only CORS policies are taken at this level).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_filter: Vec<(String, PerFilterConfig)>,
+    /// The deprecated `cors` field: read only when no `typed_per_filter_config` policy applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<super::cors::CorsPolicy>,
+}
+
+impl VirtualHost {
+    /// The virtual host's config for the filter named `name`, if it has one.
+    pub fn per_filter(&self, name: &str) -> Option<&PerFilterConfig> {
+        self.per_filter
+            .iter()
+            .find_map(|(n, c)| (n == name).then_some(c))
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -64,6 +79,7 @@ pub struct Route {
 pub enum PerFilterConfig {
     Rbac(super::rbac::RbacPerRoute),
     ExtAuthz(super::ext_authz::ExtAuthzPerRoute),
+    Cors(super::cors::CorsPolicy),
 }
 
 impl Route {
@@ -184,6 +200,9 @@ pub struct Forward {
     /// `request_mirror_policies`: copies of each request sent, fire and forget, to other clusters.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<MirrorPolicy>,
+    /// The deprecated `cors` field: read only when no `typed_per_filter_config` policy applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<super::cors::CorsPolicy>,
 }
 
 /// One `RouteAction.RequestMirrorPolicy`.

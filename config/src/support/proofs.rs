@@ -53,6 +53,7 @@ mod bootstrap;
 mod cited;
 mod cluster;
 mod clusters_extra;
+mod cors;
 mod http;
 mod listener;
 mod mirror_locality;
@@ -66,6 +67,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     bootstrap::PROOFS,
     listener::PROOFS,
     http::PROOFS,
+    cors::PROOFS,
     route::PROOFS,
     cluster::PROOFS,
     clusters_extra::PROOFS,

@@ -200,6 +200,8 @@ pub struct ConnectionManager {
     pub compressors: Vec<Arc<super::compressor::Compression>>,
     /// The health check filters, by their place in the chain.
     health_checks: Vec<(usize, Arc<super::health_check::HealthChecker>)>,
+    /// The CORS filters' statistics, when the chain has one.
+    pub cors: Option<Arc<super::cors::Stats>>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -268,6 +270,11 @@ impl ConnectionManager {
                 _ => None,
             })
             .collect();
+        let cors = config
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::Cors(_)))
+            .then(|| Arc::new(super::cors::Stats::new(metrics, &config.stat_prefix)));
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
         Self {
@@ -279,6 +286,7 @@ impl ConnectionManager {
             authorization,
             compressors,
             health_checks,
+            cors,
             config,
             routes,
             rate_limit,

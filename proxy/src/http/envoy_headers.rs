@@ -71,6 +71,7 @@ mod tests {
             upgrades: Vec::new(),
             hash_policy: vec![],
             mirrors: vec![],
+            cors: None,
         }
     }
 

@@ -8,6 +8,7 @@ use super::authorization::Authorization;
 use super::buffer::BufferFilter;
 use super::compressor::CompressorFilter;
 use super::connection_manager::ConnectionManager;
+use super::cors::CorsFilter;
 use super::fault::FaultFilter;
 use super::health_check::HealthCheckFilter;
 use super::local_rate_limit::LocalRateLimitFilter;
@@ -116,6 +117,13 @@ pub fn build(
                     continue;
                 };
                 let layer = HealthCheckFilter::new(service, checker, connection.inputs.clone());
+                Filters::new(Position::new(layer, index))
+            }
+            HttpFilter::Cors(c) => {
+                let Some(stats) = manager.cors.clone() else {
+                    continue;
+                };
+                let layer = CorsFilter::new(service, c.filter_name.as_str().into(), stats);
                 Filters::new(Position::new(layer, index))
             }
             HttpFilter::Buffer(b) => Filters::new(Position::new(

@@ -1,6 +1,6 @@
 //! The statistics of the compressor and health check HTTP filters, in Envoy 1.40's names:
 //! `http.<prefix>.compressor.<library name>.<gzip|brotli>.[request.|response.]<stat>` and
-//! `http.<prefix>.health_check.<stat>`. In Prometheus each is a family `envoy_http_compressor_<stat>` (labels:
+//! `http.<prefix>.health_check.<stat>` (and the CORS filter's, `http.<prefix>.cors.<stat>`). In Prometheus each is a family `envoy_http_compressor_<stat>` (labels:
 //! the connection manager's prefix and `envoy_compressor_scope`, `<name>.<library>[.request|.response]`) or
 //! `envoy_http_health_check_<stat>`.
 
@@ -41,11 +41,15 @@ pub const HEALTH_CHECK_STATS: &[&str] = &[
     "failed_cluster_unhealthy",
 ];
 
+/// `http.<prefix>.cors.<stat>`.
+pub const CORS_STATS: &[&str] = &["origin_invalid", "origin_valid"];
+
 #[derive(Default)]
 pub struct Families {
     /// By statistic name, in the order of `DIRECTION_STATS` then `RESPONSE_STATS`.
     pub compressor: Vec<(&'static str, Family<Labels, Counter>)>,
     pub health_check: Vec<(&'static str, Family<Labels, Counter>)>,
+    pub cors: Vec<(&'static str, Family<Labels, Counter>)>,
 }
 
 impl Families {
@@ -69,6 +73,15 @@ impl Families {
             );
             f.health_check.push((name, family));
         }
+        for name in CORS_STATS {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_cors_{name}"),
+                format!("The CORS filter's {name}"),
+                family.clone(),
+            );
+            f.cors.push((name, family));
+        }
         f
     }
 
@@ -88,6 +101,17 @@ impl Families {
     pub fn health_check_counter(&self, prefix: &str, name: &str) -> Counter {
         counter(
             &self.health_check,
+            name,
+            &[("envoy_http_conn_manager_prefix", prefix.to_string())],
+        )
+    }
+}
+
+impl Families {
+    /// The counter `name` of one connection manager's CORS filters, created at 0.
+    pub fn cors_counter(&self, prefix: &str, name: &str) -> Counter {
+        counter(
+            &self.cors,
             name,
             &[("envoy_http_conn_manager_prefix", prefix.to_string())],
         )
@@ -119,6 +143,11 @@ pub fn envoy_stat(
             let scope = label("envoy_compressor_scope")?;
             Some(format!("http.{prefix}.compressor.{scope}.{stat}: {value}"))
         })();
+        return Some(line);
+    }
+    if let Some(stat) = rest.strip_prefix("envoy_http_cors_") {
+        let line = label("envoy_http_conn_manager_prefix")
+            .map(|prefix| format!("http.{prefix}.cors.{stat}: {value}"));
         return Some(line);
     }
     if let Some(stat) = rest.strip_prefix("envoy_http_health_check_") {

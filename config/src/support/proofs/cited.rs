@@ -399,3 +399,10 @@ pub(super) const LOCALITY_LOADER: &str =
     "config/src/convert/tests.rs::locality_weighted_lb_config_reaches_the_model";
 pub(super) const PRIORITY_FACTOR: &str =
     "proxy/src/upstream/priority.rs::the_overprovisioning_factor_sets_when_load_spills";
+
+// s8-cors proofs
+pub(super) const CORS_DIFF: &str = "tests/envoy_http_filters.rs::cors_like_envoy";
+pub(super) const CORS_LEGACY: &str =
+    "tests/envoy_http_filters.rs::cors_deprecated_route_fields_like_envoy";
+pub(super) const CORS_ORIGINS: &str =
+    "proxy/src/http/cors/tests.rs::origins_match_as_envoy_matches_them";

@@ -1,0 +1,101 @@
+//! `envoy.filters.http.cors`: its policies per route and virtual host, and the deprecated `cors` fields.
+//!
+//! `proofs.rs` says what an entry means.
+
+use super::Proof::{self, Tests};
+use super::cited::*;
+
+pub(super) const PROOFS: &[(&str, Proof)] = &[
+    (
+        "envoy.config.route.v3.VirtualHost.typed_per_filter_config",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.config.route.v3.VirtualHost.cors",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.cors",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.allow_origin_string_match",
+        Tests(&[CORS_DIFF, CORS_ORIGINS]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.allow_methods",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.allow_headers",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.expose_headers",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.max_age",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.allow_credentials",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.filter_enabled",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.shadow_enabled",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.allow_private_network_access",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy.forward_not_matching_preflights",
+        Tests(&[CORS_DIFF]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.allow_origin_string_match",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.allow_methods",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.allow_headers",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.expose_headers",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.max_age",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.allow_credentials",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.filter_enabled",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.shadow_enabled",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.allow_private_network_access",
+        Tests(&[CORS_LEGACY]),
+    ),
+    (
+        "envoy.config.route.v3.CorsPolicy.forward_not_matching_preflights",
+        Tests(&[CORS_LEGACY]),
+    ),
+];
