@@ -383,3 +383,9 @@ pub(super) const FILTERS_HEALTH_CHECK: &str =
 pub(super) const FILTERS_BUFFER: &str = "tests/envoy_http_filters.rs::buffer_like_envoy";
 pub(super) const FILTERS_COMPRESSOR_ROUTE: &str =
     "tests/envoy_http_filters.rs::compressor_per_route_like_envoy";
+
+// s8-extauthz proofs
+pub(super) const ENVOY_EXT_AUTHZ_GRPC: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_grpc_service_like_envoy";
+pub(super) const ENVOY_EXT_AUTHZ_GRPC_BODY: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_grpc_request_body_like_envoy";
