@@ -623,9 +623,12 @@ mod grpc_authz;
 struct Exchange {
     status: u16,
     local: Option<(String, Option<String>)>,
-    backend: Option<(String, u64, Vec<(String, Option<String>)>)>,
-    reply_headers: Vec<(String, Option<String>)>,
+    backend: Option<(String, u64, Headers)>,
+    reply_headers: Headers,
 }
+
+/// Header names with their value, `None` when absent.
+type Headers = Vec<(String, Option<String>)>;
 
 /// The request headers the backend's view keeps, and the reply headers kept.
 const WATCHED: &[&str] = &[
@@ -650,8 +653,10 @@ const CLIENT_HEADERS: &[(&str, &str)] = &[
     ("x-token", "t1"),
 ];
 
-async fn exchange(port: u16, method: &str, path: &str, body: &'static str) -> Exchange {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+async fn exchange(port: u16, h2: bool, method: &str, path: &str, body: &'static str) -> Exchange {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(h2)
+        .build_http::<Full<Bytes>>();
     let mut request = http::Request::builder()
         .method(method)
         .uri(format!("http://127.0.0.1:{port}{path}"));
@@ -741,7 +746,12 @@ async fn run_grpc_cases(
         auth.take();
         let mut seen = Vec::new();
         for (listener, method, path, body) in cases {
-            seen.push(exchange(proxy.port_of(listener), method, path, body).await);
+            // `listen h2`: the listener `listen`, over h2 (prior knowledge).
+            let (name, h2) = match listener.strip_suffix(" h2") {
+                Some(name) => (name, true),
+                None => (*listener, false),
+            };
+            seen.push(exchange(proxy.port_of(name), h2, method, path, body).await);
         }
         let mut stats = Vec::new();
         for prefix in prefixes {
@@ -807,7 +817,8 @@ fn fields(view: &grpc_authz::View, names: &[&str]) -> Vec<(String, Option<String
 /// kept and removed, a response header added and the query changed; denied with a custom status, header and
 /// body, and with no HTTP response (403); an `error_response`, a failed call and a timeout (`status_on_error`
 /// 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
-/// `failure_mode_allow` (and its header) and without (403). The exchanges, every CheckRequest the service got
+/// `failure_mode_allow` (and its header) and without (403); a request over h2; a cluster that speaks HTTP/1.1 to
+/// the service (403). The exchanges, every CheckRequest the service got
 /// (addresses' ports, ids and times masked) and `http.<prefix>.ext_authz.*` must agree with Envoy 1.40.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_authz_grpc_service_like_envoy() {
@@ -824,13 +835,16 @@ async fn ext_authz_grpc_service_like_envoy() {
         ("listen", "POST", "/a", "hello"),
         ("listen_open", "GET", "/a", ""),
         ("listen_down", "GET", "/a", ""),
+        ("listen h2", "GET", "/h2", ""),
+        ("listen_h1", "GET", "/a", ""),
     ];
     let runs = run_grpc_cases(
         "ext-authz-grpc",
         cases,
-        &["ingress_http", "open_http", "down_http"],
+        &["ingress_http", "open_http", "down_http", "h1_http"],
     )
     .await;
+
     // What Envoy 1.40 was seen doing, so that Outrigger alone is held to it too.
     let changed = vec![
         ("x-auth-user", Some("alice")),
@@ -884,6 +898,7 @@ async fn ext_authz_grpc_service_like_envoy() {
         ]),
     };
     let denied = refused(401, "denied by grpc authz", Some("policy"));
+    let changed_h2 = changed.clone();
     let expected = vec![
         passed("/a?x=1", 0, changed.clone(), true),
         passed("/query/a?added=1&keep=2", 0, changed.clone(), true),
@@ -894,8 +909,11 @@ async fn ext_authz_grpc_service_like_envoy() {
         refused(503, "", None),
         passed("/public/deny", 0, untouched(None), false),
         denied,
-        passed("/a", 5, changed, true),
+        passed("/a", 5, changed.clone(), true),
         passed("/a", 0, untouched(Some("true")), false),
+        refused(403, "", None),
+        passed("/h2", 0, changed_h2, true),
+        // The cluster speaks HTTP/1.1: the gRPC service cannot answer, an error (Envoy does not switch to h2).
         refused(403, "", None),
     ];
     let check_fields = [
@@ -955,10 +973,15 @@ async fn ext_authz_grpc_service_like_envoy() {
         check("GET", "/slow", None),
         check("GET", "/ctx/deny", Some("ctx")),
         check("POST", "/a", None),
+        {
+            let mut h2 = check("GET", "/h2", None);
+            h2[4].1 = Some("HTTP/2".to_string());
+            h2
+        },
     ];
-    // ingress: 3 allowed, 3 denied, 3 errors (error_response, failed call, timeout); open: the service down,
-    // let through; down: refused with the default 403.
-    let expected_stats = [3, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0];
+    // ingress: 4 allowed, 3 denied, 3 errors (error_response, failed call, timeout); open: the service down,
+    // let through; down and h1: refused with the default 403.
+    let expected_stats = [4, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0];
     for (kind, exchanges, checks, stats) in &runs {
         assert_eq!(exchanges, &expected, "{kind}: the exchanges");
         let seen: Vec<_> = checks.iter().map(|c| fields(c, &check_fields)).collect();
