@@ -162,3 +162,94 @@ fn list(l: Option<&ListStringMatcher>, at: &Path, out: &mut Out) -> Option<Vec<S
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::http::HttpFilter;
+    use crate::model::listener::NetworkFilter;
+    use crate::model::route::PerFilterConfig;
+    use crate::{Format, load_bytes};
+
+    const DEFAULTS: &str =
+        include_str!("../../../../tests/configs/valid/62-http-ext-authz-grpc-defaults.yaml");
+
+    fn problems(yaml: &str) -> String {
+        match load_bytes(yaml.as_bytes(), Format::Yaml) {
+            Ok(_) => String::new(),
+            Err(problems) => format!("{problems:?}"),
+        }
+    }
+
+    /// A gRPC service's cluster, Envoy's 200 ms default and a set timeout, and a route's context extensions
+    /// reach the model.
+    #[test]
+    fn grpc_service_settings_reach_the_model() {
+        let snapshot = match load_bytes(DEFAULTS.as_bytes(), Format::Yaml) {
+            Ok(loaded) => loaded.snapshot,
+            Err(problems) => panic!("refused: {problems:#?}"),
+        };
+        let NetworkFilter::HttpConnectionManager(hcm) =
+            &snapshot.listeners[0].filter_chains[0].filters[0]
+        else {
+            panic!("the first filter is the connection manager");
+        };
+        let checks: Vec<_> = hcm
+            .http_filters
+            .iter()
+            .filter_map(|f| match f {
+                HttpFilter::ExtAuthz(e) => {
+                    Some((e.name.as_str(), e.cluster.as_str(), e.grpc, e.timeout))
+                }
+                _ => None,
+            })
+            .collect();
+        use std::time::Duration;
+        assert_eq!(
+            checks,
+            [
+                (
+                    "envoy.filters.http.ext_authz",
+                    "authz",
+                    true,
+                    Duration::from_millis(200)
+                ),
+                ("tenant-authz", "authz", true, Duration::from_secs(1)),
+            ]
+        );
+        let crate::model::http::RouteSource::Static(table) = &hcm.routes else {
+            panic!("an inline route table");
+        };
+        let route = &table.virtual_hosts[0].routes[0];
+        let Some(PerFilterConfig::ExtAuthz(per_route)) = route.per_filter("tenant-authz") else {
+            panic!("the route's ExtAuthzPerRoute");
+        };
+        assert!(!per_route.disabled);
+        assert_eq!(
+            per_route
+                .context_extensions
+                .get("tenant")
+                .map(String::as_str),
+            Some("a")
+        );
+    }
+
+    /// Request bodies go only to a gRPC service; `google_grpc` is refused by the support table.
+    #[test]
+    fn a_body_for_an_http_service_and_google_grpc_are_refused() {
+        let http = DEFAULTS.replacen(
+            "grpc_service: {envoy_grpc: {cluster_name: authz}}",
+            "with_request_body: {max_request_bytes: 10}\n              http_service: {server_uri: {uri: \
+             \"http://a\", cluster: authz, timeout: 1s}}",
+            1,
+        );
+        let refused = problems(&http);
+        assert!(refused.contains("with_request_body"), "{refused}");
+        let google = DEFAULTS.replacen(
+            "grpc_service: {envoy_grpc: {cluster_name: authz}}",
+            "grpc_service: {google_grpc: {target_uri: \"127.0.0.1:9000\", stat_prefix: a}}",
+            1,
+        );
+        let refused = problems(&google);
+        assert!(refused.contains("grpc_service.google_grpc"), "{refused}");
+    }
+}

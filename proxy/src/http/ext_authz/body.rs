@@ -57,3 +57,60 @@ pub async fn buffer(
     let rest: UpstreamBody = BodyExt::boxed(StreamBody::new(replay.chain(BodyStream::new(body))));
     Some((seen, rest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static str]) -> UpstreamBody {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect();
+        BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    fn settings(max: u32, partial: bool) -> BufferSettings {
+        BufferSettings {
+            max_request_bytes: max,
+            allow_partial_message: partial,
+            pack_as_bytes: false,
+        }
+    }
+
+    async fn whole(body: UpstreamBody) -> Bytes {
+        body.collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+
+    /// Within the limit: the whole body, not partial; past it: refused, or its start when partial messages are
+    /// allowed (with what was held as the size); the body sent on is always whole.
+    #[tokio::test]
+    async fn bodies_are_held_up_to_the_limit() {
+        let Some((seen, rest)) = buffer(chunks(&["hel", "lo"]), settings(10, false)).await else {
+            panic!("a body within the limit is checked");
+        };
+        assert_eq!(
+            (&seen.bytes[..], seen.partial, seen.held),
+            (&b"hello"[..], false, 5)
+        );
+        assert_eq!(whole(rest).await, "hello");
+        assert!(
+            buffer(chunks(&["0123456789", "abc"]), settings(10, false))
+                .await
+                .is_none()
+        );
+        let Some((seen, rest)) =
+            buffer(chunks(&["01234567", "89ab", "cd"]), settings(10, true)).await
+        else {
+            panic!("a partial body is checked");
+        };
+        assert_eq!(
+            (&seen.bytes[..], seen.partial, seen.held),
+            (&b"0123456789"[..], true, 12)
+        );
+        assert_eq!(whole(rest).await, "0123456789abcd");
+    }
+}

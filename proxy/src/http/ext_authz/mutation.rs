@@ -124,3 +124,51 @@ impl RequestChanges {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str) -> Parts {
+        let (parts, ()) = http::Request::builder()
+            .uri(uri)
+            .header("host", "a")
+            .header("x-app", "orig")
+            .body(())
+            .unwrap_or_default()
+            .into_parts();
+        parts
+    }
+
+    fn op(name: &'static str, value: &'static str, action: Action) -> HeaderOp {
+        HeaderOp {
+            name: HeaderName::from_static(name),
+            value: HeaderValue::from_static(value),
+            action,
+        }
+    }
+
+    /// `append: true` joins with a comma or adds; anything else sets; the host is never removed; the query is
+    /// written back ordered by name, with the set and removed parameters.
+    #[test]
+    fn changes_apply_as_envoy_applies_them() {
+        let mut p = parts("/q?keep=2&drop=1&b=3");
+        let changes = RequestChanges {
+            headers: vec![
+                op("x-app", "added", Action::AppendToValue),
+                op("x-new", "n", Action::AppendToValue),
+                op("x-set", "s", Action::OverwriteOrAdd),
+            ],
+            remove: vec![http::header::HOST, HeaderName::from_static("x-set")],
+            query_set: vec![("added".into(), "1".into())],
+            query_remove: vec!["drop".into()],
+        };
+        changes.apply(&mut p);
+        let header = |n: &str| p.headers.get(n).and_then(|v| v.to_str().ok());
+        assert_eq!(header("x-app"), Some("orig,added"));
+        assert_eq!(header("x-new"), Some("n"));
+        assert_eq!(header("x-set"), None);
+        assert_eq!(header("host"), Some("a"));
+        assert_eq!(p.uri.to_string(), "/q?added=1&b=3&keep=2");
+    }
+}
