@@ -815,8 +815,8 @@ fn fields(view: &grpc_authz::View, names: &[&str]) -> Vec<(String, Option<String
 
 /// The gRPC service through both proxies (same YAML, same requests): allowed with headers set, appended,
 /// kept and removed, a response header added and the query changed; denied with a custom status, header and
-/// body, and with no HTTP response (403); an `error_response`, a failed call and a timeout (`status_on_error`
-/// 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
+/// body, and with no HTTP response (403); an `error_response` (its own status, header and body), a failed
+/// call and a timeout (`status_on_error` 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
 /// `failure_mode_allow` (and its header) and without (403); a request over h2; a cluster that speaks HTTP/1.1 to
 /// the service (403). The exchanges, every CheckRequest the service got
 /// (addresses' ports, ids and times masked) and `http.<prefix>.ext_authz.*` must agree with Envoy 1.40.
@@ -904,7 +904,8 @@ async fn ext_authz_grpc_service_like_envoy() {
         passed("/query/a?added=1&keep=2", 0, changed.clone(), true),
         denied.clone(),
         refused(403, "", None),
-        refused(503, "", None),
+        // An `error_response` counts as an error, answered with its own status, header and body.
+        refused(502, "the service broke", Some("broken")),
         refused(503, "", None),
         refused(503, "", None),
         passed("/public/deny", 0, untouched(None), false),

@@ -3,7 +3,7 @@
 //! - `/slow...`: OK after 1 s;
 //! - `...deny-bare...`: PERMISSION_DENIED with no HTTP response;
 //! - `...deny...`: PERMISSION_DENIED, 401 with `x-reason: policy` and a body;
-//! - `...error-response...`: an `error_response`;
+//! - `...error-response...`: an `error_response` with a status, a header and a body;
 //! - `...grpc-fail...`: the call fails (UNAVAILABLE);
 //! - anything else: OK, setting `x-auth-user` (default action), appending to `x-app` (`append: true`),
 //!   `x-ifabsent` (ADD_IF_ABSENT), `x-overwrite` (OVERWRITE_IF_EXISTS), removing `x-remove`, adding `x-resp`
@@ -114,7 +114,11 @@ impl Authorization for Judge {
         } else if path.contains("error-response") {
             CheckResponse {
                 status: status(13),
-                http_response: Some(HttpResponse::ErrorResponse(DeniedHttpResponse::default())),
+                http_response: Some(HttpResponse::ErrorResponse(DeniedHttpResponse {
+                    status: Some(HttpStatus { code: 502 }),
+                    headers: vec![option("x-reason", "broken", None, AppendIfExistsOrAdd)],
+                    body: "the service broke".into(),
+                })),
                 ..Default::default()
             }
         } else if path.contains("deny-bare") {

@@ -5,8 +5,9 @@
 //! - allowed (`ok`): the request goes on with the service's header and query changes; the gRPC service's
 //!   `response_headers_to_add` go on the response;
 //! - denied (`denied`): the client gets the service's status, headers and body;
-//! - a failed check (a 5xx, a failed connection or call, no answer within the timeout) is an `error`:
-//!   `status_on_error` (403) with no body, or with `failure_mode_allow` the request goes on
+//! - a failed check (a 5xx, a failed connection or call, no answer within the timeout, a gRPC
+//!   `error_response`) is an `error`: `status_on_error` (403) with no body (an `error_response`'s own status,
+//!   headers and body when it has them), or with `failure_mode_allow` the request goes on
 //!   (`failure_mode_allowed` counted too; `failure_mode_allow_header_add` marks it upstream);
 //! - a route's `ExtAuthzPerRoute` with `disabled: true` skips the check, counting nothing.
 
@@ -54,6 +55,9 @@ pub(crate) enum Verdict {
     },
     Denied(Reply),
     Error(String),
+    /// The gRPC service's `error_response`: an error, whose reply (without `failure_mode_allow`) has the
+    /// response's status (else `status_on_error`), headers and body, as in Envoy 1.40.
+    ErrorReply(envoy_types::pb::envoy::service::auth::v3::DeniedHttpResponse),
 }
 
 /// One ext_authz filter config at run time, with its statistics.
@@ -118,12 +122,22 @@ impl Checker {
                 add_flag(&mut reply, Flag::UnauthorizedExternalService);
                 Err(reply)
             }
-            Verdict::Error(why) => self.failed(parts, &why),
+            Verdict::Error(why) => self.failed(parts, &why, None),
+            Verdict::ErrorReply(reply) => self.failed(
+                parts,
+                "the service answered with an error_response",
+                Some(reply),
+            ),
         }
     }
 
     /// A failed check: the request goes on under `failure_mode_allow`, else `status_on_error`.
-    fn failed(&self, parts: &mut Parts, why: &str) -> Result<Allowed, Reply> {
+    fn failed(
+        &self,
+        parts: &mut Parts,
+        why: &str,
+        reply: Option<envoy_types::pb::envoy::service::auth::v3::DeniedHttpResponse>,
+    ) -> Result<Allowed, Reply> {
         self.error.inc();
         tracing::debug!(cluster = %self.config.cluster, why, "ext_authz check failed");
         if self.config.failure_mode_allow {
@@ -136,9 +150,16 @@ impl Checker {
             }
             return Ok(Allowed::default());
         }
-        let mut response = Response::new(empty());
-        *response.status_mut() =
+        let status_on_error =
             StatusCode::from_u16(self.config.status_on_error).unwrap_or(StatusCode::FORBIDDEN);
+        let mut response = match reply {
+            Some(reply) => grpc::denial(&reply, status_on_error),
+            None => {
+                let mut response = Response::new(empty());
+                *response.status_mut() = status_on_error;
+                response
+            }
+        };
         add_flag(&mut response, Flag::UnauthorizedExternalService);
         Err(Box::new(response))
     }

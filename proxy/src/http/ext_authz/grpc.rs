@@ -1,6 +1,7 @@
 //! The gRPC authorization service: `envoy.service.auth.v3.Authorization/Check` with the attributes Envoy 1.40
 //! fills (checked with real Envoy, `tests/envoy_auth_filters.rs`), and the answer as a `Verdict`:
-//! gRPC status OK allows (with `ok_response`'s header and query changes), an `error_response` is an error,
+//! gRPC status OK allows (with `ok_response`'s header and query changes), an `error_response` is an error
+//! (with its own reply),
 //! any other status denies (403 unless `denied_response.status` says otherwise, with its headers and body);
 //! a failed call is an error.
 
@@ -182,17 +183,23 @@ fn verdict(answer: CheckResponse) -> Verdict {
                 response_headers,
             }
         }
-        Some(HttpResponse::ErrorResponse(_)) => {
-            Verdict::Error("the service answered with an error_response".into())
+        Some(HttpResponse::ErrorResponse(error)) => Verdict::ErrorReply(error),
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            Verdict::Denied(Box::new(denial(&denied, StatusCode::FORBIDDEN)))
         }
-        Some(HttpResponse::DeniedResponse(denied)) => Verdict::Denied(Box::new(denial(&denied))),
-        _ => Verdict::Denied(Box::new(denial(&DeniedHttpResponse::default()))),
+        _ => Verdict::Denied(Box::new(denial(
+            &DeniedHttpResponse::default(),
+            StatusCode::FORBIDDEN,
+        ))),
     }
 }
 
-/// The local reply of a denial: its status (403 when unset), body (text/plain) and headers, which replace
-/// those of the reply with the same name.
-fn denial(denied: &DeniedHttpResponse) -> Response<super::super::local_reply::ResponseBody> {
+/// The local reply of a denial (or an `error_response`): its status (`default` when unset), body (text/plain)
+/// and headers, which replace those of the reply with the same name.
+pub(super) fn denial(
+    denied: &DeniedHttpResponse,
+    default: StatusCode,
+) -> Response<super::super::local_reply::ResponseBody> {
     use super::super::local_reply::{empty, text};
     let status = denied
         .status
@@ -200,7 +207,7 @@ fn denial(denied: &DeniedHttpResponse) -> Response<super::super::local_reply::Re
         .and_then(|s| u16::try_from(s.code).ok())
         .filter(|c| *c > 0)
         .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::FORBIDDEN);
+        .unwrap_or(default);
     let has_body = !denied.body.is_empty();
     let mut response = Response::new(if has_body {
         text(bytes::Bytes::from(denied.body.clone()))
