@@ -714,6 +714,41 @@ async fn exchange(port: u16, h2: bool, method: &str, path: &str, body: &'static 
     }
 }
 
+/// A GET over mutual TLS (curl, with the test certificate `app.pem` as the client's): only the status.
+async fn exchange_mtls(port: u16, path: &str, certs: &str) -> Exchange {
+    let curl = support::peer("curl").expect("curl is needed for the mutual TLS case");
+    let host = format!("app.default.svc.cluster.local:{port}");
+    let mut command = tokio::process::Command::new(curl);
+    command.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+    ]);
+    command.arg("--resolve").arg(format!("{host}:127.0.0.1"));
+    command.arg("--cacert").arg(format!("{certs}/ca.pem"));
+    command.arg("--cert").arg(format!("{certs}/app.pem"));
+    command.arg("--key").arg(format!("{certs}/app-key.pem"));
+    for (k, v) in CLIENT_HEADERS {
+        command.arg("-H").arg(format!("{k}: {v}"));
+    }
+    command.arg(format!("https://{host}{path}"));
+    let output = command.kill_on_drop(true).output().await.unwrap();
+    let status = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Exchange {
+        status,
+        local: None,
+        backend: None,
+        reply_headers: Vec::new(),
+    }
+}
+
 /// Each case's (listener, method, path, body) through each proxy; the exchanges, the checks the service
 /// received, and `http.<prefix>.ext_authz.*` for `prefixes`.
 async fn run_grpc_cases(
@@ -729,9 +764,11 @@ async fn run_grpc_cases(
     let auth = grpc_authz::GrpcAuthService::start().await;
     // Nothing listens here: the service that is down.
     let down = free_port();
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/configs/certs");
+    let template = EXT_AUTHZ_GRPC.replace("{certs}", certs);
     let proxies = start(
         test,
-        EXT_AUTHZ_GRPC,
+        &template,
         &[("authz", auth.port), ("authz_down", down)],
     )
     .await;
@@ -746,6 +783,10 @@ async fn run_grpc_cases(
         auth.take();
         let mut seen = Vec::new();
         for (listener, method, path, body) in cases {
+            if *listener == "listen_tls" {
+                seen.push(exchange_mtls(proxy.port_of(listener), path, certs).await);
+                continue;
+            }
             // `listen h2`: the listener `listen`, over h2 (prior knowledge).
             let (name, h2) = match listener.strip_suffix(" h2") {
                 Some(name) => (name, true),
@@ -818,7 +859,7 @@ fn fields(view: &grpc_authz::View, names: &[&str]) -> Vec<(String, Option<String
 /// body, and with no HTTP response (403); an `error_response` (its own status, header and body), a failed
 /// call and a timeout (`status_on_error` 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
 /// `failure_mode_allow` (and its header) and without (403); a request over h2; a cluster that speaks HTTP/1.1 to
-/// the service (403). The exchanges, every CheckRequest the service got
+/// the service (403); mutual TLS (both principals). The exchanges, every CheckRequest the service got
 /// (addresses' ports, ids and times masked) and `http.<prefix>.ext_authz.*` must agree with Envoy 1.40.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_authz_grpc_service_like_envoy() {
@@ -837,6 +878,7 @@ async fn ext_authz_grpc_service_like_envoy() {
         ("listen_down", "GET", "/a", ""),
         ("listen h2", "GET", "/h2", ""),
         ("listen_h1", "GET", "/a", ""),
+        ("listen_tls", "GET", "/tls", ""),
     ];
     let runs = run_grpc_cases(
         "ext-authz-grpc",
@@ -916,6 +958,12 @@ async fn ext_authz_grpc_service_like_envoy() {
         passed("/h2", 0, changed_h2, true),
         // The cluster speaks HTTP/1.1: the gRPC service cannot answer, an error (Envoy does not switch to h2).
         refused(403, "", None),
+        Exchange {
+            status: 200,
+            local: None,
+            backend: None,
+            reply_headers: Vec::new(),
+        },
     ];
     let check_fields = [
         "method",
@@ -979,6 +1027,15 @@ async fn ext_authz_grpc_service_like_envoy() {
             h2[4].1 = Some("HTTP/2".to_string());
             h2
         },
+        {
+            let mut tls = check("GET", "/tls", None);
+            let authority = Some("app.default.svc.cluster.local:<port>".to_string());
+            tls[2].1 = authority.clone();
+            tls[3].1 = Some("https".to_string());
+            tls[10].1 = authority;
+            tls[12].1 = Some("https".to_string());
+            tls
+        },
     ];
     // ingress: 4 allowed, 3 denied, 3 errors (error_response, failed call, timeout); open: the service down,
     // let through; down and h1: refused with the default 403.
@@ -991,6 +1048,22 @@ async fn ext_authz_grpc_service_like_envoy() {
             checks[7].get("context team").map(String::as_str),
             Some("blue"),
             "{kind}: context_extensions"
+        );
+        // Over mutual TLS both sides' principals are the certificates' URI SAN (the client's is `app.pem` too).
+        let spiffe = Some("spiffe://cluster.local/ns/default/sa/app".to_string());
+        let principals = fields(&checks[10], &["source.principal", "destination.principal"]);
+        assert_eq!(
+            principals,
+            [
+                ("source.principal".to_string(), spiffe.clone()),
+                ("destination.principal".to_string(), spiffe)
+            ],
+            "{kind}"
+        );
+        assert_eq!(
+            checks[0].get("source.principal").map(String::as_str),
+            Some(""),
+            "{kind}: no principal in plaintext"
         );
         let values: Vec<u64> = stats.iter().map(|(_, v)| *v).collect();
         assert_eq!(values, expected_stats, "{kind}: {stats:?}");
