@@ -102,8 +102,18 @@ impl Authorization for Judge {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        let metadata = request.metadata().clone().into_headers();
         let request = request.into_inner();
-        let view = view(&request);
+        let mut view = view(&request);
+        // The call's own headers (the gRPC metadata), as the proxy sent them.
+        for (name, value) in &metadata {
+            // Envoy puts its node's own address here; Outrigger, which has no such address, sends none.
+            if name == "x-forwarded-for" {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            view.insert(format!("call {name}"), value);
+        }
         let path = view.get("path").cloned().unwrap_or_default();
         self.seen.lock().unwrap().push(view);
         use HeaderAppendAction::*;

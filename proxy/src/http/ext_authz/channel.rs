@@ -11,11 +11,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct ClusterChannel {
     pub inputs: Arc<Inputs>,
     pub cluster: String,
+    /// The call's deadline, announced to the service as Envoy announces it (none when zero).
+    pub timeout: Duration,
 }
 
 type ResponseFuture =
@@ -33,6 +36,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let inputs = self.inputs.clone();
         let name = self.cluster.clone();
+        let timeout = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
         Box::pin(async move {
             let cluster = inputs
                 .clusters
@@ -40,15 +44,27 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
                 .ok_or_else(|| BoxError::from(format!("no cluster {name:?}")))?;
             let picked = cluster.pick(None, &[]).map_err(|e| e.to_string())?;
             let (mut parts, body) = request.into_parts();
-            // Envoy's gRPC client names the cluster as the call's authority.
+            // Envoy's gRPC client names the cluster as the call's authority, marks the call internal and
+            // announces its deadline (checked with Envoy 1.40: `grpc-timeout: 500m`).
             if let Ok(host) = HeaderValue::from_str(&name) {
                 parts.headers.insert(http::header::HOST, host);
             }
-            // A unary call's message, whole (tonic's body is not `Sync`, as the pool's bodies must be).
+            let headers = &mut parts.headers;
+            headers.insert("x-envoy-internal", HeaderValue::from_static("true"));
+            if timeout > 0 {
+                headers.insert(
+                    "grpc-timeout",
+                    format!("{timeout}m").parse::<HeaderValue>()?,
+                );
+                headers.insert("x-envoy-expected-rq-timeout-ms", HeaderValue::from(timeout));
+            }
+            // A unary call's message, whole (tonic's body is not `Sync`, as the pool's bodies must be), sent as
+            // one DATA frame without a `content-length`, as Envoy sends it.
             let message = body.collect().await.map_err(BoxError::from)?.to_bytes();
-            let body: UpstreamBody = http_body_util::Full::new(message)
-                .map_err(|never| match never {})
-                .boxed();
+            let frame = std::iter::once(Ok::<_, BoxError>(http_body::Frame::data(message)));
+            let body: UpstreamBody = BodyExt::boxed(http_body_util::StreamBody::new(
+                futures_util::stream::iter(frame),
+            ));
             let (response, open) = cluster
                 .http
                 .send(

@@ -32,6 +32,7 @@ pub(super) async fn ask(config: &ExtAuthz, parts: &Parts, context: &Context<'_>)
     let channel = ClusterChannel {
         inputs: context.connection.inputs.clone(),
         cluster: config.cluster.clone(),
+        timeout: config.timeout,
     };
     let mut client = AuthorizationClient::new(channel);
     match client.check(request).await {
