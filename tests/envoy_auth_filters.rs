@@ -140,12 +140,20 @@ impl Proxy {
 
     /// The value of each Prometheus sample `name{envoy_http_conn_manager_prefix=prefix}` (0 when absent).
     async fn http_stats(&self, prefix: &str, names: &[&str]) -> Vec<(String, u64)> {
+        self.stats(
+            &format!("envoy_http_conn_manager_prefix=\"{prefix}\""),
+            names,
+        )
+        .await
+    }
+
+    /// The value of each Prometheus sample `name{...label...}` (0 when absent).
+    async fn stats(&self, label: &str, names: &[&str]) -> Vec<(String, u64)> {
         let reply = support::client::get(
             &format!("http://127.0.0.1:{}/stats/prometheus", self.admin),
             &[],
         )
         .await;
-        let label = format!("envoy_http_conn_manager_prefix=\"{prefix}\"");
         names
             .iter()
             .map(|name| {
@@ -157,7 +165,7 @@ impl Proxy {
                     .find(|(series, _)| {
                         let bare = series.split('{').next().unwrap_or_default();
                         bare.strip_suffix("_total").unwrap_or(bare) == *name
-                            && series.contains(&label)
+                            && series.contains(label)
                     })
                     .map_or(0, |(_, v)| v.trim().parse::<f64>().unwrap() as u64);
                 (name.to_string(), value)
@@ -804,6 +812,20 @@ async fn run_grpc_cases(
                     .map(|(n, v)| (format!("{prefix} {n}"), v)),
             );
         }
+        // Envoy counts on the cluster each checked request is routed to as well.
+        let cluster_names = [
+            "envoy_cluster_ext_authz_ok",
+            "envoy_cluster_ext_authz_denied",
+            "envoy_cluster_ext_authz_error",
+            "envoy_cluster_ext_authz_failure_mode_allowed",
+        ];
+        stats.extend(
+            proxy
+                .stats("envoy_cluster_name=\"app\"", &cluster_names)
+                .await
+                .into_iter()
+                .map(|(n, v)| (format!("app {n}"), v)),
+        );
         runs.push((proxy.kind.to_string(), seen, auth.take(), stats));
     }
     if runs.len() == 2 {
@@ -860,7 +882,8 @@ fn fields(view: &grpc_authz::View, names: &[&str]) -> Vec<(String, Option<String
 /// call and a timeout (`status_on_error` 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
 /// `failure_mode_allow` (and its header) and without (403); a request over h2; a cluster that speaks HTTP/1.1 to
 /// the service (403); mutual TLS (both principals). The exchanges, every CheckRequest the service got
-/// (addresses' ports, ids and times masked) and `http.<prefix>.ext_authz.*` must agree with Envoy 1.40.
+/// (addresses' ports, ids and times masked), `http.<prefix>.ext_authz.*` and `cluster.app.ext_authz.*` must
+/// agree with Envoy 1.40.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_authz_grpc_service_like_envoy() {
     let cases: &[(&str, &str, &str, &'static str)] = &[
@@ -1038,8 +1061,9 @@ async fn ext_authz_grpc_service_like_envoy() {
         },
     ];
     // ingress: 4 allowed, 3 denied, 3 errors (error_response, failed call, timeout); open: the service down,
-    // let through; down and h1: refused with the default 403.
-    let expected_stats = [4, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0];
+    // let through; down and h1: refused with the default 403; and on the cluster `app` every route leads to,
+    // all of them (the mutual TLS request allowed too).
+    let expected_stats = [4, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 5, 3, 6, 1];
     for (kind, exchanges, checks, stats) in &runs {
         assert_eq!(exchanges, &expected, "{kind}: the exchanges");
         let seen: Vec<_> = checks.iter().map(|c| fields(c, &check_fields)).collect();
@@ -1137,6 +1161,10 @@ async fn ext_authz_grpc_request_body_like_envoy() {
             "{kind}: the bodies the service received"
         );
         let values: Vec<u64> = stats.iter().map(|(_, v)| *v).collect();
-        assert_eq!(values, [2, 0, 0, 0, 2, 0, 0, 0], "{kind}: {stats:?}");
+        assert_eq!(
+            values,
+            [2, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0],
+            "{kind}: {stats:?}"
+        );
     }
 }

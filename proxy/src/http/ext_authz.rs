@@ -107,27 +107,39 @@ impl Checker {
                 .await
                 .unwrap_or_else(|_| Verdict::Error("no answer within the timeout".into()))
         };
+        // Envoy counts on the route's cluster too: looked up before the check's changes to the headers.
+        let routed = routed_cluster(parts, &context.connection.inputs);
+        let count = |i: usize| {
+            if let Some(stats) = routed.as_ref().and_then(|c| c.stats.ext_authz.get(i)) {
+                stats.inc();
+            }
+        };
         match verdict {
             Verdict::Ok {
                 request,
                 response_headers,
             } => {
                 self.ok.inc();
+                count(0);
                 request.apply(parts);
                 Ok(Allowed { response_headers })
             }
             Verdict::Denied(reply) => {
                 self.denied.inc();
+                count(1);
                 let mut reply = reply;
                 add_flag(&mut reply, Flag::UnauthorizedExternalService);
                 Err(reply)
             }
-            Verdict::Error(why) => self.failed(parts, &why, None),
-            Verdict::ErrorReply(reply) => self.failed(
-                parts,
-                "the service answered with an error_response",
-                Some(reply),
-            ),
+            Verdict::Error(why) => {
+                count(2);
+                self.failed(parts, &why, None, || count(3))
+            }
+            Verdict::ErrorReply(reply) => {
+                count(2);
+                let why = "the service answered with an error_response";
+                self.failed(parts, why, Some(reply), || count(3))
+            }
         }
     }
 
@@ -137,11 +149,13 @@ impl Checker {
         parts: &mut Parts,
         why: &str,
         reply: Option<envoy_types::pb::envoy::service::auth::v3::DeniedHttpResponse>,
+        allowed: impl FnOnce(),
     ) -> Result<Allowed, Reply> {
         self.error.inc();
         tracing::debug!(cluster = %self.config.cluster, why, "ext_authz check failed");
         if self.config.failure_mode_allow {
             self.failure_mode_allowed.inc();
+            allowed();
             if self.config.failure_mode_allow_header_add {
                 parts.headers.append(
                     "x-envoy-auth-failure-mode-allowed",
@@ -163,6 +177,28 @@ impl Checker {
         add_flag(&mut response, Flag::UnauthorizedExternalService);
         Err(Box::new(response))
     }
+}
+
+/// The cluster the request is routed to, when the route names one or has a request header name it; a
+/// weighted route picks its cluster later, so its requests are not counted there (a known difference).
+fn routed_cluster(
+    parts: &Parts,
+    inputs: &crate::Inputs,
+) -> Option<Arc<crate::upstream::ClusterState>> {
+    use outrigger_config::model::route::{ClusterTarget, RouteAction};
+    let matched = parts
+        .extensions
+        .get::<super::connection_manager::Matched>()?;
+    let (_, _, route) = matched.route()?;
+    let RouteAction::Route(forward) = &route.action else {
+        return None;
+    };
+    let name = match &forward.target {
+        ClusterTarget::Cluster(name) => name.as_str(),
+        ClusterTarget::ClusterHeader(header) => parts.headers.get(header)?.to_str().ok()?,
+        ClusterTarget::WeightedClusters(_) => return None,
+    };
+    inputs.clusters.get(name)
 }
 
 /// The filter's shared state, as the authorization layer holds it.
