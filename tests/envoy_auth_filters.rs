@@ -881,7 +881,7 @@ fn fields(view: &grpc_authz::View, names: &[&str]) -> Vec<(String, Option<String
 /// body, and with no HTTP response (403); an `error_response` (its own status, header and body), a failed
 /// call and a timeout (`status_on_error` 503); a route where the filter is disabled and one with `context_extensions`; a service that is down with
 /// `failure_mode_allow` (and its header) and without (403); a request over h2; a cluster that speaks HTTP/1.1 to
-/// the service (403); mutual TLS (both principals). The exchanges, every CheckRequest the service got
+/// the service (403); mutual TLS (both principals); `timeout: 0s` (no deadline). The exchanges, every CheckRequest the service got
 /// (addresses' ports, ids and times masked), `http.<prefix>.ext_authz.*` and `cluster.app.ext_authz.*` must
 /// agree with Envoy 1.40.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -902,6 +902,7 @@ async fn ext_authz_grpc_service_like_envoy() {
         ("listen h2", "GET", "/h2", ""),
         ("listen_h1", "GET", "/a", ""),
         ("listen_tls", "GET", "/tls", ""),
+        ("listen_untimed", "GET", "/slow", ""),
     ];
     let runs = run_grpc_cases(
         "ext-authz-grpc",
@@ -964,6 +965,7 @@ async fn ext_authz_grpc_service_like_envoy() {
     };
     let denied = refused(401, "denied by grpc authz", Some("policy"));
     let changed_h2 = changed.clone();
+    let changed_slow = changed.clone();
     let expected = vec![
         passed("/a?x=1", 0, changed.clone(), true),
         passed("/query/a?added=1&keep=2", 0, changed.clone(), true),
@@ -987,6 +989,8 @@ async fn ext_authz_grpc_service_like_envoy() {
             backend: None,
             reply_headers: Vec::new(),
         },
+        // `timeout: 0s`: no deadline (the service answers after 1 s; no `grpc-timeout` on the call).
+        passed("/slow", 0, changed_slow, true),
     ];
     let check_fields = [
         "method",
@@ -1059,11 +1063,12 @@ async fn ext_authz_grpc_service_like_envoy() {
             tls[12].1 = Some("https".to_string());
             tls
         },
+        check("GET", "/slow", None),
     ];
     // ingress: 4 allowed, 3 denied, 3 errors (error_response, failed call, timeout); open: the service down,
     // let through; down and h1: refused with the default 403; and on the cluster `app` every route leads to,
-    // all of them (the mutual TLS request allowed too).
-    let expected_stats = [4, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 5, 3, 6, 1];
+    // all of them (the mutual TLS and untimed requests allowed too).
+    let expected_stats = [4, 3, 3, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 6, 3, 6, 1];
     for (kind, exchanges, checks, stats) in &runs {
         assert_eq!(exchanges, &expected, "{kind}: the exchanges");
         let seen: Vec<_> = checks.iter().map(|c| fields(c, &check_fields)).collect();
