@@ -302,10 +302,19 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.extensions.filters.http.fault.v3.HTTPFault",
         "delay abort max_active_faults headers",
     ),
-    // envoy.filters.http.ext_authz with an HTTP service.
+    // envoy.filters.http.ext_authz with an HTTP or a gRPC service.
     msg(
         "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-        "http_service transport_api_version failure_mode_allow status_on_error",
+        "http_service grpc_service transport_api_version failure_mode_allow failure_mode_allow_header_add \
+         status_on_error with_request_body",
+    ),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.BufferSettings",
+        "max_request_bytes allow_partial_message pack_as_bytes",
+    ),
+    msg(
+        "envoy.extensions.filters.http.ext_authz.v3.CheckSettings",
+        "context_extensions",
     ),
     msg(
         "envoy.extensions.filters.http.ext_authz.v3.HttpService",
@@ -323,7 +332,7 @@ const MESSAGES: &[MessageSupport] = &[
     msg("envoy.type.matcher.v3.ListStringMatcher", "patterns"),
     msg(
         "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-        "disabled",
+        "disabled check_settings",
     ),
     // envoy.filters.http.compressor, health_check, buffer (`convert/http/compressor.rs`, `health_check.rs`).
     msg(

@@ -219,7 +219,16 @@ pub(crate) fn api_config_source(
     let at_services = at.field("grpc_services");
     let cluster = match a.grpc_services.as_slice() {
         [service] => match &service.target_specifier {
-            Some(grpc_service::TargetSpecifier::EnvoyGrpc(g)) => g.cluster_name.clone(),
+            Some(grpc_service::TargetSpecifier::EnvoyGrpc(g)) => {
+                // The table marks `GrpcService.timeout` supported for ext_authz; the xDS streams ignore it.
+                if service.timeout.is_some() {
+                    out.warning(
+                        &at_services.index(0).field("timeout"),
+                        format!("accepted, but a timeout on the {what} stream is not enforced yet"),
+                    );
+                }
+                g.cluster_name.clone()
+            }
             _ => {
                 out.error(
                     &at_services.index(0),

@@ -133,9 +133,15 @@ fn grpc_collector(g: &core::GrpcService, at: &Path, out: &mut Out) -> Option<Otl
         );
         return None;
     };
+    // The table marks `GrpcService.timeout` supported for ext_authz; the OTLP exporter keeps its own.
+    if g.timeout.is_some() {
+        out.warning(
+            &at.field("timeout"),
+            "accepted, but the OTLP exporter's timeout is not enforced yet (exports give up after 5 s)",
+        );
+    }
     Some(OtlpCollector::Grpc {
         target: CollectorTarget::Cluster(envoy.cluster_name.clone()),
-        // `grpc_service.timeout` is not read (the table warns when it is set): exports give up after 5 s.
         timeout: EXPORT_TIMEOUT,
         headers: Vec::new(),
     })

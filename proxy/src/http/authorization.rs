@@ -2,6 +2,7 @@
 //! limit and the router. The first that refuses answers the client; the later ones neither run nor count.
 
 use super::connection_manager::{ConnectionManager, Matched};
+use super::ext_authz::{Buffered, Context, HeaderOp, buffer};
 use super::headers::TrustedClient;
 use super::local_reply::ResponseBody;
 use crate::rbac::Subject;
@@ -13,7 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 /// One authorization filter of a connection manager.
 pub enum Authorizer {
@@ -60,7 +61,7 @@ where
     type Error = Infallible;
     type Future = BoxFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
@@ -77,20 +78,39 @@ where
         use futures_util::future::Either;
         let (parts, body) = request.into_parts();
         Box::pin(
-            authorize(manager, connection, parts).then(move |outcome| match outcome {
-                Ok(parts) => Either::Left(inner.call(Request::from_parts(parts, body))),
+            authorize(manager, connection, parts, body).then(move |outcome| match outcome {
+                Ok((parts, body, response_headers)) => Either::Left(
+                    inner
+                        .call(Request::from_parts(parts, body))
+                        .map(move |answer| {
+                            answer.map(|mut response| {
+                                // The gRPC service's `response_headers_to_add`, on whatever answers.
+                                for op in &response_headers {
+                                    op.apply(response.headers_mut());
+                                }
+                                response
+                            })
+                        }),
+                ),
                 Err(reply) => Either::Right(std::future::ready(Ok(*reply))),
             }),
         )
     }
 }
 
-/// Runs each filter in order; the request's head comes back (with what ext_authz added) or the reply.
+/// What the filters let through: the request's head (with what ext_authz changed), its body (read back after
+/// `with_request_body`), and the headers to add to the response.
+type Passed = (Parts, UpstreamBody, Vec<HeaderOp>);
+
+/// Runs each filter in order; the request comes back, or the reply.
 async fn authorize(
     manager: Arc<ConnectionManager>,
     connection: Arc<super::Connection>,
     mut parts: Parts,
-) -> Result<Parts, super::ext_authz::Reply> {
+    mut body: UpstreamBody,
+) -> Result<Passed, super::ext_authz::Reply> {
+    let mut buffered: Option<Buffered> = None;
+    let mut response_headers = Vec::new();
     for filter in &manager.authorization {
         match filter {
             Authorizer::Rbac(enforcer) => {
@@ -113,17 +133,44 @@ async fn authorize(
                 }
             }
             Authorizer::ExtAuthz(checker) => {
-                let disabled = parts
+                let per_route = parts
                     .extensions
                     .get::<Matched>()
                     .and_then(Matched::route)
                     .and_then(|(_, _, r)| r.per_filter(checker.name()))
-                    .is_some_and(|c| matches!(c, PerFilterConfig::ExtAuthz(p) if p.disabled));
-                if !disabled {
-                    checker.check(&mut parts, &connection.inputs).await?;
+                    .and_then(|c| match c {
+                        PerFilterConfig::ExtAuthz(p) => Some(p.clone()),
+                        _ => None,
+                    });
+                if per_route.as_ref().is_some_and(|p| p.disabled) {
+                    continue;
                 }
+                // The body is read once, by the first filter that asks for it (Envoy buffers it for the
+                // filter chain, not per filter); a request that ends with its headers has none to read.
+                if let Some(settings) = checker.config().with_request_body
+                    && buffered.is_none()
+                    && !http_body::Body::is_end_stream(&body)
+                {
+                    match buffer(body, settings).await {
+                        Some((seen, rest)) => {
+                            buffered = Some(seen);
+                            body = rest;
+                        }
+                        None => {
+                            let http1 = parts.version <= http::Version::HTTP_11;
+                            return Err(Box::new(super::buffer::too_large(http1)));
+                        }
+                    }
+                }
+                let context = Context {
+                    connection: &connection,
+                    context_extensions: per_route.as_ref().map(|p| &p.context_extensions),
+                    body: buffered.as_ref(),
+                };
+                let allowed = checker.check(&mut parts, &context).await?;
+                response_headers.extend(allowed.response_headers);
             }
         }
     }
-    Ok(parts)
+    Ok((parts, body, response_headers))
 }

@@ -29,8 +29,8 @@ impl<S> BufferFilter<S> {
     }
 }
 
-/// Envoy's reply to a body over the limit.
-fn too_large(http1: bool) -> Response<ResponseBody> {
+/// Envoy's reply to a body over the limit (also ext_authz's, `with_request_body`).
+pub(super) fn too_large(http1: bool) -> Response<ResponseBody> {
     let mut response = Response::new(text("Payload Too Large"));
     *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     let headers = response.headers_mut();

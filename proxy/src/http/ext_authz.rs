@@ -1,28 +1,64 @@
-//! `envoy.filters.http.ext_authz` with an HTTP authorization service, reached through a cluster of the
-//! configuration by our own upstream client. As in Envoy 1.40 (checked with real Envoy,
+//! `envoy.filters.http.ext_authz`: one filter, two clients. `http_service.rs` asks an HTTP authorization
+//! service, `grpc.rs` calls `envoy.service.auth.v3.Authorization/Check` (over `channel.rs`, the cluster's own
+//! h2 pool). Both end in a `Verdict`; what follows is the same, as in Envoy 1.40 (checked with real Envoy,
 //! `tests/envoy_auth_filters.rs`):
-//! - the check request has the request's method, `path_prefix` + the path with its query, `host`,
-//!   `content-length: 0`, and of the request's headers `authorization` and those `allowed_headers` name;
-//! - a 200 lets the request on, with the response headers `allowed_upstream_headers` name set on it (`ok`);
-//! - a 5xx, a failed connection or a check past `timeout` is an `error`: `status_on_error` (403) with no body,
-//!   or with `failure_mode_allow` the request goes on (`failure_mode_allowed` counted too);
-//! - any other status is `denied`: the client gets that status and the service's body (text/plain), with the
-//!   service's headers `allowed_client_headers` names (all of them when it is absent);
+//! - allowed (`ok`): the request goes on with the service's header and query changes; the gRPC service's
+//!   `response_headers_to_add` go on the response;
+//! - denied (`denied`): the client gets the service's status, headers and body;
+//! - a failed check (a 5xx, a failed connection or call, no answer within the timeout, a gRPC
+//!   `error_response`) is an `error`: `status_on_error` (403) with no body (an `error_response`'s own status,
+//!   headers and body when it has them), or with `failure_mode_allow` the request goes on
+//!   (`failure_mode_allowed` counted too; `failure_mode_allow_header_add` marks it upstream);
 //! - a route's `ExtAuthzPerRoute` with `disabled: true` skips the check, counting nothing.
 
-use super::local_reply::{Flag, ResponseBody, add_flag, empty, text};
-use crate::Inputs;
+mod body;
+mod channel;
+mod grpc;
+mod http_service;
+mod mutation;
+
+pub use body::{Buffered, buffer};
+pub use mutation::HeaderOp;
+
+use super::local_reply::{Flag, ResponseBody, add_flag, empty};
 use crate::metrics::Metrics;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use outrigger_config::model::core::StringMatcher;
+use http::{HeaderValue, Response, StatusCode};
 use outrigger_config::model::ext_authz::ExtAuthz;
 use prometheus_client::metrics::counter::Counter;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The reply to a request the filter refuses (boxed: it is the rare path).
 pub type Reply = Box<Response<ResponseBody>>;
+
+/// What the filter knows of a request besides its head.
+pub struct Context<'a> {
+    pub connection: &'a super::Connection,
+    /// The route's `check_settings.context_extensions`.
+    pub context_extensions: Option<&'a BTreeMap<String, String>>,
+    /// The buffered body (`with_request_body`).
+    pub body: Option<&'a Buffered>,
+}
+
+/// What an allowed check asks of the response: headers added to it on its way to the client.
+#[derive(Default)]
+pub struct Allowed {
+    pub response_headers: Vec<HeaderOp>,
+}
+
+/// A service's answer, whichever the client.
+pub(crate) enum Verdict {
+    Ok {
+        request: mutation::RequestChanges,
+        response_headers: Vec<HeaderOp>,
+    },
+    Denied(Reply),
+    Error(String),
+    /// The gRPC service's `error_response`: an error, whose reply (without `failure_mode_allow`) has the
+    /// response's status (else `status_on_error`), headers and body, as in Envoy 1.40.
+    ErrorReply(envoy_types::pb::envoy::service::auth::v3::DeniedHttpResponse),
+}
 
 /// One ext_authz filter config at run time, with its statistics.
 pub struct Checker {
@@ -32,9 +68,6 @@ pub struct Checker {
     error: Counter,
     failure_mode_allowed: Counter,
 }
-
-/// Headers never passed on from the service's response (they describe its own message).
-const OWN: &[&str] = &["content-length", "transfer-encoding", "connection", "host"];
 
 impl Checker {
     pub fn new(config: &ExtAuthz, metrics: &Metrics, stat_prefix: &str) -> Self {
@@ -53,103 +86,119 @@ impl Checker {
         &self.config.name
     }
 
-    /// Asks the service about the request: `Ok` to go on (headers added to `parts`), `Err` with the reply.
-    pub async fn check(&self, parts: &mut Parts, inputs: &Inputs) -> Result<(), Reply> {
-        let answer = tokio::time::timeout(self.config.timeout, self.ask(parts, inputs)).await;
-        let (status, headers, body) = match answer {
-            Ok(Ok(answer)) if !answer.0.is_server_error() => answer,
-            Ok(Ok((status, ..))) => return self.failed(&format!("the service answered {status}")),
-            Ok(Err(e)) => return self.failed(&e),
-            Err(_) => return self.failed("no answer within the timeout"),
+    pub fn config(&self) -> &ExtAuthz {
+        &self.config
+    }
+
+    /// Asks the service about the request: `Ok` to go on (its changes made to `parts`), `Err` with the reply.
+    pub async fn check(&self, parts: &mut Parts, context: &Context<'_>) -> Result<Allowed, Reply> {
+        let asked = async {
+            if self.config.grpc {
+                grpc::ask(&self.config, parts, context).await
+            } else {
+                http_service::ask(&self.config, parts, &context.connection.inputs).await
+            }
         };
-        if status == StatusCode::OK {
-            self.ok.inc();
-            for (name, value) in &headers {
-                if named(&self.config.allowed_upstream_headers, name) {
-                    parts.headers.insert(name.clone(), value.clone());
-                }
+        let verdict = if self.config.timeout.is_zero() {
+            // Envoy's async client sets no timer for a zero timeout.
+            asked.await
+        } else {
+            tokio::time::timeout(self.config.timeout, asked)
+                .await
+                .unwrap_or_else(|_| Verdict::Error("no answer within the timeout".into()))
+        };
+        // Envoy counts on the route's cluster too: looked up before the check's changes to the headers.
+        let routed = routed_cluster(parts, &context.connection.inputs);
+        let count = |i: usize| {
+            if let Some(stats) = routed.as_ref().and_then(|c| c.stats.ext_authz.get(i)) {
+                stats.inc();
             }
-            return Ok(());
-        }
-        self.denied.inc();
-        let has_body = !body.is_empty();
-        let mut response = Response::new(if has_body { text(body) } else { empty() });
-        *response.status_mut() = status;
-        if has_body {
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain"),
-            );
-        }
-        for (name, value) in &headers {
-            let allowed = match &self.config.allowed_client_headers {
-                Some(list) => named(list, name),
-                None => true,
-            };
-            if allowed && !OWN.contains(&name.as_str()) {
-                response.headers_mut().insert(name.clone(), value.clone());
+        };
+        match verdict {
+            Verdict::Ok {
+                request,
+                response_headers,
+            } => {
+                self.ok.inc();
+                count(0);
+                request.apply(parts);
+                Ok(Allowed { response_headers })
+            }
+            Verdict::Denied(reply) => {
+                self.denied.inc();
+                count(1);
+                let mut reply = reply;
+                add_flag(&mut reply, Flag::UnauthorizedExternalService);
+                Err(reply)
+            }
+            Verdict::Error(why) => {
+                count(2);
+                self.failed(parts, &why, None, || count(3))
+            }
+            Verdict::ErrorReply(reply) => {
+                count(2);
+                let why = "the service answered with an error_response";
+                self.failed(parts, why, Some(reply), || count(3))
             }
         }
-        add_flag(&mut response, Flag::UnauthorizedExternalService);
-        Err(Box::new(response))
     }
 
     /// A failed check: the request goes on under `failure_mode_allow`, else `status_on_error`.
-    fn failed(&self, why: &str) -> Result<(), Reply> {
+    fn failed(
+        &self,
+        parts: &mut Parts,
+        why: &str,
+        reply: Option<envoy_types::pb::envoy::service::auth::v3::DeniedHttpResponse>,
+        allowed: impl FnOnce(),
+    ) -> Result<Allowed, Reply> {
         self.error.inc();
         tracing::debug!(cluster = %self.config.cluster, why, "ext_authz check failed");
         if self.config.failure_mode_allow {
             self.failure_mode_allowed.inc();
-            return Ok(());
+            allowed();
+            if self.config.failure_mode_allow_header_add {
+                parts.headers.append(
+                    "x-envoy-auth-failure-mode-allowed",
+                    HeaderValue::from_static("true"),
+                );
+            }
+            return Ok(Allowed::default());
         }
-        let mut response = Response::new(empty());
-        *response.status_mut() =
+        let status_on_error =
             StatusCode::from_u16(self.config.status_on_error).unwrap_or(StatusCode::FORBIDDEN);
+        let mut response = match reply {
+            Some(reply) => grpc::denial(&reply, status_on_error),
+            None => {
+                let mut response = Response::new(empty());
+                *response.status_mut() = status_on_error;
+                response
+            }
+        };
         add_flag(&mut response, Flag::UnauthorizedExternalService);
         Err(Box::new(response))
     }
-
-    /// Sends the check request and reads the whole answer.
-    async fn ask(
-        &self,
-        parts: &Parts,
-        inputs: &Inputs,
-    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), String> {
-        let cluster = inputs
-            .clusters
-            .get(&self.config.cluster)
-            .ok_or_else(|| format!("no cluster {:?}", self.config.cluster))?;
-        let picked = cluster.pick(None, &[]).map_err(|e| e.to_string())?;
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut request = Request::builder()
-            .method(parts.method.clone())
-            .uri(format!("{}{path}", self.config.path_prefix))
-            .header(http::header::CONTENT_LENGTH, "0");
-        if let Some(host) = super::headers::authority(parts) {
-            request = request.header(http::header::HOST, host);
-        }
-        for (name, value) in &parts.headers {
-            if name == http::header::AUTHORIZATION || named(&self.config.allowed_headers, name) {
-                request = request.header(name, value);
-            }
-        }
-        let body: crate::upstream::UpstreamBody = http_body_util::Empty::new()
-            .map_err(|never| match never {})
-            .boxed();
-        let request = request.body(body).map_err(|e| e.to_string())?;
-        let (response, _stream) = cluster
-            .http
-            .send(picked, request, http::Version::HTTP_11)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (head, body) = response.into_parts();
-        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok((head.status, head.headers, body))
-    }
 }
 
-fn named(list: &[StringMatcher], name: &HeaderName) -> bool {
-    list.iter().any(|m| m.matches(name.as_str()))
+/// The cluster the request is routed to, when the route names one or has a request header name it; a
+/// weighted route picks its cluster later, so its requests are not counted there (a known difference).
+fn routed_cluster(
+    parts: &Parts,
+    inputs: &crate::Inputs,
+) -> Option<Arc<crate::upstream::ClusterState>> {
+    use outrigger_config::model::route::{ClusterTarget, RouteAction};
+    let matched = parts
+        .extensions
+        .get::<super::connection_manager::Matched>()?;
+    let (_, _, route) = matched.route()?;
+    let RouteAction::Route(forward) = &route.action else {
+        return None;
+    };
+    let name = match &forward.target {
+        ClusterTarget::Cluster(name) => name.as_str(),
+        ClusterTarget::ClusterHeader(header) => parts.headers.get(header)?.to_str().ok()?,
+        ClusterTarget::WeightedClusters(_) => return None,
+    };
+    inputs.clusters.get(name)
 }
 
 /// The filter's shared state, as the authorization layer holds it.

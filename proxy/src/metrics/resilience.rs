@@ -187,6 +187,9 @@ impl Collector for ClusterCollector {
                     .counters
                     .get(i)
                     .map_or(0, |c| c.load(Ordering::Relaxed));
+                if value == 0 && short.starts_with("ext_authz_") {
+                    continue;
+                }
                 metric
                     .encode_family(&cells.label)?
                     .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
@@ -365,6 +368,21 @@ const CLUSTER_COUNTERS: &[(&str, &str)] = &[
         "health_check_verify_cluster",
         "Health checks that verified the upstream cluster name",
     ),
+    // ext_authz's counts on the cluster a checked request is routed to (published once counted, as Envoy
+    // creates them on first use).
+    ("ext_authz_ok", "Requests to this cluster ext_authz allowed"),
+    (
+        "ext_authz_denied",
+        "Requests to this cluster ext_authz denied",
+    ),
+    (
+        "ext_authz_error",
+        "Requests to this cluster whose ext_authz check failed",
+    ),
+    (
+        "ext_authz_failure_mode_allowed",
+        "Requests to this cluster let through by ext_authz's failure_mode_allow",
+    ),
 ];
 
 /// Gauges of one cluster (default routing priority).
@@ -489,6 +507,12 @@ impl Families {
             update_failure: c("update_failure"),
             update_rejected: c("update_rejected"),
             healthy_panic: c("lb_healthy_panic"),
+            ext_authz: [
+                c("ext_authz_ok"),
+                c("ext_authz_denied"),
+                c("ext_authz_error"),
+                c("ext_authz_failure_mode_allowed"),
+            ],
             rq_active: g("upstream_rq_active"),
             rq_pending_active: g("upstream_rq_pending_active"),
             membership_total: g("membership_total"),
@@ -584,6 +608,8 @@ pub struct ClusterStats {
     pub cx_connect_timeout: ClusterCounter,
     pub none_healthy: ClusterCounter,
     pub healthy_panic: ClusterCounter,
+    /// `ext_authz.{ok,denied,error,failure_mode_allowed}`, in that order.
+    pub ext_authz: [ClusterCounter; 4],
     pub rq_active: ClusterGauge,
     pub rq_pending_active: ClusterGauge,
     pub membership_total: ClusterGauge,

@@ -147,7 +147,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.core.v3.GrpcService.envoy_grpc",
         Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
-    ("envoy.config.core.v3.GrpcService.timeout", NotYet(XDS)),
+    // Acted on by ext_authz; the xDS streams and the OTLP exporter warn at their own paths.
+    (
+        "envoy.config.core.v3.GrpcService.timeout",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC]),
+    ),
     (
         "envoy.config.core.v3.GrpcService.EnvoyGrpc.cluster_name",
         Tests(&[XDS_SOTW, XDS_DELTA]),

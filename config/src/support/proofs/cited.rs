@@ -406,3 +406,9 @@ pub(super) const CORS_LEGACY: &str =
     "tests/envoy_http_filters.rs::cors_deprecated_route_fields_like_envoy";
 pub(super) const CORS_ORIGINS: &str =
     "proxy/src/http/cors/tests.rs::origins_match_as_envoy_matches_them";
+
+// s8-extauthz proofs
+pub(super) const ENVOY_EXT_AUTHZ_GRPC: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_grpc_service_like_envoy";
+pub(super) const ENVOY_EXT_AUTHZ_GRPC_BODY: &str =
+    "tests/envoy_auth_filters.rs::ext_authz_grpc_request_body_like_envoy";

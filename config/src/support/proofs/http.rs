@@ -373,7 +373,40 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute.disabled",
-        Tests(&[ENVOY_EXT_AUTHZ_HTTP]),
+        Tests(&[ENVOY_EXT_AUTHZ_HTTP, ENVOY_EXT_AUTHZ_GRPC]),
+    ),
+    // envoy.filters.http.ext_authz with a gRPC service.
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.grpc_service",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.failure_mode_allow_header_add",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz.with_request_body",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC_BODY]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.BufferSettings.max_request_bytes",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC_BODY]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.BufferSettings.allow_partial_message",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC_BODY]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.BufferSettings.pack_as_bytes",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC_BODY]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute.check_settings",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC]),
+    ),
+    (
+        "envoy.extensions.filters.http.ext_authz.v3.CheckSettings.context_extensions",
+        Tests(&[ENVOY_EXT_AUTHZ_GRPC]),
     ),
     // envoy.filters.http.compressor, health_check and buffer.
     (
