@@ -524,6 +524,70 @@ async fn agree_stats(proxies: &[Proxy]) {
     assert!(wrong.is_empty(), "statistics differ:\n{}", wrong.join("\n"));
 }
 
+/// What an HTTP/2 client (prior knowledge) gets: status, headers, body and trailers, as compared.
+#[derive(Debug, PartialEq)]
+struct H2Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    trailers: Vec<(String, String)>,
+}
+
+async fn h2_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> H2Reply {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(connection);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://filters.test{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body))).unwrap();
+    let exchange = async {
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let kept = |map: &http::HeaderMap| -> Vec<(String, String)> {
+            map.iter()
+                .filter(|(name, _)| {
+                    let name = name.as_str();
+                    COMPARED.contains(&name) || name.starts_with("x-envoy-decompressor-")
+                })
+                .filter(|(name, _)| name.as_str() != "content-length")
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+                .collect()
+        };
+        let headers = kept(response.headers());
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().map(kept).unwrap_or_default();
+        let body = collected.to_bytes();
+        H2Reply {
+            status,
+            headers,
+            body: known(&body),
+            trailers,
+        }
+    };
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .expect("no HTTP/2 response");
+    task.abort();
+    reply
+}
+
 fn outrigger_replies(replies: &[Vec<Reply>]) -> &[Reply] {
     replies.last().unwrap()
 }
@@ -592,6 +656,36 @@ async fn decompressor_like_envoy() {
     assert_eq!(ours[7].headers["x-seen-accept-encoding"], "deflate,gzip,br");
     agree(&proxies, &probes, &replies);
     agree_stats(&proxies).await;
+    // Over HTTP/2 the client also gets the byte counts as trailers.
+    let mut h2 = Vec::new();
+    for proxy in &proxies {
+        let port = proxy.ports["dec"];
+        h2.push(vec![
+            h2_exchange(port, "GET", "/gzip", &[], vec![]).await,
+            h2_exchange(port, "GET", "/br", &[], vec![]).await,
+            h2_exchange(
+                port,
+                "POST",
+                "/plain",
+                &[("content-encoding", "gzip")],
+                gzip(&upload()),
+            )
+            .await,
+        ]);
+    }
+    let ours = h2.last().unwrap();
+    assert_eq!(ours[0].body, "payload");
+    assert!(
+        ours[0].trailers.contains(&(
+            "x-envoy-decompressor-up-uncompressed-bytes".into(),
+            payload().len().to_string()
+        )),
+        "{:?}",
+        ours[0].trailers
+    );
+    if h2.len() == 2 {
+        assert_eq!(h2[0], h2[1], "HTTP/2: Envoy 1.40 first, Outrigger second");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -783,6 +877,19 @@ async fn grpc_http1_bridge_like_envoy() {
     assert_eq!(ours[4].headers["x-seen-body"], hex(&message));
     agree(&proxies, &probes, &replies);
     agree_stats(&proxies).await;
+    // An HTTP/2 client is not bridged: the status and trailers stay as the backend sent them.
+    let mut h2 = Vec::new();
+    for proxy in &proxies {
+        let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+        let port = proxy.ports["bridge"];
+        h2.push(h2_exchange(port, "POST", "/svc.Echo/Fail", &headers, message.clone()).await);
+    }
+    let ours = h2.last().unwrap();
+    assert_eq!(ours.status, 200);
+    assert!(ours.trailers.contains(&("grpc-status".into(), "13".into())));
+    if h2.len() == 2 {
+        assert_eq!(h2[0], h2[1], "HTTP/2: Envoy 1.40 first, Outrigger second");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

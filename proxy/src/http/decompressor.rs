@@ -9,7 +9,8 @@
 //!   `accept-encoding` gains the encoding: its other tokens kept (trimmed, joined by `,`), the same token
 //!   (case-sensitive, whatever its q-value) dropped, the encoding last;
 //! - the decoders and their limits are in `decompressor/inflate.rs`, the byte counts and trailers in
-//!   `decompressor/body.rs`; the libraries' statistics appear with the first decoder, as Envoy creates them.
+//!   `decompressor/body.rs` (the trailers' names are the process's first decompressor's, `TRAILER_NAMES`); the
+//!   libraries' statistics appear with the first decoder, as Envoy creates them.
 //!
 //! The filter runs at its place in the chain. A local reply made by a filter before it still passes its response
 //! side in Envoy (counted `not_decompressed`); `filter_chain.rs` wraps the chain with `LocalReplies` for that.
@@ -37,6 +38,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+
+/// The byte-count trailers' names of every decompressor in the process: Envoy 1.40 builds them once, in a
+/// function-local static, from the first decompressor filter that a stream creates, and every decompressor uses
+/// those names from then on (checked with two decompressors in one chain, `tests/envoy_http_filters/`).
+static TRAILER_NAMES: OnceLock<Arc<(HeaderName, HeaderName)>> = OnceLock::new();
 
 /// One decompressor filter config at run time, shared by every connection of its connection manager.
 pub struct Decompression {
@@ -194,7 +200,9 @@ impl Decompression {
             compressed: stats.total_compressed_bytes.clone(),
             uncompressed: stats.total_uncompressed_bytes.clone(),
             library: self.library_stats(),
-            trailer_names: self.trailer_names.clone(),
+            trailer_names: TRAILER_NAMES
+                .get_or_init(|| self.trailer_names.clone())
+                .clone(),
         })
     }
 
@@ -331,6 +339,8 @@ where
     fn call(&mut self, request: Request<UpstreamBody>) -> Self::Future {
         use futures_util::FutureExt;
         let decompression = self.decompression.clone();
+        // A stream creates its decompressors in chain order, which this call follows.
+        TRAILER_NAMES.get_or_init(|| decompression.trailer_names.clone());
         let head = request.method() == http::Method::HEAD;
         let request = decompression.decode(request);
         Box::pin(self.inner.call(request).map(move |result| {
