@@ -202,8 +202,14 @@ fn grpc_answer(
     } else {
         trailers.insert("grpc-status", "0".parse().unwrap());
     }
+    // Past Envoy's default buffer limit (1 MiB), which the bridge holds the response in.
+    let message = if path.ends_with("/Big") {
+        Bytes::from(vec![b'm'; 1_200_000])
+    } else {
+        request.body().clone()
+    };
     let frames = futures_util::stream::iter([
-        Ok::<_, Infallible>(http_body::Frame::data(request.body().clone())),
+        Ok::<_, Infallible>(http_body::Frame::data(message)),
         Ok(http_body::Frame::trailers(trailers)),
     ]);
     response
@@ -864,6 +870,12 @@ async fn grpc_http1_bridge_like_envoy() {
             "POST /svc.Echo/Ok?y=2 HTTP/1.1",
             &["content-type: application/x-protobuf"],
             b"hello".to_vec(),
+        ),
+        probe(
+            "bridge",
+            "POST /svc.Echo/Big HTTP/1.1",
+            &grpc,
+            message.clone(),
         ),
     ];
     let replies = run(&proxies, &probes).await;

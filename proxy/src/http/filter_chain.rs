@@ -129,7 +129,7 @@ pub fn build(
                 Filters::new(Position::new(layer, index))
             }
             HttpFilter::GrpcHttp1Bridge(config) => Filters::new(Position::new(
-                BridgeFilter::new(service, config.clone()),
+                BridgeFilter::new(service, config.clone(), connection.buffer_limit),
                 index,
             )),
             HttpFilter::Buffer(b) => Filters::new(Position::new(

@@ -9,7 +9,9 @@
 //!   response loses the frame header (its `content-type` stays the backend's);
 //! - with `ignore_query_parameters`, a gRPC request (upgraded or not) loses its path's query.
 //!
-//! A request over HTTP/2 is not bridged (only upgraded).
+//! A response past the listener's buffer limit (`per_connection_buffer_limit_bytes`, 1 MiB by default) is
+//! replaced, as Envoy's local reply for a gRPC request: 200, `grpc-status: 2`, `grpc-message: Internal Server
+//! Error`, no body. A request over HTTP/2 is not bridged (only upgraded).
 
 use super::local_reply::ResponseBody;
 use crate::upstream::{BoxError, UpstreamBody};
@@ -52,11 +54,17 @@ fn is_protobuf(request: &Request<UpstreamBody>) -> bool {
 pub struct BridgeFilter<S> {
     inner: S,
     config: GrpcHttp1Bridge,
+    /// The listener's `per_connection_buffer_limit_bytes`: how much of a response the bridge may hold.
+    limit: u32,
 }
 
 impl<S> BridgeFilter<S> {
-    pub fn new(inner: S, config: GrpcHttp1Bridge) -> Self {
-        Self { inner, config }
+    pub fn new(inner: S, config: GrpcHttp1Bridge, limit: u32) -> Self {
+        Self {
+            inner,
+            config,
+            limit,
+        }
     }
 }
 
@@ -91,12 +99,13 @@ where
             remove_query(&mut request);
         }
         let bridging = request.version() < http::Version::HTTP_2 && grpc;
+        let limit = self.limit as usize;
         Box::pin(self.inner.call(request).then(move |result| async move {
             let Ok(response) = result;
             if !bridging || response.body().is_end_stream() {
                 return Ok(response);
             }
-            Ok(bridge(response, framing).await)
+            Ok(bridge(response, framing, limit).await)
         }))
     }
 }
@@ -143,19 +152,22 @@ fn frame(message: &[u8]) -> Bytes {
 }
 
 /// The whole response with its trailers as headers.
-async fn bridge(response: Response<ResponseBody>, framing: bool) -> Response<ResponseBody> {
+async fn bridge(
+    response: Response<ResponseBody>,
+    framing: bool,
+    limit: usize,
+) -> Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();
-    let collected = match body.collect().await {
-        Ok(collected) => collected,
+    let (mut bytes, trailers) = match hold(body, limit).await {
+        Held::Whole(bytes, trailers) => (bytes, trailers),
+        Held::TooLarge => return too_large(),
         // The upstream went away mid-body: the client sees the response cut short, as with Envoy's reset.
-        Err(e) => {
+        Held::Failed(e) => {
             let failed =
                 futures_util::stream::once(async move { Err::<http_body::Frame<Bytes>, _>(e) });
             return Response::from_parts(parts, http_body_util::StreamBody::new(failed).boxed());
         }
     };
-    let trailers = collected.trailers().cloned();
-    let mut bytes = collected.to_bytes();
     let Some(trailers) = trailers else {
         // No trailers: Envoy's buffered body goes on as it is.
         return Response::from_parts(parts, full(bytes));
@@ -181,6 +193,48 @@ async fn bridge(response: Response<ResponseBody>, framing: bool) -> Response<Res
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, full(bytes))
+}
+
+enum Held {
+    Whole(Bytes, Option<http::HeaderMap>),
+    TooLarge,
+    Failed(BoxError),
+}
+
+/// The whole body and its trailers, unless it grows past `limit`.
+async fn hold(mut body: ResponseBody, limit: usize) -> Held {
+    let mut bytes = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return Held::Failed(e),
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                if bytes.len() + data.len() > limit {
+                    return Held::TooLarge;
+                }
+                bytes.put(data);
+            }
+            Err(frame) => return Held::Whole(bytes.freeze(), frame.into_trailers().ok()),
+        }
+    }
+    Held::Whole(bytes.freeze(), None)
+}
+
+/// Envoy's local reply when a held response outgrows the buffer: its 500, as gRPC answers it (status 2,
+/// `UNKNOWN`), in the headers alone.
+fn too_large() -> Response<ResponseBody> {
+    let mut response = Response::new(full(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+    headers.insert("grpc-status", HeaderValue::from_static("2"));
+    headers.insert(
+        "grpc-message",
+        HeaderValue::from_static("Internal Server Error"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+    response
 }
 
 fn full(bytes: Bytes) -> ResponseBody {
