@@ -18,6 +18,9 @@
 
 mod support;
 
+#[path = "envoy_http_filters/decompression.rs"]
+mod decompression;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::BTreeMap;

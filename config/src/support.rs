@@ -24,8 +24,8 @@ pub struct MessageSupport {
 
 const ACCESS_LOG: &str = "requests to the admin API are not logged; traffic is unaffected";
 const TUNING: &str = "a tuning knob Outrigger sizes itself; traffic is unaffected";
-const ENCODER: &str = "tunes the encoder: the compressed bytes differ, the body a client decodes is the same \
-                       (Outrigger's pure-Rust encoder never gives zlib's bytes anyway)";
+const ENCODER: &str =
+    "tunes the encoder: the compressed bytes differ, the body a client decodes is the same";
 const CORS_POLICY_FIELDS: &str = "allow_origin_string_match allow_methods allow_headers expose_headers max_age \
      allow_credentials filter_enabled shadow_enabled allow_private_network_access forward_not_matching_preflights";
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
@@ -73,6 +73,12 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.http.buffer.v3.Buffer",
     "envoy.extensions.filters.http.cors.v3.Cors",
     "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    "envoy.extensions.filters.http.decompressor.v3.Decompressor",
+    "envoy.extensions.compression.gzip.decompressor.v3.Gzip",
+    "envoy.extensions.compression.brotli.decompressor.v3.Brotli",
+    "envoy.extensions.compression.zstd.decompressor.v3.Zstd",
+    "envoy.extensions.compression.zstd.compressor.v3.Zstd",
+    "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
@@ -233,7 +239,8 @@ const MESSAGES: &[MessageSupport] = &[
         "codec_type stat_prefix rds route_config http_filters common_http_protocol_options http2_protocol_options \
          server_name stream_idle_timeout request_timeout request_headers_timeout drain_timeout max_request_headers_kb \
          generate_request_id use_remote_address xff_num_trusted_hops skip_xff_append upgrade_configs normalize_path \
-         merge_slashes forward_client_cert_details set_current_client_cert_details access_log tracing",
+         merge_slashes forward_client_cert_details set_current_client_cert_details access_log tracing \
+         add_user_agent",
         &[],
     ),
     // Tracing (`convert/tracing.rs`).
@@ -396,6 +403,48 @@ const MESSAGES: &[MessageSupport] = &[
         CORS_POLICY_FIELDS,
     ),
     msg("envoy.config.route.v3.CorsPolicy", CORS_POLICY_FIELDS),
+    // envoy.filters.http.decompressor, zstd, grpc_http1_bridge (`convert/http/decompressor.rs`, `compressor.rs`).
+    msg(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor",
+        "decompressor_library request_direction_config response_direction_config",
+    ),
+    msg(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.CommonDirectionConfig",
+        "enabled ignore_no_transform_header",
+    ),
+    msg(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.RequestDirectionConfig",
+        "common_config advertise_accept_encoding",
+    ),
+    msg(
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.ResponseDirectionConfig",
+        "common_config",
+    ),
+    msg(
+        "envoy.extensions.compression.gzip.decompressor.v3.Gzip",
+        "window_bits chunk_size max_inflate_ratio",
+    ),
+    msg_ignoring(
+        "envoy.extensions.compression.brotli.decompressor.v3.Brotli",
+        "chunk_size",
+        &[(
+            "disable_ring_buffer_reallocation",
+            "a memory knob of the decoder; the decoded bytes are the same",
+        )],
+    ),
+    msg(
+        "envoy.extensions.compression.zstd.decompressor.v3.Zstd",
+        "chunk_size",
+    ),
+    msg_ignoring(
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd",
+        "compression_level enable_checksum strategy",
+        &[("chunk_size", ENCODER)],
+    ),
+    msg(
+        "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
+        "upgrade_protobuf_to_grpc ignore_query_parameters",
+    ),
     msg(
         "envoy.extensions.filters.common.fault.v3.FaultDelay",
         "fixed_delay header_delay percentage",

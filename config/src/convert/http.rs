@@ -30,9 +30,12 @@ pub const COMPRESSOR: &str = "envoy.extensions.filters.http.compressor.v3.Compre
 pub const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
 pub const BUFFER: &str = "envoy.extensions.filters.http.buffer.v3.Buffer";
 pub const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
+pub const DECOMPRESSOR: &str = "envoy.extensions.filters.http.decompressor.v3.Decompressor";
+pub const GRPC_HTTP1_BRIDGE: &str = "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config";
 
 pub mod compressor;
 pub mod cors;
+mod decompressor;
 mod fault;
 mod health_check;
 
@@ -115,6 +118,7 @@ pub fn connection_manager(
         use_remote_address: bool_or(&h.use_remote_address, false),
         xff_num_trusted_hops: h.xff_num_trusted_hops,
         skip_xff_append: h.skip_xff_append,
+        add_user_agent: bool_or(&h.add_user_agent, false),
         upgrade_types: h
             .upgrade_configs
             .iter()
@@ -236,6 +240,11 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                     c.filter_name = f.name.clone();
                     HttpFilter::Compressor(c)
                 }),
+            DECOMPRESSOR => decode_any(any, &at_config, out)
+                .and_then(|d| decompressor::decompressor(&d, &at_config, out))
+                .map(HttpFilter::Decompressor),
+            GRPC_HTTP1_BRIDGE => decode_any(any, &at_config, out)
+                .map(|c| HttpFilter::GrpcHttp1Bridge(decompressor::grpc_http1_bridge(&c))),
             HEALTH_CHECK => decode_any(any, &at_config, out)
                 .and_then(|h| health_check::health_check(&h, &at_config, out))
                 .map(HttpFilter::HealthCheck),
@@ -257,7 +266,8 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                     &at_config,
                     format!(
                         "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
-                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.ext_authz, envoy.filters.http.fault, \
+                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.decompressor, \
+                         envoy.filters.http.ext_authz, envoy.filters.http.fault, envoy.filters.http.grpc_http1_bridge, \
                          envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, \
                          envoy.filters.http.router"
                     ),

@@ -6,7 +6,11 @@ use super::route::RouteConfig;
 use serde::Serialize;
 use std::time::Duration;
 
+mod decompressor;
 mod filters;
+pub use decompressor::{
+    DecompressionDirection, Decompressor, DecompressorLibrary, GrpcHttp1Bridge,
+};
 pub use filters::{
     Buffer, Compressor, CompressorLibrary, CompressorRoute, DEFAULT_COMPRESSED_TYPES, HealthCheck,
 };
@@ -64,6 +68,9 @@ pub struct HttpConnectionManager {
     pub xff_num_trusted_hops: u32,
     /// Envoy's default: false.
     pub skip_xff_append: bool,
+    /// Envoy's default: false. Requests get `x-envoy-downstream-service-cluster` (the node's cluster),
+    /// `x-envoy-downstream-service-node` (the node's id, when set) and, without one, `user-agent` (the cluster).
+    pub add_user_agent: bool,
     /// Upgrade types allowed (`websocket`, ...), lower case.
     pub upgrade_types: Vec<String>,
     /// Envoy's default: false. Dot segments resolved and escapes canonicalized (Chromium's rules, as Envoy)
@@ -165,6 +172,8 @@ pub enum ForwardClientCertDetails {
 #[serde(rename_all = "snake_case")]
 pub enum HttpFilter {
     Compressor(Compressor),
+    Decompressor(Decompressor),
+    GrpcHttp1Bridge(GrpcHttp1Bridge),
     HealthCheck(HealthCheck),
     Buffer(Buffer),
     Cors(super::cors::Cors),

@@ -233,13 +233,18 @@ impl Compression {
             && self.accepted(accept_encoding, headers)
             && compressible
             && transfer_encoding_allowed(headers, self.encoding());
-        if compress {
+        // An encoder that cannot be made (zstd out of memory) leaves the response as it is.
+        let encoder = if compress {
+            Encoder::new(&self.config.library).ok()
+        } else {
+            None
+        };
+        if let Some(encoder) = encoder {
             let headers = response.headers_mut();
             remove_strong_etag(headers);
             headers.remove(CONTENT_LENGTH);
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static(self.encoding()));
             self.stats.compressed.inc();
-            let encoder = Encoder::new(&self.config.library);
             response = response
                 .map(|body| Compressed::new(body, encoder, self.stats.bytes.clone()).boxed());
         } else {

@@ -198,6 +198,8 @@ pub struct ConnectionManager {
     pub authorization: Vec<super::authorization::Authorizer>,
     /// The compressor filters, in chain order.
     pub compressors: Vec<Arc<super::compressor::Compression>>,
+    /// The decompressor filters, in chain order.
+    pub decompressors: Arc<[Arc<super::decompressor::Decompression>]>,
     /// The health check filters, by their place in the chain.
     health_checks: Vec<(usize, Arc<super::health_check::HealthChecker>)>,
     /// The CORS filters' statistics, when the chain has one.
@@ -254,6 +256,8 @@ impl ConnectionManager {
             .collect();
         let compressors =
             super::compressor::build(&config.http_filters, metrics, &config.stat_prefix);
+        let decompressors =
+            super::decompressor::build(&config.http_filters, metrics, &config.stat_prefix).into();
         let health_checks = config
             .http_filters
             .iter()
@@ -285,6 +289,7 @@ impl ConnectionManager {
             fault,
             authorization,
             compressors,
+            decompressors,
             health_checks,
             cors,
             config,

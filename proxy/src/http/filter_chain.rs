@@ -9,7 +9,9 @@ use super::buffer::BufferFilter;
 use super::compressor::CompressorFilter;
 use super::connection_manager::ConnectionManager;
 use super::cors::CorsFilter;
+use super::decompressor::{DecompressorFilter, LocalReplies};
 use super::fault::FaultFilter;
+use super::grpc_http1_bridge::BridgeFilter;
 use super::health_check::HealthCheckFilter;
 use super::local_rate_limit::LocalRateLimitFilter;
 use super::local_reply::{LocalReply, LocalReplyAt, ResponseBody};
@@ -126,11 +128,27 @@ pub fn build(
                 let layer = CorsFilter::new(service, c.filter_name.as_str().into(), stats);
                 Filters::new(Position::new(layer, index))
             }
+            HttpFilter::Decompressor(_) => {
+                let Some(decompression) = manager.decompressors.iter().find(|d| d.index == index)
+                else {
+                    continue;
+                };
+                let layer = DecompressorFilter::new(service, decompression.clone());
+                Filters::new(Position::new(layer, index))
+            }
+            HttpFilter::GrpcHttp1Bridge(config) => Filters::new(Position::new(
+                BridgeFilter::new(service, config.clone(), connection.buffer_limit),
+                index,
+            )),
             HttpFilter::Buffer(b) => Filters::new(Position::new(
                 BufferFilter::new(service, b.max_request_bytes),
                 index,
             )),
         };
+    }
+    // Local replies of filters before a decompressor still pass its response side (as in Envoy).
+    if !manager.decompressors.is_empty() {
+        service = Filters::new(LocalReplies::new(service, manager.decompressors.clone()));
     }
     for compression in manager.compressors.iter().rev() {
         service = Filters::new(CompressorFilter::new(service, compression.clone()));

@@ -71,6 +71,31 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
         connection.tls.is_some(),
     );
     parts.extensions.insert(TrustedClient(client));
+    if hcm.add_user_agent {
+        add_user_agent(
+            &mut parts.headers,
+            &connection.inputs.generation().snapshot.node,
+        );
+    }
+}
+
+/// `add_user_agent`, after the edge clean-up removed what a client sent of these headers (as Envoy orders it).
+fn add_user_agent(headers: &mut HeaderMap, node: &outrigger_config::model::Node) {
+    let Ok(cluster) = HeaderValue::from_str(&node.cluster) else {
+        return;
+    };
+    headers.insert("x-envoy-downstream-service-cluster", cluster.clone());
+    if headers
+        .get(http::header::USER_AGENT)
+        .is_none_or(|v| v.is_empty())
+    {
+        headers.insert(http::header::USER_AGENT, cluster);
+    }
+    if !node.id.is_empty()
+        && let Ok(id) = HeaderValue::from_str(&node.id)
+    {
+        headers.insert("x-envoy-downstream-service-node", id);
+    }
 }
 
 /// The client's address as the connection manager trusts it (from `x-forwarded-for` or the peer).

@@ -1,8 +1,10 @@
-//! The statistics of the compressor and health check HTTP filters, in Envoy 1.40's names:
-//! `http.<prefix>.compressor.<library name>.<gzip|brotli>.[request.|response.]<stat>` and
-//! `http.<prefix>.health_check.<stat>` (and the CORS filter's, `http.<prefix>.cors.<stat>`). In Prometheus each is a family `envoy_http_compressor_<stat>` (labels:
-//! the connection manager's prefix and `envoy_compressor_scope`, `<name>.<library>[.request|.response]`) or
-//! `envoy_http_health_check_<stat>`.
+//! The statistics of the compressor, decompressor, health check and CORS HTTP filters, in Envoy 1.40's names:
+//! `http.<prefix>.compressor.<library name>.<gzip|brotli|zstd>.[request.|response.]<stat>`,
+//! `http.<prefix>.decompressor.<library name>.<gzip|brotli|zstd>.<request|response|decompressor_library>.<stat>`,
+//! `http.<prefix>.health_check.<stat>` and `http.<prefix>.cors.<stat>`. In Prometheus each is a family
+//! `envoy_http_compressor_<stat>` (labels: the connection manager's prefix and `envoy_compressor_scope`,
+//! `<name>.<library>[.request|.response]`), `envoy_http_decompressor_<stat>` (`envoy_decompressor_scope`),
+//! `envoy_http_health_check_<stat>` or `envoy_http_cors_<stat>`.
 
 use super::Labels;
 use prometheus_client::metrics::counter::Counter;
@@ -30,6 +32,32 @@ pub const RESPONSE_STATS: &[&str] = &[
     "not_compressed_etag",
 ];
 
+/// The decompressor's statistics of one direction, `http.<prefix>.decompressor.<name>.<library>.<request|response>.*`.
+pub const DECOMPRESSOR_STATS: &[&str] = &[
+    "decompressed",
+    "not_decompressed",
+    "total_uncompressed_bytes",
+    "total_compressed_bytes",
+];
+
+/// The decompressor libraries' own statistics, `http.<prefix>.decompressor.<name>.<library>.decompressor_library.*`
+/// (Envoy creates them with a stream's first decoder).
+pub const DECOMPRESSOR_LIBRARY_STATS: &[&str] = &[
+    "zlib_errno",
+    "zlib_stream_error",
+    "zlib_data_error",
+    "zlib_mem_error",
+    "zlib_buf_error",
+    "zlib_version_error",
+    "brotli_error",
+    "brotli_output_overflow",
+    "brotli_redundant_input",
+    "zstd_generic_error",
+    "zstd_dictionary_error",
+    "zstd_checksum_wrong_error",
+    "zstd_memory_error",
+];
+
 pub const HEALTH_CHECK_STATS: &[&str] = &[
     "request_total",
     "ok",
@@ -44,12 +72,14 @@ pub const HEALTH_CHECK_STATS: &[&str] = &[
 /// `http.<prefix>.cors.<stat>`.
 pub const CORS_STATS: &[&str] = &["origin_invalid", "origin_valid"];
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Families {
     /// By statistic name, in the order of `DIRECTION_STATS` then `RESPONSE_STATS`.
     pub compressor: Vec<(&'static str, Family<Labels, Counter>)>,
     pub health_check: Vec<(&'static str, Family<Labels, Counter>)>,
     pub cors: Vec<(&'static str, Family<Labels, Counter>)>,
+    /// `DECOMPRESSOR_STATS` then `DECOMPRESSOR_LIBRARY_STATS`.
+    pub decompressor: Vec<(&'static str, Family<Labels, Counter>)>,
 }
 
 impl Families {
@@ -63,6 +93,15 @@ impl Families {
                 family.clone(),
             );
             f.compressor.push((name, family));
+        }
+        for name in DECOMPRESSOR_STATS.iter().chain(DECOMPRESSOR_LIBRARY_STATS) {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_decompressor_{name}"),
+                format!("The decompressor filter's {name}"),
+                family.clone(),
+            );
+            f.decompressor.push((name, family));
         }
         for name in HEALTH_CHECK_STATS {
             let family = Family::<Labels, Counter>::default();
@@ -94,6 +133,19 @@ impl Families {
             &[
                 ("envoy_http_conn_manager_prefix", prefix.to_string()),
                 ("envoy_compressor_scope", scope.to_string()),
+            ],
+        )
+    }
+
+    /// The counter `name` of one decompressor scope (`<name>.<library>.request`, `.response` or
+    /// `.decompressor_library`).
+    pub fn decompressor_counter(&self, prefix: &str, scope: &str, name: &str) -> Counter {
+        counter(
+            &self.decompressor,
+            name,
+            &[
+                ("envoy_http_conn_manager_prefix", prefix.to_string()),
+                ("envoy_decompressor_scope", scope.to_string()),
             ],
         )
     }
@@ -148,6 +200,16 @@ pub fn envoy_stat(
     if let Some(stat) = rest.strip_prefix("envoy_http_cors_") {
         let line = label("envoy_http_conn_manager_prefix")
             .map(|prefix| format!("http.{prefix}.cors.{stat}: {value}"));
+        return Some(line);
+    }
+    if let Some(stat) = rest.strip_prefix("envoy_http_decompressor_") {
+        let line = (|| {
+            let prefix = label("envoy_http_conn_manager_prefix")?;
+            let scope = label("envoy_decompressor_scope")?;
+            Some(format!(
+                "http.{prefix}.decompressor.{scope}.{stat}: {value}"
+            ))
+        })();
         return Some(line);
     }
     if let Some(stat) = rest.strip_prefix("envoy_http_health_check_") {

@@ -1,18 +1,20 @@
-//! `envoy.filters.http.compressor` (`Compressor`) with a gzip or brotli `compressor_library`. The encoder's
-//! tuning knobs Outrigger's pure-Rust encoders do not have (gzip `memory_level`, `window_bits`,
-//! `compression_strategy`, `chunk_size`; brotli `encoder_mode`, `input_block_bits`, `chunk_size`,
-//! `disable_literal_context_modeling`) are accepted with the support table's warning: they change the compressed
-//! bytes, never the body a client decodes (and no two deflate encoders give the same bytes anyway).
+//! `envoy.filters.http.compressor` (`Compressor`) with a gzip, brotli or zstd `compressor_library`. The encoder's
+//! tuning knobs Outrigger does not pass on (gzip `memory_level`, `window_bits`, `compression_strategy`,
+//! `chunk_size`; brotli `encoder_mode`, `input_block_bits`, `chunk_size`, `disable_literal_context_modeling`; zstd
+//! `chunk_size`) are accepted with the support table's warning: they change the compressed bytes, never the body a
+//! client decodes.
 
 use super::super::{Out, decode_any, type_name, u32_or};
 use crate::diagnostic::Path;
 use crate::model::http::{Compressor, CompressorLibrary, DEFAULT_COMPRESSED_TYPES};
 use envoy_types::pb::envoy::extensions::compression::brotli::compressor::v3 as brotli;
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3 as gzip;
+use envoy_types::pb::envoy::extensions::compression::zstd::compressor::v3 as zstd;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3 as pb;
 
 pub const GZIP: &str = "envoy.extensions.compression.gzip.compressor.v3.Gzip";
 pub const BROTLI: &str = "envoy.extensions.compression.brotli.compressor.v3.Brotli";
+pub const ZSTD: &str = "envoy.extensions.compression.zstd.compressor.v3.Zstd";
 
 pub fn compressor(c: &pb::Compressor, at: &Path, out: &mut Out) -> Option<Compressor> {
     let library_at = at.field("compressor_library");
@@ -43,10 +45,16 @@ pub fn compressor(c: &pb::Compressor, at: &Path, out: &mut Out) -> Option<Compre
                 window_bits: u32_or(&b.window_bits, 18),
             }
         })?,
+        // Envoy's default level is zstd's own, 3; level 0 asks zstd for that default too.
+        ZSTD => decode_any::<zstd::Zstd>(any, &typed_at, out).map(|z| CompressorLibrary::Zstd {
+            level: u32_or(&z.compression_level, 3),
+            checksum: z.enable_checksum,
+            strategy: u32::try_from(z.strategy).unwrap_or(0),
+        })?,
         other => {
             out.error(
                 &typed_at,
-                format!("compressor library {other} is not supported; use gzip or brotli"),
+                format!("compressor library {other} is not supported; use gzip, brotli or zstd"),
             );
             return None;
         }

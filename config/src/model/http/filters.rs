@@ -38,6 +38,14 @@ pub enum CompressorLibrary {
         /// Envoy's default: 18.
         window_bits: u32,
     },
+    Zstd {
+        /// Envoy's default: 3 (zstd's `ZSTD_CLEVEL_DEFAULT`).
+        level: u32,
+        /// Envoy's default: false. A content checksum ends each frame.
+        checksum: bool,
+        /// `strategy`: 0 (`DEFAULT`, the level's own) or zstd's `ZSTD_strategy` 1 to 9.
+        strategy: u32,
+    },
 }
 
 impl CompressorLibrary {
@@ -46,6 +54,7 @@ impl CompressorLibrary {
         match self {
             CompressorLibrary::Gzip { .. } => "gzip",
             CompressorLibrary::Brotli { .. } => "br",
+            CompressorLibrary::Zstd { .. } => "zstd",
         }
     }
 
@@ -54,6 +63,7 @@ impl CompressorLibrary {
         match self {
             CompressorLibrary::Gzip { .. } => "gzip",
             CompressorLibrary::Brotli { .. } => "brotli",
+            CompressorLibrary::Zstd { .. } => "zstd",
         }
     }
 }

@@ -412,3 +412,18 @@ pub(super) const ENVOY_EXT_AUTHZ_GRPC: &str =
     "tests/envoy_auth_filters.rs::ext_authz_grpc_service_like_envoy";
 pub(super) const ENVOY_EXT_AUTHZ_GRPC_BODY: &str =
     "tests/envoy_auth_filters.rs::ext_authz_grpc_request_body_like_envoy";
+
+// s8-decomp proofs
+pub(super) const DECOMP: &str =
+    "tests/envoy_http_filters/decompression.rs::decompressor_like_envoy";
+pub(super) const DECOMP_OPTIONS: &str =
+    "tests/envoy_http_filters/decompression.rs::decompressor_options_like_envoy";
+pub(super) const DECOMP_ZSTD: &str = "tests/envoy_http_filters/decompression.rs::zstd_like_envoy";
+pub(super) const DECOMP_ZSTD_ENCODER: &str =
+    "proxy/src/http/compressor/tests.rs::zstd_level_checksum_and_strategy_reach_the_encoder";
+pub(super) const DECOMP_LIBRARY: &str =
+    "proxy/src/http/decompressor/tests.rs::chunk_size_and_inflate_ratio_bound_the_output";
+pub(super) const DECOMP_BRIDGE: &str =
+    "tests/envoy_http_filters/decompression.rs::grpc_http1_bridge_like_envoy";
+pub(super) const DECOMP_USER_AGENT: &str =
+    "tests/envoy_http_filters/decompression.rs::add_user_agent_like_envoy";

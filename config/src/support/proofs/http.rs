@@ -498,6 +498,83 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.extensions.filters.http.buffer.v3.Buffer.max_request_bytes",
         Tests(&[FILTERS_BUFFER]),
     ),
+    // envoy.filters.http.decompressor, zstd and grpc_http1_bridge.
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.add_user_agent",
+        Tests(&[DECOMP_USER_AGENT]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.decompressor_library",
+        Tests(&[DECOMP]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.request_direction_config",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.response_direction_config",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.CommonDirectionConfig.enabled",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.CommonDirectionConfig.ignore_no_transform_header",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.RequestDirectionConfig.common_config",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.RequestDirectionConfig.advertise_accept_encoding",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.filters.http.decompressor.v3.Decompressor.ResponseDirectionConfig.common_config",
+        Tests(&[DECOMP_OPTIONS]),
+    ),
+    (
+        "envoy.extensions.compression.gzip.decompressor.v3.Gzip.window_bits",
+        Tests(&[DECOMP_LIBRARY]),
+    ),
+    (
+        "envoy.extensions.compression.gzip.decompressor.v3.Gzip.chunk_size",
+        Tests(&[DECOMP_LIBRARY]),
+    ),
+    (
+        "envoy.extensions.compression.gzip.decompressor.v3.Gzip.max_inflate_ratio",
+        Tests(&[DECOMP_OPTIONS, DECOMP_LIBRARY]),
+    ),
+    (
+        "envoy.extensions.compression.brotli.decompressor.v3.Brotli.chunk_size",
+        Tests(&[DECOMP_LIBRARY]),
+    ),
+    (
+        "envoy.extensions.compression.zstd.decompressor.v3.Zstd.chunk_size",
+        Tests(&[DECOMP_LIBRARY, DECOMP_ZSTD]),
+    ),
+    (
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd.compression_level",
+        Tests(&[DECOMP_ZSTD_ENCODER, DECOMP_ZSTD]),
+    ),
+    (
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd.enable_checksum",
+        Tests(&[DECOMP_ZSTD_ENCODER]),
+    ),
+    (
+        "envoy.extensions.compression.zstd.compressor.v3.Zstd.strategy",
+        Tests(&[DECOMP_ZSTD_ENCODER]),
+    ),
+    (
+        "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config.upgrade_protobuf_to_grpc",
+        Tests(&[DECOMP_BRIDGE]),
+    ),
+    (
+        "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config.ignore_query_parameters",
+        Tests(&[DECOMP_BRIDGE]),
+    ),
     // envoy.filters.http.fault.
     (
         "envoy.extensions.filters.http.fault.v3.HTTPFault.delay",

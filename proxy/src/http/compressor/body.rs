@@ -15,11 +15,13 @@ use std::task::{Context, Poll, ready};
 pub enum Encoder {
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
 }
 
 impl Encoder {
-    pub fn new(library: &CompressorLibrary) -> Self {
-        match library {
+    /// Fails only when zstd cannot make its context (out of memory) or refuses a parameter.
+    pub fn new(library: &CompressorLibrary) -> std::io::Result<Self> {
+        Ok(match library {
             CompressorLibrary::Gzip { level } => Encoder::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::new(*level),
@@ -33,7 +35,20 @@ impl Encoder {
                 *quality,
                 *window_bits,
             ))),
-        }
+            CompressorLibrary::Zstd {
+                level,
+                checksum,
+                strategy,
+            } => {
+                let level = i32::try_from(*level).unwrap_or(3);
+                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+                encoder.include_checksum(*checksum)?;
+                if let Some(strategy) = zstd_strategy(*strategy) {
+                    encoder.set_parameter(zstd::stream::raw::CParameter::Strategy(strategy))?;
+                }
+                Encoder::Zstd(Box::new(encoder))
+            }
+        })
     }
 
     /// Compresses `data` and flushes: what the client can decode so far.
@@ -49,6 +64,11 @@ impl Encoder {
                 e.flush()?;
                 Ok(std::mem::take(e.get_mut()))
             }
+            Encoder::Zstd(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(std::mem::take(e.get_mut()))
+            }
         }
     }
 
@@ -57,8 +77,33 @@ impl Encoder {
         match self {
             Encoder::Gzip(e) => e.finish(),
             Encoder::Brotli(e) => Ok(e.into_inner()),
+            Encoder::Zstd(mut e) => {
+                // What was flushed before was taken already: the buffer holds only the frame's end.
+                let rest = std::mem::take(e.get_mut());
+                let mut end = e.finish()?;
+                let mut out = rest;
+                out.append(&mut end);
+                Ok(out)
+            }
         }
     }
+}
+
+/// Envoy's `strategy` (0 is the level's own choice) as zstd's `ZSTD_strategy`.
+fn zstd_strategy(strategy: u32) -> Option<zstd::zstd_safe::Strategy> {
+    use zstd::zstd_safe::Strategy as S;
+    Some(match strategy {
+        1 => S::ZSTD_fast,
+        2 => S::ZSTD_dfast,
+        3 => S::ZSTD_greedy,
+        4 => S::ZSTD_lazy,
+        5 => S::ZSTD_lazy2,
+        6 => S::ZSTD_btlazy2,
+        7 => S::ZSTD_btopt,
+        8 => S::ZSTD_btultra,
+        9 => S::ZSTD_btultra2,
+        _ => return None,
+    })
 }
 
 /// Counters of one direction: `total_uncompressed_bytes` and `total_compressed_bytes`.

@@ -72,7 +72,7 @@ fn unbrotli(bytes: &[u8]) -> Vec<u8> {
 
 /// Compresses `body` in three frames, as the filter does.
 fn encode(library: &CompressorLibrary, body: &[u8]) -> Vec<u8> {
-    let mut encoder = Encoder::new(library);
+    let mut encoder = Encoder::new(library).unwrap();
     let mut out = Vec::new();
     for chunk in body.chunks(body.len() / 3 + 1) {
         let flushed = encoder.compress(chunk).unwrap();
@@ -132,4 +132,40 @@ fn gzip_level_and_brotli_quality_reach_the_encoder() {
         wide.len(),
         narrow.len()
     );
+}
+
+fn unzstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::decode_all(bytes).unwrap()
+}
+
+#[test]
+fn zstd_level_checksum_and_strategy_reach_the_encoder() {
+    let body: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("line {} of {}\n", i % 997, i % 13).into_bytes())
+        .collect();
+    let zstd = |level, checksum, strategy| {
+        encode(
+            &CompressorLibrary::Zstd {
+                level,
+                checksum,
+                strategy,
+            },
+            &body,
+        )
+    };
+    let fast = zstd(1, false, 0);
+    let best = zstd(19, false, 0);
+    assert_eq!(unzstd(&fast), body);
+    assert_eq!(unzstd(&best), body);
+    assert!(best.len() < fast.len(), "{} !< {}", best.len(), fast.len());
+    // The frame header's checksum flag (bit 2 of the descriptor after the 4-byte magic), and 4 more bytes.
+    let summed = zstd(1, true, 0);
+    assert_eq!(unzstd(&summed), body);
+    assert_eq!(fast[4] & 0x04, 0);
+    assert_eq!(summed[4] & 0x04, 0x04);
+    assert_eq!(summed.len(), fast.len() + 4);
+    // The strategy overrides the level's own: FAST at level 19 compresses worse than level 19's BTULTRA2.
+    let weak = zstd(19, false, 1);
+    assert_eq!(unzstd(&weak), body);
+    assert!(weak.len() > best.len(), "{} !> {}", weak.len(), best.len());
 }
