@@ -4,7 +4,9 @@
 //! the health check filter (answered and passed through, with the proxy failing its health checks after
 //! `POST /healthcheck/fail`), the buffer filter (413 past `max_request_bytes`, a chunked body sent on whole) and
 //! the CORS filter (`configs/filters/cors.yaml`: preflights answered or forwarded, actual requests, every origin
-//! matcher, route overrides, disabled and shadowed policies, the deprecated `cors` fields).
+//! matcher, route overrides, disabled and shadowed policies, the deprecated `cors` fields) and the CSRF filter
+//! (`configs/filters/csrf.yaml`: the methods it checks, `Origin` and `Referer`, additional origins, policies per
+//! route and virtual host, disabled and shadowed).
 //!
 //! Both proxies run the same YAML (`configs/filters/filters.yaml`, each with its own ports and its own backend),
 //! get the same requests over raw HTTP/1.1, and must agree on status, the headers the filters touch, what the
@@ -164,7 +166,12 @@ async fn send(port: u16, head: &str, body: &[u8]) -> Reply {
 
 async fn exchange(port: u16, head: &str, body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!("{head}\r\nhost: filters.test\r\n\r\n");
+    // A probe may bring its own host (the CSRF filter compares it); the others get one.
+    let request = if head.to_ascii_lowercase().contains("\r\nhost:") {
+        format!("{head}\r\n\r\n")
+    } else {
+        format!("{head}\r\nhost: filters.test\r\n\r\n")
+    };
     stream.write_all(request.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
     let mut reader = BufReader::new(stream);
@@ -284,15 +291,18 @@ impl Proxy {
         self.ports[listener]
     }
 
-    /// The statistics of the filters under test, by name: `http.<listener>.compressor.*`, `.health_check.*` and
-    /// `.cors.*`.
+    /// The statistics of the filters under test, by name: `http.<listener>.compressor.*`, `.health_check.*`,
+    /// `.cors.*` and `.csrf.*`.
     async fn stats(&self) -> BTreeMap<String, u64> {
         let reply = send(self.admin, "GET /stats HTTP/1.1\r\nconnection: close", b"").await;
         String::from_utf8(reply.raw)
             .unwrap()
             .lines()
             .filter(|l| {
-                l.contains(".compressor.") || l.contains(".health_check.") || l.contains(".cors.")
+                l.contains(".compressor.")
+                    || l.contains(".health_check.")
+                    || l.contains(".cors.")
+                    || l.contains(".csrf.")
             })
             .filter(|l| !l.starts_with("http.admin.") && !l.contains(".tracing."))
             .filter_map(|l| {
@@ -923,4 +933,143 @@ async fn cors_deprecated_route_fields_like_envoy() {
         Some("GET")
     );
     agree_stats(&proxies).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CSRF.
+
+const CSRF_TEMPLATE: &str = include_str!("configs/filters/csrf.yaml");
+const CSRF_LISTENERS: &[&str] = &["csrf", "named"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csrf_like_envoy() {
+    let proxies = start_with("csrf", CSRF_TEMPLATE, CSRF_LISTENERS).await;
+    let from = |method: &str, path: &str, headers: &[&str]| request("csrf", method, path, headers);
+    let post = |path: &str, origin: &str| from("POST", path, &[&format!("origin: {origin}")]);
+    let probes = vec![
+        // 0-5: the filter's own policy: a GET is not checked, same origin passes, another is refused, by
+        // `Referer` too, and a request without either is refused.
+        get("csrf", "/plain/10", &["origin: http://evil.test"]),
+        post("/plain/10", "http://filters.test"),
+        post("/plain/10", "https://evil.test"),
+        from(
+            "POST",
+            "/plain/10",
+            &["referer: http://filters.test/page?q=1"],
+        ),
+        from("POST", "/plain/10", &["referer: http://evil.test/page"]),
+        from("POST", "/plain/10", &[]),
+        // 6-11: the methods Envoy checks (and two it does not); an `Origin` of `null` is no source origin, even
+        // with a `Referer`.
+        from("PUT", "/plain/10", &["origin: http://evil.test"]),
+        from("DELETE", "/plain/10", &["origin: http://evil.test"]),
+        from("PATCH", "/plain/10", &["origin: http://evil.test"]),
+        from("OPTIONS", "/plain/10", &["origin: http://evil.test"]),
+        from("TRACE", "/plain/10", &["origin: http://evil.test"]),
+        from(
+            "POST",
+            "/plain/10",
+            &["origin: null", "referer: http://filters.test/"],
+        ),
+        // 12-16: origins compared as host[:port]: a port, userinfo, case, an origin without a scheme.
+        from(
+            "POST",
+            "/plain/10",
+            &[
+                "host: filters.test:8080",
+                "origin: http://u@filters.test:8080",
+            ],
+        ),
+        post("/plain/10", "http://filters.test:80"),
+        post("/plain/10", "http://FILTERS.test"),
+        post("/plain/10", "filters.test"),
+        post("/plain/10", "http://trusted.test"),
+        // 17-22: the route's additional origins (the filter's own no longer apply).
+        post("/extra/x", "https://a.partner.test"),
+        post("/extra/x", "https://scheme.test"),
+        post("/extra/x", "http://port.test:8443"),
+        post("/extra/x", "http://upper.TEST"),
+        post("/extra/x", "http://trusted.test"),
+        from("POST", "/extra/x", &[]),
+        // 23-25: off on a route; shadowing (counted, passed).
+        post("/off/x", "http://evil.test"),
+        post("/shadow/x", "http://evil.test"),
+        from("POST", "/shadow/x", &[]),
+        // 26-29: the virtual host's policy off, a route of it on again; no route (the filter's own policy).
+        from(
+            "POST",
+            "/vhoff/x",
+            &["host: vh.test", "origin: http://evil.test"],
+        ),
+        from(
+            "POST",
+            "/on/x",
+            &["host: vh.test", "origin: http://evil.test"],
+        ),
+        from(
+            "POST",
+            "/none",
+            &["host: vh.test", "origin: http://evil.test"],
+        ),
+        from(
+            "POST",
+            "/none",
+            &["host: vh.test", "origin: http://vh.test"],
+        ),
+        // 30: a direct response: the filter runs before it.
+        post("/direct", "http://evil.test"),
+        // 31-33: a filter named `my-csrf` reads only policies under that name.
+        request(
+            "named",
+            "POST",
+            "/other-name/x",
+            &["origin: http://evil.test"],
+        ),
+        request("named", "POST", "/x", &["origin: http://evil.test"]),
+        request("named", "POST", "/x", &["origin: http://ok.test"]),
+        // 34: an empty `Origin` falls back to `Referer`.
+        from(
+            "POST",
+            "/plain/10",
+            &["origin:", "referer: http://filters.test/"],
+        ),
+    ];
+    let outcomes = run(&proxies, &probes).await;
+    agree(&proxies, &probes, &outcomes);
+    let ours = &outcomes.last().unwrap().0;
+    let statuses: Vec<u16> = ours.iter().map(|v| v.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            200, 200, 403, 200, 403, 403, 403, 403, 403, 200, 200, 403, 200, 403, 403, 200, 200,
+            200, 403, 200, 200, 403, 403, 200, 200, 200, 200, 403, 403, 404, 403, 200, 403, 200,
+            200
+        ]
+    );
+    assert_eq!(ours[2].body, "Invalid origin".len());
+    assert_eq!(header(&ours[2], "content-type"), Some("text/plain"));
+    // The body itself, from each proxy.
+    for proxy in &proxies {
+        let reply = send(
+            proxy.port("csrf"),
+            "POST /plain/10 HTTP/1.1\r\norigin: http://evil.test\r\ncontent-length: 0",
+            b"",
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.raw.as_slice()),
+            (403, &b"Invalid origin"[..]),
+            "{}",
+            proxy.kind
+        );
+    }
+    agree_stats(&proxies).await;
+    let stats = proxies.last().unwrap().stats().await;
+    assert!(
+        stats["http.web.csrf.missing_source_origin"] > 0
+            && stats["http.web.csrf.request_invalid"] > 0
+            && stats["http.web.csrf.request_valid"] > 0
+            && stats["http.named.csrf.request_invalid"] > 0,
+        "{stats:?}"
+    );
 }

@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod cluster;
 pub mod core;
 pub mod cors;
+pub mod csrf;
 pub mod ext_authz;
 pub mod health_check;
 pub mod http;

@@ -73,6 +73,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.http.buffer.v3.Buffer",
     "envoy.extensions.filters.http.cors.v3.Cors",
     "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+    "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
     "envoy.extensions.filters.http.decompressor.v3.Decompressor",
     "envoy.extensions.compression.gzip.decompressor.v3.Gzip",
     "envoy.extensions.compression.brotli.decompressor.v3.Brotli",
@@ -395,6 +396,11 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.buffer.v3.Buffer",
         "max_request_bytes",
+    ),
+    // envoy.filters.http.csrf (`convert/http/csrf.rs`): the filter's config and its per-route form alike.
+    msg(
+        "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
+        "filter_enabled shadow_enabled additional_origins",
     ),
     // envoy.filters.http.cors (`convert/http/cors.rs`); the deprecated route form has the same fields.
     msg("envoy.extensions.filters.http.cors.v3.Cors", ""),

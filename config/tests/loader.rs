@@ -274,3 +274,72 @@ fn cors_policies_reach_the_model_and_what_cannot_run_is_refused() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn csrf_policies_reach_the_model_by_the_filters_name() {
+    use outrigger_config::model::http::HttpFilter;
+    use outrigger_config::model::route::PerFilterConfig;
+    let policy = |enabled: u32| {
+        format!(
+            r#"{{"@type": type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy, filter_enabled: {{default_value: {{numerator: {enabled}}}, runtime_key: k}}, shadow_enabled: {{default_value: {{numerator: 100}}}}, additional_origins: [{{suffix: .example.com}}]}}"#
+        )
+    };
+    let yaml = HTTP_LISTENER
+        .replace(
+            "\n          - name: envoy.filters.http.router",
+            &format!(
+                "\n          - name: my-csrf\n            typed_config: {}\n          - name: envoy.filters.http.router",
+                policy(25)
+            ),
+        )
+        .replace(
+            "domains: [\"*\"]\n",
+            &format!(
+                "domains: [\"*\"]\n              typed_per_filter_config: {{my-csrf: {}}}\n",
+                policy(0)
+            ),
+        )
+        .replace(
+            "route: {cluster: backend}",
+            &format!(
+                "route: {{cluster: backend}}\n                typed_per_filter_config: {{my-csrf: {}}}",
+                policy(100)
+            ),
+        );
+    let loaded = load_bytes(yaml.as_bytes(), Format::Yaml).unwrap();
+    let NetworkFilter::HttpConnectionManager(hcm) =
+        &loaded.snapshot.listeners[0].filter_chains[0].filters[0]
+    else {
+        panic!("an HTTP connection manager");
+    };
+    let HttpFilter::Csrf(filter) = &hcm.http_filters[0] else {
+        panic!("the CSRF filter first");
+    };
+    assert_eq!(filter.filter_name, "my-csrf");
+    assert_eq!(filter.policy.filter_enabled.0, 0.25);
+    assert_eq!(filter.policy.shadow_enabled.map(|f| f.0), Some(1.0));
+    assert_eq!(filter.policy.additional_origins.len(), 1);
+    let RouteSource::Static(table) = &hcm.routes else {
+        panic!("inline routes");
+    };
+    let host = &table.virtual_hosts[0];
+    let Some(PerFilterConfig::Csrf(p)) = host.per_filter("my-csrf") else {
+        panic!("the virtual host's policy, by the filter's name");
+    };
+    assert_eq!(p.filter_enabled.0, 0.0);
+    let Some(PerFilterConfig::Csrf(p)) = host.routes[0].per_filter("my-csrf") else {
+        panic!("the route's policy, by the filter's name");
+    };
+    assert_eq!(p.filter_enabled.0, 1.0);
+    // Envoy requires `filter_enabled`.
+    let errors = errors_of(&yaml.replace(
+        "filter_enabled: {default_value: {numerator: 25}, runtime_key: k}, ",
+        "",
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("http_filters[0].typed_config.filter_enabled")),
+        "{errors:#?}"
+    );
+}

@@ -11,6 +11,7 @@ mod authorization;
 mod buffer;
 mod compressor;
 mod cors;
+mod csrf;
 mod decompressor;
 mod filter_chain;
 mod grpc_http1_bridge;

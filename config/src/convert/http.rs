@@ -35,6 +35,7 @@ pub const GRPC_HTTP1_BRIDGE: &str = "envoy.extensions.filters.http.grpc_http1_br
 
 pub mod compressor;
 pub mod cors;
+pub mod csrf;
 mod decompressor;
 mod fault;
 mod health_check;
@@ -261,12 +262,21 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                     })
                 })
             }
+            csrf::POLICY => decode_any(any, &at_config, out)
+                .and_then(|p| csrf::policy(&p, &at_config, out))
+                .map(|policy| {
+                    HttpFilter::Csrf(crate::model::csrf::Csrf {
+                        filter_name: f.name.clone(),
+                        policy,
+                    })
+                }),
             other => {
                 out.error(
                     &at_config,
                     format!(
                         "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
-                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.decompressor, \
+                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.csrf, \
+                         envoy.filters.http.decompressor, \
                          envoy.filters.http.ext_authz, envoy.filters.http.fault, envoy.filters.http.grpc_http1_bridge, \
                          envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, \
                          envoy.filters.http.router"
@@ -322,19 +332,23 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             );
         }
         // The authorization filters run as one layer at the first one's place (`proxy/src/http/filter_chain.rs`):
-        // a CORS filter between two of them would run after both.
+        // a CORS or CSRF filter between two of them would run after both.
         if matches!(filter, Some(HttpFilter::Rbac(_) | HttpFilter::ExtAuthz(_)))
             && let Some(first) = result
                 .iter()
                 .position(|f| matches!(f, HttpFilter::Rbac(_) | HttpFilter::ExtAuthz(_)))
-            && result[first..]
-                .iter()
-                .any(|f| matches!(f, HttpFilter::Cors(_)))
+            && let Some(between) = result[first..].iter().find_map(|f| match f {
+                HttpFilter::Cors(_) => Some("cors"),
+                HttpFilter::Csrf(_) => Some("csrf"),
+                _ => None,
+            })
         {
             out.error(
                 &at,
-                "envoy.filters.http.cors between two authorization filters (rbac, ext_authz) is not supported; \
-                 put it before or after both",
+                format!(
+                    "envoy.filters.http.{between} between two authorization filters (rbac, ext_authz) is not \
+                     supported; put it before or after both"
+                ),
             );
         }
         result.extend(filter);

@@ -126,7 +126,7 @@ fn virtual_host(v: &pb::VirtualHost, at: &Path, out: &mut Out) -> Option<Virtual
     })
 }
 
-/// A virtual host's `typed_per_filter_config`: CORS policies; any other filter's is refused by its type.
+/// A virtual host's `typed_per_filter_config`: CORS and CSRF policies; any other filter's is refused by its type.
 fn host_per_filter(
     v: &pb::VirtualHost,
     at: &Path,
@@ -141,13 +141,20 @@ fn host_per_filter(
             {
                 per_filter.push((name.clone(), PerFilterConfig::Cors(c)));
             }
+        } else if type_name(any) == http::csrf::POLICY {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::csrf::policy(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::Csrf(c)));
+            }
         } else {
             out.error(
                 &at,
                 format!(
-                    "per-virtual-host config of {} is not supported (only {}); set it on the routes",
+                    "per-virtual-host config of {} is not supported (only {} and {}); set it on the routes",
                     type_name(any),
-                    http::cors::POLICY
+                    http::cors::POLICY,
+                    http::csrf::POLICY
                 ),
             );
         }
@@ -259,6 +266,12 @@ fn route(
                 decode_any(any, &at, out).and_then(|c| http::cors::policy(&c, &at, out))
             {
                 per_filter.push((name.clone(), PerFilterConfig::Cors(c)));
+            }
+        } else if type_name(any) == http::csrf::POLICY {
+            if let Some(c) =
+                decode_any(any, &at, out).and_then(|c| http::csrf::policy(&c, &at, out))
+            {
+                per_filter.push((name.clone(), PerFilterConfig::Csrf(c)));
             }
         } else if type_name(any) == http::EXT_AUTHZ_PER_ROUTE {
             if let Some(c) =

@@ -177,6 +177,7 @@ pub enum HttpFilter {
     HealthCheck(HealthCheck),
     Buffer(Buffer),
     Cors(super::cors::Cors),
+    Csrf(super::csrf::Csrf),
     Fault(Fault),
     LocalRateLimit(LocalRateLimit),
     Rbac(super::rbac::HttpRbac),

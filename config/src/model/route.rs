@@ -33,7 +33,7 @@ pub struct VirtualHost {
     /// Rate limit actions for the local rate limit filter (see `Forward::include_vh_rate_limits`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimit>,
-    /// `typed_per_filter_config` by the filter's name (only CORS policies are taken at this level).
+    /// `typed_per_filter_config` by the filter's name (only CORS and CSRF policies are taken at this level).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_filter: Vec<(String, PerFilterConfig)>,
     /// The deprecated `cors` field: read only when no `typed_per_filter_config` policy applies.
@@ -80,6 +80,7 @@ pub enum PerFilterConfig {
     Rbac(super::rbac::RbacPerRoute),
     ExtAuthz(super::ext_authz::ExtAuthzPerRoute),
     Cors(super::cors::CorsPolicy),
+    Csrf(super::csrf::CsrfPolicy),
 }
 
 impl Route {

@@ -54,6 +54,7 @@ mod cited;
 mod cluster;
 mod clusters_extra;
 mod cors;
+mod csrf;
 mod http;
 mod listener;
 mod mirror_locality;
@@ -68,6 +69,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     listener::PROOFS,
     http::PROOFS,
     cors::PROOFS,
+    csrf::PROOFS,
     route::PROOFS,
     cluster::PROOFS,
     clusters_extra::PROOFS,

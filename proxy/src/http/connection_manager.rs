@@ -204,6 +204,8 @@ pub struct ConnectionManager {
     health_checks: Vec<(usize, Arc<super::health_check::HealthChecker>)>,
     /// The CORS filters' statistics, when the chain has one.
     pub cors: Option<Arc<super::cors::Stats>>,
+    /// The CSRF filters' statistics, when the chain has one.
+    pub csrf: Option<Arc<super::csrf::Stats>>,
     pub counters: Arc<DownstreamCounters>,
     /// The connection manager's `access_log` entries (empty: nothing is recorded per request).
     pub access_logs: Arc<crate::access_log::Loggers>,
@@ -279,6 +281,11 @@ impl ConnectionManager {
             .iter()
             .any(|f| matches!(f, HttpFilter::Cors(_)))
             .then(|| Arc::new(super::cors::Stats::new(metrics, &config.stat_prefix)));
+        let csrf = config
+            .http_filters
+            .iter()
+            .any(|f| matches!(f, HttpFilter::Csrf(_)))
+            .then(|| Arc::new(super::csrf::Stats::new(metrics, &config.stat_prefix)));
         let rate_limit = filter.and_then(|l| Limiter::shared(l, metrics));
         let rate_limit_filter = filter.cloned();
         Self {
@@ -292,6 +299,7 @@ impl ConnectionManager {
             decompressors,
             health_checks,
             cors,
+            csrf,
             config,
             routes,
             rate_limit,

@@ -9,6 +9,7 @@ use super::buffer::BufferFilter;
 use super::compressor::CompressorFilter;
 use super::connection_manager::ConnectionManager;
 use super::cors::CorsFilter;
+use super::csrf::CsrfFilter;
 use super::decompressor::{DecompressorFilter, LocalReplies};
 use super::fault::FaultFilter;
 use super::grpc_http1_bridge::BridgeFilter;
@@ -127,6 +128,12 @@ pub fn build(
                 };
                 let layer = CorsFilter::new(service, c.filter_name.as_str().into(), stats);
                 Filters::new(Position::new(layer, index))
+            }
+            HttpFilter::Csrf(c) => {
+                let Some(stats) = manager.csrf.clone() else {
+                    continue;
+                };
+                Filters::new(Position::new(CsrfFilter::new(service, c, stats), index))
             }
             HttpFilter::Decompressor(_) => {
                 let Some(decompression) = manager.decompressors.iter().find(|d| d.index == index)

@@ -1,10 +1,10 @@
 //! The statistics of the compressor, decompressor, health check and CORS HTTP filters, in Envoy 1.40's names:
 //! `http.<prefix>.compressor.<library name>.<gzip|brotli|zstd>.[request.|response.]<stat>`,
 //! `http.<prefix>.decompressor.<library name>.<gzip|brotli|zstd>.<request|response|decompressor_library>.<stat>`,
-//! `http.<prefix>.health_check.<stat>` and `http.<prefix>.cors.<stat>`. In Prometheus each is a family
+//! `http.<prefix>.health_check.<stat>`, `http.<prefix>.cors.<stat>` and `http.<prefix>.csrf.<stat>`. In Prometheus each is a family
 //! `envoy_http_compressor_<stat>` (labels: the connection manager's prefix and `envoy_compressor_scope`,
 //! `<name>.<library>[.request|.response]`), `envoy_http_decompressor_<stat>` (`envoy_decompressor_scope`),
-//! `envoy_http_health_check_<stat>` or `envoy_http_cors_<stat>`.
+//! `envoy_http_health_check_<stat>`, `envoy_http_cors_<stat>` or `envoy_http_csrf_<stat>`.
 
 use super::Labels;
 use prometheus_client::metrics::counter::Counter;
@@ -72,12 +72,16 @@ pub const HEALTH_CHECK_STATS: &[&str] = &[
 /// `http.<prefix>.cors.<stat>`.
 pub const CORS_STATS: &[&str] = &["origin_invalid", "origin_valid"];
 
+/// `http.<prefix>.csrf.<stat>`.
+pub const CSRF_STATS: &[&str] = &["missing_source_origin", "request_invalid", "request_valid"];
+
 #[derive(Clone, Default)]
 pub struct Families {
     /// By statistic name, in the order of `DIRECTION_STATS` then `RESPONSE_STATS`.
     pub compressor: Vec<(&'static str, Family<Labels, Counter>)>,
     pub health_check: Vec<(&'static str, Family<Labels, Counter>)>,
     pub cors: Vec<(&'static str, Family<Labels, Counter>)>,
+    pub csrf: Vec<(&'static str, Family<Labels, Counter>)>,
     /// `DECOMPRESSOR_STATS` then `DECOMPRESSOR_LIBRARY_STATS`.
     pub decompressor: Vec<(&'static str, Family<Labels, Counter>)>,
 }
@@ -120,6 +124,15 @@ impl Families {
                 family.clone(),
             );
             f.cors.push((name, family));
+        }
+        for name in CSRF_STATS {
+            let family = Family::<Labels, Counter>::default();
+            registry.register(
+                format!("envoy_http_csrf_{name}"),
+                format!("The CSRF filter's {name}"),
+                family.clone(),
+            );
+            f.csrf.push((name, family));
         }
         f
     }
@@ -168,6 +181,15 @@ impl Families {
             &[("envoy_http_conn_manager_prefix", prefix.to_string())],
         )
     }
+
+    /// The counter `name` of one connection manager's CSRF filters, created at 0.
+    pub fn csrf_counter(&self, prefix: &str, name: &str) -> Counter {
+        counter(
+            &self.csrf,
+            name,
+            &[("envoy_http_conn_manager_prefix", prefix.to_string())],
+        )
+    }
 }
 
 fn counter(
@@ -200,6 +222,11 @@ pub fn envoy_stat(
     if let Some(stat) = rest.strip_prefix("envoy_http_cors_") {
         let line = label("envoy_http_conn_manager_prefix")
             .map(|prefix| format!("http.{prefix}.cors.{stat}: {value}"));
+        return Some(line);
+    }
+    if let Some(stat) = rest.strip_prefix("envoy_http_csrf_") {
+        let line = label("envoy_http_conn_manager_prefix")
+            .map(|prefix| format!("http.{prefix}.csrf.{stat}: {value}"));
         return Some(line);
     }
     if let Some(stat) = rest.strip_prefix("envoy_http_decompressor_") {

@@ -427,3 +427,8 @@ pub(super) const DECOMP_BRIDGE: &str =
     "tests/envoy_http_filters/decompression.rs::grpc_http1_bridge_like_envoy";
 pub(super) const DECOMP_USER_AGENT: &str =
     "tests/envoy_http_filters/decompression.rs::add_user_agent_like_envoy";
+
+// s8-csrf proofs
+pub(super) const CSRF_DIFF: &str = "tests/envoy_http_filters.rs::csrf_like_envoy";
+pub(super) const CSRF_ORIGINS: &str =
+    "proxy/src/http/csrf/tests.rs::origins_are_read_as_envoy_reads_them";
