@@ -427,3 +427,8 @@ pub(super) const DECOMP_BRIDGE: &str =
     "tests/envoy_http_filters/decompression.rs::grpc_http1_bridge_like_envoy";
 pub(super) const DECOMP_USER_AGENT: &str =
     "tests/envoy_http_filters/decompression.rs::add_user_agent_like_envoy";
+
+// s8-rbacmatcher proofs
+pub(super) const ENVOY_RBAC_MATCHER: &str =
+    "tests/envoy_auth_filters.rs::http_rbac_matcher_like_envoy";
+pub(super) const RBAC_MATCHER_INPUTS: &str = "proxy/src/http/rbac_matcher.rs::inputs_and_ip_ranges";
