@@ -166,6 +166,7 @@ mod tests {
     use crate::tls::Identity;
     use outrigger_config::model::core::{StringMatch, StringMatcher};
     use outrigger_config::model::listener::Cidr;
+    use outrigger_config::model::rbac_matcher::FieldMatcher;
 
     fn single(input: Input, value: ValueMatch) -> Predicate {
         Predicate::Single { input, value }
@@ -254,5 +255,80 @@ mod tests {
         assert!(holds(&not_san, &subject).is_err());
         let either = Predicate::Or(vec![single(Input::DestinationPort, exact("8080")), not_san]);
         assert!(matches!(holds(&either, &subject), Ok(true)));
+    }
+
+    fn act(name: &str, action: RbacAction) -> OnMatch {
+        OnMatch::Action(MatchAction {
+            name: name.into(),
+            action,
+        })
+    }
+
+    fn header_is(name: &str, v: &str) -> Predicate {
+        single(Input::RequestHeader(name.into()), exact(v))
+    }
+
+    /// Checked with Envoy 1.40: a nested matcher without an action sends an exact tree to its `on_no_match`;
+    /// an unavailable input skips `on_no_match` too; no action at all denies.
+    #[test]
+    fn trees_nested_matchers_and_unavailable_inputs() {
+        let nested = Matcher {
+            kind: MatcherKind::List(vec![FieldMatcher {
+                predicate: header_is("x-a", "1"),
+                on_match: act("nested", RbacAction::Deny),
+            }]),
+            on_no_match: None,
+        };
+        let tree = Matcher {
+            kind: MatcherKind::Exact {
+                input: Input::RequestHeader("x-p".into()),
+                map: vec![("k".into(), OnMatch::Matcher(Box::new(nested)))],
+            },
+            on_no_match: Some(Box::new(act("rest", RbacAction::Allow))),
+        };
+        let decide_with = |m: &Matcher, headers: &[(&str, &str)], tls: bool| {
+            let mut b = http::Request::builder().uri("/");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            let (request, ()) = b.body(()).unwrap().into_parts();
+            let subject = Subject {
+                source: "127.0.0.1:1".parse().unwrap(),
+                destination: "127.0.0.1:2".parse().unwrap(),
+                server_name: None,
+                peer: None,
+                tls,
+                remote: "127.0.0.1".parse().unwrap(),
+                request: Some(&request),
+            };
+            let (allowed, action) = decide(m, &subject);
+            (allowed, action.map(|a| a.name.clone()))
+        };
+        assert_eq!(
+            decide_with(&tree, &[("x-p", "k"), ("x-a", "1")], false),
+            (false, Some("nested".into()))
+        );
+        assert_eq!(
+            decide_with(&tree, &[("x-p", "k")], false),
+            (true, Some("rest".into()))
+        );
+        assert_eq!(decide_with(&tree, &[], false), (true, Some("rest".into())));
+        let ssl_first = Matcher {
+            kind: MatcherKind::List(vec![FieldMatcher {
+                predicate: Predicate::Not(Box::new(single(Input::UriSan, exact("x")))),
+                on_match: act("no-san", RbacAction::Allow),
+            }]),
+            on_no_match: Some(Box::new(act("rest", RbacAction::Allow))),
+        };
+        assert_eq!(decide_with(&ssl_first, &[], false), (false, None));
+        assert_eq!(
+            decide_with(&ssl_first, &[], true),
+            (true, Some("no-san".into()))
+        );
+        let nothing = Matcher {
+            kind: MatcherKind::Empty,
+            on_no_match: None,
+        };
+        assert_eq!(decide_with(&nothing, &[], false), (false, None));
     }
 }

@@ -108,11 +108,11 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "xds.type.matcher.v3.Matcher.on_no_match",
-        Tests(&[ENVOY_RBAC_MATCHER]),
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
     ),
     (
         "xds.type.matcher.v3.Matcher.OnMatch.matcher",
-        Tests(&[ENVOY_RBAC_MATCHER]),
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
     ),
     (
         "xds.type.matcher.v3.Matcher.OnMatch.action",
@@ -164,7 +164,7 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "xds.type.matcher.v3.Matcher.MatcherTree.exact_match_map",
-        Tests(&[ENVOY_RBAC_MATCHER]),
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
     ),
     (
         "xds.type.matcher.v3.Matcher.MatcherTree.prefix_match_map",
