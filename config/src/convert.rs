@@ -15,6 +15,7 @@ pub mod listener;
 pub mod load_balancing;
 pub mod rate_limit;
 pub mod rbac;
+pub mod rbac_matcher;
 pub mod references;
 pub mod route;
 pub mod tls;

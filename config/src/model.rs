@@ -15,6 +15,7 @@ pub mod http;
 pub mod listener;
 pub mod rate_limit;
 pub mod rbac;
+pub mod rbac_matcher;
 pub mod route;
 pub mod tls;
 pub mod tracing;

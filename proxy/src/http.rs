@@ -43,6 +43,7 @@ pub mod local_reply;
 mod mirror;
 pub(crate) mod path_normalization;
 mod rbac;
+mod rbac_matcher;
 mod replay_body;
 mod request_shape;
 mod retry;

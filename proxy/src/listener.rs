@@ -472,6 +472,7 @@ async fn serve_connection(
                     destination,
                     server_name: facts.server_name.as_deref(),
                     peer: peer_identity.as_deref(),
+                    tls: session.is_some(),
                     remote: peer.ip(),
                     request: None,
                 };

@@ -14,6 +14,8 @@ pub struct Subject<'a> {
     pub server_name: Option<&'a str>,
     /// The verified client certificate of a TLS connection.
     pub peer: Option<&'a Identity>,
+    /// Whether the connection is TLS (the HTTP RBAC matcher's SSL inputs are unavailable on plaintext).
+    pub tls: bool,
     /// The client the connection manager trusts (`remote_ip`); the peer for a connection.
     pub remote: IpAddr,
     /// The request, for `header` and `url_path` (absent on a connection: they never match).
@@ -170,6 +172,7 @@ mod tests {
             destination: "198.18.0.2:8080".parse().unwrap(),
             server_name: None,
             peer,
+            tls: peer.is_some(),
             remote: "198.18.0.1".parse().unwrap(),
             request: None,
         }

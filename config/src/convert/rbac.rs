@@ -5,7 +5,8 @@ use super::route::header_matcher;
 use super::{Out, string_matcher};
 use crate::diagnostic::Path;
 use crate::model::rbac::{
-    HttpRbac, Permission, Policy, Principal, Rbac, RbacAction, RbacPerRoute, RbacRules,
+    HttpRbac, HttpRbacEngine, Permission, Policy, Principal, Rbac, RbacAction, RbacPerRoute,
+    RbacRules,
 };
 use envoy_types::pb::envoy::config::rbac::v3 as pb;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3 as http_filter;
@@ -51,18 +52,51 @@ pub fn per_route(r: &http_filter::RbacPerRoute, at: &Path, out: &mut Out) -> Opt
     })
 }
 
-type Both = (Option<RbacRules>, Option<RbacRules>);
+type Both = (Option<HttpRbacEngine>, Option<HttpRbacEngine>);
 
 fn http_rules(f: &http_filter::Rbac, at: &Path, out: &mut Out) -> Option<Both> {
-    let rules = match &f.rules {
-        Some(r) => Some(self::rules(r, Layer::Http, &at.field("rules"), out)?),
-        None => None,
-    };
-    let shadow_rules = match &f.shadow_rules {
-        Some(r) => Some(self::rules(r, Layer::Http, &at.field("shadow_rules"), out)?),
-        None => None,
-    };
+    let rules = engine(&f.rules, &f.matcher, ("rules", "matcher"), at, out)?;
+    let shadow_rules = engine(
+        &f.shadow_rules,
+        &f.shadow_matcher,
+        ("shadow_rules", "shadow_matcher"),
+        at,
+        out,
+    )?;
     Some((rules, shadow_rules))
+}
+
+/// `rules` or `matcher` (`Some(None)`: neither). With both, Envoy 1.40 logs "RBAC rules are ignored when
+/// matcher is configured" and uses the matcher; so do we, with a warning.
+fn engine(
+    rules: &Option<pb::Rbac>,
+    matcher: &Option<envoy_types::pb::xds::r#type::matcher::v3::Matcher>,
+    (rules_field, matcher_field): (&str, &str),
+    at: &Path,
+    out: &mut Out,
+) -> Option<Option<HttpRbacEngine>> {
+    Some(match (rules, matcher) {
+        (_, Some(m)) => {
+            if rules.is_some() {
+                out.warning(
+                    &at.field(rules_field),
+                    format!("ignored because `{matcher_field}` is set (as Envoy does)"),
+                );
+            }
+            Some(HttpRbacEngine::Matcher(super::rbac_matcher::matcher(
+                m,
+                &at.field(matcher_field),
+                out,
+            )?))
+        }
+        (Some(r), None) => Some(HttpRbacEngine::Rules(self::rules(
+            r,
+            Layer::Http,
+            &at.field(rules_field),
+            out,
+        )?)),
+        (None, None) => None,
+    })
 }
 
 fn rules(r: &pb::Rbac, layer: Layer, at: &Path, out: &mut Out) -> Option<RbacRules> {
@@ -321,5 +355,66 @@ static_resources:
                        typed_config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault}";
         let refused = problems(&listener("", filters));
         assert!(refused.contains("put them first"), "{refused}");
+    }
+
+    /// Inputs, input matchers and tree kinds the HTTP RBAC `matcher` does not evaluate are refused by name.
+    #[test]
+    fn unsupported_matcher_parts_are_refused_by_name() {
+        let filter = |matcher: &str| {
+            format!(
+                "          - name: authz\n            typed_config: {{\"@type\": \
+                 type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC, matcher: {matcher}}}"
+            )
+        };
+        let action = "{action: {name: a, typed_config: {\"@type\": \
+                      type.googleapis.com/envoy.config.rbac.v3.Action, name: a, action: ALLOW}}}";
+        let input =
+            |t: &str| format!("{{name: i, typed_config: {{\"@type\": type.googleapis.com/{t}}}}}");
+        let header = "{name: h, typed_config: {\"@type\": \
+                      type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput, header_name: x}}";
+        let cases = [
+            (
+                format!(
+                    "{{matcher_list: {{matchers: [{{predicate: {{single_predicate: {{input: {}, \
+                     value_match: {{exact: a}}}}}}, on_match: {action}}}]}}}}",
+                    input("envoy.extensions.matching.common_inputs.network.v3.ServerNameInput")
+                ),
+                "ServerNameInput",
+            ),
+            (
+                format!(
+                    "{{matcher_list: {{matchers: [{{predicate: {{single_predicate: {{input: {header}, \
+                     custom_match: {}}}}}, on_match: {action}}}]}}}}",
+                    input(
+                        "envoy.extensions.matching.input_matchers.consistent_hashing.v3.ConsistentHashing"
+                    )
+                ),
+                "ConsistentHashing",
+            ),
+            (
+                format!(
+                    "{{matcher_tree: {{input: {header}, custom_match: {}}}}}",
+                    input("envoy.extensions.matching.input_matchers.ip.v3.Ip")
+                ),
+                "matcher_tree.custom_match",
+            ),
+            (
+                format!(
+                    "{{matcher_list: {{matchers: [{{predicate: {{single_predicate: {{input: {header}, \
+                     value_match: {{exact: a}}}}}}, on_match: {{keep_matching: true, action: {}}}}}]}}}}",
+                    &action[9..action.len() - 1]
+                ),
+                "keep_matching",
+            ),
+        ];
+        for (matcher, name) in cases {
+            let refused = problems(&listener("", &filter(&matcher)));
+            assert!(refused.contains(name), "{name}: {refused}");
+        }
+        let allowed = format!(
+            "{{matcher_list: {{matchers: [{{predicate: {{single_predicate: {{input: {header}, \
+             value_match: {{exact: a}}}}}}, on_match: {action}}}]}}}}"
+        );
+        assert_eq!(problems(&listener("", &filter(&allowed))), "");
     }
 }

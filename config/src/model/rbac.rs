@@ -84,13 +84,21 @@ pub struct HttpRbac {
     /// The filter's `name`: a route's `typed_per_filter_config` entry of that name replaces the rules.
     pub name: String,
     /// Absent: every request is allowed and nothing is counted (Envoy's behaviour).
-    pub rules: Option<RbacRules>,
-    pub shadow_rules: Option<RbacRules>,
+    pub rules: Option<HttpRbacEngine>,
+    pub shadow_rules: Option<HttpRbacEngine>,
+}
+
+/// What decides an HTTP request: `rules`, or `matcher` (which wins when both are set, as in Envoy).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpRbacEngine {
+    Rules(RbacRules),
+    Matcher(super::rbac_matcher::Matcher),
 }
 
 /// `RBACPerRoute`: the route's own rules, replacing the filter's (absent `rbac` or `rules`: not enforced).
 #[derive(Clone, Debug, Serialize)]
 pub struct RbacPerRoute {
-    pub rules: Option<RbacRules>,
-    pub shadow_rules: Option<RbacRules>,
+    pub rules: Option<HttpRbacEngine>,
+    pub shadow_rules: Option<HttpRbacEngine>,
 }

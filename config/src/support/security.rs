@@ -1,6 +1,6 @@
 //! The support table's security section: network RBAC and TLS contexts.
 
-use super::{MessageSupport, msg};
+use super::{MessageSupport, msg, msg_ignoring};
 
 pub(super) const MESSAGES: &[MessageSupport] = &[
     // Network RBAC.
@@ -29,7 +29,86 @@ pub(super) const MESSAGES: &[MessageSupport] = &[
     // HTTP RBAC (the same matchers; `header` and `url_path` refused by the network filter's converter).
     msg(
         "envoy.extensions.filters.http.rbac.v3.RBAC",
-        "rules shadow_rules",
+        "rules shadow_rules matcher shadow_matcher",
+    ),
+    // The HTTP RBAC filter's `matcher` (`convert/rbac_matcher.rs`): the unified matcher with RBAC actions.
+    msg(
+        "xds.type.matcher.v3.Matcher",
+        "matcher_list matcher_tree on_no_match",
+    ),
+    msg("xds.type.matcher.v3.Matcher.OnMatch", "matcher action"),
+    msg("xds.type.matcher.v3.Matcher.MatcherList", "matchers"),
+    msg(
+        "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher",
+        "predicate on_match",
+    ),
+    msg(
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate",
+        "single_predicate or_matcher and_matcher not_matcher",
+    ),
+    msg(
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate",
+        "input value_match custom_match",
+    ),
+    msg(
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList",
+        "predicate",
+    ),
+    msg(
+        "xds.type.matcher.v3.Matcher.MatcherTree",
+        "input exact_match_map prefix_match_map",
+    ),
+    msg("xds.type.matcher.v3.Matcher.MatcherTree.MatchMap", "map"),
+    msg("xds.core.v3.TypedExtensionConfig", "name typed_config"),
+    msg(
+        "xds.type.matcher.v3.StringMatcher",
+        "exact prefix suffix safe_regex contains ignore_case",
+    ),
+    msg_ignoring(
+        "xds.type.matcher.v3.RegexMatcher",
+        "regex",
+        &[("google_re2", "RE2 is the only regex engine")],
+    ),
+    msg("envoy.config.rbac.v3.Action", "name action"),
+    msg(
+        "envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+        "header_name",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.network.v3.SourceIPInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.network.v3.SourcePortInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.network.v3.DirectSourceIPInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.network.v3.DestinationIPInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.network.v3.DestinationPortInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.ssl.v3.UriSanInput",
+        "",
+    ),
+    msg(
+        "envoy.extensions.matching.common_inputs.ssl.v3.DnsSanInput",
+        "",
+    ),
+    msg_ignoring(
+        "envoy.extensions.matching.input_matchers.ip.v3.Ip",
+        "cidr_ranges",
+        &[(
+            "stat_prefix",
+            "names only the ip_parsing_failed statistic, which Outrigger does not keep; traffic is unaffected",
+        )],
     ),
     msg("envoy.extensions.filters.http.rbac.v3.RBACPerRoute", "rbac"),
     msg("envoy.type.matcher.v3.PathMatcher", "path"),

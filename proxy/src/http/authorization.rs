@@ -122,6 +122,7 @@ async fn authorize(
                     // `requested_server_name` is refused in the HTTP filter by the loader.
                     server_name: None,
                     peer: peer.as_deref(),
+                    tls: c.tls.is_some(),
                     remote: parts
                         .extensions
                         .get::<TrustedClient>()

@@ -9,6 +9,9 @@
 //! - `remote_ip` is the client the connection manager trusts (`x-forwarded-for` per `use_remote_address` and
 //!   `xff_num_trusted_hops`), `direct_remote_ip` the peer, `authenticated` the verified client certificate.
 //!
+//! - `matcher`/`shadow_matcher` (`rbac_matcher.rs`) replace `rules`/`shadow_rules` when both are set, with
+//!   the same statistics and reply; a request no matcher gives an action to is denied.
+//!
 //! Dynamic metadata (`shadow_effective_policy_id`, ...) is not written: nothing in Outrigger reads it.
 
 use super::connection_manager::Matched;
@@ -16,7 +19,7 @@ use super::local_reply::{ResponseBody, text};
 use crate::metrics::Metrics;
 use crate::rbac::{Decision, Subject, decide_rules};
 use http::{HeaderValue, Response, StatusCode};
-use outrigger_config::model::rbac::{HttpRbac, RbacRules};
+use outrigger_config::model::rbac::{HttpRbac, HttpRbacEngine};
 use outrigger_config::model::route::PerFilterConfig;
 use prometheus_client::metrics::counter::Counter;
 
@@ -62,7 +65,28 @@ impl Enforcer {
     }
 }
 
-fn count(rules: &RbacRules, subject: &Subject<'_>, allowed: &Counter, denied: &Counter) -> bool {
+fn count(
+    engine: &HttpRbacEngine,
+    subject: &Subject<'_>,
+    allowed: &Counter,
+    denied: &Counter,
+) -> bool {
+    let rules = match engine {
+        HttpRbacEngine::Rules(rules) => rules,
+        HttpRbacEngine::Matcher(matcher) => {
+            let (allows, action) = super::rbac_matcher::decide(matcher, subject);
+            if allows {
+                allowed.inc();
+            } else {
+                denied.inc();
+                tracing::debug!(
+                    action = action.map_or("no action matched", |a| a.name.as_str()),
+                    "RBAC denied the request"
+                );
+            }
+            return allows;
+        }
+    };
     match decide_rules(rules, subject) {
         Decision::Allowed(_) => {
             allowed.inc();

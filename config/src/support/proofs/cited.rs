@@ -432,3 +432,10 @@ pub(super) const DECOMP_USER_AGENT: &str =
 pub(super) const CSRF_DIFF: &str = "tests/envoy_http_filters.rs::csrf_like_envoy";
 pub(super) const CSRF_ORIGINS: &str =
     "proxy/src/http/csrf/tests.rs::origins_are_read_as_envoy_reads_them";
+
+// s8-rbacmatcher proofs
+pub(super) const ENVOY_RBAC_MATCHER: &str =
+    "tests/envoy_auth_filters.rs::http_rbac_matcher_like_envoy";
+pub(super) const RBAC_MATCHER_INPUTS: &str = "proxy/src/http/rbac_matcher.rs::inputs_and_ip_ranges";
+pub(super) const RBAC_MATCHER_TREES: &str =
+    "proxy/src/http/rbac_matcher.rs::trees_nested_matchers_and_unavailable_inputs";

@@ -89,6 +89,147 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     ("envoy.type.v3.Int32Range.start", Tests(&[ENVOY_RBAC])),
     ("envoy.type.v3.Int32Range.end", Tests(&[ENVOY_RBAC])),
+    // HTTP RBAC `matcher` (s8-rbacmatcher).
+    (
+        "envoy.extensions.filters.http.rbac.v3.RBAC.matcher",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "envoy.extensions.filters.http.rbac.v3.RBAC.shadow_matcher",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.matcher_list",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.matcher_tree",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.on_no_match",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.OnMatch.matcher",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.OnMatch.action",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.matchers",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher.predicate",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.FieldMatcher.on_match",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.single_predicate",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.or_matcher",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.and_matcher",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.not_matcher",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate.input",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate.value_match",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList.predicate",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherTree.input",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherTree.exact_match_map",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_TREES]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherTree.prefix_match_map",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherTree.MatchMap.map",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.core.v3.TypedExtensionConfig.name",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.core.v3.TypedExtensionConfig.typed_config",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.exact",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.prefix",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.safe_regex",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.RegexMatcher.regex",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "envoy.config.rbac.v3.Action.name",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "envoy.config.rbac.v3.Action.action",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "envoy.type.matcher.v3.HttpRequestHeaderMatchInput.header_name",
+        Tests(&[ENVOY_RBAC_MATCHER]),
+    ),
+    (
+        "xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate.custom_match",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_INPUTS]),
+    ),
+    (
+        "envoy.extensions.matching.input_matchers.ip.v3.Ip.cidr_ranges",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_INPUTS]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.suffix",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_INPUTS]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.contains",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_INPUTS]),
+    ),
+    (
+        "xds.type.matcher.v3.StringMatcher.ignore_case",
+        Tests(&[ENVOY_RBAC_MATCHER, RBAC_MATCHER_INPUTS]),
+    ),
     // HTTP RBAC.
     (
         "envoy.extensions.filters.http.rbac.v3.RBAC.rules",
