@@ -427,3 +427,10 @@ pub(super) const DECOMP_BRIDGE: &str =
     "tests/envoy_http_filters/decompression.rs::grpc_http1_bridge_like_envoy";
 pub(super) const DECOMP_USER_AGENT: &str =
     "tests/envoy_http_filters/decompression.rs::add_user_agent_like_envoy";
+
+// s8-spans proofs
+pub(super) const TR_ATTEMPT_SPANS: &str =
+    "tests/tracing.rs::egress_spans_and_spawned_upstream_spans_match_envoy";
+pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
+pub(super) const TR_DECORATOR_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
