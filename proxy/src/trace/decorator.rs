@@ -41,13 +41,13 @@ pub fn on_request(
         }
         return Some(OnResponse::Rename(notes.cloned()));
     }
-    if let Some(value) = headers.remove(HEADER) {
-        if let Ok(name) = value.to_str()
-            && !name.is_empty()
-        {
-            rename(notes, name);
-            operation = None;
-        }
+    // Removed in any case; a non-empty one names the span instead of the route's operation.
+    if let Some(value) = headers.remove(HEADER)
+        && let Ok(name) = value.to_str()
+        && !name.is_empty()
+    {
+        rename(notes, name);
+        operation = None;
     }
     operation
         .filter(|_| propagate)
@@ -79,5 +79,68 @@ fn rename(notes: Option<&Notes>, name: &str) {
                 trace.set_operation(name);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decorator(propagate: bool) -> Decorator {
+        Decorator {
+            operation: "op".into(),
+            propagate,
+        }
+    }
+
+    fn announced(then: Option<OnResponse>) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        on_response(then?, &mut headers);
+        headers
+            .get(HEADER)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
+    #[test]
+    fn headers_go_where_envoy_sends_them() {
+        // Egress: the operation goes upstream unless `propagate: false`; a caller's header is replaced.
+        let mut h = HeaderMap::new();
+        h.insert(HEADER, HeaderValue::from_static("callers"));
+        let then = on_request(true, Some(&decorator(true)), &mut h, None);
+        assert_eq!(h[HEADER], "op");
+        // An egress response's header is consumed (it names the span), never passed back.
+        let mut response = HeaderMap::new();
+        response.insert(HEADER, HeaderValue::from_static("theirs"));
+        on_response(then.unwrap(), &mut response);
+        assert!(!response.contains_key(HEADER));
+        let mut h = HeaderMap::new();
+        on_request(true, Some(&decorator(false)), &mut h, None);
+        assert!(!h.contains_key(HEADER));
+
+        // Ingress: the operation goes back to the client; a caller's header wins and is removed, an empty one is
+        // only removed.
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            announced(on_request(false, Some(&decorator(true)), &mut h, None)).as_deref(),
+            Some("op")
+        );
+        assert_eq!(
+            announced(on_request(false, Some(&decorator(false)), &mut h, None)),
+            None
+        );
+        h.insert(HEADER, HeaderValue::from_static("callers"));
+        assert_eq!(
+            announced(on_request(false, Some(&decorator(true)), &mut h, None)),
+            None
+        );
+        assert!(!h.contains_key(HEADER));
+        h.insert(HEADER, HeaderValue::from_static(""));
+        assert_eq!(
+            announced(on_request(false, Some(&decorator(true)), &mut h, None)).as_deref(),
+            Some("op")
+        );
+        assert!(!h.contains_key(HEADER));
+        // No decorator, no header: nothing to do on the response.
+        assert!(on_request(false, None, &mut HeaderMap::new(), None).is_none());
     }
 }
