@@ -430,7 +430,7 @@ pub(super) const DECOMP_USER_AGENT: &str =
 
 // s8-spans proofs
 pub(super) const TR_ATTEMPT_SPANS: &str =
-    "tests/tracing.rs::egress_spans_and_spawned_upstream_spans_match_envoy";
+    "tests/tracing.rs::each_upstream_attempt_has_its_span_like_envoys";
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
