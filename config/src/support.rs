@@ -520,15 +520,10 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.route.v3.Route",
         "name match route redirect direct_response request_headers_to_add request_headers_to_remove \
          response_headers_to_add response_headers_to_remove typed_per_filter_config request_body_buffer_limit \
-         per_request_buffer_limit_bytes",
-        &[
-            ("metadata", METADATA),
-            (
-                "decorator",
-                "the span name it sets and its x-envoy-decorator-operation header are not applied yet",
-            ),
-        ],
+         per_request_buffer_limit_bytes decorator",
+        &[("metadata", METADATA)],
     ),
+    msg("envoy.config.route.v3.Decorator", "operation propagate"),
     msg(
         "envoy.config.route.v3.RouteMatch",
         "prefix path safe_regex path_separated_prefix case_sensitive headers query_parameters grpc",

@@ -7,11 +7,13 @@
 
 pub mod context;
 pub mod decision;
+pub mod decorator;
 pub mod export;
 mod otlp;
 mod send;
 pub mod span;
 pub mod stats;
+pub mod upstream;
 mod zipkin;
 
 use crate::access_log::record::Record;
@@ -47,11 +49,46 @@ pub struct Active {
     span_id: u64,
     parent_id: Option<u64>,
     tracestate: Option<String>,
-    /// The CLIENT span of `spawn_upstream_span`, child of ours.
+    /// The first attempt's CLIENT span of `spawn_upstream_span`, child of ours.
     upstream_span: Option<u64>,
+    /// One span per upstream attempt (`spawn_upstream_span` only).
+    attempts: Vec<upstream::AttemptSpan>,
+    propagation: Propagation,
     shared: bool,
     start: SystemTime,
     name: String,
+}
+
+impl Active {
+    /// The route's `decorator` (or an ingress request's `x-envoy-decorator-operation`) names the span.
+    pub fn set_operation(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+}
+
+/// The headers a provider writes for the span an upstream request continues.
+#[derive(Debug, Clone, Copy)]
+struct Propagation {
+    b3: bool,
+    w3c: bool,
+}
+
+impl Propagation {
+    fn write(
+        self,
+        headers: &mut HeaderMap,
+        trace_id: u128,
+        span_id: u64,
+        parent_id: u64,
+        tracestate: &Option<String>,
+    ) {
+        if self.b3 {
+            context::write_b3(headers, trace_id, span_id, Some(parent_id), true);
+        }
+        if self.w3c {
+            context::write_w3c(headers, trace_id, span_id, true, tracestate.as_deref());
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +308,11 @@ impl Tracer {
             parent_id,
             tracestate,
             upstream_span,
+            attempts: Vec::new(),
+            propagation: Propagation {
+                b3: zipkin.is_some(),
+                w3c: zipkin.is_none_or(|z| z.w3c),
+            },
             shared,
             start: SystemTime::now(),
             name,
@@ -283,47 +325,19 @@ impl Tracer {
         let end = SystemTime::now();
         let start = record.start.unwrap_or(active.start);
         let tags = self.tags(record);
-        // Envoy's router makes the upstream span with the upstream request: none for a local reply.
-        if let Some(child) = active
-            .upstream_span
-            .filter(|_| record.upstream_cluster.is_some())
-        {
-            // The upstream span's tags, as Envoy 1.40 sets them (checked with its OpenTelemetry tracer).
-            let mut upstream_tags = vec![("component".to_string(), "proxy".to_string())];
-            if let Some(cluster) = &record.upstream_cluster {
-                upstream_tags.push(("upstream_cluster".into(), cluster.clone()));
-                upstream_tags.push(("upstream_cluster.name".into(), cluster.clone()));
-            }
-            if let Some(host) = record.upstream_host {
-                upstream_tags.push(("upstream_address".into(), host.to_string()));
-                upstream_tags.push(("peer.address".into(), host.to_string()));
-            }
-            upstream_tags.push((
-                "http.protocol".into(),
-                record
-                    .upstream_protocol
-                    .or(record.protocol)
-                    .unwrap_or("-")
-                    .into(),
-            ));
-            upstream_tags.push(("http.status_code".into(), record.response_code.to_string()));
-            upstream_tags.push(("response_flags".into(), record.flags.short()));
-            if record.response_code == 0 || record.response_code >= 500 {
-                upstream_tags.push(("error".into(), "true".into()));
-            }
+        // Envoy's router makes a span per upstream request (attempt): none for a local reply.
+        let cluster = record.upstream_cluster.as_deref().unwrap_or("-");
+        for (retry, attempt) in active.attempts.iter().enumerate() {
             self.submit(FinishedSpan {
                 trace_id: active.trace_id,
-                span_id: child,
+                span_id: attempt.span_id,
                 parent_id: Some(active.span_id),
-                name: format!(
-                    "router {} egress",
-                    record.upstream_cluster.as_deref().unwrap_or("-")
-                ),
+                name: format!("router {cluster} egress"),
                 kind: Kind::Client,
-                start,
-                end,
+                start: attempt.start,
+                end: attempt.end.unwrap_or(end),
                 tracestate: active.tracestate.clone(),
-                tags: upstream_tags,
+                tags: upstream::tags(attempt, retry, cluster),
                 shared: false,
             });
         }

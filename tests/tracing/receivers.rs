@@ -30,6 +30,7 @@ pub struct Span {
     pub kind: i32,
     pub attributes: BTreeMap<String, String>,
     pub error_status: bool,
+    pub start_unix_nano: u64,
 }
 
 #[derive(Clone, Default)]
@@ -72,6 +73,7 @@ fn flatten(request: ExportTraceServiceRequest) -> Vec<Span> {
                     .map(|a| (a.key.clone(), text(a.value.as_ref())))
                     .collect(),
                 error_status: span.status.is_some_and(|s| s.code == 2),
+                start_unix_nano: span.start_time_unix_nano,
             });
         }
     }

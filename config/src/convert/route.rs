@@ -305,6 +305,27 @@ fn route(
             r.per_request_buffer_limit_bytes.as_ref().map(|v| v.value),
         )
         .or(host_limit),
+        decorator: decorator(r.decorator.as_ref(), &at.field("decorator"), out),
+    })
+}
+
+/// A route's `decorator`; Envoy refuses an empty `operation`.
+fn decorator(
+    d: Option<&pb::Decorator>,
+    at: &Path,
+    out: &mut Out,
+) -> Option<crate::model::route::Decorator> {
+    let d = d?;
+    if d.operation.is_empty() {
+        out.error(
+            &at.field("operation"),
+            "a decorator needs a non-empty operation (Envoy refuses an empty one)",
+        );
+        return None;
+    }
+    Some(crate::model::route::Decorator {
+        operation: d.operation.clone(),
+        propagate: d.propagate.is_none_or(|p| p.value),
     })
 }
 

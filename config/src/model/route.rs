@@ -71,6 +71,15 @@ pub struct Route {
     /// means the listener's `per_connection_buffer_limit_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer_limit: Option<BufferLimit>,
+    /// `decorator`: the span's operation name, and whether `x-envoy-decorator-operation` carries it on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decorator: Option<Decorator>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Decorator {
+    pub operation: String,
+    pub propagate: bool,
 }
 
 /// A route's config for one HTTP filter, replacing the filter's own on that route.

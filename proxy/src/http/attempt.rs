@@ -10,6 +10,7 @@
 use super::failure::Failure;
 use super::local_reply::ResponseBody;
 use super::replay_body::RequestBody;
+use crate::trace::upstream::AttemptEnd;
 use crate::upstream::{ClusterState, Outcome, SendError};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
@@ -106,9 +107,27 @@ async fn send(
             Failure::NoHealthyUpstream(e.to_string())
         })?;
     let host = picked.address;
+    // A sampled request with `spawn_upstream_span` gets a span for this attempt, its context in the headers.
+    let mut span = None;
     if let Some(notes) = &target.notes {
-        notes.with(|r| r.upstream_host = Some(host));
+        notes.with(|r| {
+            r.upstream_host = Some(host);
+            span = r
+                .trace
+                .as_mut()
+                .and_then(|t| t.begin_attempt(request.headers_mut(), host));
+        });
     }
+    let end_span = |end: AttemptEnd| {
+        if let (Some(index), Some(notes)) = (span, &target.notes) {
+            notes.with(|r| {
+                let downstream = r.protocol;
+                if let Some(trace) = r.trace.as_mut() {
+                    trace.end_attempt(index, end, downstream);
+                }
+            });
+        }
+    };
     let active = cluster.balancer().start(host);
     if target.auto_host
         && let Some(name) = cluster.hostname_of(host)
@@ -141,6 +160,7 @@ async fn send(
                 }
                 // `upstream_rq_timeout` is the route's timeout only (counted where it fires).
                 cluster.report(host, Outcome::Timeout);
+                end_span(AttemptEnd::PerTryTimeout);
                 return Err(Failure::PerTryTimeout { host });
             }
         },
@@ -153,6 +173,17 @@ async fn send(
         Err(SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Overflow)
     ) {
         cluster.counters.rq_total.inc();
+    }
+    match &result {
+        Ok((response, _)) => end_span(AttemptEnd::Response {
+            status: response.status().as_u16(),
+            protocol: crate::trace::upstream::protocol_name(response.version()),
+        }),
+        Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
+            end_span(AttemptEnd::ConnectFailed);
+        }
+        Err(SendError::Reset(_)) => end_span(AttemptEnd::Reset),
+        Err(SendError::Overflow) => end_span(AttemptEnd::Overflow),
     }
     match result {
         Ok((response, h2_stream)) => {

@@ -456,6 +456,18 @@ where
         if notes.is_none() {
             parts.extensions.remove::<crate::access_log::Notes>();
         }
+        let decorated = self.manager.tracer.as_ref().and_then(|tracer| {
+            let decorator = matched
+                .as_ref()
+                .and_then(|m| m.route())
+                .and_then(|(_, _, r)| r.decorator.as_ref());
+            crate::trace::decorator::on_request(
+                tracer.names_spans_by_authority(),
+                decorator,
+                &mut parts.headers,
+                notes.as_ref(),
+            )
+        });
         if let Some(notes) = &notes {
             let route = matched.as_ref().and_then(|m| m.route()).map(|(_, _, r)| r);
             let route_name = route
@@ -495,7 +507,17 @@ where
             body = crate::access_log::count_request(body, notes);
         }
         let request = Request::from_parts(parts, body);
-        Box::pin(self.filters.call(request))
+        let response = self.filters.call(request);
+        match decorated {
+            None => Box::pin(response),
+            // A combinator, not an async block: the filters' future is Send for every lifetime only this way.
+            Some(then) => Box::pin(futures_util::FutureExt::map(response, move |result| {
+                result.map(|mut response| {
+                    crate::trace::decorator::on_response(then, response.headers_mut());
+                    response
+                })
+            })),
+        }
     }
 }
 

@@ -57,8 +57,15 @@ impl Policy {
         let stats = &cluster.stats;
         if self.retries >= self.config.num_retries {
             stats.retry_limit_exceeded.inc();
-            if let Some(Ok(response)) = result {
-                add_flag(response, Flag::UpstreamRetryLimitExceeded);
+            match result {
+                Some(Ok(response)) => add_flag(response, Flag::UpstreamRetryLimitExceeded),
+                // Envoy flags a request whose last retry failed too (`URX,UF`): its record says so.
+                Some(Err(_)) => {
+                    if let Some(notes) = &target.notes {
+                        notes.with(|r| r.flags.add(Flag::UpstreamRetryLimitExceeded.code()));
+                    }
+                }
+                None => {}
             }
             return None;
         }
@@ -179,7 +186,23 @@ impl tower::retry::Policy<Request<RequestBody>, Response<ResponseBody>, Failure>
             }
             return None;
         }
-        self.next_attempt(request, Some(result))
+        let wait = self.next_attempt(request, Some(result))?;
+        // Envoy resets the upstream request whose response it drops for a retry: its span ends `canceled`.
+        if result.is_ok()
+            && let Some(notes) = request
+                .extensions()
+                .get::<Target>()
+                .and_then(|t| t.notes.as_ref())
+        {
+            notes.with(|r| {
+                if let Some(trace) = r.trace.as_mut()
+                    && let Some(last) = trace.last_attempt()
+                {
+                    trace.cancel_attempt(last);
+                }
+            });
+        }
+        Some(wait)
     }
 
     fn clone_request(&mut self, request: &Request<RequestBody>) -> Option<Request<RequestBody>> {

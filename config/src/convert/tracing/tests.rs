@@ -186,3 +186,44 @@ fn what_outrigger_does_not_do_is_refused_by_name() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn route_decorator_is_read_and_an_empty_operation_refused() {
+    let yaml = |decorator: &str| {
+        config(&format!(
+            "{{provider: {{name: envoy.tracers.opentelemetry, typed_config: {{{OTEL}, grpc_service: \
+             {{envoy_grpc: {{cluster_name: otel}}}}}}}}}}"
+        ))
+        .replace(
+            "route: {cluster: otel}}",
+            &format!("route: {{cluster: otel}}, decorator: {decorator}}}"),
+        )
+    };
+    let decorator = |d: &str| {
+        let loaded = load_bytes(yaml(d).as_bytes(), Input::Yaml).expect("loads");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let NetworkFilter::HttpConnectionManager(hcm) =
+            &loaded.snapshot.listeners[0].filter_chains[0].filters[0]
+        else {
+            panic!("no connection manager")
+        };
+        let crate::model::http::RouteSource::Static(routes) = &hcm.routes else {
+            panic!("inline routes")
+        };
+        let d = routes.virtual_hosts[0].routes[0]
+            .decorator
+            .clone()
+            .expect("a decorator");
+        (d.operation, d.propagate)
+    };
+    assert_eq!(decorator("{operation: op}"), ("op".to_string(), true));
+    assert_eq!(
+        decorator("{operation: op, propagate: false}"),
+        ("op".to_string(), false)
+    );
+    let problems = match load_bytes(yaml("{operation: ''}").as_bytes(), Input::Yaml) {
+        Ok(_) => panic!("an empty operation was accepted"),
+        Err(p) => p.iter().map(ToString::to_string).collect::<String>(),
+    };
+    assert!(problems.contains("decorator.operation"), "{problems}");
+}

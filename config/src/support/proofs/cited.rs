@@ -439,3 +439,10 @@ pub(super) const ENVOY_RBAC_MATCHER: &str =
 pub(super) const RBAC_MATCHER_INPUTS: &str = "proxy/src/http/rbac_matcher.rs::inputs_and_ip_ranges";
 pub(super) const RBAC_MATCHER_TREES: &str =
     "proxy/src/http/rbac_matcher.rs::trees_nested_matchers_and_unavailable_inputs";
+
+// s8-spans proofs
+pub(super) const TR_ATTEMPT_SPANS: &str =
+    "tests/tracing.rs::each_upstream_attempt_has_its_span_like_envoys";
+pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
+pub(super) const TR_DECORATOR_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";

@@ -38,7 +38,19 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing.spawn_upstream_span",
-        Tests(&[TR_TAGS]),
+        Tests(&[TR_TAGS, TR_ATTEMPT_SPANS]),
+    ),
+    (
+        "envoy.config.route.v3.Route.decorator",
+        Tests(&[TR_DECORATOR]),
+    ),
+    (
+        "envoy.config.route.v3.Decorator.operation",
+        Tests(&[TR_DECORATOR, TR_DECORATOR_LOADER]),
+    ),
+    (
+        "envoy.config.route.v3.Decorator.propagate",
+        Tests(&[TR_DECORATOR]),
     ),
     (
         "envoy.config.trace.v3.Tracing.Http.name",
