@@ -290,7 +290,7 @@ mod tests {
         let (_, writer) = pinging_client(client, 1500);
         let (mut io, counter) = watched(server);
         let mut buf = [0u8; 64];
-        io.read(&mut buf).await.unwrap();
+        assert!(io.read(&mut buf).await.unwrap() > 0);
         let error = write_data(&mut io)
             .await
             .expect("the flood was not cut off");
