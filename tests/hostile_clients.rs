@@ -3,7 +3,7 @@
 //!
 //! - h2 floods written frame by frame: rapid reset (CVE-2023-44487: HEADERS then RST_STREAM, over and over), a
 //!   CONTINUATION flood (a header block that never ends), SETTINGS and PING floods from a client that never reads
-//!   the acknowledgements.
+//!   the acknowledgements (closed and counted as Envoy does); clients that read their acknowledgements are not.
 //! - a slow reader of a large response: the proxy's RSS stays bounded (flow control and buffer limits).
 //! - clients that reset while their request waits upstream: `downstream_rq_active` comes back to 0.
 //! - idle connections held open: all accepted, others still served, RSS per idle connection bounded. The p99 of a
@@ -313,16 +313,43 @@ fn h2_floods_are_cut_off_and_the_proxy_keeps_serving() {
         s.sidecar.log_text()
     );
 
-    // SETTINGS and PING floods whose acknowledgements are never read.
-    for (name, kind, payload) in [("settings", SETTINGS, vec![]), ("ping", PING, vec![0u8; 8])] {
+    // SETTINGS and PING floods whose acknowledgements are never read: as Envoy 1.40 does (checked by running it),
+    // the connection is closed without GOAWAY once the socket is full and more than `max_outbound_control_frames`
+    // (1000) acknowledgements wait, counted in the global `http2.outbound_control_flood`, not as a protocol error.
+    for (n, (name, kind, payload)) in [("settings", SETTINGS, vec![]), ("ping", PING, vec![0u8; 8])]
+        .into_iter()
+        .enumerate()
+    {
+        let started = Instant::now();
         let (written, types, closed) =
             flood(h2_client(s.web), 500_000, |_| frame(kind, 0, 0, &payload));
         seen.push(format!(
-            "{name}: {written} frames, GOAWAY {}, closed {closed}",
-            types.contains(&GOAWAY)
+            "{name}: {written} frames, GOAWAY {}, closed {closed} after {:?}",
+            types.contains(&GOAWAY),
+            started.elapsed()
         ));
+        assert!(
+            closed && written < 500_000,
+            "the {name} flood was not cut off: {seen:?}"
+        );
+        assert_eq!(
+            s.sidecar
+                .metric("envoy_http2_outbound_control_flood_total", &[]),
+            n as u64 + 1,
+            "Envoy's http2.outbound_control_flood: {seen:?}"
+        );
         assert_eq!(status(s.web, "/"), Some(200), "after the {name} flood");
     }
+    assert_eq!(
+        protocol_errors(&s),
+        2,
+        "control floods are not protocol errors"
+    );
+    s.sidecar.wait_for_log(&[
+        "h2 control-frame flood",
+        "connection closed",
+        "stat_prefix=\"web\"",
+    ]);
     // A normal h2 request still works on a new connection (DATA frames or a HEADERS reply).
     let (_, types, _) = flood(h2_client(s.web), 1, |_| {
         frame(HEADERS, END_HEADERS | END_STREAM, 1, &get_block())
@@ -336,6 +363,175 @@ fn h2_floods_are_cut_off_and_the_proxy_keeps_serving() {
     assert!(
         grown < 64 * 1024,
         "RSS grew {grown} KiB under the floods: {seen:?}"
+    );
+}
+
+/// PING acknowledgements read from `stream` until `want` came (or the stream ended, failed or fell silent for
+/// the read timeout); also returns the DATA bytes read and whether a GOAWAY or RST_STREAM came.
+fn read_acks(stream: &mut TcpStream, want: usize, pending: &mut Vec<u8>) -> (usize, usize, bool) {
+    let (mut acks, mut data, mut ended) = (0, 0, false);
+    let mut chunk = vec![0u8; 256 * 1024];
+    while acks < want {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return (acks, data, true),
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while pending.len() - at >= 9 {
+            let len = (usize::from(pending[at]) << 16)
+                | (usize::from(pending[at + 1]) << 8)
+                | usize::from(pending[at + 2]);
+            if pending.len() - at < 9 + len {
+                break;
+            }
+            match pending[at + 3] {
+                PING if pending[at + 4] & 1 == 1 => acks += 1,
+                DATA => data += len,
+                GOAWAY | RST_STREAM => ended = true,
+                _ => {}
+            }
+            at += 9 + len;
+        }
+        pending.drain(..at);
+        if ended {
+            break;
+        }
+    }
+    (acks, data, ended)
+}
+
+/// Clients that ask for many acknowledgements but read them are never taken for a flood: 100,000 PINGs in
+/// bursts of 500, each burst's acknowledgements read before the next; and a slow reader of a large h2 response
+/// (the proxy's writes refused because the socket is full of DATA) that sends 900 PINGs meanwhile, below Envoy's
+/// `max_outbound_control_frames`, then reads on. Neither connection is closed or counted.
+#[test]
+fn h2_clients_that_read_their_acks_are_not_cut_off() {
+    let _serial = serial();
+    let s = setup("h2-acks", big_upstream(512 * 1024 * 1024));
+    let ping = |i: u64| frame(PING, 0, 0, &i.to_be_bytes());
+
+    let mut stream = h2_client(s.web);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut pending = Vec::new();
+    let mut total = 0;
+    for round in 0..200u64 {
+        let burst: Vec<u8> = (0..500).flat_map(|i| ping(round * 500 + i)).collect();
+        stream.write_all(&burst).unwrap();
+        let (acks, _, ended) = read_acks(&mut stream, 500, &mut pending);
+        total += acks;
+        assert!(
+            acks == 500 && !ended,
+            "round {round}: {acks} of 500 acks, ended {ended}"
+        );
+    }
+    assert_eq!(total, 100_000);
+
+    // A slow reader of /big over h2, its windows opened wide so DATA fills the socket.
+    let mut slow = h2_client(s.web);
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let big = [
+        0x82, 0x86, 0x44, 0x04, b'/', b'b', b'i', b'g', 0x41, 0x01, b'x',
+    ];
+    let mut request = frame(HEADERS, END_HEADERS | END_STREAM, 1, &big);
+    request.extend(frame(8, 0, 0, &0x7fff_0000u32.to_be_bytes()));
+    request.extend(frame(8, 0, 1, &0x7fff_0000u32.to_be_bytes()));
+    slow.write_all(&request).unwrap();
+    let mut first = [0u8; 1024];
+    slow.read_exact(&mut first).unwrap();
+    // Let the proxy fill the socket, then ask for 900 acknowledgements while reading nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    let pings: Vec<u8> = (0..900).flat_map(ping).collect();
+    slow.write_all(&pings).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // Frames are followed from the first byte read.
+    let mut pending = first.to_vec();
+    let (acks, data, ended) = read_acks(&mut slow, 900, &mut pending);
+    assert!(
+        acks == 900 && !ended,
+        "slow reader: {acks} of 900 acks after {data} DATA bytes, ended {ended}"
+    );
+    assert!(
+        data > 1024 * 1024,
+        "the socket was not full of DATA: {data} bytes"
+    );
+    assert_eq!(
+        s.sidecar
+            .metric("envoy_http2_outbound_control_flood_total", &[]),
+        0
+    );
+}
+
+/// The same PING and SETTINGS floods against Envoy 1.40 and Outrigger on one config: both close the
+/// connection, count each flood in the global `http2.outbound_control_flood` and not as a protocol error
+/// (`http.web.downstream_cx_protocol_error` stays 0).
+#[test]
+fn envoy_and_outrigger_close_and_count_control_floods_alike() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let _serial = serial();
+    let s = setup("h2-envoy", free_port());
+    let (envoy_admin, envoy_web) = (free_port(), free_port());
+    let config = support::proxy::fill(
+        CONFIG,
+        &[
+            ("admin", envoy_admin.to_string()),
+            ("web", envoy_web.to_string()),
+            ("big", free_port().to_string()),
+            ("hang", free_port().to_string()),
+        ],
+    );
+    let envoy_config = s._dir.join("envoy.yaml");
+    std::fs::write(&envoy_config, config).unwrap();
+    let mut envoy = support::envoy::Envoy::start(&envoy, &envoy_config);
+    envoy.wait_for_port(envoy_web);
+
+    // HTTP/1.1: Envoy's admin refuses HTTP/1.0.
+    let stats = |admin: u16| {
+        let mut stream = TcpStream::connect(("127.0.0.1", admin)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /stats HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        [
+            "http2.outbound_control_flood",
+            "http.web.downstream_cx_protocol_error",
+        ]
+        .map(|name| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        })
+    };
+    let mut outcomes = Vec::new();
+    for (proxy, port) in [("envoy", envoy_web), ("outrigger", s.web)] {
+        for (kind, payload) in [(PING, vec![0u8; 8]), (SETTINGS, vec![])] {
+            let (written, _, closed) =
+                flood(h2_client(port), 500_000, |_| frame(kind, 0, 0, &payload));
+            outcomes.push(format!(
+                "{proxy} kind {kind}: written {written}, closed {closed}"
+            ));
+            assert!(closed && written < 500_000, "{outcomes:?}");
+        }
+    }
+    let two = Some("2".to_string());
+    let zero = Some("0".to_string());
+    assert_eq!(
+        stats(envoy_admin),
+        [two.clone(), zero.clone()],
+        "Envoy: {outcomes:?}"
+    );
+    assert_eq!(
+        stats(s.sidecar.admin),
+        [two, zero],
+        "Outrigger: {outcomes:?}"
     );
 }
 

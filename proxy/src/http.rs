@@ -31,6 +31,7 @@ mod ext_authz;
 mod failure;
 pub(crate) mod fault;
 pub(crate) mod forwarded;
+mod h2_control_flood;
 mod h2_frames;
 mod hash_policy;
 #[cfg(test)]
@@ -281,7 +282,17 @@ pub async fn serve(
         ),
         std::sync::Arc::new(move |status| reply_counters.codec_reply(status)),
     );
-    let io = TokioIo::new(ConnectionIo::new(guarded, state.clone()));
+    let io = TokioIo::new(
+        ConnectionIo::new(guarded, state.clone()).with_flood_report(h2_control_flood::Report {
+            counter: connection
+                .inputs
+                .metrics
+                .protocol
+                .http2_outbound_control_flood
+                .clone(),
+            stat_prefix: hcm.stat_prefix.as_str().into(),
+        }),
+    );
     let served = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(served);
     let counters = &connection.inputs.metrics.http_timeouts;

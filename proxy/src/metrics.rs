@@ -653,6 +653,7 @@ mod tests {
             .get_or_create(&connection_manager("ingress"))
             .inc();
         metrics.protocol.http2_header_overflow.inc();
+        metrics.protocol.http2_outbound_control_flood.inc();
         let a_cluster = metrics.resilience.cluster("a", false);
         a_cluster.set_members(2, 2);
         let stats = metrics.envoy_stats();
@@ -661,6 +662,7 @@ mod tests {
             "listener.127.0.0.1_8443.ssl.connection_error: 1",
             "http.ingress.downstream_cx_protocol_error: 1",
             "http2.header_overflow: 1",
+            "http2.outbound_control_flood: 1",
             "cluster.a.membership_total: 2",
             "cluster.a.upstream_rq_total: 1",
             "cluster.a.upstream_rq_5xx: 1",

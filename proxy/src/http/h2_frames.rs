@@ -1,7 +1,8 @@
 //! The frames this side writes on an h2 connection, walked by their 9-byte headers, for the one thing hyper does
 //! not tell: the debug data of the GOAWAY the codec sent when it ended the connection (`too_many_resets`,
 //! `too_many_continuations`, ...), which names the client's flood. h2 sends it on the wire but drops it from the
-//! error it returns.
+//! error it returns. And the acknowledgements (SETTINGS and PING with ACK) the socket accepted, for
+//! `h2_control_flood`.
 
 /// Debug data kept of a GOAWAY: h2's names are short.
 const DEBUG_CAP: usize = 64;
@@ -15,6 +16,10 @@ pub struct OutboundFrames {
     left: usize,
     /// The current frame is a GOAWAY: its payload so far (last stream id, error code, debug data).
     go_away: Option<Vec<u8>>,
+    /// The current frame is an acknowledgement.
+    ack: bool,
+    /// Acknowledgements written whole.
+    pub acks: u64,
 }
 
 impl OutboundFrames {
@@ -28,9 +33,10 @@ impl OutboundFrames {
                 self.have += n;
                 bytes = &bytes[n..];
                 if self.have == 9 {
-                    let [a, b, c, kind, ..] = self.header;
+                    let [a, b, c, kind, flags, ..] = self.header;
                     self.left = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
                     self.go_away = (kind == 7).then(Vec::new);
+                    self.ack = super::h2_control_flood::is_ack(kind, flags);
                 }
             } else {
                 let n = self.left.min(bytes.len());
@@ -43,6 +49,9 @@ impl OutboundFrames {
             }
             if self.have == 9 && self.left == 0 {
                 self.have = 0;
+                if std::mem::take(&mut self.ack) {
+                    self.acks += 1;
+                }
                 if let Some(payload) = self.go_away.take() {
                     ended = Some(payload.get(8..).unwrap_or_default().to_vec());
                 }
@@ -97,5 +106,26 @@ mod tests {
             OutboundFrames::default().written(&bytes[..bytes.len() - 1]),
             None
         );
+    }
+
+    #[test]
+    fn acknowledgements_count_once_written_whole() {
+        let mut bytes = frame(4, &[]);
+        bytes[4] = 1; // SETTINGS ACK
+        let mut ping_ack = frame(6, &[5; 8]);
+        ping_ack[4] = 1;
+        bytes.extend(frame(6, &[5; 8])); // our own PING: not an ack
+        bytes.extend(frame(0, &[1u8; 40]));
+        bytes.extend(&ping_ack);
+        let mut frames = OutboundFrames::default();
+        for piece in bytes.chunks(7) {
+            frames.written(piece);
+        }
+        assert_eq!(frames.acks, 2);
+        let mut frames = OutboundFrames::default();
+        frames.written(&bytes[..bytes.len() - 1]);
+        assert_eq!(frames.acks, 1, "the PING ack is not whole yet");
+        frames.written(&bytes[bytes.len() - 1..]);
+        assert_eq!(frames.acks, 2);
     }
 }
