@@ -5,7 +5,8 @@
 //! receives; `etag` and `last-modified` answer a matching validation with 304.
 //!
 //! Compared: status, body (which backend hit made it), the presence of `age` and its value (within a second:
-//! both round the same clock down to whole seconds), the headers the filter writes (`content-range`,
+//! both round the same clock down to whole seconds), the route's added response header (left out on what the
+//! cache sent upstream, as Envoy's own client sends it), the headers the filter writes (`content-range`,
 //! `content-length`), the backend's hit counts, and the validation headers it received (dates read as "a date").
 //! Envoy 1.40 crashes when a response varying on an allowed header is served from its store, so only a `vary`
 //! that is not allowed (and `*`) is compared here; `proxy/src/http/cache/tests.rs` covers the variants.
@@ -45,6 +46,8 @@ fn answer(
             .map(|v| v.to_str().unwrap().to_string())
     };
     let (inm, ims) = (header("if-none-match"), header("if-modified-since"));
+    let added = header("x-route-request");
+    let timeout = header("x-envoy-expected-rq-timeout-ms");
     let n = {
         let mut seen = seen.lock().unwrap();
         // A date the proxy copied from a stored response reads "date": its value depends on the second.
@@ -55,8 +58,9 @@ fn answer(
                 v.clone()
             }
         });
-        seen.validators
-            .push(format!("{target} inm={inm:?} ims={ims_shown:?}"));
+        seen.validators.push(format!(
+            "{target} inm={inm:?} ims={ims_shown:?} added={added:?} timeout={timeout:?}"
+        ));
         let n = seen.hits.entry(target.clone()).or_default();
         *n += 1;
         *n
@@ -380,6 +384,7 @@ struct View {
 
 fn view(request: &str, reply: &Reply) -> View {
     let headers = [
+        "x-route-response",
         "content-range",
         "content-length",
         "etag",
@@ -450,10 +455,28 @@ async fn cache_like_envoy() {
     assert_eq!(find("GET /etag HTTP", 1).age, None);
     assert_eq!(find("GET /etag-changed HTTP", 1).body, "/etag-changed #2");
     assert_eq!(hits["/etag"], 2);
-    assert!(validators.contains(&"/etag inm=Some(\"\\\"v1\\\"\") ims=Some(\"date\")".to_string()));
-    assert!(validators.contains(&format!(
+    let validated = |line: &str| validators.iter().any(|v| v.starts_with(line));
+    assert!(validated(
+        "/etag inm=Some(\"\\\"v1\\\"\") ims=Some(\"date\") added=None timeout=None"
+    ));
+    assert!(validated(&format!(
         "/last-modified inm=None ims=Some({LAST_MODIFIED:?})"
     )));
+    // What the cache sends upstream goes without the route's header changes (as Envoy's own client sends it);
+    // a request it does not look up goes through the router as usual.
+    assert!(
+        !find("GET /max-age HTTP", 0)
+            .headers
+            .contains_key("x-route-response")
+    );
+    assert!(
+        find("POST /max-age?q=post", 0)
+            .headers
+            .contains_key("x-route-response")
+    );
+    assert!(validated(
+        "/max-age?q=post inm=None ims=None added=Some(\"added\") timeout=Some(\"5000\")"
+    ));
     assert_eq!(hits["/max-age?q=off"], 2);
     // no-cache and pragma ignored; another host still misses (Envoy ignores `exclude_host`).
     assert_eq!(hits["/max-age?q=ignore"], 2);

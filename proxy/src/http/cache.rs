@@ -13,8 +13,11 @@
 //!   storable, its body streamed to the client meanwhile (`tee.rs`); one that varies on allowed headers is
 //!   stored per their request values.
 //!
-//! Envoy sends a cache miss upstream through its own client rather than the rest of the filter chain; here it
-//! goes through the filters after this one, which in the configurations Envoy documents is the router alone.
+//! Envoy sends such a request (miss or validation) upstream through its own client rather than the rest of the
+//! filter chain and the router: the route's `request_headers_to_add`/`response_headers_to_add` (at every level)
+//! and `x-envoy-expected-rq-timeout-ms` are left out, which `CacheUpstream` tells the router here. Still
+//! different: here the filters after this one run (in the configurations Envoy documents, the router alone), and
+//! the route's timeout, retries and rewrites still apply, where Envoy's client has none.
 //! Envoy 1.40 crashes when a stored response varies (`vary` on an allowed header, then the same request again),
 //! so only the refusal of other `vary` values is compared with it.
 
@@ -42,6 +45,12 @@ use std::time::SystemTime;
 use store::{Entry, Slot};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+/// On a request the filter sends upstream (a miss or a validation): the router leaves out the route's header
+/// changes and `x-envoy-expected-rq-timeout-ms`, as Envoy's cache filter sends such requests through its own
+/// client rather than the router (checked with real Envoy 1.40).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheUpstream;
 
 /// The filter on one connection.
 #[derive(Clone)]
@@ -335,6 +344,7 @@ where
         if let Some(entry) = &pending.validating {
             validation_headers(&mut parts.headers, &entry.headers);
         }
+        parts.extensions.insert(CacheUpstream);
         use futures_util::FutureExt;
         Box::pin(
             self.inner
