@@ -6,7 +6,7 @@
 //! the CORS filter (`configs/filters/cors.yaml`: preflights answered or forwarded, actual requests, every origin
 //! matcher, route overrides, disabled and shadowed policies, the deprecated `cors` fields) and the CSRF filter
 //! (`configs/filters/csrf.yaml`: the methods it checks, `Origin` and `Referer`, additional origins, policies per
-//! route and virtual host, disabled and shadowed).
+//! route and virtual host, disabled and shadowed); the cache filter in `envoy_http_filters/cache.rs`.
 //!
 //! Both proxies run the same YAML (`configs/filters/filters.yaml`, each with its own ports and its own backend),
 //! get the same requests over raw HTTP/1.1, and must agree on status, the headers the filters touch, what the
@@ -22,6 +22,9 @@ mod support;
 
 #[path = "envoy_http_filters/decompression.rs"]
 mod decompression;
+
+#[path = "envoy_http_filters/cache.rs"]
+mod cache;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -5,6 +5,7 @@
 //! runs.
 
 pub mod access_log;
+pub mod cache;
 pub mod cluster;
 pub mod core;
 pub mod cors;

@@ -28,6 +28,8 @@ const ENCODER: &str =
     "tunes the encoder: the compressed bytes differ, the body a client decodes is the same";
 const CORS_POLICY_FIELDS: &str = "allow_origin_string_match allow_methods allow_headers expose_headers max_age \
      allow_credentials filter_enabled shadow_enabled allow_private_network_access forward_not_matching_preflights";
+const NOT_IN_ENVOY: &str =
+    "not implemented in Envoy 1.40 either, which accepts and ignores it; traffic is unaffected";
 const METADATA: &str = "metadata here is not read by Outrigger; traffic is unaffected";
 
 const fn msg(message: &'static str, fields: &'static str) -> MessageSupport {
@@ -81,6 +83,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.compression.brotli.compressor.v3.Brotli",
     "envoy.extensions.filters.http.health_check.v3.HealthCheck",
     "envoy.extensions.filters.http.buffer.v3.Buffer",
+    "envoy.extensions.filters.http.cache.v3.CacheConfig",
+    "envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig",
     "envoy.extensions.filters.http.cors.v3.Cors",
     "envoy.extensions.filters.http.cors.v3.CorsPolicy",
     "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
@@ -406,6 +410,19 @@ const MESSAGES: &[MessageSupport] = &[
     msg(
         "envoy.extensions.filters.http.buffer.v3.Buffer",
         "max_request_bytes",
+    ),
+    // envoy.filters.http.cache (`convert/http/cache.rs`) over the in-memory store.
+    msg_ignoring(
+        "envoy.extensions.filters.http.cache.v3.CacheConfig",
+        "typed_config disabled allowed_vary_headers ignore_request_cache_control_header",
+        &[
+            ("key_creator_params", NOT_IN_ENVOY),
+            ("max_body_bytes", NOT_IN_ENVOY),
+        ],
+    ),
+    msg(
+        "envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig",
+        "",
     ),
     // envoy.filters.http.csrf (`convert/http/csrf.rs`): the filter's config and its per-route form alike.
     msg(

@@ -9,6 +9,7 @@
 mod attempt;
 mod authorization;
 mod buffer;
+mod cache;
 mod compressor;
 mod cors;
 mod csrf;

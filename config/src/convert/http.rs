@@ -33,6 +33,7 @@ pub const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub const DECOMPRESSOR: &str = "envoy.extensions.filters.http.decompressor.v3.Decompressor";
 pub const GRPC_HTTP1_BRIDGE: &str = "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config";
 
+pub mod cache;
 pub mod compressor;
 pub mod cors;
 pub mod csrf;
@@ -262,6 +263,9 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                     })
                 })
             }
+            cache::CONFIG => decode_any(any, &at_config, out)
+                .and_then(|c| cache::cache(&c, &at_config, out))
+                .map(HttpFilter::Cache),
             csrf::POLICY => decode_any(any, &at_config, out)
                 .and_then(|p| csrf::policy(&p, &at_config, out))
                 .map(|policy| {
@@ -275,7 +279,7 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
                     &at_config,
                     format!(
                         "HTTP filter {other} is not supported; supported: envoy.filters.http.buffer, \
-                         envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.csrf, \
+                         envoy.filters.http.cache, envoy.filters.http.compressor, envoy.filters.http.cors, envoy.filters.http.csrf, \
                          envoy.filters.http.decompressor, \
                          envoy.filters.http.ext_authz, envoy.filters.http.fault, envoy.filters.http.grpc_http1_bridge, \
                          envoy.filters.http.health_check, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac, \

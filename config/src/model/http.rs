@@ -176,6 +176,7 @@ pub enum HttpFilter {
     GrpcHttp1Bridge(GrpcHttp1Bridge),
     HealthCheck(HealthCheck),
     Buffer(Buffer),
+    Cache(super::cache::Cache),
     Cors(super::cors::Cors),
     Csrf(super::csrf::Csrf),
     Fault(Fault),

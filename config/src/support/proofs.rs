@@ -50,6 +50,7 @@ fn names(key: &str, message: &str, field: &str) -> bool {
 
 mod access_log;
 mod bootstrap;
+mod cache;
 mod cited;
 mod cluster;
 mod clusters_extra;
@@ -70,6 +71,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     http::PROOFS,
     cors::PROOFS,
     csrf::PROOFS,
+    cache::PROOFS,
     route::PROOFS,
     cluster::PROOFS,
     clusters_extra::PROOFS,

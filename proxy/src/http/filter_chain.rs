@@ -6,6 +6,7 @@
 use super::Connection;
 use super::authorization::Authorization;
 use super::buffer::BufferFilter;
+use super::cache::CacheFilter;
 use super::compressor::CompressorFilter;
 use super::connection_manager::ConnectionManager;
 use super::cors::CorsFilter;
@@ -147,6 +148,9 @@ pub fn build(
                 BridgeFilter::new(service, config.clone(), connection.buffer_limit),
                 index,
             )),
+            HttpFilter::Cache(c) => {
+                Filters::new(Position::new(CacheFilter::new(service, c), index))
+            }
             HttpFilter::Buffer(b) => Filters::new(Position::new(
                 BufferFilter::new(service, b.max_request_bytes),
                 index,

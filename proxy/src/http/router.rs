@@ -50,7 +50,17 @@ impl Router {
         let Some((config, vhost, route)) = matched.route() else {
             return reply(StatusCode::NOT_FOUND, Flag::NoRoute, "");
         };
-        let levels = [&route.headers, &vhost.headers, &config.headers];
+        // A request the cache filter sends upstream goes as Envoy's cache filter sends it, through its own
+        // client: without the route's header changes and `x-envoy-expected-rq-timeout-ms`.
+        let from_cache_filter = request
+            .extensions()
+            .get::<super::cache::CacheUpstream>()
+            .is_some();
+        let levels = if from_cache_filter {
+            Vec::new()
+        } else {
+            vec![&route.headers, &vhost.headers, &config.headers]
+        };
         let upgrade = request.extensions_mut().remove::<Upgrade>().map(|u| u.0);
         let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -59,13 +69,14 @@ impl Router {
             RouteAction::Redirect(redirect) => headers::redirect(&parts, redirect, route),
             RouteAction::Route(forward) => {
                 // Before the route's header changes, as Envoy does (a configured removal takes it away).
-                if let Some(timeout) = matched.expected_timeout() {
+                if let Some(timeout) = matched.expected_timeout().filter(|_| !from_cache_filter) {
                     parts
                         .headers
                         .insert(envoy_headers::EXPECTED_TIMEOUT, timeout.clone());
                 }
                 // The cluster first: a weighted cluster's own header changes are the most specific level.
                 let (cluster, cluster_headers) = choose_cluster(forward, &parts);
+                let cluster_headers = cluster_headers.filter(|_| !from_cache_filter);
                 // Before the route's header changes and rewrites, as Envoy picks the host before it applies them.
                 let hash = (!forward.hash_policy.is_empty())
                     .then(|| {
@@ -76,7 +87,11 @@ impl Router {
                         )
                     })
                     .flatten();
-                for level in cluster_headers.iter().copied().chain(levels) {
+                for level in cluster_headers
+                    .iter()
+                    .copied()
+                    .chain(levels.iter().copied())
+                {
                     headers::mutate_request(&mut parts.headers, level);
                 }
                 if let Some(kind) = &upgrade {
@@ -109,7 +124,7 @@ impl Router {
                 response
             }
         };
-        for level in levels {
+        for level in levels.iter().copied() {
             headers::mutate_response(response.headers_mut(), level);
         }
         // As Envoy's local replies: a body's content type is set after the header changes, unless they set one,

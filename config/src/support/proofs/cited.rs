@@ -446,3 +446,8 @@ pub(super) const TR_ATTEMPT_SPANS: &str =
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
+
+// s9-cache proofs
+pub(super) const CACHE_DIFF: &str = "tests/envoy_http_filters/cache.rs::cache_like_envoy";
+pub(super) const CACHE_VARY: &str =
+    "proxy/src/http/cache/tests.rs::variants_are_stored_per_allowed_request_header";
