@@ -117,6 +117,8 @@ struct Outcome {
     headers: BTreeMap<String, BTreeMap<String, String>>,
     spans: BTreeMap<String, DdSpan>,
     uploads: Vec<Upload>,
+    /// `tracing.datadog.reports_sent` once every span has arrived.
+    reports_sent: u64,
 }
 
 /// The requests, by listener: (path, headers sent).
@@ -235,10 +237,13 @@ async fn run(envoy: Option<&Path>, name: &str) -> Outcome {
             (format!("/{path}"), s)
         })
         .collect();
+    // Counted once the tracer has read the agent's answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     Outcome {
         headers,
         spans,
         uploads: agent.uploads(),
+        reports_sent: super::support::sidecar::stat(p.admin, "tracing.datadog.reports_sent"),
     }
 }
 
@@ -326,6 +331,7 @@ fn check_relations(name: &str, o: &Outcome) {
         let want = i64::from(path.starts_with("/status/500"));
         assert_eq!(s.error, want, "{name} {path}");
     }
+    assert_eq!(o.reports_sent, o.uploads.len() as u64, "{name}");
     // Every upload: POST /v0.4/traces, msgpack, the Host asked for, a count of the chunks it holds.
     for u in &o.uploads {
         assert_eq!(
@@ -415,4 +421,33 @@ async fn datadog_tracer_like_envoy() {
         }
         assert!(o.duration > 0 && o.start > 0, "{what}");
     }
+}
+
+/// Spans still queued when SIGTERM comes are sent to the agent before the process exits (Envoy's tracer flushes
+/// on shutdown too); the 2 s upload period has not come by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datadog_spans_queued_at_sigterm_are_sent() {
+    let backend = Backend::start("dd").await;
+    let agent = Agent::start(RATES).await;
+    let p = Ports {
+        admin: free_port(),
+        traced: free_port(),
+        unsampled: free_port(),
+        zero: free_port(),
+    };
+    let yaml = config(&p, backend.address.port(), agent.address.port());
+    let mut outrigger = Sidecar::start(&dir("datadog-sigterm"), "outrigger", &yaml, p.admin);
+    let reply = get(&format!("http://127.0.0.1:{}/last", p.traced), &[]).await;
+    assert_eq!(reply.status, 200);
+    outrigger.terminate();
+    assert!(
+        outrigger
+            .wait_exit(std::time::Duration::from_secs(10))
+            .is_some(),
+        "outrigger did not exit"
+    );
+    assert!(agent.uploads().len() == 1, "{:?}", agent.uploads());
+    let spans = agent.wait_for(1).await;
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert!(spans[0].meta["http.url"].ends_with("/last"), "{spans:#?}");
 }

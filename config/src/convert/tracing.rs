@@ -73,7 +73,7 @@ fn provider(p: &trace::tracing::Http, at: &Path, out: &mut Out) -> Option<Provid
         }
         super::tracing_datadog::DATADOG => {
             let c: trace::DatadogConfig = decode_any(any, &at, out)?;
-            super::tracing_datadog::datadog(&c, &at, out).map(Provider::Datadog)
+            Some(Provider::Datadog(super::tracing_datadog::datadog(&c)))
         }
         other => {
             out.error(

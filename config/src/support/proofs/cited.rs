@@ -446,3 +446,8 @@ pub(super) const TR_ATTEMPT_SPANS: &str =
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
+
+// s9-datadog proofs
+pub(super) const DD_DIFF: &str = "tests/tracing/datadog.rs::datadog_tracer_like_envoy";
+pub(super) const DD_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::datadog_config_is_read_and_remote_config_refused";
