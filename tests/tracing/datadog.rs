@@ -121,12 +121,15 @@ struct Outcome {
     reports_sent: u64,
 }
 
-/// The requests, by listener: (path, headers sent).
-fn requests() -> Vec<(
+/// A request: the listener it goes to, its path, the headers sent.
+type Request = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str)>,
-)> {
+);
+
+/// The requests, by listener.
+fn requests() -> Vec<Request> {
     vec![
         ("traced", "/fresh", vec![]),
         ("traced", "/status/500", vec![]),

@@ -98,6 +98,12 @@ fn write_span(out: &mut Vec<u8>, service: &str, s: &FinishedSpan) {
                     metrics.push((k, n));
                 }
             }
+            // Envoy's Datadog span makes `error.reason` the span's error message too (checked with Envoy 1.40:
+            // an attempt that failed to connect carries both).
+            "error.reason" => {
+                meta.push((k, v));
+                meta.push(("error.message", v));
+            }
             _ => meta.push((k, v)),
         }
     }
@@ -126,7 +132,8 @@ fn write_span(out: &mut Vec<u8>, service: &str, s: &FinishedSpan) {
     write_str(out, "duration");
     write_u64(out, duration);
     write_str(out, "error");
-    write_u64(out, u64::from(s.is_error()));
+    let error = s.is_error() || s.tags.iter().any(|(k, _)| k == "error.reason");
+    write_u64(out, u64::from(error));
     write_str(out, "meta");
     write_map(out, meta.len());
     for (k, v) in meta {
@@ -159,4 +166,108 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 fn write_u64(out: &mut Vec<u8>, n: u64) {
     let _ = rmp::encode::write_uint(out, n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::span::Kind;
+    use std::time::{Duration, SystemTime};
+
+    fn span(span_id: u64, parent_id: Option<u64>, tags: &[(&str, &str)]) -> FinishedSpan {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        FinishedSpan {
+            trace_id: (7u128 << 64) | 42,
+            span_id,
+            parent_id,
+            name: format!("op{span_id}"),
+            kind: Kind::Server,
+            start,
+            end: start + Duration::from_millis(3),
+            tracestate: None,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            shared: false,
+        }
+    }
+
+    #[test]
+    fn spans_are_chunked_by_request_and_tags_split_into_meta_and_metrics() {
+        // An attempt span (child of 1) before its request span, then another request's span.
+        let spans = vec![
+            span(2, Some(1), &[("error.reason", "remote connection failure")]),
+            span(
+                1,
+                None,
+                &[
+                    ("error", "true"),
+                    (PRIORITY_METRIC, "1"),
+                    ("http.method", "GET"),
+                ],
+            ),
+            span(3, Some(99), &[(AGENT_RATE_METRIC, "0.5")]),
+        ];
+        let (body, chunks) = body("svc", &spans);
+        assert_eq!(chunks, 2);
+        let value = rmpv::decode::read_value(&mut &body[..]).unwrap();
+        let chunks = value.as_array().unwrap();
+        let ids = |c: &rmpv::Value| -> Vec<u64> {
+            c.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| field(s, "span_id").as_u64().unwrap())
+                .collect()
+        };
+        // The request span first in its chunk, its attempt after it; the other request alone.
+        assert_eq!(ids(&chunks[0]), vec![1, 2]);
+        assert_eq!(ids(&chunks[1]), vec![3]);
+        let root = &chunks[0].as_array().unwrap()[0];
+        let attempt = &chunks[0].as_array().unwrap()[1];
+        assert_eq!(field(root, "name").as_str(), Some("envoy.proxy"));
+        assert_eq!(field(root, "resource").as_str(), Some("op1"));
+        assert_eq!(field(root, "service").as_str(), Some("svc"));
+        assert_eq!(field(root, "type").as_str(), Some("web"));
+        assert_eq!(field(root, "trace_id").as_u64(), Some(42));
+        assert_eq!(field(root, "parent_id").as_u64(), Some(0));
+        assert_eq!(field(attempt, "parent_id").as_u64(), Some(1));
+        assert_eq!(field(root, "duration").as_u64(), Some(3_000_000));
+        assert_eq!(
+            field(root, "start").as_u64(),
+            Some(1_800_000_000_000_000_000)
+        );
+        // `error` is a field, not meta; the priority and the agent rate are metrics.
+        assert_eq!(field(root, "error").as_u64(), Some(1));
+        assert!(field(field(root, "meta"), "error").is_nil());
+        assert_eq!(
+            field(field(root, "meta"), "http.method").as_str(),
+            Some("GET")
+        );
+        assert_eq!(
+            field(field(root, "metrics"), PRIORITY_METRIC).as_f64(),
+            Some(1.0)
+        );
+        let other = &chunks[1].as_array().unwrap()[0];
+        assert_eq!(
+            field(field(other, "metrics"), AGENT_RATE_METRIC).as_f64(),
+            Some(0.5)
+        );
+        // `error.reason` is the error message too, and an error.
+        assert_eq!(field(attempt, "error").as_u64(), Some(1));
+        assert_eq!(
+            field(field(attempt, "meta"), "error.message").as_str(),
+            Some("remote connection failure")
+        );
+    }
+
+    /// A map's value by key (nil when absent).
+    fn field<'a>(map: &'a rmpv::Value, key: &str) -> &'a rmpv::Value {
+        static NIL: rmpv::Value = rmpv::Value::Nil;
+        map.as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map_or(&NIL, |(_, v)| v)
+    }
 }
