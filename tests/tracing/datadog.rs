@@ -164,6 +164,35 @@ fn requests() -> Vec<Request> {
                 ("x-datadog-sampling-priority", "0"),
             ],
         ),
+        // Unusable Datadog headers start a new trace, a W3C context beside them or not; a trace id without a
+        // parent is continued only with an origin.
+        (
+            "traced",
+            "/invalid",
+            vec![
+                ("x-datadog-trace-id", "abc"),
+                (
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+            ],
+        ),
+        (
+            "traced",
+            "/no-parent",
+            vec![
+                ("x-datadog-trace-id", "99"),
+                ("x-datadog-sampling-priority", "2"),
+            ],
+        ),
+        (
+            "traced",
+            "/origin-only",
+            vec![
+                ("x-datadog-trace-id", "99"),
+                ("x-datadog-origin", "synthetics"),
+            ],
+        ),
         ("unsampled", "/unsampled", vec![]),
         ("zero", "/zero-first", vec![]),
     ]
@@ -324,6 +353,16 @@ fn check_relations(name: &str, o: &Outcome) {
         h("/continued", "x-datadog-parent-id"),
         continued.span_id.to_string()
     );
+    let origin_only = span("/origin-only");
+    assert_eq!(
+        (origin_only.trace_id, origin_only.parent_id),
+        (99, 0),
+        "{name}"
+    );
+    for path in ["/invalid", "/no-parent"] {
+        let s = span(path);
+        assert_eq!((s.trace_id, s.parent_id), (s.span_id, 0), "{name} {path}");
+    }
     // A W3C context continued.
     let w3c = span("/w3c");
     assert_eq!(w3c.trace_id, 0x8448eb211c80319c, "{name}");
@@ -382,6 +421,9 @@ async fn datadog_tracer_like_envoy() {
             ("/continued", "1"),
             ("/dropped", "0"),
             ("/fresh", "1"),
+            ("/invalid", "1"),
+            ("/no-parent", "1"),
+            ("/origin-only", "1"),
             ("/status/500", "1"),
             ("/unsampled", "-1"),
             ("/w3c", "2"),

@@ -45,23 +45,41 @@ pub struct Extracted {
     pub state: State,
 }
 
+/// The caller's context. Datadog headers that are there but unusable (an id that is not a number, a trace id
+/// without a parent id or an origin) start a new trace, W3C headers or not: checked with Envoy 1.40.
 pub fn extract(headers: &HeaderMap) -> Option<Extracted> {
-    extract_datadog(headers).or_else(|| extract_w3c(headers))
+    match extract_datadog(headers) {
+        Some(found) => found,
+        None => extract_w3c(headers),
+    }
 }
 
 fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn extract_datadog(headers: &HeaderMap) -> Option<Extracted> {
-    let low: u64 = get(headers, "x-datadog-trace-id")?.trim().parse().ok()?;
-    if low == 0 {
+/// None without `x-datadog-trace-id`; `Some(None)` when the Datadog headers cannot be used.
+fn extract_datadog(headers: &HeaderMap) -> Option<Option<Extracted>> {
+    let trace = get(headers, "x-datadog-trace-id")?;
+    Some(parse_datadog(headers, trace))
+}
+
+fn parse_datadog(headers: &HeaderMap, trace: &str) -> Option<Extracted> {
+    let low: u64 = trace.trim().parse().ok().filter(|id| *id != 0)?;
+    // A header that is there must parse.
+    let parent_id = match get(headers, "x-datadog-parent-id") {
+        Some(p) => Some(p.trim().parse::<u64>().ok()?),
+        None => None,
+    };
+    let priority = match get(headers, "x-datadog-sampling-priority") {
+        Some(p) => Some(p.trim().parse::<i32>().ok()?),
+        None => None,
+    };
+    let origin = get(headers, "x-datadog-origin").map(str::to_string);
+    // Without a parent only a trace with an origin (e.g. synthetics) is continued.
+    if parent_id.is_none() && origin.is_none() {
         return None;
     }
-    let parent_id = get(headers, "x-datadog-parent-id").and_then(|p| p.trim().parse::<u64>().ok());
-    let priority =
-        get(headers, "x-datadog-sampling-priority").and_then(|p| p.trim().parse::<i32>().ok());
-    let origin = get(headers, "x-datadog-origin").map(str::to_string);
     let mut high = 0u64;
     let mut tags = Vec::new();
     for pair in get(headers, "x-datadog-tags").unwrap_or("").split(',') {

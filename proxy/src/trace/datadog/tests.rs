@@ -71,9 +71,29 @@ fn datadog_headers_are_read_and_written_like_envoy() {
         "00-000000000000000000000000000004d2-45d93de2fda0a2f9-00"
     );
     assert_eq!(out["tracestate"], "dd=s:0;p:45d93de2fda0a2f9");
-    // Not a number, or zero: no Datadog context.
-    assert_eq!(extract(&headers(&[("x-datadog-trace-id", "abc")])), None);
-    assert_eq!(extract(&headers(&[("x-datadog-trace-id", "0")])), None);
+    // Unusable Datadog headers start a new trace, even with a W3C context beside them (as Envoy 1.40 does).
+    let w3c = (
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    );
+    for bad in [
+        vec![("x-datadog-trace-id", "abc"), w3c],
+        vec![("x-datadog-trace-id", "0"), ("x-datadog-parent-id", "5")],
+        vec![
+            ("x-datadog-trace-id", "99"),
+            ("x-datadog-sampling-priority", "2"),
+        ],
+        vec![("x-datadog-trace-id", "99"), ("x-datadog-parent-id", "x")],
+    ] {
+        assert_eq!(extract(&headers(&bad)), None, "{bad:?}");
+    }
+    // Without a parent, a trace with an origin is continued.
+    let e = extract(&headers(&[
+        ("x-datadog-trace-id", "99"),
+        ("x-datadog-origin", "synthetics"),
+    ]))
+    .unwrap();
+    assert_eq!((e.trace_id, e.parent_id), (99, None));
 }
 
 #[test]
