@@ -194,6 +194,16 @@ fn requests() -> Vec<Request> {
             ],
         ),
         ("unsampled", "/unsampled", vec![]),
+        // The caller's priority stands even where Envoy's own decision does not trace.
+        (
+            "unsampled",
+            "/unsampled-continued",
+            vec![
+                ("x-datadog-trace-id", "1234"),
+                ("x-datadog-parent-id", "5678"),
+                ("x-datadog-sampling-priority", "1"),
+            ],
+        ),
         ("zero", "/zero-first", vec![]),
     ]
 }
@@ -426,6 +436,7 @@ async fn datadog_tracer_like_envoy() {
             ("/origin-only", "1"),
             ("/status/500", "1"),
             ("/unsampled", "-1"),
+            ("/unsampled-continued", "1"),
             ("/w3c", "2"),
             ("/zero-after", "0"),
             ("/zero-first", "1"),
