@@ -153,6 +153,7 @@ impl Tracer {
                     address: cluster_address(&d.collector_cluster)?,
                     authority: d.collector_hostname.clone(),
                     service: d.service_name.clone(),
+                    rates: Arc::default(),
                 },
                 Provider::Zipkin(z) => DestinationKind::Zipkin {
                     address: cluster_address(&z.collector_cluster)?,

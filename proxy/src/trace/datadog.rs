@@ -182,7 +182,18 @@ impl super::Tracer {
             }
         };
         if !decided {
-            decide(&mut state, trace_id, &config.service_name, envoy_traced);
+            // The tracer's agent rates (none without a collector address: nothing is uploaded then).
+            let rates = self.destination.as_ref().and_then(|d| match &d.kind {
+                super::export::DestinationKind::Datadog { rates, .. } => Some(&**rates),
+                _ => None,
+            });
+            decide(
+                &mut state,
+                trace_id,
+                &config.service_name,
+                envoy_traced,
+                rates,
+            );
         }
         let upstream_span = self.config.spawn_upstream_span.then(super::nonzero_u64);
         inject(headers, trace_id, upstream_span.unwrap_or(span_id), &state);
@@ -222,14 +233,20 @@ pub fn new_trace_id(span_id: u64) -> u128 {
 }
 
 /// The priority of a trace no caller decided: -1 when Envoy does not trace it, else the agent's rate.
-pub fn decide(state: &mut State, trace_id: u128, service: &str, envoy_traced: bool) {
+pub fn decide(
+    state: &mut State,
+    trace_id: u128,
+    service: &str,
+    envoy_traced: bool,
+    rates: Option<&Rates>,
+) {
     if !envoy_traced {
         state.priority = -1;
         return;
     }
     // Before the agent has sent a rate for the service: 1, decision maker "-0" (default); after: the agent's
     // rate, decision maker "-1", and the rate itself as `_dd.p.ksr` (checked with Envoy 1.40).
-    let from_agent = agent_rate(service);
+    let from_agent = rates.and_then(|r| r.get(service));
     let rate = from_agent.unwrap_or(1.0);
     let keep = keeps(trace_id as u64, rate);
     state.agent_rate = Some(rate);
@@ -263,36 +280,37 @@ fn keeps(trace_id_low: u64, rate: f64) -> bool {
     trace_id_low.wrapping_mul(1_111_111_111_111_111_111) < threshold
 }
 
-/// The agent's `rate_by_service` (keys `service:NAME,env:ENV`; `service:,env:` is its default), process-wide.
-fn rates() -> &'static RwLock<HashMap<String, f64>> {
-    static RATES: std::sync::OnceLock<RwLock<HashMap<String, f64>>> = std::sync::OnceLock::new();
-    RATES.get_or_init(Default::default)
-}
+/// The agent's `rate_by_service` (keys `service:NAME,env:ENV`; `service:,env:` is its default), one table per
+/// tracer as in Envoy: a tracer's traces follow the answers to its own uploads.
+#[derive(Default)]
+pub struct Rates(RwLock<HashMap<String, f64>>);
 
-/// The agent's rate for `service`, once the agent has sent one.
-fn agent_rate(service: &str) -> Option<f64> {
-    let rates = rates().read().ok()?;
-    // No `DD_ENV`: Envoy's tracer has an empty env.
-    rates
-        .get(&format!("service:{service},env:"))
-        .or_else(|| rates.get("service:,env:"))
-        .copied()
-}
+impl Rates {
+    /// The agent's rate for `service`, once the agent has sent one.
+    fn get(&self, service: &str) -> Option<f64> {
+        let rates = self.0.read().ok()?;
+        // No `DD_ENV`: Envoy's tracer has an empty env.
+        rates
+            .get(&format!("service:{service},env:"))
+            .or_else(|| rates.get("service:,env:"))
+            .copied()
+    }
 
-/// Reads the agent's answer to a trace upload (`{"rate_by_service": {...}}`); anything else keeps the rates.
-pub fn update_rates(body: &[u8]) {
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return;
-    };
-    let Some(by_service) = answer.get("rate_by_service").and_then(|r| r.as_object()) else {
-        return;
-    };
-    let fresh: HashMap<String, f64> = by_service
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?.clamp(0.0, 1.0))))
-        .collect();
-    if let Ok(mut rates) = rates().write() {
-        *rates = fresh;
+    /// Reads the agent's answer to an upload (`{"rate_by_service": {...}}`); anything else keeps the rates.
+    pub fn update(&self, body: &[u8]) {
+        let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let Some(by_service) = answer.get("rate_by_service").and_then(|r| r.as_object()) else {
+            return;
+        };
+        let fresh: HashMap<String, f64> = by_service
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?.clamp(0.0, 1.0))))
+            .collect();
+        if let Ok(mut rates) = self.0.write() {
+            *rates = fresh;
+        }
     }
 }
 

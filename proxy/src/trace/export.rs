@@ -75,6 +75,8 @@ pub enum DestinationKind {
         /// `collector_hostname` (default: the cluster's name), sent as `Host`.
         authority: String,
         service: String,
+        /// The sampling rates the agent's answers set, read by the tracer's decisions.
+        rates: Arc<super::datadog::Rates>,
     },
 }
 

@@ -109,6 +109,7 @@ impl Clients {
                 address,
                 authority,
                 service,
+                rates,
             } => {
                 let (body, chunks) = super::datadog_encode::body(service, &spans);
                 let request = http::Request::post(format!("http://{address}/v0.4/traces"))
@@ -125,7 +126,7 @@ impl Clients {
                 {
                     Ok(answer) => {
                         reports.sent.inc();
-                        super::datadog::update_rates(&answer);
+                        rates.update(&answer);
                         Ok(())
                     }
                     Err(e @ SendError::Status { .. }) => {

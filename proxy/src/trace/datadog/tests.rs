@@ -144,20 +144,21 @@ fn a_w3c_context_is_continued_with_its_dd_member() {
 #[test]
 fn the_priority_follows_envoys_decision_then_the_agents_rate() {
     let mut s = State::default();
-    decide(&mut s, 5, "not-traced", false);
+    decide(&mut s, 5, "not-traced", false, None);
     assert_eq!((s.priority, s.agent_rate), (-1, None));
     assert!(s.tags.is_empty());
     let mut s = State::default();
-    decide(&mut s, 5, "no-rate-yet", true);
+    let rates = Rates::default();
+    decide(&mut s, 5, "no-rate-yet", true, Some(&rates));
     assert_eq!((s.priority, s.agent_rate), (1, Some(1.0)));
     assert_eq!(s.tags, vec![("_dd.p.dm".into(), "-0".into())]);
-    update_rates(br#"{"rate_by_service":{"service:zero,env:":0,"service:,env:":1}}"#);
+    rates.update(br#"{"rate_by_service":{"service:zero,env:":0,"service:,env:":1}}"#);
     let mut s = State::default();
-    decide(&mut s, 5, "zero", true);
+    decide(&mut s, 5, "zero", true, Some(&rates));
     assert_eq!((s.priority, s.agent_rate), (0, Some(0.0)));
     assert_eq!(s.tags, vec![("_dd.p.ksr".into(), "0".into())]);
     let mut s = State::default();
-    decide(&mut s, 5, "other", true);
+    decide(&mut s, 5, "other", true, Some(&rates));
     assert_eq!(s.priority, 1);
     // The agent's rate decided: maker -1, the rate as `_dd.p.ksr` (Envoy 1.40's order).
     assert_eq!(
