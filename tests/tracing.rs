@@ -5,10 +5,13 @@
 //!   tag names;
 //! - sampling at 0 %: the same requests through Envoy and Outrigger trace the same ones and propagate the same
 //!   decision;
-//! - a collector that is down costs no request, and spans still queued at SIGTERM are exported before exit.
+//! - a collector that is down costs no request, and spans still queued at SIGTERM are exported before exit;
+//! - the Datadog tracer beside Envoy 1.40 (`tracing/datadog.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "tracing/datadog.rs"]
+mod datadog;
 #[path = "tracing/receivers.rs"]
 mod receivers;
 mod support;

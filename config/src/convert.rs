@@ -20,6 +20,7 @@ pub mod references;
 pub mod route;
 pub mod tls;
 pub mod tracing;
+pub mod tracing_datadog;
 
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::core::{

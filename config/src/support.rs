@@ -107,6 +107,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
     "envoy.config.trace.v3.OpenTelemetryConfig",
     "envoy.config.trace.v3.ZipkinConfig",
+    "envoy.config.trace.v3.DatadogConfig",
     "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
     "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
     "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
@@ -280,6 +281,10 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.trace.v3.ZipkinConfig",
         "collector_cluster collector_endpoint trace_id_128bit shared_span_context collector_endpoint_version \
          trace_context_option",
+    ),
+    msg(
+        "envoy.config.trace.v3.DatadogConfig",
+        "collector_cluster service_name collector_hostname",
     ),
     msg(
         "envoy.type.tracing.v3.CustomTag",

@@ -6,6 +6,8 @@
 //! A connection manager without `tracing` has no `Tracer`: a request then costs one `Option` check.
 
 pub mod context;
+pub mod datadog;
+mod datadog_encode;
 pub mod decision;
 pub mod decorator;
 pub mod export;
@@ -54,6 +56,8 @@ pub struct Active {
     /// One span per upstream attempt (`spawn_upstream_span` only).
     attempts: Vec<upstream::AttemptSpan>,
     propagation: Propagation,
+    /// `envoy.tracers.datadog` only: the priority, origin and propagated tags.
+    datadog: Option<Box<datadog::State>>,
     shared: bool,
     start: SystemTime,
     name: String,
@@ -81,7 +85,12 @@ impl Propagation {
         span_id: u64,
         parent_id: u64,
         tracestate: &Option<String>,
+        datadog: Option<&datadog::State>,
     ) {
+        if let Some(state) = datadog {
+            datadog::inject(headers, trace_id, span_id, state);
+            return;
+        }
         if self.b3 {
             context::write_b3(headers, trace_id, span_id, Some(parent_id), true);
         }
@@ -140,6 +149,12 @@ impl Tracer {
                         },
                     }
                 }
+                Provider::Datadog(d) => DestinationKind::Datadog {
+                    address: cluster_address(&d.collector_cluster)?,
+                    authority: d.collector_hostname.clone(),
+                    service: d.service_name.clone(),
+                    rates: Arc::default(),
+                },
                 Provider::Zipkin(z) => DestinationKind::Zipkin {
                     address: cluster_address(&z.collector_cluster)?,
                     authority: z.collector_hostname.clone(),
@@ -216,7 +231,7 @@ impl Tracer {
     fn zipkin(&self) -> Option<&outrigger_config::model::tracing::Zipkin> {
         match &self.config.provider {
             Provider::Zipkin(z) => Some(z),
-            Provider::OpenTelemetry(_) => None,
+            Provider::OpenTelemetry(_) | Provider::Datadog(_) => None,
         }
     }
 
@@ -226,6 +241,9 @@ impl Tracer {
         let reason = decision::decide(&self.config, headers);
         if let Some(counter) = self.decisions.get(reason.index()) {
             counter.inc();
+        }
+        if let Provider::Datadog(d) = &self.config.provider {
+            return Some(self.start_datadog(d, reason.traced(), headers, authority));
         }
         let (incoming, sampled) = match self.zipkin() {
             None => {
@@ -297,11 +315,7 @@ impl Tracer {
         if !sampled {
             return None;
         }
-        let name = match authority {
-            Some(host) if self.egress => format!("egress {host}"),
-            _ if self.egress => "egress".to_string(),
-            _ => "ingress".to_string(),
-        };
+        let name = self.span_name(authority);
         Some(Active {
             trace_id,
             span_id,
@@ -313,10 +327,20 @@ impl Tracer {
                 b3: zipkin.is_some(),
                 w3c: zipkin.is_none_or(|z| z.w3c),
             },
+            datadog: None,
             shared,
             start: SystemTime::now(),
             name,
         })
+    }
+
+    /// `egress <host>` / `egress` / `ingress`: Envoy's operation name, before a decorator changes it.
+    fn span_name(&self, authority: Option<&str>) -> String {
+        match authority {
+            Some(host) if self.egress => format!("egress {host}"),
+            _ if self.egress => "egress".to_string(),
+            _ => "ingress".to_string(),
+        }
     }
 
     /// Builds the request's span (and its upstream span) from the finished record and hands them to the
@@ -324,7 +348,10 @@ impl Tracer {
     pub fn finish(&self, active: Active, record: &Record) {
         let end = SystemTime::now();
         let start = record.start.unwrap_or(active.start);
-        let tags = self.tags(record);
+        let mut tags = self.tags(record);
+        if let Some(state) = &active.datadog {
+            datadog::span_tags(state, &mut tags);
+        }
         // Envoy's router makes a span per upstream request (attempt): none for a local reply.
         let cluster = record.upstream_cluster.as_deref().unwrap_or("-");
         for (retry, attempt) in active.attempts.iter().enumerate() {
@@ -369,6 +396,7 @@ impl Tracer {
                 let provider = match self.config.provider {
                     Provider::Zipkin(_) => &all.zipkin,
                     Provider::OpenTelemetry(_) => &all.opentelemetry,
+                    Provider::Datadog(_) => &all.datadog,
                 };
                 provider.spans_dropped.inc();
             }

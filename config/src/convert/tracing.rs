@@ -1,5 +1,5 @@
 //! The connection manager's `tracing` block and its provider (`envoy.tracers.opentelemetry`,
-//! `envoy.tracers.zipkin`).
+//! `envoy.tracers.zipkin`; `envoy.tracers.datadog` in `tracing_datadog.rs`).
 
 use super::{Out, bool_or, decode_any, timeout_or, type_name, u32_or};
 use crate::diagnostic::Path;
@@ -28,7 +28,7 @@ pub fn tracing(
     let Some(provider) = &t.provider else {
         out.error(
             &at.field("provider"),
-            "a tracing block needs a `provider` (envoy.tracers.opentelemetry or envoy.tracers.zipkin); \
+            "a tracing block needs a `provider` (envoy.tracers.opentelemetry, envoy.tracers.zipkin or envoy.tracers.datadog); \
              Outrigger has no tracer to fall back on",
         );
         return None;
@@ -71,10 +71,14 @@ fn provider(p: &trace::tracing::Http, at: &Path, out: &mut Out) -> Option<Provid
             let c: trace::ZipkinConfig = decode_any(any, &at, out)?;
             zipkin(&c, &at, out).map(Provider::Zipkin)
         }
+        super::tracing_datadog::DATADOG => {
+            let c: trace::DatadogConfig = decode_any(any, &at, out)?;
+            Some(Provider::Datadog(super::tracing_datadog::datadog(&c)))
+        }
         other => {
             out.error(
                 &at,
-                format!("{other} is not a tracer Outrigger runs; use OpenTelemetryConfig or ZipkinConfig"),
+                format!("{other} is not a tracer Outrigger runs; use OpenTelemetryConfig, ZipkinConfig or DatadogConfig"),
             );
             None
         }
@@ -266,6 +270,7 @@ pub fn collector_cluster(t: &Tracing) -> Option<&str> {
             _ => None,
         },
         Provider::Zipkin(z) => Some(&z.collector_cluster),
+        Provider::Datadog(d) => Some(&d.collector_cluster),
     }
 }
 

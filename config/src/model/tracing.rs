@@ -28,6 +28,19 @@ pub enum Provider {
     OpenTelemetry(OpenTelemetry),
     /// `envoy.tracers.zipkin`: B3 headers (and W3C with `USE_B3_WITH_W3C_PROPAGATION`), spans as Zipkin JSON v2.
     Zipkin(Zipkin),
+    /// `envoy.tracers.datadog`: Datadog and W3C headers, spans as msgpack to the agent's `/v0.4/traces`.
+    Datadog(Datadog),
+}
+
+/// `envoy.config.trace.v3.DatadogConfig`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Datadog {
+    /// The agent's cluster (its first endpoint).
+    pub collector_cluster: String,
+    /// The spans' `service`.
+    pub service_name: String,
+    /// The `Host` of the requests to the agent; Envoy's default: the cluster name.
+    pub collector_hostname: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

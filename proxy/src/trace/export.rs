@@ -42,6 +42,7 @@ impl Destination {
         let all = super::stats::stats();
         match self.kind {
             DestinationKind::Zipkin { .. } => &all.zipkin,
+            DestinationKind::Datadog { .. } => &all.datadog,
             _ => &all.opentelemetry,
         }
     }
@@ -68,7 +69,27 @@ pub enum DestinationKind {
         path: String,
         service_name: String,
     },
+    /// The Datadog agent's `/v0.4/traces`.
+    Datadog {
+        address: String,
+        /// `collector_hostname` (default: the cluster's name), sent as `Host`.
+        authority: String,
+        service: String,
+        /// The sampling rates the agent's answers set, read by the tracer's decisions.
+        rates: Arc<super::datadog::Rates>,
+    },
 }
+
+impl DestinationKind {
+    /// Envoy's Datadog tracer uploads every 2 s whatever the number of spans; the others flush early on
+    /// `BATCH` spans and every `interval()`.
+    fn is_datadog(&self) -> bool {
+        matches!(self, DestinationKind::Datadog { .. })
+    }
+}
+
+/// Envoy 1.40's Datadog tracer: `flush_interval_milliseconds: 2000` (its startup log).
+const DATADOG_INTERVAL: Duration = Duration::from_secs(2);
 
 enum Message {
     Span(Arc<Destination>, FinishedSpan),
@@ -143,15 +164,23 @@ async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedRec
     let period = interval();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut datadog_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + DATADOG_INTERVAL,
+        DATADOG_INTERVAL,
+    );
+    datadog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             message = spans.recv() => match message {
                 Some(Message::Span(destination, span)) => {
                     let key = Arc::as_ptr(&destination) as usize;
+                    let datadog = destination.kind.is_datadog();
                     pending.entry(key).or_insert_with(|| (destination, Vec::new())).1.push(span);
-                    queued += 1;
+                    if !datadog {
+                        queued += 1;
+                    }
                     if queued >= BATCH {
-                        export_all(&mut clients, &mut pending).await;
+                        export_some(&mut clients, &mut pending, false).await;
                         queued = 0;
                     }
                 }
@@ -173,15 +202,33 @@ async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedRec
                 let _ = done.send(());
             }
             _ = tick.tick() => {
-                export_all(&mut clients, &mut pending).await;
+                export_some(&mut clients, &mut pending, false).await;
                 queued = 0;
+            }
+            _ = datadog_tick.tick() => {
+                export_some(&mut clients, &mut pending, true).await;
             }
         }
     }
 }
 
 async fn export_all(clients: &mut super::send::Clients, pending: &mut Pending) {
-    for (_, (destination, mut spans)) in pending.drain() {
+    let all: Vec<usize> = pending.keys().copied().collect();
+    export(clients, pending, all).await;
+}
+
+/// Exports the Datadog destinations' spans (`datadog`) or the others'.
+async fn export_some(clients: &mut super::send::Clients, pending: &mut Pending, datadog: bool) {
+    let keys: Vec<usize> = pending
+        .iter()
+        .filter(|(_, (d, _))| d.kind.is_datadog() == datadog)
+        .map(|(k, _)| *k)
+        .collect();
+    export(clients, pending, keys).await;
+}
+
+async fn export(clients: &mut super::send::Clients, pending: &mut Pending, keys: Vec<usize>) {
+    for (destination, mut spans) in keys.into_iter().filter_map(|k| pending.remove(&k)) {
         while !spans.is_empty() {
             let rest = spans.split_off(spans.len().min(MAX_EXPORT));
             let count = spans.len() as u64;

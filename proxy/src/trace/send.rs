@@ -4,7 +4,7 @@
 use super::export::{Destination, DestinationKind};
 use super::span::FinishedSpan;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -20,7 +20,15 @@ pub enum SendError {
     Grpc { address: String, message: String },
     #[error("collector {address}: {message}")]
     Http { address: String, message: String },
+    #[error("collector {address}: answered {status}")]
+    Status {
+        address: String,
+        status: http::StatusCode,
+    },
 }
+
+/// At most this much of a collector's answer is read (the Datadog agent's sampling rates are far smaller).
+const ANSWER_MAX: usize = 64 * 1024;
 
 #[derive(Default)]
 pub struct Clients {
@@ -81,7 +89,7 @@ impl Clients {
                 for (k, v) in headers {
                     request = request.header(k.as_str(), v.as_str());
                 }
-                self.post(address, request, body, *timeout).await
+                self.post(address, request, body, *timeout).await.map(drop)
             }
             DestinationKind::Zipkin {
                 address,
@@ -95,6 +103,41 @@ impl Clients {
                     .header(http::header::CONTENT_TYPE, "application/json");
                 self.post(address, request, body, std::time::Duration::from_secs(5))
                     .await
+                    .map(drop)
+            }
+            DestinationKind::Datadog {
+                address,
+                authority,
+                service,
+                rates,
+            } => {
+                let (body, chunks) = super::datadog_encode::body(service, &spans);
+                let request = http::Request::post(format!("http://{address}/v0.4/traces"))
+                    .header(http::header::HOST, authority.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/msgpack")
+                    .header("x-datadog-trace-count", chunks.to_string())
+                    .header("datadog-meta-lang", "rust")
+                    .header("datadog-meta-tracer-version", env!("CARGO_PKG_VERSION"));
+                let reports = &super::stats::stats().datadog_reports;
+                // Envoy's tracer gives the agent 2 s (`request_timeout_milliseconds: 2000`).
+                match self
+                    .post(address, request, body, std::time::Duration::from_secs(2))
+                    .await
+                {
+                    Ok(answer) => {
+                        reports.sent.inc();
+                        rates.update(&answer);
+                        Ok(())
+                    }
+                    Err(e @ SendError::Status { .. }) => {
+                        reports.dropped.inc();
+                        Err(e)
+                    }
+                    Err(e) => {
+                        reports.failed.inc();
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -105,7 +148,7 @@ impl Clients {
         request: http::request::Builder,
         body: Vec<u8>,
         timeout: std::time::Duration,
-    ) -> Result<(), SendError> {
+    ) -> Result<Bytes, SendError> {
         let http_error = |message: String| SendError::Http {
             address: address.to_string(),
             message,
@@ -116,11 +159,26 @@ impl Clients {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| http_error(e.to_string()))?;
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        let exchange = async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| http_error(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(SendError::Status {
+                    address: address.to_string(),
+                    status: response.status(),
+                });
+            }
+            let body = http_body_util::Limited::new(response.into_body(), ANSWER_MAX)
+                .collect()
+                .await
+                .map_err(|e| http_error(format!("reading the answer: {e}")))?;
+            Ok(body.to_bytes())
+        };
+        match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(http_error(format!("no answer within {timeout:?}"))),
-            Ok(Err(e)) => Err(http_error(e.to_string())),
-            Ok(Ok(response)) if response.status().is_success() => Ok(()),
-            Ok(Ok(response)) => Err(http_error(format!("answered {}", response.status()))),
+            Ok(result) => result,
         }
     }
 }

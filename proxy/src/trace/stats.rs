@@ -14,10 +14,22 @@ pub struct ProviderStats {
     pub spans_failed: Counter,
 }
 
+/// Envoy's `tracing.datadog.*`: uploads to the agent (`reports_sent`: answered 200; `reports_dropped`: answered
+/// otherwise; `reports_failed`: no answer).
+#[derive(Default)]
+pub struct DatadogReports {
+    pub sent: Counter,
+    pub dropped: Counter,
+    pub failed: Counter,
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub opentelemetry: ProviderStats,
     pub zipkin: ProviderStats,
+    /// Spans; the Datadog tracer's uploads are counted in `datadog_reports`.
+    pub datadog: ProviderStats,
+    pub datadog_reports: DatadogReports,
     /// `http.<stat_prefix>.tracing.{random_sampling,service_forced,client_enabled,not_traceable}`: the
     /// connection manager's decisions, by reason (Envoy's names).
     pub decisions: [Family<crate::metrics::Labels, Counter>; 4],
@@ -52,7 +64,31 @@ pub fn register(registry: &mut Registry) {
             family.clone(),
         );
     }
-    for (provider, p) in [("opentelemetry", &s.opentelemetry), ("zipkin", &s.zipkin)] {
+    let r = &s.datadog_reports;
+    for (name, help, counter) in [
+        (
+            "reports_sent",
+            "Uploads the Datadog agent accepted",
+            &r.sent,
+        ),
+        (
+            "reports_dropped",
+            "Uploads the Datadog agent refused",
+            &r.dropped,
+        ),
+        ("reports_failed", "Uploads that got no answer", &r.failed),
+    ] {
+        registry.register(
+            format!("envoy_tracing_datadog_{name}"),
+            help,
+            counter.clone(),
+        );
+    }
+    for (provider, p) in [
+        ("opentelemetry", &s.opentelemetry),
+        ("zipkin", &s.zipkin),
+        ("datadog", &s.datadog),
+    ] {
         let entries = [
             ("spans_sent", "Spans the collector accepted", &p.spans_sent),
             (

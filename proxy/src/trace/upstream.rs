@@ -66,6 +66,7 @@ impl Active {
                 span_id,
                 self.span_id,
                 &self.tracestate,
+                self.datadog.as_deref(),
             );
         }
         self.attempts.push(AttemptSpan {

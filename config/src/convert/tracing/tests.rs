@@ -34,6 +34,7 @@ static_resources:
 
 const OTEL: &str = "\"@type\": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig";
 const ZIPKIN: &str = "\"@type\": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig";
+const DATADOG: &str = "\"@type\": type.googleapis.com/envoy.config.trace.v3.DatadogConfig";
 const DETECTOR: &str = "\"@type\": type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig";
 
 fn tracing(block: &str) -> Tracing {
@@ -226,4 +227,39 @@ fn route_decorator_is_read_and_an_empty_operation_refused() {
         Err(p) => p.iter().map(ToString::to_string).collect::<String>(),
     };
     assert!(problems.contains("decorator.operation"), "{problems}");
+}
+
+#[test]
+fn datadog_config_is_read_and_remote_config_refused() {
+    let t = tracing(&format!(
+        "{{provider: {{name: envoy.tracers.datadog, typed_config: {{{DATADOG}, collector_cluster: zipkin, \
+         service_name: shop}}}}}}"
+    ));
+    let Provider::Datadog(d) = &t.provider else {
+        panic!("{t:?}")
+    };
+    assert_eq!(
+        (d.collector_cluster.as_str(), d.service_name.as_str()),
+        ("zipkin", "shop")
+    );
+    // Envoy's default Host: the cluster's name.
+    assert_eq!(d.collector_hostname, "zipkin");
+    let t = tracing(&format!(
+        "{{provider: {{name: envoy.tracers.datadog, typed_config: {{{DATADOG}, collector_cluster: zipkin, \
+         service_name: shop, collector_hostname: agent.example:8126}}}}}}"
+    ));
+    let Provider::Datadog(d) = &t.provider else {
+        panic!("{t:?}")
+    };
+    assert_eq!(d.collector_hostname, "agent.example:8126");
+    let refusal = refused(&format!(
+        "{{provider: {{name: envoy.tracers.datadog, typed_config: {{{DATADOG}, collector_cluster: zipkin, \
+         service_name: shop, remote_config: {{polling_interval: 5s}}}}}}}}"
+    ));
+    assert!(refusal.contains("typed_config.remote_config"), "{refusal}");
+    // Both names are required (Envoy: "value length must be at least 1 characters").
+    let refusal = refused(&format!(
+        "{{provider: {{name: envoy.tracers.datadog, typed_config: {{{DATADOG}, collector_cluster: zipkin}}}}}}"
+    ));
+    assert!(refusal.contains("typed_config.service_name"), "{refusal}");
 }

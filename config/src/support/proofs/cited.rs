@@ -451,3 +451,8 @@ pub(super) const TR_DECORATOR_LOADER: &str =
 pub(super) const CACHE_DIFF: &str = "tests/envoy_http_filters/cache.rs::cache_like_envoy";
 pub(super) const CACHE_VARY: &str =
     "proxy/src/http/cache/tests.rs::variants_are_stored_per_allowed_request_header";
+
+// s9-datadog proofs
+pub(super) const DD_DIFF: &str = "tests/tracing/datadog.rs::datadog_tracer_like_envoy";
+pub(super) const DD_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::datadog_config_is_read_and_remote_config_refused";

@@ -106,6 +106,18 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.config.trace.v3.ZipkinConfig.trace_context_option",
         Tests(&[TR_ZIPKIN, TR_LOADER]),
     ),
+    (
+        "envoy.config.trace.v3.DatadogConfig.collector_cluster",
+        Tests(&[DD_DIFF]),
+    ),
+    (
+        "envoy.config.trace.v3.DatadogConfig.service_name",
+        Tests(&[DD_DIFF, DD_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.DatadogConfig.collector_hostname",
+        Tests(&[DD_DIFF, DD_LOADER]),
+    ),
     ("envoy.type.tracing.v3.CustomTag.tag", Tests(&[TR_TAGS])),
     ("envoy.type.tracing.v3.CustomTag.literal", Tests(&[TR_TAGS])),
     (
