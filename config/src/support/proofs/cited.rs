@@ -446,3 +446,11 @@ pub(super) const TR_ATTEMPT_SPANS: &str =
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
+
+// s9-udp proofs
+pub(super) const UDP_DIFF: &str = "tests/udp_proxy.rs::datagrams_sessions_and_stats_like_envoy";
+pub(super) const UDP_IDLE: &str = "tests/udp_proxy.rs::idle_sessions_end_like_envoy";
+pub(super) const UDP_CONVERT: &str =
+    "config/src/convert/udp_proxy/tests.rs::udp_listener_and_proxy_are_read_as_envoy_reads_them";
+pub(super) const UDP_REFUSED: &str =
+    "config/src/convert/udp_proxy/tests.rs::what_is_not_run_like_envoy_is_refused_by_name";
