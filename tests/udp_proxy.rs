@@ -2,7 +2,8 @@
 //! the same kind of clients to UDP echo backends of the test's own: the replies, which backend each session
 //! reached (round robin per session, per datagram with `use_per_packet_load_balancing`), datagrams over
 //! `max_rx_datagram_size` dropped on both sides, the cluster's `max_connections` limiting sessions, a route to
-//! a missing cluster, idle sessions ended (a new upstream source port after `idle_timeout`), and every
+//! a missing cluster, idle sessions ended (a new upstream source port after `idle_timeout`), the listener
+//! stopped by `POST /drain_listeners`, and every
 //! statistic of the UDP proxy, its clusters and its listeners must agree.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -243,12 +244,16 @@ impl Proxy {
 
 /// The admin API's whole response (HTTP/1.1: Envoy's admin refuses 1.0).
 fn admin_get(port: u16, path: &str) -> Option<String> {
+    admin_request(port, "GET", path)
+}
+
+fn admin_request(port: u16, method: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();
@@ -436,8 +441,9 @@ async fn datagrams_sessions_and_stats_like_envoy() {
 }
 
 /// A session quiet for `idle_timeout` ends; the client's next datagram opens a new one (a new upstream socket);
-/// datagrams within the timeout keep it.
-async fn idle(proxy: &Proxy) -> (Vec<usize>, BTreeMap<String, u64>) {
+/// datagrams within the timeout keep it. Then `POST /drain_listeners`: the listener stops, an open session
+/// and a new client alike get no reply.
+async fn idle(proxy: &Proxy) -> (Vec<usize>, BTreeMap<String, u64>, Vec<String>) {
     let to = proxy.listener("idle");
     let c = client().await;
     let backend = &proxy.backends["d"];
@@ -456,14 +462,23 @@ async fn idle(proxy: &Proxy) -> (Vec<usize>, BTreeMap<String, u64>) {
         .into_iter()
         .filter(|(name, _)| name.starts_with("udp.idle.") || name.starts_with("cluster.solo."))
         .collect();
-    (sockets, stats)
+    let drained = admin_request(proxy.admin, "POST", "/drain_listeners").unwrap();
+    assert!(drained.starts_with("HTTP/1.1 200"), "{drained}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = client().await;
+    let after = vec![
+        describe(exchange(&c, to, b"open session").await),
+        describe(exchange(&fresh, to, b"new client").await),
+    ];
+    (sockets, stats, after)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sessions_end_like_envoy() {
+async fn idle_sessions_end_and_drain_like_envoy() {
     let dir = scratch("idle");
     let ours = Proxy::start("outrigger", &dir).await;
-    let (sockets, stats) = idle(&ours).await;
+    let (sockets, stats, after_drain) = idle(&ours).await;
+    assert_eq!(after_drain, vec!["no reply", "no reply"]);
     assert_eq!(
         sockets,
         vec![1, 2],
@@ -475,6 +490,6 @@ async fn idle_sessions_end_like_envoy() {
     if support::peer("envoy").is_some() {
         let envoy = Proxy::start("envoy", &dir).await;
         let theirs = idle(&envoy).await;
-        assert_eq!((sockets, stats), theirs, "differs from Envoy");
+        assert_eq!((sockets, stats, after_drain), theirs, "differs from Envoy");
     }
 }

@@ -449,7 +449,7 @@ pub(super) const TR_DECORATOR_LOADER: &str =
 
 // s9-udp proofs
 pub(super) const UDP_DIFF: &str = "tests/udp_proxy.rs::datagrams_sessions_and_stats_like_envoy";
-pub(super) const UDP_IDLE: &str = "tests/udp_proxy.rs::idle_sessions_end_like_envoy";
+pub(super) const UDP_IDLE: &str = "tests/udp_proxy.rs::idle_sessions_end_and_drain_like_envoy";
 pub(super) const UDP_CONVERT: &str =
     "config/src/convert/udp_proxy/tests.rs::udp_listener_and_proxy_are_read_as_envoy_reads_them";
 pub(super) const UDP_REFUSED: &str =
