@@ -34,6 +34,24 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<UdpListene
              listener\"); its datagrams go to the udp_proxy listener filter",
         );
     }
+    // Connection-level settings that do not apply to datagrams as we run them: refused rather than ignored.
+    if !l.access_log.is_empty() {
+        out.error(
+            &at.field("access_log"),
+            "access logs on a UDP listener are not implemented yet; remove them",
+        );
+    }
+    if super::bool_or(&l.use_original_dst, false) || !super::bool_or(&l.bind_to_port, true) {
+        let field = if super::bool_or(&l.use_original_dst, false) {
+            "use_original_dst"
+        } else {
+            "bind_to_port"
+        };
+        out.error(
+            &at.field(field),
+            "original-destination hand-off is for TCP listeners; a UDP listener binds its own port",
+        );
+    }
     let downstream = l
         .udp_listener_config
         .as_ref()

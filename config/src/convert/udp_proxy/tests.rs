@@ -116,6 +116,16 @@ fn what_is_not_run_like_envoy_is_refused_by_name() {
             "quic_options",
         ),
         (
+            "    bind_to_port: false",
+            "        cluster: resolvers",
+            "bind_to_port",
+        ),
+        (
+            "    access_log: [{name: a, typed_config: {\"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}]",
+            "        cluster: resolvers",
+            "access_log",
+        ),
+        (
             "    filter_chains: [{filters: []}]",
             "        cluster: resolvers",
             "filter_chains",
