@@ -21,6 +21,7 @@ pub mod route;
 pub mod tls;
 pub mod tracing;
 pub mod tracing_datadog;
+pub mod udp_proxy;
 
 use crate::diagnostic::{Diagnostics, Path};
 use crate::model::core::{
@@ -92,6 +93,33 @@ pub(crate) fn socket_address(
     at: &Path,
     out: &mut Out,
 ) -> Option<(Host, u16)> {
+    socket_address_of(address, names, false, at, out)
+}
+
+/// A listener's address and whether it is UDP (`socket_address.protocol: UDP`, which only listeners take).
+pub(crate) fn listener_address(
+    address: &Option<pb::envoy::config::core::v3::Address>,
+    at: &Path,
+    out: &mut Out,
+) -> Option<(std::net::SocketAddr, bool)> {
+    use pb::envoy::config::core::v3::{address, socket_address};
+    let udp = matches!(
+        address.as_ref().and_then(|a| a.address.as_ref()),
+        Some(address::Address::SocketAddress(s)) if s.protocol == socket_address::Protocol::Udp as i32
+    );
+    match socket_address_of(address, false, udp, at, out)? {
+        (Host::Ip(ip), port) => Some((std::net::SocketAddr::new(ip, port), udp)),
+        (Host::Name(_), _) => None,
+    }
+}
+
+fn socket_address_of(
+    address: &Option<pb::envoy::config::core::v3::Address>,
+    names: bool,
+    udp_allowed: bool,
+    at: &Path,
+    out: &mut Out,
+) -> Option<(Host, u16)> {
     use pb::envoy::config::core::v3::{address, socket_address};
     let Some(address::Address::SocketAddress(socket)) =
         address.as_ref().and_then(|a| a.address.as_ref())
@@ -103,10 +131,11 @@ pub(crate) fn socket_address(
         return None;
     };
     let at = at.field("socket_address");
-    if socket.protocol != socket_address::Protocol::Tcp as i32 {
+    let udp = udp_allowed && socket.protocol == socket_address::Protocol::Udp as i32;
+    if socket.protocol != socket_address::Protocol::Tcp as i32 && !udp {
         out.error(
             &at.field("protocol"),
-            "only TCP is supported; UDP listeners and clusters are not implemented yet",
+            "only TCP is supported here; UDP is taken by listeners alone (with the udp_proxy listener filter)",
         );
         return None;
     }

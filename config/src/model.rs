@@ -20,6 +20,7 @@ pub mod rbac_matcher;
 pub mod route;
 pub mod tls;
 pub mod tracing;
+pub mod udp_proxy;
 
 pub use cluster::Cluster;
 pub use listener::Listener;

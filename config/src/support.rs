@@ -59,6 +59,8 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.extensions.filters.network.rbac.v3.RBAC",
     "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit",
+    "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig",
+    "envoy.extensions.filters.udp.udp_proxy.v3.Route",
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
     "envoy.extensions.filters.http.router.v3.Router",
     "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
@@ -227,7 +229,7 @@ const MESSAGES: &[MessageSupport] = &[
         "envoy.config.listener.v3.Listener",
         "name address traffic_direction bind_to_port use_original_dst listener_filters listener_filters_timeout \
          continue_on_listener_filters_timeout filter_chains default_filter_chain stat_prefix \
-         per_connection_buffer_limit_bytes access_log ignore_global_conn_limit",
+         per_connection_buffer_limit_bytes access_log ignore_global_conn_limit udp_listener_config",
         &[
             ("tcp_backlog_size", TUNING),
             ("enable_reuse_port", TUNING),
@@ -249,6 +251,21 @@ const MESSAGES: &[MessageSupport] = &[
          server_names transport_protocol application_protocols",
     ),
     msg("envoy.config.listener.v3.Filter", "name typed_config"),
+    // UDP listeners and udp_proxy (`convert/udp_proxy.rs`): matching on inputs, session filters, hashing,
+    // tunnelling, access logs and the original source address are refused by name.
+    msg(
+        "envoy.config.listener.v3.UdpListenerConfig",
+        "downstream_socket_config",
+    ),
+    msg(
+        "envoy.config.core.v3.UdpSocketConfig",
+        "max_rx_datagram_size prefer_gro",
+    ),
+    msg(
+        "envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig",
+        "stat_prefix cluster matcher idle_timeout use_per_packet_load_balancing upstream_socket_config",
+    ),
+    msg("envoy.extensions.filters.udp.udp_proxy.v3.Route", "cluster"),
     // HTTP connection manager and HTTP filters.
     msg_ignoring(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

@@ -23,6 +23,7 @@ pub mod tcp;
 pub mod tls;
 mod token_bucket;
 pub mod trace;
+pub mod udp;
 pub mod upstream;
 
 use outrigger_config::Snapshot;

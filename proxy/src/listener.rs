@@ -17,12 +17,42 @@ use outrigger_config::model::tls::DownstreamTls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// A listener whose socket is bound (so a taken port fails at startup, not later).
 pub struct Listener {
     config: Arc<ListenerConfig>,
-    socket: Arc<TcpListener>,
+    socket: Socket,
+}
+
+/// A TCP listener's socket, or a UDP listener's (`socket_address.protocol: UDP`, served by `udp_proxy`).
+#[derive(Clone)]
+enum Socket {
+    Tcp(Arc<TcpListener>),
+    Udp(Arc<UdpSocket>),
+}
+
+enum WeakSocket {
+    Tcp(std::sync::Weak<TcpListener>),
+    Udp(std::sync::Weak<UdpSocket>),
+}
+
+impl Socket {
+    fn downgrade(&self) -> WeakSocket {
+        match self {
+            Socket::Tcp(s) => WeakSocket::Tcp(Arc::downgrade(s)),
+            Socket::Udp(s) => WeakSocket::Udp(Arc::downgrade(s)),
+        }
+    }
+}
+
+impl WeakSocket {
+    fn upgrade(&self) -> Option<Socket> {
+        match self {
+            WeakSocket::Tcp(s) => s.upgrade().map(Socket::Tcp),
+            WeakSocket::Udp(s) => s.upgrade().map(Socket::Udp),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,21 +67,30 @@ pub struct BindError {
 
 impl Listener {
     pub async fn bind(config: &ListenerConfig) -> Result<Self, BindError> {
-        let socket = TcpListener::bind(config.address)
-            .await
-            .map_err(|source| BindError {
-                name: config.name.clone(),
-                address: config.address,
-                source,
-            })?;
+        let failed = |source| BindError {
+            name: config.name.clone(),
+            address: config.address,
+            source,
+        };
+        let socket = match config.udp {
+            Some(_) => Socket::Udp(Arc::new(
+                UdpSocket::bind(config.address).await.map_err(failed)?,
+            )),
+            None => Socket::Tcp(Arc::new(
+                TcpListener::bind(config.address).await.map_err(failed)?,
+            )),
+        };
         Ok(Self {
             config: Arc::new(config.clone()),
-            socket: Arc::new(socket),
+            socket,
         })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.socket.local_addr().ok()
+        match &self.socket {
+            Socket::Tcp(s) => s.local_addr().ok(),
+            Socket::Udp(s) => s.local_addr().ok(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -60,6 +99,12 @@ impl Listener {
 
     /// Accepts until `drain` (the listener's own, a child of the proxy's) starts.
     pub async fn run(self, inputs: Arc<Inputs>, drain: Drain) {
+        let socket = match &self.socket {
+            Socket::Tcp(socket) => socket.clone(),
+            Socket::Udp(socket) => {
+                return crate::udp::run(self.config.clone(), socket.clone(), inputs, drain).await;
+            }
+        };
         let labels = metrics::listener(
             &self.config.stat_prefix,
             self.local_addr().unwrap_or(self.config.address),
@@ -77,7 +122,7 @@ impl Listener {
         }
         loop {
             let accepted = tokio::select! {
-                accepted = self.socket.accept() => accepted,
+                accepted = socket.accept() => accepted,
                 () = drain.started() => return,
             };
             let (stream, peer) = match accepted {
@@ -164,7 +209,7 @@ struct Serving {
     config: Arc<ListenerConfig>,
     /// Held by the accept loop alone, so the socket closes (and new connections are refused) as soon as the
     /// loop stops, whichever drain stopped it; a replacement takes it over while the loop still runs.
-    socket: std::sync::Weak<TcpListener>,
+    socket: WeakSocket,
     address: Option<SocketAddr>,
     drain: Drain,
 }
@@ -205,7 +250,11 @@ impl Running {
                     plan.kept.insert(config.name.clone(), old.config.clone());
                     plan.addresses.extend(old.address);
                 }
-                Some((old, socket)) if old.config.address == config.address => {
+                // Same address and protocol: the new listener takes the socket over.
+                Some((old, socket))
+                    if old.config.address == config.address
+                        && old.config.udp.is_some() == config.udp.is_some() =>
+                {
                     plan.start.push(Listener {
                         config: Arc::new((*config).clone()),
                         socket,
@@ -261,7 +310,7 @@ impl Running {
                 listener.config.name.clone(),
                 Serving {
                     config: listener.config.clone(),
-                    socket: Arc::downgrade(&listener.socket),
+                    socket: listener.socket.downgrade(),
                     address: listener.local_addr(),
                     drain: drain.clone(),
                 },

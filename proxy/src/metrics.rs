@@ -13,6 +13,7 @@ pub mod istio;
 pub mod managers;
 pub mod protocol;
 mod resilience;
+pub mod udp;
 pub mod xds;
 pub use resilience::{
     ClusterCounter, ClusterGauge, ClusterStats, HealthStats, OutlierStats, RateLimitStats,
@@ -103,6 +104,8 @@ pub struct Metrics {
     pub filters: filters::Families,
     /// Protocol errors of clients: h2 and HTTP/1 codec errors, TLS errors.
     pub protocol: protocol::Families,
+    /// The UDP proxy's (`udp.<prefix>.*`, the cluster's `udp.sess_*`).
+    pub udp: udp::Families,
 }
 
 impl Metrics {
@@ -312,6 +315,7 @@ impl Metrics {
         m.managers = managers::Families::register(&mut m.registry);
         m.filters = filters::Families::register(&mut m.registry);
         m.protocol = protocol::Families::register(&mut m.registry);
+        m.udp = udp::Families::register(&mut m.registry);
         crate::access_log::writer::register(&mut m.registry);
         crate::trace::stats::register(&mut m.registry);
         m
@@ -493,6 +497,9 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
     if let Some(line) = filters::envoy_stat(name, &|key| label(key).map(str::to_string), value) {
         return line;
     }
+    if let Some(line) = udp::envoy_stat(name, &|key| label(key).map(str::to_string), value) {
+        return Some(line);
+    }
     // The HTTP local rate limit filter's statistics lead with its prefix: `<prefix>.http_local_rate_limit.ok`.
     if let Some(rest) = name.strip_prefix("envoy_http_local_rate_limit_") {
         let prefix = label("envoy_local_http_ratelimit_prefix")?;
@@ -543,6 +550,13 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
                     .iter()
                     .find_map(|f| Some((f.trim_end_matches('_'), rest.strip_prefix(f)?)));
                 let ssl = rest.strip_prefix("ssl_");
+                // The UDP proxy's cluster and listener statistics sit in a `udp` scope: `cluster.<name>.udp.sess_*`.
+                if let Some(udp) = rest.strip_prefix("udp_")
+                    && matches!(*scope, "listener" | "cluster")
+                {
+                    let udp = udp.strip_suffix("_total").unwrap_or(udp);
+                    return Some(format!("{scope}.{}.udp.{udp}: {value}", label(key)?));
+                }
                 let rest = match (filter, ssl) {
                     (Some((filter, stat)), _) if *scope == "http" => format!("{filter}.{stat}"),
                     // Envoy's TLS statistics sit in an `ssl` scope: `listener.<scope>.ssl.handshake`.

@@ -1,6 +1,6 @@
 //! Listeners, listener filters, filter chains and network filters.
 
-use super::{Out, decode_any, http, ip_address, timeout_or, tls, type_name};
+use super::{Out, decode_any, http, listener_address, timeout_or, tls, type_name};
 use crate::diagnostic::Path;
 use crate::model::http::TokenBucket;
 use crate::model::listener::{
@@ -24,7 +24,12 @@ const CONNECTION_LIMIT: &str =
     "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit";
 
 pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> {
-    let address = ip_address(&l.address, &at.field("address"), out)?;
+    let (address, udp) = listener_address(&l.address, &at.field("address"), out)?;
+    // A UDP listener has no filter chains and no TCP listener filters: only its `udp_proxy`.
+    let udp = match udp {
+        true => Some(super::udp_proxy::listener(l, at, out)?),
+        false => None,
+    };
     // Envoy names an unnamed listener with a random UUID; a name derived from the address is as unique and
     // stays the same across restarts.
     let name = if l.name.is_empty() {
@@ -40,6 +45,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
     let listener_filters = l
         .listener_filters
         .iter()
+        .filter(|_| udp.is_none())
         .enumerate()
         .filter_map(|(i, f)| listener_filter(f, &at.field("listener_filters").index(i), out))
         .collect();
@@ -53,7 +59,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
         .default_filter_chain
         .as_ref()
         .and_then(|c| filter_chain(c, &at.field("default_filter_chain"), out));
-    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
+    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() && udp.is_none() {
         out.error(
             &at.field("filter_chains"),
             "no filter chains specified; a listener needs at least one",
@@ -81,6 +87,7 @@ pub fn listener(l: &pb::Listener, at: &Path, out: &mut Out) -> Option<Listener> 
         default_filter_chain,
         access_log: super::access_log::access_logs(&l.access_log, &at.field("access_log"), out),
         ignore_global_conn_limit: l.ignore_global_conn_limit,
+        udp,
     })
 }
 

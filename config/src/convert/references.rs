@@ -27,7 +27,8 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
     }
 
     let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut addresses: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+    // A UDP and a TCP listener may share an address and port.
+    let mut addresses: HashMap<(std::net::SocketAddr, bool), usize> = HashMap::new();
     for (i, listener) in snapshot.listeners.iter().enumerate() {
         let at = at_listeners.index(i);
         if let Some(first) = names.get(listener.name.as_str()) {
@@ -40,7 +41,7 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
             names.insert(&listener.name, i);
         }
         if listener.address.port() != 0 {
-            if let Some(first) = addresses.get(&listener.address) {
+            if let Some(first) = addresses.get(&(listener.address, listener.udp.is_some())) {
                 out.error(
                     &at.field("address"),
                     format!(
@@ -50,7 +51,7 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
                     ),
                 );
             } else {
-                addresses.insert(listener.address, i);
+                addresses.insert((listener.address, listener.udp.is_some()), i);
             }
         }
         for (chain_at, chain) in listener_chains(listener, &at) {

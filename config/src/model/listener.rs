@@ -37,6 +37,9 @@ pub struct Listener {
     /// `ignore_global_conn_limit`: the overload manager's `global_downstream_max_connections` neither counts
     /// nor refuses this listener's connections. Envoy's default: false.
     pub ignore_global_conn_limit: bool,
+    /// `socket_address.protocol: UDP`: a datagram listener running `udp_proxy`, with no filter chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<super::udp_proxy::UdpListener>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

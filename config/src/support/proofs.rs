@@ -63,6 +63,7 @@ mod proxyless;
 mod route;
 mod security;
 mod tracing;
+mod udp_proxy;
 
 /// The table: one section per area of Envoy's API.
 const SECTIONS: &[&[(&str, Proof)]] = &[
@@ -80,6 +81,7 @@ const SECTIONS: &[&[(&str, Proof)]] = &[
     proxyless::PROOFS,
     access_log::PROOFS,
     tracing::PROOFS,
+    udp_proxy::PROOFS,
 ];
 
 /// Every entry: `("envoy.package.Message.field", proof)`.

@@ -456,3 +456,11 @@ pub(super) const CACHE_VARY: &str =
 pub(super) const DD_DIFF: &str = "tests/tracing/datadog.rs::datadog_tracer_like_envoy";
 pub(super) const DD_LOADER: &str =
     "config/src/convert/tracing/tests.rs::datadog_config_is_read_and_remote_config_refused";
+
+// s9-udp proofs
+pub(super) const UDP_DIFF: &str = "tests/udp_proxy.rs::datagrams_sessions_and_stats_like_envoy";
+pub(super) const UDP_IDLE: &str = "tests/udp_proxy.rs::idle_sessions_end_and_drain_like_envoy";
+pub(super) const UDP_CONVERT: &str =
+    "config/src/convert/udp_proxy/tests.rs::udp_listener_and_proxy_are_read_as_envoy_reads_them";
+pub(super) const UDP_REFUSED: &str =
+    "config/src/convert/udp_proxy/tests.rs::what_is_not_run_like_envoy_is_refused_by_name";
