@@ -107,7 +107,7 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
     reason
 }
 
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+use crate::http::headers::X_REQUEST_ID;
 
 #[cfg(test)]
 mod tests {
