@@ -10,7 +10,7 @@ use outrigger_config::model::route::{PathMatch, Redirect, RedirectPath, Route};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1). Parsed names: a `&str` would be
 /// parsed again for every request.
-const HOP_BY_HOP: [HeaderName; 6] = [
+static HOP_BY_HOP: [HeaderName; 6] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
