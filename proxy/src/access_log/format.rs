@@ -77,20 +77,12 @@ fn write_value(op: &Op, r: &Record, out: &mut String) {
         C::StartTime(format) => r.start.map(|start| {
             super::time::write(start, format.as_deref(), out);
         }),
-        C::UpstreamHost => r.upstream_host.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
-        C::UpstreamLocalAddress => r.upstream_local.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
+        C::UpstreamHost => r.upstream_host.map(|a| write_address(a, out)),
+        C::UpstreamLocalAddress => r.upstream_local.map(|a| write_address(a, out)),
         C::DownstreamRemoteAddress | C::DownstreamDirectRemoteAddress => {
-            r.downstream_remote.map(|a| {
-                let _ = write!(out, "{a}");
-            })
+            r.downstream_remote.map(|a| write_address(a, out))
         }
-        C::DownstreamLocalAddress => r.downstream_local.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
+        C::DownstreamLocalAddress => r.downstream_local.map(|a| write_address(a, out)),
         _ => {
             match value(op, r) {
                 Value::Text(t) => out.push_str(&t),
@@ -238,6 +230,26 @@ fn value<'a>(op: &Op, r: &'a Record) -> Value<'a> {
     cut(v, op.max_length)
 }
 
+/// `ip:port` (`[ip]:port` for IPv6); an IPv4 address, the common case, is written without `core::fmt`.
+fn write_address(a: std::net::SocketAddr, out: &mut String) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(number.format(octet));
+            }
+            out.push(':');
+            out.push_str(number.format(v4.port()));
+        }
+        std::net::SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
 fn address(a: Option<std::net::SocketAddr>, port: bool) -> Value<'static> {
     match a {
         Some(a) if port => Value::Text(Cow::Owned(a.to_string())),
@@ -254,4 +266,25 @@ fn hostname() -> Option<&'static str> {
             .map(|s| s.trim().to_string())
     })
     .as_deref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_rust_displays_them() {
+        for a in [
+            "198.18.0.1:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+            "[fe80::1]:443",
+        ] {
+            let a: std::net::SocketAddr = a.parse().unwrap();
+            let mut out = String::new();
+            write_address(a, &mut out);
+            assert_eq!(out, a.to_string());
+        }
+    }
 }
