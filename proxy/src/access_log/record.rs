@@ -186,7 +186,8 @@ pub struct Record {
     pub route_name: Option<String>,
     pub termination_details: Option<String>,
     /// The request's span, when its connection manager traces it and it is sampled.
-    pub trace: Option<crate::trace::Active>,
+    /// (Boxed: most requests are not sampled, and the record is moved several times.)
+    pub trace: Option<Box<crate::trace::Active>>,
 }
 
 /// The request line and headers.
