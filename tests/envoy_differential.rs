@@ -414,3 +414,177 @@ async fn envoy_and_outrigger_route_alike() {
         differences.join("\n")
     );
 }
+
+/// One listener to backend `a`; `/r` retries (its request body is kept for a replay).
+fn methods_bootstrap(port: u16, admin: u16, a: u16) -> String {
+    format!(
+        r#"admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}}}
+static_resources:
+  listeners:
+  - name: m
+    address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: m
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{prefix: /r}}
+                route: {{cluster: a, retry_policy: {{retry_on: 5xx, num_retries: 1}}}}
+              - match: {{prefix: /}}
+                route: {{cluster: a}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
+  clusters:
+  - {{name: a, load_assignment: {{cluster_name: a, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {a}}}}}}}}}]}}]}}}}
+"#
+    )
+}
+
+/// A raw HTTP/1.1 request (`connection: close`): the status and, when the backend answered, the framing headers
+/// it saw (`content-length`, `transfer-encoding`).
+async fn raw_h1(port: u16, head: &str) -> (u16, Option<(Option<String>, Option<String>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut reply),
+    )
+    .await
+    .expect("the proxy answers and closes within 5 s")
+    .unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, framing(text.split_once("\r\n\r\n").map(|(_, b)| b)))
+}
+
+/// The framing headers in the backend's description of the request, if `body` is one.
+fn framing(body: Option<&str>) -> Option<(Option<String>, Option<String>)> {
+    let seen: serde_json::Value = serde_json::from_str(body?).ok()?;
+    let header = |name: &str| seen["headers"][name].as_str().map(str::to_string);
+    seen["backend"]
+        .is_string()
+        .then(|| (header("content-length"), header("transfer-encoding")))
+}
+
+/// The same over h2 (prior knowledge), with an empty body that ends with the headers.
+async fn h2_headers_only(
+    port: u16,
+    method: &str,
+) -> (u16, Option<(Option<String>, Option<String>)>) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}/x"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, framing(std::str::from_utf8(&body).ok()))
+}
+
+/// Envoy 1.40's HTTP/1 codec knows 34 methods and refuses any other with a 400 (over h2 every method goes
+/// through), and writes `content-length: 0` upstream on a request that ends with its headers unless its method
+/// has no body by definition. Both proxies get the same requests; statuses and the framing the backend saw must
+/// agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_and_headers_only_requests_reach_the_upstream_as_through_envoy() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let a = Backend::start("a").await;
+    let (envoy_port, ours_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("outrigger-methods-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("envoy.yaml");
+    std::fs::write(
+        &config,
+        methods_bootstrap(envoy_port, free_port(), a.address.port()),
+    )
+    .unwrap();
+    let mut envoy = support::envoy::Envoy::start(&envoy, &config);
+    let ours = support::proxy::start(&methods_bootstrap(ours_port, 0, a.address.port())).await;
+    envoy.wait_for_port(envoy_port);
+
+    let mut differences = Vec::new();
+    let mut probes: Vec<String> = Vec::new();
+    for method in [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "MSEARCH",
+        "DESCRIBE", "FOO", "get", "M-SEARCH",
+    ] {
+        for path in ["/x", "/r"] {
+            probes.push(format!(
+                "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            ));
+        }
+    }
+    // With framing of its own, a request keeps it: an empty chunked body, an explicit length.
+    probes.push(
+        "POST /x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n"
+            .into(),
+    );
+    probes.push(
+        "PUT /x HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+    );
+    for probe in &probes {
+        let theirs = raw_h1(envoy_port, probe).await;
+        let mine = raw_h1(ours_port, probe).await;
+        if theirs != mine {
+            differences.push(format!(
+                "{:?}:\n  envoy:     {theirs:?}\n  outrigger: {mine:?}",
+                probe.lines().next().unwrap_or_default()
+            ));
+        }
+    }
+    let refused = raw_h1(ours_port, &probes[20]).await;
+    assert_eq!(refused.0, 400, "DESCRIBE over HTTP/1.1: {refused:?}");
+    let posted = raw_h1(ours_port, &probes[4]).await;
+    assert_eq!(
+        posted,
+        (200, Some((Some("0".to_string()), None))),
+        "a headers-only POST gets content-length: 0 upstream"
+    );
+    // Not compared: `QUERY`, which Envoy 1.40 answers with an empty 400 in cases not pinned down yet (README).
+    for method in ["GET", "POST", "DELETE", "OPTIONS", "DESCRIBE", "FOO"] {
+        let theirs = h2_headers_only(envoy_port, method).await;
+        let mine = h2_headers_only(ours_port, method).await;
+        if theirs != mine {
+            differences.push(format!(
+                "h2 {method}:\n  envoy:     {theirs:?}\n  outrigger: {mine:?}"
+            ));
+        }
+    }
+    drop(ours);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        differences.is_empty(),
+        "{} requests differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

@@ -113,7 +113,34 @@ fn normalize_single(value: &mut Value, kind: &Kind) {
                 *value = Value::from(f as i64);
             }
         }
+        Kind::Bool => {
+            if let Value::String(text) = value
+                && let Some(b) = yaml_bool(text)
+            {
+                *value = Value::Bool(b);
+            }
+        }
         _ => {}
+    }
+}
+
+/// Envoy's YAML reader (yaml-cpp) takes YAML 1.1's booleans: `y`, `yes`, `true`, `on` and `n`, `no`, `false`,
+/// `off`, each in lower case, upper case or capitalised (`yes`, `YES`, `Yes`); a YAML 1.2 reader reads them as
+/// strings. Checked with Envoy 1.40 on a bool field (`use_remote_address: yes` / `NO` / `Off` / `Y`).
+fn yaml_bool(text: &str) -> Option<bool> {
+    let mut chars = text.chars();
+    let first_upper = chars.next().is_some_and(|c| c.is_ascii_uppercase());
+    let rest: String = chars.collect();
+    let flexible = text.chars().all(|c| c.is_ascii_lowercase())
+        || text.chars().all(|c| c.is_ascii_uppercase())
+        || (first_upper && rest.chars().all(|c| c.is_ascii_lowercase()));
+    if !flexible {
+        return None;
+    }
+    match text.to_ascii_lowercase().as_str() {
+        "y" | "yes" | "true" | "on" => Some(true),
+        "n" | "no" | "false" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -149,6 +176,32 @@ mod tests {
             serde_json::json!({"domains": "*"}),
         );
         assert_eq!(v, serde_json::json!({"domains": ["*"]}));
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_read_as_envoy_reads_them() {
+        for (text, expected) in [
+            ("yes", Some(true)),
+            ("Yes", Some(true)),
+            ("NO", Some(false)),
+            ("Off", Some(false)),
+            ("y", Some(true)),
+            ("N", Some(false)),
+            ("on", Some(true)),
+            ("oN", None),
+            ("enable", None),
+            ("1", None),
+        ] {
+            assert_eq!(yaml_bool(text), expected, "{text}");
+        }
+        let v = normalized(
+            "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            serde_json::json!({"use_remote_address": "yes", "stat_prefix": "no"}),
+        );
+        assert_eq!(
+            v,
+            serde_json::json!({"use_remote_address": true, "stat_prefix": "no"})
+        );
     }
 
     #[test]

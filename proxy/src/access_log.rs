@@ -5,6 +5,7 @@
 //! creates the shared `Notes` only when `Loggers` is not empty, and the layers inside fill them only if present.
 
 mod body;
+pub mod compiled;
 mod filter;
 pub(crate) mod format;
 pub mod record;
@@ -12,7 +13,7 @@ mod time;
 pub mod writer;
 
 pub use body::{count_request, finish_response};
-use outrigger_config::model::access_log::AccessLog;
+use outrigger_config::model::access_log::{AccessLog, Filter};
 use record::Record;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
@@ -24,48 +25,75 @@ thread_local! {
 
 /// The access logs of one connection manager or `tcp_proxy`.
 #[derive(Default)]
-pub struct Loggers(Vec<Logger>);
+pub struct Loggers {
+    logs: Vec<Logger>,
+    /// The response headers a record keeps: those the formats read, and `grpc-status` (Istio's metrics).
+    response_headers: Vec<http::HeaderName>,
+}
 
 struct Logger {
-    config: AccessLog,
+    filter: Option<Filter>,
+    format: compiled::Compiled,
     writer: writer::Writer,
 }
 
 impl Loggers {
     /// The loggers of `logs`; a file that cannot be opened is logged with its path and left out.
     pub fn new(logs: &[AccessLog]) -> Self {
-        Self(
-            logs.iter()
-                .filter_map(|config| match writer::writer(&config.sink) {
-                    Ok(writer) => Some(Logger {
-                        config: config.clone(),
-                        writer,
-                    }),
-                    Err(e) => {
-                        tracing::error!(error = %e, "access log: cannot open; its lines are not written");
-                        None
-                    }
-                })
-                .collect(),
-        )
+        let logs: Vec<Logger> = logs
+            .iter()
+            .filter_map(|config| match writer::writer(&config.sink) {
+                Ok(writer) => Some(Logger {
+                    filter: config.filter.clone(),
+                    format: compiled::Compiled::new(&config.format),
+                    writer,
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, "access log: cannot open; its lines are not written");
+                    None
+                }
+            })
+            .collect();
+        let mut response_headers = vec![http::HeaderName::from_static("grpc-status")];
+        for log in &logs {
+            log.format.response_headers(&mut response_headers);
+        }
+        Self {
+            logs,
+            response_headers,
+        }
+    }
+
+    /// The response headers a record keeps of `all` (a copy of every header would cost each request more).
+    pub fn response_headers(&self, all: &http::HeaderMap) -> http::HeaderMap {
+        let mut kept = http::HeaderMap::new();
+        for name in &self.response_headers {
+            for value in all.get_all(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        kept
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.logs.is_empty()
     }
 
     /// Writes `record` to every log whose filter passes.
     pub fn log(&self, record: &Record) {
-        let request_id = record.request.as_ref().and_then(|r| r.get("x-request-id"));
-        for logger in &self.0 {
-            if let Some(f) = &logger.config.filter
+        let request_id = record
+            .request
+            .as_ref()
+            .and_then(|r| r.header(&crate::http::headers::X_REQUEST_ID));
+        for logger in &self.logs {
+            if let Some(f) = &logger.filter
                 && !filter::passes(f, record, request_id)
             {
                 continue;
             }
             LINE.with_borrow_mut(|line| {
                 line.clear();
-                format::write_line(&logger.config.format, record, line);
+                format::write_line(&logger.format, record, line);
                 logger.writer.write(line.as_bytes());
             });
         }

@@ -124,7 +124,7 @@ impl Pending {
         }
         self.loggers.log(&record);
         if let Some((tracer, active)) = self.tracer.zip(record.trace.take()) {
-            tracer.finish(active, &record);
+            tracer.finish(*active, &record);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A record written in a parsed format: text, or one JSON object, each ending in a newline (Envoy adds the
 //! newline to JSON lines; a text format carries its own).
 
+use super::compiled::{Compiled, Field, Key, Op, Part};
 use super::record::Record;
-use outrigger_config::model::access_log::{Command, Format, JsonValue, Operator, Piece};
+use outrigger_config::model::access_log::{Command, Format};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -25,17 +26,18 @@ impl Value<'_> {
     }
 }
 
+/// One line of `record` in the loader's `format` (built for this line alone; the fuzz target's way in).
 pub fn line(format: &Format, record: &Record) -> Vec<u8> {
     let mut out = String::new();
-    write_line(format, record, &mut out);
+    write_line(&Compiled::new(format), record, &mut out);
     out.into_bytes()
 }
 
 /// Appends the record's line, newline included, to `out`.
-pub fn write_line(format: &Format, record: &Record, out: &mut String) {
+pub fn write_line(format: &Compiled, record: &Record, out: &mut String) {
     match format {
-        Format::Text(pieces) => text(pieces, record, out),
-        Format::Json(fields) => {
+        Compiled::Text(parts) => text(parts, record, out),
+        Compiled::Json(fields) => {
             let _ = serde_json::to_writer(Utf8Sink(out), &object(fields, record));
             out.push('\n');
         }
@@ -58,43 +60,33 @@ impl std::io::Write for Utf8Sink<'_> {
     }
 }
 
-fn text(pieces: &[Piece], record: &Record, out: &mut String) {
-    for piece in pieces {
-        match piece {
-            Piece::Text(t) => out.push_str(t),
-            Piece::Operator(op) => write_value(op, record, out),
+fn text(parts: &[Part], record: &Record, out: &mut String) {
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Operator(op) => write_value(op, record, out),
         }
     }
 }
 
 /// One operator into a text line; most values are written in place, without a `String` of their own.
-fn write_value(op: &Operator, r: &Record, out: &mut String) {
+fn write_value(op: &Op, r: &Record, out: &mut String) {
     use Command as C;
     let start = out.len();
     let written = match &op.command {
         C::StartTime(format) => r.start.map(|start| {
             super::time::write(start, format.as_deref(), out);
         }),
-        C::UpstreamHost => r.upstream_host.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
-        C::UpstreamLocalAddress => r.upstream_local.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
+        C::UpstreamHost => r.upstream_host.map(|a| write_address(a, out)),
+        C::UpstreamLocalAddress => r.upstream_local.map(|a| write_address(a, out)),
         C::DownstreamRemoteAddress | C::DownstreamDirectRemoteAddress => {
-            r.downstream_remote.map(|a| {
-                let _ = write!(out, "{a}");
-            })
+            r.downstream_remote.map(|a| write_address(a, out))
         }
-        C::DownstreamLocalAddress => r.downstream_local.map(|a| {
-            let _ = write!(out, "{a}");
-        }),
+        C::DownstreamLocalAddress => r.downstream_local.map(|a| write_address(a, out)),
         _ => {
             match value(op, r) {
                 Value::Text(t) => out.push_str(&t),
-                Value::Number(n) => {
-                    let _ = write!(out, "{n}");
-                }
+                Value::Number(n) => out.push_str(itoa::Buffer::new().format(n)),
                 Value::Unset => out.push('-'),
             }
             // `value` has cut its text already.
@@ -117,21 +109,21 @@ fn write_value(op: &Operator, r: &Record, out: &mut String) {
     }
 }
 
-fn object(fields: &[(String, JsonValue)], record: &Record) -> serde_json::Value {
+fn object(fields: &[(String, Field)], record: &Record) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (key, field) in fields {
         let value = match field {
-            JsonValue::Template(pieces) => match pieces.as_slice() {
+            Field::Template(parts) => match parts.as_slice() {
                 // One operator alone keeps its type, as Envoy's typed JSON does.
-                [Piece::Operator(op)] => value(op, record).owned(),
+                [Part::Operator(op)] => value(op, record).owned(),
                 _ => {
                     let mut line = String::new();
-                    text(pieces, record, &mut line);
+                    text(parts, record, &mut line);
                     serde_json::Value::String(line)
                 }
             },
-            JsonValue::Literal(literal) => integral(literal),
-            JsonValue::Object(inner) => object(inner, record),
+            Field::Literal(literal) => integral(literal),
+            Field::Object(inner) => object(inner, record),
         };
         map.insert(key.clone(), value);
     }
@@ -178,32 +170,24 @@ fn cut(value: Value<'_>, max: Option<usize>) -> Value<'_> {
     }
 }
 
-fn header<'a>(
-    headers: Option<&'a http::HeaderMap>,
-    name: &str,
-    alternative: &Option<String>,
-) -> Option<&'a str> {
+/// The first of `keys` that `headers` has.
+fn header<'a>(headers: Option<&'a http::HeaderMap>, keys: &[Key; 2]) -> Option<&'a str> {
     let headers = headers?;
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    get(name).or_else(|| alternative.as_deref().and_then(get))
+    keys.iter().find_map(|key| match key {
+        Key::Header(name) => headers.get(name)?.to_str().ok(),
+        _ => None,
+    })
 }
 
-fn value<'a>(op: &Operator, r: &'a Record) -> Value<'a> {
+fn value<'a>(op: &Op, r: &'a Record) -> Value<'a> {
     use Command as C;
     let v = match &op.command {
-        C::Req { name, alternative } => {
+        C::Req { .. } => {
             let request = r.request.as_ref();
-            let found = request
-                .and_then(|q| q.get(name))
-                .or_else(|| request.and_then(|q| q.get(alternative.as_deref()?)));
-            text_of(found)
+            text_of(request.and_then(|q| op.headers.iter().find_map(|key| q.value(key))))
         }
-        C::Resp { name, alternative } => {
-            text_of(header(r.response_headers.as_ref(), name, alternative))
-        }
-        C::Trailer { name, alternative } => {
-            text_of(header(r.response_trailers.as_ref(), name, alternative))
-        }
+        C::Resp { .. } => text_of(header(r.response_headers.as_ref(), &op.headers)),
+        C::Trailer { .. } => text_of(header(r.response_trailers.as_ref(), &op.headers)),
         C::StartTime(format) => match r.start {
             Some(start) => Value::Text(Cow::Owned(super::time::format(start, format.as_deref()))),
             None => Value::Unset,
@@ -246,6 +230,26 @@ fn value<'a>(op: &Operator, r: &'a Record) -> Value<'a> {
     cut(v, op.max_length)
 }
 
+/// `ip:port` (`[ip]:port` for IPv6); an IPv4 address, the common case, is written without `core::fmt`.
+fn write_address(a: std::net::SocketAddr, out: &mut String) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(number.format(octet));
+            }
+            out.push(':');
+            out.push_str(number.format(v4.port()));
+        }
+        std::net::SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
 fn address(a: Option<std::net::SocketAddr>, port: bool) -> Value<'static> {
     match a {
         Some(a) if port => Value::Text(Cow::Owned(a.to_string())),
@@ -262,4 +266,25 @@ fn hostname() -> Option<&'static str> {
             .map(|s| s.trim().to_string())
     })
     .as_deref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_rust_displays_them() {
+        for a in [
+            "198.18.0.1:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:80",
+            "[fe80::1]:443",
+        ] {
+            let a: std::net::SocketAddr = a.parse().unwrap();
+            let mut out = String::new();
+            write_address(a, &mut out);
+            assert_eq!(out, a.to_string());
+        }
+    }
 }

@@ -1,12 +1,21 @@
 //! What one request (or TCP connection) tells its access log: filled along the way, formatted at the end.
 
+use super::compiled::Key;
 use http::HeaderMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-/// Envoy's response flags, as bits in Envoy's own order (the order `%RESPONSE_FLAGS%` lists them in).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Flags(pub u32);
+/// Envoy's response flags: which are set, and the order they were set in (`%RESPONSE_FLAGS%` lists them in
+/// that order, as Envoy 1.40 does: a connect failure whose retries ran out is `URX,UF`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags {
+    /// Bit `i`: `FLAG_NAMES[i]` is set.
+    bits: u32,
+    /// The first `ORDER_SLOTS` flags set, in order: `index + 1` in 5-bit slots, the first in the lowest.
+    order: u64,
+}
+
+const ORDER_SLOTS: u32 = 12;
 
 /// Short and long names, in Envoy's order.
 pub const FLAG_NAMES: &[(&str, &str)] = &[
@@ -45,50 +54,91 @@ pub const FLAG_NAMES: &[(&str, &str)] = &[
 impl Flags {
     /// The flag with this short name (`UF`).
     pub fn named(code: &str) -> Flags {
-        FLAG_NAMES
-            .iter()
-            .position(|(short, _)| *short == code)
-            .map_or(Flags(0), |i| Flags(1 << i))
+        let mut flags = Flags::default();
+        flags.add(code);
+        flags
     }
 
     pub fn add(&mut self, code: &str) {
-        self.0 |= Flags::named(code).0;
+        if let Some(i) = FLAG_NAMES.iter().position(|(short, _)| *short == code) {
+            self.add_index(i as u32);
+        }
+    }
+
+    fn add_index(&mut self, i: u32) {
+        if self.bits & (1 << i) != 0 {
+            return;
+        }
+        let slot = self.bits.count_ones();
+        self.bits |= 1 << i;
+        if slot < ORDER_SLOTS {
+            self.order |= u64::from(i + 1) << (5 * slot);
+        }
+    }
+
+    /// Adds `other`'s flags after this one's, in `other`'s order.
+    pub fn merge(&mut self, other: Flags) {
+        for i in other.indices() {
+            self.add_index(i);
+        }
     }
 
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.bits == 0
     }
 
     pub fn contains(self, code: &str) -> bool {
-        let bit = Flags::named(code).0;
-        bit != 0 && self.0 & bit != 0
+        FLAG_NAMES
+            .iter()
+            .position(|(short, _)| *short == code)
+            .is_some_and(|i| self.bits & (1 << i) != 0)
     }
 
-    /// `UF,URX`, or `-` when none.
+    /// The flags' indices in `FLAG_NAMES`, in the order they were set (past `ORDER_SLOTS` flags, the rest in
+    /// the table's order).
+    fn indices(self) -> impl Iterator<Item = u32> {
+        let ordered = (0..ORDER_SLOTS)
+            .map(move |slot| ((self.order >> (5 * slot)) & 0x1f) as u32)
+            .take_while(|&v| v != 0)
+            .map(|v| v - 1);
+        let rest = (self.bits.count_ones() > ORDER_SLOTS)
+            .then(move || {
+                let mut in_order = 0u32;
+                for slot in 0..ORDER_SLOTS {
+                    let v = ((self.order >> (5 * slot)) & 0x1f) as u32;
+                    if v != 0 {
+                        in_order |= 1 << (v - 1);
+                    }
+                }
+                (0..FLAG_NAMES.len() as u32).filter(move |i| self.bits & !in_order & (1 << i) != 0)
+            })
+            .into_iter()
+            .flatten();
+        ordered.chain(rest)
+    }
+
+    /// `URX,UF`, or `-` when none.
     pub fn short(self) -> String {
-        self.join(|(short, _)| short, ",")
+        self.join(|(short, _)| short)
     }
 
-    /// `UpstreamConnectionFailure,UpstreamRetryLimitExceeded`, or `-`.
+    /// `UpstreamRetryLimitExceeded,UpstreamConnectionFailure`, or `-`.
     pub fn long(self) -> String {
-        self.join(|(_, long)| long, ",")
+        self.join(|(_, long)| long)
     }
 
-    fn join(
-        self,
-        pick: impl Fn(&(&'static str, &'static str)) -> &'static str,
-        sep: &str,
-    ) -> String {
+    fn join(self, pick: impl Fn(&(&'static str, &'static str)) -> &'static str) -> String {
         if self.is_empty() {
             return "-".into();
         }
-        FLAG_NAMES
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.0 & (1 << i) != 0)
-            .map(|(_, names)| pick(names))
-            .collect::<Vec<_>>()
-            .join(sep)
+        let mut out = String::new();
+        for i in self.indices() {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(pick(&FLAG_NAMES[i as usize]));
+        }
+        out
     }
 }
 
@@ -106,11 +156,15 @@ pub struct Record {
     /// The request as the connection manager prepared it (request id, forwarding headers), with its
     /// pseudo-headers.
     pub request: Option<RequestHead>,
+    /// The response headers the access logs read (`%RESP(X)%`) and `grpc-status`; not all of them.
     pub response_headers: Option<HeaderMap>,
+    /// The size of all the response headers as HTTP/1.1 writes them (`name: value\r\n` each and the blank line;
+    /// Istio's `response_bytes` counts them).
+    pub response_head_size: u64,
     pub response_trailers: Option<HeaderMap>,
     /// 0: no response was sent.
     pub response_code: u16,
-    pub response_code_details: Option<String>,
+    pub response_code_details: Option<std::borrow::Cow<'static, str>>,
     pub flags: Flags,
     pub bytes_received: u64,
     pub bytes_sent: u64,
@@ -132,7 +186,8 @@ pub struct Record {
     pub route_name: Option<String>,
     pub termination_details: Option<String>,
     /// The request's span, when its connection manager traces it and it is sampled.
-    pub trace: Option<crate::trace::Active>,
+    /// (Boxed: most requests are not sampled, and the record is moved several times.)
+    pub trace: Option<Box<crate::trace::Active>>,
 }
 
 /// The request line and headers.
@@ -148,17 +203,26 @@ pub struct RequestHead {
 impl RequestHead {
     /// `name` (lower case; `:method`, `:path`, `:authority`, `:scheme` too).
     pub fn get(&self, name: &str) -> Option<&str> {
-        match name {
-            ":method" => Some(self.method.as_str()),
-            ":path" => Some(&self.path),
-            ":authority" => self
+        self.value(&Key::request(name))
+    }
+
+    /// The header (or pseudo-header) `key`; `:authority` is the request's authority, else its `host` header.
+    pub fn value(&self, key: &Key) -> Option<&str> {
+        match key {
+            Key::Method => Some(self.method.as_str()),
+            Key::Path => Some(&self.path),
+            Key::Authority => self
                 .authority
                 .as_deref()
-                .or_else(|| self.headers.get(http::header::HOST)?.to_str().ok()),
-            ":scheme" => self.scheme.as_deref(),
-            "host" => self.get(":authority"),
-            _ => self.headers.get(name)?.to_str().ok(),
+                .or_else(|| self.header(&http::header::HOST)),
+            Key::Scheme => self.scheme.as_deref(),
+            Key::Header(name) => self.header(name),
+            Key::Nothing => None,
         }
+    }
+
+    pub fn header(&self, name: &http::HeaderName) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
     }
 }
 
@@ -167,16 +231,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_print_in_envoys_order() {
+    fn flags_print_in_the_order_they_were_set_like_envoy() {
         let mut flags = Flags::default();
         assert_eq!(flags.short(), "-");
         flags.add("URX");
         flags.add("UF");
-        assert_eq!(flags.short(), "UF,URX");
+        flags.add("URX");
+        assert_eq!(flags.short(), "URX,UF");
         assert_eq!(
             flags.long(),
-            "UpstreamConnectionFailure,UpstreamRetryLimitExceeded"
+            "UpstreamRetryLimitExceeded,UpstreamConnectionFailure"
         );
         assert!(flags.contains("URX") && !flags.contains("NR"));
+        let mut merged = Flags::named("UF");
+        merged.merge(flags);
+        assert_eq!(merged.short(), "UF,URX");
+        assert_ne!(merged, flags, "the same flags set in another order");
+    }
+
+    #[test]
+    fn more_flags_than_order_slots_are_all_listed() {
+        let mut flags = Flags::default();
+        for (short, _) in FLAG_NAMES.iter().rev() {
+            flags.add(short);
+        }
+        let listed: Vec<String> = flags.short().split(',').map(String::from).collect();
+        assert_eq!(listed.len(), FLAG_NAMES.len());
+        assert_eq!(listed[0], "UDO", "the first one set comes first");
+        let mut sorted = listed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), FLAG_NAMES.len(), "each once: {listed:?}");
     }
 }

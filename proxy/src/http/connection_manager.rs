@@ -450,7 +450,7 @@ where
         });
         // Notes kept only for the span go when the request is not sampled: the layers inside then fill nothing.
         let notes = notes.and_then(|n| {
-            n.with(|r| r.trace = trace);
+            n.with(|r| r.trace = trace.map(Box::new));
             n.needed().then_some(n)
         });
         if notes.is_none() {

@@ -136,7 +136,12 @@ fn start_record(connection: &Connection, version: http::Version) -> Record {
 
 /// What the response tells the record: status, headers, flags, the upstream that answered and how many
 /// attempts it took, and Envoy's response code details.
-fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std::time::Duration) {
+fn note_response(
+    notes: &Notes,
+    loggers: &Loggers,
+    response: &Response<ResponseBody>,
+    elapsed: std::time::Duration,
+) {
     let flags = response
         .extensions()
         .get::<Flags>()
@@ -159,8 +164,9 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         .map(|d| d.0);
     notes.with(|r| {
         r.response_code = if reset { 0 } else { response.status().as_u16() };
-        r.response_headers = Some(response.headers().clone());
-        r.flags.0 |= flags.0;
+        r.response_headers = Some(loggers.response_headers(response.headers()));
+        r.response_head_size = crate::http::headers::size(response.headers()) as u64 + 2;
+        r.flags.merge(flags);
         if let Some(why) = transport_failure {
             r.upstream_failure = Some(why.to_string());
         }
@@ -181,7 +187,7 @@ fn note_response(notes: &Notes, response: &Response<ResponseBody>, elapsed: std:
         r.response_code_details = Some(
             known
                 .unwrap_or_else(|| details(flags, upstream.is_some()))
-                .to_string(),
+                .into(),
         );
     });
 }
@@ -298,7 +304,7 @@ where
                 None => response,
                 Some((notes, _, _)) if !notes.needed() => response,
                 Some((notes, loggers, tracer)) => {
-                    note_response(&notes, &response, notes.elapsed());
+                    note_response(&notes, &loggers, &response, notes.elapsed());
                     response
                         .map(|body| finish_response(body, notes, loggers, istio, tracer).boxed())
                 }

@@ -3,13 +3,14 @@
 //! `UpstreamReply`, which also leaves out `x-envoy-overloaded` on an overflow reply when the headers are
 //! suppressed).
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use outrigger_config::model::route::Forward;
 use std::time::{Duration, Instant};
 
-pub const EXPECTED_TIMEOUT: &str = "x-envoy-expected-rq-timeout-ms";
-pub const SERVICE_TIME: &str = "x-envoy-upstream-service-time";
-pub const OVERLOADED: &str = "x-envoy-overloaded";
+// Parsed names: a `&str` is parsed again at every use, and the first two are set on every request.
+pub const EXPECTED_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+pub const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+pub const OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
 
 /// `x-envoy-expected-rq-timeout-ms` for the requests of one route (computed once per configuration snapshot);
 /// none when no timeout applies. The router sets it before the route's header changes, as Envoy does, so a

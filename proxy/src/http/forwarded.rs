@@ -11,38 +11,43 @@
 //! "edge" request) the edge-only ones too and `x-envoy-external-address` names the client.
 
 use http::HeaderMap;
+use http::header::HeaderName;
 use http::header::HeaderValue;
 use outrigger_config::model::http::HttpConnectionManager;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
 /// Removed from every request that is not internal (all of them, see above).
-const INTERNAL_ONLY: &[&str] = &[
-    "x-envoy-internal",
-    "x-envoy-retriable-status-codes",
-    "x-envoy-retriable-header-names",
-    "x-envoy-retry-on",
-    "x-envoy-retry-grpc-on",
-    "x-envoy-max-retries",
-    "x-envoy-upstream-alt-stat-name",
-    "x-envoy-upstream-rq-timeout-ms",
-    "x-envoy-upstream-rq-per-try-timeout-ms",
-    "x-envoy-upstream-rq-timeout-alt-response",
-    "x-envoy-expected-rq-timeout-ms",
-    "x-envoy-force-trace",
-    "x-envoy-ip-tags",
-    "x-envoy-original-url",
-    "x-envoy-hedge-on-per-try-timeout",
+static INTERNAL_ONLY: [HeaderName; 15] = [
+    HeaderName::from_static("x-envoy-internal"),
+    HeaderName::from_static("x-envoy-retriable-status-codes"),
+    HeaderName::from_static("x-envoy-retriable-header-names"),
+    HeaderName::from_static("x-envoy-retry-on"),
+    HeaderName::from_static("x-envoy-retry-grpc-on"),
+    HeaderName::from_static("x-envoy-max-retries"),
+    HeaderName::from_static("x-envoy-upstream-alt-stat-name"),
+    HeaderName::from_static("x-envoy-upstream-rq-timeout-ms"),
+    HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms"),
+    HeaderName::from_static("x-envoy-upstream-rq-timeout-alt-response"),
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
+    HeaderName::from_static("x-envoy-force-trace"),
+    HeaderName::from_static("x-envoy-ip-tags"),
+    HeaderName::from_static("x-envoy-original-url"),
+    HeaderName::from_static("x-envoy-hedge-on-per-try-timeout"),
 ];
 
 /// Removed as well from edge requests (`use_remote_address`).
-const EDGE_ONLY: &[&str] = &[
-    "x-envoy-decorator-operation",
-    "x-envoy-downstream-service-cluster",
-    "x-envoy-downstream-service-node",
-    "x-envoy-original-path",
-    "x-envoy-original-host",
+static EDGE_ONLY: [HeaderName; 5] = [
+    HeaderName::from_static("x-envoy-decorator-operation"),
+    HeaderName::from_static("x-envoy-downstream-service-cluster"),
+    HeaderName::from_static("x-envoy-downstream-service-node"),
+    HeaderName::from_static("x-envoy-original-path"),
+    HeaderName::from_static("x-envoy-original-host"),
 ];
+
+// Names parsed once (a `&str` name is parsed again at every use; these are touched on every request).
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Returns the client's address as Envoy's connection manager trusts it (RBAC's `remote_ip`): with
 /// `use_remote_address`, the peer or the trusted `x-forwarded-for` entry; without, the `x-forwarded-for` entry
@@ -73,20 +78,27 @@ pub fn apply(
         }
         // A peer that is not a trusted proxy does not get to say which scheme the client used.
         if hcm.xff_num_trusted_hops == 0 {
-            headers.insert("x-forwarded-proto", scheme.clone());
+            headers.insert(X_FORWARDED_PROTO, scheme.clone());
         }
     }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", scheme);
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, scheme);
     }
-    let removed = INTERNAL_ONLY
-        .iter()
-        .chain(if edge { EDGE_ONLY } else { &[] });
-    for name in removed {
-        headers.remove(*name);
+    // Every one of them starts with `x-envoy-`: one pass over the request's few headers usually shows there is
+    // nothing to remove, cheaper than twenty look-ups.
+    if headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-envoy-"))
+    {
+        let removed = INTERNAL_ONLY
+            .iter()
+            .chain(if edge { &EDGE_ONLY[..] } else { &[] });
+        for name in removed {
+            headers.remove(name);
+        }
     }
     if edge && let Ok(value) = HeaderValue::from_str(&client.unwrap_or(peer).to_string()) {
-        headers.insert("x-envoy-external-address", value);
+        headers.insert(HeaderName::from_static("x-envoy-external-address"), value);
     }
     client.unwrap_or(peer)
 }
@@ -103,7 +115,7 @@ fn from_forwarded_for(headers: &HeaderMap, skip: u32) -> Option<IpAddr> {
 
 fn joined_forwarded_for(headers: &HeaderMap) -> Option<String> {
     let values: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
@@ -117,7 +129,7 @@ pub(super) fn append_forwarded_for(headers: &mut HeaderMap, address: IpAddr) {
         None => address.to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
 }
 

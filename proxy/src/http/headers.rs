@@ -8,15 +8,19 @@ use http::{Response, StatusCode};
 use outrigger_config::model::core::{AppendAction, HeaderMutations, HeaderToAdd};
 use outrigger_config::model::route::{PathMatch, Redirect, RedirectPath, Route};
 
-/// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
+/// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1). Parsed names: a `&str` would be
+/// parsed again for every request.
+static HOP_BY_HOP: [HeaderName; 6] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::PROXY_AUTHENTICATE,
 ];
+
+/// `x-request-id`, parsed once.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn size(headers: &HeaderMap) -> usize {
     headers
@@ -49,14 +53,14 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     remove_hop_by_hop(&mut parts.headers);
     let hcm = &connection.hcm;
     if hcm.generate_request_id
-        && !parts.headers.contains_key("x-request-id")
+        && !parts.headers.contains_key(X_REQUEST_ID)
         && let Ok(id) = HeaderValue::from_str(
             request_id()
                 .hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
         )
     {
-        parts.headers.insert("x-request-id", id);
+        parts.headers.insert(X_REQUEST_ID, id);
     }
     super::client_cert::apply(
         &mut parts.headers,
@@ -132,17 +136,18 @@ pub fn restore_upgrade(headers: &mut HeaderMap, kind: &str) {
 
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
+    if headers.contains_key(http::header::CONNECTION) {
+        let named: Vec<String> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+            .collect();
+        for name in &named {
+            headers.remove(name.as_str());
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     // `TE` may only say `trailers` (gRPC needs that).

@@ -160,7 +160,12 @@ impl Router {
         let connection = &self.connection;
         let notes = parts.extensions.get::<crate::access_log::Notes>().cloned();
         if let (Some(notes), Some(name)) = (&notes, &cluster) {
-            notes.with(|r| r.upstream_cluster = Some(name.clone()));
+            // Usually the connection manager noted it already (the route's one cluster): no new copy then.
+            notes.with(|r| {
+                if r.upstream_cluster.as_ref() != Some(name) {
+                    r.upstream_cluster = Some(name.clone());
+                }
+            });
         }
         let Some(cluster) = cluster.and_then(|name| connection.inputs.clusters.get(&name)) else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, Flag::NoClusterFound, "");

@@ -405,7 +405,7 @@ struct HttpKey {
     code: u16,
     grpc: bool,
     grpc_status: Option<u16>,
-    flags: u32,
+    flags: Flags,
 }
 
 impl HttpKey {
@@ -416,13 +416,13 @@ impl HttpKey {
             code: end.code,
             grpc: end.grpc,
             grpc_status: end.grpc_status,
-            flags: end.flags.0,
+            flags: end.flags,
         }
     }
 
     fn matches(&self, end: &HttpEnd<'_>) -> bool {
         self.code == end.code
-            && self.flags == end.flags.0
+            && self.flags == end.flags
             && self.grpc == end.grpc
             && self.grpc_status == end.grpc_status
             && self.service == end.service

@@ -19,7 +19,7 @@ pub struct Incoming {
 
 /// `traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. Envoy takes the sampled flag from it.
 pub fn read_w3c(headers: &HeaderMap) -> Option<Incoming> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
+    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
     let mut parts = value.split('-');
     let (version, trace, span, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -37,7 +37,7 @@ pub fn read_w3c(headers: &HeaderMap) -> Option<Incoming> {
         return None;
     }
     let tracestate = headers
-        .get_all("tracestate")
+        .get_all(TRACESTATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
@@ -70,11 +70,13 @@ pub fn write_w3c(
         headers.insert(TRACEPARENT, value);
     }
     if let Some(state) = tracestate.and_then(|s| HeaderValue::from_str(s).ok()) {
-        headers.insert("tracestate", state);
+        headers.insert(TRACESTATE, state);
     }
 }
 
+// Parsed once: a `&str` name is parsed again at every use, and these are read on every traced request.
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// `number`'s low `out.len()` hex digits (lower case, zero-padded) into `out`.
 fn hex_into(out: &mut [u8], number: u128) {

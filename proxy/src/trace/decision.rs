@@ -80,11 +80,11 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
     let carried = reason_in(id);
     let mut reason = carried;
     if reason == Reason::NotTraceable {
-        if headers.contains_key("x-client-trace-id")
+        if headers.contains_key(X_CLIENT_TRACE_ID)
             && fastrand::u32(..10_000) < config.client_sampling
         {
             reason = Reason::ClientForced;
-        } else if headers.contains_key("x-envoy-force-trace") {
+        } else if headers.contains_key(X_ENVOY_FORCE_TRACE) {
             reason = Reason::ServiceForced;
         } else if result < config.random_sampling {
             reason = Reason::Sampling;
@@ -107,7 +107,9 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
     reason
 }
 
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+use crate::http::headers::X_REQUEST_ID;
+const X_CLIENT_TRACE_ID: http::HeaderName = http::HeaderName::from_static("x-client-trace-id");
+const X_ENVOY_FORCE_TRACE: http::HeaderName = http::HeaderName::from_static("x-envoy-force-trace");
 
 #[cfg(test)]
 mod tests {

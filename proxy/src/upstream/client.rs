@@ -252,6 +252,7 @@ impl UpstreamClient {
         } else {
             *request.uri_mut() = uri(&endpoint.to_string(), path)?;
             *request.version_mut() = http::Version::HTTP_11;
+            headers_only_length(&mut request);
             transport
                 .http1()
                 .request(request)
@@ -630,4 +631,31 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Envoy's HTTP/1 codec writes `content-length: 0` on a request that ends with its headers, unless its method
+/// has no body by definition (`GET`, `HEAD`, `DELETE`, `TRACE`, `CONNECT`); hyper would send none. Checked
+/// against Envoy 1.40 (`tests/envoy_differential.rs`).
+fn headers_only_length(request: &mut http::Request<UpstreamBody>) {
+    use http::Method;
+    use http_body::Body as _;
+    let bodiless = [
+        Method::GET,
+        Method::HEAD,
+        Method::DELETE,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    if request.body().is_end_stream()
+        && !bodiless.contains(request.method())
+        && !request.headers().contains_key(http::header::CONTENT_LENGTH)
+        && !request
+            .headers()
+            .contains_key(http::header::TRANSFER_ENCODING)
+    {
+        request.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("0"),
+        );
+    }
 }

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         response_headers: Some(headers.clone()),
         response_trailers: Some(headers),
         response_code: 200,
-        response_code_details: Some(value.to_string()),
+        response_code_details: Some(value.to_string().into()),
         bytes_received: u64::MAX,
         duration: Some(Duration::MAX),
         upstream_cluster: Some(value.to_string()),

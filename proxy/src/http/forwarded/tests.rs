@@ -113,3 +113,10 @@ fn a_loopback_peer_is_recorded_as_the_proxys_own_address() {
     );
     assert_eq!(get(&skipped, "x-forwarded-for"), None);
 }
+
+#[test]
+fn every_removed_header_starts_with_x_envoy() {
+    for name in INTERNAL_ONLY.iter().chain(&EDGE_ONLY) {
+        assert!(name.as_str().starts_with("x-envoy-"), "{name}");
+    }
+}

@@ -1,19 +1,20 @@
 //! One HTTP request's end, read from its access-log record, as Istio's HTTP metrics count it.
 
 use super::{ConnectionLabels, HttpEnd, UNKNOWN};
+use crate::access_log::compiled::Key;
 use crate::access_log::record::{Record, RequestHead};
 use http::HeaderMap;
 
 /// Records `record` (a request that ended) in `labels`' series.
 pub fn report(labels: &ConnectionLabels, record: &Record) {
     let head = record.request.as_ref();
-    let authority = head.and_then(|h| h.get(":authority"));
+    let authority = head.and_then(|h| h.value(&Key::Authority));
     let grpc = head
-        .and_then(|h| h.get("content-type"))
+        .and_then(|h| h.header(&http::header::CONTENT_TYPE))
         .is_some_and(|t| t.starts_with("application/grpc"));
     let grpc_status = grpc.then(|| grpc_status(record)).flatten();
-    let response_head = record.response_headers.as_ref().map_or(0, headers_size)
-        + record.response_trailers.as_ref().map_or(0, headers_size);
+    let response_head =
+        record.response_head_size + record.response_trailers.as_ref().map_or(0, headers_size);
     let end = HttpEnd {
         service: authority.map_or(UNKNOWN, host_of),
         upstream: record.upstream_peer.as_ref(),
@@ -48,7 +49,8 @@ fn host_of(authority: &str) -> &str {
 /// status (`Grpc::Utility::httpToGrpcStatus`, which `Grpc::Common::getGrpcStatus` falls back to); none when no
 /// response was sent.
 fn grpc_status(record: &Record) -> Option<u16> {
-    let read = |h: &HeaderMap| h.get("grpc-status")?.to_str().ok()?.parse().ok();
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    let read = |h: &HeaderMap| h.get(GRPC_STATUS)?.to_str().ok()?.parse().ok();
     if let Some(status) = record.response_trailers.as_ref().and_then(read) {
         return Some(status);
     }
