@@ -19,6 +19,9 @@ pub struct Tracing {
     /// Envoy's default: false. True: each upstream attempt gets a CLIENT span of its own, child of the
     /// downstream span, and that span's context is what travels upstream.
     pub spawn_upstream_span: bool,
+    /// The router's `start_child_span` (Envoy's default: false): a child span per upstream attempt as with
+    /// `spawn_upstream_span`, but the downstream span keeps the kind it has without one.
+    pub start_child_span: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +31,25 @@ pub enum Provider {
     OpenTelemetry(OpenTelemetry),
     /// `envoy.tracers.zipkin`: B3 headers (and W3C with `USE_B3_WITH_W3C_PROPAGATION`), spans as Zipkin JSON v2.
     Zipkin(Zipkin),
+    /// `envoy.tracers.skywalking`: the `sw8` header, segments over SkyWalking's gRPC `collect` stream.
+    SkyWalking(SkyWalking),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SkyWalking {
+    /// `grpc_service.envoy_grpc.cluster_name`.
+    pub cluster: String,
+    /// `grpc_service.timeout`; None: no deadline on the stream (Envoy's default).
+    #[serde(serialize_with = "super::core::optional_duration")]
+    pub timeout: Option<Duration>,
+    /// `client_config.service_name`; None: the node's `cluster` (Envoy's default).
+    pub service_name: Option<String>,
+    /// `client_config.instance_name`; None: the node's `id` (Envoy's default).
+    pub instance_name: Option<String>,
+    /// `client_config.backend_token`, sent as the `authentication` metadata of the stream.
+    pub backend_token: Option<String>,
+    /// `client_config.max_cache_size`; Envoy's default: 1024 segments kept while the collector is away.
+    pub max_cache_size: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

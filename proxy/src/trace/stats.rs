@@ -18,6 +18,8 @@ pub struct ProviderStats {
 pub struct Stats {
     pub opentelemetry: ProviderStats,
     pub zipkin: ProviderStats,
+    /// Segments, not spans: `tracing.skywalking.segments_sent` and `segments_dropped` (Envoy's names).
+    pub skywalking: ProviderStats,
     /// `http.<stat_prefix>.tracing.{random_sampling,service_forced,client_enabled,not_traceable}`: the
     /// connection manager's decisions, by reason (Envoy's names).
     pub decisions: [Family<crate::metrics::Labels, Counter>; 4],
@@ -50,6 +52,25 @@ pub fn register(registry: &mut Registry) {
             format!("envoy_http_tracing_{name}"),
             "Trace decisions of the connection manager, by reason",
             family.clone(),
+        );
+    }
+    let sky = &s.skywalking;
+    for (name, help, counter) in [
+        (
+            "segments_sent",
+            "Segments the SkyWalking collector accepted",
+            &sky.spans_sent,
+        ),
+        (
+            "segments_dropped",
+            "Segments dropped: the export queue or the cache for an absent collector was full",
+            &sky.spans_dropped,
+        ),
+    ] {
+        registry.register(
+            format!("envoy_tracing_skywalking_{name}"),
+            help,
+            counter.clone(),
         );
     }
     for (provider, p) in [("opentelemetry", &s.opentelemetry), ("zipkin", &s.zipkin)] {
