@@ -382,7 +382,10 @@ impl Tracer {
             .and_then(|v| {
                 let context = sw8::Context::decode(v);
                 if context.is_none() {
-                    tracing::debug!(sw8 = v, "tracing: an invalid sw8 header is ignored; a new trace starts");
+                    tracing::debug!(
+                        sw8 = v,
+                        "tracing: an invalid sw8 header is ignored; a new trace starts"
+                    );
                 }
                 context
             });

@@ -4,8 +4,8 @@
 use super::{Out, bool_or, decode_any, timeout_or, type_name, u32_or};
 use crate::diagnostic::Path;
 use crate::model::tracing::{
-    CollectorTarget, CustomTag, OpenTelemetry, OtlpCollector, Provider, SkyWalking, TagValue, Tracing,
-    Zipkin,
+    CollectorTarget, CustomTag, OpenTelemetry, OtlpCollector, Provider, SkyWalking, TagValue,
+    Tracing, Zipkin,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::trace::v3 as trace;
@@ -255,10 +255,9 @@ fn skywalking(c: &trace::SkyWalkingConfig, at: &Path, out: &mut Out) -> Option<S
         timeout: timeout_or(timeout, None),
         service_name: non_empty(&client.service_name),
         instance_name: non_empty(&client.instance_name),
-        backend_token: match client.backend_token_specifier {
-            Some(BackendTokenSpecifier::BackendToken(t)) => Some(t),
-            None => None,
-        },
+        backend_token: client
+            .backend_token_specifier
+            .map(|BackendTokenSpecifier::BackendToken(t)| t),
         max_cache_size: u32_or(&client.max_cache_size, 1024),
     })
 }

@@ -260,9 +260,10 @@ async fn export_all(clients: &mut super::send::Clients, pending: &mut Pending) {
             spans = rest;
         }
         if let DestinationKind::SkyWalking { max_cache_size, .. } = destination.kind {
+            // Envoy's cache keeps the segments it holds and drops the newer ones once full.
             if failed.len() > max_cache_size {
                 let over = failed.len() - max_cache_size;
-                failed.drain(..over);
+                failed.truncate(max_cache_size);
                 destination.stats().spans_dropped.inc_by(over as u64);
             }
             if !failed.is_empty() {

@@ -44,7 +44,9 @@ impl Clients {
         } = &destination.kind
         {
             let segments = items.into_iter().filter_map(Item::into_segment).collect();
-            return self.collect(address, *timeout, token.as_deref(), segments).await;
+            return self
+                .collect(address, *timeout, token.as_deref(), segments)
+                .await;
         }
         let spans: Vec<FinishedSpan> = items.into_iter().filter_map(Item::into_span).collect();
         match &destination.kind {
@@ -143,9 +145,9 @@ impl Clients {
             .map_err(|e| grpc_error(format!("not ready: {e}")))?;
         let mut request = tonic::Request::new(futures_util::stream::iter(segments));
         if let Some(token) = token {
-            let value = token
-                .parse()
-                .map_err(|_| grpc_error("the backend_token is not a valid metadata value".into()))?;
+            let value = token.parse().map_err(|_| {
+                grpc_error("the backend_token is not a valid metadata value".into())
+            })?;
             request.metadata_mut().insert("authentication", value);
         }
         let path = http::uri::PathAndQuery::from_static(super::skywalking::COLLECT);

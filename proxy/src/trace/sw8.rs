@@ -43,7 +43,17 @@ impl Context {
     /// None for anything but a well-formed header.
     pub fn decode(value: &str) -> Option<Self> {
         let fields: Vec<&str> = value.split('-').collect();
-        let [sample, trace, segment, span, service, instance, endpoint, target] = fields[..] else {
+        let [
+            sample,
+            trace,
+            segment,
+            span,
+            service,
+            instance,
+            endpoint,
+            target,
+        ] = fields[..]
+        else {
             return None;
         };
         let text = |s: &str| decode(s).and_then(|b| String::from_utf8(b).ok());
@@ -116,7 +126,15 @@ mod tests {
 
     #[test]
     fn base64_round_trips() {
-        for s in ["", "a", "ab", "abc", "abcd", "/parent/ep?x=1", "127.0.0.1:80"] {
+        for s in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "/parent/ep?x=1",
+            "127.0.0.1:80",
+        ] {
             assert_eq!(decode(&encode(s)).unwrap(), s.as_bytes(), "{s}");
         }
         // What Envoy 1.40 wrote for these (seen on the wire).

@@ -72,7 +72,10 @@ impl Active {
         if let Some(segment) = &self.segment {
             // SkyWalking: exit spans 1, 2, … of the segment, each attempt's `sw8` naming its own and the host.
             let span_id = self.attempts.len() as u64 + 1;
-            let header = segment.header(i32::try_from(span_id).unwrap_or(i32::MAX), &host.to_string());
+            let header = segment.header(
+                i32::try_from(span_id).unwrap_or(i32::MAX),
+                &host.to_string(),
+            );
             if let Ok(value) = http::HeaderValue::from_str(&header) {
                 headers.insert(super::sw8::HEADER, value);
             }

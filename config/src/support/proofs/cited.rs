@@ -446,3 +446,12 @@ pub(super) const TR_ATTEMPT_SPANS: &str =
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
+
+// s9-skywalking proofs
+pub(super) const TR_CHILD_SPAN: &str = "tests/tracing.rs::start_child_span_spans_match_envoy";
+pub(super) const TR_SKY: &str = "tests/tracing.rs::skywalking_segments_and_sw8_match_envoys";
+pub(super) const TR_SKY_CACHE: &str =
+    "tests/tracing.rs::skywalking_segments_wait_in_a_bounded_cache_for_the_collector";
+pub(super) const TR_SKY_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::skywalking_and_start_child_span_are_read_like_envoy";
+pub(super) const TR_SW8: &str = "proxy/src/trace/sw8.rs::sw8_is_read_and_written_like_envoys";
