@@ -1352,11 +1352,12 @@ async fn skywalking_segments_and_sw8_match_envoys() {
         target: "10.0.0.1:80".into(),
     }
     .encode();
-    let requests: [(&str, Option<&str>); 4] = [
-        ("/sw/plain?x=1", None),
-        ("/status/503", None),
-        ("/sw/continued", Some(&incoming)),
-        ("/sw/malformed", Some("1-bm90-YmFzZTY0")),
+    // The 503 is retried twice (`x-retry`): three exit spans, the first two canceled.
+    let requests: [(&str, Vec<(&str, &str)>); 4] = [
+        ("/sw/plain?x=1", vec![]),
+        ("/status/503", vec![("x-retry", "1")]),
+        ("/sw/continued", vec![("sw8", &incoming)]),
+        ("/sw/malformed", vec![("sw8", "1-bm90-YmFzZTY0")]),
     ];
     let mut outcomes = Vec::new();
     for ours in [false, true] {
@@ -1376,9 +1377,8 @@ async fn skywalking_segments_and_sw8_match_envoys() {
         let _ours =
             ours.then(|| Sidecar::start_with_env(&dir, "outrigger", &yaml, l.admin, &[FAST_FLUSH]));
         let mut seen_sw8 = Vec::new();
-        for (path, sw8) in requests {
-            let headers: Vec<(&str, &str)> = sw8.map(|v| ("sw8", v)).into_iter().collect();
-            let reply = get(&url(&l, path), &headers).await;
+        for (path, headers) in &requests {
+            let reply = get(&url(&l, path), headers).await;
             let header = seen(&reply, "sw8").expect("the backend got an sw8");
             seen_sw8.push((reply.status, Context::decode(&header).expect("a valid sw8")));
         }
@@ -1415,6 +1415,11 @@ async fn skywalking_segments_and_sw8_match_envoys() {
     let ours = outcomes.pop().unwrap();
     let theirs = outcomes.pop().unwrap();
     assert_eq!(theirs[1].0, 503);
+    assert_eq!(
+        theirs[1].3.len(),
+        2 + 4,
+        "Envoy's entry span and three exit spans"
+    );
     assert!(
         theirs[2].3[2].contains("caller-1"),
         "Envoy kept the reference: {theirs:#?}"

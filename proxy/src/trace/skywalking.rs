@@ -191,10 +191,16 @@ pub fn tags(tags: Vec<(String, String)>) -> (Vec<KeyStringValuePair>, Option<Str
     (out, peer, error)
 }
 
-/// An exit span's tags in Envoy's order: protocol and address first, then what the OpenTelemetry span has.
+/// An exit span's tags in Envoy's order (seen on the wire): those set while the attempt runs (`retry.count`,
+/// `canceled`), then protocol and address, then the rest as the OpenTelemetry span has them.
 pub fn exit_tags(mut tags: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut ordered = Vec::with_capacity(tags.len());
-    for name in ["http.protocol", "upstream_address"] {
+    for name in [
+        "retry.count",
+        "canceled",
+        "http.protocol",
+        "upstream_address",
+    ] {
         if let Some(i) = tags.iter().position(|t| t.0 == name) {
             ordered.push(tags.remove(i));
         }
@@ -262,11 +268,22 @@ mod tests {
         assert!(error);
         let ordered = exit_tags(vec![
             t("component", "proxy"),
+            t("retry.count", "1"),
             t("upstream_address", "a"),
             t("http.protocol", "HTTP/1.1"),
+            t("canceled", "true"),
         ]);
         let keys: Vec<&str> = ordered.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(keys, ["http.protocol", "upstream_address", "component"]);
+        assert_eq!(
+            keys,
+            [
+                "retry.count",
+                "canceled",
+                "http.protocol",
+                "upstream_address",
+                "component"
+            ]
+        );
         let id = new_id();
         assert_eq!(
             id.split('-').map(str::len).collect::<Vec<_>>(),

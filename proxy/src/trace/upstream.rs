@@ -180,6 +180,15 @@ pub fn tags(a: &AttemptSpan, retry: usize, cluster: &str) -> Vec<(String, String
     tags
 }
 
+/// An upstream attempt's `http.protocol`: Envoy's HTTP/1 codec speaks HTTP/1.1 to the upstream, and its span
+/// says so even when the server answers HTTP/1.0 (checked with Envoy 1.40 against Python's http.server).
+pub fn upstream_protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_10 => "HTTP/1.1",
+        other => protocol_name(other),
+    }
+}
+
 /// Envoy's name of an HTTP version (`http.protocol`).
 pub fn protocol_name(version: http::Version) -> &'static str {
     match version {
