@@ -1431,7 +1431,7 @@ async fn skywalking_segments_and_sw8_match_envoys() {
 
 /// SkyWalking's `max_cache_size`: while the collector is away, the oldest segments wait (up to the cache's
 /// size) and newer ones are dropped and counted in `tracing.skywalking.segments_dropped`; the waiting ones reach
-/// the collector once it is up.
+/// the collector once it is up (`cache_flushed`, `segments_flushed`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skywalking_segments_wait_in_a_bounded_cache_for_the_collector() {
     let backend = Backend::start("b").await;
@@ -1466,4 +1466,6 @@ async fn skywalking_segments_wait_in_a_bounded_cache_for_the_collector() {
         .collect();
     assert_eq!(segments, ["/first"]);
     assert_eq!(ours.stat("tracing.skywalking.segments_sent"), 1);
+    assert_eq!(ours.stat("tracing.skywalking.cache_flushed"), 1);
+    assert_eq!(ours.stat("tracing.skywalking.segments_flushed"), 1);
 }

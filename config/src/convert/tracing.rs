@@ -247,6 +247,13 @@ fn skywalking(c: &trace::SkyWalkingConfig, at: &Path, out: &mut Out) -> Option<S
         );
         return None;
     };
+    if !envoy.authority.is_empty() {
+        out.error(
+            &at_grpc.field("envoy_grpc").field("authority"),
+            "an `authority` for the SkyWalking collector is not implemented; remove it",
+        );
+        return None;
+    }
     let client = c.client_config.clone().unwrap_or_default();
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     use trace::client_config::BackendTokenSpecifier;

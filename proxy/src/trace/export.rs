@@ -86,19 +86,21 @@ pub enum DestinationKind {
 pub enum Item {
     Span(FinishedSpan),
     Segment(Box<SegmentObject>),
+    /// A segment an earlier export failed to deliver, waiting in the cache.
+    Cached(Box<SegmentObject>),
 }
 
 impl Item {
     pub fn into_span(self) -> Option<FinishedSpan> {
         match self {
             Item::Span(s) => Some(s),
-            Item::Segment(_) => None,
+            Item::Segment(_) | Item::Cached(_) => None,
         }
     }
 
     pub fn into_segment(self) -> Option<SegmentObject> {
         match self {
-            Item::Segment(s) => Some(*s),
+            Item::Segment(s) | Item::Cached(s) => Some(*s),
             Item::Span(_) => None,
         }
     }
@@ -236,16 +238,26 @@ async fn export_all(clients: &mut super::send::Clients, pending: &mut Pending) {
                     spans
                         .iter()
                         .filter_map(|i| match i {
-                            Item::Segment(s) => Some(Item::Segment(s.clone())),
+                            Item::Segment(s) | Item::Cached(s) => Some(Item::Cached(s.clone())),
                             Item::Span(_) => None,
                         })
                         .collect::<Vec<_>>(),
                 ),
                 _ => None,
             };
+            let cached = spans
+                .iter()
+                .filter(|i| matches!(i, Item::Cached(_)))
+                .count() as u64;
             match clients.send(&destination, spans).await {
                 Ok(()) => {
                     destination.stats().spans_sent.inc_by(count);
+                    // Envoy's `tracing.skywalking.cache_flushed` and `segments_flushed`.
+                    if cached > 0 {
+                        let sky = &super::stats::stats().skywalking_cache;
+                        sky.cache_flushed.inc();
+                        sky.segments_flushed.inc_by(cached);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, items = count, "tracing: export failed");

@@ -14,12 +14,20 @@ pub struct ProviderStats {
     pub spans_failed: Counter,
 }
 
+/// SkyWalking's cache of segments the collector did not take: how often it was sent, and how many segments.
+#[derive(Default)]
+pub struct CacheStats {
+    pub cache_flushed: Counter,
+    pub segments_flushed: Counter,
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub opentelemetry: ProviderStats,
     pub zipkin: ProviderStats,
     /// Segments, not spans: `tracing.skywalking.segments_sent` and `segments_dropped` (Envoy's names).
     pub skywalking: ProviderStats,
+    pub skywalking_cache: CacheStats,
     /// `http.<stat_prefix>.tracing.{random_sampling,service_forced,client_enabled,not_traceable}`: the
     /// connection manager's decisions, by reason (Envoy's names).
     pub decisions: [Family<crate::metrics::Labels, Counter>; 4],
@@ -65,6 +73,16 @@ pub fn register(registry: &mut Registry) {
             "segments_dropped",
             "Segments dropped: the export queue or the cache for an absent collector was full",
             &sky.spans_dropped,
+        ),
+        (
+            "cache_flushed",
+            "Times cached segments reached the collector",
+            &s.skywalking_cache.cache_flushed,
+        ),
+        (
+            "segments_flushed",
+            "Cached segments that reached the collector",
+            &s.skywalking_cache.segments_flushed,
         ),
     ] {
         registry.register(

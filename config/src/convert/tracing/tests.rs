@@ -282,4 +282,9 @@ fn skywalking_and_start_child_span_are_read_like_envoy() {
          {{google_grpc: {{target_uri: \"127.0.0.1:11800\", stat_prefix: s}}}}}}}}}}"
     ));
     assert!(message.contains("grpc_service"), "{message}");
+    let message = refused(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{envoy_grpc: {{cluster_name: otel, authority: oap}}}}}}}}}}"
+    ));
+    assert!(message.contains("envoy_grpc.authority"), "{message}");
 }
