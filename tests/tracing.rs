@@ -14,6 +14,8 @@
 mod datadog;
 #[path = "tracing/receivers.rs"]
 mod receivers;
+#[path = "tracing/skywalking.rs"]
+mod skywalking;
 mod support;
 
 use receivers::{OtlpReceiver, Span, ZipkinReceiver};
@@ -766,16 +768,24 @@ async fn otlp_over_http_with_the_environment_resource_detector() {
 /// as its parent.
 type Shape = (String, i32, BTreeSet<String>);
 
-async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2] {
+async fn egress_shapes(envoy: &Path, spawn: bool, child: bool) -> [(Shape, Option<Shape>); 2] {
     let backend = Backend::start("b").await;
     let (theirs_rx, ours_rx) = (OtlpReceiver::start().await, OtlpReceiver::start().await);
-    let dir = dir(&format!("egress-{spawn}"));
+    let dir = dir(&format!("egress-{spawn}-{child}"));
     let tracing = otel_tracing("s", &format!("spawn_upstream_span: {spawn},"));
+    // The router's `start_child_span`.
+    let router = |yaml: String| {
+        if child {
+            yaml.replace(".Router}", ".Router, start_child_span: true}")
+        } else {
+            yaml
+        }
+    };
     let theirs = listener();
     let _envoy = start_envoy(
         envoy,
         &dir,
-        &config(
+        &router(config(
             &theirs,
             "node-e",
             "OUTBOUND",
@@ -783,14 +793,14 @@ async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2]
             backend.address.port(),
             theirs_rx.address.port(),
             1,
-        ),
+        )),
         theirs.port,
     );
     let ours = listener();
     let _ours = Sidecar::start_with_env(
         &dir,
         "outrigger",
-        &config(
+        &router(config(
             &ours,
             "node-e",
             "OUTBOUND",
@@ -798,11 +808,11 @@ async fn egress_shapes(envoy: &Path, spawn: bool) -> [(Shape, Option<Shape>); 2]
             backend.address.port(),
             ours_rx.address.port(),
             1,
-        ),
+        )),
         ours.admin,
         &[FAST_FLUSH],
     );
-    let want = if spawn { 2 } else { 1 };
+    let want = if spawn || child { 2 } else { 1 };
     let mut shapes = Vec::new();
     for (l, rx) in [(&theirs, &theirs_rx), (&ours, &ours_rx)] {
         let reply = get(&url(l, "/e"), &[("host", "svc.test")]).await;
@@ -837,9 +847,21 @@ async fn egress_spans_and_spawned_upstream_spans_match_envoy() {
         return;
     };
     for spawn in [false, true] {
-        let [theirs, ours] = egress_shapes(&envoy, spawn).await;
+        let [theirs, ours] = egress_shapes(&envoy, spawn, false).await;
         assert_eq!(ours, theirs, "spawn_upstream_span: {spawn}");
     }
+}
+
+/// The router's deprecated `start_child_span` makes the same upstream span as `spawn_upstream_span` (name
+/// `router <cluster> egress`, CLIENT, its context sent upstream), but the egress request span stays CLIENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_child_span_spans_match_envoy() {
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let [theirs, ours] = egress_shapes(&envoy, false, true).await;
+    assert!(theirs.1.is_some(), "Envoy made no child span: {theirs:?}");
+    assert_eq!(ours, theirs);
 }
 
 /// One traced request's spans, each as (name, kind, whether its parent is the request span, tags); the
@@ -1256,4 +1278,190 @@ async fn the_readme_example_logs_and_traces_each_request() {
     };
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].contains("\"GET /hello HTTP/1.1\""), "{lines:?}");
+}
+
+fn skywalking_tracing() -> String {
+    "{provider: {name: envoy.tracers.skywalking, typed_config: {\"@type\": \
+     type.googleapis.com/envoy.config.trace.v3.SkyWalkingConfig, grpc_service: {envoy_grpc: {cluster_name: \
+     otel}, timeout: 0.25s}, client_config: {instance_name: inst-1, backend_token: tok-1}}}}"
+        .to_string()
+}
+
+/// A segment as compared: service, instance, then each span (ids, type, layer, component, operation, peer,
+/// error, tags, refs) with what cannot agree masked: request ids, the listener's port, sizes.
+fn segment_shape(
+    segment: &outrigger_proxy::trace::skywalking::SegmentObject,
+    port: u16,
+) -> Vec<String> {
+    let mut shape = vec![segment.service.clone(), segment.service_instance.clone()];
+    for span in &segment.spans {
+        assert!(
+            span.end_time >= span.start_time && span.start_time > 0,
+            "{span:?}"
+        );
+        let tags: Vec<(String, String)> = span
+            .tags
+            .iter()
+            .map(|t| {
+                let value = match t.key.as_str() {
+                    "guid:x-request-id" => "<id>".to_string(),
+                    "request_size" | "response_size" => "<n>".to_string(),
+                    _ => t.value.replace(&port.to_string(), "<port>"),
+                };
+                (t.key.clone(), value)
+            })
+            .collect();
+        let refs: Vec<String> = span.refs.iter().map(|r| format!("{r:?}")).collect();
+        shape.push(format!(
+            "span {} parent {} type {} layer {} component {} op {:?} peer {:?} error {} tags {tags:?} refs {refs:?}",
+            span.span_id,
+            span.parent_span_id,
+            span.span_type,
+            span.span_layer,
+            span.component_id,
+            span.operation_name,
+            span.peer,
+            span.is_error,
+        ));
+    }
+    shape
+}
+
+/// The same INBOUND listener (SkyWalking tracer, the router's `start_child_span`) through Envoy 1.40 and
+/// through Outrigger: for each request, the segment the collector received and the `sw8` the backend saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skywalking_segments_and_sw8_match_envoys() {
+    use outrigger_proxy::trace::sw8::Context;
+    let Some(envoy) = support::peer("envoy") else {
+        return;
+    };
+    let backend = Backend::start("b").await;
+    let dir = dir("skywalking");
+    let incoming = Context {
+        sampled: false,
+        trace_id: "trace-in".into(),
+        segment_id: "segment-in".into(),
+        span_id: 3,
+        service: "caller".into(),
+        instance: "caller-1".into(),
+        endpoint: "/caller".into(),
+        target: "10.0.0.1:80".into(),
+    }
+    .encode();
+    // The 503 is retried twice (`x-retry`): three exit spans, the first two canceled.
+    let requests: [(&str, Vec<(&str, &str)>); 4] = [
+        ("/sw/plain?x=1", vec![]),
+        ("/status/503", vec![("x-retry", "1")]),
+        ("/sw/continued", vec![("sw8", &incoming)]),
+        ("/sw/malformed", vec![("sw8", "1-bm90-YmFzZTY0")]),
+    ];
+    let mut outcomes = Vec::new();
+    for ours in [false, true] {
+        let rx = skywalking::SkyWalkingReceiver::start().await;
+        let l = listener();
+        let yaml = config(
+            &l,
+            "node-sw",
+            "INBOUND",
+            &skywalking_tracing(),
+            backend.address.port(),
+            rx.address.port(),
+            1,
+        )
+        .replace(".Router}", ".Router, start_child_span: true}");
+        let _envoy = (!ours).then(|| start_envoy(&envoy, &dir, &yaml, l.port));
+        let _ours =
+            ours.then(|| Sidecar::start_with_env(&dir, "outrigger", &yaml, l.admin, &[FAST_FLUSH]));
+        let mut seen_sw8 = Vec::new();
+        for (path, headers) in &requests {
+            let reply = get(&url(&l, path), headers).await;
+            let header = seen(&reply, "sw8").expect("the backend got an sw8");
+            seen_sw8.push((reply.status, Context::decode(&header).expect("a valid sw8")));
+        }
+        let segments = rx.wait_for(requests.len()).await;
+        assert_eq!(
+            segments.len(),
+            requests.len(),
+            "ours: {ours}: {segments:#?}"
+        );
+        let mut outcome = Vec::new();
+        for ((path, _), (status, sent)) in requests.iter().zip(seen_sw8) {
+            let (token, segment) = segments
+                .iter()
+                .find(|(_, s)| s.spans.first().is_some_and(|e| e.operation_name == *path))
+                .unwrap_or_else(|| panic!("no segment for {path}: {segments:#?}"));
+            assert_eq!(token.as_deref(), Some("tok-1"), "the backend_token");
+            // The upstream continues this segment's exit span.
+            assert_eq!(sent.trace_id, segment.trace_id, "{path}");
+            assert_eq!(sent.segment_id, segment.trace_segment_id, "{path}");
+            if *path == "/sw/continued" {
+                assert_eq!(segment.trace_id, "trace-in");
+            } else {
+                assert_ne!(segment.trace_id, "trace-in");
+            }
+            outcome.push((
+                status,
+                (sent.sampled, sent.span_id, sent.service, sent.instance),
+                (sent.endpoint, sent.target),
+                segment_shape(segment, l.port),
+            ));
+        }
+        outcomes.push(outcome);
+    }
+    let ours = outcomes.pop().unwrap();
+    let theirs = outcomes.pop().unwrap();
+    assert_eq!(theirs[1].0, 503);
+    assert_eq!(
+        theirs[1].3.len(),
+        2 + 4,
+        "Envoy's entry span and three exit spans"
+    );
+    assert!(
+        theirs[2].3[2].contains("caller-1"),
+        "Envoy kept the reference: {theirs:#?}"
+    );
+    for (theirs, ours) in theirs.iter().zip(&ours) {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// SkyWalking's `max_cache_size`: while the collector is away, the oldest segments wait (up to the cache's
+/// size) and newer ones are dropped and counted in `tracing.skywalking.segments_dropped`; the waiting ones reach
+/// the collector once it is up (`cache_flushed`, `segments_flushed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skywalking_segments_wait_in_a_bounded_cache_for_the_collector() {
+    let backend = Backend::start("b").await;
+    let dir = dir("skywalking-cache");
+    let collector = free_port();
+    let l = listener();
+    let tracing = skywalking_tracing().replace("backend_token: tok-1", "max_cache_size: 1");
+    let yaml = config(
+        &l,
+        "node-c",
+        "INBOUND",
+        &tracing,
+        backend.address.port(),
+        collector,
+        1,
+    );
+    let ours = Sidecar::start_with_env(&dir, "outrigger", &yaml, l.admin, &[FAST_FLUSH]);
+    for path in ["/first", "/second", "/third"] {
+        assert_eq!(get(&url(&l, path), &[]).await.status, 200);
+        // Each gets its own failed export.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(ours.stat("tracing.skywalking.segments_dropped"), 2);
+    let rx = skywalking::SkyWalkingReceiver::start_on(collector).await;
+    rx.wait_for(1).await;
+    // Nothing else comes after the cached one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let segments: Vec<String> = rx
+        .segments()
+        .iter()
+        .map(|(_, s)| s.spans[0].operation_name.clone())
+        .collect();
+    assert_eq!(segments, ["/first"]);
+    assert_eq!(ours.stat("tracing.skywalking.segments_sent"), 1);
+    assert_eq!(ours.stat("tracing.skywalking.cache_flushed"), 1);
+    assert_eq!(ours.stat("tracing.skywalking.segments_flushed"), 1);
 }

@@ -110,6 +110,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "envoy.config.trace.v3.OpenTelemetryConfig",
     "envoy.config.trace.v3.ZipkinConfig",
     "envoy.config.trace.v3.DatadogConfig",
+    "envoy.config.trace.v3.SkyWalkingConfig",
     "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
     "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin",
     "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
@@ -304,6 +305,14 @@ const MESSAGES: &[MessageSupport] = &[
         "collector_cluster service_name collector_hostname",
     ),
     msg(
+        "envoy.config.trace.v3.SkyWalkingConfig",
+        "grpc_service client_config",
+    ),
+    msg(
+        "envoy.config.trace.v3.ClientConfig",
+        "service_name instance_name backend_token max_cache_size",
+    ),
+    msg(
         "envoy.type.tracing.v3.CustomTag",
         "tag literal environment request_header",
     ),
@@ -334,7 +343,7 @@ const MESSAGES: &[MessageSupport] = &[
     ),
     msg(
         "envoy.extensions.filters.http.router.v3.Router",
-        "suppress_envoy_headers",
+        "suppress_envoy_headers start_child_span",
     ),
     msg(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",

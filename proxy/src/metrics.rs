@@ -513,7 +513,7 @@ fn envoy_stat_line(sample: &str) -> Option<String> {
         return Some(format!("http.{prefix}.tracing.{rest}: {value}"));
     }
     // The tracers' statistics: `tracing.opentelemetry.spans_sent`.
-    for provider in ["opentelemetry", "zipkin", "datadog"] {
+    for provider in ["opentelemetry", "zipkin", "datadog", "skywalking"] {
         if let Some(rest) = name.strip_prefix(&format!("envoy_tracing_{provider}_")) {
             let rest = rest.strip_suffix("_total").unwrap_or(rest);
             return Some(format!("tracing.{provider}.{rest}: {value}"));

@@ -1,5 +1,5 @@
-//! Distributed tracing as Envoy's HTTP connection manager does it (`tracing` with the OpenTelemetry or Zipkin
-//! provider): the trace decision (`decision.rs`, once per request, written into `x-request-id`), the trace
+//! Distributed tracing as Envoy's HTTP connection manager does it (`tracing` with the OpenTelemetry, Zipkin or
+//! SkyWalking provider): the trace decision (`decision.rs`, once per request, written into `x-request-id`), the trace
 //! context read from the request and written upstream (`context.rs`), and a span per sampled request built from
 //! the access-log `Record` when the response has been sent, handed to the export thread (`export.rs`).
 //!
@@ -13,8 +13,10 @@ pub mod decorator;
 pub mod export;
 mod otlp;
 mod send;
+pub mod skywalking;
 pub mod span;
 pub mod stats;
+pub mod sw8;
 pub mod upstream;
 mod zipkin;
 
@@ -42,6 +44,9 @@ pub struct Tracer {
     fixed_tags: Vec<(String, String)>,
     /// `http.<stat_prefix>.tracing.*`, by `decision::Reason::index`.
     decisions: [prometheus_client::metrics::counter::Counter; 4],
+    /// SkyWalking: the segments' service and instance names (`client_config`, else the node's `cluster` and
+    /// `id`, else `EnvoyProxy`: Envoy's defaults).
+    skywalking_names: Option<(String, String)>,
 }
 
 /// A traced request in flight: what its span needs besides the `Record`.
@@ -61,12 +66,17 @@ pub struct Active {
     shared: bool,
     start: SystemTime,
     name: String,
+    /// SkyWalking's segment (ids, the caller's context, names); None for the other providers.
+    segment: Option<Box<skywalking::Segment>>,
 }
 
 impl Active {
-    /// The route's `decorator` (or an ingress request's `x-envoy-decorator-operation`) names the span.
+    /// The route's `decorator` (or an ingress request's `x-envoy-decorator-operation`) names the span. Envoy
+    /// 1.40's SkyWalking spans keep the request's path instead.
     pub fn set_operation(&mut self, name: &str) {
-        self.name = name.to_string();
+        if self.segment.is_none() {
+            self.name = name.to_string();
+        }
     }
 }
 
@@ -165,6 +175,13 @@ impl Tracer {
                         snapshot.node.cluster.clone()
                     },
                 },
+                Provider::SkyWalking(s) => DestinationKind::SkyWalking {
+                    address: cluster_address(&s.cluster)?,
+                    // Envoy sets no deadline by default; an export still gives up after this.
+                    timeout: s.timeout.unwrap_or(std::time::Duration::from_secs(5)),
+                    token: s.backend_token.clone(),
+                    max_cache_size: s.max_cache_size as usize,
+                },
             })
         };
         let destination = match kind() {
@@ -195,12 +212,26 @@ impl Tracer {
             .unwrap_or_default();
         fixed_tags.push(("node_id".into(), snapshot.node.id.clone()));
         fixed_tags.push(("zone".into(), zone));
+        // Checked with Envoy 1.40: each name falls back on its own to the node's, then to `EnvoyProxy`.
+        let or_node = |name: &Option<String>, node: &str| {
+            name.clone()
+                .or_else(|| (!node.is_empty()).then(|| node.to_string()))
+                .unwrap_or_else(|| "EnvoyProxy".to_string())
+        };
+        let skywalking_names = match &config.provider {
+            Provider::SkyWalking(s) => Some((
+                or_node(&s.service_name, &snapshot.node.cluster),
+                or_node(&s.instance_name, &snapshot.node.id),
+            )),
+            _ => None,
+        };
         Self {
             config: config.clone(),
             egress: direction == TrafficDirection::Outbound,
             destination,
             fixed_tags,
             decisions: stats::decision_counters(stat_prefix),
+            skywalking_names,
         }
     }
 
@@ -220,6 +251,7 @@ impl Tracer {
             })),
             fixed_tags: Vec::new(),
             decisions: Default::default(),
+            skywalking_names: None,
         }
     }
 
@@ -231,19 +263,27 @@ impl Tracer {
     fn zipkin(&self) -> Option<&outrigger_config::model::tracing::Zipkin> {
         match &self.config.provider {
             Provider::Zipkin(z) => Some(z),
-            Provider::OpenTelemetry(_) | Provider::Datadog(_) => None,
+            Provider::OpenTelemetry(_) | Provider::Datadog(_) | Provider::SkyWalking(_) => None,
         }
     }
 
     /// Decides for the request, writes the context its upstream will see, and returns what its span needs when
-    /// it is sampled. `authority` names an egress span (`egress <host>`).
-    pub fn start(&self, headers: &mut HeaderMap, authority: Option<&str>) -> Option<Active> {
+    /// it is sampled. `authority` names an egress span (`egress <host>`); `path` names a SkyWalking span.
+    pub fn start(
+        &self,
+        headers: &mut HeaderMap,
+        authority: Option<&str>,
+        path: &str,
+    ) -> Option<Active> {
         let reason = decision::decide(&self.config, headers);
         if let Some(counter) = self.decisions.get(reason.index()) {
             counter.inc();
         }
         if let Provider::Datadog(d) = &self.config.provider {
             return Some(self.start_datadog(d, reason.traced(), headers, authority));
+        }
+        if let Some((service, instance)) = &self.skywalking_names {
+            return self.start_skywalking(headers, reason.traced(), path, service, instance);
         }
         let (incoming, sampled) = match self.zipkin() {
             None => {
@@ -284,7 +324,7 @@ impl Tracer {
                 (trace_id, nonzero_u64(), None)
             }
         };
-        let upstream_span = self.config.spawn_upstream_span.then(nonzero_u64);
+        let upstream_span = self.child_spans().then(nonzero_u64);
         let tracestate = incoming.and_then(|c| c.tracestate);
         // What the upstream sees: our span (or its upstream child) as its parent.
         let (propagated, propagated_parent) = match upstream_span {
@@ -331,6 +371,72 @@ impl Tracer {
             shared,
             start: SystemTime::now(),
             name,
+            segment: None,
+        })
+    }
+
+    /// Whether each upstream attempt gets a span of its own (`spawn_upstream_span` or the router's
+    /// `start_child_span`: Envoy 1.40 makes the same span for either).
+    fn child_spans(&self) -> bool {
+        self.config.spawn_upstream_span || self.config.start_child_span
+    }
+
+    /// SkyWalking: continues a valid incoming `sw8` (anything else is ignored, as Envoy does) in a new segment.
+    /// Checked with Envoy 1.40: only an exit span writes `sw8`, so without child spans the upstream gets none.
+    fn start_skywalking(
+        &self,
+        headers: &HeaderMap,
+        traced: bool,
+        path: &str,
+        service: &str,
+        instance: &str,
+    ) -> Option<Active> {
+        let parent = headers
+            .get(sw8::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let context = sw8::Context::decode(v);
+                if context.is_none() {
+                    tracing::debug!(
+                        sw8 = v,
+                        "tracing: an invalid sw8 header is ignored; a new trace starts"
+                    );
+                }
+                context
+            });
+        // Checked with Envoy 1.40: a valid `sw8` is continued and reported whatever its sample flag and the
+        // connection manager's decision; without one, an untraced request has no segment and sends no `sw8`.
+        if !traced && parent.is_none() {
+            return None;
+        }
+        let segment = skywalking::Segment {
+            trace_id: parent
+                .as_ref()
+                .map_or_else(skywalking::new_id, |p| p.trace_id.clone()),
+            segment_id: skywalking::new_id(),
+            sampled: true,
+            parent,
+            endpoint: path.to_string(),
+            service: service.to_string(),
+            instance: instance.to_string(),
+        };
+        Some(Active {
+            trace_id: 0,
+            span_id: 0,
+            parent_id: None,
+            tracestate: None,
+            // Exit spans are numbered from 1 in the segment.
+            upstream_span: self.child_spans().then_some(1),
+            attempts: Vec::new(),
+            propagation: Propagation {
+                b3: false,
+                w3c: false,
+            },
+            shared: false,
+            start: SystemTime::now(),
+            name: path.to_string(),
+            datadog: None,
+            segment: Some(Box::new(segment)),
         })
     }
 
@@ -349,6 +455,9 @@ impl Tracer {
         let end = SystemTime::now();
         let start = record.start.unwrap_or(active.start);
         let mut tags = self.tags(record);
+        if let Some(segment) = &active.segment {
+            return self.finish_segment(segment, &active, record, start, end, tags);
+        }
         if let Some(state) = &active.datadog {
             datadog::span_tags(state, &mut tags);
         }
@@ -375,7 +484,7 @@ impl Tracer {
             name: active.name,
             // Envoy 1.40: with an upstream span of its own the request's span is the hop's SERVER span;
             // without one, an egress span stands for the call and is CLIENT.
-            kind: if self.egress && active.upstream_span.is_none() {
+            kind: if self.egress && !self.config.spawn_upstream_span {
                 Kind::Client
             } else {
                 Kind::Server
@@ -388,6 +497,66 @@ impl Tracer {
         });
     }
 
+    /// SkyWalking: the request's segment, its entry span first and an exit span per attempt.
+    fn finish_segment(
+        &self,
+        segment: &skywalking::Segment,
+        active: &Active,
+        record: &Record,
+        start: SystemTime,
+        end: SystemTime,
+        tags: Vec<(String, String)>,
+    ) {
+        use skywalking::{COMPONENT_ENVOY, LAYER_HTTP, SPAN_TYPE_EXIT, SpanObject};
+        let (tags, peer, is_error) = skywalking::tags(tags);
+        let mut spans = vec![SpanObject {
+            span_id: 0,
+            parent_span_id: -1,
+            start_time: skywalking::millis(start),
+            end_time: skywalking::millis(end),
+            refs: segment.reference().into_iter().collect(),
+            operation_name: segment.endpoint.clone(),
+            peer: peer.unwrap_or_default(),
+            span_type: 0,
+            span_layer: LAYER_HTTP,
+            component_id: COMPONENT_ENVOY,
+            is_error,
+            tags,
+        }];
+        let cluster = record.upstream_cluster.as_deref().unwrap_or("-");
+        for (retry, attempt) in active.attempts.iter().enumerate() {
+            let tags = skywalking::exit_tags(upstream::tags(attempt, retry, cluster));
+            let (tags, peer, is_error) = skywalking::tags(tags);
+            spans.push(SpanObject {
+                span_id: i32::try_from(attempt.span_id).unwrap_or(i32::MAX),
+                parent_span_id: 0,
+                start_time: skywalking::millis(attempt.start),
+                end_time: skywalking::millis(attempt.end.unwrap_or(end)),
+                refs: Vec::new(),
+                operation_name: segment.endpoint.clone(),
+                peer: peer.unwrap_or_default(),
+                span_type: SPAN_TYPE_EXIT,
+                span_layer: LAYER_HTTP,
+                component_id: COMPONENT_ENVOY,
+                is_error,
+                tags,
+            });
+        }
+        let object = skywalking::SegmentObject {
+            trace_id: segment.trace_id.clone(),
+            trace_segment_id: segment.segment_id.clone(),
+            spans,
+            service: segment.service.clone(),
+            service_instance: segment.instance.clone(),
+        };
+        match &self.destination {
+            Some(destination) => export::submit_segment(destination, object),
+            None => {
+                stats::stats().skywalking.spans_dropped.inc();
+            }
+        }
+    }
+
     fn submit(&self, span: FinishedSpan) {
         match &self.destination {
             Some(destination) => export::submit(destination, span),
@@ -397,6 +566,7 @@ impl Tracer {
                     Provider::Zipkin(_) => &all.zipkin,
                     Provider::OpenTelemetry(_) => &all.opentelemetry,
                     Provider::Datadog(_) => &all.datadog,
+                    Provider::SkyWalking(_) => &all.skywalking,
                 };
                 provider.spans_dropped.inc();
             }

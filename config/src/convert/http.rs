@@ -85,6 +85,11 @@ pub fn connection_manager(
     if let RouteSource::Static(table) = &routes {
         check_filter_destination_cluster(&http_filters, table, &at.field("http_filters"), out);
     }
+    // The router's deprecated `start_child_span` spawns the same per-attempt span as `spawn_upstream_span`
+    // (checked with Envoy 1.40), so the tracer carries it.
+    let start_child_span = http_filters
+        .iter()
+        .any(|f| matches!(f, HttpFilter::Router(r) if r.start_child_span));
     let common = h.common_http_protocol_options.unwrap_or_default();
     let request_timeout = timeout_or(&h.request_timeout, None);
     let forward_client_cert_details = match F::try_from(h.forward_client_cert_details) {
@@ -155,7 +160,11 @@ pub fn connection_manager(
         tracing: h
             .tracing
             .as_ref()
-            .and_then(|t| super::tracing::tracing(t, &at.field("tracing"), out)),
+            .and_then(|t| super::tracing::tracing(t, &at.field("tracing"), out))
+            .map(|mut t| {
+                t.start_child_span = start_child_span;
+                t
+            }),
     })
 }
 
@@ -222,6 +231,8 @@ fn http_filters(filters: &[pb::HttpFilter], at: &Path, out: &mut Out) -> Vec<Htt
             ROUTER => decode_any::<router::Router>(any, &at_config, out).map(|r| {
                 HttpFilter::Router(Router {
                     suppress_envoy_headers: r.suppress_envoy_headers,
+                    #[allow(deprecated)]
+                    start_child_span: r.start_child_span,
                 })
             }),
             LOCAL_RATE_LIMIT => decode_any(any, &at_config, out)

@@ -1,10 +1,11 @@
 //! The connection manager's `tracing` block and its provider (`envoy.tracers.opentelemetry`,
-//! `envoy.tracers.zipkin`; `envoy.tracers.datadog` in `tracing_datadog.rs`).
+//! `envoy.tracers.zipkin`, `envoy.tracers.skywalking`; `envoy.tracers.datadog` in `tracing_datadog.rs`).
 
 use super::{Out, bool_or, decode_any, timeout_or, type_name, u32_or};
 use crate::diagnostic::Path;
 use crate::model::tracing::{
-    CollectorTarget, CustomTag, OpenTelemetry, OtlpCollector, Provider, TagValue, Tracing, Zipkin,
+    CollectorTarget, CustomTag, OpenTelemetry, OtlpCollector, Provider, SkyWalking, TagValue,
+    Tracing, Zipkin,
 };
 use envoy_types::pb::envoy::config::core::v3 as core;
 use envoy_types::pb::envoy::config::trace::v3 as trace;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub const OPENTELEMETRY: &str = "envoy.config.trace.v3.OpenTelemetryConfig";
 pub const ZIPKIN: &str = "envoy.config.trace.v3.ZipkinConfig";
+pub const SKYWALKING: &str = "envoy.config.trace.v3.SkyWalkingConfig";
 pub const ENVIRONMENT_DETECTOR: &str = "envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig";
 
 /// Envoy's OTLP exporters have no default timeout of their own; a collector that never answers must not hold
@@ -53,6 +55,8 @@ pub fn tracing(
             .filter_map(|(i, tag)| custom_tag(tag, &at.field("custom_tags").index(i), out))
             .collect(),
         spawn_upstream_span: bool_or(&t.spawn_upstream_span, false),
+        // Set from the router's config by the connection manager.
+        start_child_span: false,
     })
 }
 
@@ -75,10 +79,14 @@ fn provider(p: &trace::tracing::Http, at: &Path, out: &mut Out) -> Option<Provid
             let c: trace::DatadogConfig = decode_any(any, &at, out)?;
             Some(Provider::Datadog(super::tracing_datadog::datadog(&c)))
         }
+        SKYWALKING => {
+            let c: trace::SkyWalkingConfig = decode_any(any, &at, out)?;
+            skywalking(&c, &at, out).map(Provider::SkyWalking)
+        }
         other => {
             out.error(
                 &at,
-                format!("{other} is not a tracer Outrigger runs; use OpenTelemetryConfig, ZipkinConfig or DatadogConfig"),
+                format!("{other} is not a tracer Outrigger runs; use OpenTelemetryConfig, ZipkinConfig, DatadogConfig or SkyWalkingConfig"),
             );
             None
         }
@@ -228,6 +236,43 @@ fn zipkin(c: &trace::ZipkinConfig, at: &Path, out: &mut Out) -> Option<Zipkin> {
     })
 }
 
+fn skywalking(c: &trace::SkyWalkingConfig, at: &Path, out: &mut Out) -> Option<SkyWalking> {
+    let at_grpc = at.field("grpc_service");
+    let Some(core::GrpcService {
+        target_specifier: Some(core::grpc_service::TargetSpecifier::EnvoyGrpc(envoy)),
+        timeout,
+        ..
+    }) = &c.grpc_service
+    else {
+        out.error(
+            &at_grpc,
+            "SkyWalkingConfig needs `grpc_service: {envoy_grpc: {cluster_name: ...}}` naming the collector's \
+             cluster (google_grpc is not supported)",
+        );
+        return None;
+    };
+    if !envoy.authority.is_empty() {
+        out.error(
+            &at_grpc.field("envoy_grpc").field("authority"),
+            "an `authority` for the SkyWalking collector is not implemented; remove it",
+        );
+        return None;
+    }
+    let client = c.client_config.clone().unwrap_or_default();
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    use trace::client_config::BackendTokenSpecifier;
+    Some(SkyWalking {
+        cluster: envoy.cluster_name.clone(),
+        timeout: timeout_or(timeout, None),
+        service_name: non_empty(&client.service_name),
+        instance_name: non_empty(&client.instance_name),
+        backend_token: client
+            .backend_token_specifier
+            .map(|BackendTokenSpecifier::BackendToken(t)| t),
+        max_cache_size: u32_or(&client.max_cache_size, 1024),
+    })
+}
+
 fn custom_tag(t: &tags::CustomTag, at: &Path, out: &mut Out) -> Option<CustomTag> {
     use tags::custom_tag::Type;
     let value = match &t.r#type {
@@ -271,6 +316,7 @@ pub fn collector_cluster(t: &Tracing) -> Option<&str> {
         },
         Provider::Zipkin(z) => Some(&z.collector_cluster),
         Provider::Datadog(d) => Some(&d.collector_cluster),
+        Provider::SkyWalking(s) => Some(&s.cluster),
     }
 }
 

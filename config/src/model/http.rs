@@ -228,6 +228,9 @@ pub struct FaultAbort {
 pub struct Router {
     /// Envoy's default: false (the router adds `x-envoy-*` headers).
     pub suppress_envoy_headers: bool,
+    /// Envoy's default: false. With a `tracing` block, each upstream attempt gets a child span (the
+    /// connection manager's `Tracing.start_child_span` carries it to the tracer).
+    pub start_child_span: bool,
 }
 
 /// `envoy.filters.http.local_ratelimit`: a token bucket, per listener or per route, and buckets per descriptor.

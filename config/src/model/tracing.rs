@@ -19,6 +19,9 @@ pub struct Tracing {
     /// Envoy's default: false. True: each upstream attempt gets a CLIENT span of its own, child of the
     /// downstream span, and that span's context is what travels upstream.
     pub spawn_upstream_span: bool,
+    /// The router's `start_child_span` (Envoy's default: false): a child span per upstream attempt as with
+    /// `spawn_upstream_span`, but the downstream span keeps the kind it has without one.
+    pub start_child_span: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -30,6 +33,8 @@ pub enum Provider {
     Zipkin(Zipkin),
     /// `envoy.tracers.datadog`: Datadog and W3C headers, spans as msgpack to the agent's `/v0.4/traces`.
     Datadog(Datadog),
+    /// `envoy.tracers.skywalking`: the `sw8` header, segments over SkyWalking's gRPC `collect` stream.
+    SkyWalking(SkyWalking),
 }
 
 /// `envoy.config.trace.v3.DatadogConfig`.
@@ -41,6 +46,23 @@ pub struct Datadog {
     pub service_name: String,
     /// The `Host` of the requests to the agent; Envoy's default: the cluster name.
     pub collector_hostname: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SkyWalking {
+    /// `grpc_service.envoy_grpc.cluster_name`.
+    pub cluster: String,
+    /// `grpc_service.timeout`; None: no deadline on the stream (Envoy's default).
+    #[serde(serialize_with = "super::core::optional_duration")]
+    pub timeout: Option<Duration>,
+    /// `client_config.service_name`; None: the node's `cluster` (Envoy's default).
+    pub service_name: Option<String>,
+    /// `client_config.instance_name`; None: the node's `id` (Envoy's default).
+    pub instance_name: Option<String>,
+    /// `client_config.backend_token`, sent as the `authentication` metadata of the stream.
+    pub backend_token: Option<String>,
+    /// `client_config.max_cache_size`; Envoy's default: 1024 segments kept while the collector is away.
+    pub max_cache_size: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]

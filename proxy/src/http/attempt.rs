@@ -177,7 +177,7 @@ async fn send(
     match &result {
         Ok((response, _)) => end_span(AttemptEnd::Response {
             status: response.status().as_u16(),
-            protocol: crate::trace::upstream::protocol_name(response.version()),
+            protocol: crate::trace::upstream::upstream_protocol_name(response.version()),
         }),
         Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
             end_span(AttemptEnd::ConnectFailed);

@@ -446,7 +446,8 @@ where
                 .names_spans_by_authority()
                 .then(|| headers::authority(&parts).map(str::to_string))
                 .flatten();
-            tracer.start(&mut parts.headers, authority.as_deref())
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            tracer.start(&mut parts.headers, authority.as_deref(), path)
         });
         // Notes kept only for the span go when the request is not sampled: the layers inside then fill nothing.
         let notes = notes.and_then(|n| {

@@ -209,6 +209,7 @@ impl super::Tracer {
                 w3c: false,
             },
             datadog: Some(Box::new(state)),
+            segment: None,
             shared: false,
             start: std::time::SystemTime::now(),
             name: self.span_name(authority),

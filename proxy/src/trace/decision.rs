@@ -135,6 +135,7 @@ mod tests {
             max_path_tag_length: 256,
             custom_tags: vec![],
             spawn_upstream_span: false,
+            start_child_span: false,
         }
     }
 

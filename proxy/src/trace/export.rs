@@ -8,6 +8,7 @@
 //! Shutdown: `flush(deadline)` asks the thread to export everything queued and waits for its answer, from the
 //! caller's thread (the main thread after the drain), for at most `deadline`.
 
+use super::skywalking::SegmentObject;
 use super::span::FinishedSpan;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -43,6 +44,7 @@ impl Destination {
         match self.kind {
             DestinationKind::Zipkin { .. } => &all.zipkin,
             DestinationKind::Datadog { .. } => &all.datadog,
+            DestinationKind::SkyWalking { .. } => &all.skywalking,
             _ => &all.opentelemetry,
         }
     }
@@ -78,6 +80,40 @@ pub enum DestinationKind {
         /// The sampling rates the agent's answers set, read by the tracer's decisions.
         rates: Arc<super::datadog::Rates>,
     },
+    /// SkyWalking's `TraceSegmentReportService/collect`: one client stream per batch of segments.
+    SkyWalking {
+        address: String,
+        timeout: Duration,
+        /// Sent as the stream's `authentication` metadata.
+        token: Option<String>,
+        /// How many segments wait for a collector that did not take them (Envoy's `max_cache_size`).
+        max_cache_size: usize,
+    },
+}
+
+/// What a tracer hands over: a span (OpenTelemetry, Zipkin) or a whole segment (SkyWalking).
+#[derive(Debug)]
+pub enum Item {
+    Span(FinishedSpan),
+    Segment(Box<SegmentObject>),
+    /// A segment an earlier export failed to deliver, waiting in the cache.
+    Cached(Box<SegmentObject>),
+}
+
+impl Item {
+    pub fn into_span(self) -> Option<FinishedSpan> {
+        match self {
+            Item::Span(s) => Some(s),
+            Item::Segment(_) | Item::Cached(_) => None,
+        }
+    }
+
+    pub fn into_segment(self) -> Option<SegmentObject> {
+        match self {
+            Item::Segment(s) | Item::Cached(s) => Some(*s),
+            Item::Span(_) => None,
+        }
+    }
 }
 
 impl DestinationKind {
@@ -92,7 +128,7 @@ impl DestinationKind {
 const DATADOG_INTERVAL: Duration = Duration::from_secs(2);
 
 enum Message {
-    Span(Arc<Destination>, FinishedSpan),
+    Span(Arc<Destination>, Item),
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
@@ -133,10 +169,19 @@ fn exporter() -> Option<&'static Exporter> {
 
 /// Hands a finished span over; never waits.
 pub fn submit(destination: &Arc<Destination>, span: FinishedSpan) {
+    submit_item(destination, Item::Span(span));
+}
+
+/// Hands a finished SkyWalking segment over; never waits.
+pub fn submit_segment(destination: &Arc<Destination>, segment: SegmentObject) {
+    submit_item(destination, Item::Segment(Box::new(segment)));
+}
+
+fn submit_item(destination: &Arc<Destination>, item: Item) {
     let Some(exporter) = exporter() else { return };
     if exporter
         .queue
-        .try_send(Message::Span(destination.clone(), span))
+        .try_send(Message::Span(destination.clone(), item))
         .is_err()
     {
         destination.stats().spans_dropped.inc();
@@ -155,7 +200,7 @@ pub fn flush(deadline: Duration) -> bool {
     wait.recv_timeout(deadline).is_ok()
 }
 
-type Pending = HashMap<usize, (Arc<Destination>, Vec<FinishedSpan>)>;
+type Pending = HashMap<usize, (Arc<Destination>, Vec<Item>)>;
 
 async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedReceiver<Message>) {
     let mut clients = super::send::Clients::default();
@@ -228,20 +273,67 @@ async fn export_some(clients: &mut super::send::Clients, pending: &mut Pending, 
 }
 
 async fn export(clients: &mut super::send::Clients, pending: &mut Pending, keys: Vec<usize>) {
-    for (destination, mut spans) in keys.into_iter().filter_map(|k| pending.remove(&k)) {
+    // SkyWalking segments the collector did not take wait for the next export, as Envoy caches them.
+    let mut kept: Vec<(usize, Arc<Destination>, Vec<Item>)> = Vec::new();
+    for (key, (destination, mut spans)) in keys
+        .into_iter()
+        .filter_map(|k| pending.remove(&k).map(|entry| (k, entry)))
+    {
+        let mut failed = Vec::new();
         while !spans.is_empty() {
             let rest = spans.split_off(spans.len().min(MAX_EXPORT));
             let count = spans.len() as u64;
+            let copy = match &destination.kind {
+                DestinationKind::SkyWalking { .. } => Some(
+                    spans
+                        .iter()
+                        .filter_map(|i| match i {
+                            Item::Segment(s) | Item::Cached(s) => Some(Item::Cached(s.clone())),
+                            Item::Span(_) => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            };
+            let cached = spans
+                .iter()
+                .filter(|i| matches!(i, Item::Cached(_)))
+                .count() as u64;
             match clients.send(&destination, spans).await {
                 Ok(()) => {
                     destination.stats().spans_sent.inc_by(count);
+                    // Envoy's `tracing.skywalking.cache_flushed` and `segments_flushed`.
+                    if cached > 0 {
+                        let sky = &super::stats::stats().skywalking_cache;
+                        sky.cache_flushed.inc();
+                        sky.segments_flushed.inc_by(cached);
+                    }
                 }
                 Err(e) => {
-                    destination.stats().spans_failed.inc_by(count);
-                    tracing::warn!(error = %e, spans = count, "tracing: export failed; these spans are lost");
+                    tracing::warn!(error = %e, items = count, "tracing: export failed");
+                    match copy {
+                        Some(copy) => failed.extend(copy),
+                        None => {
+                            destination.stats().spans_failed.inc_by(count);
+                        }
+                    }
                 }
             }
             spans = rest;
         }
+        if let DestinationKind::SkyWalking { max_cache_size, .. } = destination.kind {
+            // Envoy's cache keeps the segments it holds and drops the newer ones once full.
+            if failed.len() > max_cache_size {
+                let over = failed.len() - max_cache_size;
+                failed.truncate(max_cache_size);
+                destination.stats().spans_dropped.inc_by(over as u64);
+            }
+            if !failed.is_empty() {
+                kept.push((key, destination, failed));
+            }
+        }
+    }
+    for (key, destination, items) in kept {
+        pending.insert(key, (destination, items));
     }
 }

@@ -1,7 +1,7 @@
 //! The collectors' clients, owned by the export thread and built there (in the runtime that polls them): a
 //! tonic channel per OTLP/gRPC collector, one hyper client for the HTTP ones (OTLP/HTTP, Zipkin).
 
-use super::export::{Destination, DestinationKind};
+use super::export::{Destination, DestinationKind, Item};
 use super::span::FinishedSpan;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,6 +33,8 @@ const ANSWER_MAX: usize = 64 * 1024;
 #[derive(Default)]
 pub struct Clients {
     grpc: HashMap<String, TraceServiceClient<Channel>>,
+    /// SkyWalking collectors' channels, by address.
+    skywalking: HashMap<String, Channel>,
     http: Option<Client<HttpConnector, Full<Bytes>>>,
 }
 
@@ -40,8 +42,21 @@ impl Clients {
     pub async fn send(
         &mut self,
         destination: &Arc<Destination>,
-        spans: Vec<FinishedSpan>,
+        items: Vec<Item>,
     ) -> Result<(), SendError> {
+        if let DestinationKind::SkyWalking {
+            address,
+            timeout,
+            token,
+            ..
+        } = &destination.kind
+        {
+            let segments = items.into_iter().filter_map(Item::into_segment).collect();
+            return self
+                .collect(address, *timeout, token.as_deref(), segments)
+                .await;
+        }
+        let spans: Vec<FinishedSpan> = items.into_iter().filter_map(Item::into_span).collect();
         match &destination.kind {
             DestinationKind::OtlpGrpc {
                 address,
@@ -139,7 +154,55 @@ impl Clients {
                     }
                 }
             }
+            DestinationKind::SkyWalking { .. } => Ok(()),
         }
+    }
+
+    /// One `TraceSegmentReportService/collect` client stream carrying `segments`.
+    async fn collect(
+        &mut self,
+        address: &str,
+        timeout: std::time::Duration,
+        token: Option<&str>,
+        segments: Vec<super::skywalking::SegmentObject>,
+    ) -> Result<(), SendError> {
+        let grpc_error = |message: String| SendError::Grpc {
+            address: address.to_string(),
+            message,
+        };
+        let channel = match self.skywalking.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                    .map_err(|e| grpc_error(e.to_string()))?
+                    .connect_timeout(timeout)
+                    .timeout(timeout)
+                    .connect_lazy();
+                self.skywalking.insert(address.to_string(), channel.clone());
+                channel
+            }
+        };
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready()
+            .await
+            .map_err(|e| grpc_error(format!("not ready: {e}")))?;
+        let mut request = tonic::Request::new(futures_util::stream::iter(segments));
+        if let Some(token) = token {
+            let value = token.parse().map_err(|_| {
+                grpc_error("the backend_token is not a valid metadata value".into())
+            })?;
+            request.metadata_mut().insert("authentication", value);
+        }
+        let path = http::uri::PathAndQuery::from_static(super::skywalking::COLLECT);
+        let codec = tonic_prost::ProstCodec::<
+            super::skywalking::SegmentObject,
+            super::skywalking::Commands,
+        >::default();
+        tokio::time::timeout(timeout, grpc.client_streaming(request, path, codec))
+            .await
+            .map_err(|_| grpc_error(format!("no answer within {timeout:?}")))?
+            .map(|_| ())
+            .map_err(|status| grpc_error(format!("{:?}: {}", status.code(), status.message())))
     }
 
     async fn post(

@@ -23,6 +23,13 @@ pub struct DatadogReports {
     pub failed: Counter,
 }
 
+/// SkyWalking's cache of segments the collector did not take: how often it was sent, and how many segments.
+#[derive(Default)]
+pub struct CacheStats {
+    pub cache_flushed: Counter,
+    pub segments_flushed: Counter,
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub opentelemetry: ProviderStats,
@@ -30,6 +37,9 @@ pub struct Stats {
     /// Spans; the Datadog tracer's uploads are counted in `datadog_reports`.
     pub datadog: ProviderStats,
     pub datadog_reports: DatadogReports,
+    /// Segments, not spans: `tracing.skywalking.segments_sent` and `segments_dropped` (Envoy's names).
+    pub skywalking: ProviderStats,
+    pub skywalking_cache: CacheStats,
     /// `http.<stat_prefix>.tracing.{random_sampling,service_forced,client_enabled,not_traceable}`: the
     /// connection manager's decisions, by reason (Envoy's names).
     pub decisions: [Family<crate::metrics::Labels, Counter>; 4],
@@ -80,6 +90,35 @@ pub fn register(registry: &mut Registry) {
     ] {
         registry.register(
             format!("envoy_tracing_datadog_{name}"),
+            help,
+            counter.clone(),
+        );
+    }
+    let sky = &s.skywalking;
+    for (name, help, counter) in [
+        (
+            "segments_sent",
+            "Segments the SkyWalking collector accepted",
+            &sky.spans_sent,
+        ),
+        (
+            "segments_dropped",
+            "Segments dropped: the export queue or the cache for an absent collector was full",
+            &sky.spans_dropped,
+        ),
+        (
+            "cache_flushed",
+            "Times cached segments reached the collector",
+            &s.skywalking_cache.cache_flushed,
+        ),
+        (
+            "segments_flushed",
+            "Cached segments that reached the collector",
+            &s.skywalking_cache.segments_flushed,
+        ),
+    ] {
+        registry.register(
+            format!("envoy_tracing_skywalking_{name}"),
             help,
             counter.clone(),
         );

@@ -263,3 +263,64 @@ fn datadog_config_is_read_and_remote_config_refused() {
     ));
     assert!(refusal.contains("typed_config.service_name"), "{refusal}");
 }
+
+const SKYWALKING: &str = "\"@type\": type.googleapis.com/envoy.config.trace.v3.SkyWalkingConfig";
+
+#[test]
+fn skywalking_and_start_child_span_are_read_like_envoy() {
+    // Defaults: names from the node (filled in by the tracer), no token, a cache of 1024, no deadline.
+    let t = tracing(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{envoy_grpc: {{cluster_name: otel}}}}}}}}}}"
+    ));
+    let Provider::SkyWalking(s) = &t.provider else {
+        panic!("{t:?}")
+    };
+    assert_eq!(s.cluster, "otel");
+    assert_eq!(
+        (&s.service_name, &s.instance_name, &s.backend_token),
+        (&None, &None, &None)
+    );
+    assert_eq!((s.max_cache_size, s.timeout), (1024, None));
+    assert!(!t.start_child_span);
+
+    let t = tracing(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{envoy_grpc: {{cluster_name: otel}}, timeout: 0.25s}}, client_config: {{service_name: svc, \
+         instance_name: inst, backend_token: tok, max_cache_size: 7}}}}}}}}"
+    ));
+    let Provider::SkyWalking(s) = &t.provider else {
+        panic!("{t:?}")
+    };
+    assert_eq!(s.service_name.as_deref(), Some("svc"));
+    assert_eq!(s.instance_name.as_deref(), Some("inst"));
+    assert_eq!(s.backend_token.as_deref(), Some("tok"));
+    assert_eq!(s.max_cache_size, 7);
+    assert_eq!(s.timeout, Some(std::time::Duration::from_millis(250)));
+
+    // The router's `start_child_span` reaches the tracer.
+    let yaml = config(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{envoy_grpc: {{cluster_name: otel}}}}}}}}}}"
+    ))
+    .replace(".Router}", ".Router, start_child_span: true}");
+    let loaded = load_bytes(yaml.as_bytes(), Input::Yaml).expect("loads");
+    let NetworkFilter::HttpConnectionManager(hcm) =
+        &loaded.snapshot.listeners[0].filter_chains[0].filters[0]
+    else {
+        panic!("no connection manager")
+    };
+    assert!(hcm.tracing.as_ref().expect("a tracer").start_child_span);
+
+    // Only an Envoy-gRPC collector.
+    let message = refused(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{google_grpc: {{target_uri: \"127.0.0.1:11800\", stat_prefix: s}}}}}}}}}}"
+    ));
+    assert!(message.contains("grpc_service"), "{message}");
+    let message = refused(&format!(
+        "{{provider: {{name: envoy.tracers.skywalking, typed_config: {{{SKYWALKING}, grpc_service: \
+         {{envoy_grpc: {{cluster_name: otel, authority: oap}}}}}}}}}}"
+    ));
+    assert!(message.contains("envoy_grpc.authority"), "{message}");
+}

@@ -464,3 +464,12 @@ pub(super) const UDP_CONVERT: &str =
     "config/src/convert/udp_proxy/tests.rs::udp_listener_and_proxy_are_read_as_envoy_reads_them";
 pub(super) const UDP_REFUSED: &str =
     "config/src/convert/udp_proxy/tests.rs::what_is_not_run_like_envoy_is_refused_by_name";
+
+// s9-skywalking proofs
+pub(super) const TR_CHILD_SPAN: &str = "tests/tracing.rs::start_child_span_spans_match_envoy";
+pub(super) const TR_SKY: &str = "tests/tracing.rs::skywalking_segments_and_sw8_match_envoys";
+pub(super) const TR_SKY_CACHE: &str =
+    "tests/tracing.rs::skywalking_segments_wait_in_a_bounded_cache_for_the_collector";
+pub(super) const TR_SKY_LOADER: &str =
+    "config/src/convert/tracing/tests.rs::skywalking_and_start_child_span_are_read_like_envoy";
+pub(super) const TR_SW8: &str = "proxy/src/trace/sw8.rs::sw8_is_read_and_written_like_envoys";

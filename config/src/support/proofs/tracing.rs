@@ -148,4 +148,33 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         "envoy.type.tracing.v3.CustomTag.Header.default_value",
         Tests(&[TR_TAGS, TR_LOADER]),
     ),
+    // The router's `start_child_span` and the SkyWalking tracer.
+    (
+        "envoy.extensions.filters.http.router.v3.Router.start_child_span",
+        Tests(&[TR_CHILD_SPAN, TR_SKY, TR_SKY_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.SkyWalkingConfig.grpc_service",
+        Tests(&[TR_SKY, TR_SKY_LOADER, TR_SW8]),
+    ),
+    (
+        "envoy.config.trace.v3.SkyWalkingConfig.client_config",
+        Tests(&[TR_SKY, TR_SKY_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.ClientConfig.service_name",
+        Tests(&[TR_SKY_LOADER, TR_SKY]),
+    ),
+    (
+        "envoy.config.trace.v3.ClientConfig.instance_name",
+        Tests(&[TR_SKY, TR_SKY_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.ClientConfig.backend_token",
+        Tests(&[TR_SKY, TR_SKY_LOADER]),
+    ),
+    (
+        "envoy.config.trace.v3.ClientConfig.max_cache_size",
+        Tests(&[TR_SKY_CACHE, TR_SKY_LOADER]),
+    ),
 ];
