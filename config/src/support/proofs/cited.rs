@@ -446,3 +446,8 @@ pub(super) const TR_ATTEMPT_SPANS: &str =
 pub(super) const TR_DECORATOR: &str = "tests/tracing.rs::route_decorators_act_like_envoys";
 pub(super) const TR_DECORATOR_LOADER: &str =
     "config/src/convert/tracing/tests.rs::route_decorator_is_read_and_an_empty_operation_refused";
+
+// s9-lrs proofs
+pub(super) const LRS_DIFF: &str = "tests/load_reporting.rs::load_reports_like_envoy";
+pub(super) const LRS_LOADER: &str =
+    "config/src/convert/tests.rs::load_stats_config_is_read_and_what_it_cannot_run_refused";

@@ -19,6 +19,37 @@ pub struct ClusterChannel {
     pub cluster: String,
     /// The call's deadline, announced to the service as Envoy announces it (none when zero).
     pub timeout: Duration,
+    /// A streaming call (the load reports): each message goes on as it comes, instead of the whole body
+    /// once it has ended.
+    pub streaming: bool,
+}
+
+/// A request body fed by a task that reads tonic's body (which is not `Sync`, as the pool's bodies must be).
+struct Forwarded(tokio::sync::mpsc::Receiver<Result<http_body::Frame<Bytes>, BoxError>>);
+
+impl http_body::Body for Forwarded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn forwarded(mut body: tonic::body::Body) -> UpstreamBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        // Ends when the call's body ends or the call is gone (the receiver dropped).
+        while let Some(frame) = body.frame().await {
+            if tx.send(frame.map_err(BoxError::from)).await.is_err() {
+                break;
+            }
+        }
+    });
+    BodyExt::boxed(Forwarded(rx))
 }
 
 type ResponseFuture =
@@ -37,6 +68,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
         let inputs = self.inputs.clone();
         let name = self.cluster.clone();
         let timeout = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        let streaming = self.streaming;
         Box::pin(async move {
             let cluster = inputs
                 .clusters
@@ -58,13 +90,11 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
                 );
                 headers.insert("x-envoy-expected-rq-timeout-ms", HeaderValue::from(timeout));
             }
-            // A unary call's message, whole (tonic's body is not `Sync`, as the pool's bodies must be), sent as
-            // one DATA frame without a `content-length`, as Envoy sends it.
-            let message = body.collect().await.map_err(BoxError::from)?.to_bytes();
-            let frame = std::iter::once(Ok::<_, BoxError>(http_body::Frame::data(message)));
-            let body: UpstreamBody = BodyExt::boxed(http_body_util::StreamBody::new(
-                futures_util::stream::iter(frame),
-            ));
+            let body = if streaming {
+                forwarded(body)
+            } else {
+                unary(body).await?
+            };
             let (response, open) = cluster
                 .http
                 .send(
@@ -85,4 +115,15 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
             }))
         })
     }
+}
+
+async fn unary(body: tonic::body::Body) -> Result<UpstreamBody, BoxError> {
+    // A unary call's message, whole (tonic's body is not `Sync`, as the pool's bodies must be), sent as
+    // one DATA frame without a `content-length`, as Envoy sends it.
+    let message = body.collect().await.map_err(BoxError::from)?.to_bytes();
+    let frame = std::iter::once(Ok::<_, BoxError>(http_body::Frame::data(message)));
+    let body: UpstreamBody = BodyExt::boxed(http_body_util::StreamBody::new(
+        futures_util::stream::iter(frame),
+    ));
+    Ok(body)
 }
