@@ -3,7 +3,8 @@
 //! 503s from a backend, one to a refused port). What each proxy reports must agree: the first request (the
 //! node, no clusters), the counts summed over the reports (per cluster, locality and endpoint), the clusters of
 //! the previous period on the first request of a new stream, the 5 s before reconnecting, and a second period
-//! asking for one cluster without endpoint granularity.
+//! asking for every cluster (`send_all_clusters`, the LRS stream itself in progress) without endpoint
+//! granularity.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -155,10 +156,12 @@ async fn run(envoy: Option<PathBuf>, backend: u16, dead: u16) -> Observed {
     let lrs = LrsServer::start(vec![
         Period {
             clusters: vec!["app".into(), "dead".into()],
+            send_all: false,
             granular: true,
         },
         Period {
-            clusters: vec!["app".into()],
+            clusters: Vec::new(),
+            send_all: true,
             granular: false,
         },
     ])
@@ -248,11 +251,9 @@ async fn run(envoy: Option<PathBuf>, backend: u16, dead: u16) -> Observed {
         .map(|c| c.cluster_name.clone())
         .collect();
     wait_until(name, "the second period's first report", || {
-        lrs.received().iter().any(|r| {
-            r.stream == 2
-                && r.request.cluster_stats.len() == 1
-                && lrs.answered(2).is_some_and(|a| r.at > a)
-        })
+        lrs.received()
+            .iter()
+            .any(|r| r.stream == 2 && lrs.answered(2).is_some_and(|a| r.at > a))
     })
     .await;
     let answered = lrs.answered(2).unwrap();
@@ -356,9 +357,19 @@ async fn load_reports_like_envoy() {
         BTreeSet::from(["app".to_string(), "dead".to_string()])
     );
     assert_eq!(ours.reconnect_after_s, 5);
-    // The second period: only `app`, without endpoints.
-    assert_eq!(ours.second_period.keys().collect::<Vec<_>>(), vec!["app"]);
+    // The second period: every cluster, without endpoints; the load reports' own stream is in progress.
+    assert_eq!(
+        ours.second_period.keys().collect::<Vec<_>>(),
+        vec!["app", "dead", "lrs"]
+    );
     assert!(ours.second_period["app"].endpoints.is_empty());
+    assert_eq!(
+        ours.second_period["lrs"]
+            .localities
+            .values()
+            .collect::<Vec<_>>(),
+        vec![&(0, 0, 0, 1)]
+    );
 
     if let Some(theirs) = theirs {
         assert_eq!(ours.first.1, theirs.first.1);

@@ -37,6 +37,7 @@ pub fn spawn(inputs: Arc<Inputs>, config: &LoadStatsConfig, mut node: Node) -> A
     if !node.client_features.iter().any(|f| f == SEND_ALL_CLUSTERS) {
         node.client_features.push(SEND_ALL_CLUSTERS.to_string());
     }
+    inputs.clusters.count_load();
     let mut reporter = Reporter {
         inputs,
         cluster: config.cluster.clone(),
@@ -204,7 +205,7 @@ impl Reporter {
     }
 }
 
-/// The cluster's counts, started on first use (so nothing is counted for clusters no one asked about).
+/// The cluster's counts (started by `Clusters::count_load`; a cluster replaced since starts anew here).
 fn loads(cluster: &ClusterState) -> &Loads {
     cluster.load.get_or_init(|| Arc::new(Loads::default()))
 }

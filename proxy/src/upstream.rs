@@ -582,6 +582,8 @@ fn transport_index(config: &Cluster, endpoint: &Endpoint) -> usize {
 #[derive(Clone, Default)]
 pub struct Clusters {
     by_name: Arc<arc_swap::ArcSwap<HashMap<String, Arc<ClusterState>>>>,
+    /// Set when load reports are configured: every cluster, also one added later, counts its hosts' requests.
+    count_load: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Clusters {
@@ -598,6 +600,17 @@ impl Clusters {
         });
         Self {
             by_name: Arc::new(arc_swap::ArcSwap::from_pointee(by_name)),
+            count_load: Arc::default(),
+        }
+    }
+
+    /// Load reports are configured: from now on every cluster counts its hosts' requests (as Envoy's host
+    /// statistics always do), so a cluster a service asks for later has its requests in progress counted.
+    pub fn count_load(&self) {
+        self.count_load
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for cluster in self.all() {
+            cluster.load.get_or_init(Arc::default);
         }
     }
 
@@ -648,6 +661,9 @@ impl Clusters {
                 }
                 None => {
                     let state = ClusterState::new(config, tls, metrics);
+                    if self.count_load.load(std::sync::atomic::Ordering::Relaxed) {
+                        state.load.get_or_init(Arc::default);
+                    }
                     added.push(state.clone());
                     state
                 }

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Clone)]
 pub struct Period {
     pub clusters: Vec<String>,
+    pub send_all: bool,
     pub granular: bool,
 }
 
@@ -140,7 +141,7 @@ impl LoadReportingService for Service {
                     answered = true;
                     let response = LoadStatsResponse {
                         clusters: period.clusters.clone(),
-                        send_all_clusters: false,
+                        send_all_clusters: period.send_all,
                         load_reporting_interval: Some(PbDuration {
                             seconds: 1,
                             nanos: 0,

@@ -2,7 +2,7 @@
 //! cluster's own balancer and connection pool (its TLS, its limits), as Envoy's `envoy_grpc` client sends it.
 
 use crate::Inputs;
-use crate::upstream::{BoxError, UpstreamBody};
+use crate::upstream::{BoxError, SendError, UpstreamBody};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
@@ -95,19 +95,35 @@ impl tower_service::Service<Request<tonic::body::Body>> for ClusterChannel {
             } else {
                 unary(body).await?
             };
-            let (response, open) = cluster
+            // With load reports configured, the call counts on its host as a routed request does (Envoy's gRPC
+            // client goes through its router).
+            let load = cluster
+                .load_of(picked.address)
+                .map(crate::load_report::AttemptLoad::start);
+            let sent = cluster
                 .http
                 .send(
                     picked,
                     Request::from_parts(parts, body),
                     http::Version::HTTP_2,
                 )
-                .await
-                .map_err(|e| e.to_string())?;
-            // The h2 stream counts as open until the answer has been read (the guard lives in the body).
+                .await;
+            let in_progress = match (&sent, load) {
+                (Ok((response, _)), Some(load)) => load.answered(response.status().as_u16()),
+                (
+                    Err(SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Overflow),
+                    Some(load),
+                ) => {
+                    load.not_issued();
+                    None
+                }
+                _ => None,
+            };
+            let (response, open) = sent.map_err(|e| e.to_string())?;
+            // The h2 stream counts as open until the answer has been read (the guards live in the body).
             Ok(response.map(move |body| {
                 body.map_frame(move |frame| {
-                    let _ = &open;
+                    let _ = (&open, &in_progress);
                     frame
                 })
                 .map_err(BoxError::from)
