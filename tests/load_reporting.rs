@@ -1,6 +1,6 @@
 //! The load reporting service (`cluster_manager.load_stats_config`) in real Envoy 1.40 and in Outrigger, side
 //! by side: the same YAML, the test's own LRS server (`load_reporting/server.rs`), the same requests (200s and
-//! 503s from a backend, one to a refused port). What each proxy reports must agree: the first request (the
+//! 503s from a backend, one to a refused port, one connection through `tcp_proxy`). What each proxy reports must agree: the first request (the
 //! node, no clusters), the counts summed over the reports (per cluster, locality and endpoint), the clusters of
 //! the previous period on the first request of a new stream, the 5 s before reconnecting, and a second period
 //! asking for every cluster (`send_all_clusters`, the LRS stream itself in progress) without endpoint
@@ -44,6 +44,14 @@ static_resources:
           http_filters:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  - address: {socket_address: {address: 127.0.0.1, port_value: TCP}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp
+          cluster: app
   clusters:
   - name: app
     connect_timeout: 1s
@@ -166,9 +174,10 @@ async fn run(envoy: Option<PathBuf>, backend: u16, dead: u16) -> Observed {
         },
     ])
     .await;
-    let (listen, admin) = (free_port(), free_port());
+    let (listen, admin, tcp) = (free_port(), free_port(), free_port());
     let config = CONFIG
         .replace("LISTEN", &listen.to_string())
+        .replace("TCP", &tcp.to_string())
         .replace("ADMIN", &admin.to_string())
         .replace("BACKEND", &backend.to_string())
         .replace("DEAD", &dead.to_string())
@@ -218,6 +227,13 @@ async fn run(envoy: Option<PathBuf>, backend: u16, dead: u16) -> Observed {
         503,
         "{name}"
     );
+    // One connection through tcp_proxy: issued, neither a success nor an error.
+    let through_tcp = format!("http://127.0.0.1:{tcp}/status/200");
+    assert_eq!(
+        support::client::get(&through_tcp, &[]).await.status,
+        200,
+        "{name}"
+    );
     let first_period = || {
         let received = lrs.received();
         let stream1: Vec<&Received> = received.iter().filter(|r| r.stream == 1).collect();
@@ -230,7 +246,7 @@ async fn run(envoy: Option<PathBuf>, backend: u16, dead: u16) -> Observed {
                 .map(|s| s.localities.values().map(|v| v.2 + v.1).sum::<u64>())
                 .unwrap_or(0)
         };
-        issued("app") >= 7 && issued("dead") >= 1
+        issued("app") >= 8 && issued("dead") >= 1
     })
     .await;
     // One more report, so that the requests' ends (in progress back to 0) are in.
@@ -340,10 +356,11 @@ async fn load_reports_like_envoy() {
     );
     assert!(ours.every_request_has_the_node);
     let app = &ours.first_period["app"];
-    // 3 successes and 2 errors (the 503s), all issued and over; the quiet locality zb is left out.
+    // 3 successes and 2 errors (the 503s), all issued and over, and the tcp_proxy connection issued; the
+    // quiet locality zb is left out.
     assert_eq!(
         app.localities.iter().collect::<Vec<_>>(),
-        vec![(&("app".to_string(), "r1/za p0".to_string()), &(3, 2, 5, 0))]
+        vec![(&("app".to_string(), "r1/za p0".to_string()), &(3, 2, 6, 0))]
     );
     assert_eq!(app.endpoints.len(), 1);
     // The refused connect: an error, never issued, in the cluster's unnamed locality.
