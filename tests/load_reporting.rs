@@ -1,10 +1,10 @@
 //! The load reporting service (`cluster_manager.load_stats_config`) in real Envoy 1.40 and in Outrigger, side
 //! by side: the same YAML, the test's own LRS server (`load_reporting/server.rs`), the same requests (200s and
-//! 503s from a backend, one to a refused port, one connection through `tcp_proxy`). What each proxy reports must agree: the first request (the
-//! node, no clusters), the counts summed over the reports (per cluster, locality and endpoint), the clusters of
-//! the previous period on the first request of a new stream, the 5 s before reconnecting, and a second period
-//! asking for every cluster (`send_all_clusters`, the LRS stream itself in progress) without endpoint
-//! granularity.
+//! 503s from a backend, one to a refused port, one connection through `tcp_proxy`). What each proxy reports
+//! must agree: the first request (the node, no clusters), the counts summed over the reports (per cluster,
+//! locality and endpoint), the clusters of the previous period on the first request of a new stream, the 5 s
+//! before reconnecting, and a second period asking for every cluster (`send_all_clusters`, the LRS stream
+//! itself in progress) without endpoint granularity.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
