@@ -102,6 +102,14 @@ async fn serve(
     if let Some(control) = log_control {
         let _ = proxy.inputs.log_control.set(control);
     }
+    // `cluster_manager.load_stats_config`: load reports go to the service over its cluster until exit.
+    let _load_reports = bootstrap.load_stats.as_ref().map(|config| {
+        outrigger_proxy::load_report::spawn(
+            proxy.inputs.clone(),
+            config,
+            outrigger_control_api::ads_client::node_proto(&bootstrap.node),
+        )
+    });
     // With `dynamic_resources`, the control plane's configuration follows (the ready probes wait for it).
     let _ads = match crate::xds::start(proxy.clone(), bootstrap) {
         Ok(handle) => handle,

@@ -43,6 +43,16 @@ pub struct Snapshot {
     /// The overload manager's limits (bootstrap only).
     #[serde(skip_serializing_if = "Overload::is_unset")]
     pub overload: Overload,
+    /// `cluster_manager.load_stats_config`: where load reports go (LRS), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_stats: Option<LoadStatsConfig>,
+}
+
+/// `cluster_manager.load_stats_config`: the load reporting service, a gRPC `ApiConfigSource`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LoadStatsConfig {
+    /// The static cluster that reaches the service (`grpc_services[0].envoy_grpc.cluster_name`).
+    pub cluster: String,
 }
 
 /// What the overload manager limits. Envoy's default: nothing.

@@ -124,7 +124,7 @@ const MESSAGES: &[MessageSupport] = &[
     // Bootstrap and core.
     msg_ignoring(
         "envoy.config.bootstrap.v3.Bootstrap",
-        "node static_resources dynamic_resources admin overload_manager",
+        "node static_resources dynamic_resources admin overload_manager cluster_manager",
         &[
             (
                 "layered_runtime",
@@ -134,6 +134,10 @@ const MESSAGES: &[MessageSupport] = &[
             ("stats_flush_interval", "statistics are computed on scrape"),
             ("watchdogs", "Outrigger has no watchdog"),
         ],
+    ),
+    msg(
+        "envoy.config.bootstrap.v3.ClusterManager",
+        "load_stats_config",
     ),
     msg(
         "envoy.config.bootstrap.v3.Bootstrap.StaticResources",

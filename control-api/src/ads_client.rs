@@ -43,6 +43,8 @@ mod subscriptions;
 mod tests;
 
 use backoff::Backoff;
+/// The bootstrap's node as the proto requests carry it (also the load reports').
+pub use node::proto as node_proto;
 pub use options::{Api, Options, dynamic_secret_names, dynamic_secret_sources, secret_sources};
 use outrigger_config::model::cluster::ClusterEndpoints;
 use outrigger_config::model::tls::Secret;

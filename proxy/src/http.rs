@@ -28,7 +28,7 @@ mod connection_state;
 mod connection_timeout;
 mod downstream_stats;
 mod envoy_headers;
-mod ext_authz;
+pub(crate) mod ext_authz;
 mod failure;
 pub(crate) mod fault;
 pub(crate) mod forwarded;

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod load_report;
 pub mod log_limit;
 pub mod metrics;
 mod network_rate_limit;

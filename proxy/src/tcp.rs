@@ -110,6 +110,7 @@ async fn forward(
         return;
     };
     let mut upstream = None;
+    let mut host = None;
     for attempt in 1..=config.max_connect_attempts.max(1) {
         let picked = match cluster.pick(Some(destination), &own) {
             Ok(picked) => picked,
@@ -140,6 +141,7 @@ async fn forward(
                     None => {
                         let info = UpstreamConnection::plain(&stream);
                         upstream = Some((Stream::Plain(stream), info));
+                        host = Some(address);
                         break;
                     }
                     Some(tls) => {
@@ -150,6 +152,7 @@ async fn forward(
                         {
                             let info = UpstreamConnection::tls(&stream, &tls.context);
                             upstream = Some((Stream::from(stream), info));
+                            host = Some(address);
                             break;
                         }
                     }
@@ -181,6 +184,11 @@ async fn forward(
         });
         return;
     };
+    // Load reports: Envoy's TCP pool counts a connection as an issued request, in progress while it lasts; a
+    // failed connect and the connection's end are neither success nor error (checked with Envoy 1.40).
+    let _in_progress = host
+        .and_then(|h| cluster.load_of(h))
+        .map(|load| load.issue());
     note(&|r| {
         r.upstream_local = info.0.local;
         r.upstream_peer = Some(info.0.peer.clone());

@@ -28,7 +28,7 @@ use breaker::Breaker;
 use ejections::Ejections;
 use health_check::HealthChecker;
 use outrigger_config::model::Cluster;
-use outrigger_config::model::cluster::{Discovery, Endpoint, EndpointHealthCheck};
+use outrigger_config::model::cluster::{Discovery, Endpoint, EndpointHealthCheck, Locality};
 use outrigger_config::model::core::Host;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
@@ -85,6 +85,10 @@ pub struct ClusterState {
     pub counters: ClusterCounters,
     /// ORIGINAL_DST: the destinations it has connections to (its hosts, on `/clusters`).
     destinations: Option<Arc<destinations::Destinations>>,
+    /// Per-host counts for load reports, from when a load reporting service first asks for the cluster.
+    pub load: std::sync::OnceLock<Arc<crate::load_report::Loads>>,
+    /// The localities of the current endpoints, by `Target::locality` (for load reports).
+    localities: RwLock<Arc<Vec<Option<Locality>>>>,
 }
 
 /// The cluster's request counters, resolved once.
@@ -217,7 +221,10 @@ impl ClusterState {
             health,
             stats,
             destinations,
+            load: std::sync::OnceLock::new(),
+            localities: RwLock::new(Arc::new(Vec::new())),
         });
+        cluster.set_localities(&cluster.config);
         if let Some(ejections) = &cluster.ejections {
             let weak = Arc::downgrade(&cluster);
             ejections.start(move || {
@@ -239,6 +246,37 @@ impl ClusterState {
             .as_ref()
             .map(|d| d.addresses())
             .unwrap_or_default()
+    }
+
+    /// The host's load-report counts, when a load reporting service asked for this cluster.
+    pub fn load_of(&self, host: SocketAddr) -> Option<Arc<crate::load_report::HostLoad>> {
+        self.load.get().map(|loads| loads.host(host))
+    }
+
+    /// The locality of endpoints whose `Target::locality` is `index`.
+    pub fn locality(&self, index: u32) -> Option<Locality> {
+        let localities = match self.localities.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        localities
+            .get(usize::try_from(index).ok()?)
+            .cloned()
+            .flatten()
+    }
+
+    fn set_localities(&self, config: &Cluster) {
+        let localities = Arc::new(
+            config
+                .localities
+                .iter()
+                .map(|l| l.locality.clone())
+                .collect(),
+        );
+        match self.localities.write() {
+            Ok(mut l) => *l = localities,
+            Err(poisoned) => *poisoned.into_inner() = localities,
+        }
     }
 
     /// Tells outlier detection how a request or connection to `host` went.
@@ -544,6 +582,8 @@ fn transport_index(config: &Cluster, endpoint: &Endpoint) -> usize {
 #[derive(Clone, Default)]
 pub struct Clusters {
     by_name: Arc<arc_swap::ArcSwap<HashMap<String, Arc<ClusterState>>>>,
+    /// Set when load reports are configured: every cluster, also one added later, counts its hosts' requests.
+    count_load: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Clusters {
@@ -560,6 +600,17 @@ impl Clusters {
         });
         Self {
             by_name: Arc::new(arc_swap::ArcSwap::from_pointee(by_name)),
+            count_load: Arc::default(),
+        }
+    }
+
+    /// Load reports are configured: from now on every cluster counts its hosts' requests (as Envoy's host
+    /// statistics always do), so a cluster a service asks for later has its requests in progress counted.
+    pub fn count_load(&self) {
+        self.count_load
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for cluster in self.all() {
+            cluster.load.get_or_init(Arc::default);
         }
     }
 
@@ -603,10 +654,16 @@ impl Clusters {
                     if !resolves && *old.targets() != targets {
                         old.set_targets(targets);
                     }
+                    if !resolves {
+                        old.set_localities(&config);
+                    }
                     old.clone()
                 }
                 None => {
                     let state = ClusterState::new(config, tls, metrics);
+                    if self.count_load.load(std::sync::atomic::Ordering::Relaxed) {
+                        state.load.get_or_init(Arc::default);
+                    }
                     added.push(state.clone());
                     state
                 }

@@ -3,7 +3,7 @@
 use super::{Out, cluster, ip_address, listener, struct_to_json};
 use crate::diagnostic::Path;
 use crate::model::cluster::Locality;
-use crate::model::{Admin, AdsConfig, DynamicResources, Node, Overload, Snapshot};
+use crate::model::{Admin, AdsConfig, DynamicResources, LoadStatsConfig, Node, Overload, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
 use envoy_types::pb::envoy::config::core::v3::{
     ApiConfigSource, ApiVersion, api_config_source, grpc_service,
@@ -67,6 +67,18 @@ pub fn snapshot(b: &Bootstrap, out: &mut Out) -> Snapshot {
         secrets,
         dynamic_resources,
         overload: overload(b, &top, out),
+        load_stats: b
+            .cluster_manager
+            .as_ref()
+            .and_then(|m| m.load_stats_config.as_ref())
+            .and_then(|l| {
+                let at = top.field("cluster_manager").field("load_stats_config");
+                // Envoy 1.40 opens the same StreamLoadStats stream for GRPC and DELTA_GRPC; REST is refused
+                // by the ApiConfigSource check (the table's `api_type` of `ApiConfigSource`).
+                api_config_source(l, "load_stats_config", &at, out).map(|source| LoadStatsConfig {
+                    cluster: source.cluster,
+                })
+            }),
     }
 }
 
@@ -204,7 +216,10 @@ pub(crate) fn api_config_source(
         _ => {
             out.error(
                 &at.field("api_type"),
-                format!("{what} supports GRPC and DELTA_GRPC"),
+                format!(
+                    "api_type {} is not supported for {what}; use GRPC or DELTA_GRPC",
+                    ApiType::try_from(a.api_type).map_or("?", |t| t.as_str_name())
+                ),
             );
             return None;
         }

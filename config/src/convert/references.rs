@@ -64,6 +64,24 @@ pub fn check(snapshot: &Snapshot, out: &mut Out) {
 
     super::tls::check_secret_references(snapshot, out);
 
+    if let Some(load_stats) = &snapshot.load_stats
+        && !clusters.contains_key(load_stats.cluster.as_str())
+    {
+        out.error(
+            &Path::root()
+                .field("cluster_manager")
+                .field("load_stats_config")
+                .field("grpc_services")
+                .index(0)
+                .field("envoy_grpc")
+                .field("cluster_name"),
+            format!(
+                "unknown gRPC client cluster {:?}; define it in static_resources.clusters",
+                load_stats.cluster
+            ),
+        );
+    }
+
     if let Some(ads) = snapshot
         .dynamic_resources
         .as_ref()

@@ -278,3 +278,65 @@ static_resources:
         "{errors:?}"
     );
 }
+
+/// A bootstrap with an `lrs` cluster and `cluster_manager` set to `manager` (a flow mapping).
+fn load_stats_bootstrap(manager: &str) -> String {
+    format!(
+        r#"
+static_resources:
+  clusters:
+  - name: lrs
+    load_assignment:
+      cluster_name: lrs
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 18000}}}}}}}}]}}]
+cluster_manager: {manager}
+"#
+    )
+}
+
+fn refusal(yaml: &str) -> String {
+    match load_bytes(yaml.as_bytes(), Format::Yaml) {
+        Ok(_) => panic!("accepted: {yaml}"),
+        Err(problems) => format!("{problems:?}"),
+    }
+}
+
+#[test]
+fn load_stats_config_is_read_and_what_it_cannot_run_refused() {
+    let source = |api_type: &str, cluster: &str| {
+        format!(
+            "{{load_stats_config: {{api_type: {api_type}, transport_api_version: V3, \
+             grpc_services: [{{envoy_grpc: {{cluster_name: {cluster}}}}}]}}}}"
+        )
+    };
+    // GRPC and DELTA_GRPC open the same stream in Envoy 1.40.
+    for api_type in ["GRPC", "DELTA_GRPC"] {
+        let snapshot = load(&load_stats_bootstrap(&source(api_type, "lrs")));
+        assert_eq!(
+            snapshot.load_stats,
+            Some(crate::model::LoadStatsConfig {
+                cluster: "lrs".into()
+            })
+        );
+    }
+    assert_eq!(load(&load_stats_bootstrap("{}")).load_stats, None);
+    // Envoy 1.40 starts, warns and skips its secondary clusters' initialization on these; we refuse them.
+    let rest = refusal(&load_stats_bootstrap(&source("REST", "lrs")));
+    assert!(
+        rest.contains("cluster_manager.load_stats_config.api_type"),
+        "{rest}"
+    );
+    let unknown = refusal(&load_stats_bootstrap(&source("GRPC", "nope")));
+    assert!(
+        unknown.contains("load_stats_config.grpc_services[0].envoy_grpc.cluster_name")
+            && unknown.contains("unknown gRPC client cluster")
+            && unknown.contains("nope"),
+        "{unknown}"
+    );
+    // The other cluster_manager fields are refused by name.
+    let local = refusal(&load_stats_bootstrap("{local_cluster_name: lrs}"));
+    assert!(
+        local.contains("cluster_manager.local_cluster_name"),
+        "{local}"
+    );
+}

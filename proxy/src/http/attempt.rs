@@ -136,6 +136,9 @@ async fn send(
         request.headers_mut().insert(http::header::HOST, value);
     }
     let request = request.map(|body| body.boxed());
+    let load = cluster
+        .load_of(host)
+        .map(crate::load_report::AttemptLoad::start);
     let sending = cluster
         .http
         .send(picked, request, target.downstream_version);
@@ -185,6 +188,18 @@ async fn send(
         Err(SendError::Reset(_)) => end_span(AttemptEnd::Reset),
         Err(SendError::Overflow) => end_span(AttemptEnd::Overflow),
     }
+    let in_progress = match (&result, load) {
+        (Ok((response, _)), Some(load)) => load.answered(response.status().as_u16()),
+        (
+            Err(SendError::Connect(_) | SendError::ConnectTimeout(_) | SendError::Overflow),
+            Some(load),
+        ) => {
+            load.not_issued();
+            None
+        }
+        // A reset: issued, and an error when `load` drops.
+        _ => None,
+    };
     match result {
         Ok((response, h2_stream)) => {
             cluster.report(host, Outcome::Status(response.status().as_u16()));
@@ -192,7 +207,7 @@ async fn send(
             parts.extensions.insert(UpstreamHost(host));
             let body = Guarded {
                 inner: body,
-                _guards: Box::new((permit, active, h2_stream)),
+                _guards: Box::new((permit, active, h2_stream, in_progress)),
             };
             let body = match limits.per_try_idle_timeout {
                 Some(idle) => {

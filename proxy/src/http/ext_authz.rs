@@ -12,7 +12,7 @@
 //! - a route's `ExtAuthzPerRoute` with `disabled: true` skips the check, counting nothing.
 
 mod body;
-mod channel;
+pub(crate) mod channel;
 mod grpc;
 mod http_service;
 mod mutation;

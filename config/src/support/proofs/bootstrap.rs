@@ -63,6 +63,14 @@ pub(super) const PROOFS: &[(&str, Proof)] = &[
         Tests(&[XDS_SOTW, XDS_DELTA]),
     ),
     (
+        "envoy.config.bootstrap.v3.Bootstrap.cluster_manager",
+        Tests(&[LRS_DIFF, LRS_LOADER]),
+    ),
+    (
+        "envoy.config.bootstrap.v3.ClusterManager.load_stats_config",
+        Tests(&[LRS_DIFF, LRS_LOADER]),
+    ),
+    (
         "envoy.config.bootstrap.v3.Admin.address",
         Tests(&[ADMIN, LOADER_SIDECAR]),
     ),

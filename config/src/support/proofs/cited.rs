@@ -473,3 +473,8 @@ pub(super) const TR_SKY_CACHE: &str =
 pub(super) const TR_SKY_LOADER: &str =
     "config/src/convert/tracing/tests.rs::skywalking_and_start_child_span_are_read_like_envoy";
 pub(super) const TR_SW8: &str = "proxy/src/trace/sw8.rs::sw8_is_read_and_written_like_envoys";
+
+// s9-lrs proofs
+pub(super) const LRS_DIFF: &str = "tests/load_reporting.rs::load_reports_like_envoy";
+pub(super) const LRS_LOADER: &str =
+    "config/src/convert/tests.rs::load_stats_config_is_read_and_what_it_cannot_run_refused";

@@ -33,6 +33,7 @@ pub(super) async fn ask(config: &ExtAuthz, parts: &Parts, context: &Context<'_>)
         inputs: context.connection.inputs.clone(),
         cluster: config.cluster.clone(),
         timeout: config.timeout,
+        streaming: false,
     };
     let mut client = AuthorizationClient::new(channel);
     match client.check(request).await {
