@@ -316,18 +316,18 @@ impl Proxy {
     }
 }
 
-async fn fill(
+/// `template` with `{admin}` and each `{listen_<name>}` of `listeners` on a free port, and `values`, written to
+/// `dir/<kind>.yaml`: the YAML, the admin port, the listeners' ports, the file.
+fn fill_ports(
     dir: &Path,
     kind: &str,
     template: &str,
     listeners: &[&str],
-) -> (String, u16, BTreeMap<String, u16>, Backend, PathBuf) {
-    let backend = backend().await;
+    fixed: &[(&str, String)],
+) -> (String, u16, BTreeMap<String, u16>, PathBuf) {
     let admin = free_port();
-    let mut values = vec![
-        ("admin", admin.to_string()),
-        ("app", backend.port.to_string()),
-    ];
+    let mut values = fixed.to_vec();
+    values.push(("admin", admin.to_string()));
     let mut ports = BTreeMap::new();
     let keys: Vec<String> = listeners.iter().map(|l| format!("listen_{l}")).collect();
     for (listener, key) in listeners.iter().zip(&keys) {
@@ -338,6 +338,18 @@ async fn fill(
     let yaml = support::proxy::fill(template, &values);
     let path = dir.join(format!("{kind}.yaml"));
     std::fs::write(&path, &yaml).unwrap();
+    (yaml, admin, ports, path)
+}
+
+async fn fill(
+    dir: &Path,
+    kind: &str,
+    template: &str,
+    listeners: &[&str],
+) -> (String, u16, BTreeMap<String, u16>, Backend, PathBuf) {
+    let backend = backend().await;
+    let values = [("app", backend.port.to_string())];
+    let (yaml, admin, ports, path) = fill_ports(dir, kind, template, listeners, &values);
     (yaml, admin, ports, backend, path)
 }
 

@@ -15,6 +15,7 @@ mod cors;
 mod csrf;
 mod decompressor;
 mod filter_chain;
+mod filter_service;
 mod grpc_http1_bridge;
 mod health_check;
 pub use attempt::PreviousHosts;

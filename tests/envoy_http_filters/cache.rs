@@ -19,7 +19,6 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use support::tcp::free_port;
 use tokio::net::TcpListener;
 
 const TEMPLATE: &str = include_str!("../configs/filters/cache.yaml");
@@ -182,20 +181,8 @@ struct Proxy {
 
 async fn fill(dir: &Path, kind: &str) -> (String, u16, BTreeMap<String, u16>, Backend) {
     let backend = backend().await;
-    let admin = free_port();
-    let mut values = vec![
-        ("admin", admin.to_string()),
-        ("app", backend.port.to_string()),
-    ];
-    let mut ports = BTreeMap::new();
-    let keys: Vec<String> = LISTENERS.iter().map(|l| format!("listen_{l}")).collect();
-    for (listener, key) in LISTENERS.iter().zip(&keys) {
-        let port = free_port();
-        ports.insert(listener.to_string(), port);
-        values.push((key.as_str(), port.to_string()));
-    }
-    let yaml = support::proxy::fill(TEMPLATE, &values);
-    std::fs::write(dir.join(format!("{kind}.yaml")), &yaml).unwrap();
+    let values = [("app", backend.port.to_string())];
+    let (yaml, admin, ports, _) = super::fill_ports(dir, kind, TEMPLATE, LISTENERS, &values);
     (yaml, admin, ports, backend)
 }
 

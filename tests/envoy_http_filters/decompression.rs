@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::Write;
 use std::path::Path;
-use support::tcp::free_port;
 use tokio::net::TcpListener;
 
 const TEMPLATE: &str = include_str!("../configs/filters/decompressor.yaml");
@@ -328,21 +327,11 @@ impl Proxy {
 
 async fn fill(dir: &Path, kind: &str) -> (String, u16, BTreeMap<String, u16>, Backends) {
     let backends = backends().await;
-    let admin = free_port();
-    let mut values = vec![
-        ("admin", admin.to_string()),
+    let values = [
         ("app", backends.app.to_string()),
         ("grpc", backends.grpc.to_string()),
     ];
-    let mut ports = BTreeMap::new();
-    let keys: Vec<String> = LISTENERS.iter().map(|l| format!("listen_{l}")).collect();
-    for (listener, key) in LISTENERS.iter().zip(&keys) {
-        let port = free_port();
-        ports.insert(listener.to_string(), port);
-        values.push((key.as_str(), port.to_string()));
-    }
-    let yaml = support::proxy::fill(TEMPLATE, &values);
-    std::fs::write(dir.join(format!("{kind}.yaml")), &yaml).unwrap();
+    let (yaml, admin, ports, _) = super::fill_ports(dir, kind, TEMPLATE, LISTENERS, &values);
     (yaml, admin, ports, backends)
 }
 

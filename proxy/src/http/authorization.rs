@@ -3,6 +3,7 @@
 
 use super::connection_manager::{ConnectionManager, Matched};
 use super::ext_authz::{Buffered, Context, HeaderOp, buffer};
+use super::filter_service::{BoxFuture, Next};
 use super::headers::TrustedClient;
 use super::local_reply::ResponseBody;
 use crate::rbac::Subject;
@@ -11,8 +12,6 @@ use http::request::Parts;
 use http::{Request, Response};
 use outrigger_config::model::route::PerFilterConfig;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -44,18 +43,8 @@ impl<S> Authorization<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for Authorization<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Clone + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for Authorization<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;

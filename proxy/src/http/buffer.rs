@@ -3,14 +3,13 @@
 //! `content-length` or found while reading) is answered 413 `Payload Too Large` and the HTTP/1 connection closes;
 //! a body within it goes on whole, with a `content-length` when it came chunked.
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{self, ResponseBody, text};
 use crate::upstream::UpstreamBody;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// The filter on one connection.
@@ -45,18 +44,8 @@ pub(super) fn too_large(http1: bool) -> Response<ResponseBody> {
     local_reply::from_filter(response)
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for BufferFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Clone + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for BufferFilter<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;

@@ -28,6 +28,7 @@ mod tee;
 #[cfg(test)]
 mod tests;
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{self, ResponseBody};
 use crate::upstream::UpstreamBody;
 use bytes::Bytes;
@@ -37,14 +38,10 @@ use http_body_util::BodyExt;
 use outrigger_config::model::cache::Cache;
 use range::Part;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 use store::{Entry, Slot};
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
 /// On a request the filter sends upstream (a miss or a validation): the router leaves out the route's header
 /// changes and `x-envoy-expected-rq-timeout-ms`, as Envoy's cache filter sends such requests through its own
@@ -276,15 +273,7 @@ impl Pending {
     }
 }
 
-impl<S> tower_service::Service<Request<UpstreamBody>> for CacheFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
+impl<S: Next> tower_service::Service<Request<UpstreamBody>> for CacheFilter<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture;

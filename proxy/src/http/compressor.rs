@@ -22,6 +22,7 @@ mod choice;
 #[cfg(test)]
 mod tests;
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{LocalReplyAt, ResponseBody};
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamBody;
@@ -37,8 +38,6 @@ use http_body_util::BodyExt;
 use outrigger_config::model::http::{Compressor, HttpFilter};
 use prometheus_client::metrics::counter::Counter;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -324,17 +323,8 @@ impl<S> CompressorFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for CompressorFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for CompressorFilter<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;

@@ -13,6 +13,7 @@ mod policy;
 mod tests;
 
 use super::connection_manager::Matched;
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{self, ResponseBody};
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamBody;
@@ -20,8 +21,6 @@ use http::{Request, Response, StatusCode};
 use policy::{Decision, Policies, decide};
 use prometheus_client::metrics::counter::Counter;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -64,17 +63,7 @@ impl<S> CorsFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for CorsFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
+impl<S: Next> tower_service::Service<Request<UpstreamBody>> for CorsFilter<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture;

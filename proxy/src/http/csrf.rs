@@ -14,6 +14,7 @@ mod origin;
 mod tests;
 
 use super::connection_manager::Matched;
+use super::filter_service::Next;
 use super::local_reply::{self, ResponseBody};
 use crate::upstream::UpstreamBody;
 use http::request::Parts;
@@ -128,15 +129,7 @@ fn refused() -> Response<ResponseBody> {
     local_reply::from_filter(response)
 }
 
-impl<S> tower_service::Service<Request<UpstreamBody>> for CsrfFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
+impl<S: Next> tower_service::Service<Request<UpstreamBody>> for CsrfFilter<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = futures_util::future::Either<

@@ -20,6 +20,7 @@ mod inflate;
 #[cfg(test)]
 mod tests;
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{LocalReplyAt, ResponseBody};
 use crate::metrics::Metrics;
 use crate::upstream::UpstreamBody;
@@ -34,8 +35,6 @@ use outrigger_config::model::http::{
 };
 use prometheus_client::metrics::counter::Counter;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -316,17 +315,8 @@ impl<S> DecompressorFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for DecompressorFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for DecompressorFilter<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
@@ -367,16 +357,7 @@ impl<S> LocalReplies<S> {
     }
 }
 
-impl<S> tower_service::Service<Request<UpstreamBody>> for LocalReplies<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: Next + Send + 'static> tower_service::Service<Request<UpstreamBody>> for LocalReplies<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture;

@@ -17,6 +17,7 @@
 mod tests;
 
 use super::connection_manager::ConnectionManager;
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{Flag, ResponseBody, add_flag, text};
 use super::route::headers_match;
 use crate::metrics::Metrics;
@@ -27,7 +28,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -192,18 +192,8 @@ impl<S> FaultFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for FaultFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Clone + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for FaultFilter<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;

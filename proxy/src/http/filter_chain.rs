@@ -13,6 +13,7 @@ use super::cors::CorsFilter;
 use super::csrf::CsrfFilter;
 use super::decompressor::{DecompressorFilter, LocalReplies};
 use super::fault::FaultFilter;
+use super::filter_service::{BoxFuture, Next};
 use super::grpc_http1_bridge::BridgeFilter;
 use super::health_check::HealthCheckFilter;
 use super::local_rate_limit::LocalRateLimitFilter;
@@ -22,14 +23,11 @@ use crate::upstream::UpstreamBody;
 use http::{Request, Response};
 use outrigger_config::model::http::HttpFilter;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::util::BoxCloneService;
 
 type Boxed = BoxCloneService<Request<UpstreamBody>, Response<ResponseBody>, Infallible>;
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
 /// The boxed chain behind a concrete `Service` impl: with the boxed service itself in the connection's type,
 /// rustc cannot prove the connection future general over the lifetime of the body's `dyn Error`.
@@ -180,15 +178,7 @@ impl<S> Position<S> {
     }
 }
 
-impl<S> tower_service::Service<Request<UpstreamBody>> for Position<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
+impl<S: Next> tower_service::Service<Request<UpstreamBody>> for Position<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = futures_util::future::Map<

@@ -13,6 +13,7 @@
 //! replaced, as Envoy's local reply for a gRPC request: 200, `grpc-status: 2`, `grpc-message: Internal Server
 //! Error`, no body. A request over HTTP/2 is not bridged (only upgraded).
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::ResponseBody;
 use crate::upstream::{BoxError, UpstreamBody};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -22,8 +23,6 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use outrigger_config::model::http::GrpcHttp1Bridge;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 const GRPC: &str = "application/grpc";
@@ -68,18 +67,7 @@ impl<S> BridgeFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for BridgeFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: Next + Send + 'static> tower_service::Service<Request<UpstreamBody>> for BridgeFilter<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = BoxFuture;

@@ -7,6 +7,7 @@
 //! - every answer to a health check carries `x-envoy-upstream-healthchecked-cluster` (the node's `cluster`), and
 //!   every other response passing the filter while failing carries `x-envoy-immediate-health-check-fail: true`.
 
+use super::filter_service::{BoxFuture, Next};
 use super::local_reply::{self, ResponseBody};
 use super::route::headers_match;
 use crate::Inputs;
@@ -17,8 +18,6 @@ use outrigger_config::model::http::HealthCheck;
 use outrigger_config::model::route::HeaderMatcher;
 use prometheus_client::metrics::counter::Counter;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -137,17 +136,8 @@ impl<S> HealthCheckFilter<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-impl<S> tower_service::Service<Request<UpstreamBody>> for HealthCheckFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
+impl<S: Next + Send + 'static> tower_service::Service<Request<UpstreamBody>>
+    for HealthCheckFilter<S>
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;

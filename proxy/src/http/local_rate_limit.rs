@@ -13,6 +13,7 @@ mod descriptors;
 
 use super::Connection;
 use super::connection_manager::{ConnectionManager, Matched};
+use super::filter_service::Next;
 use super::headers;
 use super::local_reply::{Flag, ResponseBody, add_flag, text};
 use crate::metrics::{Metrics, RateLimitStats};
@@ -222,15 +223,7 @@ impl<S> LocalRateLimitFilter<S> {
     }
 }
 
-impl<S> tower_service::Service<Request<UpstreamBody>> for LocalRateLimitFilter<S>
-where
-    S: tower_service::Service<
-            Request<UpstreamBody>,
-            Response = Response<ResponseBody>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
+impl<S: Next> tower_service::Service<Request<UpstreamBody>> for LocalRateLimitFilter<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
