@@ -1,4 +1,4 @@
-//! Finished spans leave the data path here: a worker hands a span to a bounded queue (`try_send`, never
+//! Finished spans leave the data path here: a worker hands a span to a bounded queue (a short lock, never
 //! waiting; a full queue drops the span and counts it) and one background thread, with a current-thread tokio
 //! runtime of its own, batches and exports them. Every client (tonic's channel, hyper's) is built on that
 //! thread, inside the runtime that polls it, and nothing ever calls `block_on` from within a runtime: the two
@@ -127,15 +127,33 @@ impl DestinationKind {
 /// Envoy 1.40's Datadog tracer: `flush_interval_milliseconds: 2000` (its startup log).
 const DATADOG_INTERVAL: Duration = Duration::from_secs(2);
 
-enum Message {
-    Span(Arc<Destination>, Item),
-    Flush(std::sync::mpsc::SyncSender<()>),
+/// Spans handed over and not yet taken by the export thread. The thread is woken when `BATCH` of them wait (the
+/// Datadog tracer's, which go every 2 s whatever their number, do not count), not for every span: a wake-up is a
+/// futex call and two context switches on the worker's CPU.
+#[derive(Default)]
+struct Handed {
+    items: Vec<(Arc<Destination>, Item)>,
+    /// Items handed since the thread last took them that count towards `BATCH`.
+    batchable: usize,
+}
+
+struct Shared {
+    handed: std::sync::Mutex<Handed>,
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Handed> {
+        self.handed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 struct Exporter {
-    queue: mpsc::Sender<Message>,
-    /// Flush requests never wait behind a full span queue.
-    flushes: mpsc::UnboundedSender<Message>,
+    shared: Arc<Shared>,
+    /// Flush requests, each answered once everything handed so far is exported.
+    flushes: mpsc::UnboundedSender<std::sync::mpsc::SyncSender<()>>,
 }
 
 static EXPORTER: OnceLock<Option<Exporter>> = OnceLock::new();
@@ -143,21 +161,27 @@ static EXPORTER: OnceLock<Option<Exporter>> = OnceLock::new();
 fn exporter() -> Option<&'static Exporter> {
     EXPORTER
         .get_or_init(|| {
-            let (queue, spans) = mpsc::channel(QUEUE);
+            let shared = Arc::new(Shared {
+                handed: std::sync::Mutex::new(Handed::default()),
+                wake: tokio::sync::Notify::new(),
+            });
             let (flushes, flush_requests) = mpsc::unbounded_channel();
             let started = std::thread::Builder::new()
                 .name("outrigger-trace".into())
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime.block_on(run(spans, flush_requests)),
-                        Err(e) => tracing::error!(error = %e, "tracing: cannot start the export runtime; spans are dropped"),
+                .spawn({
+                    let shared = shared.clone();
+                    move || {
+                        match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(runtime) => runtime.block_on(run(&shared, flush_requests)),
+                            Err(e) => tracing::error!(error = %e, "tracing: cannot start the export runtime; spans are dropped"),
+                        }
                     }
                 });
             match started {
-                Ok(_) => Some(Exporter { queue, flushes }),
+                Ok(_) => Some(Exporter { shared, flushes }),
                 Err(e) => {
                     tracing::error!(error = %e, "tracing: cannot start the export thread; spans are dropped");
                     None
@@ -179,12 +203,22 @@ pub fn submit_segment(destination: &Arc<Destination>, segment: SegmentObject) {
 
 fn submit_item(destination: &Arc<Destination>, item: Item) {
     let Some(exporter) = exporter() else { return };
-    if exporter
-        .queue
-        .try_send(Message::Span(destination.clone(), item))
-        .is_err()
-    {
-        destination.stats().spans_dropped.inc();
+    let batchable = !destination.kind.is_datadog();
+    let wake = {
+        let mut handed = exporter.shared.lock();
+        if handed.items.len() >= QUEUE {
+            drop(handed);
+            destination.stats().spans_dropped.inc();
+            return;
+        }
+        handed.items.push((destination.clone(), item));
+        if batchable {
+            handed.batchable += 1;
+        }
+        batchable && handed.batchable == BATCH
+    };
+    if wake {
+        exporter.shared.wake.notify_one();
     }
 }
 
@@ -194,7 +228,7 @@ pub fn flush(deadline: Duration) -> bool {
         return true;
     };
     let (done, wait) = std::sync::mpsc::sync_channel(1);
-    if exporter.flushes.send(Message::Flush(done)).is_err() {
+    if exporter.flushes.send(done).is_err() {
         return false;
     }
     wait.recv_timeout(deadline).is_ok()
@@ -202,10 +236,33 @@ pub fn flush(deadline: Duration) -> bool {
 
 type Pending = HashMap<usize, (Arc<Destination>, Vec<Item>)>;
 
-async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedReceiver<Message>) {
+/// Moves what the workers handed over into `pending`. `for_batch`: the spans that count towards `BATCH` are about
+/// to be exported, so the count starts again (under the same lock as the move, so no span is counted twice or
+/// lost); the Datadog tick moves spans without exporting the others, which stay counted.
+fn take(shared: &Shared, pending: &mut Pending, for_batch: bool) {
+    let items = {
+        let mut handed = shared.lock();
+        if for_batch {
+            handed.batchable = 0;
+        }
+        std::mem::take(&mut handed.items)
+    };
+    for (destination, item) in items {
+        let key = Arc::as_ptr(&destination) as usize;
+        pending
+            .entry(key)
+            .or_insert_with(|| (destination, Vec::new()))
+            .1
+            .push(item);
+    }
+}
+
+async fn run(
+    shared: &Shared,
+    mut flushes: mpsc::UnboundedReceiver<std::sync::mpsc::SyncSender<()>>,
+) {
     let mut clients = super::send::Clients::default();
     let mut pending: Pending = HashMap::new();
-    let mut queued = 0usize;
     let period = interval();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,41 +273,22 @@ async fn run(mut spans: mpsc::Receiver<Message>, mut flushes: mpsc::UnboundedRec
     datadog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            message = spans.recv() => match message {
-                Some(Message::Span(destination, span)) => {
-                    let key = Arc::as_ptr(&destination) as usize;
-                    let datadog = destination.kind.is_datadog();
-                    pending.entry(key).or_insert_with(|| (destination, Vec::new())).1.push(span);
-                    if !datadog {
-                        queued += 1;
-                    }
-                    if queued >= BATCH {
-                        export_some(&mut clients, &mut pending, false).await;
-                        queued = 0;
-                    }
-                }
-                Some(Message::Flush(done)) => {
-                    export_all(&mut clients, &mut pending).await;
-                    queued = 0;
-                    let _ = done.send(());
-                }
-                None => return,
-            },
-            Some(Message::Flush(done)) = flushes.recv() => {
-                // Take what the span queue holds now, then export it all.
-                while let Ok(Message::Span(destination, span)) = spans.try_recv() {
-                    let key = Arc::as_ptr(&destination) as usize;
-                    pending.entry(key).or_insert_with(|| (destination, Vec::new())).1.push(span);
-                }
+            // `BATCH` spans wait (or a stale wake-up after a tick took them: then this exports what came since).
+            () = shared.wake.notified() => {
+                take(shared, &mut pending, true);
+                export_some(&mut clients, &mut pending, false).await;
+            }
+            Some(done) = flushes.recv() => {
+                take(shared, &mut pending, true);
                 export_all(&mut clients, &mut pending).await;
-                queued = 0;
                 let _ = done.send(());
             }
             _ = tick.tick() => {
+                take(shared, &mut pending, true);
                 export_some(&mut clients, &mut pending, false).await;
-                queued = 0;
             }
             _ = datadog_tick.tick() => {
+                take(shared, &mut pending, false);
                 export_some(&mut clients, &mut pending, true).await;
             }
         }
