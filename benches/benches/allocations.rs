@@ -110,7 +110,36 @@ async fn client(stream: &mut TcpStream, count: u64, buf: &mut [u8]) -> std::io::
     Ok(())
 }
 
-fn config(backend_port: u16) -> String {
+/// Scenario (a)'s listener, or with `traced` scenario (i)'s additions: tracing at 1 % (OTLP/HTTP to a
+/// collector that answers every post) and a file access log in Envoy's default format.
+fn config(backend_port: u16, traced: Option<(u16, &std::path::Path)>) -> String {
+    let observability = traced.map_or_else(String::new, |(collector, log)| {
+        format!(
+            r#"
+          tracing:
+            random_sampling: {{value: 1}}
+            provider:
+              name: envoy.tracers.opentelemetry
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                service_name: bench
+                http_service: {{http_uri: {{uri: "http://127.0.0.1:{collector}/v1/traces", cluster: collector, timeout: 5s}}}}
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {}"#,
+            log.display()
+        )
+    });
+    let collector_cluster = traced.map_or_else(String::new, |(collector, _)| {
+        format!(
+            r#"
+  - name: collector
+    connect_timeout: 1s
+    load_assignment: {{cluster_name: collector, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {collector}}}}}}}}}]}}]}}"#
+        )
+    });
     format!(
         r#"
 static_resources:
@@ -122,22 +151,67 @@ static_resources:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
+          stat_prefix: bench{observability}
           route_config: {{virtual_hosts: [{{name: all, domains: ["*"], routes: [{{match: {{prefix: /}}, route: {{cluster: backend}}}}]}}]}}
           http_filters: [{{name: envoy.filters.http.router, typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}}}]
   clusters:
   - name: backend
     connect_timeout: 1s
-    load_assignment: {{cluster_name: backend, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {backend_port}}}}}}}}}]}}]}}
+    load_assignment: {{cluster_name: backend, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {backend_port}}}}}}}}}]}}]}}{collector_cluster}
 "#
     )
 }
 
-async fn run() -> anyhow::Result<()> {
-    let backend_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let backend_port = backend_listener.local_addr()?.port();
-    tokio::spawn(backend(backend_listener));
-    let loaded = load_bytes(config(backend_port).as_bytes(), Format::Yaml)
+/// A collector that reads each OTLP post and answers `200` with an empty body.
+async fn collector(listener: TcpListener) {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    while let Ok((mut stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut filled = 0;
+            loop {
+                let Ok(n) = stream.read(&mut buf[filled..]).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                filled += n;
+                let Some(end) = head_end(&buf[..filled]) else {
+                    continue;
+                };
+                let length = content_length(&buf[..end]);
+                if filled < end + length {
+                    if buf.len() < end + length {
+                        buf.resize(end + length, 0);
+                    }
+                    continue;
+                }
+                if stream.write_all(OK).await.is_err() {
+                    return;
+                }
+                buf.copy_within(end + length..filled, 0);
+                filled -= end + length;
+            }
+        });
+    }
+}
+
+fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+/// Allocations and bytes per request through a proxy started on `config`.
+async fn count(config: String) -> anyhow::Result<(f64, f64)> {
+    let loaded = load_bytes(config.as_bytes(), Format::Yaml)
         .map_err(|d| anyhow::anyhow!("config: {d:?}"))?;
     let proxy = Proxy::start(loaded.snapshot).await?;
     let (_, address) = proxy
@@ -155,11 +229,31 @@ async fn run() -> anyhow::Result<()> {
     client(&mut stream, COUNTED, &mut buf).await?;
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
     let bytes = BYTES.load(Ordering::Relaxed) - bytes;
-    println!(
-        "http1 keep-alive GET through the proxy: {:.2} allocations, {:.0} bytes allocated per request ({COUNTED} requests)",
+    drop(stream);
+    proxy.drain(std::time::Duration::from_millis(200)).await;
+    Ok((
         allocations as f64 / COUNTED as f64,
-        bytes as f64 / COUNTED as f64
+        bytes as f64 / COUNTED as f64,
+    ))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let backend_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let backend_port = backend_listener.local_addr()?.port();
+    tokio::spawn(backend(backend_listener));
+    let collector_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let collector_port = collector_listener.local_addr()?.port();
+    tokio::spawn(collector(collector_listener));
+    let log = std::env::temp_dir().join(format!("outrigger-allocations-{}.log", std::process::id()));
+    let (allocations, bytes) = count(config(backend_port, None)).await?;
+    println!(
+        "(a) http1 keep-alive GET through the proxy: {allocations:.2} allocations, {bytes:.0} bytes allocated per request ({COUNTED} requests)"
     );
+    let (allocations, bytes) = count(config(backend_port, Some((collector_port, &log)))).await?;
+    println!(
+        "(i) the same with tracing at 1 % and a file access log: {allocations:.2} allocations, {bytes:.0} bytes allocated per request ({COUNTED} requests; the 1 % sampled vary by a few)"
+    );
+    let _ = std::fs::remove_file(&log);
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! creates the shared `Notes` only when `Loggers` is not empty, and the layers inside fill them only if present.
 
 mod body;
+pub mod captured;
 pub mod compiled;
 mod filter;
 pub(crate) mod format;
@@ -27,6 +28,9 @@ thread_local! {
 #[derive(Default)]
 pub struct Loggers {
     logs: Vec<Logger>,
+    /// The request headers a record keeps: those the formats read, and `x-request-id` (the runtime filter's
+    /// draw).
+    request_headers: Vec<http::HeaderName>,
     /// The response headers a record keeps: those the formats read, and `grpc-status` (Istio's metrics).
     response_headers: Vec<http::HeaderName>,
 }
@@ -54,25 +58,27 @@ impl Loggers {
                 }
             })
             .collect();
+        let mut request_headers = vec![crate::http::headers::X_REQUEST_ID];
         let mut response_headers = vec![http::HeaderName::from_static("grpc-status")];
         for log in &logs {
+            log.format.request_headers(&mut request_headers);
             log.format.response_headers(&mut response_headers);
         }
         Self {
             logs,
+            request_headers,
             response_headers,
         }
     }
 
+    /// The request headers a record keeps for these logs.
+    pub fn request_headers(&self) -> &[http::HeaderName] {
+        &self.request_headers
+    }
+
     /// The response headers a record keeps of `all` (a copy of every header would cost each request more).
-    pub fn response_headers(&self, all: &http::HeaderMap) -> http::HeaderMap {
-        let mut kept = http::HeaderMap::new();
-        for name in &self.response_headers {
-            for value in all.get_all(name) {
-                kept.append(name.clone(), value.clone());
-            }
-        }
-        kept
+    pub fn response_headers(&self, all: &http::HeaderMap) -> captured::Captured {
+        captured::Captured::of(all, &[&self.response_headers])
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,11 +162,6 @@ impl Notes {
     /// Time since the stream started.
     pub fn elapsed(&self) -> std::time::Duration {
         self.0.started.elapsed()
-    }
-
-    /// The record, taken out at the end.
-    fn take(&self) -> Record {
-        std::mem::take(&mut *self.lock())
     }
 }
 

@@ -110,22 +110,34 @@ struct Pending {
 }
 
 impl Pending {
+    /// Completes the record where it is (no copy of it is taken), writes its lines, counts it in Istio's
+    /// metrics and ends its span.
     fn finish(self) {
-        let mut record = self.notes.take();
-        let duration = self.notes.elapsed();
-        record.bytes_sent = self.sent;
-        record.response_trailers = self.trailers;
-        record.duration = Some(duration);
-        if record.response_duration.is_some() {
-            record.response_tx_duration = Some(duration.saturating_sub(self.headers_at));
-        }
-        if let Some(istio) = &self.istio {
-            crate::metrics::istio::report(istio, &record);
-        }
-        self.loggers.log(&record);
-        if let Some((tracer, active)) = self.tracer.zip(record.trace.take()) {
-            tracer.finish(*active, &record);
-        }
+        let Pending {
+            notes,
+            loggers,
+            istio,
+            tracer,
+            sent,
+            trailers,
+            headers_at,
+        } = self;
+        let duration = notes.elapsed();
+        notes.with(|record| {
+            record.bytes_sent = sent;
+            record.response_trailers = trailers;
+            record.duration = Some(duration);
+            if record.response_duration.is_some() {
+                record.response_tx_duration = Some(duration.saturating_sub(headers_at));
+            }
+            if let Some(istio) = &istio {
+                crate::metrics::istio::report(istio, record);
+            }
+            loggers.log(record);
+            if let Some((tracer, active)) = tracer.zip(record.trace.take()) {
+                tracer.finish(*active, record);
+            }
+        });
     }
 }
 

@@ -74,22 +74,39 @@ impl Compiled {
 impl Compiled {
     /// Adds the response headers this format reads (`%RESP(X?Y)%`) to `names`.
     pub fn response_headers(&self, names: &mut Vec<http::HeaderName>) {
+        self.headers_read(&|c| matches!(c, Command::Resp { .. }), names);
+    }
+
+    /// Adds the request headers this format reads (`%REQ(X?Y)%`; `host` for `:authority`) to `names`.
+    pub fn request_headers(&self, names: &mut Vec<http::HeaderName>) {
+        self.headers_read(&|c| matches!(c, Command::Req { .. }), names);
+    }
+
+    fn headers_read(&self, reads: &dyn Fn(&Command) -> bool, names: &mut Vec<http::HeaderName>) {
         match self {
-            Compiled::Text(parts) => parts_response_headers(parts, names),
-            Compiled::Json(fields) => fields_response_headers(fields, names),
+            Compiled::Text(parts) => parts_headers(parts, reads, names),
+            Compiled::Json(fields) => fields_headers(fields, reads, names),
         }
     }
 }
 
-fn parts_response_headers(parts: &[Part], names: &mut Vec<http::HeaderName>) {
+fn parts_headers(
+    parts: &[Part],
+    reads: &dyn Fn(&Command) -> bool,
+    names: &mut Vec<http::HeaderName>,
+) {
     for part in parts {
         if let Part::Operator(op) = part
-            && matches!(op.command, Command::Resp { .. })
+            && reads(&op.command)
         {
             for key in &op.headers {
-                if let Key::Header(name) = key
-                    && !names.contains(name)
-                {
+                let name = match key {
+                    Key::Header(name) => name,
+                    // Without an authority in the request's URI, `:authority` is its `host` header.
+                    Key::Authority => &http::header::HOST,
+                    _ => continue,
+                };
+                if !names.contains(name) {
                     names.push(name.clone());
                 }
             }
@@ -97,11 +114,15 @@ fn parts_response_headers(parts: &[Part], names: &mut Vec<http::HeaderName>) {
     }
 }
 
-fn fields_response_headers(fields: &[(String, Field)], names: &mut Vec<http::HeaderName>) {
+fn fields_headers(
+    fields: &[(String, Field)],
+    reads: &dyn Fn(&Command) -> bool,
+    names: &mut Vec<http::HeaderName>,
+) {
     for (_, field) in fields {
         match field {
-            Field::Template(parts) => parts_response_headers(parts, names),
-            Field::Object(inner) => fields_response_headers(inner, names),
+            Field::Template(parts) => parts_headers(parts, reads, names),
+            Field::Object(inner) => fields_headers(inner, reads, names),
             Field::Literal(_) => {}
         }
     }

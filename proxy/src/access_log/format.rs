@@ -170,11 +170,23 @@ fn cut(value: Value<'_>, max: Option<usize>) -> Value<'_> {
     }
 }
 
-/// The first of `keys` that `headers` has.
-fn header<'a>(headers: Option<&'a http::HeaderMap>, keys: &[Key; 2]) -> Option<&'a str> {
+/// The first of `keys` the response's kept headers have.
+fn response_header<'a>(
+    headers: Option<&'a super::captured::Captured>,
+    keys: &[Key; 2],
+) -> Option<&'a str> {
     let headers = headers?;
     keys.iter().find_map(|key| match key {
-        Key::Header(name) => headers.get(name)?.to_str().ok(),
+        Key::Header(name) => headers.get_str(name),
+        _ => None,
+    })
+}
+
+/// The first of `keys` the trailers have.
+fn trailer<'a>(trailers: Option<&'a http::HeaderMap>, keys: &[Key; 2]) -> Option<&'a str> {
+    let trailers = trailers?;
+    keys.iter().find_map(|key| match key {
+        Key::Header(name) => trailers.get(name)?.to_str().ok(),
         _ => None,
     })
 }
@@ -186,8 +198,8 @@ fn value<'a>(op: &Op, r: &'a Record) -> Value<'a> {
             let request = r.request.as_ref();
             text_of(request.and_then(|q| op.headers.iter().find_map(|key| q.value(key))))
         }
-        C::Resp { .. } => text_of(header(r.response_headers.as_ref(), &op.headers)),
-        C::Trailer { .. } => text_of(header(r.response_trailers.as_ref(), &op.headers)),
+        C::Resp { .. } => text_of(response_header(r.response_headers.as_ref(), &op.headers)),
+        C::Trailer { .. } => text_of(trailer(r.response_trailers.as_ref(), &op.headers)),
         C::StartTime(format) => match r.start {
             Some(start) => Value::Text(Cow::Owned(super::time::format(start, format.as_deref()))),
             None => Value::Unset,

@@ -1,5 +1,6 @@
 //! What one request (or TCP connection) tells its access log: filled along the way, formatted at the end.
 
+use super::captured::Captured;
 use super::compiled::Key;
 use http::HeaderMap;
 use std::net::SocketAddr;
@@ -157,9 +158,9 @@ pub struct Record {
     /// pseudo-headers.
     pub request: Option<RequestHead>,
     /// The response headers the access logs read (`%RESP(X)%`) and `grpc-status`; not all of them.
-    pub response_headers: Option<HeaderMap>,
+    pub response_headers: Option<Captured>,
     /// The size of all the response headers as HTTP/1.1 writes them (`name: value\r\n` each and the blank line;
-    /// Istio's `response_bytes` counts them).
+    /// Istio's `response_bytes` counts them; 0 without Istio's metrics).
     pub response_head_size: u64,
     pub response_trailers: Option<HeaderMap>,
     /// 0: no response was sent.
@@ -190,14 +191,17 @@ pub struct Record {
     pub trace: Option<Box<crate::trace::Active>>,
 }
 
-/// The request line and headers.
+/// The request line, and the headers read later (those the access logs, Istio's labels and a sampled span read).
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub method: http::Method,
     pub path: String,
     pub authority: Option<String>,
     pub scheme: Option<String>,
-    pub headers: HeaderMap,
+    pub headers: Captured,
+    /// The size of all the request's headers as HTTP/1.1 writes them (Istio's `request_bytes`); 0 when
+    /// nothing reads it.
+    pub header_bytes: u64,
 }
 
 impl RequestHead {
@@ -222,7 +226,7 @@ impl RequestHead {
     }
 
     pub fn header(&self, name: &http::HeaderName) -> Option<&str> {
-        self.headers.get(name)?.to_str().ok()
+        self.headers.get_str(name)
     }
 }
 

@@ -13,23 +13,33 @@ pub fn format(at: SystemTime, format: Option<&str>) -> String {
     out
 }
 
+/// `n` (below 100) as two digits.
+fn two_digits(n: u8, out: &mut String) {
+    out.push(char::from(b'0' + n / 10 % 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
 /// Appends `at` in `format` (Envoy's default when `None`) to `out`.
 pub fn write(at: SystemTime, format: Option<&str>, out: &mut String) {
     let t = OffsetDateTime::from(at);
     let nanos = t.nanosecond();
     if format.is_none() {
-        // Envoy's default, written directly: every access log line in the default format has it.
-        let _ = write!(
-            out,
-            "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            nanos / 1_000_000
-        );
+        // Envoy's default, written digit by digit: every access log line in the default format has it, and
+        // `core::fmt` with padding cost more than the rest of the line.
+        out.push_str(itoa::Buffer::new().format(t.year()));
+        out.push('-');
+        two_digits(u8::from(t.month()), out);
+        out.push('-');
+        two_digits(t.day(), out);
+        out.push('T');
+        two_digits(t.hour(), out);
+        out.push(':');
+        two_digits(t.minute(), out);
+        out.push(':');
+        two_digits(t.second(), out);
+        out.push('.');
+        fraction(nanos, 3, out);
+        out.push('Z');
         return;
     }
     let mut chars = format.unwrap_or(DEFAULT).chars().peekable();
@@ -108,8 +118,15 @@ pub fn write(at: SystemTime, format: Option<&str>, out: &mut String) {
 /// The first `digits` (1 to 9) digits of the second's fraction.
 fn fraction(nanos: u32, digits: usize, out: &mut String) {
     let digits = digits.clamp(1, 9);
-    let scaled = nanos / 10u32.pow(9 - digits as u32);
-    let _ = write!(out, "{scaled:0digits$}");
+    let mut scaled = nanos / 10u32.pow(9 - digits as u32);
+    let mut text = [b'0'; 9];
+    for place in text[..digits].iter_mut().rev() {
+        *place = b'0' + (scaled % 10) as u8;
+        scaled /= 10;
+    }
+    for digit in &text[..digits] {
+        out.push(char::from(*digit));
+    }
 }
 
 fn weekday(t: OffsetDateTime) -> String {

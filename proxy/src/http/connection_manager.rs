@@ -449,6 +449,7 @@ where
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             tracer.start(&mut parts.headers, authority.as_deref(), path)
         });
+        let sampled = trace.is_some();
         // Notes kept only for the span go when the request is not sampled: the layers inside then fill nothing.
         let notes = notes.and_then(|n| {
             n.with(|r| r.trace = trace.map(Box::new));
@@ -484,7 +485,12 @@ where
                 },
                 _ => None,
             });
-            let head = access_log_head(&parts);
+            let head = access_log_head(
+                &parts,
+                &self.manager.access_logs,
+                self.connection.istio.is_some(),
+                sampled,
+            );
             notes.with(|r| {
                 r.request = Some(head);
                 r.route_name = route_name;
@@ -523,7 +529,20 @@ where
 }
 
 /// The request as the access log reads it: after the connection manager's own headers (request id, XFF).
-fn access_log_head(parts: &http::request::Parts) -> crate::access_log::record::RequestHead {
+/// Only the headers something reads later are kept: the logs' (`loggers`), Istio's labels', and all of them
+/// for a `sampled` span (its tags may name any header).
+fn access_log_head(
+    parts: &http::request::Parts,
+    loggers: &crate::access_log::Loggers,
+    istio: bool,
+    sampled: bool,
+) -> crate::access_log::record::RequestHead {
+    use crate::access_log::captured::Captured;
+    let istio_headers: &[http::HeaderName] = if istio {
+        &crate::metrics::istio::REQUEST_HEADERS
+    } else {
+        &[]
+    };
     crate::access_log::record::RequestHead {
         method: parts.method.clone(),
         path: parts
@@ -532,7 +551,16 @@ fn access_log_head(parts: &http::request::Parts) -> crate::access_log::record::R
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
         authority: parts.uri.authority().map(|a| a.as_str().to_string()),
         scheme: parts.uri.scheme_str().map(String::from),
-        headers: parts.headers.clone(),
+        headers: if sampled {
+            Captured::all(&parts.headers)
+        } else {
+            Captured::of(&parts.headers, &[loggers.request_headers(), istio_headers])
+        },
+        header_bytes: if istio {
+            headers::size(&parts.headers) as u64 + 2
+        } else {
+            0
+        },
     }
 }
 

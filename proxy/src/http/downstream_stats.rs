@@ -135,12 +135,13 @@ fn start_record(connection: &Connection, version: http::Version) -> Record {
 }
 
 /// What the response tells the record: status, headers, flags, the upstream that answered and how many
-/// attempts it took, and Envoy's response code details.
+/// attempts it took, and Envoy's response code details; with `istio`, the size of the response's head.
 fn note_response(
     notes: &Notes,
     loggers: &Loggers,
     response: &Response<ResponseBody>,
     elapsed: std::time::Duration,
+    istio: bool,
 ) {
     let flags = response
         .extensions()
@@ -165,7 +166,9 @@ fn note_response(
     notes.with(|r| {
         r.response_code = if reset { 0 } else { response.status().as_u16() };
         r.response_headers = Some(loggers.response_headers(response.headers()));
-        r.response_head_size = crate::http::headers::size(response.headers()) as u64 + 2;
+        if istio {
+            r.response_head_size = crate::http::headers::size(response.headers()) as u64 + 2;
+        }
         r.flags.merge(flags);
         if let Some(why) = transport_failure {
             r.upstream_failure = Some(why.to_string());
@@ -304,7 +307,7 @@ where
                 None => response,
                 Some((notes, _, _)) if !notes.needed() => response,
                 Some((notes, loggers, tracer)) => {
-                    note_response(&notes, &loggers, &response, notes.elapsed());
+                    note_response(&notes, &loggers, &response, notes.elapsed(), istio.is_some());
                     response
                         .map(|body| finish_response(body, notes, loggers, istio, tracer).boxed())
                 }

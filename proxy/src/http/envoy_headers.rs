@@ -46,7 +46,22 @@ fn expected(forward: &Forward) -> Option<Duration> {
 /// complete before the response headers came; we count from when the router hands the request to the upstream
 /// stack, which is the same moment for a request without a body, and set it on every upstream response.
 pub fn service_time(since: Instant) -> HeaderValue {
-    HeaderValue::from(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX))
+    let millis = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // Most answers take under a second: their values are made once, and a copy (an access log keeps one)
+    // shares them instead of allocating.
+    static SMALL: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| (0..1000u64).map(HeaderValue::from).map(shared).collect());
+    usize::try_from(millis)
+        .ok()
+        .and_then(|i| small.get(i))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(millis))
+}
+
+/// `value` with its bytes behind a reference count, so that copies do not allocate.
+fn shared(value: HeaderValue) -> HeaderValue {
+    let bytes = bytes::Bytes::from_owner(value.as_bytes().to_vec());
+    HeaderValue::from_maybe_shared(bytes).unwrap_or(value)
 }
 
 #[cfg(test)]

@@ -49,16 +49,20 @@ fn request_id() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
 }
 
+/// A new request id as a header value whose copies share its bytes: an access log's record keeps a copy, and
+/// a value made from a `Vec` would allocate again on its first copy.
+fn request_id_value() -> Option<HeaderValue> {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    request_id().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)).ok()
+}
+
 pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
     remove_hop_by_hop(&mut parts.headers);
     let hcm = &connection.hcm;
     if hcm.generate_request_id
         && !parts.headers.contains_key(X_REQUEST_ID)
-        && let Ok(id) = HeaderValue::from_str(
-            request_id()
-                .hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer()),
-        )
+        && let Some(id) = request_id_value()
     {
         parts.headers.insert(X_REQUEST_ID, id);
     }

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
 
+const X_ENVOY_ORIGINAL_PATH: http::HeaderName = http::HeaderName::from_static("x-envoy-original-path");
+
 #[derive(Clone)]
 pub struct Router {
     pub connection: Arc<Connection>,
@@ -202,7 +204,7 @@ impl Router {
             })
             && let Ok(original) = HeaderValue::from_str(path_and_query)
         {
-            parts.headers.insert("x-envoy-original-path", original);
+            parts.headers.insert(X_ENVOY_ORIGINAL_PATH, original);
         }
         if let Some(notes) = &notes
             && rewritten
@@ -215,7 +217,10 @@ impl Router {
                 if let Some(head) = r.request.as_mut() {
                     head.path = rewritten;
                     if let Some(original) = original {
-                        head.headers.insert("x-envoy-original-path", original);
+                        if head.header_bytes > 0 {
+                            head.header_bytes += (X_ENVOY_ORIGINAL_PATH.as_str().len() + original.len() + 4) as u64;
+                        }
+                        head.headers.insert(X_ENVOY_ORIGINAL_PATH, original);
                     }
                 }
             });

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 use outrigger_config::fuzzing::access_log_format;
 use outrigger_config::model::access_log::{Format, JsonValue};
+use outrigger_proxy::access_log::captured::Captured;
 use outrigger_proxy::access_log::record::{Record, RequestHead};
 use outrigger_proxy::fuzzing::access_log_line;
 use std::time::{Duration, SystemTime};
@@ -37,9 +38,10 @@ fuzz_target!(|data: &[u8]| {
             path: value.to_string(),
             authority: Some(value.to_string()),
             scheme: Some("http".into()),
-            headers: headers.clone(),
+            headers: Captured::all(&headers),
+            header_bytes: 0,
         }),
-        response_headers: Some(headers.clone()),
+        response_headers: Some(Captured::all(&headers)),
         response_trailers: Some(headers),
         response_code: 200,
         response_code_details: Some(value.to_string().into()),

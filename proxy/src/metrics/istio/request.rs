@@ -5,6 +5,9 @@ use crate::access_log::compiled::Key;
 use crate::access_log::record::{Record, RequestHead};
 use http::HeaderMap;
 
+/// The request headers Istio's labels read: `:authority` (its `host` header on HTTP/1) and `content-type`.
+pub const REQUEST_HEADERS: [http::HeaderName; 2] = [http::header::HOST, http::header::CONTENT_TYPE];
+
 /// Records `record` (a request that ended) in `labels`' series.
 pub fn report(labels: &ConnectionLabels, record: &Record) {
     let head = record.request.as_ref();
@@ -14,7 +17,10 @@ pub fn report(labels: &ConnectionLabels, record: &Record) {
         .is_some_and(|t| t.starts_with("application/grpc"));
     let grpc_status = grpc.then(|| grpc_status(record)).flatten();
     let response_head =
-        record.response_head_size + record.response_trailers.as_ref().map_or(0, headers_size);
+        record.response_head_size + record
+            .response_trailers
+            .as_ref()
+            .map_or(0, |t| crate::http::headers::size(t) as u64 + 2);
     let end = HttpEnd {
         service: authority.map_or(UNKNOWN, host_of),
         upstream: record.upstream_peer.as_ref(),
@@ -54,7 +60,11 @@ fn grpc_status(record: &Record) -> Option<u16> {
     if let Some(status) = record.response_trailers.as_ref().and_then(read) {
         return Some(status);
     }
-    if let Some(status) = record.response_headers.as_ref().and_then(read) {
+    if let Some(status) = record
+        .response_headers
+        .as_ref()
+        .and_then(|h| h.get_str(&GRPC_STATUS)?.parse().ok())
+    {
         return Some(status);
     }
     Some(match record.response_code {
@@ -68,19 +78,10 @@ fn grpc_status(record: &Record) -> Option<u16> {
     })
 }
 
-/// The size of headers as HTTP/1.1 writes them (`name: value\r\n` each, and the blank line).
-fn headers_size(headers: &HeaderMap) -> u64 {
-    headers
-        .iter()
-        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
-        .sum::<u64>()
-        + 2
-}
-
 /// The request line and headers as HTTP/1.1 writes them (Istio counts wire bytes, not only the body).
 fn request_head_size(head: &RequestHead) -> u64 {
     let line = head.method.as_str().len() + head.path.len() + " HTTP/1.1\r\n".len() + 1;
-    line as u64 + headers_size(&head.headers)
+    line as u64 + head.header_bytes
 }
 
 #[cfg(test)]
