@@ -244,7 +244,8 @@ async fn run() -> anyhow::Result<()> {
     let collector_listener = TcpListener::bind("127.0.0.1:0").await?;
     let collector_port = collector_listener.local_addr()?.port();
     tokio::spawn(collector(collector_listener));
-    let log = std::env::temp_dir().join(format!("outrigger-allocations-{}.log", std::process::id()));
+    let log =
+        std::env::temp_dir().join(format!("outrigger-allocations-{}.log", std::process::id()));
     let (allocations, bytes) = count(config(backend_port, None)).await?;
     println!(
         "(a) http1 keep-alive GET through the proxy: {allocations:.2} allocations, {bytes:.0} bytes allocated per request ({COUNTED} requests)"

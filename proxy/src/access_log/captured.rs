@@ -70,7 +70,10 @@ mod tests {
         all.append("x-a", HeaderValue::from_static("2"));
         all.append("x-other", HeaderValue::from_static("no"));
         let x_a = HeaderName::from_static("x-a");
-        let captured = Captured::of(&all, &[&[http::header::USER_AGENT], &[x_a.clone()]]);
+        let captured = Captured::of(
+            &all,
+            &[&[http::header::USER_AGENT], std::slice::from_ref(&x_a)],
+        );
         assert_eq!(captured.get_str(&x_a), Some("1"));
         assert_eq!(captured.get_str(&http::header::USER_AGENT), Some("curl"));
         assert_eq!(captured.get(&HeaderName::from_static("x-other")), None);

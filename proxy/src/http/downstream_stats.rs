@@ -307,7 +307,13 @@ where
                 None => response,
                 Some((notes, _, _)) if !notes.needed() => response,
                 Some((notes, loggers, tracer)) => {
-                    note_response(&notes, &loggers, &response, notes.elapsed(), istio.is_some());
+                    note_response(
+                        &notes,
+                        &loggers,
+                        &response,
+                        notes.elapsed(),
+                        istio.is_some(),
+                    );
                     response
                         .map(|body| finish_response(body, notes, loggers, istio, tracer).boxed())
                 }

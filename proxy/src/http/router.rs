@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
 
-const X_ENVOY_ORIGINAL_PATH: http::HeaderName = http::HeaderName::from_static("x-envoy-original-path");
+const X_ENVOY_ORIGINAL_PATH: http::HeaderName =
+    http::HeaderName::from_static("x-envoy-original-path");
 
 #[derive(Clone)]
 pub struct Router {
@@ -218,7 +219,8 @@ impl Router {
                     head.path = rewritten;
                     if let Some(original) = original {
                         if head.header_bytes > 0 {
-                            head.header_bytes += (X_ENVOY_ORIGINAL_PATH.as_str().len() + original.len() + 4) as u64;
+                            head.header_bytes +=
+                                (X_ENVOY_ORIGINAL_PATH.as_str().len() + original.len() + 4) as u64;
                         }
                         head.headers.insert(X_ENVOY_ORIGINAL_PATH, original);
                     }

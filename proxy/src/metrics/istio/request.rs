@@ -16,8 +16,8 @@ pub fn report(labels: &ConnectionLabels, record: &Record) {
         .and_then(|h| h.header(&http::header::CONTENT_TYPE))
         .is_some_and(|t| t.starts_with("application/grpc"));
     let grpc_status = grpc.then(|| grpc_status(record)).flatten();
-    let response_head =
-        record.response_head_size + record
+    let response_head = record.response_head_size
+        + record
             .response_trailers
             .as_ref()
             .map_or(0, |t| crate::http::headers::size(t) as u64 + 2);
