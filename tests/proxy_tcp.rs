@@ -247,3 +247,187 @@ async fn idle_tcp_connections_are_closed_after_idle_timeout() {
         "{stats}"
     );
 }
+
+/// Bytes 0, 1, ..., 250, 0, 1, ...: a pattern whose period (a prime) never lines up with the proxy's chunks,
+/// so a byte lost, repeated or reordered anywhere shows.
+fn pattern(offset: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| ((offset + i) % 251) as u8)
+        .collect()
+}
+
+/// Sends `total` pattern bytes in 64 KiB writes, then half-closes.
+async fn send_pattern(mut writer: tokio::net::tcp::OwnedWriteHalf, total: u64) {
+    let block = pattern(0, 64 * 1024 + 251);
+    let mut offset = 0;
+    while offset < total {
+        let start = (offset % 251) as usize;
+        let len = (total - offset).min(64 * 1024) as usize;
+        writer.write_all(&block[start..start + len]).await.unwrap();
+        offset += len as u64;
+    }
+    writer.shutdown().await.unwrap();
+}
+
+/// Reads to EOF, checking every byte against the pattern; returns how many came.
+async fn expect_pattern<R: tokio::io::AsyncRead + Unpin>(mut reader: R) -> u64 {
+    let block = pattern(0, 256 * 1024 + 251);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut offset = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).await.unwrap();
+        if n == 0 {
+            return offset;
+        }
+        let start = (offset % 251) as usize;
+        assert!(
+            buffer[..n] == block[start..start + n],
+            "bytes {offset}..{} differ from what was sent",
+            offset + n as u64
+        );
+        offset += n as u64;
+    }
+}
+
+/// Waits (up to 10 s) until the proxy's stats contain every one of `lines`.
+async fn wait_for_stats(proxy: &outrigger_proxy::Proxy, lines: &[String]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = proxy.inputs.metrics.envoy_stats();
+        if lines.iter().all(|l| stats.lines().any(|s| s == l)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {lines:?} in\n{stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_mib_each_way_arrive_intact_and_are_counted() {
+    const TOTAL: u64 = 64 * 1024 * 1024;
+    let (proxy, _servers) = setup("1s", "echo").await;
+    let client = TcpStream::connect(address(&proxy, "edge")).await.unwrap();
+    let (reader, writer) = client.into_split();
+    // Written and read back at once (the echo returns what it gets): both directions carry 64 MiB together.
+    let sending = tokio::spawn(send_pattern(writer, TOTAL));
+    let echoed = tokio::time::timeout(Duration::from_secs(60), expect_pattern(reader))
+        .await
+        .expect("the echo took over 60 s");
+    sending.await.unwrap();
+    assert_eq!(echoed, TOTAL);
+    wait_for_stats(
+        &proxy,
+        &[
+            format!("tcp.edge_tcp.downstream_cx_rx_bytes_total: {TOTAL}"),
+            format!("tcp.edge_tcp.downstream_cx_tx_bytes_total: {TOTAL}"),
+            "tcp.edge_tcp.downstream_cx_total: 1".to_string(),
+        ],
+    )
+    .await;
+}
+
+const HALF_CLOSE: &str = r#"
+static_resources:
+  listeners:
+  - name: client_first
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: client_first, cluster: answers_after_eof}
+  - name: upstream_first
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: upstream_first, cluster: closes_first}
+  clusters:
+  - {name: answers_after_eof, load_assignment: {cluster_name: answers_after_eof, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {answers_after_eof}}}}}]}]}}
+  - {name: closes_first, load_assignment: {cluster_name: closes_first, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: {closes_first}}}}}]}]}}
+"#;
+
+/// Serves one connection with `handle` (given the two halves), then reports what it returns.
+async fn one_connection<F, Fut>(handle: F) -> (u16, tokio::task::JoinHandle<u64>)
+where
+    F: FnOnce(tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, write) = stream.into_split();
+        handle(read, write).await
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_close_passes_either_way_while_the_other_direction_keeps_flowing() {
+    const UP: u64 = 3 * 1024 * 1024 + 17;
+    const DOWN: u64 = 5 * 1024 * 1024 + 3;
+    // Reads the client's bytes to their end, and only then answers: the answer flows after the client's FIN.
+    let (answers_after_eof, first) = one_connection(|read, write| async move {
+        let received = expect_pattern(read).await;
+        send_pattern(write, DOWN).await;
+        received
+    })
+    .await;
+    // Answers and half-closes first, then reads the client's bytes, which come after that FIN.
+    let (closes_first, second) = one_connection(|read, write| async move {
+        send_pattern(write, DOWN).await;
+        expect_pattern(read).await
+    })
+    .await;
+    let config = fill(
+        HALF_CLOSE,
+        &[
+            ("answers_after_eof", answers_after_eof.to_string()),
+            ("closes_first", closes_first.to_string()),
+        ],
+    );
+    let proxy = start(&config).await;
+    let limit = Duration::from_secs(30);
+
+    let client = TcpStream::connect(address(&proxy, "client_first"))
+        .await
+        .unwrap();
+    let (reader, writer) = client.into_split();
+    send_pattern(writer, UP).await;
+    let answer = tokio::time::timeout(limit, expect_pattern(reader)).await;
+    assert_eq!(
+        answer.unwrap(),
+        DOWN,
+        "the answer sent after the client's FIN"
+    );
+    assert_eq!(
+        tokio::time::timeout(limit, first).await.unwrap().unwrap(),
+        UP
+    );
+
+    let client = TcpStream::connect(address(&proxy, "upstream_first"))
+        .await
+        .unwrap();
+    let (reader, writer) = client.into_split();
+    // The upstream's FIN reaches the client (its read ends) while the client has not sent a byte yet.
+    let answer = tokio::time::timeout(limit, expect_pattern(reader)).await;
+    assert_eq!(answer.unwrap(), DOWN, "the upstream's bytes, then its FIN");
+    send_pattern(writer, UP).await;
+    assert_eq!(
+        tokio::time::timeout(limit, second).await.unwrap().unwrap(),
+        UP,
+        "the client's bytes sent after the upstream's FIN"
+    );
+
+    let mut lines = Vec::new();
+    for prefix in ["client_first", "upstream_first"] {
+        lines.push(format!("tcp.{prefix}.downstream_cx_rx_bytes_total: {UP}"));
+        lines.push(format!("tcp.{prefix}.downstream_cx_tx_bytes_total: {DOWN}"));
+    }
+    wait_for_stats(&proxy, &lines).await;
+}

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+
+mod pipes;
+mod splice;
 
 pub async fn proxy(
     downstream: Stream,
@@ -247,43 +251,57 @@ pub async fn copy_both_ways(
     upstream: &mut Stream,
     idle: Option<Duration>,
 ) -> (u64, u64) {
-    // Plain TCP splits without a lock; TLS needs tokio's shared split.
+    // Counted as they go, so a connection the idle timeout ends still reports its bytes.
+    let tally = Tally::default();
     match (downstream, upstream) {
+        // Plain TCP both sides: zero copy (splice), and the halves split without a lock.
         (Stream::Plain(down), Stream::Plain(up)) => {
             let (down_read, down_write) = down.split();
             let (up_read, up_write) = up.split();
-            copy_halves(down_read, down_write, up_read, up_write, idle).await
+            let copies = async {
+                tokio::join!(
+                    plain(down_read, up_write, &tally.activity, &tally.received),
+                    plain(up_read, down_write, &tally.activity, &tally.sent)
+                )
+            };
+            until_idle(copies, &tally.activity, idle).await;
         }
+        // TLS needs tokio's shared split, and its bytes pass through user space anyway.
         (down, up) => {
-            let (down_read, down_write) = tokio::io::split(down);
-            let (up_read, up_write) = tokio::io::split(up);
-            copy_halves(down_read, down_write, up_read, up_write, idle).await
+            let (mut down_read, mut down_write) = tokio::io::split(down);
+            let (mut up_read, mut up_write) = tokio::io::split(up);
+            let copies = async {
+                tokio::join!(
+                    buffered(
+                        &mut down_read,
+                        &mut up_write,
+                        &tally.activity,
+                        &tally.received
+                    ),
+                    buffered(&mut up_read, &mut down_write, &tally.activity, &tally.sent)
+                )
+            };
+            until_idle(copies, &tally.activity, idle).await;
         }
     }
+    (
+        tally.sent.load(Ordering::Relaxed),
+        tally.received.load(Ordering::Relaxed),
+    )
 }
 
-async fn copy_halves<DR, DW, UR, UW>(
-    mut down_read: DR,
-    mut down_write: DW,
-    mut up_read: UR,
-    mut up_write: UW,
-    idle: Option<Duration>,
-) -> (u64, u64)
-where
-    DR: AsyncReadExt + Unpin,
-    DW: AsyncWriteExt + Unpin,
-    UR: AsyncReadExt + Unpin,
-    UW: AsyncWriteExt + Unpin,
-{
-    let activity = AtomicU64::new(0);
-    // Counted as they go, so a connection the idle timeout ends still reports its bytes.
-    let (received, sent) = (AtomicU64::new(0), AtomicU64::new(0));
-    let copies = async {
-        tokio::join!(
-            pipe(&mut down_read, &mut up_write, &activity, &received),
-            pipe(&mut up_read, &mut down_write, &activity, &sent)
-        )
-    };
+#[derive(Default)]
+struct Tally {
+    /// Chunks passed on either way, for the idle timeout.
+    activity: AtomicU64,
+    /// Bytes written to the upstream (received from the downstream).
+    received: AtomicU64,
+    /// Bytes written to the downstream.
+    sent: AtomicU64,
+}
+
+/// Runs `copies` to their end, or until `activity` has not moved for `idle`.
+async fn until_idle<F: Future>(copies: F, activity: &AtomicU64, idle: Option<Duration>) {
     let watchdog = async {
         let Some(idle) = idle else {
             return std::future::pending().await;
@@ -302,13 +320,25 @@ where
         _ = copies => {}
         () = watchdog => {}
     }
-    (
-        sent.load(Ordering::Relaxed),
-        received.load(Ordering::Relaxed),
-    )
 }
 
-async fn pipe<R, W>(reader: &mut R, writer: &mut W, activity: &AtomicU64, total: &AtomicU64)
+/// One direction between plain TCP sockets: spliced, or through a buffer where splicing is not possible.
+async fn plain(
+    mut reader: ReadHalf<'_>,
+    mut writer: WriteHalf<'_>,
+    activity: &AtomicU64,
+    total: &AtomicU64,
+) {
+    match splice::copy(reader.as_ref(), writer.as_ref(), activity, total).await {
+        splice::Copied::Ended => {
+            let _ = writer.shutdown().await;
+        }
+        splice::Copied::Unsupported => buffered(&mut reader, &mut writer, activity, total).await,
+    }
+}
+
+/// One direction through a 16 KiB buffer, then the writer's half-close.
+async fn buffered<R, W>(reader: &mut R, writer: &mut W, activity: &AtomicU64, total: &AtomicU64)
 where
     R: AsyncReadExt + Unpin,
     W: AsyncWriteExt + Unpin,
