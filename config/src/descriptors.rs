@@ -12,8 +12,8 @@ use prost_reflect::{DescriptorPool, MessageDescriptor};
 /// The core files, decoded on every load (see `build.rs`).
 const CORE_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_core.bin"));
 
-/// Every other file of the Envoy API, decoded on top of the core when a document needs it.
-const REST_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_rest.bin"));
+/// The whole Envoy API, decoded instead of the core when a document needs it.
+const ALL_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_all.bin"));
 
 /// The core pool, decoded anew: it lives only as long as the descriptors taken from it, so a running proxy does
 /// not keep it once its configuration is loaded. The bytes were produced by our own build script, so a decode
@@ -35,11 +35,8 @@ pub fn pool() -> Result<DescriptorPool, String> {
 }
 
 fn whole_pool() -> Result<DescriptorPool, String> {
-    let mut pool = DescriptorPool::decode(CORE_SET)
-        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))?;
-    pool.decode_file_descriptor_set(REST_SET)
-        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))?;
-    Ok(pool)
+    DescriptorPool::decode(ALL_SET)
+        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
 }
 
 /// Set only by the fuzz targets (`crate::fuzzing::keep_descriptors`): the whole pool decoded once and shared by
