@@ -5,10 +5,12 @@
 //! through `cargo metadata` instead of copying any third-party file into this repository, and drop the source
 //! comments from it to keep the binary small.
 //!
-//! The set is split in two, by file: the "core" files (those defining the messages the loader starts from, the
-//! `typed_config` types it implements, and everything they import) and the rest. Decoded, the whole set takes
-//! about 16 MB and most of the start-up time; the core is what every config that names only implemented types
-//! needs, and the rest is decoded on top of it only when a config names another type (see `descriptors.rs`).
+//! Two sets are embedded: the whole API, and a "core" that every load decodes (see `descriptors.rs`). The core
+//! holds the messages the loader starts from and the `typed_config` types it implements, with every message
+//! and enum their fields name, transitively (not whole files: a `Bootstrap` imports stats sinks, tracers and the
+//! overload manager, most of which no field reaches), and keeps of the options only the `validate` rules the
+//! loader checks. Decoded, the whole set takes about 16 MB and most of the start-up time; a config that names
+//! only types of the core is read with the core, any other with the whole API.
 
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
@@ -256,7 +258,10 @@ fn keep_types(
 /// oneofs, `validate.disabled`/`ignored` on messages), as (options message, field number).
 fn validate_options(files: &[DynamicMessage]) -> BTreeSet<(String, u32)> {
     let mut out = BTreeSet::new();
-    for file in files.iter().filter(|f| string_field(f, "package") == "validate") {
+    for file in files
+        .iter()
+        .filter(|f| string_field(f, "package") == "validate")
+    {
         for extension in messages_field(file, "extension") {
             let extendee = string_field(&extension, "extendee");
             let number = match extension.get_field_by_name("number").as_deref() {
@@ -317,13 +322,20 @@ fn strip_enum_options(enumeration: &mut DynamicMessage, validate: &BTreeSet<(Str
 }
 
 /// Applies `change` to every message of the repeated field `list` of `holder`.
-fn for_each_in(holder: &mut DynamicMessage, list: &str, mut change: impl FnMut(&mut DynamicMessage)) {
+fn for_each_in(
+    holder: &mut DynamicMessage,
+    list: &str,
+    mut change: impl FnMut(&mut DynamicMessage),
+) {
     let mut items = messages_field(holder, list);
     if items.is_empty() {
         return;
     }
     items.iter_mut().for_each(&mut change);
-    holder.set_field_by_name(list, Value::List(items.into_iter().map(Value::Message).collect()));
+    holder.set_field_by_name(
+        list,
+        Value::List(items.into_iter().map(Value::Message).collect()),
+    );
 }
 
 /// Removes the dropped files from `file`'s imports, renumbering its public and weak imports (indexes into them).
