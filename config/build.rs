@@ -276,7 +276,7 @@ fn validate_options(files: &[DynamicMessage]) -> BTreeSet<(String, u32)> {
 }
 
 /// Drops from `holder`'s options every extension but the `validate` ones; the options' own fields (`map_entry`,
-/// `packed`, `deprecated`...) stay. Envoy's other annotations (`udpa.annotations.versioning` on every message,
+/// `packed`...) stay, but for the two below. Envoy's other annotations (`udpa.annotations.versioning` on every message,
 /// `sensitive`, `field_migrate`, `deprecated_at_minor_version`...) are never read by the loader, and building the
 /// pool decodes and re-encodes each element's options: fewer options, less start-up. Options left empty go.
 fn strip_options(holder: &mut DynamicMessage, kind: &str, validate: &BTreeSet<(String, u32)>) {
@@ -284,7 +284,16 @@ fn strip_options(holder: &mut DynamicMessage, kind: &str, validate: &BTreeSet<(S
     else {
         return;
     };
+    // A file's options (Java and Go package names) and a field's `deprecated` flag are read neither by the
+    // loader nor by the JSON mapping; the whole API keeps them.
+    if kind == "FileOptions" {
+        holder.clear_field_by_name("options");
+        return;
+    }
     let mut options = options;
+    if kind == "FieldOptions" {
+        options.clear_field_by_name("deprecated");
+    }
     let mut kept = Vec::new();
     for field in options.take_unknown_fields().collect::<Vec<_>>() {
         if validate.contains(&(kind.to_string(), field.number())) {
