@@ -5,10 +5,12 @@
 //! through `cargo metadata` instead of copying any third-party file into this repository, and drop the source
 //! comments from it to keep the binary small.
 //!
-//! The set is split in two, by file: the "core" files (those defining the messages the loader starts from, the
-//! `typed_config` types it implements, and everything they import) and the rest. Decoded, the whole set takes
-//! about 16 MB and most of the start-up time; the core is what every config that names only implemented types
-//! needs, and the rest is decoded on top of it only when a config names another type (see `descriptors.rs`).
+//! Two sets are embedded: the whole API, and a "core" that every load decodes (see `descriptors.rs`). The core
+//! holds the messages the loader starts from and the `typed_config` types it implements, with every message
+//! and enum their fields name, transitively (not whole files: a `Bootstrap` imports stats sinks, tracers and the
+//! overload manager, most of which no field reaches), and keeps of the options only the `validate` rules the
+//! loader checks. Decoded, the whole set takes about 16 MB and most of the start-up time; a config that names
+//! only types of the core is read with the core, any other with the whole API.
 
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
@@ -49,10 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", support_table.display());
     let mut roots = supported_types(&std::fs::read_to_string(&support_table)?)?;
     roots.extend(TOP_LEVEL_MESSAGES.iter().map(|s| s.to_string()));
-    let (core, rest) = split(&set, &roots)?;
+    let core = prune(&set, &roots)?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("envoy_descriptors_core.bin"), core)?;
-    std::fs::write(out.join("envoy_descriptors_rest.bin"), rest)?;
+    std::fs::write(out.join("envoy_descriptors_all.bin"), set.encode_to_vec())?;
     Ok(())
 }
 
@@ -81,12 +83,14 @@ fn supported_types(source: &str) -> Result<Vec<String>, Box<dyn std::error::Erro
     Ok(types)
 }
 
-/// Splits the set into the files `roots` need (their own and every file they import, transitively) and the
-/// others, both encoded as file descriptor sets in the original order (which already lists imports first).
-fn split(
-    set: &DynamicMessage,
-    roots: &[String],
-) -> Result<(Vec<u8>, Vec<u8>), Box<dyn std::error::Error>> {
+/// The core set: the messages `roots` need and nothing else. A message is kept with every message and enum its
+/// fields name, transitively, and with the messages it is nested in (whole, with their own fields' types);
+/// everything a document of the roots' types can hold (without naming another type with `"@type"`) is there, and
+/// each kept message is exactly as in the whole set. Besides the roots, the core keeps every `google.protobuf`
+/// message (the JSON mapping's well-known types and the option messages) and every extension the kept files
+/// declare at file level (`validate.rules` and the other annotations), with their types. Services are dropped;
+/// a file left with nothing is dropped, and so is its name from the others' imports.
+fn prune(set: &DynamicMessage, roots: &[String]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let files: Vec<DynamicMessage> = match set.get_field_by_name("file").as_deref() {
         Some(Value::List(files)) => files
             .iter()
@@ -94,64 +98,283 @@ fn split(
             .collect(),
         _ => return Err("the descriptor set has no files".into()),
     };
-    let mut file_of_message = HashMap::new();
-    let mut imports = HashMap::new();
+    let mut types = HashMap::new();
     for file in &files {
-        let name = string_field(file, "name");
         let package = string_field(file, "package");
-        for message in messages(file) {
-            collect_message_names(&message, &package, &name, &mut file_of_message);
+        for message in messages_field(file, "message_type") {
+            index_message(&message, &package, None, &mut types);
         }
-        imports.insert(name, strings_field(file, "dependency"));
-    }
-    let mut needed = BTreeSet::new();
-    let mut todo: Vec<String> = Vec::new();
-    for root in roots {
-        let file = file_of_message
-            .get(root.as_str())
-            .ok_or_else(|| format!("no message {root} in the Envoy descriptors"))?;
-        todo.push(file.clone());
-    }
-    while let Some(file) = todo.pop() {
-        if needed.insert(file.clone()) {
-            todo.extend(imports.get(&file).cloned().unwrap_or_default());
+        for enumeration in messages_field(file, "enum_type") {
+            let name = qualify(&package, &string_field(&enumeration, "name"));
+            types.insert(name, TypeInfo::default());
         }
     }
-    let encode = |keep: bool| {
-        let mut out = set.clone();
-        let chosen: Vec<Value> = files
-            .iter()
-            .filter(|f| needed.contains(&string_field(f, "name")) == keep)
-            .map(|f| Value::Message(f.clone()))
-            .collect();
-        out.set_field_by_name("file", Value::List(chosen));
-        out.encode_to_vec()
-    };
-    Ok((encode(true), encode(false)))
+    let mut todo: Vec<String> = roots.to_vec();
+    for file in &files {
+        let package = string_field(file, "package");
+        for message in messages_field(file, "message_type") {
+            if package == "google.protobuf" {
+                todo.push(qualify(&package, &string_field(&message, "name")));
+            }
+        }
+        for extension in messages_field(file, "extension") {
+            todo.extend(field_types(&extension));
+        }
+    }
+    let mut kept = BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        let info = types
+            .get(&name)
+            .ok_or_else(|| format!("no type {name} in the Envoy descriptors"))?;
+        if kept.insert(name.clone()) {
+            todo.extend(info.uses.iter().cloned());
+            todo.extend(info.parent.iter().cloned());
+        }
+    }
+    let mut out = set.clone();
+    let mut chosen = Vec::new();
+    let mut dropped = BTreeSet::new();
+    let validate = validate_options(&files);
+    for file in &files {
+        let package = string_field(file, "package");
+        let mut file = file.clone();
+        file.clear_field_by_name("service");
+        strip_options(&mut file, "FileOptions", &validate);
+        let mut left = keep_types(&mut file, "message_type", &package, &kept, &validate);
+        left += keep_types(&mut file, "enum_type", &package, &kept, &validate);
+        for_each_in(&mut file, "extension", |field| {
+            strip_options(field, "FieldOptions", &validate)
+        });
+        left += messages_field(&file, "extension").len();
+        if left == 0 {
+            dropped.insert(string_field(&file, "name"));
+            continue;
+        }
+        chosen.push(file);
+    }
+    for file in &mut chosen {
+        drop_imports(file, &dropped);
+    }
+    out.set_field_by_name(
+        "file",
+        Value::List(chosen.into_iter().map(Value::Message).collect()),
+    );
+    Ok(out.encode_to_vec())
 }
 
-fn collect_message_names(
-    message: &DynamicMessage,
-    scope: &str,
-    file: &str,
-    out: &mut HashMap<String, String>,
-) {
-    let name = string_field(message, "name");
-    let full = if scope.is_empty() {
-        name
+/// What keeping a message or enum takes: the types its fields name, and the message it is nested in.
+#[derive(Default)]
+struct TypeInfo {
+    uses: Vec<String>,
+    parent: Option<String>,
+}
+
+fn qualify(scope: &str, name: &str) -> String {
+    if scope.is_empty() {
+        name.to_string()
     } else {
         format!("{scope}.{name}")
-    };
-    if let Some(Value::List(nested)) = message.get_field_by_name("nested_type").as_deref() {
-        for inner in nested.iter().filter_map(Value::as_message) {
-            collect_message_names(inner, &full, file, out);
-        }
     }
-    out.insert(full, file.to_string());
 }
 
-fn messages(file: &DynamicMessage) -> Vec<DynamicMessage> {
-    match file.get_field_by_name("message_type").as_deref() {
+fn index_message(
+    message: &DynamicMessage,
+    scope: &str,
+    parent: Option<&str>,
+    out: &mut HashMap<String, TypeInfo>,
+) {
+    let full = qualify(scope, &string_field(message, "name"));
+    let mut uses = Vec::new();
+    for field in messages_field(message, "field")
+        .iter()
+        .chain(messages_field(message, "extension").iter())
+    {
+        uses.extend(field_types(field));
+    }
+    for inner in messages_field(message, "nested_type") {
+        index_message(&inner, &full, Some(&full), out);
+    }
+    // Nested enums stay with their message: they are few and small.
+    for enumeration in messages_field(message, "enum_type") {
+        let name = qualify(&full, &string_field(&enumeration, "name"));
+        out.insert(
+            name.clone(),
+            TypeInfo {
+                uses: Vec::new(),
+                parent: Some(full.clone()),
+            },
+        );
+        uses.push(name);
+    }
+    out.insert(
+        full,
+        TypeInfo {
+            uses,
+            parent: parent.map(str::to_string),
+        },
+    );
+}
+
+/// The message or enum a field names (`type_name`, fully qualified with a leading dot in a compiled set) and,
+/// for an extension, the message it extends.
+fn field_types(field: &DynamicMessage) -> Vec<String> {
+    ["type_name", "extendee"]
+        .iter()
+        .map(|name| string_field(field, name))
+        .filter(|name| !name.is_empty())
+        .map(|name| name.trim_start_matches('.').to_string())
+        .collect()
+}
+
+/// Keeps in `list` (a file's or a message's `message_type`/`nested_type`/`enum_type`) only the kept types,
+/// pruning kept messages' nested messages the same way. Returns how many are left.
+fn keep_types(
+    holder: &mut DynamicMessage,
+    list: &str,
+    scope: &str,
+    kept: &BTreeSet<String>,
+    validate: &BTreeSet<(String, u32)>,
+) -> usize {
+    let mut left = Vec::new();
+    for mut item in messages_field(holder, list) {
+        let full = qualify(scope, &string_field(&item, "name"));
+        if !kept.contains(&full) {
+            continue;
+        }
+        if list == "enum_type" {
+            strip_enum_options(&mut item, validate);
+        } else {
+            keep_types(&mut item, "nested_type", &full, kept, validate);
+            strip_message_options(&mut item, validate);
+        }
+        left.push(Value::Message(item));
+    }
+    let count = left.len();
+    holder.set_field_by_name(list, Value::List(left));
+    count
+}
+
+/// The options the loader reads: the `validate` extensions (`validate.rules` on fields, `validate.required` on
+/// oneofs, `validate.disabled`/`ignored` on messages), as (options message, field number).
+fn validate_options(files: &[DynamicMessage]) -> BTreeSet<(String, u32)> {
+    let mut out = BTreeSet::new();
+    for file in files
+        .iter()
+        .filter(|f| string_field(f, "package") == "validate")
+    {
+        for extension in messages_field(file, "extension") {
+            let extendee = string_field(&extension, "extendee");
+            let number = match extension.get_field_by_name("number").as_deref() {
+                Some(Value::I32(n)) => *n as u32,
+                _ => continue,
+            };
+            let options = extendee.trim_start_matches(".google.protobuf.").to_string();
+            out.insert((options, number));
+        }
+    }
+    out
+}
+
+/// Drops from `holder`'s options every extension but the `validate` ones; the options' own fields (`map_entry`,
+/// `packed`...) stay, but for the two below. Envoy's other annotations (`udpa.annotations.versioning` on every message,
+/// `sensitive`, `field_migrate`, `deprecated_at_minor_version`...) are never read by the loader, and building the
+/// pool decodes and re-encodes each element's options: fewer options, less start-up. Options left empty go.
+fn strip_options(holder: &mut DynamicMessage, kind: &str, validate: &BTreeSet<(String, u32)>) {
+    let Some(Value::Message(options)) = holder.get_field_by_name("options").as_deref().cloned()
+    else {
+        return;
+    };
+    // A file's options (Java and Go package names) and a field's `deprecated` flag are read neither by the
+    // loader nor by the JSON mapping; the whole API keeps them.
+    if kind == "FileOptions" {
+        holder.clear_field_by_name("options");
+        return;
+    }
+    let mut options = options;
+    if kind == "FieldOptions" {
+        options.clear_field_by_name("deprecated");
+    }
+    let mut kept = Vec::new();
+    for field in options.take_unknown_fields().collect::<Vec<_>>() {
+        if validate.contains(&(kind.to_string(), field.number())) {
+            field.encode(&mut kept);
+        }
+    }
+    if options.merge(kept.as_slice()).is_err() {
+        return;
+    }
+    if options.encoded_len() == 0 {
+        holder.clear_field_by_name("options");
+    } else {
+        holder.set_field_by_name("options", Value::Message(options));
+    }
+}
+
+fn strip_message_options(message: &mut DynamicMessage, validate: &BTreeSet<(String, u32)>) {
+    strip_options(message, "MessageOptions", validate);
+    for list in ["field", "extension"] {
+        for_each_in(message, list, |field| {
+            strip_options(field, "FieldOptions", validate)
+        });
+    }
+    for_each_in(message, "oneof_decl", |oneof| {
+        strip_options(oneof, "OneofOptions", validate)
+    });
+    for_each_in(message, "enum_type", |e| strip_enum_options(e, validate));
+}
+
+fn strip_enum_options(enumeration: &mut DynamicMessage, validate: &BTreeSet<(String, u32)>) {
+    strip_options(enumeration, "EnumOptions", validate);
+    for_each_in(enumeration, "value", |value| {
+        strip_options(value, "EnumValueOptions", validate)
+    });
+}
+
+/// Applies `change` to every message of the repeated field `list` of `holder`.
+fn for_each_in(
+    holder: &mut DynamicMessage,
+    list: &str,
+    mut change: impl FnMut(&mut DynamicMessage),
+) {
+    let mut items = messages_field(holder, list);
+    if items.is_empty() {
+        return;
+    }
+    items.iter_mut().for_each(&mut change);
+    holder.set_field_by_name(
+        list,
+        Value::List(items.into_iter().map(Value::Message).collect()),
+    );
+}
+
+/// Removes the dropped files from `file`'s imports, renumbering its public and weak imports (indexes into them).
+fn drop_imports(file: &mut DynamicMessage, dropped: &BTreeSet<String>) {
+    let imports = strings_field(file, "dependency");
+    let mut new_index = HashMap::new();
+    let mut left = Vec::new();
+    for (i, import) in imports.iter().enumerate() {
+        if !dropped.contains(import) {
+            new_index.insert(i as i32, left.len() as i32);
+            left.push(Value::String(import.clone()));
+        }
+    }
+    file.set_field_by_name("dependency", Value::List(left));
+    for list in ["public_dependency", "weak_dependency"] {
+        let renumbered: Vec<Value> = match file.get_field_by_name(list).as_deref() {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|v| v.as_i32())
+                .filter_map(|i| new_index.get(&i).copied())
+                .map(Value::I32)
+                .collect(),
+            _ => Vec::new(),
+        };
+        file.set_field_by_name(list, Value::List(renumbered));
+    }
+}
+
+fn messages_field(message: &DynamicMessage, name: &str) -> Vec<DynamicMessage> {
+    match message.get_field_by_name(name).as_deref() {
         Some(Value::List(list)) => list
             .iter()
             .filter_map(|m| m.as_message().cloned())

@@ -1,19 +1,20 @@
 //! The protobuf descriptors of Envoy's v3 API, for reflection over YAML, JSON and `Any` payloads.
 //!
 //! They come in two sets (see `build.rs`): the core, which holds every message the loader parses documents
-//! into and every `typed_config` type Outrigger implements, with all they import; and the rest of Envoy's API.
-//! Decoding everything takes about 16 MB and most of the start-up time, so a document that names only types of
-//! the core is read with the core alone. One that names any other type (an extension Outrigger refuses, or a
-//! misspelt one) is read with both, exactly as before the split: the same type errors, the same field errors
-//! inside the unsupported payload, in the same order.
+//! into and every `typed_config` type Outrigger implements, with every message and enum their fields name
+//! (each exactly as in Envoy's API, but for options other than the `validate` rules, which nothing reads); and
+//! the whole of Envoy's API. Decoding everything takes about 16 MB and most of the start-up time, so a document
+//! that names only types of the core is read with the core alone. One that names any other type (an extension
+//! Outrigger refuses, or a misspelt one) is read with the whole API, exactly as before the core existed: the
+//! same type errors, the same field errors inside the unsupported payload, in the same order.
 
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
-/// The core files, decoded on every load (see `build.rs`).
+/// The core, decoded on every load (see `build.rs`).
 const CORE_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_core.bin"));
 
-/// Every other file of the Envoy API, decoded on top of the core when a document needs it.
-const REST_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_rest.bin"));
+/// The whole Envoy API, decoded instead of the core when a document needs it.
+const ALL_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors_all.bin"));
 
 /// The core pool, decoded anew: it lives only as long as the descriptors taken from it, so a running proxy does
 /// not keep it once its configuration is loaded. The bytes were produced by our own build script, so a decode
@@ -26,7 +27,7 @@ pub fn core_pool() -> Result<DescriptorPool, String> {
         .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
 }
 
-/// Every Envoy message: the core and the rest.
+/// Every Envoy message.
 pub fn pool() -> Result<DescriptorPool, String> {
     if let Some(kept) = KEPT.get() {
         return Ok(kept.clone());
@@ -35,11 +36,8 @@ pub fn pool() -> Result<DescriptorPool, String> {
 }
 
 fn whole_pool() -> Result<DescriptorPool, String> {
-    let mut pool = DescriptorPool::decode(CORE_SET)
-        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))?;
-    pool.decode_file_descriptor_set(REST_SET)
-        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))?;
-    Ok(pool)
+    DescriptorPool::decode(ALL_SET)
+        .map_err(|e| format!("built-in Envoy descriptors are unreadable: {e}"))
 }
 
 /// Set only by the fuzz targets (`crate::fuzzing::keep_descriptors`): the whole pool decoded once and shared by
@@ -130,9 +128,66 @@ mod tests {
         assert!(core.get_extension_by_name("validate.rules").is_some());
     }
 
+    /// Pruning keeps messages whole: every message of the core has the fields, oneofs, nested enums and
+    /// `validate` rules it has in the whole API, so reading a document with either gives the same result.
+    #[test]
+    fn each_core_message_is_as_in_the_whole_api() {
+        let core = core_pool().unwrap();
+        let all = pool().unwrap();
+        let rules = |pool: &DescriptorPool, options: prost_reflect::DynamicMessage| {
+            let rules = pool.get_extension_by_name("validate.rules").unwrap();
+            options.has_extension(&rules).then(|| {
+                let value = options.get_extension(&rules);
+                value.as_message().map(prost::Message::encode_to_vec)
+            })
+        };
+        for message in core.all_messages() {
+            let whole = all.get_message_by_name(message.full_name()).unwrap();
+            let shape = |m: &MessageDescriptor| {
+                m.fields()
+                    .map(|f| {
+                        let kind = match f.kind() {
+                            prost_reflect::Kind::Message(m) => m.full_name().to_string(),
+                            prost_reflect::Kind::Enum(e) => e.full_name().to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        let oneof = f.containing_oneof().map(|o| o.name().to_string());
+                        let name = (f.name().to_string(), f.json_name().to_string());
+                        (
+                            f.number(),
+                            name,
+                            kind,
+                            f.cardinality(),
+                            f.is_packed(),
+                            oneof,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(shape(&message), shape(&whole), "{}", message.full_name());
+            for (field, whole_field) in message.fields().zip(whole.fields()) {
+                assert_eq!(
+                    rules(&core, field.options()),
+                    rules(&all, whole_field.options()),
+                    "{}",
+                    field.full_name()
+                );
+            }
+        }
+        for enumeration in core.all_enums() {
+            let whole = all.get_enum_by_name(enumeration.full_name()).unwrap();
+            let values = |e: &prost_reflect::EnumDescriptor| {
+                e.values()
+                    .map(|v| (v.number(), v.name().to_string()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(values(&enumeration), values(&whole));
+        }
+    }
+
     /// The core is smaller than the whole, and the whole still has the extensions Outrigger refuses by name.
     #[test]
-    fn the_rest_holds_the_extensions_outrigger_does_not_implement() {
+    fn the_whole_api_holds_the_extensions_outrigger_does_not_implement() {
         let core = core_pool().unwrap();
         let all = pool().unwrap();
         const LUA: &str = "envoy.extensions.filters.http.lua.v3.Lua";

@@ -10,6 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+/// For the micro-benchmarks in `benches/` only.
+#[doc(hidden)]
+pub mod benchmarks;
 mod convert;
 mod descriptors;
 mod diagnostic;
