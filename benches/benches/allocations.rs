@@ -50,13 +50,29 @@ const RESPONSE: &[u8] =
 const WARM_UP: u64 = 2_000;
 const COUNTED: u64 = 20_000;
 
-/// A keep-alive backend answering every request head with [`RESPONSE`], from one reused buffer.
-async fn backend(listener: TcpListener) {
+/// Answers every request on each connection with `response`: its head and its body (by `content-length`) are
+/// read into one reused buffer, so neither the backend nor the collector allocates per request.
+async fn answer_each(listener: TcpListener, response: &'static [u8]) {
     while let Ok((mut stream, _)) = listener.accept().await {
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
+            let mut buf = vec![0u8; 64 * 1024];
             let mut filled = 0;
             loop {
+                // Every whole request buffered so far is answered.
+                while let Some(end) = head_end(&buf[..filled]) {
+                    let whole = end + content_length(&buf[..end]);
+                    if filled < whole {
+                        if buf.len() < whole {
+                            buf.resize(whole, 0);
+                        }
+                        break;
+                    }
+                    if stream.write_all(response).await.is_err() {
+                        return;
+                    }
+                    buf.copy_within(whole..filled, 0);
+                    filled -= whole;
+                }
                 let Ok(n) = stream.read(&mut buf[filled..]).await else {
                     return;
                 };
@@ -64,13 +80,6 @@ async fn backend(listener: TcpListener) {
                     return;
                 }
                 filled += n;
-                while let Some(end) = head_end(&buf[..filled]) {
-                    if stream.write_all(RESPONSE).await.is_err() {
-                        return;
-                    }
-                    buf.copy_within(end..filled, 0);
-                    filled -= end;
-                }
             }
         });
     }
@@ -162,41 +171,6 @@ static_resources:
     )
 }
 
-/// A collector that reads each OTLP post and answers `200` with an empty body.
-async fn collector(listener: TcpListener) {
-    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-    while let Ok((mut stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut filled = 0;
-            loop {
-                let Ok(n) = stream.read(&mut buf[filled..]).await else {
-                    return;
-                };
-                if n == 0 {
-                    return;
-                }
-                filled += n;
-                let Some(end) = head_end(&buf[..filled]) else {
-                    continue;
-                };
-                let length = content_length(&buf[..end]);
-                if filled < end + length {
-                    if buf.len() < end + length {
-                        buf.resize(end + length, 0);
-                    }
-                    continue;
-                }
-                if stream.write_all(OK).await.is_err() {
-                    return;
-                }
-                buf.copy_within(end + length..filled, 0);
-                filled -= end + length;
-            }
-        });
-    }
-}
-
 fn content_length(head: &[u8]) -> usize {
     String::from_utf8_lossy(head)
         .lines()
@@ -240,10 +214,14 @@ async fn count(config: String) -> anyhow::Result<(f64, f64)> {
 async fn run() -> anyhow::Result<()> {
     let backend_listener = TcpListener::bind("127.0.0.1:0").await?;
     let backend_port = backend_listener.local_addr()?.port();
-    tokio::spawn(backend(backend_listener));
+    tokio::spawn(answer_each(backend_listener, RESPONSE));
     let collector_listener = TcpListener::bind("127.0.0.1:0").await?;
     let collector_port = collector_listener.local_addr()?.port();
-    tokio::spawn(collector(collector_listener));
+    // The tracer's collector: each OTLP post answered `200` with an empty body.
+    tokio::spawn(answer_each(
+        collector_listener,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+    ));
     let log =
         std::env::temp_dir().join(format!("outrigger-allocations-{}.log", std::process::id()));
     let (allocations, bytes) = count(config(backend_port, None)).await?;
