@@ -87,15 +87,15 @@ impl Loggers {
 
     /// Writes `record` to every log whose filter passes.
     pub fn log(&self, record: &Record) {
-        let request_id = record
-            .request
-            .as_ref()
-            .and_then(|r| r.header(&crate::http::headers::X_REQUEST_ID));
         for logger in &self.logs {
-            if let Some(f) = &logger.filter
-                && !filter::passes(f, record, request_id)
-            {
-                continue;
+            if let Some(f) = &logger.filter {
+                let request_id = record
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.header(&crate::http::headers::X_REQUEST_ID));
+                if !filter::passes(f, record, request_id) {
+                    continue;
+                }
             }
             LINE.with_borrow_mut(|line| {
                 line.clear();

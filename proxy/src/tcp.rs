@@ -90,7 +90,7 @@ async fn forward(
     let labels = metrics::tcp(&config.stat_prefix);
     inputs.metrics.tcp_cx.get_or_create(&labels).inc();
     let cluster_name = pick_cluster(&config.target);
-    note(&|r| r.upstream_cluster = Some(cluster_name.to_string()));
+    note(&|r| r.upstream_cluster = Some(cluster_name.into()));
     let Some(cluster) = inputs.clusters.get(cluster_name) else {
         note(&|r| r.flags.add("NC"));
         tracing::warn!(

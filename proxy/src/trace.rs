@@ -584,7 +584,7 @@ impl Tracer {
         }
         if let Some(r) = request {
             let max = self.config.max_path_tag_length as usize;
-            let path: String = r.path.chars().take(max).collect();
+            let path: String = r.path().chars().take(max).collect();
             let proto = header("x-forwarded-proto").unwrap_or("http");
             let host = header(":authority").unwrap_or("");
             add("http.url", format!("{proto}://{host}{path}"));
@@ -611,8 +611,8 @@ impl Tracer {
         add("response_size", record.bytes_sent.to_string());
         add("component", "proxy".to_string());
         if let Some(cluster) = &record.upstream_cluster {
-            add("upstream_cluster", cluster.clone());
-            add("upstream_cluster.name", cluster.clone());
+            add("upstream_cluster", cluster.to_string());
+            add("upstream_cluster.name", cluster.to_string());
         }
         add("http.status_code", record.response_code.to_string());
         add("response_flags", record.flags.short());

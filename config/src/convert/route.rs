@@ -445,7 +445,7 @@ fn forward(
 ) -> Option<Forward> {
     use pb::route_action::{ClusterSpecifier as C, HostRewriteSpecifier as H};
     let target = match &a.cluster_specifier {
-        Some(C::Cluster(name)) => ClusterTarget::Cluster(name.clone()),
+        Some(C::Cluster(name)) => ClusterTarget::Cluster(name.as_str().into()),
         Some(C::ClusterHeader(header)) => ClusterTarget::ClusterHeader(header.to_ascii_lowercase()),
         Some(C::WeightedClusters(w)) => {
             let at = at.field("weighted_clusters");
@@ -454,7 +454,7 @@ fn forward(
                 .iter()
                 .enumerate()
                 .map(|(i, c)| WeightedCluster {
-                    name: c.name.clone(),
+                    name: c.name.as_str().into(),
                     weight: u32_or(&c.weight, 0),
                     headers: header_mutations(
                         &c.request_headers_to_add,
@@ -671,9 +671,7 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
                 .field("route");
             if let RouteAction::Route(forward) = &route.action {
                 match &forward.target {
-                    ClusterTarget::Cluster(name) => {
-                        names.push((at.field("cluster"), name.as_str()))
-                    }
+                    ClusterTarget::Cluster(name) => names.push((at.field("cluster"), &**name)),
                     ClusterTarget::WeightedClusters(list) => {
                         for (k, c) in list.iter().enumerate() {
                             names.push((
@@ -681,7 +679,7 @@ pub fn named_clusters<'a>(config: &'a RouteConfig, top: &Path) -> Vec<(Path, &'a
                                     .field("clusters")
                                     .index(k)
                                     .field("name"),
-                                c.name.as_str(),
+                                &*c.name,
                             ));
                         }
                     }

@@ -257,7 +257,8 @@ pub enum HashInput {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterTarget {
-    Cluster(String),
+    /// (Shared: every request's record and span names it.)
+    Cluster(std::sync::Arc<str>),
     WeightedClusters(Vec<WeightedCluster>),
     /// The cluster named by this request header.
     ClusterHeader(String),
@@ -265,7 +266,7 @@ pub enum ClusterTarget {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WeightedCluster {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub weight: u32,
     #[serde(skip_serializing_if = "HeaderMutations::is_empty")]
     pub headers: HeaderMutations,

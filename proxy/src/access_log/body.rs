@@ -21,11 +21,11 @@ pin_project! {
     }
 }
 
-/// `body`, counting its bytes into the record and noting when it ended.
+/// `body`, counting its bytes into the record and noting when it ended. A request that had ended with its
+/// headers was noted when its record started (`%REQUEST_DURATION%` 0, as in Envoy, which notes it when it has
+/// decoded them): nothing to watch then.
 pub fn count_request(body: UpstreamBody, notes: &Notes) -> UpstreamBody {
     if body.is_end_stream() {
-        let elapsed = notes.elapsed();
-        notes.with(|r| r.request_duration = Some(elapsed));
         return body;
     }
     CountedRequest {
@@ -141,16 +141,16 @@ impl Pending {
     }
 }
 
-/// `body`, writing the record's line once it has been sent (or the stream is gone).
-/// With `istio`, the request is counted in Istio's metrics then too.
+/// `body`, writing the record's line once it has been sent (or the stream is gone); `headers_at`: when its
+/// headers were sent, since the stream started. With `istio`, the request is counted in Istio's metrics then too.
 pub fn finish_response<B>(
     body: B,
     notes: Notes,
+    headers_at: std::time::Duration,
     loggers: Arc<Loggers>,
     istio: Option<Arc<ConnectionLabels>>,
     tracer: Option<Arc<crate::trace::Tracer>>,
 ) -> LoggedBody<B> {
-    let headers_at = notes.elapsed();
     LoggedBody {
         inner: LoggedResponse {
             inner: body,

@@ -174,7 +174,7 @@ pub struct Record {
     pub response_duration: Option<Duration>,
     pub response_tx_duration: Option<Duration>,
     pub upstream_host: Option<SocketAddr>,
-    pub upstream_cluster: Option<String>,
+    pub upstream_cluster: Option<std::sync::Arc<str>>,
     pub upstream_local: Option<SocketAddr>,
     pub upstream_failure: Option<String>,
     /// The SPIFFE IDs of the upstream connection's two sides (Istio's metrics read them).
@@ -195,9 +195,9 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub method: http::Method,
-    pub path: String,
-    pub authority: Option<String>,
-    pub scheme: Option<String>,
+    /// The request's URI as the connection manager left it (its path, and for h2 its authority and scheme);
+    /// a clone shares the request's bytes instead of copying them.
+    pub uri: http::Uri,
     pub headers: Captured,
     /// The size of all the request's headers as HTTP/1.1 writes them (Istio's `request_bytes`); 0 when
     /// nothing reads it.
@@ -214,14 +214,29 @@ impl RequestHead {
     pub fn value(&self, key: &Key) -> Option<&str> {
         match key {
             Key::Method => Some(self.method.as_str()),
-            Key::Path => Some(&self.path),
+            Key::Path => Some(self.path()),
             Key::Authority => self
-                .authority
-                .as_deref()
+                .uri
+                .authority()
+                .map(|a| a.as_str())
                 .or_else(|| self.header(&http::header::HOST)),
-            Key::Scheme => self.scheme.as_deref(),
+            Key::Scheme => self.uri.scheme_str(),
             Key::Header(name) => self.header(name),
             Key::Nothing => None,
+        }
+    }
+
+    /// The path with its query (`/` when the URI has none, as for `CONNECT`).
+    pub fn path(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    /// Changes the path (a route's rewrite); the rest of the URI stays.
+    pub fn set_path(&mut self, path: Option<http::uri::PathAndQuery>) {
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = path;
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            self.uri = uri;
         }
     }
 

@@ -19,29 +19,35 @@ fn two_digits(n: u8, out: &mut String) {
     out.push(char::from(b'0' + n % 10));
 }
 
+thread_local! {
+    /// Envoy's default format up to the seconds (`2023-11-14T22:13:20`), for the last second this thread wrote:
+    /// the lines of one second share it, and only the milliseconds are written for each.
+    static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
 /// Appends `at` in `format` (Envoy's default when `None`) to `out`.
 pub fn write(at: SystemTime, format: Option<&str>, out: &mut String) {
-    let t = OffsetDateTime::from(at);
-    let nanos = t.nanosecond();
-    if format.is_none() {
-        // Envoy's default, written digit by digit: every access log line in the default format has it, and
-        // `core::fmt` with padding cost more than the rest of the line.
-        out.push_str(itoa::Buffer::new().format(t.year()));
-        out.push('-');
-        two_digits(u8::from(t.month()), out);
-        out.push('-');
-        two_digits(t.day(), out);
-        out.push('T');
-        two_digits(t.hour(), out);
-        out.push(':');
-        two_digits(t.minute(), out);
-        out.push(':');
-        two_digits(t.second(), out);
+    if format.is_none()
+        && let Ok(since_epoch) = at.duration_since(SystemTime::UNIX_EPOCH)
+    {
+        // Every line in the default format has it: `core::fmt` with padding cost more than the rest of the line.
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != since_epoch.as_secs() || text.is_empty() {
+                text.clear();
+                write_to_the_second(OffsetDateTime::from(at), text);
+                *second = since_epoch.as_secs();
+            }
+            out.push_str(text);
+        });
+        let millis = since_epoch.subsec_millis();
         out.push('.');
-        fraction(nanos, 3, out);
+        out.push(char::from(b'0' + (millis / 100) as u8));
+        two_digits((millis % 100) as u8, out);
         out.push('Z');
         return;
     }
+    let t = OffsetDateTime::from(at);
+    let nanos = t.nanosecond();
     let mut chars = format.unwrap_or(DEFAULT).chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -115,6 +121,21 @@ pub fn write(at: SystemTime, format: Option<&str>, out: &mut String) {
     }
 }
 
+/// `%Y-%m-%dT%H:%M:%S`, digit by digit.
+fn write_to_the_second(t: OffsetDateTime, out: &mut String) {
+    out.push_str(itoa::Buffer::new().format(t.year()));
+    out.push('-');
+    two_digits(u8::from(t.month()), out);
+    out.push('-');
+    two_digits(t.day(), out);
+    out.push('T');
+    two_digits(t.hour(), out);
+    out.push(':');
+    two_digits(t.minute(), out);
+    out.push(':');
+    two_digits(t.second(), out);
+}
+
 /// The first `digits` (1 to 9) digits of the second's fraction.
 fn fraction(nanos: u32, digits: usize, out: &mut String) {
     let digits = digits.clamp(1, 9);
@@ -153,6 +174,12 @@ mod tests {
         );
         let early = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5_000_000);
         assert_eq!(format(early, None), "2023-11-14T22:13:20.005Z");
+        // The second kept from the last line is not reused for another one, earlier or later.
+        let next = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_061, 999_000_000);
+        assert_eq!(format(next, None), "2023-11-14T22:14:21.999Z");
+        assert_eq!(format(early, None), "2023-11-14T22:13:20.005Z");
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(format(before_epoch, None), "1969-12-31T23:59:58.500Z");
         assert_eq!(format(at, Some("%s.%3f")), "1700000000.123");
         assert_eq!(
             format(at, Some("%d/%b/%Y:%H:%M:%S %z")),

@@ -545,12 +545,7 @@ fn access_log_head(
     };
     crate::access_log::record::RequestHead {
         method: parts.method.clone(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-        authority: parts.uri.authority().map(|a| a.as_str().to_string()),
-        scheme: parts.uri.scheme_str().map(String::from),
+        uri: parts.uri.clone(),
         headers: if sampled {
             Captured::all(&parts.headers)
         } else {

@@ -115,10 +115,12 @@ impl<S> DownstreamStats<S> {
 }
 
 /// A request's access log record as it starts: what the connection knows.
-fn start_record(connection: &Connection, version: http::Version) -> Record {
+/// A request whose headers ended it (`ended`) has been received whole: its `%REQUEST_DURATION%` is 0.
+fn start_record(connection: &Connection, version: http::Version, ended: bool) -> Record {
     let tls = connection.tls.as_ref();
     Record {
         start: Some(std::time::SystemTime::now()),
+        request_duration: ended.then_some(std::time::Duration::ZERO),
         protocol: Some(match version {
             http::Version::HTTP_2 => "HTTP/2",
             http::Version::HTTP_10 => "HTTP/1.0",
@@ -246,7 +248,11 @@ where
         let istio = self.connection.istio.clone();
         let logged = (!self.access_logs.is_empty() || istio.is_some() || self.tracer.is_some())
             .then(|| {
-                let record = start_record(&self.connection, request.version());
+                let record = start_record(
+                    &self.connection,
+                    request.version(),
+                    request.body().is_end_stream(),
+                );
                 let notes = if self.access_logs.is_empty() && istio.is_none() {
                     Notes::for_trace_only(record)
                 } else {
@@ -302,21 +308,17 @@ where
             {
                 counter.inc();
             }
-            let response = response.map(|body| stream_guard::guard(body, open));
             Ok(match logged {
-                None => response,
-                Some((notes, _, _)) if !notes.needed() => response,
-                Some((notes, loggers, tracer)) => {
-                    note_response(
-                        &notes,
-                        &loggers,
-                        &response,
-                        notes.elapsed(),
-                        istio.is_some(),
-                    );
-                    response
-                        .map(|body| finish_response(body, notes, loggers, istio, tracer).boxed())
+                Some((notes, loggers, tracer)) if notes.needed() => {
+                    let headers_at = notes.elapsed();
+                    note_response(&notes, &loggers, &response, headers_at, istio.is_some());
+                    // One box for both: the stream ends, then the line is written.
+                    response.map(|body| {
+                        let guarded = stream_guard::guarded(body, open);
+                        finish_response(guarded, notes, headers_at, loggers, istio, tracer).boxed()
+                    })
                 }
+                _ => response.map(|body| stream_guard::guard(body, open)),
             })
         })
     }

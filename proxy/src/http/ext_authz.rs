@@ -194,7 +194,7 @@ fn routed_cluster(
         return None;
     };
     let name = match &forward.target {
-        ClusterTarget::Cluster(name) => name.as_str(),
+        ClusterTarget::Cluster(name) => &**name,
         ClusterTarget::ClusterHeader(header) => parts.headers.get(header)?.to_str().ok()?,
         ClusterTarget::WeightedClusters(_) => return None,
     };

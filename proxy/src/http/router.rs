@@ -59,10 +59,11 @@ impl Router {
             .extensions()
             .get::<super::cache::CacheUpstream>()
             .is_some();
+        let all_levels = [&route.headers, &vhost.headers, &config.headers];
         let levels = if from_cache_filter {
-            Vec::new()
+            &all_levels[..0]
         } else {
-            vec![&route.headers, &vhost.headers, &config.headers]
+            &all_levels[..]
         };
         let upgrade = request.extensions_mut().remove::<Upgrade>().map(|u| u.0);
         let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
@@ -178,15 +179,20 @@ impl Router {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let path = headers::rewrite_path(
-            path_and_query,
-            route,
-            forward.prefix_rewrite.as_deref(),
-            forward
-                .regex_rewrite
-                .as_ref()
-                .map(|r| (&r.pattern, r.substitution.as_str())),
-        );
+        // A new path only when a rewrite changes it; otherwise the request's own is sent (its bytes shared).
+        let rewrite = (forward.prefix_rewrite.is_some() || forward.regex_rewrite.is_some())
+            .then(|| {
+                headers::rewrite_path(
+                    path_and_query,
+                    route,
+                    forward.prefix_rewrite.as_deref(),
+                    forward
+                        .regex_rewrite
+                        .as_ref()
+                        .map(|r| (&r.pattern, r.substitution.as_str())),
+                )
+            })
+            .filter(|path| path != path_and_query);
         if let HostRewrite::Literal(host) = &forward.host_rewrite
             && let Ok(value) = HeaderValue::from_str(host)
         {
@@ -197,7 +203,7 @@ impl Router {
         {
             parts.headers.insert(http::header::HOST, value);
         }
-        let rewritten = path != path_and_query;
+        let rewritten = rewrite.is_some();
         // Envoy's router tells the upstream the path before a rewrite, unless it suppresses its headers.
         if rewritten
             && !connection.hcm.http_filters.iter().any(|f| {
@@ -208,15 +214,15 @@ impl Router {
             parts.headers.insert(X_ENVOY_ORIGINAL_PATH, original);
         }
         if let Some(notes) = &notes
-            && rewritten
+            && let Some(path) = &rewrite
         {
             // The access log reads the request as the router left it, as Envoy's does: the new `:path`, and the
             // old one in `x-envoy-original-path`.
             let original = HeaderValue::from_str(path_and_query).ok();
-            let rewritten = path.clone();
+            let rewritten = http::uri::PathAndQuery::from_maybe_shared(path.clone()).ok();
             notes.with(|r| {
                 if let Some(head) = r.request.as_mut() {
-                    head.path = rewritten;
+                    head.set_path(rewritten);
                     if let Some(original) = original {
                         if head.header_bytes > 0 {
                             head.header_bytes +=
@@ -227,7 +233,21 @@ impl Router {
                 }
             });
         }
-        let Ok(uri) = path.parse::<http::Uri>() else {
+        let uri = match &rewrite {
+            Some(path) => path.parse::<http::Uri>().ok(),
+            None => {
+                let mut only_path = http::uri::Parts::default();
+                only_path.path_and_query = Some(
+                    parts
+                        .uri
+                        .path_and_query()
+                        .cloned()
+                        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+                );
+                http::Uri::from_parts(only_path).ok()
+            }
+        };
+        let Some(uri) = uri else {
             return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
         };
         if vhost.include_request_attempt_count {
@@ -287,7 +307,7 @@ struct Chosen<'a> {
     route: &'a Route,
     forward: &'a Forward,
     /// The cluster's name (none when `cluster_header` names nothing).
-    cluster: Option<String>,
+    cluster: Option<std::sync::Arc<str>>,
     service: route_stack::RouteService,
     /// The route's mirror stack, when it has `request_mirror_policies`.
     mirror_service: Option<route_stack::RouteService>,
@@ -331,7 +351,7 @@ fn direct_response(direct: &DirectResponse, parts: &Parts) -> Response<ResponseB
 fn choose_cluster<'a>(
     forward: &'a Forward,
     parts: &Parts,
-) -> (Option<String>, Option<&'a HeaderMutations>) {
+) -> (Option<std::sync::Arc<str>>, Option<&'a HeaderMutations>) {
     match &forward.target {
         ClusterTarget::Cluster(name) => (Some(name.clone()), None),
         ClusterTarget::ClusterHeader(header) => (
@@ -339,7 +359,7 @@ fn choose_cluster<'a>(
                 .headers
                 .get(header.as_str())
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+                .map(std::sync::Arc::from),
             None,
         ),
         ClusterTarget::WeightedClusters(list) => {

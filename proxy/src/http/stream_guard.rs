@@ -28,7 +28,8 @@ impl Drop for OpenStream {
 }
 
 pin_project! {
-    struct Guarded {
+    /// A response body that ends its stream when it has been sent.
+    pub struct Guarded {
         #[pin]
         inner: ResponseBody,
         open: Option<OpenStream>,
@@ -37,11 +38,15 @@ pin_project! {
 
 /// `body`, ending the stream once it has been sent.
 pub fn guard(body: ResponseBody, open: OpenStream) -> ResponseBody {
+    guarded(body, open).boxed()
+}
+
+/// The same, unboxed, for a layer that wraps it again before boxing.
+pub fn guarded(body: ResponseBody, open: OpenStream) -> Guarded {
     Guarded {
         inner: body,
         open: Some(open),
     }
-    .boxed()
 }
 
 impl Body for Guarded {

@@ -35,9 +35,7 @@ fuzz_target!(|data: &[u8]| {
         protocol: Some("HTTP/1.1"),
         request: Some(RequestHead {
             method: Method::GET,
-            path: value.to_string(),
-            authority: Some(value.to_string()),
-            scheme: Some("http".into()),
+            uri: uri(value),
             headers: Captured::all(&headers),
             header_bytes: 0,
         }),
@@ -47,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         response_code_details: Some(value.to_string().into()),
         bytes_received: u64::MAX,
         duration: Some(Duration::MAX),
-        upstream_cluster: Some(value.to_string()),
+        upstream_cluster: Some(value.into()),
         route_name: Some(value.to_string()),
         ..Record::default()
     };
@@ -65,3 +63,18 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(&line)
     );
 });
+
+/// A URI whose authority and path are `value` when it makes a valid one (a request's URI always is).
+fn uri(value: &str) -> http::Uri {
+    let path = if value.starts_with('/') {
+        value.to_string()
+    } else {
+        format!("/{value}")
+    };
+    http::Uri::builder()
+        .scheme("http")
+        .authority(value)
+        .path_and_query(path)
+        .build()
+        .unwrap_or_else(|_| http::Uri::from_static("http://x/"))
+}

@@ -132,7 +132,7 @@ fn entry(action: &RateLimitAction, request: &RequestView) -> Produced {
 /// `destination_cluster` action that could reach them).
 pub fn destination_cluster(forward: &Forward, headers: &HeaderMap) -> Option<String> {
     match &forward.target {
-        ClusterTarget::Cluster(name) => Some(name.clone()),
+        ClusterTarget::Cluster(name) => Some(name.to_string()),
         ClusterTarget::ClusterHeader(header) => Some(
             headers
                 .get(header.as_str())

@@ -80,7 +80,7 @@ fn grpc_status(record: &Record) -> Option<u16> {
 
 /// The request line and headers as HTTP/1.1 writes them (Istio counts wire bytes, not only the body).
 fn request_head_size(head: &RequestHead) -> u64 {
-    let line = head.method.as_str().len() + head.path.len() + " HTTP/1.1\r\n".len() + 1;
+    let line = head.method.as_str().len() + head.path().len() + " HTTP/1.1\r\n".len() + 1;
     line as u64 + head.header_bytes
 }
 
