@@ -139,11 +139,26 @@ mod tests {
         (outside.unwrap(), inside.unwrap().0)
     }
 
+    /// Copies `from` to `to` (10 s at most); returns how it ended, the bytes moved and the activity count.
+    async fn copy_bounded(from: &TcpStream, to: &TcpStream) -> (Copied, u64, u64) {
+        let (activity, total) = (AtomicU64::new(0), AtomicU64::new(0));
+        let ended = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            copy(from, to, &activity, &total),
+        )
+        .await
+        .expect("the copy ends within 10 s");
+        (
+            ended,
+            total.load(Ordering::Relaxed),
+            activity.load(Ordering::Relaxed),
+        )
+    }
+
     #[tokio::test]
     async fn moves_every_byte_counts_them_and_ends_at_eof() {
         let (mut writer, from) = pair().await;
         let (mut reader, to) = pair().await;
-        let (activity, total) = (AtomicU64::new(0), AtomicU64::new(0));
         let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
         let sent = payload.clone();
         let writing = tokio::spawn(async move {
@@ -156,15 +171,10 @@ mod tests {
             reader.read_exact(&mut back).await.unwrap();
             back
         });
-        let ended = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            copy(&from, &to, &activity, &total),
-        )
-        .await
-        .unwrap();
+        let (ended, total, activity) = copy_bounded(&from, &to).await;
         assert_eq!(ended, Copied::Ended);
-        assert_eq!(total.load(Ordering::Relaxed), payload.len() as u64);
-        assert!(activity.load(Ordering::Relaxed) >= 1);
+        assert_eq!(total, payload.len() as u64);
+        assert!(activity >= 1);
         assert!(reading.await.unwrap() == payload);
         drop(writing.await.unwrap());
     }
@@ -175,7 +185,6 @@ mod tests {
         let (reader, to) = pair().await;
         // The far end of `to` is gone: writes into it fail once the reset arrives.
         drop(reader);
-        let (activity, total) = (AtomicU64::new(0), AtomicU64::new(0));
         let feeding = tokio::spawn(async move {
             let chunk = vec![7u8; 64 * 1024];
             for _ in 0..200 {
@@ -185,12 +194,7 @@ mod tests {
             }
             writer
         });
-        let ended = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            copy(&from, &to, &activity, &total),
-        )
-        .await
-        .unwrap();
+        let (ended, _, _) = copy_bounded(&from, &to).await;
         assert_eq!(ended, Copied::Ended);
         feeding.abort();
     }
