@@ -12,7 +12,7 @@ use outrigger_config::model::core::Pattern;
 use outrigger_config::model::http::{
     ClientCertDetails, Fault, ForwardClientCertDetails, HttpConnectionManager,
 };
-use outrigger_config::model::route::Route;
+use outrigger_config::model::route::{Forward, Route};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -50,6 +50,11 @@ pub fn rewrite_path(
     regex: Option<(&Pattern, &str)>,
 ) -> String {
     crate::http::headers::rewrite_path(path_and_query, route, prefix, regex)
+}
+
+/// The path a forwarding `route` sends (`None`: its own, no rewrite configured).
+pub fn forwarded_path(path_and_query: &str, route: &Route, forward: &Forward) -> Option<String> {
+    crate::http::headers::forwarded_path(path_and_query, route, forward)
 }
 
 /// A fault filter's decisions on a request: whether its `headers` match, then the delay and the abort status

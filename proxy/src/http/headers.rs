@@ -6,7 +6,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use outrigger_config::model::core::{AppendAction, HeaderMutations, HeaderToAdd};
-use outrigger_config::model::route::{PathMatch, Redirect, RedirectPath, Route};
+use outrigger_config::model::route::{Forward, PathMatch, Redirect, RedirectPath, Route};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 section 7.6.1). Parsed names: a `&str` would be
 /// parsed again for every request.
@@ -209,6 +209,23 @@ pub fn add(headers: &mut HeaderMap, list: &[HeaderToAdd]) {
             }
         }
     }
+}
+
+/// The path a forwarding route sends: after its `prefix_rewrite` or `regex_rewrite`; `None` when it has
+/// neither (the request's own path goes as it is).
+pub fn forwarded_path(path_and_query: &str, route: &Route, forward: &Forward) -> Option<String> {
+    if forward.prefix_rewrite.is_none() && forward.regex_rewrite.is_none() {
+        return None;
+    }
+    Some(rewrite_path(
+        path_and_query,
+        route,
+        forward.prefix_rewrite.as_deref(),
+        forward
+            .regex_rewrite
+            .as_ref()
+            .map(|r| (&r.pattern, r.substitution.as_str())),
+    ))
 }
 
 /// The path after `prefix_rewrite` or `regex_rewrite`, query kept.

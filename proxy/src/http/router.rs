@@ -180,18 +180,7 @@ impl Router {
             .map(|p| p.as_str())
             .unwrap_or("/");
         // A new path only when a rewrite changes it; otherwise the request's own is sent (its bytes shared).
-        let rewrite = (forward.prefix_rewrite.is_some() || forward.regex_rewrite.is_some())
-            .then(|| {
-                headers::rewrite_path(
-                    path_and_query,
-                    route,
-                    forward.prefix_rewrite.as_deref(),
-                    forward
-                        .regex_rewrite
-                        .as_ref()
-                        .map(|r| (&r.pattern, r.substitution.as_str())),
-                )
-            })
+        let rewrite = headers::forwarded_path(path_and_query, route, forward)
             .filter(|path| path != path_and_query);
         if let HostRewrite::Literal(host) = &forward.host_rewrite
             && let Ok(value) = HeaderValue::from_str(host)

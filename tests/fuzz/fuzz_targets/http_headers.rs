@@ -16,7 +16,7 @@ use outrigger_config::model::listener::NetworkFilter;
 use outrigger_config::model::route::{RedirectPath, RouteAction, RouteConfig};
 use outrigger_config::{Format, fuzzing, load_bytes};
 use outrigger_proxy::fuzzing::{
-    FaultHeaders, client_cert, forwarded, normalize_path, rewrite_path,
+    FaultHeaders, client_cert, forwarded, forwarded_path, normalize_path, rewrite_path,
 };
 use outrigger_proxy::http::route;
 use outrigger_proxy::tls::{Identity, Session};
@@ -157,15 +157,8 @@ fn path_rules(fixed: &Fixed, path: &str, normalize: bool, merge: bool) {
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let rewritten = match &route.action {
-        RouteAction::Route(forward) => rewrite_path(
-            path_and_query,
-            route,
-            forward.prefix_rewrite.as_deref(),
-            forward
-                .regex_rewrite
-                .as_ref()
-                .map(|r| (&r.pattern, r.substitution.as_str())),
-        ),
+        RouteAction::Route(forward) => forwarded_path(path_and_query, route, forward)
+            .unwrap_or_else(|| path_and_query.to_string()),
         RouteAction::Redirect(redirect) => match &redirect.path {
             RedirectPath::PrefixRewrite(p) => rewrite_path(path_and_query, route, Some(p), None),
             RedirectPath::RegexRewrite(r) => rewrite_path(
