@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod arena;
 /// For the micro-benchmarks in `benches/` only.
 #[doc(hidden)]
 pub mod benchmarks;
