@@ -268,14 +268,16 @@ impl Tracer {
     }
 
     /// Decides for the request, writes the context its upstream will see, and returns what its span needs when
-    /// it is sampled. `authority` names an egress span (`egress <host>`); `path` names a SkyWalking span.
+    /// it is sampled. `generated`: the `x-request-id` the connection manager has just made, if it made one;
+    /// `authority` names an egress span (`egress <host>`); `path` names a SkyWalking span.
     pub fn start(
         &self,
         headers: &mut HeaderMap,
+        generated: Option<uuid::Uuid>,
         authority: Option<&str>,
         path: &str,
     ) -> Option<Active> {
-        let reason = decision::decide(&self.config, headers);
+        let reason = decision::decide(&self.config, headers, generated);
         if let Some(counter) = self.decisions.get(reason.index()) {
             counter.inc();
         }

@@ -432,7 +432,7 @@ where
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return Box::pin(async move { Ok(response) });
         }
-        headers::prepare_request(&mut parts, &self.connection);
+        let generated_id = headers::prepare_request(&mut parts, &self.connection);
         let Some(table) = self.manager.table() else {
             return Box::pin(async { Ok(reply(StatusCode::NOT_FOUND, Flag::NoRoute, "")) });
         };
@@ -447,7 +447,7 @@ where
                 .then(|| headers::authority(&parts).map(str::to_string))
                 .flatten();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            tracer.start(&mut parts.headers, authority.as_deref(), path)
+            tracer.start(&mut parts.headers, generated_id, authority.as_deref(), path)
         });
         let sampled = trace.is_some();
         // Notes kept only for the span go when the request is not sampled: the layers inside then fill nothing.

@@ -51,20 +51,24 @@ fn request_id() -> uuid::Uuid {
 
 /// A new request id as a header value whose copies share its bytes: an access log's record keeps a copy, and
 /// a value made from a `Vec` would allocate again on its first copy.
-fn request_id_value() -> Option<HeaderValue> {
+fn request_id_value(id: uuid::Uuid) -> Option<HeaderValue> {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    request_id().hyphenated().encode_lower(&mut text);
+    id.hyphenated().encode_lower(&mut text);
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)).ok()
 }
 
-pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
+/// The connection manager's changes to a request before routing. Returns the `x-request-id` it generated, if
+/// it did: the tracer's decision reads it from there instead of parsing the header back.
+pub fn prepare_request(parts: &mut Parts, connection: &Connection) -> Option<uuid::Uuid> {
     remove_hop_by_hop(&mut parts.headers);
     let hcm = &connection.hcm;
-    if hcm.generate_request_id
-        && !parts.headers.contains_key(X_REQUEST_ID)
-        && let Some(id) = request_id_value()
-    {
-        parts.headers.insert(X_REQUEST_ID, id);
+    let mut generated = None;
+    if hcm.generate_request_id && !parts.headers.contains_key(X_REQUEST_ID) {
+        let id = request_id();
+        if let Some(value) = request_id_value(id) {
+            parts.headers.insert(X_REQUEST_ID, value);
+            generated = Some(id);
+        }
     }
     super::client_cert::apply(
         &mut parts.headers,
@@ -85,6 +89,7 @@ pub fn prepare_request(parts: &mut Parts, connection: &Connection) {
             &connection.inputs.generation().snapshot.node,
         );
     }
+    generated
 }
 
 /// `add_user_agent`, after the edge clean-up removed what a client sent of these headers (as Envoy orders it).

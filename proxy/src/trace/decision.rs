@@ -68,16 +68,23 @@ fn draw(id: &str) -> Option<u64> {
 /// Decides for this request and writes the reason into its `x-request-id` (which then travels upstream).
 /// `force_trace` is whether `x-envoy-force-trace` survived the internal-header cleanup (it never does in
 /// Envoy 1.40 without `internal_address_config`: every request is external).
-pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
-    let Some(id) = headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) else {
-        return Reason::NotTraceable;
-    };
-    // Envoy skips the decision for an id it cannot read a number from (and the request is not traced).
-    let Some(value) = draw(id) else {
-        return Reason::NotTraceable;
+/// `generated`: the id the connection manager has just written into `x-request-id`, if it made one (a fresh
+/// version 4 UUID carries no reason: its draw is read from its bytes instead of parsing the header back).
+pub fn decide(config: &Tracing, headers: &mut HeaderMap, generated: Option<uuid::Uuid>) -> Reason {
+    let (value, carried) = match generated {
+        Some(id) => (u64::from(first_digits(id)), Reason::NotTraceable),
+        None => {
+            let Some(id) = headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()) else {
+                return Reason::NotTraceable;
+            };
+            // Envoy skips the decision for an id it cannot read a number from (and the request is not traced).
+            let Some(value) = draw(id) else {
+                return Reason::NotTraceable;
+            };
+            (value, reason_in(id))
+        }
     };
     let result = (value % 10_000) as u32;
-    let carried = reason_in(id);
     let mut reason = carried;
     if reason == Reason::NotTraceable {
         if headers.contains_key(X_CLIENT_TRACE_ID)
@@ -90,21 +97,40 @@ pub fn decide(config: &Tracing, headers: &mut HeaderMap) -> Reason {
             reason = Reason::Sampling;
         }
     }
-    if result >= config.overall_sampling {
+    // As Envoy: the id is rewritten whenever a reason is set, and a reason is set only when the decision
+    // differs from the one the id carries, or overall sampling vetoes a trace (an id whose nibble carries no
+    // known reason then gets `4`; otherwise it stays as it came).
+    let decided = reason != carried;
+    if reason != Reason::NotTraceable && result >= config.overall_sampling {
         reason = Reason::NotTraceable;
     }
-    // The id is rewritten only when its nibble changes (most requests keep a fresh id's `4`).
-    let nibble = id.as_bytes().get(NIBBLE).copied();
-    if uuid_like(id) && nibble != Some(reason.nibble()) {
-        let mut bytes = id.as_bytes().to_vec();
-        if let Some(b) = bytes.get_mut(NIBBLE) {
-            *b = reason.nibble();
-        }
-        if let Ok(value) = HeaderValue::from_bytes(&bytes) {
-            headers.insert(X_REQUEST_ID, value);
-        }
+    if decided || reason != carried {
+        write_reason(headers, reason);
     }
     reason
+}
+
+/// The id's first 8 hex digits as a number (its first four bytes).
+fn first_digits(id: uuid::Uuid) -> u32 {
+    let [a, b, c, d, ..] = *id.as_bytes();
+    u32::from_be_bytes([a, b, c, d])
+}
+
+/// Rewrites `x-request-id`'s reason nibble (a UUID-shaped id only, as Envoy does).
+fn write_reason(headers: &mut HeaderMap, reason: Reason) {
+    let Some(id) = headers.get(X_REQUEST_ID).map(|v| v.as_bytes()) else {
+        return;
+    };
+    if id.len() != 36 {
+        return;
+    }
+    let mut bytes = id.to_vec();
+    if let Some(b) = bytes.get_mut(NIBBLE) {
+        *b = reason.nibble();
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+        headers.insert(X_REQUEST_ID, value);
+    }
 }
 
 use crate::http::headers::X_REQUEST_ID;
@@ -152,26 +178,26 @@ mod tests {
     fn the_reason_is_packed_into_the_request_id_like_envoy() {
         // 0x0000270f = 9999: sampled at 100 %, not at 99.99 %.
         let mut h = with_id("0000270f-0000-4000-8000-000000000000", &[]);
-        assert_eq!(decide(&config(10_000), &mut h), Reason::Sampling);
+        assert_eq!(decide(&config(10_000), &mut h, None), Reason::Sampling);
         assert_eq!(h["x-request-id"], "0000270f-0000-9000-8000-000000000000");
         let mut h = with_id("0000270f-0000-4000-8000-000000000000", &[]);
-        assert_eq!(decide(&config(9_999), &mut h), Reason::NotTraceable);
+        assert_eq!(decide(&config(9_999), &mut h, None), Reason::NotTraceable);
         assert_eq!(h["x-request-id"], "0000270f-0000-4000-8000-000000000000");
         // A reason already in the id is kept (the hop before decided).
         let mut h = with_id("0000270f-0000-9000-8000-000000000000", &[]);
-        assert_eq!(decide(&config(0), &mut h), Reason::Sampling);
+        assert_eq!(decide(&config(0), &mut h, None), Reason::Sampling);
         // x-client-trace-id forces (client_sampling 100 %), then x-envoy-force-trace.
         let mut h = with_id(
             "00000001-0000-4000-8000-000000000000",
             &["x-client-trace-id"],
         );
-        assert_eq!(decide(&config(0), &mut h), Reason::ClientForced);
+        assert_eq!(decide(&config(0), &mut h, None), Reason::ClientForced);
         assert_eq!(h["x-request-id"], "00000001-0000-b000-8000-000000000000");
         let mut h = with_id(
             "00000001-0000-4000-8000-000000000000",
             &["x-envoy-force-trace"],
         );
-        assert_eq!(decide(&config(0), &mut h), Reason::ServiceForced);
+        assert_eq!(decide(&config(0), &mut h, None), Reason::ServiceForced);
         assert_eq!(h["x-request-id"], "00000001-0000-a000-8000-000000000000");
         // client_sampling 0 %: x-client-trace-id forces nothing.
         let mut c = config(0);
@@ -180,7 +206,7 @@ mod tests {
             "00000001-0000-4000-8000-000000000001",
             &["x-client-trace-id"],
         );
-        assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
+        assert_eq!(decide(&c, &mut h, None), Reason::NotTraceable);
         // overall_sampling vetoes even a forced trace.
         let mut c = config(10_000);
         c.overall_sampling = 0;
@@ -188,9 +214,56 @@ mod tests {
             "00000001-0000-4000-8000-000000000000",
             &["x-envoy-force-trace"],
         );
-        assert_eq!(decide(&c, &mut h), Reason::NotTraceable);
+        assert_eq!(decide(&c, &mut h, None), Reason::NotTraceable);
         // An id that is not a number is not traced.
         let mut h = with_id("not-a-uuid", &[]);
-        assert_eq!(decide(&config(10_000), &mut h), Reason::NotTraceable);
+        assert_eq!(decide(&config(10_000), &mut h, None), Reason::NotTraceable);
+    }
+
+    #[test]
+    fn a_generated_id_decides_as_the_same_id_read_from_its_header() {
+        for (i, sampling) in [0, 1, 100, 5_000, 9_999, 10_000]
+            .into_iter()
+            .cycle()
+            .take(600)
+            .enumerate()
+        {
+            let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+            let text = id.hyphenated().to_string();
+            let client = if i % 7 == 0 {
+                &["x-client-trace-id"][..]
+            } else {
+                &[]
+            };
+            let mut read = HeaderMap::new();
+            read.insert("x-request-id", HeaderValue::from_str(&text).unwrap());
+            let mut given = read.clone();
+            for name in client {
+                read.insert(*name, HeaderValue::from_static("1"));
+                given.insert(*name, HeaderValue::from_static("1"));
+            }
+            let c = config(sampling);
+            assert_eq!(
+                decide(&c, &mut given, Some(id)),
+                decide(&c, &mut read, None),
+                "{text}"
+            );
+            assert_eq!(given["x-request-id"], read["x-request-id"], "{text}");
+        }
+    }
+
+    #[test]
+    fn an_id_whose_reason_does_not_change_is_left_as_it_came() {
+        // Envoy rewrites the reason only when its decision differs from the one the id carries (an unknown
+        // nibble carries none).
+        let mut h = with_id("00000001-0000-1000-8000-000000000000", &[]);
+        assert_eq!(decide(&config(0), &mut h, None), Reason::NotTraceable);
+        assert_eq!(h["x-request-id"], "00000001-0000-1000-8000-000000000000");
+        // Sampled, then vetoed by overall sampling: Envoy sets both reasons in turn, the id ends with `4`.
+        let mut c = config(10_000);
+        c.overall_sampling = 0;
+        let mut h = with_id("00000001-0000-1000-8000-000000000000", &[]);
+        assert_eq!(decide(&c, &mut h, None), Reason::NotTraceable);
+        assert_eq!(h["x-request-id"], "00000001-0000-4000-8000-000000000000");
     }
 }

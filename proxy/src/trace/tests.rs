@@ -44,14 +44,18 @@ fn request(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 fn zipkin_settings_shape_the_propagated_context() {
     // A new trace: 64-bit ids unless trace_id_128bit; no traceparent unless USE_B3_WITH_W3C_PROPAGATION.
     let mut h = request(&[]);
-    let active = zipkin(false, true, false).start(&mut h, None, "/").unwrap();
+    let active = zipkin(false, true, false)
+        .start(&mut h, None, None, "/")
+        .unwrap();
     assert_eq!(h["x-b3-traceid"].len(), 16);
     assert_eq!(active.trace_id >> 64, 0);
     assert!(!h.contains_key("traceparent") && !h.contains_key("x-b3-parentspanid"));
     assert_eq!(h["x-b3-sampled"], "1");
 
     let mut h = request(&[]);
-    zipkin(true, true, true).start(&mut h, None, "/").unwrap();
+    zipkin(true, true, true)
+        .start(&mut h, None, None, "/")
+        .unwrap();
     assert_eq!(h["x-b3-traceid"].len(), 32);
     let traceparent = h["traceparent"].to_str().unwrap().to_string();
     assert!(
@@ -70,13 +74,15 @@ fn zipkin_settings_shape_the_propagated_context() {
         ("x-b3-parentspanid", "0020000000000001"),
     ];
     let mut h = request(&caller);
-    let shared = zipkin(false, true, false).start(&mut h, None, "/").unwrap();
+    let shared = zipkin(false, true, false)
+        .start(&mut h, None, None, "/")
+        .unwrap();
     assert_eq!(shared.span_id, 0xa2fb4a1d1a96d312);
     assert_eq!(shared.parent_id, Some(0x0020000000000001));
     assert_eq!(h["x-b3-traceid"], "463ac35c9f6413ad48485a3953bb6124");
     let mut h = request(&caller);
     let child = zipkin(false, false, false)
-        .start(&mut h, None, "/")
+        .start(&mut h, None, None, "/")
         .unwrap();
     assert_ne!(child.span_id, 0xa2fb4a1d1a96d312);
     assert_eq!(child.parent_id, Some(0xa2fb4a1d1a96d312));
@@ -86,7 +92,7 @@ fn zipkin_settings_shape_the_propagated_context() {
     let mut h = request(&[("b3", "0")]);
     assert!(
         zipkin(false, true, false)
-            .start(&mut h, None, "/")
+            .start(&mut h, None, None, "/")
             .is_none()
     );
     assert_eq!(h["x-b3-sampled"], "0");
@@ -95,7 +101,9 @@ fn zipkin_settings_shape_the_propagated_context() {
         "traceparent",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )]);
-    let w3c = zipkin(false, false, true).start(&mut h, None, "/").unwrap();
+    let w3c = zipkin(false, false, true)
+        .start(&mut h, None, None, "/")
+        .unwrap();
     assert_eq!(w3c.trace_id, 0x0af7651916cd43dd8448eb211c80319c);
     assert_eq!(w3c.parent_id, Some(0xb7ad6b7169203331));
 }
@@ -134,16 +142,16 @@ fn skywalking_continues_a_valid_sw8_whatever_the_sampling() {
     // ignored (no segment, the header passes through untouched).
     let tracer = skywalking();
     let mut h = request(&[]);
-    assert!(tracer.start(&mut h, None, "/a").is_none());
+    assert!(tracer.start(&mut h, None, None, "/a").is_none());
     let mut h = request(&[("sw8", "garbage")]);
-    assert!(tracer.start(&mut h, None, "/a").is_none());
+    assert!(tracer.start(&mut h, None, None, "/a").is_none());
     assert_eq!(h.get("sw8").unwrap(), "garbage");
     let mut h = request(&[(
         "sw8",
         "0-dHJhY2UtYWJj-c2Vn-3-Y2FsbGVy-aQ==-L2NhbGxlcg==-MTAuMC4wLjE6ODA=",
     )]);
     let mut active = tracer
-        .start(&mut h, None, "/a?b=1")
+        .start(&mut h, None, None, "/a?b=1")
         .expect("a valid sw8 is continued");
     let host = "127.0.0.1:8080".parse().unwrap();
     assert_eq!(active.begin_attempt(&mut h, host), Some(0));
