@@ -202,13 +202,24 @@ impl Router {
         {
             parts.headers.insert(X_ENVOY_ORIGINAL_PATH, original);
         }
+        // The path sent upstream: the rewritten one, else the request's own (its bytes shared, not copied).
+        let uri = match &rewrite {
+            Some(path) => path.parse::<http::Uri>().ok(),
+            None => Some(http::Uri::from(
+                parts
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+            )),
+        };
         if let Some(notes) = &notes
-            && let Some(path) = &rewrite
+            && rewritten
         {
             // The access log reads the request as the router left it, as Envoy's does: the new `:path`, and the
             // old one in `x-envoy-original-path`.
             let original = HeaderValue::from_str(path_and_query).ok();
-            let rewritten = http::uri::PathAndQuery::from_maybe_shared(path.clone()).ok();
+            let rewritten = uri.as_ref().and_then(|u| u.path_and_query().cloned());
             notes.with(|r| {
                 if let Some(head) = r.request.as_mut() {
                     head.set_path(rewritten);
@@ -222,20 +233,6 @@ impl Router {
                 }
             });
         }
-        let uri = match &rewrite {
-            Some(path) => path.parse::<http::Uri>().ok(),
-            None => {
-                let mut only_path = http::uri::Parts::default();
-                only_path.path_and_query = Some(
-                    parts
-                        .uri
-                        .path_and_query()
-                        .cloned()
-                        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-                );
-                http::Uri::from_parts(only_path).ok()
-            }
-        };
         let Some(uri) = uri else {
             return reply(StatusCode::BAD_REQUEST, Flag::NoRoute, "bad path");
         };
